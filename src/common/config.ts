@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+/** Server configuration: flags > environment (QUIVER_*) > defaults. Validated once at startup. */
+export const ConfigSchema = z.object({
+  host: z.string().default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(19530),
+  metricsPort: z.coerce.number().int().min(0).max(65535).default(9091),
+  dataDir: z.string().default('./data'),
+  walFsync: z.enum(['always', 'batch', 'none']).default('always'),
+  maxMessageBytes: z.coerce.number().int().min(1024).default(512 * 1024 * 1024),
+  sealRows: z.coerce.number().int().min(1).default(200_000),
+  flushIdleMs: z.coerce.number().int().min(100).default(60_000),
+  backgroundIntervalMs: z.coerce.number().int().min(10).default(1000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+const ENV: Record<keyof Config, string> = {
+  host: 'QUIVER_HOST',
+  port: 'QUIVER_PORT',
+  metricsPort: 'QUIVER_METRICS_PORT',
+  dataDir: 'QUIVER_DATA_DIR',
+  walFsync: 'QUIVER_WAL_FSYNC',
+  maxMessageBytes: 'QUIVER_MAX_MESSAGE_BYTES',
+  sealRows: 'QUIVER_SEAL_ROWS',
+  flushIdleMs: 'QUIVER_FLUSH_IDLE_MS',
+  backgroundIntervalMs: 'QUIVER_BACKGROUND_INTERVAL_MS',
+  logLevel: 'QUIVER_LOG_LEVEL',
+};
+
+export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
+  const merged: Record<string, unknown> = {};
+  for (const [key, envName] of Object.entries(ENV)) {
+    const v = flags[key as keyof Config] ?? env[envName];
+    if (v !== undefined) merged[key] = v;
+  }
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${msg}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,273 @@
+import type { MetaKV, Op } from '../meta/meta-kv.js';
+import { quiverError } from '../common/errors.js';
+import type {
+  CollectionRecord,
+  DatabaseRecord,
+  IndexRecord,
+  SegmentRecord,
+} from './records.js';
+
+/**
+ * The catalog: every database, collection, alias, index and segment record, persisted in MetaKV and
+ * mirrored in memory. In the embedded deployment this process is the only writer, so the mirror is
+ * authoritative and every change goes through `commit`, which writes one MetaKV transaction first and
+ * updates the mirror only when it succeeded (nothing is half-visible).
+ */
+
+const P = 'quiver/';
+const K = {
+  db: (name: string) => `${P}db/${name}`,
+  coll: (id: number) => `${P}coll/${id}`,
+  alias: (dbId: number, alias: string) => `${P}alias/${dbId}/${alias}`,
+  index: (collectionId: number, indexId: number) => `${P}index/${collectionId}/${indexId}`,
+  segment: (collectionId: number, segmentId: number) => `${P}seg/${collectionId}/${segmentId}`,
+  checkpoint: (collectionId: number) => `${P}ckpt/${collectionId}`,
+};
+
+export const DEFAULT_DB = 'default';
+
+interface AliasRecord {
+  readonly dbId: number;
+  readonly alias: string;
+  readonly collectionId: number;
+}
+
+export type CatalogChange =
+  | { readonly type: 'putDatabase'; readonly record: DatabaseRecord }
+  | { readonly type: 'deleteDatabase'; readonly name: string }
+  | { readonly type: 'putCollection'; readonly record: CollectionRecord }
+  | { readonly type: 'deleteCollection'; readonly id: number }
+  | { readonly type: 'putAlias'; readonly record: AliasRecord }
+  | { readonly type: 'deleteAlias'; readonly dbId: number; readonly alias: string }
+  | { readonly type: 'putIndex'; readonly record: IndexRecord }
+  | { readonly type: 'deleteIndex'; readonly collectionId: number; readonly indexId: number }
+  | { readonly type: 'putSegment'; readonly record: SegmentRecord }
+  | { readonly type: 'deleteSegment'; readonly collectionId: number; readonly segmentId: number }
+  | { readonly type: 'putCheckpoint'; readonly collectionId: number; readonly position: number }
+  | { readonly type: 'deleteCheckpoint'; readonly collectionId: number };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const json = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v));
+
+export class Catalog {
+  readonly #kv: MetaKV;
+  readonly #databases = new Map<string, DatabaseRecord>();
+  readonly #collections = new Map<number, CollectionRecord>();
+  readonly #aliases = new Map<string, AliasRecord>();
+  readonly #indexes = new Map<number, Map<number, IndexRecord>>();
+  readonly #segments = new Map<number, Map<number, SegmentRecord>>();
+  readonly #checkpoints = new Map<number, number>();
+
+  constructor(kv: MetaKV) {
+    this.#kv = kv;
+  }
+
+  get kv(): MetaKV {
+    return this.#kv;
+  }
+
+  async load(): Promise<void> {
+    for (const e of await this.#kv.scan(`${P}db/`)) {
+      const r = JSON.parse(dec.decode(e.value)) as DatabaseRecord;
+      this.#databases.set(r.name, r);
+    }
+    for (const e of await this.#kv.scan(`${P}coll/`)) {
+      const r = JSON.parse(dec.decode(e.value)) as CollectionRecord;
+      this.#collections.set(r.id, r);
+    }
+    for (const e of await this.#kv.scan(`${P}alias/`)) {
+      const r = JSON.parse(dec.decode(e.value)) as AliasRecord;
+      this.#aliases.set(aliasKey(r.dbId, r.alias), r);
+    }
+    for (const e of await this.#kv.scan(`${P}index/`)) {
+      const r = JSON.parse(dec.decode(e.value)) as IndexRecord;
+      mapOf(this.#indexes, r.collectionId).set(r.id, r);
+    }
+    for (const e of await this.#kv.scan(`${P}seg/`)) {
+      const r = JSON.parse(dec.decode(e.value)) as SegmentRecord;
+      mapOf(this.#segments, r.collectionId).set(r.id, r);
+    }
+    for (const e of await this.#kv.scan(`${P}ckpt/`)) {
+      const id = Number(e.key.slice(`${P}ckpt/`.length));
+      this.#checkpoints.set(id, (JSON.parse(dec.decode(e.value)) as { position: number }).position);
+    }
+  }
+
+  /** Persists all changes in one MetaKV transaction, then applies them to the mirror. */
+  async commit(changes: readonly CatalogChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const ops: Op[] = changes.map(toOp);
+    const res = await this.#kv.txn([], ops);
+    if (!res.succeeded) throw quiverError('ServiceInternal', 'meta transaction failed');
+    for (const c of changes) this.#apply(c);
+  }
+
+  #apply(c: CatalogChange): void {
+    switch (c.type) {
+      case 'putDatabase':
+        this.#databases.set(c.record.name, c.record);
+        return;
+      case 'deleteDatabase':
+        this.#databases.delete(c.name);
+        return;
+      case 'putCollection':
+        this.#collections.set(c.record.id, c.record);
+        return;
+      case 'deleteCollection':
+        this.#collections.delete(c.id);
+        return;
+      case 'putAlias':
+        this.#aliases.set(aliasKey(c.record.dbId, c.record.alias), c.record);
+        return;
+      case 'deleteAlias':
+        this.#aliases.delete(aliasKey(c.dbId, c.alias));
+        return;
+      case 'putIndex':
+        mapOf(this.#indexes, c.record.collectionId).set(c.record.id, c.record);
+        return;
+      case 'deleteIndex':
+        this.#indexes.get(c.collectionId)?.delete(c.indexId);
+        return;
+      case 'putSegment':
+        mapOf(this.#segments, c.record.collectionId).set(c.record.id, c.record);
+        return;
+      case 'deleteSegment':
+        this.#segments.get(c.collectionId)?.delete(c.segmentId);
+        return;
+      case 'putCheckpoint':
+        this.#checkpoints.set(c.collectionId, c.position);
+        return;
+      case 'deleteCheckpoint':
+        this.#checkpoints.delete(c.collectionId);
+        return;
+      default: {
+        const never: never = c;
+        throw new Error(`unknown change ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  // ---- databases
+  databases(): DatabaseRecord[] {
+    return [...this.#databases.values()].sort((a, b) => a.id - b.id);
+  }
+  database(name: string): DatabaseRecord | undefined {
+    return this.#databases.get(name);
+  }
+  databaseById(id: number): DatabaseRecord | undefined {
+    for (const d of this.#databases.values()) if (d.id === id) return d;
+    return undefined;
+  }
+  requireDatabase(name: string): DatabaseRecord {
+    const db = this.#databases.get(name);
+    if (!db) throw quiverError('DatabaseNotFound', `database not found[database=${name}]`);
+    return db;
+  }
+
+  // ---- collections (only live ones unless asked)
+  collection(id: number): CollectionRecord | undefined {
+    const c = this.#collections.get(id);
+    return c && c.state === 'Created' ? c : undefined;
+  }
+  collectionIncludingDropped(id: number): CollectionRecord | undefined {
+    return this.#collections.get(id);
+  }
+  allCollections(): CollectionRecord[] {
+    return [...this.#collections.values()];
+  }
+  collections(dbId: number): CollectionRecord[] {
+    return [...this.#collections.values()].filter((c) => c.dbId === dbId && c.state === 'Created').sort((a, b) => a.id - b.id);
+  }
+  collectionByName(dbId: number, name: string): CollectionRecord | undefined {
+    for (const c of this.#collections.values()) if (c.dbId === dbId && c.name === name && c.state === 'Created') return c;
+    return undefined;
+  }
+  /** Resolves a collection name or an alias. */
+  resolveCollection(dbName: string, nameOrAlias: string): CollectionRecord {
+    const db = this.requireDatabase(dbName);
+    const direct = this.collectionByName(db.id, nameOrAlias);
+    if (direct) return direct;
+    const alias = this.#aliases.get(aliasKey(db.id, nameOrAlias));
+    const viaAlias = alias ? this.collection(alias.collectionId) : undefined;
+    if (viaAlias) return viaAlias;
+    throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${nameOrAlias}]`);
+  }
+
+  // ---- aliases
+  alias(dbId: number, alias: string): AliasRecord | undefined {
+    return this.#aliases.get(aliasKey(dbId, alias));
+  }
+  aliasesOf(collectionId: number): string[] {
+    return [...this.#aliases.values()].filter((a) => a.collectionId === collectionId).map((a) => a.alias).sort();
+  }
+  aliasesIn(dbId: number): AliasRecord[] {
+    return [...this.#aliases.values()].filter((a) => a.dbId === dbId);
+  }
+
+  // ---- indexes
+  indexes(collectionId: number): IndexRecord[] {
+    return [...(this.#indexes.get(collectionId)?.values() ?? [])].sort((a, b) => a.id - b.id);
+  }
+
+  // ---- segments
+  segments(collectionId: number): SegmentRecord[] {
+    return [...(this.#segments.get(collectionId)?.values() ?? [])].sort((a, b) => a.id - b.id);
+  }
+  segment(collectionId: number, segmentId: number): SegmentRecord | undefined {
+    return this.#segments.get(collectionId)?.get(segmentId);
+  }
+  segmentCollections(): number[] {
+    return [...this.#segments.keys()];
+  }
+
+  checkpoint(collectionId: number): number | undefined {
+    return this.#checkpoints.get(collectionId);
+  }
+}
+
+function aliasKey(dbId: number, alias: string): string {
+  return `${dbId}/${alias}`;
+}
+
+function mapOf<V>(m: Map<number, Map<number, V>>, id: number): Map<number, V> {
+  let inner = m.get(id);
+  if (!inner) {
+    inner = new Map();
+    m.set(id, inner);
+  }
+  return inner;
+}
+
+function toOp(c: CatalogChange): Op {
+  switch (c.type) {
+    case 'putDatabase':
+      return { type: 'put', key: K.db(c.record.name), value: json(c.record) };
+    case 'deleteDatabase':
+      return { type: 'delete', key: K.db(c.name) };
+    case 'putCollection':
+      return { type: 'put', key: K.coll(c.record.id), value: json(c.record) };
+    case 'deleteCollection':
+      return { type: 'delete', key: K.coll(c.id) };
+    case 'putAlias':
+      return { type: 'put', key: K.alias(c.record.dbId, c.record.alias), value: json(c.record) };
+    case 'deleteAlias':
+      return { type: 'delete', key: K.alias(c.dbId, c.alias) };
+    case 'putIndex':
+      return { type: 'put', key: K.index(c.record.collectionId, c.record.id), value: json(c.record) };
+    case 'deleteIndex':
+      return { type: 'delete', key: K.index(c.collectionId, c.indexId) };
+    case 'putSegment':
+      return { type: 'put', key: K.segment(c.record.collectionId, c.record.id), value: json(c.record) };
+    case 'deleteSegment':
+      return { type: 'delete', key: K.segment(c.collectionId, c.segmentId) };
+    case 'putCheckpoint':
+      return { type: 'put', key: K.checkpoint(c.collectionId), value: json({ position: c.position }) };
+    case 'deleteCheckpoint':
+      return { type: 'delete', key: K.checkpoint(c.collectionId) };
+    default: {
+      const never: never = c;
+      throw new Error(`unknown change ${JSON.stringify(never)}`);
+    }
+  }
+}

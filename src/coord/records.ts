@@ -1,0 +1,91 @@
+import type { CollectionSchema } from '../schema/types.js';
+
+/**
+ * Persisted metadata records (JSON in MetaKV). Timestamps are hybrid TSO values kept as decimal strings
+ * because JSON has no int64.
+ */
+
+export interface DatabaseRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly createdTs: string;
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+export interface PartitionRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly createdTs: string;
+}
+
+export type CollectionState = 'Created' | 'Dropped';
+
+export interface CollectionRecord {
+  readonly id: number;
+  readonly dbId: number;
+  readonly name: string;
+  readonly schema: CollectionSchema;
+  readonly shardsNum: number;
+  readonly consistencyLevel: string;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly partitions: readonly PartitionRecord[];
+  readonly createdTs: string;
+  readonly updateTs: string;
+  readonly state: CollectionState;
+  readonly droppedAtMs?: number | undefined;
+  /** Persisted load state: a loaded collection is loaded again after a restart. */
+  readonly loaded: boolean;
+  readonly loadedPartitions?: readonly number[] | undefined;
+}
+
+export interface IndexRecord {
+  readonly id: number;
+  readonly collectionId: number;
+  readonly fieldId: number;
+  readonly name: string;
+  readonly indexType: 'FLAT' | 'HNSW';
+  readonly metric: 'L2' | 'IP' | 'COSINE';
+  /** What the user sent (index_type, metric_type, params...), returned by describe. */
+  readonly userParams: Readonly<Record<string, string>>;
+  readonly buildParams: Readonly<{ M?: number | undefined; efConstruction?: number | undefined }>;
+  readonly createdTs: string;
+}
+
+export interface Binlog {
+  readonly logId: number;
+  readonly path: string;
+  readonly entries: number;
+  readonly tsFrom: string;
+  readonly tsTo: string;
+  readonly size: number;
+}
+
+export interface SegmentIndexFile {
+  readonly indexId: number;
+  readonly buildId: number;
+  readonly version: number;
+  readonly files: readonly string[];
+  readonly size: number;
+}
+
+/** Segment states of DESIGN.md section 2; growing/sealed segments live only in memory and the WAL. */
+export type SegmentState = 'Importing' | 'Flushed' | 'Dropped';
+
+export interface SegmentRecord {
+  readonly id: number;
+  readonly collectionId: number;
+  readonly partitionId: number;
+  readonly state: SegmentState;
+  readonly numRows: number;
+  /** fieldId → binlogs; field 1 holds the row timestamps, as in Milvus. */
+  readonly binlogs: Readonly<Record<string, readonly Binlog[]>>;
+  readonly deltalogs: readonly Binlog[];
+  readonly statslogs: readonly Binlog[];
+  readonly indexes: readonly SegmentIndexFile[];
+  readonly compactedFrom?: readonly number[] | undefined;
+  readonly compactedTo?: number | undefined;
+  readonly droppedAtMs?: number | undefined;
+  readonly createdTs: string;
+}
+
+export const TIMESTAMP_FIELD_ID = 1;

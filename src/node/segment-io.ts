@@ -1,0 +1,167 @@
+import { quiverError } from '../common/errors.js';
+import type { IdAllocator } from '../common/tso.js';
+import { TIMESTAMP_FIELD_ID, type Binlog, type CollectionRecord, type SegmentRecord } from '../coord/records.js';
+import { decodeColumn, decodeDeltas, encodeColumn, encodeDeltas } from '../storage/binlog.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
+import type { Column, FieldSchema } from '../schema/types.js';
+import { columnKindOf } from '../schema/types.js';
+import { newChunk, type Chunk } from './segment.js';
+
+/**
+ * Segment files: writing a sealed segment's binlogs (one Arrow IPC file per field, plus the row
+ * timestamps as field 1), its deltalogs and a stats log; reading them back into a chunk.
+ */
+
+function tsRange(ts: BigInt64Array): { tsFrom: string; tsTo: string } {
+  let lo = ts[0] ?? 0n;
+  let hi = lo;
+  for (let i = 1; i < ts.length; i++) {
+    const t = ts[i]!;
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  return { tsFrom: lo.toString(), tsTo: hi.toString() };
+}
+
+export interface WrittenFiles {
+  readonly binlogs: Record<string, Binlog[]>;
+  readonly statslogs: Binlog[];
+}
+
+export async function writeInsertFiles(
+  store: ObjectStore,
+  ids: IdAllocator,
+  coll: CollectionRecord,
+  segmentId: number,
+  partitionId: number,
+  chunk: Chunk,
+): Promise<WrittenFiles> {
+  const fields = coll.schema.fields;
+  const first = await ids.alloc(fields.length + 2);
+  const range = tsRange(chunk.ts);
+  const binlogs: Record<string, Binlog[]> = {};
+  const writes: Promise<void>[] = [];
+  const add = (fieldId: number, logId: number, col: Column) => {
+    const bytes = encodeColumn(col, { fieldId });
+    const path = insertLogKey(coll.id, partitionId, segmentId, fieldId, logId);
+    binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength }];
+    writes.push(store.put(path, bytes));
+  };
+  fields.forEach((f, i) => {
+    const col = chunk.columns.get(f.name);
+    if (!col) throw new Error(`segment ${segmentId} lacks column ${f.name}`);
+    add(f.fieldId, first + i, col);
+  });
+  add(TIMESTAMP_FIELD_ID, first + fields.length, { kind: 'int64', data: chunk.ts });
+  const pk = fields.find((f) => f.isPrimaryKey)!;
+  const stats = pkStats(chunk.columns.get(pk.name)!);
+  const statsBytes = new TextEncoder().encode(JSON.stringify({ fieldId: pk.fieldId, rows: chunk.numRows, ...stats }));
+  const statsPath = statsLogKey(coll.id, partitionId, segmentId, pk.fieldId, first + fields.length + 1);
+  writes.push(store.put(statsPath, statsBytes));
+  await Promise.all(writes);
+  return {
+    binlogs,
+    statslogs: [{ logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength }],
+  };
+}
+
+function pkStats(col: Column): { min: string; max: string } {
+  const data = col.data as ArrayLike<bigint | string>;
+  if (data.length === 0) return { min: '', max: '' };
+  let lo = data[0]!;
+  let hi = lo;
+  for (let i = 1; i < data.length; i++) {
+    const v = data[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return { min: String(lo), max: String(hi) };
+}
+
+export async function writeDeltaFile(
+  store: ObjectStore,
+  ids: IdAllocator,
+  coll: CollectionRecord,
+  segmentId: number,
+  partitionId: number,
+  pkField: FieldSchema,
+  deletes: { pks: readonly (bigint | string)[]; ts: readonly bigint[] },
+): Promise<Binlog> {
+  const logId = await ids.alloc();
+  const ts = BigInt64Array.from(deletes.ts);
+  const pks = pkField.dataType === 'Int64' ? BigInt64Array.from(deletes.pks as bigint[]) : (deletes.pks as string[]);
+  const bytes = encodeDeltas(pks, ts);
+  const path = deltaLogKey(coll.id, partitionId, segmentId, logId);
+  await store.put(path, bytes);
+  return { logId, path, entries: ts.length, ...tsRange(ts), size: bytes.byteLength };
+}
+
+/**
+ * Reads a flushed segment into a chunk. `fields` limits which columns are read (the pk is always read,
+ * it is what deletes match on). Deltalogs are applied to the delete bitmap.
+ */
+export async function readSegment(
+  store: ObjectStore,
+  coll: CollectionRecord,
+  rec: SegmentRecord,
+  fields: readonly FieldSchema[],
+): Promise<Chunk> {
+  const read = async (fieldId: number, kind: ReturnType<typeof columnKindOf>): Promise<Column> => {
+    const logs = rec.binlogs[String(fieldId)] ?? [];
+    if (logs.length === 0) throw quiverError('SegmentLoadFailed', `segment ${rec.id} of collection ${coll.name} has no binlog for field ${fieldId}`);
+    const parts: Column[] = [];
+    for (const log of logs) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await store.get(log.path);
+      } catch (e) {
+        throw quiverError('SegmentLoadFailed', `segment ${rec.id}: cannot read binlog ${log.path}: ${(e as Error).message}`, e);
+      }
+      try {
+        parts.push(decodeColumn(bytes, kind));
+      } catch (e) {
+        throw quiverError('SegmentLoadFailed', `segment ${rec.id}: corrupt binlog ${log.path}: ${(e as Error).message}`, e);
+      }
+    }
+    if (parts.length !== 1) throw quiverError('SegmentLoadFailed', `segment ${rec.id}: field ${fieldId} has ${parts.length} binlogs`);
+    return parts[0]!;
+  };
+  const columns = new Map<string, Column>();
+  const cols = await Promise.all(fields.map((f) => read(f.fieldId, columnKindOf(f.dataType))));
+  fields.forEach((f, i) => columns.set(f.name, cols[i]!));
+  const tsCol = await read(TIMESTAMP_FIELD_ID, 'int64');
+  if (tsCol.kind !== 'int64') throw new Error('timestamp binlog is not int64');
+  const chunk = newChunk(rec.numRows, columns, tsCol.data);
+  for (const c of cols) {
+    const n = c.kind === 'vector' ? c.data.length / c.dim : c.data.length;
+    if (n !== rec.numRows) throw quiverError('SegmentLoadFailed', `segment ${rec.id}: binlog has ${n} rows, meta says ${rec.numRows}`);
+  }
+  await applyDeltalogs(store, coll, rec, chunk);
+  return chunk;
+}
+
+export async function applyDeltalogs(store: ObjectStore, coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk): Promise<void> {
+  if (rec.deltalogs.length === 0) return;
+  const latest = new Map<bigint | string, bigint>();
+  for (const log of rec.deltalogs) {
+    let d: ReturnType<typeof decodeDeltas>;
+    try {
+      d = decodeDeltas(await store.get(log.path));
+    } catch (e) {
+      throw quiverError('SegmentLoadFailed', `segment ${rec.id}: cannot read deltalog ${log.path}: ${(e as Error).message}`, e);
+    }
+    for (let i = 0; i < d.ts.length; i++) {
+      const pk = d.pks[i]!;
+      const t = d.ts[i]!;
+      const prev = latest.get(pk);
+      if (prev === undefined || t > prev) latest.set(pk, t);
+    }
+  }
+  const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
+  const pkData = chunk.columns.get(pk.name)!.data as ArrayLike<bigint | string>;
+  for (let i = 0; i < chunk.numRows; i++) {
+    const t = latest.get(pkData[i]!);
+    if (t !== undefined && chunk.ts[i]! < t) chunk.deleted[i] = 1;
+  }
+}

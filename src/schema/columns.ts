@@ -1,0 +1,126 @@
+import type { Column, FieldSchema, ScalarValue } from './types.js';
+import { columnKindOf, columnLength } from './types.js';
+
+/** Column algebra used by the write path (concat chunks into a segment) and the read path (gather hits). */
+
+export function emptyColumn(field: FieldSchema): Column {
+  return allocColumn(field, 0);
+}
+
+function allocColumn(field: FieldSchema, n: number): Column {
+  const valid = field.nullable ? new Uint8Array(n) : undefined;
+  switch (columnKindOf(field.dataType)) {
+    case 'bool':
+      return { kind: 'bool', data: new Uint8Array(n), valid };
+    case 'int32':
+      return { kind: 'int32', data: new Int32Array(n), valid };
+    case 'int64':
+      return { kind: 'int64', data: new BigInt64Array(n), valid };
+    case 'float':
+      return { kind: 'float', data: new Float32Array(n), valid };
+    case 'double':
+      return { kind: 'double', data: new Float64Array(n), valid };
+    case 'string':
+      return { kind: 'string', data: new Array<string>(n).fill(''), valid };
+    case 'json':
+      return { kind: 'json', data: new Array<unknown>(n).fill(undefined), valid };
+    case 'array':
+      return { kind: 'array', elementType: field.elementType ?? 'Int64', data: new Array(n).fill([]), valid };
+    case 'vector':
+      return { kind: 'vector', dim: field.dim ?? 0, data: new Float32Array(n * (field.dim ?? 0)), valid };
+  }
+}
+
+function concatValid(parts: readonly Column[], total: number): Uint8Array | undefined {
+  if (!parts.some((p) => p.valid)) return undefined;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    const n = columnLength(p);
+    if (p.valid) out.set(p.valid, off);
+    else out.fill(1, off, off + n);
+    off += n;
+  }
+  return out;
+}
+
+/** Concatenates columns of one kind. */
+export function concatColumns(parts: readonly Column[]): Column {
+  if (parts.length === 1) return parts[0]!;
+  const first = parts[0];
+  if (!first) throw new Error('concatColumns needs at least one part');
+  const total = parts.reduce((s, p) => s + columnLength(p), 0);
+  const valid = concatValid(parts, total);
+  const typed = <T extends { set(a: ArrayLike<unknown>, o: number): void }>(out: T, per = 1): T => {
+    let off = 0;
+    for (const p of parts) {
+      out.set(p.data as unknown as ArrayLike<unknown>, off);
+      off += columnLength(p) * per;
+    }
+    return out;
+  };
+  switch (first.kind) {
+    case 'bool':
+      return { kind: 'bool', data: typed(new Uint8Array(total)), valid };
+    case 'int32':
+      return { kind: 'int32', data: typed(new Int32Array(total)), valid };
+    case 'int64':
+      return { kind: 'int64', data: typed(new BigInt64Array(total) as unknown as Uint8Array) as unknown as BigInt64Array, valid };
+    case 'float':
+      return { kind: 'float', data: typed(new Float32Array(total)), valid };
+    case 'double':
+      return { kind: 'double', data: typed(new Float64Array(total)), valid };
+    case 'vector':
+      return { kind: 'vector', dim: first.dim, data: typed(new Float32Array(total * first.dim), first.dim), valid };
+    case 'string':
+      return { kind: 'string', data: parts.flatMap((p) => p.data as string[]), valid };
+    case 'json':
+      return { kind: 'json', data: parts.flatMap((p) => p.data as unknown[]), valid };
+    case 'array':
+      return { kind: 'array', elementType: first.elementType, data: parts.flatMap((p) => p.data as ScalarValue[][]), valid };
+  }
+}
+
+/** Gathers the given rows of a column (in the given order). */
+export function takeRows(c: Column, rows: ArrayLike<number>): Column {
+  const n = rows.length;
+  let valid: Uint8Array | undefined;
+  if (c.valid) {
+    valid = new Uint8Array(n);
+    for (let i = 0; i < n; i++) valid[i] = c.valid[rows[i]!]!;
+  }
+  const gather = <T extends { [i: number]: unknown }>(src: T, out: T): T => {
+    for (let i = 0; i < n; i++) out[i] = src[rows[i]!];
+    return out;
+  };
+  switch (c.kind) {
+    case 'bool':
+      return { kind: 'bool', data: gather(c.data, new Uint8Array(n)), valid };
+    case 'int32':
+      return { kind: 'int32', data: gather(c.data, new Int32Array(n)), valid };
+    case 'int64':
+      return { kind: 'int64', data: gather(c.data, new BigInt64Array(n)), valid };
+    case 'float':
+      return { kind: 'float', data: gather(c.data, new Float32Array(n)), valid };
+    case 'double':
+      return { kind: 'double', data: gather(c.data, new Float64Array(n)), valid };
+    case 'string':
+      return { kind: 'string', data: Array.from(rows, (r) => c.data[r]!), valid };
+    case 'json':
+      return { kind: 'json', data: Array.from(rows, (r) => c.data[r]), valid };
+    case 'array':
+      return { kind: 'array', elementType: c.elementType, data: Array.from(rows, (r) => c.data[r]!), valid };
+    case 'vector': {
+      const out = new Float32Array(n * c.dim);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        out.set(c.data.subarray(r * c.dim, (r + 1) * c.dim), i * c.dim);
+      }
+      return { kind: 'vector', dim: c.dim, data: out, valid };
+    }
+  }
+}
+
+export function isNullAt(c: Column, row: number): boolean {
+  return c.valid !== undefined && c.valid[row] === 0;
+}

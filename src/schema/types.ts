@@ -1,0 +1,137 @@
+/**
+ * Data types, schemas and columnar field data. These are the shapes every layer shares: the server maps
+ * proto messages into them, the WAL and binlogs persist them, the expression evaluator and the vector
+ * indexes read them.
+ */
+
+export type ScalarType = 'Bool' | 'Int8' | 'Int16' | 'Int32' | 'Int64' | 'Float' | 'Double' | 'VarChar';
+export type DataType = ScalarType | 'JSON' | 'Array' | 'FloatVector';
+
+/** proto `schema.DataType` numbers. */
+export const DATA_TYPE_NUMBER: Readonly<Record<DataType, number>> = {
+  Bool: 1,
+  Int8: 2,
+  Int16: 3,
+  Int32: 4,
+  Int64: 5,
+  Float: 10,
+  Double: 11,
+  VarChar: 21,
+  Array: 22,
+  JSON: 23,
+  FloatVector: 101,
+};
+
+/** A single scalar value as users see it: int64 values are bigint. */
+export type ScalarValue = boolean | number | bigint | string;
+
+export interface FieldSchema {
+  readonly fieldId: number;
+  readonly name: string;
+  readonly description: string;
+  readonly dataType: DataType;
+  readonly isPrimaryKey: boolean;
+  readonly autoId: boolean;
+  readonly nullable: boolean;
+  /** Default used when a row leaves the field null/missing. */
+  readonly defaultValue?: ScalarValue | undefined;
+  /** Array element type. */
+  readonly elementType?: ScalarType | undefined;
+  /** VarChar (and Array of VarChar) maximum length in characters. */
+  readonly maxLength?: number | undefined;
+  /** Array maximum number of elements. */
+  readonly maxCapacity?: number | undefined;
+  /** FloatVector dimension. */
+  readonly dim?: number | undefined;
+  /** The `$meta` column that holds dynamic keys. */
+  readonly isDynamic: boolean;
+  readonly isPartitionKey: boolean;
+  readonly isClusteringKey: boolean;
+  /** type_params as sent, kept so describe returns them unchanged. */
+  readonly typeParams: Readonly<Record<string, string>>;
+}
+
+export interface CollectionSchema {
+  readonly name: string;
+  readonly description: string;
+  readonly autoId: boolean;
+  readonly enableDynamicField: boolean;
+  readonly fields: readonly FieldSchema[];
+}
+
+export const DYNAMIC_FIELD_NAME = '$meta';
+
+/**
+ * One column of `numRows` values. Int64 is a BigInt64Array (Milvus ids exceed 2^53). Int8/16/32 widen to
+ * Int32Array. JSON holds parsed values (undefined = null). `valid` (1 = present) exists only for
+ * nullable fields; a null slot holds a zero/empty value in `data`.
+ */
+export type Column =
+  | { readonly kind: 'bool'; readonly data: Uint8Array; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'int32'; readonly data: Int32Array; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'int64'; readonly data: BigInt64Array; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'float'; readonly data: Float32Array; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'double'; readonly data: Float64Array; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'string'; readonly data: readonly string[]; readonly valid?: Uint8Array | undefined }
+  | { readonly kind: 'json'; readonly data: readonly unknown[]; readonly valid?: Uint8Array | undefined }
+  | {
+      readonly kind: 'array';
+      readonly elementType: ScalarType;
+      /** Each row's elements (int64 elements as bigint); null rows are empty arrays with valid=0. */
+      readonly data: readonly (readonly ScalarValue[])[];
+      readonly valid?: Uint8Array | undefined;
+    }
+  | { readonly kind: 'vector'; readonly dim: number; readonly data: Float32Array; readonly valid?: Uint8Array | undefined };
+
+export type ColumnKind = Column['kind'];
+
+export function columnKindOf(dataType: DataType): ColumnKind {
+  switch (dataType) {
+    case 'Bool':
+      return 'bool';
+    case 'Int8':
+    case 'Int16':
+    case 'Int32':
+      return 'int32';
+    case 'Int64':
+      return 'int64';
+    case 'Float':
+      return 'float';
+    case 'Double':
+      return 'double';
+    case 'VarChar':
+      return 'string';
+    case 'JSON':
+      return 'json';
+    case 'Array':
+      return 'array';
+    case 'FloatVector':
+      return 'vector';
+    default: {
+      const never: never = dataType;
+      throw new Error(`unknown data type ${String(never)}`);
+    }
+  }
+}
+
+export function columnLength(c: Column): number {
+  return c.kind === 'vector' ? c.data.length / c.dim : c.data.length;
+}
+
+/** A set of equally long columns keyed by field name (the dynamic column under `$meta`). */
+export interface ColumnBatch {
+  readonly numRows: number;
+  column(fieldName: string): Column | undefined;
+}
+
+export class MapBatch implements ColumnBatch {
+  readonly numRows: number;
+  readonly columns: ReadonlyMap<string, Column>;
+  constructor(numRows: number, columns: ReadonlyMap<string, Column>) {
+    this.numRows = numRows;
+    this.columns = columns;
+  }
+  column(fieldName: string): Column | undefined {
+    return this.columns.get(fieldName);
+  }
+}

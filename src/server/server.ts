@@ -1,0 +1,181 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { systemClock, type Clock } from '../common/clock.js';
+import type { Config } from '../common/config.js';
+import { quiverError } from '../common/errors.js';
+import { Metrics } from '../common/metrics.js';
+import { SqliteMetaKV } from '../meta/sqlite-kv.js';
+import { Engine } from '../node/engine.js';
+import { LocalObjectStore } from '../storage/local-object-store.js';
+import { openLocalWal } from '../wal/wal.js';
+import { createHandlers, type CallContext, type Handler } from './milvus-service.js';
+import { loadServices, root } from './proto.js';
+import { OK, statusOf } from './status.js';
+
+/**
+ * Composition root of the embedded server: SQLite metadata, a local object store and WAL under the data
+ * dir, the engine, the gRPC MilvusService and an HTTP endpoint for /metrics and /healthz.
+ */
+
+export interface RunningServer {
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly address: string;
+  readonly engine: Engine;
+  readonly log: Logger;
+  close(): Promise<void>;
+}
+
+export interface ServerOverrides {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Extra handlers (snapshot RPCs are registered by their module). */
+  readonly extraHandlers?: (engine: Engine) => Record<string, Handler>;
+}
+
+/** Whether a method's reply is a bare Status or a message with a `status` (or `alter_status`) field. */
+function replyShapes(): Map<string, 'status' | 'field' | 'alter'> {
+  const svc = root.lookupService('milvus.proto.milvus.MilvusService');
+  svc.resolveAll();
+  const out = new Map<string, 'status' | 'field' | 'alter'>();
+  for (const [name, m] of Object.entries(svc.methods)) {
+    const t = m.resolvedResponseType!;
+    if (t.fullName === '.milvus.proto.common.Status') out.set(name, 'status');
+    else if (t.fields['alter_status']) out.set(name, 'alter');
+    else out.set(name, 'field');
+  }
+  return out;
+}
+
+export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
+  const log = overrides.log ?? pino({ level: config.logLevel, base: { service: 'quiver' } });
+  const clock = overrides.clock ?? systemClock;
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
+  const store = new LocalObjectStore(join(dataDir, 'objects'));
+  const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
+  const engine = await Engine.open(
+    { kv, store, wal, clock, log },
+    { sealRows: config.sealRows, flushIdleMs: config.flushIdleMs, backgroundIntervalMs: config.backgroundIntervalMs, tmpDir: join(dataDir, 'tmp') },
+  );
+  engine.start();
+  const metrics = new Metrics();
+  const startedAtMs = clock.nowMs();
+  const handlers: Record<string, Handler> = {
+    ...createHandlers(engine, { serverId: String(startedAtMs), startedAtMs }),
+    ...(overrides.extraHandlers?.(engine) ?? {}),
+  };
+  const shapes = replyShapes();
+  const { milvus, telemetry } = loadServices();
+
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const [key, def] of Object.entries(milvus)) {
+    const name = (def as { path: string }).path.split('/').pop()!;
+    const shape = shapes.get(name) ?? 'field';
+    const handler = handlers[name];
+    implementation[key] = async (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const started = process.hrtime.bigint();
+      const requestId = (call.metadata.get('client-request-id')[0] as string | undefined) ?? randomUUID();
+      const dbName = (call.metadata.get('dbname')[0] as string | undefined) ?? '';
+      const ctx: CallContext = { dbName, requestId };
+      let reply: unknown;
+      let status = 'Success';
+      try {
+        if (!handler) throw quiverError('ServiceUnimplemented', `${name} is not supported by Quiver`);
+        reply = await handler(call.request, ctx);
+      } catch (e) {
+        const st = statusOf(e);
+        status = st.error_code;
+        if (st.code === 5) log.error({ err: e, method: name, requestId }, 'request failed');
+        else log.debug({ method: name, requestId, reason: st.reason }, 'request rejected');
+        reply = shape === 'status' ? st : shape === 'alter' ? { alter_status: st } : { status: st };
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.inc({ method: name, status });
+      metrics.latency.observe({ method: name }, seconds);
+      if (name === 'Insert' || name === 'Upsert') {
+        if (status === 'Success') metrics.rowsInserted.inc(Number((call.request as { num_rows?: number }).num_rows ?? 0));
+      }
+      callback(null, reply);
+    };
+  }
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': config.maxMessageBytes,
+    'grpc.max_send_message_length': config.maxMessageBytes,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(milvus, implementation);
+  if (telemetry) {
+    server.addService(telemetry, {
+      ClientHeartbeat: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK, server_timestamp: String(Date.now()), commands: [] }),
+      GetClientTelemetry: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
+      PushClientCommand: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
+      DeleteClientCommand: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
+    });
+  }
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? rej(err) : res(p))),
+  );
+
+  const http: HttpServer = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      const segs = new Map<string, number>();
+      for (const c of engine.catalog.allCollections()) {
+        if (c.state !== 'Created') continue;
+        for (const s of engine.runtime(c.id).segments.values()) segs.set(s.phase, (segs.get(s.phase) ?? 0) + 1);
+      }
+      metrics.segments.reset();
+      for (const [state, n] of segs) metrics.segments.set({ state }, n);
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
+        },
+      );
+      return;
+    }
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ healthy: true, collections: engine.catalog.allCollections().filter((c) => c.state === 'Created').length }));
+      return;
+    }
+    res.writeHead(404);
+    res.end('not found');
+  });
+  const metricsPort = await new Promise<number>((res, rej) => {
+    http.once('error', rej);
+    http.listen(config.metricsPort, config.host, () => {
+      const a = http.address();
+      res(typeof a === 'object' && a ? a.port : config.metricsPort);
+    });
+  });
+  log.info({ address: `${config.host}:${port}`, metricsPort, dataDir }, 'quiver is serving');
+
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    metricsPort,
+    address: `${config.host}:${port}`,
+    engine,
+    log,
+    close: () =>
+      (closed ??= (async () => {
+        await new Promise<void>((r) => server.tryShutdown(() => r()));
+        await new Promise<void>((r) => http.close(() => r()));
+        await engine.close();
+        await wal.close();
+        await store.close();
+        await kv.close();
+      })()),
+  };
+}
