@@ -775,7 +775,8 @@ class Compiler {
     else {
       st = 'int';
       bound = arithBound(op, l.bound, r.bound);
-      mode = bound <= TWO_POW_53 ? 'int' : 'bigint';
+      // Doubles are exact only if the operands and the result all stay within 2^53.
+      mode = Math.max(bound, l.bound, r.bound) <= TWO_POW_53 ? 'int' : 'bigint';
     }
     const typeName = st === 'int' ? 'Int64' : st === 'float' ? 'Double' : 'JSON';
     return {

@@ -101,13 +101,14 @@ export function exactSearch(
     return out;
   }
 
-  // Queries are padded to whole groups of four lanes; a padding lane is all zeros and its threshold is
-  // -Infinity, so the kernel computes it (cheaper than a narrower kernel) but never keeps a hit for it.
+  // Queries are padded to whole groups of four lanes (a lone leftover query gets the one-query kernel): a
+  // padding lane is all zeros, computed by the four-query kernel (cheaper than a narrower kernel), never selected.
   const lanes = nq % 4 === 1 ? nq : Math.ceil(nq / 4) * 4;
   const q = new Float64Array(lanes * dim);
   const qq = new Float64Array(lanes);
   prepareQueries(queries, nq, dim, m, q, qq);
-  const thr = new Float64Array(lanes).fill(-Infinity).fill(Infinity, 0, nq);
+  // Per query, the key a row must beat: the heap root once the heap is full.
+  const thr = new Float64Array(nq).fill(Infinity);
   const heap: Heap = {
     keys: new Float64Array(nq * cap),
     rows: new Int32Array(nq * cap),

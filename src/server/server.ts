@@ -58,6 +58,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   await mkdir(dataDir, { recursive: true });
   const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
   const store = new LocalObjectStore(join(dataDir, 'objects'));
+  // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
+  await store.removeTempFiles();
   const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
