@@ -33,6 +33,7 @@ import {
   containsValue,
   inList,
   mapRows,
+  negate,
   notInPlace,
   numOp,
   orInPlace,
@@ -48,6 +49,7 @@ import {
   TRUE,
   compareRow,
   isAbsentValue,
+  notTri,
   type Const,
   type Tri,
 } from './values.js';
@@ -410,11 +412,13 @@ class Compiler {
 
   #predInner(e: Expr): Pred {
     switch (e.kind) {
-      case 'logical':
-        return this.#logical(e.op, e.operands.map((o) => this.#pred(o)));
+      case 'logical': {
+        const operands = e.op === 'or' ? this.#groupEqualities(e.operands) : e.operands;
+        return this.#logical(e.op, operands.map((o) => this.#pred(o)));
+      }
       case 'not': {
         const p = this.#pred(e.operand);
-        if (p.konst !== undefined) return constPred((2 - p.konst) as Tri);
+        if (p.konst !== undefined) return constPred(notTri(p.konst));
         return { ev: (ctx) => notInPlace(p.ev(ctx)) };
       }
       case 'compare':
@@ -448,6 +452,44 @@ class Compiler {
       }
     }
     throw invalid(`the expression at position ${e.pos} is not a boolean expression`);
+  }
+
+  /**
+   * `x == 1 or x == 2 or ...` on a scalar field becomes `x in [1, 2, ...]` (same three-valued result):
+   * one hashed pass over the column instead of one pass per term, which matters for long generated
+   * or-chains such as deletes by id.
+   */
+  #groupEqualities(operands: readonly Expr[]): readonly Expr[] {
+    const groups = new Map<string, { readonly ident: Expr; readonly items: Expr[]; readonly at: number }>();
+    const out: (Expr | undefined)[] = [];
+    for (const o of operands) {
+      if (o.kind === 'compare' && o.op === '==') {
+        const [ident, lit] = o.left.kind === 'ident' ? [o.left, o.right] : [o.right, o.left];
+        const literal = lit.kind === 'int' || lit.kind === 'float' || lit.kind === 'string' || lit.kind === 'bool';
+        if (ident.kind === 'ident' && ident.path.length === 0 && literal) {
+          const field = this.#fields.get(ident.name);
+          const st = field === undefined ? undefined : staticOf(field.dataType);
+          if (st !== undefined && st !== 'json' && st !== 'array') {
+            const g = groups.get(ident.name);
+            if (g === undefined) {
+              groups.set(ident.name, { ident, items: [lit], at: out.length });
+              out.push(o);
+            } else {
+              g.items.push(lit);
+              out.push(undefined);
+            }
+            continue;
+          }
+        }
+      }
+      out.push(o);
+    }
+    for (const g of groups.values()) {
+      if (g.items.length > 1) {
+        out[g.at] = { kind: 'in', operand: g.ident, list: { kind: 'list', items: g.items, pos: g.ident.pos }, negated: false, pos: g.ident.pos };
+      }
+    }
+    return out.filter((o): o is Expr => o !== undefined);
   }
 
   #logical(op: 'and' | 'or', parts: readonly Pred[]): Pred {
@@ -505,7 +547,7 @@ class Compiler {
     if (operand.konst !== undefined) {
       const a = compareRow(operand.konst, lowerOp, lower.konst, true);
       const b = compareRow(operand.konst, upperOp, upper.konst, true);
-      return constPred(Math.min(a, b) as Tri);
+      return constPred((a & b) as Tri);
     }
     return {
       ev: (ctx) => {
@@ -561,7 +603,7 @@ class Compiler {
         if (v.t === 'str') {
           const out = new Uint8Array(n);
           const d = v.data;
-          for (let i = 0; i < n; i++) out[i] = match(d[i]!) ? 2 : 0;
+          for (let i = 0; i < n; i++) out[i] = Number(match(d[i]!)) * 3;
           return applyNulls(out, v.valid);
         }
         return mapRows(v, n, (x) => typeof x === 'string' && match(x));
@@ -580,10 +622,10 @@ class Compiler {
         const n = ctx.n;
         const out = new Uint8Array(n);
         if (v.t === 'any') {
-          for (let i = 0; i < n; i++) out[i] = isAbsentValue(rowValue(v, i)) ? 2 : 0;
+          for (let i = 0; i < n; i++) out[i] = Number(isAbsentValue(rowValue(v, i))) * 3;
         } else if (v.t !== 'const' && v.valid !== undefined) {
           const valid = v.valid;
-          for (let i = 0; i < n; i++) out[i] = valid[i] === 0 ? 2 : 0;
+          for (let i = 0; i < n; i++) out[i] = Number(valid[i] === 0) * 3;
         }
         return negated ? notInPlace(out) : out;
       },
@@ -645,7 +687,7 @@ class Compiler {
         if (vec.t === 'bool') {
           const out = new Uint8Array(n);
           const d = vec.data;
-          for (let i = 0; i < n; i++) out[i] = d[i] !== 0 ? 2 : 0;
+          for (let i = 0; i < n; i++) out[i] = Number(d[i] !== 0) * 3;
           return applyNulls(out, vec.valid);
         }
         return mapRows(vec, n, (x) => x === true);
@@ -684,7 +726,7 @@ class Compiler {
       case 'arith':
         return this.#arith(e.op, this.#value(e.left), this.#value(e.right), e.pos);
       case 'neg':
-        return this.#arith('-', constVal(0n), this.#value(e.operand), e.pos, true);
+        return this.#neg(this.#value(e.operand), e.pos);
       case 'call':
         if (e.fn === 'array_length') return this.#arrayLength(e.args[0] as Expr, e.pos);
         break;
@@ -759,10 +801,20 @@ class Compiler {
     };
   }
 
-  #arith(op: ArithOp, l: Val, r: Val, pos: number, unary = false): Val {
-    for (const v of unary ? [r] : [l, r]) {
+  #neg(v: Val, pos: number): Val {
+    if (v.st !== 'int' && v.st !== 'float' && v.st !== 'json') {
+      throw invalid(`arithmetic operator 'unary -' is not supported on ${v.desc} at position ${pos}`);
+    }
+    if (typeof v.konst === 'bigint') return constVal(BigInt.asIntN(64, -v.konst));
+    if (typeof v.konst === 'number') return constVal(-v.konst);
+    const mode: ArithMode = v.st === 'int' ? (v.bound <= TWO_POW_53 ? 'int' : 'bigint') : 'float';
+    return { ...v, isReference: false, konst: undefined, desc: `arithmetic expression at position ${pos} (${v.st === 'int' ? 'Int64' : v.st === 'float' ? 'Double' : 'JSON'})`, ev: (ctx) => negate(v.ev(ctx), mode, ctx.n) };
+  }
+
+  #arith(op: ArithOp, l: Val, r: Val, pos: number): Val {
+    for (const v of [l, r]) {
       if (v.st !== 'int' && v.st !== 'float' && v.st !== 'json') {
-        throw invalid(`arithmetic operator '${unary ? 'unary -' : op}' is not supported on ${v.desc} at position ${pos}`);
+        throw invalid(`arithmetic operator '${op}' is not supported on ${v.desc} at position ${pos}`);
       }
     }
     if ((op === '/' || op === '%') && isZero(r.konst)) throw invalid(`division by zero at position ${pos}`);

@@ -485,6 +485,16 @@ describe('evaluate', () => {
     expect(run('i8 > 1')).toEqual([1]);
   });
 
+  it('evaluates long generated or-chains of equalities as one membership test', () => {
+    const terms = Array.from({ length: 5000 }, (_, i) => `id == ${i * 7}`);
+    terms.push('id == 9007199254740993', '2 == id', 'i32 == 10', 'i32 == -7');
+    expect(match(terms.join(' or '))).toEqual([0, 1, 2, 3]);
+    expect(match('s == "apple" or s == "banana" or b')).toEqual([0, 1, 3]);
+    expect(match('b == true or b == false')).toEqual([0, 1, 3, 4]);
+    expect(match('color == "red" or color == "blue"')).toEqual([0, 1, 4]);
+    expect(match('arr == [5] or arr == []')).toEqual([1, 3]);
+  });
+
   it('can be evaluated repeatedly and on other batches', () => {
     const c = compileFilter('i32 > 0', schema)!;
     expect(rowsOf(c.evaluate(batch))).toEqual([0, 3]);

@@ -1,6 +1,8 @@
 /**
  * Column-at-a-time kernels. Every predicate kernel returns a fresh Uint8Array of three-valued truth
- * (see `Tri` in values.ts) that its caller may overwrite in place. Typed columns compared with a constant
+ * (see `Tri` in values.ts) that its caller may overwrite in place. Loops write `Number(cond) * 3`
+ * rather than `cond ? 3 : 0`: V8 compiles the former without a branch, which is 3-4x faster on data
+ * where the outcome is unpredictable. Typed columns compared with a constant
  * get a dedicated loop per operator; everything else (JSON, arrays, mixed operand types) goes through the
  * row-at-a-time `compareRow`.
  */
@@ -79,25 +81,23 @@ export function mergeValid(a: Uint8Array | undefined, b: Uint8Array | undefined)
 
 export function andInPlace(a: Uint8Array, b: Uint8Array): Uint8Array {
   const n = a.length;
-  for (let i = 0; i < n; i++) {
-    const y = b[i]!;
-    if (y < a[i]!) a[i] = y;
-  }
+  for (let i = 0; i < n; i++) a[i]! &= b[i]!;
   return a;
 }
 
 export function orInPlace(a: Uint8Array, b: Uint8Array): Uint8Array {
   const n = a.length;
-  for (let i = 0; i < n; i++) {
-    const y = b[i]!;
-    if (y > a[i]!) a[i] = y;
-  }
+  for (let i = 0; i < n; i++) a[i]! |= b[i]!;
   return a;
 }
 
 export function notInPlace(a: Uint8Array): Uint8Array {
   const n = a.length;
-  for (let i = 0; i < n; i++) a[i] = 2 - a[i]!;
+  for (let i = 0; i < n; i++) {
+    // Swap the two bits of x ^ 3: FALSE 0 <-> TRUE 3, NULL 1 stays 1.
+    const v = a[i]! ^ 3;
+    a[i] = ((v & 1) << 1) | (v >> 1);
+  }
   return a;
 }
 
@@ -130,6 +130,12 @@ export function compareVecs(l: Vec, op: CompareOp, r: Vec, n: number): Uint8Arra
           return cmpBoolConst(l.data, l.valid, (op === '==') === c, n);
         }
         break;
+      case 'any': {
+        const out = new Uint8Array(n);
+        const d = l.data;
+        for (let i = 0; i < n; i++) out[i] = compareRow(d[i], op, c, l.absentNotEqual);
+        return applyNulls(out, l.valid);
+      }
       default:
         break;
     }
@@ -158,22 +164,22 @@ function cmpNumConst(
   const out = new Uint8Array(n);
   switch (op) {
     case '==':
-      for (let i = 0; i < n; i++) out[i] = d[i] === c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i] === c) * 3;
       break;
     case '!=':
-      for (let i = 0; i < n; i++) out[i] = d[i] !== c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i] !== c) * 3;
       break;
     case '<':
-      for (let i = 0; i < n; i++) out[i] = d[i]! < c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! < c) * 3;
       break;
     case '<=':
-      for (let i = 0; i < n; i++) out[i] = d[i]! <= c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! <= c) * 3;
       break;
     case '>':
-      for (let i = 0; i < n; i++) out[i] = d[i]! > c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! > c) * 3;
       break;
     case '>=':
-      for (let i = 0; i < n; i++) out[i] = d[i]! >= c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! >= c) * 3;
       break;
   }
   return applyNulls(out, valid);
@@ -251,33 +257,33 @@ function cmpBigWords(d: BigInt64Array, op: CompareOp, b: bigint, n: number): Uin
   const cl = Number(BigInt.asUintN(32, b));
   switch (op) {
     case '==':
-      for (let i = 0; i < n; i++) out[i] = hi[2 * i + 1] === ch && lo[2 * i] === cl ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = (Number(hi[2 * i + 1] === ch) & Number(lo[2 * i] === cl)) * 3;
       break;
     case '!=':
-      for (let i = 0; i < n; i++) out[i] = hi[2 * i + 1] !== ch || lo[2 * i] !== cl ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = (Number(hi[2 * i + 1] !== ch) | Number(lo[2 * i] !== cl)) * 3;
       break;
     case '<':
       for (let i = 0; i < n; i++) {
         const h = hi[2 * i + 1]!;
-        out[i] = h < ch || (h === ch && lo[2 * i]! < cl) ? 2 : 0;
+        out[i] = (Number(h < ch) | (Number(h === ch) & Number(lo[2 * i]! < cl))) * 3;
       }
       break;
     case '<=':
       for (let i = 0; i < n; i++) {
         const h = hi[2 * i + 1]!;
-        out[i] = h < ch || (h === ch && lo[2 * i]! <= cl) ? 2 : 0;
+        out[i] = (Number(h < ch) | (Number(h === ch) & Number(lo[2 * i]! <= cl))) * 3;
       }
       break;
     case '>':
       for (let i = 0; i < n; i++) {
         const h = hi[2 * i + 1]!;
-        out[i] = h > ch || (h === ch && lo[2 * i]! > cl) ? 2 : 0;
+        out[i] = (Number(h > ch) | (Number(h === ch) & Number(lo[2 * i]! > cl))) * 3;
       }
       break;
     case '>=':
       for (let i = 0; i < n; i++) {
         const h = hi[2 * i + 1]!;
-        out[i] = h > ch || (h === ch && lo[2 * i]! >= cl) ? 2 : 0;
+        out[i] = (Number(h > ch) | (Number(h === ch) & Number(lo[2 * i]! >= cl))) * 3;
       }
       break;
   }
@@ -288,7 +294,7 @@ function cmpBigSlow(d: BigInt64Array, op: CompareOp, b: bigint, n: number): Uint
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const x = d[i]!;
-    out[i] = opHolds(op, x < b ? -1 : x > b ? 1 : 0) ? 2 : 0;
+    out[i] = Number(opHolds(op, x < b ? -1 : x > b ? 1 : 0)) * 3;
   }
   return out;
 }
@@ -297,22 +303,22 @@ function cmpStrConst(d: readonly string[], valid: Uint8Array | undefined, op: Co
   const out = new Uint8Array(n);
   switch (op) {
     case '==':
-      for (let i = 0; i < n; i++) out[i] = d[i] === c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i] === c) * 3;
       break;
     case '!=':
-      for (let i = 0; i < n; i++) out[i] = d[i] !== c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i] !== c) * 3;
       break;
     case '<':
-      for (let i = 0; i < n; i++) out[i] = d[i]! < c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! < c) * 3;
       break;
     case '<=':
-      for (let i = 0; i < n; i++) out[i] = d[i]! <= c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! <= c) * 3;
       break;
     case '>':
-      for (let i = 0; i < n; i++) out[i] = d[i]! > c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! > c) * 3;
       break;
     case '>=':
-      for (let i = 0; i < n; i++) out[i] = d[i]! >= c ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i]! >= c) * 3;
       break;
   }
   return applyNulls(out, valid);
@@ -320,8 +326,8 @@ function cmpStrConst(d: readonly string[], valid: Uint8Array | undefined, op: Co
 
 function cmpBoolConst(d: Uint8Array, valid: Uint8Array | undefined, wantTrue: boolean, n: number): Uint8Array {
   const out = new Uint8Array(n);
-  if (wantTrue) for (let i = 0; i < n; i++) out[i] = d[i] !== 0 ? 2 : 0;
-  else for (let i = 0; i < n; i++) out[i] = d[i] === 0 ? 2 : 0;
+  if (wantTrue) for (let i = 0; i < n; i++) out[i] = Number(d[i] !== 0) * 3;
+  else for (let i = 0; i < n; i++) out[i] = Number(d[i] === 0) * 3;
   return applyNulls(out, valid);
 }
 
@@ -335,22 +341,22 @@ function cmpNumNum(
   const out = new Uint8Array(n);
   switch (op) {
     case '==':
-      for (let i = 0; i < n; i++) out[i] = a[i] === b[i] ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i] === b[i]) * 3;
       break;
     case '!=':
-      for (let i = 0; i < n; i++) out[i] = a[i] !== b[i] ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i] !== b[i]) * 3;
       break;
     case '<':
-      for (let i = 0; i < n; i++) out[i] = a[i]! < b[i]! ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i]! < b[i]!) * 3;
       break;
     case '<=':
-      for (let i = 0; i < n; i++) out[i] = a[i]! <= b[i]! ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i]! <= b[i]!) * 3;
       break;
     case '>':
-      for (let i = 0; i < n; i++) out[i] = a[i]! > b[i]! ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i]! > b[i]!) * 3;
       break;
     case '>=':
-      for (let i = 0; i < n; i++) out[i] = a[i]! >= b[i]! ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(a[i]! >= b[i]!) * 3;
       break;
   }
   return applyNulls(out, valid);
@@ -361,7 +367,7 @@ function cmpStrStr(a: readonly string[], b: readonly string[], op: CompareOp, va
   for (let i = 0; i < n; i++) {
     const x = a[i]!;
     const y = b[i]!;
-    out[i] = opHolds(op, x < y ? -1 : x > y ? 1 : 0) ? 2 : 0;
+    out[i] = Number(opHolds(op, x < y ? -1 : x > y ? 1 : 0)) * 3;
   }
   return applyNulls(out, valid);
 }
@@ -371,25 +377,34 @@ function cmpStrStr(a: readonly string[], b: readonly string[], op: CompareOp, va
 export function inList(v: Vec, items: readonly Const[], n: number): Uint8Array {
   switch (v.t) {
     case 'num': {
-      const set = new Set<number>();
+      const values: number[] = [];
       for (const x of items) {
-        if (typeof x === 'number' && !Number.isNaN(x)) set.add(x);
-        else if (typeof x === 'bigint' && bigintFitsDouble(x)) set.add(Number(x));
+        if (typeof x === 'number' && !Number.isNaN(x)) values.push(x);
+        else if (typeof x === 'bigint' && bigintFitsDouble(x)) values.push(Number(x));
       }
       const d = v.data;
       const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = set.has(d[i]!) ? 2 : 0;
+      if (values.length <= SMALL_LIST) {
+        const k = Float64Array.from(values);
+        for (let i = 0; i < n; i++) {
+          const x = d[i]!;
+          let hit = 0;
+          for (let j = 0; j < k.length; j++) hit |= Number(x === k[j]);
+          out[i] = hit * 3;
+        }
+      } else {
+        const set = new Set(values);
+        for (let i = 0; i < n; i++) out[i] = Number(set.has(d[i]!)) * 3;
+      }
       return applyNulls(out, v.valid);
     }
     case 'big': {
-      const set = new Set<bigint>();
+      const values: bigint[] = [];
       for (const x of items) {
-        if (typeof x === 'bigint') set.add(x);
-        else if (typeof x === 'number' && Number.isInteger(x)) set.add(BigInt(x));
+        if (typeof x === 'bigint') values.push(x);
+        else if (typeof x === 'number' && Number.isInteger(x)) values.push(BigInt(x));
       }
-      const d = v.data;
-      const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = set.has(d[i]!) ? 2 : 0;
+      const out = LITTLE_ENDIAN ? inBigWords(v.data, values, n) : inBigSlow(v.data, values, n);
       return applyNulls(out, v.valid);
     }
     case 'str': {
@@ -397,7 +412,7 @@ export function inList(v: Vec, items: readonly Const[], n: number): Uint8Array {
       for (const x of items) if (typeof x === 'string') set.add(x);
       const d = v.data;
       const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = set.has(d[i]!) ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(set.has(d[i]!)) * 3;
       return applyNulls(out, v.valid);
     }
     case 'bool': {
@@ -405,7 +420,7 @@ export function inList(v: Vec, items: readonly Const[], n: number): Uint8Array {
       const hasFalse = items.includes(false);
       const d = v.data;
       const out = new Uint8Array(n);
-      for (let i = 0; i < n; i++) out[i] = (d[i] !== 0 ? hasTrue : hasFalse) ? 2 : 0;
+      for (let i = 0; i < n; i++) out[i] = Number(d[i] !== 0 ? hasTrue : hasFalse) * 3;
       return applyNulls(out, v.valid);
     }
     default: {
@@ -418,6 +433,47 @@ export function inList(v: Vec, items: readonly Const[], n: number): Uint8Array {
       return out;
     }
   }
+}
+
+/** Lists up to this long are scanned per row; longer ones are hashed. */
+const SMALL_LIST = 8;
+
+/** int64 membership on the 32-bit halves (no BigInt per row): hash on the low word, then check the high. */
+function inBigWords(d: BigInt64Array, values: readonly bigint[], n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  const lo = new Uint32Array(d.buffer, d.byteOffset, n * 2);
+  const hi = new Int32Array(d.buffer, d.byteOffset, n * 2);
+  const inRange = values.filter((b) => b >= INT64_MIN && b <= INT64_MAX);
+  const his = Int32Array.from(inRange, (b) => Number(BigInt.asIntN(32, b >> 32n)));
+  const los = Uint32Array.from(inRange, (b) => Number(BigInt.asUintN(32, b)));
+  if (inRange.length <= SMALL_LIST) {
+    for (let i = 0; i < n; i++) {
+      const h = hi[2 * i + 1]!;
+      const l = lo[2 * i]!;
+      let hit = 0;
+      for (let j = 0; j < his.length; j++) hit |= Number(h === his[j]) & Number(l === los[j]);
+      out[i] = hit * 3;
+    }
+    return out;
+  }
+  const byLow = new Map<number, number[]>();
+  for (let j = 0; j < los.length; j++) {
+    const list = byLow.get(los[j]!);
+    if (list === undefined) byLow.set(los[j]!, [his[j]!]);
+    else list.push(his[j]!);
+  }
+  for (let i = 0; i < n; i++) {
+    const list = byLow.get(lo[2 * i]!);
+    out[i] = list !== undefined && list.includes(hi[2 * i + 1]!) ? 3 : 0;
+  }
+  return out;
+}
+
+function inBigSlow(d: BigInt64Array, values: readonly bigint[], n: number): Uint8Array {
+  const set = new Set(values);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = Number(set.has(d[i]!)) * 3;
+  return out;
 }
 
 // ---------------------------------------------------------------- row-at-a-time predicates
@@ -511,6 +567,7 @@ export function arith(op: ArithOp, l: Vec, r: Vec, mode: ArithMode, n: number): 
         for (let i = 0; i < n; i++) out[i] = a[i]! ** c;
         break;
     }
+    if (integer) dropNegativeZero(out, op);
     return { t: 'num', data: out, valid };
   }
   let zeroRows: Uint8Array | undefined;
@@ -524,8 +581,18 @@ export function arith(op: ArithOp, l: Vec, r: Vec, mode: ArithMode, n: number): 
     }
     out[i] = numOp(op, a, b, integer);
   }
+  if (integer) dropNegativeZero(out, op);
   valid = mergeValid(valid, zeroRows);
   return { t: 'num', data: out, valid };
+}
+
+/**
+ * Integers have no -0, but doubles produce it (`-3 % 3`, `0 * -1`, `trunc(-0.5)`), and it would show
+ * later as `1 / x` or `x ** -1` giving -Infinity.
+ */
+function dropNegativeZero(out: Float64Array, op: ArithOp): void {
+  if (op !== '*' && op !== '/' && op !== '%') return;
+  for (let i = 0; i < out.length; i++) out[i]! += 0;
 }
 
 function toBigAt(v: Vec, i: number): bigint {
@@ -579,7 +646,13 @@ export function numOp(op: ArithOp, a: number, b: number, integer: boolean): numb
   }
 }
 
+/** Unary minus. Floats negate (`-x`, so -0 and 0 swap as IEEE says); integers compute `0 - x`. */
 export function negate(v: Vec, mode: ArithMode, n: number): Vec {
+  if (mode === 'float' && v.t !== 'any') {
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = -toNumberAt(v, i);
+    return { t: 'num', data: out, valid: validOf(v) };
+  }
   return arith('-', { t: 'const', value: mode === 'bigint' ? 0n : 0 }, v, mode, n);
 }
 

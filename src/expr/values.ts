@@ -6,13 +6,18 @@
 import type { CompareOp } from './ast.js';
 
 /**
- * Three-valued truth as one byte per row: FALSE 0, NULL 1, TRUE 2. With this order `and` is `min`,
- * `or` is `max` and `not` is `2 - x`, which keeps the logical kernels branch-free.
+ * Three-valued truth as one byte per row: FALSE 0b00, NULL 0b01, TRUE 0b11. Then `and` is bitwise `&`,
+ * `or` is `|`, `not` swaps the two bits of `x ^ 3`, and "matches" is `x >> 1`: every logical kernel is
+ * a branch-free loop.
  */
-export type Tri = 0 | 1 | 2;
+export type Tri = 0 | 1 | 3;
 export const FALSE = 0;
 export const NULL_TRI = 1;
-export const TRUE = 2;
+export const TRUE = 3;
+
+export function notTri(x: Tri): Tri {
+  return x === TRUE ? FALSE : x === FALSE ? TRUE : NULL_TRI;
+}
 
 /** A constant: int literals are bigint, float literals number; lists hold constants. */
 export type Const = bigint | number | string | boolean | readonly Const[];

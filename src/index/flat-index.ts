@@ -3,7 +3,7 @@
  * construction instead of on every search.
  */
 
-import { exactSearch, rowCount, rowNorms } from './flat-search.js';
+import { allowedRows, exactSearch, rowCount, rowNorms } from './flat-search.js';
 import { type Hits, type MetricType, type SearchOptions, type VectorIndex, validateSearch } from './types.js';
 
 export class FlatIndex implements VectorIndex {
@@ -25,6 +25,7 @@ export class FlatIndex implements VectorIndex {
 
   search(queries: Float32Array, nq: number, opts: SearchOptions): Hits[] {
     const range = validateSearch(this.dim, this.metric, this.size, queries, nq, opts);
-    return exactSearch(this.#vectors, this.dim, this.metric, this.#norms, queries, nq, opts.k, opts.allow, range);
+    const rows = opts.allow === undefined ? undefined : allowedRows(opts.allow);
+    return exactSearch(this.#vectors, this.dim, this.metric, this.#norms, queries, nq, opts.k, rows, range);
   }
 }

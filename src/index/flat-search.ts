@@ -73,12 +73,14 @@ export function flatSearch(
 ): Hits[] {
   const n = rowCount(vectors, dim);
   const range = validateSearch(dim, metric, n, queries, nq, opts);
-  return exactSearch(vectors, dim, metric, undefined, queries, nq, opts.k, opts.allow, range);
+  const rows = opts.allow === undefined ? undefined : allowedRows(opts.allow);
+  return exactSearch(vectors, dim, metric, undefined, queries, nq, opts.k, rows, range);
 }
 
 /**
  * The validated core, shared by FlatIndex (with precomputed `norms` from rowNorms) and by HnswIndex's exact
- * fallback for selective allow-lists.
+ * path for selective allow-lists. `rows` (ascending row offsets, from allowedRows) restricts the search;
+ * undefined searches every row.
  */
 export function exactSearch(
   vectors: Float32Array,
@@ -88,13 +90,12 @@ export function exactSearch(
   queries: Float32Array,
   nq: number,
   k: number,
-  allow: Uint8Array | undefined,
+  rows: Int32Array | undefined,
   range: KeyRange | undefined,
 ): Hits[] {
   const m = metricCode(metric);
   const n = vectors.length / dim;
-  const allowed = allow === undefined ? n : countAllowed(allow);
-  const cap = Math.min(k, allowed);
+  const cap = Math.min(k, rows === undefined ? n : rows.length);
   const out: Hits[] = [];
   if (cap === 0) {
     for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
@@ -116,7 +117,7 @@ export function exactSearch(
     cap,
   };
 
-  scanBlocks(vectors, dim, m, norms, allow, q, qq, nq, lanes, heap, thr, range);
+  scanBlocks(vectors, dim, m, norms, rows, q, qq, nq, lanes, heap, thr, range);
   for (let qi = 0; qi < nq; qi++) out.push(drain(heap, qi, m));
   return out;
 }
@@ -135,7 +136,7 @@ function scanBlocks(
   dim: number,
   m: MetricCode,
   norms: Float64Array | undefined,
-  allow: Uint8Array | undefined,
+  rows: Int32Array | undefined,
   q: Float64Array,
   qq: Float64Array,
   nq: number,
@@ -152,15 +153,14 @@ function scanBlocks(
   const dots = new Float64Array(blockRows * 4);
   // A single query computes ||x||² in the same pass as the dot product instead of a separate pass.
   const fused = nq === 1 && norms === undefined && m !== METRIC_IP;
-  for (let rb = 0; rb < n; rb += blockRows) {
-    const re = Math.min(n, rb + blockRows);
-    let cnt = 0;
-    if (allow === undefined) {
-      for (let i = rb; i < re; i++) list[cnt++] = i;
+  const total = rows === undefined ? n : rows.length;
+  for (let start = 0; start < total; start += blockRows) {
+    const cnt = Math.min(blockRows, total - start);
+    if (rows === undefined) {
+      for (let p = 0; p < cnt; p++) list[p] = start + p;
     } else {
-      for (let i = rb; i < re; i++) if (allow[i] !== 0) list[cnt++] = i;
+      for (let p = 0; p < cnt; p++) list[p] = rows[start + p]!;
     }
-    if (cnt === 0) continue;
     if (fused) {
       dotsAndNorms1(vectors, dim, list, cnt, q, dots, xn);
       for (let p = 0; p < cnt; p++) xn[p] = normValue(m, xn[p]!);
@@ -344,10 +344,52 @@ function dotsAndNorms1(v: Float32Array, dim: number, list: Int32Array, cnt: numb
   }
 }
 
-function countAllowed(allow: Uint8Array): number {
+/** Rows with a nonzero allow byte. Sparse lists are common (filters, deletes), so zero words are skipped. */
+export function countAllowed(allow: Uint8Array): number {
+  const words = wordView(allow);
   let c = 0;
-  for (let i = 0; i < allow.length; i++) if (allow[i] !== 0) c++;
+  let i = 0;
+  if (words !== undefined) {
+    for (let w = 0; w < words.length; w++) {
+      const x = words[w]!;
+      if (x === 0) continue;
+      // One bit per nonzero byte, then a multiply sums the four bytes into the top one.
+      let y = x | (x >>> 4);
+      y |= y >>> 2;
+      y |= y >>> 1;
+      c += Math.imul(y & 0x01010101, 0x01010101) >>> 24;
+    }
+    i = words.length * 4;
+  }
+  for (; i < allow.length; i++) if (allow[i] !== 0) c++;
   return c;
+}
+
+/** Ascending offsets of the allowed rows: the candidate list exactSearch scans. */
+export function allowedRows(allow: Uint8Array, count = countAllowed(allow)): Int32Array {
+  const out = new Int32Array(count);
+  const words = wordView(allow);
+  let c = 0;
+  let i = 0;
+  if (words !== undefined) {
+    for (let w = 0; w < words.length; w++) {
+      if (words[w] === 0) continue;
+      const b = w * 4;
+      if (allow[b] !== 0) out[c++] = b;
+      if (allow[b + 1] !== 0) out[c++] = b + 1;
+      if (allow[b + 2] !== 0) out[c++] = b + 2;
+      if (allow[b + 3] !== 0) out[c++] = b + 3;
+    }
+    i = words.length * 4;
+  }
+  for (; i < allow.length; i++) if (allow[i] !== 0) out[c++] = i;
+  return out;
+}
+
+/** The allow-list as 32-bit words when its buffer offset allows it (one view per call, not per row). */
+function wordView(allow: Uint8Array): Uint32Array | undefined {
+  if (allow.byteOffset % 4 !== 0 || allow.length < 4) return undefined;
+  return new Uint32Array(allow.buffer, allow.byteOffset, allow.length >>> 2);
 }
 
 function fillListNorms(v: Float32Array, dim: number, m: MetricCode, list: Int32Array, cnt: number, xn: Float64Array): void {

@@ -22,7 +22,7 @@ import path from 'node:path';
 import hnswlib from 'hnswlib-node';
 
 import { assert, isQuiverError, quiverError } from '../common/errors.js';
-import { exactSearch, rowCount } from './flat-search.js';
+import { allowedRows, countAllowed, exactSearch, rowCount } from './flat-search.js';
 import { type HnswParams, validateHnswParams } from './index-params.js';
 import {
   DEFAULT_EF,
@@ -185,7 +185,7 @@ export class HnswIndex implements VectorIndex {
       return out;
     }
     if (allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactSearch(this.#rawVectors(), this.dim, this.metric, undefined, queries, nq, k, allow, range);
+      return exactSearch(this.#rawVectors(), this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
     }
 
     const ef = Math.max(opts.ef ?? DEFAULT_EF, k);
@@ -206,7 +206,8 @@ export class HnswIndex implements VectorIndex {
           : this.#rangeSearch(native, point, k, ef, range, filter);
       // A filtered graph walk can run dry before it finds k allowed rows; exact search cannot.
       if (range === undefined && hits.rows.length < want) {
-        hits = exactSearch(this.#rawVectors(), dim, this.metric, undefined, queries.subarray(o, o + dim), 1, k, allow, range)[0]!;
+        const rows = allow === undefined ? undefined : allowedRows(allow, allowed);
+        hits = exactSearch(this.#rawVectors(), dim, this.metric, undefined, queries.subarray(o, o + dim), 1, k, rows, range)[0]!;
       }
       out.push(hits);
     }
@@ -286,12 +287,6 @@ export class HnswIndex implements VectorIndex {
     this.#vectors = out;
     return out;
   }
-}
-
-function countAllowed(allow: Uint8Array): number {
-  let c = 0;
-  for (let i = 0; i < allow.length; i++) if (allow[i] !== 0) c++;
-  return c;
 }
 
 function errorText(e: unknown): string {

@@ -306,7 +306,7 @@ export function columnToFieldData(field: FieldSchema, c: Column, n: number, dyna
   const base = { type: field.dataType, field_name: field.name, field_id: String(field.fieldId), is_dynamic: field.isDynamic, valid_data: validData(c, n) };
   switch (c.kind) {
     case 'vector':
-      return { ...base, vectors: { dim: String(c.dim), float_vector: { data: Array.from(c.data) } } };
+      return { ...base, vectors: { dim: String(c.dim), float_vector: { data: c.data } } };
     case 'bool':
       return { ...base, scalars: { bool_data: { data: Array.from(c.data, (x) => x === 1) } } };
     case 'int32':

@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
-import { fromJSON } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 
 /**
@@ -16,15 +15,101 @@ export const LOADER_OPTIONS = { keepCase: true, longs: String, enums: String, de
 
 export const root = protobuf.Root.fromJSON(protoJson);
 
+/**
+ * Float vectors dominate insert and search traffic. protobufjs decodes a packed `repeated float` into a
+ * JS array one number at a time and copies it again in toObject; a 5,000 x 128 batch is 640k numbers.
+ * This codec reads the packed bytes into a Float32Array in one copy and writes one back in one copy.
+ * Everything else about the message is unchanged (field 1, packed, wire type 2; unpacked floats, wire
+ * type 5, are still accepted as the proto3 spec requires).
+ */
+function installFloatArrayCodec(): void {
+  const FloatArray = root.lookupType('milvus.proto.schema.FloatArray');
+  FloatArray.setup();
+  const ctor = FloatArray.ctor as unknown as new () => { data: Float32Array | number[] };
+  FloatArray.decode = ((input: protobuf.Reader | Uint8Array, length?: number) => {
+    const reader = input instanceof protobuf.Reader ? input : protobuf.Reader.create(input);
+    const end = length === undefined ? reader.len : reader.pos + length;
+    const msg = new ctor();
+    const parts: Float32Array[] = [];
+    let loose: number[] | undefined;
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      if (tag >>> 3 === 1 && (tag & 7) === 2) {
+        const len = reader.uint32();
+        const f = new Float32Array(len >>> 2);
+        new Uint8Array(f.buffer).set(reader.buf.subarray(reader.pos, reader.pos + (len & ~3)));
+        reader.pos += len;
+        parts.push(f);
+      } else if (tag >>> 3 === 1 && (tag & 7) === 5) {
+        (loose ??= []).push(reader.float());
+      } else {
+        reader.skipType(tag & 7);
+      }
+    }
+    if (loose) parts.push(Float32Array.from(loose));
+    if (parts.length === 1) msg.data = parts[0]!;
+    else {
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      const all = new Float32Array(total);
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      msg.data = all;
+    }
+    return msg;
+  }) as unknown as typeof FloatArray.decode;
+  FloatArray.encode = ((m: { data?: ArrayLike<number> }, w?: protobuf.Writer) => {
+    const writer = w ?? protobuf.Writer.create();
+    const data = m.data;
+    if (data && data.length > 0) {
+      const f = data instanceof Float32Array ? data : Float32Array.from(data);
+      writer.uint32(10).bytes(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
+    }
+    return writer;
+  }) as unknown as typeof FloatArray.encode;
+  FloatArray.fromObject = ((d: { data?: ArrayLike<number> }) => {
+    const msg = new ctor();
+    msg.data = d.data instanceof Float32Array ? d.data : Float32Array.from(d.data ?? []);
+    return msg;
+  }) as unknown as typeof FloatArray.fromObject;
+  FloatArray.toObject = ((m: { data?: Float32Array | number[] }) => ({ data: m.data ?? new Float32Array(0) })) as unknown as typeof FloatArray.toObject;
+}
+installFloatArrayCodec();
+
+const REQUEST_OPTIONS = { ...LOADER_OPTIONS };
+
+/** gRPC service definitions built straight from our protobufjs root (so the FloatArray codec applies). */
+function serviceDefinition(fullName: string): grpc.ServiceDefinition {
+  const svc = root.lookupService(fullName);
+  svc.resolveAll();
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(svc.methods)) {
+    const req = m.resolvedRequestType!;
+    const res = m.resolvedResponseType!;
+    def[name] = {
+      path: `/${fullName}/${name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (o: unknown) => Buffer.from(req.encode(req.fromObject(o as Record<string, unknown>)).finish()),
+      requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), REQUEST_OPTIONS),
+      responseSerialize: (o: unknown) => Buffer.from(res.encode(res.fromObject(o as Record<string, unknown>)).finish()),
+      responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), REQUEST_OPTIONS),
+      originalName: name.charAt(0).toLowerCase() + name.slice(1),
+    };
+  }
+  return def as grpc.ServiceDefinition;
+}
+
 export function loadServices(): { milvus: grpc.ServiceDefinition; telemetry: grpc.ServiceDefinition | undefined } {
-  const def = fromJSON(protoJson, LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    milvus: { proto: { milvus: Record<string, { service: grpc.ServiceDefinition } | undefined> } };
-  };
-  const ns = pkg.milvus.proto.milvus;
-  const milvus = ns['MilvusService'];
-  if (!milvus) throw new Error('MilvusService missing from the SDK proto');
-  return { milvus: milvus.service, telemetry: ns['ClientTelemetryService']?.service };
+  let telemetry: grpc.ServiceDefinition | undefined;
+  try {
+    telemetry = serviceDefinition('milvus.proto.milvus.ClientTelemetryService');
+  } catch {
+    telemetry = undefined;
+  }
+  return { milvus: serviceDefinition('milvus.proto.milvus.MilvusService'), telemetry };
 }
 
 const collectionSchemaType = root.lookupType('milvus.proto.schema.CollectionSchema');

@@ -112,6 +112,12 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     'grpc.max_send_message_length': config.maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
   });
+  // Insert batches are megabytes: with HTTP/2's default 64 KiB windows every request needs dozens of
+  // WINDOW_UPDATE round trips through our event loop. grpc-js has no option for the server's receive
+  // window, so set the HTTP/2 settings it passes to http2.createServer (and widen each session's
+  // connection window when it opens).
+  const http2Options = (server as unknown as { commonServerOptions?: { settings?: Record<string, number> } }).commonServerOptions;
+  if (http2Options) http2Options.settings = { ...(http2Options.settings ?? {}), initialWindowSize: 16 << 20 };
   server.addService(milvus, implementation);
   if (telemetry) {
     server.addService(telemetry, {

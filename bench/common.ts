@@ -1,0 +1,59 @@
+import { cpus, totalmem } from 'node:os';
+
+/** Seeded PRNG (mulberry32) and clustered float32 data: what the issues' targets are measured on. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gauss(r: () => number): number {
+  const u = Math.max(r(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+}
+
+/** n vectors around `clusters` gaussian centres (unit spread 0.3), flat Float32Array. */
+export function clustered(n: number, dim: number, seed = 42, clusters = 100): Float32Array {
+  const r = rng(seed);
+  const centres = new Float32Array(clusters * dim);
+  for (let i = 0; i < centres.length; i++) centres[i] = gauss(r);
+  const out = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(r() * clusters);
+    for (let j = 0; j < dim; j++) out[i * dim + j] = centres[c * dim + j]! + 0.3 * gauss(r);
+  }
+  return out;
+}
+
+export function rowsOf(data: Float32Array, dim: number, from: number, to: number): number[][] {
+  const out: number[][] = [];
+  for (let i = from; i < to; i++) out.push(Array.from(data.subarray(i * dim, (i + 1) * dim)));
+  return out;
+}
+
+export function machine(): string {
+  const c = cpus();
+  return `${c[0]?.model ?? 'unknown cpu'} x${c.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+}
+
+export function table(title: string, rows: Record<string, string | number>[]): void {
+  console.log(`\n## ${title}\n`);
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]!);
+  console.log(`| ${cols.join(' | ')} |`);
+  console.log(`| ${cols.map(() => '---').join(' | ')} |`);
+  for (const r of rows) console.log(`| ${cols.map((c) => String(r[c])).join(' | ')} |`);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export const envInt = (name: string, def: number): number => (process.env[name] ? Number(process.env[name]) : def);
