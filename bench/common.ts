@@ -17,15 +17,30 @@ function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
 }
 
-/** n vectors around `clusters` gaussian centres (unit spread 0.3), flat Float32Array. */
-export function clustered(n: number, dim: number, seed = 42, clusters = 100): Float32Array {
+/**
+ * Embedding-like clustered data: `clusters` gaussian centres in a `latent`-dimensional space, points around
+ * them (spread 0.35), mapped into `dim` dimensions by one fixed random projection, plus small isotropic
+ * noise (0.02). Real embeddings have a low intrinsic dimension; pure high-dimensional gaussian blobs do not,
+ * and make every approximate index look worse than it will on real data. Same seed → same data.
+ */
+export function clustered(n: number, dim: number, seed = 42, clusters = 100, latent = 24): Float32Array {
+  const proj = rng(0xc0ffee);
+  const projection = new Float32Array(latent * dim);
+  for (let i = 0; i < projection.length; i++) projection[i] = gauss(proj) / Math.sqrt(latent);
+  const cr = rng(0xbeef);
+  const centres = new Float32Array(clusters * latent);
+  for (let i = 0; i < centres.length; i++) centres[i] = gauss(cr);
   const r = rng(seed);
-  const centres = new Float32Array(clusters * dim);
-  for (let i = 0; i < centres.length; i++) centres[i] = gauss(r);
   const out = new Float32Array(n * dim);
+  const z = new Float32Array(latent);
   for (let i = 0; i < n; i++) {
     const c = Math.floor(r() * clusters);
-    for (let j = 0; j < dim; j++) out[i * dim + j] = centres[c * dim + j]! + 0.3 * gauss(r);
+    for (let l = 0; l < latent; l++) z[l] = centres[c * latent + l]! + 0.35 * gauss(r);
+    for (let j = 0; j < dim; j++) {
+      let x = 0;
+      for (let l = 0; l < latent; l++) x += z[l]! * projection[l * dim + j]!;
+      out[i * dim + j] = x + 0.02 * gauss(r);
+    }
   }
   return out;
 }

@@ -22,7 +22,7 @@ import {
   type DataType,
   type ScalarType,
 } from '../schema/types.js';
-import { MAX_EXPR_DEPTH, type ArithOp, type CompareOp, type Expr, type PathElement } from './ast.js';
+import { MAX_EXPR_DEPTH, type ArithOp, type CompareOp, type Expr, type FunctionName, type PathElement } from './ast.js';
 import {
   andInPlace,
   applyNulls,
@@ -155,6 +155,11 @@ function staticOfConst(v: Const): StaticType {
     default:
       return 'list';
   }
+}
+
+/** The type an arithmetic result reports in errors. */
+function typeNameOf(st: StaticType): string {
+  return st === 'int' ? 'Int64' : st === 'float' ? 'Double' : 'JSON';
 }
 
 function isNumeric(st: StaticType): boolean {
@@ -297,7 +302,8 @@ function columnVec(c: Column | undefined, n: number): Vec {
 
 function jsonVec(c: Column | undefined, path: readonly PathElement[], n: number, dynamic = false): Vec {
   if (c === undefined || c.kind !== 'json') {
-    return dynamic ? { t: 'any', data: new Array<unknown>(n).fill(MISSING), valid: undefined, absentNotEqual: true } : allNull(n);
+    if (!dynamic) return allNull(n);
+    return { t: 'any', data: new Array<unknown>(n).fill(MISSING), valid: undefined, absentNotEqual: true };
   }
   const data: unknown[] = new Array<unknown>(n);
   let valid: Uint8Array | undefined;
@@ -486,7 +492,8 @@ class Compiler {
     }
     for (const g of groups.values()) {
       if (g.items.length > 1) {
-        out[g.at] = { kind: 'in', operand: g.ident, list: { kind: 'list', items: g.items, pos: g.ident.pos }, negated: false, pos: g.ident.pos };
+        const pos = g.ident.pos;
+        out[g.at] = { kind: 'in', operand: g.ident, list: { kind: 'list', items: g.items, pos }, negated: false, pos };
       }
     }
     return out.filter((o): o is Expr => o !== undefined);
@@ -515,8 +522,10 @@ class Compiler {
     if (l.st === 'json' || r.st === 'json') return;
     const bad = (): Error => invalid(`cannot compare ${l.desc} with ${r.desc} using '${op}' at position ${pos}`);
     if (l.st === 'list' || r.st === 'list' || l.st === 'array' || r.st === 'array') {
-      const arrayVsList = (l.st === 'array' && r.st === 'list') || (l.st === 'list' && r.st === 'array') || (l.st === 'list' && r.st === 'list');
-      if (!arrayVsList || relational) throw bad();
+      // Only whole-array equality with a list literal: `arr == [1, 2]`.
+      const arrayVsList = (l.st === 'array' || l.st === 'list') && (r.st === 'array' || r.st === 'list') && l.st !== r.st;
+      const listVsList = l.st === 'list' && r.st === 'list';
+      if (!(arrayVsList || listVsList) || relational) throw bad();
       return;
     }
     if (isNumeric(l.st) && isNumeric(r.st)) return;
@@ -641,7 +650,7 @@ class Compiler {
   }
 
   #contains(
-    fn: 'array_contains' | 'array_contains_all' | 'array_contains_any' | 'json_contains' | 'json_contains_all' | 'json_contains_any',
+    fn: Exclude<FunctionName, 'array_length'>,
     args: readonly Expr[],
     pos: number,
   ): Pred {
@@ -663,7 +672,9 @@ class Compiler {
       const est = staticOf(target.elementType);
       for (const it of items) {
         if (est !== undefined && !constFitsStatic(est, it)) {
-          throw invalid(`${fn}: ${describeConst(it)} does not match the ${target.elementType} elements of ${target.desc} at position ${pos}`);
+          throw invalid(
+            `${fn}: ${describeConst(it)} does not match the ${target.elementType} elements of ${target.desc} at position ${pos}`,
+          );
         }
       }
     }
@@ -716,7 +727,9 @@ class Compiler {
       case 'list': {
         const items = e.items.map((item) => {
           const v = this.#value(item);
-          if (v.konst === undefined) throw invalid(`list items must be constants, got ${v.desc} at position ${item.pos}`);
+          if (v.konst === undefined) {
+            throw invalid(`list items must be constants, got ${v.desc} at position ${item.pos}`);
+          }
           return v.konst;
         });
         return constVal(items);
@@ -739,9 +752,13 @@ class Compiler {
   #ident(name: string, path: readonly PathElement[], pos: number): Val {
     if (name === DYNAMIC_FIELD_NAME) {
       if (!this.#schema.dynamicField && !this.#fields.has(DYNAMIC_FIELD_NAME)) {
-        throw quiverError('FieldNotFound', `field '${DYNAMIC_FIELD_NAME}' does not exist: the collection has no dynamic field (position ${pos})`);
+        throw quiverError(
+          'FieldNotFound',
+          `field '${DYNAMIC_FIELD_NAME}' does not exist: the collection has no dynamic field (position ${pos})`,
+        );
       }
-      return this.#jsonRef(DYNAMIC_FIELD_NAME, path, `dynamic field${path.length > 0 ? ` key ${JSON.stringify(path)}` : ''}`, true);
+      const desc = path.length > 0 ? `dynamic field key ${JSON.stringify(path)}` : 'dynamic field';
+      return this.#jsonRef(DYNAMIC_FIELD_NAME, path, desc, true);
     }
     const field = this.#fields.get(name);
     if (field === undefined) {
@@ -753,7 +770,10 @@ class Compiler {
     const st = staticOf(field.dataType);
     const desc = `field '${name}' (${field.dataType})`;
     if (st === undefined) throw invalid(`${desc} cannot be used in a filter expression (position ${pos})`);
-    if (st === 'json') return this.#jsonRef(name, path, `JSON field '${name}'${path.length > 0 ? ` at ${JSON.stringify(path)}` : ''}`, false);
+    if (st === 'json') {
+      const at = path.length > 0 ? ` at ${JSON.stringify(path)}` : '';
+      return this.#jsonRef(name, path, `JSON field '${name}'${at}`, false);
+    }
     this.#fieldNames.add(name);
     if (st === 'array') {
       if (path.length === 0) {
@@ -807,8 +827,14 @@ class Compiler {
     }
     if (typeof v.konst === 'bigint') return constVal(BigInt.asIntN(64, -v.konst));
     if (typeof v.konst === 'number') return constVal(-v.konst);
-    const mode: ArithMode = v.st === 'int' ? (v.bound <= TWO_POW_53 ? 'int' : 'bigint') : 'float';
-    return { ...v, isReference: false, konst: undefined, desc: `arithmetic expression at position ${pos} (${v.st === 'int' ? 'Int64' : v.st === 'float' ? 'Double' : 'JSON'})`, ev: (ctx) => negate(v.ev(ctx), mode, ctx.n) };
+    const mode: ArithMode = v.st === 'int' ? (v.bound < TWO_POW_53 ? 'int' : 'bigint') : 'float';
+    return {
+      st: v.st,
+      bound: v.bound,
+      desc: `arithmetic expression at position ${pos} (${typeNameOf(v.st)})`,
+      isReference: false,
+      ev: (ctx) => negate(v.ev(ctx), mode, ctx.n),
+    };
   }
 
   #arith(op: ArithOp, l: Val, r: Val, pos: number): Val {
@@ -827,14 +853,14 @@ class Compiler {
     else {
       st = 'int';
       bound = arithBound(op, l.bound, r.bound);
-      // Doubles are exact only if the operands and the result all stay within 2^53.
-      mode = Math.max(bound, l.bound, r.bound) <= TWO_POW_53 ? 'int' : 'bigint';
+      // Doubles are exact only if the operands and the result all stay below 2^53. Bounds are computed in
+      // doubles, but rounding is monotone, so a true bound >= 2^53 never computes as < 2^53.
+      mode = Math.max(bound, l.bound, r.bound) < TWO_POW_53 ? 'int' : 'bigint';
     }
-    const typeName = st === 'int' ? 'Int64' : st === 'float' ? 'Double' : 'JSON';
     return {
       st,
       bound,
-      desc: `arithmetic expression at position ${pos} (${typeName})`,
+      desc: `arithmetic expression at position ${pos} (${typeNameOf(st)})`,
       isReference: false,
       ev: (ctx) => arith(op, l.ev(ctx), r.ev(ctx), mode, ctx.n),
     };

@@ -199,6 +199,7 @@ describe('string columns', () => {
     expect(match('s like "apple"')).toEqual([0]);
     expect(match('s like "b_n_n_"')).toEqual([1]);
     expect(match('not (s like "ap%")')).toEqual([1, 4]);
+    expect(match('s not like "ap%"')).toEqual([1, 4]);
   });
 });
 

@@ -159,6 +159,8 @@ describe('operators and precedence', () => {
   it('parses like', () => {
     expect(p('title like "abc%"')).toBe('(like title "abc%")');
     expect(p('m["s"] like "_b%"')).toBe('(like m["s"] "_b%")');
+    expect(p('title not like "a%"')).toBe('(not (like title "a%"))');
+    expect(p('title NOT LIKE "a%" and x')).toBe('(and (not (like title "a%")) x)');
   });
 
   it('parses null checks, postfix and function style', () => {

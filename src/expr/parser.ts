@@ -218,10 +218,14 @@ class Parser {
       const list = this.#parseAdditive();
       return this.#node({ kind: 'in', operand: left, list, negated, pos: t.pos }, left, list);
     }
-    if (this.#isKeyword(t, 'like')) {
+    const notLike = this.#isKeyword(t, 'not') && this.#isKeyword(this.#peek(1), 'like');
+    if (this.#isKeyword(t, 'like') || notLike) {
+      // `x not like p` is not Milvus syntax, but SQL users write it; it means `not (x like p)`.
       this.#next();
+      if (notLike) this.#next();
       const pattern = this.#parseAdditive();
-      return this.#node({ kind: 'like', operand: left, pattern, pos: t.pos }, left, pattern);
+      const like = this.#node<Expr>({ kind: 'like', operand: left, pattern, pos: t.pos }, left, pattern);
+      return notLike ? this.#node({ kind: 'not', operand: like, pos: t.pos }, like) : like;
     }
     if (this.#isKeyword(t, 'is')) {
       this.#next();

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { isQuiverError } from '../common/errors.js';
 import { FlatIndex } from './flat-index.js';
-import { flatSearch } from './flat-search.js';
+import { allowedRows, countAllowed, flatSearch } from './flat-search.js';
 import { naiveScore, naiveSearch } from './reference.test-util.js';
 import { SeededRandom, clusteredVectors } from './synthetic.js';
 import type { Hits, MetricType, SearchOptions } from './types.js';
@@ -127,6 +127,27 @@ describe('flatSearch', () => {
         expect(h.rows.length).toBe(21);
         for (const r of h.rows) expect(allow[r]).toBe(1);
       }
+    }
+  });
+
+  it('reads allow-lists word-wise and byte-wise alike (any nonzero byte allows, any offset)', () => {
+    const rng = new SeededRandom(9);
+    const backing = new Uint8Array(203);
+    for (let i = 0; i < backing.length; i++) backing[i] = rng.next() < 0.2 ? (rng.next() < 0.5 ? 1 : 255) : 0;
+    for (const [offset, length] of [
+      [0, 203],
+      [1, 150],
+      [4, 3],
+      [3, 0],
+      [8, 195],
+    ] as const) {
+      const allow = backing.subarray(offset, offset + length);
+      const expected: number[] = [];
+      allow.forEach((v, i) => {
+        if (v !== 0) expected.push(i);
+      });
+      expect(countAllowed(allow)).toBe(expected.length);
+      expect(Array.from(allowedRows(allow))).toEqual(expected);
     }
   });
 

@@ -107,8 +107,9 @@ export class HnswIndex implements VectorIndex {
   }
 
   /**
-   * Loads a file written by save (no rebuild). `vectors`, when the caller has the raw column at hand, spares
-   * copying rows out of the graph the first time a selective allow-list needs them.
+   * Loads a file written by save (no rebuild). The file does not record the metric: pass the one it was
+   * built with. `vectors`, when the caller has the raw column at hand, spares copying rows out of the graph
+   * the first time a selective allow-list needs them.
    */
   static load(filePath: string, dim: number, metric: MetricType, size: number, vectors?: Float32Array): HnswIndex {
     if (vectors !== undefined && rowCount(vectors, dim) !== size) {

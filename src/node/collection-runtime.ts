@@ -78,6 +78,7 @@ export class CollectionRuntime {
       mergedTs.set(tsCol, last.numRows);
       const chunk = newChunk(last.numRows + numRows, merged, mergedTs);
       chunk.deleted.set(last.deleted);
+      chunk.deletedCount = last.deletedCount;
       seg.chunks[seg.chunks.length - 1] = chunk;
     } else {
       seg.chunks.push(newChunk(numRows, columns, tsCol));
@@ -101,6 +102,7 @@ export class CollectionRuntime {
         for (let i = 0; i < chunk.numRows; i++) {
           if (chunk.deleted[i] === 0 && chunk.ts[i]! < ts && pks.has(data[i]!)) {
             chunk.deleted[i] = 1;
+            chunk.deletedCount++;
             count++;
             hit = true;
             if (seg.phase === 'flushed') {
@@ -175,10 +177,16 @@ export class CollectionRuntime {
       if (chunk.numRows === 0) continue;
       const col = chunk.columns.get(req.field.name);
       if (!col || col.kind !== 'vector') continue;
-      const allow = CollectionRuntime.#mask(chunk, req.filter, req.field.name);
-      let any = false;
-      for (let i = 0; i < allow.length; i++) if (allow[i]) { any = true; break; }
-      if (!any) continue;
+      // No mask and no filter callback at all when every row qualifies (no filter, no deletes, no null
+      // vectors): the common case then costs nothing per row and the native graph walk runs at full speed.
+      let allow: Uint8Array | undefined;
+      if (req.filter || chunk.deletedCount > 0 || col.valid) {
+        const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name);
+        let allowed = 0;
+        for (let i = 0; i < mask.length; i++) allowed += mask[i]!;
+        if (allowed === 0) continue;
+        allow = allowed === chunk.numRows ? undefined : mask;
+      }
       const index = chunk.indexes.get(req.field.name);
       const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];

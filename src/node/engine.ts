@@ -23,7 +23,7 @@ import type { Wal, WalPosition } from '../wal/wal.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
-import { newChunk, type Chunk, type Segment } from './segment.js';
+import { newChunk, recountDeleted, type Chunk, type Segment } from './segment.js';
 import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
@@ -181,6 +181,7 @@ export class Engine {
     // Deletes applied while we were reading are in the old chunk's bitmap: keep them.
     const old = seg.chunks[0];
     if (old) for (let i = 0; i < chunk.numRows; i++) if (old.deleted[i] === 1) chunk.deleted[i] = 1;
+    recountDeleted(chunk);
     seg.chunks = [chunk];
     seg.loaded = full;
     seg.error = undefined;
@@ -1022,6 +1023,7 @@ function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk 
   }
   const chunk = newChunk(rows, columns, ts);
   chunk.deleted.set(deleted);
+  recountDeleted(chunk);
   return chunk;
 }
 

@@ -14,6 +14,8 @@ export interface Chunk {
   columns: Map<string, Column>;
   ts: BigInt64Array;
   deleted: Uint8Array;
+  /** Number of 1s in `deleted`: lets the read path skip building masks for chunks without deletes. */
+  deletedCount: number;
   /** Vector index per field name (flushed segments with a built index). */
   indexes: Map<string, VectorIndex>;
 }
@@ -37,7 +39,7 @@ export interface Segment {
 }
 
 export function newChunk(numRows: number, columns: Map<string, Column>, ts: BigInt64Array): Chunk {
-  return { numRows, columns, ts, deleted: new Uint8Array(numRows), indexes: new Map() };
+  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map() };
 }
 
 export function liveRows(seg: Segment): number {
@@ -46,4 +48,11 @@ export function liveRows(seg: Segment): number {
     for (let i = 0; i < c.numRows; i++) if (c.deleted[i] === 0) n++;
   }
   return n;
+}
+
+/** Recomputes `deletedCount` after the bitmap was filled in bulk. */
+export function recountDeleted(chunk: Chunk): void {
+  let n = 0;
+  for (let i = 0; i < chunk.numRows; i++) n += chunk.deleted[i]!;
+  chunk.deletedCount = n;
 }

@@ -58,8 +58,8 @@ const BINLOG_SCHEMA = {
     { name: 'log_id', type: 'long' },
     { name: 'log_path', type: 'string' },
     { name: 'entries_num', type: 'long' },
-    { name: 'timestamp_from', type: 'string', doc: 'hybrid timestamp, decimal' },
-    { name: 'timestamp_to', type: 'string', doc: 'hybrid timestamp, decimal' },
+    { name: 'timestamp_from', type: 'string' },
+    { name: 'timestamp_to', type: 'string' },
     { name: 'log_size', type: 'long' },
   ],
 } as const;
@@ -69,16 +69,15 @@ export const MANIFEST_AVRO_SCHEMA = {
   type: 'record',
   name: 'ManifestEntry',
   namespace: 'quiver.snapshot',
-  doc: 'One segment of a Quiver collection snapshot.',
   fields: [
     { name: 'segment_id', type: 'long' },
     { name: 'collection_id', type: 'long' },
     { name: 'partition_id', type: 'long' },
     { name: 'channel_name', type: 'string' },
     { name: 'num_of_rows', type: 'long' },
-    { name: 'state', type: 'string', doc: 'Importing | Flushed | Dropped' },
-    { name: 'start_position', type: 'string', doc: "the segment's createdTs (hybrid timestamp, decimal)" },
-    { name: 'dml_position', type: 'string', doc: "the segment's createdTs (hybrid timestamp, decimal)" },
+    { name: 'state', type: 'string' },
+    { name: 'start_position', type: 'string' },
+    { name: 'dml_position', type: 'string' },
     {
       name: 'binlog_files',
       type: {

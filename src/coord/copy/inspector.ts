@@ -1,0 +1,253 @@
+/**
+ * TaskInspector: the background loop that runs copy tasks on worker nodes (task state machine in
+ * `types.ts`). Each pass:
+ *
+ *   1. polls every InProgress task on its node, for the task's current dispatch version:
+ *      Completed → store the results (2); Failed → store the worker's reason (3);
+ *      node gone, or the node does not know that version → re-queue (4), or fail it (3) once it has
+ *      been dispatched `maxDispatchAttempts` times (a task that kills its workers must not loop forever);
+ *   2. dispatches Pending tasks of Executing jobs, oldest first, to the nodes with the most free slots
+ *      (one slot per task; free = slots minus the larger of the node's own count and the InProgress
+ *      tasks the store places on it) (1). The dispatch is persisted (nodeId, version + 1) before the
+ *      call, so a crash in between leaves an InProgress task its node does not know: step 1 re-queues it.
+ *
+ * Every write is a CAS on (state, version): an answer about an older dispatch, or a task the checker
+ * cancelled meanwhile, loses the CAS and is dropped. Everything is derived from the store and the
+ * workers' answers, so a new inspector after a crash simply carries on.
+ */
+
+import type { Clock } from '../../common/clock.js';
+import { unreachable } from '../../common/errors.js';
+import type { CopyJobStore } from './copy-job-store.js';
+import { LoopRunner } from './loop.js';
+import {
+  DEFAULT_COPY_OPTIONS,
+  silentLogger,
+  type CopiedSegment,
+  type CopyJob,
+  type CopyLogger,
+  type CopyTask,
+  type WorkerClient,
+  type WorkerNodeInfo,
+} from './types.js';
+
+export interface TaskInspectorDeps {
+  readonly store: CopyJobStore;
+  readonly workers: WorkerClient;
+  readonly clock: Clock;
+  /** Called when a task reached Completed or Failed in a pass (wire it to the checker's `kick`). */
+  readonly onTaskDone?: (() => void) | undefined;
+  readonly log?: CopyLogger | undefined;
+  /** Fallback period of `start()` (default `DEFAULT_COPY_OPTIONS.checkIntervalMs`). */
+  readonly intervalMs?: number | undefined;
+  /** A task re-queued this many times fails instead (default 10). */
+  readonly maxDispatchAttempts?: number | undefined;
+}
+
+export const DEFAULT_MAX_DISPATCH_ATTEMPTS = 10;
+
+type PollOutcome = 'done' | 'requeued' | 'unchanged';
+
+export class TaskInspector {
+  readonly #store: CopyJobStore;
+  readonly #workers: WorkerClient;
+  readonly #clock: Clock;
+  readonly #onTaskDone: () => void;
+  readonly #log: CopyLogger;
+  readonly #maxDispatchAttempts: number;
+  readonly #loop: LoopRunner;
+
+  constructor(deps: TaskInspectorDeps) {
+    this.#store = deps.store;
+    this.#workers = deps.workers;
+    this.#clock = deps.clock;
+    this.#onTaskDone = deps.onTaskDone ?? (() => {});
+    this.#log = deps.log ?? silentLogger;
+    this.#maxDispatchAttempts = deps.maxDispatchAttempts ?? DEFAULT_MAX_DISPATCH_ATTEMPTS;
+    if (!Number.isSafeInteger(this.#maxDispatchAttempts) || this.#maxDispatchAttempts <= 0) {
+      throw new Error(`assertion failed: maxDispatchAttempts must be a positive integer, got ${this.#maxDispatchAttempts}`);
+    }
+    const intervalMs = deps.intervalMs ?? DEFAULT_COPY_OPTIONS.checkIntervalMs;
+    this.#loop = new LoopRunner('copy-task-inspector', intervalMs, () => this.#pass(), this.#log);
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  tick(): Promise<void> {
+    return this.#loop.tick();
+  }
+
+  /** Asks for a pass soon (tasks created, a worker finished a task); resolves after that pass. */
+  kick(): Promise<void> {
+    return this.#loop.kick();
+  }
+
+  async #pass(): Promise<void> {
+    const nodes = new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const));
+    let done = 0;
+    let requeued = 0;
+    for (const t of await this.#store.listAllTasks()) {
+      if (t.state !== 'InProgress') continue;
+      try {
+        const r = await this.#check(t, nodes);
+        if (r === 'done') done++;
+        if (r === 'requeued') requeued++;
+      } catch (e) {
+        this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task check failed; retrying next pass');
+      }
+    }
+    // Exhausted tasks also count as done: the checker must hear about them. Node info is read again
+    // because the polls above may have freed slots.
+    done += await this.#dispatchPending(new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const)));
+    if (done > 0) this.#onTaskDone();
+    if (requeued > 0) this.#log.info({ requeued }, 'copy tasks re-queued');
+  }
+
+  async #check(t: CopyTask, nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<PollOutcome> {
+    const nodeId = t.nodeId;
+    if (nodeId === undefined) throw new Error(`assertion failed: InProgress task ${t.id} has no nodeId`);
+    if (!nodes.has(nodeId)) return this.#requeue(t, `worker ${nodeId} lost (not among the worker nodes)`);
+    let ans;
+    try {
+      ans = await this.#workers.poll(nodeId, t.id, t.version);
+    } catch (e) {
+      // Unreachable for now; membership (`nodes()`) decides whether the node is lost.
+      this.#log.warn({ taskId: t.id, nodeId, err: e }, 'poll of copy task failed');
+      return 'unchanged';
+    }
+    if (ans.state !== 'Unknown' && ans.version !== undefined && ans.version !== t.version) {
+      this.#log.info({ taskId: t.id, nodeId, answered: ans.version, current: t.version }, 'stale copy task answer ignored');
+      return 'unchanged';
+    }
+    const nowMs = this.#clock.nowMs();
+    switch (ans.state) {
+      case 'InProgress':
+        return 'unchanged';
+      case 'Completed': {
+        const problem = resultsProblem(t, ans.results);
+        const patch =
+          problem === undefined
+            ? { state: 'Completed' as const, results: ans.results, reason: '', updatedAtMs: nowMs }
+            : { state: 'Failed' as const, reason: `worker ${nodeId} returned bad results: ${problem}`, updatedAtMs: nowMs };
+        return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
+      }
+      case 'Failed': {
+        const reason = ans.reason.length > 0 ? ans.reason : `worker ${nodeId} reported a failure without a reason`;
+        const patch = { state: 'Failed' as const, reason, updatedAtMs: nowMs };
+        return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
+      }
+      case 'Unknown':
+        return this.#requeue(t, `worker ${nodeId} does not know task ${t.id} version ${t.version}`);
+      default:
+        return unreachable(ans);
+    }
+  }
+
+  /** Transition (4), or (3) once the task has used up its dispatches. */
+  async #requeue(t: CopyTask, why: string): Promise<PollOutcome> {
+    const nowMs = this.#clock.nowMs();
+    if (t.attempts >= this.#maxDispatchAttempts) {
+      const reason = `${why}; gave up after ${t.attempts} dispatches`;
+      const ok = await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, { state: 'Failed', reason, updatedAtMs: nowMs });
+      return ok ? 'done' : 'unchanged';
+    }
+    const ok = await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, {
+      state: 'Pending',
+      nodeId: undefined,
+      reason: why,
+      updatedAtMs: nowMs,
+    });
+    if (ok) this.#log.warn({ jobId: t.jobId, taskId: t.id, why }, 'copy task re-queued');
+    return ok ? 'requeued' : 'unchanged';
+  }
+
+  /** Step 2; returns how many tasks it failed (dispatch failures that used up the attempts). */
+  async #dispatchPending(nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<number> {
+    const jobs = new Map((await this.#store.listJobs()).map((j) => [j.id, j] as const));
+    const tasks = await this.#store.listAllTasks();
+    const inProgress = new Map<string, number>();
+    for (const t of tasks) {
+      if (t.state === 'InProgress' && t.nodeId !== undefined) inProgress.set(t.nodeId, (inProgress.get(t.nodeId) ?? 0) + 1);
+    }
+    const free = new Map<string, number>();
+    for (const n of nodes.values()) {
+      free.set(n.nodeId, Math.max(0, n.slots - Math.max(n.usedSlots, inProgress.get(n.nodeId) ?? 0)));
+    }
+    let failed = 0;
+    for (const t of tasks) {
+      if (t.state !== 'Pending' || !dispatchable(jobs.get(t.jobId))) continue;
+      const nodeId = pickNode(free);
+      if (nodeId === undefined) break;
+      try {
+        const r = await this.#dispatch(t, nodeId);
+        if (r === 'dispatched') free.set(nodeId, (free.get(nodeId) ?? 1) - 1);
+        // A node that refused one task is not offered another in this pass.
+        if (r === 'refused') free.set(nodeId, 0);
+        if (r === 'failed') failed++;
+      } catch (e) {
+        this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task dispatch failed; retrying next pass');
+      }
+    }
+    return failed;
+  }
+
+  async #dispatch(t: CopyTask, nodeId: string): Promise<'dispatched' | 'lost' | 'refused' | 'failed'> {
+    const nowMs = this.#clock.nowMs();
+    const version = t.version + 1;
+    const patch = { state: 'InProgress' as const, nodeId, version, attempts: t.attempts + 1, updatedAtMs: nowMs };
+    if (!(await this.#store.updateTaskInState(t.jobId, t.id, 'Pending', t.version, patch))) return 'lost';
+    const dispatched: CopyTask = { ...t, ...patch };
+    try {
+      await this.#workers.dispatch(nodeId, dispatched);
+      return 'dispatched';
+    } catch (e) {
+      const why = `dispatch to ${nodeId} failed: ${e instanceof Error ? e.message : String(e)}`;
+      this.#log.warn({ jobId: t.jobId, taskId: t.id, nodeId, err: e }, 'copy task dispatch refused');
+      const r = await this.#requeue(dispatched, why);
+      return r === 'done' ? 'failed' : 'refused';
+    }
+  }
+}
+
+function dispatchable(job: CopyJob | undefined): boolean {
+  return job !== undefined && job.state === 'Executing' && job.outcome === undefined;
+}
+
+/** The node with the most free slots (ties: first by node id), or undefined when all are full. */
+function pickNode(free: ReadonlyMap<string, number>): string | undefined {
+  let best: string | undefined;
+  let bestFree = 0;
+  for (const [nodeId, n] of [...free].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (n > bestFree) {
+      best = nodeId;
+      bestFree = n;
+    }
+  }
+  return best;
+}
+
+/** Asserts, after the read from the worker, that the results are exactly the task's target segments. */
+function resultsProblem(t: CopyTask, results: readonly CopiedSegment[]): string | undefined {
+  if (!Array.isArray(results)) return 'results are not a list';
+  const expected = new Map(t.mappings.map((m) => [m.targetSegmentId, m] as const));
+  const seen = new Set<number>();
+  for (const r of results) {
+    const m = expected.get(r.targetSegmentId);
+    if (m === undefined) return `segment ${r.targetSegmentId} is not a target of task ${t.id}`;
+    if (seen.has(r.targetSegmentId)) return `segment ${r.targetSegmentId} reported twice`;
+    seen.add(r.targetSegmentId);
+    const rec = r.record;
+    if (rec.id !== m.targetSegmentId || rec.collectionId !== m.targetCollectionId || rec.partitionId !== m.targetPartitionId) {
+      return `record of segment ${r.targetSegmentId} names segment ${rec.id} of collection ${rec.collectionId}, partition ${rec.partitionId}`;
+    }
+    if (rec.numRows !== m.source.numRows) return `segment ${r.targetSegmentId} has ${rec.numRows} rows, source has ${m.source.numRows}`;
+  }
+  if (seen.size !== expected.size) return `${expected.size - seen.size} of ${expected.size} segments missing`;
+  return undefined;
+}
