@@ -12,6 +12,8 @@ export const ConfigSchema = z.object({
   flushIdleMs: z.coerce.number().int().min(100).default(60_000),
   backgroundIntervalMs: z.coerce.number().int().min(10).default(1000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  autoCompaction: z.preprocess((v) => (typeof v === 'string' ? v !== 'false' && v !== '0' : v), z.boolean()).default(true),
+  compactionDeleteRatio: z.coerce.number().min(0.01).max(1).default(0.2),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -27,6 +29,8 @@ const ENV: Record<keyof Config, string> = {
   flushIdleMs: 'QUIVER_FLUSH_IDLE_MS',
   backgroundIntervalMs: 'QUIVER_BACKGROUND_INTERVAL_MS',
   logLevel: 'QUIVER_LOG_LEVEL',
+  autoCompaction: 'QUIVER_AUTO_COMPACTION',
+  compactionDeleteRatio: 'QUIVER_COMPACTION_DELETE_RATIO',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

@@ -649,11 +649,7 @@ class Compiler {
     return { ev: (ctx) => mapRows(operand.ev(ctx), ctx.n, (x) => x !== MISSING) };
   }
 
-  #contains(
-    fn: Exclude<FunctionName, 'array_length'>,
-    args: readonly Expr[],
-    pos: number,
-  ): Pred {
+  #contains(fn: Exclude<FunctionName, 'array_length'>, args: readonly Expr[], pos: number): Pred {
     const target = this.#value(args[0] as Expr);
     const value = this.#value(args[1] as Expr);
     if (target.st !== 'array' && target.st !== 'json') {

@@ -1,10 +1,11 @@
 /**
  * Column-at-a-time kernels. Every predicate kernel returns a fresh Uint8Array of three-valued truth
- * (see `Tri` in values.ts) that its caller may overwrite in place. Loops write `Number(cond) * 3`
- * rather than `cond ? 3 : 0`: V8 compiles the former without a branch, which is 3-4x faster on data
- * where the outcome is unpredictable. Typed columns compared with a constant
- * get a dedicated loop per operator; everything else (JSON, arrays, mixed operand types) goes through the
- * row-at-a-time `compareRow`.
+ * (see `Tri` in values.ts) that its caller may overwrite in place. Typed columns compared with a
+ * constant get a dedicated loop per operator; everything else (JSON, arrays, mixed operand types) goes
+ * through the row-at-a-time `compareRow`.
+ *
+ * Loops write `Number(cond) * 3` rather than `cond ? 3 : 0`: V8 compiles the former without a branch,
+ * which is several times faster on data where the outcome is unpredictable.
  */
 import type { ScalarValue } from '../schema/types.js';
 import type { ArithOp, CompareOp } from './ast.js';

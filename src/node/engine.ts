@@ -6,6 +6,8 @@ import { isQuiverError, quiverError } from '../common/errors.js';
 import { KeyedMutex, Mutex } from '../common/mutex.js';
 import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from '../coord/catalog.js';
+import { planCompaction, type CompactionPlan, type CompactionPolicy, type SegmentStat } from '../coord/compaction-planner.js';
+import { concatColumns, takeRows } from '../schema/columns.js';
 import type {
   CollectionRecord,
   DatabaseRecord,
@@ -38,6 +40,17 @@ export interface EngineOptions {
   readonly tmpDir: string;
   /** Build indexes on the calling thread (tests); default: a worker thread. */
   readonly indexBuildInline?: boolean;
+  /** Background compaction (manual `compact` works either way). */
+  readonly autoCompaction?: boolean;
+  /** Deleted fraction at which a segment is rewritten. */
+  readonly compactionDeleteRatio?: number;
+}
+
+export interface CompactionTaskInfo {
+  readonly id: number;
+  readonly collectionId: number;
+  state: 'Executing' | 'Completed';
+  readonly plans: { sources: readonly number[]; target: number; state: 'Executing' | 'Completed' | 'Failed'; error?: string }[];
 }
 
 export interface EngineDeps {
@@ -110,8 +123,12 @@ export class Engine {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
   #closed = false;
-  /** Called when background work fails (the server logs it). */
-  readonly errors: Error[] = [];
+  readonly #compactionTasks = new Map<number, CompactionTaskInfo>();
+  /** Segments a running compaction reads: never planned twice. */
+  readonly #compacting = new Set<number>();
+  /** Extra "do not compact" rules (a snapshot's compaction protection). */
+  readonly #compactionGuards: ((collectionId: number, segmentId: number) => boolean)[] = [];
+  readonly #compactLock = new KeyedMutex<number>();
 
   private constructor(deps: EngineDeps, opts: EngineOptions) {
     this.catalog = new Catalog(deps.kv);
@@ -264,6 +281,7 @@ export class Engine {
       try {
         if (full || idle) await this.flushCollection(id);
         await this.#buildMissingIndexes(rt);
+        if (this.#opts.autoCompaction ?? true) await this.compact(id, { force: false, wait: true });
       } catch (err) {
         this.#log.error({ err, collection: rt.record.name }, 'background work failed');
       }
@@ -780,33 +798,36 @@ export class Engine {
     });
   }
 
+  /** Builds one index's files for a segment's vectors (HNSW on the worker thread); FLAT has no files. */
+  async #buildIndexFile(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number, open: boolean): Promise<{ file: SegmentIndexFile; built?: VectorIndex }> {
+    const buildId = await this.ids.alloc();
+    if (idx.indexType !== 'HNSW') return { file: { indexId: idx.id, buildId, version: 1, files: [], size: 0 } };
+    const tmp = join(this.#opts.tmpDir, `build-${buildId}.hnsw`);
+    try {
+      await this.#builds.build({ vectors, dim: field.dim!, metric: idx.metric, M: idx.buildParams.M ?? 16, efConstruction: idx.buildParams.efConstruction ?? 200, outPath: tmp });
+      const bytes = await readFile(tmp);
+      const key = indexFileKey(buildId, 1, partitionId, segmentId, 'hnsw.bin');
+      await this.store.put(key, bytes);
+      const file: SegmentIndexFile = { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
+      const rows = vectors.length / field.dim!;
+      return open ? { file, built: await this.#openHnsw(key, field.dim!, idx.metric, rows) } : { file };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   async #buildSegmentIndex(rt: CollectionRuntime, seg: Segment, idx: IndexRecord, field: FieldSchema): Promise<void> {
     const rec = seg.record!;
-    const buildId = await this.ids.alloc();
-    let file: SegmentIndexFile;
-    let built: VectorIndex | undefined;
-    if (idx.indexType === 'HNSW') {
-      let vectors = seg.loaded ? (seg.chunks[0]?.columns.get(field.name)?.data as Float32Array | undefined) : undefined;
-      if (!vectors) {
-        const chunk = await readSegment(this.store, rt.record, rec, [field]);
-        vectors = chunk.columns.get(field.name)!.data as Float32Array;
-      }
-      const tmp = join(this.#opts.tmpDir, `build-${buildId}.hnsw`);
-      try {
-        await this.#builds.build({ vectors, dim: field.dim!, metric: idx.metric, M: idx.buildParams.M ?? 16, efConstruction: idx.buildParams.efConstruction ?? 200, outPath: tmp });
-        const bytes = await readFile(tmp);
-        const key = indexFileKey(buildId, 1, seg.partitionId, seg.id, 'hnsw.bin');
-        await this.store.put(key, bytes);
-        file = { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
-        if (seg.loaded) built = await this.#openHnsw(key, field.dim!, idx.metric, rec.numRows);
-      } finally {
-        await rm(tmp, { force: true });
-      }
-    } else {
-      file = { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
+    let vectors = seg.loaded ? (seg.chunks[0]?.columns.get(field.name)?.data as Float32Array | undefined) : undefined;
+    if (!vectors) {
+      const chunk = await readSegment(this.store, rt.record, rec, [field]);
+      vectors = chunk.columns.get(field.name)!.data as Float32Array;
     }
+    const { file, built } = await this.#buildIndexFile(vectors, idx, field, seg.partitionId, seg.id, seg.loaded);
     await this.#collLocks.run(rt.record.id, async () => {
-      const current = seg.record!;
+      // The segment may have been compacted away or dropped meanwhile: then the file is an orphan for GC.
+      if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') return;
+      const current = seg.record;
       if (this.catalog.indexes(rt.record.id).every((i) => i.id !== idx.id)) return;
       const record: SegmentRecord = { ...current, indexes: [...current.indexes.filter((i) => i.indexId !== idx.id), file] };
       await this.catalog.commit([{ type: 'putSegment', record }]);
@@ -830,6 +851,190 @@ export class Engine {
   /** Awaits index builds (tests and benchmarks). */
   async waitForIndexes(collectionId: number): Promise<void> {
     await this.#buildMissingIndexes(this.runtime(collectionId));
+  }
+
+  // ------------------------------------------------------------------ compaction
+
+  /** Registers a rule that keeps segments out of compaction (e.g. a snapshot's compaction protection). */
+  addCompactionGuard(guard: (collectionId: number, segmentId: number) => boolean): void {
+    this.#compactionGuards.push(guard);
+  }
+
+  compactionPolicy(): CompactionPolicy {
+    return { smallRowsMax: Math.max(1, Math.floor(this.#opts.sealRows / 2)), targetRows: this.#opts.sealRows, deleteRatioMin: this.#opts.compactionDeleteRatio ?? 0.2 };
+  }
+
+  /**
+   * Plans and runs compaction of a collection. Returns the compaction id at once unless `wait`; with
+   * `force` (a manual `compact`) every flushed segment is a merge candidate, not only small ones.
+   */
+  async compact(collectionId: number, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
+    const rt = this.runtime(collectionId);
+    const stats: SegmentStat[] = [];
+    for (const seg of rt.segments.values()) {
+      if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
+      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
+    }
+    const guarded = (segId: number) => this.#compacting.has(segId) || this.#compactionGuards.some((g) => g(collectionId, segId));
+    const plans = planCompaction(stats, this.compactionPolicy(), guarded, { force: opts.force });
+    const id = await this.ids.alloc();
+    const task: CompactionTaskInfo = { id, collectionId, state: plans.length === 0 ? 'Completed' : 'Executing', plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })) };
+    if (opts.force || plans.length > 0) this.#compactionTasks.set(id, task);
+    for (const p of plans) for (const sid of p.sources) this.#compacting.add(sid);
+    const run = this.#compactLock.run(collectionId, async () => {
+      for (let i = 0; i < plans.length; i++) {
+        const info = task.plans[i]!;
+        try {
+          info.target = await this.#executeCompaction(rt, plans[i]!);
+          info.state = 'Completed';
+        } catch (err) {
+          info.state = 'Failed';
+          info.error = (err as Error).message;
+          this.#log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
+        } finally {
+          for (const sid of plans[i]!.sources) this.#compacting.delete(sid);
+        }
+      }
+      task.state = 'Completed';
+    });
+    if (opts.wait) await run;
+    else run.catch(() => undefined);
+    return task;
+  }
+
+  compactionTask(id: number): CompactionTaskInfo | undefined {
+    return this.#compactionTasks.get(id);
+  }
+
+  /**
+   * Rewrites the live rows of the source segments into one new segment (binlogs and index files written
+   * first), then publishes it and drops the sources in one meta transaction. Deletes that land while the
+   * copy runs are carried over to the target (a deltalog before the commit, the bitmap after it), so a
+   * crash at any point leaves either the old set or the new set visible, never both or neither.
+   */
+  async #executeCompaction(rt: CollectionRuntime, plan: CompactionPlan): Promise<number> {
+    const coll = rt.record;
+    const fields = coll.schema.fields;
+    const sources: Segment[] = [];
+    for (const sid of plan.sources) {
+      const seg = rt.segments.get(sid);
+      if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
+      sources.push(seg);
+    }
+    // 1. Read every source (from memory when loaded) and freeze which rows are live now.
+    const parts: Chunk[] = [];
+    const frozen: Uint8Array[] = [];
+    for (const seg of sources) {
+      const mem = seg.chunks[0]!;
+      const chunk = seg.loaded ? mem : await readSegment(this.store, coll, seg.record!, fields);
+      parts.push(chunk);
+      frozen.push(mem.deleted.slice());
+    }
+    const srcOf: number[] = [];
+    const rowOf: number[] = [];
+    const cols = new Map<string, Column[]>();
+    const tsParts: BigInt64Array[] = [];
+    parts.forEach((chunk, si) => {
+      const keep: number[] = [];
+      for (let i = 0; i < chunk.numRows; i++) if (frozen[si]![i] === 0) keep.push(i);
+      for (const r of keep) {
+        srcOf.push(si);
+        rowOf.push(r);
+      }
+      for (const f of fields) {
+        const list = cols.get(f.name) ?? [];
+        list.push(takeRows(chunk.columns.get(f.name)!, keep));
+        cols.set(f.name, list);
+      }
+      tsParts.push(BigInt64Array.from(keep, (r) => chunk.ts[r]!));
+    });
+    const rows = srcOf.length;
+    const targetId = await this.ids.alloc();
+    let target: Segment | undefined;
+    let record: SegmentRecord | undefined;
+    const now = this.#clock.nowMs();
+    if (rows > 0) {
+      const columns = new Map<string, Column>();
+      for (const f of fields) columns.set(f.name, concatColumns(cols.get(f.name)!));
+      const ts = new BigInt64Array(rows);
+      let off = 0;
+      for (const t of tsParts) {
+        ts.set(t, off);
+        off += t.length;
+      }
+      const chunk = newChunk(rows, columns, ts);
+      // 2. Files first: binlogs, then every index, so the target is published complete.
+      const files = await writeInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk);
+      const indexes: SegmentIndexFile[] = [];
+      for (const idx of this.catalog.indexes(coll.id)) {
+        const field = fields.find((f) => f.fieldId === idx.fieldId);
+        if (!field || field.dataType !== 'FloatVector') continue;
+        const { file, built } = await this.#buildIndexFile(columns.get(field.name)!.data as Float32Array, idx, field, plan.partitionId, targetId, coll.loaded);
+        indexes.push(file);
+        if (built) chunk.indexes.set(field.name, built);
+      }
+      record = {
+        id: targetId,
+        collectionId: coll.id,
+        partitionId: plan.partitionId,
+        state: 'Flushed',
+        numRows: rows,
+        binlogs: files.binlogs,
+        deltalogs: [],
+        statslogs: files.statslogs,
+        indexes,
+        compactedFrom: plan.sources,
+        createdTs: this.tso.next().toString(),
+      };
+      target = { id: targetId, partitionId: plan.partitionId, phase: 'flushed', chunks: [chunk], numRows: rows, record, loaded: true, pendingDeletes: { pks: [], ts: [] } };
+    }
+    const pkName = rt.pkField.name;
+    const lateRows = (): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < rows; i++) if (sources[srcOf[i]!]!.chunks[0]!.deleted[rowOf[i]!] === 1) out.push(i);
+      return out;
+    };
+    // 3. Publish under the collection lock (flush and index commits also rewrite segment records).
+    await this.#collLocks.run(coll.id, async () => {
+      for (const seg of sources) {
+        if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') throw new Error(`segment ${seg.id} changed while compacting`);
+      }
+      if (this.#runtimes.get(coll.id) !== rt) throw new Error(`collection ${coll.name} was dropped while compacting`);
+      const changes: CatalogChange[] = [];
+      const late = lateRows();
+      if (target && record && late.length > 0) {
+        const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+        const dts = this.tso.next();
+        const log = await writeDeltaFile(this.store, this.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: late.map((i) => pkCol[i]!), ts: late.map(() => dts) });
+        record = { ...record, deltalogs: [log] };
+        target.record = record;
+        for (const i of late) target.chunks[0]!.deleted[i] = 1;
+      }
+      if (record) changes.push({ type: 'putSegment', record });
+      const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
+      for (const d of dropped) changes.push({ type: 'putSegment', record: d });
+      await this.catalog.commit(changes);
+      // 4. Swap in memory, synchronously: deletes that arrived during the commit are carried over too.
+      if (target) {
+        const chunk = target.chunks[0]!;
+        const pkCol = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+        for (const i of lateRows()) {
+          if (chunk.deleted[i] === 1) continue;
+          chunk.deleted[i] = 1;
+          target.pendingDeletes.pks.push(pkCol[i]!);
+          target.pendingDeletes.ts.push(this.tso.next());
+        }
+        recountDeleted(chunk);
+        if (!rt.record.loaded) stripToPk(target, pkName);
+        rt.segments.set(targetId, target);
+      }
+      sources.forEach((seg, i) => {
+        seg.record = dropped[i];
+        rt.segments.delete(seg.id);
+      });
+    });
+    this.#log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
+    return record ? targetId : 0;
   }
 
   // ------------------------------------------------------------------ load / release
@@ -1011,7 +1216,7 @@ function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk 
   const columns = new Map<string, Column>();
   for (const name of names) {
     const parts = chunks.map((c) => c.columns.get(name)!);
-    columns.set(name, concatColumnsLocal(parts));
+    columns.set(name, concatColumns(parts));
   }
   const ts = new BigInt64Array(rows);
   const deleted = new Uint8Array(rows);
@@ -1027,7 +1232,6 @@ function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk 
   return chunk;
 }
 
-import { concatColumns as concatColumnsLocal } from '../schema/columns.js';
 
 function stripToPk(seg: Segment, pkName: string): void {
   for (const c of seg.chunks) {

@@ -793,6 +793,27 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const refs = await engine.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
       return { status: OK, fields_data: outputColumns(refs, plan), collection_name: coll.name, output_fields: plan.names, primary_field_name: pk.name, element_indices: [] };
     },
+    // ---------------------------------------------------------------- compaction
+    ManualCompaction: async (req, ctx) => {
+      const coll = req.collection_name
+        ? cat.resolveCollection(dbOf(req, ctx), req.collection_name)
+        : cat.collection(Number(req.collectionID ?? 0));
+      if (!coll) throw quiverError('CollectionNotFound', `collection not found[collectionID=${req.collectionID}]`);
+      const task = await engine.compact(coll.id, { force: true, wait: false });
+      return { status: OK, compactionID: String(task.id), compactionPlanCount: task.plans.length };
+    },
+    GetCompactionState: (req) => {
+      const task = engine.compactionTask(Number(req.compactionID ?? 0));
+      if (!task) throw quiverError('CompactionNotFound', `compaction not found[compactionID=${req.compactionID}]`);
+      const count = (s: string) => String(task.plans.filter((p) => p.state === s).length);
+      return { status: OK, state: task.state, executingPlanNo: count('Executing'), timeoutPlanNo: '0', completedPlanNo: count('Completed'), failedPlanNo: count('Failed') };
+    },
+    GetCompactionStateWithPlans: (req) => {
+      const task = engine.compactionTask(Number(req.compactionID ?? 0));
+      if (!task) throw quiverError('CompactionNotFound', `compaction not found[compactionID=${req.compactionID}]`);
+      return { status: OK, state: task.state, mergeInfos: task.plans.map((p) => ({ sources: p.sources.map(String), target: String(p.target) })) };
+    },
+
     HybridSearch: () => {
       throw quiverError('ParameterInvalid', 'hybrid (multi-vector) search is not supported by Quiver yet');
     },

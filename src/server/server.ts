@@ -63,7 +63,14 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
-    { sealRows: config.sealRows, flushIdleMs: config.flushIdleMs, backgroundIntervalMs: config.backgroundIntervalMs, tmpDir: join(dataDir, 'tmp') },
+    {
+      sealRows: config.sealRows,
+      flushIdleMs: config.flushIdleMs,
+      backgroundIntervalMs: config.backgroundIntervalMs,
+      tmpDir: join(dataDir, 'tmp'),
+      autoCompaction: config.autoCompaction,
+      compactionDeleteRatio: config.compactionDeleteRatio,
+    },
   );
   engine.start();
   const metrics = new Metrics();

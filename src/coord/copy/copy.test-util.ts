@@ -173,8 +173,18 @@ export class FakeWorkers implements WorkerClient {
     this.nodeList = [...nodes];
   }
 
+  /** Like a real worker: `usedSlots` (other work) plus the dispatched tasks it has not finished. */
   nodes(): readonly WorkerNodeInfo[] {
-    return this.nodeList;
+    return this.nodeList.map((n) => {
+      const latest = new Map<number, string>();
+      for (const d of this.dispatched) latest.set(d.task.id, d.nodeId);
+      let ours = 0;
+      for (const [taskId, nodeId] of latest) {
+        const a = this.answers.get(taskId)?.state;
+        if (nodeId === n.nodeId && a !== 'Completed' && a !== 'Failed' && a !== 'Unknown') ours++;
+      }
+      return { ...n, usedSlots: n.usedSlots + ours };
+    });
   }
 
   async dispatch(nodeId: string, task: CopyTask): Promise<void> {

@@ -384,7 +384,7 @@ export class GarbageCollector {
         }),
       );
       // A failed delete keeps the record: it is the list the next tick retries from.
-      if (failed) return;
+      
       try {
         await this.#catalog.commit([{ type: 'deleteSegment', collectionId: segment.collectionId, segmentId: segment.id }]);
         t.segmentsRemoved += 1;
@@ -445,7 +445,7 @@ export class GarbageCollector {
         this.#foreign(info.key, t);
         continue;
       }
-      if (refs.keys.has(info.key)) continue;
+      if (refs.keys.has(info.key) || t.claimed.has(info.key)) continue;
       if (nowMs - info.lastModifiedMs < this.#opts.orphanGraceMs) continue;
       if (parsed.kind === 'index') {
         indexFilesAllowed ??= this.#allReady(refs, t);
@@ -595,6 +595,8 @@ class TickState {
   orphanFilesDeleted = 0;
   errorCount = 0;
   readonly wouldDelete: string[] = [];
+  /** Keys passes 1-2 delete or (dry run) would delete: pass 3 must not count them again. */
+  readonly claimed = new Set<string>();
   readonly errors: string[] = [];
   readonly notReady = new Set<number>();
   readonly foreign: string[] = [];
@@ -621,6 +623,7 @@ class TickState {
 
   would(key: string, size: number, orphan: boolean): void {
     this.wouldDelete.push(key);
+    this.claimed.add(key);
     this.deleted(size, orphan);
   }
 

@@ -133,6 +133,15 @@ export class InProcessWorkerPool implements WorkerClient {
     if (node.runs.get(taskId) === run) node.runs.delete(taskId);
   }
 
+  /** Resolves once no task is running on any node (tests use it instead of sleeping). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = [...this.#nodes.values()].flatMap((n) => [...n.runs.values()]).filter((r) => r.status.state === 'InProgress');
+      if (running.length === 0) return;
+      await Promise.all(running.map((r) => r.done));
+    }
+  }
+
   /** Aborts every task on every node and waits until none writes; later dispatches are refused. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;

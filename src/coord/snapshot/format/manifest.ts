@@ -4,9 +4,9 @@
  * channel, rows, positions, binlog / deltalog / statslog lists, index files with their index params).
  *
  * Number mapping:
- * - ids, row counts, sizes and versions are Avro `long`. They are JavaScript safe integers (< 2^53)
- *   everywhere in Quiver, and avsc's default long type refuses anything larger instead of rounding it,
- *   so no custom LongType is needed. Negative values are refused on encode.
+ * - ids, row counts, sizes and versions are Avro `long`. They are JavaScript safe integers everywhere
+ *   in Quiver; a small custom long type (SAFE_LONG) reads and writes the whole safe range and refuses
+ *   anything larger instead of rounding it. Negative values are refused on encode.
  * - hybrid timestamps (physical ms << 18 | logical) exceed 2^53, so they stay decimal `string`s, as in
  *   the catalog records. `start_position` and `dml_position` both hold the segment's `createdTs` (Quiver
  *   has no per-channel message positions; the field names are kept so the layout reads like Milvus's).
@@ -161,9 +161,36 @@ interface AvroManifest {
   dropped_at_ms: number | null;
 }
 
+/**
+ * avsc's default long stops at 2^53 - 2 (it keeps a margin for its float arithmetic); Quiver ids go up
+ * to Number.MAX_SAFE_INTEGER (paths.ts accepts any safe integer). This long goes through BigInt (avsc
+ * hands it 8 little-endian bytes) and covers exactly the safe integers; the bytes on disk are standard
+ * Avro longs. Anything beyond fails to decode rather than rounding.
+ */
+const SAFE_LONG = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer): number => {
+    const n = buf.readBigInt64LE(0);
+    if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error(`long ${n} is beyond 2^53`);
+    return Number(n);
+  },
+  toBuffer: (n: number): Buffer => {
+    const buf = Buffer.alloc(8);
+    buf.writeBigInt64LE(BigInt(n), 0);
+    return buf;
+  },
+  fromJSON: Number,
+  toJSON: (n: number): number => n,
+  isValid: (n: unknown): boolean => Number.isSafeInteger(n),
+  compare: (a: number, b: number): number => (a === b ? 0 : a < b ? -1 : 1),
+});
+
+function manifestType(schema: unknown): avro.Type {
+  return avro.Type.forSchema(schema as avro.Schema, { omitRecordMethods: true, registry: { long: SAFE_LONG } });
+}
+
 // Immutable once built (a Type holds no per-call state), so sharing them is not shared mutable state.
 const MANIFEST_SCHEMA_JSON = JSON.stringify(MANIFEST_AVRO_SCHEMA);
-const MANIFEST_TYPE = avro.Type.forSchema(MANIFEST_AVRO_SCHEMA as unknown as avro.Schema, { omitRecordMethods: true });
+const MANIFEST_TYPE = manifestType(MANIFEST_AVRO_SCHEMA);
 
 const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
 
@@ -324,7 +351,7 @@ function readRecord(bytes: Uint8Array): AvroManifest {
   } else {
     let resolver;
     try {
-      const writer = avro.Type.forSchema(JSON.parse(file.schemaJson) as avro.Schema, { omitRecordMethods: true });
+      const writer = manifestType(JSON.parse(file.schemaJson));
       resolver = MANIFEST_TYPE.createResolver(writer);
     } catch (e) {
       throw corrupt(`writer schema cannot be read as ${MANIFEST_AVRO_SCHEMA.namespace}.${MANIFEST_AVRO_SCHEMA.name}: ${(e as Error).message}`, e);

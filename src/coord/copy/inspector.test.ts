@@ -1,0 +1,216 @@
+import { describe, expect, it } from 'vitest';
+import { createJob, FakeWorkers, harness, mappings, resultsFor, type Harness } from './copy.test-util.js';
+import { TaskInspector } from './inspector.js';
+import type { CopyTask, WorkerNodeInfo } from './types.js';
+
+/** A job already Executing with `count` single-segment Pending tasks. */
+async function executingJob(h: Harness, count: number, firstSegmentId = 1): Promise<{ jobId: number; tasks: CopyTask[] }> {
+  const job = await createJob(h, mappings(count, firstSegmentId));
+  const tasks: CopyTask[] = [];
+  for (const m of job.mappings) {
+    tasks.push({ id: await h.store.allocId(), jobId: job.id, state: 'Pending', mappings: [m], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 });
+  }
+  expect(await h.store.startJob(job.id, { state: 'Executing', startedAtMs: 0 }, tasks)).toBe(true);
+  return { jobId: job.id, tasks };
+}
+
+function setup(nodes?: readonly WorkerNodeInfo[], maxDispatchAttempts?: number) {
+  const h = harness();
+  const workers = new FakeWorkers(nodes);
+  let doneKicks = 0;
+  const inspector = new TaskInspector({ store: h.store, workers, clock: h.clock, onTaskDone: () => doneKicks++, maxDispatchAttempts });
+  return { h, workers, inspector, doneKicks: () => doneKicks };
+}
+
+const byId = async (h: Harness, jobId: number): Promise<Map<number, CopyTask>> => new Map((await h.store.listTasks(jobId)).map((t) => [t.id, t]));
+
+describe('TaskInspector', () => {
+  it('(1) dispatches Pending tasks oldest first: nodeId set, version and attempts incremented', async () => {
+    const { h, workers, inspector, doneKicks } = setup();
+    const { jobId, tasks } = await executingJob(h, 2);
+    await inspector.tick();
+    expect(workers.dispatched.map((d) => [d.nodeId, d.task.id, d.task.version])).toEqual([
+      ['node-1', tasks[0]!.id, 1],
+      ['node-1', tasks[1]!.id, 1],
+    ]);
+    for (const t of await h.store.listTasks(jobId)) {
+      expect(t).toMatchObject({ state: 'InProgress', nodeId: 'node-1', version: 1, attempts: 1, updatedAtMs: h.clock.nowMs() });
+    }
+    expect(workers.dispatched[0]!.task.state).toBe('InProgress');
+    expect(doneKicks()).toBe(0);
+    await inspector.tick(); // nothing new: polls say InProgress
+    expect(workers.dispatched).toHaveLength(2);
+  });
+
+  it('respects slots: never more InProgress tasks on a node than it has slots, counting what it already runs', async () => {
+    const { h, workers, inspector } = setup([
+      { nodeId: 'a', slots: 2, usedSlots: 0 },
+      { nodeId: 'b', slots: 3, usedSlots: 2 }, // busy with other work
+    ]);
+    const { jobId } = await executingJob(h, 10);
+    for (let i = 0; i < 3; i++) {
+      await inspector.tick();
+      const perNode = new Map<string, number>();
+      for (const t of await h.store.listTasks(jobId)) if (t.state === 'InProgress') perNode.set(t.nodeId!, (perNode.get(t.nodeId!) ?? 0) + 1);
+      expect(perNode.get('a')).toBe(2);
+      expect(perNode.get('b')).toBe(1);
+    }
+    expect(workers.dispatched).toHaveLength(3);
+    // A finished task frees its slot for the next Pending one in the same pass.
+    const first = workers.dispatched[0]!.task;
+    workers.answers.set(first.id, { state: 'Completed', results: resultsFor(first), version: 1 });
+    await inspector.tick();
+    expect(workers.dispatched).toHaveLength(4);
+  });
+
+  it('spreads tasks over the nodes with the most free slots', async () => {
+    const { h, workers, inspector } = setup([
+      { nodeId: 'a', slots: 2, usedSlots: 0 },
+      { nodeId: 'b', slots: 2, usedSlots: 0 },
+    ]);
+    await executingJob(h, 3);
+    await inspector.tick();
+    expect(workers.dispatched.map((d) => d.nodeId)).toEqual(['a', 'b', 'a']);
+  });
+
+  it('(2) stores results of a Completed answer and kicks the checker', async () => {
+    const { h, workers, inspector, doneKicks } = setup();
+    const { jobId, tasks } = await executingJob(h, 2);
+    await inspector.tick();
+    workers.answers.set(tasks[0]!.id, { state: 'Completed', results: resultsFor(tasks[0]!), version: 1 });
+    h.clock.advance(5);
+    await inspector.tick();
+    const t = (await byId(h, jobId)).get(tasks[0]!.id)!;
+    expect(t).toMatchObject({ state: 'Completed', nodeId: 'node-1', version: 1, updatedAtMs: h.clock.nowMs() });
+    expect(t.results).toEqual(resultsFor(tasks[0]!));
+    expect(doneKicks()).toBe(1);
+  });
+
+  it('(3) stores the worker reason of a Failed answer', async () => {
+    const { h, workers, inspector, doneKicks } = setup();
+    const { jobId, tasks } = await executingJob(h, 1);
+    await inspector.tick();
+    workers.answers.set(tasks[0]!.id, { state: 'Failed', reason: 'copy "x" failed after 4 attempts', version: 1 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(tasks[0]!.id)).toMatchObject({ state: 'Failed', reason: 'copy "x" failed after 4 attempts' });
+    expect(doneKicks()).toBe(1);
+  });
+
+  it('(3) fails a task whose worker returns results that do not match it', async () => {
+    const { h, workers, inspector } = setup();
+    const { jobId, tasks } = await executingJob(h, 2);
+    await inspector.tick();
+    workers.answers.set(tasks[0]!.id, { state: 'Completed', results: resultsFor(tasks[1]!), version: 1 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(tasks[0]!.id)).toMatchObject({
+      state: 'Failed',
+      reason: expect.stringContaining(`is not a target of task ${tasks[0]!.id}`),
+    });
+  });
+
+  it('(4) re-queues the task of a lost node and dispatches it to another node with a new version', async () => {
+    const { h, workers, inspector } = setup([
+      { nodeId: 'a', slots: 1, usedSlots: 0 },
+      { nodeId: 'b', slots: 1, usedSlots: 0 },
+    ]);
+    const { jobId, tasks } = await executingJob(h, 1);
+    await inspector.tick();
+    expect(workers.dispatched.map((d) => d.nodeId)).toEqual(['a']);
+    workers.nodeList.splice(0, 1); // node a is gone
+    await inspector.tick();
+    // Same pass: re-queued (4) then dispatched (1) to b.
+    expect(workers.dispatched.map((d) => [d.nodeId, d.task.version])).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+    expect((await byId(h, jobId)).get(tasks[0]!.id)).toMatchObject({
+      state: 'InProgress',
+      nodeId: 'b',
+      version: 2,
+      attempts: 2,
+      reason: 'worker a lost (not among the worker nodes)',
+    });
+  });
+
+  it('(4) re-queues when the node answers Unknown (it restarted, or the dispatch never arrived)', async () => {
+    const { h, workers, inspector } = setup([{ nodeId: 'a', slots: 0, usedSlots: 0 }]);
+    const { jobId, tasks } = await executingJob(h, 1);
+    // Simulates a crash between the persisted dispatch and the call.
+    expect(await h.store.updateTaskInState(jobId, tasks[0]!.id, 'Pending', 0, { state: 'InProgress', nodeId: 'a', version: 1, attempts: 1 })).toBe(true);
+    workers.answers.set(tasks[0]!.id, { state: 'Unknown' });
+    await inspector.tick();
+    const t = (await byId(h, jobId)).get(tasks[0]!.id)!;
+    expect(t).toMatchObject({ state: 'Pending', version: 1, reason: `worker a does not know task ${t.id} version 1` });
+    expect(t.nodeId).toBeUndefined();
+  });
+
+  it('ignores a poll answer about an older version', async () => {
+    const { h, workers, inspector, doneKicks } = setup();
+    const { jobId, tasks } = await executingJob(h, 1);
+    const id = tasks[0]!.id;
+    expect(await h.store.updateTaskInState(jobId, id, 'Pending', 0, { state: 'InProgress', nodeId: 'node-1', version: 3, attempts: 3 })).toBe(true);
+    workers.answers.set(id, { state: 'Failed', reason: 'old run died', version: 2 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(id)).toMatchObject({ state: 'InProgress', version: 3, reason: '' });
+    workers.answers.set(id, { state: 'Completed', results: resultsFor(tasks[0]!), version: 2 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(id)!.state).toBe('InProgress');
+    expect(doneKicks()).toBe(0);
+    workers.answers.set(id, { state: 'Completed', results: resultsFor(tasks[0]!), version: 3 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(id)!.state).toBe('Completed');
+  });
+
+  it('a refused dispatch puts the task back to Pending; it is retried on a later pass', async () => {
+    const { h, workers, inspector } = setup();
+    const { jobId, tasks } = await executingJob(h, 2);
+    workers.refuseDispatch = true;
+    await inspector.tick();
+    for (const t of await h.store.listTasks(jobId)) expect(t.state).toBe('Pending');
+    const first = (await byId(h, jobId)).get(tasks[0]!.id)!;
+    expect(first).toMatchObject({ version: 1, attempts: 1, reason: 'dispatch to node-1 failed: node node-1 refuses' });
+    // The refusing node was not offered the second task in the same pass.
+    expect((await byId(h, jobId)).get(tasks[1]!.id)!.attempts).toBe(0);
+    workers.refuseDispatch = false;
+    await inspector.tick();
+    expect(workers.dispatched.map((d) => [d.task.id, d.task.version])).toEqual([
+      [tasks[0]!.id, 2],
+      [tasks[1]!.id, 1],
+    ]);
+  });
+
+  it('a task that keeps losing its worker fails after maxDispatchAttempts', async () => {
+    const { h, workers, inspector, doneKicks } = setup(undefined, 2);
+    const { jobId, tasks } = await executingJob(h, 1);
+    const id = tasks[0]!.id;
+    await inspector.tick(); // attempt 1
+    workers.answers.set(id, { state: 'Unknown' });
+    await inspector.tick(); // re-queued, attempt 2
+    expect((await byId(h, jobId)).get(id)).toMatchObject({ state: 'InProgress', attempts: 2 });
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(id)).toMatchObject({
+      state: 'Failed',
+      reason: `worker node-1 does not know task ${id} version 2; gave up after 2 dispatches`,
+    });
+    expect(doneKicks()).toBe(1);
+  });
+
+  it('dispatches only tasks of Executing jobs that are not being finished', async () => {
+    const { h, workers, inspector } = setup();
+    const decided = await executingJob(h, 1);
+    const running = await executingJob(h, 1, 10);
+    expect(await h.store.updateJobInState(decided.jobId, 'Executing', { outcome: 'Failed', outcomeAtMs: 0, reason: 'x' })).toBe(true);
+    await inspector.tick();
+    expect(workers.dispatched.map((d) => d.task.jobId)).toEqual([running.jobId]);
+  });
+
+  it('a new inspector over the same store carries on from persisted state', async () => {
+    const h = harness();
+    const workers = new FakeWorkers();
+    const { jobId, tasks } = await executingJob(h, 1);
+    await new TaskInspector({ store: h.store, workers, clock: h.clock }).tick();
+    workers.answers.set(tasks[0]!.id, { state: 'Completed', results: resultsFor(tasks[0]!), version: 1 });
+    await new TaskInspector({ store: h.store, workers, clock: h.clock }).tick();
+    expect((await byId(h, jobId)).get(tasks[0]!.id)!.state).toBe('Completed');
+  });
+});
