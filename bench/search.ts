@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/common/config.js';
 import { flatSearch } from '../src/index/index.js';
 import { startServer } from '../src/server/server.js';
-import { MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, median, rowsOf, table } from './common.js';
 
 const N = envInt('BENCH_N', 100_000);
@@ -41,74 +41,86 @@ async function main(): Promise<void> {
   const truth = truthHits.map((h) => Array.from(h.rows));
   const rows: Record<string, string | number>[] = [];
 
-  // ---------------------------------------------------------------- Quiver through the SDK
+  // ---------------------------------------------------------------- Quiver through the SDK (server in its own process)
   const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-search-'));
-  const server = await startServer(loadConfig({ port: 0, metricsPort: 0, dataDir: dir, sealRows: N + 1 }, {}), { log: pino({ level: 'warn' }) });
-  const client = new MilvusClient({ address: `127.0.0.1:${server.port}`, telemetry: { enabled: false }, logLevel: 'error' } as never);
   try {
-    await client.createCollection({
-      collection_name: 'bench',
-      fields: [
-        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
-        { name: 'v', data_type: DataType.FloatVector, dim: DIM },
-      ],
-    });
-    for (let from = 0; from < N; from += 5000) {
-      const r = await client.insert({ collection_name: 'bench', data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })) });
-      if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
+    const srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: String(N + 1), QUIVER_LOG_LEVEL: 'warn' });
+    const client = srv.client;
+    try {
+      await client.createCollection({
+        collection_name: 'bench',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: DIM },
+        ],
+      });
+      for (let from = 0; from < N; from += 5000) {
+        const r = await client.insert({ collection_name: 'bench', data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })) });
+        if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
+      }
+      await client.flushSync({ collection_names: ['bench'] });
+      const tb = performance.now();
+      await client.createIndex({ collection_name: 'bench', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 200 } });
+      for (;;) {
+        const d = await client.describeIndex({ collection_name: 'bench', field_name: 'v' });
+        const i = d.index_descriptions[0]!;
+        if (i.state === 'Finished' && Number(i.indexed_rows) === N) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const buildSec = (performance.now() - tb) / 1000;
+      await client.loadCollectionSync({ collection_name: 'bench' });
+      const qrows = rowsOf(queries, DIM, 0, Q);
+      for (let i = 0; i < 20; i++) await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: { ef: EF } });
+      const got: number[][] = [];
+      const t0 = performance.now();
+      for (let i = 0; i < Q; i++) {
+        const r = await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: { ef: EF } });
+        got.push(r.results.map((x) => Number(x.id)));
+      }
+      const sdkSec = (performance.now() - t0) / 1000;
+      rows.push({ system: 'Quiver via official SDK (server process + 1 client)', 'index build s': buildSec.toFixed(1), QPS: Math.round(Q / sdkSec), 'recall@10': recall(got, truth).toFixed(4) });
+    } finally {
+      await srv.stop();
     }
-    await client.flushSync({ collection_names: ['bench'] });
-    const tb = performance.now();
-    await client.createIndex({ collection_name: 'bench', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 200 } });
-    const coll = server.engine.catalog.resolveCollection('default', 'bench');
-    await server.engine.waitForIndexes(coll.id);
-    const buildSec = (performance.now() - tb) / 1000;
-    await client.loadCollectionSync({ collection_name: 'bench' });
-    const qrows = rowsOf(queries, DIM, 0, Q);
-    // warm-up
-    for (let i = 0; i < 20; i++) await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: { ef: EF } });
-    const got: number[][] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < Q; i++) {
-      const r = await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: { ef: EF } });
-      got.push(r.results.map((x) => Number(x.id)));
-    }
-    const sdkSec = (performance.now() - t0) / 1000;
-    rows.push({ system: 'Quiver via official SDK (gRPC, 1 client)', 'index build s': buildSec.toFixed(1), QPS: Math.round(Q / sdkSec), 'recall@10': recall(got, truth).toFixed(4) });
 
-    // ---------------------------------------------------------------- server-side time vs raw hnswlib on the same file
-    const field = coll.schema.fields.find((f) => f.name === 'v')!;
-    const engineTimes: number[] = [];
-    for (let rep = 0; rep < 3; rep++) {
-      const t = performance.now();
-      for (let i = 0; i < Q; i++) {
-        await server.engine.search(coll.id, { field, queries: queries.subarray(i * DIM, (i + 1) * DIM), nq: 1, k: K, offset: 0, metric: 'L2', filter: '', partitionNames: [], ef: EF });
+    // ------------------------------------------------------------ server-side time vs raw hnswlib on the same index file
+    const server = await startServer(loadConfig({ port: 0, metricsPort: 0, dataDir: dir, sealRows: N + 1 }, {}), { log: pino({ level: 'warn' }) });
+    try {
+      const coll = server.engine.catalog.resolveCollection('default', 'bench');
+      await server.engine.waitLoaded(coll.id);
+      const field = coll.schema.fields.find((f) => f.name === 'v')!;
+      const engineTimes: number[] = [];
+      for (let rep = 0; rep < 5; rep++) {
+        const t = performance.now();
+        for (let i = 0; i < Q; i++) {
+          await server.engine.search(coll.id, { field, queries: queries.subarray(i * DIM, (i + 1) * DIM), nq: 1, k: K, offset: 0, metric: 'L2', filter: '', partitionNames: [], ef: EF });
+        }
+        engineTimes.push((performance.now() - t) / Q);
       }
-      engineTimes.push((performance.now() - t) / Q);
-    }
-    const seg = [...server.engine.runtime(coll.id).segments.values()][0]!;
-    const key = seg.record!.indexes[0]!.files[0]!;
-    const raw = new hnswlib.HierarchicalNSW('l2', DIM);
-    raw.readIndexSync(server.engine.store.localPath!(key)!);
-    raw.setEf(EF);
-    const rawTimes: number[] = [];
-    const rawGot: number[][] = [];
-    for (let rep = 0; rep < 3; rep++) {
-      const t = performance.now();
-      for (let i = 0; i < Q; i++) {
-        const r = raw.searchKnn(Array.from(queries.subarray(i * DIM, (i + 1) * DIM)), K);
-        if (rep === 0) rawGot.push(r.neighbors);
+      const seg = [...server.engine.runtime(coll.id).segments.values()][0]!;
+      const key = seg.record!.indexes[0]!.files[0]!;
+      const raw = new hnswlib.HierarchicalNSW('l2', DIM);
+      raw.readIndexSync(server.engine.store.localPath!(key)!);
+      raw.setEf(EF);
+      const rawTimes: number[] = [];
+      const rawGot: number[][] = [];
+      for (let rep = 0; rep < 5; rep++) {
+        const t = performance.now();
+        for (let i = 0; i < Q; i++) {
+          const r = raw.searchKnn(Array.from(queries.subarray(i * DIM, (i + 1) * DIM)), K);
+          if (rep === 0) rawGot.push(r.neighbors);
+        }
+        rawTimes.push((performance.now() - t) / Q);
       }
-      rawTimes.push((performance.now() - t) / Q);
+      const eng = median(engineTimes);
+      const rw = median(rawTimes);
+      rows.push({ system: 'Quiver engine.search (in-process, no gRPC)', 'index build s': '', QPS: Math.round(1000 / eng), 'recall@10': '' });
+      rows.push({ system: 'raw hnswlib-node searchKnn, same index file', 'index build s': '', QPS: Math.round(1000 / rw), 'recall@10': recall(rawGot, truth).toFixed(4) });
+      console.log(`\nserver-side time per query (median of 5 rounds): engine ${(eng * 1000).toFixed(1)} µs, raw hnswlib ${(rw * 1000).toFixed(1)} µs, ratio ${(eng / rw).toFixed(2)} (target ≤ 1.3)`);
+    } finally {
+      await server.close();
     }
-    const eng = median(engineTimes);
-    const rw = median(rawTimes);
-    rows.push({ system: 'Quiver engine.search (in-process, no gRPC)', 'index build s': '', QPS: Math.round(1000 / eng), 'recall@10': '' });
-    rows.push({ system: 'raw hnswlib-node searchKnn, same index file', 'index build s': '', QPS: Math.round(1000 / rw), 'recall@10': recall(rawGot, truth).toFixed(4) });
-    console.log(`\nserver-side time per query: engine ${(eng * 1000).toFixed(1)} µs, raw hnswlib ${(rw * 1000).toFixed(1)} µs, ratio ${(eng / rw).toFixed(2)} (target ≤ 1.3)`);
   } finally {
-    await client.closeConnection();
-    await server.close();
     await rm(dir, { recursive: true, force: true });
   }
 

@@ -384,7 +384,7 @@ export class GarbageCollector {
         }),
       );
       // A failed delete keeps the record: it is the list the next tick retries from.
-      
+      if (failed) return;
       try {
         await this.#catalog.commit([{ type: 'deleteSegment', collectionId: segment.collectionId, segmentId: segment.id }]);
         t.segmentsRemoved += 1;

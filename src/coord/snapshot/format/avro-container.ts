@@ -23,6 +23,7 @@
 
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { assert } from '../../../common/errors.js';
 import { crc32 } from '../../../storage/checksum.js';
 
 export type AvroCodec = 'null' | 'deflate';
@@ -70,7 +71,7 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 export function writeContainer(input: ContainerInput): Uint8Array {
   for (const key of Object.keys(input.meta ?? {})) {
-    if (key.startsWith('avro.') || key === CRC32_META_KEY) throw new Error(`assertion failed: reserved container meta key ${key}`);
+    assert(!key.startsWith('avro.') && key !== CRC32_META_KEY, `reserved container meta key ${key}`);
   }
   let checksum = 0;
   for (const block of input.blocks) checksum = crc32(block.data, checksum);
@@ -210,7 +211,7 @@ class ByteWriter {
   }
 
   long(value: number): void {
-    if (!Number.isSafeInteger(value)) throw new Error(`assertion failed: Avro long ${value} is not a safe integer`);
+    assert(Number.isSafeInteger(value), `Avro long ${value} is not a safe integer`);
     // Zig-zag without 32-bit operators, which would truncate values above 2^31.
     let n = value >= 0 ? value * 2 : -value * 2 - 1;
     this.#reserve(10);

@@ -187,7 +187,7 @@ describe('manifest decode refuses damaged input with SegmentLoadFailed', () => {
   it('every single-bit flip either fails or decodes to the same entry', () => {
     let failed = 0;
     for (let i = 0; i < bytes.length; i++) {
-      for (const bit of [0, 5]) {
+      for (const bit of [i % 8]) {
         const bad = bytes.slice();
         bad[i] = bad[i]! ^ (1 << bit);
         const error = decodeError(bad);
@@ -201,7 +201,7 @@ describe('manifest decode refuses damaged input with SegmentLoadFailed', () => {
         }
       }
     }
-    expect(failed).toBeGreaterThan(bytes.length * 1.9);
+    expect(failed).toBeGreaterThan(bytes.length * 0.95);
   });
 
   it('garbage, empty input and a foreign Avro file', () => {

@@ -45,7 +45,12 @@ export async function readSnapshot(store: ObjectStore, metadataKey: string, opts
     if (s.id !== segmentId) throw mismatch(`describes segment ${s.id}, but the metadata lists it for segment ${segmentId}`);
     if (s.collectionId !== metadata.collection_id) throw mismatch(`describes a segment of collection ${s.collectionId}, not ${metadata.collection_id}`);
     if (parseManifestKey(key) !== undefined) {
-      const derived = withContext(`snapshot ${metadata.snapshot_id}: manifest ${JSON.stringify(key)}`, () => manifestKey(metadata.collection_id, entry));
+      let derived: string;
+      try {
+        derived = manifestKey(metadata.collection_id, entry);
+      } catch (e) {
+        throw mismatch(`cannot be a shared manifest: ${(e as Error).message}`);
+      }
       if (derived !== key) throw mismatch(`holds content whose key is ${JSON.stringify(derived)}`);
     }
     for (const f of s.indexes) {

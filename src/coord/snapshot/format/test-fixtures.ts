@@ -1,8 +1,11 @@
 /** Builders shared by the format tests (not used by production code). */
 
-import type { Binlog, SegmentRecord } from '../../records.js';
-import type { ManifestEntry } from './manifest.js';
+import type { CollectionSchema } from '../../../schema/types.js';
 import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../../storage/paths.js';
+import type { Binlog, IndexRecord, SegmentRecord } from '../../records.js';
+import type { ManifestEntry } from './manifest.js';
+import { manifestKey } from './manifest-store.js';
+import { summarizeEntries, type SnapshotMetadata } from './metadata.js';
 
 /** A hybrid timestamp above 2^53, as the TSO produces them. */
 export const TS = '449123456789012345';
@@ -53,3 +56,99 @@ export function entry(seg: SegmentRecord): ManifestEntry {
     indexParams: seg.indexes.length > 0 ? [{ indexId: 500, indexType: 'HNSW', metric: 'COSINE', M: 16, efConstruction: 200 }] : [],
   };
 }
+
+export const SCHEMA: CollectionSchema = {
+  name: 'docs',
+  description: 'd',
+  autoId: false,
+  enableDynamicField: true,
+  fields: [
+    { fieldId: 100, name: 'id', description: '', dataType: 'Int64', isPrimaryKey: true, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {} },
+    {
+      fieldId: 101,
+      name: 'vec',
+      description: '',
+      dataType: 'FloatVector',
+      isPrimaryKey: false,
+      autoId: false,
+      nullable: false,
+      dim: 8,
+      isDynamic: false,
+      isPartitionKey: false,
+      isClusteringKey: false,
+      typeParams: { dim: '8' },
+    },
+    {
+      fieldId: 102,
+      name: 'n',
+      description: '',
+      dataType: 'Int64',
+      isPrimaryKey: false,
+      autoId: false,
+      nullable: true,
+      defaultValue: '9007199254740993',
+      isDynamic: false,
+      isPartitionKey: false,
+      isClusteringKey: false,
+      typeParams: {},
+    },
+    {
+      fieldId: 103,
+      name: 'tags',
+      description: '',
+      dataType: 'Array',
+      elementType: 'VarChar',
+      maxCapacity: 4,
+      maxLength: 16,
+      isPrimaryKey: false,
+      autoId: false,
+      nullable: false,
+      isDynamic: false,
+      isPartitionKey: false,
+      isClusteringKey: false,
+      typeParams: {},
+    },
+  ],
+};
+
+export const INDEX: IndexRecord = {
+  id: 500,
+  collectionId: 7,
+  fieldId: 101,
+  name: 'vec_idx',
+  indexType: 'HNSW',
+  metric: 'COSINE',
+  userParams: { index_type: 'HNSW', metric_type: 'COSINE', M: '16' },
+  buildParams: { M: 16, efConstruction: 200 },
+  createdTs: TS,
+};
+
+/** The entries `metadata()` describes: segment id, id % 2 deltalogs, one build 900 + id. */
+export function snapshotEntries(segments: readonly number[]): ManifestEntry[] {
+  return segments.map((id) => entry(segment(id, { deltalogs: id % 2, builds: [900 + id] })));
+}
+
+/** Metadata of a snapshot of collection 7 over `snapshotEntries(segments)`. */
+export function metadata(segments = [1, 2, 3], overrides: Partial<SnapshotMetadata> = {}): SnapshotMetadata {
+  const entries = snapshotEntries(segments);
+  return {
+    format_version: 1,
+    snapshot_id: 77,
+    name: 'nightly',
+    description: 'before the migration',
+    collection_id: 7,
+    collection_name: 'docs',
+    db_name: 'default',
+    create_ts: TS,
+    created_at_ms: 1_700_000_000_000,
+    schema: SCHEMA,
+    shards_num: 1,
+    consistency_level: 'Bounded',
+    properties: { 'collection.ttl.seconds': '0' },
+    partitions: [{ id: 3, name: '_default' }],
+    indexes: [INDEX],
+    ...summarizeEntries(entries, entries.map((e) => manifestKey(7, e))),
+    ...overrides,
+  };
+}
+
