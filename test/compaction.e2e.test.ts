@@ -55,7 +55,7 @@ describe('compaction through the SDK', () => {
 
     const res = await c.compact({ collection_name: 'cmp' });
     expect(res.status.error_code).toBe(ErrorCode.SUCCESS);
-    await until(async () => (await c.getCompactionState({ compactionID: res.compactionID })).state === 'Completed');
+    await until(async () => String((await c.getCompactionState({ compactionID: res.compactionID })).state) === 'Completed');
     const plans = await c.getCompactionStateWithPlans({ compactionID: res.compactionID });
     expect(plans.mergeInfos.length).toBeGreaterThan(0);
     const segsAfter = [...t.server.engine.runtime(coll.id).segments.values()].filter((s) => s.phase === 'flushed');

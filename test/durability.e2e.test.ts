@@ -36,8 +36,8 @@ describe('durability: acknowledged writes survive kill -9', () => {
     // Unflushed: lives only in the WAL.
     const second = await c.insert({ collection_name: 'items', partition_name: 'p1', data: vs.slice(100, 300).map((v, i) => ({ name: `m${i}`, v })) });
     expect(second.status.error_code).toBe(ErrorCode.SUCCESS);
-    const ids1 = (first.IDs as { int_id: { data: string[] } }).int_id.data;
-    const ids2 = (second.IDs as { int_id: { data: string[] } }).int_id.data;
+    const ids1 = (first.IDs as unknown as { int_id: { data: string[] } }).int_id.data;
+    const ids2 = (second.IDs as unknown as { int_id: { data: string[] } }).int_id.data;
     // Delete one flushed and one growing row; acknowledged, not flushed.
     const del = await c.delete({ collection_name: 'items', filter: `id in [${ids1[0]}, ${ids2[0]}]` });
     expect(del.status.error_code).toBe(ErrorCode.SUCCESS);
@@ -58,7 +58,7 @@ describe('durability: acknowledged writes survive kill -9', () => {
     expect(kept.data[0]?.name).toBe('m199');
     // New ids never collide with ids handed out before the crash.
     const third = await c2.insert({ collection_name: 'items', data: [{ name: 'after', v: vs[0]! }] });
-    const id3 = (third.IDs as { int_id: { data: string[] } }).int_id.data[0]!;
+    const id3 = (third.IDs as unknown as { int_id: { data: string[] } }).int_id.data[0]!;
     expect([...ids1, ...ids2]).not.toContain(id3);
     const s = await c2.search({ collection_name: 'items', data: [vs[150]!], limit: 1, output_fields: ['name'] });
     expect(s.results[0]?.name).toBe('m50');
@@ -104,5 +104,22 @@ describe('durability: acknowledged writes survive kill -9', () => {
     const q = await srv.client.query({ collection_name: 'stream', filter: `id in [0, ${maxAcked}]`, output_fields: ['id'] });
     expect(q.data).toHaveLength(2);
     await srv.stop();
+  });
+});
+
+describe('durability: deletes of unflushed rows survive a flush and a restart', () => {
+  it('a row deleted while growing stays deleted after flush + restart', async () => {
+    const { startTestServer } = await import('./helpers.js');
+    let t = await startTestServer({ autoCompaction: false });
+    const c = t.client;
+    await c.createCollection({ collection_name: 'g', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
+    await c.insert({ collection_name: 'g', data: [{ id: 1, v: [1, 0] }, { id: 2, v: [0, 1] }] });
+    await c.delete({ collection_name: 'g', ids: [1] });
+    await c.flushSync({ collection_names: ['g'] });
+    t = await t.restart();
+    await t.client.loadCollectionSync({ collection_name: 'g' });
+    const q = await t.client.query({ collection_name: 'g', filter: 'id >= 0', output_fields: ['id'] });
+    expect(q.data.map((r) => r.id)).toEqual(['2']);
+    await t.close();
   });
 });

@@ -14,6 +14,9 @@ export const ConfigSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   autoCompaction: z.preprocess((v) => (typeof v === 'string' ? v !== 'false' && v !== '0' : v), z.boolean()).default(true),
   compactionDeleteRatio: z.coerce.number().min(0.01).max(1).default(0.2),
+  gcIntervalMs: z.coerce.number().int().min(10).default(30_000),
+  gcDroppedGraceMs: z.coerce.number().int().min(0).default(10 * 60_000),
+  gcOrphanGraceMs: z.coerce.number().int().min(0).default(24 * 3600_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -31,6 +34,9 @@ const ENV: Record<keyof Config, string> = {
   logLevel: 'QUIVER_LOG_LEVEL',
   autoCompaction: 'QUIVER_AUTO_COMPACTION',
   compactionDeleteRatio: 'QUIVER_COMPACTION_DELETE_RATIO',
+  gcIntervalMs: 'QUIVER_GC_INTERVAL_MS',
+  gcDroppedGraceMs: 'QUIVER_GC_DROPPED_GRACE_MS',
+  gcOrphanGraceMs: 'QUIVER_GC_ORPHAN_GRACE_MS',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

@@ -183,6 +183,12 @@ export class Catalog {
     for (const c of this.#collections.values()) if (c.dbId === dbId && c.name === name && c.state === 'Created') return c;
     return undefined;
   }
+  /** Whether a name is used by a live collection, a restore in flight or an alias. */
+  nameTaken(dbId: number, name: string): boolean {
+    for (const c of this.#collections.values()) if (c.dbId === dbId && c.name === name && c.state !== 'Dropped') return true;
+    return this.#aliases.has(aliasKey(dbId, name));
+  }
+
   /** Resolves a collection name or an alias. */
   resolveCollection(dbName: string, nameOrAlias: string): CollectionRecord {
     const db = this.requireDatabase(dbName);

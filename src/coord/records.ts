@@ -18,7 +18,8 @@ export interface PartitionRecord {
   readonly createdTs: string;
 }
 
-export type CollectionState = 'Created' | 'Dropped';
+/** Restoring: a snapshot restore target, invisible (but its name reserved) until the restore completes. */
+export type CollectionState = 'Created' | 'Restoring' | 'Dropped';
 
 export interface CollectionRecord {
   readonly id: number;

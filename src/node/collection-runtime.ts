@@ -105,10 +105,9 @@ export class CollectionRuntime {
             chunk.deletedCount++;
             count++;
             hit = true;
-            if (seg.phase === 'flushed') {
-              seg.pendingDeletes.pks.push(data[i]!);
-              seg.pendingDeletes.ts.push(ts);
-            }
+            // Growing rows too: their binlogs will hold the row, so the flush must write the delete.
+            seg.pendingDeletes.pks.push(data[i]!);
+            seg.pendingDeletes.ts.push(ts);
           }
         }
       }

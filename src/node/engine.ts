@@ -129,6 +129,8 @@ export class Engine {
   /** Extra "do not compact" rules (a snapshot's compaction protection). */
   readonly #compactionGuards: ((collectionId: number, segmentId: number) => boolean)[] = [];
   readonly #compactLock = new KeyedMutex<number>();
+  /** Called after a collection was dropped (snapshots of it are dropped by their manager). */
+  readonly #dropHooks: ((coll: CollectionRecord) => Promise<void>)[] = [];
 
   private constructor(deps: EngineDeps, opts: EngineOptions) {
     this.catalog = new Catalog(deps.kv);
@@ -373,7 +375,9 @@ export class Engine {
     return this.#ddl.run(async () => {
       const db = this.catalog.requireDatabase(input.dbName);
       const existing = this.catalog.collectionByName(db.id, input.name);
-      if (existing) throw quiverError('ParameterInvalid', `collection already exists: ${input.name}`);
+      if (existing || this.catalog.nameTaken(db.id, input.name) && !this.catalog.alias(db.id, input.name)) {
+        throw quiverError('ParameterInvalid', `collection already exists: ${input.name}`);
+      }
       if (this.catalog.alias(db.id, input.name)) {
         throw quiverError('ParameterInvalid', `collection name [${input.name}] conflicts with an existing alias, please choose a unique name`);
       }
@@ -405,13 +409,15 @@ export class Engine {
   }
 
   async dropCollection(dbName: string, name: string): Promise<void> {
+    let dropped: CollectionRecord | undefined;
     await this.#ddl.run(async () => {
       const db = this.catalog.requireDatabase(dbName);
       const coll = this.catalog.collectionByName(db.id, name);
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${name}]`);
       await this.#collLocks.run(coll.id, async () => {
+        dropped = { ...coll, state: 'Dropped', droppedAtMs: this.#clock.nowMs(), loaded: false };
         const changes: CatalogChange[] = [
-          { type: 'putCollection', record: { ...coll, state: 'Dropped', droppedAtMs: this.#clock.nowMs(), loaded: false } },
+          { type: 'putCollection', record: dropped },
           { type: 'deleteCheckpoint', collectionId: coll.id },
         ];
         for (const a of this.catalog.aliasesIn(db.id)) if (a.collectionId === coll.id) changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
@@ -421,6 +427,123 @@ export class Engine {
         this.#lastAppend.delete(coll.id);
       });
     });
+    const d = dropped;
+    if (d) for (const hook of this.#dropHooks) await hook(d).catch((err: Error) => this.#log.error({ err }, 'drop hook failed'));
+  }
+
+  onCollectionDropped(hook: (coll: CollectionRecord) => Promise<void>): void {
+    this.#dropHooks.push(hook);
+  }
+
+  /** Runs `fn` while no flush, compaction commit or index commit of the collection can run. */
+  withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> {
+    return this.#collLocks.run(collectionId, fn);
+  }
+
+  /** Flushed segments of a collection right now (call under `withCollectionLock` for a stable set). */
+  flushedSegments(collectionId: number): SegmentRecord[] {
+    const rt = this.runtime(collectionId);
+    return [...rt.segments.values()]
+      .filter((s) => s.phase === 'flushed' && s.record?.state === 'Flushed')
+      .map((s) => s.record!)
+      .sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Creates a restore target: the collection (state Restoring: its name is reserved, it is not visible),
+   * its indexes and its segments (state Importing, no files yet), in one transaction.
+   */
+  async createRestoreTarget(input: {
+    dbName: string;
+    name: string;
+    source: CollectionRecord;
+    partitions: readonly { name: string }[];
+    indexes: readonly IndexRecord[];
+    segments: readonly { sourceId: number; partitionName: string; numRows: number }[];
+  }): Promise<{ collection: CollectionRecord; segmentIds: Map<number, { targetId: number; partitionId: number }> }> {
+    return this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(input.dbName);
+      if (this.catalog.nameTaken(db.id, input.name)) {
+        throw quiverError('ParameterInvalid', `collection already exists: ${input.name} (restore target must be a new collection)`);
+      }
+      const id = await this.ids.alloc();
+      const ts = this.tso.next().toString();
+      const partitions: PartitionRecord[] = [];
+      for (const p of input.partitions) partitions.push({ id: await this.ids.alloc(), name: p.name, createdTs: ts });
+      if (!partitions.some((p) => p.name === DEFAULT_PARTITION)) partitions.unshift({ id: await this.ids.alloc(), name: DEFAULT_PARTITION, createdTs: ts });
+      const collection: CollectionRecord = {
+        ...input.source,
+        id,
+        dbId: db.id,
+        name: input.name,
+        schema: { ...input.source.schema, name: input.name },
+        partitions,
+        createdTs: ts,
+        updateTs: ts,
+        state: 'Restoring',
+        droppedAtMs: undefined,
+        loaded: false,
+        loadedPartitions: undefined,
+      };
+      const changes: CatalogChange[] = [{ type: 'putCollection', record: collection }];
+      for (const idx of input.indexes) changes.push({ type: 'putIndex', record: { ...idx, collectionId: id } });
+      const segmentIds = new Map<number, { targetId: number; partitionId: number }>();
+      for (const s of input.segments) {
+        const targetId = await this.ids.alloc();
+        const partitionId = partitions.find((p) => p.name === s.partitionName)?.id ?? partitions[0]!.id;
+        segmentIds.set(s.sourceId, { targetId, partitionId });
+        changes.push({
+          type: 'putSegment',
+          record: { id: targetId, collectionId: id, partitionId, state: 'Importing', numRows: s.numRows, binlogs: {}, deltalogs: [], statslogs: [], indexes: [], createdTs: ts },
+        });
+      }
+      changes.push({ type: 'putCheckpoint', collectionId: id, position: this.wal.endPosition() });
+      await this.catalog.commit(changes);
+      return { collection, segmentIds };
+    });
+  }
+
+  /**
+   * Publishes a restore: every target segment becomes Flushed (with its copied files) and the collection
+   * visible, in one transaction. Idempotent.
+   */
+  async completeRestore(collectionId: number, segments: readonly SegmentRecord[]): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.collectionIncludingDropped(collectionId);
+      if (!coll) throw quiverError('CollectionNotFound', `restore target collection ${collectionId} no longer exists`);
+      if (coll.state === 'Created') return;
+      if (coll.state !== 'Restoring') throw quiverError('ServiceInternal', `restore target ${coll.name} is ${coll.state}`);
+      const changes: CatalogChange[] = segments.map((r) => ({ type: 'putSegment', record: { ...r, collectionId, state: 'Flushed' } }));
+      const visible: CollectionRecord = { ...coll, state: 'Created', updateTs: this.tso.next().toString() };
+      changes.push({ type: 'putCollection', record: visible });
+      await this.catalog.commit(changes);
+      const rt = new CollectionRuntime(visible);
+      for (const rec of this.catalog.segments(collectionId)) {
+        if (rec.state !== 'Flushed') continue;
+        const seg = this.#flushedSegment(rec);
+        rt.segments.set(rec.id, seg);
+        try {
+          await this.#readSegmentInto(rt, seg, false);
+        } catch (err) {
+          seg.error = (err as Error).message;
+        }
+      }
+      this.#runtimes.set(collectionId, rt);
+      this.#scheduleIndexBuild(rt);
+    });
+  }
+
+  /** Rolls a restore back: its segments and the invisible collection disappear (files are the caller's). */
+  async abortRestore(collectionId: number): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.collectionIncludingDropped(collectionId);
+      if (!coll || coll.state !== 'Restoring') return;
+      const changes: CatalogChange[] = [];
+      for (const s of this.catalog.segments(collectionId)) changes.push({ type: 'deleteSegment', collectionId, segmentId: s.id });
+      for (const i of this.catalog.indexes(collectionId)) changes.push({ type: 'deleteIndex', collectionId, indexId: i.id });
+      changes.push({ type: 'deleteCheckpoint', collectionId }, { type: 'deleteCollection', id: collectionId });
+      await this.catalog.commit(changes);
+    });
   }
 
   async renameCollection(dbName: string, oldName: string, newName: string, newDbName: string): Promise<void> {
@@ -429,7 +552,9 @@ export class Engine {
       const coll = this.catalog.collectionByName(db.id, oldName);
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${oldName}]`);
       const target = this.catalog.requireDatabase(newDbName || dbName);
-      if (this.catalog.collectionByName(target.id, newName)) throw quiverError('ParameterInvalid', `duplicated new collection name ${newName} in database ${target.name}`);
+      if (this.catalog.collectionByName(target.id, newName) || (this.catalog.nameTaken(target.id, newName) && !this.catalog.alias(target.id, newName))) {
+        throw quiverError('ParameterInvalid', `duplicated new collection name ${newName} in database ${target.name}`);
+      }
       if (this.catalog.alias(target.id, newName)) throw quiverError('ParameterInvalid', `cannot rename collection to an existing alias: ${newName}`);
       if (target.id !== db.id && this.catalog.aliasesOf(coll.id).length > 0) {
         throw quiverError('ParameterInvalid', `fail to rename collection to different database, must drop all aliases of collection ${oldName} first`);
@@ -900,6 +1025,11 @@ export class Engine {
     if (opts.wait) await run;
     else run.catch(() => undefined);
     return task;
+  }
+
+  /** A compaction is reading the segment (GC must not reclaim it yet). */
+  isSegmentBusy(_collectionId: number, segmentId: number): boolean {
+    return this.#compacting.has(segmentId);
   }
 
   compactionTask(id: number): CompactionTaskInfo | undefined {

@@ -137,7 +137,8 @@ export async function readSegment(
     const n = c.kind === 'vector' ? c.data.length / c.dim : c.data.length;
     if (n !== rec.numRows) throw quiverError('SegmentLoadFailed', `segment ${rec.id}: binlog has ${n} rows, meta says ${rec.numRows}`);
   }
-  await applyDeltalogs(store, coll, rec, chunk);
+  // Deletes match on the pk: a read of other columns only (index builds) has no use for them.
+  if (fields.some((f) => f.isPrimaryKey)) await applyDeltalogs(store, coll, rec, chunk);
   return chunk;
 }
 

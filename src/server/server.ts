@@ -10,6 +10,10 @@ import { quiverError } from '../common/errors.js';
 import { Metrics } from '../common/metrics.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { Engine } from '../node/engine.js';
+import { GarbageCollector } from '../coord/gc/garbage-collector.js';
+import { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
+import { RestoreService } from '../coord/snapshot/restore-service.js';
+import { snapshotHandlers } from './snapshot-service.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { openLocalWal } from '../wal/wal.js';
 import { createHandlers, type CallContext, type Handler } from './milvus-service.js';
@@ -26,6 +30,9 @@ export interface RunningServer {
   readonly metricsPort: number;
   readonly address: string;
   readonly engine: Engine;
+  readonly snapshots: SnapshotManager;
+  readonly restores: RestoreService;
+  readonly gc: GarbageCollector;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -73,10 +80,38 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
   );
   engine.start();
+  const snapshots = new SnapshotManager({ engine, kv, store, clock, log });
+  await snapshots.init();
+  const restores = new RestoreService({ engine, snapshots, kv, store, clock, log });
+  restores.start();
+  const gc = new GarbageCollector(
+    {
+      catalog: engine.catalog,
+      store,
+      clock,
+      guard: snapshots.refs,
+      log: (msg, extra) => log.info(extra ?? {}, msg),
+      isSegmentInUse: (collectionId, segmentId) => engine.isSegmentBusy(collectionId, segmentId),
+    },
+    { droppedGraceMs: config.gcDroppedGraceMs, orphanGraceMs: config.gcOrphanGraceMs },
+  );
+  let housekeeping: Promise<void> | undefined;
+  const housekeepingTimer = setInterval(() => {
+    housekeeping ??= (async () => {
+      try {
+        await snapshots.tick();
+        await gc.tick();
+      } catch (err) {
+        log.error({ err }, 'housekeeping failed');
+      }
+    })().finally(() => (housekeeping = undefined));
+  }, config.gcIntervalMs);
+  housekeepingTimer.unref();
   const metrics = new Metrics();
   const startedAtMs = clock.nowMs();
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine, { serverId: String(startedAtMs), startedAtMs }),
+    ...snapshotHandlers(snapshots, restores, clock),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
   const shapes = replyShapes();
@@ -182,11 +217,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     metricsPort,
     address: `${config.host}:${port}`,
     engine,
+    snapshots,
+    restores,
+    gc,
     log,
     close: () =>
       (closed ??= (async () => {
         await new Promise<void>((r) => server.tryShutdown(() => r()));
         await new Promise<void>((r) => http.close(() => r()));
+        clearInterval(housekeepingTimer);
+        await housekeeping;
+        await restores.stop();
         await engine.close();
         await wal.close();
         await store.close();

@@ -17,8 +17,9 @@
  *                             flipped to Flushed): Completed means "visible to searches".
  *   (3) Pending → Failed      a mapping is unusable (bad key, duplicate target) or the job timed out
  *                             before it started; `finalizer.rollback` returned.
- *   (4) Executing → Failed    a task Failed (fail-fast) or `now - startedAtMs > timeoutMs`; the other
- *                             tasks were cancelled and `finalizer.rollback` returned.
+ *   (4) Executing → Failed    a task Failed (fail-fast), or `now - startedAtMs > timeoutMs` while some
+ *                             task is unfinished; the other tasks were cancelled and
+ *                             `finalizer.rollback` returned.
  *   Completed and Failed are terminal; the job and its tasks are deleted `taskRetentionMs` after
  *   `finishedAtMs` (deletion is not a transition).
  *
@@ -30,12 +31,13 @@
  *
  * CopyTask state machine (the inspector drives 1-4; the checker cancels with 3 and 5):
  *
- *     Pending ──(1)──▶ InProgress ──(2)──▶ Completed
- *      ▲  │               │   │
- *      │  │              (4)  (3)
- *      │  │               │   ▼
- *      └──┼───────────────┘  Failed
- *         └──────(5)────────▶ ▲
+ *              ┌───────────(4)───────────┐
+ *              ▼                         │
+ *           Pending ──────(1)──────▶ InProgress ──(2)──▶ Completed
+ *              │                         │
+ *             (5)                       (3)
+ *              │                         ▼
+ *              └─────────────────────▶ Failed
  *
  *   (1) Pending → InProgress   assigned to a node with a free slot: `nodeId` set, `version` (the
  *                              dispatch epoch) and `attempts` incremented, then dispatched.
@@ -173,7 +175,10 @@ export interface WorkerClient {
   /** May throw (node lost, node full): the task goes back to Pending. */
   dispatch(nodeId: string, task: CopyTask): Promise<void>;
   poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll>;
-  /** Stops the task on that node; resolves once it no longer writes. Idempotent. */
+  /**
+   * Stops the task on that node and resolves once it no longer writes; a dispatch of that task arriving
+   * later is refused (a cancelled task is terminal). Idempotent.
+   */
   cancel(nodeId: string, taskId: number): Promise<void>;
 }
 

@@ -14,7 +14,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { indexFileKey, insertLogKey, parseSegmentKey } from '../../storage/paths.js';
+import { deltaLogKey, indexFileKey, insertLogKey, parseSegmentKey } from '../../storage/paths.js';
 import type { CatalogChange } from '../catalog.js';
 import type { SegmentRecord } from '../records.js';
 import { GarbageCollector, type GcCatalog } from './garbage-collector.js';
@@ -33,6 +33,8 @@ type Action =
   | { readonly t: 'dropSegment'; readonly pick: number }
   | { readonly t: 'dropCollection'; readonly c: number }
   | { readonly t: 'orphan'; readonly c: number; readonly index: boolean }
+  /** An unlisted file under an existing segment's prefix (a deltalog whose meta commit never happened). */
+  | { readonly t: 'strayFile'; readonly pick: number }
   | { readonly t: 'reference'; readonly pick: number; readonly build: boolean }
   | { readonly t: 'release'; readonly pick: number }
   | { readonly t: 'ready'; readonly c: number; readonly ready: boolean }
@@ -47,6 +49,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('dropSegment' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('dropCollection' as const), c: coll }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('orphan' as const), c: coll, index: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('strayFile' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('reference' as const), pick: fc.nat(), build: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('release' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('ready' as const), c: coll, ready: fc.boolean() }) },
@@ -72,6 +75,8 @@ interface Ref {
   readonly c: number;
   readonly s: number;
   readonly buildId: number;
+  /** Unlisted files under the segment when the reference was taken: "its segment is referenced" keeps them. */
+  readonly strays: readonly string[];
 }
 
 /**
@@ -134,6 +139,8 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
   /** Files copied under an Importing segment but not (yet) in its record. */
   const unlisted = new Map<string, string>();
   const orphans = new Map<string, number>();
+  /** Unlisted files under an existing segment, by segment. */
+  const strays = new Map<string, string[]>();
   for (const c of COLLECTIONS) await env.createCollection(c);
 
   const existing = (): SegmentRecord[] => COLLECTIONS.flatMap((c) => env.catalog.segments(c));
@@ -153,6 +160,7 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
     }
     for (const r of refs) {
       if (r.kind === 'segment' && env.catalog.segment(r.c, r.s) === undefined) throw new Error(`${where}: referenced segment ${r.c}/${r.s} lost its meta`);
+      for (const key of r.strays) if (!(await env.has(key))) throw new Error(`${where}: unlisted ${key} of referenced segment ${r.c}/${r.s} was deleted`);
     }
     for (const [key, owner] of unlisted) {
       const [c, s] = owner.split('/').map(Number) as [number, number];
@@ -208,6 +216,18 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
         orphans.set(key, env.clock.nowMs());
         break;
       }
+      case 'strayFile': {
+        const all = existing().filter((x) => x.state !== 'Importing');
+        const s = all[a.pick % Math.max(1, all.length)];
+        if (!s) break;
+        const key = deltaLogKey(s.collectionId, PARTITION_ID, s.id, nextId++);
+        await env.memory.put(key, new Uint8Array(1));
+        orphans.set(key, env.clock.nowMs());
+        const list = strays.get(`${s.collectionId}/${s.id}`) ?? [];
+        list.push(key);
+        strays.set(`${s.collectionId}/${s.id}`, list);
+        break;
+      }
       case 'reference': {
         // A snapshot references the Flushed segments of a live collection; a segment dropped since keeps
         // the reference.
@@ -216,9 +236,11 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
         if (!s) break;
         const index = s.indexes[0];
         if (a.build && index) {
-          refs.push({ kind: 'build', c: s.collectionId, s: s.id, buildId: index.buildId });
+          refs.push({ kind: 'build', c: s.collectionId, s: s.id, buildId: index.buildId, strays: [] });
         } else {
-          refs.push({ kind: 'segment', c: s.collectionId, s: s.id, buildId: -1 });
+          const present: string[] = [];
+          for (const key of strays.get(`${s.collectionId}/${s.id}`) ?? []) if (await env.has(key)) present.push(key);
+          refs.push({ kind: 'segment', c: s.collectionId, s: s.id, buildId: -1, strays: present });
         }
         break;
       }
@@ -301,6 +323,7 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
     const k = parseSegmentKey(key);
     if (k && k.kind !== 'index' && importingIds.has(`${k.collectionId}/${k.segmentId}`)) continue;
     if (k?.kind === 'index' && referencedBuilds.has(k.buildId)) continue;
+    if (k && k.kind !== 'index' && refs.some((r) => r.kind === 'segment' && r.c === k.collectionId && r.s === k.segmentId)) continue;
     throw new Error(`final: ${key} is neither listed nor referenced but survived`);
   }
   for (const s of remaining) {
@@ -317,7 +340,7 @@ describe('GarbageCollector model', () => {
     const seed = process.env['QUIVER_FC_SEED'] === undefined ? 20_240_611 : Number(process.env['QUIVER_FC_SEED']);
     await fc.assert(
       fc.asyncProperty(config, fc.array(action, { minLength: 1, maxLength: 80, size: 'max' }), async (cfg, actions) => run(cfg, actions)),
-      { numRuns: 200, seed },
+      { numRuns: 400, seed },
     );
   });
 });

@@ -640,4 +640,30 @@ describe('Loop', () => {
     expect(vi.getTimerCount()).toBe(0);
     expect(() => gc.start(0)).toThrow(/intervalMs/);
   });
+
+  it('runs one loop after stop and start', async () => {
+    vi.useFakeTimers();
+    const env = new GcEnv();
+    let ticks = 0;
+    const counting: GcCatalog = {
+      allCollections: () => {
+        ticks += 1;
+        return env.catalog.allCollections();
+      },
+      segments: (c) => env.catalog.segments(c),
+      segmentCollections: () => env.catalog.segmentCollections(),
+      commit: (changes) => env.catalog.commit(changes),
+    };
+    const gc = new GarbageCollector({ catalog: counting, store: env.store, clock: env.clock, guard: env.guard }, {});
+    gc.start(100);
+    await vi.advanceTimersByTimeAsync(100);
+    const stopping = gc.stop();
+    gc.start(100);
+    await stopping;
+    ticks = 0;
+    await vi.advanceTimersByTimeAsync(1000);
+    await gc.stop();
+    // Each tick reads the collections twice (plan, orphan references): 10 ticks in 1000 ms, not 20.
+    expect(ticks).toBe(20);
+  });
 });

@@ -161,7 +161,8 @@ interface Plan {
   readonly protectedKeys: ReadonlySet<string>;
 }
 
-interface ResolvedOptions {
+/** GcOptions with every default applied. */
+export interface ResolvedGcOptions {
   readonly droppedGraceMs: number;
   readonly orphanGraceMs: number;
   readonly dryRun: boolean;
@@ -177,7 +178,7 @@ export class GarbageCollector {
   readonly #log: (msg: string, extra?: object) => void;
   readonly #isSegmentInUse: (collectionId: number, segmentId: number) => boolean;
   readonly #metrics: GcMetrics | undefined;
-  readonly #opts: ResolvedOptions;
+  readonly #opts: ResolvedGcOptions;
   /** When this collector first saw a Dropped record that lacks `droppedAtMs` (its grace starts then). */
   readonly #firstSeenDroppedMs = new Map<string, number>();
   readonly #reportedForeign = new Set<string>();
@@ -185,6 +186,8 @@ export class GarbageCollector {
   #queue: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #looping = false;
+  /** Bumped by every start(), so that a loop stopped and restarted never runs twice. */
+  #generation = 0;
 
   constructor(deps: GcDeps, opts: GcOptions = {}) {
     this.#catalog = deps.catalog;
@@ -197,7 +200,7 @@ export class GarbageCollector {
     this.#opts = resolveOptions(opts);
   }
 
-  get options(): ResolvedOptions {
+  get options(): ResolvedGcOptions {
     return this.#opts;
   }
 
@@ -216,7 +219,8 @@ export class GarbageCollector {
     }
     if (this.#looping) return;
     this.#looping = true;
-    this.#schedule(intervalMs);
+    this.#generation += 1;
+    this.#schedule(intervalMs, this.#generation);
   }
 
   /** Stops the loop and waits for the tick in flight. Idempotent. */
@@ -227,7 +231,7 @@ export class GarbageCollector {
     await this.#queue;
   }
 
-  #schedule(intervalMs: number): void {
+  #schedule(intervalMs: number, generation: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.tick()
@@ -236,7 +240,7 @@ export class GarbageCollector {
         })
         .catch((e: unknown) => this.#log('gc: tick failed', { error: String(e) }))
         .finally(() => {
-          if (this.#looping) this.#schedule(intervalMs);
+          if (this.#looping && generation === this.#generation) this.#schedule(intervalMs, generation);
         });
     }, intervalMs);
     this.#timer.unref?.();
@@ -685,8 +689,8 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-function resolveOptions(o: GcOptions): ResolvedOptions {
-  const r: ResolvedOptions = {
+function resolveOptions(o: GcOptions): ResolvedGcOptions {
+  const r: ResolvedGcOptions = {
     droppedGraceMs: o.droppedGraceMs ?? GC_DEFAULTS.droppedGraceMs,
     orphanGraceMs: o.orphanGraceMs ?? GC_DEFAULTS.orphanGraceMs,
     dryRun: o.dryRun ?? GC_DEFAULTS.dryRun,

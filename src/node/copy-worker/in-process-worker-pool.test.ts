@@ -178,6 +178,15 @@ describe('InProcessWorkerPool', () => {
     await pool.cancel('node-9', 5);
   });
 
+  it('refuses a dispatch that arrives after the cancel of that task', async () => {
+    const { objects, ms } = await sourceStore([1]);
+    const pool = new InProcessWorkerPool({ store: objects });
+    await pool.cancel('node-1', 9);
+    await expect(pool.dispatch('node-1', task(9, ms, 3))).rejects.toThrow('task 9 was cancelled');
+    expect(pool.nodes()[0]!.usedSlots).toBe(0);
+    expect((await objects.list('')).length).toBe(8);
+  });
+
   it('removeNode abandons its tasks (polls answer Unknown); addNode brings capacity back', async () => {
     const { objects, ms } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);

@@ -54,6 +54,12 @@ interface WorkerNode {
   readonly slots: number;
   /** taskId → its latest run; Map order = insertion order, used to drop the oldest finished answers. */
   readonly runs: Map<number, Run>;
+  /**
+   * Tasks cancelled here. A dispatch can reach the node after the cancel (the inspector persisted the
+   * dispatch, then the checker cancelled, then the inspector's call arrived); refusing it keeps a
+   * cancelled task from writing after rollback. Bounded like the finished answers.
+   */
+  readonly cancelled: Set<number>;
 }
 
 export class InProcessWorkerPool implements WorkerClient {
@@ -82,7 +88,7 @@ export class InProcessWorkerPool implements WorkerClient {
     if (typeof nodeId !== 'string' || nodeId.length === 0) throw quiverError('ParameterInvalid', `worker node id must be non-empty, got ${JSON.stringify(nodeId)}`);
     if (!Number.isSafeInteger(slots) || slots <= 0) throw quiverError('ParameterInvalid', `worker node ${nodeId}: slots must be a positive integer, got ${slots}`);
     if (this.#nodes.has(nodeId)) throw quiverError('ParameterInvalid', `worker node ${nodeId} already exists`);
-    this.#nodes.set(nodeId, { nodeId, slots, runs: new Map() });
+    this.#nodes.set(nodeId, { nodeId, slots, runs: new Map(), cancelled: new Set() });
   }
 
   /** The node disappears at once (polls answer Unknown); resolves when its abandoned tasks stopped writing. */
@@ -97,6 +103,7 @@ export class InProcessWorkerPool implements WorkerClient {
     if (this.#closed) throw quiverError('ServiceNotReady', `worker pool is closed (dispatch of task ${task.id} to ${nodeId})`);
     const node = this.#nodes.get(nodeId);
     if (node === undefined) throw quiverError('ServiceNotReady', `worker node ${nodeId} is not in the pool (dispatch of task ${task.id})`);
+    if (node.cancelled.has(task.id)) throw quiverError('ParameterInvalid', `worker node ${nodeId}: task ${task.id} was cancelled`);
     const existing = node.runs.get(task.id);
     if (existing !== undefined) {
       if (existing.version === task.version) return; // a repeated dispatch of the same epoch
@@ -126,8 +133,11 @@ export class InProcessWorkerPool implements WorkerClient {
 
   async cancel(nodeId: string, taskId: number): Promise<void> {
     const node = this.#nodes.get(nodeId);
-    const run = node?.runs.get(taskId);
-    if (node === undefined || run === undefined) return;
+    if (node === undefined) return;
+    node.cancelled.add(taskId);
+    if (node.cancelled.size > this.#finishedTasksMax) node.cancelled.delete(node.cancelled.values().next().value!);
+    const run = node.runs.get(taskId);
+    if (run === undefined) return;
     run.abort.abort();
     await run.done;
     if (node.runs.get(taskId) === run) node.runs.delete(taskId);

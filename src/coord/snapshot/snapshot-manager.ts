@@ -1,0 +1,382 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../../common/clock.js';
+import { quiverError } from '../../common/errors.js';
+import { KeyedMutex } from '../../common/mutex.js';
+import type { MetaKV } from '../../meta/meta-kv.js';
+import type { Engine } from '../../node/engine.js';
+import type { ObjectStore } from '../../storage/object-store.js';
+import { snapshotMetadataKey } from '../../storage/paths.js';
+import type { CollectionRecord, SegmentRecord } from '../records.js';
+import {
+  encodeMetadata,
+  readSnapshot,
+  sharedManifestsPrefix,
+  summarizeEntries,
+  writeManifests,
+  type ManifestEntry,
+  type SnapshotMetadata,
+} from './format/index.js';
+import { RefIndex } from './ref-index.js';
+import { SnapshotStore, type PinRecord, type SnapshotRecord } from './snapshot-store.js';
+
+/**
+ * Collection snapshots (DESIGN.md §4): create (flush, collect segments under the collection lock,
+ * manifests + metadata, PENDING → COMMITTED), list, describe, drop (DELETING → files → meta), pins, and the
+ * background reaper (expired pins, abandoned PENDING snapshots, snapshots of dropped collections whose
+ * pins ended). Restore lives in `restore-service.ts`; it uses `readContents` and the pins here.
+ */
+
+export interface SnapshotOptions {
+  /** A PENDING snapshot older than this was abandoned by a crash: its files and meta are removed. */
+  readonly pendingTimeoutMs: number;
+  readonly pinTtlMaxMs: number;
+  readonly compactionProtectionMaxMs: number;
+}
+
+export const SNAPSHOT_DEFAULTS: SnapshotOptions = {
+  pendingTimeoutMs: 60 * 60 * 1000,
+  pinTtlMaxMs: 30 * 24 * 3600 * 1000,
+  compactionProtectionMaxMs: 7 * 24 * 3600 * 1000,
+};
+
+export interface SnapshotDeps {
+  readonly engine: Engine;
+  readonly kv: MetaKV;
+  readonly store: ObjectStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+function channelOf(collectionId: number): string {
+  return `quiver-dml_0_${collectionId}v0`;
+}
+
+export class SnapshotManager {
+  readonly refs = new RefIndex();
+  readonly records: SnapshotStore;
+  readonly #engine: Engine;
+  readonly #store: ObjectStore;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #opts: SnapshotOptions;
+  readonly #nameLocks = new KeyedMutex<string>();
+  /** Per collection: creates and manifest reclamation exclude each other (a create may reuse a manifest). */
+  readonly #manifestLocks = new KeyedMutex<number>();
+  /** Compaction protection windows: collectionId → segmentId → until (ms). */
+  readonly #protect = new Map<number, Map<number, number>>();
+  #pins = new Map<number, PinRecord>();
+
+  constructor(deps: SnapshotDeps, opts: SnapshotOptions = SNAPSHOT_DEFAULTS) {
+    this.#engine = deps.engine;
+    this.#store = deps.store;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#opts = opts;
+    this.records = new SnapshotStore(deps.kv);
+    deps.engine.addCompactionGuard((collectionId, segmentId) => {
+      const until = this.#protect.get(collectionId)?.get(segmentId);
+      return until !== undefined && until > this.#clock.nowMs();
+    });
+    deps.engine.onCollectionDropped((coll) => this.#collectionDropped(coll));
+  }
+
+  /** Loads every snapshot's references (GC stays fail-closed until this ran) and the pins. */
+  async init(): Promise<void> {
+    for (const rec of await this.records.list()) this.#track(rec);
+    for (const pin of await this.records.pins()) this.#pins.set(pin.id, pin);
+    this.refs.markLoaded();
+  }
+
+  #track(rec: SnapshotRecord): void {
+    this.refs.add(rec.id, rec.collectionId, rec.segmentIds, rec.buildIds);
+    if (rec.compactionProtectUntilMs > this.#clock.nowMs()) {
+      const m = this.#protect.get(rec.collectionId) ?? new Map<number, number>();
+      for (const s of rec.segmentIds) m.set(s, Math.max(m.get(s) ?? 0, rec.compactionProtectUntilMs));
+      this.#protect.set(rec.collectionId, m);
+    }
+  }
+
+  // ------------------------------------------------------------------ create
+
+  async create(dbName: string, collectionName: string, name: string, description: string, protectionSeconds: number): Promise<SnapshotRecord> {
+    if (!Number.isInteger(protectionSeconds) || protectionSeconds < 0 || protectionSeconds * 1000 > this.#opts.compactionProtectionMaxMs) {
+      throw quiverError(
+        'ParameterInvalid',
+        `compaction_protection_seconds ${protectionSeconds} is out of range [0, ${this.#opts.compactionProtectionMaxMs / 1000}] (7 days)`,
+      );
+    }
+    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    return this.#nameLocks.run(`${coll.id}/${name}`, async () => {
+      const id = await this.#engine.ids.alloc();
+      const now = this.#clock.nowMs();
+      const pending: SnapshotRecord = {
+        id,
+        name,
+        description,
+        collectionId: coll.id,
+        collectionName: coll.name,
+        dbName,
+        state: 'PENDING',
+        createTs: '',
+        createdAtMs: now,
+        metadataKey: snapshotMetadataKey(coll.id, id),
+        manifestKeys: [],
+        segmentIds: [],
+        buildIds: [],
+        partitionNames: coll.partitions.map((p) => p.name),
+        totalRows: 0,
+        totalBytes: 0,
+        compactionProtectUntilMs: protectionSeconds > 0 ? now + protectionSeconds * 1000 : 0,
+      };
+      // CAS on "key absent": of concurrent creates of one name (even from other processes), one wins.
+      if (!(await this.records.createPending(pending))) {
+        throw quiverError('SnapshotAlreadyExists', `snapshot ${name} already exists in collection ${coll.name}`);
+      }
+      try {
+        const committed = await this.#materialize(pending, dbName);
+        this.#log.info({ snapshot: name, collection: coll.name, segments: committed.segmentIds.length }, 'snapshot created');
+        return committed;
+      } catch (err) {
+        // Leave nothing half-made: drop the PENDING record's files and the record (the reaper would too).
+        await this.#removeFiles(pending).catch(() => undefined);
+        await this.records.delete(coll.id, name).catch(() => undefined);
+        this.refs.remove(pending.id);
+        throw err;
+      }
+    });
+  }
+
+  async #materialize(pending: SnapshotRecord, dbName: string): Promise<SnapshotRecord> {
+    const collectionId = pending.collectionId;
+    // 1. Every write acknowledged before the call becomes a flushed segment or a deltalog.
+    await this.#engine.flushCollection(collectionId);
+    return this.#manifestLocks.run(collectionId, async () => {
+      // 2. Fix the segment set under the collection lock: no compaction or flush commit can interleave,
+      //    and the segments are in the RefIndex before the lock is released.
+      const { segments, coll, createTs } = await this.#engine.withCollectionLock(collectionId, async () => {
+        const segs = this.#engine.flushedSegments(collectionId);
+        const ts = this.#engine.tso.next().toString();
+        const buildIds = segs.flatMap((s) => s.indexes.map((i) => i.buildId));
+        this.refs.add(pending.id, collectionId, segs.map((s) => s.id), buildIds);
+        return { segments: segs, coll: this.#engine.runtime(collectionId).record, createTs: ts };
+      });
+      if (pending.compactionProtectUntilMs > 0) {
+        this.#track({ ...pending, segmentIds: segments.map((s) => s.id) });
+      }
+      // 3. Manifests (shared: a segment unchanged since the last snapshot reuses its file) and metadata.
+      const indexes = this.#engine.catalog.indexes(collectionId);
+      const entries: ManifestEntry[] = segments.map((segment) => ({
+        segment,
+        channel: channelOf(collectionId),
+        indexParams: indexes
+          .filter((i) => segment.indexes.some((f) => f.indexId === i.id))
+          .map((i) => ({ indexId: i.id, indexType: i.indexType, metric: i.metric, M: i.buildParams.M, efConstruction: i.buildParams.efConstruction })),
+      }));
+      const { keys } = await writeManifests(this.#store, collectionId, entries);
+      const summary = summarizeEntries(entries, keys);
+      const metadata: SnapshotMetadata = {
+        format_version: 1,
+        snapshot_id: pending.id,
+        name: pending.name,
+        description: pending.description,
+        collection_id: collectionId,
+        collection_name: coll.name,
+        db_name: dbName,
+        create_ts: createTs,
+        created_at_ms: pending.createdAtMs,
+        schema: coll.schema,
+        shards_num: coll.shardsNum,
+        consistency_level: coll.consistencyLevel,
+        properties: coll.properties,
+        partitions: coll.partitions.map((p) => ({ id: p.id, name: p.name })),
+        indexes,
+        ...summary,
+      };
+      await this.#store.put(pending.metadataKey, encodeMetadata(metadata));
+      // 4. COMMITTED only once every file it names exists.
+      const patch: Partial<SnapshotRecord> = {
+        state: 'COMMITTED',
+        createTs,
+        manifestKeys: summary.manifests,
+        segmentIds: summary.segment_ids,
+        buildIds: summary.build_ids,
+        totalRows: summary.total_rows,
+        totalBytes: summary.total_bytes,
+        partitionNames: coll.partitions.map((p) => p.name),
+      };
+      if (!(await this.records.updateInState(collectionId, pending.name, 'PENDING', patch))) {
+        throw quiverError('ServiceInternal', `snapshot ${pending.name} changed while it was being created`);
+      }
+      const committed = { ...pending, ...patch } as SnapshotRecord;
+      this.#track(committed);
+      return committed;
+    });
+  }
+
+  // ------------------------------------------------------------------ read
+
+  async list(dbName: string, collectionName: string): Promise<SnapshotRecord[]> {
+    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    return (await this.records.list(coll.id)).filter((r) => r.state === 'COMMITTED').sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id);
+  }
+
+  async describe(dbName: string, collectionName: string, name: string): Promise<SnapshotRecord> {
+    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    const r = await this.records.get(coll.id, name);
+    if (!r || r.record.state !== 'COMMITTED') {
+      throw quiverError('SnapshotNotFound', `snapshot not found[collection=${collectionName}][snapshot=${name}]`);
+    }
+    return r.record;
+  }
+
+  async readContents(rec: SnapshotRecord): Promise<Awaited<ReturnType<typeof readSnapshot>>> {
+    return readSnapshot(this.#store, rec.metadataKey);
+  }
+
+  // ------------------------------------------------------------------ drop
+
+  activePins(snapshotId: number): PinRecord[] {
+    const now = this.#clock.nowMs();
+    return [...this.#pins.values()].filter((p) => p.snapshotId === snapshotId && (p.expiresAtMs === undefined || p.expiresAtMs > now));
+  }
+
+  /** Idempotent: dropping a missing snapshot succeeds. Refused (2601) while an unexpired pin exists. */
+  async drop(dbName: string, collectionName: string, name: string): Promise<void> {
+    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    await this.#nameLocks.run(`${coll.id}/${name}`, async () => {
+      const r = await this.records.get(coll.id, name);
+      if (!r) return;
+      const pins = this.activePins(r.record.id);
+      if (pins.length > 0) {
+        throw quiverError('SnapshotPinned', `snapshot ${name} of collection ${collectionName} is pinned (pin ids ${pins.map((p) => p.id).join(', ')}); unpin it first`);
+      }
+      await this.#dropRecord(r.record);
+    });
+  }
+
+  /** DELETING → metadata file → meta record; shared manifests nobody references any more go last. */
+  async #dropRecord(rec: SnapshotRecord): Promise<void> {
+    if (rec.state !== 'DELETING') {
+      if (!(await this.records.updateInState(rec.collectionId, rec.name, rec.state, { state: 'DELETING' }))) return;
+    }
+    await this.#removeFiles(rec);
+    await this.records.delete(rec.collectionId, rec.name);
+    this.refs.remove(rec.id);
+    this.#protect.get(rec.collectionId)?.clear();
+    for (const other of await this.records.list(rec.collectionId)) this.#track(other);
+    await this.#reclaimManifests(rec.collectionId);
+  }
+
+  async #removeFiles(rec: SnapshotRecord): Promise<void> {
+    await this.#store.delete(rec.metadataKey);
+  }
+
+  /** Deletes shared manifests that no remaining snapshot of the collection lists. */
+  async #reclaimManifests(collectionId: number): Promise<number> {
+    return this.#manifestLocks.run(collectionId, async () => {
+      const keep = new Set<string>();
+      const remaining = await this.records.list(collectionId);
+      for (const r of remaining) {
+        if (r.state === 'PENDING') return 0; // a create in flight may reuse any manifest: try again later
+        for (const k of r.manifestKeys) keep.add(k);
+      }
+      let n = 0;
+      for (const o of await this.#store.list(sharedManifestsPrefix(collectionId))) {
+        if (keep.has(o.key)) continue;
+        await this.#store.delete(o.key);
+        n++;
+      }
+      return n;
+    });
+  }
+
+  // ------------------------------------------------------------------ pins
+
+  async pin(dbName: string, collectionName: string, name: string, ttlSeconds: number, jobId?: number): Promise<PinRecord> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds * 1000 > this.#opts.pinTtlMaxMs) {
+      throw quiverError('ParameterInvalid', `ttl_seconds ${ttlSeconds} is out of range [0, ${this.#opts.pinTtlMaxMs / 1000}] (30 days; 0 = until unpinned)`);
+    }
+    const rec = await this.describe(dbName, collectionName, name);
+    const now = this.#clock.nowMs();
+    const pin: PinRecord = {
+      id: await this.#engine.ids.alloc(),
+      snapshotId: rec.id,
+      collectionId: rec.collectionId,
+      snapshotName: rec.name,
+      createdAtMs: now,
+      expiresAtMs: ttlSeconds > 0 ? now + ttlSeconds * 1000 : undefined,
+      jobId,
+    };
+    await this.records.putPin(pin);
+    this.#pins.set(pin.id, pin);
+    return pin;
+  }
+
+  /** Unknown pin ids unpin successfully (idempotent). */
+  async unpin(pinId: number): Promise<void> {
+    await this.records.deletePin(pinId);
+    this.#pins.delete(pinId);
+  }
+
+  pinCount(): number {
+    return this.activePinsAll().length;
+  }
+
+  activePinsAll(): PinRecord[] {
+    const now = this.#clock.nowMs();
+    return [...this.#pins.values()].filter((p) => p.expiresAtMs === undefined || p.expiresAtMs > now);
+  }
+
+  // ------------------------------------------------------------------ collection drop and the reaper
+
+  async #collectionDropped(coll: CollectionRecord): Promise<void> {
+    for (const rec of await this.records.list(coll.id)) {
+      if (this.activePins(rec.id).length > 0) {
+        await this.records.updateInState(rec.collectionId, rec.name, rec.state, { collectionDropped: true });
+        continue;
+      }
+      await this.#nameLocks.run(`${rec.collectionId}/${rec.name}`, () => this.#dropRecord(rec));
+    }
+  }
+
+  /**
+   * One pass of snapshot housekeeping: reap expired pins; drop snapshots of dropped collections once no
+   * pin holds them; remove PENDING snapshots abandoned longer than the pending timeout (files first, meta
+   * last); finish drops interrupted in DELETING.
+   */
+  async tick(): Promise<{ pinsReaped: number; snapshotsRemoved: number }> {
+    const now = this.#clock.nowMs();
+    let pinsReaped = 0;
+    let snapshotsRemoved = 0;
+    for (const pin of [...this.#pins.values()]) {
+      if (pin.expiresAtMs !== undefined && pin.expiresAtMs <= now) {
+        await this.unpin(pin.id);
+        pinsReaped++;
+      }
+    }
+    for (const rec of await this.records.list()) {
+      const abandoned = rec.state === 'PENDING' && now - rec.createdAtMs > this.#opts.pendingTimeoutMs;
+      const orphaned = rec.collectionDropped === true && this.activePins(rec.id).length === 0;
+      if (abandoned || orphaned || rec.state === 'DELETING') {
+        await this.#nameLocks.run(`${rec.collectionId}/${rec.name}`, () => this.#dropRecord(rec));
+        snapshotsRemoved++;
+      }
+    }
+    return { pinsReaped, snapshotsRemoved };
+  }
+
+  /** Referenced bytes and snapshot counts per collection (metrics). */
+  async stats(): Promise<Map<number, { count: number; bytes: number }>> {
+    const out = new Map<number, { count: number; bytes: number }>();
+    for (const r of await this.records.list()) {
+      if (r.state !== 'COMMITTED') continue;
+      const s = out.get(r.collectionId) ?? { count: 0, bytes: 0 };
+      s.count++;
+      s.bytes += r.totalBytes;
+      out.set(r.collectionId, s);
+    }
+    return out;
+  }
+}
+
+export type { SegmentRecord };

@@ -1,0 +1,119 @@
+import type { MetaKV } from '../../meta/meta-kv.js';
+
+/**
+ * Snapshot and pin records in MetaKV.
+ *
+ *   (1) create ──▶ PENDING ──(2) manifests + metadata written──▶ COMMITTED ──(3) drop──▶ DELETING ──(4)──▶ (gone)
+ *                    │                                                                         ▲
+ *                    └──(5) older than pendingTimeout (crash mid-create): GC removes files, then meta
+ *
+ * Every transition is a compare-and-set on the record's mod revision, so two creators of one name, or a
+ * dropper racing the GC, cannot both win.
+ */
+
+export type SnapshotState = 'PENDING' | 'COMMITTED' | 'DELETING';
+
+export const SNAPSHOT_TRANSITIONS: Readonly<Record<SnapshotState, readonly SnapshotState[]>> = {
+  PENDING: ['COMMITTED', 'DELETING'],
+  COMMITTED: ['DELETING'],
+  DELETING: [],
+};
+
+export function assertSnapshotTransition(from: SnapshotState, to: SnapshotState): void {
+  if (!SNAPSHOT_TRANSITIONS[from].includes(to)) throw new Error(`assertion failed: illegal snapshot transition ${from} → ${to}`);
+}
+
+export interface SnapshotRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly description: string;
+  readonly collectionId: number;
+  readonly collectionName: string;
+  readonly dbName: string;
+  readonly state: SnapshotState;
+  /** Hybrid timestamp of the snapshot ('' while PENDING). */
+  readonly createTs: string;
+  readonly createdAtMs: number;
+  readonly metadataKey: string;
+  readonly manifestKeys: readonly string[];
+  readonly segmentIds: readonly number[];
+  readonly buildIds: readonly number[];
+  readonly partitionNames: readonly string[];
+  readonly totalRows: number;
+  readonly totalBytes: number;
+  /** Segments of this snapshot stay out of compaction until then. */
+  readonly compactionProtectUntilMs: number;
+  /** The source collection was dropped: the snapshot goes as soon as no pin holds it. */
+  readonly collectionDropped?: boolean | undefined;
+}
+
+export interface PinRecord {
+  readonly id: number;
+  readonly snapshotId: number;
+  readonly collectionId: number;
+  readonly snapshotName: string;
+  readonly createdAtMs: number;
+  /** undefined: until unpinned. */
+  readonly expiresAtMs?: number | undefined;
+  /** Set for pins a restore job holds on its source. */
+  readonly jobId?: number | undefined;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const SNAP = 'quiver/snapshot/';
+const PIN = 'quiver/snapshot-pin/';
+const snapKey = (collectionId: number, name: string) => `${SNAP}${collectionId}/${name}`;
+const pinKey = (id: number) => `${PIN}${id}`;
+
+export class SnapshotStore {
+  readonly #kv: MetaKV;
+
+  constructor(kv: MetaKV) {
+    this.#kv = kv;
+  }
+
+  /** Creates a PENDING record; false if the name is taken in this collection. */
+  async createPending(rec: SnapshotRecord): Promise<boolean> {
+    const key = snapKey(rec.collectionId, rec.name);
+    const res = await this.#kv.txn([{ key, target: 'version', op: '==', value: 0 }], [{ type: 'put', key, value: enc.encode(JSON.stringify(rec)) }]);
+    return res.succeeded;
+  }
+
+  async get(collectionId: number, name: string): Promise<{ record: SnapshotRecord; revision: number } | undefined> {
+    const e = await this.#kv.get(snapKey(collectionId, name));
+    return e ? { record: JSON.parse(dec.decode(e.value)) as SnapshotRecord, revision: e.modRevision } : undefined;
+  }
+
+  async list(collectionId?: number): Promise<SnapshotRecord[]> {
+    const entries = await this.#kv.scan(collectionId === undefined ? SNAP : `${SNAP}${collectionId}/`);
+    return entries.map((e) => JSON.parse(dec.decode(e.value)) as SnapshotRecord);
+  }
+
+  /** Compare-and-set on state: false when the record is gone or no longer in `expected`. */
+  async updateInState(collectionId: number, name: string, expected: SnapshotState, patch: Partial<SnapshotRecord>): Promise<boolean> {
+    const cur = await this.get(collectionId, name);
+    if (!cur || cur.record.state !== expected) return false;
+    if (patch.state && patch.state !== expected) assertSnapshotTransition(expected, patch.state);
+    const key = snapKey(collectionId, name);
+    const next = { ...cur.record, ...patch };
+    const res = await this.#kv.txn([{ key, target: 'modRevision', op: '==', value: cur.revision }], [{ type: 'put', key, value: enc.encode(JSON.stringify(next)) }]);
+    return res.succeeded;
+  }
+
+  async delete(collectionId: number, name: string): Promise<void> {
+    await this.#kv.delete(snapKey(collectionId, name));
+  }
+
+  async putPin(pin: PinRecord): Promise<void> {
+    await this.#kv.put(pinKey(pin.id), enc.encode(JSON.stringify(pin)));
+  }
+
+  async deletePin(id: number): Promise<boolean> {
+    return this.#kv.delete(pinKey(id));
+  }
+
+  async pins(): Promise<PinRecord[]> {
+    return (await this.#kv.scan(PIN)).map((e) => JSON.parse(dec.decode(e.value)) as PinRecord);
+  }
+}
