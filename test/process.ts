@@ -59,9 +59,10 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
     port,
     client,
     kill9: async () => {
-      await client.closeConnection().catch(() => undefined);
+      // Kill first: closing the client first would wait for calls in flight.
       child.kill('SIGKILL');
       await exited;
+      void client.closeConnection().catch(() => undefined);
     },
     stop: async () => {
       await client.closeConnection().catch(() => undefined);

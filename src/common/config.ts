@@ -17,6 +17,17 @@ export const ConfigSchema = z.object({
   gcIntervalMs: z.coerce.number().int().min(10).default(30_000),
   gcDroppedGraceMs: z.coerce.number().int().min(0).default(10 * 60_000),
   gcOrphanGraceMs: z.coerce.number().int().min(0).default(24 * 3600_000),
+  snapshotPendingTimeoutMs: z.coerce.number().int().min(0).default(60 * 60_000),
+  copyCheckIntervalMs: z.coerce.number().int().min(10).default(2000),
+  copyMaxSegmentsPerTask: z.coerce.number().int().min(1).default(100),
+  copyTaskRetentionMs: z.coerce.number().int().min(0).default(3 * 3600_000),
+  copyJobTimeoutMs: z.coerce.number().int().min(1000).default(24 * 3600_000),
+  /** Test-only fault injection (crash tests): see SnapshotOptions.faultPauseBeforeCommitMs. */
+  faultSnapshotPauseMs: z.coerce.number().int().min(0).default(0),
+  /** Test-only fault injection (crash tests): every copy of a restore waits this long first. */
+  faultCopyDelayMs: z.coerce.number().int().min(0).default(0),
+  /** Object copies: hardlinks (default) or forced byte copies. */
+  copyMode: z.enum(['link', 'copy']).default('link'),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -37,6 +48,14 @@ const ENV: Record<keyof Config, string> = {
   gcIntervalMs: 'QUIVER_GC_INTERVAL_MS',
   gcDroppedGraceMs: 'QUIVER_GC_DROPPED_GRACE_MS',
   gcOrphanGraceMs: 'QUIVER_GC_ORPHAN_GRACE_MS',
+  snapshotPendingTimeoutMs: 'QUIVER_SNAPSHOT_PENDING_TIMEOUT_MS',
+  copyCheckIntervalMs: 'QUIVER_COPY_CHECK_INTERVAL_MS',
+  copyMaxSegmentsPerTask: 'QUIVER_COPY_MAX_SEGMENTS_PER_TASK',
+  copyTaskRetentionMs: 'QUIVER_COPY_TASK_RETENTION_MS',
+  copyJobTimeoutMs: 'QUIVER_COPY_JOB_TIMEOUT_MS',
+  faultSnapshotPauseMs: 'QUIVER_FAULT_SNAPSHOT_PAUSE_MS',
+  faultCopyDelayMs: 'QUIVER_FAULT_COPY_DELAY_MS',
+  copyMode: 'QUIVER_COPY_MODE',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

@@ -11,7 +11,8 @@ import { Metrics } from '../common/metrics.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { Engine } from '../node/engine.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
-import { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
+import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { snapshotHandlers } from './snapshot-service.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
@@ -40,6 +41,8 @@ export interface RunningServer {
 export interface ServerOverrides {
   readonly clock?: Clock;
   readonly log?: Logger;
+  /** Wraps the object store (fault-injection tests). */
+  readonly wrapStore?: (store: ObjectStore) => ObjectStore;
   /** Extra handlers (snapshot RPCs are registered by their module). */
   readonly extraHandlers?: (engine: Engine) => Record<string, Handler>;
 }
@@ -64,9 +67,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
-  const store = new LocalObjectStore(join(dataDir, 'objects'));
+  const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
+  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(local) : local;
   // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
-  await store.removeTempFiles();
+  await local.removeTempFiles();
   const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
@@ -80,9 +84,21 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
   );
   engine.start();
-  const snapshots = new SnapshotManager({ engine, kv, store, clock, log });
+  const snapshots = new SnapshotManager(
+    { engine, kv, store, clock, log },
+    { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: config.snapshotPendingTimeoutMs, faultPauseBeforeCommitMs: config.faultSnapshotPauseMs || undefined },
+  );
   await snapshots.init();
-  const restores = new RestoreService({ engine, snapshots, kv, store, clock, log });
+  const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
+  const restores = new RestoreService(
+    { engine, snapshots, kv, store: copyStore, clock, log },
+    {
+      checkIntervalMs: config.copyCheckIntervalMs,
+      maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
+      taskRetentionMs: config.copyTaskRetentionMs,
+      jobTimeoutMs: config.copyJobTimeoutMs,
+    },
+  );
   restores.start();
   const gc = new GarbageCollector(
     {
@@ -230,8 +246,24 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await restores.stop();
         await engine.close();
         await wal.close();
-        await store.close();
+        await local.close();
         await kv.close();
       })()),
   };
+}
+
+/** Test-only fault injection: an object store whose copies each wait `delayMs` first (crash tests). */
+function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'copy') {
+        return async (src: string, dst: string) => {
+          await new Promise((r) => setTimeout(r, delayMs));
+          return target.copy(src, dst);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }

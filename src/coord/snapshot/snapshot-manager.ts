@@ -31,6 +31,11 @@ export interface SnapshotOptions {
   readonly pendingTimeoutMs: number;
   readonly pinTtlMaxMs: number;
   readonly compactionProtectionMaxMs: number;
+  /**
+   * Fault injection for crash tests only (config `QUIVER_FAULT_SNAPSHOT_PAUSE_MS`): wait this long after
+   * the files are written and before COMMITTED, so a test can kill the process inside the window.
+   */
+  readonly faultPauseBeforeCommitMs?: number | undefined;
 }
 
 export const SNAPSHOT_DEFAULTS: SnapshotOptions = {
@@ -193,6 +198,7 @@ export class SnapshotManager {
         ...summary,
       };
       await this.#store.put(pending.metadataKey, encodeMetadata(metadata));
+      if (this.#opts.faultPauseBeforeCommitMs) await new Promise((r) => setTimeout(r, this.#opts.faultPauseBeforeCommitMs));
       // 4. COMMITTED only once every file it names exists.
       const patch: Partial<SnapshotRecord> = {
         state: 'COMMITTED',
