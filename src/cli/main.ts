@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
 import { startServer } from '../server/server.js';
+import { ADDRESS_DEFAULT, processSink, withSnapshotCommands } from './connect.js';
+import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
 const program = new Command();
 program.name('quiver').description('Quiver: a Milvus-compatible vector database with collection snapshots');
@@ -36,6 +38,76 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
   });
+
+// ------------------------------------------------------------------ quiver snapshot ...
+
+interface CommonOpts {
+  readonly address: string;
+  readonly db: string;
+}
+
+const addressDefault = process.env['QUIVER_ADDRESS'] || ADDRESS_DEFAULT;
+
+function withCommon(cmd: Command): Command {
+  return cmd.option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault).option('--db <name>', 'database', 'default');
+}
+
+function nonNegativeInt(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${value}"`);
+    return n;
+  };
+}
+
+/** Runs one snapshot command against the server and exits with its code. */
+async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promise<ExitCode>): Promise<void> {
+  const code = await withSnapshotCommands(address, processSink(), run);
+  process.exit(code);
+}
+
+const snapshot = program.command('snapshot').description('manage collection snapshots on a running server');
+
+withCommon(snapshot.command('create <collection> <name>'))
+  .description('snapshot a collection (acknowledged writes included)')
+  .option('--description <d>', 'free-text description', '')
+  .option('--protect-seconds <n>', 'keep the snapshot segments out of compaction for this long (max 7 days)', nonNegativeInt('--protect-seconds'), 0)
+  .action((collection: string, name: string, o: CommonOpts & { description: string; protectSeconds: number }) =>
+    runSnapshot(o.address, (c) => c.create({ db: o.db, collection, name, description: o.description, protectSeconds: o.protectSeconds })),
+  );
+
+withCommon(snapshot.command('list <collection>'))
+  .description('list the snapshots of a collection, oldest first, one name per line')
+  .option('--json', 'print a JSON array')
+  .action((collection: string, o: CommonOpts & { json?: boolean }) => runSnapshot(o.address, (c) => c.list({ db: o.db, collection, json: o.json })));
+
+withCommon(snapshot.command('describe <collection> <name>'))
+  .description('show one snapshot')
+  .option('--json', 'print a JSON object')
+  .action((collection: string, name: string, o: CommonOpts & { json?: boolean }) => runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })));
+
+withCommon(snapshot.command('drop <collection> <name>'))
+  .description('drop a snapshot (refused while it is pinned, e.g. by a running restore)')
+  .action((collection: string, name: string, o: CommonOpts) => runSnapshot(o.address, (c) => c.drop({ db: o.db, collection, name })));
+
+withCommon(snapshot.command('restore <collection> <name> <target-collection>'))
+  .description('restore a snapshot into a new collection; prints the job id, then follows the job')
+  .option('--target-db <db>', 'database of the new collection (default: --db)')
+  .option('--no-wait', 'print the job id and return without waiting')
+  .action((collection: string, name: string, targetCollection: string, o: CommonOpts & { targetDb?: string; wait: boolean }) =>
+    runSnapshot(o.address, (c) => c.restore({ db: o.db, collection, name, targetCollection, targetDb: o.targetDb, wait: o.wait })),
+  );
+
+snapshot
+  .command('jobs')
+  .description('list restore jobs (state, progress, reason)')
+  .option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault)
+  .option('--db <name>', 'only jobs restoring into this database')
+  .option('--collection <c>', 'only jobs restoring into this collection')
+  .option('--json', 'print a JSON array')
+  .action((o: { address: string; db?: string; collection?: string; json?: boolean }) =>
+    runSnapshot(o.address, (c) => c.jobs({ db: o.db, collection: o.collection, json: o.json })),
+  );
 
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(err.message);

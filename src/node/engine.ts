@@ -30,8 +30,10 @@ import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from '.
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
 export interface EngineOptions {
-  /** A growing segment is sealed and flushed in the background once it holds this many rows. */
+  /** A growing segment is sealed and flushed in the background once it holds this many rows... */
   readonly sealRows: number;
+  /** ...or about this many bytes in memory (default 256 MiB). */
+  readonly sealBytes?: number;
   /** Unflushed data older than this is flushed in the background (bounds WAL replay time). */
   readonly flushIdleMs: number;
   /** Period of the background loop (sealing, index builds, WAL truncation). */
@@ -277,7 +279,8 @@ export class Engine {
       if (this.#closed) return;
       const id = rt.record.id;
       let full = false;
-      for (const seg of rt.growing.values()) if (seg.numRows >= this.#opts.sealRows) full = true;
+      const sealBytes = this.#opts.sealBytes ?? 256 * 1024 * 1024;
+      for (const seg of rt.growing.values()) if (seg.numRows >= this.#opts.sealRows || segmentBytes(seg) >= sealBytes) full = true;
       const since = this.#dirtySinceMs.get(id);
       const idle = since !== undefined && now - since >= this.#opts.flushIdleMs;
       try {
@@ -1362,6 +1365,20 @@ function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk 
   return chunk;
 }
 
+
+/** Approximate in-memory size of a segment: typed arrays exactly, strings/JSON/arrays estimated per row. */
+export function segmentBytes(seg: Segment): number {
+  let n = 0;
+  for (const c of seg.chunks) {
+    n += c.ts.byteLength + c.deleted.byteLength;
+    for (const col of c.columns.values()) {
+      const d = col.data as unknown;
+      if (ArrayBuffer.isView(d)) n += (d as ArrayBufferView).byteLength;
+      else n += (d as unknown[]).length * 48;
+    }
+  }
+  return n;
+}
 
 function stripToPk(seg: Segment, pkName: string): void {
   for (const c of seg.chunks) {

@@ -76,6 +76,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     { kv, store, wal, clock, log },
     {
       sealRows: config.sealRows,
+      sealBytes: config.sealBytes,
       flushIdleMs: config.flushIdleMs,
       backgroundIntervalMs: config.backgroundIntervalMs,
       tmpDir: join(dataDir, 'tmp'),
@@ -202,6 +203,20 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         (text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
+        },
+      );
+      return;
+    }
+    if (req.url === '/gc/dry-run') {
+      // What GC would delete right now, without deleting anything.
+      gc.tick({ dryRun: true }).then(
+        (report) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(report, null, 2));
         },
         (err: Error) => {
           res.writeHead(500);

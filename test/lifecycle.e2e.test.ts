@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataType } from '@zilliz/milvus2-sdk-node';
+import { startTestServer, vectors, type TestServer } from './helpers.js';
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('segment lifecycle: sealing, background flush, GC of dropped data', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ sealRows: 100, flushIdleMs: 300, backgroundIntervalMs: 20, autoCompaction: false, gcDroppedGraceMs: 0, gcOrphanGraceMs: 1 });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const fields = [
+    { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+    { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+  ];
+
+  it('seals growing segments by row count and flushes idle data in the background, without blocking inserts', async () => {
+    const c = t.client;
+    await c.createCollection({ collection_name: 'seal', fields });
+    const vs = vectors(330, 4, 2);
+    for (let b = 0; b < 11; b++) {
+      const r = await c.insert({ collection_name: 'seal', data: vs.slice(b * 30, b * 30 + 30).map((v, i) => ({ id: b * 30 + i, v })) });
+      expect(r.status.error_code).toBe('Success');
+    }
+    const rt = () => t.server.engine.runtime(t.server.engine.catalog.resolveCollection('default', 'seal').id);
+    // 330 rows, seal at 100: the row-count policy flushes, then the idle policy flushes the rest.
+    await until(() => [...rt().segments.values()].every((s) => s.phase === 'flushed'));
+    const flushed = [...rt().segments.values()];
+    expect(flushed.reduce((n, s) => n + s.numRows, 0)).toBe(330);
+    expect(flushed.length).toBeGreaterThanOrEqual(2);
+    await c.loadCollectionSync({ collection_name: 'seal' });
+    expect((await c.count({ collection_name: 'seal' })).data).toBe(330);
+  });
+
+  it('drop collection is immediate for the user; GC reclaims its files later; dry-run lists them first', async () => {
+    const c = t.client;
+    const engine = t.server.engine;
+    const id = engine.catalog.resolveCollection('default', 'seal').id;
+    const files = (await engine.store.list(`insert_log/${id}/`)).length;
+    expect(files).toBeGreaterThan(0);
+    await c.releaseCollection({ collection_name: 'seal' });
+    await c.dropCollection({ collection_name: 'seal' });
+    expect((await c.hasCollection({ collection_name: 'seal' })).value).toBe(false);
+    const res = await fetch(`http://127.0.0.1:${t.server.metricsPort}/gc/dry-run`);
+    const dry = (await res.json()) as { wouldDelete: string[] };
+    expect(dry.wouldDelete.filter((k) => k.startsWith(`insert_log/${id}/`)).length).toBe(files);
+    expect((await engine.store.list(`insert_log/${id}/`)).length).toBe(files);
+    const report = await t.server.gc.tick();
+    expect(report.filesDeleted).toBeGreaterThanOrEqual(files);
+    expect(await engine.store.list(`insert_log/${id}/`)).toEqual([]);
+    expect(engine.catalog.collectionIncludingDropped(id)).toBeUndefined();
+  });
+});

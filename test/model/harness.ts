@@ -1,0 +1,308 @@
+/**
+ * In-process harness for the storage-engine reliability tests: one data dir with a file SQLite MetaKV,
+ * a local object store (optionally behind a FaultyObjectStore), a local WAL, a FakeClock, the Engine and
+ * a GarbageCollector over the engine's catalog and the same store. `restart()` closes every piece and
+ * reopens it over the same dir, which is what a clean process restart does.
+ *
+ * Rows are (pk, version) pairs: the pk is the Int64 primary key and the vector is
+ * [pk, version, 0.5, 1], so a read tells which version of a row is visible, not only how many.
+ */
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { FakeClock } from '../../src/common/clock.js';
+import { GarbageCollector, type GcReport } from '../../src/coord/gc/garbage-collector.js';
+import { NO_REFERENCES } from '../../src/coord/gc/reference-guard.js';
+import { segmentFiles } from '../../src/coord/gc/segment-files.js';
+import type { CollectionRecord } from '../../src/coord/records.js';
+import { SqliteMetaKV } from '../../src/meta/sqlite-kv.js';
+import { gatherColumn } from '../../src/node/collection-runtime.js';
+import { Engine } from '../../src/node/engine.js';
+import { FaultyObjectStore } from '../../src/storage/faulty-object-store.js';
+import { LocalObjectStore } from '../../src/storage/local-object-store.js';
+import type { ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
+import { DELTA_LOG_ROOT, INDEX_FILES_ROOT, INSERT_LOG_ROOT, STATS_LOG_ROOT } from '../../src/storage/paths.js';
+import type { Column, FieldSchema } from '../../src/schema/types.js';
+import { openLocalWal, type LocalWal } from '../../src/wal/wal.js';
+
+export const DIM = 4;
+export const PK_FIELD = 'id';
+export const VECTOR_FIELD = 'v';
+export const DB = 'default';
+export const GC_ROOTS = [INSERT_LOG_ROOT, DELTA_LOG_ROOT, STATS_LOG_ROOT, INDEX_FILES_ROOT] as const;
+
+export interface HarnessOptions {
+  /** Wrap the store in a FaultyObjectStore (healthy until `faults.setFailOn`). Default false. */
+  readonly faulty?: boolean | undefined;
+  readonly sealRows?: number | undefined;
+  readonly flushIdleMs?: number | undefined;
+  /** Small WAL segments make rotation and truncation happen in tiny tests. Default 8 KiB. */
+  readonly walSegmentBytesMax?: number | undefined;
+  readonly droppedGraceMs?: number | undefined;
+  readonly orphanGraceMs?: number | undefined;
+}
+
+export interface Row {
+  readonly pk: bigint;
+  readonly version: number;
+}
+
+interface Opened {
+  readonly kv: SqliteMetaKV;
+  readonly local: LocalObjectStore;
+  readonly store: ObjectStore;
+  readonly faults: FaultyObjectStore | undefined;
+  readonly wal: LocalWal;
+  readonly engine: Engine;
+  readonly gc: GarbageCollector;
+}
+
+const FIELDS: Omit<FieldSchema, 'fieldId'>[] = [
+  field({ name: PK_FIELD, dataType: 'Int64', isPrimaryKey: true }),
+  field({ name: VECTOR_FIELD, dataType: 'FloatVector', dim: DIM, typeParams: { dim: String(DIM) } }),
+];
+
+function field(f: Partial<Omit<FieldSchema, 'fieldId'>> & Pick<FieldSchema, 'name' | 'dataType'>): Omit<FieldSchema, 'fieldId'> {
+  return {
+    description: '',
+    isPrimaryKey: false,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...f,
+  };
+}
+
+export class Harness {
+  readonly dir: string;
+  readonly clock: FakeClock;
+  readonly opts: Required<HarnessOptions>;
+  #o: Opened;
+
+  private constructor(dir: string, clock: FakeClock, opts: Required<HarnessOptions>, opened: Opened) {
+    this.dir = dir;
+    this.clock = clock;
+    this.opts = opts;
+    this.#o = opened;
+  }
+
+  static async create(options: HarnessOptions = {}): Promise<Harness> {
+    const opts: Required<HarnessOptions> = {
+      faulty: options.faulty ?? false,
+      sealRows: options.sealRows ?? 1000,
+      flushIdleMs: options.flushIdleMs ?? 1000,
+      walSegmentBytesMax: options.walSegmentBytesMax ?? 8192,
+      droppedGraceMs: options.droppedGraceMs ?? 60_000,
+      orphanGraceMs: options.orphanGraceMs ?? 600_000,
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
+    // The GC compares file mtimes (real time) with the injected clock: start the fake clock at real time
+    // so that fresh files are young, and advance it past a grace to make every file "old".
+    const clock = new FakeClock(Date.now());
+    return new Harness(dir, clock, opts, await open(dir, clock, opts));
+  }
+
+  get engine(): Engine {
+    return this.#o.engine;
+  }
+  get gc(): GarbageCollector {
+    return this.#o.gc;
+  }
+  get store(): ObjectStore {
+    return this.#o.store;
+  }
+  /** The unwrapped store: reads and writes that bypass injected faults. */
+  get localStore(): LocalObjectStore {
+    return this.#o.local;
+  }
+  /** Present when created with `faulty: true`; a restart installs a fresh, healthy one. */
+  get faults(): FaultyObjectStore {
+    if (!this.#o.faults) throw new Error('harness was created without faulty: true');
+    return this.#o.faults;
+  }
+
+  async restart(): Promise<void> {
+    await closeAll(this.#o);
+    this.#o = await open(this.dir, this.clock, this.opts);
+  }
+
+  async close(): Promise<void> {
+    await closeAll(this.#o);
+  }
+
+  async destroy(): Promise<void> {
+    await this.close().catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  // ------------------------------------------------------------------------ collections and rows
+
+  async createCollection(name: string, opts: { index?: boolean } = {}): Promise<number> {
+    const rec = await this.engine.createCollection({
+      dbName: DB,
+      name,
+      fields: FIELDS.map((f) => ({ ...f })),
+      description: '',
+      enableDynamicField: false,
+      autoId: false,
+      shardsNum: 1,
+      consistencyLevel: 'Strong',
+      properties: {},
+      numPartitions: 0,
+    });
+    if (opts.index) {
+      const vf = rec.schema.fields.find((f) => f.name === VECTOR_FIELD)!;
+      await this.engine.createIndex(rec.id, vf, 'v_idx', {
+        indexType: 'HNSW',
+        metric: 'L2',
+        userParams: { index_type: 'HNSW', metric_type: 'L2' },
+        buildParams: { M: 8, efConstruction: 32 },
+      });
+    }
+    return rec.id;
+  }
+
+  collection(id: number): CollectionRecord {
+    const c = this.engine.catalog.collection(id);
+    if (!c) throw new Error(`collection ${id} is not live`);
+    return c;
+  }
+
+  async insert(id: number, partition: string | undefined, rows: readonly Row[], upsert = false): Promise<void> {
+    await this.engine.insert(id, partition, columnsOf(rows), rows.length, upsert);
+  }
+
+  async deletePks(id: number, pks: readonly bigint[]): Promise<number> {
+    const r = await this.engine.delete(id, undefined, `${PK_FIELD} in [${pks.join(', ')}]`, undefined);
+    return r.count;
+  }
+
+  async loadAndWait(id: number): Promise<void> {
+    await this.engine.load(id, undefined);
+    await this.engine.waitLoaded(id);
+  }
+
+  /** Every visible row (optionally of one partition), sorted by (pk, version). Needs a loaded collection. */
+  async readRows(id: number, partition?: string): Promise<Row[]> {
+    const refs = await this.engine.query(id, { filter: '', partitionNames: partition ? [partition] : [], offset: 0, limit: undefined });
+    const pk = gatherColumn(refs, PK_FIELD);
+    const v = gatherColumn(refs, VECTOR_FIELD);
+    if (refs.length === 0) return [];
+    if (pk?.kind !== 'int64' || v?.kind !== 'vector') throw new Error('query returned no pk or vector column');
+    const out: Row[] = [];
+    for (let i = 0; i < refs.length; i++) {
+      const p = pk.data[i]!;
+      if (v.data[i * DIM] !== Number(p)) throw new Error(`row ${i}: vector ${Array.from(v.data.subarray(i * DIM, i * DIM + DIM))} does not belong to pk ${p}`);
+      out.push({ pk: p, version: v.data[i * DIM + 1]! });
+    }
+    return sortRows(out);
+  }
+
+  /** Waits for index builds the engine scheduled in the background (they write files GC must not race). */
+  async settle(id: number | undefined): Promise<void> {
+    for (let i = 0; i < 2; i++) {
+      await new Promise((r) => setImmediate(r));
+      if (id !== undefined && this.engine.catalog.collection(id)) await this.engine.waitForIndexes(id);
+    }
+  }
+
+  async gcTick(): Promise<GcReport> {
+    return this.gc.tick();
+  }
+
+  // ------------------------------------------------------------------------ files
+
+  async listFiles(): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for (const root of GC_ROOTS) out.push(...(await this.localStore.list(`${root}/`)));
+    return out;
+  }
+
+  /** Keys listed by any segment record in the catalog, of any state and any collection. */
+  referencedKeys(): Set<string> {
+    const keys = new Set<string>();
+    const cat = this.engine.catalog;
+    for (const cid of cat.segmentCollections()) for (const s of cat.segments(cid)) for (const f of segmentFiles(s)) keys.add(f.key);
+    return keys;
+  }
+
+  async fileExists(key: string): Promise<boolean> {
+    const p = this.localStore.localPath(key);
+    try {
+      await access(p);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export function sortRows(rows: Row[]): Row[] {
+  return rows.sort((a, b) => (a.pk < b.pk ? -1 : a.pk > b.pk ? 1 : a.version - b.version));
+}
+
+export function columnsOf(rows: readonly Row[]): Map<string, Column> {
+  const pks = new BigInt64Array(rows.length);
+  const vecs = new Float32Array(rows.length * DIM);
+  rows.forEach((r, i) => {
+    pks[i] = r.pk;
+    vecs.set([Number(r.pk), r.version, 0.5, 1], i * DIM);
+  });
+  return new Map<string, Column>([
+    [PK_FIELD, { kind: 'int64', data: pks }],
+    [VECTOR_FIELD, { kind: 'vector', dim: DIM, data: vecs }],
+  ]);
+}
+
+async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions>): Promise<Opened> {
+  const kv = new SqliteMetaKV(join(dir, 'meta.db'));
+  // fsync off: a restart here is a clean close, never a power loss, and fsyncs would dominate run time.
+  const local = new LocalObjectStore(join(dir, 'objects'), { fsync: false });
+  await local.removeTempFiles();
+  const faults = opts.faulty ? new FaultyObjectStore(local, { failOn: () => false }) : undefined;
+  const store: ObjectStore = faults ?? local;
+  const wal = await openLocalWal(join(dir, 'wal'), { fsync: 'none', segmentBytesMax: opts.walSegmentBytesMax, onWarn: () => undefined });
+  const log = pino({ level: 'silent' });
+  let engine: Engine;
+  try {
+    engine = await Engine.open(
+      { kv, store, wal, clock, log },
+      {
+        sealRows: opts.sealRows,
+        flushIdleMs: opts.flushIdleMs,
+        backgroundIntervalMs: 60_000,
+        tmpDir: join(dir, 'tmp'),
+        indexBuildInline: true,
+        autoCompaction: false,
+      },
+    );
+  } catch (e) {
+    await wal.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await kv.close().catch(() => undefined);
+    throw e;
+  }
+  const gc = new GarbageCollector(
+    {
+      catalog: engine.catalog,
+      store,
+      clock,
+      guard: NO_REFERENCES,
+      isSegmentInUse: (c, s) => engine.isSegmentBusy(c, s),
+    },
+    { droppedGraceMs: opts.droppedGraceMs, orphanGraceMs: opts.orphanGraceMs },
+  );
+  return { kv, local, store, faults, wal, engine, gc };
+}
+
+async function closeAll(o: Opened): Promise<void> {
+  await o.gc.stop();
+  await o.engine.close();
+  await o.wal.close();
+  await o.store.close();
+  await o.kv.close();
+}
