@@ -238,6 +238,8 @@ export class Engine {
       records++;
       if (e.type === 'insert') {
         if (rt.segments.get(e.segmentId)?.phase === 'flushed') continue;
+        // Rows of a partition dropped after they were written died with it.
+        if (!rt.record.partitions.some((p) => p.id === e.partitionId)) continue;
         // Replayed rows go back to the segment they were acknowledged in.
         const seg = rt.segments.get(e.segmentId);
         if (seg && rt.growing.get(e.partitionId) !== seg) rt.growing.set(e.partitionId, seg);
@@ -752,7 +754,7 @@ export class Engine {
     const ts = this.tso.next();
     const count = rt.applyDelete(new Set(pks), ts, part?.id);
     if (pks.length > 0) await this.#append(collectionId, { type: 'delete', collectionId, partitionId: part?.id, ts, pks });
-    return { count: Math.max(count, pks.length === 0 ? 0 : count), ts, pks };
+    return { count, ts, pks };
   }
 
   // ------------------------------------------------------------------ flush
