@@ -29,7 +29,7 @@ export interface ServerProcess {
 /** Runs `quiver serve` as a separate process (so a test can kill -9 it) and connects the official SDK. */
 export async function spawnServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const nodeArgs = env['QUIVER_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const nodeArgs = (env['QUIVER_NODE_ARGS'] ?? process.env['QUIVER_NODE_ARGS'])?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--port', String(port), '--metrics-port', '0', '--data-dir', dataDir, '--log-level', 'info'], {
     cwd: ROOT,
     env: { ...process.env, ...env },

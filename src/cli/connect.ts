@@ -1,8 +1,6 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { formatFailure, SnapshotCommands, type ExitCode, type OutputSink } from './snapshot-commands.js';
 
-export const ADDRESS_DEFAULT = '127.0.0.1:19530';
-
 /** Per-RPC deadline of the CLI's client: long enough for a create that flushes a large collection. */
 const RPC_TIMEOUT_MS = 10 * 60 * 1000;
 

@@ -2,7 +2,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
 import { startServer } from '../server/server.js';
-import { ADDRESS_DEFAULT, processSink, withSnapshotCommands } from './connect.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
 const program = new Command();
@@ -46,7 +45,7 @@ interface CommonOpts {
   readonly db: string;
 }
 
-const addressDefault = process.env['QUIVER_ADDRESS'] || ADDRESS_DEFAULT;
+const addressDefault = process.env['QUIVER_ADDRESS'] || '127.0.0.1:19530';
 
 function withCommon(cmd: Command): Command {
   return cmd.option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault).option('--db <name>', 'database', 'default');
@@ -62,6 +61,8 @@ function nonNegativeInt(flag: string): (value: string) => number {
 
 /** Runs one snapshot command against the server and exits with its code. */
 async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promise<ExitCode>): Promise<void> {
+  // Loaded here, not at the top: the SDK is the client side only, `quiver serve` must not need it.
+  const { processSink, withSnapshotCommands } = await import('./connect.js');
   const code = await withSnapshotCommands(address, processSink(), run);
   process.exit(code);
 }

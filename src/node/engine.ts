@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
-import { isQuiverError, quiverError } from '../common/errors.js';
+import { quiverError } from '../common/errors.js';
 import { KeyedMutex, Mutex } from '../common/mutex.js';
 import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from '../coord/catalog.js';
@@ -16,7 +16,7 @@ import type {
   SegmentIndexFile,
   SegmentRecord,
 } from '../coord/records.js';
-import { compileFilter, extractPkValues, type CompiledExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
+import { compileFilter, extractPkValues, parseExpr, type CompiledExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
 import { HnswIndex, type MetricType, type VectorIndex } from '../index/index.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -26,7 +26,7 @@ import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
 import { newChunk, recountDeleted, type Chunk, type Segment } from './segment.js';
-import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
+import { readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
 export interface EngineOptions {
@@ -1320,10 +1320,6 @@ export class Engine {
     return compileFilter(filter, exprSchema(coll), templates);
   }
 
-  /** Rethrows programmer errors; wraps unexpected ones. */
-  static wrap(e: unknown): Error {
-    return isQuiverError(e) ? e : (e as Error);
-  }
 }
 
 export function exprSchema(coll: CollectionRecord): ExprSchema {
@@ -1335,14 +1331,9 @@ export function exprSchema(coll: CollectionRecord): ExprSchema {
   };
 }
 
+/** `pk in [...]` / `pk == v` fast path (no column scan); compileFilter already validated the text. */
 function extractPkValuesFromText(text: string, schema: ExprSchema, templates: TemplateValues | undefined): (bigint | string)[] | null {
-  // compileFilter already validated the text; parse again for the AST-level pk extraction.
-  return extractPkValues(parseForPk(text, templates), schema);
-}
-
-import { parseExpr } from '../expr/index.js';
-function parseForPk(text: string, templates: TemplateValues | undefined) {
-  return parseExpr(text, templates);
+  return extractPkValues(parseExpr(text, templates), schema);
 }
 
 function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk {
@@ -1390,4 +1381,3 @@ function stripToPk(seg: Segment, pkName: string): void {
   seg.loaded = false;
 }
 
-export { applyDeltalogs };

@@ -126,12 +126,23 @@ export class Harness {
   }
 
   async restart(): Promise<void> {
+    await this.#quiesce();
     await closeAll(this.#o);
     this.#o = await open(this.dir, this.clock, this.opts);
   }
 
   async close(): Promise<void> {
+    await this.#quiesce();
     await closeAll(this.#o);
+  }
+
+  /**
+   * Waits for index builds scheduled in the background: Engine.close() does not (see the report), and
+   * a build that outlives close writes into a store that is being closed or a dir being removed.
+   */
+  async #quiesce(): Promise<void> {
+    const cat = this.engine.catalog;
+    for (const c of cat.allCollections()) if (c.state === 'Created') await this.settle(c.id).catch(() => undefined);
   }
 
   async destroy(): Promise<void> {
