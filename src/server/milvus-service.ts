@@ -241,6 +241,8 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
     };
   };
 
+  const collOf = (req: any, ctx: CallContext): CollectionRecord => cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+
   const findIndexes = (coll: CollectionRecord, fieldName?: string, indexName?: string): IndexRecord[] => {
     let list = cat.indexes(coll.id);
     if (indexName) list = list.filter((i) => i.name === indexName);
@@ -249,6 +251,14 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       list = list.filter((i) => i.fieldId === f?.fieldId);
     }
     return list;
+  };
+
+  /** The collection's indexes matching the request's field/index name; IndexNotFound when none. */
+  const requireIndexes = (req: any, ctx: CallContext, byField = true): { coll: CollectionRecord; list: IndexRecord[] } => {
+    const coll = collOf(req, ctx);
+    const list = findIndexes(coll, byField ? req.field_name : undefined, req.index_name);
+    if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
+    return { coll, list };
   };
 
   const indexDescription = (coll: CollectionRecord, idx: IndexRecord) => {
@@ -426,7 +436,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       };
     },
     GetCollectionStatistics: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       return { status: OK, stats: [{ key: 'row_count', value: String(engine.rowCount(coll.id)) }] };
     },
     RenameCollection: async (req, ctx) => {
@@ -453,11 +463,11 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       return OK;
     },
     HasPartition: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       return { status: OK, value: coll.partitions.some((p) => p.name === req.partition_name) };
     },
     ShowPartitions: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       let parts = coll.partitions;
       const names: string[] = req.partition_names ?? [];
       if (names.length > 0) parts = parts.filter((p) => names.includes(p.name));
@@ -471,18 +481,18 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       };
     },
     GetPartitionStatistics: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       return { status: OK, stats: [{ key: 'row_count', value: String(engine.rowCount(coll.id, requireName('partition', req.partition_name))) }] };
     },
     LoadPartitions: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const names: string[] = req.partition_names ?? [];
       if (names.length === 0) throw quiverError('ParameterMissing', 'partition_names are required to load partitions');
       await engine.load(coll.id, names);
       return OK;
     },
     ReleasePartitions: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const names: string[] = req.partition_names ?? [];
       if (names.length === 0) throw quiverError('ParameterMissing', 'partition_names are required to release partitions');
       await engine.release(coll.id, names);
@@ -523,7 +533,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
     // ---------------------------------------------------------------- writes
     Insert: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const { columns, numRows } = writeColumns(coll, req, false);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const r = await engine.insert(coll.id, req.partition_name || undefined, columns, numRows, false);
@@ -540,7 +550,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       };
     },
     Upsert: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       if (req.partial_update) throw quiverError('ParameterInvalid', 'partial_update upserts are not supported by Quiver yet; send whole rows');
       const { columns, numRows } = writeColumns(coll, req, true);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
@@ -558,7 +568,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       };
     },
     Delete: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const r = await engine.delete(coll.id, req.partition_name || undefined, String(req.expr ?? ''), templateValues(req.expr_template_values));
       return { status: OK, IDs: idsOf(pk, r.pks), succ_index: [], err_index: [], acknowledged: true, insert_cnt: '0', delete_cnt: String(r.pks.length), upsert_cnt: '0', timestamp: r.ts.toString() };
@@ -599,7 +609,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
     // ---------------------------------------------------------------- indexes
     CreateIndex: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const fieldName = requireName('field', req.field_name);
       const field = coll.schema.fields.find((f) => f.name === fieldName && !f.isDynamic);
       if (!field) throw quiverError('FieldNotFound', `field not found[field=${fieldName}][collection=${coll.name}]`);
@@ -632,35 +642,27 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       return OK;
     },
     DescribeIndex: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const list = findIndexes(coll, req.field_name, req.index_name);
       if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
       return { status: OK, index_descriptions: list.map((i) => indexDescription(coll, i)) };
     },
     GetIndexStatistics: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
-      const list = findIndexes(coll, undefined, req.index_name);
-      if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]`);
+      const { coll, list } = requireIndexes(req, ctx, false);
       return { status: OK, index_descriptions: list.map((i) => indexDescription(coll, i)) };
     },
     GetIndexState: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
-      const list = findIndexes(coll, req.field_name, req.index_name);
-      if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]`);
+      const { coll, list } = requireIndexes(req, ctx, true);
       const done = list.every((i) => engine.indexProgress(coll.id, i).pendingRows === 0);
       return { status: OK, state: done ? 'Finished' : 'InProgress', fail_reason: '' };
     },
     GetIndexBuildProgress: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
-      const list = findIndexes(coll, req.field_name, req.index_name);
-      if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]`);
+      const { coll, list } = requireIndexes(req, ctx, true);
       const p = engine.indexProgress(coll.id, list[0]!);
       return { status: OK, indexed_rows: String(p.indexedRows), total_rows: String(p.totalRows) };
     },
     DropIndex: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
-      const list = findIndexes(coll, req.field_name, req.index_name);
-      if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]`);
+      const { coll, list } = requireIndexes(req, ctx, true);
       for (const idx of list) await engine.dropIndex(coll.id, idx);
       return OK;
     },
@@ -670,24 +672,24 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
     // ---------------------------------------------------------------- load
     LoadCollection: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const rn = Number(req.replica_number ?? 0);
       if (rn > 1) throw quiverError('ParameterInvalid', `replica_number ${rn} is invalid: an embedded Quiver serves one replica`);
       await engine.load(coll.id, undefined);
       return OK;
     },
     ReleaseCollection: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       await engine.release(coll.id);
       return OK;
     },
     GetLoadState: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const p = engine.loadProgress(coll.id, req.partition_names);
       return { status: OK, state: `LoadState${p.state}` };
     },
     GetLoadingProgress: (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const p = engine.loadProgress(coll.id, req.partition_names);
       if (p.state === 'NotLoad') throw quiverError('CollectionNotLoaded', `collection not loaded[collection=${coll.name}]`);
       return { status: OK, progress: String(p.progress), refresh_progress: String(p.progress) };
@@ -695,7 +697,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
     // ---------------------------------------------------------------- reads
     Search: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       if ((req.sub_reqs ?? []).length > 0) throw quiverError('ParameterInvalid', 'multi-vector sub-requests are not supported by Quiver');
       if (req.search_input === 'ids' || (req.ids && !req.placeholder_group?.length)) {
         throw quiverError('ParameterInvalid', 'search by primary keys is not supported by Quiver yet; query the vectors and search with them');
@@ -772,7 +774,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       return searchResults(coll, hits, plan, topk, metric);
     },
     Query: async (req, ctx) => {
-      const coll = cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      const coll = collOf(req, ctx);
       const qp = kvList(req.query_params);
       const requested: string[] = req.output_fields ?? [];
       const expr = String(req.expr ?? '');
