@@ -6,7 +6,8 @@
  *     written with `engine.insert` + `flushCollection` after each segment; auto-compaction off; no index;
  *     the collection is not loaded, so the compaction reads every source binlog back from the store. Then
  *     `engine.compact(id, { force: true, wait: true })` with sealRows (the merge target) large enough that
- *     all sources merge into one segment. Input MB = sum of the sources' insert binlog sizes.
+ *     all sources merge into one segment. Input MB = sum of the sources' insert binlog sizes. Repeated
+ *     BENCH_MERGE_RUNS times on fresh collections; the median is reported.
  *  2. The same with an HNSW index (M=16, efConstruction BENCH_EFC, default 64) built on the sources first:
  *     a compaction builds the target's index before it publishes the target, which dominates its time.
  *  3. Ingest: BENCH_INGEST_BATCHES batches of BENCH_BATCH rows through `engine.insert`, alone, then while a
@@ -14,9 +15,9 @@
  *     counts only the batches that completed while it ran.
  *
  * Usage: npx tsx bench/compaction.ts   (BENCH_SEGMENTS=10 BENCH_SEGMENT_ROWS=50000 BENCH_DIM=128
- *        BENCH_EFC=64 BENCH_BATCH=5000 BENCH_INGEST_BATCHES=20 BENCH_SKIP_INDEX=1; BENCH_QUICK=1 = 10 x 5,000)
+ *        BENCH_EFC=64 BENCH_BATCH=5000 BENCH_INGEST_BATCHES=20 BENCH_MERGE_RUNS=3 BENCH_SKIP_INDEX=1; BENCH_QUICK=1 = 10 x 5,000)
  */
-import { clustered, envInt, machine, table } from './common.js';
+import { clustered, envInt, machine, median, table } from './common.js';
 import { startTestServer, type TestServer } from '../test/helpers.js';
 import { binlogBytes, collectionId, columnsOf, createHnsw, createVectorCollection, insertRange, loadLine, MB, quick, secondsSince } from './fixture.js';
 
@@ -26,6 +27,7 @@ const DIM = envInt('BENCH_DIM', 128);
 const M = envInt('BENCH_M', 16);
 const EFC = envInt('BENCH_EFC', 64);
 const BATCH = envInt('BENCH_BATCH', 5000);
+const MERGE_RUNS = envInt('BENCH_MERGE_RUNS', 3);
 const INGEST_BATCHES = envInt('BENCH_INGEST_BATCHES', 20);
 /** Cap of the loop that keeps inserting until a concurrent compaction ends. */
 const INGEST_BATCHES_MAX = envInt('BENCH_INGEST_BATCHES_MAX', 2000);
@@ -94,19 +96,24 @@ async function main(): Promise<void> {
   const rate: Record<string, string | number>[] = [];
   const t = await startTestServer({ sealRows: SEAL_ROWS, autoCompaction: false, logLevel: 'silent' });
   try {
-    // 1. data merge only
-    const plainId = await segmentedCollection(t, 'merge_plain', data);
-    const plain = await compactAll(t, plainId);
-    const plainMbps = plain.inputBytes / MB / plain.seconds;
+    // 1. data merge only, MERGE_RUNS times on fresh collections (the machine may be noisy)
+    const runs: Awaited<ReturnType<typeof compactAll>>[] = [];
+    for (let i = 0; i < MERGE_RUNS; i++) {
+      const name = `merge_plain_${i}`;
+      runs.push(await compactAll(t, await segmentedCollection(t, name, data)));
+      await t.client.dropCollection({ collection_name: name });
+      console.log(`  merge without index, run ${i + 1}: ${runs[i]!.seconds.toFixed(2)} s`);
+    }
+    const plainSec = median(runs.map((r) => r.seconds));
+    const plain = runs[0]!;
     merge.push({
-      run: 'no index (data merge: read binlogs, merge, write binlogs)',
+      run: `no index (data merge: read binlogs, merge, write binlogs); median of ${MERGE_RUNS}`,
       'input MB': (plain.inputBytes / MB).toFixed(1),
       'output MB': (plain.outputBytes / MB).toFixed(1),
-      seconds: plain.seconds.toFixed(2),
-      'MB/s': plainMbps.toFixed(0),
+      seconds: `${plainSec.toFixed(2)} (${runs.map((r) => r.seconds.toFixed(2)).join(', ')})`,
+      'MB/s': (plain.inputBytes / MB / plainSec).toFixed(0),
       target: '≥ 100 MB/s',
     });
-    console.log(`  merge without index: ${plain.seconds.toFixed(2)} s`);
 
     // 2. with an HNSW index on the sources and (built before publish) on the target
     if (process.env.BENCH_SKIP_INDEX !== '1') {
@@ -129,7 +136,7 @@ async function main(): Promise<void> {
         run: `  of which the target's index build (difference)`,
         'input MB': '',
         'output MB': '',
-        seconds: (withIdx.seconds - plain.seconds).toFixed(2),
+        seconds: (withIdx.seconds - plainSec).toFixed(2),
         'MB/s': '',
         target: '',
       });

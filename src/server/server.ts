@@ -15,6 +15,7 @@ import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-m
 import type { ObjectStore } from '../storage/object-store.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { snapshotHandlers } from './snapshot-service.js';
+import { registerObservability } from './observability.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import { openLocalWal } from '../wal/wal.js';
 import { createHandlers, type CallContext, type Handler } from './milvus-service.js';
@@ -101,6 +102,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
   );
   restores.start();
+  const metrics = new Metrics();
+  const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
     {
       catalog: engine.catalog,
@@ -109,6 +112,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       guard: snapshots.refs,
       log: (msg, extra) => log.info(extra ?? {}, msg),
       isSegmentInUse: (collectionId, segmentId) => engine.isSegmentBusy(collectionId, segmentId),
+      metrics: observability.gcMetrics,
     },
     { droppedGraceMs: config.gcDroppedGraceMs, orphanGraceMs: config.gcOrphanGraceMs },
   );
@@ -124,7 +128,6 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     })().finally(() => (housekeeping = undefined));
   }, config.gcIntervalMs);
   housekeepingTimer.unref();
-  const metrics = new Metrics();
   const startedAtMs = clock.nowMs();
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine, { serverId: String(startedAtMs), startedAtMs }),

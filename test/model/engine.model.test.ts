@@ -52,7 +52,7 @@ const KNOWN_BUGS = {
    * writes them, and moves the checkpoint past their rows: lost at the next restart. Workaround here:
    * restart right after a failed flush (the WAL still holds the rows).
    */
-  failedFlushNeverRetried: true,
+  failedFlushNeverRetried: false,
 } as const;
 
 type PartitionName = 'p1' | 'p2';
