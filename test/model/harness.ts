@@ -51,7 +51,7 @@ export interface Row {
 interface Opened {
   readonly kv: SqliteMetaKV;
   readonly local: LocalObjectStore;
-  readonly store: ObjectStore;
+  readonly store: TrackingObjectStore;
   readonly faults: FaultyObjectStore | undefined;
   readonly wal: LocalWal;
   readonly engine: Engine;
@@ -115,6 +115,14 @@ export class Harness {
   get store(): ObjectStore {
     return this.#o.store;
   }
+  /**
+   * Resolves once no store call is in flight. A failed flush or compaction rejects as soon as one of
+   * its parallel puts fails while the others still run; a check made before they land would see
+   * files appear behind its back.
+   */
+  storeIdle(): Promise<void> {
+    return this.#o.store.idle();
+  }
   /** The unwrapped store: reads and writes that bypass injected faults. */
   get localStore(): LocalObjectStore {
     return this.#o.local;
@@ -147,7 +155,7 @@ export class Harness {
 
   async destroy(): Promise<void> {
     await this.close().catch(() => undefined);
-    await rm(this.dir, { recursive: true, force: true });
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
 
   // ------------------------------------------------------------------------ collections and rows
@@ -275,7 +283,7 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
   const local = new LocalObjectStore(join(dir, 'objects'), { fsync: false });
   await local.removeTempFiles();
   const faults = opts.faulty ? new FaultyObjectStore(local, { failOn: () => false }) : undefined;
-  const store: ObjectStore = faults ?? local;
+  const store = new TrackingObjectStore(faults ?? local);
   const wal = await openLocalWal(join(dir, 'wal'), { fsync: 'none', segmentBytesMax: opts.walSegmentBytesMax, onWarn: () => undefined });
   const log = pino({ level: 'silent' });
   let engine: Engine;
@@ -312,8 +320,68 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
 
 async function closeAll(o: Opened): Promise<void> {
   await o.gc.stop();
+  await o.store.idle();
   await o.engine.close();
   await o.wal.close();
   await o.store.close();
   await o.kv.close();
+}
+
+/** Passes every call through and counts the ones in flight, so that a test can wait for quiet. */
+class TrackingObjectStore implements ObjectStore {
+  readonly name: string;
+  readonly #inner: ObjectStore;
+  #inFlight = 0;
+  #waiters: (() => void)[] = [];
+
+  constructor(inner: ObjectStore) {
+    this.name = inner.name;
+    this.#inner = inner;
+  }
+
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async #track<T>(call: () => Promise<T>): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await call();
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const w of this.#waiters.splice(0)) w();
+    }
+  }
+
+  put(key: string, data: Uint8Array): Promise<void> {
+    return this.#track(() => this.#inner.put(key, data));
+  }
+  get(key: string): Promise<Uint8Array> {
+    return this.#track(() => this.#inner.get(key));
+  }
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    return this.#track(() => this.#inner.getRange(key, offset, length));
+  }
+  stat(key: string): Promise<ObjectInfo | undefined> {
+    return this.#track(() => this.#inner.stat(key));
+  }
+  list(prefix: string): Promise<ObjectInfo[]> {
+    return this.#track(() => this.#inner.list(prefix));
+  }
+  delete(key: string): Promise<void> {
+    return this.#track(() => this.#inner.delete(key));
+  }
+  deletePrefix(prefix: string): Promise<number> {
+    return this.#track(() => this.#inner.deletePrefix(prefix));
+  }
+  copy(srcKey: string, dstKey: string): Promise<void> {
+    return this.#track(() => this.#inner.copy(srcKey, dstKey));
+  }
+  localPath(key: string): string | undefined {
+    return this.#inner.localPath?.(key);
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
 }

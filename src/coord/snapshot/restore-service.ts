@@ -110,7 +110,6 @@ export class RestoreService implements JobFinalizer {
     const contents = await this.#snapshots.readContents(rec);
     const md = contents.metadata;
     const partitionName = new Map(md.partitions.map((p) => [p.id, p.name]));
-    const source = this.#engine.catalog.collectionIncludingDropped(md.collection_id);
     const { collection, segmentIds } = await this.#engine.createRestoreTarget({
       dbName: input.targetDb,
       name: input.targetCollection,
@@ -127,7 +126,6 @@ export class RestoreService implements JobFinalizer {
         updateTs: md.create_ts,
         state: 'Created',
         loaded: false,
-        ...(source ? {} : {}),
       },
       partitions: md.partitions.map((p) => ({ name: p.name })),
       indexes: md.indexes,
@@ -137,23 +135,32 @@ export class RestoreService implements JobFinalizer {
       const t = segmentIds.get(e.segment.id)!;
       return { source: e.segment, targetSegmentId: t.targetId, targetPartitionId: t.partitionId, targetCollectionId: collection.id };
     });
-    const jobId = await this.jobs.allocId();
-    // The source snapshot cannot be dropped while the job reads its files.
-    await this.#snapshots.pin(input.sourceDb, input.sourceCollection, input.name, 0, jobId);
-    const job = newCopyJob({
-      id: jobId,
-      snapshotName: input.name,
-      sourceCollectionId: md.collection_id,
-      sourceDbName: input.sourceDb,
-      sourceCollectionName: input.sourceCollection,
-      targetCollectionId: collection.id,
-      targetDbName: input.targetDb,
-      targetCollectionName: input.targetCollection,
-      mappings,
-      createdAtMs: this.#clock.nowMs(),
-      timeoutMs: this.#options.jobTimeoutMs,
-    });
-    await this.jobs.createJob(job);
+    let jobId = 0;
+    let job: CopyJob;
+    try {
+      jobId = await this.jobs.allocId();
+      // The source snapshot cannot be dropped while the job reads its files.
+      await this.#snapshots.pin(input.sourceDb, input.sourceCollection, input.name, 0, jobId);
+      job = newCopyJob({
+        id: jobId,
+        snapshotName: input.name,
+        sourceCollectionId: md.collection_id,
+        sourceDbName: input.sourceDb,
+        sourceCollectionName: input.sourceCollection,
+        targetCollectionId: collection.id,
+        targetDbName: input.targetDb,
+        targetCollectionName: input.targetCollection,
+        mappings,
+        createdAtMs: this.#clock.nowMs(),
+        timeoutMs: this.#options.jobTimeoutMs,
+      });
+      await this.jobs.createJob(job);
+    } catch (err) {
+      // Nothing may stay half-made: the invisible target would keep its name reserved forever.
+      await this.#engine.abortRestore(collection.id).catch(() => undefined);
+      await this.#releasePins(jobId).catch(() => undefined);
+      throw err;
+    }
     this.#log.info({ job: jobId, snapshot: input.name, target: input.targetCollection, segments: mappings.length }, 'restore job created');
     void this.checker.kick();
     return job;
