@@ -71,8 +71,10 @@ async function build(dir: string, shape: Shape): Promise<Record<string, string |
     await engine.waitForIndexes(id);
     phase(`HNSW build M=${M} efConstruction=${EFC} (one worker thread)`, t, `${Math.round(ROWS / secondsSince(t))} vectors/s`);
     t = performance.now();
-    const r = await srv.client.loadCollectionSync({ collection_name: NAME });
+    // Not loadCollectionSync: it sleeps 400 ms after each progress poll.
+    const r = await srv.client.loadCollectionAsync({ collection_name: NAME });
     if (r.error_code !== 'Success') throw new Error(`load: ${r.reason}`);
+    while ((await srv.client.getLoadState({ collection_name: NAME })).state !== 'LoadStateLoaded') await new Promise((res) => setTimeout(res, 10));
     phase('load', t);
     t = performance.now();
   } finally {

@@ -12,10 +12,16 @@ import { fileURLToPath } from 'node:url';
 
 const ALL = ['insert', 'search', 'compaction', 'snapshot'] as const;
 const here = dirname(fileURLToPath(import.meta.url));
+/** insert.ts and search.ts predate BENCH_QUICK: their smoke sizes, used unless the env sets them. */
+const QUICK_SIZES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  insert: { BENCH_ROWS: '20000', BENCH_SDK_ROWS: '5000' },
+  search: { BENCH_N: '5000', BENCH_Q: '100' },
+};
 
 function runScript(name: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { cwd: join(here, '..'), env: process.env, stdio: 'inherit' });
+    const env = process.env.BENCH_QUICK === '1' ? { ...QUICK_SIZES[name], ...process.env } : process.env;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { cwd: join(here, '..'), env, stdio: 'inherit' });
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });

@@ -180,6 +180,9 @@ async function quiver(n: number, data: Float32Array, query: number[], withCopy: 
     const r = await c.createSnapshot({ collection_name: name, snapshot_name: 'pending' });
     const createPendingMs = ms(t0);
     if (r.error_code !== 'Success') throw new Error(`createSnapshot: ${r.reason}`);
+    // The flushed rows get their index built in the background; closing the server while hnswlib builds
+    // aborts the process (the worker is terminated inside addPoint), so let the build finish.
+    await engine.waitForIndexes(id);
     return { n, segments, createMs, createPendingMs, restore, restoreSyncMs, ...(copy ? { copy } : {}) };
   } finally {
     await t.close();

@@ -138,6 +138,8 @@ export class CollectionRuntime {
     let n = 0;
     for (const seg of this.segments.values()) {
       if (partitionIds && !partitionIds.has(seg.partitionId)) continue;
+      // A segment whose files could not be read still counts (its recorded rows), rather than vanishing.
+      if (seg.error && seg.chunks.length === 0) n += seg.numRows;
       for (const c of seg.chunks) for (let i = 0; i < c.numRows; i++) if (c.deleted[i] === 0) n++;
     }
     return n;

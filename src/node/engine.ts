@@ -117,6 +117,8 @@ export class Engine {
   readonly #ddl = new Mutex();
   readonly #collLocks = new KeyedMutex<number>();
   readonly #lastAppend = new Map<number, Promise<WalPosition>>();
+  /** Appends per collection: tells a flush whether anything arrived after its seal. */
+  readonly #appendSeq = new Map<number, number>();
   /** Physical time of the oldest unflushed write per collection. */
   readonly #dirtySinceMs = new Map<number, number>();
   readonly #spareSegmentIds: number[] = [];
@@ -229,6 +231,9 @@ export class Engine {
     if (live.length === 0) return;
     let from = Infinity;
     for (const id of live) from = Math.min(from, this.catalog.checkpoint(id) ?? 0);
+    // Records before the oldest retained one were truncated only once every collection that had any was
+    // checkpointed past them; a stale checkpoint of a clean collection may still point before it.
+    from = Math.max(from, this.wal.startPosition());
     let records = 0;
     let maxSeg = 0;
     for await (const r of this.wal.read(from)) {
@@ -270,8 +275,19 @@ export class Engine {
     if (this.#timer) clearInterval(this.#timer);
     await this.#tick;
     await Promise.allSettled([...this.#lastAppend.values()]);
+    // Stop the build worker (builds in flight fail), then wait for every background task to unwind so
+    // nothing writes to the store or the meta after close() resolved.
     await this.#builds.close();
+    await Promise.allSettled([...this.#background]);
     await this.tso.flush();
+  }
+
+  /** Background work that close() must wait for (scheduled index builds, compactions not awaited). */
+  readonly #background = new Set<Promise<unknown>>();
+
+  #inBackground(p: Promise<unknown>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
   }
 
   /** One pass of background work: seal full/idle segments, build missing indexes, truncate the WAL. */
@@ -302,6 +318,15 @@ export class Engine {
       if (!this.#dirtySinceMs.has(id)) continue;
       min = Math.min(min, this.catalog.checkpoint(id) ?? 0);
     }
+    // Clean collections have nothing before `min`: move their checkpoints up so that no checkpoint points
+    // into the part of the log we are about to delete (any later write lands at or after `min`).
+    const bump: CatalogChange[] = [];
+    for (const id of this.#runtimes.keys()) {
+      if (this.#dirtySinceMs.has(id)) continue;
+      const ckpt = this.catalog.checkpoint(id);
+      if (ckpt === undefined || ckpt < min) bump.push({ type: 'putCheckpoint', collectionId: id, position: min });
+    }
+    await this.catalog.commit(bump);
     await this.wal.truncateBefore(min);
   }
 
@@ -688,6 +713,7 @@ export class Engine {
   #append(collectionId: number, entry: WalEntry): Promise<WalPosition> {
     const p = this.wal.append([encodeWalEntry(entry)]).then((pos) => pos[0]!);
     this.#lastAppend.set(collectionId, p);
+    this.#appendSeq.set(collectionId, (this.#appendSeq.get(collectionId) ?? 0) + 1);
     if (!this.#dirtySinceMs.has(collectionId)) this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
     return p;
   }
@@ -770,7 +796,9 @@ export class Engine {
       const coll = rt.record;
       // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
       const flushTs = this.tso.next();
-      const sealed = rt.sealAll();
+      rt.sealAll();
+      // Every sealed segment, including ones a failed earlier flush left behind.
+      const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
       for (const seg of sealed) {
         if (seg.chunks.length > 1) {
           const merged = mergeChunks(seg.chunks, coll.schema.fields.map((f) => f.name));
@@ -785,8 +813,9 @@ export class Engine {
         }
       }
       const last = this.#lastAppend.get(collectionId);
-      const dirtyBefore = this.#dirtySinceMs.get(collectionId);
-      this.#dirtySinceMs.delete(collectionId);
+      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+      // flush has committed, and after it if anything was appended since the seal.
+      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
       try {
         const lastPos = last ? await last : undefined;
         const changes: CatalogChange[] = [];
@@ -822,6 +851,8 @@ export class Engine {
         if (lastPos !== undefined) changes.push({ type: 'putCheckpoint', collectionId, position: lastPos + 1 });
         if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs };
         await this.catalog.commit(changes);
+        if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
+        else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
         const ids: number[] = [];
         for (const c of changes) {
           if (c.type !== 'putSegment') continue;
@@ -844,7 +875,6 @@ export class Engine {
           seg.pendingDeletes.pks.unshift(...d.pks);
           seg.pendingDeletes.ts.unshift(...d.ts);
         }
-        this.#dirtySinceMs.set(collectionId, dirtyBefore ?? this.#clock.nowMs());
         throw err;
       }
     }).then(async (r) => {
@@ -903,11 +933,14 @@ export class Engine {
   #scheduleIndexBuild(rt: CollectionRuntime): void {
     if (this.#buildScheduled.has(rt.record.id) || this.#closed) return;
     this.#buildScheduled.add(rt.record.id);
-    setImmediate(() => {
-      this.#buildMissingIndexes(rt)
-        .catch((err) => this.#log.error({ err, collection: rt.record.name }, 'index build failed'))
-        .finally(() => this.#buildScheduled.delete(rt.record.id));
-    });
+    this.#inBackground(
+      new Promise<void>((resolve) => setImmediate(resolve))
+        .then(() => this.#buildMissingIndexes(rt))
+        .catch((err) => {
+          if (!this.#closed) this.#log.error({ err, collection: rt.record.name }, 'index build failed');
+        })
+        .finally(() => this.#buildScheduled.delete(rt.record.id)),
+    );
   }
 
   readonly #buildLock = new Mutex();
@@ -1028,7 +1061,7 @@ export class Engine {
       task.state = 'Completed';
     });
     if (opts.wait) await run;
-    else run.catch(() => undefined);
+    else this.#inBackground(run);
     return task;
   }
 

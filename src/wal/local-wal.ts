@@ -193,6 +193,10 @@ export class LocalWal implements Wal {
     return this.#nextPosition;
   }
 
+  startPosition(): WalPosition {
+    return this.#segments[0]?.start ?? this.#nextPosition;
+  }
+
   append(payloads: readonly Uint8Array[]): Promise<WalPosition[]> {
     if (this.#failure !== null) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(this.#closedError());

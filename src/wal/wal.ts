@@ -44,6 +44,8 @@ export interface Wal {
   truncateBefore(position: WalPosition): Promise<void>;
   /** Position the next record will get. */
   endPosition(): WalPosition;
+  /** Oldest position still retained (everything before it was truncated away). */
+  startPosition(): WalPosition;
   /** Idempotent; waits for pending appends. */
   close(): Promise<void>;
 }

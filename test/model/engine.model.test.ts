@@ -5,7 +5,8 @@
  * the orphan grace) and restarts run against a real Engine over SQLite + local files + LocalWal, and a
  * plain model of which (pk, version) rows each partition holds. Some flushes, compactions and GC ticks
  * run with the Nth store put (or delete) failing, which is what leaves orphan files for GC to find.
- * After every step:
+ * Each run starts from a new data dir with 0-3 flushed batches (so compactions have something to merge)
+ * and then takes up to 25 random steps. After every step:
  *
  *   (a) the visible rows equal the model's: per partition and in total, by (pk, version), so a deleted or
  *       upserted-over row that stays visible, a lost row, or a row in the wrong partition all fail; when
@@ -34,24 +35,12 @@ import { failNth } from '../../src/storage/faulty-object-store.js';
 import { Harness, sortRows, type Row } from './harness.js';
 
 const SEED = Number(process.env.QUIVER_MODEL_SEED ?? 20_240_917);
-const RUNS = Number(process.env.QUIVER_MODEL_RUNS ?? 50);
+const RUNS = Number(process.env.QUIVER_MODEL_RUNS ?? 60);
 const STEPS_MAX = 25;
-const PK_MAX = 15;
+const PK_MAX = 20;
 const NAME = 'm';
 const DEFAULT = '_default';
 
-/**
- * Product bugs this model steps around (each has an `it.fails` repro in engine.faults.test.ts). Set a
- * switch to false once its bug is fixed, so that the model covers the path again.
- */
-const KNOWN_BUGS = {
-  /**
-   * A failed flush leaves its segments 'sealed'; the next flush only seals growing segments, never
-   * writes them, and moves the checkpoint past their rows: lost at the next restart. Workaround here:
-   * restart right after a failed flush (the WAL still holds the rows).
-   */
-  failedFlushNeverRetried: true,
-} as const;
 
 type PartitionName = 'p1' | 'p2';
 type Advance = 'none' | 'dropped' | 'orphan';
@@ -73,29 +62,34 @@ type Op =
   | { readonly t: 'release' }
   | { readonly t: 'load' };
 
-const pks = fc.array(fc.integer({ min: 0, max: PK_MAX }), { minLength: 1, maxLength: 5 });
+const pks = fc.array(fc.integer({ min: 0, max: PK_MAX }), { minLength: 1, maxLength: 8 });
 const partName = fc.constantFrom<PartitionName>('p1', 'p2');
 /** Mostly healthy; sometimes the nth call fails. */
 const faultAt = (max: number) => fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max }) });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ t: fc.constant('insert' as const), part: fc.nat(5), pks }) },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('insert' as const), part: fc.nat(5), pks }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('upsert' as const), part: fc.nat(5), pks }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('delete' as const), pks }) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('flush' as const), failPut: faultAt(5), after: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('compact' as const), failPut: faultAt(6), after: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('createPartition' as const), name: partName }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('dropPartition' as const), name: partName }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('delete' as const), pks }) },
+  { weight: 6, arbitrary: fc.record({ t: fc.constant('flush' as const), failPut: faultAt(5), after: fc.boolean() }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('compact' as const), failPut: faultAt(6), after: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('createPartition' as const), name: partName }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('dropPartition' as const), name: partName }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('dropCollection' as const), index: fc.boolean() }) },
   {
     weight: 3,
     arbitrary: fc.record({ t: fc.constant('gc' as const), advance: fc.constantFrom<Advance>('none', 'dropped', 'orphan'), failDelete: faultAt(4) }),
   },
-  { weight: 3, arbitrary: fc.constant<Op>({ t: 'restart' }) },
+  { weight: 2, arbitrary: fc.constant<Op>({ t: 'restart' }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('background' as const), idle: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant<Op>({ t: 'release' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ t: 'load' }) },
 );
-const scenario = fc.record({ index: fc.boolean(), ops: fc.array(opArb, { minLength: 5, maxLength: STEPS_MAX, size: 'max' }) });
+/** `preload`: flushed batches written before the random steps, so that compactions have something to merge. */
+const scenario = fc.record({
+  index: fc.boolean(),
+  preload: fc.integer({ min: 0, max: 3 }),
+  ops: fc.array(opArb, { minLength: 5, maxLength: STEPS_MAX, size: 'max' }),
+});
 
 interface ModelRow extends Row {
   readonly part: string;
@@ -159,12 +153,12 @@ async function apply(h: Harness, m: Model, op: Op): Promise<Model> {
       h.faults.setFailOn(() => false);
       if (failed) {
         count('flushes failed');
-        if (KNOWN_BUGS.failedFlushNeverRetried) await h.restart();
       }
       return m;
     }
     case 'compact': {
       await h.settle(m.id);
+      count(`compact with ${Math.min(e.flushedSegments(m.id).length, 3)}+ flushed segments`);
       if (op.failPut > 0) h.faults.setFailOn(failNth('put', op.failPut), op.after ? 'after' : 'before');
       const task = await e.compact(m.id, { force: true, wait: true });
       await h.storeIdle();
@@ -303,10 +297,14 @@ describe('engine + GC model', () => {
   });
 
   it(`keeps rows, files and meta consistent over random histories (seed ${SEED}, ${RUNS} runs)`, async () => {
-    const property = fc.asyncProperty(scenario, async ({ index, ops }) => {
-      const h = await Harness.create({ faulty: true, sealRows: 8 });
+    const property = fc.asyncProperty(scenario, async ({ index, preload, ops }) => {
+      const h = await Harness.create({ faulty: true, sealRows: 24 });
       try {
         let m = await newCollection(h, index, 1);
+        for (let b = 0; b < preload; b++) {
+          m = await apply(h, m, { t: 'insert', part: 0, pks: [b * 3, b * 3 + 1, b * 3 + 2, b * 3 + 3] });
+          m = await apply(h, m, { t: 'flush', failPut: 0, after: false });
+        }
         await check(h, m);
         for (let i = 0; i < ops.length; i++) {
           const op = ops[i]!;

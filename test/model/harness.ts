@@ -41,6 +41,8 @@ export interface HarnessOptions {
   readonly walSegmentBytesMax?: number | undefined;
   readonly droppedGraceMs?: number | undefined;
   readonly orphanGraceMs?: number | undefined;
+  /** Extra wrapper around the (faulty) store, e.g. to hold a put at a gate. Applied at every (re)open. */
+  readonly wrapStore?: ((inner: ObjectStore) => ObjectStore) | undefined;
 }
 
 export interface Row {
@@ -98,6 +100,7 @@ export class Harness {
       walSegmentBytesMax: options.walSegmentBytesMax ?? 8192,
       droppedGraceMs: options.droppedGraceMs ?? 60_000,
       orphanGraceMs: options.orphanGraceMs ?? 600_000,
+      wrapStore: options.wrapStore ?? ((inner) => inner),
     };
     const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
     // The GC compares file mtimes (real time) with the injected clock: start the fake clock at real time
@@ -283,7 +286,7 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
   const local = new LocalObjectStore(join(dir, 'objects'), { fsync: false });
   await local.removeTempFiles();
   const faults = opts.faulty ? new FaultyObjectStore(local, { failOn: () => false }) : undefined;
-  const store = new TrackingObjectStore(faults ?? local);
+  const store = new TrackingObjectStore(opts.wrapStore(faults ?? local));
   const wal = await openLocalWal(join(dir, 'wal'), { fsync: 'none', segmentBytesMax: opts.walSegmentBytesMax, onWarn: () => undefined });
   const log = pino({ level: 'silent' });
   let engine: Engine;
