@@ -61,3 +61,24 @@ describe('segment lifecycle: sealing, background flush, GC of dropped data', () 
     expect(engine.catalog.collectionIncludingDropped(id)).toBeUndefined();
   });
 });
+
+describe('shutdown during background work', () => {
+  it('closing the server while an HNSW build runs cancels it cleanly (no native abort, nothing written after close)', async () => {
+    const t = await startTestServer({ autoCompaction: false });
+    const c = t.client;
+    await c.createCollection({ collection_name: 'big', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 32 }] });
+    const vs = vectors(20_000, 32, 4);
+    for (let b = 0; b < 4; b++) await c.insert({ collection_name: 'big', data: vs.slice(b * 5000, b * 5000 + 5000).map((v, i) => ({ id: b * 5000 + i, v })) });
+    await c.flushSync({ collection_names: ['big'] });
+    await c.createIndex({ collection_name: 'big', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 400 } });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await t.close({ keepData: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The data dir is consistent: a new server opens it, and the index gets built then.
+    const t2 = await startTestServer({ autoCompaction: false }, {}, t.dataDir);
+    await t2.client.loadCollectionSync({ collection_name: 'big' });
+    expect((await t2.client.count({ collection_name: 'big' })).data).toBe(20_000);
+    await t2.close();
+  });
+});

@@ -90,7 +90,11 @@ export class HnswIndex implements VectorIndex {
    * Builds the graph, one addPoint per row (label = row offset). Keeps a reference to `vectors` (no copy)
    * for the exact path of selective allow-lists; the caller must not mutate it.
    */
-  static build(vectors: Float32Array, dim: number, metric: MetricType, params: HnswParams): HnswIndex {
+  /**
+   * `shouldStop` is polled every 256 points: a build can be abandoned cooperatively (a worker thread must
+   * never be terminated while native code runs, which aborts the process).
+   */
+  static build(vectors: Float32Array, dim: number, metric: MetricType, params: HnswParams, opts: { shouldStop?: () => boolean } = {}): HnswIndex {
     const n = rowCount(vectors, dim);
     validateHnswParams(params);
     const native = new hnswlib.HierarchicalNSW(spaceOf(metric), dim);
@@ -99,6 +103,10 @@ export class HnswIndex implements VectorIndex {
     const index = new HnswIndex(native, dim, metric, n, vectors);
     const point = index.#point;
     for (let i = 0; i < n; i++) {
+      if ((i & 255) === 0 && opts.shouldStop?.()) {
+        index.dispose();
+        throw new Error(`HNSW build cancelled after ${i} of ${n} points`);
+      }
       const o = i * dim;
       for (let j = 0; j < dim; j++) point[j] = vectors[o + j]!;
       native.addPoint(point, i);

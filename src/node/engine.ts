@@ -26,7 +26,10 @@ import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
 import { newChunk, recountDeleted, type Chunk, type Segment } from './segment.js';
-import { readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
+import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
+import { decodeColumn } from '../storage/binlog.js';
+import { columnKindOf } from '../schema/types.js';
+import { TIMESTAMP_FIELD_ID } from '../coord/records.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
 export interface EngineOptions {
@@ -123,6 +126,8 @@ export class Engine {
   readonly #dirtySinceMs = new Map<number, number>();
   readonly #spareSegmentIds: number[] = [];
   readonly #builds: IndexBuildPool;
+  /** A second worker for compaction merges, so a long index build never delays a merge. */
+  readonly #merges: IndexBuildPool;
   readonly #loading = new Map<number, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
@@ -146,6 +151,7 @@ export class Engine {
     this.tso = new TsoAllocator(deps.clock, kvBound(deps.kv, 'quiver/alloc/tso'));
     this.ids = new IdAllocator(kvBound(deps.kv, 'quiver/alloc/id'));
     this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline ?? false });
+    this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline ?? false });
   }
 
   static async open(deps: EngineDeps, opts: EngineOptions): Promise<Engine> {
@@ -273,11 +279,12 @@ export class Engine {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    // Cancel the workers first (a build stops at its next check and fails), so that the tick and the
+    // background tasks waiting on them unwind at once; then wait for all of them, so nothing writes to
+    // the store or the meta after close() resolved.
+    await Promise.all([this.#builds.close(), this.#merges.close()]);
     await this.#tick;
     await Promise.allSettled([...this.#lastAppend.values()]);
-    // Stop the build worker (builds in flight fail), then wait for every background task to unwind so
-    // nothing writes to the store or the meta after close() resolved.
-    await this.#builds.close();
     await Promise.allSettled([...this.#background]);
     await this.tso.flush();
   }
@@ -1089,32 +1096,20 @@ export class Engine {
       if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
       sources.push(seg);
     }
-    // 1. Read every source (from memory when loaded) and freeze which rows are live now.
-    const parts: Chunk[] = [];
-    const frozen: Uint8Array[] = [];
-    for (const seg of sources) {
-      const mem = seg.chunks[0]!;
-      const chunk = seg.loaded ? mem : await readSegment(this.store, coll, seg.record!, fields);
-      parts.push(chunk);
-      frozen.push(mem.deleted.slice());
-    }
+    // 1. Freeze which rows are live now (deletes that land later are carried over at publish time).
+    const keeps: Int32Array[] = sources.map((seg) => {
+      const del = seg.chunks[0]!.deleted;
+      const keep: number[] = [];
+      for (let i = 0; i < seg.numRows; i++) if (del[i] === 0) keep.push(i);
+      return Int32Array.from(keep);
+    });
     const srcOf: number[] = [];
     const rowOf: number[] = [];
-    const cols = new Map<string, Column[]>();
-    const tsParts: BigInt64Array[] = [];
-    parts.forEach((chunk, si) => {
-      const keep: number[] = [];
-      for (let i = 0; i < chunk.numRows; i++) if (frozen[si]![i] === 0) keep.push(i);
+    keeps.forEach((keep, si) => {
       for (const r of keep) {
         srcOf.push(si);
         rowOf.push(r);
       }
-      for (const f of fields) {
-        const list = cols.get(f.name) ?? [];
-        list.push(takeRows(chunk.columns.get(f.name)!, keep));
-        cols.set(f.name, list);
-      }
-      tsParts.push(BigInt64Array.from(keep, (r) => chunk.ts[r]!));
     });
     const rows = srcOf.length;
     const targetId = await this.ids.alloc();
@@ -1122,17 +1117,43 @@ export class Engine {
     let record: SegmentRecord | undefined;
     const now = this.#clock.nowMs();
     if (rows > 0) {
+      // 2. Merge. With local files the read-filter-concat-encode work runs on a worker thread, so the
+      //    main thread keeps serving inserts and searches; the result comes back as encoded binlogs.
+      const allFields = [...fields.map((f) => ({ fieldId: f.fieldId, kind: columnKindOf(f.dataType) })), { fieldId: TIMESTAMP_FIELD_ID, kind: 'int64' as const }];
+      const localFiles = sources.map((seg) => {
+        const files: Record<string, string> = {};
+        for (const f of allFields) {
+          const logs = seg.record!.binlogs[String(f.fieldId)] ?? [];
+          const path = logs.length === 1 ? this.store.localPath?.(logs[0]!.path) : undefined;
+          if (!path) return undefined;
+          files[String(f.fieldId)] = path;
+        }
+        return files;
+      });
+      let encoded: Map<number, Uint8Array> | undefined;
       const columns = new Map<string, Column>();
-      for (const f of fields) columns.set(f.name, concatColumns(cols.get(f.name)!));
-      const ts = new BigInt64Array(rows);
-      let off = 0;
-      for (const t of tsParts) {
-        ts.set(t, off);
-        off += t.length;
+      let ts: BigInt64Array;
+      if (localFiles.every((f) => f !== undefined)) {
+        const merged = await this.#merges.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
+        encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
+        // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
+        for (const f of fields) columns.set(f.name, decodeColumn(encoded.get(f.fieldId)!, columnKindOf(f.dataType)));
+        ts = (decodeColumn(encoded.get(TIMESTAMP_FIELD_ID)!, 'int64') as { data: BigInt64Array }).data;
+      } else {
+        const parts: Chunk[] = [];
+        for (const seg of sources) parts.push(seg.loaded ? seg.chunks[0]! : await readSegment(this.store, coll, seg.record!, fields));
+        for (const f of fields) columns.set(f.name, concatColumns(parts.map((p, i) => takeRows(p.columns.get(f.name)!, keeps[i]!))));
+        ts = new BigInt64Array(rows);
+        let off = 0;
+        parts.forEach((p, i) => {
+          for (const r of keeps[i]!) ts[off++] = p.ts[r]!;
+        });
       }
       const chunk = newChunk(rows, columns, ts);
-      // 2. Files first: binlogs, then every index, so the target is published complete.
-      const files = await writeInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk);
+      // 3. Files first: binlogs, then every index, so the target is published complete.
+      const files = encoded
+        ? await writeEncodedInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk, encoded)
+        : await writeInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk);
       const indexes: SegmentIndexFile[] = [];
       for (const idx of this.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);

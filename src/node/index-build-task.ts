@@ -12,8 +12,8 @@ export interface BuildTask {
 }
 
 /** Builds an HNSW index and writes it in hnswlib's file format to `outPath`. Runs inside a worker thread. */
-export function runBuildTask(task: BuildTask): { rows: number } {
-  const index = HnswIndex.build(task.vectors, task.dim, task.metric, { M: task.M, efConstruction: task.efConstruction });
+export function runBuildTask(task: BuildTask, shouldStop?: () => boolean): { rows: number } {
+  const index = HnswIndex.build(task.vectors, task.dim, task.metric, { M: task.M, efConstruction: task.efConstruction }, { shouldStop });
   try {
     index.save(task.outPath);
   } finally {

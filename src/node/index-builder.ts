@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { BuildTask } from './index-build-task.js';
 import { runBuildTask } from './index-build-task.js';
+import { runMergeTask, type MergeResult, type MergeTask } from './merge-task.js';
 
 /**
  * Runs HNSW builds off the main thread (a build of 100k vectors takes tens of seconds and would otherwise
@@ -11,8 +12,10 @@ export class IndexBuildPool {
   readonly #inline: boolean;
   #worker: Worker | undefined;
   #nextId = 1;
-  readonly #pending = new Map<number, { resolve: (v: { rows: number }) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
   #closed = false;
+  /** Shared with the worker: 1 = stop building (checked between points). */
+  readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(opts: { inline?: boolean } = {}) {
     this.#inline = opts.inline ?? false;
@@ -20,12 +23,12 @@ export class IndexBuildPool {
 
   #ensureWorker(): Worker {
     if (this.#worker) return this.#worker;
-    const w = new Worker(new URL('./index-build-worker.mjs', import.meta.url));
-    w.on('message', (msg: { id: number; ok: boolean; result?: { rows: number }; error?: string }) => {
+    const w = new Worker(new URL('./index-build-worker.mjs', import.meta.url), { workerData: { cancel: this.#cancel.buffer } });
+    w.on('message', (msg: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const p = this.#pending.get(msg.id);
       if (!p) return;
       this.#pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result!);
+      if (msg.ok) p.resolve(msg.result as never);
       else p.reject(new Error(msg.error));
     });
     w.on('error', (e) => this.#failAll(e));
@@ -47,16 +50,43 @@ export class IndexBuildPool {
     if (this.#closed) throw new Error('index build pool is closed');
     const id = this.#nextId++;
     if (this.#inline) return runBuildTask({ ...task, id });
+    return this.#post<{ rows: number }>({ ...task, id, kind: 'build' });
+  }
+
+  /** Runs a compaction merge (read, filter, concatenate, encode) off the main thread. */
+  async merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult> {
+    if (this.#closed) throw new Error('index build pool is closed');
+    const id = this.#nextId++;
+    if (this.#inline) return runMergeTask({ ...task, id });
+    return this.#post<MergeResult>({ ...task, id, kind: 'merge' });
+  }
+
+  #post<T>(msg: { id: number; kind: string }): Promise<T> {
     const w = this.#ensureWorker();
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      w.postMessage({ ...task, id });
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(msg.id, { resolve: resolve as (v: never) => void, reject });
+      w.postMessage(msg);
     });
   }
 
+  /**
+   * Asks the worker to stop its build at the next check and waits for it (terminating a worker while
+   * hnswlib's native code runs aborts the whole process), then terminates it.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    Atomics.store(this.#cancel, 0, 1);
+    // The worker is unref'd while idle; keep the process alive until it has answered.
+    this.#worker?.ref();
+    const inFlight = [...this.#pending.values()].map(
+      (p) => new Promise<void>((resolve) => {
+        const { resolve: ok, reject: fail } = p;
+        p.resolve = ((v: never) => (ok(v), resolve())) as (v: never) => void;
+        p.reject = (e: Error) => (fail(e), resolve());
+      }),
+    );
+    await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 30_000))]);
     this.#failAll(new Error('index build pool closed'));
     await this.#worker?.terminate();
   }

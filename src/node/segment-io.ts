@@ -37,23 +37,40 @@ export async function writeInsertFiles(
   partitionId: number,
   chunk: Chunk,
 ): Promise<WrittenFiles> {
+  const encoded = new Map<number, Uint8Array>();
+  for (const f of coll.schema.fields) {
+    const col = chunk.columns.get(f.name);
+    if (!col) throw new Error(`segment ${segmentId} lacks column ${f.name}`);
+    encoded.set(f.fieldId, encodeColumn(col, { fieldId: f.fieldId }));
+  }
+  encoded.set(TIMESTAMP_FIELD_ID, encodeColumn({ kind: 'int64', data: chunk.ts }, { fieldId: TIMESTAMP_FIELD_ID }));
+  return writeEncodedInsertFiles(store, ids, coll, segmentId, partitionId, chunk, encoded);
+}
+
+/** Writes already-encoded binlogs (fieldId → bytes, timestamps under field 1) plus the stats log. */
+export async function writeEncodedInsertFiles(
+  store: ObjectStore,
+  ids: IdAllocator,
+  coll: CollectionRecord,
+  segmentId: number,
+  partitionId: number,
+  chunk: Chunk,
+  encoded: ReadonlyMap<number, Uint8Array>,
+): Promise<WrittenFiles> {
   const fields = coll.schema.fields;
   const first = await ids.alloc(fields.length + 2);
   const range = tsRange(chunk.ts);
   const binlogs: Record<string, Binlog[]> = {};
   const writes: Promise<void>[] = [];
-  const add = (fieldId: number, logId: number, col: Column) => {
-    const bytes = encodeColumn(col, { fieldId });
+  const fieldIds = [...fields.map((f) => f.fieldId), TIMESTAMP_FIELD_ID];
+  fieldIds.forEach((fieldId, i) => {
+    const bytes = encoded.get(fieldId);
+    if (!bytes) throw new Error(`segment ${segmentId} lacks the binlog of field ${fieldId}`);
+    const logId = first + i;
     const path = insertLogKey(coll.id, partitionId, segmentId, fieldId, logId);
     binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength }];
     writes.push(store.put(path, bytes));
-  };
-  fields.forEach((f, i) => {
-    const col = chunk.columns.get(f.name);
-    if (!col) throw new Error(`segment ${segmentId} lacks column ${f.name}`);
-    add(f.fieldId, first + i, col);
   });
-  add(TIMESTAMP_FIELD_ID, first + fields.length, { kind: 'int64', data: chunk.ts });
   const pk = fields.find((f) => f.isPrimaryKey)!;
   const stats = pkStats(chunk.columns.get(pk.name)!);
   const statsBytes = new TextEncoder().encode(JSON.stringify({ fieldId: pk.fieldId, rows: chunk.numRows, ...stats }));
