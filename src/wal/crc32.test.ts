@@ -34,3 +34,12 @@ describe('crc32', () => {
     expect(payloadChecksum(new Uint8Array(0))).toBe(0xa282ead8);
   });
 });
+
+describe('crc32: native and portable agree', () => {
+  it('gives the same checksums and chaining as the portable implementation', async () => {
+    const { crc32, crc32Portable } = await import('./crc32.js');
+    const data = new Uint8Array(10_007).map((_, i) => (i * 31 + 7) & 0xff);
+    expect(crc32(data)).toBe(crc32Portable(data));
+    expect(crc32(data.subarray(5000), crc32(data.subarray(0, 5000)))).toBe(crc32Portable(data));
+  });
+});
