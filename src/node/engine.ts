@@ -205,8 +205,12 @@ export class Engine {
     const coll = rt.record;
     const rec = seg.record!;
     const fields = full ? coll.schema.fields : coll.schema.fields.filter((f) => f.isPrimaryKey);
-    const chunk = await readSegment(this.store, coll, rec, fields);
-    if (full) await this.#loadSegmentIndexes(coll, rec, chunk);
+    // Binlog reads run on libuv threads while the (synchronous, native) index load runs here.
+    const reading = readSegment(this.store, coll, rec, fields);
+    reading.catch(() => undefined);
+    const indexes = full ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, VectorIndex>();
+    const chunk = await reading;
+    for (const [name, index] of indexes) chunk.indexes.set(name, index);
     // Deletes applied while we were reading are in the old chunk's bitmap: keep them.
     const old = seg.chunks[0];
     if (old) for (let i = 0; i < chunk.numRows; i++) if (old.deleted[i] === 1) chunk.deleted[i] = 1;
@@ -216,14 +220,16 @@ export class Engine {
     seg.error = undefined;
   }
 
-  async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk): Promise<void> {
+  async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord): Promise<Map<string, VectorIndex>> {
+    const out = new Map<string, VectorIndex>();
     for (const si of rec.indexes) {
       const idx = this.catalog.indexes(coll.id).find((i) => i.id === si.indexId);
       if (!idx) continue;
       const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
       if (!field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
-      chunk.indexes.set(field.name, await this.#openHnsw(si.files[0]!, field.dim!, idx.metric, rec.numRows));
+      out.set(field.name, await this.#openHnsw(si.files[0]!, field.dim!, idx.metric, rec.numRows));
     }
+    return out;
   }
 
   async #openHnsw(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex> {
