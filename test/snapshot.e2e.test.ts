@@ -170,3 +170,50 @@ describe('collection snapshots through the SDK', () => {
     await c.unpinSnapshotData({ pin_id: pin.pin_id });
   });
 });
+
+describe('restoring while the source is loaded shares its memory', () => {
+  it('the restored collection loads by sharing the source columns and index, with its own deletes', async () => {
+    const t = await startTestServer({ autoCompaction: false });
+    try {
+      const c = t.client;
+      const vs = vectors(400, 8, 17);
+      await c.createCollection({ collection_name: 'live', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 8 }] });
+      await c.insert({ collection_name: 'live', data: vs.map((v, i) => ({ id: i, v })) });
+      await c.flushSync({ collection_names: ['live'] });
+      await c.createIndex({ collection_name: 'live', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } });
+      const engine = t.server.engine;
+      const srcId = engine.catalog.resolveCollection('default', 'live').id;
+      await engine.waitForIndexes(srcId);
+      await c.loadCollectionSync({ collection_name: 'live' });
+      await c.delete({ collection_name: 'live', ids: [1, 2] });
+      await c.createSnapshot({ collection_name: 'live', snapshot_name: 'snap' });
+      // After the snapshot: more deletes in the source; the restore must not see them.
+      await c.delete({ collection_name: 'live', ids: [3, 4, 5] });
+      const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'live', target_collection_name: 'copy' });
+      for (let i = 0; i < 500; i++) {
+        const s = await c.getRestoreSnapshotState({ job_id: r.job_id });
+        if (s.info.state === 'RestoreSnapshotCompleted') break;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      await c.loadCollectionSync({ collection_name: 'copy' });
+      expect((await c.count({ collection_name: 'copy' })).data).toBe(398);
+      expect((await c.count({ collection_name: 'live' })).data).toBe(395);
+      const dstId = engine.catalog.resolveCollection('default', 'copy').id;
+      const srcSeg = [...engine.runtime(srcId).segments.values()].find((s) => s.phase === 'flushed')!;
+      const dstSeg = [...engine.runtime(dstId).segments.values()].find((s) => s.phase === 'flushed')!;
+      expect(dstSeg.chunks[0]!.columns.get('v')).toBe(srcSeg.chunks[0]!.columns.get('v'));
+      expect(dstSeg.chunks[0]!.indexes.get('v')).toBe(srcSeg.chunks[0]!.indexes.get('v'));
+      expect(dstSeg.chunks[0]!.deleted).not.toBe(srcSeg.chunks[0]!.deleted);
+      // Searches on each side see their own deletes.
+      const sd = await c.search({ collection_name: 'copy', data: [vs[4]!], limit: 1 });
+      expect(sd.results[0]!.id).toBe('4');
+      const ss = await c.search({ collection_name: 'live', data: [vs[4]!], limit: 1 });
+      expect(ss.results[0]!.id).not.toBe('4');
+      // Releasing the source does not affect the restored collection.
+      await c.releaseCollection({ collection_name: 'live' });
+      expect((await c.search({ collection_name: 'copy', data: [vs[7]!], limit: 1 })).results[0]!.id).toBe('7');
+    } finally {
+      await t.close();
+    }
+  });
+});

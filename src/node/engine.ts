@@ -26,7 +26,7 @@ import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
 import { newChunk, recountDeleted, type Chunk, type Segment } from './segment.js';
-import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
+import { applyDeltalogs, readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
 import { decodeColumn } from '../storage/binlog.js';
 import { columnKindOf } from '../schema/types.js';
 import { TIMESTAMP_FIELD_ID } from '../coord/records.js';
@@ -205,12 +205,7 @@ export class Engine {
     const coll = rt.record;
     const rec = seg.record!;
     const fields = full ? coll.schema.fields : coll.schema.fields.filter((f) => f.isPrimaryKey);
-    // Binlog reads run on libuv threads while the (synchronous, native) index load runs here.
-    const reading = readSegment(this.store, coll, rec, fields);
-    reading.catch(() => undefined);
-    const indexes = full ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, VectorIndex>();
-    const chunk = await reading;
-    for (const [name, index] of indexes) chunk.indexes.set(name, index);
+    const chunk = (full ? await this.#shareLoaded(coll, rec) : undefined) ?? (await this.#readChunk(coll, rec, fields, full));
     // Deletes applied while we were reading are in the old chunk's bitmap: keep them.
     const old = seg.chunks[0];
     if (old) for (let i = 0; i < chunk.numRows; i++) if (old.deleted[i] === 1) chunk.deleted[i] = 1;
@@ -218,16 +213,68 @@ export class Engine {
     seg.chunks = [chunk];
     seg.loaded = full;
     seg.error = undefined;
+    if (full) this.#registerLoaded(rec, chunk);
   }
 
-  async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord): Promise<Map<string, VectorIndex>> {
-    const out = new Map<string, VectorIndex>();
+  async #readChunk(coll: CollectionRecord, rec: SegmentRecord, fields: readonly FieldSchema[], withIndexes: boolean): Promise<Chunk> {
+    // Binlog reads run on libuv threads while the (synchronous, native) index load runs here.
+    const reading = readSegment(this.store, coll, rec, fields);
+    reading.catch(() => undefined);
+    const indexes = withIndexes ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, { index: VectorIndex; buildId: number }>();
+    const chunk = await reading;
+    for (const [name, { index, buildId }] of indexes) {
+      chunk.indexes.set(name, index);
+      chunk.indexBuilds.set(name, buildId);
+    }
+    return chunk;
+  }
+
+  /**
+   * Loaded segment data by content: the binlog of a segment's row timestamps (field 1) has a log id no
+   * other flush ever reuses, and a restore copies files keeping their log ids and index build ids. So a
+   * segment whose timestamp log id matches a loaded chunk holds byte-identical columns, and identical
+   * index files where the build ids match: loading a restored collection while its source is loaded
+   * shares that memory instead of reading it again (deletes are the segment's own, from its deltalogs).
+   * Weak references: this index never keeps data alive.
+   */
+  readonly #loadedContent = new Map<number, WeakRef<Chunk>>();
+
+  #registerLoaded(rec: SegmentRecord, chunk: Chunk): void {
+    const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
+    if (key !== undefined) this.#loadedContent.set(key, new WeakRef(chunk));
+  }
+
+  async #shareLoaded(coll: CollectionRecord, rec: SegmentRecord): Promise<Chunk | undefined> {
+    const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
+    const donor = key === undefined ? undefined : this.#loadedContent.get(key)?.deref();
+    if (!donor || donor.numRows !== rec.numRows) return undefined;
+    const columns = new Map<string, Column>();
+    for (const f of coll.schema.fields) {
+      const col = donor.columns.get(f.name);
+      if (!col) return undefined; // released since: read the files
+      columns.set(f.name, col);
+    }
+    const chunk = newChunk(rec.numRows, columns, donor.ts);
+    await applyDeltalogs(this.store, coll, rec, chunk);
+    for (const si of rec.indexes) {
+      const idx = this.catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!idx || !field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
+      const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
+      chunk.indexes.set(field.name, shared ?? (await this.#openHnsw(si.files[0]!, field.dim!, idx.metric, rec.numRows)));
+      chunk.indexBuilds.set(field.name, si.buildId);
+    }
+    return chunk;
+  }
+
+  async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord): Promise<Map<string, { index: VectorIndex; buildId: number }>> {
+    const out = new Map<string, { index: VectorIndex; buildId: number }>();
     for (const si of rec.indexes) {
       const idx = this.catalog.indexes(coll.id).find((i) => i.id === si.indexId);
       if (!idx) continue;
       const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
       if (!field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
-      out.set(field.name, await this.#openHnsw(si.files[0]!, field.dim!, idx.metric, rec.numRows));
+      out.set(field.name, { index: await this.#openHnsw(si.files[0]!, field.dim!, idx.metric, rec.numRows), buildId: si.buildId });
     }
     return out;
   }
@@ -876,6 +923,7 @@ export class Engine {
             seg.phase = 'flushed';
             ids.push(seg.id);
             if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
+            else if (seg.chunks[0]) this.#registerLoaded(c.record, seg.chunks[0]);
           }
         }
         for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
@@ -1008,7 +1056,10 @@ export class Engine {
       const record: SegmentRecord = { ...current, indexes: [...current.indexes.filter((i) => i.indexId !== idx.id), file] };
       await this.catalog.commit([{ type: 'putSegment', record }]);
       seg.record = record;
-      if (built && seg.loaded && seg.chunks[0]) seg.chunks[0].indexes.set(field.name, built);
+      if (built && seg.loaded && seg.chunks[0]) {
+        seg.chunks[0].indexes.set(field.name, built);
+        seg.chunks[0].indexBuilds.set(field.name, file.buildId);
+      }
     });
   }
 
@@ -1166,7 +1217,10 @@ export class Engine {
         if (!field || field.dataType !== 'FloatVector') continue;
         const { file, built } = await this.#buildIndexFile(columns.get(field.name)!.data as Float32Array, idx, field, plan.partitionId, targetId, coll.loaded);
         indexes.push(file);
-        if (built) chunk.indexes.set(field.name, built);
+        if (built) {
+          chunk.indexes.set(field.name, built);
+          chunk.indexBuilds.set(field.name, file.buildId);
+        }
       }
       record = {
         id: targetId,
@@ -1221,6 +1275,7 @@ export class Engine {
         }
         recountDeleted(chunk);
         if (!rt.record.loaded) stripToPk(target, pkName);
+        else if (record) this.#registerLoaded(record, chunk);
         rt.segments.set(targetId, target);
       }
       sources.forEach((seg, i) => {

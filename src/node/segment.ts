@@ -18,6 +18,8 @@ export interface Chunk {
   deletedCount: number;
   /** Vector index per field name (flushed segments with a built index). */
   indexes: Map<string, VectorIndex>;
+  /** Build id of each index in `indexes` (what makes an index shareable between segments). */
+  indexBuilds: Map<string, number>;
 }
 
 export type SegmentPhase = 'growing' | 'sealed' | 'flushed';
@@ -39,7 +41,7 @@ export interface Segment {
 }
 
 export function newChunk(numRows: number, columns: Map<string, Column>, ts: BigInt64Array): Chunk {
-  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map() };
+  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map(), indexBuilds: new Map() };
 }
 
 export function liveRows(seg: Segment): number {
