@@ -237,23 +237,26 @@ export class Engine {
    * shares that memory instead of reading it again (deletes are the segment's own, from its deltalogs).
    * Weak references: this index never keeps data alive.
    */
-  readonly #loadedContent = new Map<number, WeakRef<Chunk>>();
+  readonly #loadedContent = new Map<number, WeakRef<Chunk>[]>();
 
   #registerLoaded(rec: SegmentRecord, chunk: Chunk): void {
     const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
-    if (key !== undefined) this.#loadedContent.set(key, new WeakRef(chunk));
+    if (key === undefined) return;
+    // Several segments (a source and its restores) may hold the same content; any loaded one will do.
+    const live = (this.#loadedContent.get(key) ?? []).filter((r) => r.deref() !== undefined);
+    live.push(new WeakRef(chunk));
+    this.#loadedContent.set(key, live);
   }
 
   async #shareLoaded(coll: CollectionRecord, rec: SegmentRecord): Promise<Chunk | undefined> {
     const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
-    const donor = key === undefined ? undefined : this.#loadedContent.get(key)?.deref();
-    if (!donor || donor.numRows !== rec.numRows) return undefined;
+    // A candidate released since (its columns stripped) or collected does not count: read the files.
+    const donor = (key === undefined ? [] : (this.#loadedContent.get(key) ?? []))
+      .map((r) => r.deref())
+      .find((c) => c !== undefined && c.numRows === rec.numRows && coll.schema.fields.every((f) => c.columns.has(f.name)));
+    if (!donor) return undefined;
     const columns = new Map<string, Column>();
-    for (const f of coll.schema.fields) {
-      const col = donor.columns.get(f.name);
-      if (!col) return undefined; // released since: read the files
-      columns.set(f.name, col);
-    }
+    for (const f of coll.schema.fields) columns.set(f.name, donor.columns.get(f.name)!);
     const chunk = newChunk(rec.numRows, columns, donor.ts);
     await applyDeltalogs(this.store, coll, rec, chunk);
     for (const si of rec.indexes) {
