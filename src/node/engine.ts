@@ -515,6 +515,9 @@ export class Engine {
         ];
         for (const a of this.catalog.aliasesIn(db.id)) if (a.collectionId === coll.id) changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
         await this.catalog.commit(changes);
+        // Drop the in-memory data now (and make it unusable as a sharing donor).
+        const rt = this.#runtimes.get(coll.id);
+        if (rt) for (const seg of rt.segments.values()) stripToPk(seg, rt.pkField.name);
         this.#runtimes.delete(coll.id);
         this.#dirtySinceMs.delete(coll.id);
         this.#lastAppend.delete(coll.id);
@@ -1283,6 +1286,7 @@ export class Engine {
       }
       sources.forEach((seg, i) => {
         seg.record = dropped[i];
+        stripToPk(seg, pkName);
         rt.segments.delete(seg.id);
       });
     });
