@@ -217,3 +217,53 @@ describe('restoring while the source is loaded shares its memory', () => {
     }
   });
 });
+
+describe('a restored collection is independent of its source', () => {
+  it('restores into another database; survives the source being compacted, dropped and garbage-collected; is itself compactable and droppable', async () => {
+    const t = await startTestServer({ autoCompaction: false, gcDroppedGraceMs: 0, gcOrphanGraceMs: 1 });
+    try {
+      const c = t.client;
+      const engine = t.server.engine;
+      const vs = vectors(300, 4, 23);
+      await c.createCollection({ collection_name: 'orig', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] });
+      for (let b = 0; b < 3; b++) {
+        await c.insert({ collection_name: 'orig', data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, v })) });
+        await c.flushSync({ collection_names: ['orig'] });
+      }
+      await c.createSnapshot({ collection_name: 'orig', snapshot_name: 'snap' });
+      await c.createDatabase({ db_name: 'archive' });
+      const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'orig', target_collection_name: 'copy', target_db_name: 'archive' });
+      expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
+      for (let i = 0; i < 500; i++) {
+        const s = await c.getRestoreSnapshotState({ job_id: r.job_id });
+        if (s.info.state === 'RestoreSnapshotCompleted') break;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      expect((await c.listRestoreSnapshotJobs({ db_name: 'archive' } as never)).jobs.map((j) => j.collection_name)).toEqual(['copy']);
+      // Compact and drop the source, drop its snapshot, and let GC reclaim everything of it.
+      const origId = engine.catalog.resolveCollection('default', 'orig').id;
+      await engine.compact(origId, { force: true, wait: true });
+      await c.dropSnapshot({ collection_name: 'orig', snapshot_name: 'snap' });
+      await c.dropCollection({ collection_name: 'orig' });
+      await t.server.gc.tick();
+      expect(await engine.store.list(`insert_log/${origId}/`)).toEqual([]);
+      // The restored collection, in the other database, still has every row.
+      await c.useDatabase({ db_name: 'archive' });
+      await c.loadCollectionSync({ collection_name: 'copy' });
+      expect((await c.count({ collection_name: 'copy' })).data).toBe(300);
+      // Writable, compactable, droppable.
+      await c.insert({ collection_name: 'copy', data: [{ id: 1000, v: vs[0]! }] });
+      await c.delete({ collection_name: 'copy', ids: [0, 1, 2] });
+      const copyId = engine.catalog.resolveCollection('archive', 'copy').id;
+      await engine.flushCollection(copyId);
+      const task = await engine.compact(copyId, { force: true, wait: true });
+      expect(task.plans.every((p) => p.state === 'Completed')).toBe(true);
+      expect((await c.count({ collection_name: 'copy' })).data).toBe(298);
+      await c.releaseCollection({ collection_name: 'copy' });
+      expect((await c.dropCollection({ collection_name: 'copy' })).error_code).toBe(ErrorCode.SUCCESS);
+      await c.useDatabase({ db_name: 'default' });
+    } finally {
+      await t.close();
+    }
+  });
+});
