@@ -179,7 +179,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // window, so set the HTTP/2 settings it passes to http2.createServer (and widen each session's
   // connection window when it opens).
   const http2Options = (server as unknown as { commonServerOptions?: { settings?: Record<string, number> } }).commonServerOptions;
-  if (http2Options && !process.env.NOWIN) http2Options.settings = { ...(http2Options.settings ?? {}), initialWindowSize: 16 << 20 };
+  if (http2Options) http2Options.settings = { ...(http2Options.settings ?? {}), initialWindowSize: 16 << 20 };
   server.addService(milvus, implementation);
   if (telemetry) {
     server.addService(telemetry, {
