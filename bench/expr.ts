@@ -1,9 +1,9 @@
 /**
- * Micro-benchmark of the filter evaluator (not a test): `npx tsx src/expr/bench.ts [rows]`.
+ * Micro-benchmark of the filter evaluator (not a test): `npx tsx bench/expr.ts [rows]`.
  * Prints rows/s for a few typical filters over synthetic columns.
  */
-import { MapBatch, type Column } from '../schema/types.js';
-import { compileFilter, type ExprSchema } from './index.js';
+import { MapBatch, type Column } from '../src/schema/types.js';
+import { compileFilter, type ExprSchema } from '../src/expr/index.js';
 
 function main(): void {
   const numRows = Number(process.argv[2] ?? 1_000_000);

@@ -1,13 +1,13 @@
 /**
- * Append throughput of LocalWal. Not a test: run `npx tsx src/wal/bench-wal.ts [policy ...]`
+ * Append throughput of LocalWal. Not a test: run `npx tsx bench/wal.ts [policy ...]`
  * (default policy `always`). Each case runs `concurrency` appenders, each awaiting one single-record
  * append at a time, for a fixed wall-clock budget, in a fresh directory under os.tmpdir().
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLocalWal } from './local-wal.js';
-import type { FsyncPolicy } from './wal.js';
+import { openLocalWal } from '../src/wal/local-wal.js';
+import type { FsyncPolicy } from '../src/wal/wal.js';
 
 interface Case {
   readonly label: string;
