@@ -123,3 +123,20 @@ describe('durability: deletes of unflushed rows survive a flush and a restart', 
     await t.close();
   });
 });
+
+describe('one server per data dir', () => {
+  it('a second server on a data dir in use is refused; after kill -9 the lock is taken over', async () => {
+    const { mkdtemp: mk, rm: rmr } = await import('node:fs/promises');
+    const { loadConfig } = await import('../src/common/config.js');
+    const { startServer } = await import('../src/server/server.js');
+    const { pino } = await import('pino');
+    const dir = await mk(join(tmpdir(), 'quiver-lock-'));
+    const srv = await spawnServer(dir);
+    const cfg = loadConfig({ port: 0, metricsPort: 0, dataDir: dir }, {});
+    await expect(startServer(cfg, { log: pino({ level: 'silent' }) })).rejects.toThrow(/in use by another Quiver process/);
+    await srv.kill9();
+    const again = await startServer(cfg, { log: pino({ level: 'silent' }) });
+    await again.close();
+    await rmr(dir, { recursive: true, force: true });
+  });
+});
