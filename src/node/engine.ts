@@ -6,8 +6,6 @@ import { quiverError } from '../common/errors.js';
 import { KeyedMutex, Mutex } from '../common/mutex.js';
 import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from '../coord/catalog.js';
-import { planCompaction, type CompactionPlan, type CompactionPolicy, type SegmentStat } from '../coord/compaction-planner.js';
-import { concatColumns, takeRows } from '../schema/columns.js';
 import type {
   CollectionRecord,
   DatabaseRecord,
@@ -25,10 +23,10 @@ import type { Wal, WalPosition } from '../wal/wal.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
-import { newChunk, recountDeleted, type Chunk, type Segment } from './segment.js';
-import { applyDeltalogs, readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
-import { decodeColumn } from '../storage/binlog.js';
-import { columnKindOf } from '../schema/types.js';
+import { mergeChunks, newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from './segment.js';
+import { Compactor, type CompactionTaskInfo } from './compactor.js';
+export type { CompactionTaskInfo } from './compactor.js';
+import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
 import { TIMESTAMP_FIELD_ID } from '../coord/records.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
@@ -51,12 +49,6 @@ export interface EngineOptions {
   readonly compactionDeleteRatio?: number;
 }
 
-export interface CompactionTaskInfo {
-  readonly id: number;
-  readonly collectionId: number;
-  state: 'Executing' | 'Completed';
-  readonly plans: { sources: readonly number[]; target: number; state: 'Executing' | 'Completed' | 'Failed'; error?: string }[];
-}
 
 export interface EngineDeps {
   readonly kv: MetaKV;
@@ -132,12 +124,7 @@ export class Engine {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
   #closed = false;
-  readonly #compactionTasks = new Map<number, CompactionTaskInfo>();
-  /** Segments a running compaction reads: never planned twice. */
-  readonly #compacting = new Set<number>();
-  /** Extra "do not compact" rules (a snapshot's compaction protection). */
-  readonly #compactionGuards: ((collectionId: number, segmentId: number) => boolean)[] = [];
-  readonly #compactLock = new KeyedMutex<number>();
+  readonly #compactor: Compactor;
   /** Called after a collection was dropped (snapshots of it are dropped by their manager). */
   readonly #dropHooks: ((coll: CollectionRecord) => Promise<void>)[] = [];
 
@@ -152,6 +139,27 @@ export class Engine {
     this.ids = new IdAllocator(kvBound(deps.kv, 'quiver/alloc/id'));
     this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline ?? false });
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline ?? false });
+    this.#compactor = new Compactor(
+      {
+        store: this.store,
+        ids: this.ids,
+        tso: this.tso,
+        catalog: this.catalog,
+        clock: this.#clock,
+        log: this.#log,
+        runtime: (id) => this.#runtimes.get(id),
+        withCollectionLock: (id, fn) => this.#collLocks.run(id, fn),
+        buildIndexFile: (vectors, idx, field, partitionId, segmentId, open) => this.#buildIndexFile(vectors, idx, field, partitionId, segmentId, open),
+        registerLoaded: (rec, chunk) => this.#registerLoaded(rec, chunk),
+        merge: (task) => this.#merges.merge(task),
+        inBackground: (p) => this.#inBackground(p),
+      },
+      {
+        smallRowsMax: Math.max(1, Math.floor(opts.sealRows / 2)),
+        targetRows: opts.sealRows,
+        deleteRatioMin: opts.compactionDeleteRatio ?? 0.2,
+      },
+    );
   }
 
   static async open(deps: EngineDeps, opts: EngineOptions): Promise<Engine> {
@@ -1086,212 +1094,24 @@ export class Engine {
     await this.#buildMissingIndexes(this.runtime(collectionId));
   }
 
-  // ------------------------------------------------------------------ compaction
+  // ------------------------------------------------------------------ compaction (src/node/compactor.ts)
 
   /** Registers a rule that keeps segments out of compaction (e.g. a snapshot's compaction protection). */
   addCompactionGuard(guard: (collectionId: number, segmentId: number) => boolean): void {
-    this.#compactionGuards.push(guard);
+    this.#compactor.addGuard(guard);
   }
 
-  compactionPolicy(): CompactionPolicy {
-    return { smallRowsMax: Math.max(1, Math.floor(this.#opts.sealRows / 2)), targetRows: this.#opts.sealRows, deleteRatioMin: this.#opts.compactionDeleteRatio ?? 0.2 };
+  compact(collectionId: number, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
+    return this.#compactor.compact(this.runtime(collectionId), opts);
   }
 
-  /**
-   * Plans and runs compaction of a collection. Returns the compaction id at once unless `wait`; with
-   * `force` (a manual `compact`) every flushed segment is a merge candidate, not only small ones.
-   */
-  async compact(collectionId: number, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
-    const rt = this.runtime(collectionId);
-    const stats: SegmentStat[] = [];
-    for (const seg of rt.segments.values()) {
-      if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
-      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
-    }
-    const guarded = (segId: number) => this.#compacting.has(segId) || this.#compactionGuards.some((g) => g(collectionId, segId));
-    const plans = planCompaction(stats, this.compactionPolicy(), guarded, { force: opts.force });
-    const id = await this.ids.alloc();
-    const task: CompactionTaskInfo = { id, collectionId, state: plans.length === 0 ? 'Completed' : 'Executing', plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })) };
-    if (opts.force || plans.length > 0) this.#compactionTasks.set(id, task);
-    for (const p of plans) for (const sid of p.sources) this.#compacting.add(sid);
-    const run = this.#compactLock.run(collectionId, async () => {
-      for (let i = 0; i < plans.length; i++) {
-        const info = task.plans[i]!;
-        try {
-          info.target = await this.#executeCompaction(rt, plans[i]!);
-          info.state = 'Completed';
-        } catch (err) {
-          info.state = 'Failed';
-          info.error = (err as Error).message;
-          this.#log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
-        } finally {
-          for (const sid of plans[i]!.sources) this.#compacting.delete(sid);
-        }
-      }
-      task.state = 'Completed';
-    });
-    if (opts.wait) await run;
-    else this.#inBackground(run);
-    return task;
+  compactionTask(id: number): CompactionTaskInfo | undefined {
+    return this.#compactor.task(id);
   }
 
   /** A compaction is reading the segment (GC must not reclaim it yet). */
   isSegmentBusy(_collectionId: number, segmentId: number): boolean {
-    return this.#compacting.has(segmentId);
-  }
-
-  compactionTask(id: number): CompactionTaskInfo | undefined {
-    return this.#compactionTasks.get(id);
-  }
-
-  /**
-   * Rewrites the live rows of the source segments into one new segment (binlogs and index files written
-   * first), then publishes it and drops the sources in one meta transaction. Deletes that land while the
-   * copy runs are carried over to the target (a deltalog before the commit, the bitmap after it), so a
-   * crash at any point leaves either the old set or the new set visible, never both or neither.
-   */
-  async #executeCompaction(rt: CollectionRuntime, plan: CompactionPlan): Promise<number> {
-    const coll = rt.record;
-    const fields = coll.schema.fields;
-    const sources: Segment[] = [];
-    for (const sid of plan.sources) {
-      const seg = rt.segments.get(sid);
-      if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
-      sources.push(seg);
-    }
-    // 1. Freeze which rows are live now (deletes that land later are carried over at publish time).
-    const keeps: Int32Array[] = sources.map((seg) => {
-      const del = seg.chunks[0]!.deleted;
-      const keep: number[] = [];
-      for (let i = 0; i < seg.numRows; i++) if (del[i] === 0) keep.push(i);
-      return Int32Array.from(keep);
-    });
-    const srcOf: number[] = [];
-    const rowOf: number[] = [];
-    keeps.forEach((keep, si) => {
-      for (const r of keep) {
-        srcOf.push(si);
-        rowOf.push(r);
-      }
-    });
-    const rows = srcOf.length;
-    const targetId = await this.ids.alloc();
-    let target: Segment | undefined;
-    let record: SegmentRecord | undefined;
-    const now = this.#clock.nowMs();
-    if (rows > 0) {
-      // 2. Merge. With local files the read-filter-concat-encode work runs on a worker thread, so the
-      //    main thread keeps serving inserts and searches; the result comes back as encoded binlogs.
-      const allFields = [...fields.map((f) => ({ fieldId: f.fieldId, kind: columnKindOf(f.dataType) })), { fieldId: TIMESTAMP_FIELD_ID, kind: 'int64' as const }];
-      const localFiles = sources.map((seg) => {
-        const files: Record<string, string> = {};
-        for (const f of allFields) {
-          const logs = seg.record!.binlogs[String(f.fieldId)] ?? [];
-          const path = logs.length === 1 ? this.store.localPath?.(logs[0]!.path) : undefined;
-          if (!path) return undefined;
-          files[String(f.fieldId)] = path;
-        }
-        return files;
-      });
-      let encoded: Map<number, Uint8Array> | undefined;
-      const columns = new Map<string, Column>();
-      let ts: BigInt64Array;
-      if (localFiles.every((f) => f !== undefined)) {
-        const merged = await this.#merges.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
-        encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
-        // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
-        for (const f of fields) columns.set(f.name, decodeColumn(encoded.get(f.fieldId)!, columnKindOf(f.dataType)));
-        ts = (decodeColumn(encoded.get(TIMESTAMP_FIELD_ID)!, 'int64') as { data: BigInt64Array }).data;
-      } else {
-        const parts: Chunk[] = [];
-        for (const seg of sources) parts.push(seg.loaded ? seg.chunks[0]! : await readSegment(this.store, coll, seg.record!, fields));
-        for (const f of fields) columns.set(f.name, concatColumns(parts.map((p, i) => takeRows(p.columns.get(f.name)!, keeps[i]!))));
-        ts = new BigInt64Array(rows);
-        let off = 0;
-        parts.forEach((p, i) => {
-          for (const r of keeps[i]!) ts[off++] = p.ts[r]!;
-        });
-      }
-      const chunk = newChunk(rows, columns, ts);
-      // 3. Files first: binlogs, then every index, so the target is published complete.
-      const files = encoded
-        ? await writeEncodedInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk, encoded)
-        : await writeInsertFiles(this.store, this.ids, coll, targetId, plan.partitionId, chunk);
-      const indexes: SegmentIndexFile[] = [];
-      for (const idx of this.catalog.indexes(coll.id)) {
-        const field = fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || field.dataType !== 'FloatVector') continue;
-        const { file, built } = await this.#buildIndexFile(columns.get(field.name)!.data as Float32Array, idx, field, plan.partitionId, targetId, coll.loaded);
-        indexes.push(file);
-        if (built) {
-          chunk.indexes.set(field.name, built);
-          chunk.indexBuilds.set(field.name, file.buildId);
-        }
-      }
-      record = {
-        id: targetId,
-        collectionId: coll.id,
-        partitionId: plan.partitionId,
-        state: 'Flushed',
-        numRows: rows,
-        binlogs: files.binlogs,
-        deltalogs: [],
-        statslogs: files.statslogs,
-        indexes,
-        compactedFrom: plan.sources,
-        createdTs: this.tso.next().toString(),
-      };
-      target = { id: targetId, partitionId: plan.partitionId, phase: 'flushed', chunks: [chunk], numRows: rows, record, loaded: true, pendingDeletes: { pks: [], ts: [] } };
-    }
-    const pkName = rt.pkField.name;
-    const lateRows = (): number[] => {
-      const out: number[] = [];
-      for (let i = 0; i < rows; i++) if (sources[srcOf[i]!]!.chunks[0]!.deleted[rowOf[i]!] === 1) out.push(i);
-      return out;
-    };
-    // 3. Publish under the collection lock (flush and index commits also rewrite segment records).
-    await this.#collLocks.run(coll.id, async () => {
-      for (const seg of sources) {
-        if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') throw new Error(`segment ${seg.id} changed while compacting`);
-      }
-      if (this.#runtimes.get(coll.id) !== rt) throw new Error(`collection ${coll.name} was dropped while compacting`);
-      const changes: CatalogChange[] = [];
-      const late = lateRows();
-      if (target && record && late.length > 0) {
-        const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
-        const dts = this.tso.next();
-        const log = await writeDeltaFile(this.store, this.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: late.map((i) => pkCol[i]!), ts: late.map(() => dts) });
-        record = { ...record, deltalogs: [log] };
-        target.record = record;
-        for (const i of late) target.chunks[0]!.deleted[i] = 1;
-      }
-      if (record) changes.push({ type: 'putSegment', record });
-      const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
-      for (const d of dropped) changes.push({ type: 'putSegment', record: d });
-      await this.catalog.commit(changes);
-      // 4. Swap in memory, synchronously: deletes that arrived during the commit are carried over too.
-      if (target) {
-        const chunk = target.chunks[0]!;
-        const pkCol = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
-        for (const i of lateRows()) {
-          if (chunk.deleted[i] === 1) continue;
-          chunk.deleted[i] = 1;
-          target.pendingDeletes.pks.push(pkCol[i]!);
-          target.pendingDeletes.ts.push(this.tso.next());
-        }
-        recountDeleted(chunk);
-        if (!rt.record.loaded) stripToPk(target, pkName);
-        else if (record) this.#registerLoaded(record, chunk);
-        rt.segments.set(targetId, target);
-      }
-      sources.forEach((seg, i) => {
-        seg.record = dropped[i];
-        stripToPk(seg, pkName);
-        rt.segments.delete(seg.id);
-      });
-    });
-    this.#log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
-    return record ? targetId : 0;
+    return this.#compactor.isBusy(segmentId);
   }
 
   // ------------------------------------------------------------------ load / release
@@ -1456,50 +1276,5 @@ export function exprSchema(coll: CollectionRecord): ExprSchema {
 /** `pk in [...]` / `pk == v` fast path (no column scan); compileFilter already validated the text. */
 function extractPkValuesFromText(text: string, schema: ExprSchema, templates: TemplateValues | undefined): (bigint | string)[] | null {
   return extractPkValues(parseExpr(text, templates), schema);
-}
-
-function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk {
-  let rows = 0;
-  for (const c of chunks) rows += c.numRows;
-  const columns = new Map<string, Column>();
-  for (const name of names) {
-    const parts = chunks.map((c) => c.columns.get(name)!);
-    columns.set(name, concatColumns(parts));
-  }
-  const ts = new BigInt64Array(rows);
-  const deleted = new Uint8Array(rows);
-  let off = 0;
-  for (const c of chunks) {
-    ts.set(c.ts, off);
-    deleted.set(c.deleted, off);
-    off += c.numRows;
-  }
-  const chunk = newChunk(rows, columns, ts);
-  chunk.deleted.set(deleted);
-  recountDeleted(chunk);
-  return chunk;
-}
-
-
-/** Approximate in-memory size of a segment: typed arrays exactly, strings/JSON/arrays estimated per row. */
-export function segmentBytes(seg: Segment): number {
-  let n = 0;
-  for (const c of seg.chunks) {
-    n += c.ts.byteLength + c.deleted.byteLength;
-    for (const col of c.columns.values()) {
-      const d = col.data as unknown;
-      if (ArrayBuffer.isView(d)) n += (d as ArrayBufferView).byteLength;
-      else n += (d as unknown[]).length * 48;
-    }
-  }
-  return n;
-}
-
-function stripToPk(seg: Segment, pkName: string): void {
-  for (const c of seg.chunks) {
-    for (const name of [...c.columns.keys()]) if (name !== pkName) c.columns.delete(name);
-    c.indexes.clear();
-  }
-  seg.loaded = false;
 }
 

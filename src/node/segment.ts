@@ -1,4 +1,5 @@
 import type { Column } from '../schema/types.js';
+import { concatColumns } from '../schema/columns.js';
 import type { VectorIndex } from '../index/index.js';
 import type { SegmentRecord } from '../coord/records.js';
 
@@ -58,3 +59,51 @@ export function recountDeleted(chunk: Chunk): void {
   for (let i = 0; i < chunk.numRows; i++) n += chunk.deleted[i]!;
   chunk.deletedCount = n;
 }
+
+/** Concatenates a growing segment's chunks into one (at seal time), keeping the delete bitmap. */
+export function mergeChunks(chunks: readonly Chunk[], names: readonly string[]): Chunk {
+  let rows = 0;
+  for (const c of chunks) rows += c.numRows;
+  const columns = new Map<string, Column>();
+  for (const name of names) {
+    const parts = chunks.map((c) => c.columns.get(name)!);
+    columns.set(name, concatColumns(parts));
+  }
+  const ts = new BigInt64Array(rows);
+  const deleted = new Uint8Array(rows);
+  let off = 0;
+  for (const c of chunks) {
+    ts.set(c.ts, off);
+    deleted.set(c.deleted, off);
+    off += c.numRows;
+  }
+  const chunk = newChunk(rows, columns, ts);
+  chunk.deleted.set(deleted);
+  recountDeleted(chunk);
+  return chunk;
+}
+
+
+/** Approximate in-memory size of a segment: typed arrays exactly, strings/JSON/arrays estimated per row. */
+export function segmentBytes(seg: Segment): number {
+  let n = 0;
+  for (const c of seg.chunks) {
+    n += c.ts.byteLength + c.deleted.byteLength;
+    for (const col of c.columns.values()) {
+      const d = col.data as unknown;
+      if (ArrayBuffer.isView(d)) n += (d as ArrayBufferView).byteLength;
+      else n += (d as unknown[]).length * 48;
+    }
+  }
+  return n;
+}
+
+/** Drops every column but the pk (a released or dropped segment keeps only what deletes match on). */
+export function stripToPk(seg: Segment, pkName: string): void {
+  for (const c of seg.chunks) {
+    for (const name of [...c.columns.keys()]) if (name !== pkName) c.columns.delete(name);
+    c.indexes.clear();
+  }
+  seg.loaded = false;
+}
+

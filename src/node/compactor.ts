@@ -1,0 +1,262 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../common/clock.js';
+import { KeyedMutex } from '../common/mutex.js';
+import type { IdAllocator, TsoAllocator } from '../common/tso.js';
+import type { Catalog, CatalogChange } from '../coord/catalog.js';
+import { planCompaction, type CompactionPlan, type CompactionPolicy, type SegmentStat } from '../coord/compaction-planner.js';
+import { TIMESTAMP_FIELD_ID, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
+import type { VectorIndex } from '../index/index.js';
+import { concatColumns, takeRows } from '../schema/columns.js';
+import { columnKindOf, type Column, type FieldSchema } from '../schema/types.js';
+import { decodeColumn } from '../storage/binlog.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { CollectionRuntime } from './collection-runtime.js';
+import type { MergeResult, MergeTask } from './merge-task.js';
+import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from './segment.js';
+import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
+
+/**
+ * Compaction of flushed segments (issue 3): plans (src/coord/compaction-planner.ts), runs one plan at a
+ * time per collection, and publishes each result atomically. What it needs of the engine is this host
+ * interface, nothing else.
+ */
+export interface CompactorHost {
+  readonly store: ObjectStore;
+  readonly ids: IdAllocator;
+  readonly tso: TsoAllocator;
+  readonly catalog: Catalog;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The live runtime of a collection (undefined once dropped). */
+  runtime(collectionId: number): CollectionRuntime | undefined;
+  withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T>;
+  buildIndexFile(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number, open: boolean): Promise<{ file: SegmentIndexFile; built?: VectorIndex }>;
+  registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
+  /** Runs the read-filter-concat-encode half of a merge off the main thread. */
+  merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
+  /** Work close() must wait for. */
+  inBackground(p: Promise<unknown>): void;
+}
+
+export interface CompactionTaskInfo {
+  readonly id: number;
+  readonly collectionId: number;
+  state: 'Executing' | 'Completed';
+  readonly plans: { sources: readonly number[]; target: number; state: 'Executing' | 'Completed' | 'Failed'; error?: string }[];
+}
+
+export class Compactor {
+  readonly #host: CompactorHost;
+  readonly #policy: CompactionPolicy;
+  readonly #tasks = new Map<number, CompactionTaskInfo>();
+  /** Segments a running compaction reads: never planned twice. */
+  readonly #busy = new Set<number>();
+  /** Extra "do not compact" rules (a snapshot's compaction protection). */
+  readonly #guards: ((collectionId: number, segmentId: number) => boolean)[] = [];
+  readonly #locks = new KeyedMutex<number>();
+
+  constructor(host: CompactorHost, policy: CompactionPolicy) {
+    this.#host = host;
+    this.#policy = policy;
+  }
+
+  addGuard(guard: (collectionId: number, segmentId: number) => boolean): void {
+    this.#guards.push(guard);
+  }
+
+  isBusy(segmentId: number): boolean {
+    return this.#busy.has(segmentId);
+  }
+
+  task(id: number): CompactionTaskInfo | undefined {
+    return this.#tasks.get(id);
+  }
+
+  /**
+   * Plans and runs compaction of a collection. Returns at once unless `wait`; with `force` (a manual
+   * `compact`) every flushed segment is a merge candidate, not only small ones.
+   */
+  async compact(rt: CollectionRuntime, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
+    const collectionId = rt.record.id;
+    const stats: SegmentStat[] = [];
+    for (const seg of rt.segments.values()) {
+      if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
+      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
+    }
+    const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
+    const plans = planCompaction(stats, this.#policy, guarded, { force: opts.force });
+    const id = await this.#host.ids.alloc();
+    const task: CompactionTaskInfo = { id, collectionId, state: plans.length === 0 ? 'Completed' : 'Executing', plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })) };
+    if (opts.force || plans.length > 0) this.#tasks.set(id, task);
+    for (const p of plans) for (const sid of p.sources) this.#busy.add(sid);
+    const run = this.#locks.run(collectionId, async () => {
+      for (let i = 0; i < plans.length; i++) {
+        const info = task.plans[i]!;
+        try {
+          info.target = await this.#execute(rt, plans[i]!);
+          info.state = 'Completed';
+        } catch (err) {
+          info.state = 'Failed';
+          info.error = (err as Error).message;
+          this.#host.log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
+        } finally {
+          for (const sid of plans[i]!.sources) this.#busy.delete(sid);
+        }
+      }
+      task.state = 'Completed';
+    });
+    if (opts.wait) await run;
+    else this.#host.inBackground(run);
+    return task;
+  }
+
+  /**
+   * Rewrites the live rows of the source segments into one new segment (binlogs and index files written
+   * first), then publishes it and drops the sources in one meta transaction. Deletes that land while the
+   * copy runs are carried over to the target (a deltalog before the commit, the bitmap after it), so a
+   * crash at any point leaves either the old set or the new set visible, never both or neither.
+   */
+  async #execute(rt: CollectionRuntime, plan: CompactionPlan): Promise<number> {
+    const coll = rt.record;
+    const fields = coll.schema.fields;
+    const sources: Segment[] = [];
+    for (const sid of plan.sources) {
+      const seg = rt.segments.get(sid);
+      if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
+      sources.push(seg);
+    }
+    // 1. Freeze which rows are live now (deletes that land later are carried over at publish time).
+    const keeps: Int32Array[] = sources.map((seg) => {
+      const del = seg.chunks[0]!.deleted;
+      const keep: number[] = [];
+      for (let i = 0; i < seg.numRows; i++) if (del[i] === 0) keep.push(i);
+      return Int32Array.from(keep);
+    });
+    const srcOf: number[] = [];
+    const rowOf: number[] = [];
+    keeps.forEach((keep, si) => {
+      for (const r of keep) {
+        srcOf.push(si);
+        rowOf.push(r);
+      }
+    });
+    const rows = srcOf.length;
+    const targetId = await this.#host.ids.alloc();
+    let target: Segment | undefined;
+    let record: SegmentRecord | undefined;
+    const now = this.#host.clock.nowMs();
+    if (rows > 0) {
+      // 2. Merge. With local files the read-filter-concat-encode work runs on a worker thread, so the
+      //    main thread keeps serving inserts and searches; the result comes back as encoded binlogs.
+      const allFields = [...fields.map((f) => ({ fieldId: f.fieldId, kind: columnKindOf(f.dataType) })), { fieldId: TIMESTAMP_FIELD_ID, kind: 'int64' as const }];
+      const localFiles = sources.map((seg) => {
+        const files: Record<string, string> = {};
+        for (const f of allFields) {
+          const logs = seg.record!.binlogs[String(f.fieldId)] ?? [];
+          const path = logs.length === 1 ? this.#host.store.localPath?.(logs[0]!.path) : undefined;
+          if (!path) return undefined;
+          files[String(f.fieldId)] = path;
+        }
+        return files;
+      });
+      let encoded: Map<number, Uint8Array> | undefined;
+      const columns = new Map<string, Column>();
+      let ts: BigInt64Array;
+      if (localFiles.every((f) => f !== undefined)) {
+        const merged = await this.#host.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
+        encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
+        // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
+        for (const f of fields) columns.set(f.name, decodeColumn(encoded.get(f.fieldId)!, columnKindOf(f.dataType)));
+        ts = (decodeColumn(encoded.get(TIMESTAMP_FIELD_ID)!, 'int64') as { data: BigInt64Array }).data;
+      } else {
+        const parts: Chunk[] = [];
+        for (const seg of sources) parts.push(seg.loaded ? seg.chunks[0]! : await readSegment(this.#host.store, coll, seg.record!, fields));
+        for (const f of fields) columns.set(f.name, concatColumns(parts.map((p, i) => takeRows(p.columns.get(f.name)!, keeps[i]!))));
+        ts = new BigInt64Array(rows);
+        let off = 0;
+        parts.forEach((p, i) => {
+          for (const r of keeps[i]!) ts[off++] = p.ts[r]!;
+        });
+      }
+      const chunk = newChunk(rows, columns, ts);
+      // 3. Files first: binlogs, then every index, so the target is published complete.
+      const files = encoded
+        ? await writeEncodedInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk, encoded)
+        : await writeInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk);
+      const indexes: SegmentIndexFile[] = [];
+      for (const idx of this.#host.catalog.indexes(coll.id)) {
+        const field = fields.find((f) => f.fieldId === idx.fieldId);
+        if (!field || field.dataType !== 'FloatVector') continue;
+        const { file, built } = await this.#host.buildIndexFile(columns.get(field.name)!.data as Float32Array, idx, field, plan.partitionId, targetId, coll.loaded);
+        indexes.push(file);
+        if (built) {
+          chunk.indexes.set(field.name, built);
+          chunk.indexBuilds.set(field.name, file.buildId);
+        }
+      }
+      record = {
+        id: targetId,
+        collectionId: coll.id,
+        partitionId: plan.partitionId,
+        state: 'Flushed',
+        numRows: rows,
+        binlogs: files.binlogs,
+        deltalogs: [],
+        statslogs: files.statslogs,
+        indexes,
+        compactedFrom: plan.sources,
+        createdTs: this.#host.tso.next().toString(),
+      };
+      target = { id: targetId, partitionId: plan.partitionId, phase: 'flushed', chunks: [chunk], numRows: rows, record, loaded: true, pendingDeletes: { pks: [], ts: [] } };
+    }
+    const pkName = rt.pkField.name;
+    const lateRows = (): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < rows; i++) if (sources[srcOf[i]!]!.chunks[0]!.deleted[rowOf[i]!] === 1) out.push(i);
+      return out;
+    };
+    // 3. Publish under the collection lock (flush and index commits also rewrite segment records).
+    await this.#host.withCollectionLock(coll.id, async () => {
+      for (const seg of sources) {
+        if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') throw new Error(`segment ${seg.id} changed while compacting`);
+      }
+      if (this.#host.runtime(coll.id) !== rt) throw new Error(`collection ${coll.name} was dropped while compacting`);
+      const changes: CatalogChange[] = [];
+      const late = lateRows();
+      if (target && record && late.length > 0) {
+        const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+        const dts = this.#host.tso.next();
+        const log = await writeDeltaFile(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: late.map((i) => pkCol[i]!), ts: late.map(() => dts) });
+        record = { ...record, deltalogs: [log] };
+        target.record = record;
+        for (const i of late) target.chunks[0]!.deleted[i] = 1;
+      }
+      if (record) changes.push({ type: 'putSegment', record });
+      const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
+      for (const d of dropped) changes.push({ type: 'putSegment', record: d });
+      await this.#host.catalog.commit(changes);
+      // 4. Swap in memory, synchronously: deletes that arrived during the commit are carried over too.
+      if (target) {
+        const chunk = target.chunks[0]!;
+        const pkCol = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+        for (const i of lateRows()) {
+          if (chunk.deleted[i] === 1) continue;
+          chunk.deleted[i] = 1;
+          target.pendingDeletes.pks.push(pkCol[i]!);
+          target.pendingDeletes.ts.push(this.#host.tso.next());
+        }
+        recountDeleted(chunk);
+        if (!rt.record.loaded) stripToPk(target, pkName);
+        else if (record) this.#host.registerLoaded(record, chunk);
+        rt.segments.set(targetId, target);
+      }
+      sources.forEach((seg, i) => {
+        seg.record = dropped[i];
+        stripToPk(seg, pkName);
+        rt.segments.delete(seg.id);
+      });
+    });
+    this.#host.log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
+    return record ? targetId : 0;
+  }
+}
