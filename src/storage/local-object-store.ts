@@ -392,7 +392,16 @@ export class LocalObjectStore implements ObjectStore {
       }
       toSync.add(d);
     }
-    if (this.#fsync) for (const d of toSync) await syncDir(d);
+    if (!this.#fsync) return;
+    for (const d of toSync) {
+      try {
+        await syncDir(d);
+      } catch (e) {
+        // A concurrent delete emptied and removed the directory since: it synced the parent that
+        // records the removal, and there is nothing left here to make durable.
+        if (errCode(e) !== 'ENOENT') throw e;
+      }
+    }
   }
 }
 

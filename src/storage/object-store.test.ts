@@ -118,3 +118,25 @@ describe('MemoryObjectStore specifics', () => {
 function dec(b: Uint8Array): string {
   return new TextDecoder().decode(b);
 }
+
+describe('LocalObjectStore: concurrent deletes in one directory', () => {
+  it('never fail because another delete pruned the directory first', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { LocalObjectStore } = await import('./local-object-store.js');
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-delrace-'));
+    const store = new LocalObjectStore(dir);
+    try {
+      for (let round = 0; round < 20; round++) {
+        const keys = Array.from({ length: 8 }, (_, i) => `a/b${round}/c${i}/d/f`);
+        await Promise.all(keys.map((k) => store.put(k, new Uint8Array([1]))));
+        await Promise.all(keys.map((k) => store.delete(k)));
+        expect(await store.list(`a/b${round}/`)).toEqual([]);
+      }
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
