@@ -123,9 +123,14 @@ describe('snapshot crashes: kill -9 during create and during restore', () => {
     expect((await srv.client.createSnapshot({ collection_name: 'src', snapshot_name: 's' })).error_code).toBe(ErrorCode.SUCCESS);
     const r = await srv.client.restoreSnapshot({ snapshot_name: 's', source_collection_name: 'src', target_collection_name: 'dst' });
     expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
-    await new Promise((r2) => setTimeout(r2, 600));
-    const mid = await srv.client.getRestoreSnapshotState({ job_id: r.job_id });
+    // Wait until the copy is under way (each copy waits 1.5 s, so the job cannot finish meanwhile).
+    let mid = await srv.client.getRestoreSnapshotState({ job_id: r.job_id });
+    for (let i = 0; i < 200 && mid.info.state !== 'RestoreSnapshotExecuting'; i++) {
+      await new Promise((r2) => setTimeout(r2, 25));
+      mid = await srv.client.getRestoreSnapshotState({ job_id: r.job_id });
+    }
     expect(mid.info.state).toBe('RestoreSnapshotExecuting');
+    await new Promise((r2) => setTimeout(r2, 300));
     // Not visible while the job runs.
     expect((await srv.client.hasCollection({ collection_name: 'dst' })).value).toBe(false);
     await srv.kill9();
