@@ -14,7 +14,7 @@ import type {
   SegmentIndexFile,
   SegmentRecord,
 } from '../coord/records.js';
-import { compileFilter, extractPkValues, parseExpr, type CompiledExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
+import { compileFilter, extractPkValues, parseExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
 import { HnswIndex, type MetricType, type VectorIndex } from '../index/index.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -959,12 +959,6 @@ export class Engine {
     });
   }
 
-  /** Sealed-and-not-yet-flushed check for GetFlushState. */
-  isFlushed(collectionId: number, segmentIds: readonly number[]): boolean {
-    const rt = this.#runtimes.get(collectionId);
-    if (!rt) return true;
-    return segmentIds.every((id) => rt.segments.get(id)?.phase !== 'sealed' && rt.segments.get(id)?.phase !== 'growing');
-  }
 
   // ------------------------------------------------------------------ indexes
 
@@ -1258,9 +1252,6 @@ export class Engine {
     return rt.liveRowCount(parts);
   }
 
-  compile(coll: CollectionRecord, filter: string, templates?: TemplateValues): CompiledExpr | null {
-    return compileFilter(filter, exprSchema(coll), templates);
-  }
 
 }
 
