@@ -1,14 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
-import { startTestServer, vectors, type TestServer } from './helpers.js';
+import { startTestServer, until, vectors, type TestServer } from './helpers.js';
 
-async function until(cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('compaction through the SDK', () => {
   let t: TestServer;

@@ -54,3 +54,23 @@ export function vectors(n: number, dim: number, seed = 1): number[][] {
     return c.map((x) => x + (rnd() - 0.5) * 0.2);
   });
 }
+
+/** Polls `cond` until it holds (or throws after `timeoutMs`). */
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Polls a restore job until it is Completed or Failed; returns its info. */
+export async function waitRestore(client: MilvusClient, jobId: string, timeoutMs = 60_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.getRestoreSnapshotState({ job_id: jobId });
+    if (s.info?.state === 'RestoreSnapshotCompleted' || s.info?.state === 'RestoreSnapshotFailed') return s.info;
+    if (Date.now() > end) throw new Error(`restore job ${jobId} still ${s.info?.state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

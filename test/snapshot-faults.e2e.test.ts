@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { FaultyObjectStore } from '../src/storage/faulty-object-store.js';
-import { startTestServer, vectors, type TestServer } from './helpers.js';
+import { startTestServer, vectors, waitRestore, type TestServer } from './helpers.js';
 import { spawnServer } from './process.js';
 
 const fields = [
@@ -22,15 +22,6 @@ async function seed(c: MilvusClient, name: string, rows: number, segments: numbe
   }
 }
 
-async function waitJob(c: MilvusClient, jobId: string, timeoutMs = 60_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await c.getRestoreSnapshotState({ job_id: jobId });
-    if (s.info?.state === 'RestoreSnapshotCompleted' || s.info?.state === 'RestoreSnapshotFailed') return s.info;
-    if (Date.now() > end) throw new Error(`job ${jobId} still ${s.info?.state}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('snapshot faults: object-store errors', () => {
   let t: TestServer | undefined;
@@ -65,7 +56,7 @@ describe('snapshot faults: object-store errors', () => {
     faulty!.setFailOn((op) => op === 'copy' && ++copies > 4);
     const r = await c.restoreSnapshot({ snapshot_name: 's1', source_collection_name: 'src', target_collection_name: 'dst' });
     expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
-    const info = await waitJob(c, r.job_id);
+    const info = await waitRestore(c, r.job_id);
     expect(info.state).toBe('RestoreSnapshotFailed');
     expect(info.reason).toMatch(/insert_log|delta_log|stats_log|index_files/);
     faulty!.setFailOn(() => false);
@@ -77,7 +68,7 @@ describe('snapshot faults: object-store errors', () => {
     expect((await c.count({ collection_name: 'src' })).data).toBe(120);
     // The name is free again and a healthy restore completes.
     const again = await c.restoreSnapshot({ snapshot_name: 's1', source_collection_name: 'src', target_collection_name: 'dst' });
-    expect((await waitJob(c, again.job_id)).state).toBe('RestoreSnapshotCompleted');
+    expect((await waitRestore(c, again.job_id)).state).toBe('RestoreSnapshotCompleted');
     await c.loadCollectionSync({ collection_name: 'dst' });
     expect((await c.count({ collection_name: 'dst' })).data).toBe(120);
   });
@@ -136,7 +127,7 @@ describe('snapshot crashes: kill -9 during create and during restore', () => {
     await srv.kill9();
     srv = await spawnServer(dir, { QUIVER_COPY_CHECK_INTERVAL_MS: '100' });
     const c = srv.client;
-    const info = await waitJob(c, r.job_id);
+    const info = await waitRestore(c, r.job_id);
     const visible = (await c.hasCollection({ collection_name: 'dst' })).value;
     if (info.state === 'RestoreSnapshotCompleted') {
       expect(visible).toBe(true);

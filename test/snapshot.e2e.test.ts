@@ -1,16 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
-import { startTestServer, vectors, type TestServer } from './helpers.js';
+import { startTestServer, vectors, waitRestore, type TestServer } from './helpers.js';
 
-async function waitRestore(t: TestServer, jobId: string) {
-  for (let i = 0; i < 600; i++) {
-    const s = await t.client.getRestoreSnapshotState({ job_id: jobId });
-    const state = s.info?.state;
-    if (state === 'RestoreSnapshotCompleted' || state === 'RestoreSnapshotFailed') return s.info;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('restore did not finish');
-}
 
 describe('collection snapshots through the SDK', () => {
   let t: TestServer;
@@ -77,7 +68,7 @@ describe('collection snapshots through the SDK', () => {
     const r = await c.restoreSnapshot({ snapshot_name: 'before_migration', source_collection_name: 'src', target_collection_name: 'restored' });
     expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
     expect(Number(r.job_id)).toBeGreaterThan(0);
-    const info = await waitRestore(t, r.job_id);
+    const info = await waitRestore(t.client, r.job_id);
     expect(info.state).toBe('RestoreSnapshotCompleted');
     expect(Number(info.progress)).toBe(100);
     const jobs = await c.listRestoreSnapshotJobs({ collection_name: 'restored' });
@@ -190,11 +181,7 @@ describe('restoring while the source is loaded shares its memory', () => {
       // After the snapshot: more deletes in the source; the restore must not see them.
       await c.delete({ collection_name: 'live', ids: [3, 4, 5] });
       const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'live', target_collection_name: 'copy' });
-      for (let i = 0; i < 500; i++) {
-        const s = await c.getRestoreSnapshotState({ job_id: r.job_id });
-        if (s.info.state === 'RestoreSnapshotCompleted') break;
-        await new Promise((res) => setTimeout(res, 10));
-      }
+      expect((await waitRestore(c, r.job_id)).state).toBe('RestoreSnapshotCompleted');
       await c.loadCollectionSync({ collection_name: 'copy' });
       expect((await c.count({ collection_name: 'copy' })).data).toBe(398);
       expect((await c.count({ collection_name: 'live' })).data).toBe(395);
@@ -234,11 +221,7 @@ describe('a restored collection is independent of its source', () => {
       await c.createDatabase({ db_name: 'archive' });
       const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'orig', target_collection_name: 'copy', target_db_name: 'archive' });
       expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
-      for (let i = 0; i < 500; i++) {
-        const s = await c.getRestoreSnapshotState({ job_id: r.job_id });
-        if (s.info.state === 'RestoreSnapshotCompleted') break;
-        await new Promise((res) => setTimeout(res, 10));
-      }
+      expect((await waitRestore(c, r.job_id)).state).toBe('RestoreSnapshotCompleted');
       expect((await c.listRestoreSnapshotJobs({ db_name: 'archive' } as never)).jobs.map((j) => j.collection_name)).toEqual(['copy']);
       // Compact and drop the source, drop its snapshot, and let GC reclaim everything of it.
       const origId = engine.catalog.resolveCollection('default', 'orig').id;

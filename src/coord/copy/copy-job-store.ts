@@ -160,19 +160,20 @@ export class CopyJobStore {
   }
 }
 
-export interface NewCopyJobInput {
-  readonly id: number;
-  readonly snapshotName: string;
-  readonly sourceCollectionId: number;
-  readonly sourceDbName: string;
-  readonly sourceCollectionName: string;
-  readonly targetCollectionId: number;
-  readonly targetDbName: string;
-  readonly targetCollectionName: string;
-  readonly mappings: readonly SegmentMapping[];
-  readonly createdAtMs: number;
-  readonly timeoutMs: number;
-}
+export type NewCopyJobInput = Pick<
+  CopyJob,
+  | 'id'
+  | 'snapshotName'
+  | 'sourceCollectionId'
+  | 'sourceDbName'
+  | 'sourceCollectionName'
+  | 'targetCollectionId'
+  | 'targetDbName'
+  | 'targetCollectionName'
+  | 'mappings'
+  | 'createdAtMs'
+  | 'timeoutMs'
+>;
 
 /** A Pending job with its counters derived from the mappings. */
 export function newCopyJob(input: NewCopyJobInput): CopyJob {
