@@ -6,4 +6,4 @@
 export { SeededRandom, seededRandom } from './random.js';
 export { clusteredVectors, vectorRows, type ClusteredOptions } from './vectors.js';
 export { settle, until, waitRestore, type UntilOptions, type WaitRestoreOptions } from './wait.js';
-export { binlog, collectionRecord, PARTITION_ID, segmentRecord, type SegmentSpec } from './records.js';
+export { collectionRecord, PARTITION_ID, segmentRecord, type SegmentSpec } from './records.js';

@@ -40,13 +40,6 @@ export class SeededRandom {
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
-
-  /** `n` uniform bytes. */
-  bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) out[i] = Math.floor(this.next() * 256);
-    return out;
-  }
 }
 
 /** The same generator as a bare function, for code that takes `() => number`. */

@@ -45,7 +45,7 @@ export interface SegmentSpec {
   readonly buildId?: number;
 }
 
-export function binlog(path: string, logId: number, size: number): Binlog {
+function binlog(path: string, logId: number, size: number): Binlog {
   return { logId, path, entries: 10, tsFrom: '1', tsTo: '2', size };
 }
 

@@ -13,13 +13,12 @@ describe('SeededRandom', () => {
     for (let i = 0; i < 100; i++) expect(b()).toBe(a.next());
   });
 
-  it('int and bytes stay in range', () => {
+  it('int stays in range', () => {
     const r = new SeededRandom(7);
     for (let i = 0; i < 1000; i++) {
       const n = r.int(5);
       expect(n >= 0 && n < 5 && Number.isInteger(n)).toBe(true);
     }
-    expect(r.bytes(16)).toHaveLength(16);
   });
 
   it('vectorRows is reproducible from its seed and differs across seeds', () => {
