@@ -18,10 +18,7 @@ export default tseslint.config(
       // An async callback where a void one is expected (event handlers, forEach, timers) drops its rejection.
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
-      '@typescript-eslint/no-unused-vars': [
-        'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
-      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
       // `let x; ... () => x?.kick(); ... x = new X()`: a forward reference from a closure is not a missed const.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },

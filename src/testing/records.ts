@@ -61,7 +61,15 @@ export function segmentRecord(spec: SegmentSpec): SegmentRecord {
   const indexes =
     spec.buildId === undefined
       ? []
-      : [{ indexId: 900, buildId: spec.buildId, version: 1, size: 500, files: [indexFileKey(spec.buildId, 1, p, s, 'hnsw.bin'), indexFileKey(spec.buildId, 1, p, s, 'meta.json')] }];
+      : [
+          {
+            indexId: 900,
+            buildId: spec.buildId,
+            version: 1,
+            size: 500,
+            files: [indexFileKey(spec.buildId, 1, p, s, 'hnsw.bin'), indexFileKey(spec.buildId, 1, p, s, 'meta.json')],
+          },
+        ];
   return {
     id: s,
     collectionId: c,

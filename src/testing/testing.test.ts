@@ -51,9 +51,16 @@ describe('waitRestore', () => {
   };
 
   it('polls until the job is Completed or Failed', async () => {
-    const info = await waitRestore(client([{ code: 'Success', state: 'RestoreSnapshotExecuting' }, { code: 'Success', state: 'RestoreSnapshotFailed' }]), '1', {
-      intervalMs: 1,
-    });
+    const info = await waitRestore(
+      client([
+        { code: 'Success', state: 'RestoreSnapshotExecuting' },
+        { code: 'Success', state: 'RestoreSnapshotFailed' },
+      ]),
+      '1',
+      {
+        intervalMs: 1,
+      },
+    );
     expect(info.state).toBe('RestoreSnapshotFailed');
   });
 
@@ -65,7 +72,9 @@ describe('waitRestore', () => {
 describe('record factories', () => {
   it('segments of different ids or collections share no file key', () => {
     const keys = (r: ReturnType<typeof segmentRecord>) => [
-      ...Object.values(r.binlogs).flat().map((b) => b.path),
+      ...Object.values(r.binlogs)
+        .flat()
+        .map((b) => b.path),
       ...r.deltalogs.map((b) => b.path),
       ...r.statslogs.map((b) => b.path),
       ...r.indexes.flatMap((i) => i.files),
