@@ -1,16 +1,5 @@
 import { cpus, totalmem } from 'node:os';
-
-/** Seeded PRNG (mulberry32) and clustered float32 data: what the issues' targets are measured on. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../src/testing/index.js';
 
 function gauss(r: () => number): number {
   const u = Math.max(r(), 1e-12);
@@ -24,13 +13,13 @@ function gauss(r: () => number): number {
  * and make every approximate index look worse than it will on real data. Same seed → same data.
  */
 export function clustered(n: number, dim: number, seed = 42, clusters = 100, latent = 24): Float32Array {
-  const proj = rng(0xc0ffee);
+  const proj = seededRandom(0xc0ffee);
   const projection = new Float32Array(latent * dim);
   for (let i = 0; i < projection.length; i++) projection[i] = gauss(proj) / Math.sqrt(latent);
-  const cr = rng(0xbeef);
+  const cr = seededRandom(0xbeef);
   const centres = new Float32Array(clusters * latent);
   for (let i = 0; i < centres.length; i++) centres[i] = gauss(cr);
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const out = new Float32Array(n * dim);
   const z = new Float32Array(latent);
   for (let i = 0; i < n; i++) {

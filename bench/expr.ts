@@ -4,17 +4,12 @@
  */
 import { MapBatch, type Column } from '../src/schema/types.js';
 import { compileFilter, type ExprSchema } from '../src/expr/index.js';
+import { seededRandom } from '../src/testing/index.js';
 
 function main(): void {
   const numRows = Number(process.argv[2] ?? 1_000_000);
-  // Deterministic data (xorshift), no Math.random, so runs are comparable.
-  let seed = 0x2545f491;
-  const next = (): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 32;
-  };
+  // Deterministic data, no Math.random, so runs are comparable.
+  const next = seededRandom(0x2545f491);
   const int64 = new BigInt64Array(numRows);
   const float = new Float32Array(numRows);
   const int32 = new Int32Array(numRows);

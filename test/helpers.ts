@@ -38,39 +38,5 @@ export async function startTestServer(config: Partial<Config> = {}, overrides: S
   return t;
 }
 
-/** Deterministic clustered float32 vectors. */
-export function vectors(n: number, dim: number, seed = 1): number[][] {
-  let s = seed >>> 0;
-  const rnd = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const centers = Array.from({ length: 8 }, () => Array.from({ length: dim }, () => rnd() * 2 - 1));
-  return Array.from({ length: n }, (_, i) => {
-    const c = centers[i % centers.length]!;
-    return c.map((x) => x + (rnd() - 0.5) * 0.2);
-  });
-}
-
-/** Polls `cond` until it holds (or throws after `timeoutMs`). */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** Polls a restore job until it is Completed or Failed; returns its info. */
-export async function waitRestore(client: MilvusClient, jobId: string, timeoutMs = 60_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await client.getRestoreSnapshotState({ job_id: jobId });
-    if (s.info?.state === 'RestoreSnapshotCompleted' || s.info?.state === 'RestoreSnapshotFailed') return s.info;
-    if (Date.now() > end) throw new Error(`restore job ${jobId} still ${s.info?.state}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+// The generic pieces live in the shared test kit; re-exported so e2e tests keep importing from here.
+export { until, vectorRows as vectors, waitRestore } from '../src/testing/index.js';

@@ -16,7 +16,7 @@ import path from 'node:path';
 import hnswlib from 'hnswlib-node';
 
 import { FlatIndex, HnswIndex, type Hits, type MetricType, flatSearch } from '../../src/index/index.js';
-import { clusteredVectors } from '../../src/index/synthetic.js';
+import { clusteredVectors } from '../../src/testing/index.js';
 
 function envInt(name: string, fallback: number): number {
   const raw = process.env[name];

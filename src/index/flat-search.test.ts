@@ -5,7 +5,7 @@ import { isQuiverError } from '../common/errors.js';
 import { FlatIndex } from './flat-index.js';
 import { allowedRows, countAllowed, flatSearch } from './flat-search.js';
 import { naiveScore, naiveSearch } from './reference.test-util.js';
-import { SeededRandom, clusteredVectors } from './synthetic.js';
+import { SeededRandom, clusteredVectors } from '../testing/index.js';
 import type { Hits, MetricType, SearchOptions } from './types.js';
 
 const METRICS: readonly MetricType[] = ['L2', 'IP', 'COSINE'];

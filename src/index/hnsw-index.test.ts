@@ -8,7 +8,7 @@ import { isQuiverError } from '../common/errors.js';
 import { flatSearch } from './flat-search.js';
 import { EXACT_ALLOWED_MAX, HnswIndex } from './hnsw-index.js';
 import { naiveScore } from './reference.test-util.js';
-import { SeededRandom, clusteredVectors } from './synthetic.js';
+import { SeededRandom, clusteredVectors } from '../testing/index.js';
 import type { Hits, MetricType } from './types.js';
 
 const METRICS: readonly MetricType[] = ['L2', 'IP', 'COSINE'];

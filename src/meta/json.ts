@@ -34,10 +34,6 @@ export function decodeJson<T>(entry: KvEntry | Uint8Array): T {
   }
 }
 
-export function encodeString(value: string): Uint8Array {
-  return encoder.encode(value);
-}
-
 export function decodeString(entry: KvEntry | Uint8Array): string {
   const bytes = entry instanceof Uint8Array ? entry : entry.value;
   try {

@@ -21,7 +21,6 @@ import {
   validatePrefix,
   validateScanOptions,
   validateTxn,
-  validateValue,
   VALUE_BYTES_MAX_DEFAULT,
   type Compare,
   type KvEntry,

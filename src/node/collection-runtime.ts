@@ -4,7 +4,6 @@ import type { CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
 import type { Column, ColumnBatch, FieldSchema } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
 
 /**
@@ -264,5 +263,3 @@ export function gatherColumn(refs: readonly RowRef[], fieldName: string): Column
   const all = concatColumns(parts);
   return byChunk.size === 1 ? all : takeRows(all, order);
 }
-
-export const DYNAMIC = DYNAMIC_FIELD_NAME;

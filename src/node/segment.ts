@@ -45,14 +45,6 @@ export function newChunk(numRows: number, columns: Map<string, Column>, ts: BigI
   return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map(), indexBuilds: new Map() };
 }
 
-export function liveRows(seg: Segment): number {
-  let n = 0;
-  for (const c of seg.chunks) {
-    for (let i = 0; i < c.numRows; i++) if (c.deleted[i] === 0) n++;
-  }
-  return n;
-}
-
 /** Recomputes `deletedCount` after the bitmap was filled in bulk. */
 export function recountDeleted(chunk: Chunk): void {
   let n = 0;

@@ -1,35 +1,7 @@
-import type { Column, FieldSchema, ScalarValue } from './types.js';
-import { columnKindOf, columnLength } from './types.js';
+import type { Column, ScalarValue } from './types.js';
+import { columnLength } from './types.js';
 
 /** Column algebra used by the write path (concat chunks into a segment) and the read path (gather hits). */
-
-export function emptyColumn(field: FieldSchema): Column {
-  return allocColumn(field, 0);
-}
-
-function allocColumn(field: FieldSchema, n: number): Column {
-  const valid = field.nullable ? new Uint8Array(n) : undefined;
-  switch (columnKindOf(field.dataType)) {
-    case 'bool':
-      return { kind: 'bool', data: new Uint8Array(n), valid };
-    case 'int32':
-      return { kind: 'int32', data: new Int32Array(n), valid };
-    case 'int64':
-      return { kind: 'int64', data: new BigInt64Array(n), valid };
-    case 'float':
-      return { kind: 'float', data: new Float32Array(n), valid };
-    case 'double':
-      return { kind: 'double', data: new Float64Array(n), valid };
-    case 'string':
-      return { kind: 'string', data: new Array<string>(n).fill(''), valid };
-    case 'json':
-      return { kind: 'json', data: new Array<unknown>(n).fill(undefined), valid };
-    case 'array':
-      return { kind: 'array', elementType: field.elementType ?? 'Int64', data: new Array(n).fill([]), valid };
-    case 'vector':
-      return { kind: 'vector', dim: field.dim ?? 0, data: new Float32Array(n * (field.dim ?? 0)), valid };
-  }
-}
 
 function concatValid(parts: readonly Column[], total: number): Uint8Array | undefined {
   if (!parts.some((p) => p.valid)) return undefined;
@@ -119,8 +91,4 @@ export function takeRows(c: Column, rows: ArrayLike<number>): Column {
       return { kind: 'vector', dim: c.dim, data: out, valid };
     }
   }
-}
-
-export function isNullAt(c: Column, row: number): boolean {
-  return c.valid !== undefined && c.valid[row] === 0;
 }

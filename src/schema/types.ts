@@ -7,21 +7,6 @@
 export type ScalarType = 'Bool' | 'Int8' | 'Int16' | 'Int32' | 'Int64' | 'Float' | 'Double' | 'VarChar';
 export type DataType = ScalarType | 'JSON' | 'Array' | 'FloatVector';
 
-/** proto `schema.DataType` numbers. */
-export const DATA_TYPE_NUMBER: Readonly<Record<DataType, number>> = {
-  Bool: 1,
-  Int8: 2,
-  Int16: 3,
-  Int32: 4,
-  Int64: 5,
-  Float: 10,
-  Double: 11,
-  VarChar: 21,
-  Array: 22,
-  JSON: 23,
-  FloatVector: 101,
-};
-
 /** A single scalar value as users see it: int64 values are bigint. */
 export type ScalarValue = boolean | number | bigint | string;
 

@@ -29,7 +29,7 @@ function validity(fd: ProtoFieldData, numRows: number, physicalLen: number, fiel
   if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
   const valid = new Uint8Array(numRows);
   let present = 0;
-  for (let i = 0; i < numRows; i++) if (vd[i]) ((valid[i] = 1), present++);
+  for (let i = 0; i < numRows; i++) if (vd[i]) { valid[i] = 1; present++; }
   const dense = physicalLen === numRows;
   if (!dense && physicalLen !== present) {
     invalid(`the number of values of field ${field.name} (${physicalLen}) matches neither num_rows (${numRows}) nor the number of valid rows (${present})`);
@@ -254,7 +254,7 @@ function vectorColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRow
     if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
     valid = new Uint8Array(numRows);
     present = 0;
-    for (let i = 0; i < numRows; i++) if (vd[i]) ((valid[i] = 1), present++);
+    for (let i = 0; i < numRows; i++) if (vd[i]) { valid[i] = 1; present++; }
     if (!field.nullable && present !== numRows) invalid(`field ${field.name} is not nullable but null vectors were given`);
   }
   if (raw.length !== present * dim) {

@@ -1,4 +1,3 @@
-import type * as grpc from '@grpc/grpc-js';
 import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/catalog.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
@@ -857,4 +856,3 @@ function searchResults(coll: CollectionRecord, hits: SearchHit[][], plan: Output
 }
 
 export type { Status };
-export type ServerCall = grpc.ServerUnaryCall<unknown, unknown>;

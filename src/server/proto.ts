@@ -113,7 +113,6 @@ export function loadServices(): { milvus: grpc.ServiceDefinition; telemetry: grp
 }
 
 const collectionSchemaType = root.lookupType('milvus.proto.schema.CollectionSchema');
-const fieldSchemaType = root.lookupType('milvus.proto.schema.FieldSchema');
 const placeholderGroupType = root.lookupType('milvus.proto.common.PlaceholderGroup');
 
 const TO_OBJECT = { longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true } as const;
@@ -123,19 +122,10 @@ export function decodeCollectionSchema(bytes: Uint8Array): any {
   return collectionSchemaType.toObject(collectionSchemaType.decode(bytes), TO_OBJECT);
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function decodeFieldSchema(bytes: Uint8Array): any {
-  return fieldSchemaType.toObject(fieldSchemaType.decode(bytes), TO_OBJECT);
-}
-
 /** Placeholder group: query vectors; `values` holds one bytes entry per query. */
 export function decodePlaceholderGroup(bytes: Uint8Array): { tag: string; type: string; values: Buffer[] }[] {
   const msg = placeholderGroupType.toObject(placeholderGroupType.decode(bytes), { ...TO_OBJECT, defaults: false }) as {
     placeholders?: { tag?: string; type?: string; values?: Buffer[] }[];
   };
   return (msg.placeholders ?? []).map((p) => ({ tag: p.tag ?? '', type: String(p.type ?? ''), values: p.values ?? [] }));
-}
-
-export function serviceMethodNames(def: grpc.ServiceDefinition): string[] {
-  return Object.values(def).map((m) => (m as { path: string }).path.split('/').pop()!);
 }

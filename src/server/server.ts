@@ -143,7 +143,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     const name = (def as { path: string }).path.split('/').pop()!;
     const shape = shapes.get(name) ?? 'field';
     const handler = handlers[name];
-    implementation[key] = async (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    const handle = async (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> => {
       const started = process.hrtime.bigint();
       const requestId = (call.metadata.get('client-request-id')[0] as string | undefined) ?? randomUUID();
       const dbName = (call.metadata.get('dbname')[0] as string | undefined) ?? '';
@@ -167,6 +167,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         if (status === 'Success') metrics.rowsInserted.inc(Number((call.request as { num_rows?: number }).num_rows ?? 0));
       }
       callback(null, reply);
+    };
+    // grpc-js ignores a handler's promise: a throw after the try block (metrics, callback) must not become an unhandled rejection.
+    implementation[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      handle(call, callback).catch((e: unknown) => log.error({ err: e, method: name }, 'request handler failed'));
     };
   }
 

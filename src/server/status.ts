@@ -24,7 +24,3 @@ export function statusOf(e: unknown): Status {
 function fromQuiver(e: QuiverError): Status {
   return { error_code: e.legacy, reason: e.message, code: e.code, retriable: e.retriable, detail: e.message, extra_info: {} };
 }
-
-export function isInternal(e: unknown): boolean {
-  return !isQuiverError(e);
-}

@@ -55,8 +55,6 @@ export type SegmentKey =
       readonly file: string;
     };
 
-export type SegmentKeyKind = SegmentKey['kind'];
-
 export type SnapshotKey =
   | { readonly kind: 'metadata'; readonly collectionId: number; readonly snapshotId: number }
   | { readonly kind: 'manifest'; readonly collectionId: number; readonly snapshotId: number; readonly segmentId: number };

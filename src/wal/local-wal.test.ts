@@ -262,7 +262,7 @@ describe('LocalWal', () => {
   });
 
   it('refuses to open when an older file is shorter than the next file name says', async () => {
-    let wal = await open_({ segmentBytesMax: 200 });
+    const wal = await open_({ segmentBytesMax: 200 });
     await wal.append(Array.from({ length: 10 }, (_, i) => payload(i, 100)));
     await wal.close();
     const files = await segmentFiles();

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SegmentRecord } from '../../src/coord/records.js';
 import { anyFault, failKeysWithPrefix, failNth } from '../../src/storage/faulty-object-store.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
+import { settle } from '../../src/testing/index.js';
 import { Harness, sortRows, type Row } from './harness.js';
 
 const PK_FIELD_ID = '100';
@@ -573,7 +574,7 @@ describe('engine lifecycle', () => {
     await gate.reached; // the background build is putting its index file
     const closing = h.engine.close().then(() => gate.isOpen);
     // Let close() run as far as it gets without the build; then let the build finish.
-    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    await settle(10);
     gate.open();
     const buildWasDoneWhenClosed = await closing;
     expect(buildWasDoneWhenClosed).toBe(true); // fails: close() resolved with the put still held

@@ -19,7 +19,6 @@ import {
   type CopyJobState,
   type CopyTask,
   type CopyTaskState,
-  type SegmentMapping,
 } from './types.js';
 
 const JOB_PREFIX = 'quiver/copyjob/';

@@ -6,7 +6,6 @@ import { expect } from 'vitest';
 import { FakeClock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
-import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
 import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../storage/paths.js';
 import type { Binlog, SegmentRecord } from '../records.js';
@@ -283,13 +282,4 @@ export class GatedObjectStore implements ObjectStore {
   close(): Promise<void> {
     return this.#inner.close();
   }
-}
-
-/** Lets every pending microtask and I/O callback of in-process work run (no timers involved). */
-export async function settle(rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-export function memoryObjects(clock?: FakeClock): MemoryObjectStore {
-  return new MemoryObjectStore({ clock });
 }

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { settle } from '../../testing/index.js';
 import { LoopRunner } from './loop.js';
 import type { CopyLogger } from './types.js';
 
@@ -59,7 +60,7 @@ describe('LoopRunner', () => {
     }, recordingLog());
     loop.start();
     const first = loop.kick();
-    await new Promise<void>((r) => setImmediate(r));
+    await settle(1);
     const second = loop.kick(); // arrives while pass 1 waits at the gate
     release();
     await first;
@@ -77,7 +78,7 @@ describe('LoopRunner', () => {
       finished = true;
     }, recordingLog());
     loop.start();
-    await new Promise<void>((r) => setImmediate(r));
+    await settle(1);
     const stopped = loop.stop();
     release();
     await stopped;

@@ -48,9 +48,8 @@ function stack(
   const finalizer = opts.finalizer ?? new RecordingFinalizer();
   // Event wiring, as the server will do it: worker done → inspector; task done → checker; tasks created → inspector.
   let inspector: TaskInspector | undefined;
-  let checker: CopyJobChecker | undefined;
   const pool = new InProcessWorkerPool({ store: objects, nodes: opts.nodes, onTaskFinished: () => void inspector?.kick() });
-  checker = new CopyJobChecker({ store, finalizer, workers: pool, clock, options, onTasksCreated: () => void inspector?.kick() });
+  const checker = new CopyJobChecker({ store, finalizer, workers: pool, clock, options, onTasksCreated: () => void inspector?.kick() });
   inspector = new TaskInspector({ store, workers: pool, clock, intervalMs: options.checkIntervalMs, onTaskDone: () => void checker?.kick() });
   return { store, pool, checker, inspector, finalizer };
 }

@@ -20,7 +20,8 @@ import type { SegmentRecord } from '../records.js';
 import { GarbageCollector, type GcCatalog } from './garbage-collector.js';
 import type { ReferenceGuard } from './reference-guard.js';
 import { segmentFiles } from './segment-files.js';
-import { GcEnv, PARTITION_ID } from './test-helpers.js';
+import { PARTITION_ID } from '../../testing/index.js';
+import { GcEnv } from './test-helpers.js';
 
 const DROPPED_GRACE_MS = 100;
 const ORPHAN_GRACE_MS = 1000;

@@ -4,7 +4,8 @@ import { failKeysWithPrefix } from '../../storage/faulty-object-store.js';
 import { indexFileKey, insertLogKey } from '../../storage/paths.js';
 import type { CatalogChange } from '../catalog.js';
 import { GarbageCollector, GC_DEFAULTS, type GcCatalog } from './garbage-collector.js';
-import { GcEnv, HOUR_MS, MINUTE_MS, PARTITION_ID } from './test-helpers.js';
+import { PARTITION_ID } from '../../testing/index.js';
+import { GcEnv, HOUR_MS, MINUTE_MS } from './test-helpers.js';
 import { segmentFiles } from './segment-files.js';
 
 const GRACE_MS = 10 * MINUTE_MS;

@@ -1,79 +1,17 @@
-/** Test-only helpers: records with real object keys, and a GC wired over memory backends. */
+/** Test-only helpers: a GC wired over memory backends, with segments whose files really exist. */
 import { FakeClock } from '../../common/clock.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
 import { FaultyObjectStore } from '../../storage/faulty-object-store.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
-import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../storage/paths.js';
+import { collectionRecord, segmentRecord, type SegmentSpec } from '../../testing/index.js';
 import { Catalog } from '../catalog.js';
-import type { Binlog, CollectionRecord, SegmentRecord, SegmentState } from '../records.js';
+import type { CollectionRecord, SegmentRecord } from '../records.js';
 import { GarbageCollector, type GcOptions } from './garbage-collector.js';
 import { InMemoryReferenceGuard } from './in-memory-reference-guard.js';
 import { segmentFiles } from './segment-files.js';
 
-export const PARTITION_ID = 7;
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
-
-export function collectionRecord(id: number, state: 'Created' | 'Dropped' = 'Created', droppedAtMs?: number): CollectionRecord {
-  return {
-    id,
-    dbId: 1,
-    name: `c${id}`,
-    schema: { name: `c${id}`, description: '', autoId: false, enableDynamicField: false, fields: [] },
-    shardsNum: 1,
-    consistencyLevel: 'Bounded',
-    properties: {},
-    partitions: [{ id: PARTITION_ID, name: '_default', createdTs: '1' }],
-    createdTs: '1',
-    updateTs: '1',
-    state,
-    droppedAtMs,
-    loaded: false,
-  };
-}
-
-export interface SegmentSpec {
-  readonly collectionId: number;
-  readonly id: number;
-  readonly state?: SegmentState;
-  readonly droppedAtMs?: number;
-  /** Insert binlog fields (default [1, 100, 101]). */
-  readonly fieldIds?: readonly number[];
-  readonly deltalogs?: number;
-  /** Adds one index entry with this build id and two files. */
-  readonly buildId?: number;
-}
-
-function binlog(path: string, logId: number, size: number): Binlog {
-  return { logId, path, entries: 10, tsFrom: '1', tsTo: '2', size };
-}
-
-export function segmentRecord(spec: SegmentSpec): SegmentRecord {
-  const { collectionId: c, id: s } = spec;
-  const p = PARTITION_ID;
-  const binlogs: Record<string, Binlog[]> = {};
-  let logId = 1;
-  for (const f of spec.fieldIds ?? [1, 100, 101]) binlogs[String(f)] = [binlog(insertLogKey(c, p, s, f, logId), logId++, 100 + f)];
-  const deltalogs = Array.from({ length: spec.deltalogs ?? 1 }, () => binlog(deltaLogKey(c, p, s, logId), logId++, 30));
-  const statslogs = [binlog(statsLogKey(c, p, s, 100, logId), logId++, 20)];
-  const indexes =
-    spec.buildId === undefined
-      ? []
-      : [{ indexId: 900, buildId: spec.buildId, version: 1, size: 500, files: [indexFileKey(spec.buildId, 1, p, s, 'hnsw.bin'), indexFileKey(spec.buildId, 1, p, s, 'meta.json')] }];
-  return {
-    id: s,
-    collectionId: c,
-    partitionId: p,
-    state: spec.state ?? 'Flushed',
-    numRows: 10,
-    binlogs,
-    deltalogs,
-    statslogs,
-    indexes,
-    droppedAtMs: spec.droppedAtMs,
-    createdTs: '1',
-  };
-}
 
 /** Clock, memory store behind a FaultyObjectStore (healthy until told otherwise), catalog over memory KV, guard. */
 export class GcEnv {

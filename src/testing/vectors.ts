@@ -3,44 +3,7 @@
  * is what makes approximate search hard in a realistic way; uniform random vectors are nearly equidistant.
  */
 
-/** mulberry32: tiny, fast, good enough for test data, and identical on every platform for a given seed. */
-export class SeededRandom {
-  #state: number;
-  #spare: number | undefined;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** Standard normal (Box-Muller, the second value of each pair is kept for the next call). */
-  gaussian(): number {
-    const spare = this.#spare;
-    if (spare !== undefined) {
-      this.#spare = undefined;
-      return spare;
-    }
-    let u = 0;
-    while (u === 0) u = this.next();
-    const v = this.next();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.#spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-
-  /** Uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-}
+import { SeededRandom } from './random.js';
 
 export interface ClusteredOptions {
   readonly n: number;
@@ -71,4 +34,17 @@ export function clusteredVectors(opts: ClusteredOptions): Float32Array {
     for (let j = 0; j < dim; j++) out[o + j] = centres[c + j]! + spread * rng.gaussian();
   }
   return out;
+}
+
+/**
+ * n vectors as row arrays (what the SDK takes), around 8 centres in [-1, 1)^dim with uniform noise ±0.1:
+ * the shape of data the e2e tests insert. Same seed → same rows.
+ */
+export function vectorRows(n: number, dim: number, seed = 1): number[][] {
+  const rng = new SeededRandom(seed);
+  const centers = Array.from({ length: 8 }, () => Array.from({ length: dim }, () => rng.next() * 2 - 1));
+  return Array.from({ length: n }, (_, i) => {
+    const c = centers[i % centers.length]!;
+    return c.map((x) => x + (rng.next() - 0.5) * 0.2);
+  });
 }
