@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LoopRunner } from './loop.js';
-import type { CopyLogger } from './types.js';
+import type { CopyLogger } from '../coord/copy/types.js';
 
 function recordingLog(): CopyLogger & { errors: string[] } {
   const errors: string[] = [];

@@ -8,8 +8,8 @@
  * them, so tests drive the loops with `await loop.tick()` and a FakeClock instead.
  */
 
-import { Mutex } from '../../common/mutex.js';
-import type { CopyLogger } from './types.js';
+import { Mutex } from './mutex.js';
+import type { CopyLogger } from '../coord/copy/types.js';
 
 interface Deferred {
   readonly promise: Promise<void>;

@@ -10,10 +10,10 @@ import { concatColumns, takeRows } from '../schema/columns.js';
 import { columnKindOf, type Column, type FieldSchema } from '../schema/types.js';
 import { decodeColumn } from '../storage/binlog.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { CollectionRuntime } from './collection-runtime.js';
+import type { CollectionRuntime } from '../segcore/collection-runtime.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
-import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from './segment.js';
-import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
+import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
+import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
 
 /**
  * Compaction of flushed segments (issue 3): plans (src/coord/compaction-planner.ts), runs one plan at a

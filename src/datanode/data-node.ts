@@ -21,12 +21,12 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { indexFileKey } from '../storage/paths.js';
 import type { Wal, WalPosition } from '../wal/wal.js';
 import type { Column, FieldSchema } from '../schema/types.js';
-import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from './collection-runtime.js';
+import { CollectionRuntime, gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import { IndexBuildPool } from './index-builder.js';
-import { mergeChunks, newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from './segment.js';
+import { mergeChunks, newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { Compactor, type CompactionTaskInfo } from './compactor.js';
 export type { CompactionTaskInfo } from './compactor.js';
-import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
+import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
 import { TIMESTAMP_FIELD_ID } from '../coord/records.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 
