@@ -71,7 +71,8 @@ export class IndexBuildPool {
 
   /**
    * Asks the worker to stop its build at the next check and waits for it (terminating a worker while
-   * hnswlib's native code runs aborts the whole process), then terminates it.
+   * hnswlib's native code runs aborts the whole process), then terminates it. The shutdown sequence
+   * drains background work before it closes the pools, so normally nothing is in flight here.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -86,7 +87,7 @@ export class IndexBuildPool {
         p.reject = (e: Error) => (fail(e), resolve());
       }),
     );
-    await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.all(inFlight);
     this.#failAll(new Error('index build pool closed'));
     await this.#worker?.terminate();
   }

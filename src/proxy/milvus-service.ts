@@ -4,7 +4,7 @@ import { DEFAULT_DB } from '../coord/catalog.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import { parseIndexParams, type MetricType } from '../index/index.js';
-import type { Engine } from '../datanode/data-node.js';
+import type { Engine } from '../wiring/engine.js';
 import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME } from '../schema/types.js';

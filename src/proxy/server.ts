@@ -9,7 +9,7 @@ import type { Config } from '../common/config.js';
 import { quiverError } from '../common/errors.js';
 import { Metrics } from '../common/metrics.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
-import { Engine } from '../datanode/data-node.js';
+import { Engine } from '../wiring/engine.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
 import type { ObjectStore } from '../storage/object-store.js';

@@ -18,7 +18,7 @@ import { segmentFiles } from '../../src/coord/gc/segment-files.js';
 import type { CollectionRecord } from '../../src/coord/records.js';
 import { SqliteMetaKV } from '../../src/meta/sqlite-kv.js';
 import { gatherColumn } from '../../src/segcore/collection-runtime.js';
-import { Engine } from '../../src/datanode/data-node.js';
+import { Engine } from '../../src/wiring/engine.js';
 import { FaultyObjectStore } from '../../src/storage/faulty-object-store.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
