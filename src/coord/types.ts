@@ -10,6 +10,12 @@ import type { FieldSchema } from '../schema/types.js';
 
 export type { CatalogChange };
 
+export interface AliasInfo {
+  readonly dbId: number;
+  readonly alias: string;
+  readonly collectionId: number;
+}
+
 /** Read access to the catalog mirror (coord/catalog.ts implements it). */
 export interface CatalogReader {
   databases(): DatabaseRecord[];
@@ -23,6 +29,8 @@ export interface CatalogReader {
   collectionByName(dbId: number, name: string): CollectionRecord | undefined;
   resolveCollection(dbName: string, nameOrAlias: string): CollectionRecord;
   aliasesOf(collectionId: number): string[];
+  alias(dbId: number, alias: string): AliasInfo | undefined;
+  aliasesIn(dbId: number): AliasInfo[];
   indexes(collectionId: number): IndexRecord[];
   segments(collectionId: number): SegmentRecord[];
   segment(collectionId: number, segmentId: number): SegmentRecord | undefined;

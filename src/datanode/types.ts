@@ -33,6 +33,8 @@ export interface DataNodeApi extends WritePath {
   /** Seals every growing segment of the collection and writes it; the coordinator commits the result. */
   flush(collectionId: number): Promise<{ segmentIds: number[]; flushTs: bigint }>;
   growingStats(collectionId: number): GrowingStats;
+  /** Flushed segments of a collection right now (under the collection lock for a stable set). */
+  flushedSegments(collectionId: number): SegmentRecord[];
   /** Live collections this node holds. */
   collectionIds(): number[];
   compact(collectionId: number, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo>;
