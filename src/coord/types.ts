@@ -9,6 +9,7 @@ import type { CollectionRecord, DatabaseRecord, IndexRecord, PartitionRecord, Se
 import type { FieldSchema } from '../schema/types.js';
 
 export type { CatalogChange };
+export { DEFAULT_DB } from './catalog.js';
 
 export interface AliasInfo {
   readonly dbId: number;

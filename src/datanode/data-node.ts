@@ -283,9 +283,13 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#background.add(tracked);
   }
 
-  /** Shutdown began: work that fails from now on was cancelled, not broken. */
+  /**
+   * Shutdown began: builds in flight are cancelled (they fail at their next check; a long HNSW build
+   * would otherwise hold the shutdown), and work that fails from now on was cancelled, not broken.
+   */
   beginShutdown(): void {
     this.#closing = true;
+    this.#builds.cancel();
   }
 
   /** Waits for background work in flight (compactions, WAL appends) to finish. */

@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { quiverError } from '../common/errors.js';
-import { DEFAULT_DB } from '../coord/catalog.js';
+import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import { parseIndexParams, type MetricType } from '../index/index.js';

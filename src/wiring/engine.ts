@@ -36,9 +36,10 @@ export { DEFAULT_PARTITION, exprSchema } from '../segcore/collection-helpers.js'
  * `Engine` is that composition plus a facade with the single-object API that tests, benchmarks and the
  * snapshot/restore services use; the proxy gets the role interfaces (`roles`).
  *
- * Shutdown (`close`): stop the loops (each waits for its pass in flight) → drain background work
- * (compactions, WAL appends) → close the build and merge workers → flush the TSO bound. The server wraps
- * this with "stop accepting requests" before and "close the stores" after (wiring/server.ts).
+ * Shutdown (`close`): stop the loops (each waits for its pass in flight; index builds in flight are
+ * cancelled) → drain background work (compactions, WAL appends) → close the build and merge workers →
+ * flush the TSO bound. The server wraps this with "stop accepting requests" before and "close the
+ * stores" after (wiring/server.ts).
  */
 
 export interface EngineOptions {
@@ -200,14 +201,16 @@ export class Engine {
   }
 
   /**
-   * Stops the loops (waiting for passes in flight), drains background work, closes the workers and
-   * flushes the TSO bound, in that order, so nothing is cancelled mid-way and nothing writes to the
-   * store or the meta after close() resolved. Idempotent.
+   * Stops the loops (waiting for passes in flight, whose index builds are cancelled), drains background
+   * work, closes the workers and flushes the TSO bound, in that order, so nothing writes to the store or
+   * the meta after close() resolved. Idempotent.
    */
   close(): Promise<void> {
     return (this.#closed ??= (async () => {
+      // stop() marks the loops stopping at once, so the cancellations below are logged as such.
+      const loopsStopped = Promise.all([this.dataCoord.loop.stop(), this.indexes.loop.stop()]);
       this.data.beginShutdown();
-      await Promise.all([this.dataCoord.loop.stop(), this.indexes.loop.stop()]);
+      await loopsStopped;
       await this.data.drain();
       await this.data.closePools();
       await this.tso.flush();
