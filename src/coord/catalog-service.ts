@@ -6,7 +6,7 @@ import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import type { FieldSchema } from '../schema/types.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from './catalog.js';
-import type { CollectionRecord, DatabaseRecord, IndexRecord, PartitionRecord, SegmentRecord } from './records.js';
+import type { CollectionRecord, DatabaseRecord, IndexRecord, SegmentRecord } from './records.js';
 import { DEFAULT_PARTITION } from '../segcore/collection-helpers.js';
 import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexDefinition, LoadStateStore } from './types.js';
 

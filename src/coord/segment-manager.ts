@@ -1,7 +1,7 @@
 import { KeyedMutex } from '../common/mutex.js';
 import type { Catalog, CatalogChange } from './catalog.js';
 import type { SegmentRecord } from './records.js';
-import type { IdSource, SegmentCoordinator } from './types.js';
+import type { GrowingStats, IdSource, SegmentCoordinator } from './types.js';
 
 /**
  * The segment manager (Milvus DataCoord's SegmentManager and its SaveBinlogPaths side): hands out segment
@@ -17,14 +17,6 @@ export interface SealPolicy {
   readonly sealBytes: number;
   /** Unflushed data older than this is flushed (bounds WAL replay time). */
   readonly flushIdleMs: number;
-}
-
-/** What the data node reports about a collection's unflushed data. */
-export interface GrowingStats {
-  readonly maxRows: number;
-  readonly maxBytes: number;
-  /** Physical time of the oldest unflushed write (undefined: nothing unflushed). */
-  readonly dirtySinceMs: number | undefined;
 }
 
 /** How many ids one allocator round trip reserves for segments, and the low-water mark that refills. */

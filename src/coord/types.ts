@@ -68,6 +68,16 @@ export interface SegmentCoordinator {
   raiseCheckpoints(collectionIds: readonly number[], position: number): Promise<void>;
 }
 
+/** What a data node reports about a collection's unflushed data; the segment manager decides on it. */
+export interface GrowingStats {
+  /** Rows of the largest growing segment. */
+  readonly maxRows: number;
+  /** Approximate in-memory bytes of the largest growing segment. */
+  readonly maxBytes: number;
+  /** Physical time of the oldest unflushed write (undefined: nothing unflushed). */
+  readonly dirtySinceMs: number | undefined;
+}
+
 /**
  * What the coordinator tells the nodes after a catalog commit (Milvus broadcasts DDL on channels). Each
  * call is synchronous and runs inside the commit's critical section, so no write or read can observe the

@@ -8,7 +8,7 @@ import type { LoadedSegments } from '../querynode/types.js';
 import type { Column } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
-import { mergeChunks, segmentBytes, stripToPk, type Segment } from '../segcore/segment.js';
+import { mergeChunks, segmentBytes, stripToPk } from '../segcore/segment.js';
 import { writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Wal, WalPosition } from '../wal/wal.js';

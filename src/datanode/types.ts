@@ -4,6 +4,7 @@
  */
 
 import type { CollectionRecord, IndexRecord, SegmentIndexFile, SegmentRecord } from '../coord/records.js';
+import type { GrowingStats } from '../coord/types.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime } from '../segcore/collection-runtime.js';
@@ -15,12 +16,7 @@ export interface CompactionTaskInfo {
   readonly plans: { sources: readonly number[]; target: number; state: 'Executing' | 'Completed' | 'Failed'; error?: string }[];
 }
 
-/** What the data node reports about a collection's unflushed data (the segment manager decides). */
-export interface GrowingStats {
-  readonly maxRows: number;
-  readonly maxBytes: number;
-  readonly dirtySinceMs: number | undefined;
-}
+export type { GrowingStats };
 
 /** The write path (Milvus: the proxy's Insert/Delete through the data node's write buffer). */
 export interface WritePath {
