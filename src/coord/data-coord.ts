@@ -47,6 +47,8 @@ export class DataCoord {
     const now = this.#clock.nowMs();
     for (const id of this.#data.collectionIds()) {
       if (this.loop.stopping) return;
+      // Dropped during this pass: nothing left to flush, index or compact.
+      if (this.#catalog.collection(id)?.state !== 'Created') continue;
       const name = this.#catalog.collection(id)?.name;
       try {
         if (this.#segments.shouldFlush(this.#data.growingStats(id), now)) await this.#data.flush(id);

@@ -60,6 +60,8 @@ export class IndexScheduler implements IndexSchedulerApi {
     this.#pending.clear();
     for (const id of ids) {
       if (this.#loop.stopping) return;
+      // Dropped since it was scheduled: nothing to build (its files are GC's).
+      if (this.#catalog.collection(id)?.state !== 'Created') continue;
       try {
         await this.buildMissing(id);
       } catch (err) {
@@ -96,7 +98,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     const outcome = await this.#tasks.waitTask(taskId);
     this.#tasks.dropTask(taskId);
     if (outcome.state === 'Failed') throw new Error(outcome.reason);
-    if (outcome.state !== 'Finished') throw new Error(`index build task ${taskId} is ${outcome.state}`);
+    if (outcome.state !== 'Finished' || outcome.result.kind !== 'indexBuild') throw new Error(`index build task ${taskId} ended ${outcome.state}`);
     const file = outcome.result.file;
     const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, idx.metric, file);
     await this.#locks.withCollectionLock(collectionId, async () => {

@@ -92,7 +92,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline });
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
-    this.tasks = new TaskService({ store: deps.store, builds: executor });
+    this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
     const node = this;
     this.#compactor = new Compactor(
       {
@@ -112,7 +112,14 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
           return { file, built: await deps.loaded.openIndex(file.files[0]!, field.dim!, idx.metric, vectors.length / field.dim!) };
         },
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
-        merge: (task) => this.#merges.merge(task),
+        merge: async (task) => {
+          const id = await this.tasks.createTask({ kind: 'merge', merge: task });
+          const outcome = await this.tasks.waitTask(id);
+          this.tasks.dropTask(id);
+          if (outcome.state === 'Failed') throw new Error(outcome.reason);
+          if (outcome.state !== 'Finished' || outcome.result.kind !== 'merge') throw new Error(`merge task ${id} ended ${outcome.state}`);
+          return outcome.result.result;
+        },
         inBackground: (p) => this.#inBackground(p),
         get closing() {
           return node.#closing;

@@ -30,7 +30,7 @@ describe('TaskService (CreateTask / QueryTask / DropTask / QuerySlots)', () => {
     let next = 100;
     const pool = new IndexBuildPool({ inline: true });
     const builds = new IndexBuildExecutor({ store, ids: { alloc: async () => next++ }, pool }, { tmpDir: dir });
-    return { tasks: new TaskService({ store, builds }, { slots: 1 }), store, pool };
+    return { tasks: new TaskService({ store, builds, merges: pool }, { slots: 1 }), store, pool };
   }
 
   it('runs an index build to Finished with its stored file; a dropped task is forgotten', async () => {
@@ -39,7 +39,7 @@ describe('TaskService (CreateTask / QueryTask / DropTask / QuerySlots)', () => {
     const id = await tasks.createTask(spec('HNSW', vectors));
     const done = await tasks.waitTask(id);
     expect(done.state).toBe('Finished');
-    if (done.state !== 'Finished') return;
+    if (done.state !== 'Finished' || done.result.kind !== 'indexBuild') throw new Error('not an index build result');
     expect(done.result.file.indexId).toBe(5);
     expect(done.result.file.files).toHaveLength(1);
     expect((await store.get(done.result.file.files[0]!)).byteLength).toBe(done.result.file.size);

@@ -1,14 +1,15 @@
 import { quiverError } from '../common/errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { readSegment } from '../segcore/segment-io.js';
-import type { SegmentIndexFile } from '../coord/records.js';
 import type { IndexBuildExecutor } from './index-build-executor.js';
-import type { DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
+import type { IndexBuildPool } from './index-builder.js';
+import type { DataNodeTaskResult, DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
 
 /**
  * The data node's task service (Milvus DataNode CreateTask / QueryTask / DropTask / QuerySlots): accepts
  * tasks from the coordinator, runs them on its executors and keeps their outcome until dropped. Slots
- * bound how many tasks run at once; the embedded node has one build worker, so one slot by default.
+ * bound how many tasks run at once; the embedded node has one build worker and one merge worker, so two slots by default (slots are
+ * reported for scheduling, not enforced here).
  */
 
 interface TaskEntry {
@@ -19,15 +20,17 @@ interface TaskEntry {
 export class TaskService implements DataNodeTasks {
   readonly #store: ObjectStore;
   readonly #builds: IndexBuildExecutor;
+  readonly #merges: Pick<IndexBuildPool, 'merge'>;
   readonly #slotsTotal: number;
   readonly #tasks = new Map<number, TaskEntry>();
   #nextId = 1;
   #running = 0;
 
-  constructor(deps: { store: ObjectStore; builds: IndexBuildExecutor }, opts: { slots?: number } = {}) {
+  constructor(deps: { store: ObjectStore; builds: IndexBuildExecutor; merges: Pick<IndexBuildPool, 'merge'> }, opts: { slots?: number } = {}) {
     this.#store = deps.store;
     this.#builds = deps.builds;
-    this.#slotsTotal = opts.slots ?? 1;
+    this.#merges = deps.merges;
+    this.#slotsTotal = opts.slots ?? 2;
   }
 
   async createTask(spec: DataNodeTaskSpec): Promise<number> {
@@ -69,7 +72,7 @@ export class TaskService implements DataNodeTasks {
     return { total: this.#slotsTotal, free: Math.max(0, this.#slotsTotal - this.#running) };
   }
 
-  async #run(spec: DataNodeTaskSpec): Promise<{ kind: 'indexBuild'; file: SegmentIndexFile }> {
+  async #run(spec: DataNodeTaskSpec): Promise<DataNodeTaskResult> {
     switch (spec.kind) {
       case 'indexBuild': {
         let vectors = spec.vectors;
@@ -80,9 +83,11 @@ export class TaskService implements DataNodeTasks {
         const file = await this.#builds.build(vectors, spec.index, spec.field, spec.segment.partitionId, spec.segment.id);
         return { kind: 'indexBuild', file };
       }
+      case 'merge':
+        return { kind: 'merge', result: await this.#merges.merge(spec.merge) };
       default: {
-        const never: never = spec.kind;
-        throw new Error(`unknown task kind ${String(never)}`);
+        const never: never = spec;
+        throw new Error(`unknown task kind ${String((never as { kind: unknown }).kind)}`);
       }
     }
   }

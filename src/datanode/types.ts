@@ -8,6 +8,7 @@ import type { GrowingStats } from '../coord/types.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime } from '../segcore/collection-runtime.js';
+import type { MergeResult, MergeTask } from './merge-task.js';
 
 export interface CompactionTaskInfo {
   readonly id: number;
@@ -45,9 +46,9 @@ export interface DataNodeApi extends WritePath {
 
 /**
  * The task service of a data node, shaped like Milvus's DataNode worker RPCs (CreateTask / QueryTask /
- * DropTask / QuerySlots). The coordinator's schedulers dispatch index builds and compaction merges
- * through it; copy-segment tasks of a restore have their own pool (datanode/copy-worker) with the same
- * shape.
+ * DropTask / QuerySlots). The coordinator's index-build scheduler dispatches builds through it, and the
+ * compactor its merges; copy-segment tasks of a restore have their own pool (datanode/copy-worker) with
+ * the same shape.
  */
 export type DataNodeTaskSpec =
   | {
@@ -58,9 +59,16 @@ export type DataNodeTaskSpec =
       readonly field: FieldSchema;
       /** The segment's vectors when the caller has them in memory (else the executor reads the binlog). */
       readonly vectors?: Float32Array | undefined;
+    }
+  | {
+      /** The read-filter-concat-encode half of a compaction (the compactor writes and publishes). */
+      readonly kind: 'merge';
+      readonly merge: Omit<MergeTask, 'id'>;
     };
 
-export type DataNodeTaskResult = { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile };
+export type DataNodeTaskResult =
+  | { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile }
+  | { readonly kind: 'merge'; readonly result: MergeResult };
 
 export type DataNodeTaskState =
   | { readonly state: 'InProgress' }
