@@ -8,15 +8,15 @@ import type { SegmentManager } from './segment-manager.js';
 
 /**
  * The data coordinator's periodic pass (Milvus DataCoord runs these as separate loops; here they are the
- * steps of one loop, so that on a small machine they never compete with each other):
+ * steps of one loop, in this order, so that on a small machine they never compete with each other):
  *
  *   1. seal/flush   the segment manager decides which collections are full or idle; the data node flushes
  *   2. index builds build every missing index file (the kicked index loop does this sooner)
  *   3. compaction   plan and run compactions of small or delete-heavy segments (if enabled)
  *   4. WAL          truncate the log before the oldest checkpoint still needed
  *
- * A step's failure for one collection is logged and the pass goes on; the next pass retries from
- * persisted state. Once the loop is stopping the pass stops between collections.
+ * A step's failure for one collection is logged and the step goes on; the next pass retries from
+ * persisted state. Once the loop is stopping the pass stops between collections (and skips the WAL).
  */
 export class DataCoord {
   readonly #catalog: Catalog;
@@ -42,23 +42,48 @@ export class DataCoord {
     this.loop = new LoopRunner('data-coord', opts.intervalMs, () => this.tick(), deps.log, { immediate: false });
   }
 
-  /** One pass of every step. */
+  /** One pass: every step in order. */
   async tick(): Promise<void> {
+    await this.sealAndFlush();
+    await this.buildIndexes();
+    if (this.#autoCompaction) await this.compact();
+    if (this.loop.stopping) return;
+    await this.#data.truncateWal();
+  }
+
+  /** Step 1: flush every collection the segment manager finds full or idle. */
+  async sealAndFlush(): Promise<void> {
     const now = this.#clock.nowMs();
+    await this.#eachCollection('flush', async (id) => {
+      if (this.#segments.shouldFlush(this.#data.growingStats(id), now)) await this.#data.flush(id);
+    });
+  }
+
+  /** Step 2: build every missing index file. */
+  async buildIndexes(): Promise<void> {
+    await this.#eachCollection('index build', (id) => this.#indexes.buildMissing(id));
+  }
+
+  /** Step 3: plan and run compactions. */
+  async compact(): Promise<void> {
+    await this.#eachCollection('compaction', async (id) => {
+      await this.#data.compact(id, { force: false, wait: true });
+    });
+  }
+
+  /** Runs one step for each live collection; a failure is logged and the step goes on. */
+  async #eachCollection(step: string, fn: (collectionId: number) => Promise<void>): Promise<void> {
     for (const id of this.#data.collectionIds()) {
       if (this.loop.stopping) return;
-      // Dropped during this pass: nothing left to flush, index or compact.
-      if (this.#catalog.collection(id)?.state !== 'Created') continue;
-      const name = this.#catalog.collection(id)?.name;
+      // Dropped during this pass: nothing left to do for it.
+      const coll = this.#catalog.collection(id);
+      if (coll?.state !== 'Created') continue;
       try {
-        if (this.#segments.shouldFlush(this.#data.growingStats(id), now)) await this.#data.flush(id);
-        await this.#indexes.buildMissing(id);
-        if (this.#autoCompaction) await this.#data.compact(id, { force: false, wait: true });
+        await fn(id);
       } catch (err) {
-        if (this.loop.stopping) this.#log.debug({ err, collection: name }, 'background work cancelled by shutdown');
-        else this.#log.error({ err, collection: name }, 'background work failed');
+        if (this.loop.stopping) this.#log.debug({ err, collection: coll.name, step }, 'background work cancelled by shutdown');
+        else this.#log.error({ err, collection: coll.name, step }, 'background work failed');
       }
     }
-    await this.#data.truncateWal();
   }
 }
