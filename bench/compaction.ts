@@ -19,7 +19,7 @@
  *        BENCH_EFC=64 BENCH_BATCH=5000 BENCH_INGEST_BATCHES=20 BENCH_MERGE_RUNS=3 BENCH_SKIP_INDEX=1; BENCH_QUICK=1 = 10 x 5,000)
  */
 import * as grpc from '@grpc/grpc-js';
-import { root } from '../src/server/proto.js';
+import { root } from '../src/proxy/proto.js';
 import { clustered, envInt, machine, median, table } from './common.js';
 import { startTestServer, type TestServer } from '../test/helpers.js';
 import { binlogBytes, collectionId, columnsOf, createHnsw, createVectorCollection, insertRange, loadLine, MB, quick, secondsSince } from './fixture.js';

@@ -6,7 +6,7 @@
  */
 import { loadavg } from 'node:os';
 import { DataType, type MilvusClient } from '@zilliz/milvus2-sdk-node';
-import type { Engine } from '../src/node/engine.js';
+import type { Engine } from '../src/wiring/engine.js';
 import type { Column } from '../src/schema/types.js';
 
 export const quick = process.env.BENCH_QUICK === '1';

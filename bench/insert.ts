@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { DataType } from '@zilliz/milvus2-sdk-node';
 import * as lancedb from '@lancedb/lancedb';
-import { root } from '../src/server/proto.js';
+import { root } from '../src/proxy/proto.js';
 import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
 

@@ -14,7 +14,7 @@ import { DataType } from '@zilliz/milvus2-sdk-node';
 import { pino } from 'pino';
 import { loadConfig } from '../src/common/config.js';
 import { flatSearch } from '../src/index/index.js';
-import { startServer } from '../src/server/server.js';
+import { startServer } from '../src/wiring/server.js';
 import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, median, rowsOf, table } from './common.js';
 

@@ -25,7 +25,7 @@ import * as lancedb from '@lancedb/lancedb';
 import type { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import type { SegmentMapping } from '../src/coord/copy/types.js';
 import { copyPlanOf } from '../src/coord/copy/segment-rewrite.js';
-import { executeCopy, targetKeysOf } from '../src/node/copy-worker/index.js';
+import { executeCopy, targetKeysOf } from '../src/datanode/copy-worker/index.js';
 import { LocalObjectStore } from '../src/storage/local-object-store.js';
 import { parseSegmentKey } from '../src/storage/paths.js';
 import { waitRestore } from '../src/testing/index.js';

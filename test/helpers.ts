@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { loadConfig, type Config } from '../src/common/config.js';
-import { startServer, type RunningServer, type ServerOverrides } from '../src/server/server.js';
+import { startServer, type RunningServer, type ServerOverrides } from '../src/wiring/server.js';
 
 export interface TestServer {
   readonly server: RunningServer;

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType } from '@zilliz/milvus2-sdk-node';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestServer, until, vectors, type TestServer } from './helpers.js';
+import { spawnServer } from './process.js';
 
 
 describe('segment lifecycle: sealing, background flush, GC of dropped data', () => {
@@ -74,4 +78,39 @@ describe('shutdown during background work', () => {
     expect((await t2.client.count({ collection_name: 'big' })).data).toBe(20_000);
     await t2.close();
   });
+});
+
+describe('SIGTERM', () => {
+  it('after sustained inserts (flushes, index builds and compactions running) logs no error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-sigterm-'));
+    // Small seals, a fast background pass and idle flushes: segments keep being flushed, indexed and
+    // compacted while the inserts run, so the SIGTERM lands in the middle of background work.
+    const srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: '20000', QUIVER_BACKGROUND_INTERVAL_MS: '20', QUIVER_FLUSH_IDLE_MS: '100' });
+    try {
+      const c = srv.client;
+      const fields = [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'v', data_type: DataType.FloatVector, dim: 32 },
+      ];
+      expect((await c.createCollection({ collection_name: 'term', fields })).error_code).toBe('Success');
+      const idx = await c.createIndex({ collection_name: 'term', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 64 } });
+      expect(idx.error_code).toBe('Success');
+      const vs = vectors(20_000, 32, 7);
+      for (let b = 0; b < 40; b++) {
+        const r = await c.insert({ collection_name: 'term', data: vs.slice(b * 500, b * 500 + 500).map((v, i) => ({ id: b * 500 + i, v })) });
+        expect(r.status.error_code).toBe('Success');
+      }
+      // A manual compaction merges the small flushed segments and builds the target's HNSW index in the
+      // background: the SIGTERM right after it lands mid-build.
+      await c.flush({ collection_names: ['term'] });
+      expect((await c.compact({ collection_name: 'term' })).status.error_code).toBe('Success');
+    } finally {
+      await srv.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+    const lines = srv.output().split('\n').filter((l) => l.startsWith('{'));
+    const errors = lines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50);
+    expect(errors).toEqual([]);
+    expect(lines.some((l) => l.includes('quiver is serving'))).toBe(true);
+  }, 120_000);
 });

@@ -22,6 +22,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly client: MilvusClient;
+  /** Everything the process wrote to stdout and stderr so far (pino JSON lines). */
+  output(): string;
   kill9(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -58,6 +60,7 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
     child,
     port,
     client,
+    output: () => output,
     kill9: async () => {
       // Kill first: closing the client first would wait for calls in flight.
       child.kill('SIGKILL');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
-import { startServer } from '../server/server.js';
+import { startServer } from '../wiring/server.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
 const program = new Command();

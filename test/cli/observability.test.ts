@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
 import { FakeClock } from '../../src/common/clock.js';
 import type { CopyJob } from '../../src/coord/copy/types.js';
-import { registerObservability, type Observability } from '../../src/server/observability.js';
+import { registerObservability, type Observability } from '../../src/proxy/observability.js';
 import { startTestServer, vectors, type TestServer } from '../helpers.js';
 
 /** The value of one sample line, e.g. `quiver_snapshots{collection="a"} 1`; undefined when absent. */

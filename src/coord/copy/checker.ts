@@ -20,7 +20,7 @@
 import type { Clock } from '../../common/clock.js';
 import { unreachable } from '../../common/errors.js';
 import type { CopyJobStore } from './copy-job-store.js';
-import { LoopRunner } from './loop.js';
+import { LoopRunner } from '../../common/loop.js';
 import { mappingsProblem, targetKeysOf } from './segment-rewrite.js';
 import {
   isTerminalTaskState,

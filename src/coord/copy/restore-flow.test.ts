@@ -9,7 +9,7 @@ import { MemoryMetaKV } from '../../meta/memory-kv.js';
 import { FaultyObjectStore, failKeysWithPrefix } from '../../storage/faulty-object-store.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import type { ObjectStore } from '../../storage/object-store.js';
-import { InProcessWorkerPool, type WorkerNodeSpec } from '../../node/copy-worker/in-process-worker-pool.js';
+import { InProcessWorkerPool, type WorkerNodeSpec } from '../../datanode/copy-worker/in-process-worker-pool.js';
 import { CopyJobChecker } from './checker.js';
 import { CopyJobStore } from './copy-job-store.js';
 import {

@@ -53,6 +53,7 @@
 
 import type { Clock } from '../../common/clock.js';
 import { isQuiverError, quiverError } from '../../common/errors.js';
+import { LoopRunner } from '../../common/loop.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
 import {
   DELTA_LOG_ROOT,
@@ -184,10 +185,7 @@ export class GarbageCollector {
   readonly #reportedForeign = new Set<string>();
   /** Ticks run one after another: a manual tick while the loop's tick runs waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #looping = false;
-  /** Bumped by every start(), so that a loop stopped and restarted never runs twice. */
-  #generation = 0;
+  #loop: LoopRunner | undefined;
 
   constructor(deps: GcDeps, opts: GcOptions = {}) {
     this.#catalog = deps.catalog;
@@ -217,33 +215,21 @@ export class GarbageCollector {
     if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) {
       throw quiverError('ParameterInvalid', `gc: intervalMs must be a positive integer, got ${String(intervalMs)}`);
     }
-    if (this.#looping) return;
-    this.#looping = true;
-    this.#generation += 1;
-    this.#schedule(intervalMs, this.#generation);
+    if (this.#loop !== undefined) return;
+    // A stopped LoopRunner stays stopped: a restart gets a fresh one.
+    this.#loop = new LoopRunner('gc', intervalMs, async () => {
+      const r = await this.tick();
+      if (r.errors.length > 0) this.#log('gc: tick finished with errors', { errors: r.errors });
+    }, { error: (fields) => this.#log('gc: tick failed', { error: String((fields as { err?: unknown }).err) }) }, { immediate: false });
+    this.#loop.start();
   }
 
   /** Stops the loop and waits for the tick in flight. Idempotent. */
   async stop(): Promise<void> {
-    this.#looping = false;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    const loop = this.#loop;
+    this.#loop = undefined;
+    await loop?.stop();
     await this.#queue;
-  }
-
-  #schedule(intervalMs: number, generation: number): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.tick()
-        .then((r) => {
-          if (r.errors.length > 0) this.#log('gc: tick finished with errors', { errors: r.errors });
-        })
-        .catch((e: unknown) => this.#log('gc: tick failed', { error: String(e) }))
-        .finally(() => {
-          if (this.#looping && generation === this.#generation) this.#schedule(intervalMs, generation);
-        });
-    }, intervalMs);
-    this.#timer.unref?.();
   }
 
   async #runTick(dryRun: boolean): Promise<GcReport> {

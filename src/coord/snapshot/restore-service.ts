@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
-import type { Engine } from '../../node/engine.js';
-import { InProcessWorkerPool } from '../../node/copy-worker/index.js';
+import type { Engine } from '../../wiring/engine.js';
+import { InProcessWorkerPool } from '../../datanode/copy-worker/index.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import {
   CopyJobChecker,

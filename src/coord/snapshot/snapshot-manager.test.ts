@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../common/clock.js';
 import { isQuiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
-import { Engine } from '../../node/engine.js';
+import { Engine } from '../../wiring/engine.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { openLocalWal, type LocalWal } from '../../wal/wal.js';
 import type { FieldSchema } from '../../schema/types.js';

@@ -3,7 +3,7 @@ import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { KeyedMutex } from '../../common/mutex.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
-import type { Engine } from '../../node/engine.js';
+import type { Engine } from '../../wiring/engine.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { snapshotMetadataKey } from '../../storage/paths.js';
 import type { CollectionRecord, SegmentRecord } from '../records.js';

@@ -1,30 +1,41 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
 import { KeyedMutex } from '../common/mutex.js';
-import type { IdAllocator, TsoAllocator } from '../common/tso.js';
-import type { Catalog, CatalogChange } from '../coord/catalog.js';
-import { planCompaction, type CompactionPlan, type CompactionPolicy, type SegmentStat } from '../coord/compaction-planner.js';
 import { TIMESTAMP_FIELD_ID, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
+import type { CatalogReader, CompactionPlan, CompactionPolicy, IdSource, SegmentStat, TsSource } from '../coord/types.js';
 import type { VectorIndex } from '../index/index.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
 import { columnKindOf, type Column, type FieldSchema } from '../schema/types.js';
 import { decodeColumn } from '../storage/binlog.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { CollectionRuntime } from './collection-runtime.js';
+import type { CollectionRuntime } from '../segcore/collection-runtime.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
-import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from './segment.js';
-import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from './segment-io.js';
+import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
+import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
+import type { CompactionTaskInfo } from './types.js';
+
+export type { CompactionTaskInfo };
+
+/** The compaction planner (coord/compaction-planner.ts), injected: the coordinator plans, the data node executes. */
+export type CompactionPlanner = (
+  stats: readonly SegmentStat[],
+  policy: CompactionPolicy,
+  guarded: (segmentId: number) => boolean,
+  opts: { force: boolean },
+) => CompactionPlan[];
 
 /**
- * Compaction of flushed segments (issue 3): plans (src/coord/compaction-planner.ts), runs one plan at a
- * time per collection, and publishes each result atomically. What it needs of the engine is this host
- * interface, nothing else.
+ * The compaction executor of the data node (issue 3): asks the coordinator's planner for plans, runs one
+ * plan at a time per collection (the merge on the build worker), and has the coordinator publish each
+ * result atomically. What it needs is this host interface, nothing else.
  */
 export interface CompactorHost {
   readonly store: ObjectStore;
-  readonly ids: IdAllocator;
-  readonly tso: TsoAllocator;
-  readonly catalog: Catalog;
+  readonly ids: IdSource;
+  readonly tso: TsSource;
+  readonly catalog: CatalogReader;
+  readonly plan: CompactionPlanner;
+  commitCompaction(collectionId: number, target: SegmentRecord | undefined, dropped: readonly SegmentRecord[]): Promise<void>;
   readonly clock: Clock;
   readonly log: Logger;
   /** The live runtime of a collection (undefined once dropped). */
@@ -36,13 +47,8 @@ export interface CompactorHost {
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
   /** Work close() must wait for. */
   inBackground(p: Promise<unknown>): void;
-}
-
-export interface CompactionTaskInfo {
-  readonly id: number;
-  readonly collectionId: number;
-  state: 'Executing' | 'Completed';
-  readonly plans: { sources: readonly number[]; target: number; state: 'Executing' | 'Completed' | 'Failed'; error?: string }[];
+  /** True once shutdown began: a failure then is cancelled work, logged at debug. */
+  readonly closing: boolean;
 }
 
 export class Compactor {
@@ -84,7 +90,7 @@ export class Compactor {
       stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
     }
     const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
-    const plans = planCompaction(stats, this.#policy, guarded, { force: opts.force });
+    const plans = this.#host.plan(stats, this.#policy, guarded, { force: opts.force });
     const id = await this.#host.ids.alloc();
     const task: CompactionTaskInfo = { id, collectionId, state: plans.length === 0 ? 'Completed' : 'Executing', plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })) };
     if (opts.force || plans.length > 0) this.#tasks.set(id, task);
@@ -98,7 +104,8 @@ export class Compactor {
         } catch (err) {
           info.state = 'Failed';
           info.error = (err as Error).message;
-          this.#host.log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
+          if (this.#host.closing) this.#host.log.debug({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction cancelled by shutdown');
+          else this.#host.log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
         } finally {
           for (const sid of plans[i]!.sources) this.#busy.delete(sid);
         }
@@ -221,7 +228,6 @@ export class Compactor {
         if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') throw new Error(`segment ${seg.id} changed while compacting`);
       }
       if (this.#host.runtime(coll.id) !== rt) throw new Error(`collection ${coll.name} was dropped while compacting`);
-      const changes: CatalogChange[] = [];
       const late = lateRows();
       if (target && record && late.length > 0) {
         const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
@@ -231,10 +237,8 @@ export class Compactor {
         target.record = record;
         for (const i of late) target.chunks[0]!.deleted[i] = 1;
       }
-      if (record) changes.push({ type: 'putSegment', record });
       const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
-      for (const d of dropped) changes.push({ type: 'putSegment', record: d });
-      await this.#host.catalog.commit(changes);
+      await this.#host.commitCompaction(coll.id, record, dropped);
       // 4. Swap in memory, synchronously: deletes that arrived during the commit are carried over too.
       if (target) {
         const chunk = target.chunks[0]!;

@@ -1,51 +1,39 @@
 import { createServer, type Server as HttpServer } from 'node:http';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
-import { systemClock, type Clock } from '../common/clock.js';
+import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import { quiverError } from '../common/errors.js';
-import { Metrics } from '../common/metrics.js';
-import { SqliteMetaKV } from '../meta/sqlite-kv.js';
-import { Engine } from '../node/engine.js';
-import { GarbageCollector } from '../coord/gc/garbage-collector.js';
-import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
-import type { ObjectStore } from '../storage/object-store.js';
-import { RestoreService } from '../coord/snapshot/restore-service.js';
-import { snapshotHandlers } from './snapshot-service.js';
-import { registerObservability } from './observability.js';
-import { LocalObjectStore } from '../storage/local-object-store.js';
-import { openLocalWal } from '../wal/wal.js';
-import { createHandlers, type CallContext, type Handler } from './milvus-service.js';
+import type { Metrics } from '../common/metrics.js';
+import type { CallContext, Handler } from './milvus-service.js';
 import { loadServices, root } from './proto.js';
 import { OK, statusOf } from './status.js';
 
 /**
- * Composition root of the embedded server: SQLite metadata, a local object store and WAL under the data
- * dir, the engine, the gRPC MilvusService and an HTTP endpoint for /metrics and /healthz.
+ * The proxy's network side: the gRPC MilvusService dispatcher (one handler per method, every throw
+ * mapped to a Status by statusOf) and the HTTP endpoint for /metrics, /gc/dry-run and /healthz. What it
+ * serves comes from its caller (wiring/server.ts builds the roles and the handlers).
  */
 
-export interface RunningServer {
-  readonly port: number;
-  readonly metricsPort: number;
-  readonly address: string;
-  readonly engine: Engine;
-  readonly snapshots: SnapshotManager;
-  readonly restores: RestoreService;
-  readonly gc: GarbageCollector;
+export interface ProxyDeps {
   readonly log: Logger;
-  close(): Promise<void>;
+  readonly metrics: Metrics;
+  readonly handlers: Record<string, Handler>;
+  /** Segment counts by phase, for the segments gauge. */
+  readonly segmentPhases: () => Map<string, number>;
+  /** What GC would delete right now. */
+  readonly gcDryRun: () => Promise<unknown>;
+  /** Live (visible) collections, for /healthz. */
+  readonly liveCollections: () => number;
 }
 
-export interface ServerOverrides {
-  readonly clock?: Clock;
-  readonly log?: Logger;
-  /** Wraps the object store (fault-injection tests). */
-  readonly wrapStore?: (store: ObjectStore) => ObjectStore;
-  /** Extra handlers (snapshot RPCs are registered by their module). */
-  readonly extraHandlers?: (engine: Engine) => Record<string, Handler>;
+export interface ProxyEndpoints {
+  readonly port: number;
+  readonly metricsPort: number;
+  /** Stops accepting requests and waits for the ones in flight. Idempotent. */
+  shutdown(): Promise<void>;
 }
 
 /** Whether a method's reply is a bare Status or a message with a `status` (or `alter_status`) field. */
@@ -62,79 +50,9 @@ function replyShapes(): Map<string, 'status' | 'field' | 'alter'> {
   return out;
 }
 
-export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
-  const log = overrides.log ?? pino({ level: config.logLevel, base: { service: 'quiver' } });
-  const clock = overrides.clock ?? systemClock;
-  const dataDir = resolve(config.dataDir);
-  await mkdir(dataDir, { recursive: true });
-  const releaseLock = await lockDataDir(dataDir);
-  const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
-  const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
-  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(local) : local;
-  // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
-  await local.removeTempFiles();
-  const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
-  const engine = await Engine.open(
-    { kv, store, wal, clock, log },
-    {
-      sealRows: config.sealRows,
-      sealBytes: config.sealBytes,
-      flushIdleMs: config.flushIdleMs,
-      backgroundIntervalMs: config.backgroundIntervalMs,
-      tmpDir: join(dataDir, 'tmp'),
-      autoCompaction: config.autoCompaction,
-      compactionDeleteRatio: config.compactionDeleteRatio,
-    },
-  );
-  engine.start();
-  const snapshots = new SnapshotManager(
-    { engine, kv, store, clock, log },
-    { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: config.snapshotPendingTimeoutMs, faultPauseBeforeCommitMs: config.faultSnapshotPauseMs || undefined },
-  );
-  await snapshots.init();
-  const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
-  const restores = new RestoreService(
-    { engine, snapshots, kv, store: copyStore, clock, log },
-    {
-      checkIntervalMs: config.copyCheckIntervalMs,
-      maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
-      taskRetentionMs: config.copyTaskRetentionMs,
-      jobTimeoutMs: config.copyJobTimeoutMs,
-    },
-  );
-  restores.start();
-  const metrics = new Metrics();
-  const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
-  const gc = new GarbageCollector(
-    {
-      catalog: engine.catalog,
-      store,
-      clock,
-      guard: snapshots.refs,
-      log: (msg, extra) => log.info(extra ?? {}, msg),
-      isSegmentInUse: (collectionId, segmentId) => engine.isSegmentBusy(collectionId, segmentId),
-      metrics: observability.gcMetrics,
-    },
-    { droppedGraceMs: config.gcDroppedGraceMs, orphanGraceMs: config.gcOrphanGraceMs },
-  );
-  let housekeeping: Promise<void> | undefined;
-  const housekeepingTimer = setInterval(() => {
-    housekeeping ??= (async () => {
-      try {
-        await snapshots.tick();
-        await gc.tick();
-      } catch (err) {
-        log.error({ err }, 'housekeeping failed');
-      }
-    })().finally(() => (housekeeping = undefined));
-  }, config.gcIntervalMs);
-  housekeepingTimer.unref();
-  const startedAtMs = clock.nowMs();
-  const handlers: Record<string, Handler> = {
-    ...createHandlers(engine, { serverId: String(startedAtMs), startedAtMs }),
-    ...snapshotHandlers(snapshots, restores, clock),
-    ...(overrides.extraHandlers?.(engine) ?? {}),
-  };
+/** Binds the gRPC server and the HTTP endpoint. */
+export async function serveProxy(config: Config, deps: ProxyDeps): Promise<ProxyEndpoints> {
+  const { log, metrics, handlers } = deps;
   const shapes = replyShapes();
   const { milvus, telemetry } = loadServices();
 
@@ -200,11 +118,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
 
   const http: HttpServer = createServer((req, res) => {
     if (req.url === '/metrics') {
-      const segs = new Map<string, number>();
-      for (const c of engine.catalog.allCollections()) {
-        if (c.state !== 'Created') continue;
-        for (const s of engine.runtime(c.id).segments.values()) segs.set(s.phase, (segs.get(s.phase) ?? 0) + 1);
-      }
+      const segs = deps.segmentPhases();
       metrics.segments.reset();
       for (const [state, n] of segs) metrics.segments.set({ state }, n);
       metrics.registry.metrics().then(
@@ -221,7 +135,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     }
     if (req.url === '/gc/dry-run') {
       // What GC would delete right now, without deleting anything.
-      gc.tick({ dryRun: true }).then(
+      deps.gcDryRun().then(
         (report) => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify(report, null, 2));
@@ -235,7 +149,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     }
     if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ healthy: true, collections: engine.catalog.allCollections().filter((c) => c.state === 'Created').length }));
+      res.end(JSON.stringify({ healthy: true, collections: deps.liveCollections() }));
       return;
     }
     res.writeHead(404);
@@ -248,30 +162,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       res(typeof a === 'object' && a ? a.port : config.metricsPort);
     });
   });
-  log.info({ address: `${config.host}:${port}`, metricsPort, dataDir }, 'quiver is serving');
 
-  let closed: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   return {
     port,
     metricsPort,
-    address: `${config.host}:${port}`,
-    engine,
-    snapshots,
-    restores,
-    gc,
-    log,
-    close: () =>
-      (closed ??= (async () => {
+    shutdown: () =>
+      (stopped ??= (async () => {
         await new Promise<void>((r) => server.tryShutdown(() => r()));
         await new Promise<void>((r) => http.close(() => r()));
-        clearInterval(housekeepingTimer);
-        await housekeeping;
-        await restores.stop();
-        await engine.close();
-        await wal.close();
-        await local.close();
-        await kv.close();
-        await releaseLock();
       })()),
   };
 }
@@ -280,7 +179,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
  * One server per data dir: two processes appending to one WAL and one SQLite file would corrupt both.
  * The lock file holds the owner's pid; a lock left by a process that no longer exists (kill -9) is taken over.
  */
-async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const path = join(dataDir, 'LOCK');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -309,20 +208,4 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** Test-only fault injection: an object store whose copies each wait `delayMs` first (crash tests). */
-function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'copy') {
-        return async (src: string, dst: string) => {
-          await new Promise((r) => setTimeout(r, delayMs));
-          return target.copy(src, dst);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
 }

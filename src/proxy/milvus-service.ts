@@ -1,10 +1,12 @@
 import { quiverError } from '../common/errors.js';
-import { DEFAULT_DB } from '../coord/catalog.js';
+import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import { parseIndexParams, type MetricType } from '../index/index.js';
-import type { Engine } from '../node/engine.js';
-import { gatherColumn, type RowRef, type SearchHit } from '../node/collection-runtime.js';
+import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
+import type { DataNodeApi } from '../datanode/types.js';
+import type { QueryNodeApi } from '../querynode/types.js';
+import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
 import { columnToFieldData, fieldDataToColumn } from './field-data.js';
@@ -15,10 +17,19 @@ import { parseCollectionSchema, schemaToProto, validateName } from './schema-pro
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
 /**
- * MilvusService handlers: validate, map proto ⇄ domain, call the engine. Handlers throw QuiverError; the
+ * MilvusService handlers: validate, map proto ⇄ domain, route to a role (coordinator, data node, query
+ * node) through its interface. Handlers throw QuiverError; the
  * dispatcher in server.ts turns every throw into a Status in the reply (never a gRPC error, which the
  * SDK would retry or turn into a silent success).
  */
+
+/** The roles the proxy routes to (in-process objects in the embedded server). */
+export interface ProxyRoles {
+  readonly coord: CatalogServiceApi;
+  readonly indexes: IndexSchedulerApi;
+  readonly data: DataNodeApi;
+  readonly query: QueryNodeApi;
+}
 
 export const VERSION = '2.6.0-quiver.0.1.0';
 export const TOPK_MAX = 16384;
@@ -211,8 +222,8 @@ function parseIntParam(v: string | undefined, name: string, def: number, lo: num
 }
 
 /** Builds the handler table. Every MilvusService method the table lacks answers "not supported". */
-export function createHandlers(engine: Engine, opts: ServiceOptions): Record<string, Handler> {
-  const cat = engine.catalog;
+export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<string, Handler> {
+  const cat = roles.coord.catalog;
   const describeCollection = (coll: CollectionRecord) => {
     const db = cat.databaseById(coll.dbId);
     const idxParams = new Map<number, Record<string, string>>();
@@ -234,7 +245,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       db_name: db?.name ?? DEFAULT_DB,
       num_partitions: String(coll.partitions.length),
       db_id: String(coll.dbId),
-      request_time: engine.tso.next().toString(),
+      request_time: roles.coord.tso.next().toString(),
       update_timestamp: coll.updateTs,
       update_timestamp_str: coll.updateTs,
     };
@@ -262,7 +273,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
   const indexDescription = (coll: CollectionRecord, idx: IndexRecord) => {
     const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)!;
-    const p = engine.indexProgress(coll.id, idx);
+    const p = roles.indexes.progress(coll.id, idx);
     return {
       index_name: idx.name,
       indexID: String(idx.id),
@@ -330,11 +341,11 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
 
     // ---------------------------------------------------------------- databases
     CreateDatabase: async (req) => {
-      await engine.createDatabase(validateName('database', req.db_name), kvList(req.properties));
+      await roles.coord.createDatabase(validateName('database', req.db_name), kvList(req.properties));
       return OK;
     },
     DropDatabase: async (req) => {
-      await engine.dropDatabase(requireName('database', req.db_name));
+      await roles.coord.dropDatabase(requireName('database', req.db_name));
       return OK;
     },
     ListDatabases: () => {
@@ -346,7 +357,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       return { status: OK, db_name: db.name, dbID: String(db.id), created_timestamp: db.createdTs, properties: toKvList(db.properties) };
     },
     AlterDatabase: async (req) => {
-      await engine.alterDatabase(requireName('database', req.db_name), kvList(req.properties), req.delete_keys ?? []);
+      await roles.coord.alterDatabase(requireName('database', req.db_name), kvList(req.properties), req.delete_keys ?? []);
       return OK;
     },
 
@@ -371,7 +382,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       if (ttl !== undefined && !(Number.isInteger(Number(ttl)) && Number(ttl) >= 0)) {
         throw quiverError('ParameterInvalid', `collection.ttl.seconds ${ttl} is invalid: must be a non-negative integer`);
       }
-      await engine.createCollection({
+      await roles.coord.createCollection({
         dbName: dbOf(req, ctx),
         name,
         ...parsed,
@@ -408,7 +419,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       return { status: OK, responses };
     },
     DropCollection: async (req, ctx) => {
-      await engine.dropCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+      await roles.coord.dropCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
       return OK;
     },
     ShowCollections: (req, ctx) => {
@@ -429,36 +440,36 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
         collection_ids: colls.map((c) => String(c.id)),
         created_timestamps: colls.map((c) => c.createdTs),
         created_utc_timestamps: colls.map((c) => String(Number(BigInt(c.createdTs) >> 18n))),
-        inMemory_percentages: colls.map((c) => String(engine.loadProgress(c.id).progress)),
+        inMemory_percentages: colls.map((c) => String(roles.query.loadProgress(c.id).progress)),
         query_service_available: colls.map((c) => c.loaded),
         shards_num: colls.map((c) => c.shardsNum),
       };
     },
     GetCollectionStatistics: (req, ctx) => {
       const coll = collOf(req, ctx);
-      return { status: OK, stats: [{ key: 'row_count', value: String(engine.rowCount(coll.id)) }] };
+      return { status: OK, stats: [{ key: 'row_count', value: String(roles.query.rowCount(coll.id)) }] };
     },
     RenameCollection: async (req, ctx) => {
       validateName('collection', req.newName);
-      await engine.renameCollection(dbOf(req, ctx), requireName('collection', req.oldName), req.newName, req.newDBName || '');
+      await roles.coord.renameCollection(dbOf(req, ctx), requireName('collection', req.oldName), req.newName, req.newDBName || '');
       return OK;
     },
     AlterCollection: async (req, ctx) => {
-      await engine.alterCollection(dbOf(req, ctx), requireName('collection', req.collection_name), kvList(req.properties), req.delete_keys ?? []);
+      await roles.coord.alterCollection(dbOf(req, ctx), requireName('collection', req.collection_name), kvList(req.properties), req.delete_keys ?? []);
       return OK;
     },
     AlterCollectionField: async (req, ctx) => {
-      await engine.alterCollectionField(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('field', req.field_name), kvList(req.properties), req.delete_keys ?? []);
+      await roles.coord.alterCollectionField(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('field', req.field_name), kvList(req.properties), req.delete_keys ?? []);
       return OK;
     },
 
     // ---------------------------------------------------------------- partitions
     CreatePartition: async (req, ctx) => {
-      await engine.createPartition(dbOf(req, ctx), requireName('collection', req.collection_name), validateName('partition', req.partition_name));
+      await roles.coord.createPartition(dbOf(req, ctx), requireName('collection', req.collection_name), validateName('partition', req.partition_name));
       return OK;
     },
     DropPartition: async (req, ctx) => {
-      await engine.dropPartition(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('partition', req.partition_name));
+      await roles.coord.dropPartition(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('partition', req.partition_name));
       return OK;
     },
     HasPartition: (req, ctx) => {
@@ -476,39 +487,39 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
         partitionIDs: parts.map((p) => String(p.id)),
         created_timestamps: parts.map((p) => p.createdTs),
         created_utc_timestamps: parts.map((p) => String(Number(BigInt(p.createdTs) >> 18n))),
-        inMemory_percentages: parts.map((p) => String(engine.loadProgress(coll.id, [p.name]).progress)),
+        inMemory_percentages: parts.map((p) => String(roles.query.loadProgress(coll.id, [p.name]).progress)),
       };
     },
     GetPartitionStatistics: (req, ctx) => {
       const coll = collOf(req, ctx);
-      return { status: OK, stats: [{ key: 'row_count', value: String(engine.rowCount(coll.id, requireName('partition', req.partition_name))) }] };
+      return { status: OK, stats: [{ key: 'row_count', value: String(roles.query.rowCount(coll.id, requireName('partition', req.partition_name))) }] };
     },
     LoadPartitions: async (req, ctx) => {
       const coll = collOf(req, ctx);
       const names: string[] = req.partition_names ?? [];
       if (names.length === 0) throw quiverError('ParameterMissing', 'partition_names are required to load partitions');
-      await engine.load(coll.id, names);
+      await roles.query.load(coll.id, names);
       return OK;
     },
     ReleasePartitions: async (req, ctx) => {
       const coll = collOf(req, ctx);
       const names: string[] = req.partition_names ?? [];
       if (names.length === 0) throw quiverError('ParameterMissing', 'partition_names are required to release partitions');
-      await engine.release(coll.id, names);
+      await roles.query.release(coll.id, names);
       return OK;
     },
 
     // ---------------------------------------------------------------- aliases
     CreateAlias: async (req, ctx) => {
-      await engine.createAlias(dbOf(req, ctx), requireName('collection', req.collection_name), validateName('alias', req.alias));
+      await roles.coord.createAlias(dbOf(req, ctx), requireName('collection', req.collection_name), validateName('alias', req.alias));
       return OK;
     },
     AlterAlias: async (req, ctx) => {
-      await engine.alterAlias(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('alias', req.alias));
+      await roles.coord.alterAlias(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('alias', req.alias));
       return OK;
     },
     DropAlias: async (req, ctx) => {
-      await engine.dropAlias(dbOf(req, ctx), requireName('alias', req.alias));
+      await roles.coord.dropAlias(dbOf(req, ctx), requireName('alias', req.alias));
       return OK;
     },
     DescribeAlias: (req, ctx) => {
@@ -535,7 +546,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const coll = collOf(req, ctx);
       const { columns, numRows } = writeColumns(coll, req, false);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
-      const r = await engine.insert(coll.id, req.partition_name || undefined, columns, numRows, false);
+      const r = await roles.data.insert(coll.id, req.partition_name || undefined, columns, numRows, false);
       return {
         status: OK,
         IDs: idsOf(pk, r.pks),
@@ -553,7 +564,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       if (req.partial_update) throw quiverError('ParameterInvalid', 'partial_update upserts are not supported by Quiver yet; send whole rows');
       const { columns, numRows } = writeColumns(coll, req, true);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
-      const r = await engine.insert(coll.id, req.partition_name || undefined, columns, numRows, true);
+      const r = await roles.data.insert(coll.id, req.partition_name || undefined, columns, numRows, true);
       return {
         status: OK,
         IDs: idsOf(pk, r.pks),
@@ -569,7 +580,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
     Delete: async (req, ctx) => {
       const coll = collOf(req, ctx);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
-      const r = await engine.delete(coll.id, req.partition_name || undefined, String(req.expr ?? ''), templateValues(req.expr_template_values));
+      const r = await roles.data.delete(coll.id, req.partition_name || undefined, String(req.expr ?? ''), templateValues(req.expr_template_values));
       return { status: OK, IDs: idsOf(pk, r.pks), succ_index: [], err_index: [], acknowledged: true, insert_cnt: '0', delete_cnt: String(r.pks.length), upsert_cnt: '0', timestamp: r.ts.toString() };
     },
     Flush: async (req, ctx) => {
@@ -581,8 +592,8 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const coll_flush_ts: Record<string, string> = {};
       for (const n of names) {
         const coll = cat.resolveCollection(dbName, n);
-        const r = await engine.flushCollection(coll.id);
-        const all = [...engine.runtime(coll.id).segments.values()].filter((s) => s.phase === 'flushed').map((s) => String(s.id));
+        const r = await roles.data.flush(coll.id);
+        const all = roles.data.flushedSegments(coll.id).map((s) => String(s.id));
         coll_segIDs[n] = { data: r.segmentIds.map(String) };
         flush_coll_segIDs[n] = { data: all };
         coll_seal_times[n] = String(Math.floor(Date.now() / 1000));
@@ -595,10 +606,10 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
     FlushAll: async (req, ctx) => {
       const dbName = dbOf(req, ctx);
       const db = cat.requireDatabase(dbName);
-      let ts = engine.tso.next();
+      let ts = roles.coord.tso.next();
       const collection_results: any[] = [];
       for (const c of cat.collections(db.id)) {
-        const r = await engine.flushCollection(c.id);
+        const r = await roles.data.flush(c.id);
         ts = r.flushTs;
         collection_results.push({ collection_name: c.name, segment_ids: { data: r.segmentIds.map(String) }, flush_segment_ids: { data: [] }, seal_time: '0', flush_ts: r.flushTs.toString(), channel_cps: {} });
       }
@@ -632,7 +643,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       for (const [k, v] of Object.entries(extra)) stored[k] = v;
       if (!stored['index_type']) stored['index_type'] = parsed.type;
       stored['metric_type'] = parsed.metric;
-      await engine.createIndex(coll.id, field, name, {
+      await roles.coord.createIndex(coll.id, field, name, {
         indexType: parsed.type,
         metric: parsed.metric,
         userParams: stored,
@@ -652,17 +663,17 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
     },
     GetIndexState: (req, ctx) => {
       const { coll, list } = requireIndexes(req, ctx, true);
-      const done = list.every((i) => engine.indexProgress(coll.id, i).pendingRows === 0);
+      const done = list.every((i) => roles.indexes.progress(coll.id, i).pendingRows === 0);
       return { status: OK, state: done ? 'Finished' : 'InProgress', fail_reason: '' };
     },
     GetIndexBuildProgress: (req, ctx) => {
       const { coll, list } = requireIndexes(req, ctx, true);
-      const p = engine.indexProgress(coll.id, list[0]!);
+      const p = roles.indexes.progress(coll.id, list[0]!);
       return { status: OK, indexed_rows: String(p.indexedRows), total_rows: String(p.totalRows) };
     },
     DropIndex: async (req, ctx) => {
       const { coll, list } = requireIndexes(req, ctx, true);
-      for (const idx of list) await engine.dropIndex(coll.id, idx);
+      for (const idx of list) await roles.coord.dropIndex(coll.id, idx);
       return OK;
     },
     AlterIndex: () => {
@@ -674,22 +685,22 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const coll = collOf(req, ctx);
       const rn = Number(req.replica_number ?? 0);
       if (rn > 1) throw quiverError('ParameterInvalid', `replica_number ${rn} is invalid: an embedded Quiver serves one replica`);
-      await engine.load(coll.id, undefined);
+      await roles.query.load(coll.id, undefined);
       return OK;
     },
     ReleaseCollection: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      await engine.release(coll.id);
+      await roles.query.release(coll.id);
       return OK;
     },
     GetLoadState: (req, ctx) => {
       const coll = collOf(req, ctx);
-      const p = engine.loadProgress(coll.id, req.partition_names);
+      const p = roles.query.loadProgress(coll.id, req.partition_names);
       return { status: OK, state: `LoadState${p.state}` };
     },
     GetLoadingProgress: (req, ctx) => {
       const coll = collOf(req, ctx);
-      const p = engine.loadProgress(coll.id, req.partition_names);
+      const p = roles.query.loadProgress(coll.id, req.partition_names);
       if (p.state === 'NotLoad') throw quiverError('CollectionNotLoaded', `collection not loaded[collection=${coll.name}]`);
       return { status: OK, progress: String(p.progress), refresh_progress: String(p.progress) };
     },
@@ -755,7 +766,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const ef = num('ef');
       if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768)) throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
       const plan = planOutput(coll, req.output_fields ?? []);
-      const { hits, metric } = await engine.search(coll.id, {
+      const { hits, metric } = await roles.query.search(coll.id, {
         field,
         queries,
         nq,
@@ -782,7 +793,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       if (requested.some((f) => f.replace(/\s/g, '').toLowerCase() === 'count(*)')) {
         if (requested.length > 1) throw quiverError('ParameterInvalid', 'count(*) cannot be combined with other output fields');
-        const n = await engine.count(coll.id, { filter: expr, templates, partitionNames });
+        const n = await roles.query.count(coll.id, { filter: expr, templates, partitionNames });
         return { status: OK, fields_data: [{ type: 'Int64', field_name: 'count(*)', scalars: { long_data: { data: [String(n)] } }, field_id: '0', is_dynamic: false, valid_data: [] }], collection_name: coll.name, output_fields: ['count(*)'], primary_field_name: pk.name };
       }
       const limit = qp['limit'] !== undefined && qp['limit'] !== '' ? parseIntParam(qp['limit'], 'limit', 0, 1, TOPK_MAX) : undefined;
@@ -791,7 +802,7 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
         throw quiverError('ParameterInvalid', 'empty expression should be used with limit');
       }
       const plan = planOutput(coll, requested.length > 0 ? requested : [pk.name]);
-      const refs = await engine.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
+      const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
       return { status: OK, fields_data: outputColumns(refs, plan), collection_name: coll.name, output_fields: plan.names, primary_field_name: pk.name, element_indices: [] };
     },
     // ---------------------------------------------------------------- compaction
@@ -800,17 +811,17 @@ export function createHandlers(engine: Engine, opts: ServiceOptions): Record<str
         ? cat.resolveCollection(dbOf(req, ctx), req.collection_name)
         : cat.collection(Number(req.collectionID ?? 0));
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[collectionID=${req.collectionID}]`);
-      const task = await engine.compact(coll.id, { force: true, wait: false });
+      const task = await roles.data.compact(coll.id, { force: true, wait: false });
       return { status: OK, compactionID: String(task.id), compactionPlanCount: task.plans.length };
     },
     GetCompactionState: (req) => {
-      const task = engine.compactionTask(Number(req.compactionID ?? 0));
+      const task = roles.data.compactionTask(Number(req.compactionID ?? 0));
       if (!task) throw quiverError('CompactionNotFound', `compaction not found[compactionID=${req.compactionID}]`);
       const count = (s: string) => String(task.plans.filter((p) => p.state === s).length);
       return { status: OK, state: task.state, executingPlanNo: count('Executing'), timeoutPlanNo: '0', completedPlanNo: count('Completed'), failedPlanNo: count('Failed') };
     },
     GetCompactionStateWithPlans: (req) => {
-      const task = engine.compactionTask(Number(req.compactionID ?? 0));
+      const task = roles.data.compactionTask(Number(req.compactionID ?? 0));
       if (!task) throw quiverError('CompactionNotFound', `compaction not found[compactionID=${req.compactionID}]`);
       return { status: OK, state: task.state, mergeInfos: task.plans.map((p) => ({ sources: p.sources.map(String), target: String(p.target) })) };
     },

@@ -1,15 +1,33 @@
 /**
- * The lifecycle shared by the checker and the inspector: `tick()` runs one pass (passes never overlap),
- * `start()` ticks once right away and then every `intervalMs` as a fallback, `kick()` asks for a pass
- * soon (used on events: job created, task done), coalescing kicks that arrive before that pass starts,
- * `stop()` is idempotent and waits for the pass in flight.
+ * The one background-loop primitive. Every periodic job (the data coordinator's seal/flush, index and
+ * compaction steps, WAL truncation, GC, snapshot housekeeping, the copy checker and inspector) is a
+ * `LoopRunner`:
+ *
+ * - `tick()` runs one pass; passes never overlap (a tick waits for the pass in flight).
+ * - `start()` schedules passes every `intervalMs` (measured from the end of one pass to the start of the
+ *   next) and, unless `immediate: false`, one right away. Idempotent; a stopped loop stays stopped.
+ * - `kick()` asks for a pass soon (on events: job created, task done, segment flushed), coalescing kicks
+ *   that arrive before that pass starts.
+ * - `stop()` is idempotent and waits for the pass in flight; a body may read `stopping` to bail out
+ *   between units of work.
  *
  * Timers are real (setTimeout, unref'd so that a loop never keeps a process alive); logic never reads
- * them, so tests drive the loops with `await loop.tick()` and a FakeClock instead.
+ * them, so tests drive loops with `await loop.tick()` and a FakeClock. A failed background pass is
+ * logged and the next pass retries from persisted state; one that fails while the loop is stopping was
+ * cancelled by shutdown, which is not an error, so it is logged at debug.
  */
 
-import { Mutex } from '../../common/mutex.js';
-import type { CopyLogger } from './types.js';
+import { Mutex } from './mutex.js';
+
+export interface LoopLogger {
+  error(fields: object, msg: string): void;
+  debug?(fields: object, msg: string): void;
+}
+
+export interface LoopOptions {
+  /** Run a pass as soon as the loop starts (default true). */
+  readonly immediate?: boolean;
+}
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -26,7 +44,8 @@ export class LoopRunner {
   readonly #name: string;
   readonly #intervalMs: number;
   readonly #body: () => Promise<void>;
-  readonly #log: CopyLogger;
+  readonly #log: LoopLogger;
+  readonly #immediate: boolean;
   readonly #mutex = new Mutex();
   #started = false;
   #stopped = false;
@@ -34,12 +53,22 @@ export class LoopRunner {
   /** The kicked pass not yet started, shared by every kick that arrives before it starts. */
   #soon: Deferred | undefined;
 
-  constructor(name: string, intervalMs: number, body: () => Promise<void>, log: CopyLogger) {
+  constructor(name: string, intervalMs: number, body: () => Promise<void>, log: LoopLogger, options: LoopOptions = {}) {
     if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new Error(`assertion failed: ${name} interval ${intervalMs} ms must be > 0`);
     this.#name = name;
     this.#intervalMs = intervalMs;
     this.#body = body;
     this.#log = log;
+    this.#immediate = options.immediate ?? true;
+  }
+
+  get name(): string {
+    return this.#name;
+  }
+
+  /** True once `stop()` was called: a long pass checks it between units of work. */
+  get stopping(): boolean {
+    return this.#stopped;
   }
 
   /** One pass; waits for a pass in flight first. Errors propagate to the caller. */
@@ -51,7 +80,7 @@ export class LoopRunner {
   start(): void {
     if (this.#started || this.#stopped) return;
     this.#started = true;
-    void this.kick();
+    if (this.#immediate) void this.kick();
     this.#schedulePeriodic();
   }
 
@@ -100,7 +129,8 @@ export class LoopRunner {
     try {
       await this.tick();
     } catch (e) {
-      this.#log.error({ loop: this.#name, err: e }, `${this.#name} pass failed`);
+      if (this.#stopped) this.#log.debug?.({ loop: this.#name, err: e }, `${this.#name} pass cancelled by shutdown`);
+      else this.#log.error({ loop: this.#name, err: e }, `${this.#name} pass failed`);
     }
   }
 }

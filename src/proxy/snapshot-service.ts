@@ -1,5 +1,5 @@
 import { quiverError } from '../common/errors.js';
-import { DEFAULT_DB } from '../coord/catalog.js';
+import { DEFAULT_DB } from '../coord/types.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
 import { restoreInfo, type RestoreService } from '../coord/snapshot/restore-service.js';
 import type { Clock } from '../common/clock.js';

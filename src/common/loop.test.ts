@@ -1,12 +1,12 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { settle } from '../../testing/index.js';
-import { LoopRunner } from './loop.js';
-import type { CopyLogger } from './types.js';
+import { settle } from '../testing/index.js';
+import { LoopRunner, type LoopLogger } from './loop.js';
 
-function recordingLog(): CopyLogger & { errors: string[] } {
+function recordingLog(): LoopLogger & { errors: string[]; debugs: string[] } {
   const errors: string[] = [];
-  return { errors, info: () => {}, warn: () => {}, error: (_f, msg) => void errors.push(msg) };
+  const debugs: string[] = [];
+  return { errors, debugs, error: (_f, msg) => void errors.push(msg), debug: (_f, msg) => void debugs.push(msg) };
 }
 
 describe('LoopRunner', () => {
@@ -115,8 +115,44 @@ describe('LoopRunner', () => {
     expect(passes).toBeGreaterThanOrEqual(3);
   });
 
-  it('a pino logger fits CopyLogger', () => {
-    const log: CopyLogger = pino({ enabled: false });
-    log.info({ a: 1 }, 'fits');
+  it('immediate: false waits for the first kick or interval; stopping is visible to the body', async () => {
+    let passes = 0;
+    const seen: boolean[] = [];
+    let loop!: LoopRunner;
+    loop = new LoopRunner('t', 3_600_000, async () => {
+      passes++;
+      seen.push(loop.stopping);
+    }, recordingLog(), { immediate: false });
+    loop.start();
+    await new Promise<void>((r) => setImmediate(r));
+    expect(passes).toBe(0);
+    await loop.kick();
+    expect(passes).toBe(1);
+    await loop.stop();
+    await loop.tick();
+    expect(seen).toEqual([false, true]);
+  });
+
+  it('a pass that fails because the loop is stopping is logged at debug, not error', async () => {
+    const log = recordingLog();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let loop!: LoopRunner;
+    loop = new LoopRunner('t', 3_600_000, async () => {
+      await gate;
+      if (loop.stopping) throw new Error('pool is closed');
+    }, log);
+    loop.start();
+    await new Promise<void>((r) => setImmediate(r));
+    const stopped = loop.stop();
+    release();
+    await stopped;
+    expect(log.errors).toEqual([]);
+    expect(log.debugs).toEqual(['t pass cancelled by shutdown']);
+  });
+
+  it('a pino logger fits LoopLogger', () => {
+    const log: LoopLogger = pino({ enabled: false });
+    log.error({ a: 1 }, 'fits');
   });
 });

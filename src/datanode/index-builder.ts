@@ -14,6 +14,7 @@ export class IndexBuildPool {
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
   #closed = false;
+  #terminated = false;
   /** Shared with the worker: 1 = stop building (checked between points). */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
 
@@ -70,13 +71,23 @@ export class IndexBuildPool {
   }
 
   /**
-   * Asks the worker to stop its build at the next check and waits for it (terminating a worker while
-   * hnswlib's native code runs aborts the whole process), then terminates it.
+   * Stops accepting tasks and asks a running build to stop at its next check (it then fails): shutdown
+   * does not wait tens of seconds for a build whose result nobody will commit.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  cancel(): void {
     this.#closed = true;
     Atomics.store(this.#cancel, 0, 1);
+  }
+
+  /**
+   * Asks the worker to stop its build at the next check and waits for it (terminating a worker while
+   * hnswlib's native code runs aborts the whole process), then terminates it. The shutdown sequence
+   * cancels, then drains background work, then closes the pools, so normally nothing is in flight here.
+   */
+  async close(): Promise<void> {
+    if (this.#terminated) return;
+    this.#terminated = true;
+    this.cancel();
     // The worker is unref'd while idle; keep the process alive until it has answered.
     this.#worker?.ref();
     const inFlight = [...this.#pending.values()].map(
@@ -86,7 +97,7 @@ export class IndexBuildPool {
         p.reject = (e: Error) => (fail(e), resolve());
       }),
     );
-    await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 30_000))]);
+    await Promise.all(inFlight);
     this.#failAll(new Error('index build pool closed'));
     await this.#worker?.terminate();
   }

@@ -1,5 +1,4 @@
 import { quiverError } from '../common/errors.js';
-import type { IdAllocator } from '../common/tso.js';
 import { TIMESTAMP_FIELD_ID, type Binlog, type CollectionRecord, type SegmentRecord } from '../coord/records.js';
 import { decodeColumn, decodeDeltas, encodeColumn, encodeDeltas } from '../storage/binlog.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -7,6 +6,11 @@ import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { columnKindOf } from '../schema/types.js';
 import { newChunk, type Chunk } from './segment.js';
+
+/** Log ids come from the id allocator (any object with this shape). */
+interface LogIds {
+  alloc(count?: number): Promise<number>;
+}
 
 /**
  * Segment files: writing a sealed segment's binlogs (one Arrow IPC file per field, plus the row
@@ -31,7 +35,7 @@ export interface WrittenFiles {
 
 export async function writeInsertFiles(
   store: ObjectStore,
-  ids: IdAllocator,
+  ids: LogIds,
   coll: CollectionRecord,
   segmentId: number,
   partitionId: number,
@@ -50,7 +54,7 @@ export async function writeInsertFiles(
 /** Writes already-encoded binlogs (fieldId → bytes, timestamps under field 1) plus the stats log. */
 export async function writeEncodedInsertFiles(
   store: ObjectStore,
-  ids: IdAllocator,
+  ids: LogIds,
   coll: CollectionRecord,
   segmentId: number,
   partitionId: number,
@@ -98,7 +102,7 @@ function pkStats(col: Column): { min: string; max: string } {
 
 export async function writeDeltaFile(
   store: ObjectStore,
-  ids: IdAllocator,
+  ids: LogIds,
   coll: CollectionRecord,
   segmentId: number,
   partitionId: number,

@@ -1,0 +1,360 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../common/clock.js';
+import { quiverError } from '../common/errors.js';
+import { Mutex } from '../common/mutex.js';
+import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
+import type { MetaKV } from '../meta/meta-kv.js';
+import type { FieldSchema } from '../schema/types.js';
+import { Catalog, DEFAULT_DB, type CatalogChange } from './catalog.js';
+import type { CollectionRecord, DatabaseRecord, IndexRecord, SegmentRecord } from './records.js';
+import { DEFAULT_PARTITION } from '../segcore/collection-helpers.js';
+import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexDefinition, LoadStateStore } from './types.js';
+
+/**
+ * The catalog service (Milvus RootCoord): databases, collections, partitions, aliases and index
+ * definitions, plus the id and timestamp allocators. DDL runs one statement at a time (one mutex), and
+ * every commit that changes what the nodes hold in memory is followed, in the same critical section, by
+ * a `CollectionEvents` call, so the nodes never see a collection the catalog no longer has (or the
+ * reverse).
+ */
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function kvBound(kv: MetaKV, key: string): BoundStore {
+  return {
+    load: async () => {
+      const e = await kv.get(key);
+      return e ? Number(dec.decode(e.value)) : 0;
+    },
+    save: async (bound) => {
+      await kv.put(key, enc.encode(String(bound)));
+    },
+  };
+}
+
+export interface CatalogServiceDeps {
+  readonly kv: MetaKV;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Where the WAL ends now: a new collection's checkpoint (it has nothing before). */
+  readonly walEnd: () => number;
+  /** The collection lock of the segment manager (drops must not race a flush or compaction commit). */
+  readonly locks: { withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> };
+  readonly events: CollectionEvents;
+  /** A new index definition: the index-build scheduler has work. */
+  readonly onIndexCreated: (collectionId: number) => void;
+}
+
+export class CatalogService implements CatalogServiceApi, LoadStateStore {
+  readonly catalog: Catalog;
+  readonly tso: TsoAllocator;
+  readonly ids: IdAllocator;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #walEnd: () => number;
+  readonly #locks: CatalogServiceDeps['locks'];
+  readonly #events: CollectionEvents;
+  readonly #onIndexCreated: (collectionId: number) => void;
+  readonly #ddl = new Mutex();
+  /** Called after a collection was dropped (snapshots of it are dropped by their manager). */
+  readonly #dropHooks: ((coll: CollectionRecord) => Promise<void>)[] = [];
+
+  constructor(deps: CatalogServiceDeps) {
+    this.catalog = new Catalog(deps.kv);
+    this.tso = new TsoAllocator(deps.clock, kvBound(deps.kv, 'quiver/alloc/tso'));
+    this.ids = new IdAllocator(kvBound(deps.kv, 'quiver/alloc/id'));
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#walEnd = deps.walEnd;
+    this.#locks = deps.locks;
+    this.#events = deps.events;
+    this.#onIndexCreated = deps.onIndexCreated;
+  }
+
+  /** Loads the allocators and the catalog; creates the default database on first start. */
+  async init(): Promise<void> {
+    await this.tso.init();
+    await this.ids.init();
+    await this.catalog.load();
+    if (!this.catalog.database(DEFAULT_DB)) {
+      const id = await this.ids.alloc();
+      await this.catalog.commit([{ type: 'putDatabase', record: { id, name: DEFAULT_DB, createdTs: this.tso.next().toString(), properties: {} } }]);
+    }
+  }
+
+  /** Runs `fn` as one DDL statement (the restore publish and rollback take it too). */
+  ddl<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#ddl.run(fn);
+  }
+
+  onCollectionDropped(hook: (coll: CollectionRecord) => Promise<void>): void {
+    this.#dropHooks.push(hook);
+  }
+
+  #created(collectionId: number): CollectionRecord {
+    const coll = this.catalog.collection(collectionId);
+    if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
+    return coll;
+  }
+
+  async #putCollection(rec: CollectionRecord, extra: CatalogChange[] = []): Promise<void> {
+    await this.catalog.commit([{ type: 'putCollection', record: rec }, ...extra]);
+    this.#events.collectionChanged(rec);
+  }
+
+  async setLoadState(collectionId: number, loaded: boolean, loadedPartitions: readonly number[] | undefined): Promise<CollectionRecord> {
+    const coll = this.#created(collectionId);
+    const record: CollectionRecord = { ...coll, loaded, loadedPartitions: loadedPartitions ? [...loadedPartitions] : undefined };
+    await this.#putCollection(record);
+    return record;
+  }
+
+  // ------------------------------------------------------------------ databases
+
+  async createDatabase(name: string, properties: Record<string, string>): Promise<void> {
+    await this.#ddl.run(async () => {
+      if (this.catalog.database(name)) throw quiverError('ParameterInvalid', `database already exist: ${name}`);
+      if (this.catalog.databases().length >= 64) throw quiverError('ParameterInvalid', `database number (64) exceeds max configuration`);
+      const id = await this.ids.alloc();
+      await this.catalog.commit([{ type: 'putDatabase', record: { id, name, createdTs: this.tso.next().toString(), properties } }]);
+    });
+  }
+
+  async dropDatabase(name: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      if (name === DEFAULT_DB) throw quiverError('ParameterInvalid', 'can not drop default database');
+      const db = this.catalog.database(name);
+      if (!db) return;
+      if (this.catalog.collections(db.id).length > 0) {
+        throw quiverError('ParameterInvalid', `database:${name} not empty, must drop all collections before drop database`);
+      }
+      await this.catalog.commit([{ type: 'deleteDatabase', name }]);
+    });
+  }
+
+  async alterDatabase(name: string, set: Record<string, string>, deleteKeys: readonly string[]): Promise<void> {
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(name);
+      const properties = { ...db.properties, ...set };
+      for (const k of deleteKeys) delete properties[k];
+      const record: DatabaseRecord = { ...db, properties };
+      await this.catalog.commit([{ type: 'putDatabase', record }]);
+    });
+  }
+
+  async createCollection(input: CreateCollectionInput): Promise<CollectionRecord> {
+    return this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(input.dbName);
+      const existing = this.catalog.collectionByName(db.id, input.name);
+      if (existing || this.catalog.nameTaken(db.id, input.name) && !this.catalog.alias(db.id, input.name)) {
+        throw quiverError('ParameterInvalid', `collection already exists: ${input.name}`);
+      }
+      if (this.catalog.alias(db.id, input.name)) {
+        throw quiverError('ParameterInvalid', `collection name [${input.name}] conflicts with an existing alias, please choose a unique name`);
+      }
+      const id = await this.ids.alloc();
+      const partId = await this.ids.alloc();
+      const ts = this.tso.next().toString();
+      const fields: FieldSchema[] = input.fields.map((f, i) => ({ ...f, fieldId: 100 + i }));
+      const record: CollectionRecord = {
+        id,
+        dbId: db.id,
+        name: input.name,
+        schema: { name: input.name, description: input.description, autoId: input.autoId, enableDynamicField: input.enableDynamicField, fields },
+        shardsNum: input.shardsNum,
+        consistencyLevel: input.consistencyLevel,
+        properties: input.properties,
+        partitions: [{ id: partId, name: DEFAULT_PARTITION, createdTs: ts }],
+        createdTs: ts,
+        updateTs: ts,
+        state: 'Created',
+        loaded: false,
+      };
+      await this.catalog.commit([
+        { type: 'putCollection', record },
+        { type: 'putCheckpoint', collectionId: id, position: this.#walEnd() },
+      ]);
+      this.#events.collectionCreated(record);
+      return record;
+    });
+  }
+
+  async dropCollection(dbName: string, name: string): Promise<void> {
+    let dropped: CollectionRecord | undefined;
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(dbName);
+      const coll = this.catalog.collectionByName(db.id, name);
+      if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${name}]`);
+      await this.#locks.withCollectionLock(coll.id, async () => {
+        dropped = { ...coll, state: 'Dropped', droppedAtMs: this.#clock.nowMs(), loaded: false };
+        const changes: CatalogChange[] = [
+          { type: 'putCollection', record: dropped },
+          { type: 'deleteCheckpoint', collectionId: coll.id },
+        ];
+        for (const a of this.catalog.aliasesIn(db.id)) if (a.collectionId === coll.id) changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
+        await this.catalog.commit(changes);
+        // Drop the in-memory data now (and make it unusable as a sharing donor).
+        this.#events.collectionDropped(dropped);
+      });
+    });
+    const d = dropped;
+    if (d) for (const hook of this.#dropHooks) await hook(d).catch((err: Error) => this.#log.error({ err }, 'drop hook failed'));
+  }
+
+  async renameCollection(dbName: string, oldName: string, newName: string, newDbName: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(dbName);
+      const coll = this.catalog.collectionByName(db.id, oldName);
+      if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${oldName}]`);
+      const target = this.catalog.requireDatabase(newDbName || dbName);
+      if (this.catalog.collectionByName(target.id, newName) || (this.catalog.nameTaken(target.id, newName) && !this.catalog.alias(target.id, newName))) {
+        throw quiverError('ParameterInvalid', `duplicated new collection name ${newName} in database ${target.name}`);
+      }
+      if (this.catalog.alias(target.id, newName)) throw quiverError('ParameterInvalid', `cannot rename collection to an existing alias: ${newName}`);
+      if (target.id !== db.id && this.catalog.aliasesOf(coll.id).length > 0) {
+        throw quiverError('ParameterInvalid', `fail to rename collection to different database, must drop all aliases of collection ${oldName} first`);
+      }
+      const record: CollectionRecord = { ...coll, name: newName, dbId: target.id, schema: { ...coll.schema, name: newName }, updateTs: this.tso.next().toString() };
+      await this.#putCollection(record);
+    });
+  }
+
+  async alterCollection(dbName: string, name: string, set: Record<string, string>, deleteKeys: readonly string[]): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, name);
+      const properties = { ...coll.properties, ...set };
+      for (const k of deleteKeys) delete properties[k];
+      await this.#putCollection({ ...coll, properties, updateTs: this.tso.next().toString() });
+    });
+  }
+
+  async alterCollectionField(dbName: string, name: string, fieldName: string, set: Record<string, string>, deleteKeys: readonly string[]): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, name);
+      const field = coll.schema.fields.find((f) => f.name === fieldName && !f.isDynamic);
+      if (!field) throw quiverError('FieldNotFound', `field not found[field=${fieldName}][collection=${name}]`);
+      const typeParams = { ...field.typeParams, ...set };
+      for (const k of deleteKeys) delete typeParams[k];
+      let maxLength = field.maxLength;
+      if (set['max_length'] !== undefined) {
+        const n = Number(set['max_length']);
+        if (field.dataType !== 'VarChar' && !(field.dataType === 'Array' && field.elementType === 'VarChar')) {
+          throw quiverError('ParameterInvalid', `max_length can only be altered on VarChar fields, ${fieldName} is ${field.dataType}`);
+        }
+        if (!Number.isInteger(n) || n < (field.maxLength ?? 0) || n > 65535) {
+          throw quiverError('ParameterInvalid', `invalid max_length ${set['max_length']} for field ${fieldName}: must be an integer in [${field.maxLength}, 65535]`);
+        }
+        maxLength = n;
+      }
+      const fields = coll.schema.fields.map((f) => (f === field ? { ...f, typeParams, maxLength } : f));
+      await this.#putCollection({ ...coll, schema: { ...coll.schema, fields }, updateTs: this.tso.next().toString() });
+    });
+  }
+
+  async createPartition(dbName: string, collName: string, name: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      if (coll.partitions.some((p) => p.name === name)) throw quiverError('ParameterInvalid', `partition already exists: ${name}`);
+      if (coll.partitions.length >= 1024) throw quiverError('ParameterInvalid', `partition number (1024) exceeds max configuration, collection: ${collName}`);
+      const id = await this.ids.alloc();
+      await this.#putCollection({ ...coll, partitions: [...coll.partitions, { id, name, createdTs: this.tso.next().toString() }] });
+    });
+  }
+
+  async dropPartition(dbName: string, collName: string, name: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      if (name === DEFAULT_PARTITION) throw quiverError('ParameterInvalid', 'default partition cannot be deleted');
+      const p = coll.partitions.find((x) => x.name === name);
+      if (!p) return;
+      if (coll.loaded && (coll.loadedPartitions === undefined || coll.loadedPartitions.includes(p.id))) {
+        throw quiverError('ParameterInvalid', `partition ${name} cannot be dropped, release it first`);
+      }
+      await this.#locks.withCollectionLock(coll.id, async () => {
+        const changes: CatalogChange[] = [];
+        const now = this.#clock.nowMs();
+        for (const seg of this.catalog.segments(coll.id)) {
+          if (seg.partitionId !== p.id || seg.state !== 'Flushed') continue;
+          changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
+        }
+        const record: CollectionRecord = { ...coll, partitions: coll.partitions.filter((x) => x.id !== p.id) };
+        await this.#putCollection(record, changes);
+        // Unflushed rows of the partition die with it; the WAL copies are skipped at replay because the
+        // partition no longer exists.
+        this.#events.partitionDropped(coll.id, p.id);
+      });
+    });
+  }
+
+  async createAlias(dbName: string, collName: string, alias: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(dbName);
+      const coll = this.catalog.collectionByName(db.id, collName);
+      if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${collName}]`);
+      if (this.catalog.collectionByName(db.id, alias)) throw quiverError('AliasCollectionNameConflict', `alias ${alias} conflicts with an existing collection name`);
+      const existing = this.catalog.alias(db.id, alias);
+      if (existing) {
+        if (existing.collectionId === coll.id) return;
+        throw quiverError('AliasAlreadyExist', `alias ${alias} already exists and points to another collection`);
+      }
+      await this.catalog.commit([{ type: 'putAlias', record: { dbId: db.id, alias, collectionId: coll.id } }]);
+    });
+  }
+
+  async alterAlias(dbName: string, collName: string, alias: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(dbName);
+      const coll = this.catalog.collectionByName(db.id, collName);
+      if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${collName}]`);
+      if (!this.catalog.alias(db.id, alias)) throw quiverError('AliasNotFound', `alias not found[database=${dbName}][alias=${alias}]`);
+      await this.catalog.commit([{ type: 'putAlias', record: { dbId: db.id, alias, collectionId: coll.id } }]);
+    });
+  }
+
+  async dropAlias(dbName: string, alias: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const db = this.catalog.requireDatabase(dbName);
+      if (!this.catalog.alias(db.id, alias)) return;
+      await this.catalog.commit([{ type: 'deleteAlias', dbId: db.id, alias }]);
+    });
+  }
+
+  async createIndex(collectionId: number, field: FieldSchema, name: string, def: IndexDefinition): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.#created(collectionId);
+      const existing = this.catalog.indexes(collectionId);
+      const sameField = existing.find((i) => i.fieldId === field.fieldId);
+      if (sameField) {
+        const same = sameField.name === name && sameField.indexType === def.indexType && sameField.metric === def.metric &&
+          JSON.stringify(sameField.buildParams) === JSON.stringify(def.buildParams);
+        if (same) return;
+        throw quiverError('IndexDuplicate', `at most one distinct index is allowed per field; field ${field.name} already has index ${sameField.name} (${sameField.indexType}, ${sameField.metric})`);
+      }
+      if (existing.some((i) => i.name === name)) throw quiverError('IndexDuplicate', `index name ${name} is already used in collection ${coll.name}`);
+      const id = await this.ids.alloc();
+      await this.catalog.commit([{ type: 'putIndex', record: { ...def, id, collectionId, fieldId: field.fieldId, name, createdTs: this.tso.next().toString() } }]);
+    });
+    this.#created(collectionId);
+    this.#onIndexCreated(collectionId);
+  }
+
+  async dropIndex(collectionId: number, index: IndexRecord): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.#created(collectionId);
+      if (coll.loaded) throw quiverError('ParameterInvalid', `index cannot be dropped, collection is loaded, please release it first`);
+      await this.#locks.withCollectionLock(collectionId, async () => {
+        const changes: CatalogChange[] = [{ type: 'deleteIndex', collectionId, indexId: index.id }];
+        const records: SegmentRecord[] = [];
+        for (const seg of this.catalog.segments(collectionId)) {
+          if (seg.state !== 'Flushed' || !seg.indexes.some((i) => i.indexId === index.id)) continue;
+          const record = { ...seg, indexes: seg.indexes.filter((i) => i.indexId !== index.id) };
+          changes.push({ type: 'putSegment', record });
+          records.push(record);
+        }
+        await this.catalog.commit(changes);
+        this.#events.segmentsCommitted(collectionId, records);
+      });
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import type { Logger } from 'pino';
+import { quiverError } from '../common/errors.js';
+import { LoopRunner } from '../common/loop.js';
+import { Mutex } from '../common/mutex.js';
+import type { DataNodeTasks } from '../datanode/types.js';
+import type { LoadedSegments } from '../querynode/types.js';
+import type { Catalog } from './catalog.js';
+import type { IndexRecord, SegmentRecord } from './records.js';
+import type { CollectionEvents, IndexProgress, IndexSchedulerApi } from './types.js';
+
+/**
+ * The index-build scheduler (Milvus DataCoord's index builder): finds every (flushed segment, index) pair
+ * without an index file, hands the build to a data node task, and commits the returned file list to the
+ * segment record. A build whose segment was compacted away or dropped meanwhile is not committed; its
+ * file is an orphan for GC. Kicked when a flush lands, an index is created or a restore is published;
+ * the data coordinator's periodic pass is the fallback.
+ */
+export class IndexScheduler implements IndexSchedulerApi {
+  readonly #catalog: Catalog;
+  readonly #locks: { withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> };
+  readonly #tasks: DataNodeTasks;
+  readonly #loaded: LoadedSegments;
+  readonly #events: Pick<CollectionEvents, 'segmentsCommitted'>;
+  readonly #log: Logger;
+  /** Builds run one at a time (one build worker). */
+  readonly #buildLock = new Mutex();
+  readonly #pending = new Set<number>();
+  readonly #loop: LoopRunner;
+
+  constructor(deps: {
+    catalog: Catalog;
+    locks: { withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> };
+    tasks: DataNodeTasks;
+    loaded: LoadedSegments;
+    events: Pick<CollectionEvents, 'segmentsCommitted'>;
+    log: Logger;
+  }, opts: { intervalMs: number }) {
+    this.#catalog = deps.catalog;
+    this.#locks = deps.locks;
+    this.#tasks = deps.tasks;
+    this.#loaded = deps.loaded;
+    this.#events = deps.events;
+    this.#log = deps.log;
+    this.#loop = new LoopRunner('index-builds', opts.intervalMs, () => this.#pass(), deps.log, { immediate: false });
+  }
+
+  get loop(): LoopRunner {
+    return this.#loop;
+  }
+
+  /** Asks for the collection's missing indexes to be built soon (coalesced). */
+  schedule(collectionId: number): void {
+    if (this.#loop.stopping) return;
+    this.#pending.add(collectionId);
+    void this.#loop.kick();
+  }
+
+  async #pass(): Promise<void> {
+    const ids = [...this.#pending];
+    this.#pending.clear();
+    for (const id of ids) {
+      if (this.#loop.stopping) return;
+      // Dropped since it was scheduled: nothing to build (its files are GC's).
+      if (this.#catalog.collection(id)?.state !== 'Created') continue;
+      try {
+        await this.buildMissing(id);
+      } catch (err) {
+        const coll = this.#catalog.collection(id);
+        if (this.#loop.stopping) this.#log.debug({ err, collection: coll?.name }, 'index build cancelled by shutdown');
+        else this.#log.error({ err, collection: coll?.name }, 'index build failed');
+      }
+    }
+  }
+
+  /** Builds every (flushed segment, index) pair of the collection that has no index file yet. */
+  async buildMissing(collectionId: number): Promise<void> {
+    const coll = this.#catalog.collection(collectionId);
+    if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
+    await this.#buildLock.run(async () => {
+      for (const idx of this.#catalog.indexes(collectionId)) {
+        const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+        if (!field || field.dataType !== 'FloatVector') continue;
+        for (const seg of this.#catalog.segments(collectionId)) {
+          if (this.#loop.stopping || this.#catalog.collection(collectionId)?.state !== 'Created') return;
+          if (seg.state !== 'Flushed' || seg.indexes.some((i) => i.indexId === idx.id)) continue;
+          if (this.#catalog.indexes(collectionId).every((i) => i.id !== idx.id)) return;
+          await this.#buildSegmentIndex(collectionId, seg, idx);
+        }
+      }
+    });
+  }
+
+  async #buildSegmentIndex(collectionId: number, seg: SegmentRecord, idx: IndexRecord): Promise<void> {
+    const coll = this.#catalog.collection(collectionId)!;
+    const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)!;
+    const vectors = this.#loaded.loadedVectors(collectionId, seg.id, field.name);
+    const taskId = await this.#tasks.createTask({ kind: 'indexBuild', collection: coll, segment: seg, index: idx, field, vectors });
+    const outcome = await this.#tasks.waitTask(taskId);
+    this.#tasks.dropTask(taskId);
+    if (outcome.state === 'Failed') throw new Error(outcome.reason);
+    if (outcome.state !== 'Finished' || outcome.result.kind !== 'indexBuild') throw new Error(`index build task ${taskId} ended ${outcome.state}`);
+    const file = outcome.result.file;
+    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, idx.metric, file);
+    await this.#locks.withCollectionLock(collectionId, async () => {
+      // The segment may have been compacted away or dropped meanwhile: then the file is an orphan for GC.
+      const current = this.#catalog.segment(collectionId, seg.id);
+      if (this.#catalog.collection(collectionId)?.state !== 'Created' || current?.state !== 'Flushed') return;
+      if (this.#catalog.indexes(collectionId).every((i) => i.id !== idx.id)) return;
+      const record: SegmentRecord = { ...current, indexes: [...current.indexes.filter((i) => i.indexId !== idx.id), file] };
+      await this.#catalog.commit([{ type: 'putSegment', record }]);
+      this.#events.segmentsCommitted(collectionId, [record]);
+      attach?.();
+    });
+  }
+
+  progress(collectionId: number, idx: IndexRecord): IndexProgress {
+    const coll = this.#catalog.collection(collectionId);
+    if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
+    let indexed = 0;
+    let total = 0;
+    for (const seg of this.#catalog.segments(collectionId)) {
+      if (seg.state !== 'Flushed') continue;
+      total += seg.numRows;
+      if (seg.indexes.some((i) => i.indexId === idx.id)) indexed += seg.numRows;
+    }
+    return { indexedRows: indexed, totalRows: total, pendingRows: total - indexed };
+  }
+}

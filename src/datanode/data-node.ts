@@ -1,0 +1,504 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../common/clock.js';
+import { quiverError } from '../common/errors.js';
+import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
+import type { CatalogReader, CollectionEvents, IdSource, SegmentCoordinator, TsSource } from '../coord/types.js';
+import { compileFilter, extractPkValues, parseExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
+import type { LoadedSegments } from '../querynode/types.js';
+import type { Column } from '../schema/types.js';
+import { CollectionRuntime, gatherColumn } from '../segcore/collection-runtime.js';
+import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
+import { mergeChunks, segmentBytes, stripToPk } from '../segcore/segment.js';
+import { writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { Wal, WalPosition } from '../wal/wal.js';
+import { Compactor, type CompactionPlanner, type CompactionTaskInfo } from './compactor.js';
+import { IndexBuildExecutor } from './index-build-executor.js';
+import { IndexBuildPool } from './index-builder.js';
+import { TaskService } from './task-service.js';
+import type { DataNodeApi, DataNodeTasks, GrowingStats, SegmentsView } from './types.js';
+import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
+
+/**
+ * The data node: the write path (WAL → growing segments), flush (sealed segments → immutable binlogs,
+ * committed by the coordinator's segment manager), WAL replay and truncation, and the task executors the
+ * coordinator hands work to (index builds through the task service, compaction merges). It owns the
+ * in-memory collections of the process; the query node reads and loads them through `SegmentsView`.
+ */
+
+export interface DataNodeDeps {
+  readonly store: ObjectStore;
+  readonly wal: Wal;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly catalog: CatalogReader;
+  readonly tso: TsSource;
+  readonly ids: IdSource;
+  readonly segments: SegmentCoordinator;
+  readonly loaded: LoadedSegments;
+  readonly planCompaction: CompactionPlanner;
+  /** Flushed segments landed: the index-build scheduler has work. */
+  readonly onFlushed: (collectionId: number) => void;
+}
+
+export interface DataNodeOptions {
+  /** Compaction targets about this many rows (the seal size); segments under half of it are "small". */
+  readonly sealRows: number;
+  /** Deleted fraction at which a segment is rewritten. */
+  readonly compactionDeleteRatio: number;
+  /** Scratch directory for index builds. */
+  readonly tmpDir: string;
+  /** Build indexes and merges on the calling thread (tests); default: a worker thread. */
+  readonly indexBuildInline: boolean;
+}
+
+export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
+  readonly #store: ObjectStore;
+  readonly #wal: Wal;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #catalog: CatalogReader;
+  readonly #tso: TsSource;
+  readonly #ids: IdSource;
+  readonly #segmentsCoord: SegmentCoordinator;
+  readonly #loaded: LoadedSegments;
+  readonly #onFlushed: (collectionId: number) => void;
+  readonly #runtimes = new Map<number, CollectionRuntime>();
+  readonly #lastAppend = new Map<number, Promise<WalPosition>>();
+  /** Appends per collection: tells a flush whether anything arrived after its seal. */
+  readonly #appendSeq = new Map<number, number>();
+  /** Physical time of the oldest unflushed write per collection. */
+  readonly #dirtySinceMs = new Map<number, number>();
+  readonly #builds: IndexBuildPool;
+  /** A second worker for compaction merges, so a long index build never delays a merge. */
+  readonly #merges: IndexBuildPool;
+  readonly #compactor: Compactor;
+  readonly tasks: DataNodeTasks;
+  /** Background work the shutdown drains (compactions not awaited). */
+  readonly #background = new Set<Promise<unknown>>();
+  #closing = false;
+
+  constructor(deps: DataNodeDeps, opts: DataNodeOptions) {
+    this.#store = deps.store;
+    this.#wal = deps.wal;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#catalog = deps.catalog;
+    this.#tso = deps.tso;
+    this.#ids = deps.ids;
+    this.#segmentsCoord = deps.segments;
+    this.#loaded = deps.loaded;
+    this.#onFlushed = deps.onFlushed;
+    this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline });
+    this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
+    const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
+    this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
+    const node = this;
+    this.#compactor = new Compactor(
+      {
+        store: deps.store,
+        ids: deps.ids,
+        tso: deps.tso,
+        catalog: deps.catalog,
+        clock: deps.clock,
+        log: deps.log,
+        plan: deps.planCompaction,
+        commitCompaction: (id, target, dropped) => deps.segments.commitCompaction(id, target, dropped),
+        runtime: (id) => this.#runtimes.get(id),
+        withCollectionLock: (id, fn) => deps.segments.withCollectionLock(id, fn),
+        buildIndexFile: async (vectors, idx, field, partitionId, segmentId, open) => {
+          const file = await executor.build(vectors, idx, field, partitionId, segmentId);
+          if (!open || idx.indexType !== 'HNSW' || file.files.length === 0) return { file };
+          return { file, built: await deps.loaded.openIndex(file.files[0]!, field.dim!, idx.metric, vectors.length / field.dim!) };
+        },
+        registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
+        merge: async (task) => {
+          const id = await this.tasks.createTask({ kind: 'merge', merge: task });
+          const outcome = await this.tasks.waitTask(id);
+          this.tasks.dropTask(id);
+          if (outcome.state === 'Failed') throw new Error(outcome.reason);
+          if (outcome.state !== 'Finished' || outcome.result.kind !== 'merge') throw new Error(`merge task ${id} ended ${outcome.state}`);
+          return outcome.result.result;
+        },
+        inBackground: (p) => this.#inBackground(p),
+        get closing() {
+          return node.#closing;
+        },
+      },
+      {
+        smallRowsMax: Math.max(1, Math.floor(opts.sealRows / 2)),
+        targetRows: opts.sealRows,
+        deleteRatioMin: opts.compactionDeleteRatio,
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ in-memory collections
+
+  runtime(collectionId: number): CollectionRuntime | undefined {
+    return this.#runtimes.get(collectionId);
+  }
+
+  #live(collectionId: number): CollectionRuntime {
+    const rt = this.#runtimes.get(collectionId);
+    if (!rt) throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
+    return rt;
+  }
+
+  collectionIds(): number[] {
+    return [...this.#runtimes.keys()];
+  }
+
+  /**
+   * Sets up the runtime of a collection committed to the catalog (at recovery, or when a restore made it
+   * visible): its flushed segments as shells, which `prepare` (the query node's loader) reads into before
+   * the runtime becomes visible. Idempotent: false if the collection already has a runtime.
+   */
+  async openCollection(record: CollectionRecord, prepare: (rt: CollectionRuntime) => Promise<void>): Promise<boolean> {
+    if (this.#runtimes.has(record.id)) return false;
+    const rt = new CollectionRuntime(record);
+    for (const rec of this.#catalog.segments(record.id)) {
+      if (rec.state !== 'Flushed') continue;
+      rt.segments.set(rec.id, { id: rec.id, partitionId: rec.partitionId, phase: 'flushed', chunks: [], numRows: rec.numRows, record: rec, loaded: false, pendingDeletes: { pks: [], ts: [] } });
+    }
+    await prepare(rt);
+    if (this.#runtimes.has(record.id)) return false;
+    this.#runtimes.set(record.id, rt);
+    return true;
+  }
+
+  growingStats(collectionId: number): GrowingStats {
+    const rt = this.#live(collectionId);
+    let maxRows = 0;
+    let maxBytes = 0;
+    for (const seg of rt.growing.values()) {
+      maxRows = Math.max(maxRows, seg.numRows);
+      maxBytes = Math.max(maxBytes, segmentBytes(seg));
+    }
+    return { maxRows, maxBytes, dirtySinceMs: this.#dirtySinceMs.get(collectionId) };
+  }
+
+  segmentPhases(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const rt of this.#runtimes.values()) for (const s of rt.segments.values()) out.set(s.phase, (out.get(s.phase) ?? 0) + 1);
+    return out;
+  }
+
+  /** Flushed segments of a collection right now (call under the collection lock for a stable set). */
+  flushedSegments(collectionId: number): SegmentRecord[] {
+    const rt = this.#live(collectionId);
+    return [...rt.segments.values()]
+      .filter((s) => s.phase === 'flushed' && s.record?.state === 'Flushed')
+      .map((s) => s.record!)
+      .sort((a, b) => a.id - b.id);
+  }
+
+  // ------------------------------------------------------------------ catalog events (CollectionEvents)
+
+  collectionCreated(record: CollectionRecord): void {
+    this.#runtimes.set(record.id, new CollectionRuntime(record));
+  }
+
+  collectionChanged(record: CollectionRecord): void {
+    const rt = this.#runtimes.get(record.id);
+    if (rt) rt.record = record;
+  }
+
+  collectionDropped(record: CollectionRecord): void {
+    const rt = this.#runtimes.get(record.id);
+    if (rt) for (const seg of rt.segments.values()) stripToPk(seg, rt.pkField.name);
+    this.#runtimes.delete(record.id);
+    this.#dirtySinceMs.delete(record.id);
+    this.#lastAppend.delete(record.id);
+  }
+
+  partitionDropped(collectionId: number, partitionId: number): void {
+    const rt = this.#runtimes.get(collectionId);
+    if (!rt) return;
+    for (const seg of [...rt.segments.values()]) if (seg.partitionId === partitionId) rt.segments.delete(seg.id);
+    rt.growing.delete(partitionId);
+  }
+
+  segmentsCommitted(collectionId: number, records: readonly SegmentRecord[]): void {
+    const rt = this.#runtimes.get(collectionId);
+    if (!rt) return;
+    for (const r of records) {
+      const seg = rt.segments.get(r.id);
+      if (seg) seg.record = r;
+    }
+  }
+
+  // ------------------------------------------------------------------ WAL replay
+
+  async replayWal(): Promise<void> {
+    const live = [...this.#runtimes.keys()];
+    if (live.length === 0) return;
+    let from = Infinity;
+    for (const id of live) from = Math.min(from, this.#catalog.checkpoint(id) ?? 0);
+    // Records before the oldest retained one were truncated only once every collection that had any was
+    // checkpointed past them; a stale checkpoint of a clean collection may still point before it.
+    from = Math.max(from, this.#wal.startPosition());
+    let records = 0;
+    let maxSeg = 0;
+    for await (const r of this.#wal.read(from)) {
+      const e = decodeWalEntry(r.payload);
+      const rt = this.#runtimes.get(e.collectionId);
+      if (!rt || r.position < (this.#catalog.checkpoint(e.collectionId) ?? 0)) continue;
+      records++;
+      if (e.type === 'insert') {
+        if (rt.segments.get(e.segmentId)?.phase === 'flushed') continue;
+        // Rows of a partition dropped after they were written died with it.
+        if (!rt.record.partitions.some((p) => p.id === e.partitionId)) continue;
+        // Replayed rows go back to the segment they were acknowledged in.
+        const seg = rt.segments.get(e.segmentId);
+        if (seg && rt.growing.get(e.partitionId) !== seg) rt.growing.set(e.partitionId, seg);
+        rt.applyInsert(e.partitionId, () => e.segmentId, e.columns, e.ts, e.numRows);
+        maxSeg = Math.max(maxSeg, e.segmentId);
+      } else {
+        rt.applyDelete(new Set(e.pks), e.ts, e.partitionId);
+      }
+      if (!this.#dirtySinceMs.has(e.collectionId)) this.#dirtySinceMs.set(e.collectionId, this.#clock.nowMs());
+      this.#lastAppend.set(e.collectionId, Promise.resolve(r.position));
+    }
+    if (records > 0) this.#log.info({ records, from }, 'replayed WAL');
+  }
+
+
+  // ------------------------------------------------------------------ compaction (compactor.ts)
+
+  /** Registers a rule that keeps segments out of compaction (e.g. a snapshot's compaction protection). */
+  addCompactionGuard(guard: (collectionId: number, segmentId: number) => boolean): void {
+    this.#compactor.addGuard(guard);
+  }
+
+  compact(collectionId: number, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
+    return this.#compactor.compact(this.#live(collectionId), opts);
+  }
+
+  compactionTask(id: number): CompactionTaskInfo | undefined {
+    return this.#compactor.task(id);
+  }
+
+  isSegmentBusy(_collectionId: number, segmentId: number): boolean {
+    return this.#compactor.isBusy(segmentId);
+  }
+
+  // ------------------------------------------------------------------ shutdown
+
+  #inBackground(p: Promise<unknown>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
+  }
+
+  /**
+   * Shutdown began: builds in flight are cancelled (they fail at their next check; a long HNSW build
+   * would otherwise hold the shutdown), and work that fails from now on was cancelled, not broken.
+   */
+  beginShutdown(): void {
+    this.#closing = true;
+    this.#builds.cancel();
+  }
+
+  /** Waits for background work in flight (compactions, WAL appends) to finish. */
+  async drain(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled([...this.#lastAppend.values()]);
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  /** Stops the build and merge workers (after `drain`). */
+  async closePools(): Promise<void> {
+    await Promise.all([this.#builds.close(), this.#merges.close()]);
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  #append(collectionId: number, entry: WalEntry): Promise<WalPosition> {
+    const p = this.#wal.append([encodeWalEntry(entry)]).then((pos) => pos[0]!);
+    this.#lastAppend.set(collectionId, p);
+    this.#appendSeq.set(collectionId, (this.#appendSeq.get(collectionId) ?? 0) + 1);
+    if (!this.#dirtySinceMs.has(collectionId)) this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
+    return p;
+  }
+
+  /**
+   * Inserts validated columns. With `upsert`, rows with the same pks are deleted at the same timestamp
+   * (the insert shares the ts, so it survives its own delete).
+   */
+  async insert(collectionId: number, partitionName: string | undefined, columns: Map<string, Column>, numRows: number, upsert: boolean): Promise<{ pks: BigInt64Array | string[]; ts: bigint }> {
+    const rt = this.#live(collectionId);
+    const coll = rt.record;
+    const part = partitionOf(coll, partitionName);
+    const pk = rt.pkField;
+    if (pk.autoId && !upsert && !columns.has(pk.name)) {
+      const first = await this.#ids.alloc(numRows);
+      const data = new BigInt64Array(numRows);
+      for (let i = 0; i < numRows; i++) data[i] = BigInt(first + i);
+      columns.set(pk.name, { kind: 'int64', data });
+    }
+    const pkCol = columns.get(pk.name);
+    if (!pkCol) throw quiverError('DataInvalid', `fieldSchema(${pk.name}) has no corresponding fieldData pass in`);
+    const pks = pkCol.data as BigInt64Array | string[];
+    if (upsert) {
+      const seen = new Set<bigint | string>();
+      for (let i = 0; i < numRows; i++) {
+        const v = pks[i]!;
+        if (seen.has(v)) throw quiverError('DataInvalid', `duplicate primary keys are not allowed in the same batch: ${String(v)}`);
+        seen.add(v);
+      }
+    }
+    const nextSeg = await this.#segmentsCoord.segmentIds();
+    if (this.#runtimes.get(collectionId) !== rt) throw quiverError('CollectionNotFound', `collection not found[collection=${coll.name}]`);
+    if (!rt.record.partitions.some((p) => p.id === part.id)) throw quiverError('PartitionNotFound', `partition not found[partition=${part.name}]`);
+    // From here to the WAL append call everything is synchronous: ts order = apply order = WAL order.
+    const ts = this.#tso.next();
+    let del: Promise<WalPosition> | undefined;
+    if (upsert) {
+      const set = new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>));
+      rt.applyDelete(set, ts);
+      del = this.#append(collectionId, { type: 'delete', collectionId, ts, pks: [...set] });
+    }
+    const segmentId = rt.applyInsert(part.id, nextSeg, columns, ts, numRows);
+    const ins = this.#append(collectionId, { type: 'insert', collectionId, partitionId: part.id, segmentId, ts, numRows, columns });
+    await del;
+    await ins;
+    return { pks, ts };
+  }
+
+  /** Deletes by filter; a pk filter takes the fast path and needs no loaded data. */
+  async delete(collectionId: number, partitionName: string | undefined, expr: string, templates: TemplateValues | undefined): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }> {
+    const rt = this.#live(collectionId);
+    const coll = rt.record;
+    const part = partitionName ? partitionOf(coll, partitionName) : undefined;
+    const schema = exprSchema(coll);
+    if (!expr.trim()) throw quiverError('ParameterInvalid', 'delete requires a filter expression; use `pk in [...]` or a condition, not an empty string');
+    const compiled = compileFilter(expr, schema, templates);
+    let pks = compiled ? extractPkValuesFromText(expr, schema, templates) : null;
+    if (!pks) {
+      const parts = part ? new Set([part.id]) : null;
+      const refs = rt.query(compiled, parts, 0, undefined);
+      const col = gatherColumn(refs, rt.pkField.name);
+      pks = col ? Array.from(col.data as ArrayLike<bigint | string>) : [];
+    }
+    const ts = this.#tso.next();
+    const count = rt.applyDelete(new Set(pks), ts, part?.id);
+    if (pks.length > 0) await this.#append(collectionId, { type: 'delete', collectionId, partitionId: part?.id, ts, pks });
+    return { count, ts, pks };
+  }
+
+  /**
+   * Seals every growing segment and writes it (and every pending delete) to immutable files, then
+   * commits segment records and the new WAL checkpoint in one meta transaction. Returns the flushed
+   * segment ids.
+   */
+  async flush(collectionId: number): Promise<{ segmentIds: number[]; flushTs: bigint }> {
+    return this.#segmentsCoord.withCollectionLock(collectionId, async () => {
+      const rt = this.#live(collectionId);
+      const coll = rt.record;
+      // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
+      const flushTs = this.#tso.next();
+      rt.sealAll();
+      // Every sealed segment, including ones a failed earlier flush left behind.
+      const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
+      for (const seg of sealed) {
+        if (seg.chunks.length > 1) {
+          const merged = mergeChunks(seg.chunks, coll.schema.fields.map((f) => f.name));
+          seg.chunks = [merged];
+        }
+      }
+      const deletes = new Map<number, { pks: (bigint | string)[]; ts: bigint[] }>();
+      for (const seg of rt.segments.values()) {
+        if (seg.pendingDeletes.pks.length > 0) {
+          deletes.set(seg.id, seg.pendingDeletes);
+          seg.pendingDeletes = { pks: [], ts: [] };
+        }
+      }
+      const last = this.#lastAppend.get(collectionId);
+      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+      // flush has committed, and after it if anything was appended since the seal.
+      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+      try {
+        const lastPos = last ? await last : undefined;
+        const changes: SegmentRecord[] = [];
+        const createdTs = flushTs.toString();
+        const pkField = rt.pkField;
+        for (const seg of sealed) {
+          const chunk = seg.chunks[0];
+          if (!chunk || chunk.numRows === 0) continue;
+          const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
+          const d = deletes.get(seg.id);
+          const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
+          deletes.delete(seg.id);
+          const record: SegmentRecord = {
+            id: seg.id,
+            collectionId,
+            partitionId: seg.partitionId,
+            state: 'Flushed',
+            numRows: chunk.numRows,
+            binlogs: files.binlogs,
+            deltalogs,
+            statslogs: files.statslogs,
+            indexes: [],
+            createdTs,
+          };
+          changes.push(record);
+        }
+        for (const [segId, d] of deletes) {
+          const seg = rt.segments.get(segId);
+          if (!seg?.record) continue;
+          const log = await writeDeltaFile(this.#store, this.#ids, coll, segId, seg.partitionId, pkField, d);
+          changes.push({ ...seg.record, deltalogs: [...seg.record.deltalogs, log] });
+        }
+        if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs };
+        if (!(await this.#segmentsCoord.commitFlush(collectionId, changes, lastPos === undefined ? undefined : lastPos + 1))) return { segmentIds: [], flushTs };
+        if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
+        else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
+        const ids: number[] = [];
+        for (const record of changes) {
+          const seg = rt.segments.get(record.id);
+          if (!seg) continue;
+          seg.record = record;
+          if (seg.phase !== 'flushed') {
+            seg.phase = 'flushed';
+            ids.push(seg.id);
+            if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
+            else if (seg.chunks[0]) this.#loaded.registerLoaded(record, seg.chunks[0]);
+          }
+        }
+        for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
+        return { segmentIds: ids, flushTs };
+      } catch (err) {
+        // Nothing was committed: put the deletes back and keep the collection dirty so a later flush retries.
+        for (const [segId, d] of deletes) {
+          const seg = rt.segments.get(segId);
+          if (!seg) continue;
+          seg.pendingDeletes.pks.unshift(...d.pks);
+          seg.pendingDeletes.ts.unshift(...d.ts);
+        }
+        throw err;
+      }
+    }).then(async (r) => {
+      if (this.#runtimes.has(collectionId) && r.segmentIds.length > 0) this.#onFlushed(collectionId);
+      return r;
+    });
+  }
+
+
+  async truncateWal(): Promise<void> {
+    let min = this.#wal.endPosition();
+    for (const id of this.#runtimes.keys()) {
+      if (!this.#dirtySinceMs.has(id)) continue;
+      min = Math.min(min, this.#catalog.checkpoint(id) ?? 0);
+    }
+    // Clean collections have nothing before `min`: move their checkpoints up so that no checkpoint points
+    // into the part of the log we are about to delete (any later write lands at or after `min`).
+    await this.#segmentsCoord.raiseCheckpoints([...this.#runtimes.keys()].filter((id) => !this.#dirtySinceMs.has(id)), min);
+    await this.#wal.truncateBefore(min);
+  }
+}
+
+/** `pk in [...]` / `pk == v` fast path (no column scan); compileFilter already validated the text. */
+function extractPkValuesFromText(text: string, schema: ExprSchema, templates: TemplateValues | undefined): (bigint | string)[] | null {
+  return extractPkValues(parseExpr(text, templates), schema);
+}
+

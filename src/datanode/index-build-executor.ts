@@ -1,0 +1,43 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SegmentIndexFile } from '../coord/records.js';
+import type { IdSource } from '../coord/types.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { indexFileKey } from '../storage/paths.js';
+import type { IndexRecord } from '../coord/records.js';
+import type { FieldSchema } from '../schema/types.js';
+import type { IndexBuildPool } from './index-builder.js';
+
+/**
+ * The index-build executor of the data node: builds one index's files for one segment's vectors (HNSW
+ * on the worker thread; FLAT has no files) and stores them under a fresh build id. It publishes nothing:
+ * the coordinator commits the returned file list.
+ */
+export class IndexBuildExecutor {
+  readonly #store: ObjectStore;
+  readonly #ids: IdSource;
+  readonly #pool: IndexBuildPool;
+  readonly #tmpDir: string;
+
+  constructor(deps: { store: ObjectStore; ids: IdSource; pool: IndexBuildPool }, opts: { tmpDir: string }) {
+    this.#store = deps.store;
+    this.#ids = deps.ids;
+    this.#pool = deps.pool;
+    this.#tmpDir = opts.tmpDir;
+  }
+
+  async build(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
+    const buildId = await this.#ids.alloc();
+    if (idx.indexType !== 'HNSW') return { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
+    const tmp = join(this.#tmpDir, `build-${buildId}.hnsw`);
+    try {
+      await this.#pool.build({ vectors, dim: field.dim!, metric: idx.metric, M: idx.buildParams.M ?? 16, efConstruction: idx.buildParams.efConstruction ?? 200, outPath: tmp });
+      const bytes = await readFile(tmp);
+      const key = indexFileKey(buildId, 1, partitionId, segmentId, 'hnsw.bin');
+      await this.#store.put(key, bytes);
+      return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+}

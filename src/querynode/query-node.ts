@@ -1,0 +1,314 @@
+import type { Logger } from 'pino';
+import { quiverError } from '../common/errors.js';
+import { TIMESTAMP_FIELD_ID, type CollectionRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
+import type { CatalogReader, LoadStateStore } from '../coord/types.js';
+import type { SegmentsView } from '../datanode/types.js';
+import { compileFilter, type TemplateValues } from '../expr/index.js';
+import { HnswIndex, type MetricType, type VectorIndex } from '../index/index.js';
+import type { Column, FieldSchema } from '../schema/types.js';
+import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
+import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
+import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
+import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { LoadedSegments, LoadProgress, QueryNodeApi, SearchParams } from './types.js';
+
+/**
+ * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing
+ * content between a restored segment and its loaded source) and search / query / count over loaded
+ * flushed data and the data node's growing data. It reaches the in-memory collections only through the
+ * data node's `SegmentsView`, and writes load state only through the coordinator's `LoadStateStore`.
+ */
+export class QueryNode implements QueryNodeApi, LoadedSegments {
+  readonly #store: ObjectStore;
+  readonly #catalog: CatalogReader;
+  readonly #segments: SegmentsView;
+  readonly #loadState: LoadStateStore;
+  readonly #log: Logger;
+  readonly #loading = new Map<number, Promise<void>>();
+
+  constructor(deps: { store: ObjectStore; catalog: CatalogReader; segments: SegmentsView; loadState: LoadStateStore; log: Logger }) {
+    this.#store = deps.store;
+    this.#catalog = deps.catalog;
+    this.#segments = deps.segments;
+    this.#loadState = deps.loadState;
+    this.#log = deps.log;
+  }
+
+  #runtime(collectionId: number): CollectionRuntime {
+    const rt = this.#segments.runtime(collectionId);
+    if (!rt) throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
+    return rt;
+  }
+
+  /**
+   * Reads every flushed segment of a collection the data node just opened (recovery, a published
+   * restore): pk + ts always (deletes match on them), everything when the collection is loaded. A
+   * segment that cannot be read is marked with its error, not skipped.
+   */
+  async readFlushed(rt: CollectionRuntime, opts: { full: boolean; logErrors: boolean }): Promise<void> {
+    await Promise.all(
+      [...rt.segments.values()]
+        .filter((seg) => seg.phase === 'flushed')
+        .map(async (seg) => {
+          try {
+            await this.readSegmentInto(rt, seg, opts.full);
+          } catch (err) {
+            seg.error = (err as Error).message;
+            if (opts.logErrors) this.#log.error({ err, segment: seg.id, collection: rt.record.name }, 'segment failed to load');
+          }
+        }),
+    );
+  }
+
+  // ------------------------------------------------------------------ LoadedSegments
+
+  loadedVectors(collectionId: number, segmentId: number, fieldName: string): Float32Array | undefined {
+    const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
+    return seg?.loaded ? (seg.chunks[0]?.columns.get(fieldName)?.data as Float32Array | undefined) : undefined;
+  }
+
+  async prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined> {
+    const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
+    if (!seg?.loaded || file.files.length === 0) return undefined;
+    const built = await this.openIndex(file.files[0]!, field.dim!, metric, seg.numRows);
+    return () => {
+      const chunk = seg.loaded ? seg.chunks[0] : undefined;
+      if (!chunk) return;
+      chunk.indexes.set(field.name, built);
+      chunk.indexBuilds.set(field.name, file.buildId);
+    };
+  }
+
+  // ------------------------------------------------------------------ loader
+
+  async readSegmentInto(rt: CollectionRuntime, seg: Segment, full: boolean): Promise<void> {
+    const coll = rt.record;
+    const rec = seg.record!;
+    const fields = full ? coll.schema.fields : coll.schema.fields.filter((f) => f.isPrimaryKey);
+    const chunk = (full ? await this.#shareLoaded(coll, rec) : undefined) ?? (await this.#readChunk(coll, rec, fields, full));
+    // Deletes applied while we were reading are in the old chunk's bitmap: keep them.
+    const old = seg.chunks[0];
+    if (old) for (let i = 0; i < chunk.numRows; i++) if (old.deleted[i] === 1) chunk.deleted[i] = 1;
+    recountDeleted(chunk);
+    seg.chunks = [chunk];
+    seg.loaded = full;
+    seg.error = undefined;
+    if (full) this.registerLoaded(rec, chunk);
+  }
+
+  async #readChunk(coll: CollectionRecord, rec: SegmentRecord, fields: readonly FieldSchema[], withIndexes: boolean): Promise<Chunk> {
+    // Binlog reads run on libuv threads while the (synchronous, native) index load runs here.
+    const reading = readSegment(this.#store, coll, rec, fields);
+    reading.catch(() => undefined);
+    const indexes = withIndexes ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, { index: VectorIndex; buildId: number }>();
+    const chunk = await reading;
+    for (const [name, { index, buildId }] of indexes) {
+      chunk.indexes.set(name, index);
+      chunk.indexBuilds.set(name, buildId);
+    }
+    return chunk;
+  }
+
+  /**
+   * Loaded segment data by content: the binlog of a segment's row timestamps (field 1) has a log id no
+   * other flush ever reuses, and a restore copies files keeping their log ids and index build ids. So a
+   * segment whose timestamp log id matches a loaded chunk holds byte-identical columns, and identical
+   * index files where the build ids match: loading a restored collection while its source is loaded
+   * shares that memory instead of reading it again (deletes are the segment's own, from its deltalogs).
+   * Weak references: this index never keeps data alive.
+   */
+  readonly #loadedContent = new Map<number, WeakRef<Chunk>[]>();
+
+  registerLoaded(rec: SegmentRecord, chunk: Chunk): void {
+    const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
+    if (key === undefined) return;
+    // Several segments (a source and its restores) may hold the same content; any loaded one will do.
+    const live = (this.#loadedContent.get(key) ?? []).filter((r) => r.deref() !== undefined);
+    live.push(new WeakRef(chunk));
+    this.#loadedContent.set(key, live);
+  }
+
+  async #shareLoaded(coll: CollectionRecord, rec: SegmentRecord): Promise<Chunk | undefined> {
+    const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;
+    // A candidate released since (its columns stripped) or collected does not count: read the files.
+    const donor = (key === undefined ? [] : (this.#loadedContent.get(key) ?? []))
+      .map((r) => r.deref())
+      .find((c) => c !== undefined && c.numRows === rec.numRows && coll.schema.fields.every((f) => c.columns.has(f.name)));
+    if (!donor) return undefined;
+    const columns = new Map<string, Column>();
+    for (const f of coll.schema.fields) columns.set(f.name, donor.columns.get(f.name)!);
+    const chunk = newChunk(rec.numRows, columns, donor.ts);
+    await applyDeltalogs(this.#store, coll, rec, chunk);
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!idx || !field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
+      const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
+      chunk.indexes.set(field.name, shared ?? (await this.openIndex(si.files[0]!, field.dim!, idx.metric, rec.numRows)));
+      chunk.indexBuilds.set(field.name, si.buildId);
+    }
+    return chunk;
+  }
+
+  async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord): Promise<Map<string, { index: VectorIndex; buildId: number }>> {
+    const out = new Map<string, { index: VectorIndex; buildId: number }>();
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      if (!idx) continue;
+      const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
+      out.set(field.name, { index: await this.openIndex(si.files[0]!, field.dim!, idx.metric, rec.numRows), buildId: si.buildId });
+    }
+    return out;
+  }
+
+  async openIndex(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex> {
+    const local = this.#store.localPath?.(key);
+    if (local) return HnswIndex.load(local, dim, metric, rows);
+    return HnswIndex.fromBytes(await this.#store.get(key), dim, metric, rows);
+  }
+
+
+  // ------------------------------------------------------------------ load / release
+
+  async load(collectionId: number, partitionNames: readonly string[] | undefined): Promise<void> {
+    const rt = this.#runtime(collectionId);
+    const coll = rt.record;
+    let loadedPartitions: number[] | undefined;
+    if (partitionNames && partitionNames.length > 0) {
+      const ids = partitionNames.map((n) => partitionOf(coll, n).id);
+      const prev = coll.loaded ? (coll.loadedPartitions ?? coll.partitions.map((p) => p.id)) : [];
+      loadedPartitions = [...new Set([...prev, ...ids])];
+      if (loadedPartitions.length === coll.partitions.length) loadedPartitions = undefined;
+    }
+    await this.#loadState.setLoadState(collectionId, true, loadedPartitions);
+    this.#startLoading(rt);
+  }
+
+  #startLoading(rt: CollectionRuntime): void {
+    if (this.#loading.has(rt.record.id)) return;
+    const p = (async () => {
+      for (const seg of [...rt.segments.values()]) {
+        if (seg.phase !== 'flushed' || seg.loaded || !rt.record.loaded) continue;
+        try {
+          await this.readSegmentInto(rt, seg, true);
+        } catch (err) {
+          seg.error = (err as Error).message;
+          this.#log.error({ err, segment: seg.id }, 'segment load failed');
+        }
+      }
+    })().finally(() => this.#loading.delete(rt.record.id));
+    this.#loading.set(rt.record.id, p);
+  }
+
+  async waitLoaded(collectionId: number): Promise<void> {
+    await this.#loading.get(collectionId);
+  }
+
+  async release(collectionId: number, partitionNames?: readonly string[]): Promise<void> {
+    const rt = this.#runtime(collectionId);
+    const coll = rt.record;
+    if (partitionNames && partitionNames.length > 0) {
+      const ids = new Set(partitionNames.map((n) => partitionOf(coll, n).id));
+      const prev = coll.loaded ? (coll.loadedPartitions ?? coll.partitions.map((p) => p.id)) : [];
+      const rest = prev.filter((id) => !ids.has(id));
+      await this.#loadState.setLoadState(collectionId, rest.length > 0, rest.length > 0 ? rest : undefined);
+      return;
+    }
+    await this.#loading.get(collectionId);
+    await this.#loadState.setLoadState(collectionId, false, undefined);
+    for (const seg of rt.segments.values()) if (seg.phase === 'flushed') stripToPk(seg, rt.pkField.name);
+  }
+
+  loadProgress(collectionId: number, partitionNames?: readonly string[]): LoadProgress {
+    const rt = this.#runtime(collectionId);
+    const coll = rt.record;
+    if (!coll.loaded) return { state: 'NotLoad', progress: 0 };
+    if (partitionNames && partitionNames.length > 0) {
+      const loaded = coll.loadedPartitions ?? coll.partitions.map((p) => p.id);
+      for (const n of partitionNames) {
+        if (!loaded.includes(partitionOf(coll, n).id)) return { state: 'NotLoad', progress: 0 };
+      }
+    }
+    let total = 0;
+    let done = 0;
+    for (const seg of rt.segments.values()) {
+      if (seg.phase !== 'flushed') continue;
+      total++;
+      if (seg.loaded || seg.error) done++;
+    }
+    const progress = total === 0 ? 100 : Math.floor((done * 100) / total);
+    return { state: progress >= 100 ? 'Loaded' : 'Loading', progress };
+  }
+
+  #readablePartitions(coll: CollectionRecord, names: readonly string[]): Set<number> | null {
+    if (!coll.loaded) throw quiverError('CollectionNotLoaded', `collection not loaded[collection=${coll.name}]`);
+    const loaded = coll.loadedPartitions;
+    if (names.length === 0) return loaded ? new Set(loaded) : null;
+    const ids = new Set<number>();
+    for (const n of names) {
+      const p = partitionOf(coll, n);
+      if (loaded && !loaded.includes(p.id)) throw quiverError('PartitionNotLoaded', `partition not loaded[partition=${n}]`);
+      ids.add(p.id);
+    }
+    return ids;
+  }
+
+  async #ensureReadable(rt: CollectionRuntime): Promise<void> {
+    const pending = this.#loading.get(rt.record.id);
+    if (pending) await pending;
+  }
+
+  async search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }> {
+    const rt = this.#runtime(collectionId);
+    const coll = rt.record;
+    const parts = this.#readablePartitions(coll, p.partitionNames);
+    await this.#ensureReadable(rt);
+    const idx = this.#catalog.indexes(collectionId).find((i) => i.fieldId === p.field.fieldId);
+    let metric = p.metric;
+    if (idx && metric && metric !== idx.metric) {
+      throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
+    }
+    metric = metric ?? idx?.metric ?? 'COSINE';
+    const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
+    const hits = rt.search({
+      field: p.field,
+      queries: p.queries,
+      nq: p.nq,
+      k: p.k,
+      offset: p.offset,
+      metric,
+      filter,
+      partitionIds: parts,
+      ef: p.ef,
+      radius: p.radius,
+      rangeFilter: p.rangeFilter,
+      ignoreGrowing: p.ignoreGrowing,
+    });
+    return { hits, metric };
+  }
+
+  async query(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined }): Promise<RowRef[]> {
+    const rt = this.#runtime(collectionId);
+    const parts = this.#readablePartitions(rt.record, q.partitionNames);
+    await this.#ensureReadable(rt);
+    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    return rt.query(filter, parts, q.offset, q.limit);
+  }
+
+  async count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number> {
+    const rt = this.#runtime(collectionId);
+    const parts = this.#readablePartitions(rt.record, q.partitionNames);
+    await this.#ensureReadable(rt);
+    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    return rt.count(filter, parts);
+  }
+
+  /** Row count of the collection (or partition) as statistics report it: live rows, loaded or not. */
+  rowCount(collectionId: number, partitionName?: string): number {
+    const rt = this.#runtime(collectionId);
+    const parts = partitionName ? new Set([partitionOf(rt.record, partitionName).id]) : undefined;
+    return rt.liveRowCount(parts);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The query node's interfaces: what the proxy calls (load, search, query, count) and what the other roles
+ * call when flushed segment data changes (an index built, a compaction result loaded).
+ */
+
+import type { SegmentIndexFile, SegmentRecord } from '../coord/records.js';
+import type { TemplateValues } from '../expr/index.js';
+import type { MetricType, VectorIndex } from '../index/index.js';
+import type { FieldSchema } from '../schema/types.js';
+import type { RowRef, SearchHit } from '../segcore/collection-runtime.js';
+import type { Chunk } from '../segcore/segment.js';
+
+export interface LoadProgress {
+  readonly state: 'NotLoad' | 'Loading' | 'Loaded';
+  readonly progress: number;
+}
+
+export interface SearchParams {
+  readonly field: FieldSchema;
+  readonly queries: Float32Array;
+  readonly nq: number;
+  readonly k: number;
+  readonly offset: number;
+  readonly metric: MetricType | undefined;
+  readonly filter: string;
+  readonly templates?: TemplateValues | undefined;
+  readonly partitionNames: readonly string[];
+  readonly ef?: number | undefined;
+  readonly radius?: number | undefined;
+  readonly rangeFilter?: number | undefined;
+  readonly ignoreGrowing?: boolean | undefined;
+}
+
+export interface QueryNodeApi {
+  load(collectionId: number, partitionNames: readonly string[] | undefined): Promise<void>;
+  release(collectionId: number, partitionNames?: readonly string[]): Promise<void>;
+  loadProgress(collectionId: number, partitionNames?: readonly string[]): LoadProgress;
+  waitLoaded(collectionId: number): Promise<void>;
+  search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }>;
+  query(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined }): Promise<RowRef[]>;
+  count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number>;
+  rowCount(collectionId: number, partitionName?: string): number;
+}
+
+/** Loaded segment data as the index scheduler and the compactor use it. */
+export interface LoadedSegments {
+  /** The segment's vectors if they are in memory (saves the index build a binlog read). */
+  loadedVectors(collectionId: number, segmentId: number, fieldName: string): Float32Array | undefined;
+  /**
+   * Opens a freshly built index file if the segment is loaded; the returned function attaches it to the
+   * segment and must be called right after the commit that published the file (under the collection lock).
+   */
+  prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined>;
+  /** Opens an index file (a compaction target of a loaded collection). */
+  openIndex(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex>;
+  /** Makes a loaded chunk available for content sharing (see the loader). */
+  registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
+}
