@@ -118,8 +118,7 @@ describe('LoopRunner', () => {
   it('immediate: false waits for the first kick or interval; stopping is visible to the body', async () => {
     let passes = 0;
     const seen: boolean[] = [];
-    let loop!: LoopRunner;
-    loop = new LoopRunner('t', 3_600_000, async () => {
+    const loop: LoopRunner = new LoopRunner('t', 3_600_000, async () => {
       passes++;
       seen.push(loop.stopping);
     }, recordingLog(), { immediate: false });
@@ -137,8 +136,7 @@ describe('LoopRunner', () => {
     const log = recordingLog();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    let loop!: LoopRunner;
-    loop = new LoopRunner('t', 3_600_000, async () => {
+    const loop: LoopRunner = new LoopRunner('t', 3_600_000, async () => {
       await gate;
       if (loop.stopping) throw new Error('pool is closed');
     }, log);

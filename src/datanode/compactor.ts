@@ -48,7 +48,7 @@ export interface CompactorHost {
   /** Work close() must wait for. */
   inBackground(p: Promise<unknown>): void;
   /** True once shutdown began: a failure then is cancelled work, logged at debug. */
-  readonly closing: boolean;
+  isClosing(): boolean;
 }
 
 export class Compactor {
@@ -104,7 +104,7 @@ export class Compactor {
         } catch (err) {
           info.state = 'Failed';
           info.error = (err as Error).message;
-          if (this.#host.closing) this.#host.log.debug({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction cancelled by shutdown');
+          if (this.#host.isClosing()) this.#host.log.debug({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction cancelled by shutdown');
           else this.#host.log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
         } finally {
           for (const sid of plans[i]!.sources) this.#busy.delete(sid);

@@ -93,7 +93,6 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
-    const node = this;
     this.#compactor = new Compactor(
       {
         store: deps.store,
@@ -121,9 +120,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
           return outcome.result.result;
         },
         inBackground: (p) => this.#inBackground(p),
-        get closing() {
-          return node.#closing;
-        },
+        isClosing: () => this.#closing,
       },
       {
         smallRowsMax: Math.max(1, Math.floor(opts.sealRows / 2)),
