@@ -553,75 +553,20 @@ export class Engine {
       .sort((a, b) => a.id - b.id);
   }
 
-  /**
-   * Creates a restore target: the collection (state Restoring: its name is reserved, it is not visible),
-   * its indexes and its segments (state Importing, no files yet), in one transaction.
-   */
-  async createRestoreTarget(input: {
-    dbName: string;
-    name: string;
-    source: CollectionRecord;
-    partitions: readonly { name: string }[];
-    indexes: readonly IndexRecord[];
-    segments: readonly { sourceId: number; partitionName: string; numRows: number }[];
-  }): Promise<{ collection: CollectionRecord; segmentIds: Map<number, { targetId: number; partitionId: number }> }> {
-    return this.#ddl.run(async () => {
-      const db = this.catalog.requireDatabase(input.dbName);
-      if (this.catalog.nameTaken(db.id, input.name)) {
-        throw quiverError('ParameterInvalid', `collection already exists: ${input.name} (restore target must be a new collection)`);
-      }
-      const id = await this.ids.alloc();
-      const ts = this.tso.next().toString();
-      const partitions: PartitionRecord[] = [];
-      for (const p of input.partitions) partitions.push({ id: await this.ids.alloc(), name: p.name, createdTs: ts });
-      if (!partitions.some((p) => p.name === DEFAULT_PARTITION)) partitions.unshift({ id: await this.ids.alloc(), name: DEFAULT_PARTITION, createdTs: ts });
-      const collection: CollectionRecord = {
-        ...input.source,
-        id,
-        dbId: db.id,
-        name: input.name,
-        schema: { ...input.source.schema, name: input.name },
-        partitions,
-        createdTs: ts,
-        updateTs: ts,
-        state: 'Restoring',
-        droppedAtMs: undefined,
-        loaded: false,
-        loadedPartitions: undefined,
-      };
-      const changes: CatalogChange[] = [{ type: 'putCollection', record: collection }];
-      for (const idx of input.indexes) changes.push({ type: 'putIndex', record: { ...idx, collectionId: id } });
-      const segmentIds = new Map<number, { targetId: number; partitionId: number }>();
-      for (const s of input.segments) {
-        const targetId = await this.ids.alloc();
-        const partitionId = partitions.find((p) => p.name === s.partitionName)?.id ?? partitions[0]!.id;
-        segmentIds.set(s.sourceId, { targetId, partitionId });
-        changes.push({
-          type: 'putSegment',
-          record: { id: targetId, collectionId: id, partitionId, state: 'Importing', numRows: s.numRows, binlogs: {}, deltalogs: [], statslogs: [], indexes: [], createdTs: ts },
-        });
-      }
-      changes.push({ type: 'putCheckpoint', collectionId: id, position: this.wal.endPosition() });
-      await this.catalog.commit(changes);
-      return { collection, segmentIds };
-    });
+  /** Serializes DDL (name checks and the commits that take names); restore start runs under it. */
+  withDdlLock<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#ddl.run(fn);
   }
 
   /**
-   * Publishes a restore: every target segment becomes Flushed (with its copied files) and the collection
-   * visible, in one transaction. Idempotent.
+   * After the catalog commit that made a restored collection visible (coord/snapshot/restore-targets),
+   * set up its in-memory state: runtime, pk columns, index builds. Idempotent.
    */
-  async completeRestore(collectionId: number, segments: readonly SegmentRecord[]): Promise<void> {
+  async collectionPublished(collectionId: number): Promise<void> {
     await this.#ddl.run(async () => {
-      const coll = this.catalog.collectionIncludingDropped(collectionId);
-      if (!coll) throw quiverError('CollectionNotFound', `restore target collection ${collectionId} no longer exists`);
-      if (coll.state === 'Created') return;
-      if (coll.state !== 'Restoring') throw quiverError('ServiceInternal', `restore target ${coll.name} is ${coll.state}`);
-      const changes: CatalogChange[] = segments.map((r) => ({ type: 'putSegment', record: { ...r, collectionId, state: 'Flushed' } }));
-      const visible: CollectionRecord = { ...coll, state: 'Created', updateTs: this.tso.next().toString() };
-      changes.push({ type: 'putCollection', record: visible });
-      await this.catalog.commit(changes);
-      const rt = new CollectionRuntime(visible);
+      const coll = this.catalog.collection(collectionId);
+      if (!coll || this.#runtimes.has(collectionId)) return;
+      const rt = new CollectionRuntime(coll);
       for (const rec of this.catalog.segments(collectionId)) {
         if (rec.state !== 'Flushed') continue;
         const seg = this.#flushedSegment(rec);
@@ -634,19 +579,6 @@ export class Engine {
       }
       this.#runtimes.set(collectionId, rt);
       this.#scheduleIndexBuild(rt);
-    });
-  }
-
-  /** Rolls a restore back: its segments and the invisible collection disappear (files are the caller's). */
-  async abortRestore(collectionId: number): Promise<void> {
-    await this.#ddl.run(async () => {
-      const coll = this.catalog.collectionIncludingDropped(collectionId);
-      if (!coll || coll.state !== 'Restoring') return;
-      const changes: CatalogChange[] = [];
-      for (const s of this.catalog.segments(collectionId)) changes.push({ type: 'deleteSegment', collectionId, segmentId: s.id });
-      for (const i of this.catalog.indexes(collectionId)) changes.push({ type: 'deleteIndex', collectionId, indexId: i.id });
-      changes.push({ type: 'deleteCheckpoint', collectionId }, { type: 'deleteCollection', id: collectionId });
-      await this.catalog.commit(changes);
     });
   }
 

@@ -1,11 +1,17 @@
-import type { MetaKV } from '../../meta/meta-kv.js';
+import type { MetaKV, Op } from '../../meta/meta-kv.js';
 
 /**
  * Snapshot and pin records in MetaKV.
  *
  *   (1) create ──▶ PENDING ──(2) manifests + metadata written──▶ COMMITTED ──(3) drop──▶ DELETING ──(4)──▶ (gone)
  *                    │                                                                         ▲
- *                    └──(5) older than pendingTimeout (crash mid-create): GC removes files, then meta
+ *                    └──(5) stale: left by a crashed or failed create ──────────────────────────┘
+ *
+ *   (5) A PENDING record is stale when no create of it can still be running: at coordinator start (a
+ *       restart ends every create), when a create of the same name finds it under the name lock (a
+ *       create holds that lock for its whole run, and the coordinator is the only writer), or when it
+ *       is older than `pendingTimeout` (the reaper's fallback). Stale records go DELETING → files → meta,
+ *       so a crash mid-create never makes a later create of that name fail.
  *
  * Every transition is a compare-and-set on the record's mod revision, so two creators of one name, or a
  * dropper racing the GC, cannot both win.
@@ -107,6 +113,11 @@ export class SnapshotStore {
 
   async putPin(pin: PinRecord): Promise<void> {
     await this.#kv.put(pinKey(pin.id), enc.encode(JSON.stringify(pin)));
+  }
+
+  /** The put of a pin, for a caller that commits it in its own txn (a restore start). */
+  pinOp(pin: PinRecord): Op {
+    return { type: 'put', key: pinKey(pin.id), value: enc.encode(JSON.stringify(pin)) };
   }
 
   async deletePin(id: number): Promise<boolean> {
