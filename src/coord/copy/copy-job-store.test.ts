@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../../common/errors.js';
-import { MemoryMetaKV } from '../../meta/memory-kv.js';
-import { VALUE_BYTES_MAX_DEFAULT, type Compare, type MetaKV, type Op, type TxnResult } from '../../meta/meta-kv.js';
+import { VALUE_BYTES_MAX_DEFAULT, type Op } from '../../meta/meta-kv.js';
 import { FakeClock } from '../../common/clock.js';
 import { CopyJobChecker } from './checker.js';
 import { batchOps, copyJobKey, copyTaskKey, CopyJobStore, encodeTask, newCopyJob } from './copy-job-store.js';
-import { createJob, FakeWorkers, harness, idAllocator, mappings, mustGetJob, RecordingTargets, SNAPSHOT, type Harness } from './copy.test-util.js';
+import { createJob, FakeWorkers, harness, idAllocator, mappings, MeasuringKV, mustGetJob, RecordingTargets, SNAPSHOT, type Harness } from './copy.test-util.js';
 import { DEFAULT_COPY_OPTIONS, SEGMENTS_PER_JOB_MAX, type CopiedSegment, type CopyTask } from './types.js';
 
 function task(jobId: number, id: number, over: Partial<CopyTask> = {}): CopyTask {
@@ -15,23 +14,6 @@ function task(jobId: number, id: number, over: Partial<CopyTask> = {}): CopyTask
 /** Writes tasks straight into the kv (whatever their job's state), as a test fixture. */
 async function seed(h: Harness, tasks: readonly CopyTask[]): Promise<void> {
   for (const t of tasks) await h.kv.put(copyTaskKey(t.jobId, t.id), encodeTask(t));
-}
-
-/** A MetaKV that measures every txn it forwards (bytes of keys and values, op count). */
-class MeasuringKV extends MemoryMetaKV {
-  readonly txns: { bytes: number; ops: number; valueMax: number }[] = [];
-  override async txn(compares: readonly Compare[], success: readonly Op[], failure?: readonly Op[]): Promise<TxnResult> {
-    let bytes = 0;
-    let valueMax = 0;
-    for (const op of success) {
-      const v = op.type === 'put' ? (typeof op.value === 'string' ? Buffer.byteLength(op.value) : op.value.byteLength) : 0;
-      bytes += (op.type === 'deletePrefix' ? op.prefix.length : op.key.length) + v;
-      valueMax = Math.max(valueMax, v);
-    }
-    for (const c of compares) bytes += c.key.length + (c.target === 'value' ? (typeof c.value === 'string' ? Buffer.byteLength(c.value) : c.value.byteLength) : 8);
-    this.txns.push({ bytes, ops: success.length, valueMax });
-    return super.txn(compares, success, failure);
-  }
 }
 
 describe('CopyJobStore', () => {

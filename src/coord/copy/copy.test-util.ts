@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import { FakeClock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
+import type { Compare, Op, TxnResult } from '../../meta/meta-kv.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
 import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../storage/paths.js';
@@ -350,3 +351,21 @@ export async function settle(rounds = 20): Promise<void> {
 export function memoryObjects(clock?: FakeClock): MemoryObjectStore {
   return new MemoryObjectStore({ clock });
 }
+
+/** A MetaKV that measures every txn it forwards (bytes of keys and values, op count). */
+export class MeasuringKV extends MemoryMetaKV {
+  readonly txns: { bytes: number; ops: number; valueMax: number }[] = [];
+  override async txn(compares: readonly Compare[], success: readonly Op[], failure?: readonly Op[]): Promise<TxnResult> {
+    let bytes = 0;
+    let valueMax = 0;
+    for (const op of success) {
+      const v = op.type === 'put' ? (typeof op.value === 'string' ? Buffer.byteLength(op.value) : op.value.byteLength) : 0;
+      bytes += (op.type === 'deletePrefix' ? op.prefix.length : op.key.length) + v;
+      valueMax = Math.max(valueMax, v);
+    }
+    for (const c of compares) bytes += c.key.length + (c.target === 'value' ? (typeof c.value === 'string' ? Buffer.byteLength(c.value) : c.value.byteLength) : 8);
+    this.txns.push({ bytes, ops: success.length, valueMax });
+    return super.txn(compares, success, failure);
+  }
+}
+
