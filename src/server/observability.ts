@@ -100,7 +100,7 @@ export function registerObservability(registry: Registry, deps: ObservabilityDep
     observed.add(job.id);
     if (observed.size > OBSERVED_JOBS_MAX) observed.delete(observed.values().next().value!);
     jobDuration.observe({ outcome }, Math.max(0, clock.nowMs() - job.createdAtMs) / 1000);
-    // Tasks are terminal and immutable once the job's outcome is recorded (see copy/types.ts).
+    // Tasks are terminal and immutable once the job finished (see copy/types.ts).
     const p = deps.restores.jobs
       .listTasks(job.id)
       .then((tasks) => {

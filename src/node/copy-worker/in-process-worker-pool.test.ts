@@ -47,7 +47,7 @@ describe('executeCopy', () => {
   });
 
   it('keeps at most `concurrency` copies in flight', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1, 2, 3, 4, 5]);
+    const { objects, ms, sources } = await sourceStore([1, 2, 3, 4, 5]);
     const gated = new GatedObjectStore(objects);
     const r = await executeCopy(gated, sources, task(0, ms), { concurrency: 3 });
     expect(r.ok).toBe(true);
@@ -57,7 +57,7 @@ describe('executeCopy', () => {
   });
 
   it('retries a transient copy failure', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const faulty = new FaultyObjectStore(objects, { failOn: failNth('copy', 2) });
     const r = await executeCopy(faulty, sources, task(0, ms), { concurrency: 1 });
     expect(r.ok).toBe(true);
@@ -99,7 +99,7 @@ describe('executeCopy', () => {
 
 describe('InProcessWorkerPool', () => {
   it('has one node with 4 slots by default; dispatch runs in the background, poll reports', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1, 2]);
+    const { objects, ms, sources } = await sourceStore([1, 2]);
     const finished: number[] = [];
     const gated = new GatedObjectStore(objects, 0);
     const pool = new InProcessWorkerPool({ sources, store: gated, onTaskFinished: (_n, id) => finished.push(id) });
@@ -120,7 +120,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('answers Unknown for an unknown node, task, or a version it never received', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const pool = new InProcessWorkerPool({ sources, store: objects });
     await pool.dispatch('node-1', task(7, ms, 2));
     await pool.idle();
@@ -132,7 +132,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('refuses a dispatch beyond its slots, to a missing node, or of an older version', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
     const pool = new InProcessWorkerPool({ sources, store: gated, nodes: [{ nodeId: 'a', slots: 2 }] });
     await pool.dispatch('a', task(1, ms));
@@ -145,7 +145,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('a newer version replaces the run of an older one', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
     const pool = new InProcessWorkerPool({ sources, store: gated });
     await pool.dispatch('node-1', task(1, ms, 1));
@@ -170,7 +170,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('cancel stops a task and waits until it no longer writes', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1, 2, 3]);
+    const { objects, ms, sources } = await sourceStore([1, 2, 3]);
     const gated = new GatedObjectStore(objects, 0);
     const pool = new InProcessWorkerPool({ sources, store: gated, copyConcurrency: 2 });
     await pool.dispatch('node-1', task(5, ms));
@@ -186,7 +186,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('refuses a dispatch that arrives after the cancel of that task', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const pool = new InProcessWorkerPool({ sources, store: objects });
     await pool.cancel('node-1', 9);
     await expect(pool.dispatch('node-1', task(9, ms, 3))).rejects.toThrow('task 9 was cancelled');
@@ -195,7 +195,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('removeNode abandons its tasks (polls answer Unknown); addNode brings capacity back', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
     const finished: number[] = [];
     const pool = new InProcessWorkerPool({ sources, store: gated, onTaskFinished: (_n, id) => finished.push(id) });
@@ -212,7 +212,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('keeps a bounded number of finished answers', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const pool = new InProcessWorkerPool({ sources, store: objects, finishedTasksMax: 2 });
     for (const id of [1, 2, 3]) {
       await pool.dispatch('node-1', task(id, ms));
@@ -224,7 +224,7 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('close aborts everything and refuses later dispatches', async () => {
-    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
     const pool = new InProcessWorkerPool({ sources, store: gated });
     await pool.dispatch('node-1', task(1, ms));
