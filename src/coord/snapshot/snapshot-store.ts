@@ -1,3 +1,4 @@
+import { quiverError } from '../../common/errors.js';
 import type { MetaKV, Op } from '../../meta/meta-kv.js';
 
 /**
@@ -88,12 +89,12 @@ export class SnapshotStore {
 
   async get(collectionId: number, name: string): Promise<{ record: SnapshotRecord; revision: number } | undefined> {
     const e = await this.#kv.get(snapKey(collectionId, name));
-    return e ? { record: JSON.parse(dec.decode(e.value)) as SnapshotRecord, revision: e.modRevision } : undefined;
+    return e ? { record: readSnapshot(e.key, e.value), revision: e.modRevision } : undefined;
   }
 
   async list(collectionId?: number): Promise<SnapshotRecord[]> {
     const entries = await this.#kv.scan(collectionId === undefined ? SNAP : `${SNAP}${collectionId}/`);
-    return entries.map((e) => JSON.parse(dec.decode(e.value)) as SnapshotRecord);
+    return entries.map((e) => readSnapshot(e.key, e.value));
   }
 
   /** Compare-and-set on state: false when the record is gone or no longer in `expected`. */
@@ -125,6 +126,48 @@ export class SnapshotStore {
   }
 
   async pins(): Promise<PinRecord[]> {
-    return (await this.#kv.scan(PIN)).map((e) => JSON.parse(dec.decode(e.value)) as PinRecord);
+    return (await this.#kv.scan(PIN)).map((e) => readPin(e.key, e.value));
   }
+}
+
+// Asserted right after the read: a damaged record is reported with its key, never half-used.
+
+function parse(key: string, value: Uint8Array): unknown {
+  try {
+    return JSON.parse(dec.decode(value));
+  } catch (e) {
+    throw quiverError('ServiceInternal', `meta key ${key} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function readSnapshot(key: string, value: Uint8Array): SnapshotRecord {
+  const r = parse(key, value) as SnapshotRecord;
+  const ok =
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.id) &&
+    Number.isSafeInteger(r.collectionId) &&
+    typeof r.name === 'string' &&
+    (r.state === 'PENDING' || r.state === 'COMMITTED' || r.state === 'DELETING') &&
+    typeof r.metadataKey === 'string' &&
+    Array.isArray(r.manifestKeys) &&
+    Array.isArray(r.segmentIds) &&
+    Array.isArray(r.buildIds) &&
+    Number.isFinite(r.createdAtMs);
+  if (!ok) throw quiverError('ServiceInternal', `meta key ${key}: not a valid snapshot record (state ${String((r as { state?: unknown })?.state)})`);
+  return r;
+}
+
+function readPin(key: string, value: Uint8Array): PinRecord {
+  const p = parse(key, value) as PinRecord;
+  const ok =
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isSafeInteger(p.id) &&
+    Number.isSafeInteger(p.snapshotId) &&
+    Number.isSafeInteger(p.collectionId) &&
+    (p.expiresAtMs === undefined || Number.isFinite(p.expiresAtMs)) &&
+    (p.jobId === undefined || Number.isSafeInteger(p.jobId));
+  if (!ok) throw quiverError('ServiceInternal', `meta key ${key}: not a valid snapshot pin`);
+  return p;
 }
