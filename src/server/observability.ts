@@ -63,6 +63,18 @@ export function registerObservability(registry: Registry, deps: ObservabilityDep
     },
   });
   new Gauge({
+    name: 'quiver_copy_segment_jobs_overdue',
+    help: 'Unfinished restore jobs past their state deadline (Pending/Executing: timing out; Publishing/RollingBack: side effect being retried)',
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      const jobs = await deps.restores.jobs.listJobs();
+      const nowMs = clock.nowMs();
+      this.reset();
+      for (const s of COPY_JOB_STATES) if (s !== 'Completed' && s !== 'Failed') this.set({ state: s }, jobs.filter((j) => j.state === s && nowMs > j.deadlineMs).length);
+    },
+  });
+  new Gauge({
     name: 'quiver_copy_segment_tasks',
     help: 'Restore copy-segment tasks by state',
     labelNames: ['state'],
