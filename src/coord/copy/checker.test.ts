@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CopyJobChecker, PublishRefused } from './checker.js';
+import { CopyJobChecker, TargetRefused } from './checker.js';
 import { createJob, FakeWorkers, harness, mappings, mustGetJob, RecordingTargets, resultsFor, sourcesFor, type Harness } from './copy.test-util.js';
 import { jobProgress } from './progress.js';
 import { resolveMappings, targetKeysOf } from './segment-rewrite.js';
@@ -235,10 +235,19 @@ describe('CopyJobChecker', () => {
     const job = await createJob(h, mappings(1));
     await checker.tick();
     await complete(h, (await h.store.listTasks(job.id))[0]!);
-    targets.publishError = new PublishRefused('target collection dst is gone');
+    targets.publishError = new TargetRefused('target collection dst is gone');
     await checker.tick();
     expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: 'publish refused: target collection dst is gone' });
     expect(targets.rolledBack).toHaveLength(1);
+  });
+
+  it('(2) Pending → RollingBack at once when the target is refused for good (not after the job timeout)', async () => {
+    const { h, checker, targets } = setup();
+    const job = await createJob(h, mappings(1));
+    targets.registerError = new TargetRefused('target collection dst (200) is gone');
+    await checker.tick();
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: 'target refused: target collection dst (200) is gone' });
+    expect(await h.store.listTasks(job.id)).toEqual([]);
   });
 
   it('crash resume: a Publishing job whose checker died is resumed by a new checker after the lease deadline', async () => {

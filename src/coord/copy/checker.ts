@@ -44,8 +44,11 @@ const STEPS_PER_JOB_MAX = 4;
 /** Rounds of cancelling a rolling-back job's live tasks in one pass before leaving it to the next pass. */
 const CANCEL_ROUNDS_MAX = 3;
 
-/** A publish refused for good (before the collection became visible): the job rolls back (6). */
-export class PublishRefused extends Error {}
+/**
+ * Thrown by `RestoreTargetOps.register` / `publish` when the target can never be made visible (e.g. it
+ * is gone): the job rolls back at once, (2) or (6), instead of retrying until its deadline.
+ */
+export class TargetRefused extends Error {}
 
 export interface CopyJobCheckerDeps {
   readonly store: CopyJobStore;
@@ -157,7 +160,12 @@ export class CopyJobChecker {
       cur = reread;
     }
     // Importing records first: GC must know every target segment before a copy writes its files.
-    await this.#targets.register(cur);
+    try {
+      await this.#targets.register(cur);
+    } catch (e) {
+      if (e instanceof TargetRefused) return this.#enter(cur, 'RollingBack', `target refused: ${e.message}`);
+      throw e;
+    }
     const tasks: CopyTask[] = [];
     for (let i = 0; i < taskCount; i++) {
       tasks.push({
@@ -255,7 +263,7 @@ export class CopyJobChecker {
       return await this.#finish(cur, 'Failed', cur.reason);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      if (cur.state === 'Publishing' && e instanceof PublishRefused) {
+      if (cur.state === 'Publishing' && e instanceof TargetRefused) {
         return this.#enterFromLease(cur, `publish refused: ${msg}`);
       }
       const retryAtMs = this.#clock.nowMs() + this.#options.checkIntervalMs;

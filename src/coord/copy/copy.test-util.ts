@@ -181,14 +181,22 @@ export class RecordingTargets implements RestoreTargetOps {
   readonly rolledBack: { job: CopyJob; keys: readonly string[] }[] = [];
   /** Calls left that throw (to test retries of the side effects). */
   failNext = 0;
-  /** Throw this from the next publish instead (e.g. PublishRefused). */
+  /** Throw this from the next publish instead (e.g. TargetRefused). */
   publishError: Error | undefined;
   /** Runs inside `rollback` with every target key the job may have written. */
   onRollback: (keys: readonly string[]) => Promise<void> = async () => {};
 
   constructor(readonly sources: SourceSegmentReader = new MemorySources()) {}
 
+  /** Throw this from the next register instead (e.g. TargetRefused). */
+  registerError: Error | undefined;
+
   async register(job: CopyJob): Promise<void> {
+    if (this.registerError !== undefined) {
+      const e = this.registerError;
+      this.registerError = undefined;
+      throw e;
+    }
     this.#maybeFail('register');
     this.registered.push(job);
   }

@@ -25,8 +25,8 @@
  *                                GC keeps every file a copy writes) and the mappings were split into
  *                                tasks of at most `maxSegmentsPerTask`; the tasks are written in the same
  *                                txn as the state change, so a crash never leaves half of them.
- *   (2) Pending → RollingBack    a mapping is unusable (duplicate target), or the Pending deadline
- *                                (createdAtMs + timeoutMs) passed before it started.
+ *   (2) Pending → RollingBack    a mapping is unusable (duplicate target), the target is refused for
+ *                                good (gone), or the Pending deadline (createdAtMs + timeoutMs) passed.
  *   (3) Executing → Publishing   every task Completed and the results cover every mapping.
  *   (4) Executing → RollingBack  a task Failed (fail-fast), or the Executing deadline
  *                                (startedAtMs + timeoutMs) passed with some task unfinished.

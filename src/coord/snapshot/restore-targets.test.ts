@@ -5,7 +5,7 @@ import { Catalog } from '../catalog.js';
 import { newCopyJob } from '../copy/copy-job-store.js';
 import { MeasuringKV, MemorySources, SNAPSHOT_ID, SOURCE_COLLECTION, sourceSegment } from '../copy/copy.test-util.js';
 import { silentLogger, type CopyJob } from '../copy/types.js';
-import { PublishRefused } from '../copy/checker.js';
+import { TargetRefused } from '../copy/checker.js';
 import { RestoreTargets, type RestoreHost } from './restore-targets.js';
 
 function setup(segmentCount: number) {
@@ -107,7 +107,7 @@ describe('RestoreTargets', () => {
     const job = await started(s);
     await s.targets.register(job);
     await s.targets.rollback(job);
-    await expect(s.targets.publish(job)).rejects.toBeInstanceOf(PublishRefused);
+    await expect(s.targets.publish(job)).rejects.toBeInstanceOf(TargetRefused);
   });
 
   it('rollback deletes the copies and every record, idempotently, and refuses a visible collection', async () => {

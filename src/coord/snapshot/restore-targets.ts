@@ -27,7 +27,7 @@ import type { Op } from '../../meta/meta-kv.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { collectionFilePrefixes } from '../../storage/paths.js';
 import type { Catalog, CatalogChange } from '../catalog.js';
-import { PublishRefused } from '../copy/checker.js';
+import { TargetRefused } from '../copy/checker.js';
 import { batchOps, TXN_BYTES_MAX, TXN_OPS_MAX } from '../copy/copy-job-store.js';
 import { resolveMappings, rewriteSegmentRecord, targetKeysOf } from '../copy/segment-rewrite.js';
 import type { CopyJob, CopyLogger, RestoreTargetOps, SegmentMapping, SourceSegmentReader } from '../copy/types.js';
@@ -138,7 +138,7 @@ export class RestoreTargets implements RestoreTargetOps {
   async register(job: CopyJob): Promise<void> {
     const cid = job.targetCollectionId;
     const coll = this.#catalog.collectionIncludingDropped(cid);
-    if (coll?.state !== 'Restoring') throw quiverError('ServiceInternal', `restore job ${job.id}: target collection ${cid} is ${coll?.state ?? 'gone'}`);
+    if (coll?.state !== 'Restoring') throw new TargetRefused(`target collection ${job.targetCollectionName} (${cid}) is ${coll?.state ?? 'gone'}`);
     const missing = job.mappings.filter((m) => this.#catalog.segment(cid, m.targetSegmentId) === undefined);
     const ts = coll.createdTs;
     for (const batch of chunk(missing, TXN_OPS_MAX - 1)) {
@@ -165,7 +165,7 @@ export class RestoreTargets implements RestoreTargetOps {
       await this.#releasePin(job.pinId);
       return;
     }
-    if (coll?.state !== 'Restoring') throw new PublishRefused(`target collection ${job.targetCollectionName} (${cid}) is ${coll?.state ?? 'gone'}`);
+    if (coll?.state !== 'Restoring') throw new TargetRefused(`target collection ${job.targetCollectionName} (${cid}) is ${coll?.state ?? 'gone'}`);
     const todo = job.mappings.filter((m) => this.#catalog.segment(cid, m.targetSegmentId)?.state !== 'Flushed');
     for (const part of chunk(todo, SEGMENTS_READ_MAX)) {
       const records = (await this.#resolve(job, part)).map((m) => rewriteSegmentRecord(m, 'Flushed'));
