@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as lancedb from '@lancedb/lancedb';
 import type { MilvusClient } from '@zilliz/milvus2-sdk-node';
-import type { SegmentMapping } from '../src/coord/copy/types.js';
+import type { ResolvedMapping } from '../src/coord/copy/types.js';
 import { copyPlanOf } from '../src/coord/copy/segment-rewrite.js';
 import { executeCopy, targetKeysOf } from '../src/datanode/copy-worker/index.js';
 import { LocalObjectStore } from '../src/storage/local-object-store.js';
@@ -103,7 +103,7 @@ async function copyComparison(t: TestServer, source: string, snapshot: string): 
   const rec = await t.server.snapshots.describe('default', source, snapshot);
   const contents = await t.server.snapshots.readContents(rec);
   // Target ids no catalog knows: the copies are scratch files, deleted after each run.
-  const mappings: SegmentMapping[] = contents.entries.map((e, i) => ({ source: e.segment, targetCollectionId: 990_000_001, targetPartitionId: 990_000_002, targetSegmentId: 990_000_100 + i }));
+  const mappings: ResolvedMapping[] = contents.entries.map((e, i) => ({ source: e.segment, targetCollectionId: 990_000_001, targetPartitionId: 990_000_002, targetSegmentId: 990_000_100 + i }));
   const plan = mappings.flatMap(copyPlanOf);
   let bytes = 0;
   for (const step of plan) bytes += (await stat(join(root, step.src))).size;
@@ -114,11 +114,15 @@ async function copyComparison(t: TestServer, source: string, snapshot: string): 
     for (const fsync of [false, true]) {
       const store = new LocalObjectStore(root, { copyMode: 'copy', fsync });
       const t0 = performance.now();
-      const r = await executeCopy(store, mappings);
+      const r = await executeCopy(store, { read: async () => new Map(mappings.map((m) => [m.source.id, m.source] as const)) }, {
+        snapshot: { collectionId: rec.collectionId, snapshotId: rec.id },
+        targetCollectionId: 990_000_001,
+        mappings: mappings.map((m) => ({ sourceSegmentId: m.source.id, targetSegmentId: m.targetSegmentId, targetPartitionId: m.targetPartitionId })),
+      });
       const took = ms(t0);
       if (!r.ok) throw new Error(`executeCopy: ${r.reason}`);
       (fsync ? out.copyFsyncMs : out.copyMs).push(took);
-      for (const key of targetKeysOf({ mappings })) await store.delete(key);
+      for (const key of targetKeysOf(mappings)) await store.delete(key);
       await store.close();
     }
     await mkdir(scratch, { recursive: true });

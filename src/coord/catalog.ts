@@ -1,10 +1,14 @@
-import type { MetaKV, Op } from '../meta/meta-kv.js';
+import type { Compare, MetaKV, Op } from '../meta/meta-kv.js';
 import { quiverError } from '../common/errors.js';
-import type {
-  CollectionRecord,
-  DatabaseRecord,
-  IndexRecord,
-  SegmentRecord,
+import {
+  assertCollectionTransition,
+  assertSegmentTransition,
+  type CollectionRecord,
+  type CollectionState,
+  type DatabaseRecord,
+  type IndexRecord,
+  type SegmentRecord,
+  type SegmentState,
 } from './records.js';
 
 /**
@@ -45,6 +49,21 @@ export type CatalogChange =
   | { readonly type: 'deleteSegment'; readonly collectionId: number; readonly segmentId: number }
   | { readonly type: 'putCheckpoint'; readonly collectionId: number; readonly position: number }
   | { readonly type: 'deleteCheckpoint'; readonly collectionId: number };
+
+/**
+ * What a guarded commit expects a record to be right now ('absent': no record). Checked against the
+ * mirror, then compared in the same MetaKV txn on the record's stored value (`value ==` its encoding),
+ * so a commit that raced another writer of that record fails as a whole instead of overwriting it.
+ */
+export type CatalogExpectation =
+  | { readonly kind: 'collection'; readonly id: number; readonly state: CollectionState | 'absent' }
+  | { readonly kind: 'segment'; readonly collectionId: number; readonly segmentId: number; readonly state: SegmentState | 'absent' };
+
+export interface CommitOptions {
+  readonly expect?: readonly CatalogExpectation[] | undefined;
+  /** Records of other stores committed in the same txn (a restore start writes its job and pin with its target). */
+  readonly extra?: { readonly compares: readonly Compare[]; readonly ops: readonly Op[] } | undefined;
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -96,11 +115,42 @@ export class Catalog {
 
   /** Persists all changes in one MetaKV transaction, then applies them to the mirror. */
   async commit(changes: readonly CatalogChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    const ops: Op[] = changes.map(toOp);
-    const res = await this.#kv.txn([], ops);
-    if (!res.succeeded) throw quiverError('ServiceInternal', 'meta transaction failed');
+    await this.commitGuarded(changes);
+  }
+
+  /**
+   * `commit` guarded by expectations: persists all changes (and `opts.extra`) in one MetaKV transaction,
+   * then applies them to the mirror.
+   *
+   * Without `opts.expect` / `opts.extra` compares: resolves true, or throws if the txn failed. With them:
+   * resolves false (nothing written) when a record is not in the expected state or the txn lost a race;
+   * that is a normal outcome for the caller to retry or report, not corruption. A put of a record that
+   * changes the state it is expected in must be a legal transition (asserted).
+   */
+  async commitGuarded(changes: readonly CatalogChange[], opts: CommitOptions = {}): Promise<boolean> {
+    const expect = opts.expect ?? [];
+    if (changes.length === 0 && (opts.extra?.ops.length ?? 0) === 0) return true;
+    const compares: Compare[] = [...(opts.extra?.compares ?? [])];
+    for (const x of expect) {
+      const cur = x.kind === 'collection' ? this.#collections.get(x.id) : this.#segments.get(x.collectionId)?.get(x.segmentId);
+      const key = x.kind === 'collection' ? K.coll(x.id) : K.segment(x.collectionId, x.segmentId);
+      if (x.state === 'absent') {
+        if (cur !== undefined) return false;
+        compares.push({ key, target: 'version', op: '==', value: 0 });
+      } else {
+        if (cur === undefined || cur.state !== x.state) return false;
+        compares.push({ key, target: 'value', op: '==', value: json(cur) });
+      }
+    }
+    for (const c of changes) assertLegal(c, expect);
+    const ops: Op[] = [...changes.map(toOp), ...(opts.extra?.ops ?? [])];
+    const res = await this.#kv.txn(compares, ops);
+    if (!res.succeeded) {
+      if (compares.length === 0) throw quiverError('ServiceInternal', 'meta transaction failed');
+      return false;
+    }
     for (const c of changes) this.#apply(c);
+    return true;
   }
 
   #apply(c: CatalogChange): void {
@@ -229,6 +279,17 @@ export class Catalog {
 
   checkpoint(collectionId: number): number | undefined {
     return this.#checkpoints.get(collectionId);
+  }
+}
+
+/** A guarded put that changes a record's state must be a transition of its table. */
+function assertLegal(c: CatalogChange, expect: readonly CatalogExpectation[]): void {
+  if (c.type === 'putCollection') {
+    const x = expect.find((e) => e.kind === 'collection' && e.id === c.record.id);
+    if (x !== undefined && x.state !== 'absent' && x.state !== c.record.state) assertCollectionTransition(x.state as CollectionState, c.record.state);
+  } else if (c.type === 'putSegment') {
+    const x = expect.find((e) => e.kind === 'segment' && e.collectionId === c.record.collectionId && e.segmentId === c.record.id);
+    if (x !== undefined && x.state !== 'absent' && x.state !== c.record.state) assertSegmentTransition(x.state as SegmentState, c.record.state);
   }
 }
 

@@ -18,8 +18,27 @@ export interface PartitionRecord {
   readonly createdTs: string;
 }
 
-/** Restoring: a snapshot restore target, invisible (but its name reserved) until the restore completes. */
+/**
+ * Collection states. Restoring: a snapshot restore target, invisible (but its name reserved) until the
+ * restore publishes it.
+ *
+ *   (create) ──▶ Created ──(2) drop──▶ Dropped ──▶ (record deleted by GC after the grace period)
+ *                   ▲
+ *                  (1) publish
+ *                   │
+ *   (restore start) Restoring ──▶ (records deleted: rollback, or reconcile of a target without a job)
+ */
 export type CollectionState = 'Created' | 'Restoring' | 'Dropped';
+
+export const COLLECTION_TRANSITIONS: Readonly<Record<CollectionState, readonly CollectionState[]>> = {
+  Restoring: ['Created'], // (1)
+  Created: ['Dropped'], // (2)
+  Dropped: [],
+};
+
+export function assertCollectionTransition(from: CollectionState, to: CollectionState): void {
+  if (!COLLECTION_TRANSITIONS[from].includes(to)) throw new Error(`assertion failed: illegal collection transition ${from} → ${to}`);
+}
 
 export interface CollectionRecord {
   readonly id: number;
@@ -69,8 +88,24 @@ export interface SegmentIndexFile {
   readonly size: number;
 }
 
-/** Segment states of DESIGN.md section 2; growing/sealed segments live only in memory and the WAL. */
+/**
+ * Segment states of DESIGN.md section 2; growing/sealed segments live only in memory and the WAL.
+ *
+ *   (restore, Pending) Importing ──(1) publish: file lists written──▶ Flushed ──(2) compacted / dropped──▶ Dropped
+ *   (flush, compaction) ─────────────────────────────────────────────▶ Flushed
+ *   Importing records of a restore that rolls back are deleted (not a transition).
+ */
 export type SegmentState = 'Importing' | 'Flushed' | 'Dropped';
+
+export const SEGMENT_TRANSITIONS: Readonly<Record<SegmentState, readonly SegmentState[]>> = {
+  Importing: ['Flushed'], // (1)
+  Flushed: ['Dropped'], // (2)
+  Dropped: [],
+};
+
+export function assertSegmentTransition(from: SegmentState, to: SegmentState): void {
+  if (!SEGMENT_TRANSITIONS[from].includes(to)) throw new Error(`assertion failed: illegal segment transition ${from} → ${to}`);
+}
 
 export interface SegmentRecord {
   readonly id: number;

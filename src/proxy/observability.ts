@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { systemClock, type Clock } from '../common/clock.js';
-import type { CopyJob, CopyJobState, CopyTaskState } from '../coord/copy/types.js';
+import { COPY_JOB_STATES, type CopyJob, type CopyTaskState } from '../coord/copy/types.js';
 import type { GcMetrics } from '../coord/gc/garbage-collector.js';
 import type { RestoreService } from '../coord/snapshot/restore-service.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
@@ -18,7 +18,6 @@ import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
  * finalizer again after a crash or a lost state flip, so a job id is observed at most once per process.
  */
 
-const JOB_STATES: readonly CopyJobState[] = ['Pending', 'Executing', 'Completed', 'Failed'];
 const TASK_STATES: readonly CopyTaskState[] = ['Pending', 'InProgress', 'Completed', 'Failed'];
 /** Restores take from milliseconds (empty collection) to hours (the default job timeout is 24 h). */
 const DURATION_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
@@ -60,7 +59,19 @@ export function registerObservability(registry: Registry, deps: ObservabilityDep
     async collect() {
       const jobs = await deps.restores.jobs.listJobs();
       this.reset();
-      for (const s of JOB_STATES) this.set({ state: s }, jobs.filter((j) => j.state === s).length);
+      for (const s of COPY_JOB_STATES) this.set({ state: s }, jobs.filter((j) => j.state === s).length);
+    },
+  });
+  new Gauge({
+    name: 'quiver_copy_segment_jobs_overdue',
+    help: 'Unfinished restore jobs past their state deadline (Pending/Executing: timing out; Publishing/RollingBack: side effect being retried)',
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      const jobs = await deps.restores.jobs.listJobs();
+      const nowMs = clock.nowMs();
+      this.reset();
+      for (const s of COPY_JOB_STATES) if (s !== 'Completed' && s !== 'Failed') this.set({ state: s }, jobs.filter((j) => j.state === s && nowMs > j.deadlineMs).length);
     },
   });
   new Gauge({
@@ -101,7 +112,7 @@ export function registerObservability(registry: Registry, deps: ObservabilityDep
     observed.add(job.id);
     if (observed.size > OBSERVED_JOBS_MAX) observed.delete(observed.values().next().value!);
     jobDuration.observe({ outcome }, Math.max(0, clock.nowMs() - job.createdAtMs) / 1000);
-    // Tasks are terminal and immutable once the job's outcome is recorded (see copy/types.ts).
+    // Tasks are terminal and immutable once the job finished (see copy/types.ts).
     const p = deps.restores.jobs
       .listTasks(job.id)
       .then((tasks) => {

@@ -80,13 +80,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   engine.start();
   const snapshots = new SnapshotManager(
-    { engine, kv, store, clock, log },
+    { host: engine, kv, store, clock, log },
     { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: config.snapshotPendingTimeoutMs, faultPauseBeforeCommitMs: config.faultSnapshotPauseMs || undefined },
   );
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
   const restores = new RestoreService(
-    { engine, snapshots, kv, store: copyStore, clock, log },
+    { host: engine, snapshots, kv, store: copyStore, clock, log },
     {
       checkIntervalMs: config.copyCheckIntervalMs,
       maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
@@ -94,6 +94,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       jobTimeoutMs: config.copyJobTimeoutMs,
     },
   );
+  // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
+  await restores.init();
   restores.start();
   const metrics = new Metrics();
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });

@@ -1,65 +1,79 @@
 /**
  * CopyJobChecker: the background loop that drives restore jobs through their state machine (the
- * diagram and the numbered transitions are in `types.ts`). Each pass reads every job and moves it by
- * at most a few steps, deciding only from persisted state, so any number of passes by any number of
- * checker instances (or a new one after a crash) converge on the same result:
+ * diagram, the numbered transitions and the deadlines are in `types.ts`). Each pass reads every job and
+ * moves it by at most a few steps, deciding only from persisted state, so any number of passes by any
+ * number of checker instances (or a new one after a crash) converge on the same result:
  *
- *   Pending    → validate the mappings, split them into tasks, start (1) — or decide Failed (3)
- *   Executing  → a task Failed: decide Failed (4); else all tasks Completed: decide Completed (2);
- *                else timed out: decide Failed (4); else record progress
- *   decided    → run the side effect (complete, or cancel + rollback), then flip the state
+ *   Pending     → past the deadline or unusable mappings: RollingBack (2); else register the target
+ *                 segments, write the tasks, start (1)
+ *   Executing   → a task Failed or past the deadline: RollingBack (4); all tasks Completed: Publishing (3);
+ *                 else record progress
+ *   Publishing  → publish, then Completed (5); refused for good: RollingBack (6)
+ *   RollingBack → cancel live tasks, roll back, then Failed (7)
  *   Completed,
- *   Failed     → delete the job and its tasks once `taskRetentionMs` has passed since `finishedAtMs`
+ *   Failed      → delete the job and its tasks once its deadline (finishedAtMs + taskRetentionMs) passed
  *
- * A decision is a CAS that sets `outcome`, so two checkers can never finalize one job two ways. The
- * checker that won runs the side effect at once; another checker (or a restarted one) resumes a recorded
- * outcome only when it is at least one check interval old, so a live winner is not doubled in the normal
- * case. Both side effects are idempotent, so a resumption after a crash is safe.
+ * Publishing and RollingBack run a side effect that cannot be one atomic step with the state change.
+ * The checker that enters such a state holds its lease (`deadlineMs` = now + finalizeLeaseMs) and runs
+ * the side effect at once; any other checker (or a restarted one) claims it again only after the
+ * deadline, by a CAS that bumps `attempts` and moves the deadline, so a live attempt is not doubled in
+ * the normal case and a crashed one is resumed. A failed attempt records its error in `reason` and
+ * moves the deadline to one check interval ahead. Both side effects are idempotent.
  */
 
 import type { Clock } from '../../common/clock.js';
 import { unreachable } from '../../common/errors.js';
 import type { CopyJobStore } from './copy-job-store.js';
 import { LoopRunner } from '../../common/loop.js';
-import { mappingsProblem, targetKeysOf } from './segment-rewrite.js';
+import { mappingsProblem } from './segment-rewrite.js';
 import {
+  DEFAULT_COPY_OPTIONS,
   isTerminalTaskState,
   silentLogger,
-  type CopiedSegment,
   type CopyJob,
-  type CopyJobOutcome,
+  type CopyJobState,
   type CopyLogger,
   type CopyOptions,
   type CopyTask,
-  type JobFinalizer,
+  type RestoreTargetOps,
   type WorkerClient,
 } from './types.js';
 
-/** Steps one job may take in one pass (Pending → Executing → decided → terminal), a bound against loops. */
+/** Steps one job may take in one pass (Pending → Executing → Publishing → Completed), a bound against loops. */
 const STEPS_PER_JOB_MAX = 4;
-/** Rounds of cancelling a failed job's live tasks in one pass before leaving it to the next pass. */
+/** Rounds of cancelling a rolling-back job's live tasks in one pass before leaving it to the next pass. */
 const CANCEL_ROUNDS_MAX = 3;
+
+/**
+ * Thrown by `RestoreTargetOps.register` / `publish` when the target can never be made visible (e.g. it
+ * is gone): the job rolls back at once, (2) or (6), instead of retrying until its deadline.
+ */
+export class TargetRefused extends Error {}
 
 export interface CopyJobCheckerDeps {
   readonly store: CopyJobStore;
-  readonly finalizer: JobFinalizer;
-  /** Only used to cancel the running tasks of a failed job. */
+  readonly targets: RestoreTargetOps;
+  /** Only used to cancel the running tasks of a job that rolls back. */
   readonly workers: Pick<WorkerClient, 'cancel'>;
   readonly clock: Clock;
   readonly options: CopyOptions;
   readonly log?: CopyLogger | undefined;
   /** Called after a job's tasks were created (wire it to the inspector's `kick`). */
   readonly onTasksCreated?: (() => void) | undefined;
+  /** Called once a job reached Completed or Failed here (metrics). */
+  readonly onJobFinished?: ((job: CopyJob) => void) | undefined;
 }
 
 export class CopyJobChecker {
   readonly #store: CopyJobStore;
-  readonly #finalizer: JobFinalizer;
+  readonly #targets: RestoreTargetOps;
   readonly #workers: Pick<WorkerClient, 'cancel'>;
   readonly #clock: Clock;
   readonly #options: CopyOptions;
+  readonly #leaseMs: number;
   readonly #log: CopyLogger;
   readonly #onTasksCreated: () => void;
+  readonly #onJobFinished: (job: CopyJob) => void;
   readonly #loop: LoopRunner;
 
   constructor(deps: CopyJobCheckerDeps) {
@@ -68,13 +82,16 @@ export class CopyJobChecker {
       throw new Error(`assertion failed: maxSegmentsPerTask must be a positive integer, got ${o.maxSegmentsPerTask}`);
     }
     if (!(o.taskRetentionMs >= 0)) throw new Error(`assertion failed: taskRetentionMs must be >= 0, got ${o.taskRetentionMs}`);
+    this.#leaseMs = o.finalizeLeaseMs ?? DEFAULT_COPY_OPTIONS.finalizeLeaseMs!;
+    if (!(this.#leaseMs > 0)) throw new Error(`assertion failed: finalizeLeaseMs must be > 0, got ${this.#leaseMs}`);
     this.#store = deps.store;
-    this.#finalizer = deps.finalizer;
+    this.#targets = deps.targets;
     this.#workers = deps.workers;
     this.#clock = deps.clock;
     this.#options = o;
     this.#log = deps.log ?? silentLogger;
     this.#onTasksCreated = deps.onTasksCreated ?? (() => {});
+    this.#onJobFinished = deps.onJobFinished ?? (() => {});
     this.#loop = new LoopRunner('copy-job-checker', o.checkIntervalMs, () => this.#pass(), this.#log);
   }
 
@@ -99,8 +116,8 @@ export class CopyJobChecker {
   async #pass(): Promise<void> {
     for (const job of await this.#store.listJobs()) {
       try {
-        let cur: CopyJob | undefined = job;
-        for (let step = 0; step < STEPS_PER_JOB_MAX && cur !== undefined; step++) cur = await this.#step(cur);
+        let cur: Step = { job, entered: false };
+        for (let step = 0; step < STEPS_PER_JOB_MAX && cur !== undefined; step++) cur = await this.#step(cur.job, cur.entered);
       } catch (e) {
         this.#log.error({ jobId: job.id, state: job.state, err: e }, 'copy job step failed; retrying next pass');
       }
@@ -108,12 +125,15 @@ export class CopyJobChecker {
   }
 
   /** Advances one job by one step; returns the job as re-read when it moved (so it can move again). */
-  async #step(job: CopyJob): Promise<CopyJob | undefined> {
+  async #step(job: CopyJob, entered: boolean): Promise<Step> {
     switch (job.state) {
       case 'Pending':
-        return job.outcome !== undefined ? this.#finish(job, false) : this.#stepPending(job);
+        return this.#stepPending(job);
       case 'Executing':
-        return job.outcome !== undefined ? this.#finish(job, false) : this.#stepExecuting(job);
+        return this.#stepExecuting(job);
+      case 'Publishing':
+      case 'RollingBack':
+        return this.#finalize(job, entered);
       case 'Completed':
       case 'Failed':
         await this.#retire(job);
@@ -123,22 +143,38 @@ export class CopyJobChecker {
     }
   }
 
-  async #stepPending(job: CopyJob): Promise<CopyJob | undefined> {
+  async #stepPending(job: CopyJob): Promise<Step> {
     const nowMs = this.#clock.nowMs();
-    if (nowMs - job.createdAtMs > job.timeoutMs) {
-      return this.#decide(job, 'Failed', `timed out: not started within ${job.timeoutMs} ms`);
-    }
+    if (nowMs > job.deadlineMs) return this.#enter(job, 'RollingBack', `timed out: not started within ${job.timeoutMs} ms`);
     const problem = mappingsProblem(job.mappings);
-    if (problem !== undefined) return this.#decide(job, 'Failed', `invalid segment mappings: ${problem}`);
+    if (problem !== undefined) return this.#enter(job, 'RollingBack', `invalid segment mappings: ${problem}`);
 
     const max = this.#options.maxSegmentsPerTask;
+    const taskCount = Math.ceil(job.mappings.length / max);
+    let cur = job;
+    if (cur.taskIdBase === undefined && taskCount > 0) {
+      const base = await this.#store.allocId(taskCount);
+      if (!(await this.#store.updateJobIfUnchanged(cur, { taskIdBase: base }))) return undefined;
+      const reread = await this.#store.getJob(job.id);
+      if (reread === undefined || reread.state !== 'Pending') return undefined;
+      cur = reread;
+    }
+    // Importing records first: GC must know every target segment before a copy writes its files.
+    try {
+      await this.#targets.register(cur);
+    } catch (e) {
+      if (e instanceof TargetRefused) return this.#enter(cur, 'RollingBack', `target refused: ${e.message}`);
+      throw e;
+    }
     const tasks: CopyTask[] = [];
-    for (let i = 0; i < job.mappings.length; i += max) {
+    for (let i = 0; i < taskCount; i++) {
       tasks.push({
-        id: await this.#store.allocId(),
-        jobId: job.id,
+        id: cur.taskIdBase! + i,
+        jobId: cur.id,
         state: 'Pending',
-        mappings: job.mappings.slice(i, i + max),
+        snapshot: { collectionId: cur.sourceCollectionId, snapshotId: cur.snapshotId },
+        targetCollectionId: cur.targetCollectionId,
+        mappings: cur.mappings.slice(i * max, (i + 1) * max),
         version: 0,
         attempts: 0,
         reason: '',
@@ -147,26 +183,35 @@ export class CopyJobChecker {
         updatedAtMs: nowMs,
       });
     }
-    if (!(await this.#store.startJob(job.id, { state: 'Executing', startedAtMs: nowMs }, tasks))) return undefined;
-    this.#log.info({ jobId: job.id, tasks: tasks.length, segments: job.mappings.length }, 'copy job executing');
+    if (!(await this.#store.putTasksWhilePending(cur.id, tasks))) return undefined;
+    const ok = await this.#store.updateJobIfUnchanged(cur, {
+      state: 'Executing',
+      startedAtMs: nowMs,
+      stateSinceMs: nowMs,
+      deadlineMs: nowMs + cur.timeoutMs,
+      reason: '',
+    });
+    if (!ok) return undefined;
+    this.#log.info({ jobId: cur.id, tasks: tasks.length, segments: cur.mappings.length }, 'copy job executing');
     if (tasks.length > 0) this.#onTasksCreated();
-    return this.#store.getJob(job.id);
+    return this.#reread(cur.id, false);
   }
 
-  async #stepExecuting(job: CopyJob): Promise<CopyJob | undefined> {
+  async #stepExecuting(job: CopyJob): Promise<Step> {
     const tasks = await this.#store.listTasks(job.id);
     const failed = tasks.find((t) => t.state === 'Failed');
-    if (failed !== undefined) return this.#decide(job, 'Failed', `task ${failed.id} failed: ${failed.reason}`);
+    if (failed !== undefined) return this.#enter(job, 'RollingBack', `task ${failed.id} failed: ${failed.reason}`);
     // Checked before the timeout: work that is all done is published, not thrown away.
     if (tasks.every((t) => t.state === 'Completed')) {
-      const r = collectResults(job, tasks);
-      return typeof r === 'string'
-        ? this.#decide(job, 'Failed', `tasks do not cover the job: ${r}`)
-        : this.#decide(job, 'Completed', '');
+      const problem = coverageProblem(job, tasks);
+      return problem === undefined
+        ? this.#enter(job, 'Publishing', 'every segment copied', { copiedSegments: job.totalSegments })
+        : this.#enter(job, 'RollingBack', `tasks do not cover the job: ${problem}`);
     }
-    const elapsedMs = this.#clock.nowMs() - (job.startedAtMs ?? job.createdAtMs);
-    if (elapsedMs > job.timeoutMs) {
-      return this.#decide(job, 'Failed', `timed out: running for ${elapsedMs} ms, over the timeout of ${job.timeoutMs} ms`);
+    const nowMs = this.#clock.nowMs();
+    if (nowMs > job.deadlineMs) {
+      const elapsedMs = nowMs - (job.startedAtMs ?? job.createdAtMs);
+      return this.#enter(job, 'RollingBack', `timed out: running for ${elapsedMs} ms, over the timeout of ${job.timeoutMs} ms`);
     }
     const copied = tasks.reduce((n, t) => n + (t.state === 'Completed' ? t.results.length : 0), 0);
     if (copied !== job.copiedSegments) {
@@ -175,48 +220,89 @@ export class CopyJobChecker {
     return undefined;
   }
 
-  /** Records the outcome (CAS, same state); only the winner goes on to run its side effect. */
-  async #decide(job: CopyJob, outcome: CopyJobOutcome, reason: string): Promise<CopyJob | undefined> {
-    const won = await this.#store.updateJobInState(job.id, job.state, { outcome, outcomeAtMs: this.#clock.nowMs(), reason });
-    if (!won) return undefined;
-    this.#log.info({ jobId: job.id, outcome, reason }, 'copy job decided');
-    const decided = await this.#store.getJob(job.id);
-    return decided === undefined ? undefined : this.#finish(decided, true);
+  /** A CAS transition into `to`; entering Publishing/RollingBack takes the side effect's lease. */
+  async #enter(job: CopyJob, to: CopyJobState, reason: string, extra: Partial<CopyJob> = {}): Promise<Step> {
+    const nowMs = this.#clock.nowMs();
+    const finalizing = to === 'Publishing' || to === 'RollingBack';
+    const ok = await this.#store.updateJobInState(job.id, job.state, {
+      ...extra,
+      state: to,
+      stateSinceMs: nowMs,
+      deadlineMs: finalizing ? nowMs + this.#leaseMs : nowMs + this.#options.taskRetentionMs,
+      attempts: finalizing ? 1 : 0,
+      reason,
+    });
+    if (!ok) return undefined;
+    this.#log.info({ jobId: job.id, from: job.state, to, reason }, 'copy job transition');
+    return this.#reread(job.id, true);
   }
 
-  /** Runs the recorded outcome's side effect, then flips the state. */
-  async #finish(job: CopyJob, decidedHere: boolean): Promise<CopyJob | undefined> {
-    const outcome = job.outcome;
-    if (outcome === undefined) return undefined;
-    if (!decidedHere && this.#clock.nowMs() - (job.outcomeAtMs ?? 0) < this.#options.checkIntervalMs) return undefined;
+  /** Publishing / RollingBack: run the side effect (claiming the lease unless we just entered), then (5)/(7). */
+  async #finalize(job: CopyJob, entered: boolean): Promise<Step> {
+    let cur = job;
     const nowMs = this.#clock.nowMs();
-    const terminal = { outcome: undefined, outcomeAtMs: undefined, finishedAtMs: nowMs } as const;
-    switch (outcome) {
-      case 'Completed': {
-        const r = collectResults(job, await this.#store.listTasks(job.id));
-        // Tasks are terminal and immutable once the outcome is recorded, so this held when deciding.
-        if (typeof r === 'string') throw new Error(`assertion failed: copy job ${job.id} decided Completed but ${r}`);
-        await this.#finalizer.complete(job, r);
-        const ok = await this.#store.updateJobInState(job.id, job.state, { ...terminal, state: 'Completed', copiedSegments: job.totalSegments });
-        if (ok) this.#log.info({ jobId: job.id, segments: job.totalSegments }, 'copy job completed');
-        break;
-      }
-      case 'Failed': {
-        if (!(await this.#cancelTasks(job))) return undefined;
-        await this.#finalizer.rollback(job, targetKeysOf(job));
-        const ok = await this.#store.updateJobInState(job.id, job.state, { ...terminal, state: 'Failed' });
-        if (ok) this.#log.warn({ jobId: job.id, reason: job.reason }, 'copy job failed and rolled back');
-        break;
-      }
-      default:
-        return unreachable(outcome);
+    if (!entered) {
+      if (nowMs < job.deadlineMs) return undefined;
+      if (!(await this.#store.updateJobIfUnchanged(job, { attempts: job.attempts + 1, deadlineMs: nowMs + this.#leaseMs }))) return undefined;
+      const reread = await this.#store.getJob(job.id);
+      if (reread === undefined || reread.state !== job.state) return undefined;
+      cur = reread;
+      this.#log.warn({ jobId: job.id, state: job.state, attempt: cur.attempts, reason: job.reason }, 'copy job side effect resumed after its deadline');
     }
-    return this.#store.getJob(job.id);
+    try {
+      if (cur.state === 'Publishing') {
+        await this.#targets.publish(cur);
+        return await this.#finish(cur, 'Completed', '');
+      }
+      if (!(await this.#cancelTasks(cur))) {
+        // Tasks still live: release the lease so the next pass tries again.
+        await this.#store.updateJobIfUnchanged(cur, { deadlineMs: this.#clock.nowMs() });
+        return undefined;
+      }
+      await this.#targets.rollback(cur);
+      return await this.#finish(cur, 'Failed', cur.reason);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (cur.state === 'Publishing' && e instanceof TargetRefused) {
+        return this.#enterFromLease(cur, `publish refused: ${msg}`);
+      }
+      const retryAtMs = this.#clock.nowMs() + this.#options.checkIntervalMs;
+      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, reason: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
+      this.#log.error({ jobId: cur.id, state: cur.state, attempt: cur.attempts, err: e }, 'copy job side effect failed; retried after its deadline');
+      return undefined;
+    }
+  }
+
+  async #enterFromLease(cur: CopyJob, reason: string): Promise<Step> {
+    const nowMs = this.#clock.nowMs();
+    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason });
+    return ok ? this.#reread(cur.id, true) : undefined;
+  }
+
+  async #finish(cur: CopyJob, to: 'Completed' | 'Failed', reason: string): Promise<Step> {
+    const nowMs = this.#clock.nowMs();
+    const ok = await this.#store.updateJobIfUnchanged(cur, {
+      state: to,
+      stateSinceMs: nowMs,
+      finishedAtMs: nowMs,
+      deadlineMs: nowMs + this.#options.taskRetentionMs,
+      attempts: 0,
+      reason,
+      ...(to === 'Completed' ? { copiedSegments: cur.totalSegments } : {}),
+    });
+    if (!ok) return undefined;
+    const done = await this.#store.getJob(cur.id);
+    if (done !== undefined) {
+      if (to === 'Completed') this.#log.info({ jobId: cur.id, segments: cur.totalSegments }, 'copy job completed');
+      else this.#log.warn({ jobId: cur.id, reason }, 'copy job failed and rolled back');
+      this.#onJobFinished(done);
+    }
+    return undefined;
   }
 
   /**
-   * Fail-fast: every live task of a failed job becomes Failed and its worker is told to stop, before
-   * rollback deletes files (a task still copying would re-create them). True once every task is terminal.
+   * Fail-fast: every live task of a job that rolls back becomes Failed and its worker is told to stop,
+   * before rollback deletes files (a task still copying would re-create them). True once every task is terminal.
    */
   async #cancelTasks(job: CopyJob): Promise<boolean> {
     for (let round = 0; round < CANCEL_ROUNDS_MAX; round++) {
@@ -225,7 +311,7 @@ export class CopyJobChecker {
       for (const t of live) {
         const ok = await this.#store.updateTaskInState(job.id, t.id, t.state, t.version, {
           state: 'Failed',
-          reason: `cancelled: job ${job.id} failed: ${job.reason}`,
+          reason: `cancelled: job ${job.id} is rolling back: ${job.reason}`,
           updatedAtMs: this.#clock.nowMs(),
         });
         if (ok && t.state === 'InProgress' && t.nodeId !== undefined) {
@@ -242,30 +328,32 @@ export class CopyJobChecker {
     return false;
   }
 
+  async #reread(id: number, entered: boolean): Promise<Step> {
+    const job = await this.#store.getJob(id);
+    return job === undefined ? undefined : { job, entered };
+  }
+
   async #retire(job: CopyJob): Promise<void> {
-    const finishedAtMs = job.finishedAtMs ?? job.createdAtMs;
-    if (this.#clock.nowMs() - finishedAtMs > this.#options.taskRetentionMs) {
+    if (this.#clock.nowMs() > job.deadlineMs) {
       await this.#store.deleteJob(job.id);
       this.#log.info({ jobId: job.id, state: job.state }, 'copy job retired');
     }
   }
 }
 
-/** The results of every mapping in job order, or why the tasks do not cover the job exactly. */
-function collectResults(job: CopyJob, tasks: readonly CopyTask[]): CopiedSegment[] | string {
-  const bySegment = new Map<number, CopiedSegment>();
+/** `entered`: this checker made the transition into the job's state (and holds its lease). */
+type Step = { readonly job: CopyJob; readonly entered: boolean } | undefined;
+
+/** Why the Completed tasks do not report every mapping of the job exactly once, or undefined. */
+function coverageProblem(job: CopyJob, tasks: readonly CopyTask[]): string | undefined {
+  const reported = new Set<number>();
   for (const t of tasks) {
     for (const r of t.results) {
-      if (bySegment.has(r.targetSegmentId)) return `target segment ${r.targetSegmentId} reported by more than one task`;
-      bySegment.set(r.targetSegmentId, r);
+      if (reported.has(r.targetSegmentId)) return `target segment ${r.targetSegmentId} reported by more than one task`;
+      reported.add(r.targetSegmentId);
     }
   }
-  const out: CopiedSegment[] = [];
-  for (const m of job.mappings) {
-    const r = bySegment.get(m.targetSegmentId);
-    if (r === undefined) return `no result for target segment ${m.targetSegmentId}`;
-    out.push(r);
-  }
-  if (out.length !== bySegment.size) return `${bySegment.size - out.length} results name segments outside the job`;
-  return out;
+  for (const m of job.mappings) if (!reported.has(m.targetSegmentId)) return `no result for target segment ${m.targetSegmentId}`;
+  if (reported.size !== job.mappings.length) return `${reported.size - job.mappings.length} results name segments outside the job`;
+  return undefined;
 }

@@ -1,11 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../../common/errors.js';
-import { copyJobKey, copyTaskKey } from './copy-job-store.js';
-import { createJob, harness, mappings, mustGetJob } from './copy.test-util.js';
-import type { CopyTask } from './types.js';
+import { VALUE_BYTES_MAX_DEFAULT, type Op } from '../../meta/meta-kv.js';
+import { FakeClock } from '../../common/clock.js';
+import { CopyJobChecker } from './checker.js';
+import { batchOps, copyJobKey, copyTaskKey, CopyJobStore, encodeTask, newCopyJob } from './copy-job-store.js';
+import { createJob, FakeWorkers, harness, idAllocator, mappings, MeasuringKV, mustGetJob, RecordingTargets, SNAPSHOT, type Harness } from './copy.test-util.js';
+import { DEFAULT_COPY_OPTIONS, SEGMENTS_PER_JOB_MAX, type CopiedSegment, type CopyTask } from './types.js';
 
 function task(jobId: number, id: number, over: Partial<CopyTask> = {}): CopyTask {
-  return { id, jobId, state: 'Pending', mappings: [], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 1, updatedAtMs: 1, ...over };
+  return { id, jobId, state: 'Pending', snapshot: SNAPSHOT, targetCollectionId: 200, mappings: [], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 1, updatedAtMs: 1, ...over };
+}
+
+/** Writes tasks straight into the kv (whatever their job's state), as a test fixture. */
+async function seed(h: Harness, tasks: readonly CopyTask[]): Promise<void> {
+  for (const t of tasks) await h.kv.put(copyTaskKey(t.jobId, t.id), encodeTask(t));
 }
 
 describe('CopyJobStore', () => {
@@ -15,10 +23,17 @@ describe('CopyJobStore', () => {
     const b = await createJob(h, mappings(1, 10));
     expect(await h.store.getJob(a.id)).toEqual(a);
     expect((await h.store.listJobs()).map((j) => j.id)).toEqual([a.id, b.id]);
-    expect(a).toMatchObject({ state: 'Pending', totalSegments: 2, copiedSegments: 0, reason: '' });
+    expect(a).toMatchObject({ state: 'Pending', totalSegments: 2, copiedSegments: 0, reason: '', attempts: 0, deadlineMs: a.createdAtMs + a.timeoutMs });
     await expect(h.store.createJob(a)).rejects.toSatisfy((e) => isQuiverError(e, 'ParameterInvalid'));
     expect(await h.store.getJob(999_999)).toBeUndefined();
     expect(await h.kv.get(copyJobKey(a.id))).toBeDefined();
+  });
+
+  it('persists mappings as id tuples, never segment records', async () => {
+    const h = harness();
+    const job = await createJob(h, mappings(2));
+    const raw = JSON.parse(new TextDecoder().decode((await h.kv.get(copyJobKey(job.id)))!.value)) as { mappings: unknown };
+    expect(raw.mappings).toEqual(job.mappings.map((m) => [m.sourceSegmentId, m.targetSegmentId, m.targetPartitionId]));
   });
 
   it('updateJobInState is a CAS on state: a wrong expected state returns false and writes nothing', async () => {
@@ -35,58 +50,54 @@ describe('CopyJobStore', () => {
   it('updateJobInState loses to a write that lands between its read and its txn', async () => {
     const h = harness();
     const job = await createJob(h, mappings(1));
-    // Two writers read the same revision; only one txn can succeed.
     const results = await Promise.all([
-      h.store.updateJobInState(job.id, 'Pending', { outcome: 'Failed', reason: 'a' }),
-      h.store.updateJobInState(job.id, 'Pending', { outcome: 'Completed', reason: 'b' }),
+      h.store.updateJobInState(job.id, 'Pending', { state: 'RollingBack', reason: 'a' }),
+      h.store.updateJobInState(job.id, 'Pending', { state: 'Executing', reason: 'b' }),
     ]);
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
-  it('an illegal job transition is a programmer error', async () => {
+  it('updateJobIfUnchanged loses once the lease (deadline, attempts) moved', async () => {
+    const h = harness();
+    const job = await createJob(h, mappings(1));
+    expect(await h.store.updateJobIfUnchanged(job, { attempts: 1, deadlineMs: 5 })).toBe(true);
+    expect(await h.store.updateJobIfUnchanged(job, { attempts: 1, deadlineMs: 9 })).toBe(false);
+  });
+
+  it('an illegal job transition is a programmer error (the table is checked on every write)', async () => {
     const h = harness();
     const job = await createJob(h, mappings(1));
     await expect(h.store.updateJobInState(job.id, 'Pending', { state: 'Completed' })).rejects.toThrow('illegal copy job transition Pending → Completed');
+    await expect(h.store.updateJobInState(job.id, 'Pending', { state: 'Publishing' })).rejects.toThrow('illegal copy job transition Pending → Publishing');
+    expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'Executing' })).toBe(true);
+    await expect(h.store.updateJobInState(job.id, 'Executing', { state: 'Failed' })).rejects.toThrow('illegal copy job transition Executing → Failed');
   });
 
-  it('clears optional fields patched to undefined', async () => {
-    const h = harness();
-    const job = await createJob(h, mappings(1));
-    await h.store.updateJobInState(job.id, 'Pending', { outcome: 'Failed', outcomeAtMs: 7 });
-    await h.store.updateJobInState(job.id, 'Pending', { outcome: undefined, outcomeAtMs: undefined });
-    const read = await mustGetJob(h.store, job.id);
-    expect('outcome' in read).toBe(false);
-    expect('outcomeAtMs' in read).toBe(false);
-  });
-
-  it('startJob writes the state and the tasks in one txn, and only from Pending', async () => {
+  it('putTasksWhilePending writes only while the job is Pending, and a late batch cannot land after the flip', async () => {
     const h = harness();
     const job = await createJob(h, mappings(2));
-    const rev = await h.kv.revision();
-    const tasks = [task(job.id, 1), task(job.id, 2)];
-    expect(await h.store.startJob(job.id, { state: 'Executing', startedAtMs: 9 }, tasks)).toBe(true);
-    expect(await h.kv.revision()).toBe(rev + 1);
+    expect(await h.store.putTasksWhilePending(job.id, [task(job.id, 1), task(job.id, 2)])).toBe(true);
     expect((await h.store.listTasks(job.id)).map((t) => t.id)).toEqual([1, 2]);
-    expect(await h.store.startJob(job.id, { state: 'Executing' }, [task(job.id, 3)])).toBe(false);
+    // Same tasks again: idempotent.
+    expect(await h.store.putTasksWhilePending(job.id, [task(job.id, 1), task(job.id, 2)])).toBe(true);
+    expect(await h.store.listTasks(job.id)).toHaveLength(2);
+    expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'Executing' })).toBe(true);
+    expect(await h.store.putTasksWhilePending(job.id, [task(job.id, 3)])).toBe(false);
     expect(await h.store.listTasks(job.id)).toHaveLength(2);
   });
 
-  it('createTasks is all-or-nothing and tasks list in (job, task) order', async () => {
+  it('tasks list in (job, task) order', async () => {
     const h = harness();
-    await h.store.createTasks([task(2, 10), task(1, 11), task(1, 3)]);
+    await seed(h, [task(2, 10), task(1, 11), task(1, 3)]);
     expect((await h.store.listAllTasks()).map((t) => [t.jobId, t.id])).toEqual([[1, 3], [1, 11], [2, 10]]);
-    await expect(h.store.createTasks([task(3, 1), task(1, 3)])).rejects.toSatisfy((e) => isQuiverError(e, 'ParameterInvalid'));
-    expect(await h.store.listTasks(3)).toEqual([]);
-    await h.store.createTasks([]);
   });
 
   it('updateTaskInState is a CAS on (state, version)', async () => {
     const h = harness();
-    await h.store.createTasks([task(1, 1)]);
+    await seed(h, [task(1, 1)]);
     expect(await h.store.updateTaskInState(1, 1, 'Pending', 1, { state: 'InProgress', nodeId: 'n', version: 2 })).toBe(false);
     expect(await h.store.updateTaskInState(1, 1, 'InProgress', 0, { state: 'Completed' })).toBe(false);
     expect(await h.store.updateTaskInState(1, 1, 'Pending', 0, { state: 'InProgress', nodeId: 'n', version: 1 })).toBe(true);
-    // A stale writer that still believes version 0.
     expect(await h.store.updateTaskInState(1, 1, 'InProgress', 0, { state: 'Completed' })).toBe(false);
     expect(await h.store.updateTaskInState(1, 1, 'InProgress', 1, { state: 'Pending', nodeId: undefined })).toBe(true);
     const t = await h.store.getTask(1, 1);
@@ -97,18 +108,16 @@ describe('CopyJobStore', () => {
 
   it('an illegal task transition is a programmer error; so is an InProgress task without a node', async () => {
     const h = harness();
-    await h.store.createTasks([task(1, 1)]);
+    await seed(h, [task(1, 1)]);
     await expect(h.store.updateTaskInState(1, 1, 'Pending', 0, { state: 'Completed' })).rejects.toThrow('illegal copy task transition Pending → Completed');
-    await expect(h.store.updateTaskInState(1, 1, 'Pending', 0, { state: 'InProgress' })).rejects.toSatisfy((e) =>
-      isQuiverError(e, 'ServiceInternal'),
-    );
+    await expect(h.store.updateTaskInState(1, 1, 'Pending', 0, { state: 'InProgress' })).rejects.toSatisfy((e) => isQuiverError(e, 'ServiceInternal'));
   });
 
   it('deleteJob removes the job and its tasks only, idempotently', async () => {
     const h = harness();
     const a = await createJob(h, mappings(1));
     const b = await createJob(h, mappings(1, 5));
-    await h.store.createTasks([task(a.id, 1), task(a.id, 2), task(b.id, 3)]);
+    await seed(h, [task(a.id, 1), task(a.id, 2), task(b.id, 3)]);
     await h.store.deleteJob(a.id);
     await h.store.deleteJob(a.id);
     expect(await h.store.getJob(a.id)).toBeUndefined();
@@ -121,5 +130,64 @@ describe('CopyJobStore', () => {
     const h = harness();
     await h.kv.put(copyJobKey(1), JSON.stringify({ id: 1, mappings: [], totalSegments: 3, copiedSegments: 0, timeoutMs: 1 }));
     await expect(h.store.getJob(1)).rejects.toThrow(copyJobKey(1));
+    await h.kv.put(copyJobKey(2), JSON.stringify({ id: 2, mappings: [{ source: {} }] }));
+    await expect(h.store.getJob(2)).rejects.toThrow(copyJobKey(2));
+  });
+
+  it('batchOps bounds ops and bytes per txn', () => {
+    const ops: Op[] = Array.from({ length: 150 }, (_, i) => ({ type: 'put', key: `k${i}`, value: new Uint8Array(10_000) }));
+    const batches = batchOps(ops, 64, 100_000);
+    expect(batches.flat()).toHaveLength(150);
+    expect(batches.every((b) => b.length <= 64 && b.length * 10_000 <= 100_000)).toBe(true);
+  });
+
+  it('a job of 10,000 segment mappings (16-digit ids) writes values and txns that each fit etcd limits, through Executing and completion', async () => {
+    const kv = new MeasuringKV();
+    const clock = new FakeClock();
+    const big = 4_000_000_000_000_000; // ids as large as a safe integer allows, 16 digits
+    const store = new CopyJobStore({ kv, allocId: idAllocator(big) });
+    const options = { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 100 };
+    const ms = Array.from({ length: 10_000 }, (_, i) => ({ sourceSegmentId: big + 100_000 + i, targetSegmentId: big + 200_000 + i, targetPartitionId: big + 7 }));
+    const job = newCopyJob({
+      id: await store.allocId(),
+      snapshotId: big + 1,
+      snapshotName: 'snap',
+      sourceCollectionId: big + 2,
+      sourceDbName: 'default',
+      sourceCollectionName: 'src',
+      targetCollectionId: big + 3,
+      targetDbName: 'default',
+      targetCollectionName: 'dst',
+      pinId: big + 4,
+      mappings: ms,
+      createdAtMs: clock.nowMs(),
+      timeoutMs: 60_000,
+    });
+    await store.createJob(job);
+    const targets = new RecordingTargets();
+    const checker = new CopyJobChecker({ store, targets, workers: new FakeWorkers(), clock, options });
+    await checker.tick();
+    const tasks = await store.listTasks(job.id);
+    expect(tasks).toHaveLength(100);
+    for (const t of tasks) {
+      expect(await store.updateTaskInState(t.jobId, t.id, 'Pending', 0, { state: 'InProgress', nodeId: 'n', version: 1 })).toBe(true);
+      const results: CopiedSegment[] = t.mappings.map((m) => ({ targetSegmentId: m.targetSegmentId, numRows: 1_000_000, filesCopied: 500 }));
+      expect(await store.updateTaskInState(t.jobId, t.id, 'InProgress', 1, { state: 'Completed', results })).toBe(true);
+    }
+    await checker.tick();
+    expect((await store.getJob(job.id))!.state).toBe('Completed');
+    expect(kv.txns.length).toBeGreaterThan(100);
+    const worst = kv.txns.reduce((a, b) => ({ bytes: Math.max(a.bytes, b.bytes), ops: Math.max(a.ops, b.ops), valueMax: Math.max(a.valueMax, b.valueMax) }));
+    expect(worst.valueMax).toBeLessThanOrEqual(VALUE_BYTES_MAX_DEFAULT);
+    expect(worst.bytes).toBeLessThanOrEqual(VALUE_BYTES_MAX_DEFAULT);
+    expect(worst.ops).toBeLessThanOrEqual(128);
+    // The job itself is the largest value: about 0.55 MB at this size.
+    expect(worst.valueMax).toBeGreaterThan(500_000);
+  });
+
+  it('refuses to write a job over the segment limit', async () => {
+    const h = harness();
+    const ms = Array.from({ length: SEGMENTS_PER_JOB_MAX + 1 }, (_, i) => ({ sourceSegmentId: i, targetSegmentId: 1e6 + i, targetPartitionId: 1 }));
+    await expect(createJob(h, ms)).rejects.toSatisfy((e) => isQuiverError(e, 'ServiceInternal'));
   });
 });

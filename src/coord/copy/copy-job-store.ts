@@ -1,28 +1,43 @@
 /**
  * CopyJobStore: copy jobs and their tasks as JSON in MetaKV.
  *
- *   quiver/copyjob/{jobId}             one CopyJob
- *   quiver/copytask/{jobId}/{taskId}   one CopyTask
+ *   quiver/copyjob/{jobId}             one CopyJob   (mappings as [source, target, partition] tuples)
+ *   quiver/copytask/{jobId}/{taskId}   one CopyTask  (its slice of the mappings, same tuples)
+ *
+ * Size: a record holds ids only, and every value and every txn this store writes is checked against
+ * etcd's request limit (`VALUE_BYTES_MAX_DEFAULT`, 1.5 MiB) before it is sent: a job of
+ * `SEGMENTS_PER_JOB_MAX` mappings with 16-digit ids is about 1 MiB, a task of 100 mappings about 5 KiB.
+ * Tasks are written in batches (`TXN_OPS_MAX` ops and `TXN_BYTES_MAX` bytes each) while the job is still
+ * Pending, with ids derived from the job's `taskIdBase`, so a crash in between re-writes the same tasks;
+ * the flip to Executing is one small CAS.
  *
  * Every update is a compare-and-set on the entry's modRevision after checking the expected state (and,
  * for tasks, the dispatch version), so two loops racing on one record never both win; the loser gets
  * `false`, which is normal, not an error. Illegal transitions are programmer errors (assertions).
  */
 
-import { assert, quiverError } from '../../common/errors.js';
+import { quiverError } from '../../common/errors.js';
 import { decodeJson, encodeJson } from '../../meta/json.js';
-import type { KvEntry, MetaKV, Op } from '../../meta/meta-kv.js';
+import { VALUE_BYTES_MAX_DEFAULT, type Compare, type KvEntry, type MetaKV, type Op } from '../../meta/meta-kv.js';
 import {
   assertJobTransition,
   assertTaskTransition,
+  COPY_JOB_STATES,
+  SEGMENTS_PER_JOB_MAX,
   type CopyJob,
   type CopyJobState,
   type CopyTask,
   type CopyTaskState,
+  type SegmentMapping,
 } from './types.js';
 
 const JOB_PREFIX = 'quiver/copyjob/';
 const TASK_PREFIX = 'quiver/copytask/';
+
+/** etcd's default --max-txn-ops is 128; we stay well under it. */
+export const TXN_OPS_MAX = 64;
+/** Bytes of keys and values in one txn: under etcd's 1.5 MiB request limit with room for framing. */
+export const TXN_BYTES_MAX = 1024 * 1024;
 
 export const copyJobKey = (jobId: number): string => `${JOB_PREFIX}${jobId}`;
 export const copyTasksPrefix = (jobId: number): string => `${TASK_PREFIX}${jobId}/`;
@@ -33,28 +48,34 @@ export type CopyTaskPatch = Partial<Omit<CopyTask, 'id' | 'jobId'>>;
 
 export interface CopyJobStoreDeps {
   readonly kv: MetaKV;
-  readonly allocId: () => Promise<number>;
+  readonly allocId: (count?: number) => Promise<number>;
 }
 
 export class CopyJobStore {
   readonly #kv: MetaKV;
-  readonly #allocId: () => Promise<number>;
+  readonly #allocId: (count?: number) => Promise<number>;
 
   constructor(deps: CopyJobStoreDeps) {
     this.#kv = deps.kv;
     this.#allocId = deps.allocId;
   }
 
-  /** A fresh id for a job or a task (from the injected allocator). */
-  allocId(): Promise<number> {
-    return this.#allocId();
+  /** `count` consecutive fresh ids (from the injected allocator); returns the first. */
+  allocId(count = 1): Promise<number> {
+    return this.#allocId(count);
+  }
+
+  /** The put (and its "absent" compare) of a new job, for a caller that commits it in its own txn. */
+  createJobTxn(job: CopyJob): { compare: Compare; op: Op } {
+    checkJob(job);
+    const key = copyJobKey(job.id);
+    return { compare: { key, target: 'version', op: '==', value: 0 }, op: { type: 'put', key, value: encodeSized(key, encodeJob(job)) } };
   }
 
   /** Writes a new job; ParameterInvalid if a job with that id exists. */
   async createJob(job: CopyJob): Promise<void> {
-    checkJob(job);
-    const key = copyJobKey(job.id);
-    const r = await this.#kv.txn([{ key, target: 'version', op: '==', value: 0 }], [{ type: 'put', key, value: encodeJson(job) }]);
+    const { compare, op } = this.createJobTxn(job);
+    const r = await this.#kv.txn([compare], [op]);
     if (!r.succeeded) throw quiverError('ParameterInvalid', `copy job ${job.id} already exists`);
   }
 
@@ -70,21 +91,33 @@ export class CopyJobStore {
 
   /** CAS: applies `patch` if the job exists and is in `expected`; false when it lost the race. */
   async updateJobInState(id: number, expected: CopyJobState, patch: CopyJobPatch): Promise<boolean> {
-    return this.#updateJob(id, expected, patch, []);
+    return this.#updateJob(id, expected, patch, undefined);
+  }
+
+  /** CAS on the exact record read (`cur`): false when anything changed since. */
+  async updateJobIfUnchanged(cur: CopyJob, patch: CopyJobPatch): Promise<boolean> {
+    return this.#updateJob(cur.id, cur.state, patch, cur);
   }
 
   /**
-   * Transition (1): Pending → Executing and the job's tasks in one txn, so that a crash or a lost race
-   * never leaves tasks without their job state (or a second set of tasks).
+   * Writes a Pending job's tasks (new, or the same again after a crash) in bounded batches. Each batch
+   * is a CAS on the job's record as read here, so once the job moved on (another checker started it and
+   * the inspector may be dispatching) no late batch can overwrite a task. False when that happened.
    */
-  async startJob(id: number, patch: CopyJobPatch, tasks: readonly CopyTask[]): Promise<boolean> {
-    assert(patch.state === 'Executing', `startJob ${id}: patch must move the job to Executing`);
-    const puts = tasks.map((t): Op => {
-      assert(t.jobId === id, `startJob ${id}: task ${t.id} belongs to job ${t.jobId}`);
+  async putTasksWhilePending(jobId: number, tasks: readonly CopyTask[]): Promise<boolean> {
+    const e = await this.#kv.get(copyJobKey(jobId));
+    if (e === undefined || readJob(e).state !== 'Pending') return false;
+    const ops = tasks.map((t): Op => {
+      if (t.jobId !== jobId) throw new Error(`assertion failed: task ${t.id} belongs to job ${t.jobId}, not ${jobId}`);
       checkTask(t);
-      return { type: 'put', key: copyTaskKey(id, t.id), value: encodeJson(t) };
+      const key = copyTaskKey(t.jobId, t.id);
+      return { type: 'put', key, value: encodeSized(key, encodeTask(t)) };
     });
-    return this.#updateJob(id, 'Pending', patch, puts);
+    for (const batch of batchOps(ops)) {
+      const r = await this.#kv.txn([{ key: e.key, target: 'modRevision', op: '==', value: e.modRevision }], batch);
+      if (!r.succeeded) return false;
+    }
+    return true;
   }
 
   /** Deletes the job and all its tasks in one txn. Idempotent. */
@@ -93,18 +126,6 @@ export class CopyJobStore {
       { type: 'delete', key: copyJobKey(id) },
       { type: 'deletePrefix', prefix: copyTasksPrefix(id) },
     ]);
-  }
-
-  /** Writes new tasks in one txn; ParameterInvalid (and nothing written) if any already exists. */
-  async createTasks(tasks: readonly CopyTask[]): Promise<void> {
-    if (tasks.length === 0) return;
-    for (const t of tasks) checkTask(t);
-    const keys = tasks.map((t) => copyTaskKey(t.jobId, t.id));
-    const r = await this.#kv.txn(
-      keys.map((key) => ({ key, target: 'version' as const, op: '==' as const, value: 0 })),
-      tasks.map((t, i): Op => ({ type: 'put', key: keys[i]!, value: encodeJson(t) })),
-    );
-    if (!r.succeeded) throw quiverError('ParameterInvalid', `copy tasks ${tasks.map((t) => t.id).join(',')}: some already exist`);
   }
 
   /** The tasks of one job, ordered by task id. */
@@ -138,19 +159,20 @@ export class CopyJobStore {
     if (patch.state !== undefined && patch.state !== expected) assertTaskTransition(expected, patch.state);
     const next: CopyTask = { ...cur, ...patch };
     checkTask(next);
-    return this.#cas(e, [{ type: 'put', key, value: encodeJson(next) }]);
+    return this.#cas(e, [{ type: 'put', key, value: encodeSized(key, encodeTask(next)) }]);
   }
 
-  async #updateJob(id: number, expected: CopyJobState, patch: CopyJobPatch, extra: readonly Op[]): Promise<boolean> {
+  async #updateJob(id: number, expected: CopyJobState, patch: CopyJobPatch, exact: CopyJob | undefined): Promise<boolean> {
     const key = copyJobKey(id);
     const e = await this.#kv.get(key);
     if (e === undefined) return false;
     const cur = readJob(e);
     if (cur.state !== expected) return false;
+    if (exact !== undefined && (cur.deadlineMs !== exact.deadlineMs || cur.attempts !== exact.attempts)) return false;
     if (patch.state !== undefined && patch.state !== expected) assertJobTransition(expected, patch.state);
     const next: CopyJob = { ...cur, ...patch };
     checkJob(next);
-    return this.#cas(e, [{ type: 'put', key, value: encodeJson(next) }, ...extra]);
+    return this.#cas(e, [{ type: 'put', key, value: encodeSized(key, encodeJob(next)) }]);
   }
 
   async #cas(e: KvEntry, ops: readonly Op[]): Promise<boolean> {
@@ -162,6 +184,7 @@ export class CopyJobStore {
 export type NewCopyJobInput = Pick<
   CopyJob,
   | 'id'
+  | 'snapshotId'
   | 'snapshotName'
   | 'sourceCollectionId'
   | 'sourceDbName'
@@ -169,27 +192,109 @@ export type NewCopyJobInput = Pick<
   | 'targetCollectionId'
   | 'targetDbName'
   | 'targetCollectionName'
+  | 'pinId'
   | 'mappings'
   | 'createdAtMs'
   | 'timeoutMs'
 >;
 
-/** A Pending job with its counters derived from the mappings. */
+/** A Pending job with its counters derived from the mappings; its deadline is the job timeout. */
 export function newCopyJob(input: NewCopyJobInput): CopyJob {
-  return { ...input, state: 'Pending', reason: '', totalSegments: input.mappings.length, copiedSegments: 0 };
+  return {
+    ...input,
+    state: 'Pending',
+    stateSinceMs: input.createdAtMs,
+    deadlineMs: input.createdAtMs + input.timeoutMs,
+    attempts: 0,
+    reason: '',
+    totalSegments: input.mappings.length,
+    copiedSegments: 0,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Encoding: mappings as [sourceSegmentId, targetSegmentId, targetPartitionId] tuples (a third of the
+// bytes of objects with field names, which is what keeps a 10,000-segment job under the limit).
+
+type MappingTuple = readonly [number, number, number];
+
+function toTuples(ms: readonly SegmentMapping[]): MappingTuple[] {
+  return ms.map((m) => [m.sourceSegmentId, m.targetSegmentId, m.targetPartitionId] as const);
+}
+
+function fromTuples(raw: unknown, where: string): SegmentMapping[] {
+  if (!Array.isArray(raw)) throw quiverError('ServiceInternal', `${where}: mappings are not a list`);
+  return raw.map((t: unknown) => {
+    if (!Array.isArray(t) || t.length !== 3 || !t.every((x) => Number.isSafeInteger(x))) {
+      throw quiverError('ServiceInternal', `${where}: mapping ${JSON.stringify(t)} is not [source, target, partition]`);
+    }
+    return { sourceSegmentId: t[0] as number, targetSegmentId: t[1] as number, targetPartitionId: t[2] as number };
+  });
+}
+
+export function encodeJob(job: CopyJob): Uint8Array {
+  return encodeJson({ ...job, mappings: toTuples(job.mappings) });
+}
+
+export function encodeTask(task: CopyTask): Uint8Array {
+  return encodeJson({ ...task, mappings: toTuples(task.mappings) });
+}
+
+/** The bytes of a value, asserted to fit one etcd request. */
+function encodeSized(key: string, value: Uint8Array): Uint8Array {
+  if (value.byteLength + key.length > VALUE_BYTES_MAX_DEFAULT) {
+    throw quiverError('ParameterInvalid', `meta value ${key} is ${value.byteLength} bytes, over the ${VALUE_BYTES_MAX_DEFAULT}-byte request limit`);
+  }
+  return value;
+}
+
+function opBytes(op: Op): number {
+  switch (op.type) {
+    case 'put':
+      return op.key.length + (typeof op.value === 'string' ? op.value.length * 3 : op.value.byteLength);
+    case 'delete':
+      return op.key.length;
+    case 'deletePrefix':
+      return op.prefix.length;
+    default: {
+      const never: never = op;
+      throw new Error(`assertion failed: unknown op ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** Splits ops into txns of at most `TXN_OPS_MAX` ops and `TXN_BYTES_MAX` bytes (one op may be alone over it). */
+export function batchOps(ops: readonly Op[], opsMax = TXN_OPS_MAX, bytesMax = TXN_BYTES_MAX): Op[][] {
+  const out: Op[][] = [];
+  let cur: Op[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const b = opBytes(op);
+    if (cur.length > 0 && (cur.length >= opsMax || bytes + b > bytesMax)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(op);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Invariants, checked before every write and after every read
 
 function readJob(e: KvEntry): CopyJob {
-  const job = decodeJson<CopyJob>(e);
+  const raw = decodeJson<CopyJob & { mappings: unknown }>(e);
+  const job: CopyJob = { ...raw, mappings: fromTuples(raw?.mappings, e.key) };
   checkJob(job, e.key);
   return job;
 }
 
 function readTask(e: KvEntry): CopyTask {
-  const task = decodeJson<CopyTask>(e);
+  const raw = decodeJson<CopyTask & { mappings: unknown }>(e);
+  const task: CopyTask = { ...raw, mappings: fromTuples(raw?.mappings, e.key) };
   checkTask(task, e.key);
   return task;
 }
@@ -200,15 +305,26 @@ function checkJob(j: CopyJob, key?: string): void {
     typeof j === 'object' &&
     j !== null &&
     Number.isSafeInteger(j.id) &&
+    COPY_JOB_STATES.includes(j.state) &&
+    Number.isSafeInteger(j.snapshotId) &&
+    Number.isSafeInteger(j.pinId) &&
     Array.isArray(j.mappings) &&
+    j.mappings.length <= SEGMENTS_PER_JOB_MAX &&
     j.totalSegments === j.mappings.length &&
     Number.isSafeInteger(j.copiedSegments) &&
     j.copiedSegments >= 0 &&
     j.copiedSegments <= j.totalSegments &&
     Number.isFinite(j.timeoutMs) &&
-    j.timeoutMs > 0;
+    j.timeoutMs > 0 &&
+    Number.isFinite(j.deadlineMs) &&
+    Number.isFinite(j.stateSinceMs) &&
+    Number.isSafeInteger(j.attempts) &&
+    j.attempts >= 0;
   if (!ok) {
-    throw quiverError('ServiceInternal', `${where}: not a valid copy job (total ${j?.totalSegments}, copied ${j?.copiedSegments}, mappings ${j?.mappings?.length})`);
+    throw quiverError(
+      'ServiceInternal',
+      `${where}: not a valid copy job (state ${j?.state}, total ${j?.totalSegments}, copied ${j?.copiedSegments}, mappings ${j?.mappings?.length})`,
+    );
   }
 }
 
@@ -219,8 +335,14 @@ function checkTask(t: CopyTask, key?: string): void {
     t !== null &&
     Number.isSafeInteger(t.id) &&
     Number.isSafeInteger(t.jobId) &&
+    typeof t.snapshot === 'object' &&
+    t.snapshot !== null &&
+    Number.isSafeInteger(t.snapshot.collectionId) &&
+    Number.isSafeInteger(t.snapshot.snapshotId) &&
+    Number.isSafeInteger(t.targetCollectionId) &&
     Array.isArray(t.mappings) &&
     Array.isArray(t.results) &&
+    t.results.length <= t.mappings.length &&
     Number.isSafeInteger(t.version) &&
     t.version >= 0 &&
     (t.state !== 'InProgress' || typeof t.nodeId === 'string');
@@ -230,3 +352,4 @@ function checkTask(t: CopyTask, key?: string): void {
 function sortTasks(tasks: CopyTask[]): CopyTask[] {
   return tasks.sort((a, b) => a.jobId - b.jobId || a.id - b.id);
 }
+

@@ -6,19 +6,24 @@ import { expect } from 'vitest';
 import { FakeClock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
+import type { Compare, Op, TxnResult } from '../../meta/meta-kv.js';
+import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
 import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../storage/paths.js';
 import type { Binlog, SegmentRecord } from '../records.js';
 import { CopyJobStore, newCopyJob } from './copy-job-store.js';
-import { sourceKeysOf } from './segment-rewrite.js';
+import { resolveMappings, sourceKeysOf, targetKeysOf } from './segment-rewrite.js';
 import {
   DEFAULT_COPY_OPTIONS,
   type CopiedSegment,
   type CopyJob,
   type CopyOptions,
   type CopyTask,
-  type JobFinalizer,
+  type ResolvedMapping,
+  type RestoreTargetOps,
   type SegmentMapping,
+  type SnapshotRef,
+  type SourceSegmentReader,
   type TaskPoll,
   type WorkerClient,
   type WorkerNodeInfo,
@@ -28,10 +33,16 @@ export const SOURCE_COLLECTION = 100;
 export const SOURCE_PARTITION = 101;
 export const TARGET_COLLECTION = 200;
 export const TARGET_PARTITION = 201;
+export const SNAPSHOT_ID = 300;
+export const SNAPSHOT: SnapshotRef = { collectionId: SOURCE_COLLECTION, snapshotId: SNAPSHOT_ID };
 
-export function idAllocator(start = 10_000): () => Promise<number> {
+export function idAllocator(start = 10_000): (count?: number) => Promise<number> {
   let next = start;
-  return async () => next++;
+  return async (count = 1) => {
+    const first = next;
+    next += count;
+    return first;
+  };
 }
 
 export interface Harness {
@@ -99,6 +110,11 @@ export async function putSourceFiles(objects: ObjectStore, segments: readonly Se
 }
 
 export function mappingOf(source: SegmentRecord, targetSegmentId = source.id + 1_000): SegmentMapping {
+  return { sourceSegmentId: source.id, targetSegmentId, targetPartitionId: TARGET_PARTITION };
+}
+
+/** The mapping with its source record, as the executor and publish see it. */
+export function resolvedOf(source: SegmentRecord, targetSegmentId = source.id + 1_000): ResolvedMapping {
   return { source, targetSegmentId, targetPartitionId: TARGET_PARTITION, targetCollectionId: TARGET_COLLECTION };
 }
 
@@ -106,9 +122,36 @@ export function mappings(count: number, firstSegmentId = 1): SegmentMapping[] {
   return Array.from({ length: count }, (_, i) => mappingOf(sourceSegment(firstSegmentId + i)));
 }
 
+/** A SourceSegmentReader over records in memory (what the snapshot manifests would hold). */
+export class MemorySources implements SourceSegmentReader {
+  readonly segments = new Map<number, SegmentRecord>();
+  reads = 0;
+
+  constructor(segments: readonly SegmentRecord[] = []) {
+    for (const s of segments) this.segments.set(s.id, s);
+  }
+
+  async read(_snapshot: SnapshotRef, ids: readonly number[]): Promise<ReadonlyMap<number, SegmentRecord>> {
+    this.reads++;
+    const out = new Map<number, SegmentRecord>();
+    for (const id of ids) {
+      const s = this.segments.get(id);
+      if (s === undefined) throw quiverError('SegmentLoadFailed', `segment ${id} is not in the snapshot`);
+      out.set(id, s);
+    }
+    return out;
+  }
+}
+
+/** Sources for the mappings of `count` fake segments from `firstSegmentId` (see `mappings`). */
+export function sourcesFor(count: number, firstSegmentId = 1): MemorySources {
+  return new MemorySources(Array.from({ length: count }, (_, i) => sourceSegment(firstSegmentId + i)));
+}
+
 export async function createJob(h: Harness, ms: readonly SegmentMapping[], timeoutMs = h.options.jobTimeoutMs): Promise<CopyJob> {
   const job = newCopyJob({
     id: await h.store.allocId(),
+    snapshotId: SNAPSHOT_ID,
     snapshotName: 'snap',
     sourceCollectionId: SOURCE_COLLECTION,
     sourceDbName: 'default',
@@ -116,6 +159,7 @@ export async function createJob(h: Harness, ms: readonly SegmentMapping[], timeo
     targetCollectionId: TARGET_COLLECTION,
     targetDbName: 'default',
     targetCollectionName: 'dst',
+    pinId: 1,
     mappings: ms,
     createdAtMs: h.clock.nowMs(),
     timeoutMs,
@@ -130,21 +174,47 @@ export async function mustGetJob(store: CopyJobStore, id: number): Promise<CopyJ
   return job!;
 }
 
-export class RecordingFinalizer implements JobFinalizer {
-  readonly completed: { job: CopyJob; results: readonly CopiedSegment[] }[] = [];
+/** A RestoreTargetOps that records its calls; rollback deletes the job's target keys via `onRollback`. */
+export class RecordingTargets implements RestoreTargetOps {
+  readonly registered: CopyJob[] = [];
+  readonly completed: CopyJob[] = [];
   readonly rolledBack: { job: CopyJob; keys: readonly string[] }[] = [];
   /** Calls left that throw (to test retries of the side effects). */
   failNext = 0;
-  /** Runs inside `rollback` (e.g. deletes the keys from an object store). */
+  /** Throw this from the next publish instead (e.g. TargetRefused). */
+  publishError: Error | undefined;
+  /** Runs inside `rollback` with every target key the job may have written. */
   onRollback: (keys: readonly string[]) => Promise<void> = async () => {};
 
-  async complete(job: CopyJob, results: readonly CopiedSegment[]): Promise<void> {
-    this.#maybeFail('complete');
-    this.completed.push({ job, results });
+  constructor(readonly sources: SourceSegmentReader = new MemorySources()) {}
+
+  /** Throw this from the next register instead (e.g. TargetRefused). */
+  registerError: Error | undefined;
+
+  async register(job: CopyJob): Promise<void> {
+    if (this.registerError !== undefined) {
+      const e = this.registerError;
+      this.registerError = undefined;
+      throw e;
+    }
+    this.#maybeFail('register');
+    this.registered.push(job);
   }
 
-  async rollback(job: CopyJob, keys: readonly string[]): Promise<void> {
+  async publish(job: CopyJob): Promise<void> {
+    if (this.publishError !== undefined) {
+      const e = this.publishError;
+      this.publishError = undefined;
+      throw e;
+    }
+    this.#maybeFail('publish');
+    this.completed.push(job);
+  }
+
+  async rollback(job: CopyJob): Promise<void> {
     this.#maybeFail('rollback');
+    const records = await this.sources.read(SNAPSHOT, job.mappings.map((m) => m.sourceSegmentId)).catch(() => new Map<number, SegmentRecord>());
+    const keys = records.size === job.mappings.length ? targetKeysOf(resolveMappings(job.mappings, job.targetCollectionId, records)) : [];
     await this.onRollback(keys);
     this.rolledBack.push({ job, keys });
   }
@@ -200,12 +270,9 @@ export class FakeWorkers implements WorkerClient {
   }
 }
 
-/** What a correct worker would report for a task. */
+/** What a correct worker would report for a task (fake segments: 10 rows, 9 files). */
 export function resultsFor(task: CopyTask): CopiedSegment[] {
-  return task.mappings.map((m) => ({
-    targetSegmentId: m.targetSegmentId,
-    record: { ...m.source, id: m.targetSegmentId, collectionId: m.targetCollectionId, partitionId: m.targetPartitionId, state: 'Importing' as const },
-  }));
+  return task.mappings.map((m) => ({ targetSegmentId: m.targetSegmentId, numRows: 10, filesCopied: 9 }));
 }
 
 /**
@@ -283,3 +350,22 @@ export class GatedObjectStore implements ObjectStore {
     return this.#inner.close();
   }
 }
+
+
+/** A MetaKV that measures every txn it forwards (bytes of keys and values, op count). */
+export class MeasuringKV extends MemoryMetaKV {
+  readonly txns: { bytes: number; ops: number; valueMax: number }[] = [];
+  override async txn(compares: readonly Compare[], success: readonly Op[], failure?: readonly Op[]): Promise<TxnResult> {
+    let bytes = 0;
+    let valueMax = 0;
+    for (const op of success) {
+      const v = op.type === 'put' ? (typeof op.value === 'string' ? Buffer.byteLength(op.value) : op.value.byteLength) : 0;
+      bytes += (op.type === 'deletePrefix' ? op.prefix.length : op.key.length) + v;
+      valueMax = Math.max(valueMax, v);
+    }
+    for (const c of compares) bytes += c.key.length + (c.target === 'value' ? (typeof c.value === 'string' ? Buffer.byteLength(c.value) : c.value.byteLength) : 8);
+    this.txns.push({ bytes, ops: success.length, valueMax });
+    return super.txn(compares, success, failure);
+  }
+}
+

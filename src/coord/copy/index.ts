@@ -1,10 +1,19 @@
 export * from './types.js';
-export { CopyJobStore, newCopyJob, copyJobKey, copyTaskKey, copyTasksPrefix } from './copy-job-store.js';
+export { CopyJobStore, newCopyJob, copyJobKey, copyTaskKey, copyTasksPrefix, batchOps, encodeJob, encodeTask, TXN_BYTES_MAX, TXN_OPS_MAX } from './copy-job-store.js';
 export type { CopyJobStoreDeps, CopyJobPatch, CopyTaskPatch, NewCopyJobInput } from './copy-job-store.js';
-export { CopyJobChecker } from './checker.js';
+export { CopyJobChecker, TargetRefused } from './checker.js';
 export type { CopyJobCheckerDeps } from './checker.js';
 export { TaskInspector, DEFAULT_MAX_DISPATCH_ATTEMPTS } from './inspector.js';
 export type { TaskInspectorDeps } from './inspector.js';
 export { jobProgress, RestoreProgress } from './progress.js';
-export { targetKeyOf, targetKeysOf, sourceKeysOf, copyPlanOf, rewriteSegmentRecord, mappingsProblem } from './segment-rewrite.js';
+export {
+  targetKeyOf,
+  targetKeysOf,
+  sourceKeysOf,
+  copyPlanOf,
+  rewriteSegmentRecord,
+  mappingsProblem,
+  resolvedMappingsProblem,
+  resolveMappings,
+} from './segment-rewrite.js';
 export type { CopyStep } from './segment-rewrite.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createJob, FakeWorkers, harness, mappings, resultsFor, type Harness } from './copy.test-util.js';
+import { createJob, FakeWorkers, harness, mappings, resultsFor, SNAPSHOT, TARGET_COLLECTION, type Harness } from './copy.test-util.js';
 import { TaskInspector } from './inspector.js';
 import type { CopyTask, WorkerNodeInfo } from './types.js';
 
@@ -8,9 +8,10 @@ async function executingJob(h: Harness, count: number, firstSegmentId = 1): Prom
   const job = await createJob(h, mappings(count, firstSegmentId));
   const tasks: CopyTask[] = [];
   for (const m of job.mappings) {
-    tasks.push({ id: await h.store.allocId(), jobId: job.id, state: 'Pending', mappings: [m], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 });
+    tasks.push({ id: await h.store.allocId(), jobId: job.id, state: 'Pending', snapshot: SNAPSHOT, targetCollectionId: TARGET_COLLECTION, mappings: [m], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 });
   }
-  expect(await h.store.startJob(job.id, { state: 'Executing', startedAtMs: 0 }, tasks)).toBe(true);
+  expect(await h.store.putTasksWhilePending(job.id, tasks)).toBe(true);
+  expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'Executing', startedAtMs: 0 })).toBe(true);
   return { jobId: job.id, tasks };
 }
 
@@ -195,11 +196,11 @@ describe('TaskInspector', () => {
     expect(doneKicks()).toBe(1);
   });
 
-  it('dispatches only tasks of Executing jobs that are not being finished', async () => {
+  it('dispatches only tasks of Executing jobs (not of one rolling back)', async () => {
     const { h, workers, inspector } = setup();
     const decided = await executingJob(h, 1);
     const running = await executingJob(h, 1, 10);
-    expect(await h.store.updateJobInState(decided.jobId, 'Executing', { outcome: 'Failed', outcomeAtMs: 0, reason: 'x' })).toBe(true);
+    expect(await h.store.updateJobInState(decided.jobId, 'Executing', { state: 'RollingBack', reason: 'x' })).toBe(true);
     await inspector.tick();
     expect(workers.dispatched.map((d) => d.task.jobId)).toEqual([running.jobId]);
   });

@@ -133,7 +133,7 @@ export class TaskInspector {
         const problem = resultsProblem(t, ans.results);
         const patch =
           problem === undefined
-            ? { state: 'Completed' as const, results: ans.results, reason: '', updatedAtMs: nowMs }
+            ? { state: 'Completed' as const, results: ans.results.map((r) => ({ targetSegmentId: r.targetSegmentId, numRows: r.numRows, filesCopied: r.filesCopied })), reason: '', updatedAtMs: nowMs }
             : { state: 'Failed' as const, reason: `worker ${nodeId} returned bad results: ${problem}`, updatedAtMs: nowMs };
         return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
       }
@@ -216,7 +216,7 @@ export class TaskInspector {
 }
 
 function dispatchable(job: CopyJob | undefined): boolean {
-  return job !== undefined && job.state === 'Executing' && job.outcome === undefined;
+  return job !== undefined && job.state === 'Executing';
 }
 
 /** The node with the most free slots (ties: first by node id), or undefined when all are full. */
@@ -235,18 +235,15 @@ function pickNode(free: ReadonlyMap<string, number>): string | undefined {
 /** Asserts, after the read from the worker, that the results are exactly the task's target segments. */
 function resultsProblem(t: CopyTask, results: readonly CopiedSegment[]): string | undefined {
   if (!Array.isArray(results)) return 'results are not a list';
-  const expected = new Map(t.mappings.map((m) => [m.targetSegmentId, m] as const));
+  const expected = new Set(t.mappings.map((m) => m.targetSegmentId));
   const seen = new Set<number>();
   for (const r of results) {
-    const m = expected.get(r.targetSegmentId);
-    if (m === undefined) return `segment ${r.targetSegmentId} is not a target of task ${t.id}`;
+    if (!expected.has(r.targetSegmentId)) return `segment ${r.targetSegmentId} is not a target of task ${t.id}`;
     if (seen.has(r.targetSegmentId)) return `segment ${r.targetSegmentId} reported twice`;
     seen.add(r.targetSegmentId);
-    const rec = r.record;
-    if (rec.id !== m.targetSegmentId || rec.collectionId !== m.targetCollectionId || rec.partitionId !== m.targetPartitionId) {
-      return `record of segment ${r.targetSegmentId} names segment ${rec.id} of collection ${rec.collectionId}, partition ${rec.partitionId}`;
+    if (!Number.isSafeInteger(r.numRows) || r.numRows < 0 || !Number.isSafeInteger(r.filesCopied) || r.filesCopied < 0) {
+      return `segment ${r.targetSegmentId}: bad counts (rows ${r.numRows}, files ${r.filesCopied})`;
     }
-    if (rec.numRows !== m.source.numRows) return `segment ${r.targetSegmentId} has ${rec.numRows} rows, source has ${m.source.numRows}`;
   }
   if (seen.size !== expected.size) return `${expected.size - seen.size} of ${expected.size} segments missing`;
   return undefined;

@@ -2,7 +2,7 @@ import type { CopyJob } from './types.js';
 
 /**
  * Restore progress as an integer percentage (0-100): copied segments over total segments, rounded
- * down so that 100 is only ever shown for a job that is done. A Completed job is 100 even with no
+ * down so that 100 is only ever shown for a job that is done (Publishing: copied, not yet visible, is 99). A Completed job is 100 even with no
  * segments (an empty collection restores instantly); a Failed job keeps the progress it had.
  */
 export function jobProgress(job: CopyJob): number {

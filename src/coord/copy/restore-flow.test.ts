@@ -19,21 +19,23 @@ import {
   idAllocator,
   mappingOf,
   putSourceFiles,
-  RecordingFinalizer,
+  MemorySources,
+  RecordingTargets,
+  resolvedOf,
   sourceSegment,
   type Harness,
 } from './copy.test-util.js';
 import { TaskInspector } from './inspector.js';
 import { jobProgress } from './progress.js';
 import { copyPlanOf, rewriteSegmentRecord, sourceKeysOf, targetKeysOf } from './segment-rewrite.js';
-import { DEFAULT_COPY_OPTIONS, type CopyJob, type CopyOptions, type SegmentMapping } from './types.js';
+import { DEFAULT_COPY_OPTIONS, type CopyJob, type CopyOptions, type ResolvedMapping } from './types.js';
 
 interface Stack {
   readonly store: CopyJobStore;
   readonly pool: InProcessWorkerPool;
   readonly checker: CopyJobChecker;
   readonly inspector: TaskInspector;
-  readonly finalizer: RecordingFinalizer;
+  readonly finalizer: RecordingTargets;
 }
 
 /** One coordinator's worth of instances over shared persistent state (kv + objects). */
@@ -41,15 +43,16 @@ function stack(
   kv: MemoryMetaKV,
   objects: ObjectStore,
   clock: FakeClock,
-  opts: { options?: Partial<CopyOptions>; nodes?: readonly WorkerNodeSpec[]; idStart?: number; finalizer?: RecordingFinalizer } = {},
+  opts: { options?: Partial<CopyOptions>; nodes?: readonly WorkerNodeSpec[]; idStart?: number; finalizer?: RecordingTargets; sources?: MemorySources } = {},
 ): Stack {
   const options = { ...DEFAULT_COPY_OPTIONS, ...opts.options };
   const store = new CopyJobStore({ kv, allocId: idAllocator(opts.idStart) });
-  const finalizer = opts.finalizer ?? new RecordingFinalizer();
+  const sources = opts.sources ?? opts.finalizer?.sources ?? new MemorySources();
+  const finalizer = opts.finalizer ?? new RecordingTargets(sources);
   // Event wiring, as the server will do it: worker done → inspector; task done → checker; tasks created → inspector.
   let inspector: TaskInspector | undefined;
-  const pool = new InProcessWorkerPool({ store: objects, nodes: opts.nodes, onTaskFinished: () => void inspector?.kick() });
-  const checker = new CopyJobChecker({ store, finalizer, workers: pool, clock, options, onTasksCreated: () => void inspector?.kick() });
+  const pool = new InProcessWorkerPool({ store: objects, sources, nodes: opts.nodes, onTaskFinished: () => void inspector?.kick() });
+  const checker = new CopyJobChecker({ store, targets: finalizer, workers: pool, clock, options, onTasksCreated: () => void inspector?.kick() });
   inspector = new TaskInspector({ store, workers: pool, clock, intervalMs: options.checkIntervalMs, onTaskDone: () => void checker?.kick() });
   return { store, pool, checker, inspector, finalizer };
 }
@@ -73,7 +76,8 @@ async function world(segmentIds: readonly number[]) {
   const segments = segmentIds.map((id) => sourceSegment(id, 10 + id));
   const sourceKeys = await putSourceFiles(objects, segments);
   const ms = segments.map((s) => mappingOf(s));
-  return { kv, clock, objects, ms, sourceKeys };
+  const rs = segments.map((s) => resolvedOf(s));
+  return { kv, clock, objects, ms, rs, sourceKeys, sources: new MemorySources(segments) };
 }
 
 function asHarness(kv: MemoryMetaKV, clock: FakeClock, store: CopyJobStore): Harness {
@@ -81,42 +85,42 @@ function asHarness(kv: MemoryMetaKV, clock: FakeClock, store: CopyJobStore): Har
 }
 
 /** Every target file exists with its source's bytes, and the store holds nothing else besides the sources. */
-async function expectCopied(objects: ObjectStore, ms: readonly SegmentMapping[], sourceKeys: readonly string[]): Promise<void> {
+async function expectCopied(objects: ObjectStore, ms: readonly ResolvedMapping[], sourceKeys: readonly string[]): Promise<void> {
   for (const m of ms) {
     for (const { src, dst } of copyPlanOf(m)) expect(await objects.get(dst), dst).toEqual(bytesOf(src));
   }
   const all = (await objects.list('')).map((o) => o.key).sort();
-  expect(all).toEqual([...sourceKeys, ...targetKeysOf({ mappings: ms })].sort());
+  expect(all).toEqual([...sourceKeys, ...targetKeysOf(ms)].sort());
 }
 
 describe('restore flow', () => {
   it('copies every file of every segment and completes with the target records', async () => {
     const w = await world([1, 2, 3, 4, 5]);
-    const s = stack(w.kv, w.objects, w.clock, { options: { maxSegmentsPerTask: 2 } });
+    const s = stack(w.kv, w.objects, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 2 } });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     const done = await drive(s, job.id);
     expect(done.state).toBe('Completed');
     expect(jobProgress(done)).toBe(100);
-    await expectCopied(w.objects, w.ms, w.sourceKeys);
-    expect(s.finalizer.completed).toHaveLength(1);
-    const results = s.finalizer.completed[0]!.results;
-    expect(results).toEqual(w.ms.map((m) => ({ targetSegmentId: m.targetSegmentId, record: rewriteSegmentRecord(m) })));
-    // The target records point at files that exist.
-    for (const r of results) for (const k of sourceKeysOf(r.record)) expect(await w.objects.stat(k)).toBeDefined();
+    await expectCopied(w.objects, w.rs, w.sourceKeys);
+    expect(s.finalizer.completed.map((j) => j.id)).toEqual([job.id]);
+    const tasks = await s.store.listTasks(job.id);
+    expect(tasks.flatMap((t) => t.results)).toEqual(w.rs.map((m) => ({ targetSegmentId: m.targetSegmentId, numRows: m.source.numRows, filesCopied: 8 })));
+    // The records publish derives (source manifest + id rewrite) point at files that exist.
+    for (const m of w.rs) for (const k of sourceKeysOf(rewriteSegmentRecord(m, 'Flushed'))) expect(await w.objects.stat(k)).toBeDefined();
     expect(s.finalizer.rolledBack).toHaveLength(0);
   });
 
   it('driven by kicks alone (fallback interval of an hour), a small restore finishes in milliseconds', async () => {
     const w = await world([1, 2, 3]);
-    const finalizer = new RecordingFinalizer();
+    const finalizer = new RecordingTargets(w.sources);
     let completed!: () => void;
     const completedP = new Promise<void>((r) => (completed = r));
-    const original = finalizer.complete.bind(finalizer);
-    finalizer.complete = async (job, results) => {
-      await original(job, results);
+    const original = finalizer.publish.bind(finalizer);
+    finalizer.publish = async (job) => {
+      await original(job);
       completed();
     };
-    const s = stack(w.kv, w.objects, w.clock, { options: { checkIntervalMs: 3_600_000, maxSegmentsPerTask: 1 }, finalizer });
+    const s = stack(w.kv, w.objects, w.clock, { sources: w.sources, options: { checkIntervalMs: 3_600_000, maxSegmentsPerTask: 1 }, finalizer });
     s.checker.start();
     s.inspector.start();
     try {
@@ -128,7 +132,7 @@ describe('restore flow', () => {
       await s.checker.kick(); // let the pass that called complete() flip the state
       expect((await s.store.getJob(job.id))!.state).toBe('Completed');
       expect(elapsedMs).toBeLessThan(1_000);
-      await expectCopied(w.objects, w.ms, w.sourceKeys);
+      await expectCopied(w.objects, w.rs, w.sourceKeys);
     } finally {
       await s.checker.stop();
       await s.inspector.stop();
@@ -139,7 +143,7 @@ describe('restore flow', () => {
   it('worker loss: the task is re-queued and completes on another node', async () => {
     const w = await world([1, 2]);
     const gated = new GatedObjectStore(w.objects, 0);
-    const s = stack(w.kv, gated, w.clock, { nodes: [{ nodeId: 'node-1', slots: 1 }, { nodeId: 'node-2', slots: 1 }] });
+    const s = stack(w.kv, gated, w.clock, { sources: w.sources, nodes: [{ nodeId: 'node-1', slots: 1 }, { nodeId: 'node-2', slots: 1 }] });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     await s.checker.tick();
     await s.inspector.tick();
@@ -152,14 +156,14 @@ describe('restore flow', () => {
     await removed;
     const done = await drive(s, job.id);
     expect(done.state).toBe('Completed');
-    await expectCopied(w.objects, w.ms, w.sourceKeys);
+    await expectCopied(w.objects, w.rs, w.sourceKeys);
   });
 
   it('slot limits hold with a real pool: never more InProgress tasks on a node than its slots', async () => {
     const w = await world([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const gated = new GatedObjectStore(w.objects, 0);
     const nodes = [{ nodeId: 'a', slots: 2 }, { nodeId: 'b', slots: 3 }];
-    const s = stack(w.kv, gated, w.clock, { nodes, options: { maxSegmentsPerTask: 1 } });
+    const s = stack(w.kv, gated, w.clock, { sources: w.sources, nodes, options: { maxSegmentsPerTask: 1 } });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     await s.checker.tick();
     for (let i = 0; i < 3; i++) {
@@ -171,14 +175,14 @@ describe('restore flow', () => {
     }
     gated.open();
     expect((await drive(s, job.id)).state).toBe('Completed');
-    await expectCopied(w.objects, w.ms, w.sourceKeys);
+    await expectCopied(w.objects, w.rs, w.sourceKeys);
   });
 
   it('crash mid-job: new instances over the same MetaKV and objects finish it, files complete and identical', async () => {
     const w = await world([1, 2, 3, 4]);
     // Instance set A: its copies stop after 5 files (a gate that never opens: the process died).
     const dying = new GatedObjectStore(w.objects, 5);
-    const a = stack(w.kv, dying, w.clock, { options: { maxSegmentsPerTask: 2 } });
+    const a = stack(w.kv, dying, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 2 } });
     const job = await createJob(asHarness(w.kv, w.clock, a.store), w.ms);
     await a.checker.tick();
     await a.inspector.tick();
@@ -187,7 +191,7 @@ describe('restore flow', () => {
     expect(copiedBeforeCrash).toBe(5);
 
     // Instance set B: fresh checker, inspector and pool; only kv + objects survive.
-    const b = stack(w.kv, w.objects, w.clock, { options: { maxSegmentsPerTask: 2 }, idStart: 90_000 });
+    const b = stack(w.kv, w.objects, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 2 }, idStart: 90_000 });
     const done = await drive(b, job.id);
     expect(done.state).toBe('Completed');
     const tasks = await b.store.listTasks(job.id);
@@ -195,21 +199,21 @@ describe('restore flow', () => {
       ['Completed', 2],
       ['Completed', 2],
     ]);
-    await expectCopied(w.objects, w.ms, w.sourceKeys);
+    await expectCopied(w.objects, w.rs, w.sourceKeys);
     expect(b.finalizer.completed).toHaveLength(1);
     expect(a.finalizer.completed).toHaveLength(0);
-    expect(b.finalizer.completed[0]!.results.map((r) => r.record)).toEqual(w.ms.map(rewriteSegmentRecord));
+    expect(tasks.flatMap((t) => t.results.map((r) => r.targetSegmentId))).toEqual(w.ms.map((m) => m.targetSegmentId));
   });
 
   it('faulty object store: the task fails naming the key, the job fails, rollback gets (and deletes) every target key', async () => {
     const w = await world([1, 2, 3]);
-    const badDst = copyPlanOf(w.ms[1]!)[2]!.dst;
+    const badDst = copyPlanOf(w.rs[1]!)[2]!.dst;
     const faulty = new FaultyObjectStore(w.objects, { failOn: failKeysWithPrefix('copy', badDst) });
-    const finalizer = new RecordingFinalizer();
+    const finalizer = new RecordingTargets(w.sources);
     finalizer.onRollback = async (keys) => {
       for (const k of keys) await w.objects.delete(k);
     };
-    const s = stack(w.kv, faulty, w.clock, { options: { maxSegmentsPerTask: 1 }, finalizer });
+    const s = stack(w.kv, faulty, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 1 }, finalizer });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     const failed = await drive(s, job.id);
     expect(failed.state).toBe('Failed');
@@ -220,7 +224,7 @@ describe('restore flow', () => {
     expect(tasks.every((t) => t.state === 'Completed' || t.state === 'Failed')).toBe(true);
     expect(tasks.find((t) => t.mappings[0]!.targetSegmentId === w.ms[1]!.targetSegmentId)!.reason).toContain(badDst);
     expect(finalizer.rolledBack).toHaveLength(1);
-    expect(new Set(finalizer.rolledBack[0]!.keys)).toEqual(new Set(targetKeysOf(job)));
+    expect(new Set(finalizer.rolledBack[0]!.keys)).toEqual(new Set(targetKeysOf(w.rs)));
     expect(finalizer.completed).toHaveLength(0);
     // Rolled back: only the sources remain.
     expect((await w.objects.list('')).map((o) => o.key).sort()).toEqual([...w.sourceKeys].sort());
@@ -228,12 +232,12 @@ describe('restore flow', () => {
 
   it('two full coordinators over one store: each job is finalized exactly once', async () => {
     const w = await world([1, 2, 3, 4, 5, 6]);
-    const finalizer = new RecordingFinalizer();
-    const pool = new InProcessWorkerPool({ store: w.objects, nodes: [{ nodeId: 'n', slots: 2 }] });
-    const x = stack(w.kv, w.objects, w.clock, { options: { maxSegmentsPerTask: 2 }, finalizer });
+    const finalizer = new RecordingTargets(w.sources);
+    const pool = new InProcessWorkerPool({ store: w.objects, sources: w.sources, nodes: [{ nodeId: 'n', slots: 2 }] });
+    const x = stack(w.kv, w.objects, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 2 }, finalizer });
     const store = new CopyJobStore({ kv: w.kv, allocId: idAllocator(50_000) });
     const mk = () => ({
-      checker: new CopyJobChecker({ store, finalizer, workers: pool, clock: w.clock, options: { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 2 } }),
+      checker: new CopyJobChecker({ store, targets: finalizer, workers: pool, clock: w.clock, options: { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 2 } }),
       inspector: new TaskInspector({ store, workers: pool, clock: w.clock }),
     });
     const [p, q] = [mk(), mk()];
@@ -246,6 +250,6 @@ describe('restore flow', () => {
     }
     expect((await store.getJob(job.id))!.state).toBe('Completed');
     expect(finalizer.completed).toHaveLength(1);
-    await expectCopied(w.objects, w.ms, w.sourceKeys);
+    await expectCopied(w.objects, w.rs, w.sourceKeys);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Where a restored segment's files go. The coordinator (to validate a job and to tell rollback which
  * keys may exist) and the worker (to copy) must agree on every target key, so the mapping lives here as
- * pure functions of a `SegmentMapping`: same mapping, same keys, on any process, before or after a
+ * pure functions of a `ResolvedMapping` (an id mapping plus the source record read from the snapshot's
+ * manifest): same mapping, same keys, on any process, before or after a
  * crash. That determinism is what makes a re-executed copy idempotent.
  *
  * Rewrite rule: parse the source key with `parseSegmentKey`, replace the ids, rebuild with the paths.ts
@@ -21,7 +22,7 @@
 import { quiverError } from '../../common/errors.js';
 import type { Binlog, SegmentIndexFile, SegmentRecord } from '../records.js';
 import { formatSegmentKey, parseSegmentKey } from '../../storage/paths.js';
-import type { SegmentMapping } from './types.js';
+import type { ResolvedMapping, SegmentMapping } from './types.js';
 
 export interface CopyStep {
   readonly src: string;
@@ -29,7 +30,7 @@ export interface CopyStep {
 }
 
 /** The target key of one source file. ParameterInvalid (naming the key) if it is not a segment file key. */
-export function targetKeyOf(sourceKey: string, m: SegmentMapping): string {
+export function targetKeyOf(sourceKey: string, m: ResolvedMapping): string {
   const k = parseSegmentKey(sourceKey);
   if (k === undefined) {
     throw quiverError(
@@ -72,7 +73,7 @@ export function sourceKeysOf(source: SegmentRecord): string[] {
  * would land on one target key are refused (ParameterInvalid naming both), since one would silently
  * overwrite the other.
  */
-export function copyPlanOf(m: SegmentMapping): CopyStep[] {
+export function copyPlanOf(m: ResolvedMapping): CopyStep[] {
   const bySrc = new Map<string, string>();
   const byDst = new Map<string, string>();
   for (const src of sourceKeysOf(m.source)) {
@@ -91,14 +92,27 @@ export function copyPlanOf(m: SegmentMapping): CopyStep[] {
   return [...bySrc].map(([src, dst]) => ({ src, dst }));
 }
 
+/** The mappings with their source records; ServiceInternal naming the segment when one is missing. */
+export function resolveMappings(
+  mappings: readonly SegmentMapping[],
+  targetCollectionId: number,
+  sources: ReadonlyMap<number, SegmentRecord>,
+): ResolvedMapping[] {
+  return mappings.map((m) => {
+    const source = sources.get(m.sourceSegmentId);
+    if (source === undefined) throw quiverError('ServiceInternal', `restore: source segment ${m.sourceSegmentId} is not in the snapshot`);
+    return { source, targetSegmentId: m.targetSegmentId, targetPartitionId: m.targetPartitionId, targetCollectionId };
+  });
+}
+
 /**
  * Every target key a job or task may have written, whether or not its copies ran or finished: what
  * rollback must delete. Deterministic (same mappings, same list, same order); unparsable source keys
  * are skipped, since nothing can have been copied for them.
  */
-export function targetKeysOf(owner: { readonly mappings: readonly SegmentMapping[] }): string[] {
+export function targetKeysOf(mappings: readonly ResolvedMapping[]): string[] {
   const out = new Set<string>();
-  for (const m of owner.mappings) {
+  for (const m of mappings) {
     for (const src of sourceKeysOf(m.source)) {
       try {
         out.add(targetKeyOf(src, m));
@@ -114,7 +128,7 @@ export function targetKeysOf(owner: { readonly mappings: readonly SegmentMapping
  * The target segment record: same rows and timestamps, state Importing, ids of the target, file lists
  * rewritten. Lineage (compactedFrom/To) and droppedAtMs name source segments and are not carried over.
  */
-export function rewriteSegmentRecord(m: SegmentMapping): SegmentRecord {
+export function rewriteSegmentRecord(m: ResolvedMapping, state: SegmentRecord['state'] = 'Importing'): SegmentRecord {
   const s = m.source;
   const log = (b: Binlog): Binlog => ({ ...b, path: targetKeyOf(b.path, m) });
   const binlogs: Record<string, readonly Binlog[]> = {};
@@ -124,7 +138,7 @@ export function rewriteSegmentRecord(m: SegmentMapping): SegmentRecord {
     id: m.targetSegmentId,
     collectionId: m.targetCollectionId,
     partitionId: m.targetPartitionId,
-    state: 'Importing',
+    state,
     numRows: s.numRows,
     binlogs,
     deltalogs: s.deltalogs.map(log),
@@ -134,11 +148,24 @@ export function rewriteSegmentRecord(m: SegmentMapping): SegmentRecord {
   };
 }
 
-/**
- * Why a job's mappings cannot be executed, or undefined when they can: target segment ids must be
- * unique, every file key must parse, and no two files may share a target key (across the whole job).
- */
+/** Why a job's id mappings cannot be executed (a source or target segment twice), or undefined. */
 export function mappingsProblem(mappings: readonly SegmentMapping[]): string | undefined {
+  const sources = new Set<number>();
+  const targets = new Set<number>();
+  for (const m of mappings) {
+    if (targets.has(m.targetSegmentId)) return `target segment ${m.targetSegmentId} appears in more than one mapping`;
+    if (sources.has(m.sourceSegmentId)) return `source segment ${m.sourceSegmentId} appears in more than one mapping`;
+    targets.add(m.targetSegmentId);
+    sources.add(m.sourceSegmentId);
+  }
+  return undefined;
+}
+
+/**
+ * Why resolved mappings cannot be executed, or undefined when they can: target segment ids must be
+ * unique, every file key must parse, and no two files may share a target key (across all of them).
+ */
+export function resolvedMappingsProblem(mappings: readonly ResolvedMapping[]): string | undefined {
   const targets = new Set<number>();
   const dsts = new Map<string, string>();
   for (const m of mappings) {

@@ -3,8 +3,10 @@ import { jobProgress, RestoreProgress } from './progress.js';
 import {
   assertJobTransition,
   assertTaskTransition,
+  COPY_JOB_STATES,
   isTerminalJobState,
   isTerminalTaskState,
+  publicJobState,
   JOB_TRANSITIONS,
   TASK_TRANSITIONS,
   type CopyJob,
@@ -12,11 +14,19 @@ import {
   type CopyTaskState,
 } from './types.js';
 
-const JOB_STATES: readonly CopyJobState[] = ['Pending', 'Executing', 'Completed', 'Failed'];
+const JOB_STATES: readonly CopyJobState[] = COPY_JOB_STATES;
 const TASK_STATES: readonly CopyTaskState[] = ['Pending', 'InProgress', 'Completed', 'Failed'];
 
 describe('copy job transitions', () => {
-  const legal = new Set(['Pending>Executing', 'Pending>Failed', 'Executing>Completed', 'Executing>Failed']);
+  const legal = new Set([
+    'Pending>Executing', // (1)
+    'Pending>RollingBack', // (2)
+    'Executing>Publishing', // (3)
+    'Executing>RollingBack', // (4)
+    'Publishing>Completed', // (5)
+    'Publishing>RollingBack', // (6)
+    'RollingBack>Failed', // (7)
+  ]);
   for (const from of JOB_STATES) {
     for (const to of JOB_STATES) {
       const key = `${from}>${to}`;
@@ -29,6 +39,16 @@ describe('copy job transitions', () => {
   it('terminal states are exactly Completed and Failed', () => {
     expect(JOB_STATES.filter(isTerminalJobState)).toEqual(['Completed', 'Failed']);
     expect(Object.keys(JOB_TRANSITIONS).sort()).toEqual([...JOB_STATES].sort());
+  });
+  it('maps to the public RPC states: Publishing and RollingBack are still Executing', () => {
+    expect(JOB_STATES.map(publicJobState)).toEqual([
+      'RestoreSnapshotPending',
+      'RestoreSnapshotExecuting',
+      'RestoreSnapshotExecuting',
+      'RestoreSnapshotCompleted',
+      'RestoreSnapshotExecuting',
+      'RestoreSnapshotFailed',
+    ]);
   });
 });
 

@@ -2,32 +2,54 @@
  * Restore's copy-segment job: the persisted shapes, their state machines, and the small interfaces the
  * checker and the inspector depend on (DESIGN.md section 4, "Restore").
  *
- * CopyJob state machine (the checker is its only writer):
+ * Records are small and explicit (they must fit etcd's 1.5 MiB request limit at any restore size): a job
+ * holds the snapshot (collection id, snapshot id, name) once and one id mapping per segment (source
+ * segment id → target segment id, target partition id), never a segment record or a file list. Whoever
+ * needs file lists (the copy executor on a worker, publish and rollback on the coordinator) reads them
+ * from the snapshot's manifests (`SourceSegmentReader`) and derives every target key from the mapping
+ * (`segment-rewrite.ts`): same mapping, same keys, on any process, before or after a crash.
  *
- *     Pending ──(1)──▶ Executing ──(2)──▶ Completed
- *        │                 │
- *       (3)               (4)
- *        │                 │
- *        └────▶ Failed ◀───┘
+ * CopyJob state machine (the checker is its only writer; the restore start writes the Pending job):
  *
- *   (1) Pending → Executing   mappings split into tasks of at most `maxSegmentsPerTask` segments; the
- *                             tasks are written in the same MetaKV txn as the state change, so a crash
- *                             can never leave a job with half of its tasks.
- *   (2) Executing → Completed every task Completed and `finalizer.complete` returned (target segments
- *                             flipped to Flushed): Completed means "visible to searches".
- *   (3) Pending → Failed      a mapping is unusable (bad key, duplicate target) or the job timed out
- *                             before it started; `finalizer.rollback` returned.
- *   (4) Executing → Failed    a task Failed (fail-fast), or `now - startedAtMs > timeoutMs` while some
- *                             task is unfinished; the other tasks were cancelled and
- *                             `finalizer.rollback` returned.
+ *     Pending ──(1)──▶ Executing ──(3)──▶ Publishing ──(5)──▶ Completed
+ *        │                 │                  │
+ *       (2)               (4)                (6)
+ *        │                 ▼                  │
+ *        └──────────▶ RollingBack ◀───────────┘
+ *                          │
+ *                         (7)
+ *                          ▼
+ *                        Failed
+ *
+ *   (1) Pending → Executing      the target segments were registered as Importing (bounded batches, so
+ *                                GC keeps every file a copy writes) and the mappings were split into
+ *                                tasks of at most `maxSegmentsPerTask`; the tasks are written in the same
+ *                                txn as the state change, so a crash never leaves half of them.
+ *   (2) Pending → RollingBack    a mapping is unusable (duplicate target), the target is refused for
+ *                                good (gone), or the Pending deadline (createdAtMs + timeoutMs) passed.
+ *   (3) Executing → Publishing   every task Completed and the results cover every mapping.
+ *   (4) Executing → RollingBack  a task Failed (fail-fast), or the Executing deadline
+ *                                (startedAtMs + timeoutMs) passed with some task unfinished.
+ *   (5) Publishing → Completed   `targets.publish` returned: every target segment Flushed with its file
+ *                                list and the collection flipped Restoring → Created (visible); pin released.
+ *   (6) Publishing → RollingBack publish refused for good (a non-retriable error before the collection
+ *                                became visible, e.g. the target collection is gone).
+ *   (7) RollingBack → Failed     live tasks cancelled, `targets.rollback` returned: copied files deleted,
+ *                                target records removed (name free again), pin released.
  *   Completed and Failed are terminal; the job and its tasks are deleted `taskRetentionMs` after
  *   `finishedAtMs` (deletion is not a transition).
  *
- *   Why `outcome`: the decision (complete or fail) and its side effect (complete or rollback) cannot be
- *   one atomic step. So the checker first records the decision with a CAS (`outcome`, same state), then
- *   runs the side effect, then flips the state. Only one checker can win the decision, a complete can
- *   never race a rollback (e.g. "all tasks done" against "timed out"), and after a crash the next
- *   checker re-runs the recorded side effect (both are idempotent) instead of deciding again.
+ *   Deadlines: every state has one, persisted as `deadlineMs`, and `reason` says why the job is where it
+ *   is. Pending/Executing: the job timeout (→ RollingBack). Publishing/RollingBack: a lease on the side
+ *   effect; the checker that enters the state (or claims it by a CAS that moves the deadline) runs the
+ *   side effect, and any checker (a restarted one too) retries it once the deadline passed, so a job
+ *   stuck there after a crash or an error is resumed, never forgotten. Both side effects are idempotent.
+ *   Completed/Failed: the retention (→ deleted).
+ *
+ *   Public RPC states: Pending → RestoreSnapshotPending; Executing and Publishing →
+ *   RestoreSnapshotExecuting (copied, not yet visible); RollingBack → RestoreSnapshotExecuting with the
+ *   failure in `reason` (the target name is still reserved and the pin still held until (7); a client
+ *   that waits for Failed can reuse the name at once); Completed/Failed → the same names.
  *
  * CopyTask state machine (the inspector drives 1-4; the checker cancels with 3 and 5):
  *
@@ -42,25 +64,38 @@
  *   (1) Pending → InProgress   assigned to a node with a free slot: `nodeId` set, `version` (the
  *                              dispatch epoch) and `attempts` incremented, then dispatched.
  *   (2) InProgress → Completed the worker reported the copy done for the task's current version;
- *                              `results` stored.
+ *                              `results` (per segment: rows and files copied, no file list) stored.
  *   (3) InProgress → Failed    the worker reported a failure (after its own bounded retries), the task
- *                              lost its worker too many times, or its job failed (cancelled).
+ *                              lost its worker too many times, or its job is rolling back (cancelled).
  *   (4) InProgress → Pending   the worker is lost (node gone, or the node does not know this version of
  *                              the task) or the dispatch call failed: `nodeId` cleared, re-queued.
- *   (5) Pending → Failed       its job failed before the task was dispatched (cancelled).
+ *   (5) Pending → Failed       its job is rolling back before the task was dispatched (cancelled).
  *   Every task write is a CAS on (state, version), so an answer about an older dispatch can never
  *   overwrite the state of a newer one.
  */
 
 import type { SegmentRecord } from '../records.js';
 
-export type CopyJobState = 'Pending' | 'Executing' | 'Completed' | 'Failed';
+export type CopyJobState = 'Pending' | 'Executing' | 'Publishing' | 'Completed' | 'RollingBack' | 'Failed';
 export type CopyTaskState = 'Pending' | 'InProgress' | 'Completed' | 'Failed';
-/** The terminal states a job can be decided into. */
-export type CopyJobOutcome = 'Completed' | 'Failed';
 
+export const COPY_JOB_STATES: readonly CopyJobState[] = ['Pending', 'Executing', 'Publishing', 'Completed', 'RollingBack', 'Failed'];
+
+/** One segment of a restore, ids only: the file lists are in the snapshot's manifest of `sourceSegmentId`. */
 export interface SegmentMapping {
-  /** The snapshot's copy of the source segment record (its file lists). */
+  readonly sourceSegmentId: number;
+  readonly targetSegmentId: number;
+  readonly targetPartitionId: number;
+}
+
+/** Which snapshot a job or task copies from: its manifests hold the source segments' file lists. */
+export interface SnapshotRef {
+  readonly collectionId: number;
+  readonly snapshotId: number;
+}
+
+/** A mapping with the source segment record read from the snapshot (in memory only, never persisted). */
+export interface ResolvedMapping {
   readonly source: SegmentRecord;
   readonly targetSegmentId: number;
   readonly targetPartitionId: number;
@@ -70,6 +105,7 @@ export interface SegmentMapping {
 export interface CopyJob {
   readonly id: number;
   readonly state: CopyJobState;
+  readonly snapshotId: number;
   readonly snapshotName: string;
   readonly sourceCollectionId: number;
   readonly sourceDbName: string;
@@ -77,32 +113,42 @@ export interface CopyJob {
   readonly targetCollectionId: number;
   readonly targetDbName: string;
   readonly targetCollectionName: string;
+  /** The pin on the source snapshot this job holds (written in the job's own start txn). */
+  readonly pinId: number;
   readonly mappings: readonly SegmentMapping[];
+  /** Tasks get ids taskIdBase + i (allocated once, in Pending), so re-writing them after a crash is idempotent. */
+  readonly taskIdBase?: number | undefined;
   readonly createdAtMs: number;
   readonly startedAtMs?: number | undefined;
   readonly finishedAtMs?: number | undefined;
   readonly timeoutMs: number;
-  /** Why the job failed ('' otherwise). */
+  /** When the job entered `state`. */
+  readonly stateSinceMs: number;
+  /** What happens at the deadline depends on the state (see the header). */
+  readonly deadlineMs: number;
+  /** Side-effect attempts in the current state (Publishing / RollingBack); 0 elsewhere. */
+  readonly attempts: number;
+  /** Why the job is in its state (the failure for RollingBack/Failed, the last error of a retried side effect). */
   readonly reason: string;
   readonly totalSegments: number;
-  /** progress = copied / total (100 when total is 0 and Completed), see `jobProgress`. */
+  /** progress = copied / total (100 when Completed), see `jobProgress`. */
   readonly copiedSegments: number;
-  /** The terminal state the checker committed to; set while its side effect runs (see the header). */
-  readonly outcome?: CopyJobOutcome | undefined;
-  /** When `outcome` was recorded: another checker resumes it only after a check interval. */
-  readonly outcomeAtMs?: number | undefined;
 }
 
-/** The target record with rewritten file lists (state 'Importing'). */
+/** What a worker reports per target segment: small and bounded (no file list). */
 export interface CopiedSegment {
   readonly targetSegmentId: number;
-  readonly record: SegmentRecord;
+  readonly numRows: number;
+  readonly filesCopied: number;
 }
 
 export interface CopyTask {
   readonly id: number;
   readonly jobId: number;
   readonly state: CopyTaskState;
+  /** Copied from the job so that a worker needs nothing but the task. */
+  readonly snapshot: SnapshotRef;
+  readonly targetCollectionId: number;
   readonly mappings: readonly SegmentMapping[];
   readonly nodeId?: string | undefined;
   /** Dispatch epoch: incremented on every dispatch; answers about an older epoch are stale. */
@@ -119,8 +165,10 @@ export interface CopyTask {
 // Transition tables (numbers refer to the diagrams above)
 
 export const JOB_TRANSITIONS: Readonly<Record<CopyJobState, readonly CopyJobState[]>> = {
-  Pending: ['Executing', 'Failed'], // (1), (3)
-  Executing: ['Completed', 'Failed'], // (2), (4)
+  Pending: ['Executing', 'RollingBack'], // (1), (2)
+  Executing: ['Publishing', 'RollingBack'], // (3), (4)
+  Publishing: ['Completed', 'RollingBack'], // (5), (6)
+  RollingBack: ['Failed'], // (7)
   Completed: [],
   Failed: [],
 };
@@ -147,6 +195,26 @@ export function assertJobTransition(from: CopyJobState, to: CopyJobState): void 
 
 export function assertTaskTransition(from: CopyTaskState, to: CopyTaskState): void {
   if (!TASK_TRANSITIONS[from].includes(to)) throw new Error(`assertion failed: illegal copy task transition ${from} → ${to}`);
+}
+
+/** The public (Milvus RPC) name of a job state; see the header for why RollingBack is still "Executing". */
+export function publicJobState(state: CopyJobState): 'RestoreSnapshotPending' | 'RestoreSnapshotExecuting' | 'RestoreSnapshotCompleted' | 'RestoreSnapshotFailed' {
+  switch (state) {
+    case 'Pending':
+      return 'RestoreSnapshotPending';
+    case 'Executing':
+    case 'Publishing':
+    case 'RollingBack':
+      return 'RestoreSnapshotExecuting';
+    case 'Completed':
+      return 'RestoreSnapshotCompleted';
+    case 'Failed':
+      return 'RestoreSnapshotFailed';
+    default: {
+      const never: never = state;
+      throw new Error(`assertion failed: unknown job state ${String(never)}`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -182,12 +250,26 @@ export interface WorkerClient {
   cancel(nodeId: string, taskId: number): Promise<void>;
 }
 
-/** Implemented by the restore service (it owns the catalog). Both calls must be idempotent. */
-export interface JobFinalizer {
-  /** Flips every target segment to Flushed (with `results`' file lists) in one meta transaction. */
-  complete(job: CopyJob, results: readonly CopiedSegment[]): Promise<void>;
-  /** Drops the target collection and deletes `copiedKeys` (every target key the job may have written). */
-  rollback(job: CopyJob, copiedKeys: readonly string[]): Promise<void>;
+/**
+ * The source segment records of a snapshot, by id (production: read from the snapshot's manifests).
+ * Throws when one is missing or unreadable; a non-retriable QuiverError when it can never be read.
+ */
+export interface SourceSegmentReader {
+  read(snapshot: SnapshotRef, sourceSegmentIds: readonly number[]): Promise<ReadonlyMap<number, SegmentRecord>>;
+}
+
+/**
+ * The catalog side of a restore, implemented over the catalog by `RestoreTargets` (coord/snapshot).
+ * Every call is idempotent (the checker may repeat it after a crash or a lost lease) and bounded: it
+ * writes in transactions each well under etcd's request limit.
+ */
+export interface RestoreTargetOps {
+  /** Before (1): registers every target segment as Importing in the Restoring target collection. */
+  register(job: CopyJob): Promise<void>;
+  /** (5): target segments Flushed with their file lists, then the collection visible; releases the pin. */
+  publish(job: CopyJob): Promise<void>;
+  /** (7): deletes every target key the job may have written, then the target records; releases the pin. */
+  rollback(job: CopyJob): Promise<void>;
 }
 
 export interface CopyOptions {
@@ -198,6 +280,8 @@ export interface CopyOptions {
   readonly taskRetentionMs: number;
   /** Default timeout for new jobs (each job persists its own `timeoutMs`). */
   readonly jobTimeoutMs: number;
+  /** Lease of one publish or rollback attempt: after it another checker retries (default 5 min). */
+  readonly finalizeLeaseMs?: number | undefined;
 }
 
 export const DEFAULT_COPY_OPTIONS: CopyOptions = {
@@ -205,7 +289,11 @@ export const DEFAULT_COPY_OPTIONS: CopyOptions = {
   maxSegmentsPerTask: 100,
   taskRetentionMs: 3 * 60 * 60 * 1000,
   jobTimeoutMs: 24 * 60 * 60 * 1000,
+  finalizeLeaseMs: 5 * 60 * 1000,
 };
+
+/** Mappings per job at most: the job record (compact tuples, ids ≤ 16 digits) stays under 1.5 MiB. */
+export const SEGMENTS_PER_JOB_MAX = 20_000;
 
 /** Shaped so that a pino `Logger` fits. */
 export interface CopyLogger {

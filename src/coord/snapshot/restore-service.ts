@@ -2,35 +2,47 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
-import type { Engine } from '../../wiring/engine.js';
 import { InProcessWorkerPool } from '../../datanode/copy-worker/index.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import {
   CopyJobChecker,
   CopyJobStore,
   DEFAULT_COPY_OPTIONS,
+  SEGMENTS_PER_JOB_MAX,
   TaskInspector,
+  isTerminalJobState,
   jobProgress,
   newCopyJob,
-  type CopiedSegment,
+  publicJobState,
   type CopyJob,
   type CopyOptions,
-  type JobFinalizer,
-  type SegmentMapping,
+  type SourceSegmentReader,
   type WorkerClient,
 } from '../copy/index.js';
+import { RestoreTargets, type RestoreHost } from './restore-targets.js';
 import type { SnapshotManager } from './snapshot-manager.js';
+import { ManifestSourceReader } from './source-reader.js';
 
 /**
- * Restore a snapshot into a new collection (DESIGN.md §4 "Restore"). `restore` validates, creates the
- * invisible target (collection state Restoring, segments Importing), pins the source snapshot and saves a
- * CopySegmentJob; the checker and inspector loops drive it; this class is also the job's finalizer:
- * `complete` publishes every target segment and the collection in one transaction, `rollback` deletes the
- * copied files and the target. Both are idempotent, as the checker may call them again after a crash.
+ * Restore a snapshot into a new collection (DESIGN.md §4 "Restore").
+ *
+ * Start (`restore`), crash-safe: read and validate the source, allocate every id first (job, pin, target
+ * collection, partitions, segments), then, under the snapshot's name lock (the one `drop` takes, so a
+ * drop cannot slip between the check and the pin) and the DDL lock (the target name check), commit in
+ * ONE MetaKV txn: the target collection (Restoring), its indexes and checkpoint, the pin (carrying the
+ * job id) and the Pending job (id mappings only). A crash before the txn leaves only unused ids; after
+ * it, a complete Pending job that the checker drives. Nothing in between.
+ *
+ * Reconcile at coordinator start (`init`): a Restoring collection no live job owns is removed (its name is
+ * free again), a pin whose job is gone or finished is released (so `dropSnapshot` works). PENDING
+ * snapshots of a crashed coordinator are removed by `SnapshotManager.init`.
+ *
+ * The checker and inspector loops drive jobs; `RestoreTargets` does the catalog side (register, publish,
+ * rollback). Records and state machines: coord/copy/types.ts.
  */
 
 export interface RestoreDeps {
-  readonly engine: Engine;
+  readonly host: RestoreHost;
   readonly snapshots: SnapshotManager;
   readonly kv: MetaKV;
   readonly store: ObjectStore;
@@ -38,16 +50,18 @@ export interface RestoreDeps {
   readonly log: Logger;
   /** Defaults to one in-process worker node over `store`. */
   readonly workers?: WorkerClient;
+  /** Defaults to the snapshot manifests in `store`. */
+  readonly sources?: SourceSegmentReader;
 }
 
-export class RestoreService implements JobFinalizer {
+export class RestoreService {
   readonly jobs: CopyJobStore;
   readonly checker: CopyJobChecker;
   readonly inspector: TaskInspector;
   readonly workers: WorkerClient;
-  readonly #engine: Engine;
+  readonly targets: RestoreTargets;
+  readonly #host: RestoreHost;
   readonly #snapshots: SnapshotManager;
-  readonly #store: ObjectStore;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #options: CopyOptions;
@@ -55,30 +69,35 @@ export class RestoreService implements JobFinalizer {
   readonly onJobFinished: ((job: CopyJob, outcome: 'Completed' | 'Failed') => void)[] = [];
 
   constructor(deps: RestoreDeps, options: CopyOptions = DEFAULT_COPY_OPTIONS) {
-    this.#engine = deps.engine;
+    this.#host = deps.host;
     this.#snapshots = deps.snapshots;
-    this.#store = deps.store;
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#options = options;
-    this.jobs = new CopyJobStore({ kv: deps.kv, allocId: () => deps.engine.ids.alloc() });
+    const sources = deps.sources ?? new ManifestSourceReader(deps.store);
+    this.jobs = new CopyJobStore({ kv: deps.kv, allocId: (count) => deps.host.ids.alloc(count) });
+    this.targets = new RestoreTargets({ host: deps.host, sources, store: deps.store, releasePin: (id) => deps.snapshots.unpin(id), log: deps.log });
     let inspector: TaskInspector | undefined;
     const pool =
       deps.workers ??
       new InProcessWorkerPool({
         store: deps.store,
+        sources,
         // A finished copy kicks the inspector, whose report kicks the checker: no waiting for ticks.
         onTaskFinished: () => void inspector?.kick(),
       });
     this.workers = pool;
     this.checker = new CopyJobChecker({
       store: this.jobs,
-      finalizer: this,
+      targets: this.targets,
       workers: pool,
       clock: deps.clock,
       options,
       log: deps.log,
       onTasksCreated: () => void inspector?.kick(),
+      onJobFinished: (job) => {
+        for (const f of this.onJobFinished) f(job, job.state === 'Completed' ? 'Completed' : 'Failed');
+      },
     });
     inspector = new TaskInspector({
       store: this.jobs,
@@ -89,6 +108,30 @@ export class RestoreService implements JobFinalizer {
       onTaskDone: () => void this.checker.kick(),
     });
     this.inspector = inspector;
+  }
+
+  /**
+   * Reconciles what a crash may have left (see the header). Call after `SnapshotManager.init` and
+   * before `start`. Returns what it removed.
+   */
+  async init(): Promise<{ targetsRemoved: number; pinsReleased: number }> {
+    const jobs = new Map((await this.jobs.listJobs()).map((j) => [j.id, j] as const));
+    const owned = new Set([...jobs.values()].filter((j) => !isTerminalJobState(j.state)).map((j) => j.targetCollectionId));
+    let targetsRemoved = 0;
+    for (const coll of this.#host.catalog.allCollections()) {
+      if (coll.state === 'Restoring' && !owned.has(coll.id) && (await this.targets.removeOrphan(coll.id))) targetsRemoved++;
+    }
+    let pinsReleased = 0;
+    for (const pin of this.#snapshots.activePinsAll()) {
+      if (pin.jobId === undefined) continue;
+      const job = jobs.get(pin.jobId);
+      if (job === undefined || isTerminalJobState(job.state)) {
+        await this.#snapshots.unpin(pin.id);
+        this.#log.warn({ pinId: pin.id, jobId: pin.jobId, snapshot: pin.snapshotName }, 'released a restore pin whose job is gone');
+        pinsReleased++;
+      }
+    }
+    return { targetsRemoved, pinsReleased };
   }
 
   start(): void {
@@ -102,87 +145,75 @@ export class RestoreService implements JobFinalizer {
   }
 
   async restore(input: { sourceDb: string; sourceCollection: string; name: string; targetDb: string; targetCollection: string }): Promise<CopyJob> {
+    const catalog = this.#host.catalog;
     const rec = await this.#snapshots.describe(input.sourceDb, input.sourceCollection, input.name);
-    const db = this.#engine.catalog.requireDatabase(input.targetDb);
-    if (this.#engine.catalog.nameTaken(db.id, input.targetCollection)) {
-      throw quiverError('ParameterInvalid', `collection already exists: ${input.targetCollection} in database ${input.targetDb}; restore needs a new collection name`);
-    }
+    const db = catalog.requireDatabase(input.targetDb);
+    if (catalog.nameTaken(db.id, input.targetCollection)) throw nameTaken(input.targetCollection, input.targetDb);
     const contents = await this.#snapshots.readContents(rec);
     const md = contents.metadata;
-    const partitionName = new Map(md.partitions.map((p) => [p.id, p.name]));
-    const { collection, segmentIds } = await this.#engine.createRestoreTarget({
-      dbName: input.targetDb,
-      name: input.targetCollection,
-      source: {
-        id: md.collection_id,
-        dbId: 0,
-        name: md.collection_name,
-        schema: md.schema,
-        shardsNum: md.shards_num,
-        consistencyLevel: md.consistency_level,
-        properties: md.properties,
-        partitions: [],
-        createdTs: md.create_ts,
-        updateTs: md.create_ts,
-        state: 'Created',
-        loaded: false,
-      },
-      partitions: md.partitions.map((p) => ({ name: p.name })),
-      indexes: md.indexes,
-      segments: contents.entries.map((e) => ({ sourceId: e.segment.id, partitionName: partitionName.get(e.segment.partitionId) ?? '_default', numRows: e.segment.numRows })),
-    });
-    const mappings: SegmentMapping[] = contents.entries.map((e) => {
-      const t = segmentIds.get(e.segment.id)!;
-      return { source: e.segment, targetSegmentId: t.targetId, targetPartitionId: t.partitionId, targetCollectionId: collection.id };
-    });
-    let jobId = 0;
-    let job: CopyJob;
-    try {
-      jobId = await this.jobs.allocId();
-      // The source snapshot cannot be dropped while the job reads its files.
-      await this.#snapshots.pin(input.sourceDb, input.sourceCollection, input.name, 0, jobId);
-      job = newCopyJob({
-        id: jobId,
-        snapshotName: input.name,
-        sourceCollectionId: md.collection_id,
-        sourceDbName: input.sourceDb,
-        sourceCollectionName: input.sourceCollection,
-        targetCollectionId: collection.id,
-        targetDbName: input.targetDb,
-        targetCollectionName: input.targetCollection,
-        mappings,
-        createdAtMs: this.#clock.nowMs(),
-        timeoutMs: this.#options.jobTimeoutMs,
-      });
-      await this.jobs.createJob(job);
-    } catch (err) {
-      // Nothing may stay half-made: the invisible target would keep its name reserved forever.
-      await this.#engine.abortRestore(collection.id).catch(() => undefined);
-      await this.#releasePins(jobId).catch(() => undefined);
-      throw err;
+    if (contents.entries.length > SEGMENTS_PER_JOB_MAX) {
+      throw quiverError('ParameterInvalid', `snapshot ${input.name} has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);
     }
-    this.#log.info({ job: jobId, snapshot: input.name, target: input.targetCollection, segments: mappings.length }, 'restore job created');
+    const partitionName = new Map(md.partitions.map((p) => [p.id, p.name]));
+    const partitions = md.partitions.map((p) => ({ name: p.name }));
+    // Every id first: a crash from here to the txn loses ids, never leaves records.
+    const jobId = await this.#host.ids.alloc();
+    const pinId = await this.#host.ids.alloc();
+    const needed = RestoreTargets.idsNeeded(partitions, contents.entries.length);
+    const firstId = await this.#host.ids.alloc(needed);
+
+    const job = await this.#snapshots.withNameLock(rec.collectionId, rec.name, async () => {
+      // Re-read under the lock: a drop that won the lock first has removed (or is removing) it.
+      const cur = await this.#snapshots.records.get(rec.collectionId, rec.name);
+      if (cur?.record.state !== 'COMMITTED' || cur.record.id !== rec.id) {
+        throw quiverError('SnapshotNotFound', `snapshot not found[collection=${input.sourceCollection}][snapshot=${input.name}]`);
+      }
+      return this.#host.withDdlLock(async () => {
+        if (catalog.nameTaken(db.id, input.targetCollection)) throw nameTaken(input.targetCollection, input.targetDb);
+        const plan = this.targets.plan({
+          firstId,
+          dbId: db.id,
+          name: input.targetCollection,
+          source: {
+            schema: md.schema,
+            shardsNum: md.shards_num,
+            consistencyLevel: md.consistency_level,
+            properties: md.properties,
+          },
+          partitions,
+          indexes: md.indexes,
+          segments: contents.entries.map((e) => ({ sourceId: e.segment.id, partitionName: partitionName.get(e.segment.partitionId) ?? '_default' })),
+        });
+        const job = newCopyJob({
+          id: jobId,
+          snapshotId: rec.id,
+          snapshotName: rec.name,
+          sourceCollectionId: rec.collectionId,
+          sourceDbName: input.sourceDb,
+          sourceCollectionName: input.sourceCollection,
+          targetCollectionId: plan.collection.id,
+          targetDbName: input.targetDb,
+          targetCollectionName: input.targetCollection,
+          pinId,
+          mappings: plan.mappings,
+          createdAtMs: this.#clock.nowMs(),
+          timeoutMs: this.#options.jobTimeoutMs,
+        });
+        // The source snapshot cannot be dropped while the job reads its files.
+        const pin = this.#snapshots.jobPin(rec, pinId, jobId);
+        const jobTxn = this.jobs.createJobTxn(job);
+        const ok = await catalog.commitGuarded(plan.changes, {
+          expect: [{ kind: 'collection', id: plan.collection.id, state: 'absent' }],
+          extra: { compares: [jobTxn.compare], ops: [this.#snapshots.records.pinOp(pin), jobTxn.op] },
+        });
+        if (!ok) throw quiverError('ServiceNotReady', `restore of ${input.name} into ${input.targetCollection}: lost a race while starting; retry`);
+        this.#snapshots.trackPin(pin);
+        return job;
+      });
+    });
+    this.#log.info({ job: job.id, snapshot: input.name, target: input.targetCollection, segments: job.mappings.length }, 'restore job created');
     void this.checker.kick();
     return job;
-  }
-
-  async complete(job: CopyJob, results: readonly CopiedSegment[]): Promise<void> {
-    await this.#engine.completeRestore(job.targetCollectionId, results.map((r) => r.record));
-    await this.#releasePins(job.id);
-    this.#log.info({ job: job.id, target: job.targetCollectionName, segments: results.length }, 'restore completed');
-    for (const f of this.onJobFinished) f(job, 'Completed');
-  }
-
-  async rollback(job: CopyJob, copiedKeys: readonly string[]): Promise<void> {
-    for (const key of copiedKeys) await this.#store.delete(key);
-    await this.#engine.abortRestore(job.targetCollectionId);
-    await this.#releasePins(job.id);
-    this.#log.warn({ job: job.id, target: job.targetCollectionName, reason: job.reason }, 'restore failed and was rolled back');
-    for (const f of this.onJobFinished) f(job, 'Failed');
-  }
-
-  async #releasePins(jobId: number): Promise<void> {
-    for (const p of this.#snapshots.activePinsAll()) if (p.jobId === jobId) await this.#snapshots.unpin(p.id);
   }
 
   async job(jobId: number): Promise<CopyJob> {
@@ -209,8 +240,11 @@ export class RestoreService implements JobFinalizer {
   }
 }
 
+function nameTaken(name: string, db: string): Error {
+  return quiverError('ParameterInvalid', `collection already exists: ${name} in database ${db}; restore needs a new collection name`);
+}
+
 export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown> {
-  const state = { Pending: 'RestoreSnapshotPending', Executing: 'RestoreSnapshotExecuting', Completed: 'RestoreSnapshotCompleted', Failed: 'RestoreSnapshotFailed' }[job.state];
   const start = job.startedAtMs ?? job.createdAtMs;
   const end = job.finishedAtMs ?? nowMs;
   return {
@@ -218,7 +252,7 @@ export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown
     snapshot_name: job.snapshotName,
     db_name: job.targetDbName,
     collection_name: job.targetCollectionName,
-    state,
+    state: publicJobState(job.state),
     progress: jobProgress(job),
     reason: job.reason,
     start_time: String(job.createdAtMs),

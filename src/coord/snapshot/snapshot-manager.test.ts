@@ -36,7 +36,7 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
     wal = await openLocalWal(join(dir, 'wal'));
     const log = pino({ level: 'silent' });
     engine = await Engine.open({ kv, store, wal, clock, log }, { sealRows: 1000, flushIdleMs: 60_000, backgroundIntervalMs: 1000, tmpDir: join(dir, 'tmp'), indexBuildInline: true, autoCompaction: false });
-    mgr = new SnapshotManager({ engine, kv, store, clock, log }, { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: HOUR });
+    mgr = new SnapshotManager({ host: engine, kv, store, clock, log }, { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: HOUR });
     await mgr.init();
     await engine.createCollection({
       dbName: 'default',

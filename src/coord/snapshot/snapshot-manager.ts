@@ -3,9 +3,9 @@ import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { KeyedMutex } from '../../common/mutex.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
-import type { Engine } from '../../wiring/engine.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { snapshotMetadataKey } from '../../storage/paths.js';
+import type { Catalog } from '../catalog.js';
 import type { CollectionRecord, SegmentRecord } from '../records.js';
 import {
   encodeMetadata,
@@ -23,8 +23,26 @@ import { SnapshotStore, type PinRecord, type SnapshotRecord } from './snapshot-s
  * Collection snapshots (DESIGN.md §4): create (flush, collect segments under the collection lock,
  * manifests + metadata, PENDING → COMMITTED), list, describe, drop (DELETING → files → meta), pins, and the
  * background reaper (expired pins, abandoned PENDING snapshots, snapshots of dropped collections whose
- * pins ended). Restore lives in `restore-service.ts`; it uses `readContents` and the pins here.
+ * pins ended). Restore lives in `restore-service.ts`; it uses `readContents`, the name lock and the pins here.
+ *
+ * At start (`init`) every PENDING snapshot is removed: no create survives a restart, so each one was
+ * abandoned by a crash (files first, meta last), and its name can be created again at once.
  */
+
+/** Exactly what the snapshot manager needs from the coordinator's host (the Engine satisfies it). */
+export interface SnapshotHost {
+  readonly catalog: Pick<Catalog, 'resolveCollection' | 'collection' | 'indexes'>;
+  readonly ids: { alloc(count?: number): Promise<number> };
+  readonly tso: { next(): bigint };
+  /** Runs `fn` while no flush, compaction commit or index commit of the collection can run. */
+  withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T>;
+  /** Every write acknowledged before the call becomes part of a flushed segment. */
+  flushCollection(collectionId: number): Promise<unknown>;
+  /** Flushed segments right now (stable under `withCollectionLock`). */
+  flushedSegments(collectionId: number): SegmentRecord[];
+  addCompactionGuard(guard: (collectionId: number, segmentId: number) => boolean): void;
+  onCollectionDropped(hook: (coll: CollectionRecord) => Promise<void>): void;
+}
 
 export interface SnapshotOptions {
   /** A PENDING snapshot older than this was abandoned by a crash: its files and meta are removed. */
@@ -45,7 +63,7 @@ export const SNAPSHOT_DEFAULTS: SnapshotOptions = {
 };
 
 export interface SnapshotDeps {
-  readonly engine: Engine;
+  readonly host: SnapshotHost;
   readonly kv: MetaKV;
   readonly store: ObjectStore;
   readonly clock: Clock;
@@ -59,7 +77,7 @@ function channelOf(collectionId: number): string {
 export class SnapshotManager {
   readonly refs = new RefIndex();
   readonly records: SnapshotStore;
-  readonly #engine: Engine;
+  readonly #host: SnapshotHost;
   readonly #store: ObjectStore;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -72,24 +90,41 @@ export class SnapshotManager {
   #pins = new Map<number, PinRecord>();
 
   constructor(deps: SnapshotDeps, opts: SnapshotOptions = SNAPSHOT_DEFAULTS) {
-    this.#engine = deps.engine;
+    this.#host = deps.host;
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#opts = opts;
     this.records = new SnapshotStore(deps.kv);
-    deps.engine.addCompactionGuard((collectionId, segmentId) => {
+    deps.host.addCompactionGuard((collectionId, segmentId) => {
       const until = this.#protect.get(collectionId)?.get(segmentId);
       return until !== undefined && until > this.#clock.nowMs();
     });
-    deps.engine.onCollectionDropped((coll) => this.#collectionDropped(coll));
+    deps.host.onCollectionDropped((coll) => this.#collectionDropped(coll));
   }
 
-  /** Loads every snapshot's references (GC stays fail-closed until this ran) and the pins. */
-  async init(): Promise<void> {
-    for (const rec of await this.records.list()) this.#track(rec);
+  /**
+   * Loads every snapshot's references (GC stays fail-closed until this ran) and the pins, and removes
+   * the PENDING snapshots a crashed coordinator left (no create survives a restart).
+   */
+  async init(): Promise<{ pendingRemoved: number }> {
+    const all = await this.records.list();
+    for (const rec of all) this.#track(rec);
     for (const pin of await this.records.pins()) this.#pins.set(pin.id, pin);
+    let pendingRemoved = 0;
+    for (const rec of all) {
+      if (rec.state !== 'PENDING') continue;
+      await this.#nameLocks.run(`${rec.collectionId}/${rec.name}`, () => this.#dropRecord(rec));
+      this.#log.warn({ snapshot: rec.name, collectionId: rec.collectionId }, 'removed a snapshot left PENDING by a crash');
+      pendingRemoved++;
+    }
     this.refs.markLoaded();
+    return { pendingRemoved };
+  }
+
+  /** Runs `fn` under the snapshot's name lock (the one create and drop take). */
+  withNameLock<T>(collectionId: number, name: string, fn: () => Promise<T>): Promise<T> {
+    return this.#nameLocks.run(`${collectionId}/${name}`, fn);
   }
 
   #track(rec: SnapshotRecord): void {
@@ -110,9 +145,9 @@ export class SnapshotManager {
         `compaction_protection_seconds ${protectionSeconds} is out of range [0, ${this.#opts.compactionProtectionMaxMs / 1000}] (7 days)`,
       );
     }
-    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
     return this.#nameLocks.run(`${coll.id}/${name}`, async () => {
-      const id = await this.#engine.ids.alloc();
+      const id = await this.#host.ids.alloc();
       const now = this.#clock.nowMs();
       const pending: SnapshotRecord = {
         id,
@@ -135,7 +170,17 @@ export class SnapshotManager {
       };
       // CAS on "key absent": of concurrent creates of one name (even from other processes), one wins.
       if (!(await this.records.createPending(pending))) {
-        throw quiverError('SnapshotAlreadyExists', `snapshot ${name} already exists in collection ${coll.name}`);
+        // A PENDING record found under the name lock has no create running (see snapshot-store.ts (5)):
+        // it is stale and is replaced; anything else means the name is taken.
+        const existing = await this.records.get(coll.id, name);
+        if (existing?.record.state !== 'PENDING') {
+          throw quiverError('SnapshotAlreadyExists', `snapshot ${name} already exists in collection ${coll.name}`);
+        }
+        this.#log.warn({ snapshot: name, collection: coll.name, staleId: existing.record.id }, 'replacing a stale PENDING snapshot');
+        await this.#dropRecord(existing.record);
+        if (!(await this.records.createPending(pending))) {
+          throw quiverError('SnapshotAlreadyExists', `snapshot ${name} already exists in collection ${coll.name}`);
+        }
       }
       try {
         const committed = await this.#materialize(pending, dbName);
@@ -154,22 +199,24 @@ export class SnapshotManager {
   async #materialize(pending: SnapshotRecord, dbName: string): Promise<SnapshotRecord> {
     const collectionId = pending.collectionId;
     // 1. Every write acknowledged before the call becomes a flushed segment or a deltalog.
-    await this.#engine.flushCollection(collectionId);
+    await this.#host.flushCollection(collectionId);
     return this.#manifestLocks.run(collectionId, async () => {
       // 2. Fix the segment set under the collection lock: no compaction or flush commit can interleave,
       //    and the segments are in the RefIndex before the lock is released.
-      const { segments, coll, createTs } = await this.#engine.withCollectionLock(collectionId, async () => {
-        const segs = this.#engine.flushedSegments(collectionId);
-        const ts = this.#engine.tso.next().toString();
+      const { segments, coll, createTs } = await this.#host.withCollectionLock(collectionId, async () => {
+        const segs = this.#host.flushedSegments(collectionId);
+        const ts = this.#host.tso.next().toString();
         const buildIds = segs.flatMap((s) => s.indexes.map((i) => i.buildId));
         this.refs.add(pending.id, collectionId, segs.map((s) => s.id), buildIds);
-        return { segments: segs, coll: this.#engine.runtime(collectionId).record, createTs: ts };
+        const coll = this.#host.catalog.collection(collectionId);
+        if (coll === undefined) throw quiverError('CollectionNotFound', `collection ${collectionId} was dropped while snapshot ${pending.name} was being created`);
+        return { segments: segs, coll, createTs: ts };
       });
       if (pending.compactionProtectUntilMs > 0) {
         this.#track({ ...pending, segmentIds: segments.map((s) => s.id) });
       }
       // 3. Manifests (shared: a segment unchanged since the last snapshot reuses its file) and metadata.
-      const indexes = this.#engine.catalog.indexes(collectionId);
+      const indexes = this.#host.catalog.indexes(collectionId);
       const entries: ManifestEntry[] = segments.map((segment) => ({
         segment,
         channel: channelOf(collectionId),
@@ -222,12 +269,12 @@ export class SnapshotManager {
   // ------------------------------------------------------------------ read
 
   async list(dbName: string, collectionName: string): Promise<SnapshotRecord[]> {
-    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
     return (await this.records.list(coll.id)).filter((r) => r.state === 'COMMITTED').sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id);
   }
 
   async describe(dbName: string, collectionName: string, name: string): Promise<SnapshotRecord> {
-    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
     const r = await this.records.get(coll.id, name);
     if (!r || r.record.state !== 'COMMITTED') {
       throw quiverError('SnapshotNotFound', `snapshot not found[collection=${collectionName}][snapshot=${name}]`);
@@ -248,7 +295,7 @@ export class SnapshotManager {
 
   /** Idempotent: dropping a missing snapshot succeeds. Refused (2601) while an unexpired pin exists. */
   async drop(dbName: string, collectionName: string, name: string): Promise<void> {
-    const coll = this.#engine.catalog.resolveCollection(dbName, collectionName);
+    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
     await this.#nameLocks.run(`${coll.id}/${name}`, async () => {
       const r = await this.records.get(coll.id, name);
       if (!r) return;
@@ -305,7 +352,7 @@ export class SnapshotManager {
     const rec = await this.describe(dbName, collectionName, name);
     const now = this.#clock.nowMs();
     const pin: PinRecord = {
-      id: await this.#engine.ids.alloc(),
+      id: await this.#host.ids.alloc(),
       snapshotId: rec.id,
       collectionId: rec.collectionId,
       snapshotName: rec.name,
@@ -316,6 +363,16 @@ export class SnapshotManager {
     await this.records.putPin(pin);
     this.#pins.set(pin.id, pin);
     return pin;
+  }
+
+  /** A pin a restore job holds on its source (no expiry): built here, committed in the job's start txn. */
+  jobPin(rec: SnapshotRecord, pinId: number, jobId: number): PinRecord {
+    return { id: pinId, snapshotId: rec.id, collectionId: rec.collectionId, snapshotName: rec.name, createdAtMs: this.#clock.nowMs(), expiresAtMs: undefined, jobId };
+  }
+
+  /** Makes a pin committed elsewhere (a restore start) visible to `drop`; call under the name lock. */
+  trackPin(pin: PinRecord): void {
+    this.#pins.set(pin.id, pin);
   }
 
   /** Unknown pin ids unpin successfully (idempotent). */

@@ -1,11 +1,18 @@
-import type { MetaKV } from '../../meta/meta-kv.js';
+import { quiverError } from '../../common/errors.js';
+import type { MetaKV, Op } from '../../meta/meta-kv.js';
 
 /**
  * Snapshot and pin records in MetaKV.
  *
  *   (1) create ──▶ PENDING ──(2) manifests + metadata written──▶ COMMITTED ──(3) drop──▶ DELETING ──(4)──▶ (gone)
  *                    │                                                                         ▲
- *                    └──(5) older than pendingTimeout (crash mid-create): GC removes files, then meta
+ *                    └──(5) stale: left by a crashed or failed create ──────────────────────────┘
+ *
+ *   (5) A PENDING record is stale when no create of it can still be running: at coordinator start (a
+ *       restart ends every create), when a create of the same name finds it under the name lock (a
+ *       create holds that lock for its whole run, and the coordinator is the only writer), or when it
+ *       is older than `pendingTimeout` (the reaper's fallback). Stale records go DELETING → files → meta,
+ *       so a crash mid-create never makes a later create of that name fail.
  *
  * Every transition is a compare-and-set on the record's mod revision, so two creators of one name, or a
  * dropper racing the GC, cannot both win.
@@ -82,12 +89,12 @@ export class SnapshotStore {
 
   async get(collectionId: number, name: string): Promise<{ record: SnapshotRecord; revision: number } | undefined> {
     const e = await this.#kv.get(snapKey(collectionId, name));
-    return e ? { record: JSON.parse(dec.decode(e.value)) as SnapshotRecord, revision: e.modRevision } : undefined;
+    return e ? { record: readSnapshot(e.key, e.value), revision: e.modRevision } : undefined;
   }
 
   async list(collectionId?: number): Promise<SnapshotRecord[]> {
     const entries = await this.#kv.scan(collectionId === undefined ? SNAP : `${SNAP}${collectionId}/`);
-    return entries.map((e) => JSON.parse(dec.decode(e.value)) as SnapshotRecord);
+    return entries.map((e) => readSnapshot(e.key, e.value));
   }
 
   /** Compare-and-set on state: false when the record is gone or no longer in `expected`. */
@@ -109,11 +116,58 @@ export class SnapshotStore {
     await this.#kv.put(pinKey(pin.id), enc.encode(JSON.stringify(pin)));
   }
 
+  /** The put of a pin, for a caller that commits it in its own txn (a restore start). */
+  pinOp(pin: PinRecord): Op {
+    return { type: 'put', key: pinKey(pin.id), value: enc.encode(JSON.stringify(pin)) };
+  }
+
   async deletePin(id: number): Promise<boolean> {
     return this.#kv.delete(pinKey(id));
   }
 
   async pins(): Promise<PinRecord[]> {
-    return (await this.#kv.scan(PIN)).map((e) => JSON.parse(dec.decode(e.value)) as PinRecord);
+    return (await this.#kv.scan(PIN)).map((e) => readPin(e.key, e.value));
   }
+}
+
+// Asserted right after the read: a damaged record is reported with its key, never half-used.
+
+function parse(key: string, value: Uint8Array): unknown {
+  try {
+    return JSON.parse(dec.decode(value));
+  } catch (e) {
+    throw quiverError('ServiceInternal', `meta key ${key} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function readSnapshot(key: string, value: Uint8Array): SnapshotRecord {
+  const r = parse(key, value) as SnapshotRecord;
+  const ok =
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.id) &&
+    Number.isSafeInteger(r.collectionId) &&
+    typeof r.name === 'string' &&
+    (r.state === 'PENDING' || r.state === 'COMMITTED' || r.state === 'DELETING') &&
+    typeof r.metadataKey === 'string' &&
+    Array.isArray(r.manifestKeys) &&
+    Array.isArray(r.segmentIds) &&
+    Array.isArray(r.buildIds) &&
+    Number.isFinite(r.createdAtMs);
+  if (!ok) throw quiverError('ServiceInternal', `meta key ${key}: not a valid snapshot record (state ${String((r as { state?: unknown })?.state)})`);
+  return r;
+}
+
+function readPin(key: string, value: Uint8Array): PinRecord {
+  const p = parse(key, value) as PinRecord;
+  const ok =
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isSafeInteger(p.id) &&
+    Number.isSafeInteger(p.snapshotId) &&
+    Number.isSafeInteger(p.collectionId) &&
+    (p.expiresAtMs === undefined || Number.isFinite(p.expiresAtMs)) &&
+    (p.jobId === undefined || Number.isSafeInteger(p.jobId));
+  if (!ok) throw quiverError('ServiceInternal', `meta key ${key}: not a valid snapshot pin`);
+  return p;
 }

@@ -1,7 +1,9 @@
 /**
- * Executes one copy-segment task on a worker: copies every file of every source segment to its target
- * key (`copyPlanOf`, shared with the coordinator so both agree on every key) with `ObjectStore.copy`
- * (a hardlink on a local disk, a server-side copy on S3), and builds the target segment records.
+ * Executes one copy-segment task on a worker. The task holds id mappings only; the executor reads the
+ * source segments' file lists from the snapshot's manifests itself (`SourceSegmentReader`), copies every
+ * file to its target key (`copyPlanOf`, shared with the coordinator so both agree on every key) with
+ * `ObjectStore.copy` (a hardlink on a local disk, a server-side copy on S3), and reports per segment its
+ * row count and how many files it copied (never a file list: publish re-derives the lists).
  *
  * Limits: at most `concurrency` copies in flight; a failed copy is retried up to `retriesMax` times
  * (immediately: S3 clients back off on their own, and a local copy that failed twice in a row is not
@@ -15,8 +17,8 @@
  */
 
 import { isQuiverError } from '../../common/errors.js';
-import { copyPlanOf, rewriteSegmentRecord, type CopyStep } from '../../coord/copy/segment-rewrite.js';
-import type { CopiedSegment, SegmentMapping } from '../../coord/copy/types.js';
+import { copyPlanOf, resolveMappings, resolvedMappingsProblem, type CopyStep } from '../../coord/copy/segment-rewrite.js';
+import type { CopiedSegment, CopyTask, SourceSegmentReader } from '../../coord/copy/types.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 
 export const COPY_CONCURRENCY_DEFAULT = 16;
@@ -35,7 +37,8 @@ export type CopyExecutionResult =
 
 export async function executeCopy(
   store: ObjectStore,
-  mappings: readonly SegmentMapping[],
+  sources: SourceSegmentReader,
+  task: Pick<CopyTask, 'snapshot' | 'targetCollectionId' | 'mappings'>,
   options: CopyExecutionOptions = {},
 ): Promise<CopyExecutionResult> {
   const concurrency = options.concurrency ?? COPY_CONCURRENCY_DEFAULT;
@@ -47,8 +50,13 @@ export async function executeCopy(
   let plan: CopyStep[];
   let results: CopiedSegment[];
   try {
-    plan = mappings.flatMap(copyPlanOf);
-    results = mappings.map((m) => ({ targetSegmentId: m.targetSegmentId, record: rewriteSegmentRecord(m) }));
+    const records = await sources.read(task.snapshot, task.mappings.map((m) => m.sourceSegmentId));
+    const resolved = resolveMappings(task.mappings, task.targetCollectionId, records);
+    const problem = resolvedMappingsProblem(resolved);
+    if (problem !== undefined) return { ok: false, reason: problem, aborted: false };
+    const plans = resolved.map(copyPlanOf);
+    plan = plans.flat();
+    results = resolved.map((m, i) => ({ targetSegmentId: m.targetSegmentId, numRows: m.source.numRows, filesCopied: plans[i]!.length }));
   } catch (e) {
     return { ok: false, reason: message(e), aborted: false };
   }

@@ -3,47 +3,53 @@ import { FakeClock } from '../../common/clock.js';
 import {
   bytesOf,
   GatedObjectStore,
+  MemorySources,
   mappingOf,
   putSourceFiles,
+  resolvedOf,
+  SNAPSHOT,
+  TARGET_COLLECTION,
   sourceSegment,
 } from '../../coord/copy/copy.test-util.js';
-import { copyPlanOf, rewriteSegmentRecord, targetKeysOf } from '../../coord/copy/segment-rewrite.js';
-import type { CopyTask, SegmentMapping, TaskPoll } from '../../coord/copy/types.js';
+import { copyPlanOf, targetKeysOf } from '../../coord/copy/segment-rewrite.js';
+import type { CopyTask, ResolvedMapping, SegmentMapping, TaskPoll } from '../../coord/copy/types.js';
 import { FaultyObjectStore, failKeysWithPrefix, failNth } from '../../storage/faulty-object-store.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { executeCopy } from './copy-segment-executor.js';
 import { InProcessWorkerPool } from './in-process-worker-pool.js';
 
 function task(id: number, mappings: readonly SegmentMapping[], version = 1): CopyTask {
-  return { id, jobId: 1, state: 'InProgress', mappings, nodeId: 'node-1', version, attempts: version, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 };
+  return { id, jobId: 1, state: 'InProgress', snapshot: SNAPSHOT, targetCollectionId: TARGET_COLLECTION, mappings, nodeId: 'node-1', version, attempts: version, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 };
 }
 
-async function sourceStore(segmentIds: readonly number[]): Promise<{ objects: MemoryObjectStore; ms: SegmentMapping[] }> {
+async function sourceStore(
+  segmentIds: readonly number[],
+): Promise<{ objects: MemoryObjectStore; ms: SegmentMapping[]; rs: ResolvedMapping[]; sources: MemorySources }> {
   const objects = new MemoryObjectStore({ clock: new FakeClock() });
   const segments = segmentIds.map((id) => sourceSegment(id));
   await putSourceFiles(objects, segments);
-  return { objects, ms: segments.map((s) => mappingOf(s)) };
+  return { objects, ms: segments.map((s) => mappingOf(s)), rs: segments.map((s) => resolvedOf(s)), sources: new MemorySources(segments) };
 }
 
 describe('executeCopy', () => {
   it('copies every file of every segment to its target key with identical bytes, and builds the target records', async () => {
-    const { objects, ms } = await sourceStore([1, 2]);
-    const r = await executeCopy(objects, ms);
+    const { objects, ms, rs, sources } = await sourceStore([1, 2]);
+    const r = await executeCopy(objects, sources, task(0, ms));
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.filesCopied).toBe(16);
-    for (const m of ms) {
+    for (const m of rs) {
       for (const { src, dst } of copyPlanOf(m)) expect(await objects.get(dst)).toEqual(bytesOf(src));
     }
-    expect(r.results).toEqual(ms.map((m) => ({ targetSegmentId: m.targetSegmentId, record: rewriteSegmentRecord(m) })));
+    expect(r.results).toEqual(ms.map((m) => ({ targetSegmentId: m.targetSegmentId, numRows: 10, filesCopied: 8 })));
     // Sources untouched, nothing else written.
     expect((await objects.list('')).length).toBe(32);
   });
 
   it('keeps at most `concurrency` copies in flight', async () => {
-    const { objects, ms } = await sourceStore([1, 2, 3, 4, 5]);
+    const { objects, ms, sources } = await sourceStore([1, 2, 3, 4, 5]);
     const gated = new GatedObjectStore(objects);
-    const r = await executeCopy(gated, ms, { concurrency: 3 });
+    const r = await executeCopy(gated, sources, task(0, ms), { concurrency: 3 });
     expect(r.ok).toBe(true);
     expect(gated.maxInFlight).toBeLessThanOrEqual(3);
     expect(gated.maxInFlight).toBe(3);
@@ -51,18 +57,18 @@ describe('executeCopy', () => {
   });
 
   it('retries a transient copy failure', async () => {
-    const { objects, ms } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const faulty = new FaultyObjectStore(objects, { failOn: failNth('copy', 2) });
-    const r = await executeCopy(faulty, ms, { concurrency: 1 });
+    const r = await executeCopy(faulty, sources, task(0, ms), { concurrency: 1 });
     expect(r.ok).toBe(true);
     expect(faulty.injectedFailures).toBe(1);
   });
 
   it('fails naming the key after 1 + retriesMax attempts, and writes nothing more afterwards', async () => {
-    const { objects, ms } = await sourceStore([1, 2]);
-    const bad = copyPlanOf(ms[0]!)[3]!;
+    const { objects, ms, rs, sources } = await sourceStore([1, 2]);
+    const bad = copyPlanOf(rs[0]!)[3]!;
     const faulty = new FaultyObjectStore(objects, { failOn: failKeysWithPrefix('copy', bad.dst) });
-    const r = await executeCopy(faulty, ms, { concurrency: 1, retriesMax: 3 });
+    const r = await executeCopy(faulty, sources, task(0, ms), { concurrency: 1, retriesMax: 3 });
     expect(r).toEqual({
       ok: false,
       aborted: false,
@@ -71,31 +77,32 @@ describe('executeCopy', () => {
     expect(faulty.injectedFailures).toBe(4);
     // The second segment was never started: the task stopped at the first hard failure.
     const written = (await objects.list('')).map((o) => o.key);
-    for (const k of targetKeysOf({ mappings: [ms[1]!] })) expect(written).not.toContain(k);
+    for (const k of targetKeysOf([rs[1]!])) expect(written).not.toContain(k);
   });
 
   it('does not retry a missing source file', async () => {
-    const { objects, ms } = await sourceStore([1]);
-    const missing = copyPlanOf(ms[0]!)[0]!.src;
+    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const missing = copyPlanOf(rs[0]!)[0]!.src;
     await objects.delete(missing);
-    const r = await executeCopy(objects, ms);
+    const r = await executeCopy(objects, sources, task(0, ms));
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toMatch(new RegExp(`^copy ${JSON.stringify(missing)} → .* failed after 1 attempt: `));
   });
 
   it('fails a task whose mapping holds a key that is not a segment file', async () => {
     const s = sourceSegment(1);
-    const r = await executeCopy(new MemoryObjectStore(), [mappingOf({ ...s, statslogs: [{ ...s.statslogs[0]!, path: 'x/y' }] })]);
+    const bad = new MemorySources([{ ...s, statslogs: [{ ...s.statslogs[0]!, path: 'x/y' }] }]);
+    const r = await executeCopy(new MemoryObjectStore(), bad, task(0, [mappingOf(s)]));
     expect(r).toMatchObject({ ok: false, reason: expect.stringContaining('"x/y"') });
   });
 });
 
 describe('InProcessWorkerPool', () => {
   it('has one node with 4 slots by default; dispatch runs in the background, poll reports', async () => {
-    const { objects, ms } = await sourceStore([1, 2]);
+    const { objects, ms, sources } = await sourceStore([1, 2]);
     const finished: number[] = [];
     const gated = new GatedObjectStore(objects, 0);
-    const pool = new InProcessWorkerPool({ store: gated, onTaskFinished: (_n, id) => finished.push(id) });
+    const pool = new InProcessWorkerPool({ sources, store: gated, onTaskFinished: (_n, id) => finished.push(id) });
     expect(pool.nodes()).toEqual([{ nodeId: 'node-1', slots: 4, usedSlots: 0 }]);
     await pool.dispatch('node-1', task(7, ms));
     expect(await pool.poll('node-1', 7, 1)).toEqual({ state: 'InProgress', version: 1 });
@@ -104,7 +111,7 @@ describe('InProcessWorkerPool', () => {
     await pool.idle();
     const p = await pool.poll('node-1', 7, 1);
     expect(p.state).toBe('Completed');
-    expect(p).toMatchObject({ version: 1, results: ms.map((m) => ({ targetSegmentId: m.targetSegmentId, record: rewriteSegmentRecord(m) })) });
+    expect(p).toMatchObject({ version: 1, results: ms.map((m) => ({ targetSegmentId: m.targetSegmentId, numRows: 10, filesCopied: 8 })) });
     expect(pool.nodes()[0]!.usedSlots).toBe(0);
     expect(finished).toEqual([7]);
     // A repeated dispatch of the same version is a no-op.
@@ -113,8 +120,8 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('answers Unknown for an unknown node, task, or a version it never received', async () => {
-    const { objects, ms } = await sourceStore([1]);
-    const pool = new InProcessWorkerPool({ store: objects });
+    const { objects, ms, sources } = await sourceStore([1]);
+    const pool = new InProcessWorkerPool({ sources, store: objects });
     await pool.dispatch('node-1', task(7, ms, 2));
     await pool.idle();
     expect(await pool.poll('node-9', 7, 2)).toEqual({ state: 'Unknown' });
@@ -125,9 +132,9 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('refuses a dispatch beyond its slots, to a missing node, or of an older version', async () => {
-    const { objects, ms } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
-    const pool = new InProcessWorkerPool({ store: gated, nodes: [{ nodeId: 'a', slots: 2 }] });
+    const pool = new InProcessWorkerPool({ sources, store: gated, nodes: [{ nodeId: 'a', slots: 2 }] });
     await pool.dispatch('a', task(1, ms));
     await pool.dispatch('a', task(2, ms, 3));
     await expect(pool.dispatch('a', task(3, ms))).rejects.toThrow('worker node a has no free slot (2 of 2 used) for task 3');
@@ -138,9 +145,9 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('a newer version replaces the run of an older one', async () => {
-    const { objects, ms } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
-    const pool = new InProcessWorkerPool({ store: gated });
+    const pool = new InProcessWorkerPool({ sources, store: gated });
     await pool.dispatch('node-1', task(1, ms, 1));
     const second = pool.dispatch('node-1', task(1, ms, 2));
     gated.open();
@@ -151,9 +158,9 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('reports a failed copy with the key in the reason', async () => {
-    const { objects, ms } = await sourceStore([1]);
-    const dst = copyPlanOf(ms[0]!)[0]!.dst;
-    const pool = new InProcessWorkerPool({ store: new FaultyObjectStore(objects, { failOn: failKeysWithPrefix('copy', dst) }) });
+    const { objects, ms, rs, sources } = await sourceStore([1]);
+    const dst = copyPlanOf(rs[0]!)[0]!.dst;
+    const pool = new InProcessWorkerPool({ sources, store: new FaultyObjectStore(objects, { failOn: failKeysWithPrefix('copy', dst) }) });
     await pool.dispatch('node-1', task(4, ms));
     await pool.idle();
     const p = (await pool.poll('node-1', 4, 1)) as Extract<TaskPoll, { state: 'Failed' }>;
@@ -163,9 +170,9 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('cancel stops a task and waits until it no longer writes', async () => {
-    const { objects, ms } = await sourceStore([1, 2, 3]);
+    const { objects, ms, sources } = await sourceStore([1, 2, 3]);
     const gated = new GatedObjectStore(objects, 0);
-    const pool = new InProcessWorkerPool({ store: gated, copyConcurrency: 2 });
+    const pool = new InProcessWorkerPool({ sources, store: gated, copyConcurrency: 2 });
     await pool.dispatch('node-1', task(5, ms));
     expect(gated.inFlight).toBe(2);
     const cancelled = pool.cancel('node-1', 5);
@@ -179,8 +186,8 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('refuses a dispatch that arrives after the cancel of that task', async () => {
-    const { objects, ms } = await sourceStore([1]);
-    const pool = new InProcessWorkerPool({ store: objects });
+    const { objects, ms, sources } = await sourceStore([1]);
+    const pool = new InProcessWorkerPool({ sources, store: objects });
     await pool.cancel('node-1', 9);
     await expect(pool.dispatch('node-1', task(9, ms, 3))).rejects.toThrow('task 9 was cancelled');
     expect(pool.nodes()[0]!.usedSlots).toBe(0);
@@ -188,10 +195,10 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('removeNode abandons its tasks (polls answer Unknown); addNode brings capacity back', async () => {
-    const { objects, ms } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
     const finished: number[] = [];
-    const pool = new InProcessWorkerPool({ store: gated, onTaskFinished: (_n, id) => finished.push(id) });
+    const pool = new InProcessWorkerPool({ sources, store: gated, onTaskFinished: (_n, id) => finished.push(id) });
     await pool.dispatch('node-1', task(1, ms));
     const removed = pool.removeNode('node-1');
     expect(pool.nodes()).toEqual([]);
@@ -205,8 +212,8 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('keeps a bounded number of finished answers', async () => {
-    const { objects, ms } = await sourceStore([1]);
-    const pool = new InProcessWorkerPool({ store: objects, finishedTasksMax: 2 });
+    const { objects, ms, sources } = await sourceStore([1]);
+    const pool = new InProcessWorkerPool({ sources, store: objects, finishedTasksMax: 2 });
     for (const id of [1, 2, 3]) {
       await pool.dispatch('node-1', task(id, ms));
       await pool.idle();
@@ -217,9 +224,9 @@ describe('InProcessWorkerPool', () => {
   });
 
   it('close aborts everything and refuses later dispatches', async () => {
-    const { objects, ms } = await sourceStore([1]);
+    const { objects, ms, sources } = await sourceStore([1]);
     const gated = new GatedObjectStore(objects, 0);
-    const pool = new InProcessWorkerPool({ store: gated });
+    const pool = new InProcessWorkerPool({ sources, store: gated });
     await pool.dispatch('node-1', task(1, ms));
     const closed = pool.close();
     gated.open();

@@ -12,7 +12,8 @@
  */
 
 import { quiverError } from '../../common/errors.js';
-import type { CopiedSegment, CopyTask, TaskPoll, WorkerClient, WorkerNodeInfo } from '../../coord/copy/types.js';
+import type { CopiedSegment, CopyTask, SourceSegmentReader, TaskPoll, WorkerClient, WorkerNodeInfo } from '../../coord/copy/types.js';
+import { ManifestSourceReader } from '../../coord/snapshot/source-reader.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { executeCopy } from './copy-segment-executor.js';
 
@@ -26,6 +27,8 @@ export const DEFAULT_FINISHED_TASKS_MAX = 1024;
 
 export interface InProcessWorkerPoolOptions {
   readonly store: ObjectStore;
+  /** Where tasks read their source segments' file lists (default: the snapshot manifests in `store`). */
+  readonly sources?: SourceSegmentReader | undefined;
   /** Default: one node 'node-1' with `DEFAULT_WORKER_SLOTS` slots. */
   readonly nodes?: readonly WorkerNodeSpec[] | undefined;
   /** Copies in flight per task (default 16). */
@@ -64,6 +67,7 @@ interface WorkerNode {
 
 export class InProcessWorkerPool implements WorkerClient {
   readonly #store: ObjectStore;
+  readonly #sources: SourceSegmentReader;
   readonly #nodes = new Map<string, WorkerNode>();
   readonly #copyConcurrency: number | undefined;
   readonly #copyRetriesMax: number | undefined;
@@ -73,6 +77,7 @@ export class InProcessWorkerPool implements WorkerClient {
 
   constructor(options: InProcessWorkerPoolOptions) {
     this.#store = options.store;
+    this.#sources = options.sources ?? new ManifestSourceReader(options.store);
     this.#copyConcurrency = options.copyConcurrency;
     this.#copyRetriesMax = options.copyRetriesMax;
     this.#finishedTasksMax = options.finishedTasksMax ?? DEFAULT_FINISHED_TASKS_MAX;
@@ -161,7 +166,7 @@ export class InProcessWorkerPool implements WorkerClient {
   async #execute(node: WorkerNode, task: CopyTask, run: Run): Promise<void> {
     let status: RunState;
     try {
-      const r = await executeCopy(this.#store, task.mappings, {
+      const r = await executeCopy(this.#store, this.#sources, task, {
         concurrency: this.#copyConcurrency,
         retriesMax: this.#copyRetriesMax,
         signal: run.abort.signal,

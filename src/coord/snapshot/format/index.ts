@@ -29,4 +29,4 @@ export {
   summarizeEntries,
   type SnapshotMetadata,
 } from './metadata.js';
-export { readSnapshot, type ReadSnapshotOptions, type SnapshotContents } from './read-snapshot.js';
+export { readSnapshot, readSnapshotMetadata, readSnapshotSegments, type ReadSnapshotOptions, type SnapshotContents } from './read-snapshot.js';
