@@ -75,8 +75,8 @@ function plans(seed: number, rounds: number): Plan[] {
       if (kind === 'restoreSnapshot') {
         const delay = 30 + Math.floor(r() * 150);
         env['QUIVER_FAULT_COPY_DELAY_MS'] = String(delay);
-        // 'start': a few ms after the restoreSnapshot call is sent; 'job': from the call well into the copy.
-        killAfterMs = restorePhase === 'start' ? Math.floor(r() * 6) : Math.floor(r() * delay * 3);
+        // 'start': within the restoreSnapshot call (it takes tens of ms under load); 'job': into the copy.
+        killAfterMs = restorePhase === 'start' ? Math.floor(r() * 120) : Math.floor(r() * delay * 3);
       }
       out.push({ round: out.length, kind, env, killAfterMs, restorePhase, seed: Math.floor(r() * 2 ** 31) });
     }
