@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { FaultyObjectStore, type FaultPredicate } from '../src/storage/faulty-object-store.js';
 import { startTestServer, until, vectors, waitRestore, type TestServer } from './helpers.js';
+import { collectionDirs } from './data-dir.js';
 import { killAllServers, spawnServer, type ServerProcess } from './process.js';
 
 const fields = [
@@ -31,15 +32,6 @@ async function ids(c: MilvusClient, collection: string): Promise<number[]> {
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/** Collection ids owning files under the data dir's objects/ (what a rolled-back restore must not leave). */
-async function collectionDirs(dataDir: string): Promise<number[]> {
-  const out = new Set<number>();
-  for (const root of ['insert_log', 'delta_log', 'stats_log']) {
-    for (const name of await readdir(join(dataDir, 'objects', root)).catch(() => [] as string[])) out.add(Number(name));
-  }
-  return [...out].sort((a, b) => a - b);
-}
 
 describe('snapshot faults: object-store errors', () => {
   let t: TestServer | undefined;

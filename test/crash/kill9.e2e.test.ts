@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { collectionDirs } from '../data-dir.js';
 import { killAllServers, spawnServerRetrying, type ServerProcess } from '../process.js';
 import { WriteModel, rng, tagOf, v0Of, type ObservedRow, type WriteKind } from './write-model.js';
 
@@ -103,15 +104,6 @@ async function readRows(c: MilvusClient, collection: string): Promise<ObservedRo
 
 function rowsOf(keys: readonly number[], val: number) {
   return keys.map((id) => ({ id, val, tag: tagOf(id, val), v: [v0Of(val), ...Array.from({ length: DIM - 1 }, (_, i) => ((id * 31 + i) % 17) / 17)] }));
-}
-
-/** Collection ids that own files under objects/ (binlogs, deltalogs, stats). */
-async function collectionDirs(dataDir: string): Promise<Set<number>> {
-  const out = new Set<number>();
-  for (const root of ['insert_log', 'delta_log', 'stats_log']) {
-    for (const name of await readdir(join(dataDir, 'objects', root)).catch(() => [] as string[])) out.add(Number(name));
-  }
-  return out;
 }
 
 /** Polls a restore job until it ends; undefined if it never does within the wait. */
