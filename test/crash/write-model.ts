@@ -119,9 +119,9 @@ export class WriteModel {
       const got = seen.get(key)?.val;
       const allowed = this.allowed(key);
       if (!allowed.has(got)) {
-        const lastAcked = (this.#ops.get(key) ?? []).filter((o) => o.acked).pop();
-        const what = lastAcked ? `last acknowledged ${lastAcked.kind} #${lastAcked.seq}` : 'no acknowledged op this round';
-        problems.push(`key ${key}: shows ${got ?? 'absent'}, allowed ${[...allowed].map((a) => a ?? 'absent').join('|')} (${what})`);
+        const ops = (this.#ops.get(key) ?? []).map((o) => `${o.kind} #${o.seq}${o.acked ? ' acked' : ' ?'}`);
+        const history = `settled ${this.#settled.get(key) ?? 'absent'}${ops.length ? `, then ${ops.join(', ')}` : ''}`;
+        problems.push(`key ${key}: shows ${got ?? 'absent'}, allowed ${[...allowed].map((a) => a ?? 'absent').join('|')} (${history})`);
       }
     }
     return problems;
