@@ -37,3 +37,15 @@ export async function collectionDirs(dataDir: string): Promise<number[]> {
   }
   return [...out].sort((a, b) => a - b);
 }
+
+/** Partition ids owning index files (`index_files/{build}/{version}/{partition}/...`). */
+export async function indexFilePartitions(dataDir: string): Promise<number[]> {
+  const out = new Set<number>();
+  const root = join(dataDir, 'objects', 'index_files');
+  for (const build of await readdir(root).catch(() => [] as string[])) {
+    for (const version of await readdir(join(root, build)).catch(() => [] as string[])) {
+      for (const partition of await readdir(join(root, build, version)).catch(() => [] as string[])) out.add(Number(partition));
+    }
+  }
+  return [...out].sort((a, b) => a - b);
+}

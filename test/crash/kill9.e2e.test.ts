@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { collectionDirs } from '../data-dir.js';
+import { collectionDirs, indexFilePartitions } from '../data-dir.js';
 import { killAllServers, spawnServerRetrying, type ServerProcess } from '../process.js';
 import { WriteModel, rng, tagOf, v0Of, type ObservedRow, type WriteKind } from './write-model.js';
 
@@ -34,7 +35,7 @@ const KINDS: readonly Kind[] = process.env['QUIVER_CRASH_KINDS']
 
 const SOAK = process.env['QUIVER_CRASH_SOAK'] === '1';
 const SEED = Number(process.env['QUIVER_CRASH_SEED'] ?? (SOAK ? Math.floor(Math.random() * 2 ** 31) : 20261203));
-const ROUNDS = Number(process.env['QUIVER_CRASH_ROUNDS'] ?? (SOAK ? 70 : 21));
+const ROUNDS = Number(process.env['QUIVER_CRASH_ROUNDS'] ?? (SOAK ? 70 : 14));
 const WRITERS = 3;
 const KEYS_PER_WRITER = 250;
 const DIM = 8;
@@ -153,6 +154,12 @@ describe('kill -9 crash suite', () => {
     const model = new WriteModel();
     /** Collections whose files may legitimately stay under objects/ (GC grace): the source and dropped targets. */
     const knownCollectionIds = new Set<number>();
+    /** Partitions whose index files may stay (same reason). */
+    const knownPartitionIds = new Set<number>();
+    const remember = async (c: MilvusClient, collection: string) => {
+      knownCollectionIds.add(Number((await c.describeCollection({ collection_name: collection })).collectionID));
+      for (const id of (await c.listPartitions({ collection_name: collection })).partitionIDs) knownPartitionIds.add(Number(id));
+    };
     /** Snapshots a round could not drop (already reported): later rounds must not report them again. */
     const lingering = new Set<string>();
 
@@ -185,7 +192,7 @@ describe('kill -9 crash suite', () => {
       const rows = await readRows(c, 'src');
       expect(model.check(rows)).toEqual([]);
       model.settle(rows);
-      knownCollectionIds.add(Number((await c.describeCollection({ collection_name: 'src' })).collectionID));
+      await remember(c, 'src');
     }
     const srcFields = (await srv.client.describeCollection({ collection_name: 'src' })).schema.fields.map((f) => `${f.name}:${f.data_type}`);
 
@@ -207,6 +214,12 @@ describe('kill -9 crash suite', () => {
         const s = await c.createSnapshot({ collection_name: 'src', snapshot_name: base });
         expect(ok(s), `round ${round}: create ${base}: ${s.reason}`).toBe(true);
       }
+
+      // ---- the state at the round start (settled, exact) and a timed log of the round's writes: what a
+      //      snapshot taken during the round must contain is bounded by them (see the snapshot step).
+      const startRows: ObservedRow[] = [...model.exact()].map(([id, val]) => ({ id, val, tag: tagOf(id, val), v0: v0Of(val) }));
+      const roundLog: { keys: readonly number[]; kind: WriteKind; seq: number; sentAt: number; ackedAt?: number }[] = [];
+      let killAt = Infinity;
 
       // ---- drivers
       let stop = false;
@@ -231,6 +244,8 @@ describe('kill -9 crash suite', () => {
           const keys = [...new Set(Array.from({ length: n }, () => candidates[Math.floor(wr() * candidates.length)]!))];
           const seq = model.nextSeq();
           const handle = model.begin(keys, op, seq);
+          const logged: (typeof roundLog)[number] = { keys, kind: op, seq, sentAt: performance.now() };
+          roundLog.push(logged);
           inflight[op]++;
           try {
             const res =
@@ -239,8 +254,10 @@ describe('kill -9 crash suite', () => {
                 : op === 'insert'
                   ? await c.insert({ collection_name: 'src', data: rowsOf(keys, seq) })
                   : await c.upsert({ collection_name: 'src', data: rowsOf(keys, seq) });
-            if (ok(res.status)) handle.ack();
-            else handle.fail();
+            if (ok(res.status)) {
+              logged.ackedAt = performance.now();
+              handle.ack();
+            } else handle.fail();
           } catch {
             handle.fail(); // transport error: keep going, the key stays uncertain
           } finally {
@@ -248,7 +265,7 @@ describe('kill -9 crash suite', () => {
           }
         }
       };
-      const createdSnapshots: { name: string; acked: boolean }[] = [];
+      const createdSnapshots: { name: string; acked: boolean; sentAt: number; returnedAt?: number }[] = [];
       let compactionId: string | undefined;
       let jobId: string | undefined;
       let restoreSent = false;
@@ -289,11 +306,12 @@ describe('kill -9 crash suite', () => {
             return;
           case 'createSnapshot':
             for (let i = 0; !stop; i++) {
-              const entry = { name: `s${round}_${i}`, acked: false };
+              const entry: (typeof createdSnapshots)[number] = { name: `s${round}_${i}`, acked: false, sentAt: performance.now() };
               createdSnapshots.push(entry);
               inflight.createSnapshot++;
               const res = await c.createSnapshot({ collection_name: 'src', snapshot_name: entry.name }).catch(() => undefined);
               inflight.createSnapshot--;
+              if (performance.now() < killAt) entry.returnedAt = performance.now();
               entry.acked = ok(res);
               await sleep(Math.floor(r() * 40));
             }
@@ -346,6 +364,7 @@ describe('kill -9 crash suite', () => {
         await sleep(1);
       }
       stop = true;
+      killAt = performance.now();
       await srv.kill9();
       if (inside) stats.inside++;
       await Promise.race([Promise.all(running), sleep(15_000)]);
@@ -380,15 +399,46 @@ describe('kill -9 crash suite', () => {
         if (fields.join() !== srcFields.join()) note('source', `schema changed: ${fields.join()} != ${srcFields.join()}`);
       });
 
+      /**
+       * README: a snapshot "contains every write acknowledged before the call ... and nothing written after
+       * it". Writes acknowledged before the call was sent must be in it, writes sent after it returned (or
+       * after the kill, for a call the kill cut off) must not; writes in flight meanwhile are in it or not.
+       */
+      const snapshotContentProblems = async (cl: MilvusClient, s: (typeof createdSnapshots)[number], into: string): Promise<string[]> => {
+        const m = new WriteModel();
+        m.settle(startRows);
+        const until = s.returnedAt ?? killAt;
+        for (const op of roundLog) {
+          if (op.sentAt > until) continue;
+          const h = m.begin(op.keys, op.kind, op.seq);
+          if (op.ackedAt !== undefined && op.ackedAt < s.sentAt) h.ack();
+        }
+        const res = await cl.restoreSnapshot({ snapshot_name: s.name, source_collection_name: 'src', target_collection_name: into });
+        if (!ok(res.status)) return [`restore refused: ${res.status.reason}`];
+        const e = await jobEnd(cl, res.job_id);
+        if (e?.state !== 'RestoreSnapshotCompleted') return [`restore ${e ? `${e.state} ${e.reason}` : 'never ended'}`];
+        const problems = m.check(await readRows(cl, into));
+        await remember(cl, into);
+        await cl.releaseCollection({ collection_name: into });
+        await cl.dropCollection({ collection_name: into });
+        return problems;
+      };
+
       await step('snapshot', async () => {
         const listed = new Set((await c2.listSnapshots({ collection_name: 'src' })).snapshots);
         const made = new Set(createdSnapshots.map((s) => s.name));
         for (const name of listed) {
           if (!made.has(name) && name !== base && !lingering.has(name)) note('snapshot', `snapshot ${name} is listed but was never created`);
         }
+        // Content of the last acknowledged snapshot and of one committed by the call the kill cut off.
+        const lastAcked = createdSnapshots.filter((s) => s.acked).pop();
         for (const s of createdSnapshots) {
           const d = await c2.describeSnapshot({ collection_name: 'src', snapshot_name: s.name });
           const described = ok(d.status);
+          if (described && (s === lastAcked || !s.acked)) {
+            const problems = await snapshotContentProblems(c2, s, `v${round}_${s.name}`);
+            if (problems.length > 0) note('snapshot', `${s.name} (${s.acked ? 'acknowledged' : 'cut off by the kill'}) content: ${problems.length} problem(s): ${problems.slice(0, 4).join('; ')}`);
+          }
           if (listed.has(s.name) !== described) note('snapshot', `${s.name}: listed ${listed.has(s.name)} but describable ${described} (half snapshot)`);
           if (s.acked && !described) note('snapshot', `${s.name}: acknowledged create is gone after restart`);
           if (!described) {
@@ -423,7 +473,7 @@ describe('kill -9 crash suite', () => {
           if (visible) {
             const diff = diffRows(expected!, await readRows(c2, target));
             if (diff) note('restore', `completed target is not the snapshot: ${diff}`);
-            knownCollectionIds.add(Number((await c2.describeCollection({ collection_name: target })).collectionID));
+            await remember(c2, target);
             await c2.releaseCollection({ collection_name: target });
             await c2.dropCollection({ collection_name: target });
           } else {
@@ -437,7 +487,7 @@ describe('kill -9 crash suite', () => {
               else {
                 const diff = diffRows(expected!, await readRows(c2, target));
                 if (diff) note('restore', `re-restored target is not the snapshot: ${diff}`);
-                knownCollectionIds.add(Number((await c2.describeCollection({ collection_name: target })).collectionID));
+                await remember(c2, target);
                 await c2.releaseCollection({ collection_name: target });
                 await c2.dropCollection({ collection_name: target });
               }
@@ -458,6 +508,8 @@ describe('kill -9 crash suite', () => {
         // A failed (rolled back) restore leaves no file of its invisible target behind.
         const owners = [...(await collectionDirs(dir))].filter((id) => !knownCollectionIds.has(id));
         if (owners.length > 0) note('leak', `files of unknown collection id(s) ${owners.join(', ')} under objects/`);
+        const partitions = (await indexFilePartitions(dir)).filter((id) => !knownPartitionIds.has(id));
+        if (partitions.length > 0) note('leak', `index files of unknown partition id(s) ${partitions.join(', ')} under objects/index_files/`);
       });
 
       const mine = violations.filter((v) => v.round === round);
