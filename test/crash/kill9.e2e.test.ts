@@ -16,14 +16,17 @@ import { WriteModel, rng, tagOf, v0Of, type ObservedRow, type WriteKind } from '
  *   rows       every acknowledged write is there with its value; an op that failed or was in flight is
  *              applied or not, never half; nothing never written is visible (see write-model.ts);
  *   snapshot   each snapshot is committed (listed and describable) or absent, and an absent name can be
- *              created again;
+ *              created again; a committed one (the last acknowledged, and one the kill cut off) holds every
+ *              write acknowledged before its call and none sent after it returned (restored and read);
  *   restore    the target is complete (row-for-row the snapshot) or absent with its name reusable; a job
- *              ends Completed with exact content or Failed leaving no files of its target behind;
+ *              ends Completed with exact content or Failed leaving no files of its target behind (no
+ *              binlogs of an unknown collection, no index files of an unknown partition);
  *   pins       once every job has ended, the source snapshot can be dropped;
  *   source     the source collection keeps its schema and the rows of the model.
  * Violations are collected (not thrown at the first) so one run lists every broken invariant; the test
  * fails at the end naming the seed and the rounds. CI: fixed seed, bounded rounds (env
- * QUIVER_CRASH_SEED / QUIVER_CRASH_ROUNDS override); `npm run test:soak` draws a fresh seed.
+ * QUIVER_CRASH_SEED / QUIVER_CRASH_ROUNDS override); `npm run test:soak` draws a fresh seed. A restart
+ * refused with "data dir ... in use" (stale LOCK right after the kill) is retried and counted, not hidden.
  */
 
 const ALL_KINDS = ['insert', 'upsert', 'delete', 'flush', 'compaction', 'createSnapshot', 'restoreSnapshot'] as const;
