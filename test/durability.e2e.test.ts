@@ -1,13 +1,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, MetricType } from '@zilliz/milvus2-sdk-node';
-import { spawnServer } from './process.js';
-import { vectors } from './helpers.js';
+import { spawnServer, type ServerProcess } from './process.js';
+import { until, vectors } from './helpers.js';
+import { WriteModel, tagOf, v0Of } from './crash/write-model.js';
 
 describe('durability: acknowledged writes survive kill -9', () => {
   const dirs: string[] = [];
+  const servers = new Set<ServerProcess>();
+  afterEach(async () => {
+    // A failed test must not leave its server running.
+    for (const s of servers) await s.kill9();
+    servers.clear();
+  });
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
@@ -16,6 +23,7 @@ describe('durability: acknowledged writes survive kill -9', () => {
     const dir = await mkdtemp(join(tmpdir(), 'quiver-kill-'));
     dirs.push(dir);
     let srv = await spawnServer(dir);
+    servers.add(srv);
     const c = srv.client;
     await c.createDatabase({ db_name: 'shop' });
     await c.useDatabase({ db_name: 'shop' });
@@ -44,6 +52,7 @@ describe('durability: acknowledged writes survive kill -9', () => {
     await srv.kill9();
 
     srv = await spawnServer(dir);
+    servers.add(srv);
     const c2 = srv.client;
     await c2.useDatabase({ db_name: 'shop' });
     expect((await c2.listDatabases()).db_names).toContain('shop');
@@ -65,44 +74,67 @@ describe('durability: acknowledged writes survive kill -9', () => {
     await srv.stop();
   });
 
-  it('survives kill -9 during a stream of inserts: every acknowledged batch is there after restart', async () => {
+  it('survives kill -9 during a stream of inserts, upserts and deletes: every acknowledged write is there with its value', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quiver-kill-'));
     dirs.push(dir);
     let srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: '500', QUIVER_BACKGROUND_INTERVAL_MS: '20' });
+    servers.add(srv);
     await srv.client.createCollection({
       collection_name: 'stream',
       fields: [
         { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'val', data_type: DataType.Int64 },
+        { name: 'tag', data_type: DataType.VarChar, max_length: 64 },
         { name: 'v', data_type: DataType.FloatVector, dim: 4 },
       ],
     });
-    const acked = new Set<number>();
+    const model = new WriteModel();
+    const rowsOf = (keys: number[], val: number) => keys.map((id) => ({ id, val, tag: tagOf(id, val), v: [v0Of(val), 1, 2, 3] }));
+    let stopped = false;
     let next = 0;
+    let ackedOps = 0;
+    let failedOps = 0;
+    const c = srv.client;
     const writer = (async () => {
-      for (;;) {
-        const base = next;
-        next += 50;
-        const rows = Array.from({ length: 50 }, (_, i) => ({ id: base + i, v: [1, 2, 3, (base + i) % 7] }));
+      for (let i = 0; !stopped; i++) {
+        // Mostly new keys; every third op rewrites or deletes keys written earlier (only keys whose fate is known).
+        const known = Array.from({ length: next }, (_, k) => k).filter((k) => !model.isUncertain(k) && model.current(k) !== undefined);
+        const kind = i % 3 === 2 && known.length >= 10 ? (i % 2 ? 'upsert' : 'delete') : 'insert';
+        const keys = kind === 'insert' ? Array.from({ length: 50 }, () => next++) : known.slice((i * 7) % (known.length - 9)).slice(0, 10);
+        const seq = model.nextSeq();
+        const op = model.begin(keys, kind, seq);
         try {
-          const r = await srv.client.insert({ collection_name: 'stream', data: rows });
-          if (r.status.error_code !== ErrorCode.SUCCESS) return;
-          for (const row of rows) acked.add(row.id);
+          const r =
+            kind === 'delete'
+              ? await c.delete({ collection_name: 'stream', ids: keys })
+              : kind === 'upsert'
+                ? await c.upsert({ collection_name: 'stream', data: rowsOf(keys, seq) })
+                : await c.insert({ collection_name: 'stream', data: rowsOf(keys, seq) });
+          if (r.status.error_code === ErrorCode.SUCCESS) {
+            op.ack();
+            ackedOps++;
+          } else {
+            op.fail();
+            failedOps++;
+          }
         } catch {
-          return;
+          // Keep writing: one failed call says nothing about the next one.
+          op.fail();
+          failedOps++;
         }
       }
     })();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill once a good number of writes (some flushed by the seal policy, some only in the WAL) are acknowledged.
+    await until(() => ackedOps >= 60);
+    stopped = true;
     await srv.kill9();
     await writer;
-    expect(acked.size).toBeGreaterThan(0);
     srv = await spawnServer(dir);
+    servers.add(srv);
     await srv.client.loadCollectionSync({ collection_name: 'stream' });
-    const n = (await srv.client.count({ collection_name: 'stream' })).data;
-    expect(n).toBeGreaterThanOrEqual(acked.size);
-    const maxAcked = Math.max(...acked);
-    const q = await srv.client.query({ collection_name: 'stream', filter: `id in [0, ${maxAcked}]`, output_fields: ['id'] });
-    expect(q.data).toHaveLength(2);
+    const q = await srv.client.query({ collection_name: 'stream', filter: 'id >= 0', output_fields: ['id', 'val', 'tag', 'v'] });
+    const rows = q.data.map((r) => ({ id: Number(r['id']), val: Number(r['val']), tag: String(r['tag']), v0: Number((r['v'] as number[])[0]) }));
+    expect(model.check(rows), `${ackedOps} acknowledged, ${failedOps} failed or in flight`).toEqual([]);
     await srv.stop();
   });
 });
@@ -111,16 +143,19 @@ describe('durability: deletes of unflushed rows survive a flush and a restart', 
   it('a row deleted while growing stays deleted after flush + restart', async () => {
     const { startTestServer } = await import('./helpers.js');
     let t = await startTestServer({ autoCompaction: false });
-    const c = t.client;
-    await c.createCollection({ collection_name: 'g', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
-    await c.insert({ collection_name: 'g', data: [{ id: 1, v: [1, 0] }, { id: 2, v: [0, 1] }] });
-    await c.delete({ collection_name: 'g', ids: [1] });
-    await c.flushSync({ collection_names: ['g'] });
-    t = await t.restart();
-    await t.client.loadCollectionSync({ collection_name: 'g' });
-    const q = await t.client.query({ collection_name: 'g', filter: 'id >= 0', output_fields: ['id'] });
-    expect(q.data.map((r) => r.id)).toEqual(['2']);
-    await t.close();
+    try {
+      const c = t.client;
+      await c.createCollection({ collection_name: 'g', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
+      await c.insert({ collection_name: 'g', data: [{ id: 1, v: [1, 0] }, { id: 2, v: [0, 1] }] });
+      await c.delete({ collection_name: 'g', ids: [1] });
+      await c.flushSync({ collection_names: ['g'] });
+      t = await t.restart();
+      await t.client.loadCollectionSync({ collection_name: 'g' });
+      const q = await t.client.query({ collection_name: 'g', filter: 'id >= 0', output_fields: ['id'] });
+      expect(q.data.map((r) => r.id)).toEqual(['2']);
+    } finally {
+      await t.close();
+    }
   });
 });
 
@@ -132,11 +167,15 @@ describe('one server per data dir', () => {
     const { pino } = await import('pino');
     const dir = await mk(join(tmpdir(), 'quiver-lock-'));
     const srv = await spawnServer(dir);
-    const cfg = loadConfig({ port: 0, metricsPort: 0, dataDir: dir }, {});
-    await expect(startServer(cfg, { log: pino({ level: 'silent' }) })).rejects.toThrow(/in use by another Quiver process/);
-    await srv.kill9();
-    const again = await startServer(cfg, { log: pino({ level: 'silent' }) });
-    await again.close();
-    await rmr(dir, { recursive: true, force: true });
+    try {
+      const cfg = loadConfig({ port: 0, metricsPort: 0, dataDir: dir }, {});
+      await expect(startServer(cfg, { log: pino({ level: 'silent' }) })).rejects.toThrow(/in use by another Quiver process/);
+      await srv.kill9();
+      const again = await startServer(cfg, { log: pino({ level: 'silent' }) });
+      await again.close();
+    } finally {
+      await srv.kill9();
+      await rmr(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -42,12 +42,14 @@ describe('segment lifecycle: sealing, background flush, GC of dropped data', () 
   it('drop collection is immediate for the user; GC reclaims its files later; dry-run lists them first', async () => {
     const c = t.client;
     const engine = t.server.engine;
-    const id = engine.catalog.resolveCollection('default', 'seal').id;
+    await c.createCollection({ collection_name: 'gone', fields });
+    await c.insert({ collection_name: 'gone', data: vectors(150, 4, 3).map((v, i) => ({ id: i, v })) });
+    await c.flushSync({ collection_names: ['gone'] });
+    const id = engine.catalog.resolveCollection('default', 'gone').id;
     const files = (await engine.store.list(`insert_log/${id}/`)).length;
     expect(files).toBeGreaterThan(0);
-    await c.releaseCollection({ collection_name: 'seal' });
-    await c.dropCollection({ collection_name: 'seal' });
-    expect((await c.hasCollection({ collection_name: 'seal' })).value).toBe(false);
+    await c.dropCollection({ collection_name: 'gone' });
+    expect((await c.hasCollection({ collection_name: 'gone' })).value).toBe(false);
     const res = await fetch(`http://127.0.0.1:${t.server.metricsPort}/gc/dry-run`);
     const dry = (await res.json()) as { wouldDelete: string[] };
     expect(dry.wouldDelete.filter((k) => k.startsWith(`insert_log/${id}/`)).length).toBe(files);
@@ -60,23 +62,29 @@ describe('segment lifecycle: sealing, background flush, GC of dropped data', () 
 });
 
 describe('shutdown during background work', () => {
-  it('closing the server while an HNSW build runs cancels it cleanly (no native abort, nothing written after close)', async () => {
+  it('closing the server while an HNSW build runs cancels it cleanly (no native abort); the data dir reopens and the index gets built', async () => {
     const t = await startTestServer({ autoCompaction: false });
-    const c = t.client;
-    await c.createCollection({ collection_name: 'big', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 32 }] });
-    const vs = vectors(20_000, 32, 4);
-    for (let b = 0; b < 4; b++) await c.insert({ collection_name: 'big', data: vs.slice(b * 5000, b * 5000 + 5000).map((v, i) => ({ id: b * 5000 + i, v })) });
-    await c.flushSync({ collection_names: ['big'] });
-    await c.createIndex({ collection_name: 'big', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 400 } });
-    await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    await t.close({ keepData: true });
-    expect(Date.now() - started).toBeLessThan(10_000);
-    // The data dir is consistent: a new server opens it, and the index gets built then.
-    const t2 = await startTestServer({ autoCompaction: false }, {}, t.dataDir);
-    await t2.client.loadCollectionSync({ collection_name: 'big' });
-    expect((await t2.client.count({ collection_name: 'big' })).data).toBe(20_000);
-    await t2.close();
+    let t2: TestServer | undefined;
+    try {
+      const c = t.client;
+      await c.createCollection({ collection_name: 'big', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 32 }] });
+      const vs = vectors(20_000, 32, 4);
+      for (let b = 0; b < 4; b++) await c.insert({ collection_name: 'big', data: vs.slice(b * 5000, b * 5000 + 5000).map((v, i) => ({ id: b * 5000 + i, v })) });
+      await c.flushSync({ collection_names: ['big'] });
+      await c.createIndex({ collection_name: 'big', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 400 } });
+      // The build is issued (and takes seconds at this size): close while it is in progress.
+      const state = async () => (await c.describeIndex({ collection_name: 'big', field_name: 'v' })).index_descriptions[0]?.state;
+      await until(async () => (await state()) === 'InProgress');
+      await t.close({ keepData: true });
+      // The data dir is consistent: a new server opens it, and the index gets built then.
+      t2 = await startTestServer({ autoCompaction: false }, {}, t.dataDir);
+      await t2.client.loadCollectionSync({ collection_name: 'big' });
+      expect((await t2.client.count({ collection_name: 'big' })).data).toBe(20_000);
+      await until(async () => (await t2!.client.describeIndex({ collection_name: 'big', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', { timeoutMs: 120_000 });
+    } finally {
+      await t.close({ keepData: true });
+      await t2?.close();
+    }
   });
 });
 

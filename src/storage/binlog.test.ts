@@ -123,7 +123,7 @@ describe('binlog columns', () => {
     expect(Array.from(unaligned.data)).toEqual(Array.from(col.data));
   });
 
-  it('round-trips 100k x 128 vectors in well under a second', () => {
+  it('round-trips 100k x 128 vectors byte for byte (throughput is logged, not asserted)', () => {
     const dim = 128;
     const rows = 100_000;
     const data = new Float32Array(rows * dim);
@@ -135,7 +135,6 @@ describe('binlog columns', () => {
     const t2 = performance.now();
     expect(back.dim).toBe(dim);
     expect(Buffer.compare(new Uint8Array(back.data.buffer, back.data.byteOffset, back.data.byteLength), new Uint8Array(data.buffer))).toBe(0);
-    expect(t2 - t0).toBeLessThan(1000);
     const mb = data.byteLength / 1e6;
     console.log(`binlog 100k x 128 vectors (${mb.toFixed(1)} MB): encode ${(mb / ((t1 - t0) / 1000)).toFixed(0)} MB/s, decode ${(mb / ((t2 - t1) / 1000)).toFixed(0)} MB/s`);
   });

@@ -38,7 +38,16 @@ describe('snapshot, restore and GC metrics', () => {
   });
 
   it('starts with zeroed state series and no snapshot series', async () => {
-    const text = await registry.metrics();
+    // Its own server: the shared one has whatever state the other tests left.
+    const fresh = await startTestServer({ autoCompaction: false });
+    let text: string;
+    try {
+      const reg = new Registry();
+      registerObservability(reg, { snapshots: fresh.server.snapshots, restores: fresh.server.restores });
+      text = await reg.metrics();
+    } finally {
+      await fresh.close();
+    }
     for (const s of ['Pending', 'Executing', 'Completed', 'Failed']) expect(sample(text, `quiver_copy_segment_jobs{state="${s}"}`)).toBe(0);
     for (const s of ['Pending', 'InProgress', 'Completed', 'Failed']) expect(sample(text, `quiver_copy_segment_tasks{state="${s}"}`)).toBe(0);
     expect(sample(text, 'quiver_snapshot_pins_active')).toBe(0);

@@ -37,38 +37,40 @@ describe('quiver snapshot commands against a real server', () => {
   });
 
   it('create, list (text and JSON), describe (text and JSON), drop', async () => {
+    // Its own collection, so the exact list does not depend on the other tests.
+    await t.client.createCollection({ collection_name: 'listed', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] });
     const s = capture();
-    expect(await commands(s).create({ db: 'default', collection: 'docs', name: 'first', description: 'before import', protectSeconds: 60 })).toBe(0);
-    expect(await commands(s).create({ db: 'default', collection: 'docs', name: 'second' })).toBe(0);
-    expect(s.stdout).toEqual(['created snapshot first of collection docs', 'created snapshot second of collection docs']);
+    expect(await commands(s).create({ db: 'default', collection: 'listed', name: 'first', description: 'before import', protectSeconds: 60 })).toBe(0);
+    expect(await commands(s).create({ db: 'default', collection: 'listed', name: 'second' })).toBe(0);
+    expect(s.stdout).toEqual(['created snapshot first of collection listed', 'created snapshot second of collection listed']);
     expect(s.stderr).toEqual([]);
 
     const l = capture();
-    expect(await commands(l).list({ db: 'default', collection: 'docs' })).toBe(0);
-    expect(await commands(l).list({ db: 'default', collection: 'docs', json: true })).toBe(0);
+    expect(await commands(l).list({ db: 'default', collection: 'listed' })).toBe(0);
+    expect(await commands(l).list({ db: 'default', collection: 'listed', json: true })).toBe(0);
     expect(l.stdout).toEqual(['first', 'second', '["first","second"]']);
 
     const d = capture();
-    expect(await commands(d).describe({ db: 'default', collection: 'docs', name: 'first' })).toBe(0);
+    expect(await commands(d).describe({ db: 'default', collection: 'listed', name: 'first' })).toBe(0);
     const text = d.stdout.join('\n');
     expect(text).toMatch(/^name:\s+first$/m);
     expect(text).toMatch(/^description:\s+before import$/m);
-    expect(text).toMatch(/^collection:\s+default\.docs$/m);
+    expect(text).toMatch(/^collection:\s+default\.listed$/m);
     expect(text).toMatch(/^partitions:\s+_default$/m);
     expect(text).toMatch(/^created:\s+\d{4}-\d\d-\d\dT.*Z \(ts \d+\)$/m);
     expect(text).toMatch(/^location:\s+snapshots\/\d+\/metadata\/\d+\.json$/m);
     const dj = capture();
-    expect(await commands(dj).describe({ db: 'default', collection: 'docs', name: 'first', json: true })).toBe(0);
+    expect(await commands(dj).describe({ db: 'default', collection: 'listed', name: 'first', json: true })).toBe(0);
     const obj = JSON.parse(dj.stdout[0]!) as Record<string, unknown>;
-    expect(obj).toMatchObject({ name: 'first', description: 'before import', collection_name: 'docs', partition_names: ['_default'], db_name: 'default' });
+    expect(obj).toMatchObject({ name: 'first', description: 'before import', collection_name: 'listed', partition_names: ['_default'], db_name: 'default' });
     // The hybrid timestamp's physical part is the wall clock of the create.
     expect(Math.abs(Date.parse(String(obj['created_at'])) - Date.now())).toBeLessThan(60_000);
 
     const x = capture();
-    expect(await commands(x).drop({ db: 'default', collection: 'docs', name: 'second' })).toBe(0);
-    expect(x.stdout).toEqual(['dropped snapshot second of collection docs']);
+    expect(await commands(x).drop({ db: 'default', collection: 'listed', name: 'second' })).toBe(0);
+    expect(x.stdout).toEqual(['dropped snapshot second of collection listed']);
     const l2 = capture();
-    await commands(l2).list({ db: 'default', collection: 'docs' });
+    await commands(l2).list({ db: 'default', collection: 'listed' });
     expect(l2.stdout).toEqual(['first']);
   });
 
@@ -98,8 +100,9 @@ describe('quiver snapshot commands against a real server', () => {
   });
 
   it('restore waits with progress lines until Completed; the restored collection has the rows', async () => {
+    expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: 'for_restore' })).error_code).toBe('Success');
     const s = capture();
-    const code = await commands(s).restore({ db: 'default', collection: 'docs', name: 'first', targetCollection: 'docs_restored', wait: true });
+    const code = await commands(s).restore({ db: 'default', collection: 'docs', name: 'for_restore', targetCollection: 'docs_restored', wait: true });
     expect(s.stderr).toEqual([]);
     expect(code).toBe(0);
     const jobId = s.stdout[0]!;
@@ -108,7 +111,7 @@ describe('quiver snapshot commands against a real server', () => {
     expect(progress.length).toBeGreaterThan(0);
     for (const l of progress) expect(l).toMatch(/^progress \d{1,3}% (Pending|Executing|Completed)$/);
     expect(progress.at(-1)).toBe('progress 100% Completed');
-    expect(s.stdout.at(-1)).toMatch(/^restored snapshot first of default\.docs into default\.docs_restored in \d+ ms$/);
+    expect(s.stdout.at(-1)).toMatch(/^restored snapshot for_restore of default\.docs into default\.docs_restored in \d+ ms$/);
 
     await t.client.loadCollectionSync({ collection_name: 'docs_restored' });
     expect((await t.client.count({ collection_name: 'docs_restored' })).data).toBe(vs.length);
@@ -117,7 +120,7 @@ describe('quiver snapshot commands against a real server', () => {
     expect(await commands(j).jobs({ collection: 'docs_restored' })).toBe(0);
     expect(j.stdout[0]).toMatch(/^JOB\s+STATE\s+PROGRESS\s+SNAPSHOT\s+TARGET\s+TIME\s+REASON$/);
     expect(j.stdout).toHaveLength(2);
-    expect(j.stdout[1]).toMatch(new RegExp(`^${jobId}\\s+Completed\\s+100%\\s+first\\s+default\\.docs_restored\\s+\\d+ms$`));
+    expect(j.stdout[1]).toMatch(new RegExp(`^${jobId}\\s+Completed\\s+100%\\s+for_restore\\s+default\\.docs_restored\\s+\\d+ms$`));
     const jj = capture();
     expect(await commands(jj).jobs({ collection: 'docs_restored', json: true })).toBe(0);
     expect(JSON.parse(jj.stdout[0]!)).toEqual([expect.objectContaining({ job_id: jobId, state: 'Completed', progress: 100, collection_name: 'docs_restored' })]);
@@ -127,13 +130,14 @@ describe('quiver snapshot commands against a real server', () => {
   });
 
   it('restore into an existing collection fails with the reason; --no-wait only prints the job id', async () => {
+    expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: 'for_nowait' })).error_code).toBe('Success');
     const s = capture();
-    expect(await commands(s).restore({ db: 'default', collection: 'docs', name: 'first', targetCollection: 'docs', wait: true })).toBe(1);
+    expect(await commands(s).restore({ db: 'default', collection: 'docs', name: 'for_nowait', targetCollection: 'docs', wait: true })).toBe(1);
     expect(s.stdout).toEqual([]);
     expect(s.stderr).toEqual([expect.stringMatching(/^error: collection already exists: docs in database default.* \(code 1100\)$/)]);
 
     const nw = capture();
-    expect(await commands(nw).restore({ db: 'default', collection: 'docs', name: 'first', targetCollection: 'docs_nowait', wait: false })).toBe(0);
+    expect(await commands(nw).restore({ db: 'default', collection: 'docs', name: 'for_nowait', targetCollection: 'docs_nowait', wait: false })).toBe(0);
     expect(nw.stdout).toHaveLength(1);
     expect(nw.stdout[0]).toMatch(/^\d+$/);
     const info = await t.server.restores.waitFor(Number(nw.stdout[0]));
@@ -173,8 +177,9 @@ describe('quiver snapshot commands against a real server', () => {
       }),
       { isTTY: true, columns: 120 },
     );
+    expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: 'for_tty' })).error_code).toBe('Success');
     const s = capture(tty);
-    const code = await commands(s).restore({ db: 'default', collection: 'docs', name: 'first', targetCollection: 'docs_tty', wait: true });
+    const code = await commands(s).restore({ db: 'default', collection: 'docs', name: 'for_tty', targetCollection: 'docs_tty', wait: true });
     expect(code).toBe(0);
     expect(s.stdout.filter((l) => l.startsWith('progress '))).toEqual([]);
     expect(drawn).toContain('100% | Completed');
@@ -189,8 +194,9 @@ describe('quiver snapshot commands against a real server', () => {
   });
 
   it('withSnapshotCommands runs a command over its own connection', async () => {
+    expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: 'for_list' })).error_code).toBe('Success');
     const s = capture();
     expect(await withSnapshotCommands(`127.0.0.1:${t.server.port}`, s, (c) => c.list({ db: 'default', collection: 'docs' }))).toBe(0);
-    expect(s.stdout).toContain('first');
+    expect(s.stdout).toContain('for_list');
   });
 });

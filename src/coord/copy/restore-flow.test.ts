@@ -110,7 +110,7 @@ describe('restore flow', () => {
     expect(s.finalizer.rolledBack).toHaveLength(0);
   });
 
-  it('driven by kicks alone (fallback interval of an hour), a small restore finishes in milliseconds', async () => {
+  it('driven by kicks alone (fallback interval of an hour), a small restore completes without waiting for a tick', async () => {
     const w = await world([1, 2, 3]);
     const finalizer = new RecordingTargets(w.sources);
     let completed!: () => void;
@@ -125,13 +125,11 @@ describe('restore flow', () => {
     s.inspector.start();
     try {
       const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
-      const t0 = performance.now();
       void s.checker.kick(); // "job created"
+      // No tick can fire within the test timeout (the fallback is an hour): only the kicks can finish it.
       await completedP;
-      const elapsedMs = performance.now() - t0;
       await s.checker.kick(); // let the pass that called complete() flip the state
       expect((await s.store.getJob(job.id))!.state).toBe('Completed');
-      expect(elapsedMs).toBeLessThan(1_000);
       await expectCopied(w.objects, w.rs, w.sourceKeys);
     } finally {
       await s.checker.stop();

@@ -21,11 +21,14 @@ describe('targetKeyOf', () => {
   });
   it('refuses a key that is not a segment file, naming it', () => {
     expect(() => targetKeyOf('snapshots/1/metadata/2.json', m)).toThrow('snapshots/1/metadata/2.json');
+    let thrown: unknown;
     try {
       targetKeyOf('nope', m);
     } catch (e) {
-      expect(isQuiverError(e, 'ParameterInvalid')).toBe(true);
+      thrown = e;
     }
+    expect(thrown).toBeDefined();
+    expect(isQuiverError(thrown, 'ParameterInvalid')).toBe(true);
   });
 });
 

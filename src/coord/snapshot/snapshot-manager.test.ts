@@ -125,17 +125,26 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       ['id', { kind: 'int64', data: BigInt64Array.from([4n]) }],
       ['v', { kind: 'vector', dim: 2, data: Float32Array.from([2, 2]) }],
     ]), 1, false);
-    await mgr.create('default', 'c', 'guarded', '', 3600);
+    const guarded = await mgr.create('default', 'c', 'guarded', '', 3600);
+    // Read before compacting: which segments the snapshot protects.
+    const protectedIds = [...guarded.segmentIds];
+    expect(protectedIds.length).toBeGreaterThan(0);
     await engine.insert(coll.id, undefined, new Map([
       ['id', { kind: 'int64', data: BigInt64Array.from([5n]) }],
       ['v', { kind: 'vector', dim: 2, data: Float32Array.from([3, 3]) }],
     ]), 1, false);
     await engine.flushCollection(coll.id);
+    const flushedIds = () => engine.flushedSegments(coll.id).map((s) => s.id);
+    // Something else is compactable, so a forced compaction runs; it must leave the protected segments alone.
+    expect(flushedIds().filter((id) => !protectedIds.includes(id)).length).toBeGreaterThan(0);
     const blocked = await engine.compact(coll.id, { force: true, wait: true });
-    expect(blocked.plans.flatMap((p) => p.sources)).not.toContain(engine.flushedSegments(coll.id)[0]!.id);
+    for (const id of protectedIds) expect(blocked.plans.flatMap((p) => p.sources)).not.toContain(id);
+    for (const id of protectedIds) expect(flushedIds()).toContain(id);
     clock.advance(3600_001);
     const later = await engine.compact(coll.id, { force: true, wait: true });
-    expect(later.plans.length).toBeGreaterThan(0);
+    // Once the window ended they are compactable: compacted away into a new segment.
+    for (const id of protectedIds) expect(later.plans.flatMap((p) => p.sources)).toContain(id);
+    for (const id of protectedIds) expect(flushedIds()).not.toContain(id);
   });
 });
 

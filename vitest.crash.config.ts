@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The crash and fault suites (`npm run test:crash`; `npm run test:soak` with fresh seeds and more rounds).
+ * `npm test` excludes test/crash/** because the kill -9 rounds take minutes.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/crash/**/*.test.ts', 'test/durability.e2e.test.ts', 'test/snapshot-faults.e2e.test.ts', 'test/model/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
