@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isQuiverError } from '../common/errors.js';
+import { EtcdServer, etcdUnavailableReason, freePort } from '../testing/etcd-server.js';
+import { EtcdMetaKV, type EtcdMetaKVOptions } from './etcd-kv.js';
+import { decodeString } from './json.js';
+import { runMetaKvConformance } from './meta-kv.conformance.js';
+import { VALUE_BYTES_MAX_DEFAULT } from './meta-kv.js';
+
+const unavailable = etcdUnavailableReason();
+if (unavailable !== undefined) {
+  // Visible in the test output; CI installs etcd-server (.ci/run), so there this never happens.
+  console.warn(`SKIPPED etcd MetaKV tests: ${unavailable}`);
+}
+
+describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () => {
+  let server: EtcdServer | undefined;
+  let rootCounter = 0;
+  const opened: EtcdMetaKV[] = [];
+  const open = (options: Partial<EtcdMetaKVOptions> = {}): EtcdMetaKV => {
+    if (server === undefined) throw new Error('etcd not started');
+    const kv = new EtcdMetaKV({ hosts: [server.endpoint], root: `test/${++rootCounter}`, ...options });
+    opened.push(kv);
+    return kv;
+  };
+
+  beforeAll(async () => {
+    server = await EtcdServer.start();
+  });
+  afterAll(async () => {
+    for (const kv of opened) await kv.close();
+    await server?.stop();
+  });
+
+  // Small pages so that the conformance scans (25 keys) cross page boundaries.
+  runMetaKvConformance('etcd', () => open({ scanPageKeysMax: 4 }));
+
+  it('keeps stores under different roots apart, each with its own revision', async () => {
+    const a = open();
+    const b = open();
+    await a.put('k', 'a');
+    await a.put('k', 'a2');
+    await b.put('k', 'b');
+    expect(await a.revision()).toBe(2);
+    expect(await b.revision()).toBe(1);
+    expect((await a.scan('')).map(decodeString)).toEqual(['a2']);
+    expect((await b.scan('')).map(decodeString)).toEqual(['b']);
+  });
+
+  it('deletes a prefix of more keys than one etcd txn may hold, around keys put in the same txn', async () => {
+    const kv = open({ txnOpsMax: 16 });
+    for (let i = 0; i < 40; i += 10) {
+      await kv.txn([], Array.from({ length: 10 }, (_, j) => ({ type: 'put' as const, key: `p/${String(i + j).padStart(2, '0')}`, value: 'x' })));
+    }
+    await kv.put('q/keep', 'y');
+    const r = await kv.txn(
+      [],
+      [
+        { type: 'deletePrefix', prefix: 'p/' },
+        { type: 'put', key: 'p/05', value: 'new' },
+        { type: 'put', key: 'p/20', value: 'new' },
+      ],
+    );
+    expect(r).toEqual({ succeeded: true, revision: 6 });
+    expect((await kv.scan('')).map((e) => [e.key, decodeString(e), e.version])).toEqual([
+      ['p/05', 'new', 1],
+      ['p/20', 'new', 1],
+      ['q/keep', 'y', 1],
+    ]);
+  });
+
+  it('refuses a txn over max-txn-ops or max-request-bytes before sending it, naming the limit', async () => {
+    const kv = open();
+    const many = Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, key: `m/${i}`, value: 'x' }));
+    const tooMany = await kv.txn([], many).catch((e: unknown) => e);
+    expect(isQuiverError(tooMany, 'ParameterTooLarge')).toBe(true);
+    expect(String(tooMany)).toContain('max-txn-ops 128');
+    const tooBig = await kv.put('big', new Uint8Array(VALUE_BYTES_MAX_DEFAULT)).catch((e: unknown) => e);
+    expect(isQuiverError(tooBig, 'ParameterTooLarge')).toBe(true);
+    expect(String(tooBig)).toContain('max-request-bytes');
+    expect(await kv.revision()).toBe(0);
+    // A value of 1 MiB fits and round-trips.
+    const mib = new Uint8Array(1 << 20).map((_, i) => i & 0xff);
+    await kv.put('mib', mib);
+    expect(Buffer.compare((await kv.get('mib'))?.value ?? new Uint8Array(), mib)).toBe(0);
+  });
+
+  it('reads at one revision across scan pages', async () => {
+    const kv = open({ scanPageKeysMax: 2 });
+    for (let i = 0; i < 9; i++) await kv.put(`s/${i}`, String(i));
+    const entries = await kv.scan('s/');
+    expect(entries.map((e) => e.key)).toEqual(Array.from({ length: 9 }, (_, i) => `s/${i}`));
+    expect((await kv.scan('s/', { limit: 5 })).map((e) => e.key)).toEqual(['s/0', 's/1', 's/2', 's/3', 's/4']);
+  });
+
+  it('a write stalled by a frozen etcd resolves once, with the right answer, when etcd resumes', async () => {
+    if (server === undefined) throw new Error('etcd not started');
+    const kv = open({ requestTimeoutMs: 300, retryWindowMs: 20_000 });
+    await kv.put('lock', 'v0');
+    const pid = server.pid;
+    process.kill(pid, 'SIGSTOP');
+    let resumed = false;
+    const resume = setTimeout(() => {
+      process.kill(pid, 'SIGCONT');
+      resumed = true;
+    }, 1_000);
+    try {
+      const [cas, got] = await Promise.all([
+        kv.txn([{ key: 'lock', target: 'value', op: '==', value: 'v0' }], [{ type: 'put', key: 'lock', value: 'v1' }]),
+        kv.get('lock'),
+      ]);
+      expect(resumed).toBe(true);
+      // Whether the first commit attempt applied while etcd was frozen or a retry did, the caller sees one success.
+      expect(cas).toEqual({ succeeded: true, revision: 2 });
+      expect(got === undefined ? undefined : decodeString(got)).toMatch(/^v[01]$/);
+      const now = await kv.get('lock');
+      expect(now).toMatchObject({ version: 2, modRevision: 2 });
+    } finally {
+      clearTimeout(resume);
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
+  it('an unreachable etcd fails reads and writes with a retriable IoFailed naming the hosts', async () => {
+    const port = await freePort();
+    const kv = new EtcdMetaKV({ hosts: [`127.0.0.1:${port}`], root: 'x', retryWindowMs: 300, requestTimeoutMs: 200, dialTimeoutMs: 200 });
+    opened.push(kv);
+    for (const p of [kv.get('k'), kv.put('k', 'v'), kv.scan('')]) {
+      const err = await p.catch((e: unknown) => e);
+      expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
+      expect((err as { retriable: boolean }).retriable).toBe(true);
+      expect(String(err)).toContain(`127.0.0.1:${port}`);
+    }
+  });
+});
