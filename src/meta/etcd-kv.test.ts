@@ -120,6 +120,45 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     }
   });
 
+  it('concurrent create-if-absent txns across a freeze: no wrong answer, revisions stay consistent', async () => {
+    if (server === undefined) throw new Error('etcd not started');
+    const kv = open({ requestTimeoutMs: 200, retryWindowMs: 20_000 });
+    const pid = server.pid;
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      kv
+        .txn([{ key: `w/${i}`, target: 'version', op: '==', value: 0 }], [{ type: 'put', key: `w/${i}`, value: 'x' }])
+        .then(
+          (r) => ({ key: `w/${i}`, result: r, error: undefined }),
+          (e: unknown) => ({ key: `w/${i}`, result: undefined, error: e }),
+        ),
+    );
+    // Freeze while the others are between their read and their commit, or inside the commit.
+    await writes[3];
+    process.kill(pid, 'SIGSTOP');
+    const resume = setTimeout(() => process.kill(pid, 'SIGCONT'), 1_000);
+    try {
+      const outcomes = await Promise.all(writes);
+      for (const o of outcomes) {
+        if (o.error !== undefined) {
+          // Only an honest "outcome unknown" is allowed, never a wrong answer.
+          expect(isQuiverError(o.error, 'IoFailed') && o.error.retriable, String(o.error)).toBe(true);
+        } else {
+          // Each key is fresh: a retry that missed its own earlier commit would report succeeded=false here.
+          expect(o.result?.succeeded, o.key).toBe(true);
+        }
+      }
+      const present = await kv.scan('w/');
+      for (const o of outcomes) if (o.result !== undefined) expect(present.map((e) => e.key)).toContain(o.key);
+      expect(await kv.revision()).toBe(present.length);
+      const revisions = outcomes.flatMap((o) => (o.result === undefined ? [] : [o.result.revision]));
+      expect(new Set(revisions).size).toBe(revisions.length);
+      expect(present.every((e) => e.version === 1)).toBe(true);
+    } finally {
+      clearTimeout(resume);
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   it('an unreachable etcd fails reads and writes with a retriable IoFailed naming the hosts', async () => {
     const port = await freePort();
     const kv = new EtcdMetaKV({ hosts: [`127.0.0.1:${port}`], root: 'x', retryWindowMs: 300, requestTimeoutMs: 200, dialTimeoutMs: 200 });
