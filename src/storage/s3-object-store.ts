@@ -133,7 +133,8 @@ export class S3ObjectStore implements ObjectStore {
       if (status === 403 || status === 401) {
         throw quiverError('ParameterInvalid', `object store ${this.#where}: access denied to bucket ${JSON.stringify(this.#bucket)}; check the AWS credentials (${errName(e)})`, e);
       }
-      throw this.#error('stat', this.#bucket, e);
+      const hint = /region is missing/i.test(errText(e)) ? ' (set AWS_REGION or give a region)' : '';
+      throw quiverError('IoFailed', `object store ${this.#where}: cannot reach bucket ${JSON.stringify(this.#bucket)}: ${errName(e)}: ${oneLine(errText(e))}${hint}`, e);
     }
   }
 
@@ -416,7 +417,7 @@ export class S3ObjectStore implements ObjectStore {
       return quiverError('IoKeyNotFound', `object store ${this.#where}: ${op}: no object ${JSON.stringify(key)}`, e);
     }
     const status = httpStatus(e);
-    const detail = `${errName(e)}${status === undefined ? '' : ` (HTTP ${status})`}: ${errText(e)}`;
+    const detail = `${errName(e)}${status === undefined ? '' : ` (HTTP ${status})`}: ${oneLine(errText(e))}`;
     const reason = `object store ${this.#where}: ${op} ${JSON.stringify(key)} failed: ${detail}`;
     if (errName(e) === 'NoSuchBucket') return quiverError('ServiceInternal', `${reason}; the bucket does not exist`, e);
     if (status === 401 || status === 403) return quiverError('ServiceInternal', `${reason}; check the AWS credentials and bucket policy`, e);
@@ -428,7 +429,8 @@ export class S3ObjectStore implements ObjectStore {
 function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
   const region = options.region ?? (options.endpoint !== undefined ? 'us-east-1' : undefined);
   return {
-    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
+    // Without an endpoint this is AWS, where a bucket in another region answers with a redirect to follow.
+    ...(options.endpoint === undefined ? { followRegionRedirects: true } : { endpoint: options.endpoint, forcePathStyle: true }),
     ...(region === undefined ? {} : { region }),
     ...(options.credentials === undefined ? {} : { credentials: { ...options.credentials } }),
     maxAttempts: options.maxAttempts ?? 5,
@@ -497,4 +499,8 @@ function isNotFound(e: unknown): boolean {
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ');
 }
