@@ -92,6 +92,19 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     expect((await kv.scan('s/', { limit: 5 })).map((e) => e.key)).toEqual(['s/0', 's/1', 's/2', 's/3', 's/4']);
   });
 
+  it('shrinks scan pages whose values exceed the response limit', async () => {
+    const kv = open({ scanPageKeysMax: 10, responseBytesMax: 3 << 20 });
+    const mib = new Uint8Array(1 << 20).fill(7);
+    for (let i = 0; i < 7; i++) await kv.put(`big/${i}`, mib);
+    const entries = await kv.scan('big/');
+    expect(entries.map((e) => e.key)).toEqual(Array.from({ length: 7 }, (_, i) => `big/${i}`));
+    expect(entries.every((e) => e.value.byteLength === 1 << 20 && e.value[100] === 7)).toBe(true);
+  });
+
+  it('refuses a root that would overlap the key range of another root', () => {
+    expect(() => open({ root: 'a/kv' })).toThrow(/segment 'kv'/);
+  });
+
   it('a write stalled by a frozen etcd resolves once, with the right answer, when etcd resumes', async () => {
     if (server === undefined) throw new Error('etcd not started');
     const kv = open({ requestTimeoutMs: 300, retryWindowMs: 20_000 });

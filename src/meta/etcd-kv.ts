@@ -29,7 +29,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRequestOp } from 'etcd3';
+import { Etcd3, GRPCResourceExhastedError, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRequestOp } from 'etcd3';
 import { isQuiverError, quiverError, type QuiverError } from '../common/errors.js';
 import {
   closedError,
@@ -66,6 +66,8 @@ export interface EtcdMetaKVOptions {
   readonly retryWindowMs?: number | undefined;
   /** Connecting to a host gives up after this long. */
   readonly dialTimeoutMs?: number | undefined;
+  /** Largest answer the client accepts (gRPC receive limit); a scan page over it is retried with fewer keys. */
+  readonly responseBytesMax?: number | undefined;
 }
 
 export const ETCD_REQUEST_BYTES_MAX_DEFAULT = 1_572_864;
@@ -135,6 +137,10 @@ export class EtcdMetaKV implements MetaKV {
     if (root.length === 0 || root.startsWith('/') || root.endsWith('/') || root.includes('//')) {
       throw quiverError('ParameterInvalid', `meta kv etcd: root ${JSON.stringify(root)} must be non-empty, without leading, trailing or double '/'`);
     }
+    // Root 'a/kv' would put its counter 'a/kv/rev' inside the key range 'a/kv/' of root 'a'.
+    if (root.split('/').includes('kv')) {
+      throw quiverError('ParameterInvalid', `meta kv etcd: root ${JSON.stringify(root)} must not have a segment 'kv' (reserved for the key range)`);
+    }
     this.#hosts = [...options.hosts];
     this.#rootPrefix = Buffer.from(`${root}/`);
     this.#kvPrefix = Buffer.from(`${root}/kv/`);
@@ -157,7 +163,8 @@ export class EtcdMetaKV implements MetaKV {
       dialTimeout: options.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT,
       faultHandling: { global: policy, host: () => policy },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
-      grpcOptions: { 'grpc.max_receive_message_length': 64 << 20 },
+      // Default: room for a snapshot read of txnOpsMax values at the 1.5 MiB limit; scans shrink pages instead.
+      grpcOptions: { 'grpc.max_receive_message_length': options.responseBytesMax ?? 256 << 20 },
     });
   }
 
@@ -240,14 +247,25 @@ export class EtcdMetaKV implements MetaKV {
     const out: KvEntry[] = [];
     let from = start;
     let atRevision: string | undefined;
+    let pageKeys = this.#scanPageKeysMax;
     while (out.length < limit) {
       const req: IRangeRequest = {
         key: from,
         range_end: end,
-        limit: Math.min(this.#scanPageKeysMax, limit - out.length),
+        limit: Math.min(pageKeys, limit - out.length),
         ...(atRevision === undefined ? {} : { revision: atRevision }),
       };
-      const res = await this.#retryRead('scan', prefix, () => this.#client.kv.range(req), true);
+      let res;
+      try {
+        res = await this.#retryRead('scan', prefix, () => this.#client.kv.range(req), true);
+      } catch (e) {
+        // A page of large values can exceed the gRPC message limit: ask for fewer keys per page.
+        if (isMessageTooLarge(e) && pageKeys > 1) {
+          pageKeys = Math.max(1, Math.floor(pageKeys / 2));
+          continue;
+        }
+        throw e;
+      }
       atRevision ??= res.header.revision;
       for (const kv of res.kvs) out.push(this.#decodeEntry(kv));
       const last = res.kvs[res.kvs.length - 1];
@@ -475,14 +493,14 @@ export class EtcdMetaKV implements MetaKV {
   }
 
   /** Runs an idempotent read, retrying lost connections within the retry window. */
-  async #retryRead<T>(opName: string, target: string, fn: () => Promise<T>, rethrowCompacted = false): Promise<T> {
+  async #retryRead<T>(opName: string, target: string, fn: () => Promise<T>, rethrowRaw = false): Promise<T> {
     const deadline = Date.now() + this.#retryWindowMs;
     for (let attempt = 1; ; attempt++) {
       this.#checkOpen();
       try {
         return await fn();
       } catch (e) {
-        if (rethrowCompacted && isCompacted(e)) throw e;
+        if (rethrowRaw && (isCompacted(e) || isMessageTooLarge(e))) throw e;
         if (!isConnectionError(e) || Date.now() + retryDelayMs(attempt) > deadline) throw this.#mapError(opName, target, e);
         await sleep(retryDelayMs(attempt));
       }
@@ -572,6 +590,11 @@ function isConnectionError(e: unknown): boolean {
   if (isRecoverableError(e as Error)) return true;
   const name = (e as { name?: unknown }).name;
   return name === 'BrokenCircuitError' || name === 'TaskCancelledError';
+}
+
+/** gRPC RESOURCE_EXHAUSTED: an answer over the client's receive limit. */
+function isMessageTooLarge(e: unknown): boolean {
+  return e instanceof GRPCResourceExhastedError || /RESOURCE_EXHAUSTED|larger than max/.test(errText(e));
 }
 
 function isCompacted(e: unknown): boolean {
