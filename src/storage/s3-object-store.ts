@@ -178,7 +178,18 @@ export class S3ObjectStore implements ObjectStore {
           const res = await this.#client.send(
             new GetObjectCommand({ Bucket: this.#bucket, Key: this.#full(key), Range: `bytes=${offset}-${offset + length - 1}` }),
           );
-          return await readBody(res.Body, res.ContentLength);
+          const bytes = await readBody(res.Body, res.ContentLength);
+          // A server that ignores Range answers 200 (no Content-Range) with the whole object: cut the window out.
+          if (res.ContentRange === undefined) {
+            if (offset > bytes.byteLength) {
+              throw quiverError('ParameterInvalid', `object ${JSON.stringify(key)}: range offset ${offset} is beyond its size ${bytes.byteLength}`);
+            }
+            return bytes.slice(offset, Math.min(bytes.byteLength, offset + length));
+          }
+          if (bytes.byteLength > length) {
+            throw quiverError('IoFailed', `object store ${this.#where}: getRange ${JSON.stringify(key)}: asked for ${length} bytes, got ${bytes.byteLength}`);
+          }
+          return bytes;
         } catch (e) {
           // 416: the range starts at or past the end; the size decides between "empty" and "invalid".
           if (httpStatus(e) !== 416 && errName(e) !== 'InvalidRange') throw e;
