@@ -46,6 +46,28 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     expect((await b.scan('')).map(decodeString)).toEqual(['b']);
   });
 
+  it('several clients of one root race optimistically: one CAS wins, every write gets its own revision', async () => {
+    const root = `shared/${++rootCounter}`;
+    const clients = Array.from({ length: 4 }, () => open({ root }));
+    const results = await Promise.all(
+      clients.flatMap((kv, c) =>
+        Array.from({ length: 5 }, (_, i) =>
+          Promise.all([
+            kv.txn([{ key: 'leader', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'leader', value: `c${c}-${i}` }]),
+            kv.put(`own/${c}/${i}`, 'x'),
+          ]),
+        ),
+      ),
+    );
+    expect(results.filter(([cas]) => cas.succeeded)).toHaveLength(1);
+    const revisions = results.flatMap(([cas, put]) => (cas.succeeded ? [cas.revision, put] : [put]));
+    expect([...revisions].sort((a, b) => a - b)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    const first = clients[0];
+    if (first === undefined) throw new Error('no client');
+    expect(await first.revision()).toBe(21);
+    expect(await first.scan('own/')).toHaveLength(20);
+  });
+
   it('deletes a prefix of more keys than one etcd txn may hold, around keys put in the same txn', async () => {
     const kv = open({ txnOpsMax: 16 });
     for (let i = 0; i < 40; i += 10) {
@@ -109,11 +131,11 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     if (server === undefined) throw new Error('etcd not started');
     const kv = open({ requestTimeoutMs: 300, retryWindowMs: 20_000 });
     await kv.put('lock', 'v0');
-    const pid = server.pid;
-    process.kill(pid, 'SIGSTOP');
+    const etcd = server;
+    await etcd.freeze();
     let resumed = false;
     const resume = setTimeout(() => {
-      process.kill(pid, 'SIGCONT');
+      etcd.thaw();
       resumed = true;
     }, 1_000);
     try {
@@ -129,16 +151,20 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
       expect(now).toMatchObject({ version: 2, modRevision: 2 });
     } finally {
       clearTimeout(resume);
-      process.kill(pid, 'SIGCONT');
+      etcd.thaw();
     }
   });
 
   it('concurrent create-if-absent txns across a freeze: no wrong answer, revisions stay consistent', async () => {
     if (server === undefined) throw new Error('etcd not started');
-    const kv = open({ requestTimeoutMs: 200, retryWindowMs: 20_000 });
-    const pid = server.pid;
+    // Four clients of one root, so that writes of different clients are in flight when etcd freezes.
+    const root = `freeze/${++rootCounter}`;
+    const clients = Array.from({ length: 4 }, () => open({ root, requestTimeoutMs: 200, retryWindowMs: 20_000 }));
+    const kv = clients[0];
+    if (kv === undefined) throw new Error('no client');
+    const etcd = server;
     const writes = Array.from({ length: 40 }, (_, i) =>
-      kv
+      (clients[i % clients.length] ?? kv)
         .txn([{ key: `w/${i}`, target: 'version', op: '==', value: 0 }], [{ type: 'put', key: `w/${i}`, value: 'x' }])
         .then(
           (r) => ({ key: `w/${i}`, result: r, error: undefined }),
@@ -147,8 +173,8 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     );
     // Freeze while the others are between their read and their commit, or inside the commit.
     await writes[3];
-    process.kill(pid, 'SIGSTOP');
-    const resume = setTimeout(() => process.kill(pid, 'SIGCONT'), 1_000);
+    await etcd.freeze();
+    const resume = setTimeout(() => etcd.thaw(), 1_000);
     try {
       const outcomes = await Promise.all(writes);
       for (const o of outcomes) {
@@ -168,7 +194,7 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
       expect(present.every((e) => e.version === 1)).toBe(true);
     } finally {
       clearTimeout(resume);
-      process.kill(pid, 'SIGCONT');
+      etcd.thaw();
     }
   });
 
@@ -176,8 +202,8 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     const port = await freePort();
     const kv = new EtcdMetaKV({ hosts: [`127.0.0.1:${port}`], root: 'x', retryWindowMs: 300, requestTimeoutMs: 200, dialTimeoutMs: 200 });
     opened.push(kv);
-    for (const p of [kv.get('k'), kv.put('k', 'v'), kv.scan('')]) {
-      const err = await p.catch((e: unknown) => e);
+    for (const call of [() => kv.get('k'), () => kv.put('k', 'v'), () => kv.scan('')]) {
+      const err = await call().catch((e: unknown) => e);
       expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
       expect((err as { retriable: boolean }).retriable).toBe(true);
       expect(String(err)).toContain(`127.0.0.1:${port}`);

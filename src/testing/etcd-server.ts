@@ -4,7 +4,7 @@
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,11 +54,28 @@ export class EtcdServer {
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
-  /** For fault tests (SIGSTOP / SIGCONT). */
   get pid(): number {
     const pid = this.#child.pid;
     if (pid === undefined) throw new Error('etcd has no pid');
     return pid;
+  }
+
+  /**
+   * Freezes etcd (SIGSTOP) and resolves once every thread is stopped: a signalled thread that is on a
+   * CPU can still answer a request or two before it stops, so "signal sent" is not "frozen".
+   */
+  async freeze(timeoutMs = 5_000): Promise<void> {
+    const pid = this.pid;
+    process.kill(pid, 'SIGSTOP');
+    const deadline = Date.now() + timeoutMs;
+    while (!allThreadsStopped(pid)) {
+      if (Date.now() > deadline) throw new Error(`etcd (pid ${pid}) not stopped ${timeoutMs} ms after SIGSTOP`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  thaw(): void {
+    process.kill(this.pid, 'SIGCONT');
   }
 
   static async start(options: EtcdServerOptions = {}): Promise<EtcdServer> {
@@ -117,4 +134,15 @@ export class EtcdServer {
     }
     rmSync(this.#dataDir, { recursive: true, force: true });
   }
+}
+
+/** Linux: state 'T' (stopped) in /proc/PID/task/TID/stat for every thread. */
+function allThreadsStopped(pid: number): boolean {
+  const tids = readdirSync(`/proc/${pid}/task`);
+  return tids.every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // The state follows the parenthesised command name, which may itself hold spaces.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'T' || state === 't';
+  });
 }
