@@ -17,10 +17,12 @@
  * goes back to (1). A txn that changes nothing commits nothing: its read was a linearizable snapshot.
  *
  * Lost connections: reads are retried for up to `retryWindowMs`, then fail with a retriable IoFailed.
- * A write whose commit RPC failed may or may not have applied. The counter names the txn that wrote
- * it, so the next attempt knows: our id → it applied, return its result; counter unchanged → it did
- * not, try again; counter moved on by someone else → unknown, reject with a retriable IoFailed that
- * says so (the caller re-reads, as after any CAS). Never a wrong answer.
+ * A write whose commit RPC failed may or may not have applied, or may still apply later. The counter
+ * names the attempt that wrote it, so the next read knows: one of our attempts → it applied, return its
+ * result; counter unchanged → not (yet): try again against the same counter value, so that at most one
+ * attempt can ever apply and a late one is still recognised; counter moved on by someone else →
+ * unknown, reject with a retriable IoFailed that says so (the caller re-reads, as after any lost CAS).
+ * Never a wrong answer.
  *
  * Limits: etcd refuses a request over --max-request-bytes (default 1.5 MiB) and a txn of more than
  * --max-txn-ops ops (default 128). Both are checked before sending (ParameterTooLarge naming the
@@ -112,9 +114,6 @@ interface Plan {
   readonly ops: IRequestOp[];
   readonly requestBytes: number;
 }
-
-/** Marks a failure on which the caller must not retry blindly (see the header: outcome unknown). */
-class AmbiguousCommit extends Error {}
 
 export class EtcdMetaKV implements MetaKV {
   readonly #client: Etcd3;
@@ -312,26 +311,40 @@ export class EtcdMetaKV implements MetaKV {
   ): Promise<TxnResult> {
     this.#txnCounter += 1;
     const txnId = `${this.#txnIdPrefix}-${this.#txnCounter}`;
-    /** Set when a commit RPC failed without an answer: the plan it tried and the counter it expected. */
-    let unsure: { plan: Plan; expectedEtcdModRevision: number } | undefined;
+    /**
+     * Attempts whose commit RPC failed without an answer, by attempt id: any of them may still apply, as
+     * long as the counter stays at `inDoubtExpected` (the revision they all compared against: a new
+     * attempt is only made while the counter is still there).
+     */
+    const inDoubt = new Map<string, Plan>();
+    let inDoubtExpected = -1;
+    const unknown = (cause?: unknown): QuiverError =>
+      quiverError(
+        'IoFailed',
+        `meta kv etcd (${this.#hosts.join(',')}): ${opName} ${JSON.stringify(target)}: connection lost during commit` +
+          `${cause === undefined ? ' and another writer committed since' : `: ${errText(cause)}`}; outcome unknown, re-read and retry`,
+        cause,
+      );
     const deadline = Date.now() + this.#retryWindowMs;
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS_MAX; attempt++) {
-      const snapshot = await this.#readSnapshot(opName, target, compares, success, failure);
-      if (unsure !== undefined) {
-        if (snapshot.counter.txnId === txnId) {
-          onCommitted?.(unsure.plan);
-          return unsure.plan.result;
-        }
-        if (snapshot.counter.etcdModRevision !== unsure.expectedEtcdModRevision) {
-          throw quiverError(
-            'IoFailed',
-            `meta kv etcd: ${opName} ${JSON.stringify(target)}: connection lost during commit and another writer committed since; outcome unknown, re-read and retry`,
-          );
-        }
-        unsure = undefined; // it did not apply: plan again from this snapshot
+      let snapshot: Snapshot;
+      try {
+        snapshot = await this.#readSnapshot(opName, target, compares, success, failure);
+      } catch (e) {
+        throw inDoubt.size > 0 ? unknown(e) : e;
       }
-      const plan = this.#plan(snapshot, compares, success, failure, txnId);
+      const applied = snapshot.counter.txnId === undefined ? undefined : inDoubt.get(snapshot.counter.txnId);
+      if (applied !== undefined) {
+        onCommitted?.(applied);
+        return applied.result;
+      }
+      // Someone else moved the counter: an in-doubt attempt either never applies or applied before them.
+      if (inDoubt.size > 0 && snapshot.counter.etcdModRevision !== inDoubtExpected) throw unknown();
+      const attemptId = `${txnId}.${attempt}`;
+      const plan = this.#plan(snapshot, compares, success, failure, attemptId);
       if (!plan.changed) {
+        // Nothing to write; but an in-doubt attempt could still apply, so this answer would be stale.
+        if (inDoubt.size > 0) throw unknown();
         onCommitted?.(plan);
         return plan.result;
       }
@@ -345,13 +358,12 @@ export class EtcdMetaKV implements MetaKV {
           onCommitted?.(plan);
           return plan.result;
         }
-        // Lost the race to another writer of this store: plan again.
+        // Lost the race to another writer of this store (or to a late in-doubt attempt): read again.
       } catch (e) {
-        if (!isConnectionError(e)) throw this.#mapError(opName, target, e);
-        if (Date.now() > deadline) {
-          throw quiverError('IoFailed', `meta kv etcd: ${opName} ${JSON.stringify(target)}: ${errText(e)}; outcome unknown, re-read and retry`, e);
-        }
-        unsure = { plan, expectedEtcdModRevision: snapshot.counter.etcdModRevision };
+        if (!isConnectionError(e)) throw inDoubt.size > 0 ? unknown(e) : this.#mapError(opName, target, e);
+        inDoubt.set(attemptId, plan);
+        inDoubtExpected = snapshot.counter.etcdModRevision;
+        if (Date.now() > deadline) throw unknown(e);
         await sleep(retryDelayMs(attempt));
       }
     }
@@ -417,7 +429,7 @@ export class EtcdMetaKV implements MetaKV {
   }
 
   /** Evaluates the txn on the snapshot and turns its effect into one etcd txn body. */
-  #plan(snapshot: Snapshot, compares: readonly Compare[], success: readonly Op[], failure: readonly Op[], txnId: string): Plan {
+  #plan(snapshot: Snapshot, compares: readonly Compare[], success: readonly Op[], failure: readonly Op[], attemptId: string): Plan {
     const succeeded = compares.every((c) => compareHolds(c, snapshot.entries.get(c.key)));
     const revision = snapshot.counter.revision + 1;
     /** Final state of every key the txn touched: an entry, or null for deleted. */
@@ -463,7 +475,7 @@ export class EtcdMetaKV implements MetaKV {
     }
     if (!changed) return { result: { succeeded, revision: snapshot.counter.revision }, changed, ops: [], requestBytes: 0 };
 
-    const counterValue = Buffer.from(JSON.stringify({ revision, txn: txnId }));
+    const counterValue = Buffer.from(JSON.stringify({ revision, txn: attemptId }));
     const ops: IRequestOp[] = [{ request_put: { key: this.#counterKey, value: counterValue } }];
     let requestBytes = REQUEST_OVERHEAD_BYTES + this.#counterKey.byteLength + counterValue.byteLength;
     const putKeys: Buffer[] = [];

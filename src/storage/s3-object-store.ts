@@ -307,14 +307,6 @@ export class S3ObjectStore implements ObjectStore {
     this.#client.destroy();
   }
 
-  /**
-   * Copies `srcKey` with UploadPartCopy ranges. Public for the test that drives it through a fake client
-   * (S3-compatible test servers rarely implement UploadPartCopy); `copy` uses it above 5 GiB.
-   */
-  async multipartCopyForTests(srcKey: string, dstKey: string, size: number, etag: string | undefined): Promise<void> {
-    await this.#multipartCopy(srcKey, dstKey, size, etag);
-  }
-
   async #list(prefix: string): Promise<ObjectInfo[]> {
     const out: ObjectInfo[] = [];
     let token: string | undefined;
