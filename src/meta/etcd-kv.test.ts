@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
 import { EtcdServer, etcdUnavailableReason, freePort } from '../testing/etcd-server.js';
-import { EtcdMetaKV, type EtcdMetaKVOptions } from './etcd-kv.js';
+import { GRPCUnavailableError, type IRangeRequest, type ITxnRequest } from 'etcd3';
+import { connectEtcd, EtcdMetaKV, type EtcdMetaKVOptions } from './etcd-kv.js';
 import { decodeString } from './json.js';
 import { runMetaKvConformance } from './meta-kv.conformance.js';
 import { VALUE_BYTES_MAX_DEFAULT } from './meta-kv.js';
@@ -208,5 +209,104 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
       expect((err as { retriable: boolean }).retriable).toBe(true);
       expect(String(err)).toContain(`127.0.0.1:${port}`);
     }
+  });
+});
+
+/**
+ * Deterministic commit faults: the client's calls go through a mock that forwards to a real etcd and
+ * loses the answer of chosen commits (a txn with a compare is a commit; snapshot reads have none).
+ */
+describe.skipIf(unavailable !== undefined)('EtcdMetaKV commit faults (scripted)', () => {
+  let server: EtcdServer | undefined;
+  let rootCounter = 0;
+  const toClose: { close(): unknown }[] = [];
+  beforeAll(async () => {
+    server = await EtcdServer.start();
+  });
+  afterAll(async () => {
+    for (const c of toClose) await c.close();
+    await server?.stop();
+  });
+
+  type Fault = (commit: () => Promise<unknown>, n: number) => Promise<unknown>;
+  /** A store whose n-th commit (1-based) runs through `fault`; other calls go straight to etcd. */
+  function faultyStore(fault: Fault): { kv: EtcdMetaKV; root: string } {
+    if (server === undefined) throw new Error('etcd not started');
+    const hosts = [server.endpoint];
+    const real = connectEtcd({ hosts });
+    const client = connectEtcd({ hosts });
+    toClose.push(real, client);
+    let commits = 0;
+    const exec = async (service: string, method: string, params: unknown): Promise<unknown> => {
+      if (service !== 'KV' || (method !== 'range' && method !== 'txn')) throw new Error(`unexpected ${service}.${method}`);
+      const call = () => (method === 'range' ? real.kv.range(params as IRangeRequest) : real.kv.txn(params as ITxnRequest));
+      const isCommit = method === 'txn' && ((params as ITxnRequest).compare?.length ?? 0) > 0;
+      return isCommit ? fault(call, ++commits) : call();
+    };
+    client.mock({ exec: exec as Parameters<typeof client.mock>[0]['exec'] });
+    const root = `faults/${++rootCounter}`;
+    const kv = new EtcdMetaKV({ hosts, root, client, retryWindowMs: 5_000 });
+    toClose.push(kv);
+    return { kv, root };
+  }
+  const lost = (): Error => new GRPCUnavailableError('injected: connection lost');
+  const createIfAbsent = (kv: EtcdMetaKV) =>
+    kv.txn([{ key: 'job', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'job', value: 'mine' }]);
+
+  it('a commit that applied but whose answer was lost is recognised, not applied twice', async () => {
+    const { kv } = faultyStore(async (commit, n) => {
+      const res = await commit();
+      if (n === 1) throw lost();
+      return res;
+    });
+    expect(await createIfAbsent(kv)).toEqual({ succeeded: true, revision: 1 });
+    expect(await kv.get('job')).toMatchObject({ version: 1, modRevision: 1 });
+    expect(await kv.revision()).toBe(1);
+  });
+
+  it('a commit lost before it reached etcd is retried', async () => {
+    const { kv } = faultyStore(async (commit, n) => {
+      if (n === 1) throw lost();
+      return commit();
+    });
+    expect(await createIfAbsent(kv)).toEqual({ succeeded: true, revision: 1 });
+    expect(await kv.get('job')).toMatchObject({ version: 1 });
+  });
+
+  it('a lost commit that applies late, after the retry was planned, is still recognised', async () => {
+    let late: (() => Promise<unknown>) | undefined;
+    const { kv } = faultyStore(async (commit, n) => {
+      if (n === 1) {
+        late = commit; // held in the network...
+        throw lost();
+      }
+      await late?.(); // ...and delivered just before the retry's commit, which then loses the race
+      return commit();
+    });
+    expect(await createIfAbsent(kv)).toEqual({ succeeded: true, revision: 1 });
+    expect(await kv.get('job')).toMatchObject({ version: 1 });
+    expect(await kv.revision()).toBe(1);
+  });
+
+  it('when another writer commits after a lost commit, the outcome is reported unknown, never guessed', async () => {
+    if (server === undefined) throw new Error('etcd not started');
+    const endpoint = server.endpoint;
+    let other: EtcdMetaKV | undefined;
+    const { kv, root } = faultyStore(async (commit, n) => {
+      const res = await commit();
+      if (n === 1) {
+        other = new EtcdMetaKV({ hosts: [endpoint], root });
+        toClose.push(other);
+        await other.put('other', 'x');
+        throw lost();
+      }
+      return res;
+    });
+    const err = await createIfAbsent(kv).catch((e: unknown) => e);
+    expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
+    expect((err as { retriable: boolean }).retriable).toBe(true);
+    expect(String(err)).toContain('outcome unknown');
+    // It did apply: the caller's re-read sees it.
+    expect(await kv.get('job')).toMatchObject({ version: 1, modRevision: 1 });
   });
 });

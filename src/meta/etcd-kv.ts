@@ -71,6 +71,8 @@ export interface EtcdMetaKVOptions {
   readonly dialTimeoutMs?: number | undefined;
   /** Largest answer the client accepts (gRPC receive limit); a scan page over it is retried with fewer keys. */
   readonly responseBytesMax?: number | undefined;
+  /** For fault tests: a client made by `connectEtcd` (then wrapped); hosts still name the cluster in messages. */
+  readonly client?: Etcd3 | undefined;
 }
 
 export const ETCD_REQUEST_BYTES_MAX_DEFAULT = 1_572_864;
@@ -125,7 +127,6 @@ export class EtcdMetaKV implements MetaKV {
   readonly #requestBytesMax: number;
   readonly #txnOpsMax: number;
   readonly #scanPageKeysMax: number;
-  readonly #requestTimeoutMs: number;
   readonly #retryWindowMs: number;
   readonly #txnIdPrefix = randomBytes(6).toString('hex');
   #txnCounter = 0;
@@ -155,23 +156,11 @@ export class EtcdMetaKV implements MetaKV {
     this.#requestBytesMax = options.requestBytesMax ?? ETCD_REQUEST_BYTES_MAX_DEFAULT;
     this.#txnOpsMax = options.txnOpsMax ?? ETCD_TXN_OPS_MAX_DEFAULT;
     this.#scanPageKeysMax = options.scanPageKeysMax ?? SCAN_PAGE_KEYS_MAX_DEFAULT;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     this.#retryWindowMs = options.retryWindowMs ?? RETRY_WINDOW_MS_DEFAULT;
     if (this.#txnOpsMax < 2 || this.#scanPageKeysMax < 1) {
       throw quiverError('ParameterInvalid', 'meta kv etcd: txnOpsMax must be >= 2 and scanPageKeysMax >= 1');
     }
-    // The client's own retries would resend a txn whose outcome is unknown; this class retries itself.
-    const passThrough = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }) };
-    const policy = passThrough as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-    const requestTimeoutMs = this.#requestTimeoutMs;
-    this.#client = new Etcd3({
-      hosts: this.#hosts.map((h) => `http://${h}`),
-      dialTimeout: options.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT,
-      faultHandling: { global: policy, host: () => policy },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
-      // Default: room for a snapshot read of txnOpsMax values at the 1.5 MiB limit; scans shrink pages instead.
-      grpcOptions: { 'grpc.max_receive_message_length': options.responseBytesMax ?? 256 << 20 },
-    });
+    this.#client = options.client ?? connectEtcd(options);
   }
 
   /** The namespace prefix of this store in etcd ('{root}/'). */
@@ -584,6 +573,22 @@ export class EtcdMetaKV implements MetaKV {
     }
     return { revision: p.revision, etcdModRevision: Number(kv.mod_revision), txnId: p.txn };
   }
+}
+
+/** The etcd3 client as EtcdMetaKV uses it: no retries of its own, a deadline on every call. */
+export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestTimeoutMs' | 'dialTimeoutMs' | 'responseBytesMax'>): Etcd3 {
+  // The client's own retries would resend a txn whose outcome is unknown; EtcdMetaKV retries itself.
+  const passThrough = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }) };
+  const policy = passThrough as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  return new Etcd3({
+    hosts: options.hosts.map((h) => `http://${h}`),
+    dialTimeout: options.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT,
+    faultHandling: { global: policy, host: () => policy },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+    // Default: room for a snapshot read of txnOpsMax values at the 1.5 MiB limit; scans shrink pages instead.
+    grpcOptions: { 'grpc.max_receive_message_length': options.responseBytesMax ?? 256 << 20 },
+  });
 }
 
 function encodeEnvelope(e: KvEntry): Buffer {
