@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
-import { EtcdServer, etcdUnavailableReason, freePort } from '../testing/etcd-server.js';
+import { EtcdServer, etcdUnavailableReason } from '../testing/etcd-server.js';
+import { freePort } from '../testing/free-port.js';
 import { GRPCUnavailableError, type IRangeRequest, type ITxnRequest } from 'etcd3';
 import { connectEtcd, EtcdMetaKV, type EtcdMetaKVOptions } from './etcd-kv.js';
 import { decodeString } from './json.js';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
-import { EtcdServer, etcdUnavailableReason, freePort } from '../testing/etcd-server.js';
+import { EtcdServer, etcdUnavailableReason } from '../testing/etcd-server.js';
+import { freePort } from '../testing/free-port.js';
 import { openMeta, parseMetaUrl } from './open-meta.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'quiver-open-meta-'));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
-import { freePort } from '../testing/etcd-server.js';
+import { freePort } from '../testing/free-port.js';
 import { S3RVER_CREDENTIALS, S3Server, s3rverBin } from '../testing/s3-server.js';
 import { openObjectStore, parseStoreUrl } from './open-store.js';
 

@@ -2,7 +2,7 @@ import { S3Client, UploadPartCopyCommand } from '@aws-sdk/client-s3';
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
-import { freePort } from '../testing/etcd-server.js';
+import { freePort } from '../testing/free-port.js';
 import { S3RVER_CREDENTIALS, S3Server, s3rverBin } from '../testing/s3-server.js';
 import { crc32 } from './checksum.js';
 import { runObjectStoreConformance } from './object-store.conformance.js';

@@ -5,9 +5,9 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 /** Why etcd cannot run here (for a skip message), or undefined when the binary is available. */
 export function etcdUnavailableReason(binary = 'etcd'): string | undefined {
@@ -15,18 +15,6 @@ export function etcdUnavailableReason(binary = 'etcd'): string | undefined {
   if (r.error !== undefined) return `no '${binary}' binary on PATH (apt-get install etcd-server): ${r.error.message}`;
   if (r.status !== 0) return `'${binary} --version' exited with ${r.status}: ${r.stderr}`;
   return undefined;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface EtcdServerOptions {
