@@ -1,5 +1,5 @@
 import { S3Client, UploadPartCopyCommand } from '@aws-sdk/client-s3';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
 import { freePort } from '../testing/free-port.js';
@@ -136,10 +136,13 @@ describe('S3ObjectStore multipart copy (fake client: test servers lack UploadPar
 describe('S3ObjectStore integrity checks (a scripted HTTP server)', () => {
   /** Answers every GET with `body` and the given headers: a server or network that corrupts bytes. */
   async function withServer(body: string, headers: Record<string, string>, fn: (endpoint: string) => Promise<void>): Promise<void> {
-    const server = createServer((_req, res) => {
+    await withHandler((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers });
       res.end(body);
-    });
+    }, fn);
+  }
+  async function withHandler(handler: RequestListener, fn: (endpoint: string) => Promise<void>): Promise<void> {
+    const server = createServer(handler);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
@@ -150,8 +153,44 @@ describe('S3ObjectStore integrity checks (a scripted HTTP server)', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   }
-  const storeAt = (endpoint: string): S3ObjectStore =>
-    new S3ObjectStore({ bucket: 'bkt', endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+  const storeAt = (endpoint: string, options: Partial<S3ObjectStoreOptions> = {}): S3ObjectStore =>
+    new S3ObjectStore({ bucket: 'bkt', endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1, ...options });
+
+  it('retries 503 answers with the SDK strategy, and a server that never answers times out retriable', async () => {
+    let calls = 0;
+    await withHandler((_req, res) => {
+      calls += 1;
+      if (calls <= 2) {
+        res.writeHead(503, { 'content-type': 'application/xml' });
+        res.end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' });
+      res.end('ok');
+    }, async (endpoint) => {
+      const s = storeAt(endpoint, { maxAttempts: 3 });
+      try {
+        expect(dec(await s.get('k'))).toBe('ok');
+        expect(calls).toBe(3);
+      } finally {
+        await s.close();
+      }
+    });
+    // A server that never answers: caught by the idle timeout, and by the whole-request cap on its own.
+    for (const timeouts of [{ socketIdleTimeoutMs: 200 }, { socketIdleTimeoutMs: 60_000, requestTimeoutMs: 300 }]) {
+      await withHandler(() => undefined, async (endpoint) => {
+        const s = storeAt(endpoint, { maxAttempts: 2, ...timeouts });
+        try {
+          const err = await s.get('k').catch((e: unknown) => e);
+          expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
+          expect((err as { retriable: boolean }).retriable).toBe(true);
+          expect(String(err)).toContain('"k"');
+        } finally {
+          await s.close();
+        }
+      });
+    }
+  });
 
   it('a get whose bytes do not match the CRC-32 the server stored is a retriable IoFailed naming the key', async () => {
     const wrongCrc = Buffer.alloc(4).toString('base64'); // CRC-32 of "hello" is not 0

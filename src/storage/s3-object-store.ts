@@ -56,7 +56,9 @@ export interface S3ObjectStoreOptions {
   /** The SDK's attempts per request, retries included (standard retry mode). */
   readonly maxAttempts?: number | undefined;
   readonly connectionTimeoutMs?: number | undefined;
-  /** Socket idle time after which a request fails (and the SDK retries it). */
+  /** A request whose socket stays idle this long fails (and the SDK retries it): a stalled server. */
+  readonly socketIdleTimeoutMs?: number | undefined;
+  /** Cap on one whole request and its answer (a part of a multipart upload is one request). */
   readonly requestTimeoutMs?: number | undefined;
   readonly multipartThresholdBytes?: number | undefined;
   readonly partBytes?: number | undefined;
@@ -443,7 +445,10 @@ function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
     retryMode: 'standard',
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? 5_000,
-      requestTimeout: options.requestTimeoutMs ?? 60_000,
+      socketTimeout: options.socketIdleTimeoutMs ?? 30_000,
+      requestTimeout: options.requestTimeoutMs ?? 15 * 60_000,
+      // Without this the SDK only logs a warning when requestTimeout passes.
+      throwOnRequestTimeout: true,
     },
   };
 }
