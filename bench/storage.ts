@@ -17,7 +17,8 @@ import type { ObjectStore } from '../src/storage/object-store.js';
 import { S3ObjectStore } from '../src/storage/s3-object-store.js';
 import { EtcdServer, etcdUnavailableReason } from '../src/testing/etcd-server.js';
 import { S3RVER_CREDENTIALS, S3Server, s3rverBin } from '../src/testing/s3-server.js';
-import { envInt, machine, rng, table } from './common.js';
+import { envInt, machine, table } from './common.js';
+import { seededRandom as rng } from '../src/testing/random.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const CONCURRENCY = envInt('BENCH_CONCURRENCY', 8);
