@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
-import { quiverError } from '../common/errors.js';
+import { codeName, quiverError } from '../common/errors.js';
 import { Metrics } from '../common/metrics.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { Engine } from '../node/engine.js';
@@ -155,9 +155,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         reply = await handler(call.request, ctx);
       } catch (e) {
         const st = statusOf(e);
-        status = st.error_code;
+        // Labelled by the new code's name: the deprecated error_code folds most errors into UnexpectedError.
+        status = codeName(st.code);
         if (st.code === 5) log.error({ err: e, method: name, requestId }, 'request failed');
-        else log.debug({ method: name, requestId, reason: st.reason }, 'request rejected');
+        else log.info({ method: name, requestId, code: st.code, reason: st.reason }, 'request rejected');
         reply = shape === 'status' ? st : shape === 'alter' ? { alter_status: st } : { status: st };
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
