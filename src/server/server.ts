@@ -1,5 +1,5 @@
 import { createServer, type Server as HttpServer } from 'node:http';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
 import { codeName, quiverError } from '../common/errors.js';
 import { Metrics } from '../common/metrics.js';
+import { lockDataDir } from '../common/data-dir-lock.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { Engine } from '../node/engine.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
@@ -67,7 +68,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const clock = overrides.clock ?? systemClock;
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
-  const releaseLock = await lockDataDir(dataDir);
+  const dirLock = await lockDataDir(dataDir);
   const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
   const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
   const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(local) : local;
@@ -268,44 +269,9 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await wal.close();
         await local.close();
         await kv.close();
-        await releaseLock();
+        dirLock.release();
       })()),
   };
-}
-
-/**
- * One server per data dir: two processes appending to one WAL and one SQLite file would corrupt both.
- * The lock file holds the owner's pid; a lock left by a process that no longer exists (kill -9) is taken over.
- */
-async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const path = join(dataDir, 'LOCK');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return async () => {
-        await unlink(path).catch(() => undefined);
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new Error(`data dir ${dataDir} is in use by another Quiver process (pid ${pid}); stop it or use another --data-dir`);
-      }
-      await unlink(path).catch(() => undefined);
-    }
-  }
-  throw new Error(`cannot lock data dir ${dataDir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Test-only fault injection: an object store whose copies each wait `delayMs` first (crash tests). */
