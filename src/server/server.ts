@@ -9,6 +9,7 @@ import type { Config } from '../common/config.js';
 import { codeName, quiverError } from '../common/errors.js';
 import { Metrics } from '../common/metrics.js';
 import { lockDataDir } from '../common/data-dir-lock.js';
+import { monitorWrites, WriteHealth } from '../common/write-health.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { Engine } from '../node/engine.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
@@ -69,12 +70,16 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const dirLock = await lockDataDir(dataDir);
-  const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
+  const metrics = new Metrics();
+  // Failing writes (full disk, EIO) show in /healthz, a counter and the log; each store recovers by itself.
+  const health = new WriteHealth({ log, clock, countFailure: (target) => metrics.writeFailures.inc({ target }) });
+  const kv = monitorWrites(new SqliteMetaKV(join(dataDir, 'meta.db')), 'meta', ['put', 'delete', 'txn'], health);
   const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
-  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(local) : local;
+  const monitored = monitorWrites<ObjectStore>(local, 'objects', ['put', 'copy'], health);
+  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(monitored) : monitored;
   // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
   await local.removeTempFiles();
-  const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
+  const wal = monitorWrites(await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) }), 'wal', ['append'], health);
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
     {
@@ -104,7 +109,6 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
   );
   restores.start();
-  const metrics = new Metrics();
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
     {
@@ -232,8 +236,16 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       return;
     }
     if (req.url === '/healthz') {
+      const collections = engine.catalog.allCollections().filter((c) => c.state === 'Created').length;
+      if (!health.healthy) {
+        // Reads still work, but a load balancer should send writes elsewhere and an operator should look.
+        const faults = health.faults();
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ healthy: false, reason: faults.map((f) => `${f.target} writes failing: ${f.reason}`).join('; '), faults, collections }));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ healthy: true, collections: engine.catalog.allCollections().filter((c) => c.state === 'Created').length }));
+      res.end(JSON.stringify({ healthy: true, collections }));
       return;
     }
     res.writeHead(404);
