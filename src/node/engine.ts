@@ -29,6 +29,7 @@ export type { CompactionTaskInfo } from './compactor.js';
 import { applyDeltalogs, readSegment, writeDeltaFile, writeInsertFiles } from './segment-io.js';
 import { TIMESTAMP_FIELD_ID } from '../coord/records.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
+import { DurableApply, takeDeletesBefore } from './durable-apply.js';
 
 export interface EngineOptions {
   /** A growing segment is sealed and flushed in the background once it holds this many rows... */
@@ -111,7 +112,8 @@ export class Engine {
   readonly #runtimes = new Map<number, CollectionRuntime>();
   readonly #ddl = new Mutex();
   readonly #collLocks = new KeyedMutex<number>();
-  readonly #lastAppend = new Map<number, Promise<WalPosition>>();
+  /** Applies each write to memory once its WAL append is durable, in WAL order (durable-apply.ts). */
+  readonly #durable = new DurableApply();
   /** Appends per collection: tells a flush whether anything arrived after its seal. */
   readonly #appendSeq = new Map<number, number>();
   /** Physical time of the oldest unflushed write per collection. */
@@ -324,7 +326,7 @@ export class Engine {
         rt.applyDelete(new Set(e.pks), e.ts, e.partitionId);
       }
       if (!this.#dirtySinceMs.has(e.collectionId)) this.#dirtySinceMs.set(e.collectionId, this.#clock.nowMs());
-      this.#lastAppend.set(e.collectionId, Promise.resolve(r.position));
+      this.#durable.replayed(e.collectionId, r.position);
     }
     if (records > 0) this.#log.info({ records, from }, 'replayed WAL');
   }
@@ -348,7 +350,7 @@ export class Engine {
     // the store or the meta after close() resolved.
     await Promise.all([this.#builds.close(), this.#merges.close()]);
     await this.#tick;
-    await Promise.allSettled([...this.#lastAppend.values()]);
+    await this.#durable.settledAll();
     await Promise.allSettled([...this.#background]);
     await this.tso.flush();
   }
@@ -528,7 +530,7 @@ export class Engine {
         if (rt) for (const seg of rt.segments.values()) stripToPk(seg, rt.pkField.name);
         this.#runtimes.delete(coll.id);
         this.#dirtySinceMs.delete(coll.id);
-        this.#lastAppend.delete(coll.id);
+        this.#durable.forget(coll.id);
       });
     });
     const d = dropped;
@@ -784,9 +786,9 @@ export class Engine {
     return () => this.#spareSegmentIds.shift()!;
   }
 
-  #append(collectionId: number, entry: WalEntry): Promise<WalPosition> {
-    const p = this.wal.append([encodeWalEntry(entry)]).then((pos) => pos[0]!);
-    this.#lastAppend.set(collectionId, p);
+  /** One append for all of a write's records: they are durable together or fail together. */
+  #append(collectionId: number, entries: readonly WalEntry[]): Promise<WalPosition> {
+    const p = this.wal.append(entries.map(encodeWalEntry)).then((pos) => pos[pos.length - 1]!);
     this.#appendSeq.set(collectionId, (this.#appendSeq.get(collectionId) ?? 0) + 1);
     if (!this.#dirtySinceMs.has(collectionId)) this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
     return p;
@@ -821,18 +823,18 @@ export class Engine {
     const nextSeg = await this.#segmentId();
     if (this.#runtimes.get(collectionId) !== rt) throw quiverError('CollectionNotFound', `collection not found[collection=${coll.name}]`);
     if (!rt.record.partitions.some((p) => p.id === part.id)) throw quiverError('PartitionNotFound', `partition not found[partition=${part.name}]`);
-    // From here to the WAL append call everything is synchronous: ts order = apply order = WAL order.
+    // From here to the WAL append call everything is synchronous: ts order = WAL order = apply order.
+    // Nothing is visible until the append is durable; a failed append is never applied (durable-apply.ts).
     const ts = this.tso.next();
-    let del: Promise<WalPosition> | undefined;
-    if (upsert) {
-      const set = new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>));
-      rt.applyDelete(set, ts);
-      del = this.#append(collectionId, { type: 'delete', collectionId, ts, pks: [...set] });
-    }
-    const segmentId = rt.applyInsert(part.id, nextSeg, columns, ts, numRows);
-    const ins = this.#append(collectionId, { type: 'insert', collectionId, partitionId: part.id, segmentId, ts, numRows, columns });
-    await del;
-    await ins;
+    const seg = rt.reserveGrowing(part.id, nextSeg);
+    const set = upsert ? new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>)) : undefined;
+    const entries: WalEntry[] = set ? [{ type: 'delete', collectionId, ts, pks: [...set] }] : [];
+    entries.push({ type: 'insert', collectionId, partitionId: part.id, segmentId: seg.id, ts, numRows, columns });
+    await this.#durable.run(collectionId, this.#append(collectionId, entries), () => {
+      if (this.#runtimes.get(collectionId) !== rt) return; // dropped meanwhile
+      if (set) rt.applyDelete(set, ts);
+      if (rt.segments.get(seg.id) === seg) rt.appendRows(seg, columns, ts, numRows); // else its partition was dropped
+    });
     return { pks, ts };
   }
 
@@ -852,8 +854,13 @@ export class Engine {
       pks = col ? Array.from(col.data as ArrayLike<bigint | string>) : [];
     }
     const ts = this.tso.next();
-    const count = rt.applyDelete(new Set(pks), ts, part?.id);
-    if (pks.length > 0) await this.#append(collectionId, { type: 'delete', collectionId, partitionId: part?.id, ts, pks });
+    if (pks.length === 0) return { count: 0, ts, pks };
+    const set = new Set(pks);
+    // Applied once durable, in WAL order; a failed append is never applied (durable-apply.ts).
+    const entry: WalEntry = { type: 'delete', collectionId, partitionId: part?.id, ts, pks };
+    const count = await this.#durable.run(collectionId, this.#append(collectionId, [entry]), () =>
+      this.#runtimes.get(collectionId) === rt ? rt.applyDelete(set, ts, part?.id) : 0,
+    );
     return { count, ts, pks };
   }
 
@@ -873,25 +880,20 @@ export class Engine {
       rt.sealAll();
       // Every sealed segment, including ones a failed earlier flush left behind.
       const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
+      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+      // flush has committed, and after it if anything was appended since the seal.
+      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+      // Writes issued before the seal land in the sealed segments once durable: wait for them. The
+      // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
+      const lastPos = await this.#durable.settled(collectionId);
       for (const seg of sealed) {
         if (seg.chunks.length > 1) {
           const merged = mergeChunks(seg.chunks, coll.schema.fields.map((f) => f.name));
           seg.chunks = [merged];
         }
       }
-      const deletes = new Map<number, { pks: (bigint | string)[]; ts: bigint[] }>();
-      for (const seg of rt.segments.values()) {
-        if (seg.pendingDeletes.pks.length > 0) {
-          deletes.set(seg.id, seg.pendingDeletes);
-          seg.pendingDeletes = { pks: [], ts: [] };
-        }
-      }
-      const last = this.#lastAppend.get(collectionId);
-      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
-      // flush has committed, and after it if anything was appended since the seal.
-      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+      const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
       try {
-        const lastPos = last ? await last : undefined;
         const changes: CatalogChange[] = [];
         const createdTs = flushTs.toString();
         const pkField = rt.pkField;
