@@ -30,7 +30,7 @@ class ControlledWal implements Wal {
       const held = this.#held;
       // Appended now (WAL order is call order), acknowledged only when released.
       const appended = this.inner.append(payloads);
-      return new Promise((resolve) => held.push(resolve)).then(() => appended);
+      return new Promise<void>((resolve) => held.push(() => resolve())).then(() => appended);
     }
     return this.inner.append(payloads);
   }
