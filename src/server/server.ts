@@ -19,7 +19,7 @@ import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { snapshotHandlers } from './snapshot-service.js';
 import { registerObservability } from './observability.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
-import { openLocalWal } from '../wal/wal.js';
+import { openLocalWal, type Wal } from '../wal/wal.js';
 import { createHandlers, type CallContext, type Handler } from './milvus-service.js';
 import { loadServices, root } from './proto.js';
 import { OK, statusOf } from './status.js';
@@ -44,8 +44,10 @@ export interface RunningServer {
 export interface ServerOverrides {
   readonly clock?: Clock;
   readonly log?: Logger;
-  /** Wraps the object store (fault-injection tests). */
+  /** Wraps the object store (fault-injection tests); its failures count as the store's own. */
   readonly wrapStore?: (store: ObjectStore) => ObjectStore;
+  /** Wraps the WAL (fault-injection tests, e.g. an injected ENOSPC where a small tmpfs cannot be mounted). */
+  readonly wrapWal?: (wal: Wal) => Wal;
   /** Extra handlers (snapshot RPCs are registered by their module). */
   readonly extraHandlers?: (engine: Engine) => Record<string, Handler>;
 }
@@ -75,11 +77,11 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const health = new WriteHealth({ log, clock, countFailure: (target) => metrics.writeFailures.inc({ target }) });
   const kv = monitorWrites(new SqliteMetaKV(join(dataDir, 'meta.db')), 'meta', ['put', 'delete', 'txn'], health);
   const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
-  const monitored = monitorWrites<ObjectStore>(local, 'objects', ['put', 'copy'], health);
-  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(monitored) : monitored;
+  const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(local) : local, 'objects', ['put', 'copy'], health);
   // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
   await local.removeTempFiles();
-  const wal = monitorWrites(await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) }), 'wal', ['append'], health);
+  const localWal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
+  const wal = monitorWrites<Wal>(overrides.wrapWal ? overrides.wrapWal(localWal) : localWal, 'wal', ['append'], health);
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
     {
