@@ -67,6 +67,10 @@ describe('quiver snapshot commands against a real server', () => {
     const x = capture();
     expect(await commands(x).drop({ db: 'default', collection: 'docs', name: 'second' })).toBe(0);
     expect(x.stdout).toEqual(['dropped snapshot second of collection docs']);
+    // Dropping again succeeds (idempotent) but does not claim a drop.
+    const again = capture();
+    expect(await commands(again).drop({ db: 'default', collection: 'docs', name: 'second' })).toBe(0);
+    expect(again.stdout).toEqual(['snapshot second of collection docs did not exist; nothing dropped']);
     const l2 = capture();
     await commands(l2).list({ db: 'default', collection: 'docs' });
     expect(l2.stdout).toEqual(['first']);

@@ -161,7 +161,7 @@ export class RestoreService implements JobFinalizer {
       await this.#releasePins(jobId).catch(() => undefined);
       throw err;
     }
-    this.#log.info({ job: jobId, snapshot: input.name, target: input.targetCollection, segments: mappings.length }, 'restore job created');
+    this.#log.info({ jobId, snapshot: input.name, target: input.targetCollection, segments: mappings.length }, 'restore job created');
     void this.checker.kick();
     return job;
   }
@@ -169,7 +169,7 @@ export class RestoreService implements JobFinalizer {
   async complete(job: CopyJob, results: readonly CopiedSegment[]): Promise<void> {
     await this.#engine.completeRestore(job.targetCollectionId, results.map((r) => r.record));
     await this.#releasePins(job.id);
-    this.#log.info({ job: job.id, target: job.targetCollectionName, segments: results.length }, 'restore completed');
+    this.#log.info({ jobId: job.id, target: job.targetCollectionName, segments: results.length }, 'restore completed');
     for (const f of this.onJobFinished) f(job, 'Completed');
   }
 
@@ -177,7 +177,7 @@ export class RestoreService implements JobFinalizer {
     for (const key of copiedKeys) await this.#store.delete(key);
     await this.#engine.abortRestore(job.targetCollectionId);
     await this.#releasePins(job.id);
-    this.#log.warn({ job: job.id, target: job.targetCollectionName, reason: job.reason }, 'restore failed and was rolled back');
+    this.#log.warn({ jobId: job.id, target: job.targetCollectionName, reason: job.reason }, 'restore failed and was rolled back');
     for (const f of this.onJobFinished) f(job, 'Failed');
   }
 
