@@ -363,6 +363,9 @@ export class Engine {
     this.#background.add(tracked);
   }
 
+  /** Message of the last background failure per collection (logged at error once, then at debug). */
+  readonly #backgroundFailure = new Map<number, string>();
+
   /** One pass of background work: seal full/idle segments, build missing indexes, truncate the WAL. */
   async backgroundTick(): Promise<void> {
     const now = this.#clock.nowMs();
@@ -378,8 +381,14 @@ export class Engine {
         if (full || idle) await this.flushCollection(id);
         await this.#buildMissingIndexes(rt);
         if (this.#opts.autoCompaction ?? true) await this.compact(id, { force: false, wait: true });
+        this.#backgroundFailure.delete(id);
       } catch (err) {
-        this.#log.error({ err, collection: rt.record.name }, 'background work failed');
+        // Retried every tick: say it at error level once per distinct failure (a full disk would
+        // otherwise log one error a second per collection until space is freed).
+        const message = (err as Error).message;
+        const repeated = this.#backgroundFailure.get(id) === message;
+        this.#backgroundFailure.set(id, message);
+        this.#log[repeated ? 'debug' : 'error']({ err, collection: rt.record.name }, 'background work failed');
       }
     }
     await this.#truncateWal();
