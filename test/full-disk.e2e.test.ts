@@ -205,6 +205,9 @@ describe('full disk', () => {
     expect(unhealthy.status).toBe(503);
     expect(unhealthy.body.reason).toMatch(/wal writes failing: .*ENOSPC/);
     expect(await walFailures(t)).toBeGreaterThanOrEqual(failed.length);
+    const sdkHealth = await c.checkHealth();
+    expect(sdkHealth.isHealthy).toBe(false);
+    expect(sdkHealth.reasons.join(' ')).toMatch(/ENOSPC/);
     const errors = lines.filter((l) => l.level >= 50 && l.msg.startsWith('wal writes are failing'));
     expect(errors).toHaveLength(1);
 
@@ -216,6 +219,7 @@ describe('full disk', () => {
     const snap = await c.createSnapshot({ collection_name: 'fill', snapshot_name: 'after_recovery' });
     expect(snap.error_code, snap.reason).toBe(ErrorCode.SUCCESS);
     expect((await healthz(t)).status).toBe(200);
+    expect((await c.checkHealth()).isHealthy).toBe(true);
     expect(lines.filter((l) => l.level === 30 && l.msg === 'wal writes recovered')).toHaveLength(1);
     expect(await countRows(c)).toBe(acked.length * BATCH_ROWS);
 

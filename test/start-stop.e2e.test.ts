@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataType, ErrorCode, MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { afterAll, describe, expect, it } from 'vitest';
+import { OK } from '../src/server/status.js';
+import { startTestServer } from './helpers.js';
 import { freePort } from './process.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,6 +91,32 @@ describe('npm start', () => {
     } finally {
       npm.kill('SIGKILL');
       for (const pid of await processesMentioning(dataDir)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
+describe('server.close', () => {
+  it('lets a call in flight finish before it resolves', async () => {
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    // A handler that holds the call until the test releases it.
+    const t = await startTestServer({}, { extraHandlers: () => ({ GetVersion: async () => (entered(), await gate, { status: OK, version: 'held' }) }) });
+    try {
+      const call = t.client.getVersion();
+      await inHandler;
+      let closed = false;
+      const closing = t.server.close().then(() => (closed = true));
+      await new Promise((r) => setTimeout(r, 200)); // close has had every chance to finish early
+      expect(closed).toBe(false);
+      release();
+      expect((await call).version).toBe('held');
+      await closing;
+      expect(closed).toBe(true);
+    } finally {
+      release();
+      await t.close();
     }
   });
 });

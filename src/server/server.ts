@@ -140,6 +140,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine, { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
+    // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
+    CheckHealth: () => ({ status: OK, isHealthy: health.healthy, reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`), quota_states: [] }),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
   const shapes = replyShapes();
