@@ -341,8 +341,10 @@ describe('LocalWal', () => {
     const queuedBehind = wal.append([payload(3, 1)]);
     await expectQuiverError(failed, 'IoFailed', 'the next append retries', segmentFileName(HEADER_BYTES + 60));
     await expectQuiverError(queuedBehind, 'IoFailed');
-    expect(wal.failure).not.toBeNull();
-    // The repair deletes the file the failed rotation tripped over (it starts past the acknowledged end).
+    // Repaired before the callers heard of it: the file the failed rotation tripped over (it starts past
+    // the acknowledged end) is gone, and the log is healthy again.
+    expect(await segmentFiles()).toEqual([segmentFileName(0)]);
+    expect(wal.failure).toBeNull();
     expect(await wal.append([payload(4, 60)])).toEqual([HEADER_BYTES + 60]);
     expect(wal.failure).toBeNull();
     expect((await readAll(wal)).map((r) => r.payload)).toEqual([payload(1, 60), payload(4, 60)]);
@@ -371,6 +373,8 @@ describe('LocalWal', () => {
       await expect(writeFile(filler, new Uint8Array(1024 * 1024))).rejects.toThrow(/ENOSPC/);
       // A payload bigger than what is left: part of it may reach the file before write fails.
       await expectQuiverError(wal.append([payload(2, 200_000)]), 'IoFailed', 'ENOSPC', 'the next append retries');
+      // Already cut back when the caller hears of the failure: a crash now replays nothing of it.
+      expect((await stat(join(walDir, segmentFileName(0)))).size).toBe(HEADER_BYTES + 1000);
       await expectQuiverError(wal.append([payload(3, 200_000)]), 'IoFailed', 'ENOSPC');
       await rm(filler);
       const [pos] = await wal.append([payload(4, 100)]);

@@ -10,13 +10,13 @@
  * position is a byte offset, independent of where segment boundaries fall.
  *
  * A failed write or fsync (ENOSPC, EIO, ...) fails its group and everything queued behind it with
- * `IoFailed`; nothing of theirs was acknowledged. The next append repairs the log first: it cuts the files
- * back to the acknowledged end (`#repair`: truncate the active segment, delete segments a failed rotation
- * started, fsync) and only then writes, with positions handed out from that end again. Failed data is
- * never retried: after a failed fsync the kernel may have dropped the dirty pages, so fsyncing them again
- * could acknowledge bytes that are gone; truncating and rewriting never relies on them. If the repair
- * fails too (the disk is still full), that append fails and the next one tries again. So the log recovers
- * without a restart once the cause goes away, and a failed append leaves nothing behind to replay.
+ * `IoFailed`; nothing of theirs was acknowledged. Before rejecting them the log is repaired: cut back to
+ * the acknowledged end (`#repair`: truncate the active segment, delete segments a failed rotation started,
+ * fsync), so that no complete record of a failed append survives to be replayed after a crash. Positions
+ * are handed out from that end again. Failed data is never retried: after a failed fsync the kernel may
+ * have dropped the dirty pages, so fsyncing them again could acknowledge bytes that are gone; truncating
+ * and rewriting never relies on them. If the repair fails too, the next append retries it before writing
+ * (and fails if it cannot). So the log recovers without a restart once the cause goes away.
  *
  * Open-time recovery. Non-last segments must be contiguous (size of one = start of the next minus its
  * start); their records are verified when read. The last segment is scanned in full: anything after the
@@ -383,7 +383,9 @@ export class LocalWal implements Wal {
         try {
           await this.#repair();
         } catch (e) {
-          this.#fail(asIoError(e, `write-ahead log in ${this.#dir} failed (${this.#failure.message}) and cannot be repaired yet; the next append retries`), []);
+          const failure = asIoError(e, `write-ahead log in ${this.#dir} failed (${this.#failure.message}) and cannot be repaired yet; the next append retries`);
+          this.#failure = failure;
+          this.#rejectAll(failure, []);
           continue;
         }
       }
@@ -391,7 +393,12 @@ export class LocalWal implements Wal {
       try {
         await this.#commit(group);
       } catch (e) {
-        this.#fail(asIoError(e, `write-ahead log in ${this.#dir} failed; the next append retries`), group);
+        const failure = asIoError(e, `write-ahead log in ${this.#dir} failed; the next append retries`);
+        this.#failure = failure;
+        // Cut the failed bytes off before anyone hears of the failure: a crash after a caller was told
+        // its append failed must not replay it. If this repair fails too, the next append retries it.
+        await this.#repair().catch(() => undefined);
+        this.#rejectAll(failure, group);
         continue;
       }
       for (const a of group) a.resolve([...a.positions]);
@@ -399,11 +406,10 @@ export class LocalWal implements Wal {
   }
 
   /**
-   * Rejects the failed group and everything queued behind it (their positions follow bytes that will be
-   * cut off), then hands out positions from the acknowledged end again, where the repair will resume.
+   * Rejects the failed group and everything queued behind it (their positions follow the failed bytes),
+   * then hands out positions from the acknowledged end again, where the log resumes.
    */
-  #fail(failure: QuiverError, group: readonly PendingAppend[]): void {
-    this.#failure = failure;
+  #rejectAll(failure: QuiverError, group: readonly PendingAppend[]): void {
     for (const a of group) a.reject(failure);
     for (const a of this.#queue.splice(0)) a.reject(failure);
     this.#nextPosition = this.#ackedEnd;
