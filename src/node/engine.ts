@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
-import { quiverError } from '../common/errors.js';
+import { isQuiverError, quiverError } from '../common/errors.js';
 import { KeyedMutex, Mutex } from '../common/mutex.js';
 import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from '../coord/catalog.js';
@@ -363,7 +363,7 @@ export class Engine {
     this.#background.add(tracked);
   }
 
-  /** Message of the last background failure per collection (logged at error once, then at debug). */
+  /** Kind of the last background failure per collection (logged at error once, then at debug). */
   readonly #backgroundFailure = new Map<number, string>();
 
   /** One pass of background work: seal full/idle segments, build missing indexes, truncate the WAL. */
@@ -383,11 +383,11 @@ export class Engine {
         if (this.#opts.autoCompaction ?? true) await this.compact(id, { force: false, wait: true });
         this.#backgroundFailure.delete(id);
       } catch (err) {
-        // Retried every tick: say it at error level once per distinct failure (a full disk would
-        // otherwise log one error a second per collection until space is freed).
-        const message = (err as Error).message;
-        const repeated = this.#backgroundFailure.get(id) === message;
-        this.#backgroundFailure.set(id, message);
+        // Retried every tick: say it at error level once per kind of failure (a full disk would otherwise
+        // log one error a second per collection until space is freed; its messages differ by file name).
+        const kind = isQuiverError(err) ? err.kind : (err as Error).message;
+        const repeated = this.#backgroundFailure.get(id) === kind;
+        this.#backgroundFailure.set(id, kind);
         this.#log[repeated ? 'debug' : 'error']({ err, collection: rt.record.name }, 'background work failed');
       }
     }
