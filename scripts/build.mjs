@@ -10,8 +10,15 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
 const dist = join(root, 'dist');
+let tsc;
+try {
+  tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+} catch {
+  // An install without dev dependencies: no compiler. bin/quiver.mjs then runs the sources through tsx.
+  console.warn('build: typescript is not installed (dev dependencies omitted?); skipping, quiver will run the sources through tsx');
+  process.exit(0);
+}
 rmSync(dist, { recursive: true, force: true }); // no stale modules of deleted sources
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 
 function copyPlainJs(dir) {
