@@ -27,11 +27,22 @@ program
     });
     const server = await startServer(config);
     let stopping = false;
+    // Graceful: new calls are refused, calls in flight finish, background work (flushes, index builds,
+    // restore checks) is awaited, then the stores close. A second signal while that runs forces the exit.
     const stop = async (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        server.log.warn({ signal }, 'second signal: exiting without waiting for the shutdown to finish');
+        process.exit(1);
+      }
       stopping = true;
       server.log.info({ signal }, 'shutting down');
-      await server.close();
+      try {
+        await server.close();
+      } catch (err) {
+        server.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      }
+      server.log.info('stopped');
       process.exit(0);
     };
     process.on('SIGINT', () => void stop('SIGINT'));

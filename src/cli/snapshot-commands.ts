@@ -154,6 +154,14 @@ export class SnapshotCommands {
 
   drop(a: SnapshotArgs): Promise<ExitCode> {
     return this.#run(async () => {
+      // The server's drop is idempotent (a missing snapshot drops successfully), so ask first: the
+      // output must not claim a drop that did not happen. Exit code 0 either way: the snapshot is gone.
+      const d = await this.#client.describeSnapshot({ db_name: a.db, collection_name: a.collection, snapshot_name: a.name });
+      if (d.status?.code === SNAPSHOT_NOT_FOUND) {
+        this.#sink.out(`snapshot ${a.name} of collection ${a.collection} did not exist; nothing dropped`);
+        return;
+      }
+      checkStatus(d.status);
       checkStatus(await this.#client.dropSnapshot({ db_name: a.db, collection_name: a.collection, snapshot_name: a.name }));
       this.#sink.out(`dropped snapshot ${a.name} of collection ${a.collection}`);
     });
@@ -223,6 +231,9 @@ export class SnapshotCommands {
     }
   }
 }
+
+/** Milvus code of SnapshotNotFound (src/common/errors.ts). */
+const SNAPSHOT_NOT_FOUND = 2600;
 
 /** Create and drop answer a bare Status; the others a message with `status`. */
 function checkStatus(s: ResStatus | undefined): void {

@@ -8,6 +8,7 @@ export class Metrics {
   readonly rowsInserted: Counter;
   readonly rowsDeleted: Counter;
   readonly segments: Gauge<'state'>;
+  readonly writeFailures: Counter<'target'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -22,5 +23,11 @@ export class Metrics {
     this.rowsInserted = new Counter({ name: 'quiver_rows_inserted_total', help: 'Rows inserted or upserted', registers: [this.registry] });
     this.rowsDeleted = new Counter({ name: 'quiver_rows_deleted_total', help: 'Primary keys deleted', registers: [this.registry] });
     this.segments = new Gauge({ name: 'quiver_segments', help: 'Segments by state', labelNames: ['state'], registers: [this.registry] });
+    this.writeFailures = new Counter({
+      name: 'quiver_write_failures_total',
+      help: 'Writes that failed with an I/O error (disk full, EIO), by store: wal, meta, objects',
+      labelNames: ['target'],
+      registers: [this.registry],
+    });
   }
 }

@@ -83,3 +83,21 @@ describe('IdAllocator', () => {
     expect(new Set(all).size).toBe(all.length);
   });
 });
+
+describe('IdAllocator over a failing store', () => {
+  it('fails only the allocation whose save failed; the next one saves again (no restart after a full disk)', async () => {
+    const inner = memoryBound();
+    let failing = false;
+    const store: BoundStore = { load: inner.load, save: async (b) => (failing ? Promise.reject(new Error('ENOSPC')) : inner.save(b)) };
+    const ids = new IdAllocator(store, 10);
+    await ids.init();
+    const first = await ids.alloc(10);
+    failing = true;
+    await expect(ids.alloc(5)).rejects.toThrow('ENOSPC');
+    await expect(ids.alloc(5)).rejects.toThrow('ENOSPC');
+    failing = false;
+    const next = await ids.alloc(5);
+    expect(next).toBe(first + 10);
+    expect(inner.saved[inner.saved.length - 1]).toBeGreaterThanOrEqual(next + 5);
+  });
+});

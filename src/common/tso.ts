@@ -113,10 +113,17 @@ export class IdAllocator {
     while (this.#next + count > this.#bound) {
       if (!this.#pending) {
         const bound = Math.max(this.#bound, this.#next + count) + this.#batch;
-        this.#pending = this.#store.save(bound).then(() => {
-          this.#bound = bound;
-          this.#pending = undefined;
-        });
+        // A failed save (disk full) fails this call only: the next alloc tries again.
+        this.#pending = this.#store.save(bound).then(
+          () => {
+            this.#bound = bound;
+            this.#pending = undefined;
+          },
+          (e: unknown) => {
+            this.#pending = undefined;
+            throw e;
+          },
+        );
       }
       await this.#pending;
     }

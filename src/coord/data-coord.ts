@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
+import { isQuiverError } from '../common/errors.js';
 import { LoopRunner } from '../common/loop.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { Catalog } from './catalog.js';
@@ -71,6 +72,9 @@ export class DataCoord {
     });
   }
 
+  /** Kind of the last failure per (collection, step): logged at error once, then at debug until it clears. */
+  readonly #failures = new Map<string, string>();
+
   /** Runs one step for each live collection; a failure is logged and the step goes on. */
   async #eachCollection(step: string, fn: (collectionId: number) => Promise<void>): Promise<void> {
     for (const id of this.#data.collectionIds()) {
@@ -78,11 +82,21 @@ export class DataCoord {
       // Dropped during this pass: nothing left to do for it.
       const coll = this.#catalog.collection(id);
       if (coll?.state !== 'Created') continue;
+      const key = `${id}/${step}`;
       try {
         await fn(id);
+        this.#failures.delete(key);
       } catch (err) {
-        if (this.loop.stopping) this.#log.debug({ err, collection: coll.name, step }, 'background work cancelled by shutdown');
-        else this.#log.error({ err, collection: coll.name, step }, 'background work failed');
+        if (this.loop.stopping) {
+          this.#log.debug({ err, collection: coll.name, step }, 'background work cancelled by shutdown');
+          continue;
+        }
+        // Retried every pass: say it at error level once per kind of failure (a full disk would otherwise log
+        // one error a second per collection until space is freed; its messages differ only by file name).
+        const kind = isQuiverError(err) ? err.kind : (err as Error).message;
+        const repeated = this.#failures.get(key) === kind;
+        this.#failures.set(key, kind);
+        this.#log[repeated ? 'debug' : 'error']({ err, collection: coll.name, step }, 'background work failed');
       }
     }
   }

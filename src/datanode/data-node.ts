@@ -18,6 +18,7 @@ import { IndexBuildPool } from './index-builder.js';
 import { TaskService } from './task-service.js';
 import type { DataNodeApi, DataNodeTasks, GrowingStats, SegmentsView } from './types.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
+import { DurableApply, takeDeletesBefore } from './durable-apply.js';
 
 /**
  * The data node: the write path (WAL → growing segments), flush (sealed segments → immutable binlogs,
@@ -64,7 +65,8 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   readonly #loaded: LoadedSegments;
   readonly #onFlushed: (collectionId: number) => void;
   readonly #runtimes = new Map<number, CollectionRuntime>();
-  readonly #lastAppend = new Map<number, Promise<WalPosition>>();
+  /** Applies each write to memory once its WAL append is durable, in WAL order (durable-apply.ts). */
+  readonly #durable = new DurableApply();
   /** Appends per collection: tells a flush whether anything arrived after its seal. */
   readonly #appendSeq = new Map<number, number>();
   /** Physical time of the oldest unflushed write per collection. */
@@ -206,7 +208,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     if (rt) for (const seg of rt.segments.values()) stripToPk(seg, rt.pkField.name);
     this.#runtimes.delete(record.id);
     this.#dirtySinceMs.delete(record.id);
-    this.#lastAppend.delete(record.id);
+    this.#durable.forget(record.id);
   }
 
   partitionDropped(collectionId: number, partitionId: number): void {
@@ -255,7 +257,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
         rt.applyDelete(new Set(e.pks), e.ts, e.partitionId);
       }
       if (!this.#dirtySinceMs.has(e.collectionId)) this.#dirtySinceMs.set(e.collectionId, this.#clock.nowMs());
-      this.#lastAppend.set(e.collectionId, Promise.resolve(r.position));
+      this.#durable.replayed(e.collectionId, r.position);
     }
     if (records > 0) this.#log.info({ records, from }, 'replayed WAL');
   }
@@ -299,7 +301,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   /** Waits for background work in flight (compactions, WAL appends) to finish. */
   async drain(): Promise<void> {
     this.#closing = true;
-    await Promise.allSettled([...this.#lastAppend.values()]);
+    await this.#durable.settledAll();
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }
 
@@ -310,9 +312,9 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
 
   // ------------------------------------------------------------------ writes
 
-  #append(collectionId: number, entry: WalEntry): Promise<WalPosition> {
-    const p = this.#wal.append([encodeWalEntry(entry)]).then((pos) => pos[0]!);
-    this.#lastAppend.set(collectionId, p);
+  /** One append for all of a write's records: they are durable together or fail together. */
+  #append(collectionId: number, entries: readonly WalEntry[]): Promise<WalPosition> {
+    const p = this.#wal.append(entries.map(encodeWalEntry)).then((pos) => pos[pos.length - 1]!);
     this.#appendSeq.set(collectionId, (this.#appendSeq.get(collectionId) ?? 0) + 1);
     if (!this.#dirtySinceMs.has(collectionId)) this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
     return p;
@@ -347,18 +349,18 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     const nextSeg = await this.#segmentsCoord.segmentIds();
     if (this.#runtimes.get(collectionId) !== rt) throw quiverError('CollectionNotFound', `collection not found[collection=${coll.name}]`);
     if (!rt.record.partitions.some((p) => p.id === part.id)) throw quiverError('PartitionNotFound', `partition not found[partition=${part.name}]`);
-    // From here to the WAL append call everything is synchronous: ts order = apply order = WAL order.
+    // From here to the WAL append call everything is synchronous: ts order = WAL order = apply order.
+    // Nothing is visible until the append is durable; a failed append is never applied (durable-apply.ts).
     const ts = this.#tso.next();
-    let del: Promise<WalPosition> | undefined;
-    if (upsert) {
-      const set = new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>));
-      rt.applyDelete(set, ts);
-      del = this.#append(collectionId, { type: 'delete', collectionId, ts, pks: [...set] });
-    }
-    const segmentId = rt.applyInsert(part.id, nextSeg, columns, ts, numRows);
-    const ins = this.#append(collectionId, { type: 'insert', collectionId, partitionId: part.id, segmentId, ts, numRows, columns });
-    await del;
-    await ins;
+    const seg = rt.reserveGrowing(part.id, nextSeg);
+    const set = upsert ? new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>)) : undefined;
+    const entries: WalEntry[] = set ? [{ type: 'delete', collectionId, ts, pks: [...set] }] : [];
+    entries.push({ type: 'insert', collectionId, partitionId: part.id, segmentId: seg.id, ts, numRows, columns });
+    await this.#durable.run(collectionId, this.#append(collectionId, entries), () => {
+      if (this.#runtimes.get(collectionId) !== rt) return; // dropped meanwhile
+      if (set) rt.applyDelete(set, ts);
+      if (rt.segments.get(seg.id) === seg) rt.appendRows(seg, columns, ts, numRows); // else its partition was dropped
+    });
     return { pks, ts };
   }
 
@@ -378,8 +380,13 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       pks = col ? Array.from(col.data as ArrayLike<bigint | string>) : [];
     }
     const ts = this.#tso.next();
-    const count = rt.applyDelete(new Set(pks), ts, part?.id);
-    if (pks.length > 0) await this.#append(collectionId, { type: 'delete', collectionId, partitionId: part?.id, ts, pks });
+    if (pks.length === 0) return { count: 0, ts, pks };
+    const set = new Set(pks);
+    // Applied once durable, in WAL order; a failed append is never applied (durable-apply.ts).
+    const entry: WalEntry = { type: 'delete', collectionId, partitionId: part?.id, ts, pks };
+    const count = await this.#durable.run(collectionId, this.#append(collectionId, [entry]), () =>
+      this.#runtimes.get(collectionId) === rt ? rt.applyDelete(set, ts, part?.id) : 0,
+    );
     return { count, ts, pks };
   }
 
@@ -397,25 +404,20 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       rt.sealAll();
       // Every sealed segment, including ones a failed earlier flush left behind.
       const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
+      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+      // flush has committed, and after it if anything was appended since the seal.
+      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+      // Writes issued before the seal land in the sealed segments once durable: wait for them. The
+      // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
+      const lastPos = await this.#durable.settled(collectionId);
       for (const seg of sealed) {
         if (seg.chunks.length > 1) {
           const merged = mergeChunks(seg.chunks, coll.schema.fields.map((f) => f.name));
           seg.chunks = [merged];
         }
       }
-      const deletes = new Map<number, { pks: (bigint | string)[]; ts: bigint[] }>();
-      for (const seg of rt.segments.values()) {
-        if (seg.pendingDeletes.pks.length > 0) {
-          deletes.set(seg.id, seg.pendingDeletes);
-          seg.pendingDeletes = { pks: [], ts: [] };
-        }
-      }
-      const last = this.#lastAppend.get(collectionId);
-      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
-      // flush has committed, and after it if anything was appended since the seal.
-      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+      const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
       try {
-        const lastPos = last ? await last : undefined;
         const changes: SegmentRecord[] = [];
         const createdTs = flushTs.toString();
         const pkField = rt.pkField;

@@ -1,12 +1,18 @@
 // Worker-thread entry for CPU-heavy background work (HNSW builds, compaction merges). Plain JS so that it
-// starts without a TypeScript toolchain in the parent's module graph; it registers tsx and runs the
-// TypeScript task modules.
+// starts without a TypeScript toolchain in the parent's module graph. Copied beside the compiled modules
+// in dist/ (scripts/build.mjs), it imports them; from src/ (tests, no build) it registers tsx and imports
+// the TypeScript sources.
+import { existsSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { register } from 'tsx/esm/api';
 
-register();
-const { runBuildTask } = await import('./index-build-task.ts');
-const { runMergeTask } = await import('./merge-task.ts');
+const compiled = existsSync(new URL('./index-build-task.js', import.meta.url));
+if (!compiled) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+const ext = compiled ? 'js' : 'ts';
+const { runBuildTask } = await import(`./index-build-task.${ext}`);
+const { runMergeTask } = await import(`./merge-task.${ext}`);
 
 // Set by the pool on close: builds stop at their next check instead of being terminated mid native call.
 const cancel = new Int32Array(workerData.cancel);

@@ -91,9 +91,12 @@ const PROTO_MEMBER: Record<string, string> = {
   Array: 'array_data',
 };
 
+/** max_length counts UTF-8 bytes, as Milvus does (a string's `length` counts UTF-16 units). */
 function checkLength(field: FieldSchema, s: string, row: number): void {
-  if (field.maxLength !== undefined && s.length > field.maxLength) {
-    invalid(`length of varchar field ${field.name} exceeds max length, row number: ${row}, length: ${s.length}, max length: ${field.maxLength}`);
+  if (field.maxLength === undefined || s.length * 3 <= field.maxLength) return; // cannot exceed: skip counting
+  const bytes = Buffer.byteLength(s, 'utf8');
+  if (bytes > field.maxLength) {
+    invalid(`length of varchar field ${field.name} exceeds max length, row number: ${row}, length: ${bytes}, max length: ${field.maxLength}`);
   }
 }
 

@@ -124,8 +124,9 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
   }
   const defaultValue = defaultValueOf(f.default_value, dataType, name);
   if (defaultValue !== undefined && isPrimaryKey) throw quiverError('ParameterInvalid', `primary key field ${name} cannot have a default value`);
-  if (typeof defaultValue === 'string' && maxLength !== undefined && defaultValue.length > maxLength) {
-    throw quiverError('ParameterInvalid', `the length (${defaultValue.length}) of the default value of field ${name} exceeds max_length (${maxLength})`);
+  // In UTF-8 bytes, as every VarChar value is checked.
+  if (typeof defaultValue === 'string' && maxLength !== undefined && Buffer.byteLength(defaultValue, 'utf8') > maxLength) {
+    throw quiverError('ParameterInvalid', `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`);
   }
   return {
     name,

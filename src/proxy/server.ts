@@ -1,11 +1,9 @@
 import { createServer, type Server as HttpServer } from 'node:http';
-import { open, readFile, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
-import { quiverError } from '../common/errors.js';
+import { codeName, quiverError } from '../common/errors.js';
 import type { Metrics } from '../common/metrics.js';
 import type { CallContext, Handler } from './milvus-service.js';
 import { loadServices, root } from './proto.js';
@@ -27,6 +25,8 @@ export interface ProxyDeps {
   readonly gcDryRun: () => Promise<unknown>;
   /** Live (visible) collections, for /healthz. */
   readonly liveCollections: () => number;
+  /** Writes failing right now (full disk, EIO): /healthz answers 503 with the reasons while any is. */
+  readonly writeFaults: () => readonly { readonly target: string; readonly reason: string }[];
 }
 
 export interface ProxyEndpoints {
@@ -73,9 +73,10 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
         reply = await handler(call.request, ctx);
       } catch (e) {
         const st = statusOf(e);
-        status = st.error_code;
+        // Labelled by the new code's name: the deprecated error_code folds most errors into UnexpectedError.
+        status = codeName(st.code);
         if (st.code === 5) log.error({ err: e, method: name, requestId }, 'request failed');
-        else log.debug({ method: name, requestId, reason: st.reason }, 'request rejected');
+        else log.info({ method: name, requestId, code: st.code, reason: st.reason }, 'request rejected');
         reply = shape === 'status' ? st : shape === 'alter' ? { alter_status: st } : { status: st };
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -148,8 +149,16 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
       return;
     }
     if (req.url === '/healthz') {
+      const collections = deps.liveCollections();
+      const faults = deps.writeFaults();
+      if (faults.length > 0) {
+        // Reads still work, but a load balancer should send writes elsewhere and an operator should look.
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ healthy: false, reason: faults.map((f) => `${f.target} writes failing: ${f.reason}`).join('; '), faults, collections }));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ healthy: true, collections: deps.liveCollections() }));
+      res.end(JSON.stringify({ healthy: true, collections }));
       return;
     }
     res.writeHead(404);
@@ -173,39 +182,4 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
         await new Promise<void>((r) => http.close(() => r()));
       })()),
   };
-}
-
-/**
- * One server per data dir: two processes appending to one WAL and one SQLite file would corrupt both.
- * The lock file holds the owner's pid; a lock left by a process that no longer exists (kill -9) is taken over.
- */
-export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  const path = join(dataDir, 'LOCK');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return async () => {
-        await unlink(path).catch(() => undefined);
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new Error(`data dir ${dataDir} is in use by another Quiver process (pid ${pid}); stop it or use another --data-dir`);
-      }
-      await unlink(path).catch(() => undefined);
-    }
-  }
-  throw new Error(`cannot lock data dir ${dataDir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -56,12 +56,24 @@ export class CollectionRuntime {
 
   /** Appends rows to the partition's growing segment (created with `segmentId` if there is none). */
   applyInsert(partitionId: number, segmentId: () => number, columns: Map<string, Column>, ts: bigint, numRows: number): number {
+    const seg = this.reserveGrowing(partitionId, segmentId);
+    this.appendRows(seg, columns, ts, numRows);
+    return seg.id;
+  }
+
+  /** The partition's growing segment, created empty (with `segmentId`) if there is none. */
+  reserveGrowing(partitionId: number, segmentId: () => number): Segment {
     let seg = this.growing.get(partitionId);
     if (!seg) {
       seg = { id: segmentId(), partitionId, phase: 'growing', chunks: [], numRows: 0, loaded: true, pendingDeletes: { pks: [], ts: [] } };
       this.growing.set(partitionId, seg);
       this.segments.set(seg.id, seg);
     }
+    return seg;
+  }
+
+  /** Appends rows to `seg`, growing or sealed (rows acknowledged in a segment go into that segment). */
+  appendRows(seg: Segment, columns: Map<string, Column>, ts: bigint, numRows: number): void {
     const tsCol = new BigInt64Array(numRows).fill(ts);
     const last = seg.chunks[seg.chunks.length - 1];
     if (last && last.numRows < MERGE_CHUNK_ROWS && numRows < MERGE_CHUNK_ROWS) {
@@ -83,7 +95,6 @@ export class CollectionRuntime {
       seg.chunks.push(newChunk(numRows, columns, tsCol));
     }
     seg.numRows += numRows;
-    return seg.id;
   }
 
   /** Marks every live row whose pk is in `pks` and whose insert ts < ts. Returns the rows newly deleted. */

@@ -1,26 +1,29 @@
 /**
- * Model test: random sequences of append / reopen / truncateBefore / read against an in-memory list of
- * acknowledged records. Invariants: positions strictly increase and never repeat across reopen; a read
+ * Model test: random sequences of append / failed append / reopen / truncateBefore / read against an
+ * in-memory list of acknowledged records. A failed append (its segment rotation trips over a file in
+ * the way) leaves the model unchanged, and the log carries on without a reopen. Invariants: positions strictly increase and never repeat across reopen; a read
  * from p returns exactly the model's records at >= p; truncation never loses a record at or after the
  * truncation point and only drops whole older segment files.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
-import { openLocalWal, type LocalWal } from './local-wal.js';
+import { openLocalWal, segmentFileName, type LocalWal } from './local-wal.js';
 
 type Command =
   | { readonly op: 'append'; readonly sizes: readonly number[]; readonly concurrent: boolean }
   | { readonly op: 'reopen' }
+  | { readonly op: 'fail' }
   | { readonly op: 'truncate'; readonly pick: number }
   | { readonly op: 'read'; readonly pick: number; readonly inside: boolean };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('append' as const), sizes: fc.array(fc.nat(120), { minLength: 1, maxLength: 6 }), concurrent: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('fail' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('read' as const), pick: fc.nat(), inside: fc.boolean() }) },
 );
@@ -61,6 +64,21 @@ describe('LocalWal model', () => {
                 await wal.close();
                 wal = await openLocalWal(dir, opts);
                 expect(wal.endPosition()).toBe(end);
+                break;
+              }
+              case 'fail': {
+                const segments = (await readdir(dir)).filter((n) => /^\d{20}\.wal$/.test(n)).sort();
+                const end = wal.endPosition();
+                // A record bigger than a segment rotates first, unless it is the segment's first record.
+                if (end === Number(segments[segments.length - 1]!.slice(0, 20))) break;
+                await writeFile(join(dir, segmentFileName(end)), '');
+                const failure = await wal.append([new Uint8Array(segmentBytesMax)]).then(
+                  () => undefined,
+                  (e: unknown) => e,
+                );
+                expect(isQuiverError(failure, 'IoFailed'), String(failure)).toBe(true);
+                expect(wal.endPosition()).toBe(end);
+                expect(await readdir(dir)).not.toContain(segmentFileName(end));
                 break;
               }
               case 'truncate': {

@@ -9,9 +9,14 @@
  * commit, and why `always` scales with concurrency. Positions are handed out before the write because a
  * position is a byte offset, independent of where segment boundaries fall.
  *
- * A failed write or fsync poisons the log: every pending and later append rejects with the same
- * `IoFailed`. After a failed fsync the kernel may have dropped the dirty pages, so retrying could
- * acknowledge data that is gone; reopening re-derives the truth from the files.
+ * A failed write or fsync (ENOSPC, EIO, ...) fails its group and everything queued behind it with
+ * `IoFailed`; nothing of theirs was acknowledged. Before rejecting them the log is repaired: cut back to
+ * the acknowledged end (`#repair`: truncate the active segment, delete segments a failed rotation started,
+ * fsync), so that no complete record of a failed append survives to be replayed after a crash. Positions
+ * are handed out from that end again. Failed data is never retried: after a failed fsync the kernel may
+ * have dropped the dirty pages, so fsyncing them again could acknowledge bytes that are gone; truncating
+ * and rewriting never relies on them. If the repair fails too, the next append retries it before writing
+ * (and fails if it cannot). So the log recovers without a restart once the cause goes away.
  *
  * Open-time recovery. Non-last segments must be contiguous (size of one = start of the next minus its
  * start); their records are verified when read. The last segment is scanned in full: anything after the
@@ -197,8 +202,12 @@ export class LocalWal implements Wal {
     return this.#segments[0]?.start ?? this.#nextPosition;
   }
 
+  /** The failure the next append will repair first (null while the log is healthy). */
+  get failure(): QuiverError | null {
+    return this.#failure;
+  }
+
   append(payloads: readonly Uint8Array[]): Promise<WalPosition[]> {
-    if (this.#failure !== null) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(this.#closedError());
     let payloadBytes = 0;
     for (let i = 0; i < payloads.length; i++) {
@@ -371,19 +380,74 @@ export class LocalWal implements Wal {
     await Promise.resolve();
     while (this.#queue.length > 0) {
       if (this.#failure !== null) {
-        for (const a of this.#queue.splice(0)) a.reject(this.#failure);
-        return;
+        try {
+          await this.#repair();
+        } catch (e) {
+          const failure = asIoError(e, `write-ahead log in ${this.#dir} failed (${this.#failure.message}) and cannot be repaired yet; the next append retries`);
+          this.#failure = failure;
+          this.#rejectAll(failure, []);
+          continue;
+        }
       }
       const group = this.#queue.splice(0);
       try {
         await this.#commit(group);
       } catch (e) {
-        this.#failure = asIoError(e, `write-ahead log in ${this.#dir} failed; reopen it to recover`);
-        for (const a of group) a.reject(this.#failure);
-        continue; // rejects whatever queued meanwhile
+        const failure = asIoError(e, `write-ahead log in ${this.#dir} failed; the next append retries`);
+        this.#failure = failure;
+        // Cut the failed bytes off before anyone hears of the failure: a crash after a caller was told
+        // its append failed must not replay it. If this repair fails too, the next append retries it.
+        await this.#repair().catch(() => undefined);
+        this.#rejectAll(failure, group);
+        continue;
       }
       for (const a of group) a.resolve([...a.positions]);
     }
+  }
+
+  /**
+   * Rejects the failed group and everything queued behind it (their positions follow the failed bytes),
+   * then hands out positions from the acknowledged end again, where the log resumes.
+   */
+  #rejectAll(failure: QuiverError, group: readonly PendingAppend[]): void {
+    for (const a of group) a.reject(failure);
+    for (const a of this.#queue.splice(0)) a.reject(failure);
+    this.#nextPosition = this.#ackedEnd;
+  }
+
+  /**
+   * Cuts the log back to the acknowledged end: segments a failed rotation started (listed or only on
+   * disk) are deleted, the segment holding the end is truncated to it and fsynced. Idempotent.
+   */
+  async #repair(): Promise<void> {
+    const end = this.#ackedEnd;
+    const old = this.#handle;
+    this.#handle = null;
+    await old?.close().catch(() => undefined); // its unsynced pages are about to be cut off anyway
+    const keep = this.#segmentIndexOf(end);
+    assert(keep >= 0, `acknowledged end ${end} precedes the oldest segment`);
+    const kept = this.#segments.slice(0, keep + 1);
+    const last = kept[kept.length - 1]!;
+    let removed = false;
+    for (const name of await readdir(this.#dir)) {
+      const m = SEGMENT_NAME.exec(name);
+      if (m === null || Number(m[1]) <= last.start) continue;
+      await unlink(join(this.#dir, name));
+      removed = true;
+    }
+    if (removed && this.#fsync !== 'none') await syncDirectory(this.#dir);
+    const handle = await open(last.path, 'r+');
+    try {
+      await handle.truncate(end - last.start);
+      if (this.#fsync !== 'none') await handle.datasync();
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw e;
+    }
+    this.#segments = kept;
+    this.#handle = handle;
+    this.#writtenEnd = end;
+    this.#failure = null;
   }
 
   async #awaitBatchWindow(): Promise<void> {

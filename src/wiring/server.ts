@@ -5,17 +5,20 @@ import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
 import { LoopRunner } from '../common/loop.js';
 import { Metrics } from '../common/metrics.js';
+import { lockDataDir } from '../common/data-dir-lock.js';
+import { monitorWrites, WriteHealth } from '../common/write-health.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
-import { lockDataDir, serveProxy } from '../proxy/server.js';
+import { serveProxy } from '../proxy/server.js';
+import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { openLocalWal } from '../wal/wal.js';
+import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
 
 /**
@@ -48,8 +51,10 @@ export interface RunningServer {
 export interface ServerOverrides {
   readonly clock?: Clock;
   readonly log?: Logger;
-  /** Wraps the object store (fault-injection tests). */
+  /** Wraps the object store (fault-injection tests); its failures count as the store's own. */
   readonly wrapStore?: (store: ObjectStore) => ObjectStore;
+  /** Wraps the WAL (fault-injection tests, e.g. an injected ENOSPC where a small tmpfs cannot be mounted). */
+  readonly wrapWal?: (wal: Wal) => Wal;
   /** Extra handlers (snapshot RPCs are registered by their module). */
   readonly extraHandlers?: (engine: Engine) => Record<string, Handler>;
 }
@@ -59,13 +64,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const clock = overrides.clock ?? systemClock;
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
-  const releaseLock = await lockDataDir(dataDir);
-  const kv = new SqliteMetaKV(join(dataDir, 'meta.db'));
+  const dirLock = await lockDataDir(dataDir);
+  const metrics = new Metrics();
+  // Failing writes (full disk, EIO) show in /healthz, a counter and the log; each store recovers by itself.
+  const health = new WriteHealth({ log, clock, countFailure: (target) => metrics.writeFailures.inc({ target }) });
+  const kv = monitorWrites(new SqliteMetaKV(join(dataDir, 'meta.db')), 'meta', ['put', 'delete', 'txn'], health);
   const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
-  const store: ObjectStore = overrides.wrapStore ? overrides.wrapStore(local) : local;
+  const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(local) : local, 'objects', ['put', 'copy'], health);
   // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
   await local.removeTempFiles();
-  const wal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
+  const localWal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
+  const wal = monitorWrites<Wal>(overrides.wrapWal ? overrides.wrapWal(localWal) : localWal, 'wal', ['append'], health);
   const engine = await Engine.open(
     { kv, store, wal, clock, log },
     {
@@ -97,7 +106,6 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
   await restores.init();
   restores.start();
-  const metrics = new Metrics();
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
     {
@@ -121,6 +129,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
+    // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
+    CheckHealth: () => ({ status: OK, isHealthy: health.healthy, reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`), quota_states: [] }),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
   const proxy = await serveProxy(config, {
@@ -130,6 +140,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
+    writeFaults: () => health.faults(),
   });
   log.info({ address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir }, 'quiver is serving');
 
@@ -151,7 +162,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await wal.close();
         await local.close();
         await kv.close();
-        await releaseLock();
+        dirLock.release();
       })()),
   };
 }

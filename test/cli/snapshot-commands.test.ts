@@ -69,6 +69,10 @@ describe('quiver snapshot commands against a real server', () => {
     const x = capture();
     expect(await commands(x).drop({ db: 'default', collection: 'listed', name: 'second' })).toBe(0);
     expect(x.stdout).toEqual(['dropped snapshot second of collection listed']);
+    // Dropping again succeeds (idempotent) but does not claim a drop.
+    const again = capture();
+    expect(await commands(again).drop({ db: 'default', collection: 'listed', name: 'second' })).toBe(0);
+    expect(again.stdout).toEqual(['snapshot second of collection listed did not exist; nothing dropped']);
     const l2 = capture();
     await commands(l2).list({ db: 'default', collection: 'listed' });
     expect(l2.stdout).toEqual(['first']);

@@ -24,7 +24,7 @@ import { LocalObjectStore } from '../../src/storage/local-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../src/storage/object-store.js';
 import { DELTA_LOG_ROOT, INDEX_FILES_ROOT, INSERT_LOG_ROOT, STATS_LOG_ROOT } from '../../src/storage/paths.js';
 import type { Column, FieldSchema } from '../../src/schema/types.js';
-import { openLocalWal, type LocalWal } from '../../src/wal/wal.js';
+import { openLocalWal, type LocalWal, type Wal } from '../../src/wal/wal.js';
 
 export const DIM = 4;
 export const PK_FIELD = 'id';
@@ -43,6 +43,8 @@ export interface HarnessOptions {
   readonly orphanGraceMs?: number | undefined;
   /** Extra wrapper around the (faulty) store, e.g. to hold a put at a gate. Applied at every (re)open. */
   readonly wrapStore?: ((inner: ObjectStore) => ObjectStore) | undefined;
+  /** Wrapper around the WAL the engine writes, e.g. to fail or hold appends. Applied at every (re)open. */
+  readonly wrapWal?: ((inner: Wal) => Wal) | undefined;
 }
 
 export interface Row {
@@ -101,6 +103,7 @@ export class Harness {
       droppedGraceMs: options.droppedGraceMs ?? 60_000,
       orphanGraceMs: options.orphanGraceMs ?? 600_000,
       wrapStore: options.wrapStore ?? ((inner) => inner),
+      wrapWal: options.wrapWal ?? ((inner) => inner),
     };
     const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
     // The GC compares file mtimes (real time) with the injected clock: start the fake clock at real time
@@ -292,7 +295,7 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
   let engine: Engine;
   try {
     engine = await Engine.open(
-      { kv, store, wal, clock, log },
+      { kv, store, wal: opts.wrapWal(wal), clock, log },
       {
         sealRows: opts.sealRows,
         flushIdleMs: opts.flushIdleMs,

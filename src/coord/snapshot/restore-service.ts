@@ -211,7 +211,7 @@ export class RestoreService {
         return job;
       });
     });
-    this.#log.info({ job: job.id, snapshot: input.name, target: input.targetCollection, segments: job.mappings.length }, 'restore job created');
+    this.#log.info({ jobId: job.id, snapshot: input.name, target: input.targetCollection, segments: job.mappings.length }, 'restore job created');
     void this.checker.kick();
     return job;
   }

@@ -304,6 +304,7 @@ export class SnapshotManager {
         throw quiverError('SnapshotPinned', `snapshot ${name} of collection ${collectionName} is pinned (pin ids ${pins.map((p) => p.id).join(', ')}); unpin it first`);
       }
       await this.#dropRecord(r.record);
+      this.#log.info({ snapshot: name, collection: collectionName, snapshotId: r.record.id }, 'snapshot dropped');
     });
   }
 
@@ -362,6 +363,7 @@ export class SnapshotManager {
     };
     await this.records.putPin(pin);
     this.#pins.set(pin.id, pin);
+    this.#log.info({ pinId: pin.id, snapshot: rec.name, collection: collectionName, expiresAtMs: pin.expiresAtMs, jobId }, 'snapshot pinned');
     return pin;
   }
 
@@ -377,8 +379,10 @@ export class SnapshotManager {
 
   /** Unknown pin ids unpin successfully (idempotent). */
   async unpin(pinId: number): Promise<void> {
+    const pin = this.#pins.get(pinId);
     await this.records.deletePin(pinId);
     this.#pins.delete(pinId);
+    if (pin) this.#log.info({ pinId, snapshot: pin.snapshotName, jobId: pin.jobId }, 'snapshot unpinned');
   }
 
   pinCount(): number {
