@@ -375,6 +375,7 @@ export class SnapshotManager {
   /** Makes a pin committed elsewhere (a restore start) visible to `drop`; call under the name lock. */
   trackPin(pin: PinRecord): void {
     this.#pins.set(pin.id, pin);
+    this.#log.info({ pinId: pin.id, snapshot: pin.snapshotName, expiresAtMs: pin.expiresAtMs, jobId: pin.jobId }, 'snapshot pinned');
   }
 
   /** Unknown pin ids unpin successfully (idempotent). */
