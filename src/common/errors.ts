@@ -1,7 +1,7 @@
 /**
  * The one error type of Quiver. Every operating error carries a Milvus error code (the `code` field of
  * `common.Status`, as in Milvus's `merr` package), the deprecated `error_code` enum name the official
- * SDK actually tests, and a retriable flag. gRPC mapping happens once, in `src/server/status.ts`.
+ * SDK actually tests, and a retriable flag. gRPC mapping happens once, in `src/proxy/status.ts`.
  */
 
 /** Deprecated `common.ErrorCode` enum names the SDK reads (`error_code`). */
