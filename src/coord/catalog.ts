@@ -1,4 +1,5 @@
 import type { Compare, MetaKV, Op } from '../meta/meta-kv.js';
+import { opBytes, splitBySize } from '../meta/txn-limits.js';
 import { quiverError } from '../common/errors.js';
 import {
   assertCollectionTransition,
@@ -116,6 +117,18 @@ export class Catalog {
   /** Persists all changes in one MetaKV transaction, then applies them to the mirror. */
   async commit(changes: readonly CatalogChange[]): Promise<void> {
     await this.commitGuarded(changes);
+  }
+
+  /**
+   * Persists `changes` in order as several MetaKV transactions, each within `TXN_OPS_MAX` ops and
+   * `TXN_BYTES_MAX` bytes (meta/txn-limits.ts), applying each to the mirror once it committed. For commits
+   * whose size grows with the data. NOT atomic: a crash or an error can leave any prefix of the batches
+   * applied, so the caller orders `changes` such that every prefix is a safe state: the change that makes
+   * the operation visible (or final) first and the cleanup after it, or the records first and the change
+   * that makes them count last. A commit that fits in one txn is one txn (what `commit` does).
+   */
+  async commitInBatches(changes: readonly CatalogChange[]): Promise<void> {
+    for (const batch of splitBySize(changes, (c) => opBytes(toOp(c)))) await this.commit(batch);
   }
 
   /**
