@@ -8,7 +8,7 @@
  * Skipped, with the reason printed, only when the `etcd` binary is missing (CI installs it).
  */
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,9 @@ const META_ROOT = 'quiver-e2e';
 
 const skipReason = etcdUnavailableReason();
 if (skipReason !== undefined) console.warn(`distributed e2e skipped: ${skipReason}`);
+/** `etcdctl` (Debian etcd-client) turns on etcd authentication for the auth test; without it that test is skipped. */
+const noEtcdctl = spawnSync('etcdctl', ['version'], { encoding: 'utf8' }).status !== 0;
+if (skipReason === undefined && noEtcdctl) console.warn('distributed e2e: etcd auth test skipped: no etcdctl on PATH (apt-get install etcd-client)');
 
 /** What the SDK sees of a collection: every row's id and title, sorted by id. */
 async function rowsOf(c: MilvusClient, collection: string): Promise<string[]> {
@@ -244,6 +247,35 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
       expect(await refused.list('')).toEqual([]);
     } finally {
       await refused.close();
+    }
+  }, 60_000);
+
+  it.skipIf(noEtcdctl)('with etcd authentication: serves with the right user and password, refuses without or with a wrong one', async () => {
+    const secured = await EtcdServer.start();
+    try {
+      const ctl = (...args: string[]) => execFileSync('etcdctl', [`--endpoints=http://${secured.endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'pipe' });
+      ctl('user', 'add', 'root:rootpw');
+      ctl('auth', 'enable');
+      const parent = await freshDir();
+      const meta = ['--meta', `etcd://${secured.endpoint}/auth`];
+      const [none, wrong] = await Promise.all([
+        runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'a'), ...meta], awsEnv),
+        runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'b'), ...meta, '--etcd-username', 'root', '--etcd-password', 'nope'], awsEnv),
+      ]);
+      expect(none.code).not.toBe(0);
+      expect(none.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*user name is empty$/);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*authentication failed/);
+      expect(existsSync(join(parent, 'a')) || existsSync(join(parent, 'b'))).toBe(false);
+      const srv = await spawnServer(join(parent, 'c'), { ...awsEnv, QUIVER_META: `etcd://${secured.endpoint}/auth`, QUIVER_ETCD_USERNAME: 'root', QUIVER_ETCD_PASSWORD: 'rootpw' });
+      try {
+        await srv.client.createCollection({ collection_name: 'authed', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
+        expect((await srv.client.listCollections()).data.map((x) => x.name)).toEqual(['authed']);
+      } finally {
+        await srv.stop();
+      }
+    } finally {
+      await secured.stop();
     }
   }, 60_000);
 });
