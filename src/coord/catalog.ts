@@ -17,6 +17,19 @@ import {
  * mirrored in memory. In the embedded deployment this process is the only writer, so the mirror is
  * authoritative and every change goes through `commit`, which writes one MetaKV transaction first and
  * updates the mirror only when it succeeded (nothing is half-visible).
+ *
+ * Size of a commit (etcd refuses a txn over 128 ops or 1.5 MiB; meta/txn-limits.ts). Each caller is
+ * either bounded by construction or split with `commitInBatches` in a crash-safe order:
+ *   one record or a fixed handful      DDL (create/alter/rename), aliases, index create, load state,
+ *                                      index build result, GC deletes: <= 3 ops
+ *   restore start                      collection + its indexes (one per vector/scalar field) + checkpoint
+ *                                      + job (ids only) + pin (snapshot/restore-service.ts)
+ *   restore register/publish/rollback  batches of TXN_OPS_MAX (snapshot/restore-targets.ts)
+ *   compaction                         one txn, bounded by the planner (compaction-planner.ts)
+ *   flush, checkpoint raise            batches: records first, checkpoint last (segment-manager.ts)
+ *   drop collection/partition/index    batches: the drop first, cleanup after, finished at start
+ *                                      (catalog-service.ts `#finishInterruptedDrops`)
+ * catalog-limits.test.ts runs these over a store that refuses what etcd refuses.
  */
 
 const P = 'quiver/';
