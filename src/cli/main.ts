@@ -9,11 +9,19 @@ program.name('quiver').description('Quiver: a Milvus-compatible vector database 
 
 program
   .command('serve')
-  .description('serve the Milvus gRPC protocol with an embedded data dir')
+  .description('serve the Milvus gRPC protocol (embedded data dir by default; metadata in etcd and files in S3 by URL)')
   .option('--host <host>', 'bind address (env QUIVER_HOST)')
   .option('--port <port>', 'gRPC port (env QUIVER_PORT)')
   .option('--metrics-port <port>', 'HTTP port for /metrics and /healthz (env QUIVER_METRICS_PORT)')
-  .option('--data-dir <dir>', 'data directory (env QUIVER_DATA_DIR)')
+  .option('--data-dir <dir>', 'data directory; with etcd + S3 it holds only the WAL (env QUIVER_DATA_DIR)')
+  .option('--meta <url>', "metadata: 'sqlite' (default) or 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (env QUIVER_META)")
+  .option('--storage <url>', "files: 'local' (default) or 's3://BUCKET[/PREFIX]' (env QUIVER_STORAGE; AWS credential chain)")
+  .option('--s3-endpoint <url>', 'S3-compatible endpoint, e.g. http://127.0.0.1:9000 (path-style; env QUIVER_S3_ENDPOINT)')
+  .option('--etcd-username <name>', 'etcd user (env QUIVER_ETCD_USERNAME)')
+  .option('--etcd-password <password>', 'etcd password (env QUIVER_ETCD_PASSWORD)')
+  .option('--etcd-ca-file <path>', 'CA certificate: talk TLS to etcd (env QUIVER_ETCD_CA_FILE)')
+  .option('--etcd-cert-file <path>', 'client certificate for etcd (env QUIVER_ETCD_CERT_FILE)')
+  .option('--etcd-key-file <path>', 'client key for etcd (env QUIVER_ETCD_KEY_FILE)')
   .option('--wal-fsync <policy>', 'always | batch | none (env QUIVER_WAL_FSYNC)')
   .option('--log-level <level>', 'pino log level (env QUIVER_LOG_LEVEL)')
   .action(async (opts: Record<string, string | undefined>) => {
@@ -22,6 +30,14 @@ program
       port: opts['port'],
       metricsPort: opts['metricsPort'],
       dataDir: opts['dataDir'],
+      meta: opts['meta'],
+      storage: opts['storage'],
+      s3Endpoint: opts['s3Endpoint'],
+      etcdUsername: opts['etcdUsername'],
+      etcdPassword: opts['etcdPassword'],
+      etcdCaFile: opts['etcdCaFile'],
+      etcdCertFile: opts['etcdCertFile'],
+      etcdKeyFile: opts['etcdKeyFile'],
       walFsync: opts['walFsync'],
       logLevel: opts['logLevel'],
     });

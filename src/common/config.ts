@@ -6,6 +6,19 @@ export const ConfigSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(19530),
   metricsPort: z.coerce.number().int().min(0).max(65535).default(9091),
   dataDir: z.string().default('./data'),
+  /** Metadata backend URL: 'sqlite' (<dataDir>/meta.db) or 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (meta/open-meta.ts). */
+  meta: z.string().default('sqlite'),
+  /** Object store URL: 'local' (<dataDir>/objects) or 's3://BUCKET[/PREFIX]' (storage/open-store.ts). */
+  storage: z.string().default('local'),
+  /** S3-compatible endpoint (MinIO, ...; path-style); unset = AWS S3. Credentials and region: the AWS chain. */
+  s3Endpoint: z.string().url().optional(),
+  /** etcd user authentication (both or neither). */
+  etcdUsername: z.string().min(1).optional(),
+  etcdPassword: z.string().optional(),
+  /** TLS to etcd: CA file (turns on https), and a client certificate and key if etcd requires one. */
+  etcdCaFile: z.string().min(1).optional(),
+  etcdCertFile: z.string().min(1).optional(),
+  etcdKeyFile: z.string().min(1).optional(),
   walFsync: z.enum(['always', 'batch', 'none']).default('always'),
   maxMessageBytes: z.coerce.number().int().min(1024).default(512 * 1024 * 1024),
   sealRows: z.coerce.number().int().min(1).default(200_000),
@@ -38,6 +51,14 @@ const ENV: Record<keyof Config, string> = {
   port: 'QUIVER_PORT',
   metricsPort: 'QUIVER_METRICS_PORT',
   dataDir: 'QUIVER_DATA_DIR',
+  meta: 'QUIVER_META',
+  storage: 'QUIVER_STORAGE',
+  s3Endpoint: 'QUIVER_S3_ENDPOINT',
+  etcdUsername: 'QUIVER_ETCD_USERNAME',
+  etcdPassword: 'QUIVER_ETCD_PASSWORD',
+  etcdCaFile: 'QUIVER_ETCD_CA_FILE',
+  etcdCertFile: 'QUIVER_ETCD_CERT_FILE',
+  etcdKeyFile: 'QUIVER_ETCD_KEY_FILE',
   walFsync: 'QUIVER_WAL_FSYNC',
   maxMessageBytes: 'QUIVER_MAX_MESSAGE_BYTES',
   sealRows: 'QUIVER_SEAL_ROWS',
@@ -66,7 +87,16 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
     const v = flags[key as keyof Config] ?? env[envName];
     if (v !== undefined) merged[key] = v;
   }
-  const parsed = ConfigSchema.safeParse(merged);
+  const parsed = ConfigSchema.refine((c) => (c.etcdUsername === undefined) === (c.etcdPassword === undefined), {
+    message: 'give both --etcd-username and --etcd-password (or QUIVER_ETCD_USERNAME and QUIVER_ETCD_PASSWORD), or neither',
+    path: ['etcdUsername'],
+  })
+    .refine((c) => (c.etcdCertFile === undefined) === (c.etcdKeyFile === undefined), {
+      message: 'give both --etcd-cert-file and --etcd-key-file, or neither',
+      path: ['etcdCertFile'],
+    })
+    .refine((c) => c.etcdCertFile === undefined || c.etcdCaFile !== undefined, { message: 'a client certificate needs --etcd-ca-file', path: ['etcdCaFile'] })
+    .safeParse(merged);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${msg}`);

@@ -81,6 +81,40 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const id = await this.ids.alloc();
       await this.catalog.commit([{ type: 'putDatabase', record: { id, name: DEFAULT_DB, createdTs: this.tso.next().toString(), properties: {} } }]);
     }
+    await this.#finishInterruptedDrops();
+  }
+
+  /**
+   * Finishes the cleanup half of a drop that committed in batches (`Catalog.commitInBatches`) and was
+   * cut short by a crash or an error: the drop itself committed first, so what is left is derived
+   * from the catalog alone and removing it is idempotent.
+   *  - aliases of a collection that is no longer live (drop collection);
+   *  - Flushed segments of a partition that no longer exists (drop partition) → Dropped, for GC;
+   *  - a Flushed segment's entries of an index that no longer exists (drop index).
+   */
+  async #finishInterruptedDrops(): Promise<void> {
+    const changes: CatalogChange[] = [];
+    for (const db of this.catalog.databases()) {
+      for (const a of this.catalog.aliasesIn(db.id)) {
+        if (this.catalog.collectionIncludingDropped(a.collectionId)?.state !== 'Created') changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
+      }
+    }
+    const now = this.#clock.nowMs();
+    for (const coll of this.catalog.allCollections()) {
+      if (coll.state !== 'Created') continue;
+      const partitions = new Set(coll.partitions.map((p) => p.id));
+      const indexes = new Set(this.catalog.indexes(coll.id).map((i) => i.id));
+      for (const seg of this.catalog.segments(coll.id)) {
+        if (seg.state !== 'Flushed') continue;
+        if (!partitions.has(seg.partitionId)) changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
+        else if (seg.indexes.some((i) => !indexes.has(i.indexId))) {
+          changes.push({ type: 'putSegment', record: { ...seg, indexes: seg.indexes.filter((i) => indexes.has(i.indexId)) } });
+        }
+      }
+    }
+    if (changes.length === 0) return;
+    this.#log.warn({ changes: changes.length }, 'finishing drops a crash interrupted');
+    await this.catalog.commitInBatches(changes);
   }
 
   /** Runs `fn` as one DDL statement (the restore publish and rollback take it too). */
@@ -193,7 +227,9 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
           { type: 'deleteCheckpoint', collectionId: coll.id },
         ];
         for (const a of this.catalog.aliasesIn(db.id)) if (a.collectionId === coll.id) changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
-        await this.catalog.commit(changes);
+        // Aliases are unbounded, so batches: the Dropped flip is in the first one (the drop takes effect
+        // there), alias deletes follow; aliases a crash left are deleted by `#finishInterruptedDrops`.
+        await this.catalog.commitInBatches(changes);
         // Drop the in-memory data now (and make it unusable as a sharing donor).
         this.#events.collectionDropped(dropped);
       });
@@ -279,7 +315,12 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
           changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
         }
         const record: CollectionRecord = { ...coll, partitions: coll.partitions.filter((x) => x.id !== p.id) };
-        await this.#putCollection(record, changes);
+        // A partition may hold any number of segments, so batches: the collection record without the
+        // partition first (the drop takes effect: nothing reads segments of a partition that is gone),
+        // then its segments marked Dropped for GC. Segments a crash or an error left Flushed are marked
+        // by `#finishInterruptedDrops` at the next start.
+        await this.catalog.commitInBatches([{ type: 'putCollection', record }, ...changes]);
+        this.#events.collectionChanged(record);
         // Unflushed rows of the partition die with it; the WAL copies are skipped at replay because the
         // partition no longer exists.
         this.#events.partitionDropped(coll.id, p.id);
@@ -352,7 +393,10 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
           changes.push({ type: 'putSegment', record });
           records.push(record);
         }
-        await this.catalog.commit(changes);
+        // One record per indexed segment, so batches: the index definition is deleted first (the drop
+        // takes effect), then each segment's entry of it. Entries a crash or an error left are removed
+        // by `#finishInterruptedDrops` at the next start; until then they only keep their files from GC.
+        await this.catalog.commitInBatches(changes);
         this.#events.segmentsCommitted(collectionId, records);
       });
     });

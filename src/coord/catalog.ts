@@ -1,4 +1,5 @@
 import type { Compare, MetaKV, Op } from '../meta/meta-kv.js';
+import { opBytes, splitBySize } from '../meta/txn-limits.js';
 import { quiverError } from '../common/errors.js';
 import {
   assertCollectionTransition,
@@ -16,6 +17,19 @@ import {
  * mirrored in memory. In the embedded deployment this process is the only writer, so the mirror is
  * authoritative and every change goes through `commit`, which writes one MetaKV transaction first and
  * updates the mirror only when it succeeded (nothing is half-visible).
+ *
+ * Size of a commit (etcd refuses a txn over 128 ops or 1.5 MiB; meta/txn-limits.ts). Each caller is
+ * either bounded by construction or split with `commitInBatches` in a crash-safe order:
+ *   one record or a fixed handful      DDL (create/alter/rename), aliases, index create, load state,
+ *                                      index build result, GC deletes: <= 3 ops
+ *   restore start                      collection + its indexes (one per vector/scalar field) + checkpoint
+ *                                      + job (ids only) + pin (snapshot/restore-service.ts)
+ *   restore register/publish/rollback  batches of TXN_OPS_MAX (snapshot/restore-targets.ts)
+ *   compaction                         one txn, bounded by the planner (compaction-planner.ts)
+ *   flush, checkpoint raise            batches: records first, checkpoint last (segment-manager.ts)
+ *   drop collection/partition/index    batches: the drop first, cleanup after, finished at start
+ *                                      (catalog-service.ts `#finishInterruptedDrops`)
+ * catalog-limits.test.ts runs these over a store that refuses what etcd refuses.
  */
 
 const P = 'quiver/';
@@ -116,6 +130,18 @@ export class Catalog {
   /** Persists all changes in one MetaKV transaction, then applies them to the mirror. */
   async commit(changes: readonly CatalogChange[]): Promise<void> {
     await this.commitGuarded(changes);
+  }
+
+  /**
+   * Persists `changes` in order as several MetaKV transactions, each within `TXN_OPS_MAX` ops and
+   * `TXN_BYTES_MAX` bytes (meta/txn-limits.ts), applying each to the mirror once it committed. For commits
+   * whose size grows with the data. NOT atomic: a crash or an error can leave any prefix of the batches
+   * applied, so the caller orders `changes` such that every prefix is a safe state: the change that makes
+   * the operation visible (or final) first and the cleanup after it, or the records first and the change
+   * that makes them count last. A commit that fits in one txn is one txn (what `commit` does).
+   */
+  async commitInBatches(changes: readonly CatalogChange[]): Promise<void> {
+    for (const batch of splitBySize(changes, (c) => opBytes(toOp(c)))) await this.commit(batch);
   }
 
   /**

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { planCompaction, type SegmentStat } from './compaction-planner.js';
+import { COMPACTION_RECORD_BYTES_MAX, COMPACTION_SOURCES_MAX, planCompaction, type SegmentStat } from './compaction-planner.js';
 
 const policy = { smallRowsMax: 100, targetRows: 250, deleteRatioMin: 0.2 };
-const seg = (id: number, numRows: number, deletedRows = 0, partitionId = 1): SegmentStat => ({ id, partitionId, numRows, deletedRows });
+const seg = (id: number, numRows: number, deletedRows = 0, partitionId = 1, recordBytes = 1000): SegmentStat => ({ id, partitionId, numRows, deletedRows, recordBytes });
 
 describe('planCompaction', () => {
   it('merges small segments of one partition greedily up to the target size', () => {
@@ -36,5 +36,14 @@ describe('planCompaction', () => {
     const plans = planCompaction([seg(1, 10, 5), seg(2, 10), seg(3, 10)], policy);
     const all = plans.flatMap((p) => p.sources);
     expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('bounds a merge to what one etcd txn holds: source count and record bytes', () => {
+    const many = Array.from({ length: 100 }, (_, i) => seg(i + 1, 10));
+    const plans = planCompaction(many, { ...policy, targetRows: 1_000_000 });
+    expect(plans.map((p) => p.sources.length)).toEqual([COMPACTION_SOURCES_MAX, COMPACTION_SOURCES_MAX, COMPACTION_SOURCES_MAX, 4]);
+    const big = Array.from({ length: 10 }, (_, i) => seg(i + 1, 10, 0, 1, COMPACTION_RECORD_BYTES_MAX / 3));
+    const bigPlans = planCompaction(big, { ...policy, targetRows: 1_000_000 });
+    expect(bigPlans.map((p) => p.sources.length)).toEqual([3, 3, 3]);
   });
 });

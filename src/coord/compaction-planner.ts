@@ -7,13 +7,24 @@
  *    order, into groups of at most `targetRows` rows.
  * Protected segments (a snapshot's compaction protection, a segment being indexed or copied) are never
  * planned. A plan never mixes partitions.
+ *
+ * A plan's commit is one meta txn (target Flushed + every source Dropped, atomically), so a plan is
+ * bounded to fit etcd's limits: at most `COMPACTION_SOURCES_MAX` sources whose records add up to at most
+ * `COMPACTION_RECORD_BYTES_MAX` (a merge group is closed early; the rest merge in the next round).
  */
+
+/** Sources of one plan: 1 + 32 records per txn, far under etcd's 128 ops. */
+export const COMPACTION_SOURCES_MAX = 32;
+/** Encoded source records of one plan; the target's record is smaller than the sum of its sources'. */
+export const COMPACTION_RECORD_BYTES_MAX = 384 * 1024;
 
 export interface SegmentStat {
   readonly id: number;
   readonly partitionId: number;
   readonly numRows: number;
   readonly deletedRows: number;
+  /** Bytes of the segment's encoded catalog record (bounds the commit). */
+  readonly recordBytes: number;
 }
 
 export interface CompactionPolicy {
@@ -61,18 +72,22 @@ export function planCompaction(
     const small = list.filter((s) => !used.has(s.id) && (opts.force || s.numRows - s.deletedRows < policy.smallRowsMax));
     let group: SegmentStat[] = [];
     let rows = 0;
+    let bytes = 0;
     const flush = () => {
       if (group.length >= 2 || (opts.force && group.length === 1 && group[0]!.deletedRows > 0)) {
         plans.push({ partitionId, sources: group.map((g) => g.id), rows, reason: 'merge-small' });
       }
       group = [];
       rows = 0;
+      bytes = 0;
     };
     for (const s of small) {
       const live = s.numRows - s.deletedRows;
-      if (group.length > 0 && rows + live > policy.targetRows) flush();
+      const full = group.length >= COMPACTION_SOURCES_MAX || bytes + s.recordBytes > COMPACTION_RECORD_BYTES_MAX;
+      if (group.length > 0 && (rows + live > policy.targetRows || full)) flush();
       group.push(s);
       rows += live;
+      bytes += s.recordBytes;
     }
     flush();
   }

@@ -55,15 +55,32 @@ export class SegmentManager implements SegmentCoordinator {
     return full || idle;
   }
 
+  /**
+   * Commits what a flush wrote: the flushed segments (new ones, and existing ones with a new deltalog)
+   * and then the collection's WAL checkpoint. A flush of many segments (many partitions, or a delete that
+   * touched many flushed segments) does not fit one etcd txn, so it goes in batches, records first and
+   * the checkpoint in the last batch. Every prefix is safe because WAL replay is idempotent against
+   * committed segments: until the checkpoint moves, a restart replays the WAL from the old checkpoint,
+   * and replay skips the inserts of a segment that is already Flushed and re-applies a delete only to rows
+   * not already deleted by a committed deltalog. A segment whose batch did not commit is replayed into
+   * memory and flushed again; its first files are orphans that GC reclaims. The data node updates its
+   * in-memory segments only after the whole commit, so a failed flush is retried as a whole.
+   */
   async commitFlush(collectionId: number, segments: readonly SegmentRecord[], checkpoint: number | undefined): Promise<boolean> {
     const coll = this.#catalog.collection(collectionId);
     if (!coll || coll.state !== 'Created') return false;
     const changes: CatalogChange[] = segments.map((record) => ({ type: 'putSegment', record }));
     if (checkpoint !== undefined) changes.push({ type: 'putCheckpoint', collectionId, position: checkpoint });
-    await this.#catalog.commit(changes);
+    await this.#catalog.commitInBatches(changes);
     return true;
   }
 
+  /**
+   * One txn, because the target's Flushed and the sources' Dropped must become true together (else rows
+   * would be visible twice or not at all). It is bounded by the planner: at most
+   * `COMPACTION_SOURCES_MAX` sources of at most `COMPACTION_RECORD_BYTES_MAX` record bytes in all
+   * (compaction-planner.ts), plus the target.
+   */
   async commitCompaction(_collectionId: number, target: SegmentRecord | undefined, dropped: readonly SegmentRecord[]): Promise<void> {
     const changes: CatalogChange[] = [];
     if (target) changes.push({ type: 'putSegment', record: target });
@@ -71,12 +88,17 @@ export class SegmentManager implements SegmentCoordinator {
     await this.#catalog.commit(changes);
   }
 
+  /**
+   * One checkpoint per loaded collection, so in batches; each checkpoint is independent of the others, and
+   * the WAL is truncated only after all of them committed (a stale checkpoint of a clean collection is
+   * harmless: replay starts at the WAL's first retained record).
+   */
   async raiseCheckpoints(collectionIds: readonly number[], position: number): Promise<void> {
     const bump: CatalogChange[] = [];
     for (const id of collectionIds) {
       const ckpt = this.#catalog.checkpoint(id);
       if (ckpt === undefined || ckpt < position) bump.push({ type: 'putCheckpoint', collectionId: id, position });
     }
-    await this.#catalog.commit(bump);
+    await this.#catalog.commitInBatches(bump);
   }
 }

@@ -87,7 +87,9 @@ export class Compactor {
     const stats: SegmentStat[] = [];
     for (const seg of rt.segments.values()) {
       if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
-      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
+      // recordBytes bounds the plan's one commit (compaction-planner.ts).
+      const recordBytes = Buffer.byteLength(JSON.stringify(seg.record));
+      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0, recordBytes });
     }
     const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
     const plans = this.#host.plan(stats, this.#policy, guarded, { force: opts.force });

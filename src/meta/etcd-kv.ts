@@ -71,6 +71,10 @@ export interface EtcdMetaKVOptions {
   readonly dialTimeoutMs?: number | undefined;
   /** Largest answer the client accepts (gRPC receive limit); a scan page over it is retried with fewer keys. */
   readonly responseBytesMax?: number | undefined;
+  /** TLS to etcd (https): the CA that signed the servers' certificates, and a client certificate if required. */
+  readonly tls?: { readonly ca: Buffer; readonly cert?: Buffer | undefined; readonly key?: Buffer | undefined } | undefined;
+  /** etcd user authentication. */
+  readonly auth?: { readonly username: string; readonly password: string } | undefined;
   /** For fault tests: a client made by `connectEtcd` (then wrapped); hosts still name the cluster in messages. */
   readonly client?: Etcd3 | undefined;
 }
@@ -576,13 +580,16 @@ export class EtcdMetaKV implements MetaKV {
 }
 
 /** The etcd3 client as EtcdMetaKV uses it: no retries of its own, a deadline on every call. */
-export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestTimeoutMs' | 'dialTimeoutMs' | 'responseBytesMax'>): Etcd3 {
+export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestTimeoutMs' | 'dialTimeoutMs' | 'responseBytesMax' | 'tls' | 'auth'>): Etcd3 {
   // The client's own retries would resend a txn whose outcome is unknown; EtcdMetaKV retries itself.
   const passThrough = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }) };
   const policy = passThrough as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  const tls = options.tls;
   return new Etcd3({
-    hosts: options.hosts.map((h) => `http://${h}`),
+    hosts: options.hosts.map((h) => `${tls === undefined ? 'http' : 'https'}://${h}`),
+    ...(tls === undefined ? {} : { credentials: { rootCertificate: tls.ca, privateKey: tls.key, certChain: tls.cert } }),
+    ...(options.auth === undefined ? {} : { auth: { username: options.auth.username, password: options.auth.password } }),
     dialTimeout: options.dialTimeoutMs ?? DIAL_TIMEOUT_MS_DEFAULT,
     faultHandling: { global: policy, host: () => policy },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),

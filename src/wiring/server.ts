@@ -1,29 +1,33 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
 import { LoopRunner } from '../common/loop.js';
 import { Metrics } from '../common/metrics.js';
-import { lockDataDir } from '../common/data-dir-lock.js';
+import { lockDataDir, type DataDirLock } from '../common/data-dir-lock.js';
 import { monitorWrites, WriteHealth } from '../common/write-health.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
-import { SqliteMetaKV } from '../meta/sqlite-kv.js';
+import { quiverError } from '../common/errors.js';
+import type { EtcdMetaKVOptions } from '../meta/etcd-kv.js';
+import type { MetaKV } from '../meta/meta-kv.js';
+import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
-import { LocalObjectStore } from '../storage/local-object-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
 
 /**
- * Composition root of the embedded server (what `npm start` runs): SQLite metadata, a local object store
- * and WAL under the data dir, every role in this process (wiring/engine.ts), the snapshot and restore
+ * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
+ * picked by URL (`config.meta`: SQLite under the data dir or etcd; `config.storage`: a local dir or S3),
+ * the WAL under the data dir, every role in this process (wiring/engine.ts), the snapshot and restore
  * services, GC, and the proxy's gRPC and HTTP endpoints.
  *
  * The shutdown order lives here and only here:
@@ -63,16 +67,12 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const log = overrides.log ?? pino({ level: config.logLevel, base: { service: 'quiver' } });
   const clock = overrides.clock ?? systemClock;
   const dataDir = resolve(config.dataDir);
-  await mkdir(dataDir, { recursive: true });
-  const dirLock = await lockDataDir(dataDir);
   const metrics = new Metrics();
   // Failing writes (full disk, EIO) show in /healthz, a counter and the log; each store recovers by itself.
   const health = new WriteHealth({ log, clock, countFailure: (target) => metrics.writeFailures.inc({ target }) });
-  const kv = monitorWrites(new SqliteMetaKV(join(dataDir, 'meta.db')), 'meta', ['put', 'delete', 'txn'], health);
-  const local = new LocalObjectStore(join(dataDir, 'objects'), { copyMode: config.copyMode });
-  const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(local) : local, 'objects', ['put', 'copy'], health);
-  // Temp files of puts interrupted by a crash are invisible to readers; reclaim their space at start.
-  await local.removeTempFiles();
+  const { kv: baseKv, store: base, dirLock } = await openBackends(config, dataDir);
+  const kv = monitorWrites(baseKv, 'meta', ['put', 'delete', 'txn'], health);
+  const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(base) : base, 'objects', ['put', 'copy'], health);
   const localWal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const wal = monitorWrites<Wal>(overrides.wrapWal ? overrides.wrapWal(localWal) : localWal, 'wal', ['append'], health);
   const engine = await Engine.open(
@@ -142,7 +142,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
   });
-  log.info({ address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir }, 'quiver is serving');
+  log.info({ address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage }, 'quiver is serving');
 
   let closed: Promise<void> | undefined;
   return {
@@ -160,10 +160,87 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
         await engine.close();
         await wal.close();
-        await local.close();
+        await base.close();
         await kv.close();
         dirLock.release();
       })()),
+  };
+}
+
+/** A URL for a log line, without any user:password part. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
+}
+
+interface Backends {
+  readonly kv: MetaKV;
+  readonly store: ObjectStore;
+  readonly dirLock: DataDirLock;
+}
+
+/**
+ * Opens the metadata and object store named by `config.meta` / `config.storage` (the factories in
+ * meta/open-meta.ts and storage/open-store.ts) and takes the data-dir lock.
+ *
+ * Order matters for "a wrong URL leaves nothing behind": both URLs are parsed first (a typo fails before
+ * any I/O), then the remote backends are opened and checked with reads only (etcd: one range read;
+ * S3: HeadBucket), and only then is the data dir created and locked and the local backends opened. So
+ * an unreachable etcd, a missing bucket or refused credentials refuse the start with one line and
+ * create neither the data dir nor a key in etcd.
+ */
+async function openBackends(config: Config, dataDir: string): Promise<Backends> {
+  const remoteMeta = parseMetaUrl(config.meta, dataDir).kind !== 'sqlite';
+  const remoteStore = parseStoreUrl(config.storage, dataDir).kind !== 'local';
+  const etcd = await etcdOptions(config);
+  const opened: { close(): Promise<void> }[] = [];
+  const openKv = async () => {
+    const kv = await openMeta(config.meta, { dataDir, etcd });
+    opened.push(kv);
+    return kv;
+  };
+  const openStore = async () => {
+    const store = await openObjectStore(config.storage, {
+      dataDir,
+      local: { copyMode: config.copyMode },
+      s3: { endpoint: config.s3Endpoint },
+    });
+    opened.push(store);
+    return store;
+  };
+  let dirLock: DataDirLock | undefined;
+  try {
+    const remoteKv = remoteMeta ? await openKv() : undefined;
+    const remote = remoteStore ? await openStore() : undefined;
+    await mkdir(dataDir, { recursive: true });
+    dirLock = await lockDataDir(dataDir);
+    const kv = remoteKv ?? (await openKv());
+    const store = remote ?? (await openStore());
+    // A local store: temp files of puts interrupted by a crash are invisible to readers; reclaim their space.
+    await (store as Partial<{ removeTempFiles(): Promise<number> }>).removeTempFiles?.();
+    return { kv, store, dirLock };
+  } catch (e) {
+    for (const o of opened.reverse()) await o.close().catch(() => undefined);
+    dirLock?.release();
+    throw e;
+  }
+}
+
+/** etcd auth and TLS from the config; a certificate file that cannot be read refuses the start naming it. */
+async function etcdOptions(config: Config): Promise<Omit<Partial<EtcdMetaKVOptions>, 'hosts' | 'root'>> {
+  const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (e) {
+      throw quiverError('ParameterInvalid', `${flag} ${JSON.stringify(path)}: ${(e as Error).message}`, e);
+    }
+  };
+  const ca = await read('--etcd-ca-file', config.etcdCaFile);
+  const cert = await read('--etcd-cert-file', config.etcdCertFile);
+  const key = await read('--etcd-key-file', config.etcdKeyFile);
+  return {
+    tls: ca === undefined ? undefined : { ca, cert, key },
+    auth: config.etcdUsername === undefined ? undefined : { username: config.etcdUsername, password: config.etcdPassword ?? '' },
   };
 }
 

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+describe('config: meta and storage backends', () => {
+  it('defaults to the embedded backends; flags win over the environment', () => {
+    const c = loadConfig({}, {});
+    expect([c.meta, c.storage, c.s3Endpoint]).toEqual(['sqlite', 'local', undefined]);
+    const env = { QUIVER_META: 'etcd://a:2379', QUIVER_STORAGE: 's3://b', QUIVER_S3_ENDPOINT: 'http://127.0.0.1:9000' };
+    expect(loadConfig({}, env)).toMatchObject({ meta: 'etcd://a:2379', storage: 's3://b', s3Endpoint: 'http://127.0.0.1:9000' });
+    expect(loadConfig({ meta: 'etcd://c:1/r' }, env).meta).toBe('etcd://c:1/r');
+  });
+
+  it('refuses half of a credential pair, a client certificate without a CA, and an endpoint that is not a URL', () => {
+    expect(() => loadConfig({ etcdUsername: 'u' }, {})).toThrow(/etcd-username and --etcd-password/);
+    expect(() => loadConfig({}, { QUIVER_ETCD_PASSWORD: 'p' })).toThrow(/etcd-username and --etcd-password/);
+    expect(() => loadConfig({ etcdCertFile: 'c', etcdKeyFile: 'k' }, {})).toThrow(/needs --etcd-ca-file/);
+    expect(() => loadConfig({ etcdCaFile: 'ca', etcdCertFile: 'c' }, {})).toThrow(/etcd-cert-file and --etcd-key-file/);
+    expect(() => loadConfig({ s3Endpoint: '127.0.0.1:9000' }, {})).toThrow(/s3Endpoint/);
+    expect(loadConfig({ etcdUsername: 'u', etcdPassword: 'p', etcdCaFile: 'ca' }, {})).toMatchObject({ etcdUsername: 'u', etcdPassword: 'p', etcdCaFile: 'ca' });
+  });
+});
