@@ -319,6 +319,44 @@ describe('restore start (one txn) and reconcile', () => {
     expect(await n.restores.jobs.listJobs()).toEqual([]);
   });
 
+  it('a pinned snapshot of a dropped collection is found by the old name: describe, list, restore, unpin, drop (also after a restart)', async () => {
+    world = await seeded(await mkdir());
+    const pin = await world.node.snapshots.pin('default', 'src', 'snap', 0);
+    await world.node.engine.dropCollection('default', 'src');
+    const n = await world.restart();
+    expect((await n.snapshots.describe('default', 'src', 'snap')).name).toBe('snap');
+    expect((await n.snapshots.list('default', 'src')).map((r) => r.name)).toEqual(['snap']);
+    // Before the fix: "collection not found[database=default][collection=src]".
+    const job = await n.restores.restore(START);
+    expect((await drive(n, job.id)).state).toBe('Completed');
+    expect(n.engine.catalog.segments(job.targetCollectionId).reduce((a, s) => a + s.numRows, 0)).toBe(3);
+    // A new collection of the same name: its own snapshot of that name wins; the old one stays reachable
+    // by the old name only while the new collection has no snapshot of that name.
+    await n.engine.createCollection({
+      dbName: 'default', name: 'src', fields: [field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }), field({ name: 'v', dataType: 'FloatVector', dim: 2 })],
+      description: '', enableDynamicField: false, autoId: false, shardsNum: 1, consistencyLevel: 'Bounded', properties: {}, numPartitions: 0,
+    });
+    const old = await n.snapshots.describe('default', 'src', 'snap');
+    expect(old.collectionId).toBe(job.sourceCollectionId);
+    await expect(n.snapshots.drop('default', 'src', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotPinned'));
+    const fresh = await n.snapshots.create('default', 'src', 'snap', '', 0);
+    expect((await n.snapshots.describe('default', 'src', 'snap')).id).toBe(fresh.id);
+    expect((await n.snapshots.list('default', 'src')).map((r) => r.id)).toEqual([fresh.id]);
+    await n.snapshots.drop('default', 'src', 'snap');
+    expect((await n.snapshots.describe('default', 'src', 'snap')).id).toBe(old.id);
+    await n.snapshots.unpin(pin.id);
+    await n.snapshots.drop('default', 'src', 'snap');
+    await expect(n.snapshots.describe('default', 'src', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotNotFound'));
+    expect(await n.snapshots.records.list(old.collectionId)).toEqual([]);
+  });
+
+  it('no live collection and no snapshot of a dropped one: the collection-not-found error as before', async () => {
+    world = await seeded(await mkdir());
+    await expect(world.node.snapshots.describe('default', 'nope', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+    await expect(world.node.snapshots.list('default', 'nope')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+    await expect(world.node.restores.restore({ ...START, sourceCollection: 'nope' })).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+  });
+
   it('rollback removes the target, its copied files and the pin; the name is free again', async () => {
     world = await seeded(await mkdir());
     const n = world.node;
