@@ -8,6 +8,7 @@ import { Metrics } from '../common/metrics.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
+import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
 import { SqliteMetaKV } from '../meta/sqlite-kv.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
@@ -85,14 +86,18 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
+  // The copy workers live in this process; a finished task kicks the restore service's inspector (the
+  // callback runs only once a task ran, so after `restores` is assigned).
+  const copyWorkers = new InProcessWorkerPool({ store: copyStore, onTaskFinished: () => restores.taskFinished() });
   const restores = new RestoreService(
-    { host: engine, snapshots, kv, store: copyStore, clock, log },
+    { host: engine, snapshots, kv, store: copyStore, clock, log, workers: copyWorkers },
     {
       checkIntervalMs: config.copyCheckIntervalMs,
       maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
       taskRetentionMs: config.copyTaskRetentionMs,
       jobTimeoutMs: config.copyJobTimeoutMs,
     },
+    { faultPauseBeforeStartCommitMs: config.faultRestoreStartPauseMs || undefined },
   );
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
   await restores.init();

@@ -15,7 +15,7 @@ import {
   writeManifests,
   type ManifestEntry,
   type SnapshotMetadata,
-} from './format/index.js';
+} from '../../storage/snapshot-format/index.js';
 import { RefIndex } from './ref-index.js';
 import { SnapshotStore, type PinRecord, type SnapshotRecord } from './snapshot-store.js';
 
@@ -245,7 +245,7 @@ export class SnapshotManager {
         ...summary,
       };
       await this.#store.put(pending.metadataKey, encodeMetadata(metadata));
-      if (this.#opts.faultPauseBeforeCommitMs) await new Promise((r) => setTimeout(r, this.#opts.faultPauseBeforeCommitMs));
+      if (this.#opts.faultPauseBeforeCommitMs) await this.#clock.sleep(this.#opts.faultPauseBeforeCommitMs);
       // 4. COMMITTED only once every file it names exists.
       const patch: Partial<SnapshotRecord> = {
         state: 'COMMITTED',
