@@ -167,4 +167,16 @@ describe('compaction keeps persisted state a consistent cut', () => {
     await engine.flushCollection(collId);
     expect(await persisted()).toEqual(new Map([[1, [1]], [2, [2]], [3, [2]], [4, [3]], [5, [1]]]));
   });
+
+  it('pending deletes do not make a segment a delete-ratio candidate (it would be rewritten at every pass until a flush)', async () => {
+    await write([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 1, false);
+    await engine.flushCollection(collId);
+    await engine.delete(collId, undefined, 'id in [1, 2, 3, 4, 5]', undefined);
+    expect((await engine.compact(collId, { force: false, wait: true })).plans).toEqual([]);
+    await engine.flushCollection(collId);
+    const task = await engine.compact(collId, { force: false, wait: true });
+    expect(task.plans.map((p) => p.state)).toEqual(['Completed']);
+    expect(engine.flushedSegments(collId).map((s) => s.numRows)).toEqual([5]);
+    expect([...(await persisted()).keys()].sort((a, b) => a - b)).toEqual([6, 7, 8, 9, 10]);
+  });
 });

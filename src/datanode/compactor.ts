@@ -87,7 +87,10 @@ export class Compactor {
     const stats: SegmentStat[] = [];
     for (const seg of rt.segments.values()) {
       if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
-      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0 });
+      // Only deletes already in a deltalog count: a compaction cannot drop rows whose delete is pending
+      // (see #execute), so counting those would rewrite the same rows again at every pass until a flush.
+      const pending = seg.pendingDeletes.pks.length;
+      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending) });
     }
     const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
     const plans = this.#host.plan(stats, this.#policy, guarded, { force: opts.force });

@@ -129,6 +129,13 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       ]), 1, true);
     // The window the e2e race hits by chance, made deterministic: right after the snapshot's flush, an
     // upsert of key 1 (delete pending on the flushed segment, insert growing) and a compaction.
+    // A second flushed segment, so the forced compaction merges both.
+    await engine.flushCollection(coll.id);
+    await engine.insert(coll.id, undefined, new Map([
+      ['id', { kind: 'int64', data: BigInt64Array.from([4n, 5n]) }],
+      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([4, 4, 5, 5]) }],
+    ]), 2, false);
+    let compaction: Awaited<ReturnType<typeof engine.compact>> | undefined;
     const host: SnapshotHost = {
       catalog: engine.catalog,
       ids: engine.ids,
@@ -137,7 +144,7 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       flushCollection: async (id) => {
         await engine.flushCollection(id);
         await upsertKey1();
-        await engine.compact(id, { force: true, wait: true });
+        compaction = await engine.compact(id, { force: true, wait: true });
       },
       flushedSegments: (id) => engine.flushedSegments(id),
       addCompactionGuard: (g) => engine.addCompactionGuard(g),
@@ -155,7 +162,9 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       for (let i = 0; i < chunk.numRows; i++) if (chunk.deleted[i] === 0) rows.set(ids[i]!, [v[2 * i]!, v[2 * i + 1]!]);
     }
     // Before the fix the compaction dropped key 1 from the flushed segments: the snapshot had no key 1.
-    expect([...rows.keys()].sort()).toEqual([1n, 2n, 3n]);
+    expect(compaction?.plans.length).toBeGreaterThan(0);
+    expect(compaction?.plans.every((p) => p.state === 'Completed')).toBe(true);
+    expect([...rows.keys()].sort()).toEqual([1n, 2n, 3n, 4n, 5n]);
     expect(rows.get(1n)).toEqual([1, 0]);
   });
 
