@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import * as lancedb from '@lancedb/lancedb';
 import type { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import type { ResolvedMapping } from '../src/coord/copy/types.js';
-import { copyPlanOf } from '../src/coord/copy/segment-rewrite.js';
+import { copyPlanOf } from '../src/storage/snapshot-format/segment-rewrite.js';
 import { executeCopy, targetKeysOf } from '../src/datanode/copy-worker/index.js';
 import { LocalObjectStore } from '../src/storage/local-object-store.js';
 import { parseSegmentKey } from '../src/storage/paths.js';

@@ -51,17 +51,9 @@ const LAYER_OVERRIDES = {
  * entry here is a debt, not a rule.
  */
 const ALLOWED = [
-  // The snapshot and restore services still take the whole Engine (the restore helper replaces these
-  // with narrow host interfaces).
-  { from: 'coord/snapshot/snapshot-manager.ts', to: 'wiring/engine.ts', why: 'SnapshotDeps.engine: Engine, pending narrow host interface' },
-  { from: 'coord/snapshot/restore-service.ts', to: 'wiring/engine.ts', why: 'RestoreDeps.engine: Engine, pending narrow host interface' },
-  // The restore service builds its in-process copy workers itself, and the copy executor uses the
-  // coordinator's pure key-rewrite functions.
-  { from: 'coord/snapshot/restore-service.ts', to: 'datanode/copy-worker/index.ts', why: 'in-process worker pool built by the restore service' },
-  { from: 'coord/snapshot/restore-service.ts', to: 'datanode/copy-worker/in-process-worker-pool.ts', why: 'in-process worker pool built by the restore service' },
-  { from: 'datanode/copy-worker/copy-segment-executor.ts', to: 'coord/copy/segment-rewrite.ts', why: 'pure key-rewrite functions shared with the checker' },
-  { from: 'datanode/copy-worker/index.ts', to: 'coord/copy/segment-rewrite.ts', why: 're-export of targetKeysOf' },
-  { from: 'proxy/snapshot-service.ts', to: 'coord/snapshot/restore-service.ts', why: 'restoreInfo() maps a job for the reply' },
+  // Empty: the restore service gets its WorkerClient from the wiring, the key-rewrite functions and the
+  // snapshot format that coordinator and data node share live in storage/snapshot-format/, and the proxy
+  // maps jobs to replies itself (proxy/restore-info.ts).
 ];
 
 const INTERFACE_FILE = /(^|\/)(types|index|[a-z0-9-]+-api)\.ts$/;

@@ -38,6 +38,8 @@ export const ConfigSchema = z.object({
   copyJobTimeoutMs: z.coerce.number().int().min(1000).default(24 * 3600_000),
   /** Test-only fault injection (crash tests): see SnapshotOptions.faultPauseBeforeCommitMs. */
   faultSnapshotPauseMs: z.coerce.number().int().min(0).default(0),
+  /** Test-only fault injection (crash tests): see RestoreFaults.faultPauseBeforeStartCommitMs. */
+  faultRestoreStartPauseMs: z.coerce.number().int().min(0).default(0),
   /** Test-only fault injection (crash tests): every copy of a restore waits this long first. */
   faultCopyDelayMs: z.coerce.number().int().min(0).default(0),
   /** Object copies: hardlinks (default) or forced byte copies. */
@@ -77,6 +79,7 @@ const ENV: Record<keyof Config, string> = {
   copyTaskRetentionMs: 'QUIVER_COPY_TASK_RETENTION_MS',
   copyJobTimeoutMs: 'QUIVER_COPY_JOB_TIMEOUT_MS',
   faultSnapshotPauseMs: 'QUIVER_FAULT_SNAPSHOT_PAUSE_MS',
+  faultRestoreStartPauseMs: 'QUIVER_FAULT_RESTORE_START_PAUSE_MS',
   faultCopyDelayMs: 'QUIVER_FAULT_COPY_DELAY_MS',
   copyMode: 'QUIVER_COPY_MODE',
 };

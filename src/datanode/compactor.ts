@@ -87,9 +87,12 @@ export class Compactor {
     const stats: SegmentStat[] = [];
     for (const seg of rt.segments.values()) {
       if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
+      // Only deletes already in a deltalog count: a compaction cannot drop rows whose delete is pending
+      // (see #execute), so counting those would rewrite the same rows again at every pass until a flush.
+      const pending = seg.pendingDeletes.pks.length;
       // recordBytes bounds the plan's one commit (compaction-planner.ts).
       const recordBytes = Buffer.byteLength(JSON.stringify(seg.record));
-      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: seg.chunks[0]?.deletedCount ?? 0, recordBytes });
+      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending), recordBytes });
     }
     const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
     const plans = this.#host.plan(stats, this.#policy, guarded, { force: opts.force });
@@ -120,26 +123,33 @@ export class Compactor {
   }
 
   /**
-   * Rewrites the live rows of the source segments into one new segment (binlogs and index files written
-   * first), then publishes it and drops the sources in one meta transaction. Deletes that land while the
-   * copy runs are carried over to the target (a deltalog before the commit, the bitmap after it), so a
-   * crash at any point leaves either the old set or the new set visible, never both or neither.
+   * Rewrites the rows of the source segments into one new segment (binlogs and index files written
+   * first), then publishes it and drops the sources in one meta transaction, so a crash at any point
+   * leaves either the old set or the new set visible, never both or neither.
+   *
+   * Persisted state must stay a consistent cut: a delete may reach the files (a deltalog, or a row left
+   * out of the target) only together with or after every write of the same or an earlier ts. An upsert
+   * applies its delete to a flushed segment (a *pending* delete) and its insert to a growing segment; the
+   * next flush writes both in one commit. If a compaction left that row out of the target (or wrote its
+   * delete to the target's deltalog) before that flush, the files would say "key gone" while its new
+   * version lived only in memory, and a snapshot taken from the flushed segments in that window lost the
+   * key. So a compaction drops only rows whose delete is already in a deltalog; rows with a pending delete
+   * go into the target, their deletes stay pending there (original ts) and the next flush writes them.
    */
   async #execute(rt: CollectionRuntime, plan: CompactionPlan): Promise<number> {
     const coll = rt.record;
     const fields = coll.schema.fields;
-    const sources: Segment[] = [];
-    for (const sid of plan.sources) {
-      const seg = rt.segments.get(sid);
-      if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
-      sources.push(seg);
-    }
-    // 1. Freeze which rows are live now (deletes that land later are carried over at publish time).
-    const keeps: Int32Array[] = sources.map((seg) => {
-      const del = seg.chunks[0]!.deleted;
-      const keep: number[] = [];
-      for (let i = 0; i < seg.numRows; i++) if (del[i] === 0) keep.push(i);
-      return Int32Array.from(keep);
+    const pkName = rt.pkField.name;
+    // 1. Freeze the rows to copy under the collection lock: no flush is half done then, so a segment's
+    //    pending deletes are exactly its deletes that are not in a deltalog yet.
+    const { sources, keeps } = await this.#host.withCollectionLock(coll.id, async () => {
+      const segs: Segment[] = [];
+      for (const sid of plan.sources) {
+        const seg = rt.segments.get(sid);
+        if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
+        segs.push(seg);
+      }
+      return { sources: segs, keeps: segs.map((seg) => rowsNotDeletedOnDisk(seg, pkName)) };
     });
     const srcOf: number[] = [];
     const rowOf: number[] = [];
@@ -218,38 +228,51 @@ export class Compactor {
       };
       target = { id: targetId, partitionId: plan.partitionId, phase: 'flushed', chunks: [chunk], numRows: rows, record, loaded: true, pendingDeletes: { pks: [], ts: [] } };
     }
-    const pkName = rt.pkField.name;
-    const lateRows = (): number[] => {
-      const out: number[] = [];
-      for (let i = 0; i < rows; i++) if (sources[srcOf[i]!]!.chunks[0]!.deleted[rowOf[i]!] === 1) out.push(i);
-      return out;
+    /** Target rows deleted in their source since the freeze, split by whether the delete is persisted. */
+    const lateRows = (): { persisted: number[]; pending: { row: number; ts: bigint }[] } => {
+      const pendingTs = sources.map((seg) => pendingDeleteTs(seg));
+      const persisted: number[] = [];
+      const pending: { row: number; ts: bigint }[] = [];
+      for (let i = 0; i < rows; i++) {
+        const src = sources[srcOf[i]!]!.chunks[0]!;
+        const r = rowOf[i]!;
+        if (src.deleted[r] !== 1) continue;
+        const pk = (src.columns.get(pkName)!.data as ArrayLike<bigint | string>)[r]!;
+        const ts = pendingTs[srcOf[i]!]!.get(pk);
+        if (ts !== undefined && ts > src.ts[r]!) pending.push({ row: i, ts });
+        else persisted.push(i);
+      }
+      return { persisted, pending };
     };
-    // 3. Publish under the collection lock (flush and index commits also rewrite segment records).
+    // 4. Publish under the collection lock (flush and index commits also rewrite segment records).
     await this.#host.withCollectionLock(coll.id, async () => {
       for (const seg of sources) {
         if (rt.segments.get(seg.id) !== seg || seg.record?.state !== 'Flushed') throw new Error(`segment ${seg.id} changed while compacting`);
       }
       if (this.#host.runtime(coll.id) !== rt) throw new Error(`collection ${coll.name} was dropped while compacting`);
-      const late = lateRows();
-      if (target && record && late.length > 0) {
+      // Deletes a flush wrote to a source's deltalog since the freeze go to the target's deltalog (their
+      // paired writes were flushed with them); no flush can run until the lock is released.
+      const { persisted } = lateRows();
+      if (target && record && persisted.length > 0) {
         const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
         const dts = this.#host.tso.next();
-        const log = await writeDeltaFile(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: late.map((i) => pkCol[i]!), ts: late.map(() => dts) });
+        const log = await writeDeltaFile(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: persisted.map((i) => pkCol[i]!), ts: persisted.map(() => dts) });
         record = { ...record, deltalogs: [log] };
         target.record = record;
-        for (const i of late) target.chunks[0]!.deleted[i] = 1;
+        for (const i of persisted) target.chunks[0]!.deleted[i] = 1;
       }
       const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
       await this.#host.commitCompaction(coll.id, record, dropped);
-      // 4. Swap in memory, synchronously: deletes that arrived during the commit are carried over too.
+      // 5. Swap in memory, synchronously: pending deletes (also those that arrived during the commit) move
+      //    to the target with their own ts, for the next flush to write together with their paired writes.
       if (target) {
         const chunk = target.chunks[0]!;
         const pkCol = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
-        for (const i of lateRows()) {
-          if (chunk.deleted[i] === 1) continue;
-          chunk.deleted[i] = 1;
-          target.pendingDeletes.pks.push(pkCol[i]!);
-          target.pendingDeletes.ts.push(this.#host.tso.next());
+        for (const { row, ts } of lateRows().pending) {
+          if (chunk.deleted[row] === 1) continue;
+          chunk.deleted[row] = 1;
+          target.pendingDeletes.pks.push(pkCol[row]!);
+          target.pendingDeletes.ts.push(ts);
         }
         recountDeleted(chunk);
         if (!rt.record.loaded) stripToPk(target, pkName);
@@ -265,4 +288,31 @@ export class Compactor {
     this.#host.log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
     return record ? targetId : 0;
   }
+}
+
+/** Latest pending (not yet in a deltalog) delete ts per pk of a segment. */
+function pendingDeleteTs(seg: Segment): Map<bigint | string, bigint> {
+  const out = new Map<bigint | string, bigint>();
+  const { pks, ts } = seg.pendingDeletes;
+  for (let i = 0; i < pks.length; i++) {
+    const prev = out.get(pks[i]!);
+    if (prev === undefined || ts[i]! > prev) out.set(pks[i]!, ts[i]!);
+  }
+  return out;
+}
+
+/** Rows of a flushed segment that no deltalog deletes: live rows and rows whose delete is still pending. */
+function rowsNotDeletedOnDisk(seg: Segment, pkName: string): Int32Array {
+  const chunk = seg.chunks[0]!;
+  const pending = pendingDeleteTs(seg);
+  const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+  const keep: number[] = [];
+  for (let i = 0; i < seg.numRows; i++) {
+    if (chunk.deleted[i] === 0) keep.push(i);
+    else {
+      const ts = pending.get(pks[i]!);
+      if (ts !== undefined && ts > chunk.ts[i]!) keep.push(i);
+    }
+  }
+  return Int32Array.from(keep);
 }

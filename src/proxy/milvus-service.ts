@@ -811,6 +811,9 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         ? cat.resolveCollection(dbOf(req, ctx), req.collection_name)
         : cat.collection(Number(req.collectionID ?? 0));
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[collectionID=${req.collectionID}]`);
+      // A compaction drops only rows whose delete is already in a deltalog (datanode/compactor.ts): flush
+      // first, so a manual compaction reclaims every delete acknowledged before the call.
+      await roles.data.flush(coll.id);
       const task = await roles.data.compact(coll.id, { force: true, wait: false });
       return { status: OK, compactionID: String(task.id), compactionPlanCount: task.plans.length };
     },

@@ -1,7 +1,8 @@
 import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
-import { restoreInfo, type RestoreService } from '../coord/snapshot/restore-service.js';
+import type { RestoreService } from '../coord/snapshot/restore-service.js';
+import { restoreInfo } from './restore-info.js';
 import type { Clock } from '../common/clock.js';
 import type { CallContext, Handler } from './milvus-service.js';
 import { OK } from './status.js';

@@ -14,6 +14,7 @@ import { quiverError } from '../common/errors.js';
 import type { EtcdMetaKVOptions } from '../meta/etcd-kv.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
+import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
@@ -94,14 +95,18 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
+  // The copy workers live in this process; a finished task kicks the restore service's inspector (the
+  // callback runs only once a task ran, so after `restores` is assigned).
+  const copyWorkers = new InProcessWorkerPool({ store: copyStore, onTaskFinished: () => restores.taskFinished() });
   const restores = new RestoreService(
-    { host: engine, snapshots, kv, store: copyStore, clock, log },
+    { host: engine, snapshots, kv, store: copyStore, clock, log, workers: copyWorkers },
     {
       checkIntervalMs: config.copyCheckIntervalMs,
       maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
       taskRetentionMs: config.copyTaskRetentionMs,
       jobTimeoutMs: config.copyJobTimeoutMs,
     },
+    { faultPauseBeforeStartCommitMs: config.faultRestoreStartPauseMs || undefined },
   );
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
   await restores.init();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CopyJobChecker, TargetRefused } from './checker.js';
 import { createJob, FakeWorkers, harness, mappings, mustGetJob, RecordingTargets, resultsFor, sourcesFor, type Harness } from './copy.test-util.js';
 import { jobProgress } from './progress.js';
-import { resolveMappings, targetKeysOf } from './segment-rewrite.js';
+import { resolveMappings, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import { DEFAULT_COPY_OPTIONS, publicJobState, type CopyJob, type CopyTask } from './types.js';
 
 function setup(h: Harness = harness(), segments = 300) {

@@ -25,7 +25,7 @@ import type { Clock } from '../../common/clock.js';
 import { unreachable } from '../../common/errors.js';
 import type { CopyJobStore } from './copy-job-store.js';
 import { LoopRunner } from '../../common/loop.js';
-import { mappingsProblem } from './segment-rewrite.js';
+import { mappingsProblem } from '../../storage/snapshot-format/segment-rewrite.js';
 import {
   DEFAULT_COPY_OPTIONS,
   isTerminalTaskState,

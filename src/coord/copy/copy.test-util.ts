@@ -7,12 +7,11 @@ import { FakeClock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
 import type { Compare, Op, TxnResult } from '../../meta/meta-kv.js';
-import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
 import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../storage/paths.js';
 import type { Binlog, SegmentRecord } from '../records.js';
 import { CopyJobStore, newCopyJob } from './copy-job-store.js';
-import { resolveMappings, sourceKeysOf, targetKeysOf } from './segment-rewrite.js';
+import { resolveMappings, sourceKeysOf, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import {
   DEFAULT_COPY_OPTIONS,
   type CopiedSegment,

@@ -15,5 +15,5 @@ export {
   mappingsProblem,
   resolvedMappingsProblem,
   resolveMappings,
-} from './segment-rewrite.js';
-export type { CopyStep } from './segment-rewrite.js';
+} from '../../storage/snapshot-format/segment-rewrite.js';
+export type { CopyStep } from '../../storage/snapshot-format/segment-rewrite.js';

@@ -27,7 +27,7 @@ import {
 } from './copy.test-util.js';
 import { TaskInspector } from './inspector.js';
 import { jobProgress } from './progress.js';
-import { copyPlanOf, rewriteSegmentRecord, sourceKeysOf, targetKeysOf } from './segment-rewrite.js';
+import { copyPlanOf, rewriteSegmentRecord, sourceKeysOf, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import { DEFAULT_COPY_OPTIONS, type CopyJob, type CopyOptions, type ResolvedMapping } from './types.js';
 
 interface Stack {

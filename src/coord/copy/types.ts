@@ -74,33 +74,14 @@
  *   overwrite the state of a newer one.
  */
 
-import type { SegmentRecord } from '../records.js';
 
 export type CopyJobState = 'Pending' | 'Executing' | 'Publishing' | 'Completed' | 'RollingBack' | 'Failed';
 export type CopyTaskState = 'Pending' | 'InProgress' | 'Completed' | 'Failed';
 
 export const COPY_JOB_STATES: readonly CopyJobState[] = ['Pending', 'Executing', 'Publishing', 'Completed', 'RollingBack', 'Failed'];
 
-/** One segment of a restore, ids only: the file lists are in the snapshot's manifest of `sourceSegmentId`. */
-export interface SegmentMapping {
-  readonly sourceSegmentId: number;
-  readonly targetSegmentId: number;
-  readonly targetPartitionId: number;
-}
-
-/** Which snapshot a job or task copies from: its manifests hold the source segments' file lists. */
-export interface SnapshotRef {
-  readonly collectionId: number;
-  readonly snapshotId: number;
-}
-
-/** A mapping with the source segment record read from the snapshot (in memory only, never persisted). */
-export interface ResolvedMapping {
-  readonly source: SegmentRecord;
-  readonly targetSegmentId: number;
-  readonly targetPartitionId: number;
-  readonly targetCollectionId: number;
-}
+export type { ResolvedMapping, SegmentMapping, SnapshotRef, SourceSegmentReader } from '../../storage/snapshot-format/copy-types.js';
+import type { SegmentMapping, SnapshotRef } from '../../storage/snapshot-format/copy-types.js';
 
 export interface CopyJob {
   readonly id: number;
@@ -250,13 +231,6 @@ export interface WorkerClient {
   cancel(nodeId: string, taskId: number): Promise<void>;
 }
 
-/**
- * The source segment records of a snapshot, by id (production: read from the snapshot's manifests).
- * Throws when one is missing or unreadable; a non-retriable QuiverError when it can never be read.
- */
-export interface SourceSegmentReader {
-  read(snapshot: SnapshotRef, sourceSegmentIds: readonly number[]): Promise<ReadonlyMap<number, SegmentRecord>>;
-}
 
 /**
  * The catalog side of a restore, implemented over the catalog by `RestoreTargets` (coord/snapshot).

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
-import { InProcessWorkerPool } from '../../datanode/copy-worker/index.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import {
   CopyJobChecker,
@@ -11,9 +10,7 @@ import {
   SEGMENTS_PER_JOB_MAX,
   TaskInspector,
   isTerminalJobState,
-  jobProgress,
   newCopyJob,
-  publicJobState,
   type CopyJob,
   type CopyOptions,
   type SourceSegmentReader,
@@ -21,7 +18,7 @@ import {
 } from '../copy/index.js';
 import { RestoreTargets, type RestoreHost } from './restore-targets.js';
 import type { SnapshotManager } from './snapshot-manager.js';
-import { ManifestSourceReader } from './source-reader.js';
+import { ManifestSourceReader } from '../../storage/snapshot-format/source-reader.js';
 
 /**
  * Restore a snapshot into a new collection (DESIGN.md §4 "Restore").
@@ -48,10 +45,22 @@ export interface RestoreDeps {
   readonly store: ObjectStore;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Defaults to one in-process worker node over `store`. */
-  readonly workers?: WorkerClient;
+  /**
+   * The copy workers (the wiring builds them: in-process workers, or a remote pool). Their "task
+   * finished" signal goes to `taskFinished()`, so a finished copy is reported without waiting for a tick.
+   */
+  readonly workers: WorkerClient;
   /** Defaults to the snapshot manifests in `store`. */
   readonly sources?: SourceSegmentReader;
+}
+
+export interface RestoreFaults {
+  /**
+   * Fault injection for crash tests only (config `QUIVER_FAULT_RESTORE_START_PAUSE_MS`): wait this long
+   * (on the injected clock) right before the one restore-start txn commits, with every check done and
+   * every id allocated, so a test can kill the process there and prove that nothing was left.
+   */
+  readonly faultPauseBeforeStartCommitMs?: number | undefined;
 }
 
 export class RestoreService {
@@ -65,27 +74,22 @@ export class RestoreService {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #options: CopyOptions;
+  readonly #faults: RestoreFaults;
   /** Observers of finished jobs (metrics). */
   readonly onJobFinished: ((job: CopyJob, outcome: 'Completed' | 'Failed') => void)[] = [];
 
-  constructor(deps: RestoreDeps, options: CopyOptions = DEFAULT_COPY_OPTIONS) {
+  constructor(deps: RestoreDeps, options: CopyOptions = DEFAULT_COPY_OPTIONS, faults: RestoreFaults = {}) {
     this.#host = deps.host;
     this.#snapshots = deps.snapshots;
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#options = options;
+    this.#faults = faults;
     const sources = deps.sources ?? new ManifestSourceReader(deps.store);
     this.jobs = new CopyJobStore({ kv: deps.kv, allocId: (count) => deps.host.ids.alloc(count) });
     this.targets = new RestoreTargets({ host: deps.host, sources, store: deps.store, releasePin: (id) => deps.snapshots.unpin(id), log: deps.log });
     let inspector: TaskInspector | undefined;
-    const pool =
-      deps.workers ??
-      new InProcessWorkerPool({
-        store: deps.store,
-        sources,
-        // A finished copy kicks the inspector, whose report kicks the checker: no waiting for ticks.
-        onTaskFinished: () => void inspector?.kick(),
-      });
+    const pool = deps.workers;
     this.workers = pool;
     this.checker = new CopyJobChecker({
       store: this.jobs,
@@ -132,6 +136,11 @@ export class RestoreService {
       }
     }
     return { targetsRemoved, pinsReleased };
+  }
+
+  /** A worker finished a task: the inspector polls now, and its report kicks the checker. */
+  taskFinished(): void {
+    void this.inspector.kick();
   }
 
   start(): void {
@@ -202,6 +211,7 @@ export class RestoreService {
         // The source snapshot cannot be dropped while the job reads its files.
         const pin = this.#snapshots.jobPin(rec, pinId, jobId);
         const jobTxn = this.jobs.createJobTxn(job);
+        if (this.#faults.faultPauseBeforeStartCommitMs) await this.#clock.sleep(this.#faults.faultPauseBeforeStartCommitMs);
         const ok = await catalog.commitGuarded(plan.changes, {
           expect: [{ kind: 'collection', id: plan.collection.id, state: 'absent' }],
           extra: { compares: [jobTxn.compare], ops: [this.#snapshots.records.pinOp(pin), jobTxn.op] },
@@ -228,34 +238,39 @@ export class RestoreService {
     );
   }
 
-  /** Awaits the end of a job (tests, CLI in-process): polls persisted state. */
+  /**
+   * Awaits the end of a job (tests, CLI in-process): resolves on the checker's job-finished event, or at
+   * once if the persisted job has already ended; rejects after `timeoutMs` on the injected clock.
+   */
   async waitFor(jobId: number, timeoutMs = 60_000): Promise<CopyJob> {
-    const end = this.#clock.nowMs() + timeoutMs;
-    for (;;) {
+    let observer: ((job: CopyJob) => void) | undefined;
+    const finished = new Promise<CopyJob>((resolve) => {
+      observer = (job) => {
+        if (job.id === jobId) resolve(job);
+      };
+      this.onJobFinished.push(observer);
+    });
+    let timedOut = false;
+    const cancelTimeout = new AbortController();
+    const timeout = this.#clock.sleep(timeoutMs, cancelTimeout.signal).then(() => {
+      timedOut = !cancelTimeout.signal.aborted;
+    });
+    try {
+      // Subscribed before the read: a job ending between the two is seen by one or the other.
       const job = await this.job(jobId);
-      if (job.state === 'Completed' || job.state === 'Failed') return job;
-      if (this.#clock.nowMs() > end) throw new Error(`restore job ${jobId} did not finish within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
+      if (isTerminalJobState(job.state)) return job;
+      await Promise.race([finished, timeout]);
+      if (timedOut) throw quiverError('ServiceNotReady', `restore job ${jobId} did not finish within ${timeoutMs} ms`);
+      // The event carries the job as the checker saw it; report the persisted record.
+      return await this.job(jobId);
+    } finally {
+      cancelTimeout.abort();
+      const i = this.onJobFinished.indexOf(observer!);
+      if (i >= 0) this.onJobFinished.splice(i, 1);
     }
   }
 }
 
 function nameTaken(name: string, db: string): Error {
   return quiverError('ParameterInvalid', `collection already exists: ${name} in database ${db}; restore needs a new collection name`);
-}
-
-export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown> {
-  const start = job.startedAtMs ?? job.createdAtMs;
-  const end = job.finishedAtMs ?? nowMs;
-  return {
-    job_id: String(job.id),
-    snapshot_name: job.snapshotName,
-    db_name: job.targetDbName,
-    collection_name: job.targetCollectionName,
-    state: publicJobState(job.state),
-    progress: jobProgress(job),
-    reason: job.reason,
-    start_time: String(job.createdAtMs),
-    time_cost: String(Math.max(0, end - start)),
-  };
 }

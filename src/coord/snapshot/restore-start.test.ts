@@ -9,17 +9,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../../testing/wait.js';
 import { FakeClock } from '../../common/clock.js';
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
 import type { Compare, KvEntry, MetaKV, Op, ScanOptions, TxnResult } from '../../meta/meta-kv.js';
 import { Engine } from '../../wiring/engine.js';
-import type { InProcessWorkerPool } from '../../datanode/copy-worker/index.js';
+import { InProcessWorkerPool } from '../../datanode/copy-worker/index.js';
 import type { FieldSchema } from '../../schema/types.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { openLocalWal, type LocalWal } from '../../wal/wal.js';
 import { DEFAULT_COPY_OPTIONS, type CopyJob } from '../copy/index.js';
-import { RestoreService } from './restore-service.js';
+import { RestoreService, type RestoreFaults } from './restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from './snapshot-manager.js';
 
 const log = pino({ level: 'silent' });
@@ -79,6 +80,7 @@ class World {
   readonly mem = new MemoryMetaKV();
   readonly kv = new CrashingKV(this.mem);
   readonly store = new MemoryObjectStore();
+  faults: RestoreFaults = {};
   node!: Node;
   constructor(readonly dir: string) {}
 
@@ -91,7 +93,8 @@ class World {
     );
     const snapshots = new SnapshotManager({ host: engine, kv: this.kv, store: this.store, clock: this.clock, log }, SNAPSHOT_DEFAULTS);
     const { pendingRemoved } = await snapshots.init();
-    const restores = new RestoreService({ host: engine, snapshots, kv: this.kv, store: this.store, clock: this.clock, log }, DEFAULT_COPY_OPTIONS);
+    const workers = new InProcessWorkerPool({ store: this.store });
+    const restores = new RestoreService({ host: engine, snapshots, kv: this.kv, store: this.store, clock: this.clock, log, workers }, DEFAULT_COPY_OPTIONS, this.faults);
     const r = await restores.init();
     this.node = { engine, wal, snapshots, restores, init: { pendingRemoved, ...r } };
     return this.node;
@@ -243,6 +246,54 @@ describe('restore start (one txn) and reconcile', () => {
     expect(outcomes).toContain('pending job');
   });
 
+  it('fault hook: the start pauses right before its one txn; a kill there leaves nothing, and the pause ends on the clock', async () => {
+    world = await seeded(await mkdir());
+    world.faults = { faultPauseBeforeStartCommitMs: 500 };
+    let n = await world.restart();
+    const writes = world.kv.writes;
+    const paused = n.restores.restore(START);
+    await until(() => world!.clock.sleeping() > 0, { what: 'the restore start to reach its pause' });
+    // Every check and id is done, nothing is written: a kill here must leave nothing.
+    expect(world.kv.writes).toBe(writes);
+    expect(startState(n)).toEqual({ targets: [], pins: [] });
+    world.clock.advance(500);
+    const job = await paused;
+    expect(world.kv.writes - writes).toBe(1);
+    expect((await drive(n, job.id)).state).toBe('Completed');
+
+    // The kill: the start is paused before its txn when the process goes; the restarted node has nothing.
+    const second = { ...START, targetCollection: 'dst2' };
+    const killed = n.restores.restore(second);
+    killed.catch(() => undefined);
+    await until(() => world!.clock.sleeping() > 0, { what: 'the second start to reach its pause' });
+    // The old start stays paused for good (this test never advances the clock again): a dead process.
+    world.faults = {};
+    n = await world.restart();
+    expect(n.engine.catalog.allCollections().filter((c) => c.name === 'dst2')).toEqual([]);
+    expect(n.snapshots.activePinsAll().filter((p) => p.jobId !== undefined)).toEqual([]);
+    expect((await n.restores.jobs.listJobs()).map((j) => j.targetCollectionName)).toEqual(['dst']);
+    const again = await n.restores.restore(second);
+    expect((await drive(n, again.id)).state).toBe('Completed');
+  });
+
+  it('waitFor: resolves on the job-finished event (no polling), at once for an ended job, and times out on the clock', async () => {
+    world = await seeded(await mkdir());
+    const n = world.node;
+    const job = await n.restores.restore(START);
+    const waiting = n.restores.waitFor(job.id, 1000);
+    expect(n.restores.onJobFinished).toHaveLength(1);
+    await drive(n, job.id);
+    expect((await waiting).state).toBe('Completed');
+    expect(n.restores.onJobFinished).toHaveLength(0);
+    expect((await n.restores.waitFor(job.id, 1000)).state).toBe('Completed');
+    const stuck = await n.restores.restore({ ...START, targetCollection: 'dst2' });
+    const timedOut = n.restores.waitFor(stuck.id, 1000);
+    await until(() => world!.clock.sleeping() > 0, { what: 'waitFor to arm its timeout' });
+    world.clock.advance(1001);
+    await expect(timedOut).rejects.toThrow(/did not finish within 1000 ms/);
+    expect(n.restores.onJobFinished).toHaveLength(0);
+  });
+
   it('reconcile: a Restoring collection without a job is removed and its name is reusable', async () => {
     world = await seeded(await mkdir());
     const job = await world.node.restores.restore(START);
@@ -317,6 +368,44 @@ describe('restore start (one txn) and reconcile', () => {
     expect(started.status).toBe('rejected');
     expect(startState(n)).toEqual({ targets: [], pins: [] });
     expect(await n.restores.jobs.listJobs()).toEqual([]);
+  });
+
+  it('a pinned snapshot of a dropped collection is found by the old name: describe, list, restore, unpin, drop (also after a restart)', async () => {
+    world = await seeded(await mkdir());
+    const pin = await world.node.snapshots.pin('default', 'src', 'snap', 0);
+    await world.node.engine.dropCollection('default', 'src');
+    const n = await world.restart();
+    expect((await n.snapshots.describe('default', 'src', 'snap')).name).toBe('snap');
+    expect((await n.snapshots.list('default', 'src')).map((r) => r.name)).toEqual(['snap']);
+    // Before the fix: "collection not found[database=default][collection=src]".
+    const job = await n.restores.restore(START);
+    expect((await drive(n, job.id)).state).toBe('Completed');
+    expect(n.engine.catalog.segments(job.targetCollectionId).reduce((a, s) => a + s.numRows, 0)).toBe(3);
+    // A new collection of the same name: its own snapshot of that name wins; the old one stays reachable
+    // by the old name only while the new collection has no snapshot of that name.
+    await n.engine.createCollection({
+      dbName: 'default', name: 'src', fields: [field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }), field({ name: 'v', dataType: 'FloatVector', dim: 2 })],
+      description: '', enableDynamicField: false, autoId: false, shardsNum: 1, consistencyLevel: 'Bounded', properties: {}, numPartitions: 0,
+    });
+    const old = await n.snapshots.describe('default', 'src', 'snap');
+    expect(old.collectionId).toBe(job.sourceCollectionId);
+    await expect(n.snapshots.drop('default', 'src', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotPinned'));
+    const fresh = await n.snapshots.create('default', 'src', 'snap', '', 0);
+    expect((await n.snapshots.describe('default', 'src', 'snap')).id).toBe(fresh.id);
+    expect((await n.snapshots.list('default', 'src')).map((r) => r.id)).toEqual([fresh.id]);
+    await n.snapshots.drop('default', 'src', 'snap');
+    expect((await n.snapshots.describe('default', 'src', 'snap')).id).toBe(old.id);
+    await n.snapshots.unpin(pin.id);
+    await n.snapshots.drop('default', 'src', 'snap');
+    await expect(n.snapshots.describe('default', 'src', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotNotFound'));
+    expect(await n.snapshots.records.list(old.collectionId)).toEqual([]);
+  });
+
+  it('no live collection and no snapshot of a dropped one: the collection-not-found error as before', async () => {
+    world = await seeded(await mkdir());
+    await expect(world.node.snapshots.describe('default', 'nope', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+    await expect(world.node.snapshots.list('default', 'nope')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+    await expect(world.node.restores.restore({ ...START, sourceCollection: 'nope' })).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
   });
 
   it('rollback removes the target, its copied files and the pin; the name is free again', async () => {

@@ -29,7 +29,7 @@ import { collectionFilePrefixes } from '../../storage/paths.js';
 import type { Catalog, CatalogChange } from '../catalog.js';
 import { TargetRefused } from '../copy/checker.js';
 import { batchOps, TXN_BYTES_MAX, TXN_OPS_MAX } from '../copy/copy-job-store.js';
-import { resolveMappings, rewriteSegmentRecord, targetKeysOf } from '../copy/segment-rewrite.js';
+import { resolveMappings, rewriteSegmentRecord, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import type { CopyJob, CopyLogger, RestoreTargetOps, SegmentMapping, SourceSegmentReader } from '../copy/types.js';
 import type { CollectionRecord, IndexRecord, PartitionRecord, SegmentRecord } from '../records.js';
 

@@ -11,7 +11,8 @@ import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { openLocalWal, type LocalWal } from '../../wal/wal.js';
 import type { FieldSchema } from '../../schema/types.js';
 import { RefIndex } from './ref-index.js';
-import { SNAPSHOT_DEFAULTS, SnapshotManager } from './snapshot-manager.js';
+import { SNAPSHOT_DEFAULTS, SnapshotManager, type SnapshotHost } from './snapshot-manager.js';
+import { readSegment } from '../../segcore/segment-io.js';
 
 const HOUR = 3600_000;
 
@@ -117,6 +118,54 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
     await mgr.tick();
     expect(await mgr.records.list(coll.id)).toEqual([]);
     expect(mgr.refs.isSegmentReferenced(coll.id, held.segmentIds[0]!)).toBe(false);
+  });
+
+  it('an upsert and a compaction between the flush and the segment listing: the snapshot keeps the key (old version)', async () => {
+    const coll = engine.catalog.resolveCollection('default', 'c');
+    const upsertKey1 = () =>
+      engine.insert(coll.id, undefined, new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from([1n]) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([9, 9]) }],
+      ]), 1, true);
+    // The window the e2e race hits by chance, made deterministic: right after the snapshot's flush, an
+    // upsert of key 1 (delete pending on the flushed segment, insert growing) and a compaction.
+    // A second flushed segment, so the forced compaction merges both.
+    await engine.flushCollection(coll.id);
+    await engine.insert(coll.id, undefined, new Map([
+      ['id', { kind: 'int64', data: BigInt64Array.from([4n, 5n]) }],
+      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([4, 4, 5, 5]) }],
+    ]), 2, false);
+    let compaction: Awaited<ReturnType<typeof engine.compact>> | undefined;
+    const host: SnapshotHost = {
+      catalog: engine.catalog,
+      ids: engine.ids,
+      tso: engine.tso,
+      withCollectionLock: (id, fn) => engine.withCollectionLock(id, fn),
+      flushCollection: async (id) => {
+        await engine.flushCollection(id);
+        await upsertKey1();
+        compaction = await engine.compact(id, { force: true, wait: true });
+      },
+      flushedSegments: (id) => engine.flushedSegments(id),
+      addCompactionGuard: (g) => engine.addCompactionGuard(g),
+      onCollectionDropped: (h) => engine.onCollectionDropped(h),
+    };
+    const racing = new SnapshotManager({ host, kv, store, clock, log: pino({ level: 'silent' }) }, SNAPSHOT_DEFAULTS);
+    await racing.init();
+    const rec = await racing.create('default', 'c', 'raced', '', 0);
+    const { entries } = await racing.readContents(rec);
+    const rows = new Map<bigint, number[]>();
+    for (const e of entries) {
+      const chunk = await readSegment(store, coll, e.segment, coll.schema.fields);
+      const ids = chunk.columns.get('id')!.data as BigInt64Array;
+      const v = chunk.columns.get('v')!.data as Float32Array;
+      for (let i = 0; i < chunk.numRows; i++) if (chunk.deleted[i] === 0) rows.set(ids[i]!, [v[2 * i]!, v[2 * i + 1]!]);
+    }
+    // Before the fix the compaction dropped key 1 from the flushed segments: the snapshot had no key 1.
+    expect(compaction?.plans.length).toBeGreaterThan(0);
+    expect(compaction?.plans.every((p) => p.state === 'Completed')).toBe(true);
+    expect([...rows.keys()].sort()).toEqual([1n, 2n, 3n, 4n, 5n]);
+    expect(rows.get(1n)).toEqual([1, 0]);
   });
 
   it('compaction protection keeps the snapshot segments out of compaction until it expires', async () => {

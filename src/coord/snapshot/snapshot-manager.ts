@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../common/clock.js';
-import { quiverError } from '../../common/errors.js';
+import { isQuiverError, quiverError } from '../../common/errors.js';
 import { KeyedMutex } from '../../common/mutex.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
 import type { ObjectStore } from '../../storage/object-store.js';
@@ -15,7 +15,7 @@ import {
   writeManifests,
   type ManifestEntry,
   type SnapshotMetadata,
-} from './format/index.js';
+} from '../../storage/snapshot-format/index.js';
 import { RefIndex } from './ref-index.js';
 import { SnapshotStore, type PinRecord, type SnapshotRecord } from './snapshot-store.js';
 
@@ -245,7 +245,7 @@ export class SnapshotManager {
         ...summary,
       };
       await this.#store.put(pending.metadataKey, encodeMetadata(metadata));
-      if (this.#opts.faultPauseBeforeCommitMs) await new Promise((r) => setTimeout(r, this.#opts.faultPauseBeforeCommitMs));
+      if (this.#opts.faultPauseBeforeCommitMs) await this.#clock.sleep(this.#opts.faultPauseBeforeCommitMs);
       // 4. COMMITTED only once every file it names exists.
       const patch: Partial<SnapshotRecord> = {
         state: 'COMMITTED',
@@ -268,18 +268,73 @@ export class SnapshotManager {
 
   // ------------------------------------------------------------------ read
 
+  /**
+   * Which snapshot a (database, collection name, snapshot name) triple means. The RPCs name a snapshot by
+   * its collection's name, but a pinned snapshot outlives its collection (README), and a dropped
+   * collection's name may be taken again. The rule:
+   *   1. the live collection of that name (or alias), if it has a snapshot of that name;
+   *   2. otherwise the newest snapshot of that name among collections that are gone and had that
+   *      (database, name) when they were dropped (or, for a record from before that was kept, when the
+   *      snapshot was taken).
+   * So a live collection's own snapshots always win, and a dropped collection's snapshot stays reachable
+   * under the old name until it is dropped.
+   */
+  async #find(dbName: string, collectionName: string, name: string): Promise<{ record: SnapshotRecord | undefined; live: CollectionRecord | undefined }> {
+    const live = this.#liveCollection(dbName, collectionName);
+    if (live) {
+      const own = await this.records.get(live.id, name);
+      if (own) return { record: own.record, live };
+    }
+    const dead = (await this.#ofDroppedCollections(dbName, collectionName)).filter((r) => r.name === name);
+    return { record: dead.sort((a, b) => b.createdAtMs - a.createdAtMs || b.id - a.id)[0], live };
+  }
+
+  /** The live collection of that name or alias, or undefined (no such collection or database). */
+  #liveCollection(dbName: string, collectionName: string): CollectionRecord | undefined {
+    try {
+      return this.#host.catalog.resolveCollection(dbName, collectionName);
+    } catch (e) {
+      if (isQuiverError(e, 'CollectionNotFound') || isQuiverError(e, 'DatabaseNotFound')) return undefined;
+      throw e;
+    }
+  }
+
+  /** Snapshots whose collection is gone and was called (db, name). */
+  async #ofDroppedCollections(dbName: string, collectionName: string): Promise<SnapshotRecord[]> {
+    return (await this.records.list()).filter(
+      (r) =>
+        r.dbName === dbName &&
+        r.collectionName === collectionName &&
+        (r.collectionDropped === true || this.#host.catalog.collection(r.collectionId) === undefined),
+    );
+  }
+
+  /** Throws the error a missing collection gives when neither rule of `#find` applies. */
+  #collectionNotFound(dbName: string, collectionName: string): never {
+    this.#host.catalog.resolveCollection(dbName, collectionName);
+    throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${collectionName}]`);
+  }
+
+  /** The live collection's snapshots, plus those of dropped collections of that name (see `#find`). */
   async list(dbName: string, collectionName: string): Promise<SnapshotRecord[]> {
-    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
-    return (await this.records.list(coll.id)).filter((r) => r.state === 'COMMITTED').sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id);
+    const live = this.#liveCollection(dbName, collectionName);
+    const own = live ? await this.records.list(live.id) : [];
+    const dead = await this.#ofDroppedCollections(dbName, collectionName);
+    if (!live && dead.length === 0) this.#collectionNotFound(dbName, collectionName);
+    // Per name, the one `#find` would pick.
+    const byName = new Map<string, SnapshotRecord>();
+    for (const r of [...dead].sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id)) if (r.state === 'COMMITTED') byName.set(r.name, r);
+    for (const r of own) if (r.state === 'COMMITTED') byName.set(r.name, r);
+    return [...byName.values()].sort((a, b) => a.createdAtMs - b.createdAtMs || a.id - b.id);
   }
 
   async describe(dbName: string, collectionName: string, name: string): Promise<SnapshotRecord> {
-    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
-    const r = await this.records.get(coll.id, name);
-    if (!r || r.record.state !== 'COMMITTED') {
+    const { record, live } = await this.#find(dbName, collectionName, name);
+    if (!record && !live) this.#collectionNotFound(dbName, collectionName);
+    if (record?.state !== 'COMMITTED') {
       throw quiverError('SnapshotNotFound', `snapshot not found[collection=${collectionName}][snapshot=${name}]`);
     }
-    return r.record;
+    return record;
   }
 
   async readContents(rec: SnapshotRecord): Promise<Awaited<ReturnType<typeof readSnapshot>>> {
@@ -293,11 +348,16 @@ export class SnapshotManager {
     return [...this.#pins.values()].filter((p) => p.snapshotId === snapshotId && (p.expiresAtMs === undefined || p.expiresAtMs > now));
   }
 
-  /** Idempotent: dropping a missing snapshot succeeds. Refused (2601) while an unexpired pin exists. */
+  /**
+   * Idempotent: dropping a missing snapshot succeeds. Refused (2601) while an unexpired pin exists. Finds
+   * snapshots of dropped collections by the old name (see `#find`).
+   */
   async drop(dbName: string, collectionName: string, name: string): Promise<void> {
-    const coll = this.#host.catalog.resolveCollection(dbName, collectionName);
-    await this.#nameLocks.run(`${coll.id}/${name}`, async () => {
-      const r = await this.records.get(coll.id, name);
+    const { record, live } = await this.#find(dbName, collectionName, name);
+    if (!record && !live) this.#collectionNotFound(dbName, collectionName);
+    const collectionId = record?.collectionId ?? live!.id;
+    await this.#nameLocks.run(`${collectionId}/${name}`, async () => {
+      const r = await this.records.get(collectionId, name);
       if (!r) return;
       const pins = this.activePins(r.record.id);
       if (pins.length > 0) {
@@ -400,7 +460,8 @@ export class SnapshotManager {
   async #collectionDropped(coll: CollectionRecord): Promise<void> {
     for (const rec of await this.records.list(coll.id)) {
       if (this.activePins(rec.id).length > 0) {
-        await this.records.updateInState(rec.collectionId, rec.name, rec.state, { collectionDropped: true });
+        // Kept for its pins; the name it had at the drop is how the RPCs still find it (`#find`).
+        await this.records.updateInState(rec.collectionId, rec.name, rec.state, { collectionDropped: true, collectionName: coll.name });
         continue;
       }
       await this.#nameLocks.run(`${rec.collectionId}/${rec.name}`, () => this.#dropRecord(rec));

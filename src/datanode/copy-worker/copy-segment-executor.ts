@@ -17,7 +17,7 @@
  */
 
 import { isQuiverError } from '../../common/errors.js';
-import { copyPlanOf, resolveMappings, resolvedMappingsProblem, type CopyStep } from '../../coord/copy/segment-rewrite.js';
+import { copyPlanOf, resolveMappings, resolvedMappingsProblem, type CopyStep } from '../../storage/snapshot-format/segment-rewrite.js';
 import type { CopiedSegment, CopyTask, SourceSegmentReader } from '../../coord/copy/types.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 

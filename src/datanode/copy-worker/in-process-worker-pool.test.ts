@@ -11,7 +11,7 @@ import {
   TARGET_COLLECTION,
   sourceSegment,
 } from '../../coord/copy/copy.test-util.js';
-import { copyPlanOf, targetKeysOf } from '../../coord/copy/segment-rewrite.js';
+import { copyPlanOf, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import type { CopyTask, ResolvedMapping, SegmentMapping, TaskPoll } from '../../coord/copy/types.js';
 import { FaultyObjectStore, failKeysWithPrefix, failNth } from '../../storage/faulty-object-store.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';

@@ -13,7 +13,7 @@
 
 import { quiverError } from '../../common/errors.js';
 import type { CopiedSegment, CopyTask, SourceSegmentReader, TaskPoll, WorkerClient, WorkerNodeInfo } from '../../coord/copy/types.js';
-import { ManifestSourceReader } from '../../coord/snapshot/source-reader.js';
+import { ManifestSourceReader } from '../../storage/snapshot-format/source-reader.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { executeCopy } from './copy-segment-executor.js';
 

@@ -3,4 +3,4 @@ export type { CopyExecutionOptions, CopyExecutionResult } from './copy-segment-e
 export { InProcessWorkerPool, DEFAULT_WORKER_SLOTS, DEFAULT_FINISHED_TASKS_MAX } from './in-process-worker-pool.js';
 export type { InProcessWorkerPoolOptions, WorkerNodeSpec } from './in-process-worker-pool.js';
 // Rollback deletes exactly these keys; re-exported so worker-side code names one module.
-export { targetKeysOf } from '../../coord/copy/segment-rewrite.js';
+export { targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';

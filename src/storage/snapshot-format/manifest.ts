@@ -24,8 +24,8 @@
  */
 
 import avro from 'avsc';
-import { QuiverError, quiverError } from '../../../common/errors.js';
-import type { Binlog, SegmentIndexFile, SegmentRecord, SegmentState } from '../../records.js';
+import { QuiverError, quiverError } from '../../common/errors.js';
+import type { Binlog, SegmentIndexFile, SegmentRecord, SegmentState } from '../../coord/records.js';
 import { ContainerFormatError, readContainer, writeContainer } from './avro-container.js';
 
 export const MANIFEST_SCHEMA_VERSION = 1;

@@ -1,8 +1,8 @@
 import avro from 'avsc';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { QuiverError, isQuiverError } from '../../../common/errors.js';
-import type { Binlog, SegmentRecord } from '../../records.js';
+import { QuiverError, isQuiverError } from '../../common/errors.js';
+import type { Binlog, SegmentRecord } from '../../coord/records.js';
 import { readContainer, writeContainer } from './avro-container.js';
 import { MANIFEST_AVRO_SCHEMA, MANIFEST_SCHEMA_VERSION, decodeManifest, encodeManifest, type ManifestEntry } from './manifest.js';
 import { TS, entry, segment } from './test-fixtures.js';

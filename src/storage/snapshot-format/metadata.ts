@@ -20,9 +20,9 @@
  */
 
 import { z } from 'zod';
-import { QuiverError, quiverError, type ErrorKind } from '../../../common/errors.js';
-import { parseSnapshotKey } from '../../../storage/paths.js';
-import type { CollectionRecord, IndexRecord } from '../../records.js';
+import { QuiverError, quiverError, type ErrorKind } from '../../common/errors.js';
+import { parseSnapshotKey } from '../paths.js';
+import type { CollectionRecord, IndexRecord } from '../../coord/records.js';
 import type { ManifestEntry } from './manifest.js';
 import { parseManifestKey } from './manifest-store.js';
 

@@ -31,9 +31,9 @@
  * found a manifest by `stat` could commit a reference to a file being deleted).
  */
 
-import { quiverError } from '../../../common/errors.js';
-import type { ObjectStore } from '../../../storage/object-store.js';
-import { snapshotsPrefix } from '../../../storage/paths.js';
+import { quiverError } from '../../common/errors.js';
+import type { ObjectStore } from '../object-store.js';
+import { snapshotsPrefix } from '../paths.js';
 import { checkConcurrency, mapLimit } from './concurrency.js';
 import { encodeManifest, type ManifestEntry } from './manifest.js';
 

@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { isQuiverError } from '../../../common/errors.js';
-import type { ObjectStore } from '../../../storage/object-store.js';
-import { MemoryObjectStore } from '../../../storage/memory-object-store.js';
-import { parseSnapshotKey, snapshotManifestKey } from '../../../storage/paths.js';
+import { isQuiverError } from '../../common/errors.js';
+import type { ObjectStore } from '../object-store.js';
+import { MemoryObjectStore } from '../memory-object-store.js';
+import { parseSnapshotKey, snapshotManifestKey } from '../paths.js';
 import { decodeManifest } from './manifest.js';
 import { formatManifestKey, manifestKey, parseManifestKey, sharedManifestsPrefix, writeManifests } from './manifest-store.js';
 import { entry, segment } from './test-fixtures.js';

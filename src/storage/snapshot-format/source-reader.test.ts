@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../../common/errors.js';
-import { MemoryObjectStore } from '../../storage/memory-object-store.js';
-import { snapshotMetadataKey } from '../../storage/paths.js';
-import { encodeMetadata, writeManifests } from './format/index.js';
-import { metadata, snapshotEntries } from './format/test-fixtures.js';
+import { MemoryObjectStore } from '../memory-object-store.js';
+import { snapshotMetadataKey } from '../paths.js';
+import { encodeMetadata, writeManifests } from './index.js';
+import { metadata, snapshotEntries } from './test-fixtures.js';
 import { ManifestSourceReader } from './source-reader.js';
 
 /** A snapshot of collection 7 (id 77) over segments 1..5, as the snapshot manager writes it. */

@@ -20,9 +20,9 @@
  */
 
 import { quiverError } from '../../common/errors.js';
-import type { Binlog, SegmentIndexFile, SegmentRecord } from '../records.js';
-import { formatSegmentKey, parseSegmentKey } from '../../storage/paths.js';
-import type { ResolvedMapping, SegmentMapping } from './types.js';
+import type { Binlog, SegmentIndexFile, SegmentRecord } from '../../coord/records.js';
+import { formatSegmentKey, parseSegmentKey } from '../paths.js';
+import type { ResolvedMapping, SegmentMapping } from './copy-types.js';
 
 export interface CopyStep {
   readonly src: string;

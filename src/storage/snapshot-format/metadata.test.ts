@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { QuiverError } from '../../../common/errors.js';
-import { snapshotManifestKey } from '../../../storage/paths.js';
+import { QuiverError } from '../../common/errors.js';
+import { snapshotManifestKey } from '../paths.js';
 import { decodeMetadata, encodeMetadata, type SnapshotMetadata } from './metadata.js';
 import { INDEX, SCHEMA, metadata } from './test-fixtures.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { QuiverError } from '../../../common/errors.js';
-import { MemoryObjectStore } from '../../../storage/memory-object-store.js';
-import { snapshotManifestKey, snapshotMetadataKey } from '../../../storage/paths.js';
+import { QuiverError } from '../../common/errors.js';
+import { MemoryObjectStore } from '../memory-object-store.js';
+import { snapshotManifestKey, snapshotMetadataKey } from '../paths.js';
 import { encodeManifest } from './manifest.js';
 import { writeManifests } from './manifest-store.js';
 import { encodeMetadata } from './metadata.js';

@@ -7,8 +7,8 @@
  * - every index build a manifest lists must be in build_ids, or GC would not protect its files.
  */
 
-import { QuiverError, isQuiverError, quiverError } from '../../../common/errors.js';
-import type { ObjectStore } from '../../../storage/object-store.js';
+import { QuiverError, isQuiverError, quiverError } from '../../common/errors.js';
+import type { ObjectStore } from '../object-store.js';
 import { checkConcurrency, mapLimit } from './concurrency.js';
 import { decodeManifest, type ManifestEntry } from './manifest.js';
 import { manifestKey, parseManifestKey } from './manifest-store.js';

@@ -5,11 +5,11 @@
  * (a few snapshots at most: a restore reads one snapshot many times, once per task).
  */
 
-import type { SegmentRecord } from '../records.js';
-import type { SnapshotRef, SourceSegmentReader } from '../copy/types.js';
-import type { ObjectStore } from '../../storage/object-store.js';
-import { snapshotMetadataKey } from '../../storage/paths.js';
-import { readSnapshotMetadata, readSnapshotSegments, type SnapshotMetadata } from './format/index.js';
+import type { SegmentRecord } from '../../coord/records.js';
+import type { SnapshotRef, SourceSegmentReader } from './copy-types.js';
+import type { ObjectStore } from '../object-store.js';
+import { snapshotMetadataKey } from '../paths.js';
+import { readSnapshotMetadata, readSnapshotSegments, type SnapshotMetadata } from './index.js';
 
 /** Decoded metadata files kept (each is at most a few MiB for the largest snapshots). */
 const METADATA_CACHED_MAX = 4;

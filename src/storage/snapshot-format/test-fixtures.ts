@@ -1,8 +1,8 @@
 /** Builders shared by the format tests (not used by production code). */
 
-import type { CollectionSchema } from '../../../schema/types.js';
-import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../../../storage/paths.js';
-import type { Binlog, IndexRecord, SegmentRecord } from '../../records.js';
+import type { CollectionSchema } from '../../schema/types.js';
+import { deltaLogKey, indexFileKey, insertLogKey, statsLogKey } from '../paths.js';
+import type { Binlog, IndexRecord, SegmentRecord } from '../../coord/records.js';
 import type { ManifestEntry } from './manifest.js';
 import { manifestKey } from './manifest-store.js';
 import { summarizeEntries, type SnapshotMetadata } from './metadata.js';

@@ -1,4 +1,4 @@
-import { quiverError } from '../../../common/errors.js';
+import { quiverError } from '../../common/errors.js';
 
 export const CONCURRENCY_DEFAULT = 16;
 export const CONCURRENCY_MAX = 256;

@@ -23,8 +23,8 @@
 
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { assert } from '../../../common/errors.js';
-import { crc32 } from '../../../storage/checksum.js';
+import { assert } from '../../common/errors.js';
+import { crc32 } from '../checksum.js';
 
 export type AvroCodec = 'null' | 'deflate';
 

@@ -1,0 +1,18 @@
+import { jobProgress, publicJobState, type CopyJob } from '../coord/copy/index.js';
+
+/** A restore job as the RestoreSnapshotInfo of GetRestoreSnapshotState / ListRestoreSnapshotJobs replies. */
+export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown> {
+  const start = job.startedAtMs ?? job.createdAtMs;
+  const end = job.finishedAtMs ?? nowMs;
+  return {
+    job_id: String(job.id),
+    snapshot_name: job.snapshotName,
+    db_name: job.targetDbName,
+    collection_name: job.targetCollectionName,
+    state: publicJobState(job.state),
+    progress: jobProgress(job),
+    reason: job.reason,
+    start_time: String(job.createdAtMs),
+    time_cost: String(Math.max(0, end - start)),
+  };
+}
