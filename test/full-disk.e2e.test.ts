@@ -156,7 +156,7 @@ describe('full disk', () => {
     const tmpfs = process.env['QUIVER_FULL_DISK_INJECT'] ? 'QUIVER_FULL_DISK_INJECT is set' : await tmpfsDisk();
     let disk: Disk;
     if (typeof tmpfs === 'string') {
-      ctx.annotate(`${tmpfs}: injecting ENOSPC at the file layer instead`);
+      void ctx.annotate(`${tmpfs}: injecting ENOSPC at the file layer instead`);
       console.warn(`full-disk e2e: ${tmpfs}; injecting ENOSPC at the file layer instead`);
       disk = await injectedDisk();
     } else disk = tmpfs;
