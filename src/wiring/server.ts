@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
 import { LoopRunner } from '../common/loop.js';
 import { Metrics } from '../common/metrics.js';
+import type { CopyJob, RestoreTargetOps } from '../coord/copy/index.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
@@ -86,12 +87,23 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
   const restores = new RestoreService(
-    { host: engine, snapshots, kv, store: copyStore, clock, log },
+    {
+      host: engine,
+      snapshots,
+      kv,
+      store: copyStore,
+      clock,
+      log,
+      ...(config.faultRestorePauseState !== '' && config.faultRestorePauseMs > 0
+        ? { wrapTargets: (t: RestoreTargetOps) => pausedTargets(t, config.faultRestorePauseState, config.faultRestorePauseMs, log) }
+        : {}),
+    },
     {
       checkIntervalMs: config.copyCheckIntervalMs,
       maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
       taskRetentionMs: config.copyTaskRetentionMs,
       jobTimeoutMs: config.copyJobTimeoutMs,
+      finalizeLeaseMs: config.copyFinalizeLeaseMs,
     },
   );
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
@@ -153,6 +165,33 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
         await kv.close();
         await releaseLock();
       })()),
+  };
+}
+
+/**
+ * Test-only fault injection (crash tests): the side effect of one job state (Pending: register,
+ * Publishing: publish, RollingBack: rollback) logs "fault: restore paused" and waits `pauseMs` first, so
+ * that a test can kill -9 the process while the job is persisted in that state.
+ */
+function pausedTargets(targets: RestoreTargetOps, state: Config['faultRestorePauseState'], pauseMs: number, log: Logger): RestoreTargetOps {
+  const pause = async (job: CopyJob, phase: string): Promise<void> => {
+    if (phase !== state) return;
+    log.warn({ jobId: job.id, state: phase, pauseMs }, 'fault: restore paused');
+    await new Promise((r) => setTimeout(r, pauseMs));
+  };
+  return {
+    register: async (job) => {
+      await pause(job, 'Pending');
+      return targets.register(job);
+    },
+    publish: async (job) => {
+      await pause(job, 'Publishing');
+      return targets.publish(job);
+    },
+    rollback: async (job) => {
+      await pause(job, 'RollingBack');
+      return targets.rollback(job);
+    },
   };
 }
 
