@@ -114,6 +114,16 @@ async function setup(c: MilvusClient): Promise<void> {
   await c.flushSync({ collection_names: ['src'] });
   const idx = await c.createIndex({ collection_name: 'src', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } });
   expect(ok(idx), idx.reason).toBe(true);
+  // Index builds run in the background: wait for them, so that the files before the restore are final
+  // (and the snapshot carries index files for the restore to copy).
+  await until(
+    async () => {
+      const d = await c.describeIndex({ collection_name: 'src' });
+      const i = d.index_descriptions[0];
+      return i !== undefined && String(i.state) === 'Finished' && Number(i.pending_index_rows) === 0;
+    },
+    { timeoutMs: 30_000, what: 'index built' },
+  );
   const s = await c.createSnapshot({ collection_name: 'src', snapshot_name: 'snap' });
   expect(ok(s), s.reason).toBe(true);
 }
