@@ -2,7 +2,9 @@
  * In-process harness for the storage-engine reliability tests: one data dir with a file SQLite MetaKV,
  * a local object store (optionally behind a FaultyObjectStore), a local WAL, a FakeClock, the Engine and
  * a GarbageCollector over the engine's catalog and the same store. `restart()` closes every piece and
- * reopens it over the same dir, which is what a clean process restart does.
+ * reopens it over the same dir, which is what a clean process restart does; `handOver` lets a child
+ * process (model-child.ts) run on the dir and be killed -9, then reopens it (a crash restart). The GC's
+ * reference guard is the snapshot manager's RefIndex, as in the server.
  *
  * Rows are (pk, version) pairs: the pk is the Int64 primary key and the vector is
  * [pk, version, 0.5, 1], so a read tells which version of a row is visible, not only how many.
@@ -98,6 +100,12 @@ export class Harness {
   }
 
   static async create(options: HarnessOptions = {}): Promise<Harness> {
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
+    return Harness.openDir(dir, options);
+  }
+
+  /** Opens an existing data dir (the crash step's child process, and the parent after the kill). */
+  static async openDir(dir: string, options: HarnessOptions = {}): Promise<Harness> {
     const opts: Required<HarnessOptions> = {
       faulty: options.faulty ?? false,
       sealRows: options.sealRows ?? 1000,
@@ -107,7 +115,6 @@ export class Harness {
       orphanGraceMs: options.orphanGraceMs ?? 600_000,
       wrapStore: options.wrapStore ?? ((inner) => inner),
     };
-    const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
     // The GC compares file mtimes (real time) with the injected clock: start the fake clock at real time
     // so that fresh files are young, and advance it past a grace to make every file "old".
     const clock = new FakeClock(Date.now());
@@ -157,6 +164,17 @@ export class Harness {
   async close(): Promise<void> {
     await this.#quiesce();
     await closeAll(this.#o);
+  }
+
+  /**
+   * The crash step: closes this process's instances, lets `run` work on the dir in another process
+   * (which the step kills -9), then opens the dir again, as a restart after a crash does.
+   */
+  async handOver(run: (dir: string) => Promise<void>): Promise<void> {
+    await this.#quiesce();
+    await closeAll(this.#o);
+    await run(this.dir);
+    this.#o = await open(this.dir, this.clock, this.opts);
   }
 
   /**
