@@ -53,7 +53,7 @@ const CRASH_ONE_IN = Number(process.env.QUIVER_MODEL_CRASH_ONE_IN ?? 5);
 
 
 type PartitionName = 'p1' | 'p2';
-type SnapshotName = 's1' | 's2' | 's3';
+type SnapshotName = 's1' | 's2';
 type Advance = 'none' | 'dropped' | 'orphan';
 
 type Op =
@@ -87,7 +87,7 @@ type ChildWrite = { readonly kind: 'insert' | 'upsert'; readonly part: number; r
 
 const pks = fc.array(fc.integer({ min: 0, max: PK_MAX }), { minLength: 1, maxLength: 8 });
 const partName = fc.constantFrom<PartitionName>('p1', 'p2');
-const snapName = fc.constantFrom<SnapshotName>('s1', 's1', 's2', 's3');
+const snapName = fc.constantFrom<SnapshotName>('s1', 's2');
 /** Mostly healthy; sometimes the nth call fails. */
 const faultAt = (max: number) => fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max }) });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -107,7 +107,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('background' as const), idle: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant<Op>({ t: 'release' }) },
   { weight: 1, arbitrary: fc.constant<Op>({ t: 'load' }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('createSnapshot' as const), name: snapName }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('createSnapshot' as const), name: snapName }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('dropSnapshot' as const), name: snapName }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('restore' as const), name: snapName }) },
 );
