@@ -2,8 +2,14 @@
  * Model-based test of the storage engine plus GC (issue 3: "GC never deletes a file still listed by live
  * meta"). Random sequences of inserts, upserts, deletes, flushes, forced compactions, partition and
  * collection DDL, load/release, background ticks, GC ticks (with the clock moved past the dropped and
- * the orphan grace) and restarts run against a real Engine over SQLite + local files + LocalWal, and a
- * plain model of which (pk, version) rows each partition holds. Some flushes, compactions and GC ticks
+ * the orphan grace), snapshot create/drop, restores (into a collection checked row for row, by query and
+ * search, then dropped), clean restarts and crashes run against a real Engine over SQLite + local files +
+ * LocalWal, with the snapshot manager's RefIndex as the GC's reference guard (as in the server), and a
+ * plain model of which (pk, version) rows each partition holds and each snapshot captured. The crash
+ * step moves the engine into a child process (model-child.ts), runs writes there and SIGKILLs it after
+ * an acknowledged write or while one is in flight, then reopens the dir: acknowledged writes are all
+ * there, the one in flight is applied entirely or not at all (about one run in five has a crash step:
+ * a process start costs about a second). Some flushes, compactions and GC ticks
  * run with the Nth store put (or delete) failing, which is what leaves orphan files for GC to find.
  * Each run starts from a new data dir with 0-3 flushed batches (so compactions have something to merge)
  * and then takes up to 25 random steps. After every step:
@@ -11,14 +17,20 @@
  *   (a) the visible rows equal the model's: per partition and in total, by (pk, version), so a deleted or
  *       upserted-over row that stays visible, a lost row, or a row in the wrong partition all fail; when
  *       the collection is released, the live row counts (which need no loaded data) are compared instead;
+ *       a top-7 search returns min(7, rows) distinct live rows, each scored with its own distance, and
+ *       without an index (brute force) exactly the 7 smallest distances over the model's rows;
  *   (b) every file listed by a live segment record (not Dropped, collection not Dropped) or by a Dropped
  *       one still in its grace exists in the object store, and the engine's flushed segments are
  *       exactly the catalog's Flushed records of the live collection;
  *   (c) right after a healthy GC tick run with the clock past the orphan grace: no file under
  *       insert_log/, delta_log/, stats_log/ or index_files/ is both unlisted by every segment record and
- *       older than the grace (GC leaves no garbage);
+ *       older than the grace (GC leaves no garbage), except under a segment or build path a snapshot
+ *       references (leftovers of a failed flush of that segment id wait for the snapshot's drop);
  *   (d) right after a healthy GC tick run with the clock past the dropped grace: no Dropped segment or
- *       collection record whose grace is over remains (nothing holds a reference here).
+ *       collection record whose grace is over remains, unless a live snapshot references it (or, for a
+ *       dropped restore target, the index build id its segments share with the snapshot);
+ *   (e) a restore of a live snapshot completes with exactly the rows the snapshot captured, whatever GC
+ *       and compaction did since (the files a snapshot references survive every GC tick).
  *
  * The GC's orphan rule compares file mtimes (real time) with the injected clock; the fake clock starts at
  * Date.now() and a move "past the orphan grace" sets it to max(fake, real) + grace, so every file that
@@ -26,7 +38,8 @@
  *
  * Reproduce a failure: QUIVER_MODEL_SEED=<seed> npx vitest run test/model/engine.model.test.ts
  * (fast-check also prints the shrunk counterexample and its path). QUIVER_MODEL_RUNS sets the number of
- * runs, QUIVER_MODEL_STATS=1 prints coverage counters.
+ * runs, QUIVER_MODEL_CRASH_ONE_IN=1 gives every run a crash step, QUIVER_MODEL_STATS=1 prints coverage
+ * counters. `npm run test:soak` runs it with a fresh seed and 300 runs.
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -32,7 +32,12 @@ for await (const line of createInterface({ input: process.stdin })) {
     switch (cmd.op) {
       case 'insert':
       case 'upsert':
-        await h.insert(id, cmd.part, cmd.rows.map(([pk, version]) => ({ pk: BigInt(pk), version })), cmd.op === 'upsert');
+        await h.insert(
+          id,
+          cmd.part,
+          cmd.rows.map(([pk, version]) => ({ pk: BigInt(pk), version })),
+          cmd.op === 'upsert',
+        );
         break;
       case 'delete':
         await h.deletePks(id, cmd.pks.map(BigInt));
