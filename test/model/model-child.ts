@@ -8,6 +8,7 @@
  *   {"op":"insert"|"upsert","part":"_default","rows":[[pk, version], ...]}
  *   {"op":"delete","pks":[pk, ...]}
  *   {"op":"flush"}
+ *   {"op":"snapshot","name":"s1"}   (create a snapshot of m)
  */
 import { createInterface } from 'node:readline';
 import { Harness } from './harness.js';
@@ -15,7 +16,8 @@ import { Harness } from './harness.js';
 export type ChildCommand =
   | { readonly op: 'insert' | 'upsert'; readonly part: string; readonly rows: readonly (readonly [number, number])[] }
   | { readonly op: 'delete'; readonly pks: readonly number[] }
-  | { readonly op: 'flush' };
+  | { readonly op: 'flush' }
+  | { readonly op: 'snapshot'; readonly name: string };
 
 const [dir, sealRows] = process.argv.slice(2);
 if (!dir) throw new Error('usage: model-child.ts <dir> <sealRows>');
@@ -44,6 +46,9 @@ for await (const line of createInterface({ input: process.stdin })) {
         break;
       case 'flush':
         await h.engine.flushCollection(id);
+        break;
+      case 'snapshot':
+        await h.createSnapshot('m', cmd.name);
         break;
       default: {
         const never: never = cmd;
