@@ -42,6 +42,15 @@ export const ConfigSchema = z.object({
   faultRestoreStartPauseMs: z.coerce.number().int().min(0).default(0),
   /** Test-only fault injection (crash tests): every copy of a restore waits this long first. */
   faultCopyDelayMs: z.coerce.number().int().min(0).default(0),
+  /**
+   * Test-only fault injection (crash tests): the restore checker waits `faultRestorePauseMs` before the
+   * side effect of this job state (Pending: register; Publishing: publish; RollingBack: rollback), so a
+   * kill -9 can land in that phase. Empty: off.
+   */
+  faultRestorePauseState: z.enum(['', 'Pending', 'Publishing', 'RollingBack']).default(''),
+  faultRestorePauseMs: z.coerce.number().int().min(0).default(0),
+  /** Lease of one restore publish/rollback attempt: a crashed attempt is resumed after it. */
+  copyFinalizeLeaseMs: z.coerce.number().int().min(100).default(5 * 60_000),
   /** Object copies: hardlinks (default) or forced byte copies. */
   copyMode: z.enum(['link', 'copy']).default('link'),
 });
@@ -81,6 +90,9 @@ const ENV: Record<keyof Config, string> = {
   faultSnapshotPauseMs: 'QUIVER_FAULT_SNAPSHOT_PAUSE_MS',
   faultRestoreStartPauseMs: 'QUIVER_FAULT_RESTORE_START_PAUSE_MS',
   faultCopyDelayMs: 'QUIVER_FAULT_COPY_DELAY_MS',
+  faultRestorePauseState: 'QUIVER_FAULT_RESTORE_PAUSE_STATE',
+  faultRestorePauseMs: 'QUIVER_FAULT_RESTORE_PAUSE_MS',
+  copyFinalizeLeaseMs: 'QUIVER_COPY_FINALIZE_LEASE_MS',
   copyMode: 'QUIVER_COPY_MODE',
 };
 

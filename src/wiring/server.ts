@@ -7,6 +7,7 @@ import { LoopRunner } from '../common/loop.js';
 import { Metrics } from '../common/metrics.js';
 import { lockDataDir, type DataDirLock } from '../common/data-dir-lock.js';
 import { monitorWrites, WriteHealth } from '../common/write-health.js';
+import type { CopyJob, RestoreTargetOps } from '../coord/copy/index.js';
 import { GarbageCollector } from '../coord/gc/garbage-collector.js';
 import { RestoreService } from '../coord/snapshot/restore-service.js';
 import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
@@ -99,12 +100,24 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // callback runs only once a task ran, so after `restores` is assigned).
   const copyWorkers = new InProcessWorkerPool({ store: copyStore, onTaskFinished: () => restores.taskFinished() });
   const restores = new RestoreService(
-    { host: engine, snapshots, kv, store: copyStore, clock, log, workers: copyWorkers },
+    {
+      host: engine,
+      snapshots,
+      kv,
+      store: copyStore,
+      clock,
+      log,
+      workers: copyWorkers,
+      ...(config.faultRestorePauseState !== '' && config.faultRestorePauseMs > 0
+        ? { wrapTargets: (t: RestoreTargetOps) => pausedTargets(t, config.faultRestorePauseState, config.faultRestorePauseMs, log, clock) }
+        : {}),
+    },
     {
       checkIntervalMs: config.copyCheckIntervalMs,
       maxSegmentsPerTask: config.copyMaxSegmentsPerTask,
       taskRetentionMs: config.copyTaskRetentionMs,
       jobTimeoutMs: config.copyJobTimeoutMs,
+      finalizeLeaseMs: config.copyFinalizeLeaseMs,
     },
     { faultPauseBeforeStartCommitMs: config.faultRestoreStartPauseMs || undefined },
   );
@@ -246,6 +259,33 @@ async function etcdOptions(config: Config): Promise<Omit<Partial<EtcdMetaKVOptio
   return {
     tls: ca === undefined ? undefined : { ca, cert, key },
     auth: config.etcdUsername === undefined ? undefined : { username: config.etcdUsername, password: config.etcdPassword ?? '' },
+  };
+}
+
+/**
+ * Test-only fault injection (crash tests): the side effect of one job state (Pending: register,
+ * Publishing: publish, RollingBack: rollback) logs "fault: restore paused" and waits `pauseMs` first, so
+ * that a test can kill -9 the process while the job is persisted in that state.
+ */
+function pausedTargets(targets: RestoreTargetOps, state: Config['faultRestorePauseState'], pauseMs: number, log: Logger, clock: Clock): RestoreTargetOps {
+  const pause = async (job: CopyJob, phase: string): Promise<void> => {
+    if (phase !== state) return;
+    log.warn({ jobId: job.id, state: phase, pauseMs }, 'fault: restore paused');
+    await clock.sleep(pauseMs);
+  };
+  return {
+    register: async (job) => {
+      await pause(job, 'Pending');
+      return targets.register(job);
+    },
+    publish: async (job) => {
+      await pause(job, 'Publishing');
+      return targets.publish(job);
+    },
+    rollback: async (job) => {
+      await pause(job, 'RollingBack');
+      return targets.rollback(job);
+    },
   };
 }
 

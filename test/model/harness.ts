@@ -2,22 +2,28 @@
  * In-process harness for the storage-engine reliability tests: one data dir with a file SQLite MetaKV,
  * a local object store (optionally behind a FaultyObjectStore), a local WAL, a FakeClock, the Engine and
  * a GarbageCollector over the engine's catalog and the same store. `restart()` closes every piece and
- * reopens it over the same dir, which is what a clean process restart does.
+ * reopens it over the same dir, which is what a clean process restart does; `handOver` lets a child
+ * process (model-child.ts) run on the dir and be killed -9, then reopens it (a crash restart). The GC's
+ * reference guard is the snapshot manager's RefIndex, as in the server.
  *
  * Rows are (pk, version) pairs: the pk is the Int64 primary key and the vector is
  * [pk, version, 0.5, 1], so a read tells which version of a row is visible, not only how many.
  */
+import { InProcessWorkerPool } from '../../src/datanode/copy-worker/index.js';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FakeClock } from '../../src/common/clock.js';
 import { GarbageCollector, type GcReport } from '../../src/coord/gc/garbage-collector.js';
-import { NO_REFERENCES } from '../../src/coord/gc/reference-guard.js';
+import { DEFAULT_COPY_OPTIONS, type CopyJob } from '../../src/coord/copy/index.js';
+import { RestoreService } from '../../src/coord/snapshot/restore-service.js';
+import { SNAPSHOT_DEFAULTS, SnapshotManager } from '../../src/coord/snapshot/snapshot-manager.js';
 import { segmentFiles } from '../../src/coord/gc/segment-files.js';
 import type { CollectionRecord } from '../../src/coord/records.js';
 import { SqliteMetaKV } from '../../src/meta/sqlite-kv.js';
-import { gatherColumn } from '../../src/segcore/collection-runtime.js';
+import { gatherColumn, type RowRef } from '../../src/segcore/collection-runtime.js';
+import { until } from '../../src/testing/index.js';
 import { Engine } from '../../src/wiring/engine.js';
 import { FaultyObjectStore } from '../../src/storage/faulty-object-store.js';
 import { LocalObjectStore } from '../../src/storage/local-object-store.js';
@@ -59,6 +65,8 @@ interface Opened {
   readonly faults: FaultyObjectStore | undefined;
   readonly wal: LocalWal;
   readonly engine: Engine;
+  readonly snapshots: SnapshotManager;
+  readonly restores: RestoreService;
   readonly gc: GarbageCollector;
 }
 
@@ -95,6 +103,12 @@ export class Harness {
   }
 
   static async create(options: HarnessOptions = {}): Promise<Harness> {
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
+    return Harness.openDir(dir, options);
+  }
+
+  /** Opens an existing data dir (the crash step's child process, and the parent after the kill). */
+  static async openDir(dir: string, options: HarnessOptions = {}): Promise<Harness> {
     const opts: Required<HarnessOptions> = {
       faulty: options.faulty ?? false,
       sealRows: options.sealRows ?? 1000,
@@ -105,7 +119,6 @@ export class Harness {
       wrapStore: options.wrapStore ?? ((inner) => inner),
       wrapWal: options.wrapWal ?? ((inner) => inner),
     };
-    const dir = await mkdtemp(join(tmpdir(), 'quiver-model-'));
     // The GC compares file mtimes (real time) with the injected clock: start the fake clock at real time
     // so that fresh files are young, and advance it past a grace to make every file "old".
     const clock = new FakeClock(Date.now());
@@ -117,6 +130,13 @@ export class Harness {
   }
   get gc(): GarbageCollector {
     return this.#o.gc;
+  }
+  /** The snapshot manager; its `refs` (the real RefIndex) is the GC's reference guard. */
+  get snapshots(): SnapshotManager {
+    return this.#o.snapshots;
+  }
+  get restores(): RestoreService {
+    return this.#o.restores;
   }
   get store(): ObjectStore {
     return this.#o.store;
@@ -148,6 +168,17 @@ export class Harness {
   async close(): Promise<void> {
     await this.#quiesce();
     await closeAll(this.#o);
+  }
+
+  /**
+   * The crash step: closes this process's instances, lets `run` work on the dir in another process
+   * (which the step kills -9), then opens the dir again, as a restart after a crash does.
+   */
+  async handOver(run: (dir: string) => Promise<void>): Promise<void> {
+    await this.#quiesce();
+    await closeAll(this.#o);
+    await run(this.dir);
+    this.#o = await open(this.dir, this.clock, this.opts);
   }
 
   /**
@@ -214,17 +245,42 @@ export class Harness {
   /** Every visible row (optionally of one partition), sorted by (pk, version). Needs a loaded collection. */
   async readRows(id: number, partition?: string): Promise<Row[]> {
     const refs = await this.engine.query(id, { filter: '', partitionNames: partition ? [partition] : [], offset: 0, limit: undefined });
-    const pk = gatherColumn(refs, PK_FIELD);
-    const v = gatherColumn(refs, VECTOR_FIELD);
-    if (refs.length === 0) return [];
-    if (pk?.kind !== 'int64' || v?.kind !== 'vector') throw new Error('query returned no pk or vector column');
-    const out: Row[] = [];
-    for (let i = 0; i < refs.length; i++) {
-      const p = pk.data[i]!;
-      if (v.data[i * DIM] !== Number(p)) throw new Error(`row ${i}: vector ${Array.from(v.data.subarray(i * DIM, i * DIM + DIM))} does not belong to pk ${p}`);
-      out.push({ pk: p, version: v.data[i * DIM + 1]! });
-    }
-    return sortRows(out);
+    return sortRows(decodeRows(refs));
+  }
+
+  /**
+   * Top-k search (squared L2) with one query vector over the whole collection: the hits as rows, in
+   * result order, with their scores. Needs a loaded collection.
+   */
+  async searchRows(id: number, query: readonly number[], k: number): Promise<{ row: Row; score: number }[]> {
+    const vf = this.collection(id).schema.fields.find((f) => f.name === VECTOR_FIELD)!;
+    const { hits } = await this.engine.search(id, { field: vf, queries: Float32Array.from(query), nq: 1, k, offset: 0, metric: 'L2', filter: '', partitionNames: [] });
+    const first = hits[0] ?? [];
+    return decodeRows(first).map((row, i) => ({ row, score: first[i]!.score }));
+  }
+
+  // ------------------------------------------------------------------------ snapshots and restores
+
+  async createSnapshot(collection: string, name: string): Promise<void> {
+    await this.snapshots.create(DB, collection, name, '', 0);
+  }
+
+  async dropSnapshot(collection: string, name: string): Promise<void> {
+    await this.snapshots.drop(DB, collection, name);
+  }
+
+  /** Starts a restore and waits (real time, bounded) until its job is Completed or Failed. */
+  async restore(source: string, snapshot: string, target: string): Promise<CopyJob> {
+    const started = await this.restores.restore({ sourceDb: DB, sourceCollection: source, name: snapshot, targetDb: DB, targetCollection: target });
+    let job = started;
+    await until(
+      async () => {
+        job = await this.restores.job(started.id);
+        return job.state === 'Completed' || job.state === 'Failed';
+      },
+      { timeoutMs: 30_000, what: `restore job ${started.id} finished` },
+    );
+    return job;
   }
 
   /** Waits for index builds the engine scheduled in the background (they write files GC must not race). */
@@ -270,6 +326,21 @@ export function sortRows(rows: Row[]): Row[] {
   return rows.sort((a, b) => (a.pk < b.pk ? -1 : a.pk > b.pk ? 1 : a.version - b.version));
 }
 
+/** The (pk, version) rows behind row refs, in their order, checking that each vector belongs to its pk. */
+function decodeRows(refs: readonly RowRef[]): Row[] {
+  const pk = gatherColumn(refs, PK_FIELD);
+  const v = gatherColumn(refs, VECTOR_FIELD);
+  if (refs.length === 0) return [];
+  if (pk?.kind !== 'int64' || v?.kind !== 'vector') throw new Error('query returned no pk or vector column');
+  const out: Row[] = [];
+  for (let i = 0; i < refs.length; i++) {
+    const p = pk.data[i]!;
+    if (v.data[i * DIM] !== Number(p)) throw new Error(`row ${i}: vector ${Array.from(v.data.subarray(i * DIM, i * DIM + DIM))} does not belong to pk ${p}`);
+    out.push({ pk: p, version: v.data[i * DIM + 1]! });
+  }
+  return out;
+}
+
 export function columnsOf(rows: readonly Row[]): Map<string, Column> {
   const pks = new BigInt64Array(rows.length);
   const vecs = new Float32Array(rows.length * DIM);
@@ -293,6 +364,8 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
   const wal = await openLocalWal(join(dir, 'wal'), { fsync: 'none', segmentBytesMax: opts.walSegmentBytesMax, onWarn: () => undefined });
   const log = pino({ level: 'silent' });
   let engine: Engine;
+  let snapshots: SnapshotManager;
+  let restores: RestoreService | undefined;
   try {
     engine = await Engine.open(
       { kv, store, wal: opts.wrapWal(wal), clock, log },
@@ -305,6 +378,12 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
         autoCompaction: false,
       },
     );
+    snapshots = new SnapshotManager({ host: engine, kv, store, clock, log }, SNAPSHOT_DEFAULTS);
+    await snapshots.init();
+    const workers = new InProcessWorkerPool({ store, onTaskFinished: () => restores?.taskFinished() });
+    restores = new RestoreService({ host: engine, snapshots, kv, store, clock, log, workers }, { ...DEFAULT_COPY_OPTIONS, checkIntervalMs: 20 });
+    await restores.init();
+    restores.start();
   } catch (e) {
     await wal.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -316,16 +395,17 @@ async function open(dir: string, clock: FakeClock, opts: Required<HarnessOptions
       catalog: engine.catalog,
       store,
       clock,
-      guard: NO_REFERENCES,
+      guard: snapshots.refs,
       isSegmentInUse: (c, s) => engine.isSegmentBusy(c, s),
     },
     { droppedGraceMs: opts.droppedGraceMs, orphanGraceMs: opts.orphanGraceMs },
   );
-  return { kv, local, store, faults, wal, engine, gc };
+  return { kv, local, store, faults, wal, engine, snapshots, restores, gc };
 }
 
 async function closeAll(o: Opened): Promise<void> {
   await o.gc.stop();
+  await o.restores.stop();
   await o.store.idle();
   await o.engine.close();
   await o.wal.close();

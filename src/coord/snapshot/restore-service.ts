@@ -13,6 +13,7 @@ import {
   newCopyJob,
   type CopyJob,
   type CopyOptions,
+  type RestoreTargetOps,
   type SourceSegmentReader,
   type WorkerClient,
 } from '../copy/index.js';
@@ -52,6 +53,8 @@ export interface RestoreDeps {
   readonly workers: WorkerClient;
   /** Defaults to the snapshot manifests in `store`. */
   readonly sources?: SourceSegmentReader;
+  /** Test-only (crash tests): wraps the checker's view of the targets, e.g. to pause inside a phase. */
+  readonly wrapTargets?: (targets: RestoreTargetOps) => RestoreTargetOps;
 }
 
 export interface RestoreFaults {
@@ -93,7 +96,7 @@ export class RestoreService {
     this.workers = pool;
     this.checker = new CopyJobChecker({
       store: this.jobs,
-      targets: this.targets,
+      targets: deps.wrapTargets?.(this.targets) ?? this.targets,
       workers: pool,
       clock: deps.clock,
       options,
