@@ -83,6 +83,20 @@ describe('CopyJobChecker.cancel', () => {
     expect(targets.rolledBack).toHaveLength(1);
   });
 
+  it('a rollback attempt that fails is retried, and the job still ends Failed "cancelled" (the error is lastError meanwhile)', async () => {
+    const { h, checker, targets } = setup();
+    const job = await createJob(h, mappings(2));
+    await checker.cancel(job.id);
+    targets.failNext = 1;
+    await checker.tick();
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'RollingBack', reason: CANCELLED_REASON, lastError: 'rollback attempt 1 failed: injected rollback failure' });
+    h.clock.advance(h.options.checkIntervalMs + 1);
+    await checker.tick();
+    const failed = await mustGetJob(h.store, job.id);
+    expect(failed).toMatchObject({ state: 'Failed', reason: CANCELLED_REASON });
+    expect(failed.lastError).toBeUndefined();
+  });
+
   it('twice: the second cancel while rolling back, and after it ended Failed "cancelled", succeeds and changes nothing', async () => {
     const { h, checker, targets } = setup();
     const job = await createJob(h, mappings(2));

@@ -18,7 +18,8 @@
  * The checker that enters such a state holds its lease (`deadlineMs` = now + finalizeLeaseMs) and runs
  * the side effect at once; any other checker (or a restarted one) claims it again only after the
  * deadline, by a CAS that bumps `attempts` and moves the deadline, so a live attempt is not doubled in
- * the normal case and a crashed one is resumed. A failed attempt records its error in `reason` and
+ * the normal case and a crashed one is resumed. A failed attempt records its error in `lastError` (the
+ * job's `reason`, e.g. "cancelled", stays what the job ends with) and
  * moves the deadline to one check interval ahead. Both side effects are idempotent.
  */
 
@@ -130,7 +131,7 @@ export class CopyJobChecker {
         case 'Pending':
         case 'Executing': {
           const nowMs = this.#clock.nowMs();
-          const ok = await this.#store.updateJobIfUnchanged(job, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs, attempts: 0, reason: CANCELLED_REASON });
+          const ok = await this.#store.updateJobIfUnchanged(job, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs, attempts: 0, reason: CANCELLED_REASON, lastError: undefined });
           if (!ok) continue;
           this.#log.info({ jobId, from: job.state, to: 'RollingBack', reason: CANCELLED_REASON }, 'copy job cancel requested');
           void this.kick();
@@ -270,6 +271,7 @@ export class CopyJobChecker {
       deadlineMs: finalizing ? nowMs + this.#leaseMs : nowMs + this.#options.taskRetentionMs,
       attempts: finalizing ? 1 : 0,
       reason,
+      lastError: undefined,
     });
     if (!ok) return undefined;
     this.#log.info({ jobId: job.id, from: job.state, to, reason }, 'copy job transition');
@@ -307,7 +309,7 @@ export class CopyJobChecker {
         return this.#enterFromLease(cur, `publish refused: ${msg}`);
       }
       const retryAtMs = this.#clock.nowMs() + this.#options.checkIntervalMs;
-      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, reason: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
+      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, lastError: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
       this.#log.error({ jobId: cur.id, state: cur.state, attempt: cur.attempts, err: e }, 'copy job side effect failed; retried after its deadline');
       return undefined;
     }
@@ -315,7 +317,7 @@ export class CopyJobChecker {
 
   async #enterFromLease(cur: CopyJob, reason: string): Promise<Step> {
     const nowMs = this.#clock.nowMs();
-    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason });
+    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason, lastError: undefined });
     return ok ? this.#reread(cur.id, true) : undefined;
   }
 
@@ -328,6 +330,7 @@ export class CopyJobChecker {
       deadlineMs: nowMs + this.#options.taskRetentionMs,
       attempts: 0,
       reason,
+      lastError: undefined,
       ...(to === 'Completed' ? { copiedSegments: cur.totalSegments } : {}),
     });
     if (!ok) return undefined;

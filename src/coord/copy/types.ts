@@ -123,8 +123,10 @@ export interface CopyJob {
   readonly deadlineMs: number;
   /** Side-effect attempts in the current state (Publishing / RollingBack); 0 elsewhere. */
   readonly attempts: number;
-  /** Why the job is in its state (the failure for RollingBack/Failed, the last error of a retried side effect). */
+  /** Why the job is in its state (the failure for RollingBack/Failed, e.g. "cancelled"). */
   readonly reason: string;
+  /** The error of the last failed publish/rollback attempt in the current state (retried); cleared on a transition. */
+  readonly lastError?: string | undefined;
   readonly totalSegments: number;
   /** progress = copied / total (100 when Completed), see `jobProgress`. */
   readonly copiedSegments: number;
