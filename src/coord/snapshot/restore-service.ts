@@ -239,11 +239,13 @@ export class RestoreService {
 
   /**
    * A drop of a collection that is still being restored: cancels the job that owns it (its rollback
-   * removes the target). CollectionNotFound when no live job owns it; the publish rule of `cancel` applies.
+   * removes the target). CollectionNotFound when no job owns it; the publish rule of `cancel` applies.
    */
   async cancelTarget(target: { readonly id: number; readonly name: string }): Promise<void> {
-    const job = (await this.jobs.listJobs()).find((j) => j.targetCollectionId === target.id && !isTerminalJobState(j.state));
+    const job = (await this.jobs.listJobs()).find((j) => j.targetCollectionId === target.id);
     if (job === undefined) throw quiverError('CollectionNotFound', `collection not found[collection=${target.name}]`);
+    // Published between the caller's look-up and here: the collection is visible now, so a retried drop drops it.
+    if (job.state === 'Completed') throw quiverError('ServiceNotReady', `collection ${target.name} was just restored (job ${job.id}); retry the drop`);
     await this.checker.cancel(job.id);
   }
 
