@@ -118,6 +118,12 @@ describe('restore cancel', () => {
     const unknown = capture();
     expect(await cli((c) => c.cancel({ jobId: '424242', wait: false }), unknown)).toBe(1);
     expect(unknown.stderr).toEqual(['error: restore job not found[job_id=424242] (code 2603)']);
+    // The endpoint itself: POST only; JSON errors with the Milvus code.
+    const base = `http://127.0.0.1:${t.server.metricsPort}/restore-jobs/424242/cancel`;
+    expect((await fetch(base)).status).toBe(405);
+    const res = await fetch(base, { method: 'POST' });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ code: 2603, reason: 'restore job not found[job_id=424242]' });
   });
 
   it('the source snapshot can be dropped once every job ended (the restore pins were released)', async () => {

@@ -97,6 +97,18 @@ describe('CopyJobChecker.cancel', () => {
     expect(failed.lastError).toBeUndefined();
   });
 
+  it('a cancel racing the checker\'s own steps (Pending → Executing, tasks written) still ends Failed "cancelled", nothing published', async () => {
+    const { h, checker, inspector, targets } = setup();
+    const job = await createJob(h, mappings(3));
+    const [, cancelled] = await Promise.all([checker.tick(), checker.cancel(job.id), inspector.tick()]);
+    expect(cancelled.state).toBe('RollingBack');
+    await checker.tick();
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: CANCELLED_REASON });
+    expect((await h.store.listTasks(job.id)).every((t) => t.state === 'Failed')).toBe(true);
+    expect(targets.completed).toHaveLength(0);
+    expect(targets.rolledBack).toHaveLength(1);
+  });
+
   it('twice: the second cancel while rolling back, and after it ended Failed "cancelled", succeeds and changes nothing', async () => {
     const { h, checker, targets } = setup();
     const job = await createJob(h, mappings(2));
