@@ -1,5 +1,5 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { formatFailure, SnapshotCommands, type ExitCode, type OutputSink } from './snapshot-commands.js';
+import { formatFailure, httpAdminClient, SnapshotCommands, type ExitCode, type OutputSink } from './snapshot-commands.js';
 
 /** Per-RPC deadline of the CLI's client: long enough for a create that flushes a large collection. */
 const RPC_TIMEOUT_MS = 10 * 60 * 1000;
@@ -8,7 +8,12 @@ const RPC_TIMEOUT_MS = 10 * 60 * 1000;
  * Connects the official SDK to `address`, runs one command, and closes the connection whatever happened.
  * A server that cannot be reached is a failure like any other: printed, exit 1.
  */
-export async function withSnapshotCommands(address: string, sink: OutputSink, run: (commands: SnapshotCommands) => Promise<ExitCode>): Promise<ExitCode> {
+export async function withSnapshotCommands(
+  address: string,
+  sink: OutputSink,
+  run: (commands: SnapshotCommands) => Promise<ExitCode>,
+  httpAddress?: string,
+): Promise<ExitCode> {
   const client = new MilvusClient({ address, timeout: RPC_TIMEOUT_MS, telemetry: { enabled: false }, logLevel: 'error' } as never);
   try {
     try {
@@ -17,7 +22,7 @@ export async function withSnapshotCommands(address: string, sink: OutputSink, ru
       sink.err(formatFailure(new Error(`cannot connect to Quiver at ${address}: ${e instanceof Error ? e.message : String(e)}`)));
       return 1;
     }
-    return await run(new SnapshotCommands({ client, sink }));
+    return await run(new SnapshotCommands({ client, sink, admin: httpAddress === undefined ? undefined : httpAdminClient(httpAddress) }));
   } finally {
     await client.closeConnection().catch(() => undefined);
   }

@@ -87,10 +87,10 @@ function nonNegativeInt(flag: string): (value: string) => number {
 }
 
 /** Runs one snapshot command against the server and exits with its code. */
-async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promise<ExitCode>): Promise<void> {
+async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promise<ExitCode>, httpAddress?: string): Promise<void> {
   // Loaded here, not at the top: the SDK is the client side only, `quiver serve` must not need it.
   const { processSink, withSnapshotCommands } = await import('./connect.js');
-  const code = await withSnapshotCommands(address, processSink(), run);
+  const code = await withSnapshotCommands(address, processSink(), run, httpAddress);
   process.exit(code);
 }
 
@@ -135,6 +135,21 @@ snapshot
   .option('--json', 'print a JSON array')
   .action((o: { address: string; db?: string; collection?: string; json?: boolean }) =>
     runSnapshot(o.address, (c) => c.jobs({ db: o.db, collection: o.collection, json: o.json })),
+  );
+
+/** The server's HTTP (metrics) endpoint: same host as --address, default metrics port. */
+function httpAddressDefault(address: string): string {
+  return process.env['QUIVER_HTTP_ADDRESS'] || `${address.replace(/:\d+$/, '')}:9091`;
+}
+
+snapshot
+  .command('cancel <job-id>')
+  .description('cancel a restore job: tasks stop, copied files and the target are removed, the job ends Failed "cancelled"')
+  .option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault)
+  .option('--http-address <host:port>', 'server HTTP (metrics) address (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)')
+  .option('--no-wait', 'return once the cancel is recorded, without waiting for the rollback')
+  .action((jobId: string, o: { address: string; httpAddress?: string; wait: boolean }) =>
+    runSnapshot(o.address, (c) => c.cancel({ jobId, wait: o.wait }), o.httpAddress ?? httpAddressDefault(o.address)),
   );
 
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -27,8 +27,39 @@ export interface OutputSink {
 
 export type ExitCode = 0 | 1;
 
+/**
+ * What the SDK cannot do (it has no cancel RPC): the server's HTTP endpoint on its metrics port. Throws
+ * an error carrying the Milvus `code` the server answered.
+ */
+export interface AdminClient {
+  cancelRestoreJob(jobId: string): Promise<RestoreSnapshotJobInfo>;
+}
+
+/** `POST http://{address}/restore-jobs/{id}/cancel`; address is the server's metrics `host:port`. */
+export function httpAdminClient(address: string): AdminClient {
+  return {
+    async cancelRestoreJob(jobId) {
+      const res = await fetch(`http://${address}/restore-jobs/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' });
+      const text = await res.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new CommandFailure(`${address} answered HTTP ${res.status}: ${text.slice(0, 200)} (is it the server's metrics port?)`, undefined);
+      }
+      if (!res.ok) {
+        const b = body as { code?: number; reason?: string };
+        throw new CommandFailure(b.reason ?? `HTTP ${res.status}`, b.code);
+      }
+      return body as RestoreSnapshotJobInfo;
+    },
+  };
+}
+
 export interface SnapshotCommandsDeps {
   readonly client: SnapshotClient;
+  /** For `cancel`; without it `cancel` fails with an explanation. */
+  readonly admin?: AdminClient | undefined;
   readonly sink: OutputSink;
   /** Restore polling period. Default 200 ms. */
   readonly pollIntervalMs?: number | undefined;
@@ -79,12 +110,14 @@ class CommandFailure extends Error {
 
 export class SnapshotCommands {
   readonly #client: SnapshotClient;
+  readonly #admin: AdminClient | undefined;
   readonly #sink: OutputSink;
   readonly #pollIntervalMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
 
   constructor(deps: SnapshotCommandsDeps) {
     this.#client = deps.client;
+    this.#admin = deps.admin;
     this.#sink = deps.sink;
     this.#pollIntervalMs = deps.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     if (!Number.isSafeInteger(this.#pollIntervalMs) || this.#pollIntervalMs < 0) {
@@ -186,6 +219,22 @@ export class SnapshotCommands {
         throw new CommandFailure(`restore job ${info.job_id} failed: ${info.reason || 'no reason given'}`, undefined);
       }
       this.#sink.out(`restored snapshot ${a.name} of ${a.db}.${a.collection} into ${targetDb}.${a.targetCollection} in ${info.time_cost} ms`);
+    });
+  }
+
+  /**
+   * Cancels a restore job: the server stops its tasks, removes the copied files and the target, and the
+   * job ends Failed with reason "cancelled". With `wait`, follows the job until then.
+   */
+  cancel(a: { readonly jobId: string; readonly wait: boolean }): Promise<ExitCode> {
+    return this.#run(async () => {
+      if (!/^\d{1,16}$/.test(a.jobId)) throw new CommandFailure(`job id must be a number, got "${a.jobId}"`, undefined);
+      if (this.#admin === undefined) throw new CommandFailure('cancel needs the server HTTP address (--http-address)', undefined);
+      const info = await this.#admin.cancelRestoreJob(a.jobId);
+      this.#sink.out(`cancel of restore job ${info.job_id} requested (state ${shortState(info.state)})`);
+      if (!a.wait) return;
+      const end = await this.#follow(a.jobId);
+      this.#sink.out(`restore job ${end.job_id} ${shortState(end.state) === 'Failed' ? 'cancelled' : 'ended'}: ${shortState(end.state)}${end.reason ? ` (${end.reason})` : ''}`);
     });
   }
 

@@ -59,6 +59,7 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
   readonly #ddl = new Mutex();
   /** Called after a collection was dropped (snapshots of it are dropped by their manager). */
   readonly #dropHooks: ((coll: CollectionRecord) => Promise<void>)[] = [];
+  #dropRestoring: ((coll: CollectionRecord) => Promise<void>) | undefined;
 
   constructor(deps: CatalogServiceDeps) {
     this.catalog = new Catalog(deps.kv);
@@ -120,6 +121,15 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
   /** Runs `fn` as one DDL statement (the restore publish and rollback take it too). */
   ddl<T>(fn: () => Promise<T>): Promise<T> {
     return this.#ddl.run(fn);
+  }
+
+  /**
+   * Who handles a drop of a collection that is still being restored (the restore service: it cancels
+   * the job, whose rollback removes the target). Registered late because the restore service is built
+   * on top of this one. Without it such a drop answers CollectionNotFound (the target is invisible).
+   */
+  onDropRestoring(handler: (coll: CollectionRecord) => Promise<void>): void {
+    this.#dropRestoring = handler;
   }
 
   onCollectionDropped(hook: (coll: CollectionRecord) => Promise<void>): void {
@@ -216,10 +226,15 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
 
   async dropCollection(dbName: string, name: string): Promise<void> {
     let dropped: CollectionRecord | undefined;
+    let restoring: CollectionRecord | undefined;
     await this.#ddl.run(async () => {
       const db = this.catalog.requireDatabase(dbName);
       const coll = this.catalog.collectionByName(db.id, name);
-      if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${name}]`);
+      if (!coll) {
+        restoring = this.#dropRestoring && this.catalog.allCollections().find((c) => c.dbId === db.id && c.name === name && c.state === 'Restoring');
+        if (restoring) return;
+        throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${name}]`);
+      }
       await this.#locks.withCollectionLock(coll.id, async () => {
         dropped = { ...coll, state: 'Dropped', droppedAtMs: this.#clock.nowMs(), loaded: false };
         const changes: CatalogChange[] = [
@@ -234,6 +249,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         this.#events.collectionDropped(dropped);
       });
     });
+    // Outside the DDL lock: the cancel only records a request on the job; its rollback takes the lock later.
+    if (restoring) return this.#dropRestoring!(restoring);
     const d = dropped;
     if (d) for (const hook of this.#dropHooks) await hook(d).catch((err: Error) => this.#log.error({ err }, 'drop hook failed'));
   }

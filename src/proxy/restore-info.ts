@@ -11,7 +11,8 @@ export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown
     collection_name: job.targetCollectionName,
     state: publicJobState(job.state),
     progress: jobProgress(job),
-    reason: job.reason,
+    // While a publish/rollback is being retried, its last error too (the reason stays what the job ends with).
+    reason: job.lastError ? `${job.reason}; ${job.lastError}` : job.reason,
     start_time: String(job.createdAtMs),
     time_cost: String(Math.max(0, end - start)),
   };

@@ -12,7 +12,7 @@ import { OK, statusOf } from './status.js';
 /**
  * The proxy's network side: the gRPC MilvusService dispatcher (one handler per method, every throw
  * mapped to a Status by statusOf) and the HTTP endpoint for /metrics, /gc/dry-run and /healthz. What it
- * serves comes from its caller (wiring/server.ts builds the roles and the handlers).
+ * serves (and POST /restore-jobs/{id}/cancel) comes from its caller (wiring/server.ts builds the roles and the handlers).
  */
 
 export interface ProxyDeps {
@@ -27,6 +27,11 @@ export interface ProxyDeps {
   readonly liveCollections: () => number;
   /** Writes failing right now (full disk, EIO): /healthz answers 503 with the reasons while any is. */
   readonly writeFaults: () => readonly { readonly target: string; readonly reason: string }[];
+  /**
+   * `POST /restore-jobs/{id}/cancel` (the SDK has no cancel RPC): cancels a restore job and answers the
+   * job as a RestoreSnapshotInfo. Errors answer `{code, reason}` with the Milvus code.
+   */
+  readonly cancelRestoreJob?: ((jobId: number) => Promise<unknown>) | undefined;
 }
 
 export interface ProxyEndpoints {
@@ -144,6 +149,28 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
         (err: Error) => {
           res.writeHead(500);
           res.end(err.message);
+        },
+      );
+      return;
+    }
+    const cancel = /^\/restore-jobs\/(\d{1,16})\/cancel$/.exec(req.url ?? '');
+    if (cancel && deps.cancelRestoreJob) {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { allow: 'POST' });
+        res.end('method not allowed');
+        return;
+      }
+      req.resume();
+      deps.cancelRestoreJob(Number(cancel[1])).then(
+        (job) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(job));
+        },
+        (err: unknown) => {
+          const s = statusOf(err);
+          // 404 for an unknown job (RestoreJobNotFound), 409 for a job that can no longer be cancelled.
+          res.writeHead(s.code === 2603 ? 404 : s.code === 1100 ? 409 : 500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ code: s.code, reason: s.reason }));
         },
       );
       return;

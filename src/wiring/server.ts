@@ -21,6 +21,7 @@ import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
+import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
@@ -123,6 +124,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
   await restores.init();
+  // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
+  engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
   restores.start();
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
@@ -159,6 +162,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
+    cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
   });
   log.info({ address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage }, 'quiver is serving');
 

@@ -216,7 +216,7 @@ describe('CopyJobChecker', () => {
     targets.failNext = 1;
     await checker.tick();
     const stuck = await mustGetJob(h.store, job.id);
-    expect(stuck).toMatchObject({ state: 'Publishing', attempts: 1, reason: 'publish attempt 1 failed: injected publish failure' });
+    expect(stuck).toMatchObject({ state: 'Publishing', attempts: 1, reason: 'every segment copied', lastError: 'publish attempt 1 failed: injected publish failure' });
     expect(stuck.deadlineMs).toBe(h.clock.nowMs() + 2_000);
     expect(publicJobState(stuck.state)).toBe('RestoreSnapshotExecuting');
     expect(jobProgress(stuck)).toBe(99);
@@ -280,10 +280,11 @@ describe('CopyJobChecker', () => {
     h.clock.advance(LEASE);
     targets.failNext = 1;
     await checker.tick();
-    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'RollingBack', attempts: 2, reason: 'rollback attempt 2 failed: injected rollback failure' });
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'RollingBack', attempts: 2, reason: 'boom', lastError: 'rollback attempt 2 failed: injected rollback failure' });
     h.clock.advance(1_000);
     await checker.tick();
-    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: 'rollback attempt 2 failed: injected rollback failure' });
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: 'boom' });
+    expect((await mustGetJob(h.store, job.id)).lastError).toBeUndefined();
     expect(targets.rolledBack).toHaveLength(1);
   });
 

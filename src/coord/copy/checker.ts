@@ -10,6 +10,7 @@
  *                 else record progress
  *   Publishing  → publish, then Completed (5); refused for good: RollingBack (6)
  *   RollingBack → cancel live tasks, roll back, then Failed (7)
+ *   (a user's cancel moves Pending/Executing to RollingBack from outside a pass: `cancel`)
  *   Completed,
  *   Failed      → delete the job and its tasks once its deadline (finishedAtMs + taskRetentionMs) passed
  *
@@ -17,16 +18,18 @@
  * The checker that enters such a state holds its lease (`deadlineMs` = now + finalizeLeaseMs) and runs
  * the side effect at once; any other checker (or a restarted one) claims it again only after the
  * deadline, by a CAS that bumps `attempts` and moves the deadline, so a live attempt is not doubled in
- * the normal case and a crashed one is resumed. A failed attempt records its error in `reason` and
+ * the normal case and a crashed one is resumed. A failed attempt records its error in `lastError` (the
+ * job's `reason`, e.g. "cancelled", stays what the job ends with) and
  * moves the deadline to one check interval ahead. Both side effects are idempotent.
  */
 
 import type { Clock } from '../../common/clock.js';
-import { unreachable } from '../../common/errors.js';
+import { quiverError, unreachable } from '../../common/errors.js';
 import type { CopyJobStore } from './copy-job-store.js';
 import { LoopRunner } from '../../common/loop.js';
 import { mappingsProblem } from '../../storage/snapshot-format/segment-rewrite.js';
 import {
+  CANCELLED_REASON,
   DEFAULT_COPY_OPTIONS,
   isTerminalTaskState,
   silentLogger,
@@ -111,6 +114,43 @@ export class CopyJobChecker {
   /** Asks for a pass soon (job created, task done); resolves after that pass. */
   kick(): Promise<void> {
     return this.#loop.kick();
+  }
+
+  /**
+   * A user's cancel (rules per state in types.ts): Pending/Executing → RollingBack "cancelled" with the
+   * deadline at now, then a kick, so the rollback (stop tasks, delete copied files, remove the target,
+   * release the pin) runs in the next pass. Resolves with the job as it is after the request.
+   * RestoreJobNotFound for an unknown job; ParameterInvalid when the job can no longer be cancelled.
+   */
+  async cancel(jobId: number): Promise<CopyJob> {
+    // Bounded: each lost CAS means the job moved by one step, and it has at most a few.
+    for (let attempt = 0; attempt < STEPS_PER_JOB_MAX + 2; attempt++) {
+      const job = await this.#store.getJob(jobId);
+      if (job === undefined) throw quiverError('RestoreJobNotFound', `restore job not found[job_id=${jobId}]`);
+      switch (job.state) {
+        case 'Pending':
+        case 'Executing': {
+          const nowMs = this.#clock.nowMs();
+          const ok = await this.#store.updateJobIfUnchanged(job, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs, attempts: 0, reason: CANCELLED_REASON, lastError: undefined });
+          if (!ok) continue;
+          this.#log.info({ jobId, from: job.state, to: 'RollingBack', reason: CANCELLED_REASON }, 'copy job cancel requested');
+          void this.kick();
+          return (await this.#store.getJob(jobId)) ?? job;
+        }
+        case 'RollingBack':
+          return job;
+        case 'Failed':
+          if (job.reason === CANCELLED_REASON) return job;
+          throw notCancellable(job, 'it has already failed');
+        case 'Completed':
+          throw notCancellable(job, 'it has completed; drop the restored collection instead');
+        case 'Publishing':
+          throw notCancellable(job, 'it is publishing the restored collection (past the point of no return); drop the collection once it completes');
+        default:
+          return unreachable(job.state);
+      }
+    }
+    throw quiverError('ServiceNotReady', `restore job ${jobId} kept changing state while being cancelled; retry`);
   }
 
   async #pass(): Promise<void> {
@@ -231,6 +271,7 @@ export class CopyJobChecker {
       deadlineMs: finalizing ? nowMs + this.#leaseMs : nowMs + this.#options.taskRetentionMs,
       attempts: finalizing ? 1 : 0,
       reason,
+      lastError: undefined,
     });
     if (!ok) return undefined;
     this.#log.info({ jobId: job.id, from: job.state, to, reason }, 'copy job transition');
@@ -247,7 +288,8 @@ export class CopyJobChecker {
       const reread = await this.#store.getJob(job.id);
       if (reread === undefined || reread.state !== job.state) return undefined;
       cur = reread;
-      this.#log.warn({ jobId: job.id, state: job.state, attempt: cur.attempts, reason: job.reason }, 'copy job side effect resumed after its deadline');
+      // attempts 0: a cancel request left the rollback for the first pass to claim, nothing was resumed.
+      if (job.attempts > 0) this.#log.warn({ jobId: job.id, state: job.state, attempt: cur.attempts, reason: job.reason }, 'copy job side effect resumed after its deadline');
     }
     try {
       if (cur.state === 'Publishing') {
@@ -267,7 +309,7 @@ export class CopyJobChecker {
         return this.#enterFromLease(cur, `publish refused: ${msg}`);
       }
       const retryAtMs = this.#clock.nowMs() + this.#options.checkIntervalMs;
-      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, reason: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
+      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, lastError: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
       this.#log.error({ jobId: cur.id, state: cur.state, attempt: cur.attempts, err: e }, 'copy job side effect failed; retried after its deadline');
       return undefined;
     }
@@ -275,7 +317,7 @@ export class CopyJobChecker {
 
   async #enterFromLease(cur: CopyJob, reason: string): Promise<Step> {
     const nowMs = this.#clock.nowMs();
-    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason });
+    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason, lastError: undefined });
     return ok ? this.#reread(cur.id, true) : undefined;
   }
 
@@ -288,6 +330,7 @@ export class CopyJobChecker {
       deadlineMs: nowMs + this.#options.taskRetentionMs,
       attempts: 0,
       reason,
+      lastError: undefined,
       ...(to === 'Completed' ? { copiedSegments: cur.totalSegments } : {}),
     });
     if (!ok) return undefined;
@@ -339,6 +382,10 @@ export class CopyJobChecker {
       this.#log.info({ jobId: job.id, state: job.state }, 'copy job retired');
     }
   }
+}
+
+function notCancellable(job: CopyJob, why: string): Error {
+  return quiverError('ParameterInvalid', `restore job ${job.id} cannot be cancelled: ${why} (state ${job.state})`);
 }
 
 /** `entered`: this checker made the transition into the job's state (and holds its lease). */

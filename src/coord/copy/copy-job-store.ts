@@ -319,7 +319,8 @@ function checkJob(j: CopyJob, key?: string): void {
     Number.isFinite(j.deadlineMs) &&
     Number.isFinite(j.stateSinceMs) &&
     Number.isSafeInteger(j.attempts) &&
-    j.attempts >= 0;
+    j.attempts >= 0 &&
+    (j.lastError === undefined || typeof j.lastError === 'string');
   if (!ok) {
     throw quiverError(
       'ServiceInternal',

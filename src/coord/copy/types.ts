@@ -36,6 +36,17 @@
  *                                became visible, e.g. the target collection is gone).
  *   (7) RollingBack → Failed     live tasks cancelled, `targets.rollback` returned: copied files deleted,
  *                                target records removed (name free again), pin released.
+ *   Cancel (`CopyJobChecker.cancel`: `quiver snapshot cancel`, or dropping the Restoring target) is
+ *   (2) or (4) with reason "cancelled", written by a CAS from the state the canceller read, with the
+ *   deadline set to now so the next pass (kicked at once) claims the rollback without waiting for a lease.
+ *   A CAS lost to the checker's own step is re-read and retried. The rule per state:
+ *     Pending, Executing   → RollingBack "cancelled" (running tasks are stopped by (7); a late report
+ *                            from a worker loses its CAS on the task's (state, version) and is ignored).
+ *     RollingBack          → nothing to do: already undoing (a second cancel is a no-op success).
+ *     Publishing           → refused: publish is past the point of no return (it may already have made
+ *                            the collection visible, and a visible collection is dropped, not cancelled).
+ *     Completed, Failed    → refused (ParameterInvalid naming the state), except a Failed job whose
+ *                            reason is "cancelled": cancelling it again succeeds (idempotent).
  *   Completed and Failed are terminal; the job and its tasks are deleted `taskRetentionMs` after
  *   `finishedAtMs` (deletion is not a transition).
  *
@@ -78,6 +89,9 @@
 export type CopyJobState = 'Pending' | 'Executing' | 'Publishing' | 'Completed' | 'RollingBack' | 'Failed';
 export type CopyTaskState = 'Pending' | 'InProgress' | 'Completed' | 'Failed';
 
+/** The reason of a job cancelled by a user (RollingBack, then Failed). */
+export const CANCELLED_REASON = 'cancelled';
+
 export const COPY_JOB_STATES: readonly CopyJobState[] = ['Pending', 'Executing', 'Publishing', 'Completed', 'RollingBack', 'Failed'];
 
 export type { ResolvedMapping, SegmentMapping, SnapshotRef, SourceSegmentReader } from '../../storage/snapshot-format/copy-types.js';
@@ -109,8 +123,10 @@ export interface CopyJob {
   readonly deadlineMs: number;
   /** Side-effect attempts in the current state (Publishing / RollingBack); 0 elsewhere. */
   readonly attempts: number;
-  /** Why the job is in its state (the failure for RollingBack/Failed, the last error of a retried side effect). */
+  /** Why the job is in its state (the failure for RollingBack/Failed, e.g. "cancelled"). */
   readonly reason: string;
+  /** The error of the last failed publish/rollback attempt in the current state (retried); cleared on a transition. */
+  readonly lastError?: string | undefined;
   readonly totalSegments: number;
   /** progress = copied / total (100 when Completed), see `jobProgress`. */
   readonly copiedSegments: number;
@@ -146,8 +162,8 @@ export interface CopyTask {
 // Transition tables (numbers refer to the diagrams above)
 
 export const JOB_TRANSITIONS: Readonly<Record<CopyJobState, readonly CopyJobState[]>> = {
-  Pending: ['Executing', 'RollingBack'], // (1), (2)
-  Executing: ['Publishing', 'RollingBack'], // (3), (4)
+  Pending: ['Executing', 'RollingBack'], // (1), (2) (also by cancel)
+  Executing: ['Publishing', 'RollingBack'], // (3), (4) (also by cancel)
   Publishing: ['Completed', 'RollingBack'], // (5), (6)
   RollingBack: ['Failed'], // (7)
   Completed: [],

@@ -235,6 +235,23 @@ export class RestoreService {
     return job;
   }
 
+  /** A user's cancel of a restore job (rules in coord/copy/types.ts); the rollback follows in milliseconds. */
+  cancel(jobId: number): Promise<CopyJob> {
+    return this.checker.cancel(jobId);
+  }
+
+  /**
+   * A drop of a collection that is still being restored: cancels the job that owns it (its rollback
+   * removes the target). CollectionNotFound when no job owns it; the publish rule of `cancel` applies.
+   */
+  async cancelTarget(target: { readonly id: number; readonly name: string }): Promise<void> {
+    const job = (await this.jobs.listJobs()).find((j) => j.targetCollectionId === target.id);
+    if (job === undefined) throw quiverError('CollectionNotFound', `collection not found[collection=${target.name}]`);
+    // Published between the caller's look-up and here: the collection is visible now, so a retried drop drops it.
+    if (job.state === 'Completed') throw quiverError('ServiceNotReady', `collection ${target.name} was just restored (job ${job.id}); retry the drop`);
+    await this.checker.cancel(job.id);
+  }
+
   async list(filter: { dbName?: string; collectionName?: string }): Promise<CopyJob[]> {
     return (await this.jobs.listJobs()).filter(
       (j) => (!filter.dbName || j.targetDbName === filter.dbName) && (!filter.collectionName || j.targetCollectionName === filter.collectionName),
