@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
@@ -76,8 +76,19 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not start within 60s:\n${output}`)), 60_000);
+      // The "quiver is serving" line is logged at info; with a quieter log level, a listening port says it.
+      let portOpen = false;
+      const probe = () => {
+        const sock = connect(port, '127.0.0.1');
+        sock.once('connect', () => {
+          portOpen = true;
+          sock.destroy();
+        });
+        sock.once('error', () => sock.destroy());
+      };
       const check = () => {
-        if (output.includes('quiver is serving')) {
+        if (!portOpen && (env['QUIVER_LOG_LEVEL'] ?? 'info') !== 'info') probe();
+        if (output.includes('quiver is serving') || portOpen) {
           clearTimeout(timer);
           resolve();
         } else if (child.exitCode !== null || child.signalCode !== null) {
