@@ -6,7 +6,13 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['test/crash/**/*.test.ts', 'test/durability.e2e.test.ts', 'test/snapshot-faults.e2e.test.ts', 'test/full-disk.e2e.test.ts', 'test/model/**/*.test.ts'],
+    include: [
+      'test/crash/**/*.test.ts',
+      'test/durability.e2e.test.ts',
+      'test/snapshot-faults.e2e.test.ts',
+      'test/full-disk.e2e.test.ts',
+      'test/model/**/*.test.ts',
+    ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -67,7 +67,13 @@ async function compactAll(t: TestServer, id: number): Promise<{ seconds: number;
 }
 
 /** Inserts batches of fresh ids; with `until`, keeps going (up to the cap) until it settles. */
-async function ingest(t: TestServer, id: number, data: Float32Array, idBase: number, until?: Promise<unknown>): Promise<{ rowsPerSec: number; batches: number; seconds: number }> {
+async function ingest(
+  t: TestServer,
+  id: number,
+  data: Float32Array,
+  idBase: number,
+  until?: Promise<unknown>,
+): Promise<{ rowsPerSec: number; batches: number; seconds: number }> {
   const engine = t.server.engine;
   let running = until !== undefined;
   let endedAt = Infinity;
@@ -96,7 +102,13 @@ async function ingest(t: TestServer, id: number, data: Float32Array, idBase: num
  * client sees, which is what "ingest rate" means for a database; engine.insert above has no network or
  * decode cost and so is bound by disk bandwidth, which a compaction shares.
  */
-async function ingestGrpc(t: TestServer, collection: string, data: Float32Array, idBase: number, until?: Promise<unknown>): Promise<{ rowsPerSec: number; batches: number; seconds: number }> {
+async function ingestGrpc(
+  t: TestServer,
+  collection: string,
+  data: Float32Array,
+  idBase: number,
+  until?: Promise<unknown>,
+): Promise<{ rowsPerSec: number; batches: number; seconds: number }> {
   const InsertRequest = root.lookupType('milvus.proto.milvus.InsertRequest');
   const batchesInData = Math.floor(data.length / DIM / BATCH);
   const encode = (b: number): Buffer => {
@@ -116,7 +128,13 @@ async function ingestGrpc(t: TestServer, collection: string, data: Float32Array,
   const client = new grpc.Client(`127.0.0.1:${t.server.port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
   const send = (buf: Buffer) =>
     new Promise<void>((resolve, reject) =>
-      client.makeUnaryRequest('/milvus.proto.milvus.MilvusService/Insert', (x: Buffer) => x, (x: Buffer) => x, buf, (err) => (err ? reject(err) : resolve())),
+      client.makeUnaryRequest(
+        '/milvus.proto.milvus.MilvusService/Insert',
+        (x: Buffer) => x,
+        (x: Buffer) => x,
+        buf,
+        (err) => (err ? reject(err) : resolve()),
+      ),
     );
   let running = until !== undefined;
   let endedAt = Infinity;
@@ -145,7 +163,9 @@ async function ingestGrpc(t: TestServer, collection: string, data: Float32Array,
 
 async function main(): Promise<void> {
   console.log(`# Compaction benchmark\n\nmachine: ${machine()}\n${loadLine()} at start`);
-  console.log(`${SEGMENTS} segments x ${SEG_ROWS} rows, dim ${DIM}, merge target ${SEAL_ROWS} rows; index run HNSW M=${M} efConstruction=${EFC}; ingest batches of ${BATCH}`);
+  console.log(
+    `${SEGMENTS} segments x ${SEG_ROWS} rows, dim ${DIM}, merge target ${SEAL_ROWS} rows; index run HNSW M=${M} efConstruction=${EFC}; ingest batches of ${BATCH}`,
+  );
   const data = clustered(TOTAL, DIM, 5);
   const merge: Record<string, string | number>[] = [];
   const rate: Record<string, string | number>[] = [];
@@ -211,7 +231,14 @@ async function main(): Promise<void> {
     const compaction = compactAll(t, busyId);
     const during = await ingest(t, collectionId(t.server.engine, 'ingest_during'), data, 50_000_000, compaction);
     const busy = await compaction;
-    rate.push({ run: `ingest alone (median of 3: ${aloneRuns.map((r) => Math.round(r.rowsPerSec)).join(', ')} rows/s)`, batches: alone.batches, seconds: alone.seconds.toFixed(2), 'rows/s': Math.round(alone.rowsPerSec), ratio: '1.00', target: '' });
+    rate.push({
+      run: `ingest alone (median of 3: ${aloneRuns.map((r) => Math.round(r.rowsPerSec)).join(', ')} rows/s)`,
+      batches: alone.batches,
+      seconds: alone.seconds.toFixed(2),
+      'rows/s': Math.round(alone.rowsPerSec),
+      ratio: '1.00',
+      target: '',
+    });
     rate.push({
       run: `ingest while compacting ${SEGMENTS}x${SEG_ROWS} (compaction took ${busy.seconds.toFixed(2)} s)`,
       batches: during.batches,
@@ -233,7 +260,14 @@ async function main(): Promise<void> {
     const compaction2 = compactAll(t, busy2);
     const gDuring = await ingestGrpc(t, 'grpc_during', data, 90_000_000, compaction2);
     const busyGrpc = await compaction2;
-    grpcRate.push({ run: `gRPC ingest alone (median of 3: ${grpcAlone.map((r) => Math.round(r.rowsPerSec)).join(', ')} rows/s)`, batches: gAlone.batches, seconds: gAlone.seconds.toFixed(2), 'rows/s': Math.round(gAlone.rowsPerSec), ratio: '1.00', target: '' });
+    grpcRate.push({
+      run: `gRPC ingest alone (median of 3: ${grpcAlone.map((r) => Math.round(r.rowsPerSec)).join(', ')} rows/s)`,
+      batches: gAlone.batches,
+      seconds: gAlone.seconds.toFixed(2),
+      'rows/s': Math.round(gAlone.rowsPerSec),
+      ratio: '1.00',
+      target: '',
+    });
     grpcRate.push({
       run: `gRPC ingest while compacting ${SEGMENTS}x${SEG_ROWS} (compaction took ${busyGrpc.seconds.toFixed(2)} s)`,
       batches: gDuring.batches,

@@ -117,9 +117,21 @@ async function main(): Promise<void> {
           times.push(ms);
         }
         creates.push(median(times));
-        snapshotRows.push({ backend: b.name, rows, 'create median ms': f1(median(times)), 'min ms': f1(Math.min(...times)), 'max ms': f1(Math.max(...times)) });
+        snapshotRows.push({
+          backend: b.name,
+          rows,
+          'create median ms': f1(median(times)),
+          'min ms': f1(Math.min(...times)),
+          'max ms': f1(Math.max(...times)),
+        });
       }
-      snapshotRows.push({ backend: b.name, rows: `t(${largest})/t(${Math.min(...SIZES)})`, 'create median ms': (creates[creates.length - 1]! / creates[0]!).toFixed(2), 'min ms': '', 'max ms': '' });
+      snapshotRows.push({
+        backend: b.name,
+        rows: `t(${largest})/t(${Math.min(...SIZES)})`,
+        'create median ms': (creates[creates.length - 1]! / creates[0]!).toFixed(2),
+        'min ms': '',
+        'max ms': '',
+      });
 
       // Restore of the largest (indexed) collection: a job of server-side copies.
       const src = `c${largest}`;
@@ -127,7 +139,14 @@ async function main(): Promise<void> {
       const files = t.server.engine.catalog
         .segments(srcId)
         .filter((s) => s.state === 'Flushed')
-        .flatMap((s) => [...Object.values(s.binlogs).flat().map((x) => x.path), ...s.deltalogs.map((x) => x.path), ...s.statslogs.map((x) => x.path), ...s.indexes.flatMap((i) => i.files)]);
+        .flatMap((s) => [
+          ...Object.values(s.binlogs)
+            .flat()
+            .map((x) => x.path),
+          ...s.deltalogs.map((x) => x.path),
+          ...s.statslogs.map((x) => x.path),
+          ...s.indexes.flatMap((i) => i.files),
+        ]);
       let bytes = 0;
       for (const key of files) bytes += (await t.server.engine.store.stat(key))?.size ?? 0;
       const { ms: jobMs } = await timed(async () => {
@@ -141,7 +160,14 @@ async function main(): Promise<void> {
           await new Promise((res) => setTimeout(res, 5));
         }
       });
-      restoreRows.push({ backend: b.name, path: 'restore job (server-side copy / hardlink)', files: files.length, MiB: f1(bytes / 2 ** 20), ms: f0(jobMs), 'MiB/s': mbps(bytes, jobMs) });
+      restoreRows.push({
+        backend: b.name,
+        path: 'restore job (server-side copy / hardlink)',
+        files: files.length,
+        MiB: f1(bytes / 2 ** 20),
+        ms: f0(jobMs),
+        'MiB/s': mbps(bytes, jobMs),
+      });
       if (b.name.startsWith('etcd')) {
         const client = new S3ObjectStore({ bucket: BUCKET, prefix: 'bench', endpoint: s3.endpoint, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
         const { ms } = await timed(async () => {
@@ -153,7 +179,14 @@ async function main(): Promise<void> {
           );
         });
         await client.close();
-        restoreRows.push({ backend: b.name, path: 'client-side download + upload, 4 in flight', files: files.length, MiB: f1(bytes / 2 ** 20), ms: f0(ms), 'MiB/s': mbps(bytes, ms) });
+        restoreRows.push({
+          backend: b.name,
+          path: 'client-side download + upload, 4 in flight',
+          files: files.length,
+          MiB: f1(bytes / 2 ** 20),
+          ms: f0(ms),
+          'MiB/s': mbps(bytes, ms),
+        });
       }
 
       // Restart to first search (the collection is loaded; its load state persists).

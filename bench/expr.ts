@@ -61,9 +61,7 @@ function main(): void {
     for (let i = 0; i < iterations; i++) compiled.evaluate(batch);
     const elapsedMs = (performance.now() - start) / iterations;
     const rowsPerSec = numRows / (elapsedMs / 1000);
-    console.log(
-      `${text.padEnd(52)} ${elapsedMs.toFixed(2).padStart(8)} ms  ${(rowsPerSec / 1e6).toFixed(1).padStart(7)} M rows/s  (${matched} match)`,
-    );
+    console.log(`${text.padEnd(52)} ${elapsedMs.toFixed(2).padStart(8)} ms  ${(rowsPerSec / 1e6).toFixed(1).padStart(7)} M rows/s  (${matched} match)`);
   }
 }
 

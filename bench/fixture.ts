@@ -13,7 +13,9 @@ export const quick = process.env.BENCH_QUICK === '1';
 
 /** `machine()` is static; the load average says how busy the (shared) machine was during the run. */
 export function loadLine(): string {
-  return `load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')} (1/5/15 min)`;
+  return `load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' / ')} (1/5/15 min)`;
 }
 
 export async function createVectorCollection(client: MilvusClient, name: string, dim: number): Promise<void> {
@@ -45,7 +47,16 @@ export function columnsOf(data: Float32Array, dim: number, from: number, to: num
 }
 
 /** Inserts rows [from, to) in batches through `engine.insert`. */
-export async function insertRange(engine: Engine, collectionId: number, data: Float32Array, dim: number, from: number, to: number, batch: number, idBase = 0): Promise<void> {
+export async function insertRange(
+  engine: Engine,
+  collectionId: number,
+  data: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  batch: number,
+  idBase = 0,
+): Promise<void> {
   for (let b = from; b < to; b += batch) {
     const e = Math.min(to, b + batch);
     await engine.insert(collectionId, undefined, columnsOf(data, dim, b, e, idBase), e - b, false);

@@ -25,7 +25,11 @@ async function main(): Promise<void> {
   console.log(`# Insert benchmark\n\nmachine: ${machine()}\nrows ${ROWS}, dim ${DIM}, batch ${BATCH}`);
   const data = clustered(ROWS, DIM, 7);
   const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-insert-'));
-  const srv = await spawnServer(dir, { QUIVER_LOG_LEVEL: 'warn', QUIVER_SEAL_ROWS: '1000000', ...(process.env.BENCH_PROF ? { QUIVER_NODE_ARGS: '--cpu-prof --cpu-prof-dir=/tmp/prof' } : {}) });
+  const srv = await spawnServer(dir, {
+    QUIVER_LOG_LEVEL: 'warn',
+    QUIVER_SEAL_ROWS: '1000000',
+    ...(process.env.BENCH_PROF ? { QUIVER_NODE_ARGS: '--cpu-prof --cpu-prof-dir=/tmp/prof' } : {}),
+  });
   const results: Record<string, string | number>[] = [];
   try {
     const fields = [
@@ -105,7 +109,12 @@ async function main(): Promise<void> {
         await tbl.add(rowObjs.slice(from, from + BATCH).map((r) => ({ id: r.id, vector: r.v })));
       }
       const lSec = (performance.now() - t2) / 1000;
-      results.push({ path: 'LanceDB 0.31 embedded table.add (row objects)', rows: sdkRows, seconds: lSec.toFixed(2), 'rows/s': Math.round(sdkRows / lSec) });
+      results.push({
+        path: 'LanceDB 0.31 embedded table.add (row objects)',
+        rows: sdkRows,
+        seconds: lSec.toFixed(2),
+        'rows/s': Math.round(sdkRows / lSec),
+      });
     } finally {
       await rm(ldir, { recursive: true, force: true });
     }

@@ -65,7 +65,11 @@ async function build(dir: string, shape: Shape): Promise<Record<string, string |
       await engine.flushCollection(id);
       flushSec += secondsSince(tf);
     }
-    phase('insert + flush (engine.insert, batches of ' + BATCH + ')', t, `${Math.round(ROWS / secondsSince(t))} rows/s; flush ${flushSec.toFixed(1)} s of it; ${Math.ceil(ROWS / SEAL_ROWS)} segments`);
+    phase(
+      'insert + flush (engine.insert, batches of ' + BATCH + ')',
+      t,
+      `${Math.round(ROWS / secondsSince(t))} rows/s; flush ${flushSec.toFixed(1)} s of it; ${Math.ceil(ROWS / SEAL_ROWS)} segments`,
+    );
     t = performance.now();
     await createHnsw(srv.client, NAME, M, EFC);
     await engine.waitForIndexes(id);
@@ -105,7 +109,9 @@ async function restartOnce(dir: string, query: number[] | undefined): Promise<{ 
 
 async function main(): Promise<void> {
   console.log(`# Restart benchmark\n\nmachine: ${machine()}\n${loadLine()} at start`);
-  console.log(`rows ${ROWS}, dim ${DIM}, sealRows ${SEAL_ROWS}, HNSW M=${M} efConstruction=${EFC} (efConstruction ${EFC} keeps the 1M build feasible on 2 cores; a restart reads the index file either way), runs ${RUNS}`);
+  console.log(
+    `rows ${ROWS}, dim ${DIM}, sealRows ${SEAL_ROWS}, HNSW M=${M} efConstruction=${EFC} (efConstruction ${EFC} keeps the 1M build feasible on 2 cores; a restart reads the index file either way), runs ${RUNS}`,
+  );
   const shape: Shape = { rows: ROWS, dim: DIM, sealRows: SEAL_ROWS, m: M, efConstruction: EFC };
   const given = process.env.BENCH_DATA_DIR;
   const dir = given ?? (await mkdtemp(join(tmpdir(), 'quiver-bench-restart-')));
@@ -133,8 +139,18 @@ async function main(): Promise<void> {
     if (phases.length > 0) table(`Build phases (${ROWS} rows, dim ${DIM})`, phases);
     table(`Restart to first search hit, ${ROWS} rows dim ${DIM}, flushed + HNSW-indexed + loaded (warm page cache)`, [
       { measure: 'empty data dir: spawn → serving (fixed cost: node, tsx, gRPC bind)', 'median s': base.servingSec.toFixed(2), runs: 1, target: '' },
-      { measure: 'spawn → serving (recovery reads every segment and index)', 'median s': median(runs.map((r) => r.servingSec)).toFixed(2), runs: RUNS, target: '' },
-      { measure: 'spawn → first search with hits', 'median s': median(runs.map((r) => r.searchSec)).toFixed(2), runs: RUNS, target: ROWS >= 1_000_000 ? '< 10 s' : '(< 10 s at 1M)' },
+      {
+        measure: 'spawn → serving (recovery reads every segment and index)',
+        'median s': median(runs.map((r) => r.servingSec)).toFixed(2),
+        runs: RUNS,
+        target: '',
+      },
+      {
+        measure: 'spawn → first search with hits',
+        'median s': median(runs.map((r) => r.searchSec)).toFixed(2),
+        runs: RUNS,
+        target: ROWS >= 1_000_000 ? '< 10 s' : '(< 10 s at 1M)',
+      },
     ]);
     console.log(`\nall runs (s to first hit): ${runs.map((r) => r.searchSec.toFixed(2)).join(', ')}; ${loadLine()} at end`);
   } finally {

@@ -28,7 +28,9 @@ function runScript(name: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = process.env.BENCH_ONLY?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = only?.filter((n) => !(ALL as readonly string[]).includes(n)) ?? [];
   if (unknown.length > 0) throw new Error(`BENCH_ONLY names unknown benchmarks: ${unknown.join(', ')} (known: ${ALL.join(', ')})`);
   const names = only ?? [...ALL];

@@ -55,12 +55,21 @@ async function main(): Promise<void> {
         ],
       });
       for (let from = 0; from < N; from += 5000) {
-        const r = await client.insert({ collection_name: 'bench', data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })) });
+        const r = await client.insert({
+          collection_name: 'bench',
+          data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })),
+        });
         if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
       }
       await client.flushSync({ collection_names: ['bench'] });
       const tb = performance.now();
-      await client.createIndex({ collection_name: 'bench', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 200 } });
+      await client.createIndex({
+        collection_name: 'bench',
+        field_name: 'v',
+        index_type: 'HNSW',
+        metric_type: 'L2',
+        params: { M: 16, efConstruction: 200 },
+      });
       for (;;) {
         const d = await client.describeIndex({ collection_name: 'bench', field_name: 'v' });
         const i = d.index_descriptions[0]!;
@@ -78,7 +87,12 @@ async function main(): Promise<void> {
         got.push(r.results.map((x) => Number(x.id)));
       }
       const sdkSec = (performance.now() - t0) / 1000;
-      rows.push({ system: 'Quiver via official SDK (server process + 1 client)', 'index build s': buildSec.toFixed(1), QPS: Math.round(Q / sdkSec), 'recall@10': recall(got, truth).toFixed(4) });
+      rows.push({
+        system: 'Quiver via official SDK (server process + 1 client)',
+        'index build s': buildSec.toFixed(1),
+        QPS: Math.round(Q / sdkSec),
+        'recall@10': recall(got, truth).toFixed(4),
+      });
     } finally {
       await srv.stop();
     }
@@ -93,7 +107,17 @@ async function main(): Promise<void> {
       for (let rep = 0; rep < 5; rep++) {
         const t = performance.now();
         for (let i = 0; i < Q; i++) {
-          await server.engine.search(coll.id, { field, queries: queries.subarray(i * DIM, (i + 1) * DIM), nq: 1, k: K, offset: 0, metric: 'L2', filter: '', partitionNames: [], ef: EF });
+          await server.engine.search(coll.id, {
+            field,
+            queries: queries.subarray(i * DIM, (i + 1) * DIM),
+            nq: 1,
+            k: K,
+            offset: 0,
+            metric: 'L2',
+            filter: '',
+            partitionNames: [],
+            ef: EF,
+          });
         }
         engineTimes.push((performance.now() - t) / Q);
       }
@@ -115,8 +139,15 @@ async function main(): Promise<void> {
       const eng = median(engineTimes);
       const rw = median(rawTimes);
       rows.push({ system: 'Quiver engine.search (in-process, no gRPC)', 'index build s': '', QPS: Math.round(1000 / eng), 'recall@10': '' });
-      rows.push({ system: 'raw hnswlib-node searchKnn, same index file', 'index build s': '', QPS: Math.round(1000 / rw), 'recall@10': recall(rawGot, truth).toFixed(4) });
-      console.log(`\nserver-side time per query (median of 5 rounds): engine ${(eng * 1000).toFixed(1)} µs, raw hnswlib ${(rw * 1000).toFixed(1)} µs, ratio ${(eng / rw).toFixed(2)} (target ≤ 1.3)`);
+      rows.push({
+        system: 'raw hnswlib-node searchKnn, same index file',
+        'index build s': '',
+        QPS: Math.round(1000 / rw),
+        'recall@10': recall(rawGot, truth).toFixed(4),
+      });
+      console.log(
+        `\nserver-side time per query (median of 5 rounds): engine ${(eng * 1000).toFixed(1)} µs, raw hnswlib ${(rw * 1000).toFixed(1)} µs, ratio ${(eng / rw).toFixed(2)} (target ≤ 1.3)`,
+      );
     } finally {
       await server.close();
     }
@@ -134,7 +165,10 @@ async function main(): Promise<void> {
     await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: 16, efConstruction: 200 }) });
     const buildSec = (performance.now() - tb) / 1000;
     const qrows = rowsOf(queries, DIM, 0, Q);
-    for (const [label, refine] of [['LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200), ef=' + EF, 0], ['LanceDB same index + refineFactor 4', 4]] as const) {
+    for (const [label, refine] of [
+      ['LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200), ef=' + EF, 0],
+      ['LanceDB same index + refineFactor 4', 4],
+    ] as const) {
       const got: number[][] = [];
       for (let i = 0; i < 20; i++) await tbl.search(qrows[i]!).limit(K).toArray();
       const t0 = performance.now();
@@ -146,7 +180,12 @@ async function main(): Promise<void> {
         got.push(r.map((x: { id: number }) => Number(x.id)));
       }
       const sec = (performance.now() - t0) / 1000;
-      rows.push({ system: label, 'index build s': refine ? '' : buildSec.toFixed(1), QPS: Math.round(Q / sec), 'recall@10': recall(got, truth).toFixed(4) });
+      rows.push({
+        system: label,
+        'index build s': refine ? '' : buildSec.toFixed(1),
+        QPS: Math.round(Q / sec),
+        'recall@10': recall(got, truth).toFixed(4),
+      });
     }
   } finally {
     await rm(ldir, { recursive: true, force: true });

@@ -103,7 +103,12 @@ async function copyComparison(t: TestServer, source: string, snapshot: string): 
   const rec = await t.server.snapshots.describe('default', source, snapshot);
   const contents = await t.server.snapshots.readContents(rec);
   // Target ids no catalog knows: the copies are scratch files, deleted after each run.
-  const mappings: ResolvedMapping[] = contents.entries.map((e, i) => ({ source: e.segment, targetCollectionId: 990_000_001, targetPartitionId: 990_000_002, targetSegmentId: 990_000_100 + i }));
+  const mappings: ResolvedMapping[] = contents.entries.map((e, i) => ({
+    source: e.segment,
+    targetCollectionId: 990_000_001,
+    targetPartitionId: 990_000_002,
+    targetSegmentId: 990_000_100 + i,
+  }));
   const plan = mappings.flatMap(copyPlanOf);
   let bytes = 0;
   for (const step of plan) bytes += (await stat(join(root, step.src))).size;
@@ -114,11 +119,15 @@ async function copyComparison(t: TestServer, source: string, snapshot: string): 
     for (const fsync of [false, true]) {
       const store = new LocalObjectStore(root, { copyMode: 'copy', fsync });
       const t0 = performance.now();
-      const r = await executeCopy(store, { read: async () => new Map(mappings.map((m) => [m.source.id, m.source] as const)) }, {
-        snapshot: { collectionId: rec.collectionId, snapshotId: rec.id },
-        targetCollectionId: 990_000_001,
-        mappings: mappings.map((m) => ({ sourceSegmentId: m.source.id, targetSegmentId: m.targetSegmentId, targetPartitionId: m.targetPartitionId })),
-      });
+      const r = await executeCopy(
+        store,
+        { read: async () => new Map(mappings.map((m) => [m.source.id, m.source] as const)) },
+        {
+          snapshot: { collectionId: rec.collectionId, snapshotId: rec.id },
+          targetCollectionId: 990_000_001,
+          mappings: mappings.map((m) => ({ sourceSegmentId: m.source.id, targetSegmentId: m.targetSegmentId, targetPartitionId: m.targetPartitionId })),
+        },
+      );
       const took = ms(t0);
       if (!r.ok) throw new Error(`executeCopy: ${r.reason}`);
       (fsync ? out.copyFsyncMs : out.copyMs).push(took);
@@ -213,7 +222,10 @@ async function lance(n: number, data: Float32Array, query: number[]): Promise<La
   const dir = await mkdtemp(join(tmpdir(), 'lancedb-bench-snapshot-'));
   try {
     const db = await lancedb.connect(dir);
-    const tbl = await db.createTable('t', rowsOf(data, DIM, 0, n).map((vector, id) => ({ id, vector })));
+    const tbl = await db.createTable(
+      't',
+      rowsOf(data, DIM, 0, n).map((vector, id) => ({ id, vector })),
+    );
     const ti = performance.now();
     await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: M, efConstruction: EFC }) });
     const indexSec = ms(ti) / 1000;
@@ -253,7 +265,9 @@ const f2 = (x: number): string => x.toFixed(2);
 
 async function main(): Promise<void> {
   console.log(`# Snapshot benchmark\n\nmachine: ${machine()}\n${loadLine()} at start`);
-  console.log(`sizes ${SIZES.join(', ')}, dim ${DIM}, HNSW M=${M} efConstruction=${EFC}; ${CREATES} creates, ${RESTORES} restores per size; server in-process, official SDK over loopback`);
+  console.log(
+    `sizes ${SIZES.join(', ')}, dim ${DIM}, HNSW M=${M} efConstruction=${EFC}; ${CREATES} creates, ${RESTORES} restores per size; server in-process, official SDK over loopback`,
+  );
   const biggest = Math.max(...SIZES);
   const data = clustered(biggest, DIM, 11);
   const query = rowsOf(clustered(1, DIM, 12), DIM, 0, 1)[0]!;
@@ -279,7 +293,14 @@ async function main(): Promise<void> {
       [`with ${PENDING_ROWS} unflushed rows, ms`]: f1(r.createPendingMs),
       target: r === last ? '≤ 50 ms' : '',
     })),
-    { rows: `ratio ${last.n}/${first.n}`, segments: '', 'median ms': f2(med(last) / med(first)), 'min–max ms': '', [`with ${PENDING_ROWS} unflushed rows, ms`]: '', target: '≤ 1.5' },
+    {
+      rows: `ratio ${last.n}/${first.n}`,
+      segments: '',
+      'median ms': f2(med(last) / med(first)),
+      'min–max ms': '',
+      [`with ${PENDING_ROWS} unflushed rows, ms`]: '',
+      target: '≤ 1.5',
+    },
   ]);
 
   table('Restore end to end: restoreSnapshot → Completed → load → one search (median of ' + RESTORES + ')', [
@@ -292,7 +313,15 @@ async function main(): Promise<void> {
       'total with loadCollectionSync, s': f2(r.restoreSyncMs / 1000),
       target: r === last ? '≤ 2 s' : '',
     })),
-    { rows: `ratio ${last.n}/${first.n}`, 'total s': f2(tot(last) / tot(first)), 'restore job ms': '', 'load ms': '', 'search ms': '', 'total with loadCollectionSync, s': '', target: '≤ 2' },
+    {
+      rows: `ratio ${last.n}/${first.n}`,
+      'total s': f2(tot(last) / tot(first)),
+      'restore job ms': '',
+      'load ms': '',
+      'search ms': '',
+      'total with loadCollectionSync, s': '',
+      target: '≤ 2',
+    },
   ]);
   const totCold = (r: QuiverResult) => median(r.restoreCold.map((x) => x.totalMs));
   table('Restore end to end with the source collection released (restored data read from disk; median of ' + RESTORES + ')', [
@@ -309,19 +338,54 @@ async function main(): Promise<void> {
   const c = last.copy;
   if (c) {
     const mbps = (xs: number[]) => c.bytes / MB / (median(xs) / 1000);
-    table(`Byte copies forced: restore copy path vs cp -r, ${last.n}-row snapshot (${c.files} files, ${f1(c.bytes / MB)} MB, median of ${COPY_RUNS}, warm page cache)`, [
-      { path: "executeCopy, LocalObjectStore copyMode 'copy', fsync off", 'median ms': f0(median(c.copyMs)), 'MB/s': f0(mbps(c.copyMs)), 'ratio to cp -r': f2(mbps(c.copyMs) / mbps(c.cpMs)), target: '≥ 0.8' },
-      { path: "executeCopy, copyMode 'copy', fsync on (the server's setting)", 'median ms': f0(median(c.copyFsyncMs)), 'MB/s': f0(mbps(c.copyFsyncMs)), 'ratio to cp -r': f2(mbps(c.copyFsyncMs) / mbps(c.cpMs)), target: '' },
-      { path: 'cp -r --parents of the segment directories (one process, no fsync)', 'median ms': f0(median(c.cpMs)), 'MB/s': f0(mbps(c.cpMs)), 'ratio to cp -r': '1.00', target: '' },
-    ]);
+    table(
+      `Byte copies forced: restore copy path vs cp -r, ${last.n}-row snapshot (${c.files} files, ${f1(c.bytes / MB)} MB, median of ${COPY_RUNS}, warm page cache)`,
+      [
+        {
+          path: "executeCopy, LocalObjectStore copyMode 'copy', fsync off",
+          'median ms': f0(median(c.copyMs)),
+          'MB/s': f0(mbps(c.copyMs)),
+          'ratio to cp -r': f2(mbps(c.copyMs) / mbps(c.cpMs)),
+          target: '≥ 0.8',
+        },
+        {
+          path: "executeCopy, copyMode 'copy', fsync on (the server's setting)",
+          'median ms': f0(median(c.copyFsyncMs)),
+          'MB/s': f0(mbps(c.copyFsyncMs)),
+          'ratio to cp -r': f2(mbps(c.copyFsyncMs) / mbps(c.cpMs)),
+          target: '',
+        },
+        {
+          path: 'cp -r --parents of the segment directories (one process, no fsync)',
+          'median ms': f0(median(c.cpMs)),
+          'MB/s': f0(mbps(c.cpMs)),
+          'ratio to cp -r': '1.00',
+          target: '',
+        },
+      ],
+    );
   }
 
   table(`Side by side with LanceDB 0.31 (IVF_HNSW_SQ, 1 partition, m=${M}, efC=${EFC}); medians`, [
     ...q.flatMap((r, i) => {
       const lr = l[i]!;
       return [
-        { system: 'Quiver', rows: r.n, 'snapshot ms': f1(med(r)), 'restore ms (incl. load for Quiver)': f0(tot(r) - median(r.restore.map((x) => x.searchMs))), 'search after restore ms': f1(median(r.restore.map((x) => x.searchMs))), note: 'createSnapshot; restore into a new collection' },
-        { system: 'LanceDB', rows: lr.n, 'snapshot ms': f1(median(lr.tagMs)), 'restore ms (incl. load for Quiver)': f1(median(lr.restoreMs)), 'search after restore ms': f1(median(lr.searchMs)), note: `tags.create; checkout(tag)+restore() in place (index build ${f1(lr.indexSec)} s)` },
+        {
+          system: 'Quiver',
+          rows: r.n,
+          'snapshot ms': f1(med(r)),
+          'restore ms (incl. load for Quiver)': f0(tot(r) - median(r.restore.map((x) => x.searchMs))),
+          'search after restore ms': f1(median(r.restore.map((x) => x.searchMs))),
+          note: 'createSnapshot; restore into a new collection',
+        },
+        {
+          system: 'LanceDB',
+          rows: lr.n,
+          'snapshot ms': f1(median(lr.tagMs)),
+          'restore ms (incl. load for Quiver)': f1(median(lr.restoreMs)),
+          'search after restore ms': f1(median(lr.searchMs)),
+          note: `tags.create; checkout(tag)+restore() in place (index build ${f1(lr.indexSec)} s)`,
+        },
       ];
     }),
   ]);

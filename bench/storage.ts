@@ -70,7 +70,14 @@ async function benchStore(label: string, store: ObjectStore): Promise<Record<str
     const copyS = await inParallel(count, (i) => store.copy(`${dir}/src/${i}`, `${dir}/dst/${i}`));
     const mib = (size * count) / MIB;
     const rate = (s: number): string => `${(count / s).toFixed(0)} obj/s, ${(mib / s).toFixed(0)} MiB/s`;
-    rows.push({ backend: label, object: size >= MIB ? `${size / MIB} MiB` : `${size / KIB} KiB`, objects: count, put: rate(putS), get: rate(getS), copy: rate(copyS) });
+    rows.push({
+      backend: label,
+      object: size >= MIB ? `${size / MIB} MiB` : `${size / KIB} KiB`,
+      objects: count,
+      put: rate(putS),
+      get: rate(getS),
+      copy: rate(copyS),
+    });
     await store.deletePrefix(`${dir}/`);
   }
   return rows;

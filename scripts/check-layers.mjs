@@ -89,7 +89,13 @@ function importsOf(text) {
     const clause = m[3] ?? '';
     // `import { type A, type B } from` is type-only too.
     const named = /^\{([^}]*)\}$/.exec(clause.trim());
-    const allTypeNamed = named !== null && named[1].split(',').map((s) => s.trim()).filter(Boolean).every((s) => s.startsWith('type '));
+    const allTypeNamed =
+      named !== null &&
+      named[1]
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .every((s) => s.startsWith('type '));
     out.push({ spec: m[4], typeOnly: Boolean(m[2]) || allTypeNamed });
   }
   return out;
@@ -126,9 +132,9 @@ for (const file of walk(SRC)) {
     if (toRank > fromRank) problem = `${fromModule} (layer ${fromRank}) imports ${toModule} (layer ${toRank})`;
     else if (toRank === fromRank && fromRank === ROLE_RANK) {
       if (!typeOnly) problem = `role ${fromModule} imports an implementation of role ${toModule} (only \`import type\` of an interface file is allowed)`;
-      else if (!INTERFACE_FILE.test(to)) problem = `role ${fromModule} imports types from ${to}, which is not an interface file (types.ts, *-api.ts, index.ts)`;
-    }
-    else if (fromModule === PROXY && toRank === ROLE_RANK && !typeOnly && !INTERFACE_FILE.test(to)) {
+      else if (!INTERFACE_FILE.test(to))
+        problem = `role ${fromModule} imports types from ${to}, which is not an interface file (types.ts, *-api.ts, index.ts)`;
+    } else if (fromModule === PROXY && toRank === ROLE_RANK && !typeOnly && !INTERFACE_FILE.test(to)) {
       problem = `the proxy imports an implementation of role ${toModule} (values only from an interface file)`;
     }
     if (!problem) continue;

@@ -54,10 +54,16 @@ describe('bad input never crashes the server or loses data', () => {
     const raw = new grpc.Client(`127.0.0.1:${t.server.port}`, grpc.credentials.createInsecure());
     const call = (method: string, body: Buffer) =>
       new Promise<string>((resolve) =>
-        raw.makeUnaryRequest(`/milvus.proto.milvus.MilvusService/${method}`, (x: Buffer) => x, (x: Buffer) => x, body, (e, r) => resolve(e ? e.message : `ok:${r?.length}`)),
+        raw.makeUnaryRequest(
+          `/milvus.proto.milvus.MilvusService/${method}`,
+          (x: Buffer) => x,
+          (x: Buffer) => x,
+          body,
+          (e, r) => resolve(e ? e.message : `ok:${r?.length}`),
+        ),
       );
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (const method of ['Insert', 'Search', 'Query', 'Delete', 'CreateCollection', 'CreateIndex', 'CreateSnapshot', 'RestoreSnapshot']) {
       for (let i = 0; i < 20; i++) {
         const body = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 200) }, () => Math.floor(rnd() * 256)));

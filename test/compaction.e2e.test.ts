@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
 import { startTestServer, until, vectors, type TestServer } from './helpers.js';
 
-
 describe('compaction through the SDK', () => {
   let t: TestServer;
   beforeAll(async () => {
@@ -24,7 +23,10 @@ describe('compaction through the SDK', () => {
     });
     const vs = vectors(400, 8, 3);
     for (let b = 0; b < 4; b++) {
-      await c.insert({ collection_name: 'cmp', data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, tag: `t${(b * 100 + i) % 4}`, v })) });
+      await c.insert({
+        collection_name: 'cmp',
+        data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, tag: `t${(b * 100 + i) % 4}`, v })),
+      });
       await c.flushSync({ collection_names: ['cmp'] });
     }
     await c.createIndex({ collection_name: 'cmp', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 64 } });

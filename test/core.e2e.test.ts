@@ -64,7 +64,13 @@ describe('core workflow through the official SDK', () => {
     // 50 more rows stay growing (unflushed)
     await c.insert({ collection_name: name, data: rows.slice(150) });
 
-    const idx = await c.createIndex({ collection_name: name, field_name: 'vec', index_type: 'HNSW', metric_type: MetricType.L2, params: { M: 8, efConstruction: 64 } });
+    const idx = await c.createIndex({
+      collection_name: name,
+      field_name: 'vec',
+      index_type: 'HNSW',
+      metric_type: MetricType.L2,
+      params: { M: 8, efConstruction: 64 },
+    });
     expect(idx.error_code).toBe(ErrorCode.SUCCESS);
     const di = await c.describeIndex({ collection_name: name, field_name: 'vec' });
     expect(di.status.error_code).toBe(ErrorCode.SUCCESS);
@@ -99,7 +105,11 @@ describe('core workflow through the official SDK', () => {
     expect(String((s2.results as unknown as { id: string }[][])[1]![0]!.id)).toBe('2');
 
     // Query, count, get
-    const q = await c.query({ collection_name: name, filter: 'title like "title_1%" and array_contains(tags, 12)', output_fields: ['id', 'title', 'tags'] });
+    const q = await c.query({
+      collection_name: name,
+      filter: 'title like "title_1%" and array_contains(tags, 12)',
+      output_fields: ['id', 'title', 'tags'],
+    });
     expect(q.status.error_code).toBe(ErrorCode.SUCCESS);
     expect(q.data.map((r) => String(r.id)).sort()).toEqual(['11', '12']);
     const cnt = await c.count({ collection_name: name, filter: 'color == "red"' });
@@ -151,7 +161,13 @@ describe('core workflow through the official SDK', () => {
     expect(missing.status.reason).toMatch(/nope/);
     // The SDK's createCollection throws the Status when it is not Success.
     await expect(
-      c.createCollection({ collection_name: name, fields: [{ name: 'pk', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] }),
+      c.createCollection({
+        collection_name: name,
+        fields: [
+          { name: 'pk', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+        ],
+      }),
     ).rejects.toMatchObject({ reason: expect.stringMatching(/already exists: strict/) });
     const badIdx = await c.createIndex({ collection_name: name, field_name: 'v', index_type: 'IVF_PQ', metric_type: 'L2' });
     expect(badIdx.error_code).not.toBe(ErrorCode.SUCCESS);

@@ -175,7 +175,9 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 under fault
     const restoring = expectSuccessOrReasoned(restore.status);
 
     // Acknowledged rows are there (a failed insert may or may not have landed; never partly).
-    await until(async () => (await c.query({ collection_name: 'src', filter: 'id >= 0', output_fields: ['id'], limit: 1 })).status.error_code === ErrorCode.SUCCESS);
+    await until(
+      async () => (await c.query({ collection_name: 'src', filter: 'id >= 0', output_fields: ['id'], limit: 1 })).status.error_code === ErrorCode.SUCCESS,
+    );
     const live = await idsOf(c, 'src');
     const second = rows(100, 200).map((r) => r.id);
     if (inserted) expect(live).toEqual([...atS0, ...second]);
@@ -184,7 +186,8 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 under fault
     // The snapshot is committed (listed and describable) or absent; acknowledged means committed.
     const listed = (await c.listSnapshots({ collection_name: 'src' })).snapshots;
     if (snapped) expect(listed).toContain('s1');
-    if (listed.includes('s1')) expect((await c.describeSnapshot({ snapshot_name: 's1', collection_name: 'src' })).status.error_code).toBe(ErrorCode.SUCCESS);
+    if (listed.includes('s1'))
+      expect((await c.describeSnapshot({ snapshot_name: 's1', collection_name: 'src' })).status.error_code).toBe(ErrorCode.SUCCESS);
     else expect(listed).toEqual(['s0']);
 
     // The restore: job Completed with the snapshot's rows, or Failed with the target absent.
@@ -268,7 +271,9 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 under fault
         if (restoring) {
           const info = await waitRestore(c, restore.job_id);
           if (info.state === 'RestoreSnapshotCompleted') {
-            expect((await c.createIndex({ collection_name: 'pr', field_name: 'v', index_type: 'FLAT', metric_type: 'L2' })).error_code).toBe(ErrorCode.SUCCESS);
+            expect((await c.createIndex({ collection_name: 'pr', field_name: 'v', index_type: 'FLAT', metric_type: 'L2' })).error_code).toBe(
+              ErrorCode.SUCCESS,
+            );
             expect((await c.loadCollectionSync({ collection_name: 'pr' })).error_code).toBe(ErrorCode.SUCCESS);
             expect(await idsOf(c, 'pr')).toEqual(rows(0, 100).map((r) => r.id));
           } else {
@@ -280,7 +285,8 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 under fault
         // No leaked objects: every insert log belongs to a collection that exists (GC, zero grace, removes
         // a rolled-back target's copies), and every file the snapshot references is still there.
         const liveIds = new Set([srcId]);
-        if ((await c.hasCollection({ collection_name: 'pr' })).value) liveIds.add(Number((await c.describeCollection({ collection_name: 'pr' })).collectionID));
+        if ((await c.hasCollection({ collection_name: 'pr' })).value)
+          liveIds.add(Number((await c.describeCollection({ collection_name: 'pr' })).collectionID));
         await until(async () => (await store.list('insert_log/')).every((o) => liveIds.has(Number(o.key.split('/')[1]))));
         const now = new Set((await store.list(`insert_log/${srcId}/`)).map((o) => o.key));
         expect(referenced.filter((k) => !now.has(k))).toEqual([]);

@@ -121,12 +121,18 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     });
     const collId = Number((await c.describeCollection({ collection_name: 'src' })).collectionID);
     const segment = async (b: number) => {
-      const ins = await c.insert({ collection_name: 'src', data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, title: title(b * 100 + i), v })) });
+      const ins = await c.insert({
+        collection_name: 'src',
+        data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, title: title(b * 100 + i), v })),
+      });
       expect(ins.status.error_code).toBe(ErrorCode.SUCCESS);
       await c.flushSync({ collection_names: ['src'] });
     };
     for (let b = 0; b < 3; b++) await segment(b);
-    expect((await c.createIndex({ collection_name: 'src', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(
+      (await c.createIndex({ collection_name: 'src', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } }))
+        .error_code,
+    ).toBe(ErrorCode.SUCCESS);
     const indexBuilt = async () => (await c.describeIndex({ collection_name: 'src', field_name: 'v' })).index_descriptions[0]?.state === 'Finished';
     await until(indexBuilt);
     expect((await c.loadCollectionSync({ collection_name: 'src' })).error_code).toBe(ErrorCode.SUCCESS);
@@ -145,7 +151,9 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     expect((await c.createSnapshot({ collection_name: 'src', snapshot_name: 'snap' })).error_code).toBe(ErrorCode.SUCCESS);
     const atSnapshot = await rowsOf(c, 'src');
     expect(atSnapshot).toHaveLength(297);
-    const referenced = new Set((await store.list('')).map((o) => o.key).filter((k) => k.startsWith(`insert_log/${collId}/`) || k.startsWith('index_files/')));
+    const referenced = new Set(
+      (await store.list('')).map((o) => o.key).filter((k) => k.startsWith(`insert_log/${collId}/`) || k.startsWith('index_files/')),
+    );
     for (let b = 3; b < 5; b++) await segment(b);
     await until(indexBuilt);
 
@@ -250,32 +258,51 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     }
   }, 60_000);
 
-  it.skipIf(noEtcdctl)('with etcd authentication: serves with the right user and password, refuses without or with a wrong one', async () => {
-    const secured = await EtcdServer.start();
-    try {
-      const ctl = (...args: string[]) => execFileSync('etcdctl', [`--endpoints=http://${secured.endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'pipe' });
-      ctl('user', 'add', 'root:rootpw');
-      ctl('auth', 'enable');
-      const parent = await freshDir();
-      const meta = ['--meta', `etcd://${secured.endpoint}/auth`];
-      const [none, wrong] = await Promise.all([
-        runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'a'), ...meta], awsEnv),
-        runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'b'), ...meta, '--etcd-username', 'root', '--etcd-password', 'nope'], awsEnv),
-      ]);
-      expect(none.code).not.toBe(0);
-      expect(none.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*user name is empty$/);
-      expect(wrong.code).not.toBe(0);
-      expect(wrong.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*authentication failed/);
-      expect(existsSync(join(parent, 'a')) || existsSync(join(parent, 'b'))).toBe(false);
-      const srv = await spawnServer(join(parent, 'c'), { ...awsEnv, QUIVER_META: `etcd://${secured.endpoint}/auth`, QUIVER_ETCD_USERNAME: 'root', QUIVER_ETCD_PASSWORD: 'rootpw' });
+  it.skipIf(noEtcdctl)(
+    'with etcd authentication: serves with the right user and password, refuses without or with a wrong one',
+    async () => {
+      const secured = await EtcdServer.start();
       try {
-        await srv.client.createCollection({ collection_name: 'authed', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
-        expect((await srv.client.listCollections()).data.map((x) => x.name)).toEqual(['authed']);
+        const ctl = (...args: string[]) =>
+          execFileSync('etcdctl', [`--endpoints=http://${secured.endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: 'pipe' });
+        ctl('user', 'add', 'root:rootpw');
+        ctl('auth', 'enable');
+        const parent = await freshDir();
+        const meta = ['--meta', `etcd://${secured.endpoint}/auth`];
+        const [none, wrong] = await Promise.all([
+          runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'a'), ...meta], awsEnv),
+          runCli(
+            ['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, 'b'), ...meta, '--etcd-username', 'root', '--etcd-password', 'nope'],
+            awsEnv,
+          ),
+        ]);
+        expect(none.code).not.toBe(0);
+        expect(none.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*user name is empty$/);
+        expect(wrong.code).not.toBe(0);
+        expect(wrong.stderr.trim()).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at .*authentication failed/);
+        expect(existsSync(join(parent, 'a')) || existsSync(join(parent, 'b'))).toBe(false);
+        const srv = await spawnServer(join(parent, 'c'), {
+          ...awsEnv,
+          QUIVER_META: `etcd://${secured.endpoint}/auth`,
+          QUIVER_ETCD_USERNAME: 'root',
+          QUIVER_ETCD_PASSWORD: 'rootpw',
+        });
+        try {
+          await srv.client.createCollection({
+            collection_name: 'authed',
+            fields: [
+              { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+              { name: 'v', data_type: DataType.FloatVector, dim: 2 },
+            ],
+          });
+          expect((await srv.client.listCollections()).data.map((x) => x.name)).toEqual(['authed']);
+        } finally {
+          await srv.stop();
+        }
       } finally {
-        await srv.stop();
+        await secured.stop();
       }
-    } finally {
-      await secured.stop();
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });

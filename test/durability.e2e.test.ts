@@ -40,7 +40,13 @@ describe('durability: acknowledged writes survive kill -9', () => {
     const first = await c.insert({ collection_name: 'items', data: vs.slice(0, 100).map((v, i) => ({ name: `n${i}`, v })) });
     expect(first.status.error_code).toBe(ErrorCode.SUCCESS);
     await c.flushSync({ collection_names: ['items'] });
-    await c.createIndex({ collection_name: 'items', field_name: 'v', index_type: 'HNSW', metric_type: MetricType.COSINE, params: { M: 8, efConstruction: 32 } });
+    await c.createIndex({
+      collection_name: 'items',
+      field_name: 'v',
+      index_type: 'HNSW',
+      metric_type: MetricType.COSINE,
+      params: { M: 8, efConstruction: 32 },
+    });
     // Unflushed: lives only in the WAL.
     const second = await c.insert({ collection_name: 'items', partition_name: 'p1', data: vs.slice(100, 300).map((v, i) => ({ name: `m${i}`, v })) });
     expect(second.status.error_code).toBe(ErrorCode.SUCCESS);
@@ -145,8 +151,20 @@ describe('durability: deletes of unflushed rows survive a flush and a restart', 
     let t = await startTestServer({ autoCompaction: false });
     try {
       const c = t.client;
-      await c.createCollection({ collection_name: 'g', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
-      await c.insert({ collection_name: 'g', data: [{ id: 1, v: [1, 0] }, { id: 2, v: [0, 1] }] });
+      await c.createCollection({
+        collection_name: 'g',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 2 },
+        ],
+      });
+      await c.insert({
+        collection_name: 'g',
+        data: [
+          { id: 1, v: [1, 0] },
+          { id: 2, v: [0, 1] },
+        ],
+      });
       await c.delete({ collection_name: 'g', ids: [1] });
       await c.flushSync({ collection_names: ['g'] });
       t = await t.restart();

@@ -50,7 +50,14 @@ describe('databases, partitions, aliases, types and search options through the S
     await c.createPartition({ collection_name: 'parts', partition_name: 'b' });
     expect((await c.listPartitions({ collection_name: 'parts' })).partition_names).toEqual(['_default', 'a', 'b']);
     expect((await c.hasPartition({ collection_name: 'parts', partition_name: 'a' })).value).toBe(true);
-    await c.insert({ collection_name: 'parts', partition_name: 'a', data: [{ id: 1, v: [1, 0] }, { id: 2, v: [0.9, 0.1] }] });
+    await c.insert({
+      collection_name: 'parts',
+      partition_name: 'a',
+      data: [
+        { id: 1, v: [1, 0] },
+        { id: 2, v: [0.9, 0.1] },
+      ],
+    });
     await c.insert({ collection_name: 'parts', partition_name: 'b', data: [{ id: 3, v: [1, 0] }] });
     await c.createIndex({ collection_name: 'parts', field_name: 'v', index_type: 'FLAT', metric_type: MetricType.IP });
     await c.loadPartitionsSync({ collection_name: 'parts', partition_names: ['a'] });
@@ -125,7 +132,13 @@ describe('databases, partitions, aliases, types and search options through the S
     expect(byId['b']).toMatchObject({ score: null, level: 3, flag: null });
     expect(byId['c']).toMatchObject({ score: null, level: 3 });
     expect((await c.count({ collection_name: 'nulls', filter: 'score is null' })).data).toBe(2);
-    const dupUpsert = await c.upsert({ collection_name: 'nulls', data: [{ id: 'a', v: [1, 0] }, { id: 'a', v: [0, 1] }] });
+    const dupUpsert = await c.upsert({
+      collection_name: 'nulls',
+      data: [
+        { id: 'a', v: [1, 0] },
+        { id: 'a', v: [0, 1] },
+      ],
+    });
     expect(dupUpsert.status.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(dupUpsert.status.reason).toMatch(/duplicate/);
     // range search: COSINE keeps radius < s <= range_filter

@@ -6,11 +6,17 @@ import { join } from 'node:path';
 import { startTestServer, until, vectors, type TestServer } from './helpers.js';
 import { spawnServer } from './process.js';
 
-
 describe('segment lifecycle: sealing, background flush, GC of dropped data', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ sealRows: 100, flushIdleMs: 300, backgroundIntervalMs: 20, autoCompaction: false, gcDroppedGraceMs: 0, gcOrphanGraceMs: 1 });
+    t = await startTestServer({
+      sealRows: 100,
+      flushIdleMs: 300,
+      backgroundIntervalMs: 20,
+      autoCompaction: false,
+      gcDroppedGraceMs: 0,
+      gcOrphanGraceMs: 1,
+    });
   });
   afterAll(async () => {
     await t?.close();
@@ -67,9 +73,16 @@ describe('shutdown during background work', () => {
     let t2: TestServer | undefined;
     try {
       const c = t.client;
-      await c.createCollection({ collection_name: 'big', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 32 }] });
+      await c.createCollection({
+        collection_name: 'big',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 32 },
+        ],
+      });
       const vs = vectors(20_000, 32, 4);
-      for (let b = 0; b < 4; b++) await c.insert({ collection_name: 'big', data: vs.slice(b * 5000, b * 5000 + 5000).map((v, i) => ({ id: b * 5000 + i, v })) });
+      for (let b = 0; b < 4; b++)
+        await c.insert({ collection_name: 'big', data: vs.slice(b * 5000, b * 5000 + 5000).map((v, i) => ({ id: b * 5000 + i, v })) });
       await c.flushSync({ collection_names: ['big'] });
       await c.createIndex({ collection_name: 'big', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 400 } });
       // The build is issued (and takes seconds at this size): close while it is in progress.
@@ -80,7 +93,9 @@ describe('shutdown during background work', () => {
       t2 = await startTestServer({ autoCompaction: false }, {}, t.dataDir);
       await t2.client.loadCollectionSync({ collection_name: 'big' });
       expect((await t2.client.count({ collection_name: 'big' })).data).toBe(20_000);
-      await until(async () => (await t2!.client.describeIndex({ collection_name: 'big', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', { timeoutMs: 120_000 });
+      await until(async () => (await t2!.client.describeIndex({ collection_name: 'big', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', {
+        timeoutMs: 120_000,
+      });
     } finally {
       await t.close({ keepData: true });
       await t2?.close();
@@ -101,7 +116,13 @@ describe('SIGTERM', () => {
         { name: 'v', data_type: DataType.FloatVector, dim: 32 },
       ];
       expect((await c.createCollection({ collection_name: 'term', fields })).error_code).toBe('Success');
-      const idx = await c.createIndex({ collection_name: 'term', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 64 } });
+      const idx = await c.createIndex({
+        collection_name: 'term',
+        field_name: 'v',
+        index_type: 'HNSW',
+        metric_type: 'L2',
+        params: { M: 8, efConstruction: 64 },
+      });
       expect(idx.error_code).toBe('Success');
       const vs = vectors(20_000, 32, 7);
       for (let b = 0; b < 40; b++) {
@@ -116,7 +137,10 @@ describe('SIGTERM', () => {
       await srv.stop();
       await rm(dir, { recursive: true, force: true });
     }
-    const lines = srv.output().split('\n').filter((l) => l.startsWith('{'));
+    const lines = srv
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     const errors = lines.filter((l) => (JSON.parse(l) as { level: number }).level >= 50);
     expect(errors).toEqual([]);
     expect(lines.some((l) => l.includes('quiver is serving'))).toBe(true);

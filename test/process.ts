@@ -60,12 +60,30 @@ export function killAllServers(): void {
 export async function spawnServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const port = await freePort();
   const nodeArgs = (env['QUIVER_NODE_ARGS'] ?? process.env['QUIVER_NODE_ARGS'])?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--port', String(port), '--metrics-port', '0', '--data-dir', dataDir, '--log-level', env['QUIVER_LOG_LEVEL'] ?? 'info'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/main.ts'),
+      'serve',
+      '--port',
+      String(port),
+      '--metrics-port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      env['QUIVER_LOG_LEVEL'] ?? 'info',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   const pid = child.pid!;
   live.add(pid);
   let output = '';
@@ -133,7 +151,11 @@ export const DATA_DIR_IN_USE = /data dir .* is in use by another Quiver process/
  * Restart on a data dir right after a kill -9. Retries (short backoff) only when the start failed with
  * the data-dir-in-use message, and reports how many times that happened: a known bug is counted, not hidden.
  */
-export async function spawnServerRetrying(dataDir: string, env: Record<string, string> = {}, attempts = 5): Promise<{ server: ServerProcess; inUseRetries: number }> {
+export async function spawnServerRetrying(
+  dataDir: string,
+  env: Record<string, string> = {},
+  attempts = 5,
+): Promise<{ server: ServerProcess; inUseRetries: number }> {
   for (let i = 0; ; i++) {
     try {
       return { server: await spawnServer(dataDir, env), inUseRetries: i };

@@ -112,7 +112,9 @@ describe('restore cancel', () => {
     expect((await waitRestore(t.client, r.job_id)).state).toBe('RestoreSnapshotCompleted');
     const done = capture();
     expect(await cli((c) => c.cancel({ jobId: r.job_id, wait: false }), done)).toBe(1);
-    expect(done.stderr).toEqual([`error: restore job ${r.job_id} cannot be cancelled: it has completed; drop the restored collection instead (state Completed) (code 1100)`]);
+    expect(done.stderr).toEqual([
+      `error: restore job ${r.job_id} cannot be cancelled: it has completed; drop the restored collection instead (state Completed) (code 1100)`,
+    ]);
     expect((await t.client.hasCollection({ collection_name: 'empty2' })).value).toBe(true);
 
     const unknown = capture();

@@ -42,9 +42,12 @@ describe('snapshot faults: object-store errors', () => {
   });
 
   async function start(): Promise<{ c: MilvusClient; t: TestServer; faulty: FaultyObjectStore }> {
-    t = await startTestServer({ autoCompaction: false, copyCheckIntervalMs: 50 }, {
-      wrapStore: (s) => (faulty = new FaultyObjectStore(s, { failOn: () => false })),
-    });
+    t = await startTestServer(
+      { autoCompaction: false, copyCheckIntervalMs: 50 },
+      {
+        wrapStore: (s) => (faulty = new FaultyObjectStore(s, { failOn: () => false })),
+      },
+    );
     await seed(t.client, 'src', 120, 3);
     return { c: t.client, t, faulty: faulty! };
   }

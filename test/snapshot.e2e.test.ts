@@ -7,7 +7,6 @@ import { collectionFileKeys, objectKeys } from './data-dir.js';
 import { startTestServer, until, vectors, waitRestore, type TestServer } from './helpers.js';
 import { spawnServer, type ServerProcess } from './process.js';
 
-
 describe('collection snapshots through the SDK', () => {
   let t: TestServer;
   const vs = vectors(300, 8, 11);
@@ -133,7 +132,13 @@ describe('collection snapshots through the SDK', () => {
 
   it('the same snapshot name in two collections is fine; concurrent creates of one name: exactly one wins', async () => {
     const c = t.client;
-    await c.createCollection({ collection_name: 'other', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 2 }] });
+    await c.createCollection({
+      collection_name: 'other',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'v', data_type: DataType.FloatVector, dim: 2 },
+      ],
+    });
     expect((await c.createSnapshot({ collection_name: 'other', snapshot_name: 'before_migration' })).error_code).toBe(ErrorCode.SUCCESS);
     const results = await Promise.all(Array.from({ length: 5 }, () => c.createSnapshot({ collection_name: 'other', snapshot_name: 'race' })));
     expect(results.filter((r) => r.error_code === ErrorCode.SUCCESS)).toHaveLength(1);
@@ -146,7 +151,13 @@ describe('restoring while the source is loaded shares its memory', () => {
     try {
       const c = t.client;
       const vs = vectors(400, 8, 17);
-      await c.createCollection({ collection_name: 'live', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 8 }] });
+      await c.createCollection({
+        collection_name: 'live',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 8 },
+        ],
+      });
       await c.insert({ collection_name: 'live', data: vs.map((v, i) => ({ id: i, v })) });
       await c.flushSync({ collection_names: ['live'] });
       await c.createIndex({ collection_name: 'live', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } });
@@ -190,14 +201,25 @@ describe('a restored collection is independent of its source', () => {
       const c = t.client;
       const engine = t.server.engine;
       const vs = vectors(300, 4, 23);
-      await c.createCollection({ collection_name: 'orig', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] });
+      await c.createCollection({
+        collection_name: 'orig',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+        ],
+      });
       for (let b = 0; b < 3; b++) {
         await c.insert({ collection_name: 'orig', data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, v })) });
         await c.flushSync({ collection_names: ['orig'] });
       }
       await c.createSnapshot({ collection_name: 'orig', snapshot_name: 'snap' });
       await c.createDatabase({ db_name: 'archive' });
-      const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'orig', target_collection_name: 'copy', target_db_name: 'archive' });
+      const r = await c.restoreSnapshot({
+        snapshot_name: 'snap',
+        source_collection_name: 'orig',
+        target_collection_name: 'copy',
+        target_db_name: 'archive',
+      });
       expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
       expect((await waitRestore(c, r.job_id)).state).toBe('RestoreSnapshotCompleted');
       expect((await c.listRestoreSnapshotJobs({ db_name: 'archive' } as never)).jobs.map((j) => j.collection_name)).toEqual(['copy']);
@@ -245,7 +267,13 @@ describe('GC after compaction keeps exactly the files a snapshot references (zer
     servers.add(srv);
     const c = srv.client;
     const vs = vectors(500, 4, 29);
-    await c.createCollection({ collection_name: 'src', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] });
+    await c.createCollection({
+      collection_name: 'src',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+      ],
+    });
     const segment = async (b: number) => {
       await c.insert({ collection_name: 'src', data: vs.slice(b * 100, b * 100 + 100).map((v, i) => ({ id: b * 100 + i, v })) });
       await c.flushSync({ collection_names: ['src'] });

@@ -149,9 +149,7 @@ function main(): void {
     }
   }
   console.log(`(1) exact search, ${N} x ${DIM}, k = ${K} (best-of ms per call)`);
-  console.log(
-    table(['metric', 'nq', 'naive ms', 'flatSearch ms', 'FlatIndex ms', 'speed-up', 'speed-up (index)', 'flatSearch QPS'], flatRows),
-  );
+  console.log(table(['metric', 'nq', 'naive ms', 'flatSearch ms', 'FlatIndex ms', 'speed-up', 'speed-up (index)', 'flatSearch QPS'], flatRows));
   console.log();
 
   if (process.env['BENCH_SKIP_HNSW'] === '1') return;

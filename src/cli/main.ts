@@ -112,7 +112,9 @@ withCommon(snapshot.command('list <collection>'))
 withCommon(snapshot.command('describe <collection> <name>'))
   .description('show one snapshot')
   .option('--json', 'print a JSON object')
-  .action((collection: string, name: string, o: CommonOpts & { json?: boolean }) => runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })));
+  .action((collection: string, name: string, o: CommonOpts & { json?: boolean }) =>
+    runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
+  );
 
 withCommon(snapshot.command('drop <collection> <name>'))
   .description('drop a snapshot (refused while it is pinned, e.g. by a running restore)')

@@ -234,7 +234,9 @@ export class SnapshotCommands {
       this.#sink.out(`cancel of restore job ${info.job_id} requested (state ${shortState(info.state)})`);
       if (!a.wait) return;
       const end = await this.#follow(a.jobId);
-      this.#sink.out(`restore job ${end.job_id} ${shortState(end.state) === 'Failed' ? 'cancelled' : 'ended'}: ${shortState(end.state)}${end.reason ? ` (${end.reason})` : ''}`);
+      this.#sink.out(
+        `restore job ${end.job_id} ${shortState(end.state) === 'Failed' ? 'cancelled' : 'ended'}: ${shortState(end.state)}${end.reason ? ` (${end.reason})` : ''}`,
+      );
     });
   }
 
@@ -248,7 +250,15 @@ export class SnapshotCommands {
         return;
       }
       if (jobs.length === 0) return;
-      const rows = jobs.map((j) => [j.job_id, shortState(j.state), `${j.progress}%`, j.snapshot_name, `${j.db_name}.${j.collection_name}`, `${j.time_cost}ms`, j.reason || '']);
+      const rows = jobs.map((j) => [
+        j.job_id,
+        shortState(j.state),
+        `${j.progress}%`,
+        j.snapshot_name,
+        `${j.db_name}.${j.collection_name}`,
+        `${j.time_cost}ms`,
+        j.reason || '',
+      ]);
       for (const line of table([['JOB', 'STATE', 'PROGRESS', 'SNAPSHOT', 'TARGET', 'TIME', 'REASON'], ...rows])) this.#sink.out(line);
     });
   }
@@ -314,5 +324,10 @@ function physicalMs(ts: string | undefined): number | undefined {
 function table(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
 }

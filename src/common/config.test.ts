@@ -16,6 +16,10 @@ describe('config: meta and storage backends', () => {
     expect(() => loadConfig({ etcdCertFile: 'c', etcdKeyFile: 'k' }, {})).toThrow(/needs --etcd-ca-file/);
     expect(() => loadConfig({ etcdCaFile: 'ca', etcdCertFile: 'c' }, {})).toThrow(/etcd-cert-file and --etcd-key-file/);
     expect(() => loadConfig({ s3Endpoint: '127.0.0.1:9000' }, {})).toThrow(/s3Endpoint/);
-    expect(loadConfig({ etcdUsername: 'u', etcdPassword: 'p', etcdCaFile: 'ca' }, {})).toMatchObject({ etcdUsername: 'u', etcdPassword: 'p', etcdCaFile: 'ca' });
+    expect(loadConfig({ etcdUsername: 'u', etcdPassword: 'p', etcdCaFile: 'ca' }, {})).toMatchObject({
+      etcdUsername: 'u',
+      etcdPassword: 'p',
+      etcdCaFile: 'ca',
+    });
   });
 });

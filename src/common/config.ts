@@ -20,22 +20,50 @@ export const ConfigSchema = z.object({
   etcdCertFile: z.string().min(1).optional(),
   etcdKeyFile: z.string().min(1).optional(),
   walFsync: z.enum(['always', 'batch', 'none']).default('always'),
-  maxMessageBytes: z.coerce.number().int().min(1024).default(512 * 1024 * 1024),
+  maxMessageBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(512 * 1024 * 1024),
   sealRows: z.coerce.number().int().min(1).default(200_000),
-  sealBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
+  sealBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024 * 1024),
   flushIdleMs: z.coerce.number().int().min(100).default(60_000),
   backgroundIntervalMs: z.coerce.number().int().min(10).default(1000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   autoCompaction: z.preprocess((v) => (typeof v === 'string' ? v !== 'false' && v !== '0' : v), z.boolean()).default(true),
   compactionDeleteRatio: z.coerce.number().min(0.01).max(1).default(0.2),
   gcIntervalMs: z.coerce.number().int().min(10).default(30_000),
-  gcDroppedGraceMs: z.coerce.number().int().min(0).default(10 * 60_000),
-  gcOrphanGraceMs: z.coerce.number().int().min(0).default(24 * 3600_000),
-  snapshotPendingTimeoutMs: z.coerce.number().int().min(0).default(60 * 60_000),
+  gcDroppedGraceMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10 * 60_000),
+  gcOrphanGraceMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600_000),
+  snapshotPendingTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60 * 60_000),
   copyCheckIntervalMs: z.coerce.number().int().min(10).default(2000),
   copyMaxSegmentsPerTask: z.coerce.number().int().min(1).default(100),
-  copyTaskRetentionMs: z.coerce.number().int().min(0).default(3 * 3600_000),
-  copyJobTimeoutMs: z.coerce.number().int().min(1000).default(24 * 3600_000),
+  copyTaskRetentionMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(3 * 3600_000),
+  copyJobTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(24 * 3600_000),
   /** Test-only fault injection (crash tests): see SnapshotOptions.faultPauseBeforeCommitMs. */
   faultSnapshotPauseMs: z.coerce.number().int().min(0).default(0),
   /** Test-only fault injection (crash tests): see RestoreFaults.faultPauseBeforeStartCommitMs. */
@@ -50,7 +78,11 @@ export const ConfigSchema = z.object({
   faultRestorePauseState: z.enum(['', 'Pending', 'Publishing', 'RollingBack']).default(''),
   faultRestorePauseMs: z.coerce.number().int().min(0).default(0),
   /** Lease of one restore publish/rollback attempt: a crashed attempt is resumed after it. */
-  copyFinalizeLeaseMs: z.coerce.number().int().min(100).default(5 * 60_000),
+  copyFinalizeLeaseMs: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(5 * 60_000),
   /** Object copies: hardlinks (default) or forced byte copies. */
   copyMode: z.enum(['link', 'copy']).default('link'),
 });
@@ -110,7 +142,10 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
       message: 'give both --etcd-cert-file and --etcd-key-file, or neither',
       path: ['etcdCertFile'],
     })
-    .refine((c) => c.etcdCertFile === undefined || c.etcdCaFile !== undefined, { message: 'a client certificate needs --etcd-ca-file', path: ['etcdCaFile'] })
+    .refine((c) => c.etcdCertFile === undefined || c.etcdCaFile !== undefined, {
+      message: 'a client certificate needs --etcd-ca-file',
+      path: ['etcdCaFile'],
+    })
     .safeParse(merged);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');

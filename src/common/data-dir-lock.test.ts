@@ -30,7 +30,10 @@ describe('data dir lock', () => {
     const dir = await tempDir();
     const module = resolve('src/common/data-dir-lock.ts');
     const holder = join(dir, 'holder.mjs');
-    await writeFile(holder, `const m = await import(${JSON.stringify(module)});\nawait m.lockDataDir(${JSON.stringify(dir)});\nconsole.log('locked ' + process.pid);\nsetInterval(() => {}, 1e6);\n`);
+    await writeFile(
+      holder,
+      `const m = await import(${JSON.stringify(module)});\nawait m.lockDataDir(${JSON.stringify(dir)});\nconsole.log('locked ' + process.pid);\nsetInterval(() => {}, 1e6);\n`,
+    );
     // sh starts the holder in the background and execs sleep, which never waits for children: the killed
     // holder stays a zombie, which kill(pid, 0) still reports as alive.
     const sh = spawn('sh', ['-c', `"${process.execPath}" --import tsx "${holder}" & exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -9,7 +9,15 @@ describe('error contract', () => {
     expect(statusOf(quiverError('PartitionNotFound', 'x')).error_code).toBe('MetaFailed');
     expect(statusOf(quiverError('IndexNotFound', 'x')).error_code).toBe('IndexNotExist');
     expect(statusOf(quiverError('CollectionSchemaMismatch', 'x')).error_code).toBe('SchemaMismatch');
-    for (const kind of ['ParameterInvalid', 'ParameterMissing', 'ParameterTooLarge', 'DataInvalid', 'DimensionMismatch', 'TopKTooLarge', 'ExprInvalid'] as const) {
+    for (const kind of [
+      'ParameterInvalid',
+      'ParameterMissing',
+      'ParameterTooLarge',
+      'DataInvalid',
+      'DimensionMismatch',
+      'TopKTooLarge',
+      'ExprInvalid',
+    ] as const) {
       expect(statusOf(quiverError(kind, 'x')).error_code, kind).toBe('IllegalArgument');
     }
     expect(statusOf(quiverError('IoFailed', 'x')).error_code).toBe('UnexpectedError');

@@ -6,14 +6,7 @@
 
 /** Deprecated `common.ErrorCode` enum names the SDK reads (`error_code`). */
 export type LegacyErrorCode =
-  | 'UnexpectedError'
-  | 'CollectionNotExists'
-  | 'IllegalArgument'
-  | 'IndexNotExist'
-  | 'SegmentNotFound'
-  | 'MetaFailed'
-  | 'SchemaMismatch'
-  | 'NotReadyServe';
+  'UnexpectedError' | 'CollectionNotExists' | 'IllegalArgument' | 'IndexNotExist' | 'SegmentNotFound' | 'MetaFailed' | 'SchemaMismatch' | 'NotReadyServe';
 
 interface CatalogueEntry {
   readonly code: number;

@@ -14,14 +14,19 @@ describe('LoopRunner', () => {
     let running = 0;
     let maxRunning = 0;
     let passes = 0;
-    const loop = new LoopRunner('t', 1_000, async () => {
-      running++;
-      maxRunning = Math.max(maxRunning, running);
-      await Promise.resolve();
-      await Promise.resolve();
-      passes++;
-      running--;
-    }, recordingLog());
+    const loop = new LoopRunner(
+      't',
+      1_000,
+      async () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await Promise.resolve();
+        await Promise.resolve();
+        passes++;
+        running--;
+      },
+      recordingLog(),
+    );
     await Promise.all([loop.tick(), loop.tick(), loop.tick()]);
     expect(passes).toBe(3);
     expect(maxRunning).toBe(1);
@@ -54,10 +59,15 @@ describe('LoopRunner', () => {
     let passes = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const loop = new LoopRunner('t', 3_600_000, async () => {
-      passes++;
-      if (passes === 1) await gate;
-    }, recordingLog());
+    const loop = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        passes++;
+        if (passes === 1) await gate;
+      },
+      recordingLog(),
+    );
     loop.start();
     const first = loop.kick();
     await settle(1);
@@ -73,10 +83,15 @@ describe('LoopRunner', () => {
     let finished = false;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const loop = new LoopRunner('t', 3_600_000, async () => {
-      await gate;
-      finished = true;
-    }, recordingLog());
+    const loop = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        await gate;
+        finished = true;
+      },
+      recordingLog(),
+    );
     loop.start();
     await settle(1);
     const stopped = loop.stop();
@@ -89,10 +104,15 @@ describe('LoopRunner', () => {
   it('a failing background pass is logged and the loop keeps running; tick() rethrows', async () => {
     const log = recordingLog();
     let passes = 0;
-    const loop = new LoopRunner('t', 3_600_000, async () => {
-      passes++;
-      throw new Error('boom');
-    }, log);
+    const loop = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        passes++;
+        throw new Error('boom');
+      },
+      log,
+    );
     await expect(loop.tick()).rejects.toThrow('boom');
     loop.start();
     await loop.kick();
@@ -106,9 +126,14 @@ describe('LoopRunner', () => {
     let passes = 0;
     let reached!: () => void;
     const twice = new Promise<void>((r) => (reached = r));
-    const loop = new LoopRunner('t', 1, async () => {
-      if (++passes === 3) reached();
-    }, recordingLog());
+    const loop = new LoopRunner(
+      't',
+      1,
+      async () => {
+        if (++passes === 3) reached();
+      },
+      recordingLog(),
+    );
     loop.start();
     await twice; // bounded by the test timeout; each pass is 1 ms apart
     await loop.stop();
@@ -118,10 +143,16 @@ describe('LoopRunner', () => {
   it('immediate: false waits for the first kick or interval; stopping is visible to the body', async () => {
     let passes = 0;
     const seen: boolean[] = [];
-    const loop: LoopRunner = new LoopRunner('t', 3_600_000, async () => {
-      passes++;
-      seen.push(loop.stopping);
-    }, recordingLog(), { immediate: false });
+    const loop: LoopRunner = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        passes++;
+        seen.push(loop.stopping);
+      },
+      recordingLog(),
+      { immediate: false },
+    );
     loop.start();
     await new Promise<void>((r) => setImmediate(r));
     expect(passes).toBe(0);
@@ -136,10 +167,15 @@ describe('LoopRunner', () => {
     const log = recordingLog();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const loop: LoopRunner = new LoopRunner('t', 3_600_000, async () => {
-      await gate;
-      if (loop.stopping) throw new Error('pool is closed');
-    }, log);
+    const loop: LoopRunner = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        await gate;
+        if (loop.stopping) throw new Error('pool is closed');
+      },
+      log,
+    );
     loop.start();
     await new Promise<void>((r) => setImmediate(r));
     const stopped = loop.stop();

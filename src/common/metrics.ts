@@ -12,7 +12,12 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({ name: 'quiver_requests_total', help: 'RPCs served, by method and status', labelNames: ['method', 'status'], registers: [this.registry] });
+    this.requests = new Counter({
+      name: 'quiver_requests_total',
+      help: 'RPCs served, by method and status',
+      labelNames: ['method', 'status'],
+      registers: [this.registry],
+    });
     this.latency = new Histogram({
       name: 'quiver_request_duration_seconds',
       help: 'RPC latency by method',

@@ -56,7 +56,10 @@ async function seed(s: CatalogService): Promise<CollectionRecord> {
   };
   const changes: CatalogChange[] = [
     { type: 'putCollection', record: coll },
-    { type: 'putIndex', record: { id: 900, collectionId: 1, fieldId: 101, name: 'v_idx', indexType: 'HNSW', metric: 'L2', buildParams: {}, createdTs: '1' } as never },
+    {
+      type: 'putIndex',
+      record: { id: 900, collectionId: 1, fieldId: 101, name: 'v_idx', indexType: 'HNSW', metric: 'L2', buildParams: {}, createdTs: '1' } as never,
+    },
   ];
   for (let i = 0; i < SEGMENTS; i++) changes.push({ type: 'putSegment', record: bigSegment(1, 1000 + i, 8, 5000 + i) });
   await s.catalog.commitInBatches(changes);
@@ -74,7 +77,10 @@ describe('catalog commits fit etcd limits', () => {
   it('a flush of hundreds of segments commits in bounded batches, the checkpoint in the last one', async () => {
     const kv = new LimitedMetaKV(new MemoryMetaKV());
     const catalog = new Catalog(kv);
-    await catalog.commit([{ type: 'putCollection', record: collectionRecord(1) }, { type: 'putCheckpoint', collectionId: 1, position: 10 }]);
+    await catalog.commit([
+      { type: 'putCollection', record: collectionRecord(1) },
+      { type: 'putCheckpoint', collectionId: 1, position: 10 },
+    ]);
     const segments = new SegmentManager({ catalog, ids: { alloc: async () => 1 } }, { sealRows: 1, sealBytes: 1024, flushIdleMs: 100 });
     const records = Array.from({ length: SEGMENTS }, (_, i) => bigSegment(1, i + 1));
     expect(await segments.commitFlush(1, records, 99)).toBe(true);
@@ -91,7 +97,10 @@ describe('catalog commits fit etcd limits', () => {
   it('a flush cut short after its first batch has not moved the checkpoint (the WAL replays the rest)', async () => {
     const kv = new LimitedMetaKV(new MemoryMetaKV());
     const catalog = new Catalog(kv);
-    await catalog.commit([{ type: 'putCollection', record: collectionRecord(1) }, { type: 'putCheckpoint', collectionId: 1, position: 10 }]);
+    await catalog.commit([
+      { type: 'putCollection', record: collectionRecord(1) },
+      { type: 'putCheckpoint', collectionId: 1, position: 10 },
+    ]);
     const segments = new SegmentManager({ catalog, ids: { alloc: async () => 1 } }, { sealRows: 1, sealBytes: 1024, flushIdleMs: 100 });
     kv.failTxnAt = kv.txnCount + 2;
     const records = Array.from({ length: SEGMENTS }, (_, i) => bigSegment(1, i + 1));
@@ -108,7 +117,12 @@ describe('catalog commits fit etcd limits', () => {
     const kv = new LimitedMetaKV(new MemoryMetaKV());
     const catalog = new Catalog(kv);
     const ids = Array.from({ length: SEGMENTS }, (_, i) => i + 1);
-    await catalog.commitInBatches(ids.flatMap((id): CatalogChange[] => [{ type: 'putCollection', record: collectionRecord(id) }, { type: 'putCheckpoint', collectionId: id, position: 1 }]));
+    await catalog.commitInBatches(
+      ids.flatMap((id): CatalogChange[] => [
+        { type: 'putCollection', record: collectionRecord(id) },
+        { type: 'putCheckpoint', collectionId: id, position: 1 },
+      ]),
+    );
     const segments = new SegmentManager({ catalog, ids: { alloc: async () => 1 } }, { sealRows: 1, sealBytes: 1024, flushIdleMs: 100 });
     await segments.raiseCheckpoints(ids, 50);
     expect(ids.every((id) => catalog.checkpoint(id) === 50)).toBe(true);

@@ -97,7 +97,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     const changes: CatalogChange[] = [];
     for (const db of this.catalog.databases()) {
       for (const a of this.catalog.aliasesIn(db.id)) {
-        if (this.catalog.collectionIncludingDropped(a.collectionId)?.state !== 'Created') changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
+        if (this.catalog.collectionIncludingDropped(a.collectionId)?.state !== 'Created')
+          changes.push({ type: 'deleteAlias', dbId: db.id, alias: a.alias });
       }
     }
     const now = this.#clock.nowMs();
@@ -191,7 +192,7 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     return this.#ddl.run(async () => {
       const db = this.catalog.requireDatabase(input.dbName);
       const existing = this.catalog.collectionByName(db.id, input.name);
-      if (existing || this.catalog.nameTaken(db.id, input.name) && !this.catalog.alias(db.id, input.name)) {
+      if (existing || (this.catalog.nameTaken(db.id, input.name) && !this.catalog.alias(db.id, input.name))) {
         throw quiverError('ParameterInvalid', `collection already exists: ${input.name}`);
       }
       if (this.catalog.alias(db.id, input.name)) {
@@ -268,7 +269,13 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       if (target.id !== db.id && this.catalog.aliasesOf(coll.id).length > 0) {
         throw quiverError('ParameterInvalid', `fail to rename collection to different database, must drop all aliases of collection ${oldName} first`);
       }
-      const record: CollectionRecord = { ...coll, name: newName, dbId: target.id, schema: { ...coll.schema, name: newName }, updateTs: this.tso.next().toString() };
+      const record: CollectionRecord = {
+        ...coll,
+        name: newName,
+        dbId: target.id,
+        schema: { ...coll.schema, name: newName },
+        updateTs: this.tso.next().toString(),
+      };
       await this.#putCollection(record);
     });
   }
@@ -296,7 +303,10 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
           throw quiverError('ParameterInvalid', `max_length can only be altered on VarChar fields, ${fieldName} is ${field.dataType}`);
         }
         if (!Number.isInteger(n) || n < (field.maxLength ?? 0) || n > 65535) {
-          throw quiverError('ParameterInvalid', `invalid max_length ${set['max_length']} for field ${fieldName}: must be an integer in [${field.maxLength}, 65535]`);
+          throw quiverError(
+            'ParameterInvalid',
+            `invalid max_length ${set['max_length']} for field ${fieldName}: must be an integer in [${field.maxLength}, 65535]`,
+          );
         }
         maxLength = n;
       }
@@ -309,7 +319,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     await this.#ddl.run(async () => {
       const coll = this.catalog.resolveCollection(dbName, collName);
       if (coll.partitions.some((p) => p.name === name)) throw quiverError('ParameterInvalid', `partition already exists: ${name}`);
-      if (coll.partitions.length >= 1024) throw quiverError('ParameterInvalid', `partition number (1024) exceeds max configuration, collection: ${collName}`);
+      if (coll.partitions.length >= 1024)
+        throw quiverError('ParameterInvalid', `partition number (1024) exceeds max configuration, collection: ${collName}`);
       const id = await this.ids.alloc();
       await this.#putCollection({ ...coll, partitions: [...coll.partitions, { id, name, createdTs: this.tso.next().toString() }] });
     });
@@ -350,7 +361,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const db = this.catalog.requireDatabase(dbName);
       const coll = this.catalog.collectionByName(db.id, collName);
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[database=${dbName}][collection=${collName}]`);
-      if (this.catalog.collectionByName(db.id, alias)) throw quiverError('AliasCollectionNameConflict', `alias ${alias} conflicts with an existing collection name`);
+      if (this.catalog.collectionByName(db.id, alias))
+        throw quiverError('AliasCollectionNameConflict', `alias ${alias} conflicts with an existing collection name`);
       const existing = this.catalog.alias(db.id, alias);
       if (existing) {
         if (existing.collectionId === coll.id) return;
@@ -384,14 +396,22 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const existing = this.catalog.indexes(collectionId);
       const sameField = existing.find((i) => i.fieldId === field.fieldId);
       if (sameField) {
-        const same = sameField.name === name && sameField.indexType === def.indexType && sameField.metric === def.metric &&
+        const same =
+          sameField.name === name &&
+          sameField.indexType === def.indexType &&
+          sameField.metric === def.metric &&
           JSON.stringify(sameField.buildParams) === JSON.stringify(def.buildParams);
         if (same) return;
-        throw quiverError('IndexDuplicate', `at most one distinct index is allowed per field; field ${field.name} already has index ${sameField.name} (${sameField.indexType}, ${sameField.metric})`);
+        throw quiverError(
+          'IndexDuplicate',
+          `at most one distinct index is allowed per field; field ${field.name} already has index ${sameField.name} (${sameField.indexType}, ${sameField.metric})`,
+        );
       }
       if (existing.some((i) => i.name === name)) throw quiverError('IndexDuplicate', `index name ${name} is already used in collection ${coll.name}`);
       const id = await this.ids.alloc();
-      await this.catalog.commit([{ type: 'putIndex', record: { ...def, id, collectionId, fieldId: field.fieldId, name, createdTs: this.tso.next().toString() } }]);
+      await this.catalog.commit([
+        { type: 'putIndex', record: { ...def, id, collectionId, fieldId: field.fieldId, name, createdTs: this.tso.next().toString() } },
+      ]);
     });
     this.#created(collectionId);
     this.#onIndexCreated(collectionId);

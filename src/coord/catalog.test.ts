@@ -41,24 +41,38 @@ describe('Catalog.commitGuarded', () => {
   it('commits when every record is in its expected state, and refuses (false, nothing written) otherwise', async () => {
     const kv = new MemoryMetaKV();
     const c = new Catalog(kv);
-    expect(await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Restoring') }], { expect: [{ kind: 'collection', id: 1, state: 'absent' }] })).toBe(true);
+    expect(
+      await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Restoring') }], { expect: [{ kind: 'collection', id: 1, state: 'absent' }] }),
+    ).toBe(true);
     // Name taken: 'absent' no longer holds.
-    expect(await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Restoring') }], { expect: [{ kind: 'collection', id: 1, state: 'absent' }] })).toBe(false);
+    expect(
+      await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Restoring') }], { expect: [{ kind: 'collection', id: 1, state: 'absent' }] }),
+    ).toBe(false);
     const rev = await kv.revision();
-    expect(await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Dropped') }], { expect: [{ kind: 'collection', id: 1, state: 'Created' }] })).toBe(false);
+    expect(
+      await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Dropped') }], { expect: [{ kind: 'collection', id: 1, state: 'Created' }] }),
+    ).toBe(false);
     expect(await kv.revision()).toBe(rev);
-    expect(await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Created') }], { expect: [{ kind: 'collection', id: 1, state: 'Restoring' }] })).toBe(true);
+    expect(
+      await c.commitGuarded([{ type: 'putCollection', record: coll(1, 'Created') }], { expect: [{ kind: 'collection', id: 1, state: 'Restoring' }] }),
+    ).toBe(true);
     expect(c.collection(1)?.state).toBe('Created');
   });
 
   it('loses cleanly to a writer that changed the record behind the mirror (compare on the stored value)', async () => {
     const kv = new MemoryMetaKV();
     const c = new Catalog(kv);
-    await c.commit([{ type: 'putCollection', record: coll(2, 'Restoring') }, { type: 'putSegment', record: seg(2, 20, 'Importing') }]);
+    await c.commit([
+      { type: 'putCollection', record: coll(2, 'Restoring') },
+      { type: 'putSegment', record: seg(2, 20, 'Importing') },
+    ]);
     // Another process (or a stale mirror) wrote the record meanwhile.
     await kv.put('quiver/coll/2', JSON.stringify({ ...coll(2, 'Restoring'), name: 'renamed' }));
     const ok = await c.commitGuarded([{ type: 'putSegment', record: seg(2, 20, 'Flushed') }], {
-      expect: [{ kind: 'collection', id: 2, state: 'Restoring' }, { kind: 'segment', collectionId: 2, segmentId: 20, state: 'Importing' }],
+      expect: [
+        { kind: 'collection', id: 2, state: 'Restoring' },
+        { kind: 'segment', collectionId: 2, segmentId: 20, state: 'Importing' },
+      ],
     });
     expect(ok).toBe(false);
     expect(c.segment(2, 20)?.state).toBe('Importing');
@@ -69,12 +83,17 @@ describe('Catalog.commitGuarded', () => {
 
   it('a guarded put that is not a transition of the table is a programmer error', async () => {
     const c = new Catalog(new MemoryMetaKV());
-    await c.commit([{ type: 'putCollection', record: coll(3, 'Created') }, { type: 'putSegment', record: seg(3, 30, 'Flushed') }]);
-    await expect(c.commitGuarded([{ type: 'putCollection', record: coll(3, 'Restoring') }], { expect: [{ kind: 'collection', id: 3, state: 'Created' }] })).rejects.toThrow(
-      'illegal collection transition Created → Restoring',
-    );
+    await c.commit([
+      { type: 'putCollection', record: coll(3, 'Created') },
+      { type: 'putSegment', record: seg(3, 30, 'Flushed') },
+    ]);
     await expect(
-      c.commitGuarded([{ type: 'putSegment', record: seg(3, 30, 'Importing') }], { expect: [{ kind: 'segment', collectionId: 3, segmentId: 30, state: 'Flushed' }] }),
+      c.commitGuarded([{ type: 'putCollection', record: coll(3, 'Restoring') }], { expect: [{ kind: 'collection', id: 3, state: 'Created' }] }),
+    ).rejects.toThrow('illegal collection transition Created → Restoring');
+    await expect(
+      c.commitGuarded([{ type: 'putSegment', record: seg(3, 30, 'Importing') }], {
+        expect: [{ kind: 'segment', collectionId: 3, segmentId: 30, state: 'Flushed' }],
+      }),
     ).rejects.toThrow('illegal segment transition Flushed → Importing');
   });
 

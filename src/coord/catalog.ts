@@ -281,7 +281,10 @@ export class Catalog {
     return this.#aliases.get(aliasKey(dbId, alias));
   }
   aliasesOf(collectionId: number): string[] {
-    return [...this.#aliases.values()].filter((a) => a.collectionId === collectionId).map((a) => a.alias).sort();
+    return [...this.#aliases.values()]
+      .filter((a) => a.collectionId === collectionId)
+      .map((a) => a.alias)
+      .sort();
   }
   aliasesIn(dbId: number): AliasRecord[] {
     return [...this.#aliases.values()].filter((a) => a.dbId === dbId);

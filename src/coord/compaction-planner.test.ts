@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { COMPACTION_RECORD_BYTES_MAX, COMPACTION_SOURCES_MAX, planCompaction, type SegmentStat } from './compaction-planner.js';
 
 const policy = { smallRowsMax: 100, targetRows: 250, deleteRatioMin: 0.2 };
-const seg = (id: number, numRows: number, deletedRows = 0, partitionId = 1, recordBytes = 1000): SegmentStat => ({ id, partitionId, numRows, deletedRows, recordBytes });
+const seg = (id: number, numRows: number, deletedRows = 0, partitionId = 1, recordBytes = 1000): SegmentStat => ({
+  id,
+  partitionId,
+  numRows,
+  deletedRows,
+  recordBytes,
+});
 
 describe('planCompaction', () => {
   it('merges small segments of one partition greedily up to the target size', () => {

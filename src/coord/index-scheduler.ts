@@ -27,14 +27,17 @@ export class IndexScheduler implements IndexSchedulerApi {
   readonly #pending = new Set<number>();
   readonly #loop: LoopRunner;
 
-  constructor(deps: {
-    catalog: Catalog;
-    locks: { withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> };
-    tasks: DataNodeTasks;
-    loaded: LoadedSegments;
-    events: Pick<CollectionEvents, 'segmentsCommitted'>;
-    log: Logger;
-  }, opts: { intervalMs: number }) {
+  constructor(
+    deps: {
+      catalog: Catalog;
+      locks: { withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T> };
+      tasks: DataNodeTasks;
+      loaded: LoadedSegments;
+      events: Pick<CollectionEvents, 'segmentsCommitted'>;
+      log: Logger;
+    },
+    opts: { intervalMs: number },
+  ) {
     this.#catalog = deps.catalog;
     this.#locks = deps.locks;
     this.#tasks = deps.tasks;

@@ -54,7 +54,10 @@ describe('SegmentManager', () => {
 
   it('commits a flush with its checkpoint, but not for a collection that is gone', async () => {
     const { catalog, segments } = await setup();
-    await catalog.commit([{ type: 'putCollection', record: collection(1) }, { type: 'putCollection', record: collection(2, 'Dropped') }]);
+    await catalog.commit([
+      { type: 'putCollection', record: collection(1) },
+      { type: 'putCollection', record: collection(2, 'Dropped') },
+    ]);
     expect(await segments.commitFlush(1, [segment(1, 7)], 42)).toBe(true);
     expect(catalog.segment(1, 7)?.state).toBe('Flushed');
     expect(catalog.checkpoint(1)).toBe(42);
@@ -65,7 +68,10 @@ describe('SegmentManager', () => {
 
   it('raises checkpoints, never lowers them', async () => {
     const { catalog, segments } = await setup();
-    await catalog.commit([{ type: 'putCheckpoint', collectionId: 1, position: 10 }, { type: 'putCheckpoint', collectionId: 2, position: 30 }]);
+    await catalog.commit([
+      { type: 'putCheckpoint', collectionId: 1, position: 10 },
+      { type: 'putCheckpoint', collectionId: 2, position: 30 },
+    ]);
     await segments.raiseCheckpoints([1, 2, 3], 20);
     expect([catalog.checkpoint(1), catalog.checkpoint(2), catalog.checkpoint(3)]).toEqual([20, 30, 20]);
   });

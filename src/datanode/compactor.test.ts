@@ -19,7 +19,17 @@ import { Engine } from '../wiring/engine.js';
  */
 
 function field(f: Partial<FieldSchema> & Pick<FieldSchema, 'name' | 'dataType'>): Omit<FieldSchema, 'fieldId'> {
-  return { description: '', isPrimaryKey: false, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {}, ...f };
+  return {
+    description: '',
+    isPrimaryKey: false,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...f,
+  };
 }
 
 /** A memory store whose insert-log writes of one segment can be held at a gate. */
@@ -66,7 +76,11 @@ describe('compaction keeps persisted state a consistent cut', () => {
     const coll = await engine.createCollection({
       dbName: 'default',
       name: 'c',
-      fields: [field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }), field({ name: 'v', dataType: 'Int64' }), field({ name: 'vec', dataType: 'FloatVector', dim: 2 })],
+      fields: [
+        field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }),
+        field({ name: 'v', dataType: 'Int64' }),
+        field({ name: 'vec', dataType: 'FloatVector', dim: 2 }),
+      ],
       description: '',
       enableDynamicField: false,
       autoId: false,
@@ -86,11 +100,17 @@ describe('compaction keeps persisted state a consistent cut', () => {
   });
 
   const write = (keys: number[], version: number, upsert: boolean) =>
-    engine.insert(collId, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from(keys.map(BigInt)) }],
-      ['v', { kind: 'int64', data: BigInt64Array.from(keys.map(() => BigInt(version))) }],
-      ['vec', { kind: 'vector', dim: 2, data: Float32Array.from(keys.flatMap((k) => [k, version])) }],
-    ]), keys.length, upsert);
+    engine.insert(
+      collId,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from(keys.map(BigInt)) }],
+        ['v', { kind: 'int64', data: BigInt64Array.from(keys.map(() => BigInt(version))) }],
+        ['vec', { kind: 'vector', dim: 2, data: Float32Array.from(keys.flatMap((k) => [k, version])) }],
+      ]),
+      keys.length,
+      upsert,
+    );
 
   /** key → versions of its live rows, as the flushed segments' files say (what a snapshot would copy). */
   async function persisted(): Promise<Map<number, number[]>> {
@@ -133,12 +153,40 @@ describe('compaction keeps persisted state a consistent cut', () => {
     expect(task.plans.every((p) => p.state === 'Completed')).toBe(true);
     expect(engine.flushedSegments(collId).some((s) => s.id === first)).toBe(false);
     // Before the fix the compaction left key 1 out of the target: the files had no key 1 at all.
-    expect(await persisted()).toEqual(new Map([[1, [1]], [2, [1]], [3, [1]], [4, [1]]]));
-    expect(await visible()).toEqual(new Map([[1, [2]], [2, [1]], [3, [1]], [4, [1]]]));
+    expect(await persisted()).toEqual(
+      new Map([
+        [1, [1]],
+        [2, [1]],
+        [3, [1]],
+        [4, [1]],
+      ]),
+    );
+    expect(await visible()).toEqual(
+      new Map([
+        [1, [2]],
+        [2, [1]],
+        [3, [1]],
+        [4, [1]],
+      ]),
+    );
     // The carried delete keeps its own ts: the flush writes it with the insert, and a reload agrees.
     await engine.flushCollection(collId);
-    expect(await persisted()).toEqual(new Map([[1, [2]], [2, [1]], [3, [1]], [4, [1]]]));
-    expect(await visible()).toEqual(new Map([[1, [2]], [2, [1]], [3, [1]], [4, [1]]]));
+    expect(await persisted()).toEqual(
+      new Map([
+        [1, [2]],
+        [2, [1]],
+        [3, [1]],
+        [4, [1]],
+      ]),
+    );
+    expect(await visible()).toEqual(
+      new Map([
+        [1, [2]],
+        [2, [1]],
+        [3, [1]],
+        [4, [1]],
+      ]),
+    );
   });
 
   it('deletes that land during the merge: pending ones stay pending on the target, flushed ones go to its deltalog', async () => {
@@ -162,10 +210,34 @@ describe('compaction keeps persisted state a consistent cut', () => {
     expect(task.plans[0]?.state).toBe('Completed');
     expect(engine.flushedSegments(collId).some((s) => sources.includes(s.id))).toBe(false);
     // Keys 2 and 3 were flushed with their deletes; key 4's upsert is only in memory: its old row stays.
-    expect(await persisted()).toEqual(new Map([[1, [1]], [2, [2]], [3, [2]], [4, [1]], [5, [1]]]));
-    expect(await visible()).toEqual(new Map([[1, [1]], [2, [2]], [3, [2]], [4, [3]], [5, [1]]]));
+    expect(await persisted()).toEqual(
+      new Map([
+        [1, [1]],
+        [2, [2]],
+        [3, [2]],
+        [4, [1]],
+        [5, [1]],
+      ]),
+    );
+    expect(await visible()).toEqual(
+      new Map([
+        [1, [1]],
+        [2, [2]],
+        [3, [2]],
+        [4, [3]],
+        [5, [1]],
+      ]),
+    );
     await engine.flushCollection(collId);
-    expect(await persisted()).toEqual(new Map([[1, [1]], [2, [2]], [3, [2]], [4, [3]], [5, [1]]]));
+    expect(await persisted()).toEqual(
+      new Map([
+        [1, [1]],
+        [2, [2]],
+        [3, [2]],
+        [4, [3]],
+        [5, [1]],
+      ]),
+    );
   });
 
   it('pending deletes do not make a segment a delete-ratio candidate (it would be rewritten at every pass until a flush)', async () => {

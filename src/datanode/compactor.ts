@@ -41,7 +41,14 @@ export interface CompactorHost {
   /** The live runtime of a collection (undefined once dropped). */
   runtime(collectionId: number): CollectionRuntime | undefined;
   withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T>;
-  buildIndexFile(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number, open: boolean): Promise<{ file: SegmentIndexFile; built?: VectorIndex }>;
+  buildIndexFile(
+    vectors: Float32Array,
+    idx: IndexRecord,
+    field: FieldSchema,
+    partitionId: number,
+    segmentId: number,
+    open: boolean,
+  ): Promise<{ file: SegmentIndexFile; built?: VectorIndex }>;
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
   /** Runs the read-filter-concat-encode half of a merge off the main thread. */
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
@@ -92,12 +99,23 @@ export class Compactor {
       const pending = seg.pendingDeletes.pks.length;
       // recordBytes bounds the plan's one commit (compaction-planner.ts).
       const recordBytes = Buffer.byteLength(JSON.stringify(seg.record));
-      stats.push({ id: seg.id, partitionId: seg.partitionId, numRows: seg.numRows, deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending), recordBytes });
+      stats.push({
+        id: seg.id,
+        partitionId: seg.partitionId,
+        numRows: seg.numRows,
+        deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending),
+        recordBytes,
+      });
     }
     const guarded = (segId: number) => this.#busy.has(segId) || this.#guards.some((g) => g(collectionId, segId));
     const plans = this.#host.plan(stats, this.#policy, guarded, { force: opts.force });
     const id = await this.#host.ids.alloc();
-    const task: CompactionTaskInfo = { id, collectionId, state: plans.length === 0 ? 'Completed' : 'Executing', plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })) };
+    const task: CompactionTaskInfo = {
+      id,
+      collectionId,
+      state: plans.length === 0 ? 'Completed' : 'Executing',
+      plans: plans.map((p) => ({ sources: p.sources, target: 0, state: 'Executing' as const })),
+    };
     if (opts.force || plans.length > 0) this.#tasks.set(id, task);
     for (const p of plans) for (const sid of p.sources) this.#busy.add(sid);
     const run = this.#locks.run(collectionId, async () => {
@@ -109,7 +127,8 @@ export class Compactor {
         } catch (err) {
           info.state = 'Failed';
           info.error = (err as Error).message;
-          if (this.#host.isClosing()) this.#host.log.debug({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction cancelled by shutdown');
+          if (this.#host.isClosing())
+            this.#host.log.debug({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction cancelled by shutdown');
           else this.#host.log.error({ err, collection: rt.record.name, sources: plans[i]!.sources }, 'compaction failed; sources stay as they are');
         } finally {
           for (const sid of plans[i]!.sources) this.#busy.delete(sid);
@@ -167,7 +186,10 @@ export class Compactor {
     if (rows > 0) {
       // 2. Merge. With local files the read-filter-concat-encode work runs on a worker thread, so the
       //    main thread keeps serving inserts and searches; the result comes back as encoded binlogs.
-      const allFields = [...fields.map((f) => ({ fieldId: f.fieldId, kind: columnKindOf(f.dataType) })), { fieldId: TIMESTAMP_FIELD_ID, kind: 'int64' as const }];
+      const allFields = [
+        ...fields.map((f) => ({ fieldId: f.fieldId, kind: columnKindOf(f.dataType) })),
+        { fieldId: TIMESTAMP_FIELD_ID, kind: 'int64' as const },
+      ];
       const localFiles = sources.map((seg) => {
         const files: Record<string, string> = {};
         for (const f of allFields) {
@@ -206,7 +228,14 @@ export class Compactor {
       for (const idx of this.#host.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);
         if (!field || field.dataType !== 'FloatVector') continue;
-        const { file, built } = await this.#host.buildIndexFile(columns.get(field.name)!.data as Float32Array, idx, field, plan.partitionId, targetId, coll.loaded);
+        const { file, built } = await this.#host.buildIndexFile(
+          columns.get(field.name)!.data as Float32Array,
+          idx,
+          field,
+          plan.partitionId,
+          targetId,
+          coll.loaded,
+        );
         indexes.push(file);
         if (built) {
           chunk.indexes.set(field.name, built);
@@ -226,7 +255,16 @@ export class Compactor {
         compactedFrom: plan.sources,
         createdTs: this.#host.tso.next().toString(),
       };
-      target = { id: targetId, partitionId: plan.partitionId, phase: 'flushed', chunks: [chunk], numRows: rows, record, loaded: true, pendingDeletes: { pks: [], ts: [] } };
+      target = {
+        id: targetId,
+        partitionId: plan.partitionId,
+        phase: 'flushed',
+        chunks: [chunk],
+        numRows: rows,
+        record,
+        loaded: true,
+        pendingDeletes: { pks: [], ts: [] },
+      };
     }
     /** Target rows deleted in their source since the freeze, split by whether the delete is persisted. */
     const lateRows = (): { persisted: number[]; pending: { row: number; ts: bigint }[] } => {
@@ -256,12 +294,20 @@ export class Compactor {
       if (target && record && persisted.length > 0) {
         const pkCol = target.chunks[0]!.columns.get(pkName)!.data as ArrayLike<bigint | string>;
         const dts = this.#host.tso.next();
-        const log = await writeDeltaFile(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, rt.pkField, { pks: persisted.map((i) => pkCol[i]!), ts: persisted.map(() => dts) });
+        const log = await writeDeltaFile(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, rt.pkField, {
+          pks: persisted.map((i) => pkCol[i]!),
+          ts: persisted.map(() => dts),
+        });
         record = { ...record, deltalogs: [log] };
         target.record = record;
         for (const i of persisted) target.chunks[0]!.deleted[i] = 1;
       }
-      const dropped: SegmentRecord[] = sources.map((seg) => ({ ...seg.record!, state: 'Dropped', droppedAtMs: now, compactedTo: record ? targetId : undefined }));
+      const dropped: SegmentRecord[] = sources.map((seg) => ({
+        ...seg.record!,
+        state: 'Dropped',
+        droppedAtMs: now,
+        compactedTo: record ? targetId : undefined,
+      }));
       await this.#host.commitCompaction(coll.id, record, dropped);
       // 5. Swap in memory, synchronously: pending deletes (also those that arrived during the commit) move
       //    to the target with their own ts, for the next flush to write together with their paired writes.

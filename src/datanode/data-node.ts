@@ -158,7 +158,16 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     const rt = new CollectionRuntime(record);
     for (const rec of this.#catalog.segments(record.id)) {
       if (rec.state !== 'Flushed') continue;
-      rt.segments.set(rec.id, { id: rec.id, partitionId: rec.partitionId, phase: 'flushed', chunks: [], numRows: rec.numRows, record: rec, loaded: false, pendingDeletes: { pks: [], ts: [] } });
+      rt.segments.set(rec.id, {
+        id: rec.id,
+        partitionId: rec.partitionId,
+        phase: 'flushed',
+        chunks: [],
+        numRows: rec.numRows,
+        record: rec,
+        loaded: false,
+        pendingDeletes: { pks: [], ts: [] },
+      });
     }
     await prepare(rt);
     if (this.#runtimes.has(record.id)) return false;
@@ -262,7 +271,6 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     if (records > 0) this.#log.info({ records, from }, 'replayed WAL');
   }
 
-
   // ------------------------------------------------------------------ compaction (compactor.ts)
 
   /** Registers a rule that keeps segments out of compaction (e.g. a snapshot's compaction protection). */
@@ -324,7 +332,13 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
    * Inserts validated columns. With `upsert`, rows with the same pks are deleted at the same timestamp
    * (the insert shares the ts, so it survives its own delete).
    */
-  async insert(collectionId: number, partitionName: string | undefined, columns: Map<string, Column>, numRows: number, upsert: boolean): Promise<{ pks: BigInt64Array | string[]; ts: bigint }> {
+  async insert(
+    collectionId: number,
+    partitionName: string | undefined,
+    columns: Map<string, Column>,
+    numRows: number,
+    upsert: boolean,
+  ): Promise<{ pks: BigInt64Array | string[]; ts: bigint }> {
     const rt = this.#live(collectionId);
     const coll = rt.record;
     const part = partitionOf(coll, partitionName);
@@ -365,7 +379,12 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   }
 
   /** Deletes by filter; a pk filter takes the fast path and needs no loaded data. */
-  async delete(collectionId: number, partitionName: string | undefined, expr: string, templates: TemplateValues | undefined): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }> {
+  async delete(
+    collectionId: number,
+    partitionName: string | undefined,
+    expr: string,
+    templates: TemplateValues | undefined,
+  ): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }> {
     const rt = this.#live(collectionId);
     const coll = rt.record;
     const part = partitionName ? partitionOf(coll, partitionName) : undefined;
@@ -396,92 +415,97 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
    * segment ids.
    */
   async flush(collectionId: number): Promise<{ segmentIds: number[]; flushTs: bigint }> {
-    return this.#segmentsCoord.withCollectionLock(collectionId, async () => {
-      const rt = this.#live(collectionId);
-      const coll = rt.record;
-      // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
-      const flushTs = this.#tso.next();
-      rt.sealAll();
-      // Every sealed segment, including ones a failed earlier flush left behind.
-      const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
-      // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
-      // flush has committed, and after it if anything was appended since the seal.
-      const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
-      // Writes issued before the seal land in the sealed segments once durable: wait for them. The
-      // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
-      const lastPos = await this.#durable.settled(collectionId);
-      for (const seg of sealed) {
-        if (seg.chunks.length > 1) {
-          const merged = mergeChunks(seg.chunks, coll.schema.fields.map((f) => f.name));
-          seg.chunks = [merged];
-        }
-      }
-      const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
-      try {
-        const changes: SegmentRecord[] = [];
-        const createdTs = flushTs.toString();
-        const pkField = rt.pkField;
+    return this.#segmentsCoord
+      .withCollectionLock(collectionId, async () => {
+        const rt = this.#live(collectionId);
+        const coll = rt.record;
+        // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
+        const flushTs = this.#tso.next();
+        rt.sealAll();
+        // Every sealed segment, including ones a failed earlier flush left behind.
+        const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
+        // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+        // flush has committed, and after it if anything was appended since the seal.
+        const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+        // Writes issued before the seal land in the sealed segments once durable: wait for them. The
+        // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
+        const lastPos = await this.#durable.settled(collectionId);
         for (const seg of sealed) {
-          const chunk = seg.chunks[0];
-          if (!chunk || chunk.numRows === 0) continue;
-          const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
-          const d = deletes.get(seg.id);
-          const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
-          deletes.delete(seg.id);
-          const record: SegmentRecord = {
-            id: seg.id,
-            collectionId,
-            partitionId: seg.partitionId,
-            state: 'Flushed',
-            numRows: chunk.numRows,
-            binlogs: files.binlogs,
-            deltalogs,
-            statslogs: files.statslogs,
-            indexes: [],
-            createdTs,
-          };
-          changes.push(record);
-        }
-        for (const [segId, d] of deletes) {
-          const seg = rt.segments.get(segId);
-          if (!seg?.record) continue;
-          const log = await writeDeltaFile(this.#store, this.#ids, coll, segId, seg.partitionId, pkField, d);
-          changes.push({ ...seg.record, deltalogs: [...seg.record.deltalogs, log] });
-        }
-        if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs };
-        if (!(await this.#segmentsCoord.commitFlush(collectionId, changes, lastPos === undefined ? undefined : lastPos + 1))) return { segmentIds: [], flushTs };
-        if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
-        else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
-        const ids: number[] = [];
-        for (const record of changes) {
-          const seg = rt.segments.get(record.id);
-          if (!seg) continue;
-          seg.record = record;
-          if (seg.phase !== 'flushed') {
-            seg.phase = 'flushed';
-            ids.push(seg.id);
-            if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
-            else if (seg.chunks[0]) this.#loaded.registerLoaded(record, seg.chunks[0]);
+          if (seg.chunks.length > 1) {
+            const merged = mergeChunks(
+              seg.chunks,
+              coll.schema.fields.map((f) => f.name),
+            );
+            seg.chunks = [merged];
           }
         }
-        for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
-        return { segmentIds: ids, flushTs };
-      } catch (err) {
-        // Nothing was committed: put the deletes back and keep the collection dirty so a later flush retries.
-        for (const [segId, d] of deletes) {
-          const seg = rt.segments.get(segId);
-          if (!seg) continue;
-          seg.pendingDeletes.pks.unshift(...d.pks);
-          seg.pendingDeletes.ts.unshift(...d.ts);
+        const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
+        try {
+          const changes: SegmentRecord[] = [];
+          const createdTs = flushTs.toString();
+          const pkField = rt.pkField;
+          for (const seg of sealed) {
+            const chunk = seg.chunks[0];
+            if (!chunk || chunk.numRows === 0) continue;
+            const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
+            const d = deletes.get(seg.id);
+            const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
+            deletes.delete(seg.id);
+            const record: SegmentRecord = {
+              id: seg.id,
+              collectionId,
+              partitionId: seg.partitionId,
+              state: 'Flushed',
+              numRows: chunk.numRows,
+              binlogs: files.binlogs,
+              deltalogs,
+              statslogs: files.statslogs,
+              indexes: [],
+              createdTs,
+            };
+            changes.push(record);
+          }
+          for (const [segId, d] of deletes) {
+            const seg = rt.segments.get(segId);
+            if (!seg?.record) continue;
+            const log = await writeDeltaFile(this.#store, this.#ids, coll, segId, seg.partitionId, pkField, d);
+            changes.push({ ...seg.record, deltalogs: [...seg.record.deltalogs, log] });
+          }
+          if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs };
+          if (!(await this.#segmentsCoord.commitFlush(collectionId, changes, lastPos === undefined ? undefined : lastPos + 1)))
+            return { segmentIds: [], flushTs };
+          if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
+          else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
+          const ids: number[] = [];
+          for (const record of changes) {
+            const seg = rt.segments.get(record.id);
+            if (!seg) continue;
+            seg.record = record;
+            if (seg.phase !== 'flushed') {
+              seg.phase = 'flushed';
+              ids.push(seg.id);
+              if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
+              else if (seg.chunks[0]) this.#loaded.registerLoaded(record, seg.chunks[0]);
+            }
+          }
+          for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
+          return { segmentIds: ids, flushTs };
+        } catch (err) {
+          // Nothing was committed: put the deletes back and keep the collection dirty so a later flush retries.
+          for (const [segId, d] of deletes) {
+            const seg = rt.segments.get(segId);
+            if (!seg) continue;
+            seg.pendingDeletes.pks.unshift(...d.pks);
+            seg.pendingDeletes.ts.unshift(...d.ts);
+          }
+          throw err;
         }
-        throw err;
-      }
-    }).then(async (r) => {
-      if (this.#runtimes.has(collectionId) && r.segmentIds.length > 0) this.#onFlushed(collectionId);
-      return r;
-    });
+      })
+      .then(async (r) => {
+        if (this.#runtimes.has(collectionId) && r.segmentIds.length > 0) this.#onFlushed(collectionId);
+        return r;
+      });
   }
-
 
   async truncateWal(): Promise<void> {
     let min = this.#wal.endPosition();
@@ -491,7 +515,10 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     }
     // Clean collections have nothing before `min`: move their checkpoints up so that no checkpoint points
     // into the part of the log we are about to delete (any later write lands at or after `min`).
-    await this.#segmentsCoord.raiseCheckpoints([...this.#runtimes.keys()].filter((id) => !this.#dirtySinceMs.has(id)), min);
+    await this.#segmentsCoord.raiseCheckpoints(
+      [...this.#runtimes.keys()].filter((id) => !this.#dirtySinceMs.has(id)),
+      min,
+    );
     await this.#wal.truncateBefore(min);
   }
 }
@@ -500,4 +527,3 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
 function extractPkValuesFromText(text: string, schema: ExprSchema, templates: TemplateValues | undefined): (bigint | string)[] | null {
   return extractPkValues(parseExpr(text, templates), schema);
 }
-

@@ -31,7 +31,14 @@ export class IndexBuildExecutor {
     if (idx.indexType !== 'HNSW') return { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
     const tmp = join(this.#tmpDir, `build-${buildId}.hnsw`);
     try {
-      await this.#pool.build({ vectors, dim: field.dim!, metric: idx.metric, M: idx.buildParams.M ?? 16, efConstruction: idx.buildParams.efConstruction ?? 200, outPath: tmp });
+      await this.#pool.build({
+        vectors,
+        dim: field.dim!,
+        metric: idx.metric,
+        M: idx.buildParams.M ?? 16,
+        efConstruction: idx.buildParams.efConstruction ?? 200,
+        outPath: tmp,
+      });
       const bytes = await readFile(tmp);
       const key = indexFileKey(buildId, 1, partitionId, segmentId, 'hnsw.bin');
       await this.#store.put(key, bytes);

@@ -91,11 +91,12 @@ export class IndexBuildPool {
     // The worker is unref'd while idle; keep the process alive until it has answered.
     this.#worker?.ref();
     const inFlight = [...this.#pending.values()].map(
-      (p) => new Promise<void>((resolve) => {
-        const { resolve: ok, reject: fail } = p;
-        p.resolve = ((v: never) => (ok(v), resolve())) as (v: never) => void;
-        p.reject = (e: Error) => (fail(e), resolve());
-      }),
+      (p) =>
+        new Promise<void>((resolve) => {
+          const { resolve: ok, reject: fail } = p;
+          p.resolve = ((v: never) => (ok(v), resolve())) as (v: never) => void;
+          p.reject = (e: Error) => (fail(e), resolve());
+        }),
     );
     await Promise.all(inFlight);
     this.#failAll(new Error('index build pool closed'));

@@ -13,8 +13,29 @@ import type { DataNodeTaskSpec } from './types.js';
 const field: FieldSchema = { fieldId: 101, name: 'v', dataType: 'FloatVector', dim: 4, isPrimaryKey: false, autoId: false, nullable: false } as FieldSchema;
 
 function spec(indexType: IndexRecord['indexType'], vectors?: Float32Array): DataNodeTaskSpec {
-  const index = { id: 5, collectionId: 1, fieldId: 101, name: 'idx', indexType, metric: 'L2', userParams: {}, buildParams: { M: 8, efConstruction: 32 }, createdTs: '1' } as unknown as IndexRecord;
-  const segment: SegmentRecord = { id: 9, collectionId: 1, partitionId: 2, state: 'Flushed', numRows: 3, binlogs: {}, deltalogs: [], statslogs: [], indexes: [], createdTs: '1' };
+  const index = {
+    id: 5,
+    collectionId: 1,
+    fieldId: 101,
+    name: 'idx',
+    indexType,
+    metric: 'L2',
+    userParams: {},
+    buildParams: { M: 8, efConstruction: 32 },
+    createdTs: '1',
+  } as unknown as IndexRecord;
+  const segment: SegmentRecord = {
+    id: 9,
+    collectionId: 1,
+    partitionId: 2,
+    state: 'Flushed',
+    numRows: 3,
+    binlogs: {},
+    deltalogs: [],
+    statslogs: [],
+    indexes: [],
+    createdTs: '1',
+  };
   return { kind: 'indexBuild', collection: { id: 1, schema: { fields: [field] } } as unknown as CollectionRecord, segment, index, field, vectors };
 }
 

@@ -21,8 +21,19 @@ export type { GrowingStats };
 
 /** The write path (Milvus: the proxy's Insert/Delete through the data node's write buffer). */
 export interface WritePath {
-  insert(collectionId: number, partitionName: string | undefined, columns: Map<string, Column>, numRows: number, upsert: boolean): Promise<{ pks: BigInt64Array | string[]; ts: bigint }>;
-  delete(collectionId: number, partitionName: string | undefined, expr: string, templates: TemplateValues | undefined): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }>;
+  insert(
+    collectionId: number,
+    partitionName: string | undefined,
+    columns: Map<string, Column>,
+    numRows: number,
+    upsert: boolean,
+  ): Promise<{ pks: BigInt64Array | string[]; ts: bigint }>;
+  delete(
+    collectionId: number,
+    partitionName: string | undefined,
+    expr: string,
+    templates: TemplateValues | undefined,
+  ): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }>;
 }
 
 /** Flush and compaction as the coordinator drives them (Milvus: DataNode FlushSegments / Compaction). */
@@ -67,8 +78,7 @@ export type DataNodeTaskSpec =
     };
 
 export type DataNodeTaskResult =
-  | { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile }
-  | { readonly kind: 'merge'; readonly result: MergeResult };
+  { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile } | { readonly kind: 'merge'; readonly result: MergeResult };
 
 export type DataNodeTaskState =
   | { readonly state: 'InProgress' }

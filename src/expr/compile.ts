@@ -15,13 +15,7 @@
  *   absent `$meta` column reads as rows without dynamic keys.
  */
 import { quiverError } from '../common/errors.js';
-import {
-  DYNAMIC_FIELD_NAME,
-  type Column,
-  type ColumnBatch,
-  type DataType,
-  type ScalarType,
-} from '../schema/types.js';
+import { DYNAMIC_FIELD_NAME, type Column, type ColumnBatch, type DataType, type ScalarType } from '../schema/types.js';
 import { MAX_EXPR_DEPTH, type ArithOp, type CompareOp, type Expr, type FunctionName, type PathElement } from './ast.js';
 import {
   andInPlace,
@@ -43,16 +37,7 @@ import {
   type Vec,
 } from './kernels.js';
 import { likeMatcher } from './like.js';
-import {
-  FALSE,
-  MISSING,
-  TRUE,
-  compareRow,
-  isAbsentValue,
-  notTri,
-  type Const,
-  type Tri,
-} from './values.js';
+import { FALSE, MISSING, TRUE, compareRow, isAbsentValue, notTri, type Const, type Tri } from './values.js';
 
 export interface ExprField {
   readonly name: string;
@@ -420,7 +405,10 @@ class Compiler {
     switch (e.kind) {
       case 'logical': {
         const operands = e.op === 'or' ? this.#groupEqualities(e.operands) : e.operands;
-        return this.#logical(e.op, operands.map((o) => this.#pred(o)));
+        return this.#logical(
+          e.op,
+          operands.map((o) => this.#pred(o)),
+        );
       }
       case 'not': {
         const p = this.#pred(e.operand);
@@ -668,9 +656,7 @@ class Compiler {
       const est = staticOf(target.elementType);
       for (const it of items) {
         if (est !== undefined && !constFitsStatic(est, it)) {
-          throw invalid(
-            `${fn}: ${describeConst(it)} does not match the ${target.elementType} elements of ${target.desc} at position ${pos}`,
-          );
+          throw invalid(`${fn}: ${describeConst(it)} does not match the ${target.elementType} elements of ${target.desc} at position ${pos}`);
         }
       }
     }
@@ -748,10 +734,7 @@ class Compiler {
   #ident(name: string, path: readonly PathElement[], pos: number): Val {
     if (name === DYNAMIC_FIELD_NAME) {
       if (!this.#schema.dynamicField && !this.#fields.has(DYNAMIC_FIELD_NAME)) {
-        throw quiverError(
-          'FieldNotFound',
-          `field '${DYNAMIC_FIELD_NAME}' does not exist: the collection has no dynamic field (position ${pos})`,
-        );
+        throw quiverError('FieldNotFound', `field '${DYNAMIC_FIELD_NAME}' does not exist: the collection has no dynamic field (position ${pos})`);
       }
       const desc = path.length > 0 ? `dynamic field key ${JSON.stringify(path)}` : 'dynamic field';
       return this.#jsonRef(DYNAMIC_FIELD_NAME, path, desc, true);

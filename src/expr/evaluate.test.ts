@@ -29,10 +29,7 @@ const columns = new Map<string, Column>([
   ['id', { kind: 'int64', data: new BigInt64Array([1n, 2n, 3n, P53 + 1n, -(1n << 63n)]) }],
   ['i32', { kind: 'int32', data: new Int32Array([10, 0, -7, 3, 0]), valid: new Uint8Array([1, 0, 1, 1, 1]) }],
   ['i8', { kind: 'int32', data: new Int32Array([1, -1, 0, 5, 2]) }],
-  [
-    'i64',
-    { kind: 'int64', data: new BigInt64Array([P53 + 1n, -5n, 0n, (1n << 63n) - 1n, P53]), valid: new Uint8Array([1, 1, 0, 1, 1]) },
-  ],
+  ['i64', { kind: 'int64', data: new BigInt64Array([P53 + 1n, -5n, 0n, (1n << 63n) - 1n, P53]), valid: new Uint8Array([1, 1, 0, 1, 1]) }],
   ['f', { kind: 'float', data: new Float32Array([0.5, 0, 2.5, -1, 3]), valid: new Uint8Array([1, 0, 1, 1, 1]) }],
   ['d', { kind: 'double', data: new Float64Array([1.25, -0.5, NaN, 100, 0]) }],
   ['s', { kind: 'string', data: ['apple', 'banana', '', 'apricot', ''], valid: new Uint8Array([1, 1, 0, 1, 1]) }],
@@ -45,10 +42,7 @@ const columns = new Map<string, Column>([
       valid: new Uint8Array([1, 1, 0, 1, 1]),
     },
   ],
-  [
-    'arr',
-    { kind: 'array', elementType: 'Int64', data: [[1n, 2n, 3n], [], [], [5n], [1n, 1n]], valid: new Uint8Array([1, 1, 0, 1, 1]) },
-  ],
+  ['arr', { kind: 'array', elementType: 'Int64', data: [[1n, 2n, 3n], [], [], [5n], [1n, 1n]], valid: new Uint8Array([1, 1, 0, 1, 1]) }],
   ['sarr', { kind: 'array', elementType: 'VarChar', data: [['a', 'b'], [], ['x'], ['a'], ['b', 'a']] }],
   ['vec', { kind: 'vector', dim: 1, data: new Float32Array(5) }],
   ['$meta', { kind: 'json', data: [{ color: 'red', n: 5 }, { color: 'blue', n: '5' }, {}, { color: null }, { color: 'red', tags: ['x'] }] }],
@@ -504,8 +498,7 @@ describe('evaluate', () => {
 });
 
 describe('extractPkValues', () => {
-  const pk = (text: string, s: ExprSchema = schema, t?: TemplateValues): (bigint | string)[] | null =>
-    extractPkValues(parseExpr(text, t), s);
+  const pk = (text: string, s: ExprSchema = schema, t?: TemplateValues): (bigint | string)[] | null => extractPkValues(parseExpr(text, t), s);
   const varcharSchema: ExprSchema = {
     dynamicField: false,
     fields: [{ name: 'name', dataType: 'VarChar', nullable: false, isPrimaryKey: true }],

@@ -73,20 +73,108 @@ function expectOnlyQuiverErrors(text: string): void {
 }
 
 const TOKENS = [
-  'id', 'i32', 'f', 'd', 's', 'b', 'j', 'arr', 'sarr', 'vec', 'color', 'n', '$meta', 'unknown_field',
-  'and', 'OR', 'not', '!', '&&', '||', 'in', 'not in', 'like', 'is', 'null', 'IS NOT NULL', 'exists',
-  'true', 'False', '==', '!=', '<', '<=', '>', '>=', '+', '-', '*', '/', '%', '**', '>>', '=', '&', '~',
-  '(', ')', '[', ']', ',', '{', '}', '{t}', '{v}', '{s}', '{big}', '{bad}', '{nested}', '{fl}', '{missing}',
-  '0', '1', '-1', '0x1F', '017', '09', '0b2', '1.5', '.5', '1e999', '-1e999', '1e-400', '9223372036854775807',
-  '9223372036854775808', '99999999999999999999999', '"a"', "'b'", '"a%"', '"%_"', '"\\u00e9"', '"\\x4"', '"unterminated',
-  'r"raw\\d"', '"\\\\"', '[]', '["a"]', '[0]', '[1, 2]', '[[1]]',
-  'array_contains', 'ARRAY_CONTAINS_ALL', 'array_contains_any', 'array_length', 'json_contains', 'json_contains_all',
-  'json_contains_any', 'isnull', 'IS_NOT_NULL', 'frob',
+  'id',
+  'i32',
+  'f',
+  'd',
+  's',
+  'b',
+  'j',
+  'arr',
+  'sarr',
+  'vec',
+  'color',
+  'n',
+  '$meta',
+  'unknown_field',
+  'and',
+  'OR',
+  'not',
+  '!',
+  '&&',
+  '||',
+  'in',
+  'not in',
+  'like',
+  'is',
+  'null',
+  'IS NOT NULL',
+  'exists',
+  'true',
+  'False',
+  '==',
+  '!=',
+  '<',
+  '<=',
+  '>',
+  '>=',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  '**',
+  '>>',
+  '=',
+  '&',
+  '~',
+  '(',
+  ')',
+  '[',
+  ']',
+  ',',
+  '{',
+  '}',
+  '{t}',
+  '{v}',
+  '{s}',
+  '{big}',
+  '{bad}',
+  '{nested}',
+  '{fl}',
+  '{missing}',
+  '0',
+  '1',
+  '-1',
+  '0x1F',
+  '017',
+  '09',
+  '0b2',
+  '1.5',
+  '.5',
+  '1e999',
+  '-1e999',
+  '1e-400',
+  '9223372036854775807',
+  '9223372036854775808',
+  '99999999999999999999999',
+  '"a"',
+  "'b'",
+  '"a%"',
+  '"%_"',
+  '"\\u00e9"',
+  '"\\x4"',
+  '"unterminated',
+  'r"raw\\d"',
+  '"\\\\"',
+  '[]',
+  '["a"]',
+  '[0]',
+  '[1, 2]',
+  '[[1]]',
+  'array_contains',
+  'ARRAY_CONTAINS_ALL',
+  'array_contains_any',
+  'array_length',
+  'json_contains',
+  'json_contains_all',
+  'json_contains_any',
+  'isnull',
+  'IS_NOT_NULL',
+  'frob',
 ];
 
-const arbTokenSoup = fc
-  .array(fc.constantFrom(...TOKENS), { maxLength: 14 })
-  .chain((tokens) => fc.constantFrom(' ', '').map((sep) => tokens.join(sep)));
+const arbTokenSoup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 14 }).chain((tokens) => fc.constantFrom(' ', '').map((sep) => tokens.join(sep)));
 
 /** Mostly well-formed expressions with one random edit, to get past the parser into the compiler. */
 const SEEDS = [
@@ -101,12 +189,10 @@ const SEEDS = [
   'i32 in {t} and s not in ["x"]',
   '-(i32) - -1 < -d',
 ];
-const arbMutated = fc
-  .tuple(fc.constantFrom(...SEEDS), fc.nat(), fc.nat({ max: 4 }), fc.constantFrom(...TOKENS))
-  .map(([seed, at, del, token]) => {
-    const i = at % (seed.length + 1);
-    return seed.slice(0, i) + token + seed.slice(i + del);
-  });
+const arbMutated = fc.tuple(fc.constantFrom(...SEEDS), fc.nat(), fc.nat({ max: 4 }), fc.constantFrom(...TOKENS)).map(([seed, at, del, token]) => {
+  const i = at % (seed.length + 1);
+  return seed.slice(0, i) + token + seed.slice(i + del);
+});
 
 describe('fuzz', () => {
   it('arbitrary strings only ever raise QuiverError', () => {

@@ -155,13 +155,7 @@ export function compareGeneric(l: Vec, op: CompareOp, r: Vec, n: number): Uint8A
   return out;
 }
 
-function cmpNumConst(
-  d: Float64Array | Float32Array | Int32Array,
-  valid: Uint8Array | undefined,
-  op: CompareOp,
-  c: number,
-  n: number,
-): Uint8Array {
+function cmpNumConst(d: Float64Array | Float32Array | Int32Array, valid: Uint8Array | undefined, op: CompareOp, c: number, n: number): Uint8Array {
   const out = new Uint8Array(n);
   switch (op) {
     case '==':
@@ -187,13 +181,7 @@ function cmpNumConst(
 }
 
 /** Doubles against an integer no double represents: compare with its neighbouring doubles instead. */
-function cmpNumBigConst(
-  d: Float64Array | Float32Array | Int32Array,
-  valid: Uint8Array | undefined,
-  op: CompareOp,
-  c: bigint,
-  n: number,
-): Uint8Array {
+function cmpNumBigConst(d: Float64Array | Float32Array | Int32Array, valid: Uint8Array | undefined, op: CompareOp, c: bigint, n: number): Uint8Array {
   if (bigintFitsDouble(c)) return cmpNumConst(d, valid, op, Number(c), n);
   const { down, up } = bracketBigint(c);
   switch (op) {

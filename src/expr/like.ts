@@ -40,7 +40,10 @@ export function likeMatcher(pattern: string): StringMatcher {
   if (!hasOne) {
     // Collapse runs of '%': only literals and "any run" remain.
     const lits = pieces.map((p) => ('literal' in p ? p.literal : null));
-    const shape = lits.map((l) => (l === null ? '%' : 'L')).join('').replace(/%+/g, '%');
+    const shape = lits
+      .map((l) => (l === null ? '%' : 'L'))
+      .join('')
+      .replace(/%+/g, '%');
     const literals = lits.filter((l): l is string => l !== null);
     const l0 = literals[0] ?? '';
     switch (shape) {

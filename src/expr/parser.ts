@@ -11,14 +11,7 @@
  * Keywords are case-insensitive. Template variables are substituted here; the tree holds literals only.
  */
 import { quiverError, type QuiverError } from '../common/errors.js';
-import {
-  MAX_EXPR_DEPTH,
-  MAX_EXPR_LENGTH,
-  type CompareOp,
-  type Expr,
-  type FunctionName,
-  type PathElement,
-} from './ast.js';
+import { MAX_EXPR_DEPTH, MAX_EXPR_LENGTH, type CompareOp, type Expr, type FunctionName, type PathElement } from './ast.js';
 import { LexError, tokenize, type Token } from './lexer.js';
 
 export type TemplateValues = Readonly<Record<string, unknown>>;
@@ -384,9 +377,7 @@ class Parser {
           const items = v.map((x: unknown) => this.#templateValue(x, name, pos, depth + 1));
           return { kind: 'list', items, pos };
         }
-        throw new ParseFailure(
-          `template variable '${name}' at position ${pos} has unsupported value ${v === null ? 'null' : typeof v}`,
-        );
+        throw new ParseFailure(`template variable '${name}' at position ${pos} has unsupported value ${v === null ? 'null' : typeof v}`);
     }
   }
 

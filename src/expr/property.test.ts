@@ -321,7 +321,10 @@ const { num } = fc.letrec<{ num: NumE }>((tie) => ({
   ),
 }));
 
-const arbStrE: fc.Arbitrary<StrE> = fc.oneof(fc.constant({ k: 'sfield' } as StrE), arbStr.map((v) => ({ k: 'str', v }) as StrE));
+const arbStrE: fc.Arbitrary<StrE> = fc.oneof(
+  fc.constant({ k: 'sfield' } as StrE),
+  arbStr.map((v) => ({ k: 'str', v }) as StrE),
+);
 
 const { pred } = fc.letrec<{ pred: PredE }>((tie) => ({
   pred: fc.oneof(
@@ -336,7 +339,11 @@ const { pred } = fc.letrec<{ pred: PredE }>((tie) => ({
     fc.record({ k: fc.constant('range' as const), lo: arbLiteral, loInc: fc.boolean(), e: num, hi: arbLiteral, hiInc: fc.boolean() }),
     fc.record({ k: fc.constant('like' as const), pattern: fc.string({ unit: fc.constantFrom('a', 'b', 'é', '%', '_'), maxLength: 5 }) }),
     fc.record({ k: fc.constant('isnull' as const), field: fc.constantFrom('i32', 'i64', 'f', 'd', 's', 'b'), negated: fc.boolean() }),
-    fc.record({ k: fc.constant('logic' as const), op: fc.constantFrom('and' as const, 'or' as const), ops: fc.array(tie('pred'), { minLength: 2, maxLength: 3 }) }),
+    fc.record({
+      k: fc.constant('logic' as const),
+      op: fc.constantFrom('and' as const, 'or' as const),
+      ops: fc.array(tie('pred'), { minLength: 2, maxLength: 3 }),
+    }),
     fc.record({ k: fc.constant('not' as const), e: tie('pred') }),
     fc.record({ k: fc.constant('blit' as const), v: fc.boolean() }),
   ),

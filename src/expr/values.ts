@@ -150,7 +150,7 @@ export function bracketBigint(b: bigint): { down: number; up: number } {
 function nextDouble(x: number, dir: 1 | -1): number {
   const f = new Float64Array([x]);
   const bits = new BigInt64Array(f.buffer);
-  const away = (x > 0) === (dir > 0);
+  const away = x > 0 === dir > 0;
   bits[0] = (bits[0] as bigint) + (away ? 1n : -1n);
   return f[0] as number;
 }

@@ -36,8 +36,7 @@ function expectSameHits(actual: Hits[], ranking: Hits[], k: number, trueScore: (
       expect(Math.abs(a.scores[i]! - trueScore(qi, a.rows[i]!))).toBeLessThanOrEqual(tol(e));
       const prev = all.scores[i - 1];
       const next = all.scores[i + 1];
-      const isolated =
-        (prev === undefined || Math.abs(prev - e) > 2 * tol(e)) && (next === undefined || Math.abs(next - e) > 2 * tol(e));
+      const isolated = (prev === undefined || Math.abs(prev - e) > 2 * tol(e)) && (next === undefined || Math.abs(next - e) > 2 * tol(e));
       if (isolated) expect(a.rows[i]).toBe(all.rows[i]);
     }
   }
@@ -190,7 +189,9 @@ describe('flatSearch', () => {
     expect(l2(16.5, 4)).toEqual([4, 9, 16]);
     // IP with q = 1: scores 0..4; keeps radius < s <= rangeFilter
     const ip = (radius: number, rangeFilter?: number) =>
-      Array.from(flatSearch(vectors, 1, 'IP', new Float32Array([1]), 1, { k: 2, radius, ...(rangeFilter === undefined ? {} : { rangeFilter }) })[0]!.scores);
+      Array.from(
+        flatSearch(vectors, 1, 'IP', new Float32Array([1]), 1, { k: 2, radius, ...(rangeFilter === undefined ? {} : { rangeFilter }) })[0]!.scores,
+      );
     expect(ip(1)).toEqual([4, 3]);
     expect(ip(1, 3)).toEqual([3, 2]);
     expect(ip(3, 4)).toEqual([4]);

@@ -63,14 +63,7 @@ export function rowNorms(vectors: Float32Array, dim: number, metric: MetricType)
 }
 
 /** Exact search straight over a vector column (no build step). */
-export function flatSearch(
-  vectors: Float32Array,
-  dim: number,
-  metric: MetricType,
-  queries: Float32Array,
-  nq: number,
-  opts: SearchOptions,
-): Hits[] {
+export function flatSearch(vectors: Float32Array, dim: number, metric: MetricType, queries: Float32Array, nq: number, opts: SearchOptions): Hits[] {
   const n = rowCount(vectors, dim);
   const range = validateSearch(dim, metric, n, queries, nq, opts);
   const rows = opts.allow === undefined ? undefined : allowedRows(opts.allow);

@@ -209,10 +209,7 @@ export class HnswIndex implements VectorIndex {
     for (let qi = 0; qi < nq; qi++) {
       const o = qi * dim;
       for (let j = 0; j < dim; j++) point[j] = queries[o + j]!;
-      let hits =
-        range === undefined
-          ? this.#toHits(native.searchKnn(point, want, filter))
-          : this.#rangeSearch(native, point, k, ef, range, filter);
+      let hits = range === undefined ? this.#toHits(native.searchKnn(point, want, filter)) : this.#rangeSearch(native, point, k, ef, range, filter);
       // A filtered graph walk can run dry before it finds k allowed rows; exact search cannot.
       if (range === undefined && hits.rows.length < want) {
         const rows = allow === undefined ? undefined : allowedRows(allow, allowed);
@@ -248,14 +245,7 @@ export class HnswIndex implements VectorIndex {
    * The graph has no range query: ask for more and more neighbours (best first) until k of them fall in
    * range, the candidates run past the outer bound, or the index is exhausted.
    */
-  #rangeSearch(
-    native: NativeHnsw,
-    point: number[],
-    k: number,
-    ef: number,
-    range: KeyRange,
-    filter: ((label: number) => boolean) | undefined,
-  ): Hits {
+  #rangeSearch(native: NativeHnsw, point: number[], k: number, ef: number, range: KeyRange, filter: ((label: number) => boolean) | undefined): Hits {
     const sign = this.metric === 'L2' ? 1 : -1;
     let want = Math.min(this.size, Math.max(k, ef));
     for (;;) {

@@ -34,22 +34,13 @@ const SUPPORTED_INDEX_TYPES = 'FLAT, HNSW, AUTOINDEX';
  * @param params the remaining key/value params; a JSON `params` entry (as older SDKs send) is merged in,
  *   top-level keys taking precedence.
  */
-export function parseIndexParams(
-  indexType: string | undefined,
-  params: Readonly<Record<string, string | number>>,
-): IndexParams {
+export function parseIndexParams(indexType: string | undefined, params: Readonly<Record<string, string | number>>): IndexParams {
   const type = parseIndexType(indexType);
   const merged = mergeNestedParams(params);
   const metric = parseMetric(merged['metric_type']);
   if (type === 'FLAT') return { type, metric };
   const M = parseIntParam('M', merged['M'], HNSW_M_DEFAULT, HNSW_M_MIN, HNSW_M_MAX);
-  const efConstruction = parseIntParam(
-    'efConstruction',
-    merged['efConstruction'],
-    HNSW_EF_CONSTRUCTION_DEFAULT,
-    1,
-    HNSW_EF_CONSTRUCTION_MAX,
-  );
+  const efConstruction = parseIntParam('efConstruction', merged['efConstruction'], HNSW_EF_CONSTRUCTION_DEFAULT, 1, HNSW_EF_CONSTRUCTION_MAX);
   return { type, metric, M, efConstruction };
 }
 

@@ -23,14 +23,7 @@ export function naiveScore(metric: MetricType, a: Float32Array, ao: number, b: F
   return aa === 0 || bb === 0 ? 0 : dot / Math.sqrt(aa * bb);
 }
 
-export function naiveSearch(
-  vectors: Float32Array,
-  dim: number,
-  metric: MetricType,
-  queries: Float32Array,
-  nq: number,
-  opts: SearchOptions,
-): Hits[] {
+export function naiveSearch(vectors: Float32Array, dim: number, metric: MetricType, queries: Float32Array, nq: number, opts: SearchOptions): Hits[] {
   const n = vectors.length / dim;
   const out: Hits[] = [];
   for (let qi = 0; qi < nq; qi++) {

@@ -67,10 +67,7 @@ export function validateSearch(
 ): KeyRange | undefined {
   if (!Number.isInteger(nq) || nq < 0) throw quiverError('ParameterInvalid', `nq must be a non-negative integer, got ${nq}`);
   if (queries.length !== nq * dim) {
-    throw quiverError(
-      'DimensionMismatch',
-      `queries hold ${queries.length} floats, expected nq * dim = ${nq} * ${dim} = ${nq * dim}`,
-    );
+    throw quiverError('DimensionMismatch', `queries hold ${queries.length} floats, expected nq * dim = ${nq} * ${dim} = ${nq * dim}`);
   }
   if (!Number.isInteger(opts.k) || opts.k < 1) {
     throw quiverError('ParameterInvalid', `topk must be an integer >= 1, got ${opts.k}`);
@@ -102,10 +99,7 @@ function keyRange(metric: MetricType, radius: number | undefined, rangeFilter: n
     return { lo: rangeFilter ?? -Infinity, hi: radius };
   }
   if (rangeFilter !== undefined && !(rangeFilter > radius)) {
-    throw quiverError(
-      'ParameterInvalid',
-      `range_filter ${rangeFilter} must be greater than radius ${radius} for metric ${metric}`,
-    );
+    throw quiverError('ParameterInvalid', `range_filter ${rangeFilter} must be greater than radius ${radius} for metric ${metric}`);
   }
   return { lo: rangeFilter === undefined ? -Infinity : -rangeFilter, hi: -radius };
 }

@@ -73,7 +73,10 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
   it('deletes a prefix of more keys than one etcd txn may hold, around keys put in the same txn', async () => {
     const kv = open({ txnOpsMax: 16 });
     for (let i = 0; i < 40; i += 10) {
-      await kv.txn([], Array.from({ length: 10 }, (_, j) => ({ type: 'put' as const, key: `p/${String(i + j).padStart(2, '0')}`, value: 'x' })));
+      await kv.txn(
+        [],
+        Array.from({ length: 10 }, (_, j) => ({ type: 'put' as const, key: `p/${String(i + j).padStart(2, '0')}`, value: 'x' })),
+      );
     }
     await kv.put('q/keep', 'y');
     const r = await kv.txn(
@@ -251,8 +254,7 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV commit faults (scripted)'
     return { kv, root };
   }
   const lost = (): Error => new GRPCUnavailableError('injected: connection lost');
-  const createIfAbsent = (kv: EtcdMetaKV) =>
-    kv.txn([{ key: 'job', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'job', value: 'mine' }]);
+  const createIfAbsent = (kv: EtcdMetaKV) => kv.txn([{ key: 'job', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'job', value: 'mine' }]);
 
   it('a commit that applied but whose answer was lost is recognised, not applied twice', async () => {
     const { kv } = faultyStore(async (commit, n) => {

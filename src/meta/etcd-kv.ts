@@ -364,13 +364,7 @@ export class EtcdMetaKV implements MetaKV {
   }
 
   /** Reads the counter, every named key and the size of every deleted prefix at one etcd revision. */
-  async #readSnapshot(
-    opName: string,
-    target: string,
-    compares: readonly Compare[],
-    success: readonly Op[],
-    failure: readonly Op[],
-  ): Promise<Snapshot> {
+  async #readSnapshot(opName: string, target: string, compares: readonly Compare[], success: readonly Op[], failure: readonly Op[]): Promise<Snapshot> {
     const keys = new Set<string>();
     const prefixes = new Set<string>();
     for (const c of compares) keys.add(c.key);
@@ -558,7 +552,10 @@ export class EtcdMetaKV implements MetaKV {
       version: Number(v.readBigUInt64LE(17)),
     };
     if (!(entry.version >= 1 && entry.createRevision >= 1 && entry.modRevision >= entry.createRevision)) {
-      throw quiverError('ServiceInternal', `meta kv etcd: key ${JSON.stringify(key)} has an impossible header ${JSON.stringify({ ...entry, value: undefined })}`);
+      throw quiverError(
+        'ServiceInternal',
+        `meta kv etcd: key ${JSON.stringify(key)} has an impossible header ${JSON.stringify({ ...entry, value: undefined })}`,
+      );
     }
     return entry;
   }
@@ -582,7 +579,9 @@ export class EtcdMetaKV implements MetaKV {
 /** The etcd3 client as EtcdMetaKV uses it: no retries of its own, a deadline on every call. */
 export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestTimeoutMs' | 'dialTimeoutMs' | 'responseBytesMax' | 'tls' | 'auth'>): Etcd3 {
   // The client's own retries would resend a txn whose outcome is unknown; EtcdMetaKV retries itself.
-  const passThrough = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }) };
+  const passThrough = {
+    execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }),
+  };
   const policy = passThrough as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
   const tls = options.tls;
@@ -662,4 +661,3 @@ function sleep(ms: number): Promise<void> {
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
-

@@ -12,9 +12,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeJson(value: unknown): Uint8Array {
-  const text = JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'bigint' ? { [BIGINT_TAG]: v.toString() } : v,
-  );
+  const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? { [BIGINT_TAG]: v.toString() } : v));
   if (text === undefined) {
     throw quiverError('ParameterInvalid', `meta value ${String(value)} has no JSON encoding`);
   }

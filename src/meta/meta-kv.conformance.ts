@@ -140,8 +140,7 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
 
     it('txn create-if-absent (version == 0) succeeds once', async () => {
       const kv = await open();
-      const create = () =>
-        kv.txn([{ key: 'lock', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'lock', value: 'me' }]);
+      const create = () => kv.txn([{ key: 'lock', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'lock', value: 'me' }]);
       const first = await create();
       expect(first).toEqual({ succeeded: true, revision: 1 });
       const second = await create();
@@ -187,8 +186,7 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
       const kv = await open();
       await kv.put('x', '1'); // rev 1
       await kv.put('y', '1'); // rev 2
-      const holds = async (op: '==' | '<' | '>', key: string, value: number) =>
-        (await kv.txn([{ key, target: 'modRevision', op, value }], [])).succeeded;
+      const holds = async (op: '==' | '<' | '>', key: string, value: number) => (await kv.txn([{ key, target: 'modRevision', op, value }], [])).succeeded;
       expect(await holds('==', 'x', 1)).toBe(true);
       expect(await holds('==', 'x', 2)).toBe(false);
       expect(await holds('<', 'x', 2)).toBe(true);
@@ -227,7 +225,13 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
       expect(text(await kv.get('a'))).toBe('2');
       expect(await kv.get('b')).toMatchObject({ modRevision: 2, version: 1 });
       expect(await kv.get('old')).toBeUndefined();
-      const noop = await kv.txn([], [{ type: 'delete', key: 'never-existed' }, { type: 'deletePrefix', prefix: 'zz/' }]);
+      const noop = await kv.txn(
+        [],
+        [
+          { type: 'delete', key: 'never-existed' },
+          { type: 'deletePrefix', prefix: 'zz/' },
+        ],
+      );
       expect(noop).toEqual({ succeeded: true, revision: 2 });
       expect(await kv.txn([{ key: 'a', target: 'version', op: '==', value: 9 }], [{ type: 'put', key: 'c', value: '' }])).toEqual({
         succeeded: false,
@@ -242,7 +246,13 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
       const r = await kv.txn([], [{ type: 'deletePrefix', prefix: 'c/1/' }]);
       expect(r.revision).toBe(8);
       expect(keysOf(await kv.scan(''))).toEqual(['c', 'c/1', 'c/10', 'c/1x', 'd/1']);
-      await kv.txn([], [{ type: 'deletePrefix', prefix: 'c/1' }, { type: 'put', key: 'c/1/new', value: 'n' }]);
+      await kv.txn(
+        [],
+        [
+          { type: 'deletePrefix', prefix: 'c/1' },
+          { type: 'put', key: 'c/1/new', value: 'n' },
+        ],
+      );
       expect(keysOf(await kv.scan(''))).toEqual(['c', 'c/1/new', 'd/1']);
       await expectQuiverError(kv.txn([], [{ type: 'deletePrefix', prefix: '' }]), 'ParameterInvalid');
     });
@@ -251,7 +261,14 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
       const kv = await open();
       await kv.put('k', 'v');
       await expectQuiverError(
-        kv.txn([], [{ type: 'put', key: 'a', value: '1' }, { type: 'delete', key: '' }, { type: 'delete', key: 'k' }]),
+        kv.txn(
+          [],
+          [
+            { type: 'put', key: 'a', value: '1' },
+            { type: 'delete', key: '' },
+            { type: 'delete', key: 'k' },
+          ],
+        ),
         'ParameterInvalid',
       );
       expect(await kv.get('a')).toBeUndefined();
@@ -312,10 +329,7 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
             let revision = 0;
             for (const step of steps) {
               const holds = (model.get(step.guardKey)?.version ?? 0) === step.guardVersion;
-              const result = await kv.txn(
-                [{ key: step.guardKey, target: 'version', op: '==', value: step.guardVersion }],
-                step.ops,
-              );
+              const result = await kv.txn([{ key: step.guardKey, target: 'version', op: '==', value: step.guardVersion }], step.ops);
               expect(result.succeeded).toBe(holds);
               let changed = false;
               if (holds) {
@@ -342,9 +356,7 @@ export function runMetaKvConformance(name: string, factory: MetaKvFactory): void
               expect(result.revision).toBe(revision);
             }
             const actual = (await kv.scan('')).map((e) => [e.key, decodeString(e), e.createRevision, e.modRevision, e.version]);
-            const expected = [...model.entries()]
-              .sort(([x], [y]) => compareKeys(x, y))
-              .map(([k, m]) => [k, m.value, m.create, m.mod, m.version]);
+            const expected = [...model.entries()].sort(([x], [y]) => compareKeys(x, y)).map(([k, m]) => [k, m.value, m.create, m.mod, m.version]);
             expect(actual).toEqual(expected);
           } finally {
             await kv.close();

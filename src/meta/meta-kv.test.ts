@@ -22,7 +22,13 @@ describe('SqliteMetaKV persistence', () => {
     await kv.put('a/1', 'one');
     await kv.put('a/1', 'uno');
     await kv.put('a/2', 'two');
-    await kv.txn([], [{ type: 'delete', key: 'a/2' }, { type: 'put', key: 'b', value: new Uint8Array([0, 255]) }]);
+    await kv.txn(
+      [],
+      [
+        { type: 'delete', key: 'a/2' },
+        { type: 'put', key: 'b', value: new Uint8Array([0, 255]) },
+      ],
+    );
     await kv.close();
 
     const again = new SqliteMetaKV(path);

@@ -107,10 +107,7 @@ export function validateDeletePrefix(prefix: string): void {
 
 function checkKeyText(text: string, what: string): void {
   if (text.length > KEY_LENGTH_MAX) {
-    throw quiverError(
-      'ParameterInvalid',
-      `meta ${what} ${JSON.stringify(text.slice(0, 64))}... is ${text.length} chars, over ${KEY_LENGTH_MAX}`,
-    );
+    throw quiverError('ParameterInvalid', `meta ${what} ${JSON.stringify(text.slice(0, 64))}... is ${text.length} chars, over ${KEY_LENGTH_MAX}`);
   }
   if (LONE_SURROGATE.test(text)) {
     throw quiverError('ParameterInvalid', `meta ${what} ${JSON.stringify(text)} holds a lone surrogate`);
@@ -122,10 +119,7 @@ export function validateValue(key: string, value: Uint8Array, valueBytesMax: num
     throw quiverError('ParameterInvalid', `meta value for ${JSON.stringify(key)} must be a Uint8Array or string`);
   }
   if (value.byteLength > valueBytesMax) {
-    throw quiverError(
-      'ParameterTooLarge',
-      `meta value for ${JSON.stringify(key)} is ${value.byteLength} bytes, over ${valueBytesMax}`,
-    );
+    throw quiverError('ParameterTooLarge', `meta value for ${JSON.stringify(key)} is ${value.byteLength} bytes, over ${valueBytesMax}`);
   }
 }
 
@@ -137,11 +131,7 @@ export function validateScanOptions(opts: ScanOptions | undefined): void {
 }
 
 /** Checks every key of a txn before anything applies, so a bad op cannot leave a txn half done. */
-export function validateTxn(
-  compares: readonly Compare[],
-  ops: readonly (readonly Op[])[],
-  valueBytesMax: number,
-): void {
+export function validateTxn(compares: readonly Compare[], ops: readonly (readonly Op[])[], valueBytesMax: number): void {
   for (const c of compares) {
     validateKey(c.key);
     if (c.target === 'value') {
@@ -149,10 +139,7 @@ export function validateTxn(
         throw quiverError('ParameterInvalid', `meta txn compare on ${JSON.stringify(c.key)}: value must be bytes or string`);
       }
     } else if (!Number.isSafeInteger(c.value)) {
-      throw quiverError(
-        'ParameterInvalid',
-        `meta txn compare on ${JSON.stringify(c.key)}: ${c.target} must be an integer, got ${String(c.value)}`,
-      );
+      throw quiverError('ParameterInvalid', `meta txn compare on ${JSON.stringify(c.key)}: ${c.target} must be an integer, got ${String(c.value)}`);
     }
   }
   for (const list of ops) {

@@ -73,9 +73,7 @@ describe('openMeta', () => {
   it('an unreachable etcd fails at open with one line naming the hosts', async () => {
     const port = await freePort();
     const url = `etcd://127.0.0.1:${port}/x`;
-    const err = await openMeta(url, { dataDir, etcd: { retryWindowMs: 200, requestTimeoutMs: 200, dialTimeoutMs: 200 } }).catch(
-      (e: unknown) => e,
-    );
+    const err = await openMeta(url, { dataDir, etcd: { retryWindowMs: 200, requestTimeoutMs: 200, dialTimeoutMs: 200 } }).catch((e: unknown) => e);
     expect(isQuiverError(err, 'ServiceNotReady'), String(err)).toBe(true);
     expect((err as Error).message).toContain(`cannot use etcd at 127.0.0.1:${port}`);
     expect((err as Error).message).not.toContain('\n');

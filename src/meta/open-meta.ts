@@ -15,8 +15,7 @@ import type { EtcdMetaKVOptions } from './etcd-kv.js';
 import type { MetaKV } from './meta-kv.js';
 
 export type MetaLocation =
-  | { readonly kind: 'sqlite'; readonly path: string }
-  | { readonly kind: 'etcd'; readonly hosts: readonly string[]; readonly root: string };
+  { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'etcd'; readonly hosts: readonly string[]; readonly root: string };
 
 export interface OpenMetaOptions {
   readonly dataDir: string;
@@ -33,7 +32,7 @@ export function parseMetaUrl(url: string | undefined, dataDir: string): MetaLoca
   if (text === '' || text === 'sqlite') return { kind: 'sqlite', path: join(dataDir, 'meta.db') };
   if (text.startsWith('sqlite:')) {
     const path = text.slice('sqlite:'.length);
-    if (path === '' || path.startsWith('//')) throw bad(text, "sqlite:PATH takes a file path, e.g. sqlite:/var/lib/quiver/meta.db");
+    if (path === '' || path.startsWith('//')) throw bad(text, 'sqlite:PATH takes a file path, e.g. sqlite:/var/lib/quiver/meta.db');
     return { kind: 'sqlite', path };
   }
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(text)?.[1];

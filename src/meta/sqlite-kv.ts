@@ -115,34 +115,30 @@ export class SqliteMetaKV implements MetaKV {
       keysBetween: db.prepare('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
       // `key != ?` drops the exclusive startAfter while SQLite still walks the primary key range.
       scanFrom: db.prepare(`SELECT ${COLUMNS} FROM kv WHERE key >= ? AND key != ? ORDER BY key LIMIT ?`),
-      scanBetween: db.prepare(
-        `SELECT ${COLUMNS} FROM kv WHERE key >= ? AND key < ? AND key != ? ORDER BY key LIMIT ?`,
-      ),
+      scanBetween: db.prepare(`SELECT ${COLUMNS} FROM kv WHERE key >= ? AND key < ? AND key != ? ORDER BY key LIMIT ?`),
     };
-    const applyTxn = db.transaction(
-      (compares: readonly Compare[], success: readonly Op[], failure: readonly Op[]): Applied => {
-        const succeeded = compares.every((c) => compareHolds(c, this.#read(c.key)));
-        const current = this.#currentRevision();
-        const revision = current + 1;
-        let changes = 0;
-        for (const op of succeeded ? success : failure) {
-          switch (op.type) {
-            case 'put':
-              this.#writePut(op.key, toBytes(op.value), revision);
-              changes += 1;
-              break;
-            case 'delete':
-              changes += this.#stmt.delete.run(op.key).changes;
-              break;
-            case 'deletePrefix':
-              changes += this.#deletePrefix(op.prefix);
-              break;
-          }
+    const applyTxn = db.transaction((compares: readonly Compare[], success: readonly Op[], failure: readonly Op[]): Applied => {
+      const succeeded = compares.every((c) => compareHolds(c, this.#read(c.key)));
+      const current = this.#currentRevision();
+      const revision = current + 1;
+      let changes = 0;
+      for (const op of succeeded ? success : failure) {
+        switch (op.type) {
+          case 'put':
+            this.#writePut(op.key, toBytes(op.value), revision);
+            changes += 1;
+            break;
+          case 'delete':
+            changes += this.#stmt.delete.run(op.key).changes;
+            break;
+          case 'deletePrefix':
+            changes += this.#deletePrefix(op.prefix);
+            break;
         }
-        if (changes > 0) this.#stmt.setRevision.run(revision);
-        return { succeeded, revision: changes > 0 ? revision : current, changes };
-      },
-    );
+      }
+      if (changes > 0) this.#stmt.setRevision.run(revision);
+      return { succeeded, revision: changes > 0 ? revision : current, changes };
+    });
     this.#applyTxn = (c, s, f) => applyTxn.immediate(c, s, f);
   }
 
@@ -176,10 +172,7 @@ export class SqliteMetaKV implements MetaKV {
       const exclude = startAfter ?? '';
       const limit = opts?.limit ?? -1; // SQLite: a negative LIMIT means no limit
       const upper = prefixUpperBound(prefix);
-      const rows =
-        upper === undefined
-          ? this.#stmt.scanFrom.all(from, exclude, limit)
-          : this.#stmt.scanBetween.all(from, upper, exclude, limit);
+      const rows = upper === undefined ? this.#stmt.scanFrom.all(from, exclude, limit) : this.#stmt.scanBetween.all(from, upper, exclude, limit);
       return rows.map(toEntry);
     });
   }
@@ -188,9 +181,7 @@ export class SqliteMetaKV implements MetaKV {
     this.#checkOpen();
     validateTxn(compares, [success, failure], this.#valueBytesMax);
     const first = compares[0]?.key ?? success[0] ?? failure[0];
-    const { succeeded, revision } = this.#guard('txn', describeTarget(first), () =>
-      this.#applyTxn(compares, success, failure),
-    );
+    const { succeeded, revision } = this.#guard('txn', describeTarget(first), () => this.#applyTxn(compares, success, failure));
     return { succeeded, revision };
   }
 

@@ -29,7 +29,11 @@ function validity(fd: ProtoFieldData, numRows: number, physicalLen: number, fiel
   if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
   const valid = new Uint8Array(numRows);
   let present = 0;
-  for (let i = 0; i < numRows; i++) if (vd[i]) { valid[i] = 1; present++; }
+  for (let i = 0; i < numRows; i++)
+    if (vd[i]) {
+      valid[i] = 1;
+      present++;
+    }
   const dense = physicalLen === numRows;
   if (!dense && physicalLen !== present) {
     invalid(`the number of values of field ${field.name} (${physicalLen}) matches neither num_rows (${numRows}) nor the number of valid rows (${present})`);
@@ -257,7 +261,11 @@ function vectorColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRow
     if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
     valid = new Uint8Array(numRows);
     present = 0;
-    for (let i = 0; i < numRows; i++) if (vd[i]) { valid[i] = 1; present++; }
+    for (let i = 0; i < numRows; i++)
+      if (vd[i]) {
+        valid[i] = 1;
+        present++;
+      }
     if (!field.nullable && present !== numRows) invalid(`field ${field.name} is not nullable but null vectors were given`);
   }
   if (raw.length !== present * dim) {
@@ -267,7 +275,10 @@ function vectorColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRow
         `the num_rows (${numRows}) of field data does not match the number of vectors of field ${field.name} (${raw.length / dim})`,
       );
     }
-    throw quiverError('DimensionMismatch', `the length (${raw.length}) of float vector field ${field.name} is not a multiple of its dim (${dim}); every vector must have dim ${dim}`);
+    throw quiverError(
+      'DimensionMismatch',
+      `the length (${raw.length}) of float vector field ${field.name} is not a multiple of its dim (${dim}); every vector must have dim ${dim}`,
+    );
   }
   const data = new Float32Array(numRows * dim);
   if (!valid || present === numRows) {

@@ -267,7 +267,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
   const requireIndexes = (req: any, ctx: CallContext, byField = true): { coll: CollectionRecord; list: IndexRecord[] } => {
     const coll = collOf(req, ctx);
     const list = findIndexes(coll, byField ? req.field_name : undefined, req.index_name);
-    if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
+    if (list.length === 0)
+      throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
     return { coll, list };
   };
 
@@ -305,7 +306,10 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       byName.delete(f.name);
       if (f.isPrimaryKey && f.autoId && !upsert) {
         if (fd && coll.properties['allow_insert_auto_id'] !== 'true') {
-          throw quiverError('DataInvalid', `the value of primary key field ${f.name} should not be specified when autoID is enabled; set collection property allow_insert_auto_id=true to allow it`);
+          throw quiverError(
+            'DataInvalid',
+            `the value of primary key field ${f.name} should not be specified when autoID is enabled; set collection property allow_insert_auto_id=true to allow it`,
+          );
         }
         if (!fd) continue;
       }
@@ -316,14 +320,18 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       columns.set(f.name, fieldDataToColumn(fd, f, numRows));
     }
     for (const name of byName.keys()) {
-      throw quiverError('DataInvalid', `field ${name} is not in the schema of collection ${coll.name}${coll.schema.enableDynamicField ? '' : ' (dynamic field is disabled)'}`);
+      throw quiverError(
+        'DataInvalid',
+        `field ${name} is not in the schema of collection ${coll.name}${coll.schema.enableDynamicField ? '' : ' (dynamic field is disabled)'}`,
+      );
     }
     const dyn = columns.get(DYNAMIC_FIELD_NAME);
     if (dyn && dyn.kind === 'json') {
       const names = new Set(coll.schema.fields.map((f) => f.name));
       dyn.data.forEach((v, i) => {
         if (v === undefined) return;
-        if (v === null || typeof v !== 'object' || Array.isArray(v)) throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
+        if (v === null || typeof v !== 'object' || Array.isArray(v))
+          throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
         for (const k of Object.keys(v)) if (names.has(k)) throw quiverError('DataInvalid', `dynamic field key ${k} at row ${i} duplicates a schema field`);
       });
     }
@@ -333,7 +341,14 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
   const h: Record<string, Handler> = {
     Connect: () => ({
       status: OK,
-      server_info: { build_tags: VERSION, build_time: new Date(opts.startedAtMs).toISOString(), git_commit: '', go_version: `node ${process.version}`, deploy_mode: 'EMBEDDED', reserved: {} },
+      server_info: {
+        build_tags: VERSION,
+        build_time: new Date(opts.startedAtMs).toISOString(),
+        git_commit: '',
+        go_version: `node ${process.version}`,
+        deploy_mode: 'EMBEDDED',
+        reserved: {},
+      },
       identifier: opts.serverId,
     }),
     GetVersion: () => ({ status: OK, version: VERSION }),
@@ -459,7 +474,13 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       return OK;
     },
     AlterCollectionField: async (req, ctx) => {
-      await roles.coord.alterCollectionField(dbOf(req, ctx), requireName('collection', req.collection_name), requireName('field', req.field_name), kvList(req.properties), req.delete_keys ?? []);
+      await roles.coord.alterCollectionField(
+        dbOf(req, ctx),
+        requireName('collection', req.collection_name),
+        requireName('field', req.field_name),
+        kvList(req.properties),
+        req.delete_keys ?? [],
+      );
       return OK;
     },
 
@@ -538,7 +559,15 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         const coll = cat.resolveCollection(dbName, req.collection_name);
         return { status: OK, db_name: db.name, collection_name: coll.name, aliases: cat.aliasesOf(coll.id) };
       }
-      return { status: OK, db_name: db.name, collection_name: '', aliases: cat.aliasesIn(db.id).map((a) => a.alias).sort() };
+      return {
+        status: OK,
+        db_name: db.name,
+        collection_name: '',
+        aliases: cat
+          .aliasesIn(db.id)
+          .map((a) => a.alias)
+          .sort(),
+      };
     },
 
     // ---------------------------------------------------------------- writes
@@ -581,7 +610,17 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       const coll = collOf(req, ctx);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const r = await roles.data.delete(coll.id, req.partition_name || undefined, String(req.expr ?? ''), templateValues(req.expr_template_values));
-      return { status: OK, IDs: idsOf(pk, r.pks), succ_index: [], err_index: [], acknowledged: true, insert_cnt: '0', delete_cnt: String(r.pks.length), upsert_cnt: '0', timestamp: r.ts.toString() };
+      return {
+        status: OK,
+        IDs: idsOf(pk, r.pks),
+        succ_index: [],
+        err_index: [],
+        acknowledged: true,
+        insert_cnt: '0',
+        delete_cnt: String(r.pks.length),
+        upsert_cnt: '0',
+        timestamp: r.ts.toString(),
+      };
     },
     Flush: async (req, ctx) => {
       const dbName = dbOf(req, ctx);
@@ -611,7 +650,14 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       for (const c of cat.collections(db.id)) {
         const r = await roles.data.flush(c.id);
         ts = r.flushTs;
-        collection_results.push({ collection_name: c.name, segment_ids: { data: r.segmentIds.map(String) }, flush_segment_ids: { data: [] }, seal_time: '0', flush_ts: r.flushTs.toString(), channel_cps: {} });
+        collection_results.push({
+          collection_name: c.name,
+          segment_ids: { data: r.segmentIds.map(String) },
+          flush_segment_ids: { data: [] },
+          seal_time: '0',
+          flush_ts: r.flushTs.toString(),
+          channel_cps: {},
+        });
       }
       return { status: OK, flush_all_ts: ts.toString(), flush_results: [{ db_name: db.name, collection_results }], flush_all_msgs: {} };
     },
@@ -635,7 +681,10 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       const all: Record<string, string | number> = { ...userParams };
       for (const [k, v] of Object.entries(extra)) if (k !== 'params' && k !== 'index_type' && k !== 'metric_type') all[k] = v;
       if (field.dataType !== 'FloatVector') {
-        throw quiverError('IndexNotSupported', `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, AUTOINDEX`);
+        throw quiverError(
+          'IndexNotSupported',
+          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, AUTOINDEX`,
+        );
       }
       const parsed = parseIndexParams(extra['index_type'] || undefined, { ...all, ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}) });
       const name = req.index_name || field.name;
@@ -654,7 +703,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
     DescribeIndex: (req, ctx) => {
       const coll = collOf(req, ctx);
       const list = findIndexes(coll, req.field_name, req.index_name);
-      if (list.length === 0) throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
+      if (list.length === 0)
+        throw quiverError('IndexNotFound', `index not found[collection=${coll.name}]${req.index_name ? `[index=${req.index_name}]` : ''}`);
       return { status: OK, index_descriptions: list.map((i) => indexDescription(coll, i)) };
     },
     GetIndexStatistics: (req, ctx) => {
@@ -730,7 +780,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         field = vectorFields.find((f) => f.name === annsName);
         if (!field) throw quiverError('FieldNotFound', `anns field ${annsName} is not a vector field of collection ${coll.name}`);
       } else {
-        if (vectorFields.length > 1) throw quiverError('ParameterInvalid', `collection ${coll.name} has ${vectorFields.length} vector fields: anns_field must be specified`);
+        if (vectorFields.length > 1)
+          throw quiverError('ParameterInvalid', `collection ${coll.name} has ${vectorFields.length} vector fields: anns_field must be specified`);
         field = vectorFields[0];
       }
       if (!field) throw quiverError('ParameterInvalid', `collection ${coll.name} has no vector field`);
@@ -748,7 +799,10 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       const queries = new Float32Array(nq * dim);
       group.values.forEach((b, q) => {
         if (b.byteLength !== dim * 4) {
-          throw quiverError('DimensionMismatch', `the dim (${b.byteLength / 4}) of query vector ${q} is not equal to the dim (${dim}) of field ${field!.name}`);
+          throw quiverError(
+            'DimensionMismatch',
+            `the dim (${b.byteLength / 4}) of query vector ${q} is not equal to the dim (${dim}) of field ${field!.name}`,
+          );
         }
         const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
         for (let i = 0; i < dim; i++) {
@@ -764,7 +818,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         return n;
       };
       const ef = num('ef');
-      if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768)) throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
+      if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
+        throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
       const plan = planOutput(coll, req.output_fields ?? []);
       const { hits, metric } = await roles.query.search(coll.id, {
         field,
@@ -794,7 +849,15 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       if (requested.some((f) => f.replace(/\s/g, '').toLowerCase() === 'count(*)')) {
         if (requested.length > 1) throw quiverError('ParameterInvalid', 'count(*) cannot be combined with other output fields');
         const n = await roles.query.count(coll.id, { filter: expr, templates, partitionNames });
-        return { status: OK, fields_data: [{ type: 'Int64', field_name: 'count(*)', scalars: { long_data: { data: [String(n)] } }, field_id: '0', is_dynamic: false, valid_data: [] }], collection_name: coll.name, output_fields: ['count(*)'], primary_field_name: pk.name };
+        return {
+          status: OK,
+          fields_data: [
+            { type: 'Int64', field_name: 'count(*)', scalars: { long_data: { data: [String(n)] } }, field_id: '0', is_dynamic: false, valid_data: [] },
+          ],
+          collection_name: coll.name,
+          output_fields: ['count(*)'],
+          primary_field_name: pk.name,
+        };
       }
       const limit = qp['limit'] !== undefined && qp['limit'] !== '' ? parseIntParam(qp['limit'], 'limit', 0, 1, TOPK_MAX) : undefined;
       const offset = parseIntParam(qp['offset'], 'offset', 0, 0, TOPK_MAX);
@@ -803,13 +866,18 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       }
       const plan = planOutput(coll, requested.length > 0 ? requested : [pk.name]);
       const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
-      return { status: OK, fields_data: outputColumns(refs, plan), collection_name: coll.name, output_fields: plan.names, primary_field_name: pk.name, element_indices: [] };
+      return {
+        status: OK,
+        fields_data: outputColumns(refs, plan),
+        collection_name: coll.name,
+        output_fields: plan.names,
+        primary_field_name: pk.name,
+        element_indices: [],
+      };
     },
     // ---------------------------------------------------------------- compaction
     ManualCompaction: async (req, ctx) => {
-      const coll = req.collection_name
-        ? cat.resolveCollection(dbOf(req, ctx), req.collection_name)
-        : cat.collection(Number(req.collectionID ?? 0));
+      const coll = req.collection_name ? cat.resolveCollection(dbOf(req, ctx), req.collection_name) : cat.collection(Number(req.collectionID ?? 0));
       if (!coll) throw quiverError('CollectionNotFound', `collection not found[collectionID=${req.collectionID}]`);
       // A compaction drops only rows whose delete is already in a deltalog (datanode/compactor.ts): flush
       // first, so a manual compaction reclaims every delete acknowledged before the call.
@@ -821,7 +889,14 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       const task = roles.data.compactionTask(Number(req.compactionID ?? 0));
       if (!task) throw quiverError('CompactionNotFound', `compaction not found[compactionID=${req.compactionID}]`);
       const count = (s: string) => String(task.plans.filter((p) => p.state === s).length);
-      return { status: OK, state: task.state, executingPlanNo: count('Executing'), timeoutPlanNo: '0', completedPlanNo: count('Completed'), failedPlanNo: count('Failed') };
+      return {
+        status: OK,
+        state: task.state,
+        executingPlanNo: count('Executing'),
+        timeoutPlanNo: '0',
+        completedPlanNo: count('Completed'),
+        failedPlanNo: count('Failed'),
+      };
     },
     GetCompactionStateWithPlans: (req) => {
       const task = roles.data.compactionTask(Number(req.compactionID ?? 0));

@@ -71,7 +71,8 @@ export function registerObservability(registry: Registry, deps: ObservabilityDep
       const jobs = await deps.restores.jobs.listJobs();
       const nowMs = clock.nowMs();
       this.reset();
-      for (const s of COPY_JOB_STATES) if (s !== 'Completed' && s !== 'Failed') this.set({ state: s }, jobs.filter((j) => j.state === s && nowMs > j.deadlineMs).length);
+      for (const s of COPY_JOB_STATES)
+        if (s !== 'Completed' && s !== 'Failed') this.set({ state: s }, jobs.filter((j) => j.state === s && nowMs > j.deadlineMs).length);
     },
   });
   new Gauge({

@@ -38,9 +38,27 @@ function dataTypeOf(v: unknown, field: string): DataType {
 }
 
 const NUM_TO_TYPE: Record<number, string> = {
-  0: 'None', 1: 'Bool', 2: 'Int8', 3: 'Int16', 4: 'Int32', 5: 'Int64', 10: 'Float', 11: 'Double', 20: 'String', 21: 'VarChar',
-  22: 'Array', 23: 'JSON', 24: 'Geometry', 25: 'Text', 26: 'Timestamptz', 100: 'BinaryVector', 101: 'FloatVector',
-  102: 'Float16Vector', 103: 'BFloat16Vector', 104: 'SparseFloatVector', 105: 'Int8Vector',
+  0: 'None',
+  1: 'Bool',
+  2: 'Int8',
+  3: 'Int16',
+  4: 'Int32',
+  5: 'Int64',
+  10: 'Float',
+  11: 'Double',
+  20: 'String',
+  21: 'VarChar',
+  22: 'Array',
+  23: 'JSON',
+  24: 'Geometry',
+  25: 'Text',
+  26: 'Timestamptz',
+  100: 'BinaryVector',
+  101: 'FloatVector',
+  102: 'Float16Vector',
+  103: 'BFloat16Vector',
+  104: 'SparseFloatVector',
+  105: 'Int8Vector',
 };
 
 function kvs(list: any[] | undefined): Record<string, string> {
@@ -120,13 +138,17 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
       throw quiverError('ParameterInvalid', `the data type of primary key ${name} should be Int64 or VarChar, got ${dataType}`);
     }
     if (nullable) throw quiverError('ParameterInvalid', `primary key field ${name} should not be nullable`);
-    if (autoId && dataType !== 'Int64') throw quiverError('ParameterInvalid', `autoID is only supported on an Int64 primary key, field ${name} is ${dataType}`);
+    if (autoId && dataType !== 'Int64')
+      throw quiverError('ParameterInvalid', `autoID is only supported on an Int64 primary key, field ${name} is ${dataType}`);
   }
   const defaultValue = defaultValueOf(f.default_value, dataType, name);
   if (defaultValue !== undefined && isPrimaryKey) throw quiverError('ParameterInvalid', `primary key field ${name} cannot have a default value`);
   // In UTF-8 bytes, as every VarChar value is checked.
   if (typeof defaultValue === 'string' && maxLength !== undefined && Buffer.byteLength(defaultValue, 'utf8') > maxLength) {
-    throw quiverError('ParameterInvalid', `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`);
+    throw quiverError(
+      'ParameterInvalid',
+      `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`,
+    );
   }
   return {
     name,
@@ -182,8 +204,14 @@ export function parseCollectionSchema(s: any): ParsedSchema {
 }
 
 const PROTO_DEFAULT: Record<string, string> = {
-  Bool: 'bool_data', Int8: 'int_data', Int16: 'int_data', Int32: 'int_data', Int64: 'long_data', Float: 'float_data',
-  Double: 'double_data', VarChar: 'string_data',
+  Bool: 'bool_data',
+  Int8: 'int_data',
+  Int16: 'int_data',
+  Int32: 'int_data',
+  Int64: 'long_data',
+  Float: 'float_data',
+  Double: 'double_data',
+  VarChar: 'string_data',
 };
 
 export function fieldToProto(f: FieldSchema, indexParams: Record<string, string>): Record<string, unknown> {

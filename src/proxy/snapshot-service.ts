@@ -14,7 +14,8 @@ import { validateName } from './schema-proto.js';
 export function snapshotHandlers(snapshots: SnapshotManager, restores: RestoreService, clock: Clock): Record<string, Handler> {
   const db = (req: any, ctx: CallContext): string => (typeof req?.db_name === 'string' && req.db_name) || ctx.dbName || DEFAULT_DB;
   const coll = (req: any): string => {
-    if (typeof req.collection_name !== 'string' || req.collection_name === '') throw quiverError('ParameterMissing', 'collection name is required for snapshot operations');
+    if (typeof req.collection_name !== 'string' || req.collection_name === '')
+      throw quiverError('ParameterMissing', 'collection name is required for snapshot operations');
     return req.collection_name;
   };
   return {
@@ -58,7 +59,13 @@ export function snapshotHandlers(snapshots: SnapshotManager, restores: RestoreSe
       const sourceDb = db(req, ctx);
       const target = validateName('collection', req.target_collection_name);
       if (req.rewrite_data) throw quiverError('ParameterInvalid', 'rewrite_data restores are not supported by Quiver: restore copies files as they are');
-      const job = await restores.restore({ sourceDb, sourceCollection: coll(req), name: String(req.name ?? ''), targetDb: req.target_db_name || sourceDb, targetCollection: target });
+      const job = await restores.restore({
+        sourceDb,
+        sourceCollection: coll(req),
+        name: String(req.name ?? ''),
+        targetDb: req.target_db_name || sourceDb,
+        targetCollection: target,
+      });
       return { status: OK, job_id: String(job.id) };
     },
     GetRestoreSnapshotState: async (req) => {

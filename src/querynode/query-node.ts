@@ -68,7 +68,13 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     return seg?.loaded ? (seg.chunks[0]?.columns.get(fieldName)?.data as Float32Array | undefined) : undefined;
   }
 
-  async prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined> {
+  async prepareIndex(
+    collectionId: number,
+    segmentId: number,
+    field: FieldSchema,
+    metric: MetricType,
+    file: SegmentIndexFile,
+  ): Promise<(() => void) | undefined> {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
     if (!seg?.loaded || file.files.length === 0) return undefined;
     const built = await this.openIndex(file.files[0]!, field.dim!, metric, seg.numRows);
@@ -168,7 +174,6 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     if (local) return HnswIndex.load(local, dim, metric, rows);
     return HnswIndex.fromBytes(await this.#store.get(key), dim, metric, rows);
   }
-
 
   // ------------------------------------------------------------------ load / release
 
@@ -289,7 +294,10 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     return { hits, metric };
   }
 
-  async query(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined }): Promise<RowRef[]> {
+  async query(
+    collectionId: number,
+    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
+  ): Promise<RowRef[]> {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);

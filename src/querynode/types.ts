@@ -37,7 +37,10 @@ export interface QueryNodeApi {
   loadProgress(collectionId: number, partitionNames?: readonly string[]): LoadProgress;
   waitLoaded(collectionId: number): Promise<void>;
   search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }>;
-  query(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined }): Promise<RowRef[]>;
+  query(
+    collectionId: number,
+    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
+  ): Promise<RowRef[]>;
   count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number>;
   rowCount(collectionId: number, partitionName?: string): number;
 }

@@ -268,7 +268,12 @@ export function gatherColumn(refs: readonly RowRef[], fieldName: string): Column
   for (const [chunk, idxs] of byChunk) {
     const col = chunk.columns.get(fieldName);
     if (!col) return undefined;
-    parts.push(takeRows(col, idxs.map((i) => refs[i]!.row)));
+    parts.push(
+      takeRows(
+        col,
+        idxs.map((i) => refs[i]!.row),
+      ),
+    );
     for (const i of idxs) order[i] = pos++;
   }
   const all = concatColumns(parts);

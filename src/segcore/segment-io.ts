@@ -122,12 +122,7 @@ export async function writeDeltaFile(
  * Reads a flushed segment into a chunk. `fields` limits which columns are read (the pk is always read,
  * it is what deletes match on). Deltalogs are applied to the delete bitmap.
  */
-export async function readSegment(
-  store: ObjectStore,
-  coll: CollectionRecord,
-  rec: SegmentRecord,
-  fields: readonly FieldSchema[],
-): Promise<Chunk> {
+export async function readSegment(store: ObjectStore, coll: CollectionRecord, rec: SegmentRecord, fields: readonly FieldSchema[]): Promise<Chunk> {
   const read = async (fieldId: number, kind: ReturnType<typeof columnKindOf>): Promise<Column> => {
     const logs = rec.binlogs[String(fieldId)] ?? [];
     if (logs.length === 0) throw quiverError('SegmentLoadFailed', `segment ${rec.id} of collection ${coll.name} has no binlog for field ${fieldId}`);

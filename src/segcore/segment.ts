@@ -75,7 +75,6 @@ export function mergeChunks(chunks: readonly Chunk[], names: readonly string[]):
   return chunk;
 }
 
-
 /** Approximate in-memory size of a segment: typed arrays exactly, strings/JSON/arrays estimated per row. */
 export function segmentBytes(seg: Segment): number {
   let n = 0;
@@ -98,4 +97,3 @@ export function stripToPk(seg: Segment, pkName: string): void {
   }
   seg.loaded = false;
 }
-

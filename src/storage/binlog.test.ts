@@ -59,7 +59,14 @@ const samples: readonly Column[] = [
   { kind: 'array', elementType: 'Double', data: [[1.5, NaN, Infinity, -Infinity, -1e300]] },
   { kind: 'array', elementType: 'Float', data: [[0.5], [-2]] },
   { kind: 'array', elementType: 'Bool', data: [[true, false], []] },
-  { kind: 'array', elementType: 'VarChar', data: [['a', '日本', '😀', ''], ['"quoted"', '\\']] },
+  {
+    kind: 'array',
+    elementType: 'VarChar',
+    data: [
+      ['a', '日本', '😀', ''],
+      ['"quoted"', '\\'],
+    ],
+  },
   { kind: 'array', elementType: 'Int64', data: [[1n], [], [3n]], valid: new Uint8Array([1, 0, 1]) },
   { kind: 'vector', dim: 4, data: new Float32Array([1, 2, 3, 4, 5, 6, 7, 8, -0, NaN, 1e-40, 0.1]) },
   { kind: 'vector', dim: 2, data: new Float32Array([1, 2, 0, 0, 5, 6]), valid: new Uint8Array([1, 0, 1]) },
@@ -136,7 +143,9 @@ describe('binlog columns', () => {
     expect(back.dim).toBe(dim);
     expect(Buffer.compare(new Uint8Array(back.data.buffer, back.data.byteOffset, back.data.byteLength), new Uint8Array(data.buffer))).toBe(0);
     const mb = data.byteLength / 1e6;
-    console.log(`binlog 100k x 128 vectors (${mb.toFixed(1)} MB): encode ${(mb / ((t1 - t0) / 1000)).toFixed(0)} MB/s, decode ${(mb / ((t2 - t1) / 1000)).toFixed(0)} MB/s`);
+    console.log(
+      `binlog 100k x 128 vectors (${mb.toFixed(1)} MB): encode ${(mb / ((t1 - t0) / 1000)).toFixed(0)} MB/s, decode ${(mb / ((t2 - t1) / 1000)).toFixed(0)} MB/s`,
+    );
   });
 
   it('rejects corrupt input with SegmentLoadFailed', () => {

@@ -386,8 +386,7 @@ function readFile(bytes: Uint8Array, expectFile: FileKind): ArrowFile {
   if (!(bytes instanceof Uint8Array)) throw corrupt('input is not a Uint8Array');
   const n = bytes.byteLength;
   // Arrow happily returns an empty table for random bytes, so check the file framing ourselves.
-  const framed =
-    n >= 2 * ARROW_MAGIC.length + 4 && ARROW_MAGIC.every((b, i) => bytes[i] === b && bytes[n - ARROW_MAGIC.length + i] === b);
+  const framed = n >= 2 * ARROW_MAGIC.length + 4 && ARROW_MAGIC.every((b, i) => bytes[i] === b && bytes[n - ARROW_MAGIC.length + i] === b);
   if (!framed) throw corrupt('not an Arrow IPC file (ARROW1 magic missing)');
   // Typed-array views need aligned offsets: copy the whole file once if the caller's view is not.
   const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
@@ -531,11 +530,7 @@ function decodeField(field: Field, data: Data | undefined, length: number, expec
 type FixedCtor<T> = { new (length: number): T; readonly name: string };
 
 /** The first `count` values as a view of the Arrow buffer (no per-element work). */
-function fixedValues<T extends Int32Array | BigInt64Array | Float32Array | Float64Array>(
-  data: Data | undefined,
-  ctor: FixedCtor<T>,
-  count: number,
-): T {
+function fixedValues<T extends Int32Array | BigInt64Array | Float32Array | Float64Array>(data: Data | undefined, ctor: FixedCtor<T>, count: number): T {
   if (data === undefined) return new ctor(0);
   const values: unknown = data.values;
   if (!(values instanceof (ctor as unknown as new () => object))) throw corrupt(`values are not a ${ctor.name}`);

@@ -19,13 +19,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, copyFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { isQuiverError, quiverError, type QuiverError } from '../common/errors.js';
-import {
-  compareObjectKeys,
-  RESERVED_TMP_SEGMENT,
-  validateObjectKey,
-  validateObjectPrefix,
-  validateRange,
-} from './object-key.js';
+import { compareObjectKeys, RESERVED_TMP_SEGMENT, validateObjectKey, validateObjectPrefix, validateRange } from './object-key.js';
 import type { ObjectInfo, ObjectStore, ObjectStoreOp } from './object-store.js';
 
 export interface LocalObjectStoreOptions {

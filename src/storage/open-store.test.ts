@@ -81,7 +81,11 @@ describe('openObjectStore', () => {
     afterAll(async () => {
       await server?.stop();
     });
-    const s3 = (credentials: { accessKeyId: string; secretAccessKey: string } = S3RVER_CREDENTIALS) => ({ endpoint: server?.endpoint, credentials, maxAttempts: 1 });
+    const s3 = (credentials: { accessKeyId: string; secretAccessKey: string } = S3RVER_CREDENTIALS) => ({
+      endpoint: server?.endpoint,
+      credentials,
+      maxAttempts: 1,
+    });
 
     it('opens an existing bucket under a prefix', async () => {
       const s = await openObjectStore('s3://exists/some/prefix', { dataDir, s3: s3() });
@@ -99,9 +103,7 @@ describe('openObjectStore', () => {
       expect(isQuiverError(missing, 'ParameterInvalid'), String(missing)).toBe(true);
       expect((missing as Error).message).toMatch(/bucket "nope-bucket" does not exist/);
       expect((missing as Error).message).not.toContain('\n');
-      const denied = await openObjectStore('s3://exists', { dataDir, s3: s3({ accessKeyId: 'WRONG', secretAccessKey: 'WRONG' }) }).catch(
-        (e: unknown) => e,
-      );
+      const denied = await openObjectStore('s3://exists', { dataDir, s3: s3({ accessKeyId: 'WRONG', secretAccessKey: 'WRONG' }) }).catch((e: unknown) => e);
       expect(isQuiverError(denied, 'ParameterInvalid'), String(denied)).toBe(true);
       expect((denied as Error).message).toMatch(/access denied to bucket "exists"; check the AWS credentials/);
       expect((denied as Error).message).not.toContain('\n');

@@ -16,9 +16,7 @@ import { validateObjectKey } from './object-key.js';
 import type { ObjectStore } from './object-store.js';
 import type { S3ObjectStoreOptions } from './s3-object-store.js';
 
-export type StoreLocation =
-  | { readonly kind: 'local'; readonly dir: string }
-  | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string };
+export type StoreLocation = { readonly kind: 'local'; readonly dir: string } | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string };
 
 export interface OpenStoreOptions {
   readonly dataDir: string;

@@ -56,7 +56,14 @@ describe('object paths', () => {
     expect(parseSegmentKey('insert_log/1/2/3/100/7')).toEqual({ kind: 'insert', collectionId: 1, partitionId: 2, segmentId: 3, fieldId: 100, logId: 7 });
     expect(parseSegmentKey('delta_log/1/2/3/8')).toEqual({ kind: 'delta', collectionId: 1, partitionId: 2, segmentId: 3, logId: 8 });
     expect(parseSegmentKey('stats_log/1/2/3/100/9')).toEqual({ kind: 'stats', collectionId: 1, partitionId: 2, segmentId: 3, fieldId: 100, logId: 9 });
-    expect(parseSegmentKey('index_files/44/1/2/3/HNSW_0')).toEqual({ kind: 'index', buildId: 44, version: 1, partitionId: 2, segmentId: 3, file: 'HNSW_0' });
+    expect(parseSegmentKey('index_files/44/1/2/3/HNSW_0')).toEqual({
+      kind: 'index',
+      buildId: 44,
+      version: 1,
+      partitionId: 2,
+      segmentId: 3,
+      file: 'HNSW_0',
+    });
   });
 
   it('returns undefined for keys that are not segment files', () => {
@@ -87,7 +94,14 @@ describe('object paths', () => {
   it('parses snapshot keys and rejects near misses', () => {
     expect(parseSnapshotKey('snapshots/1/metadata/5.json')).toEqual({ kind: 'metadata', collectionId: 1, snapshotId: 5 });
     expect(parseSnapshotKey('snapshots/1/manifests/5/3.avro')).toEqual({ kind: 'manifest', collectionId: 1, snapshotId: 5, segmentId: 3 });
-    for (const key of ['snapshots/1/metadata/5', 'snapshots/1/metadata/5.avro', 'snapshots/x/metadata/5.json', 'snapshots/1/manifests/5/3', 'snapshots/1/manifests/5.avro', 'insert_log/1/2/3/4/5']) {
+    for (const key of [
+      'snapshots/1/metadata/5',
+      'snapshots/1/metadata/5.avro',
+      'snapshots/x/metadata/5.json',
+      'snapshots/1/manifests/5/3',
+      'snapshots/1/manifests/5.avro',
+      'insert_log/1/2/3/4/5',
+    ]) {
       expect(parseSnapshotKey(key), key).toBeUndefined();
     }
   });

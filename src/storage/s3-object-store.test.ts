@@ -42,9 +42,7 @@ describe.skipIf(missing !== undefined)('S3ObjectStore against s3rver', () => {
   });
 
   // Small multipart threshold, list pages and delete batches, so that the suite crosses each boundary.
-  runObjectStoreConformance('s3 (s3rver)', () =>
-    open({ multipartThresholdBytes: 5 * MIB, partBytes: 5 * MIB, listPageKeysMax: 7, deleteBatchKeysMax: 3 }),
-  );
+  runObjectStoreConformance('s3 (s3rver)', () => open({ multipartThresholdBytes: 5 * MIB, partBytes: 5 * MIB, listPageKeysMax: 7, deleteBatchKeysMax: 3 }));
 
   it('works at the bucket root, without a prefix', async () => {
     if (server === undefined) throw new Error('s3rver not started');
@@ -72,10 +70,14 @@ describe.skipIf(missing !== undefined)('S3ObjectStore against s3rver', () => {
   it('checkAccess names a missing bucket and refused credentials in one line', async () => {
     if (server === undefined) throw new Error('s3rver not started');
     await expect(open().checkAccess()).resolves.toBeUndefined();
-    const noBucket = await open({ bucket: 'no-such-bucket' }).checkAccess().catch((e: unknown) => e);
+    const noBucket = await open({ bucket: 'no-such-bucket' })
+      .checkAccess()
+      .catch((e: unknown) => e);
     expect(isQuiverError(noBucket, 'ParameterInvalid')).toBe(true);
     expect(String(noBucket)).toMatch(/bucket "no-such-bucket" does not exist/);
-    const badKey = await open({ credentials: { accessKeyId: 'WRONG', secretAccessKey: 'WRONG' } }).checkAccess().catch((e: unknown) => e);
+    const badKey = await open({ credentials: { accessKeyId: 'WRONG', secretAccessKey: 'WRONG' } })
+      .checkAccess()
+      .catch((e: unknown) => e);
     expect(isQuiverError(badKey, 'ParameterInvalid')).toBe(true);
     expect(String(badKey)).toMatch(/access denied to bucket "quiver-test"; check the AWS credentials/);
     expect(String(badKey)).not.toContain('\n');
@@ -158,37 +160,43 @@ describe('S3ObjectStore integrity checks (a scripted HTTP server)', () => {
 
   it('retries 503 answers with the SDK strategy, and a server that never answers times out retriable', async () => {
     let calls = 0;
-    await withHandler((_req, res) => {
-      calls += 1;
-      if (calls <= 2) {
-        res.writeHead(503, { 'content-type': 'application/xml' });
-        res.end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' });
-      res.end('ok');
-    }, async (endpoint) => {
-      const s = storeAt(endpoint, { maxAttempts: 3 });
-      try {
-        expect(dec(await s.get('k'))).toBe('ok');
-        expect(calls).toBe(3);
-      } finally {
-        await s.close();
-      }
-    });
-    // A server that never answers: caught by the idle timeout, and by the whole-request cap on its own.
-    for (const timeouts of [{ socketIdleTimeoutMs: 200 }, { socketIdleTimeoutMs: 60_000, requestTimeoutMs: 300 }]) {
-      await withHandler(() => undefined, async (endpoint) => {
-        const s = storeAt(endpoint, { maxAttempts: 2, ...timeouts });
+    await withHandler(
+      (_req, res) => {
+        calls += 1;
+        if (calls <= 2) {
+          res.writeHead(503, { 'content-type': 'application/xml' });
+          res.end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' });
+        res.end('ok');
+      },
+      async (endpoint) => {
+        const s = storeAt(endpoint, { maxAttempts: 3 });
         try {
-          const err = await s.get('k').catch((e: unknown) => e);
-          expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
-          expect((err as { retriable: boolean }).retriable).toBe(true);
-          expect(String(err)).toContain('"k"');
+          expect(dec(await s.get('k'))).toBe('ok');
+          expect(calls).toBe(3);
         } finally {
           await s.close();
         }
-      });
+      },
+    );
+    // A server that never answers: caught by the idle timeout, and by the whole-request cap on its own.
+    for (const timeouts of [{ socketIdleTimeoutMs: 200 }, { socketIdleTimeoutMs: 60_000, requestTimeoutMs: 300 }]) {
+      await withHandler(
+        () => undefined,
+        async (endpoint) => {
+          const s = storeAt(endpoint, { maxAttempts: 2, ...timeouts });
+          try {
+            const err = await s.get('k').catch((e: unknown) => e);
+            expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
+            expect((err as { retriable: boolean }).retriable).toBe(true);
+            expect(String(err)).toContain('"k"');
+          } finally {
+            await s.close();
+          }
+        },
+      );
     }
   });
 

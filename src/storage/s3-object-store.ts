@@ -133,10 +133,18 @@ export class S3ObjectStore implements ObjectStore {
         throw quiverError('ParameterInvalid', `object store ${this.#where}: bucket ${JSON.stringify(this.#bucket)} does not exist`, e);
       }
       if (status === 403 || status === 401) {
-        throw quiverError('ParameterInvalid', `object store ${this.#where}: access denied to bucket ${JSON.stringify(this.#bucket)}; check the AWS credentials (${errName(e)})`, e);
+        throw quiverError(
+          'ParameterInvalid',
+          `object store ${this.#where}: access denied to bucket ${JSON.stringify(this.#bucket)}; check the AWS credentials (${errName(e)})`,
+          e,
+        );
       }
       const hint = /region is missing/i.test(errText(e)) ? ' (set AWS_REGION or give a region)' : '';
-      throw quiverError('IoFailed', `object store ${this.#where}: cannot reach bucket ${JSON.stringify(this.#bucket)}: ${errName(e)}: ${oneLine(errText(e))}${hint}`, e);
+      throw quiverError(
+        'IoFailed',
+        `object store ${this.#where}: cannot reach bucket ${JSON.stringify(this.#bucket)}: ${errName(e)}: ${oneLine(errText(e))}${hint}`,
+        e,
+      );
     }
   }
 
@@ -189,7 +197,10 @@ export class S3ObjectStore implements ObjectStore {
             return bytes.slice(offset, Math.min(bytes.byteLength, offset + length));
           }
           if (bytes.byteLength > length) {
-            throw quiverError('IoFailed', `object store ${this.#where}: getRange ${JSON.stringify(key)}: asked for ${length} bytes, got ${bytes.byteLength}`);
+            throw quiverError(
+              'IoFailed',
+              `object store ${this.#where}: getRange ${JSON.stringify(key)}: asked for ${length} bytes, got ${bytes.byteLength}`,
+            );
           }
           return bytes;
         } catch (e) {
@@ -374,7 +385,9 @@ export class S3ObjectStore implements ObjectStore {
     ranges: readonly [number, number][],
     uploadPart: (uploadId: string, partNumber: number, range: [number, number]) => Promise<CompletedPart>,
   ): Promise<void> {
-    const created = await this.#client.send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#full(key), ChecksumAlgorithm: checksumAlgorithm }));
+    const created = await this.#client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#full(key), ChecksumAlgorithm: checksumAlgorithm }),
+    );
     const uploadId = created.UploadId;
     if (uploadId === undefined) throw quiverError('IoFailed', `object store ${this.#where}: ${JSON.stringify(key)}: no UploadId in the answer`);
     try {

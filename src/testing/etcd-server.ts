@@ -72,15 +72,24 @@ export class EtcdServer {
     const client = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const args = [
-      '--name', 'quiver-test',
-      '--data-dir', join(dataDir, 'data'),
-      '--listen-client-urls', client,
-      '--advertise-client-urls', client,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `quiver-test=${peer}`,
-      '--log-level', 'warn',
-      '--logger', 'zap',
+      '--name',
+      'quiver-test',
+      '--data-dir',
+      join(dataDir, 'data'),
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `quiver-test=${peer}`,
+      '--log-level',
+      'warn',
+      '--logger',
+      'zap',
       ...(options.maxTxnOps === undefined ? [] : ['--max-txn-ops', String(options.maxTxnOps)]),
     ];
     const child = spawn(options.binary ?? 'etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });

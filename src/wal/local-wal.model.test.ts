@@ -21,7 +21,10 @@ type Command =
   | { readonly op: 'read'; readonly pick: number; readonly inside: boolean };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('append' as const), sizes: fc.array(fc.nat(120), { minLength: 1, maxLength: 6 }), concurrent: fc.boolean() }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({ op: fc.constant('append' as const), sizes: fc.array(fc.nat(120), { minLength: 1, maxLength: 6 }), concurrent: fc.boolean() }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('fail' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), pick: fc.nat() }) },
@@ -39,7 +42,12 @@ describe('LocalWal model', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: 25 }), fc.integer({ min: 40, max: 400 }), async (commands, segmentBytesMax) => {
         const dir = await mkdtemp(join(tmpdir(), 'quiver-wal-model-'));
-        const opts = { segmentBytesMax, onWarn: (m: string) => { throw new Error(`unexpected warning: ${m}`); } };
+        const opts = {
+          segmentBytesMax,
+          onWarn: (m: string) => {
+            throw new Error(`unexpected warning: ${m}`);
+          },
+        };
         let wal: LocalWal = await openLocalWal(dir, opts);
         let model: ModelRecord[] = [];
         let truncatedBefore = 0;
@@ -49,9 +57,7 @@ describe('LocalWal model', () => {
             switch (c.op) {
               case 'append': {
                 const payloads = c.sizes.map((s) => new Uint8Array(s).fill(counter++ & 0xff));
-                const positions = c.concurrent
-                  ? (await Promise.all(payloads.map((p) => wal.append([p])))).map((r) => r[0]!)
-                  : await wal.append(payloads);
+                const positions = c.concurrent ? (await Promise.all(payloads.map((p) => wal.append([p])))).map((r) => r[0]!) : await wal.append(payloads);
                 positions.forEach((p, i) => {
                   expect(p).toBeGreaterThan(lastPosition);
                   lastPosition = p;

@@ -178,17 +178,23 @@ describe('LocalWal', () => {
       ['a partial header', async (file) => appendFile(file, Buffer.from([5, 0, 0]))],
       ['garbage bytes', async (file) => appendFile(file, Buffer.from('this is not a record, just garbage bytes'))],
       ['a zero-filled tail', async (file) => appendFile(file, Buffer.alloc(4096))],
-      ['a header promising more bytes than exist', async (file) => {
-        const h = Buffer.alloc(HEADER_BYTES + 10);
-        h.writeUInt32LE(1000, 0);
-        await appendFile(file, h);
-      }],
-      ['a flipped payload byte in the last record', async (file) => {
-        const size = (await stat(file)).size;
-        const fh = await open(file, 'r+');
-        await fh.write(Buffer.from([0xff ^ (await readFile(file))[size - 1]!]), 0, 1, size - 1);
-        await fh.close();
-      }],
+      [
+        'a header promising more bytes than exist',
+        async (file) => {
+          const h = Buffer.alloc(HEADER_BYTES + 10);
+          h.writeUInt32LE(1000, 0);
+          await appendFile(file, h);
+        },
+      ],
+      [
+        'a flipped payload byte in the last record',
+        async (file) => {
+          const size = (await stat(file)).size;
+          const fh = await open(file, 'r+');
+          await fh.write(Buffer.from([0xff ^ (await readFile(file))[size - 1]!]), 0, 1, size - 1);
+          await fh.close();
+        },
+      ],
     ];
 
     it.each(tails)('recovers the good prefix after %s, then appends continue', async (name, damage) => {
@@ -293,7 +299,8 @@ describe('LocalWal', () => {
   it('appends arriving while a group is in flight join the next group', async () => {
     const wal = await open_();
     const first = wal.append([payload(1, 10)]);
-    await Promise.resolve(); await Promise.resolve();
+    await Promise.resolve();
+    await Promise.resolve();
     const later = Array.from({ length: 50 }, (_, i) => wal.append([payload(i, 10)]));
     await Promise.all([first, ...later]);
     expect(wal.stats().groupCommits).toBeLessThanOrEqual(3);

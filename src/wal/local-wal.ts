@@ -29,15 +29,7 @@ import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/pro
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { assert, isQuiverError, quiverError, QuiverError } from '../common/errors.js';
-import {
-  coalesce,
-  encodeFrame,
-  FORMAT_PAYLOAD_BYTES_MAX,
-  HEADER_BYTES,
-  scanRecords,
-  writeFully,
-  type Frame,
-} from './record-format.js';
+import { coalesce, encodeFrame, FORMAT_PAYLOAD_BYTES_MAX, HEADER_BYTES, scanRecords, writeFully, type Frame } from './record-format.js';
 import type { FsyncPolicy, Wal, WalPosition, WalRecord } from './wal.js';
 
 export interface LocalWalOptions {
@@ -101,10 +93,7 @@ export async function openLocalWal(dir: string, opts: LocalWalOptions = {}): Pro
   }
   const payloadBytesMax = opts.payloadBytesMax ?? PAYLOAD_BYTES_MAX_DEFAULT;
   if (!Number.isSafeInteger(payloadBytesMax) || payloadBytesMax < 0 || payloadBytesMax > FORMAT_PAYLOAD_BYTES_MAX) {
-    throw quiverError(
-      'ParameterInvalid',
-      `payloadBytesMax ${payloadBytesMax} is not an integer in [0, ${FORMAT_PAYLOAD_BYTES_MAX}]`,
-    );
+    throw quiverError('ParameterInvalid', `payloadBytesMax ${payloadBytesMax} is not an integer in [0, ${FORMAT_PAYLOAD_BYTES_MAX}]`);
   }
   const onWarn = opts.onWarn ?? ((msg: string) => process.emitWarning(msg, 'QuiverWalWarning'));
   const config: LocalWalConfig = { dir, fsync, segmentBytesMax, batchWindowMs, payloadBytesMax, clock: opts.clock };
@@ -216,9 +205,7 @@ export class LocalWal implements Wal {
         return Promise.reject(quiverError('ParameterInvalid', `payload ${i} is ${typeof p}, not a Uint8Array`));
       }
       if (p.length > this.#payloadBytesMax) {
-        return Promise.reject(
-          quiverError('ParameterTooLarge', `payload ${i} has ${p.length} bytes, over the ${this.#payloadBytesMax}-byte limit`),
-        );
+        return Promise.reject(quiverError('ParameterTooLarge', `payload ${i} has ${p.length} bytes, over the ${this.#payloadBytesMax}-byte limit`));
       }
       payloadBytes += p.length;
     }
@@ -259,10 +246,7 @@ export class LocalWal implements Wal {
       const index = this.#segmentIndexOf(pos);
       if (index < 0) {
         const oldest = this.#segments[0]!.start;
-        throw quiverError(
-          'IoKeyNotFound',
-          `WAL position ${pos} in ${this.#dir} was truncated; the oldest retained position is ${oldest}`,
-        );
+        throw quiverError('IoKeyNotFound', `WAL position ${pos} in ${this.#dir} was truncated; the oldest retained position is ${oldest}`);
       }
       const seg = this.#segments[index]!;
       const segEnd = Math.min(this.#segments[index + 1]?.start ?? Number.POSITIVE_INFINITY, limit);
@@ -303,10 +287,7 @@ export class LocalWal implements Wal {
 
   async truncateBefore(position: WalPosition): Promise<void> {
     if (!Number.isSafeInteger(position) || position < 0 || position > this.#nextPosition) {
-      throw quiverError(
-        'ParameterInvalid',
-        `truncate position ${position} is not an integer in [0, ${this.#nextPosition}] (the WAL end)`,
-      );
+      throw quiverError('ParameterInvalid', `truncate position ${position} is not an integer in [0, ${this.#nextPosition}] (the WAL end)`);
     }
     // Only acknowledged data can have been checkpointed; never drop a segment still being written.
     const limit = Math.min(position, this.#ackedEnd);
@@ -383,7 +364,10 @@ export class LocalWal implements Wal {
         try {
           await this.#repair();
         } catch (e) {
-          const failure = asIoError(e, `write-ahead log in ${this.#dir} failed (${this.#failure.message}) and cannot be repaired yet; the next append retries`);
+          const failure = asIoError(
+            e,
+            `write-ahead log in ${this.#dir} failed (${this.#failure.message}) and cannot be repaired yet; the next append retries`,
+          );
           this.#failure = failure;
           this.#rejectAll(failure, []);
           continue;

@@ -336,11 +336,22 @@ export class Engine {
 
   // ------------------------------------------------------------------ writes (DataNode)
 
-  insert(collectionId: number, partitionName: string | undefined, columns: Map<string, Column>, numRows: number, upsert: boolean): Promise<{ pks: BigInt64Array | string[]; ts: bigint }> {
+  insert(
+    collectionId: number,
+    partitionName: string | undefined,
+    columns: Map<string, Column>,
+    numRows: number,
+    upsert: boolean,
+  ): Promise<{ pks: BigInt64Array | string[]; ts: bigint }> {
     return this.data.insert(collectionId, partitionName, columns, numRows, upsert);
   }
 
-  delete(collectionId: number, partitionName: string | undefined, expr: string, templates: TemplateValues | undefined): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }> {
+  delete(
+    collectionId: number,
+    partitionName: string | undefined,
+    expr: string,
+    templates: TemplateValues | undefined,
+  ): Promise<{ count: number; ts: bigint; pks: (bigint | string)[] }> {
     return this.data.delete(collectionId, partitionName, expr, templates);
   }
 
@@ -370,7 +381,10 @@ export class Engine {
     return this.queryNode.search(collectionId, p);
   }
 
-  query(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined }): Promise<RowRef[]> {
+  query(
+    collectionId: number,
+    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
+  ): Promise<RowRef[]> {
     return this.queryNode.query(collectionId, q);
   }
 

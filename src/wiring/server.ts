@@ -141,17 +141,28 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     { droppedGraceMs: config.gcDroppedGraceMs, orphanGraceMs: config.gcOrphanGraceMs },
   );
   // Snapshot housekeeping (expired pins, stale PENDING snapshots) then GC, one pass at a time.
-  const housekeeping = new LoopRunner('housekeeping', config.gcIntervalMs, async () => {
-    await snapshots.tick();
-    await gc.tick();
-  }, log, { immediate: false });
+  const housekeeping = new LoopRunner(
+    'housekeeping',
+    config.gcIntervalMs,
+    async () => {
+      await snapshots.tick();
+      await gc.tick();
+    },
+    log,
+    { immediate: false },
+  );
   housekeeping.start();
   const startedAtMs = clock.nowMs();
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
-    CheckHealth: () => ({ status: OK, isHealthy: health.healthy, reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`), quota_states: [] }),
+    CheckHealth: () => ({
+      status: OK,
+      isHealthy: health.healthy,
+      reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`),
+      quota_states: [],
+    }),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
   const proxy = await serveProxy(config, {
@@ -164,7 +175,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
   });
-  log.info({ address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage }, 'quiver is serving');
+  log.info(
+    { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
+    'quiver is serving',
+  );
 
   let closed: Promise<void> | undefined;
   return {

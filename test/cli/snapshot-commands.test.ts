@@ -38,7 +38,13 @@ describe('quiver snapshot commands against a real server', () => {
 
   it('create, list (text and JSON), describe (text and JSON), drop', async () => {
     // Its own collection, so the exact list does not depend on the other tests.
-    await t.client.createCollection({ collection_name: 'listed', fields: [{ name: 'id', data_type: DataType.Int64, is_primary_key: true }, { name: 'v', data_type: DataType.FloatVector, dim: 4 }] });
+    await t.client.createCollection({
+      collection_name: 'listed',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+      ],
+    });
     const s = capture();
     expect(await commands(s).create({ db: 'default', collection: 'listed', name: 'first', description: 'before import', protectSeconds: 60 })).toBe(0);
     expect(await commands(s).create({ db: 'default', collection: 'listed', name: 'second' })).toBe(0);
@@ -62,7 +68,13 @@ describe('quiver snapshot commands against a real server', () => {
     const dj = capture();
     expect(await commands(dj).describe({ db: 'default', collection: 'listed', name: 'first', json: true })).toBe(0);
     const obj = JSON.parse(dj.stdout[0]!) as Record<string, unknown>;
-    expect(obj).toMatchObject({ name: 'first', description: 'before import', collection_name: 'listed', partition_names: ['_default'], db_name: 'default' });
+    expect(obj).toMatchObject({
+      name: 'first',
+      description: 'before import',
+      collection_name: 'listed',
+      partition_names: ['_default'],
+      db_name: 'default',
+    });
     // The hybrid timestamp's physical part is the wall clock of the create.
     expect(Math.abs(Date.parse(String(obj['created_at'])) - Date.now())).toBeLessThan(60_000);
 
@@ -127,7 +139,9 @@ describe('quiver snapshot commands against a real server', () => {
     expect(j.stdout[1]).toMatch(new RegExp(`^${jobId}\\s+Completed\\s+100%\\s+for_restore\\s+default\\.docs_restored\\s+\\d+ms$`));
     const jj = capture();
     expect(await commands(jj).jobs({ collection: 'docs_restored', json: true })).toBe(0);
-    expect(JSON.parse(jj.stdout[0]!)).toEqual([expect.objectContaining({ job_id: jobId, state: 'Completed', progress: 100, collection_name: 'docs_restored' })]);
+    expect(JSON.parse(jj.stdout[0]!)).toEqual([
+      expect.objectContaining({ job_id: jobId, state: 'Completed', progress: 100, collection_name: 'docs_restored' }),
+    ]);
     const none = capture();
     expect(await commands(none).jobs({ collection: 'no_such_target' })).toBe(0);
     expect(none.stdout).toEqual([]);
@@ -159,7 +173,10 @@ describe('quiver snapshot commands against a real server', () => {
     const sleeps: number[] = [];
     const stub = {
       restoreSnapshot: async () => ({ status: ok, job_id: '42' }),
-      getRestoreSnapshotState: async () => ({ status: ok, info: { job_id: '42', time_cost: '5', reason: '', ...states[Math.min(polls++, states.length - 1)]! } }),
+      getRestoreSnapshotState: async () => ({
+        status: ok,
+        info: { job_id: '42', time_cost: '5', reason: '', ...states[Math.min(polls++, states.length - 1)]! },
+      }),
     } as unknown as SnapshotClient;
     const s = capture();
     const cmds = new SnapshotCommands({ client: stub, sink: s, sleep: async (ms) => void sleeps.push(ms) });

@@ -234,16 +234,33 @@ describe('kill -9 crash suite', () => {
 
         // ---- drivers
         let stop = false;
-        const inflight: Record<Kind | 'restoreStart', number> = { insert: 0, upsert: 0, delete: 0, flush: 0, compaction: 0, createSnapshot: 0, restoreSnapshot: 0, restoreStart: 0 };
+        const inflight: Record<Kind | 'restoreStart', number> = {
+          insert: 0,
+          upsert: 0,
+          delete: 0,
+          flush: 0,
+          compaction: 0,
+          createSnapshot: 0,
+          restoreSnapshot: 0,
+          restoreStart: 0,
+        };
         const writer = async (w: number) => {
           const wr = rng(plan.seed + 1 + w);
           const range = Array.from({ length: KEYS_PER_WRITER }, (_, i) => w * KEYS_PER_WRITER + i);
           while (!stop) {
             const bias: WriteKind | undefined = kind === 'insert' || kind === 'upsert' || kind === 'delete' ? kind : undefined;
-            const weights: [WriteKind, number][] = [['insert', 0.4], ['upsert', 0.35], ['delete', 0.25]].map(([k, p]) => [k as WriteKind, (p as number) * (k === bias ? 4 : 1)]);
+            const weights: [WriteKind, number][] = [
+              ['insert', 0.4],
+              ['upsert', 0.35],
+              ['delete', 0.25],
+            ].map(([k, p]) => [k as WriteKind, (p as number) * (k === bias ? 4 : 1)]);
             let pick = wr() * weights.reduce((n, [, p]) => n + p, 0);
             let op: WriteKind = 'insert';
-            for (const [k, p] of weights) if ((pick -= p) <= 0) { op = k; break; }
+            for (const [k, p] of weights)
+              if ((pick -= p) <= 0) {
+                op = k;
+                break;
+              }
             const certain = range.filter((k) => !model.isUncertain(k));
             let candidates = certain.filter((k) => (model.current(k) === undefined) === (op === 'insert'));
             if (candidates.length === 0) {
@@ -448,7 +465,11 @@ describe('kill -9 crash suite', () => {
             const described = ok(d.status);
             if (described && (s === lastAcked || !s.acked)) {
               const problems = await snapshotContentProblems(c2, s, `v${round}_${s.name}`);
-              if (problems.length > 0) note('snapshot', `${s.name} (${s.acked ? 'acknowledged' : 'cut off by the kill'}) content: ${problems.length} problem(s): ${problems.slice(0, 4).join('; ')}`);
+              if (problems.length > 0)
+                note(
+                  'snapshot',
+                  `${s.name} (${s.acked ? 'acknowledged' : 'cut off by the kill'}) content: ${problems.length} problem(s): ${problems.slice(0, 4).join('; ')}`,
+                );
             }
             if (listed.has(s.name) !== described) note('snapshot', `${s.name}: listed ${listed.has(s.name)} but describable ${described} (half snapshot)`);
             if (s.acked && !described) note('snapshot', `${s.name}: acknowledged create is gone after restart`);
@@ -510,8 +531,7 @@ describe('kill -9 crash suite', () => {
             if (!ok(drop)) {
               note('pin', `every job ended but the source snapshot ${base} cannot be dropped: ${drop.reason}`);
               lingering.add(base);
-            }
-            else if ((await c2.listSnapshots({ collection_name: 'src' })).snapshots.includes(base)) note('pin', `${base} still listed after drop`);
+            } else if ((await c2.listSnapshots({ collection_name: 'src' })).snapshots.includes(base)) note('pin', `${base} still listed after drop`);
           });
         }
 
@@ -526,12 +546,21 @@ describe('kill -9 crash suite', () => {
         const mine = violations.filter((v) => v.round === round);
         console.log(
           `round ${round} ${kind}${kind === 'restoreSnapshot' ? `/${plan.restorePhase}` : ''}: kill after ${plan.killAfterMs} ms, ${inside ? `inside (${where})` : `NOT confirmed inside${where ? ` (${where})` : ''}`}` +
-            `${mine.length ? `; ${mine.length} violation(s): ${mine.map((v) => `${v.invariant}: ${v.detail}`).join(' | ').slice(0, 600)}` : ''}`,
+            `${
+              mine.length
+                ? `; ${mine.length} violation(s): ${mine
+                    .map((v) => `${v.invariant}: ${v.detail}`)
+                    .join(' | ')
+                    .slice(0, 600)}`
+                : ''
+            }`,
         );
       }
     } catch (err) {
       // An unexpected failure mid-round: still say which seed and round, and what was found before it.
-      throw new Error(`seed ${SEED} (QUIVER_CRASH_SEED=${SEED} QUIVER_CRASH_ROUNDS=${ROUNDS}): ${current} failed; violations before it:\n${summarize()}\n${(err as Error).stack ?? String(err)}`);
+      throw new Error(
+        `seed ${SEED} (QUIVER_CRASH_SEED=${SEED} QUIVER_CRASH_ROUNDS=${ROUNDS}): ${current} failed; violations before it:\n${summarize()}\n${(err as Error).stack ?? String(err)}`,
+      );
     }
     await srv.stop();
 

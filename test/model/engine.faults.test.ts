@@ -66,7 +66,12 @@ async function expectLiveFilesPresent(h: Harness, id: number): Promise<number> {
 }
 
 function filesOf(s: SegmentRecord): string[] {
-  return [...Object.values(s.binlogs).flatMap((l) => l.map((b) => b.path)), ...s.deltalogs.map((d) => d.path), ...s.statslogs.map((d) => d.path), ...s.indexes.flatMap((i) => i.files)];
+  return [
+    ...Object.values(s.binlogs).flatMap((l) => l.map((b) => b.path)),
+    ...s.deltalogs.map((d) => d.path),
+    ...s.statslogs.map((d) => d.path),
+    ...s.indexes.flatMap((i) => i.files),
+  ];
 }
 
 /** Moves the fake clock past the orphan grace of every file that exists now (see harness.ts). */
@@ -86,47 +91,50 @@ describe('compaction with a failing store put', () => {
   // stats log) and then the target's index file: puts 1-5. 'after' = the put took effect, then failed.
   const cases = [1, 2, 3, 4, 5].flatMap((n) => (['before', 'after'] as const).map((when) => ({ n, when })));
 
-  it.each(cases)('put $n failing ($when): compaction fails, sources stay, nothing lost; a healthy retry succeeds and GC reclaims the debris', async ({ n, when }) => {
-    const h = await harness();
-    const { id, expected } = await seed(h);
-    const sources = flushedIds(h, id);
-    expect(sources).toHaveLength(3);
+  it.each(cases)(
+    'put $n failing ($when): compaction fails, sources stay, nothing lost; a healthy retry succeeds and GC reclaims the debris',
+    async ({ n, when }) => {
+      const h = await harness();
+      const { id, expected } = await seed(h);
+      const sources = flushedIds(h, id);
+      expect(sources).toHaveLength(3);
 
-    h.faults.setFailOn(failNth('put', n), when);
-    const failed = await h.engine.compact(id, { force: true, wait: true });
-    await h.storeIdle();
-    h.faults.setFailOn(() => false);
-    expect(failed.plans).toHaveLength(1);
-    expect(failed.plans[0]!.state).toBe('Failed');
-    expect(failed.plans[0]!.error).toContain('injected fault on put');
-    // The sources are still the served segments; no target was published.
-    expect(flushedIds(h, id)).toEqual(sources);
-    expect(h.engine.catalog.segments(id).map((s) => `${s.id}:${s.state}`)).toEqual(sources.map((s) => `${s}:Flushed`));
-    expect(await h.readRows(id)).toEqual(expected);
-    await expectLiveFilesPresent(h, id);
-    // The failed attempt left files nothing lists (at least the one written before or by the fault).
-    const debris = await unreferencedFiles(h);
-    if (when === 'after' || n > 1) expect(debris.length).toBeGreaterThan(0);
+      h.faults.setFailOn(failNth('put', n), when);
+      const failed = await h.engine.compact(id, { force: true, wait: true });
+      await h.storeIdle();
+      h.faults.setFailOn(() => false);
+      expect(failed.plans).toHaveLength(1);
+      expect(failed.plans[0]!.state).toBe('Failed');
+      expect(failed.plans[0]!.error).toContain('injected fault on put');
+      // The sources are still the served segments; no target was published.
+      expect(flushedIds(h, id)).toEqual(sources);
+      expect(h.engine.catalog.segments(id).map((s) => `${s.id}:${s.state}`)).toEqual(sources.map((s) => `${s}:Flushed`));
+      expect(await h.readRows(id)).toEqual(expected);
+      await expectLiveFilesPresent(h, id);
+      // The failed attempt left files nothing lists (at least the one written before or by the fault).
+      const debris = await unreferencedFiles(h);
+      if (when === 'after' || n > 1) expect(debris.length).toBeGreaterThan(0);
 
-    const ok = await h.engine.compact(id, { force: true, wait: true });
-    expect(ok.plans.map((p) => p.state)).toEqual(['Completed']);
-    const target = ok.plans[0]!.target;
-    expect(flushedIds(h, id)).toEqual([target]);
-    expect(await h.readRows(id)).toEqual(expected);
+      const ok = await h.engine.compact(id, { force: true, wait: true });
+      expect(ok.plans.map((p) => p.state)).toEqual(['Completed']);
+      const target = ok.plans[0]!.target;
+      expect(flushedIds(h, id)).toEqual([target]);
+      expect(await h.readRows(id)).toEqual(expected);
 
-    // GC past both graces: the three sources and the debris go, the target's files stay.
-    pastOrphanGrace(h);
-    const report = await h.gcTick();
-    expect(report.errors).toEqual([]);
-    expect(report.segmentsRemoved).toBe(3);
-    expect(report.orphanFilesDeleted).toBe(debris.length);
-    expect(await unreferencedFiles(h)).toEqual([]);
-    expect(await expectLiveFilesPresent(h, id)).toBeGreaterThan(0);
+      // GC past both graces: the three sources and the debris go, the target's files stay.
+      pastOrphanGrace(h);
+      const report = await h.gcTick();
+      expect(report.errors).toEqual([]);
+      expect(report.segmentsRemoved).toBe(3);
+      expect(report.orphanFilesDeleted).toBe(debris.length);
+      expect(await unreferencedFiles(h)).toEqual([]);
+      expect(await expectLiveFilesPresent(h, id)).toBeGreaterThan(0);
 
-    await h.restart();
-    expect(flushedIds(h, id)).toEqual([target]);
-    expect(await h.readRows(id)).toEqual(expected);
-  });
+      await h.restart();
+      expect(flushedIds(h, id)).toEqual([target]);
+      expect(await h.readRows(id)).toEqual(expected);
+    },
+  );
 
   it('a compaction of a released collection whose source binlog cannot be read fails and leaves everything as it was', async () => {
     const h = await harness();
@@ -363,7 +371,10 @@ async function damage(h: Harness, key: string, how: Damage): Promise<void> {
   const bytes = await store.get(key);
   switch (how) {
     case 'garbage':
-      await store.put(key, Uint8Array.from({ length: bytes.length }, (_, i) => (i * 131 + 7) & 0xff));
+      await store.put(
+        key,
+        Uint8Array.from({ length: bytes.length }, (_, i) => (i * 131 + 7) & 0xff),
+      );
       return;
     case 'truncated':
       await store.put(key, bytes.slice(0, Math.floor(bytes.length / 2)));

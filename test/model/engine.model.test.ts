@@ -64,7 +64,6 @@ const SEARCH_K = 7;
 /** About one run in this many gets a crash step (QUIVER_MODEL_CRASH_ONE_IN=1: every run). */
 const CRASH_ONE_IN = Number(process.env.QUIVER_MODEL_CRASH_ONE_IN ?? 5);
 
-
 type PartitionName = 'p1' | 'p2';
 type SnapshotName = 's1' | 's2';
 type Advance = 'none' | 'dropped' | 'orphan';
@@ -96,7 +95,11 @@ type Op =
    */
   | { readonly t: 'crash'; readonly writes: readonly ChildWrite[]; readonly inflight: boolean; readonly killDelayMs: number };
 
-type ChildWrite = { readonly kind: 'insert' | 'upsert'; readonly part: number; readonly pks: readonly number[] } | { readonly kind: 'delete'; readonly pks: readonly number[] } | { readonly kind: 'flush' } | { readonly kind: 'snapshot'; readonly name: SnapshotName };
+type ChildWrite =
+  | { readonly kind: 'insert' | 'upsert'; readonly part: number; readonly pks: readonly number[] }
+  | { readonly kind: 'delete'; readonly pks: readonly number[] }
+  | { readonly kind: 'flush' }
+  | { readonly kind: 'snapshot'; readonly name: SnapshotName };
 
 const pks = fc.array(fc.integer({ min: 0, max: PK_MAX }), { minLength: 1, maxLength: 8 });
 const partName = fc.constantFrom<PartitionName>('p1', 'p2');
@@ -144,7 +147,10 @@ const scenario = fc.record({
   index: fc.boolean(),
   preload: fc.integer({ min: 0, max: 3 }),
   ops: fc.array(opArb, { minLength: 5, maxLength: STEPS_MAX, size: 'max' }),
-  crash: fc.oneof({ weight: CRASH_ONE_IN - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ at: fc.nat(STEPS_MAX), op: crashArb }) }),
+  crash: fc.oneof(
+    { weight: CRASH_ONE_IN - 1, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.record({ at: fc.nat(STEPS_MAX), op: crashArb }) },
+  ),
 });
 
 interface ModelRow extends Row {
@@ -205,7 +211,10 @@ async function checkSearch(h: Harness, id: number, rows: readonly Row[], exact: 
   }
   if (exact) {
     count('exact searches');
-    const want = rows.map((r) => distance(r, q)).sort((a, b) => a - b).slice(0, SEARCH_K);
+    const want = rows
+      .map((r) => distance(r, q))
+      .sort((a, b) => a - b)
+      .slice(0, SEARCH_K);
     const got = hits.map((x) => x.score).sort((a, b) => a - b);
     expect(got.length).toBe(want.length);
     got.forEach((g, i) => expect(g, `${what}: top-${SEARCH_K} distance ${i}`).toBeCloseTo(want[i]!, 3));
@@ -424,7 +433,10 @@ async function crash(h: Harness, m: Model, op: Extract<Op, { t: 'crash' }>): Pro
     // (check() then compares every row, so a half-applied write fails there).
     const without = rowsOf(m);
     const got = await h.readRows(m.id);
-    if (JSON.stringify(got, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) !== JSON.stringify(without, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))) {
+    if (
+      JSON.stringify(got, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) !==
+      JSON.stringify(without, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))
+    ) {
       inflight();
       count('in-flight writes applied');
     } else count('in-flight writes absent');
@@ -486,7 +498,9 @@ async function runGc(h: Harness, m: Model, advance: Advance, failDelete: number)
   if (advance === 'orphan') {
     // (c) No unlisted file older than the orphan grace survives a tick.
     const refs = h.referencedKeys();
-    const garbage = (await h.listFiles()).filter((f) => !refs.has(f.key) && !keyHeldBySnapshot(h, f.key) && now - f.lastModifiedMs >= h.opts.orphanGraceMs).map((f) => f.key);
+    const garbage = (await h.listFiles())
+      .filter((f) => !refs.has(f.key) && !keyHeldBySnapshot(h, f.key) && now - f.lastModifiedMs >= h.opts.orphanGraceMs)
+      .map((f) => f.key);
     expect(garbage, 'unreferenced files older than the orphan grace').toEqual([]);
   }
 }
@@ -523,8 +537,15 @@ async function check(h: Harness, m: Model): Promise<void> {
   expect(missing, 'files listed by live segment records but absent').toEqual([]);
   // (b) The engine serves exactly the catalog's Flushed segments of the live collection.
   const rt = e.runtime(m.id);
-  const served = [...rt.segments.values()].filter((s) => s.phase === 'flushed').map((s) => `${s.id}:${s.numRows}:${s.error ?? ''}`).sort();
-  const listed = cat.segments(m.id).filter((s) => s.state === 'Flushed').map((s) => `${s.id}:${s.numRows}:`).sort();
+  const served = [...rt.segments.values()]
+    .filter((s) => s.phase === 'flushed')
+    .map((s) => `${s.id}:${s.numRows}:${s.error ?? ''}`)
+    .sort();
+  const listed = cat
+    .segments(m.id)
+    .filter((s) => s.state === 'Flushed')
+    .map((s) => `${s.id}:${s.numRows}:`)
+    .sort();
   expect(served, 'runtime flushed segments vs catalog').toEqual(listed);
 }
 
@@ -533,39 +554,43 @@ describe('engine + GC model', () => {
     if (process.env.QUIVER_MODEL_STATS) console.log(Object.fromEntries([...stats].sort()));
   });
 
-  it(`keeps rows, files and meta consistent over random histories (seed ${SEED}, ${RUNS} runs)`, async () => {
-    const property = fc.asyncProperty(scenario, async ({ index, preload, ops: randomOps, crash: crashStep }) => {
-      const ops = [...randomOps];
-      if (crashStep) ops.splice(crashStep.at % (ops.length + 1), 0, crashStep.op);
-      const h = await Harness.create({ faulty: true, sealRows: 24 });
-      try {
-        let m = await newCollection(h, index, 1);
-        for (let b = 0; b < preload; b++) {
-          m = await apply(h, m, { t: 'insert', part: 0, pks: [b * 3, b * 3 + 1, b * 3 + 2, b * 3 + 3] });
-          m = await apply(h, m, { t: 'flush', failPut: 0, after: false });
-        }
-        await check(h, m);
-        for (let i = 0; i < ops.length; i++) {
-          const op = ops[i]!;
-          try {
-            count(`op ${op.t}`);
-            m = await apply(h, m, op);
-            if (op.t === 'gc') await runGc(h, m, op.advance, op.failDelete);
-            await check(h, m);
-          } catch (err) {
-            (err as Error).message = `step ${i} ${JSON.stringify(op)}: ${(err as Error).message}`;
-            throw err;
+  it(
+    `keeps rows, files and meta consistent over random histories (seed ${SEED}, ${RUNS} runs)`,
+    async () => {
+      const property = fc.asyncProperty(scenario, async ({ index, preload, ops: randomOps, crash: crashStep }) => {
+        const ops = [...randomOps];
+        if (crashStep) ops.splice(crashStep.at % (ops.length + 1), 0, crashStep.op);
+        const h = await Harness.create({ faulty: true, sealRows: 24 });
+        try {
+          let m = await newCollection(h, index, 1);
+          for (let b = 0; b < preload; b++) {
+            m = await apply(h, m, { t: 'insert', part: 0, pks: [b * 3, b * 3 + 1, b * 3 + 2, b * 3 + 3] });
+            m = await apply(h, m, { t: 'flush', failPut: 0, after: false });
           }
+          await check(h, m);
+          for (let i = 0; i < ops.length; i++) {
+            const op = ops[i]!;
+            try {
+              count(`op ${op.t}`);
+              m = await apply(h, m, op);
+              if (op.t === 'gc') await runGc(h, m, op.advance, op.failDelete);
+              await check(h, m);
+            } catch (err) {
+              (err as Error).message = `step ${i} ${JSON.stringify(op)}: ${(err as Error).message}`;
+              throw err;
+            }
+          }
+        } finally {
+          await h.destroy();
         }
-      } finally {
-        await h.destroy();
+      });
+      try {
+        await fc.assert(property, { seed: SEED, numRuns: RUNS });
+      } catch (err) {
+        console.error(`engine model failed; reproduce with QUIVER_MODEL_SEED=${SEED}`);
+        throw err;
       }
-    });
-    try {
-      await fc.assert(property, { seed: SEED, numRuns: RUNS });
-    } catch (err) {
-      console.error(`engine model failed; reproduce with QUIVER_MODEL_SEED=${SEED}`);
-      throw err;
-    }
-  }, 60_000 + RUNS * 3_000);
+    },
+    60_000 + RUNS * 3_000,
+  );
 });

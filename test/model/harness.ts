@@ -254,7 +254,16 @@ export class Harness {
    */
   async searchRows(id: number, query: readonly number[], k: number): Promise<{ row: Row; score: number }[]> {
     const vf = this.collection(id).schema.fields.find((f) => f.name === VECTOR_FIELD)!;
-    const { hits } = await this.engine.search(id, { field: vf, queries: Float32Array.from(query), nq: 1, k, offset: 0, metric: 'L2', filter: '', partitionNames: [] });
+    const { hits } = await this.engine.search(id, {
+      field: vf,
+      queries: Float32Array.from(query),
+      nq: 1,
+      k,
+      offset: 0,
+      metric: 'L2',
+      filter: '',
+      partitionNames: [],
+    });
     const first = hits[0] ?? [];
     return decodeRows(first).map((row, i) => ({ row, score: first[i]!.score }));
   }
@@ -335,7 +344,8 @@ function decodeRows(refs: readonly RowRef[]): Row[] {
   const out: Row[] = [];
   for (let i = 0; i < refs.length; i++) {
     const p = pk.data[i]!;
-    if (v.data[i * DIM] !== Number(p)) throw new Error(`row ${i}: vector ${Array.from(v.data.subarray(i * DIM, i * DIM + DIM))} does not belong to pk ${p}`);
+    if (v.data[i * DIM] !== Number(p))
+      throw new Error(`row ${i}: vector ${Array.from(v.data.subarray(i * DIM, i * DIM + DIM))} does not belong to pk ${p}`);
     out.push({ pk: p, version: v.data[i * DIM + 1]! });
   }
   return out;

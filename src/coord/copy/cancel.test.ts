@@ -89,7 +89,11 @@ describe('CopyJobChecker.cancel', () => {
     await checker.cancel(job.id);
     targets.failNext = 1;
     await checker.tick();
-    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'RollingBack', reason: CANCELLED_REASON, lastError: 'rollback attempt 1 failed: injected rollback failure' });
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({
+      state: 'RollingBack',
+      reason: CANCELLED_REASON,
+      lastError: 'rollback attempt 1 failed: injected rollback failure',
+    });
     h.clock.advance(h.options.checkIntervalMs + 1);
     await checker.tick();
     const failed = await mustGetJob(h.store, job.id);

@@ -24,7 +24,9 @@ function setup(h: Harness = harness(), segments = 300) {
 
 /** Plays the inspector: dispatches and completes a task in the store. */
 async function complete(h: Harness, t: CopyTask): Promise<void> {
-  expect(await h.store.updateTaskInState(t.jobId, t.id, 'Pending', t.version, { state: 'InProgress', nodeId: 'node-1', version: t.version + 1 })).toBe(true);
+  expect(await h.store.updateTaskInState(t.jobId, t.id, 'Pending', t.version, { state: 'InProgress', nodeId: 'node-1', version: t.version + 1 })).toBe(
+    true,
+  );
   expect(await h.store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version + 1, { state: 'Completed', results: resultsFor(t) })).toBe(true);
 }
 
@@ -122,10 +124,16 @@ describe('CopyJobChecker', () => {
     expect(order).toEqual([`cancel node-1/${b!.id}`, 'rollback']);
     const tasks = new Map((await h.store.listTasks(job.id)).map((t) => [t.id, t]));
     expect(tasks.get(a!.id)!.state).toBe('Completed');
-    expect(tasks.get(b!.id)).toMatchObject({ state: 'Failed', reason: expect.stringMatching(/^cancelled: job \d+ is rolling back: task \d+ failed: disk on fire$/) });
+    expect(tasks.get(b!.id)).toMatchObject({
+      state: 'Failed',
+      reason: expect.stringMatching(/^cancelled: job \d+ is rolling back: task \d+ failed: disk on fire$/),
+    });
     expect(tasks.get(d!.id)!.state).toBe('Failed');
     expect(targets.rolledBack).toHaveLength(1);
-    const records = await targets.sources.read({ collectionId: 0, snapshotId: 0 }, job.mappings.map((m) => m.sourceSegmentId));
+    const records = await targets.sources.read(
+      { collectionId: 0, snapshotId: 0 },
+      job.mappings.map((m) => m.sourceSegmentId),
+    );
     expect(targets.rolledBack[0]!.keys).toEqual(targetKeysOf(resolveMappings(job.mappings, job.targetCollectionId, records)));
     expect(targets.rolledBack[0]!.keys).toHaveLength(32);
     expect(targets.completed).toHaveLength(0);
@@ -216,7 +224,12 @@ describe('CopyJobChecker', () => {
     targets.failNext = 1;
     await checker.tick();
     const stuck = await mustGetJob(h.store, job.id);
-    expect(stuck).toMatchObject({ state: 'Publishing', attempts: 1, reason: 'every segment copied', lastError: 'publish attempt 1 failed: injected publish failure' });
+    expect(stuck).toMatchObject({
+      state: 'Publishing',
+      attempts: 1,
+      reason: 'every segment copied',
+      lastError: 'publish attempt 1 failed: injected publish failure',
+    });
     expect(stuck.deadlineMs).toBe(h.clock.nowMs() + 2_000);
     expect(publicJobState(stuck.state)).toBe('RestoreSnapshotExecuting');
     expect(jobProgress(stuck)).toBe(99);
@@ -258,7 +271,15 @@ describe('CopyJobChecker', () => {
     await complete(h, (await h.store.listTasks(job.id))[0]!);
     // What a checker that crashed right after entering Publishing leaves behind.
     const t0 = h.clock.nowMs();
-    expect(await h.store.updateJobInState(job.id, 'Executing', { state: 'Publishing', stateSinceMs: t0, deadlineMs: t0 + LEASE, attempts: 1, reason: 'every segment copied' })).toBe(true);
+    expect(
+      await h.store.updateJobInState(job.id, 'Executing', {
+        state: 'Publishing',
+        stateSinceMs: t0,
+        deadlineMs: t0 + LEASE,
+        attempts: 1,
+        reason: 'every segment copied',
+      }),
+    ).toBe(true);
     const second = setup(h);
     await second.checker.tick();
     expect((await mustGetJob(h.store, job.id)).state).toBe('Publishing'); // the lease may still be held
@@ -273,14 +294,21 @@ describe('CopyJobChecker', () => {
     const h = harness({ checkIntervalMs: 1_000 });
     const job = await createJob(h, mappings(2));
     const t0 = h.clock.nowMs();
-    expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'RollingBack', stateSinceMs: t0, deadlineMs: t0 + LEASE, attempts: 1, reason: 'boom' })).toBe(true);
+    expect(
+      await h.store.updateJobInState(job.id, 'Pending', { state: 'RollingBack', stateSinceMs: t0, deadlineMs: t0 + LEASE, attempts: 1, reason: 'boom' }),
+    ).toBe(true);
     const { checker, targets } = setup(h);
     await checker.tick();
     expect(targets.rolledBack).toHaveLength(0);
     h.clock.advance(LEASE);
     targets.failNext = 1;
     await checker.tick();
-    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'RollingBack', attempts: 2, reason: 'boom', lastError: 'rollback attempt 2 failed: injected rollback failure' });
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({
+      state: 'RollingBack',
+      attempts: 2,
+      reason: 'boom',
+      lastError: 'rollback attempt 2 failed: injected rollback failure',
+    });
     h.clock.advance(1_000);
     await checker.tick();
     expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Failed', reason: 'boom' });
@@ -292,7 +320,9 @@ describe('CopyJobChecker', () => {
     const h = harness();
     const job = await createJob(h, mappings(1));
     const t0 = h.clock.nowMs();
-    expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'RollingBack', stateSinceMs: t0, deadlineMs: t0, attempts: 1, reason: 'x' })).toBe(true);
+    expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'RollingBack', stateSinceMs: t0, deadlineMs: t0, attempts: 1, reason: 'x' })).toBe(
+      true,
+    );
     const targets = new RecordingTargets(sourcesFor(5));
     const workers = new FakeWorkers();
     const a = new CopyJobChecker({ store: h.store, targets, workers, clock: h.clock, options: h.options });
@@ -317,7 +347,16 @@ describe('CopyJobChecker', () => {
         for (const t of tasks) await complete(h, t);
         if (outcome === 'Failed') {
           const t = tasks[0]!;
-          await h.kv.put(`quiver/copytask/${job.id}/${t.id}`, JSON.stringify({ ...t, state: 'Failed', reason: 'x', results: [], mappings: t.mappings.map((m) => [m.sourceSegmentId, m.targetSegmentId, m.targetPartitionId]) }));
+          await h.kv.put(
+            `quiver/copytask/${job.id}/${t.id}`,
+            JSON.stringify({
+              ...t,
+              state: 'Failed',
+              reason: 'x',
+              results: [],
+              mappings: t.mappings.map((m) => [m.sourceSegmentId, m.targetSegmentId, m.targetPartitionId]),
+            }),
+          );
         }
       }
       for (let round = 0; round < 3; round++) await Promise.all([a.tick(), b.tick(), a.tick()]);

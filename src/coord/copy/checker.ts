@@ -131,7 +131,14 @@ export class CopyJobChecker {
         case 'Pending':
         case 'Executing': {
           const nowMs = this.#clock.nowMs();
-          const ok = await this.#store.updateJobIfUnchanged(job, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs, attempts: 0, reason: CANCELLED_REASON, lastError: undefined });
+          const ok = await this.#store.updateJobIfUnchanged(job, {
+            state: 'RollingBack',
+            stateSinceMs: nowMs,
+            deadlineMs: nowMs,
+            attempts: 0,
+            reason: CANCELLED_REASON,
+            lastError: undefined,
+          });
           if (!ok) continue;
           this.#log.info({ jobId, from: job.state, to: 'RollingBack', reason: CANCELLED_REASON }, 'copy job cancel requested');
           void this.kick();
@@ -289,7 +296,8 @@ export class CopyJobChecker {
       if (reread === undefined || reread.state !== job.state) return undefined;
       cur = reread;
       // attempts 0: a cancel request left the rollback for the first pass to claim, nothing was resumed.
-      if (job.attempts > 0) this.#log.warn({ jobId: job.id, state: job.state, attempt: cur.attempts, reason: job.reason }, 'copy job side effect resumed after its deadline');
+      if (job.attempts > 0)
+        this.#log.warn({ jobId: job.id, state: job.state, attempt: cur.attempts, reason: job.reason }, 'copy job side effect resumed after its deadline');
     }
     try {
       if (cur.state === 'Publishing') {
@@ -309,7 +317,10 @@ export class CopyJobChecker {
         return this.#enterFromLease(cur, `publish refused: ${msg}`);
       }
       const retryAtMs = this.#clock.nowMs() + this.#options.checkIntervalMs;
-      await this.#store.updateJobIfUnchanged(cur, { deadlineMs: retryAtMs, lastError: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}` });
+      await this.#store.updateJobIfUnchanged(cur, {
+        deadlineMs: retryAtMs,
+        lastError: `${cur.state === 'Publishing' ? 'publish' : 'rollback'} attempt ${cur.attempts} failed: ${msg}`,
+      });
       this.#log.error({ jobId: cur.id, state: cur.state, attempt: cur.attempts, err: e }, 'copy job side effect failed; retried after its deadline');
       return undefined;
     }
@@ -317,7 +328,14 @@ export class CopyJobChecker {
 
   async #enterFromLease(cur: CopyJob, reason: string): Promise<Step> {
     const nowMs = this.#clock.nowMs();
-    const ok = await this.#store.updateJobIfUnchanged(cur, { state: 'RollingBack', stateSinceMs: nowMs, deadlineMs: nowMs + this.#leaseMs, attempts: 1, reason, lastError: undefined });
+    const ok = await this.#store.updateJobIfUnchanged(cur, {
+      state: 'RollingBack',
+      stateSinceMs: nowMs,
+      deadlineMs: nowMs + this.#leaseMs,
+      attempts: 1,
+      reason,
+      lastError: undefined,
+    });
     return ok ? this.#reread(cur.id, true) : undefined;
   }
 

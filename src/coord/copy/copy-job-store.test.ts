@@ -4,11 +4,36 @@ import { VALUE_BYTES_MAX_DEFAULT, type Op } from '../../meta/meta-kv.js';
 import { FakeClock } from '../../common/clock.js';
 import { CopyJobChecker } from './checker.js';
 import { batchOps, copyJobKey, copyTaskKey, CopyJobStore, encodeTask, newCopyJob } from './copy-job-store.js';
-import { createJob, FakeWorkers, harness, idAllocator, mappings, MeasuringKV, mustGetJob, RecordingTargets, SNAPSHOT, type Harness } from './copy.test-util.js';
+import {
+  createJob,
+  FakeWorkers,
+  harness,
+  idAllocator,
+  mappings,
+  MeasuringKV,
+  mustGetJob,
+  RecordingTargets,
+  SNAPSHOT,
+  type Harness,
+} from './copy.test-util.js';
 import { DEFAULT_COPY_OPTIONS, SEGMENTS_PER_JOB_MAX, type CopiedSegment, type CopyTask } from './types.js';
 
 function task(jobId: number, id: number, over: Partial<CopyTask> = {}): CopyTask {
-  return { id, jobId, state: 'Pending', snapshot: SNAPSHOT, targetCollectionId: 200, mappings: [], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 1, updatedAtMs: 1, ...over };
+  return {
+    id,
+    jobId,
+    state: 'Pending',
+    snapshot: SNAPSHOT,
+    targetCollectionId: 200,
+    mappings: [],
+    version: 0,
+    attempts: 0,
+    reason: '',
+    results: [],
+    createdAtMs: 1,
+    updatedAtMs: 1,
+    ...over,
+  };
 }
 
 /** Writes tasks straight into the kv (whatever their job's state), as a test fixture. */
@@ -89,7 +114,11 @@ describe('CopyJobStore', () => {
   it('tasks list in (job, task) order', async () => {
     const h = harness();
     await seed(h, [task(2, 10), task(1, 11), task(1, 3)]);
-    expect((await h.store.listAllTasks()).map((t) => [t.jobId, t.id])).toEqual([[1, 3], [1, 11], [2, 10]]);
+    expect((await h.store.listAllTasks()).map((t) => [t.jobId, t.id])).toEqual([
+      [1, 3],
+      [1, 11],
+      [2, 10],
+    ]);
   });
 
   it('updateTaskInState is a CAS on (state, version)', async () => {
@@ -147,7 +176,11 @@ describe('CopyJobStore', () => {
     const big = 4_000_000_000_000_000; // ids as large as a safe integer allows, 16 digits
     const store = new CopyJobStore({ kv, allocId: idAllocator(big) });
     const options = { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 100 };
-    const ms = Array.from({ length: 10_000 }, (_, i) => ({ sourceSegmentId: big + 100_000 + i, targetSegmentId: big + 200_000 + i, targetPartitionId: big + 7 }));
+    const ms = Array.from({ length: 10_000 }, (_, i) => ({
+      sourceSegmentId: big + 100_000 + i,
+      targetSegmentId: big + 200_000 + i,
+      targetPartitionId: big + 7,
+    }));
     const job = newCopyJob({
       id: await store.allocId(),
       snapshotId: big + 1,
@@ -177,7 +210,11 @@ describe('CopyJobStore', () => {
     await checker.tick();
     expect((await store.getJob(job.id))!.state).toBe('Completed');
     expect(kv.txns.length).toBeGreaterThan(100);
-    const worst = kv.txns.reduce((a, b) => ({ bytes: Math.max(a.bytes, b.bytes), ops: Math.max(a.ops, b.ops), valueMax: Math.max(a.valueMax, b.valueMax) }));
+    const worst = kv.txns.reduce((a, b) => ({
+      bytes: Math.max(a.bytes, b.bytes),
+      ops: Math.max(a.ops, b.ops),
+      valueMax: Math.max(a.valueMax, b.valueMax),
+    }));
     expect(worst.valueMax).toBeLessThanOrEqual(VALUE_BYTES_MAX_DEFAULT);
     expect(worst.bytes).toBeLessThanOrEqual(VALUE_BYTES_MAX_DEFAULT);
     expect(worst.ops).toBeLessThanOrEqual(128);

@@ -122,10 +122,13 @@ export class CopyJobStore {
 
   /** Deletes the job and all its tasks in one txn. Idempotent. */
   async deleteJob(id: number): Promise<void> {
-    await this.#kv.txn([], [
-      { type: 'delete', key: copyJobKey(id) },
-      { type: 'deletePrefix', prefix: copyTasksPrefix(id) },
-    ]);
+    await this.#kv.txn(
+      [],
+      [
+        { type: 'delete', key: copyJobKey(id) },
+        { type: 'deletePrefix', prefix: copyTasksPrefix(id) },
+      ],
+    );
   }
 
   /** The tasks of one job, ordered by task id. */
@@ -144,13 +147,7 @@ export class CopyJobStore {
   }
 
   /** CAS on (state, version): false when the task is gone, moved on, or was re-dispatched meanwhile. */
-  async updateTaskInState(
-    jobId: number,
-    taskId: number,
-    expected: CopyTaskState,
-    expectedVersion: number,
-    patch: CopyTaskPatch,
-  ): Promise<boolean> {
+  async updateTaskInState(jobId: number, taskId: number, expected: CopyTaskState, expectedVersion: number, patch: CopyTaskPatch): Promise<boolean> {
     const key = copyTaskKey(jobId, taskId);
     const e = await this.#kv.get(key);
     if (e === undefined) return false;
@@ -353,4 +350,3 @@ function checkTask(t: CopyTask, key?: string): void {
 function sortTasks(tasks: CopyTask[]): CopyTask[] {
   return tasks.sort((a, b) => a.jobId - b.jobId || a.id - b.id);
 }
-

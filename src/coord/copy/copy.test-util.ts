@@ -212,7 +212,12 @@ export class RecordingTargets implements RestoreTargetOps {
 
   async rollback(job: CopyJob): Promise<void> {
     this.#maybeFail('rollback');
-    const records = await this.sources.read(SNAPSHOT, job.mappings.map((m) => m.sourceSegmentId)).catch(() => new Map<number, SegmentRecord>());
+    const records = await this.sources
+      .read(
+        SNAPSHOT,
+        job.mappings.map((m) => m.sourceSegmentId),
+      )
+      .catch(() => new Map<number, SegmentRecord>());
     const keys = records.size === job.mappings.length ? targetKeysOf(resolveMappings(job.mappings, job.targetCollectionId, records)) : [];
     await this.onRollback(keys);
     this.rolledBack.push({ job, keys });
@@ -350,7 +355,6 @@ export class GatedObjectStore implements ObjectStore {
   }
 }
 
-
 /** A MetaKV that measures every txn it forwards (bytes of keys and values, op count). */
 export class MeasuringKV extends MemoryMetaKV {
   readonly txns: { bytes: number; ops: number; valueMax: number }[] = [];
@@ -362,9 +366,9 @@ export class MeasuringKV extends MemoryMetaKV {
       bytes += (op.type === 'deletePrefix' ? op.prefix.length : op.key.length) + v;
       valueMax = Math.max(valueMax, v);
     }
-    for (const c of compares) bytes += c.key.length + (c.target === 'value' ? (typeof c.value === 'string' ? Buffer.byteLength(c.value) : c.value.byteLength) : 8);
+    for (const c of compares)
+      bytes += c.key.length + (c.target === 'value' ? (typeof c.value === 'string' ? Buffer.byteLength(c.value) : c.value.byteLength) : 8);
     this.txns.push({ bytes, ops: success.length, valueMax });
     return super.txn(compares, success, failure);
   }
 }
-

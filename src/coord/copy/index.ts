@@ -1,5 +1,16 @@
 export * from './types.js';
-export { CopyJobStore, newCopyJob, copyJobKey, copyTaskKey, copyTasksPrefix, batchOps, encodeJob, encodeTask, TXN_BYTES_MAX, TXN_OPS_MAX } from './copy-job-store.js';
+export {
+  CopyJobStore,
+  newCopyJob,
+  copyJobKey,
+  copyTaskKey,
+  copyTasksPrefix,
+  batchOps,
+  encodeJob,
+  encodeTask,
+  TXN_BYTES_MAX,
+  TXN_OPS_MAX,
+} from './copy-job-store.js';
 export type { CopyJobStoreDeps, CopyJobPatch, CopyTaskPatch, NewCopyJobInput } from './copy-job-store.js';
 export { CopyJobChecker, TargetRefused } from './checker.js';
 export type { CopyJobCheckerDeps } from './checker.js';

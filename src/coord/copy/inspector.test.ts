@@ -8,7 +8,20 @@ async function executingJob(h: Harness, count: number, firstSegmentId = 1): Prom
   const job = await createJob(h, mappings(count, firstSegmentId));
   const tasks: CopyTask[] = [];
   for (const m of job.mappings) {
-    tasks.push({ id: await h.store.allocId(), jobId: job.id, state: 'Pending', snapshot: SNAPSHOT, targetCollectionId: TARGET_COLLECTION, mappings: [m], version: 0, attempts: 0, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 });
+    tasks.push({
+      id: await h.store.allocId(),
+      jobId: job.id,
+      state: 'Pending',
+      snapshot: SNAPSHOT,
+      targetCollectionId: TARGET_COLLECTION,
+      mappings: [m],
+      version: 0,
+      attempts: 0,
+      reason: '',
+      results: [],
+      createdAtMs: 0,
+      updatedAtMs: 0,
+    });
   }
   expect(await h.store.putTasksWhilePending(job.id, tasks)).toBe(true);
   expect(await h.store.updateJobInState(job.id, 'Pending', { state: 'Executing', startedAtMs: 0 })).toBe(true);

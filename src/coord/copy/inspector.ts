@@ -133,7 +133,12 @@ export class TaskInspector {
         const problem = resultsProblem(t, ans.results);
         const patch =
           problem === undefined
-            ? { state: 'Completed' as const, results: ans.results.map((r) => ({ targetSegmentId: r.targetSegmentId, numRows: r.numRows, filesCopied: r.filesCopied })), reason: '', updatedAtMs: nowMs }
+            ? {
+                state: 'Completed' as const,
+                results: ans.results.map((r) => ({ targetSegmentId: r.targetSegmentId, numRows: r.numRows, filesCopied: r.filesCopied })),
+                reason: '',
+                updatedAtMs: nowMs,
+              }
             : { state: 'Failed' as const, reason: `worker ${nodeId} returned bad results: ${problem}`, updatedAtMs: nowMs };
         return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
       }

@@ -141,7 +141,13 @@ describe('restore flow', () => {
   it('worker loss: the task is re-queued and completes on another node', async () => {
     const w = await world([1, 2]);
     const gated = new GatedObjectStore(w.objects, 0);
-    const s = stack(w.kv, gated, w.clock, { sources: w.sources, nodes: [{ nodeId: 'node-1', slots: 1 }, { nodeId: 'node-2', slots: 1 }] });
+    const s = stack(w.kv, gated, w.clock, {
+      sources: w.sources,
+      nodes: [
+        { nodeId: 'node-1', slots: 1 },
+        { nodeId: 'node-2', slots: 1 },
+      ],
+    });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     await s.checker.tick();
     await s.inspector.tick();
@@ -160,7 +166,10 @@ describe('restore flow', () => {
   it('slot limits hold with a real pool: never more InProgress tasks on a node than its slots', async () => {
     const w = await world([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const gated = new GatedObjectStore(w.objects, 0);
-    const nodes = [{ nodeId: 'a', slots: 2 }, { nodeId: 'b', slots: 3 }];
+    const nodes = [
+      { nodeId: 'a', slots: 2 },
+      { nodeId: 'b', slots: 3 },
+    ];
     const s = stack(w.kv, gated, w.clock, { sources: w.sources, nodes, options: { maxSegmentsPerTask: 1 } });
     const job = await createJob(asHarness(w.kv, w.clock, s.store), w.ms);
     await s.checker.tick();
@@ -235,7 +244,13 @@ describe('restore flow', () => {
     const x = stack(w.kv, w.objects, w.clock, { sources: w.sources, options: { maxSegmentsPerTask: 2 }, finalizer });
     const store = new CopyJobStore({ kv: w.kv, allocId: idAllocator(50_000) });
     const mk = () => ({
-      checker: new CopyJobChecker({ store, targets: finalizer, workers: pool, clock: w.clock, options: { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 2 } }),
+      checker: new CopyJobChecker({
+        store,
+        targets: finalizer,
+        workers: pool,
+        clock: w.clock,
+        options: { ...DEFAULT_COPY_OPTIONS, maxSegmentsPerTask: 2 },
+      }),
       inspector: new TaskInspector({ store, workers: pool, clock: w.clock }),
     });
     const [p, q] = [mk(), mk()];

@@ -53,13 +53,7 @@ describe('copy job transitions', () => {
 });
 
 describe('copy task transitions', () => {
-  const legal = new Set([
-    'Pending>InProgress',
-    'Pending>Failed',
-    'InProgress>Completed',
-    'InProgress>Failed',
-    'InProgress>Pending',
-  ]);
+  const legal = new Set(['Pending>InProgress', 'Pending>Failed', 'InProgress>Completed', 'InProgress>Failed', 'InProgress>Pending']);
   for (const from of TASK_STATES) {
     for (const to of TASK_STATES) {
       const key = `${from}>${to}`;
@@ -76,8 +70,7 @@ describe('copy task transitions', () => {
 });
 
 describe('jobProgress', () => {
-  const job = (state: CopyJobState, copiedSegments: number, totalSegments: number): CopyJob =>
-    ({ state, copiedSegments, totalSegments }) as CopyJob;
+  const job = (state: CopyJobState, copiedSegments: number, totalSegments: number): CopyJob => ({ state, copiedSegments, totalSegments }) as CopyJob;
 
   it('is copied / total as a whole percentage, rounded down', () => {
     expect(jobProgress(job('Executing', 0, 3))).toBe(0);

@@ -85,7 +85,6 @@
  *   overwrite the state of a newer one.
  */
 
-
 export type CopyJobState = 'Pending' | 'Executing' | 'Publishing' | 'Completed' | 'RollingBack' | 'Failed';
 export type CopyTaskState = 'Pending' | 'InProgress' | 'Completed' | 'Failed';
 
@@ -195,7 +194,9 @@ export function assertTaskTransition(from: CopyTaskState, to: CopyTaskState): vo
 }
 
 /** The public (Milvus RPC) name of a job state; see the header for why RollingBack is still "Executing". */
-export function publicJobState(state: CopyJobState): 'RestoreSnapshotPending' | 'RestoreSnapshotExecuting' | 'RestoreSnapshotCompleted' | 'RestoreSnapshotFailed' {
+export function publicJobState(
+  state: CopyJobState,
+): 'RestoreSnapshotPending' | 'RestoreSnapshotExecuting' | 'RestoreSnapshotCompleted' | 'RestoreSnapshotFailed' {
   switch (state) {
     case 'Pending':
       return 'RestoreSnapshotPending';
@@ -246,7 +247,6 @@ export interface WorkerClient {
    */
   cancel(nodeId: string, taskId: number): Promise<void>;
 }
-
 
 /**
  * The catalog side of a restore, implemented over the catalog by `RestoreTargets` (coord/snapshot).

@@ -46,7 +46,16 @@ type Action =
 
 const coll = fc.constantFrom(...COLLECTIONS);
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('create' as const), c: coll, fields: fc.integer({ min: 1, max: 3 }), index: fc.boolean(), importing: fc.boolean() }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('create' as const),
+      c: coll,
+      fields: fc.integer({ min: 1, max: 3 }),
+      index: fc.boolean(),
+      importing: fc.boolean(),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('dropSegment' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('dropCollection' as const), c: coll }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('orphan' as const), c: coll, index: fc.boolean() }) },
@@ -147,7 +156,9 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
   const existing = (): SegmentRecord[] => COLLECTIONS.flatMap((c) => env.catalog.segments(c));
   const collectionLive = (c: number): boolean => env.catalog.collection(c) !== undefined;
   const segmentReferenced = (s: SegmentRecord): boolean =>
-    refs.some((r) => (r.kind === 'segment' && r.c === s.collectionId && r.s === s.id) || (r.kind === 'build' && s.indexes.some((i) => i.buildId === r.buildId)));
+    refs.some(
+      (r) => (r.kind === 'segment' && r.c === s.collectionId && r.s === s.id) || (r.kind === 'build' && s.indexes.some((i) => i.buildId === r.buildId)),
+    );
 
   const checkSafety = async (where: string): Promise<void> => {
     expect(violations, where).toEqual([]);
@@ -268,7 +279,10 @@ async function run(cfg: { maxDeletesPerTick: number; deleteConcurrency: number }
           const meta = (await env.kv.scan('')).map((e) => `${e.key}@${e.modRevision}`);
           const r = await gc.tick({ dryRun: true });
           expect(await env.keys(), where).toEqual(keys);
-          expect((await env.kv.scan('')).map((e) => `${e.key}@${e.modRevision}`), where).toEqual(meta);
+          expect(
+            (await env.kv.scan('')).map((e) => `${e.key}@${e.modRevision}`),
+            where,
+          ).toEqual(meta);
           expect(new Set(r.wouldDelete).size, where).toBe(r.wouldDelete.length);
         } else {
           await gc.tick();

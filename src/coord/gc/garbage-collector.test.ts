@@ -331,7 +331,10 @@ describe('Reference guard', () => {
       { isReady: boom, isSegmentReferenced: () => false, isBuildReferenced: () => false },
       { isReady: () => true, isSegmentReferenced: boom, isBuildReferenced: () => false },
     ]) {
-      const gc = new GarbageCollector({ catalog: env.catalog, store: env.store, clock: env.clock, guard }, { droppedGraceMs: GRACE_MS, orphanGraceMs: ORPHAN_GRACE_MS });
+      const gc = new GarbageCollector(
+        { catalog: env.catalog, store: env.store, clock: env.clock, guard },
+        { droppedGraceMs: GRACE_MS, orphanGraceMs: ORPHAN_GRACE_MS },
+      );
       const r = await gc.tick();
       expect(r.filesDeleted).toBe(0);
       expect(r.errors.join('\n')).toContain('refs not loaded');
@@ -436,7 +439,13 @@ describe('Faults', () => {
     env.clock.advance(GRACE_MS);
     const errors: number[] = [];
     const gc = new GarbageCollector(
-      { catalog: env.catalog, store: env.store, clock: env.clock, guard: env.guard, metrics: { filesReclaimed: () => {}, bytesReclaimed: () => {}, errors: (n) => errors.push(n) } },
+      {
+        catalog: env.catalog,
+        store: env.store,
+        clock: env.clock,
+        guard: env.guard,
+        metrics: { filesReclaimed: () => {}, bytesReclaimed: () => {}, errors: (n) => errors.push(n) },
+      },
       { droppedGraceMs: GRACE_MS, orphanGraceMs: ORPHAN_GRACE_MS },
     );
     const r = await gc.tick();
@@ -486,7 +495,10 @@ describe('Faults', () => {
         await env.catalog.commit(changes);
       },
     };
-    const gc = new GarbageCollector({ catalog: flaky, store: env.store, clock: env.clock, guard: env.guard }, { droppedGraceMs: GRACE_MS, orphanGraceMs: ORPHAN_GRACE_MS });
+    const gc = new GarbageCollector(
+      { catalog: flaky, store: env.store, clock: env.clock, guard: env.guard },
+      { droppedGraceMs: GRACE_MS, orphanGraceMs: ORPHAN_GRACE_MS },
+    );
     env.clock.advance(GRACE_MS);
     const r = await gc.tick();
     expect(r.errors.join()).toContain('meta unavailable');
@@ -530,7 +542,11 @@ describe('Faults', () => {
         }
         env.store.setFailOn(() => false);
         await gc.tick();
-        expect((await env.keys()).sort()).toEqual(segmentFiles(live).map((f) => f.key).sort());
+        expect((await env.keys()).sort()).toEqual(
+          segmentFiles(live)
+            .map((f) => f.key)
+            .sort(),
+        );
       }
     }
   });

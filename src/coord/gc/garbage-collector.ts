@@ -55,14 +55,7 @@ import type { Clock } from '../../common/clock.js';
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import { LoopRunner } from '../../common/loop.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/object-store.js';
-import {
-  DELTA_LOG_ROOT,
-  INDEX_FILES_ROOT,
-  INSERT_LOG_ROOT,
-  parseSegmentKey,
-  STATS_LOG_ROOT,
-  type SegmentKey,
-} from '../../storage/paths.js';
+import { DELTA_LOG_ROOT, INDEX_FILES_ROOT, INSERT_LOG_ROOT, parseSegmentKey, STATS_LOG_ROOT, type SegmentKey } from '../../storage/paths.js';
 import type { CatalogChange } from '../catalog.js';
 import type { CollectionRecord, SegmentRecord } from '../records.js';
 import type { ReferenceGuard } from './reference-guard.js';
@@ -217,10 +210,16 @@ export class GarbageCollector {
     }
     if (this.#loop !== undefined) return;
     // A stopped LoopRunner stays stopped: a restart gets a fresh one.
-    this.#loop = new LoopRunner('gc', intervalMs, async () => {
-      const r = await this.tick();
-      if (r.errors.length > 0) this.#log('gc: tick finished with errors', { errors: r.errors });
-    }, { error: (fields) => this.#log('gc: tick failed', { error: String((fields as { err?: unknown }).err) }) }, { immediate: false });
+    this.#loop = new LoopRunner(
+      'gc',
+      intervalMs,
+      async () => {
+        const r = await this.tick();
+        if (r.errors.length > 0) this.#log('gc: tick finished with errors', { errors: r.errors });
+      },
+      { error: (fields) => this.#log('gc: tick failed', { error: String((fields as { err?: unknown }).err) }) },
+      { immediate: false },
+    );
     this.#loop.start();
   }
 
@@ -540,13 +539,23 @@ export class GarbageCollector {
     return this.#ask(() => this.#guard.isReady(collectionId) === true, false, `guard isReady(${collectionId})`, t);
   }
   #segmentReferenced(collectionId: number, segmentId: number, t: TickState): boolean {
-    return this.#ask(() => this.#guard.isSegmentReferenced(collectionId, segmentId) !== false, true, `guard isSegmentReferenced(${collectionId}, ${segmentId})`, t);
+    return this.#ask(
+      () => this.#guard.isSegmentReferenced(collectionId, segmentId) !== false,
+      true,
+      `guard isSegmentReferenced(${collectionId}, ${segmentId})`,
+      t,
+    );
   }
   #buildReferenced(buildId: number, t: TickState): boolean {
     return this.#ask(() => this.#guard.isBuildReferenced(buildId) !== false, true, `guard isBuildReferenced(${buildId})`, t);
   }
   #collectionReferenced(collectionId: number, t: TickState): boolean {
-    return this.#ask(() => (this.#guard.isCollectionReferenced?.(collectionId) ?? false) !== false, true, `guard isCollectionReferenced(${collectionId})`, t);
+    return this.#ask(
+      () => (this.#guard.isCollectionReferenced?.(collectionId) ?? false) !== false,
+      true,
+      `guard isCollectionReferenced(${collectionId})`,
+      t,
+    );
   }
   #inUse(collectionId: number, segmentId: number, t: TickState): boolean {
     return this.#ask(() => this.#isSegmentInUse(collectionId, segmentId) !== false, true, `isSegmentInUse(${collectionId}, ${segmentId})`, t);

@@ -164,7 +164,10 @@ export class RestoreService {
     const contents = await this.#snapshots.readContents(rec);
     const md = contents.metadata;
     if (contents.entries.length > SEGMENTS_PER_JOB_MAX) {
-      throw quiverError('ParameterInvalid', `snapshot ${input.name} has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);
+      throw quiverError(
+        'ParameterInvalid',
+        `snapshot ${input.name} has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`,
+      );
     }
     const partitionName = new Map(md.partitions.map((p) => [p.id, p.name]));
     const partitions = md.partitions.map((p) => ({ name: p.name }));

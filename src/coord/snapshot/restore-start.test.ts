@@ -26,7 +26,17 @@ import { SNAPSHOT_DEFAULTS, SnapshotManager } from './snapshot-manager.js';
 const log = pino({ level: 'silent' });
 
 function field(f: Partial<FieldSchema> & Pick<FieldSchema, 'name' | 'dataType'>): Omit<FieldSchema, 'fieldId'> {
-  return { description: '', isPrimaryKey: false, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {}, ...f };
+  return {
+    description: '',
+    isPrimaryKey: false,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...f,
+  };
 }
 
 /** A MetaKV whose `crashAt`-th write (1-based, counting put/delete/txn) throws, before or after applying it. */
@@ -94,7 +104,11 @@ class World {
     const snapshots = new SnapshotManager({ host: engine, kv: this.kv, store: this.store, clock: this.clock, log }, SNAPSHOT_DEFAULTS);
     const { pendingRemoved } = await snapshots.init();
     const workers = new InProcessWorkerPool({ store: this.store });
-    const restores = new RestoreService({ host: engine, snapshots, kv: this.kv, store: this.store, clock: this.clock, log, workers }, DEFAULT_COPY_OPTIONS, this.faults);
+    const restores = new RestoreService(
+      { host: engine, snapshots, kv: this.kv, store: this.store, clock: this.clock, log, workers },
+      DEFAULT_COPY_OPTIONS,
+      this.faults,
+    );
     const r = await restores.init();
     this.node = { engine, wal, snapshots, restores, init: { pendingRemoved, ...r } };
     return this.node;
@@ -134,10 +148,16 @@ async function seeded(dir: string): Promise<World> {
   });
   const id = engine.catalog.resolveCollection('default', 'src').id;
   for (const batch of [[1n, 2n], [3n]]) {
-    await engine.insert(id, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from(batch) }],
-      ['v', { kind: 'vector', dim: 2, data: Float32Array.from(batch.flatMap((x) => [Number(x), 1])) }],
-    ]), batch.length, false);
+    await engine.insert(
+      id,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from(batch) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from(batch.flatMap((x) => [Number(x), 1])) }],
+      ]),
+      batch.length,
+      false,
+    );
     await engine.flushCollection(id);
   }
   await snapshots.create('default', 'src', 'snap', '', 0);
@@ -331,11 +351,27 @@ describe('restore start (one txn) and reconcile', () => {
     world = await seeded(await mkdir());
     const coll = world.node.engine.catalog.resolveCollection('default', 'src');
     const key = `snapshots/${coll.id}/metadata/4243.json`;
-    expect(await world.node.snapshots.records.createPending({
-      id: 4243, name: 'half', description: '', collectionId: coll.id, collectionName: 'src', dbName: 'default', state: 'PENDING',
-      createTs: '', createdAtMs: world.clock.nowMs(), metadataKey: key, manifestKeys: [], segmentIds: [], buildIds: [],
-      partitionNames: [], totalRows: 0, totalBytes: 0, compactionProtectUntilMs: 0,
-    })).toBe(true);
+    expect(
+      await world.node.snapshots.records.createPending({
+        id: 4243,
+        name: 'half',
+        description: '',
+        collectionId: coll.id,
+        collectionName: 'src',
+        dbName: 'default',
+        state: 'PENDING',
+        createTs: '',
+        createdAtMs: world.clock.nowMs(),
+        metadataKey: key,
+        manifestKeys: [],
+        segmentIds: [],
+        buildIds: [],
+        partitionNames: [],
+        totalRows: 0,
+        totalBytes: 0,
+        compactionProtectUntilMs: 0,
+      }),
+    ).toBe(true);
     await world.store.put(key, new TextEncoder().encode('{}'));
     const n = await world.restart();
     expect(n.init.pendingRemoved).toBe(1);
@@ -348,11 +384,27 @@ describe('restore start (one txn) and reconcile', () => {
     world = await seeded(await mkdir());
     const n = world.node;
     const coll = n.engine.catalog.resolveCollection('default', 'src');
-    expect(await n.snapshots.records.createPending({
-      id: 4244, name: 'again', description: '', collectionId: coll.id, collectionName: 'src', dbName: 'default', state: 'PENDING',
-      createTs: '', createdAtMs: world.clock.nowMs(), metadataKey: `snapshots/${coll.id}/metadata/4244.json`, manifestKeys: [], segmentIds: [], buildIds: [],
-      partitionNames: [], totalRows: 0, totalBytes: 0, compactionProtectUntilMs: 0,
-    })).toBe(true);
+    expect(
+      await n.snapshots.records.createPending({
+        id: 4244,
+        name: 'again',
+        description: '',
+        collectionId: coll.id,
+        collectionName: 'src',
+        dbName: 'default',
+        state: 'PENDING',
+        createTs: '',
+        createdAtMs: world.clock.nowMs(),
+        metadataKey: `snapshots/${coll.id}/metadata/4244.json`,
+        manifestKeys: [],
+        segmentIds: [],
+        buildIds: [],
+        partitionNames: [],
+        totalRows: 0,
+        totalBytes: 0,
+        compactionProtectUntilMs: 0,
+      }),
+    ).toBe(true);
     const rec = await n.snapshots.create('default', 'src', 'again', '', 0);
     expect(rec).toMatchObject({ state: 'COMMITTED' });
     expect(rec.id).not.toBe(4244);
@@ -384,8 +436,16 @@ describe('restore start (one txn) and reconcile', () => {
     // A new collection of the same name: its own snapshot of that name wins; the old one stays reachable
     // by the old name only while the new collection has no snapshot of that name.
     await n.engine.createCollection({
-      dbName: 'default', name: 'src', fields: [field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }), field({ name: 'v', dataType: 'FloatVector', dim: 2 })],
-      description: '', enableDynamicField: false, autoId: false, shardsNum: 1, consistencyLevel: 'Bounded', properties: {}, numPartitions: 0,
+      dbName: 'default',
+      name: 'src',
+      fields: [field({ name: 'id', dataType: 'Int64', isPrimaryKey: true }), field({ name: 'v', dataType: 'FloatVector', dim: 2 })],
+      description: '',
+      enableDynamicField: false,
+      autoId: false,
+      shardsNum: 1,
+      consistencyLevel: 'Bounded',
+      properties: {},
+      numPartitions: 0,
     });
     const old = await n.snapshots.describe('default', 'src', 'snap');
     expect(old.collectionId).toBe(job.sourceCollectionId);
@@ -405,7 +465,9 @@ describe('restore start (one txn) and reconcile', () => {
     world = await seeded(await mkdir());
     await expect(world.node.snapshots.describe('default', 'nope', 'snap')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
     await expect(world.node.snapshots.list('default', 'nope')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
-    await expect(world.node.restores.restore({ ...START, sourceCollection: 'nope' })).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'CollectionNotFound'));
+    await expect(world.node.restores.restore({ ...START, sourceCollection: 'nope' })).rejects.toSatisfy((e: unknown) =>
+      isQuiverError(e, 'CollectionNotFound'),
+    );
   });
 
   it('rollback removes the target, its copied files and the pin; the name is free again', async () => {

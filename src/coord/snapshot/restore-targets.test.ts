@@ -35,7 +35,12 @@ async function started(s: ReturnType<typeof setup>, jobId = 7): Promise<CopyJob>
     firstId: await s.host.ids.alloc(RestoreTargets.idsNeeded([{ name: '_default' }], s.segments.length)),
     dbId: 1,
     name: 'dst',
-    source: { schema: { name: 'src', description: '', autoId: false, enableDynamicField: false, fields: [] }, shardsNum: 1, consistencyLevel: 'Bounded', properties: {} },
+    source: {
+      schema: { name: 'src', description: '', autoId: false, enableDynamicField: false, fields: [] },
+      shardsNum: 1,
+      consistencyLevel: 'Bounded',
+      properties: {},
+    },
     partitions: [{ name: '_default' }],
     indexes: [],
     segments: s.segments.map((g) => ({ sourceId: g.id, partitionName: '_default' })),

@@ -144,7 +144,18 @@ export class RestoreTargets implements RestoreTargetOps {
     for (const batch of chunk(missing, TXN_OPS_MAX - 1)) {
       const changes: CatalogChange[] = batch.map((m) => ({
         type: 'putSegment',
-        record: { id: m.targetSegmentId, collectionId: cid, partitionId: m.targetPartitionId, state: 'Importing', numRows: 0, binlogs: {}, deltalogs: [], statslogs: [], indexes: [], createdTs: ts },
+        record: {
+          id: m.targetSegmentId,
+          collectionId: cid,
+          partitionId: m.targetPartitionId,
+          state: 'Importing',
+          numRows: 0,
+          binlogs: {},
+          deltalogs: [],
+          statslogs: [],
+          indexes: [],
+          createdTs: ts,
+        },
       }));
       const expect = [
         { kind: 'collection' as const, id: cid, state: 'Restoring' as const },
@@ -181,7 +192,9 @@ export class RestoreTargets implements RestoreTargetOps {
       }
     }
     const visible: CollectionRecord = { ...coll, state: 'Created', updateTs: this.#host.tso.next().toString() };
-    const flipped = await this.#catalog.commitGuarded([{ type: 'putCollection', record: visible }], { expect: [{ kind: 'collection', id: cid, state: 'Restoring' }] });
+    const flipped = await this.#catalog.commitGuarded([{ type: 'putCollection', record: visible }], {
+      expect: [{ kind: 'collection', id: cid, state: 'Restoring' }],
+    });
     if (!flipped && this.#catalog.collectionIncludingDropped(cid)?.state !== 'Created') {
       throw quiverError('ServiceNotReady', `restore job ${job.id}: making ${job.targetCollectionName} visible lost a race; retried`);
     }

@@ -17,7 +17,17 @@ import { readSegment } from '../../segcore/segment-io.js';
 const HOUR = 3600_000;
 
 function field(f: Partial<FieldSchema> & Pick<FieldSchema, 'name' | 'dataType'>): Omit<FieldSchema, 'fieldId'> {
-  return { description: '', isPrimaryKey: false, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {}, ...f };
+  return {
+    description: '',
+    isPrimaryKey: false,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...f,
+  };
 }
 
 describe('SnapshotManager state machine (fake clock, tick())', () => {
@@ -36,7 +46,10 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
     store = new MemoryObjectStore();
     wal = await openLocalWal(join(dir, 'wal'));
     const log = pino({ level: 'silent' });
-    engine = await Engine.open({ kv, store, wal, clock, log }, { sealRows: 1000, flushIdleMs: 60_000, backgroundIntervalMs: 1000, tmpDir: join(dir, 'tmp'), indexBuildInline: true, autoCompaction: false });
+    engine = await Engine.open(
+      { kv, store, wal, clock, log },
+      { sealRows: 1000, flushIdleMs: 60_000, backgroundIntervalMs: 1000, tmpDir: join(dir, 'tmp'), indexBuildInline: true, autoCompaction: false },
+    );
     mgr = new SnapshotManager({ host: engine, kv, store, clock, log }, { ...SNAPSHOT_DEFAULTS, pendingTimeoutMs: HOUR });
     await mgr.init();
     await engine.createCollection({
@@ -52,10 +65,16 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       numPartitions: 0,
     });
     const id = engine.catalog.resolveCollection('default', 'c').id;
-    await engine.insert(id, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from([1n, 2n, 3n]) }],
-      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([1, 0, 0, 1, 1, 1]) }],
-    ]), 3, false);
+    await engine.insert(
+      id,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from([1n, 2n, 3n]) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([1, 0, 0, 1, 1, 1]) }],
+      ]),
+      3,
+      false,
+    );
   });
 
   afterEach(async () => {
@@ -76,7 +95,9 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
   it('pins: TTL expiry is reaped by tick(); drop is refused (2601) until then', async () => {
     await mgr.create('default', 'c', 's1', '', 0);
     const pin = await mgr.pin('default', 'c', 's1', 60);
-    await expect(mgr.drop('default', 'c', 's1')).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotPinned') && (e as { code: number }).code === 2601);
+    await expect(mgr.drop('default', 'c', 's1')).rejects.toSatisfy(
+      (e: unknown) => isQuiverError(e, 'SnapshotPinned') && (e as { code: number }).code === 2601,
+    );
     clock.advance(59_000);
     expect((await mgr.tick()).pinsReaped).toBe(0);
     clock.advance(2_000);
@@ -89,9 +110,23 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
   it('an abandoned PENDING snapshot is removed after the pending timeout: files first, meta last', async () => {
     const coll = engine.catalog.resolveCollection('default', 'c');
     const pending = {
-      id: 4242, name: 'crashed', description: '', collectionId: coll.id, collectionName: 'c', dbName: 'default', state: 'PENDING' as const,
-      createTs: '', createdAtMs: clock.nowMs(), metadataKey: `snapshots/${coll.id}/metadata/4242.json`, manifestKeys: [], segmentIds: [], buildIds: [],
-      partitionNames: [], totalRows: 0, totalBytes: 0, compactionProtectUntilMs: 0,
+      id: 4242,
+      name: 'crashed',
+      description: '',
+      collectionId: coll.id,
+      collectionName: 'c',
+      dbName: 'default',
+      state: 'PENDING' as const,
+      createTs: '',
+      createdAtMs: clock.nowMs(),
+      metadataKey: `snapshots/${coll.id}/metadata/4242.json`,
+      manifestKeys: [],
+      segmentIds: [],
+      buildIds: [],
+      partitionNames: [],
+      totalRows: 0,
+      totalBytes: 0,
+      compactionProtectUntilMs: 0,
     };
     expect(await mgr.records.createPending(pending)).toBe(true);
     await store.put(pending.metadataKey, new TextEncoder().encode('{}'));
@@ -123,18 +158,30 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
   it('an upsert and a compaction between the flush and the segment listing: the snapshot keeps the key (old version)', async () => {
     const coll = engine.catalog.resolveCollection('default', 'c');
     const upsertKey1 = () =>
-      engine.insert(coll.id, undefined, new Map([
-        ['id', { kind: 'int64', data: BigInt64Array.from([1n]) }],
-        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([9, 9]) }],
-      ]), 1, true);
+      engine.insert(
+        coll.id,
+        undefined,
+        new Map([
+          ['id', { kind: 'int64', data: BigInt64Array.from([1n]) }],
+          ['v', { kind: 'vector', dim: 2, data: Float32Array.from([9, 9]) }],
+        ]),
+        1,
+        true,
+      );
     // The window the e2e race hits by chance, made deterministic: right after the snapshot's flush, an
     // upsert of key 1 (delete pending on the flushed segment, insert growing) and a compaction.
     // A second flushed segment, so the forced compaction merges both.
     await engine.flushCollection(coll.id);
-    await engine.insert(coll.id, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from([4n, 5n]) }],
-      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([4, 4, 5, 5]) }],
-    ]), 2, false);
+    await engine.insert(
+      coll.id,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from([4n, 5n]) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([4, 4, 5, 5]) }],
+      ]),
+      2,
+      false,
+    );
     let compaction: Awaited<ReturnType<typeof engine.compact>> | undefined;
     const host: SnapshotHost = {
       catalog: engine.catalog,
@@ -170,18 +217,30 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
 
   it('compaction protection keeps the snapshot segments out of compaction until it expires', async () => {
     const coll = engine.catalog.resolveCollection('default', 'c');
-    await engine.insert(coll.id, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from([4n]) }],
-      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([2, 2]) }],
-    ]), 1, false);
+    await engine.insert(
+      coll.id,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from([4n]) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([2, 2]) }],
+      ]),
+      1,
+      false,
+    );
     const guarded = await mgr.create('default', 'c', 'guarded', '', 3600);
     // Read before compacting: which segments the snapshot protects.
     const protectedIds = [...guarded.segmentIds];
     expect(protectedIds.length).toBeGreaterThan(0);
-    await engine.insert(coll.id, undefined, new Map([
-      ['id', { kind: 'int64', data: BigInt64Array.from([5n]) }],
-      ['v', { kind: 'vector', dim: 2, data: Float32Array.from([3, 3]) }],
-    ]), 1, false);
+    await engine.insert(
+      coll.id,
+      undefined,
+      new Map([
+        ['id', { kind: 'int64', data: BigInt64Array.from([5n]) }],
+        ['v', { kind: 'vector', dim: 2, data: Float32Array.from([3, 3]) }],
+      ]),
+      1,
+      false,
+    );
     await engine.flushCollection(coll.id);
     const flushedIds = () => engine.flushedSegments(coll.id).map((s) => s.id);
     // Something else is compactable, so a forced compaction runs; it must leave the protected segments alone.

@@ -207,9 +207,15 @@ export class SnapshotManager {
         const segs = this.#host.flushedSegments(collectionId);
         const ts = this.#host.tso.next().toString();
         const buildIds = segs.flatMap((s) => s.indexes.map((i) => i.buildId));
-        this.refs.add(pending.id, collectionId, segs.map((s) => s.id), buildIds);
+        this.refs.add(
+          pending.id,
+          collectionId,
+          segs.map((s) => s.id),
+          buildIds,
+        );
         const coll = this.#host.catalog.collection(collectionId);
-        if (coll === undefined) throw quiverError('CollectionNotFound', `collection ${collectionId} was dropped while snapshot ${pending.name} was being created`);
+        if (coll === undefined)
+          throw quiverError('CollectionNotFound', `collection ${collectionId} was dropped while snapshot ${pending.name} was being created`);
         return { segments: segs, coll, createTs: ts };
       });
       if (pending.compactionProtectUntilMs > 0) {
@@ -361,7 +367,10 @@ export class SnapshotManager {
       if (!r) return;
       const pins = this.activePins(r.record.id);
       if (pins.length > 0) {
-        throw quiverError('SnapshotPinned', `snapshot ${name} of collection ${collectionName} is pinned (pin ids ${pins.map((p) => p.id).join(', ')}); unpin it first`);
+        throw quiverError(
+          'SnapshotPinned',
+          `snapshot ${name} of collection ${collectionName} is pinned (pin ids ${pins.map((p) => p.id).join(', ')}); unpin it first`,
+        );
       }
       await this.#dropRecord(r.record);
       this.#log.info({ snapshot: name, collection: collectionName, snapshotId: r.record.id }, 'snapshot dropped');
@@ -408,7 +417,10 @@ export class SnapshotManager {
 
   async pin(dbName: string, collectionName: string, name: string, ttlSeconds: number, jobId?: number): Promise<PinRecord> {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds * 1000 > this.#opts.pinTtlMaxMs) {
-      throw quiverError('ParameterInvalid', `ttl_seconds ${ttlSeconds} is out of range [0, ${this.#opts.pinTtlMaxMs / 1000}] (30 days; 0 = until unpinned)`);
+      throw quiverError(
+        'ParameterInvalid',
+        `ttl_seconds ${ttlSeconds} is out of range [0, ${this.#opts.pinTtlMaxMs / 1000}] (30 days; 0 = until unpinned)`,
+      );
     }
     const rec = await this.describe(dbName, collectionName, name);
     const now = this.#clock.nowMs();
@@ -429,7 +441,15 @@ export class SnapshotManager {
 
   /** A pin a restore job holds on its source (no expiry): built here, committed in the job's start txn. */
   jobPin(rec: SnapshotRecord, pinId: number, jobId: number): PinRecord {
-    return { id: pinId, snapshotId: rec.id, collectionId: rec.collectionId, snapshotName: rec.name, createdAtMs: this.#clock.nowMs(), expiresAtMs: undefined, jobId };
+    return {
+      id: pinId,
+      snapshotId: rec.id,
+      collectionId: rec.collectionId,
+      snapshotName: rec.name,
+      createdAtMs: this.#clock.nowMs(),
+      expiresAtMs: undefined,
+      jobId,
+    };
   }
 
   /** Makes a pin committed elsewhere (a restore start) visible to `drop`; call under the name lock. */

@@ -104,7 +104,10 @@ export class SnapshotStore {
     if (patch.state && patch.state !== expected) assertSnapshotTransition(expected, patch.state);
     const key = snapKey(collectionId, name);
     const next = { ...cur.record, ...patch };
-    const res = await this.#kv.txn([{ key, target: 'modRevision', op: '==', value: cur.revision }], [{ type: 'put', key, value: enc.encode(JSON.stringify(next)) }]);
+    const res = await this.#kv.txn(
+      [{ key, target: 'modRevision', op: '==', value: cur.revision }],
+      [{ type: 'put', key, value: enc.encode(JSON.stringify(next)) }],
+    );
     return res.succeeded;
   }
 

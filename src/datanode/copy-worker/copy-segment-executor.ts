@@ -50,7 +50,10 @@ export async function executeCopy(
   let plan: CopyStep[];
   let results: CopiedSegment[];
   try {
-    const records = await sources.read(task.snapshot, task.mappings.map((m) => m.sourceSegmentId));
+    const records = await sources.read(
+      task.snapshot,
+      task.mappings.map((m) => m.sourceSegmentId),
+    );
     const resolved = resolveMappings(task.mappings, task.targetCollectionId, records);
     const problem = resolvedMappingsProblem(resolved);
     if (problem !== undefined) return { ok: false, reason: problem, aborted: false };
@@ -79,12 +82,7 @@ export async function executeCopy(
 }
 
 /** undefined on success, else the failure reason naming the keys. */
-async function copyWithRetries(
-  store: ObjectStore,
-  { src, dst }: CopyStep,
-  retriesMax: number,
-  stopped: () => boolean,
-): Promise<string | undefined> {
+async function copyWithRetries(store: ObjectStore, { src, dst }: CopyStep, retriesMax: number, stopped: () => boolean): Promise<string | undefined> {
   for (let attempt = 1; ; attempt++) {
     try {
       await store.copy(src, dst);

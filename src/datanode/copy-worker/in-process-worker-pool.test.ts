@@ -19,7 +19,21 @@ import { executeCopy } from './copy-segment-executor.js';
 import { InProcessWorkerPool } from './in-process-worker-pool.js';
 
 function task(id: number, mappings: readonly SegmentMapping[], version = 1): CopyTask {
-  return { id, jobId: 1, state: 'InProgress', snapshot: SNAPSHOT, targetCollectionId: TARGET_COLLECTION, mappings, nodeId: 'node-1', version, attempts: version, reason: '', results: [], createdAtMs: 0, updatedAtMs: 0 };
+  return {
+    id,
+    jobId: 1,
+    state: 'InProgress',
+    snapshot: SNAPSHOT,
+    targetCollectionId: TARGET_COLLECTION,
+    mappings,
+    nodeId: 'node-1',
+    version,
+    attempts: version,
+    reason: '',
+    results: [],
+    createdAtMs: 0,
+    updatedAtMs: 0,
+  };
 }
 
 async function sourceStore(

@@ -90,8 +90,10 @@ export class InProcessWorkerPool implements WorkerClient {
   }
 
   addNode(nodeId: string, slots: number = DEFAULT_WORKER_SLOTS): void {
-    if (typeof nodeId !== 'string' || nodeId.length === 0) throw quiverError('ParameterInvalid', `worker node id must be non-empty, got ${JSON.stringify(nodeId)}`);
-    if (!Number.isSafeInteger(slots) || slots <= 0) throw quiverError('ParameterInvalid', `worker node ${nodeId}: slots must be a positive integer, got ${slots}`);
+    if (typeof nodeId !== 'string' || nodeId.length === 0)
+      throw quiverError('ParameterInvalid', `worker node id must be non-empty, got ${JSON.stringify(nodeId)}`);
+    if (!Number.isSafeInteger(slots) || slots <= 0)
+      throw quiverError('ParameterInvalid', `worker node ${nodeId}: slots must be a positive integer, got ${slots}`);
     if (this.#nodes.has(nodeId)) throw quiverError('ParameterInvalid', `worker node ${nodeId} already exists`);
     this.#nodes.set(nodeId, { nodeId, slots, runs: new Map(), cancelled: new Set() });
   }

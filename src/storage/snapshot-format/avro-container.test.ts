@@ -2,7 +2,14 @@ import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { ContainerFormatError, readContainer, writeContainer, type AvroCodec } from './avro-container.js';
 
-const SCHEMA = { type: 'record', name: 'Pair', fields: [{ name: 'k', type: 'string' }, { name: 'v', type: 'long' }] };
+const SCHEMA = {
+  type: 'record',
+  name: 'Pair',
+  fields: [
+    { name: 'k', type: 'string' },
+    { name: 'v', type: 'long' },
+  ],
+};
 const TYPE = avro.Type.forSchema(SCHEMA as avro.Schema);
 const OPTS = { bytesMax: 1 << 20, recordsMax: 100, requireChecksum: false };
 
@@ -95,7 +102,7 @@ describe('avro container', () => {
       const original = readContainer(bytes, OPTS);
       for (let i = 0; i < bytes.length; i++) {
         const bad = bytes.slice();
-        bad[i] = bad[i]! ^ (1 << i % 8);
+        bad[i] = bad[i]! ^ (1 << (i % 8));
         let error: unknown;
         try {
           readContainer(bad, { ...OPTS, requireChecksum: true });
@@ -107,7 +114,10 @@ describe('avro container', () => {
         // guarantees the block data is then exactly what was written.
         if (error === undefined) {
           const file = readContainer(bad, OPTS);
-          expect(file.blocks.map((b) => Buffer.from(b.data).toString('hex')), `${codec} flip at ${i}`).toEqual(original.blocks.map((b) => Buffer.from(b.data).toString('hex')));
+          expect(
+            file.blocks.map((b) => Buffer.from(b.data).toString('hex')),
+            `${codec} flip at ${i}`,
+          ).toEqual(original.blocks.map((b) => Buffer.from(b.data).toString('hex')));
         }
         if (error !== undefined) expect(error, `${codec} flip at ${i}`).toBeInstanceOf(ContainerFormatError);
       }

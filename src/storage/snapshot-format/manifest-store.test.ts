@@ -62,7 +62,13 @@ describe('manifestKey', () => {
     expect(formatManifestKey(parts!)).toBe(key);
     expect(parseSnapshotKey(key)).toBeUndefined();
     expect(parseManifestKey(snapshotManifestKey(7, 1, 42))).toBeUndefined();
-    for (const bad of ['snapshots/7/manifests/shared/42-2-none.json', 'snapshots/07/manifests/shared/1-0-none.avro', 'snapshots/7/manifests/shared/1-0-ABCDEF12.avro', 'snapshots/7/manifests/shared/1-0.avro', 'snapshots/7/manifests/shared/99999999999999999-0-none.avro']) {
+    for (const bad of [
+      'snapshots/7/manifests/shared/42-2-none.json',
+      'snapshots/07/manifests/shared/1-0-none.avro',
+      'snapshots/7/manifests/shared/1-0-ABCDEF12.avro',
+      'snapshots/7/manifests/shared/1-0.avro',
+      'snapshots/7/manifests/shared/99999999999999999-0-none.avro',
+    ]) {
       expect(parseManifestKey(bad), bad).toBeUndefined();
     }
   });

@@ -94,7 +94,10 @@ describe('manifest round trip', () => {
         deltalogs: fc.array(log, { maxLength: 4 }),
         statslogs: fc.array(log, { maxLength: 2 }),
         indexes: fc.array(
-          fc.record({ indexId: fc.constantFrom(1, 2), buildId: id, version: id, files: fc.array(fc.string({ minLength: 1 }), { maxLength: 3 }), size: id }, plain),
+          fc.record(
+            { indexId: fc.constantFrom(1, 2), buildId: id, version: id, files: fc.array(fc.string({ minLength: 1 }), { maxLength: 3 }), size: id },
+            plain,
+          ),
           { maxLength: 3 },
         ),
         compactedFrom: fc.array(id, { maxLength: 3 }),
@@ -218,10 +221,16 @@ describe('manifest decode refuses damaged input with SegmentLoadFailed', () => {
     const file = (meta: Record<string, string>, blocks: { count: number; data: Uint8Array }[], schema = JSON.stringify(MANIFEST_AVRO_SCHEMA)) =>
       writeContainer({ schemaJson: schema, codec: 'deflate', meta, blocks });
     expect(decodeError(file({ 'quiver.manifest.version': '2' }, [{ count: 1, data }]))?.message).toMatch(/version 2 is newer than this reader \(1\)/);
-    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 2, data: Buffer.concat([data, data]) }]))?.message).toMatch(/declares 2 records \(at most 1/);
-    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 1, data: Buffer.concat([data, Buffer.from([0])]) }]))?.message).toMatch(/ends at byte/);
+    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 2, data: Buffer.concat([data, data]) }]))?.message).toMatch(
+      /declares 2 records \(at most 1/,
+    );
+    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 1, data: Buffer.concat([data, Buffer.from([0])]) }]))?.message).toMatch(
+      /ends at byte/,
+    );
     const otherSchema = JSON.stringify({ type: 'record', name: 'Other', fields: [{ name: 'x', type: 'long' }] });
-    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 1, data: Buffer.from([2]) }], otherSchema))?.message).toMatch(/writer schema cannot be read/);
+    expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 1, data: Buffer.from([2]) }], otherSchema))?.message).toMatch(
+      /writer schema cannot be read/,
+    );
   });
 
   it('reads a file written with an older, smaller schema (schema evolution)', () => {

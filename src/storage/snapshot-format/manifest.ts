@@ -269,7 +269,8 @@ function toAvro(entry: ManifestEntry): AvroManifest {
 }
 
 function binlog(where: string, b: Binlog): AvroBinlog {
-  if (typeof b?.path !== 'string' || b.path.length === 0) throw quiverError('ParameterInvalid', `${where}: path must be a non-empty string, got ${safeJson(b?.path)}`);
+  if (typeof b?.path !== 'string' || b.path.length === 0)
+    throw quiverError('ParameterInvalid', `${where}: path must be a non-empty string, got ${safeJson(b?.path)}`);
   return {
     log_id: count(where, 'logId', b.logId),
     log_path: b.path,
@@ -283,11 +284,15 @@ function binlog(where: string, b: Binlog): AvroBinlog {
 function indexFile(where: string, f: SegmentIndexFile, params: ReadonlyMap<number, IndexParams>): AvroIndexFile {
   const p = params.get(f.indexId);
   if (p === undefined) {
-    throw quiverError('ParameterInvalid', `${where}: no indexParams for index ${safeJson(f.indexId)} (build ${safeJson(f.buildId)}); a manifest must describe every index it lists`);
+    throw quiverError(
+      'ParameterInvalid',
+      `${where}: no indexParams for index ${safeJson(f.indexId)} (build ${safeJson(f.buildId)}); a manifest must describe every index it lists`,
+    );
   }
   const files = [...(f.files ?? [])];
   files.forEach((file, i) => {
-    if (typeof file !== 'string' || file.length === 0) throw quiverError('ParameterInvalid', `${where}: files[${i}] must be a non-empty string, got ${safeJson(file)}`);
+    if (typeof file !== 'string' || file.length === 0)
+      throw quiverError('ParameterInvalid', `${where}: files[${i}] must be a non-empty string, got ${safeJson(file)}`);
   });
   return {
     index_id: count(where, 'indexId', f.indexId),

@@ -63,12 +63,20 @@ describe('snapshot metadata', () => {
     ['a string id', { ...metadata(), snapshot_id: '77' }, /snapshot_id: Expected number, received string \(got "77"\)/],
     ['an unsafe id', { ...metadata(), segment_ids: [1, 2, 2 ** 60], manifests: metadata().manifests }, /segment_ids.2: .*(safe|less than)/i],
     ['a bad timestamp', { ...metadata(), create_ts: '12.5' }, /create_ts: must be a decimal hybrid timestamp \(got "12.5"\)/],
-    ['an unknown data type', { ...metadata(), schema: { ...SCHEMA, fields: [{ ...SCHEMA.fields[0], dataType: 'Int128' }] } }, /schema.fields.0.dataType: Invalid enum value/],
+    [
+      'an unknown data type',
+      { ...metadata(), schema: { ...SCHEMA, fields: [{ ...SCHEMA.fields[0], dataType: 'Int128' }] } },
+      /schema.fields.0.dataType: Invalid enum value/,
+    ],
     ['duplicate segments', metadata([1, 1]), /segment 1 is listed twice/],
     ['manifests not matching segments', { ...metadata(), segment_ids: [1, 2, 4] }, /is the manifest of segment 3, but segment_ids\[2\] is 4/],
     ['a manifest count mismatch', { ...metadata(), manifests: metadata().manifests.slice(1) }, /2 manifests for 3 segments/],
-    ['a foreign manifest key', { ...metadata([1]), manifests: ['insert_log/7/3/1/100/1'] }, /manifests.0: "insert_log\/7\/3\/1\/100\/1" is not a manifest key/],
-    ['another collection\'s manifest', { ...metadata([1]), manifests: ['snapshots/8/manifests/shared/1-0-none.avro'] }, /belongs to collection 8, not 7/],
+    [
+      'a foreign manifest key',
+      { ...metadata([1]), manifests: ['insert_log/7/3/1/100/1'] },
+      /manifests.0: "insert_log\/7\/3\/1\/100\/1" is not a manifest key/,
+    ],
+    ["another collection's manifest", { ...metadata([1]), manifests: ['snapshots/8/manifests/shared/1-0-none.avro'] }, /belongs to collection 8, not 7/],
     ['an index of another collection', { ...metadata(), indexes: [{ ...INDEX, collectionId: 9 }] }, /index 500 belongs to collection 9, not 7/],
   ];
 

@@ -144,7 +144,8 @@ const snapshotMetadata = z
     duplicates(m.partitions.map((p) => p.id)).forEach((v) => issue(['partitions'], `partition ${v} is listed twice`));
     duplicates(m.indexes.map((x) => x.id)).forEach((v) => issue(['indexes'], `index ${v} is listed twice`));
     m.indexes.forEach((x, i) => {
-      if (x.collectionId !== m.collection_id) issue(['indexes', i, 'collectionId'], `index ${x.id} belongs to collection ${x.collectionId}, not ${m.collection_id}`);
+      if (x.collectionId !== m.collection_id)
+        issue(['indexes', i, 'collectionId'], `index ${x.id} belongs to collection ${x.collectionId}, not ${m.collection_id}`);
     });
     if (m.manifests.length !== m.segment_ids.length) {
       issue(['manifests'], `${m.manifests.length} manifests for ${m.segment_ids.length} segments (one per segment)`);
@@ -153,8 +154,10 @@ const snapshotMetadata = z
     m.manifests.forEach((key, i) => {
       const ref = manifestRef(key);
       if (ref === undefined) issue(['manifests', i], `${JSON.stringify(key)} is not a manifest key`);
-      else if (ref.collectionId !== m.collection_id) issue(['manifests', i], `${JSON.stringify(key)} belongs to collection ${ref.collectionId}, not ${m.collection_id}`);
-      else if (ref.segmentId !== m.segment_ids[i]) issue(['manifests', i], `${JSON.stringify(key)} is the manifest of segment ${ref.segmentId}, but segment_ids[${i}] is ${m.segment_ids[i]}`);
+      else if (ref.collectionId !== m.collection_id)
+        issue(['manifests', i], `${JSON.stringify(key)} belongs to collection ${ref.collectionId}, not ${m.collection_id}`);
+      else if (ref.segmentId !== m.segment_ids[i])
+        issue(['manifests', i], `${JSON.stringify(key)} is the manifest of segment ${ref.segmentId}, but segment_ids[${i}] is ${m.segment_ids[i]}`);
     });
   });
 
@@ -174,7 +177,8 @@ export function encodeMetadata(m: SnapshotMetadata): Uint8Array {
   let json: string;
   try {
     json = JSON.stringify(m, (key, value: unknown) => {
-      if (typeof value === 'bigint') throw quiverError('ParameterInvalid', `snapshot metadata: ${JSON.stringify(key)} holds bigint ${value}n; JSON has no int64`);
+      if (typeof value === 'bigint')
+        throw quiverError('ParameterInvalid', `snapshot metadata: ${JSON.stringify(key)} holds bigint ${value}n; JSON has no int64`);
       return value;
     });
   } catch (e) {

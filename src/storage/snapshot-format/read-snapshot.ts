@@ -79,7 +79,11 @@ function buildsOf(metadata: SnapshotMetadata): ReadonlySet<number> {
 async function readManifestAt(store: ObjectStore, metadataKey: string, metadata: SnapshotMetadata, i: number): Promise<ManifestEntry> {
   const key = metadata.manifests[i]!;
   const segmentId = metadata.segment_ids[i];
-  const bytes = await getOrExplain(store, key, `snapshot ${metadata.snapshot_id} (${metadataKey}): manifest ${JSON.stringify(key)} of segment ${segmentId} is missing`);
+  const bytes = await getOrExplain(
+    store,
+    key,
+    `snapshot ${metadata.snapshot_id} (${metadataKey}): manifest ${JSON.stringify(key)} of segment ${segmentId} is missing`,
+  );
   const entry = withContext(`snapshot ${metadata.snapshot_id}: manifest ${JSON.stringify(key)}`, () => decodeManifest(bytes));
   const s = entry.segment;
   const mismatch = (reason: string) => quiverError('SegmentLoadFailed', `snapshot ${metadata.snapshot_id}: manifest ${JSON.stringify(key)} ${reason}`);

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../../common/errors.js';
 import { deltaLogKey, indexFileKey, insertLogKey, parseSegmentKey, statsLogKey } from '../paths.js';
-import { mappingOf, resolvedOf, sourceSegment, SOURCE_COLLECTION, SOURCE_PARTITION, TARGET_COLLECTION, TARGET_PARTITION } from '../../coord/copy/copy.test-util.js';
+import {
+  mappingOf,
+  resolvedOf,
+  sourceSegment,
+  SOURCE_COLLECTION,
+  SOURCE_PARTITION,
+  TARGET_COLLECTION,
+  TARGET_PARTITION,
+} from '../../coord/copy/copy.test-util.js';
 import { copyPlanOf, mappingsProblem, resolvedMappingsProblem, rewriteSegmentRecord, sourceKeysOf, targetKeyOf, targetKeysOf } from './segment-rewrite.js';
 
 const C = SOURCE_COLLECTION;

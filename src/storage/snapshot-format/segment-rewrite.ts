@@ -33,10 +33,7 @@ export interface CopyStep {
 export function targetKeyOf(sourceKey: string, m: ResolvedMapping): string {
   const k = parseSegmentKey(sourceKey);
   if (k === undefined) {
-    throw quiverError(
-      'ParameterInvalid',
-      `restore: file ${JSON.stringify(sourceKey)} of source segment ${m.source.id} is not a segment file key`,
-    );
+    throw quiverError('ParameterInvalid', `restore: file ${JSON.stringify(sourceKey)} of source segment ${m.source.id} is not a segment file key`);
   }
   switch (k.kind) {
     case 'insert':

@@ -33,9 +33,7 @@ export function segment(id: number, o: SegmentOptions = {}): SegmentRecord {
     partitionId: p,
     state: o.state ?? 'Flushed',
     numRows: 100,
-    binlogs: Object.fromEntries(
-      [1, 100, 101].map((f, i) => [String(f), [binlog(insertLogKey(c, p, id, f, logId + i), logId + i)]]),
-    ),
+    binlogs: Object.fromEntries([1, 100, 101].map((f, i) => [String(f), [binlog(insertLogKey(c, p, id, f, logId + i), logId + i)]])),
     deltalogs: Array.from({ length: o.deltalogs ?? 0 }, (_, i) => binlog(deltaLogKey(c, p, id, logId + 100 + i), logId + 100 + i, 50)),
     statslogs: [binlog(statsLogKey(c, p, id, 100, logId + 10), logId + 10, 20)],
     indexes: (o.builds ?? []).map((buildId) => ({
@@ -63,7 +61,19 @@ export const SCHEMA: CollectionSchema = {
   autoId: false,
   enableDynamicField: true,
   fields: [
-    { fieldId: 100, name: 'id', description: '', dataType: 'Int64', isPrimaryKey: true, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {} },
+    {
+      fieldId: 100,
+      name: 'id',
+      description: '',
+      dataType: 'Int64',
+      isPrimaryKey: true,
+      autoId: false,
+      nullable: false,
+      isDynamic: false,
+      isPartitionKey: false,
+      isClusteringKey: false,
+      typeParams: {},
+    },
     {
       fieldId: 101,
       name: 'vec',
@@ -147,8 +157,10 @@ export function metadata(segments = [1, 2, 3], overrides: Partial<SnapshotMetada
     properties: { 'collection.ttl.seconds': '0' },
     partitions: [{ id: 3, name: '_default' }],
     indexes: [INDEX],
-    ...summarizeEntries(entries, entries.map((e) => manifestKey(7, e))),
+    ...summarizeEntries(
+      entries,
+      entries.map((e) => manifestKey(7, e)),
+    ),
     ...overrides,
   };
 }
-
