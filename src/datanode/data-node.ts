@@ -254,6 +254,11 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       if (!rt || r.position < (this.#catalog.checkpoint(e.collectionId) ?? 0)) continue;
       records++;
       if (e.type === 'insert') {
+        if (e.upsert) {
+          // The delete half first, as the live write path applied it (idempotent: already-deleted rows are skipped).
+          const pkData = e.columns.get(rt.pkField.name)?.data as ArrayLike<bigint | string> | undefined;
+          if (pkData) rt.applyDelete(new Set(Array.from(pkData)), e.ts);
+        }
         if (rt.segments.get(e.segmentId)?.phase === 'flushed') continue;
         // Rows of a partition dropped after they were written died with it.
         if (!rt.record.partitions.some((p) => p.id === e.partitionId)) continue;
@@ -368,8 +373,10 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     const ts = this.#tso.next();
     const seg = rt.reserveGrowing(part.id, nextSeg);
     const set = upsert ? new Set<bigint | string>(Array.from(pks as ArrayLike<bigint | string>)) : undefined;
-    const entries: WalEntry[] = set ? [{ type: 'delete', collectionId, ts, pks: [...set] }] : [];
-    entries.push({ type: 'insert', collectionId, partitionId: part.id, segmentId: seg.id, ts, numRows, columns });
+    // An upsert is one record (its delete is implied by the rows' pks): durable, torn or lost as a whole.
+    const entries: WalEntry[] = [
+      { type: 'insert', collectionId, partitionId: part.id, segmentId: seg.id, ts, numRows, columns, upsert: set !== undefined },
+    ];
     await this.#durable.run(collectionId, this.#append(collectionId, entries), () => {
       if (this.#runtimes.get(collectionId) !== rt) return; // dropped meanwhile
       if (set) rt.applyDelete(set, ts);

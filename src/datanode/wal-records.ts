@@ -15,6 +15,12 @@ export type WalEntry =
       readonly ts: bigint;
       readonly numRows: number;
       readonly columns: Map<string, Column>;
+      /**
+       * An upsert: the rows' primary keys are deleted at `ts` before the rows are inserted at `ts` (the
+       * insert shares the ts, so it survives its own delete). One record, so a torn WAL tail can never keep
+       * the delete without the insert.
+       */
+      readonly upsert?: boolean | undefined;
     }
   | {
       readonly type: 'delete';
@@ -26,6 +32,8 @@ export type WalEntry =
 
 interface Header {
   t: 'i' | 'd';
+  /** 1: an upsert (delete the rows' pks, then insert). */
+  u?: 1;
   c: number;
   p?: number | undefined;
   s?: number;
@@ -50,6 +58,7 @@ export function encodeWalEntry(e: WalEntry): Uint8Array {
       cols.push({ name, kind: col.kind, len: body.byteLength });
     }
     header = { t: 'i', c: e.collectionId, p: e.partitionId, s: e.segmentId, ts: e.ts.toString(), n: e.numRows, cols };
+    if (e.upsert) header.u = 1;
   } else {
     const isInt = e.pks.length > 0 && typeof e.pks[0] === 'bigint';
     header = { t: 'd', c: e.collectionId, p: e.partitionId, ts: e.ts.toString(), pks: e.pks.map(String), pkKind: isInt ? 'int64' : 'string' };
@@ -90,5 +99,6 @@ export function decodeWalEntry(bytes: Uint8Array): WalEntry {
     ts: BigInt(header.ts),
     numRows: header.n ?? 0,
     columns,
+    upsert: header.u === 1,
   };
 }
