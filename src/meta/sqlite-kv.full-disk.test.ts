@@ -9,18 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../common/errors.js';
+import { tmpfsMountable } from '../testing/tmpfs.js';
 import { SqliteMetaKV } from './sqlite-kv.js';
 
+const mountable = tmpfsMountable();
+
 describe('SqliteMetaKV on a full disk', () => {
-  it('refuses writes while full and accepts them again once space is freed, without a reopen', async (ctx) => {
+  // Mounting needs root (CI runs as root); elsewhere this test is reported as skipped, not passed.
+  it.skipIf(!mountable)('refuses writes while full and accepts them again once space is freed, without a reopen', async () => {
     const mnt = await mkdtemp(join(tmpdir(), 'quiver-meta-full-'));
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'ignore' });
-    } catch {
-      await rm(mnt, { recursive: true, force: true });
-      ctx.skip('mounting a tmpfs is not permitted here (needs root)');
-      return;
-    }
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { stdio: 'ignore' });
     const path = join(mnt, 'meta.db');
     let kv = new SqliteMetaKV(path);
     try {

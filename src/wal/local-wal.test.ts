@@ -7,6 +7,9 @@ import { isQuiverError } from '../common/errors.js';
 import { HEADER_BYTES } from './record-format.js';
 import { openLocalWal, segmentFileName, type LocalWalOptions } from './local-wal.js';
 import type { Wal, WalRecord } from './wal.js';
+import { tmpfsMountable } from '../testing/tmpfs.js';
+
+const mountable = tmpfsMountable();
 
 let dir: string;
 let warnings: string[];
@@ -362,15 +365,10 @@ describe('LocalWal', () => {
     await wal.close();
   });
 
-  it('recovers from a full disk once space is freed, and no byte of a failed append survives', async (ctx) => {
+  // Mounting needs root (CI runs as root); elsewhere this is reported as skipped (the rotation-failure test covers the repair).
+  it.skipIf(!mountable)('recovers from a full disk once space is freed, and no byte of a failed append survives', async () => {
     const mnt = await mkdtemp(join(tmpdir(), 'quiver-wal-full-'));
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
-    } catch {
-      await rm(mnt, { recursive: true, force: true });
-      ctx.skip('mounting a tmpfs is not permitted here (needs root); the rotation-failure test covers the repair');
-      return;
-    }
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
     try {
       const walDir = join(mnt, 'wal');
       let wal = await openLocalWal(walDir, { onWarn: (m) => warnings.push(m) });
