@@ -203,15 +203,41 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV against a real etcd', () 
     }
   });
 
-  it('an unreachable etcd fails reads and writes with a retriable IoFailed naming the hosts', async () => {
+  it('an unreachable etcd fails reads with a retriable ServiceNotReady and writes with a retriable IoFailed, naming the hosts', async () => {
     const port = await freePort();
     const kv = new EtcdMetaKV({ hosts: [`127.0.0.1:${port}`], root: 'x', retryWindowMs: 300, requestTimeoutMs: 200, dialTimeoutMs: 200 });
     opened.push(kv);
-    for (const call of [() => kv.get('k'), () => kv.put('k', 'v'), () => kv.scan('')]) {
+    const calls: [string, () => Promise<unknown>][] = [
+      ['ServiceNotReady', () => kv.get('k')],
+      ['IoFailed', () => kv.put('k', 'v')],
+      ['ServiceNotReady', () => kv.scan('')],
+      ['ServiceNotReady', () => kv.revision()],
+    ];
+    for (const [kind, call] of calls) {
       const err = await call().catch((e: unknown) => e);
-      expect(isQuiverError(err, 'IoFailed'), String(err)).toBe(true);
+      expect(isQuiverError(err, kind as 'IoFailed'), String(err)).toBe(true);
       expect((err as { retriable: boolean }).retriable).toBe(true);
       expect(String(err)).toContain(`127.0.0.1:${port}`);
+    }
+  });
+
+  it('a read of a frozen etcd retries until the retry window ends (no attempt outlives it), then fails retriable naming etcd', async () => {
+    const etcd = await EtcdServer.start();
+    const kv = new EtcdMetaKV({ hosts: [etcd.endpoint], root: 'frozen-read', retryWindowMs: 1_500, requestTimeoutMs: 60_000 });
+    opened.push(kv);
+    try {
+      await kv.put('k', 'v');
+      await etcd.freeze();
+      // A 60 s request deadline would hang the read; the window ends it.
+      const err = await kv.get('k').catch((e: unknown) => e);
+      expect(isQuiverError(err, 'ServiceNotReady'), String(err)).toBe(true);
+      expect((err as { retriable: boolean }).retriable).toBe(true);
+      expect(String(err)).toContain(`meta kv etcd (${etcd.endpoint}) unreachable`);
+      etcd.thaw();
+      expect(new TextDecoder().decode((await kv.get('k'))?.value)).toBe('v');
+    } finally {
+      etcd.thaw();
+      await etcd.stop();
     }
   });
 });
@@ -255,6 +281,52 @@ describe.skipIf(unavailable !== undefined)('EtcdMetaKV commit faults (scripted)'
   }
   const lost = (): Error => new GRPCUnavailableError('injected: connection lost');
   const createIfAbsent = (kv: EtcdMetaKV) => kv.txn([{ key: 'job', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'job', value: 'mine' }]);
+
+  it('fast path: a write after its own write is one RPC, and another writer in between is never missed', async () => {
+    let rpcs = 0;
+    // `a` and `b` are plain stores on the same root; `c` counts its RPCs.
+    const { kv: a, root } = faultyStore(async (commit) => commit());
+    const b = new EtcdMetaKV({ hosts: [server!.endpoint], root });
+    toClose.push(b);
+    const client = connectEtcd({ hosts: [server!.endpoint] });
+    const real = connectEtcd({ hosts: [server!.endpoint] });
+    toClose.push(client, real);
+    client.mock({
+      exec: (async (_service: string, method: string, params: unknown) => {
+        rpcs++;
+        return method === 'range' ? real.kv.range(params as IRangeRequest) : real.kv.txn(params as ITxnRequest);
+      }) as Parameters<typeof client.mock>[0]['exec'],
+    });
+    const c = new EtcdMetaKV({ hosts: [server!.endpoint], root, client });
+    toClose.push(c);
+
+    await c.put('k', '1'); // nothing known yet: read + commit
+    rpcs = 0;
+    await c.put('k', '2');
+    await c.txn([{ key: 'k', target: 'version', op: '==', value: 2 }], [{ type: 'put', key: 'k', value: '3' }]);
+    await c.put('fresh', 'x'); // never seen: guessed absent, guarded by a compare
+    expect(rpcs).toBe(3);
+    expect(await c.get('k')).toMatchObject({ version: 3, modRevision: 3 });
+
+    // Another writer moves the counter: c's memory is stale and must not decide anything.
+    await b.delete('k');
+    expect(await c.txn([{ key: 'k', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'k', value: 'again' }])).toMatchObject({
+      succeeded: true,
+    });
+    expect(await b.get('k')).toMatchObject({ version: 1, createRevision: 6, modRevision: 6 });
+    await b.put('fresh', 'y');
+    // c still believes 'fresh' is x at version 1: a compare that fails only on the stale view.
+    expect(await c.txn([{ key: 'fresh', target: 'version', op: '==', value: 2 }], [{ type: 'put', key: 'fresh', value: 'z' }])).toMatchObject({
+      succeeded: true,
+    });
+    expect(decodeString((await b.get('fresh'))!.value)).toBe('z');
+    // A guessed-absent key that exists (written by b) is not overwritten as if new.
+    await b.put('other', 'b');
+    expect(await c.txn([{ key: 'other', target: 'version', op: '==', value: 0 }], [{ type: 'put', key: 'other', value: 'c' }])).toMatchObject({
+      succeeded: false,
+    });
+    expect(decodeString((await a.get('other'))!.value)).toBe('b');
+  });
 
   it('a commit that applied but whose answer was lost is recognised, not applied twice', async () => {
     const { kv } = faultyStore(async (commit, n) => {

@@ -24,6 +24,13 @@
  * unknown, reject with a retriable IoFailed that says so (the caller re-reads, as after any lost CAS).
  * Never a wrong answer.
  *
+ * Fast path (one RPC per write instead of two): the store remembers the counter it last saw and the
+ * entries of the keys it last read or wrote at that counter. While nobody else writes, the counter is
+ * unchanged, so those entries are still exact: a write plans against them and commits guarded by "the
+ * counter is unchanged" plus, for each named key it has not seen, "the key is absent in etcd". The guard
+ * makes the guess safe: if it fails (another writer, a wrong guess) the write takes the read path above.
+ * A guess that would change nothing is never answered from memory (it could be stale): read path too.
+ *
  * Limits: etcd refuses a request over --max-request-bytes (default 1.5 MiB) and a txn of more than
  * --max-txn-ops ops (default 128). Both are checked before sending (ParameterTooLarge naming the
  * numbers), and deletes of a prefix are one range op, not one op per key. Scans page at
@@ -119,7 +126,18 @@ interface Plan {
   readonly changed: boolean;
   readonly ops: IRequestOp[];
   readonly requestBytes: number;
+  /** Final state of every key the txn named (null = absent); undefined when it deleted a prefix. */
+  readonly final: ReadonlyMap<string, KvEntry | null> | undefined;
 }
+
+/** What this store last saw at one counter value: entries (null = absent) of keys it read or wrote. */
+interface Known {
+  readonly counter: Counter;
+  readonly entries: Map<string, KvEntry | null>;
+}
+
+/** Keys remembered for the fast path; past this the memory starts over (a miss only costs a read). */
+const KNOWN_KEYS_MAX = 4_096;
 
 export class EtcdMetaKV implements MetaKV {
   readonly #client: Etcd3;
@@ -134,6 +152,9 @@ export class EtcdMetaKV implements MetaKV {
   readonly #retryWindowMs: number;
   readonly #txnIdPrefix = randomBytes(6).toString('hex');
   #txnCounter = 0;
+  /** See "Fast path" in the header; undefined = nothing known. */
+  #known: Known | undefined;
+  readonly #requestTimeoutMs: number;
   /**
    * Writes of this instance go one at a time: they would all contend on the counter anyway, and losing
    * optimistic races to ourselves costs a read and a commit each (8 concurrent writers ran 4x slower
@@ -161,6 +182,7 @@ export class EtcdMetaKV implements MetaKV {
     this.#txnOpsMax = options.txnOpsMax ?? ETCD_TXN_OPS_MAX_DEFAULT;
     this.#scanPageKeysMax = options.scanPageKeysMax ?? SCAN_PAGE_KEYS_MAX_DEFAULT;
     this.#retryWindowMs = options.retryWindowMs ?? RETRY_WINDOW_MS_DEFAULT;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     if (this.#txnOpsMax < 2 || this.#scanPageKeysMax < 1) {
       throw quiverError('ParameterInvalid', 'meta kv etcd: txnOpsMax must be >= 2 and scanPageKeysMax >= 1');
     }
@@ -175,9 +197,16 @@ export class EtcdMetaKV implements MetaKV {
   async get(key: string): Promise<KvEntry | undefined> {
     this.#checkOpen();
     validateKey(key);
-    const res = await this.#retryRead('get', key, () => this.#client.kv.range({ key: this.#fullKey(key) }));
-    const kv = res.kvs[0];
-    return kv === undefined ? undefined : this.#decodeEntry(kv);
+    // The counter comes along in the same RPC, so the answer can feed the write fast path.
+    const full = this.#fullKey(key);
+    const res = await this.#retryRead('get', key, (o) =>
+      this.#client.kv.txn({ success: [{ request_range: { key: this.#counterKey } }, { request_range: { key: full } }] }, o),
+    );
+    const counter = this.#decodeCounter(res.responses[0]?.response_range.kvs[0]);
+    const kv = res.responses[1]?.response_range.kvs[0];
+    const entry = kv === undefined ? undefined : this.#decodeEntry(kv);
+    this.#remember(counter, new Map([[key, entry ?? null]]));
+    return entry;
   }
 
   async put(key: string, value: Uint8Array | string): Promise<number> {
@@ -224,7 +253,7 @@ export class EtcdMetaKV implements MetaKV {
 
   async revision(): Promise<number> {
     this.#checkOpen();
-    const res = await this.#retryRead('revision', '', () => this.#client.kv.range({ key: this.#counterKey }));
+    const res = await this.#retryRead('revision', '', (o) => this.#client.kv.range({ key: this.#counterKey }, o));
     return this.#decodeCounter(res.kvs[0]).revision;
   }
 
@@ -256,7 +285,7 @@ export class EtcdMetaKV implements MetaKV {
       };
       let res;
       try {
-        res = await this.#retryRead('scan', prefix, () => this.#client.kv.range(req), true);
+        res = await this.#retryRead('scan', prefix, (o) => this.#client.kv.range(req, o), true);
       } catch (e) {
         // A page of large values can exceed the gRPC message limit: ask for fewer keys per page.
         if (isMessageTooLarge(e) && pageKeys > 1) {
@@ -320,11 +349,17 @@ export class EtcdMetaKV implements MetaKV {
       );
     const deadline = Date.now() + this.#retryWindowMs;
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS_MAX; attempt++) {
+      // Only a first attempt guesses: after an in-doubt commit the next step must read what happened.
+      const guess = attempt === 1 ? this.#guess(compares, success, failure) : undefined;
       let snapshot: Snapshot;
-      try {
-        snapshot = await this.#readSnapshot(opName, target, compares, success, failure);
-      } catch (e) {
-        throw inDoubt.size > 0 ? unknown(e) : e;
+      if (guess !== undefined) {
+        snapshot = guess.snapshot;
+      } else {
+        try {
+          snapshot = await this.#readSnapshot(opName, target, compares, success, failure);
+        } catch (e) {
+          throw inDoubt.size > 0 ? unknown(e) : e;
+        }
       }
       const applied = snapshot.counter.txnId === undefined ? undefined : inDoubt.get(snapshot.counter.txnId);
       if (applied !== undefined) {
@@ -335,6 +370,8 @@ export class EtcdMetaKV implements MetaKV {
       if (inDoubt.size > 0 && snapshot.counter.etcdModRevision !== inDoubtExpected) throw unknown();
       const attemptId = `${txnId}.${attempt}`;
       const plan = this.#plan(snapshot, compares, success, failure, attemptId);
+      // A guessed snapshot is only trusted through the commit guard; an answer without a commit is read.
+      if (guess !== undefined && !plan.changed) continue;
       if (!plan.changed) {
         // Nothing to write; but an in-doubt attempt could still apply, so this answer would be stale.
         if (inDoubt.size > 0) throw unknown();
@@ -344,15 +381,25 @@ export class EtcdMetaKV implements MetaKV {
       this.#checkLimits(opName, target, plan);
       try {
         const res = await this.#client.kv.txn({
-          compare: [{ key: this.#counterKey, target: 'Mod', result: 'Equal', mod_revision: snapshot.counter.etcdModRevision }],
+          compare: [
+            { key: this.#counterKey, target: 'Mod', result: 'Equal', mod_revision: snapshot.counter.etcdModRevision },
+            ...(guess?.absent ?? []).map((k) => ({ key: this.#fullKey(k), target: 'Version' as const, result: 'Equal' as const, version: 0 })),
+          ],
           success: plan.ops,
         });
         if (res.succeeded) {
+          // The txn wrote the counter, so its etcd revision is the counter's new mod revision.
+          const counter = { revision: plan.result.revision, etcdModRevision: Number(res.header.revision), txnId: attemptId };
+          if (plan.final === undefined) this.#known = undefined;
+          else this.#remember(counter, new Map(plan.final), snapshot.counter.etcdModRevision);
           onCommitted?.(plan);
           return plan.result;
         }
-        // Lost the race to another writer of this store (or to a late in-doubt attempt): read again.
+        // Lost the race to another writer of this store (or to a late in-doubt attempt), or guessed
+        // wrong: forget what we knew and read again.
+        this.#known = undefined;
       } catch (e) {
+        this.#known = undefined;
         if (!isConnectionError(e)) throw inDoubt.size > 0 ? unknown(e) : this.#mapError(opName, target, e);
         inDoubt.set(attemptId, plan);
         inDoubtExpected = snapshot.counter.etcdModRevision;
@@ -392,7 +439,9 @@ export class EtcdMetaKV implements MetaKV {
         });
         const prefixCounts = new Map<string, number>();
         prefixList.forEach((p, i) => prefixCounts.set(p, Number(responses[1 + keyList.length + i]?.count ?? 0)));
-        return { counter: this.#decodeCounter(responses[0]?.kvs[0]), entries, prefixCounts };
+        const counter = this.#decodeCounter(responses[0]?.kvs[0]);
+        this.#remember(counter, new Map(keyList.map((k) => [k, entries.get(k) ?? null])));
+        return { counter, entries, prefixCounts };
       } catch (e) {
         if (isCompacted(e) && restart < SCAN_RESTARTS_MAX) continue;
         throw this.#mapError(opName, target, e);
@@ -408,7 +457,7 @@ export class EtcdMetaKV implements MetaKV {
       const chunk = ranges.slice(i, i + this.#txnOpsMax).map((r) => ({
         request_range: atRevision === undefined ? r : { ...r, revision: atRevision },
       }));
-      const res = await this.#retryRead(opName, target, () => this.#client.kv.txn({ success: chunk }), true);
+      const res = await this.#retryRead(opName, target, (o) => this.#client.kv.txn({ success: chunk }, o), true, 'write');
       atRevision ??= res.header.revision;
       for (const r of res.responses) out.push({ kvs: r.response_range.kvs, count: r.response_range.count });
     }
@@ -460,7 +509,7 @@ export class EtcdMetaKV implements MetaKV {
         }
       }
     }
-    if (!changed) return { result: { succeeded, revision: snapshot.counter.revision }, changed, ops: [], requestBytes: 0 };
+    if (!changed) return { result: { succeeded, revision: snapshot.counter.revision }, changed, ops: [], requestBytes: 0, final: undefined };
 
     const counterValue = Buffer.from(JSON.stringify({ revision, txn: attemptId }));
     const ops: IRequestOp[] = [{ request_put: { key: this.#counterKey, value: counterValue } }];
@@ -494,7 +543,56 @@ export class EtcdMetaKV implements MetaKV {
       if (Buffer.compare(from, end) < 0) ops.push({ request_delete_range: { key: from, range_end: end } });
       requestBytes += 2 * full.byteLength + OP_OVERHEAD_BYTES;
     }
-    return { result: { succeeded, revision }, changed, ops, requestBytes };
+    let final: Map<string, KvEntry | null> | undefined;
+    if (deletedPrefixes.length === 0) {
+      final = new Map<string, KvEntry | null>();
+      for (const [k, e] of snapshot.entries) final.set(k, e);
+      for (const c of compares) if (!final.has(c.key)) final.set(c.key, null);
+      for (const [k, e] of overlay) final.set(k, e);
+    }
+    return { result: { succeeded, revision }, changed, ops, requestBytes, final };
+  }
+
+  /**
+   * A snapshot from memory for the fast path, or undefined when the txn deletes a prefix (the count
+   * would be a guess nothing guards) or nothing is known. `absent`: named keys never seen, guessed absent.
+   */
+  #guess(compares: readonly Compare[], success: readonly Op[], failure: readonly Op[]): { snapshot: Snapshot; absent: string[] } | undefined {
+    const known = this.#known;
+    if (known === undefined) return undefined;
+    const entries = new Map<string, KvEntry>();
+    const absent: string[] = [];
+    const named = new Set<string>();
+    for (const c of compares) named.add(c.key);
+    for (const op of [...success, ...failure]) {
+      if (op.type === 'deletePrefix') return undefined;
+      named.add(op.key);
+    }
+    // Every guessed-absent key is one more compare in the commit txn.
+    if (named.size + 1 > this.#txnOpsMax) return undefined;
+    for (const k of named) {
+      const e = known.entries.get(k);
+      if (e === undefined) absent.push(k);
+      else if (e !== null) entries.set(k, e);
+    }
+    return { snapshot: { counter: known.counter, entries, prefixCounts: new Map() }, absent };
+  }
+
+  /**
+   * Records entries seen at `counter`. They join what is known when the counter is the one already known
+   * (or `from`, the counter a commit started from, whose entries its own writes carried forward).
+   */
+  #remember(counter: Counter, entries: Map<string, KvEntry | null>, from?: number): void {
+    const known = this.#known;
+    const sameView = known !== undefined && (known.counter.etcdModRevision === counter.etcdModRevision || known.counter.etcdModRevision === from);
+    if (sameView && known.entries.size + entries.size <= KNOWN_KEYS_MAX) {
+      for (const [k, e] of entries) known.entries.set(k, e);
+      this.#known = { counter, entries: known.entries };
+      return;
+    }
+    // An older read finishing after a newer one must not roll the view back.
+    if (known !== undefined && counter.etcdModRevision < known.counter.etcdModRevision) return;
+    this.#known = { counter, entries: entries.size <= KNOWN_KEYS_MAX ? entries : new Map() };
   }
 
   #checkLimits(opName: string, target: string, plan: Plan): void {
@@ -512,16 +610,37 @@ export class EtcdMetaKV implements MetaKV {
     }
   }
 
-  /** Runs an idempotent read, retrying lost connections within the retry window. */
-  async #retryRead<T>(opName: string, target: string, fn: () => Promise<T>, rethrowRaw = false): Promise<T> {
-    const deadline = Date.now() + this.#retryWindowMs;
+  /**
+   * Runs an idempotent read, retrying lost connections within the retry window: no attempt runs past
+   * the window's end, so the caller hears back within it. A read that found etcd unreachable for the
+   * whole window fails with ServiceNotReady (retriable, naming etcd); the read of a write keeps IoFailed,
+   * which marks metadata writes as failing (write-health.ts).
+   */
+  async #retryRead<T>(
+    opName: string,
+    target: string,
+    fn: (options: { deadline: number }) => Promise<T>,
+    rethrowRaw = false,
+    purpose: 'read' | 'write' = 'read',
+  ): Promise<T> {
+    const start = Date.now();
+    const deadline = start + this.#retryWindowMs;
     for (let attempt = 1; ; attempt++) {
       this.#checkOpen();
       try {
-        return await fn();
+        return await fn({ deadline: Math.min(Date.now() + this.#requestTimeoutMs, deadline) });
       } catch (e) {
         if (rethrowRaw && (isCompacted(e) || isMessageTooLarge(e))) throw e;
-        if (!isConnectionError(e) || Date.now() + retryDelayMs(attempt) > deadline) throw this.#mapError(opName, target, e);
+        if (!isConnectionError(e)) throw this.#mapError(opName, target, e);
+        if (Date.now() + retryDelayMs(attempt) >= deadline) {
+          if (purpose === 'write') throw this.#mapError(opName, target, e);
+          throw quiverError(
+            'ServiceNotReady',
+            `meta kv etcd (${this.#hosts.join(',')}) unreachable: ${opName} ${JSON.stringify(target)} failed for ${Date.now() - start} ms ` +
+              `(${attempt} attempts): ${errText(e)}; retry once etcd is back`,
+            e,
+          );
+        }
         await sleep(retryDelayMs(attempt));
       }
     }
