@@ -69,6 +69,9 @@ export class SegmentManager implements SegmentCoordinator {
   async commitFlush(collectionId: number, segments: readonly SegmentRecord[], checkpoint: number | undefined): Promise<boolean> {
     const coll = this.#catalog.collection(collectionId);
     if (!coll || coll.state !== 'Created') return false;
+    // A flush with nothing to write and the checkpoint where it is already commits nothing (on etcd a
+    // commit is a round trip, and a snapshot create flushes first).
+    if (segments.length === 0 && (checkpoint === undefined || checkpoint === this.#catalog.checkpoint(collectionId))) return true;
     const changes: CatalogChange[] = segments.map((record) => ({ type: 'putSegment', record }));
     if (checkpoint !== undefined) changes.push({ type: 'putCheckpoint', collectionId, position: checkpoint });
     await this.#catalog.commitInBatches(changes);

@@ -9,6 +9,7 @@ import type { Catalog } from '../catalog.js';
 import type { CollectionRecord, SegmentRecord } from '../records.js';
 import {
   encodeMetadata,
+  manifestKey,
   readSnapshot,
   sharedManifestsPrefix,
   summarizeEntries,
@@ -88,6 +89,13 @@ export class SnapshotManager {
   /** Compaction protection windows: collectionId → segmentId → until (ms). */
   readonly #protect = new Map<number, Map<number, number>>();
   #pins = new Map<number, PinRecord>();
+  /**
+   * Shared manifests known to exist: listed by a snapshot record at init, or written or seen by this
+   * process since. A create skips the existence check (a store round trip) for these. Only this class
+   * deletes manifests (`#reclaimManifests`, which forgets what it deletes, under the same lock as
+   * creates), so the set never names a missing file; it only saves work and never decides a delete.
+   */
+  readonly #manifestsKnown = new Set<string>();
 
   constructor(deps: SnapshotDeps, opts: SnapshotOptions = SNAPSHOT_DEFAULTS) {
     this.#host = deps.host;
@@ -129,6 +137,7 @@ export class SnapshotManager {
 
   #track(rec: SnapshotRecord): void {
     this.refs.add(rec.id, rec.collectionId, rec.segmentIds, rec.buildIds);
+    if (rec.state === 'COMMITTED') for (const k of rec.manifestKeys) this.#manifestsKnown.add(k);
     if (rec.compactionProtectUntilMs > this.#clock.nowMs()) {
       const m = this.#protect.get(rec.collectionId) ?? new Map<number, number>();
       for (const s of rec.segmentIds) m.set(s, Math.max(m.get(s) ?? 0, rec.compactionProtectUntilMs));
@@ -169,7 +178,8 @@ export class SnapshotManager {
         compactionProtectUntilMs: protectionSeconds > 0 ? now + protectionSeconds * 1000 : 0,
       };
       // CAS on "key absent": of concurrent creates of one name (even from other processes), one wins.
-      if (!(await this.records.createPending(pending))) {
+      let revision = await this.records.createPendingAt(pending);
+      if (revision === undefined) {
         // A PENDING record found under the name lock has no create running (see snapshot-store.ts (5)):
         // it is stale and is replaced; anything else means the name is taken.
         const existing = await this.records.get(coll.id, name);
@@ -178,12 +188,13 @@ export class SnapshotManager {
         }
         this.#log.warn({ snapshot: name, collection: coll.name, staleId: existing.record.id }, 'replacing a stale PENDING snapshot');
         await this.#dropRecord(existing.record);
-        if (!(await this.records.createPending(pending))) {
+        revision = await this.records.createPendingAt(pending);
+        if (revision === undefined) {
           throw quiverError('SnapshotAlreadyExists', `snapshot ${name} already exists in collection ${coll.name}`);
         }
       }
       try {
-        const committed = await this.#materialize(pending, dbName);
+        const committed = await this.#materialize(pending, revision, dbName);
         this.#log.info({ snapshot: name, collection: coll.name, segments: committed.segmentIds.length }, 'snapshot created');
         return committed;
       } catch (err) {
@@ -196,7 +207,7 @@ export class SnapshotManager {
     });
   }
 
-  async #materialize(pending: SnapshotRecord, dbName: string): Promise<SnapshotRecord> {
+  async #materialize(pending: SnapshotRecord, pendingRevision: number, dbName: string): Promise<SnapshotRecord> {
     const collectionId = pending.collectionId;
     // 1. Every write acknowledged before the call becomes a flushed segment or a deltalog.
     await this.#host.flushCollection(collectionId);
@@ -230,7 +241,7 @@ export class SnapshotManager {
           .filter((i) => segment.indexes.some((f) => f.indexId === i.id))
           .map((i) => ({ indexId: i.id, indexType: i.indexType, metric: i.metric, M: i.buildParams.M, efConstruction: i.buildParams.efConstruction })),
       }));
-      const { keys } = await writeManifests(this.#store, collectionId, entries);
+      const keys = entries.map((e) => manifestKey(collectionId, e));
       const summary = summarizeEntries(entries, keys);
       const metadata: SnapshotMetadata = {
         format_version: 1,
@@ -250,7 +261,9 @@ export class SnapshotManager {
         indexes,
         ...summary,
       };
-      await this.#store.put(pending.metadataKey, encodeMetadata(metadata));
+      // The manifests and the metadata file are independent objects: written side by side (one store
+      // round trip, not two); COMMITTED waits for both.
+      await Promise.all([this.#writeManifests(collectionId, entries, keys), this.#store.put(pending.metadataKey, encodeMetadata(metadata))]);
       if (this.#opts.faultPauseBeforeCommitMs) await this.#clock.sleep(this.#opts.faultPauseBeforeCommitMs);
       // 4. COMMITTED only once every file it names exists.
       const patch: Partial<SnapshotRecord> = {
@@ -263,13 +276,21 @@ export class SnapshotManager {
         totalBytes: summary.total_bytes,
         partitionNames: coll.partitions.map((p) => p.name),
       };
-      if (!(await this.records.updateInState(collectionId, pending.name, 'PENDING', patch))) {
+      if (!(await this.records.updateInState(collectionId, pending.name, 'PENDING', patch, { record: pending, revision: pendingRevision }))) {
         throw quiverError('ServiceInternal', `snapshot ${pending.name} changed while it was being created`);
       }
       const committed = { ...pending, ...patch } as SnapshotRecord;
       this.#track(committed);
       return committed;
     });
+  }
+
+  /** Writes the manifests not known to exist (writeManifests checks those first); call under the manifest lock. */
+  async #writeManifests(collectionId: number, entries: readonly ManifestEntry[], keys: readonly string[]): Promise<void> {
+    const missing = entries.filter((_e, i) => !this.#manifestsKnown.has(keys[i]!));
+    if (missing.length === 0) return;
+    const written = await writeManifests(this.#store, collectionId, missing);
+    for (const k of written.keys) this.#manifestsKnown.add(k);
   }
 
   // ------------------------------------------------------------------ read
@@ -406,6 +427,7 @@ export class SnapshotManager {
       let n = 0;
       for (const o of await this.#store.list(sharedManifestsPrefix(collectionId))) {
         if (keep.has(o.key)) continue;
+        this.#manifestsKnown.delete(o.key);
         await this.#store.delete(o.key);
         n++;
       }

@@ -82,9 +82,14 @@ export class SnapshotStore {
 
   /** Creates a PENDING record; false if the name is taken in this collection. */
   async createPending(rec: SnapshotRecord): Promise<boolean> {
+    return (await this.createPendingAt(rec)) !== undefined;
+  }
+
+  /** `createPending` that returns the record's mod revision (undefined: the name is taken). */
+  async createPendingAt(rec: SnapshotRecord): Promise<number | undefined> {
     const key = snapKey(rec.collectionId, rec.name);
     const res = await this.#kv.txn([{ key, target: 'version', op: '==', value: 0 }], [{ type: 'put', key, value: enc.encode(JSON.stringify(rec)) }]);
-    return res.succeeded;
+    return res.succeeded ? res.revision : undefined;
   }
 
   async get(collectionId: number, name: string): Promise<{ record: SnapshotRecord; revision: number } | undefined> {
@@ -97,9 +102,19 @@ export class SnapshotStore {
     return entries.map((e) => readSnapshot(e.key, e.value));
   }
 
-  /** Compare-and-set on state: false when the record is gone or no longer in `expected`. */
-  async updateInState(collectionId: number, name: string, expected: SnapshotState, patch: Partial<SnapshotRecord>): Promise<boolean> {
-    const cur = await this.get(collectionId, name);
+  /**
+   * Compare-and-set on state: false when the record is gone or no longer in `expected`. `known`: the
+   * record as this caller wrote it and its mod revision, which spares the read (the CAS on the mod
+   * revision still decides; a stale `known` just loses).
+   */
+  async updateInState(
+    collectionId: number,
+    name: string,
+    expected: SnapshotState,
+    patch: Partial<SnapshotRecord>,
+    known?: { readonly record: SnapshotRecord; readonly revision: number },
+  ): Promise<boolean> {
+    const cur = known ?? (await this.get(collectionId, name));
     if (!cur || cur.record.state !== expected) return false;
     if (patch.state && patch.state !== expected) assertSnapshotTransition(expected, patch.state);
     const key = snapKey(collectionId, name);
