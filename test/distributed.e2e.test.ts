@@ -20,6 +20,7 @@ import { EtcdMetaKV } from '../src/meta/etcd-kv.js';
 import { S3ObjectStore } from '../src/storage/s3-object-store.js';
 import { EtcdServer, etcdUnavailableReason } from '../src/testing/etcd-server.js';
 import { S3RVER_CREDENTIALS, S3Server } from '../src/testing/s3-server.js';
+import { makeTestCertificates, opensslUnavailableReason } from '../src/testing/tls-certs.js';
 import { until, vectors, waitRestore } from './helpers.js';
 import { killAllServers, spawnServer, type ServerProcess } from './process.js';
 
@@ -32,6 +33,9 @@ const skipReason = etcdUnavailableReason();
 if (skipReason !== undefined) console.warn(`distributed e2e skipped: ${skipReason}`);
 /** `etcdctl` (Debian etcd-client) turns on etcd authentication for the auth test; without it that test is skipped. */
 const noEtcdctl = spawnSync('etcdctl', ['version'], { encoding: 'utf8' }).status !== 0;
+/** `openssl` makes the certificates of the TLS test; without it that test is skipped. */
+const noOpenssl = opensslUnavailableReason() !== undefined;
+if (skipReason === undefined && noOpenssl) console.warn(`distributed e2e: etcd TLS test skipped: ${opensslUnavailableReason()}`);
 if (skipReason === undefined && noEtcdctl) console.warn('distributed e2e: etcd auth test skipped: no etcdctl on PATH (apt-get install etcd-client)');
 
 /** What the SDK sees of a collection: every row's id and title, sorted by id. */
@@ -304,5 +308,71 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
       }
     },
     60_000,
+  );
+
+  it.skipIf(noOpenssl)(
+    'with etcd over TLS (client certificates required): serves with the CA and a client certificate, refuses a wrong CA or no certificate',
+    async () => {
+      const parent = await freshDir();
+      const certs = makeTestCertificates(parent);
+      const secured = await EtcdServer.start({
+        tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile, client: { certFile: certs.clientCertFile, keyFile: certs.clientKeyFile } },
+      });
+      try {
+        const meta = ['--meta', `etcd://${secured.endpoint}/tls`];
+        const serve = (dir: string, ...flags: string[]) =>
+          runCli(['serve', '--port', '0', '--metrics-port', '0', '--data-dir', join(parent, dir), ...meta, ...flags], awsEnv);
+        const [plain, wrongCa, noCert] = await Promise.all([
+          serve('a'),
+          serve('b', '--etcd-ca-file', certs.otherCaFile, '--etcd-cert-file', certs.clientCertFile, '--etcd-key-file', certs.clientKeyFile),
+          serve('c', '--etcd-ca-file', certs.caFile),
+        ]);
+        for (const [name, r] of [
+          ['plain http', plain],
+          ['wrong CA', wrongCa],
+          ['no client certificate', noCert],
+        ] as const) {
+          expect(r.code, name).not.toBe(0);
+          // Node's own one-time warning: grpc-js sends the IP of an etcd endpoint as the TLS server name.
+          const stderr = r.stderr
+            .split('\n')
+            .filter((l) => !/^\(node:\d+\) \[DEP0123\]|^\(Use `node --trace-deprecation/.test(l))
+            .join('\n');
+          expect(stderr.trim(), `${name}: ${r.stderr}`).toMatch(/^meta "etcd:\/\/.*": cannot use etcd at 127\.0\.0\.1:\d+: [^\n]+$/);
+        }
+        for (const d of ['a', 'b', 'c']) expect(existsSync(join(parent, d)), d).toBe(false);
+
+        const env = {
+          ...awsEnv,
+          QUIVER_META: `etcd://${secured.endpoint}/tls`,
+          QUIVER_ETCD_CA_FILE: certs.caFile,
+          QUIVER_ETCD_CERT_FILE: certs.clientCertFile,
+          QUIVER_ETCD_KEY_FILE: certs.clientKeyFile,
+        };
+        let srv = await spawnServer(join(parent, 'd'), env);
+        try {
+          await srv.client.createCollection({
+            collection_name: 'over_tls',
+            fields: [
+              { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+              { name: 'v', data_type: DataType.FloatVector, dim: 2 },
+            ],
+          });
+          expect((await srv.client.insert({ collection_name: 'over_tls', data: [{ id: 1, v: [0.5, 0.5] }] })).status.error_code).toBe(ErrorCode.SUCCESS);
+          await srv.client.flushSync({ collection_names: ['over_tls'] });
+          expect((await srv.client.createSnapshot({ collection_name: 'over_tls', snapshot_name: 's' })).error_code).toBe(ErrorCode.SUCCESS);
+          // A restart reads it all back over TLS.
+          await srv.stop();
+          srv = await spawnServer(join(parent, 'd'), env);
+          expect((await srv.client.listCollections()).data.map((x) => x.name)).toEqual(['over_tls']);
+          expect((await srv.client.listSnapshots({ collection_name: 'over_tls' })).snapshots).toEqual(['s']);
+        } finally {
+          await srv.stop();
+        }
+      } finally {
+        await secured.stop();
+      }
+    },
+    90_000,
   );
 });

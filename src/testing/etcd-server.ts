@@ -1,9 +1,12 @@
 /**
  * A throwaway single-member etcd for tests and benchmarks: the `etcd` binary (Debian `etcd-server`) on
- * free loopback ports with a temporary data dir, removed on stop.
+ * free loopback ports with a temporary data dir, removed on stop. It can be frozen (SIGSTOP), halted
+ * and restarted on the same data dir and ports (an outage that etcd survives), and serve TLS.
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,30 +25,57 @@ export interface EtcdServerOptions {
   /** --max-txn-ops (etcd default 128). */
   readonly maxTxnOps?: number | undefined;
   readonly startTimeoutMs?: number | undefined;
+  /**
+   * Serve clients over TLS (PEM file paths): the server's certificate and key, and the CA that client
+   * certificates must be signed by (--client-cert-auth). The health check presents `client`.
+   */
+  readonly tls?:
+    | {
+        readonly certFile: string;
+        readonly keyFile: string;
+        readonly caFile: string;
+        readonly client: { readonly certFile: string; readonly keyFile: string };
+      }
+    | undefined;
 }
 
 export class EtcdServer {
+  /** host:port of the client URL (http, or https with `tls`). */
   readonly endpoint: string;
-  readonly #child: ChildProcess;
+  readonly #args: readonly string[];
+  readonly #binary: string;
   readonly #dataDir: string;
+  readonly #options: EtcdServerOptions;
+  #child: ChildProcess;
   #stderr = '';
   #exited: Promise<void>;
 
-  private constructor(endpoint: string, child: ChildProcess, dataDir: string) {
+  private constructor(endpoint: string, binary: string, args: readonly string[], dataDir: string, options: EtcdServerOptions) {
     this.endpoint = endpoint;
-    this.#child = child;
+    this.#binary = binary;
+    this.#args = args;
     this.#dataDir = dataDir;
+    this.#options = options;
+    [this.#child, this.#exited] = this.#spawn();
+  }
+
+  #spawn(): [ChildProcess, Promise<void>] {
+    const child = spawn(this.#binary, this.#args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-4000);
     });
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    return [child, new Promise((resolve) => child.once('exit', () => resolve()))];
   }
 
   get pid(): number {
     const pid = this.#child.pid;
     if (pid === undefined) throw new Error('etcd has no pid');
     return pid;
+  }
+
+  get running(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
   /**
@@ -63,13 +93,14 @@ export class EtcdServer {
   }
 
   thaw(): void {
-    process.kill(this.pid, 'SIGCONT');
+    if (this.running) process.kill(this.pid, 'SIGCONT');
   }
 
   static async start(options: EtcdServerOptions = {}): Promise<EtcdServer> {
     const dataDir = mkdtempSync(join(tmpdir(), 'quiver-etcd-'));
     const [clientPort, peerPort] = [await freePort(), await freePort()];
-    const client = `http://127.0.0.1:${clientPort}`;
+    const tls = options.tls;
+    const client = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const args = [
       '--name',
@@ -91,9 +122,11 @@ export class EtcdServer {
       '--logger',
       'zap',
       ...(options.maxTxnOps === undefined ? [] : ['--max-txn-ops', String(options.maxTxnOps)]),
+      ...(tls === undefined
+        ? []
+        : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth']),
     ];
-    const child = spawn(options.binary ?? 'etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const server = new EtcdServer(`127.0.0.1:${clientPort}`, child, dataDir);
+    const server = new EtcdServer(`127.0.0.1:${clientPort}`, options.binary ?? 'etcd', args, dataDir, options);
     try {
       await server.#waitHealthy(options.startTimeoutMs ?? 30_000);
     } catch (e) {
@@ -101,6 +134,25 @@ export class EtcdServer {
       throw e;
     }
     return server;
+  }
+
+  /**
+   * A clean shutdown (SIGTERM) or a crash (SIGKILL) that keeps the data dir and the ports, for
+   * `restart`. A frozen etcd is thawed first so that it can exit.
+   */
+  async halt(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    if (!this.running) return;
+    this.#child.kill(signal);
+    if (signal === 'SIGTERM') this.thaw();
+    await this.#exited;
+  }
+
+  /** Starts etcd again on the same data dir and ports (after `halt`); resolves once it is healthy. */
+  async restart(): Promise<void> {
+    if (this.running) throw new Error('etcd is running: halt() it first');
+    this.#stderr = '';
+    [this.#child, this.#exited] = this.#spawn();
+    await this.#waitHealthy(this.#options.startTimeoutMs ?? 30_000);
   }
 
   /** Polls etcd's /health endpoint until it reports a leader (single member: right after start). */
@@ -113,9 +165,7 @@ export class EtcdServer {
     for (;;) {
       if (exited) throw new Error(`etcd exited during start: ${this.#stderr}`);
       try {
-        const res = await fetch(`http://${this.endpoint}/health`);
-        const body = (await res.json()) as { health?: string };
-        if (body.health === 'true') return;
+        if ((await this.#health()) === 'true') return;
       } catch {
         // not listening yet
       }
@@ -124,9 +174,40 @@ export class EtcdServer {
     }
   }
 
+  /** The `health` field of GET /health (over TLS with the client certificate when configured). */
+  #health(): Promise<string | undefined> {
+    const tls = this.#options.tls;
+    return new Promise((resolve, reject) => {
+      const onRes = (res: IncomingMessage) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { health?: string }).health);
+          } catch (e) {
+            reject(e as Error);
+          }
+        });
+        res.on('error', reject);
+      };
+      const url = `${tls === undefined ? 'http' : 'https'}://${this.endpoint}/health`;
+      const req =
+        tls === undefined
+          ? httpGet(url, { timeout: 2_000 }, onRes)
+          : httpsGet(
+              url,
+              { timeout: 2_000, ca: readFileSync(tls.caFile), cert: readFileSync(tls.client.certFile), key: readFileSync(tls.client.keyFile) },
+              onRes,
+            );
+      req.on('timeout', () => req.destroy(new Error('health check timed out')));
+      req.on('error', reject);
+    });
+  }
+
   async stop(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      this.#child.kill('SIGTERM');
+    if (this.running) {
+      this.#child.kill('SIGKILL');
       await this.#exited;
     }
     rmSync(this.#dataDir, { recursive: true, force: true });
