@@ -1,6 +1,7 @@
 /**
  * Faults under `quiver serve` on etcd + S3 (real processes, official SDK): etcd frozen (SIGSTOP, every
- * thread stopped) while an insert, a flush, a createSnapshot and a restore run, then thawed. Each call
+ * thread stopped) and then thawed, or stopped and restarted on its data dir, while an insert, a flush, a
+ * createSnapshot, a restore and a read of etcd run. Each call
  * either succeeds or fails with a Milvus code and a reason; after etcd is back, every acknowledged row is
  * there, the snapshot is committed or absent, the restore target complete or absent, and a flush, a
  * snapshot and a restore started afterwards complete without restarting the server.
@@ -138,88 +139,112 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 under fault
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  it('etcd frozen during insert, flush, createSnapshot and restore: each succeeds or fails with a reason; afterwards nothing acknowledged is lost and work resumes', async () => {
-    const c = srv.client;
-    const vs = vectors(400, 8, 7);
-    await c.createCollection({
-      collection_name: 'src',
-      fields: [
-        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
-        { name: 'v', data_type: DataType.FloatVector, dim: 8 },
-      ],
-    });
-    const rows = (from: number, to: number) => vs.slice(from, to).map((v, i) => ({ id: from + i, v }));
-    expect((await c.insert({ collection_name: 'src', data: rows(0, 100) })).status.error_code).toBe(ErrorCode.SUCCESS);
-    await c.flushSync({ collection_names: ['src'] });
-    expect((await c.createSnapshot({ collection_name: 'src', snapshot_name: 's0' })).error_code).toBe(ErrorCode.SUCCESS);
-    expect((await c.createIndex({ collection_name: 'src', field_name: 'v', index_type: 'FLAT', metric_type: 'L2' })).error_code).toBe(ErrorCode.SUCCESS);
-    expect((await c.loadCollectionSync({ collection_name: 'src' })).error_code).toBe(ErrorCode.SUCCESS);
-    const atS0 = await idsOf(c, 'src');
-
-    // The fault: etcd frozen while four calls are in flight, thawed after 7 s (the outage's length, not a
-    // wait for an event): longer than the 5 s etcd request deadline, so calls that reach etcd time out.
-    await etcd.freeze();
-    const inFlight = Promise.all([
-      c.insert({ collection_name: 'src', data: rows(100, 200) }),
-      c.flush({ collection_names: ['src'] }),
-      c.createSnapshot({ collection_name: 'src', snapshot_name: 's1' }),
-      c.restoreSnapshot({ snapshot_name: 's0', source_collection_name: 'src', target_collection_name: 'r1' }),
-    ]);
-    await new Promise((r) => setTimeout(r, 7_000));
-    etcd.thaw();
-    const [ins, flush, snap, restore] = await inFlight;
-
-    const inserted = expectSuccessOrReasoned(ins.status);
-    expectSuccessOrReasoned(flush.status);
-    const snapped = expectSuccessOrReasoned(snap);
-    const restoring = expectSuccessOrReasoned(restore.status);
-
-    // Acknowledged rows are there (a failed insert may or may not have landed; never partly).
-    await until(
-      async () => (await c.query({ collection_name: 'src', filter: 'id >= 0', output_fields: ['id'], limit: 1 })).status.error_code === ErrorCode.SUCCESS,
-    );
-    const live = await idsOf(c, 'src');
-    const second = rows(100, 200).map((r) => r.id);
-    if (inserted) expect(live).toEqual([...atS0, ...second]);
-    else expect([atS0, [...atS0, ...second]]).toContainEqual(live);
-
-    // The snapshot is committed (listed and describable) or absent; acknowledged means committed.
-    const listed = (await c.listSnapshots({ collection_name: 'src' })).snapshots;
-    if (snapped) expect(listed).toContain('s1');
-    if (listed.includes('s1'))
-      expect((await c.describeSnapshot({ snapshot_name: 's1', collection_name: 'src' })).status.error_code).toBe(ErrorCode.SUCCESS);
-    else expect(listed).toEqual(['s0']);
-
-    // The restore: job Completed with the snapshot's rows, or Failed with the target absent.
-    if (restoring) {
-      const info = await waitRestore(c, restore.job_id);
-      if (info.state === 'RestoreSnapshotCompleted') {
-        expect((await c.loadCollectionSync({ collection_name: 'r1' })).error_code).toBe(ErrorCode.SUCCESS);
-        expect(await idsOf(c, 'r1')).toEqual(atS0);
-      } else {
-        await until(async () => !(await c.hasCollection({ collection_name: 'r1' })).value);
-      }
-    } else {
-      // A refused restore either never started (no target) or its job runs to the end on its own.
-      await until(async () => {
-        if (!(await c.hasCollection({ collection_name: 'r1' })).value) return true;
-        return (await c.loadCollectionSync({ collection_name: 'r1' })).error_code === ErrorCode.SUCCESS;
+  for (const outage of ['frozen', 'stopped and restarted'] as const) {
+    it(`etcd ${outage} during insert, flush, createSnapshot, restore and reads: each succeeds or fails retriable with a reason; afterwards nothing acknowledged is lost and work resumes`, async () => {
+      const c = srv.client;
+      // Names of their own per outage: both run on one server.
+      const n = outage === 'frozen' ? 'f' : 'r';
+      const src = `src_${n}`;
+      const vs = vectors(400, 8, 7);
+      await c.createCollection({
+        collection_name: src,
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: 8 },
+        ],
       });
-      if ((await c.hasCollection({ collection_name: 'r1' })).value) expect(await idsOf(c, 'r1')).toEqual(atS0);
-    }
+      const rows = (from: number, to: number) => vs.slice(from, to).map((v, i) => ({ id: from + i, v }));
+      expect((await c.insert({ collection_name: src, data: rows(0, 100) })).status.error_code).toBe(ErrorCode.SUCCESS);
+      await c.flushSync({ collection_names: [src] });
+      expect((await c.createSnapshot({ collection_name: src, snapshot_name: 's0' })).error_code).toBe(ErrorCode.SUCCESS);
+      expect((await c.createIndex({ collection_name: src, field_name: 'v', index_type: 'FLAT', metric_type: 'L2' })).error_code).toBe(ErrorCode.SUCCESS);
+      expect((await c.loadCollectionSync({ collection_name: src })).error_code).toBe(ErrorCode.SUCCESS);
+      const atS0 = await idsOf(c, src);
 
-    // Background work resumes without a restart: a flush, a snapshot and a restore started now complete.
-    expect((await c.insert({ collection_name: 'src', data: rows(200, 300) })).status.error_code).toBe(ErrorCode.SUCCESS);
-    const flushed = await c.flushSync({ collection_names: ['src'] });
-    expect(flushed.status.error_code, flushed.status.reason).toBe(ErrorCode.SUCCESS);
-    expect((await c.createSnapshot({ collection_name: 'src', snapshot_name: 's2' })).error_code).toBe(ErrorCode.SUCCESS);
-    const after = await idsOf(c, 'src');
-    const r2 = await c.restoreSnapshot({ snapshot_name: 's2', source_collection_name: 'src', target_collection_name: 'r2' });
-    expect(r2.status.error_code, r2.status.reason).toBe(ErrorCode.SUCCESS);
-    expect((await waitRestore(c, r2.job_id)).state).toBe('RestoreSnapshotCompleted');
-    expect((await c.loadCollectionSync({ collection_name: 'r2' })).error_code).toBe(ErrorCode.SUCCESS);
-    expect(await idsOf(c, 'r2')).toEqual(after);
-  }, 90_000);
+      // The fault: etcd frozen (SIGSTOP) or stopped (SIGTERM; its data dir kept) while four calls are in
+      // flight, and back after 7 s (the outage's length, not a wait for an event): longer than the 5 s
+      // etcd request deadline and read retry window, so calls that reach etcd time out.
+      if (outage === 'frozen') await etcd.freeze();
+      else await etcd.halt();
+      const inFlight = Promise.all([
+        c.insert({ collection_name: src, data: rows(100, 200) }),
+        c.flush({ collection_names: [src] }),
+        c.createSnapshot({ collection_name: src, snapshot_name: 's1' }),
+        c.restoreSnapshot({ snapshot_name: 's0', source_collection_name: src, target_collection_name: `r1_${n}` }),
+      ]);
+      // A read that needs etcd (snapshots live only there) gives up within its retry window with a
+      // retriable code that is not UnexpectedError, and a reason naming etcd.
+      const readStartMs = Date.now();
+      const read = await c.listSnapshots({ collection_name: src });
+      expect(Date.now() - readStartMs).toBeLessThan(7_000);
+      expect(read.status.error_code, read.status.reason).toBe('NotReadyServe');
+      expect(read.status.retriable).toBe(true);
+      expect(read.status.reason).toMatch(/meta kv etcd \(127\.0\.0\.1:\d+\) unreachable/);
+      // Reads served from memory do not wait for etcd.
+      expect((await c.query({ collection_name: src, filter: 'id >= 0', output_fields: ['id'], limit: 1 })).status.error_code).toBe(ErrorCode.SUCCESS);
+      await new Promise((r) => setTimeout(r, Math.max(0, readStartMs + 7_000 - Date.now())));
+      if (outage === 'frozen') etcd.thaw();
+      else await etcd.restart();
+      const [ins, flush, snap, restore] = await inFlight;
+
+      const inserted = expectSuccessOrReasoned(ins.status);
+      expectSuccessOrReasoned(flush.status);
+      const snapped = expectSuccessOrReasoned(snap);
+      const restoring = expectSuccessOrReasoned(restore.status);
+
+      // Acknowledged rows are there (a failed insert may or may not have landed; never partly).
+      await until(
+        async () => (await c.query({ collection_name: src, filter: 'id >= 0', output_fields: ['id'], limit: 1 })).status.error_code === ErrorCode.SUCCESS,
+      );
+      const live = await idsOf(c, src);
+      const second = rows(100, 200).map((r) => r.id);
+      if (inserted) expect(live).toEqual([...atS0, ...second]);
+      else expect([atS0, [...atS0, ...second]]).toContainEqual(live);
+
+      // The snapshot is committed (listed and describable) or absent; acknowledged means committed. Reads
+      // of etcd come back by themselves once it is up again.
+      let listed: string[] = [];
+      await until(async () => {
+        const l = await c.listSnapshots({ collection_name: src });
+        listed = l.snapshots;
+        return l.status.error_code === ErrorCode.SUCCESS;
+      });
+      if (snapped) expect(listed).toContain('s1');
+      if (listed.includes('s1'))
+        expect((await c.describeSnapshot({ snapshot_name: 's1', collection_name: src })).status.error_code).toBe(ErrorCode.SUCCESS);
+      else expect(listed).toEqual(['s0']);
+
+      // The restore: job Completed with the snapshot's rows, or Failed with the target absent.
+      if (restoring) {
+        const info = await waitRestore(c, restore.job_id);
+        if (info.state === 'RestoreSnapshotCompleted') {
+          expect((await c.loadCollectionSync({ collection_name: `r1_${n}` })).error_code).toBe(ErrorCode.SUCCESS);
+          expect(await idsOf(c, `r1_${n}`)).toEqual(atS0);
+        } else {
+          await until(async () => !(await c.hasCollection({ collection_name: `r1_${n}` })).value);
+        }
+      } else {
+        // A refused restore either never started (no target) or its job runs to the end on its own.
+        await until(async () => {
+          if (!(await c.hasCollection({ collection_name: `r1_${n}` })).value) return true;
+          return (await c.loadCollectionSync({ collection_name: `r1_${n}` })).error_code === ErrorCode.SUCCESS;
+        });
+        if ((await c.hasCollection({ collection_name: `r1_${n}` })).value) expect(await idsOf(c, `r1_${n}`)).toEqual(atS0);
+      }
+
+      // Background work resumes without a restart: a flush, a snapshot and a restore started now complete.
+      expect((await c.insert({ collection_name: src, data: rows(200, 300) })).status.error_code).toBe(ErrorCode.SUCCESS);
+      const flushed = await c.flushSync({ collection_names: [src] });
+      expect(flushed.status.error_code, flushed.status.reason).toBe(ErrorCode.SUCCESS);
+      expect((await c.createSnapshot({ collection_name: src, snapshot_name: 's2' })).error_code).toBe(ErrorCode.SUCCESS);
+      const after = await idsOf(c, src);
+      const r2 = await c.restoreSnapshot({ snapshot_name: 's2', source_collection_name: src, target_collection_name: `r2_${n}` });
+      expect(r2.status.error_code, r2.status.reason).toBe(ErrorCode.SUCCESS);
+      expect((await waitRestore(c, r2.job_id)).state).toBe('RestoreSnapshotCompleted');
+      expect((await c.loadCollectionSync({ collection_name: `r2_${n}` })).error_code).toBe(ErrorCode.SUCCESS);
+      expect(await idsOf(c, `r2_${n}`)).toEqual(after);
+    }, 120_000);
+  }
 
   for (const mode of ['503', 'stall'] as const) {
     it(`S3 ${mode === '503' ? 'answering 503' : 'stalling'} during a restore and a flush: clean failure or completion, no half target, no leaked objects, GC keeps what is referenced`, async () => {
