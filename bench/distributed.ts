@@ -11,7 +11,8 @@
  *    download + upload of the same files (the same S3 client, 4 files in flight);
  *  - insert throughput (engine.insert in batches of 5,000, then flush) on etcd + S3 vs embedded;
  *  - restart to first search (server closed, started again in this process on the same metadata,
- *    files and WAL, first search that returns hits; the collection is loaded) vs embedded.
+ *    files and WAL, first search that returns hits; the collection is loaded) vs embedded; with
+ *    BENCH_RESTART_ROWS (and BENCH_RESTART_DIM/_M/_EFC) on a collection of its own of that size.
  *
  * Usage: npx tsx bench/distributed.ts   (BENCH_SIZES=10000,160000 BENCH_DIM=32 BENCH_M=8 BENCH_EFC=32
  *        BENCH_RUNS=7; BENCH_QUICK=1 = 2,000 and 20,000 rows)
@@ -35,6 +36,11 @@ const RUNS = envInt('BENCH_RUNS', 7);
 const BATCH = 5000;
 const SEAL_ROWS = envInt('BENCH_SEAL_ROWS', 40_000);
 const BUCKET = 'quiver-bench';
+/** Restart measured on a collection of this size (default: the largest size, the one indexed above). */
+const RESTART_ROWS = envInt('BENCH_RESTART_ROWS', 0) || Math.max(...SIZES);
+const RESTART_DIM = envInt('BENCH_RESTART_DIM', DIM);
+const RESTART_M = envInt('BENCH_RESTART_M', M);
+const RESTART_EFC = envInt('BENCH_RESTART_EFC', EFC);
 
 const f1 = (x: number) => x.toFixed(1);
 const f0 = (x: number) => x.toFixed(0);
@@ -51,20 +57,25 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: performance.now() - t0, value };
 }
 
-/** Inserts `rows` rows (timed with the flush), optionally indexes (HNSW) and loads. */
-async function build(t: TestServer, name: string, data: Float32Array, rows: number, index: boolean): Promise<{ insertMs: number }> {
+/** Inserts `rows` rows, then flushes (each timed), optionally indexes (HNSW). */
+async function build(
+  t: TestServer,
+  name: string,
+  data: Float32Array,
+  dim: number,
+  rows: number,
+  index: { m: number; efc: number } | undefined,
+): Promise<{ insertMs: number; flushMs: number }> {
   const c = t.client;
-  await createVectorCollection(c, name, DIM);
+  await createVectorCollection(c, name, dim);
   const id = collectionId(t.server.engine, name);
-  const { ms } = await timed(async () => {
-    await insertRange(t.server.engine, id, data, DIM, 0, rows, BATCH);
-    await c.flushSync({ collection_names: [name] });
-  });
+  const { ms: insertMs } = await timed(() => insertRange(t.server.engine, id, data, dim, 0, rows, BATCH));
+  const { ms: flushMs } = await timed(() => c.flushSync({ collection_names: [name] }));
   if (index) {
-    await createHnsw(c, name, M, EFC);
+    await createHnsw(c, name, index.m, index.efc);
     await t.server.engine.waitForIndexes(id);
   }
-  return { insertMs: ms };
+  return { insertMs, flushMs };
 }
 
 async function firstSearch(t: TestServer, name: string, query: number[]): Promise<void> {
@@ -108,8 +119,16 @@ async function main(): Promise<void> {
       for (const rows of SIZES) {
         const name = `c${rows}`;
         const indexed = rows === largest;
-        const { insertMs } = await build(t, name, data, rows, indexed);
-        if (rows === largest) insertRows.push({ backend: b.name, rows, 'insert + flush s': f1(insertMs / 1000), 'rows/s': f0(rows / (insertMs / 1000)) });
+        const { insertMs, flushMs } = await build(t, name, data, DIM, rows, indexed ? { m: M, efc: EFC } : undefined);
+        if (rows === largest)
+          insertRows.push({
+            backend: b.name,
+            rows,
+            'insert s': f1(insertMs / 1000),
+            'flush s': f1(flushMs / 1000),
+            'insert rows/s': f0(rows / (insertMs / 1000)),
+            'insert + flush rows/s': f0(rows / ((insertMs + flushMs) / 1000)),
+          });
         const times: number[] = [];
         for (let i = 0; i < RUNS; i++) {
           const { ms, value } = await timed(() => t.client.createSnapshot({ collection_name: name, snapshot_name: `s${i}` }));
@@ -189,15 +208,25 @@ async function main(): Promise<void> {
         });
       }
 
-      // Restart to first search (the collection is loaded; its load state persists).
-      await t.client.loadCollectionSync({ collection_name: src });
-      await firstSearch(t, src, query);
+      // Restart to first search (the collection is loaded; its load state persists). With
+      // BENCH_RESTART_ROWS, of a collection of its own of that size (dim BENCH_RESTART_DIM).
+      let restartSrc = src;
+      let restartQuery = query;
+      if (RESTART_ROWS !== largest) {
+        restartSrc = 'restart';
+        const restartData = clustered(RESTART_ROWS, RESTART_DIM, 11);
+        restartQuery = rowsOf(restartData, RESTART_DIM, 3, 4)[0]!;
+        await t.client.releaseCollection({ collection_name: src });
+        await build(t, restartSrc, restartData, RESTART_DIM, RESTART_ROWS, { m: RESTART_M, efc: RESTART_EFC });
+      }
+      await t.client.loadCollectionSync({ collection_name: restartSrc });
+      await firstSearch(t, restartSrc, restartQuery);
       await t.close({ keepData: true });
       const { ms: restartMs } = await timed(async () => {
         t = await startTestServer(config, {}, dir);
-        await firstSearch(t, src, query);
+        await firstSearch(t, restartSrc, restartQuery);
       });
-      restartRows.push({ backend: b.name, rows: largest, 'restart → first search ms': f0(restartMs) });
+      restartRows.push({ backend: b.name, rows: RESTART_ROWS, dim: RESTART_DIM, 'restart → first search ms': f0(restartMs) });
       await t.close({ keepData: true });
     }
   } finally {
@@ -208,8 +237,8 @@ async function main(): Promise<void> {
   console.log(`dim ${DIM}, HNSW M=${M} efConstruction=${EFC} on the largest size, seal at ${SEAL_ROWS} rows, ${RUNS} snapshot runs per size`);
   table('Snapshot create (SDK createSnapshot after a flush)', snapshotRows);
   table(`Restore of ${largest} rows with HNSW`, restoreRows);
-  table(`Insert throughput (${largest} rows, batches of ${BATCH}, then flush)`, insertRows);
-  table('Restart to first search (in-process restart, collection loaded)', restartRows);
+  table(`Insert throughput (${largest} rows, engine.insert in batches of ${BATCH}; then one flush)`, insertRows);
+  table(`Restart to first search (in-process restart, collection loaded, HNSW M=${RESTART_M} efConstruction=${RESTART_EFC})`, restartRows);
 }
 
 await main();

@@ -316,7 +316,12 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
       const parent = await freshDir();
       const certs = makeTestCertificates(parent);
       const secured = await EtcdServer.start({
-        tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile, client: { certFile: certs.clientCertFile, keyFile: certs.clientKeyFile } },
+        tls: {
+          certFile: certs.serverCertFile,
+          keyFile: certs.serverKeyFile,
+          caFile: certs.caFile,
+          client: { certFile: certs.clientCertFile, keyFile: certs.clientKeyFile },
+        },
       });
       try {
         const meta = ['--meta', `etcd://${secured.endpoint}/tls`];

@@ -122,9 +122,7 @@ export class EtcdServer {
       '--logger',
       'zap',
       ...(options.maxTxnOps === undefined ? [] : ['--max-txn-ops', String(options.maxTxnOps)]),
-      ...(tls === undefined
-        ? []
-        : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth']),
+      ...(tls === undefined ? [] : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth']),
     ];
     const server = new EtcdServer(`127.0.0.1:${clientPort}`, options.binary ?? 'etcd', args, dataDir, options);
     try {
