@@ -134,10 +134,13 @@ interface Plan {
 interface Known {
   readonly counter: Counter;
   readonly entries: Map<string, KvEntry | null>;
+  /** Value bytes held in `entries`. */
+  readonly bytes: number;
 }
 
-/** Keys remembered for the fast path; past this the memory starts over (a miss only costs a read). */
+/** Keys (and value bytes) remembered for the fast path; past this the memory starts over (a miss only costs a read). */
 const KNOWN_KEYS_MAX = 4_096;
+const KNOWN_BYTES_MAX = 16 << 20;
 
 export class EtcdMetaKV implements MetaKV {
   readonly #client: Etcd3;
@@ -585,14 +588,20 @@ export class EtcdMetaKV implements MetaKV {
   #remember(counter: Counter, entries: Map<string, KvEntry | null>, from?: number): void {
     const known = this.#known;
     const sameView = known !== undefined && (known.counter.etcdModRevision === counter.etcdModRevision || known.counter.etcdModRevision === from);
-    if (sameView && known.entries.size + entries.size <= KNOWN_KEYS_MAX) {
-      for (const [k, e] of entries) known.entries.set(k, e);
-      this.#known = { counter, entries: known.entries };
+    const added = valueBytes(entries);
+    if (sameView && known.entries.size + entries.size <= KNOWN_KEYS_MAX && known.bytes + added <= KNOWN_BYTES_MAX) {
+      let bytes = known.bytes + added;
+      for (const [k, e] of entries) {
+        bytes -= known.entries.get(k)?.value.byteLength ?? 0;
+        known.entries.set(k, e);
+      }
+      this.#known = { counter, entries: known.entries, bytes };
       return;
     }
     // An older read finishing after a newer one must not roll the view back.
     if (known !== undefined && counter.etcdModRevision < known.counter.etcdModRevision) return;
-    this.#known = { counter, entries: entries.size <= KNOWN_KEYS_MAX ? entries : new Map() };
+    const fits = entries.size <= KNOWN_KEYS_MAX && added <= KNOWN_BYTES_MAX;
+    this.#known = fits ? { counter, entries, bytes: added } : { counter, entries: new Map(), bytes: 0 };
   }
 
   #checkLimits(opName: string, target: string, plan: Plan): void {
@@ -714,6 +723,12 @@ export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestT
     // Default: room for a snapshot read of txnOpsMax values at the 1.5 MiB limit; scans shrink pages instead.
     grpcOptions: { 'grpc.max_receive_message_length': options.responseBytesMax ?? 256 << 20 },
   });
+}
+
+function valueBytes(entries: ReadonlyMap<string, KvEntry | null>): number {
+  let n = 0;
+  for (const e of entries.values()) n += e?.value.byteLength ?? 0;
+  return n;
 }
 
 function encodeEnvelope(e: KvEntry): Buffer {
