@@ -104,10 +104,10 @@ describe('quiver cluster status', () => {
     const s1 = sink();
     expect(await clusterStatus({ metricsAddress: notFound }, s1.sink)).toBe(1);
     expect(s1.err[0]).toMatch(/answered HTTP 404: not found \(not the metrics port/);
-    const garbage = await serve(200, JSON.stringify({ nodes: [{ nodeId: 'x' }] }));
+    const garbage = await serve(200, JSON.stringify({ nodes: [{ nodeId: [1] }] }));
     const s2 = sink();
     expect(await clusterStatus({ metricsAddress: garbage }, s2.sink)).toBe(1);
-    expect(s2.err[0]).toMatch(/something other than a cluster status: node 0: "nodeId" is not a number/);
+    expect(s2.err[0]).toMatch(/something other than a cluster status: node 0: "nodeId" is not a number or string/);
   });
 
   it('formats ages', () => {
@@ -116,5 +116,31 @@ describe('quiver cluster status', () => {
     expect(formatAge(61_000)).toBe('61s');
     expect(formatAge(600_000)).toBe('10m');
     expect(formatAge(3 * 3_600_000)).toBe('3h');
+  });
+});
+
+describe('parseClusterStatus', () => {
+  it('takes string node ids, a node without a heartbeat, any state name, and no server clock', async () => {
+    const address = await serve(
+      200,
+      JSON.stringify({
+        nodes: [
+          {
+            nodeId: 'datanode-7',
+            address: 'h:1',
+            metricsAddress: 'h:2',
+            slotsTotal: 2,
+            slotsUsed: 1,
+            tasksByType: { copy: 1 },
+            lastHeartbeatMs: null,
+            state: 'unreachable',
+          },
+        ],
+        jobs: [],
+      }),
+    );
+    const s = sink();
+    expect(await clusterStatus({ metricsAddress: address }, s.sink)).toBe(0);
+    expect(s.out[1]).toBe('datanode-7  h:1      1/2    copy=1  -          unreachable');
   });
 });

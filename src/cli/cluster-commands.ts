@@ -4,7 +4,7 @@
  * an address so that tests run it in-process against a local HTTP server; main.ts only parses argv.
  */
 
-import type { ClusterJobStatus, ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
+import type { ClusterJobStatus } from '../coord/cluster/types.js';
 import type { ExitCode, OutputSink } from './snapshot-commands.js';
 
 export interface ClusterStatusArgs {
@@ -34,28 +34,50 @@ export async function clusterStatus(args: ClusterStatusArgs, sink: OutputSink): 
     sink.err(`error: ${url} answered HTTP ${res.status}: ${oneLine(text).slice(0, 200)}${hint}`);
     return 1;
   }
-  let status: ClusterStatus;
+  let body: unknown;
+  let status: ClusterStatusView;
   try {
-    status = parseClusterStatus(JSON.parse(text));
+    body = JSON.parse(text);
+    status = parseClusterStatus(body);
   } catch (e) {
     sink.err(`error: ${url} answered something other than a cluster status: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
   if (args.json === true) {
-    sink.out(JSON.stringify(status, null, 2));
+    // What the server said, checked but not rewritten: scripts get every field it sends.
+    sink.out(JSON.stringify(body, null, 2));
     return 0;
   }
   for (const line of formatClusterStatus(status)) sink.out(line);
   return 0;
 }
 
-/** Checks the shape of a /cluster answer (assert right after reading). */
-export function parseClusterStatus(body: unknown): ClusterStatus {
+/**
+ * A /cluster answer as printed. Lenient on purpose: node ids may be numbers or strings, a node that never
+ * answered has no heartbeat time, and states are shown as the server names them (NodeRegistry: Healthy,
+ * Suspect, Lost), so that the command keeps working across server versions.
+ */
+export interface ClusterStatusView {
+  readonly nowMs: number;
+  readonly nodes: readonly {
+    readonly nodeId: string;
+    readonly address: string;
+    readonly slotsTotal: number;
+    readonly slotsUsed: number;
+    readonly tasksByType: Readonly<Record<string, number>>;
+    readonly lastHeartbeatMs: number | undefined;
+    readonly state: string;
+  }[];
+  readonly jobs: readonly ClusterJobStatus[];
+}
+
+/** Checks the shape of a /cluster answer (assert right after reading). `localNowMs` when the server sends no clock. */
+export function parseClusterStatus(body: unknown, localNowMs = Date.now()): ClusterStatusView {
   const b = body as { nowMs?: unknown; nodes?: unknown; jobs?: unknown } | null;
   if (typeof b !== 'object' || b === null || !Array.isArray(b.nodes)) throw new Error('no "nodes" array');
-  const jobs: unknown[] = b.jobs === undefined ? [] : Array.isArray(b.jobs) ? b.jobs : [];
   if (b.jobs !== undefined && !Array.isArray(b.jobs)) throw new Error('"jobs" is not an array');
-  const nodes = b.nodes.map((n: unknown, i: number): NodeStatus => {
+  const jobs: unknown[] = Array.isArray(b.jobs) ? b.jobs : [];
+  const nodes = b.nodes.map((n: unknown, i: number) => {
     const x = n as Record<string, unknown> | null;
     if (typeof x !== 'object' || x === null) throw new Error(`node ${i} is not an object`);
     const num = (k: string): number => {
@@ -68,26 +90,25 @@ export function parseClusterStatus(body: unknown): ClusterStatus {
       if (typeof v !== 'string') throw new Error(`node ${i}: "${k}" is not a string`);
       return v;
     };
-    const nodeId = num('nodeId');
+    const id = x['nodeId'];
+    if (typeof id !== 'string' && typeof id !== 'number') throw new Error(`node ${i}: "nodeId" is not a number or string`);
     const tasks = x['tasksByType'];
     if (tasks !== undefined && (typeof tasks !== 'object' || tasks === null)) throw new Error(`node ${i}: "tasksByType" is not an object`);
-    const state = str('state');
-    if (state !== 'Healthy' && state !== 'Suspect' && state !== 'Lost') throw new Error(`node ${i}: unknown state ${JSON.stringify(state)}`);
+    const heartbeat = x['lastHeartbeatMs'];
     return {
-      nodeId,
+      nodeId: String(id),
       address: str('address'),
-      metricsAddress: typeof x['metricsAddress'] === 'string' ? x['metricsAddress'] : '',
       slotsTotal: num('slotsTotal'),
       slotsUsed: num('slotsUsed'),
       tasksByType: Object.fromEntries(
         Object.entries((tasks ?? {}) as Record<string, unknown>).filter((e): e is [string, number] => typeof e[1] === 'number'),
       ),
-      lastHeartbeatMs: num('lastHeartbeatMs'),
-      state,
+      lastHeartbeatMs: heartbeat === null || heartbeat === undefined ? undefined : num('lastHeartbeatMs'),
+      state: str('state'),
     };
   });
   return {
-    nowMs: typeof b.nowMs === 'number' ? b.nowMs : Date.now(),
+    nowMs: typeof b.nowMs === 'number' ? b.nowMs : localNowMs,
     nodes,
     jobs: jobs.map((j: unknown, i: number): ClusterJobStatus => {
       const x = j as Record<string, unknown> | null;
@@ -105,7 +126,7 @@ export function parseClusterStatus(body: unknown): ClusterStatus {
 }
 
 /** The two tables; ages are measured on the server's clock (`nowMs`), so a skewed client clock does not matter. */
-export function formatClusterStatus(status: ClusterStatus): string[] {
+export function formatClusterStatus(status: ClusterStatusView): string[] {
   const lines: string[] = [];
   if (status.nodes.length === 0) {
     lines.push('data nodes: none registered');
@@ -114,11 +135,11 @@ export function formatClusterStatus(status: ClusterStatus): string[] {
       ...table(
         ['NODE', 'ADDRESS', 'SLOTS', 'TASKS', 'HEARTBEAT', 'STATE'],
         status.nodes.map((n) => [
-          String(n.nodeId),
+          n.nodeId,
           n.address,
           `${n.slotsUsed}/${n.slotsTotal}`,
           formatTasks(n.tasksByType),
-          `${formatAge(status.nowMs - n.lastHeartbeatMs)} ago`,
+          n.lastHeartbeatMs === undefined ? '-' : `${formatAge(status.nowMs - n.lastHeartbeatMs)} ago`,
           n.state,
         ]),
       ),
