@@ -17,6 +17,7 @@ program
   .option('--meta <url>', "metadata: 'sqlite' (default) or 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (env QUIVER_META)")
   .option('--storage <url>', "files: 'local' (default) or 's3://BUCKET[/PREFIX]' (env QUIVER_STORAGE; AWS credential chain)")
   .option('--s3-endpoint <url>', 'S3-compatible endpoint, e.g. http://127.0.0.1:9000 (path-style; env QUIVER_S3_ENDPOINT)')
+  .option('--s3-cache-max-bytes <n>', 'local disk cache of S3 segment and index files, in bytes; 0 = off (env QUIVER_S3_CACHE_MAX_BYTES)')
   .option('--etcd-username <name>', 'etcd user (env QUIVER_ETCD_USERNAME)')
   .option('--etcd-password <password>', 'etcd password (env QUIVER_ETCD_PASSWORD)')
   .option('--etcd-ca-file <path>', 'CA certificate: talk TLS to etcd (env QUIVER_ETCD_CA_FILE)')
@@ -33,6 +34,7 @@ program
       meta: opts['meta'],
       storage: opts['storage'],
       s3Endpoint: opts['s3Endpoint'],
+      s3CacheMaxBytes: opts['s3CacheMaxBytes'],
       etcdUsername: opts['etcdUsername'],
       etcdPassword: opts['etcdPassword'],
       etcdCaFile: opts['etcdCaFile'],

@@ -12,6 +12,12 @@ export const ConfigSchema = z.object({
   storage: z.string().default('local'),
   /** S3-compatible endpoint (MinIO, ...; path-style); unset = AWS S3. Credentials and region: the AWS chain. */
   s3Endpoint: z.string().url().optional(),
+  /** Bound of the local disk cache of segment and index files read from or written to S3 (<dataDir>/s3-cache); 0 = no cache. */
+  s3CacheMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(8 * 1024 ** 3),
   /** etcd user authentication (both or neither). */
   etcdUsername: z.string().min(1).optional(),
   etcdPassword: z.string().optional(),
@@ -97,6 +103,7 @@ const ENV: Record<keyof Config, string> = {
   meta: 'QUIVER_META',
   storage: 'QUIVER_STORAGE',
   s3Endpoint: 'QUIVER_S3_ENDPOINT',
+  s3CacheMaxBytes: 'QUIVER_S3_CACHE_MAX_BYTES',
   etcdUsername: 'QUIVER_ETCD_USERNAME',
   etcdPassword: 'QUIVER_ETCD_PASSWORD',
   etcdCaFile: 'QUIVER_ETCD_CA_FILE',

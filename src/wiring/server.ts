@@ -23,6 +23,7 @@ import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
@@ -250,7 +251,14 @@ async function openBackends(config: Config, dataDir: string): Promise<Backends> 
     await mkdir(dataDir, { recursive: true });
     dirLock = await lockDataDir(dataDir);
     const kv = remoteKv ?? (await openKv());
-    const store = remote ?? (await openStore());
+    // Segment and index files of a remote store are also kept on local disk (bounded, validated on every hit), so a
+    // restart on the same data dir does not download them again.
+    const store =
+      remote === undefined
+        ? await openStore()
+        : config.s3CacheMaxBytes > 0
+          ? await CachedObjectStore.open(remote, join(dataDir, 's3-cache'), config.s3CacheMaxBytes)
+          : remote;
     // A local store: temp files of puts interrupted by a crash are invisible to readers; reclaim their space.
     await (store as Partial<{ removeTempFiles(): Promise<number> }>).removeTempFiles?.();
     return { kv, store, dirLock };
