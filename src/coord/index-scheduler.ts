@@ -7,6 +7,7 @@ import type { LoadedSegments } from '../querynode/types.js';
 import type { Catalog } from './catalog.js';
 import type { IndexRecord, SegmentRecord } from './records.js';
 import type { CollectionEvents, IndexProgress, IndexSchedulerApi } from './types.js';
+import { floatMetric } from '../index/typed-index-params.js';
 
 /**
  * The index-build scheduler (Milvus DataCoord's index builder): finds every (flushed segment, index) pair
@@ -103,7 +104,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     if (outcome.state === 'Failed') throw new Error(outcome.reason);
     if (outcome.state !== 'Finished' || outcome.result.kind !== 'indexBuild') throw new Error(`index build task ${taskId} ended ${outcome.state}`);
     const file = outcome.result.file;
-    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, idx.metric, file);
+    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, floatMetric(idx.metric), file);
     await this.#locks.withCollectionLock(collectionId, async () => {
       // The segment may have been compacted away or dropped meanwhile: then the file is an orphan for GC.
       const current = this.#catalog.segment(collectionId, seg.id);

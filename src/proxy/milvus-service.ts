@@ -10,6 +10,7 @@ import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
 import { columnToFieldData, fieldDataToColumn } from './field-data.js';
+import { nullVectorColumn } from './vector-data.js';
 import { decodeCollectionSchema, decodePlaceholderGroup } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
@@ -211,6 +212,8 @@ function emptyFor(f: FieldSchema): Column {
       return { kind: 'array', elementType: f.elementType!, data: [] };
     case 'FloatVector':
       return { kind: 'vector', dim: f.dim!, data: new Float32Array(0) };
+    default:
+      return nullVectorColumn(f, 0);
   }
 }
 
