@@ -122,10 +122,13 @@ export class IndexScheduler implements IndexSchedulerApi {
     if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
     let indexed = 0;
     let total = 0;
+    // Only FloatVector indexes are built into files; the other vector types' structures are built in
+    // memory from the loaded column (src/index/typed-search.ts), so every flushed row counts as indexed.
+    const inMemory = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)?.dataType !== 'FloatVector';
     for (const seg of this.#catalog.segments(collectionId)) {
       if (seg.state !== 'Flushed') continue;
       total += seg.numRows;
-      if (seg.indexes.some((i) => i.indexId === idx.id)) indexed += seg.numRows;
+      if (inMemory || seg.indexes.some((i) => i.indexId === idx.id)) indexed += seg.numRows;
     }
     return { indexedRows: indexed, totalRows: total, pendingRows: total - indexed };
   }
