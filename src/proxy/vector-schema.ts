@@ -3,12 +3,14 @@ import type { VectorType } from '../schema/types.js';
 
 /**
  * Schema rules for vector fields, as Milvus applies them: dims per type (binary dims count bits and must
- * be a multiple of 8; sparse fields have no dim), and at most four vector fields per collection.
+ * be a multiple of 8; sparse fields have no dim), and a bound on vector fields per collection. Milvus
+ * defaults that bound to 4 (proxy.maxVectorFieldNum, configurable up to 10); Quiver allows 10 so one
+ * collection can hold every vector type.
  */
 
 export const DIM_MIN = 2;
 export const DIM_MAX = 32768;
-export const VECTOR_FIELDS_MAX = 4;
+export const VECTOR_FIELDS_MAX = 10;
 
 export function vectorDimOf(t: VectorType, params: Readonly<Record<string, string>>, field: string): number | undefined {
   const raw = params['dim'];
