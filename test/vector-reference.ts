@@ -59,7 +59,12 @@ export function lowerIsBetter(m: Metric): boolean {
 }
 
 /** Every scored row of `rows` for query q, best first (ties by id). */
-export function rank<T extends { id: number }>(rows: readonly T[], get: (r: T) => number[] | Sparse | null, metric: Metric, q: number[] | Sparse): { id: number; score: number }[] {
+export function rank<T extends { id: number }>(
+  rows: readonly T[],
+  get: (r: T) => number[] | Sparse | null,
+  metric: Metric,
+  q: number[] | Sparse,
+): { id: number; score: number }[] {
   const out: { id: number; score: number }[] = [];
   for (const r of rows) {
     const v = get(r);

@@ -106,7 +106,10 @@ describe('bad vector input is refused with a reason and changes nothing', () => 
         }),
       )
       .finish();
-    const bin = await raw('CreateCollection', 'milvus.CreateCollectionRequest', 'common.Status', { collection_name: 'badschema', schema: Buffer.from(bytes) });
+    const bin = await raw('CreateCollection', 'milvus.CreateCollectionRequest', 'common.Status', {
+      collection_name: 'badschema',
+      schema: Buffer.from(bytes),
+    });
     expect(bin.code).toBe(1100);
     expect(bin.reason).toMatch(/dim 12 .*multiple of 8/);
     const sp = await make([{ name: 's', data_type: DataType.SparseFloatVector, dim: 30 }]);
@@ -117,10 +120,20 @@ describe('bad vector input is refused with a reason and changes nothing', () => 
 
   it('refuses wrong dims for every vector type on insert and in queries', async () => {
     const c = t.client;
-    const bin = await raw('Insert', 'milvus.InsertRequest', 'milvus.MutationResult', rawRow({ bv: { field_name: 'bv', type: 100, vectors: { dim: 16, binary_vector: Buffer.from([1, 2, 3]) } } }));
+    const bin = await raw(
+      'Insert',
+      'milvus.InsertRequest',
+      'milvus.MutationResult',
+      rawRow({ bv: { field_name: 'bv', type: 100, vectors: { dim: 16, binary_vector: Buffer.from([1, 2, 3]) } } }),
+    );
     expect(bin.code).toBe(1100);
     expect(bin.reason).toMatch(/BinaryVector field bv .*not a multiple of its row size \(2 bytes for dim 16\)/);
-    const binDim = await raw('Insert', 'milvus.InsertRequest', 'milvus.MutationResult', rawRow({ bv: { field_name: 'bv', type: 100, vectors: { dim: 24, binary_vector: Buffer.from([1, 2, 3]) } } }));
+    const binDim = await raw(
+      'Insert',
+      'milvus.InsertRequest',
+      'milvus.MutationResult',
+      rawRow({ bv: { field_name: 'bv', type: 100, vectors: { dim: 24, binary_vector: Buffer.from([1, 2, 3]) } } }),
+    );
     expect(binDim.reason).toMatch(/the dim \(24\) of field data\(bv\) is not equal to schema dim \(16\)/);
     const cases: [string, unknown, RegExp][] = [
       ['h16', [1, 2, 3, 4, 5], /Float16Vector field h16 .*row size \(8 bytes for dim 4\)/],

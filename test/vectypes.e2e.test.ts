@@ -2,7 +2,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DataType, ErrorCode, type RowData, f32ArrayToBf16Bytes, f32ArrayToF16Bytes, MilvusClient, RRFRanker, WeightedRanker } from '@zilliz/milvus2-sdk-node';
+import {
+  DataType,
+  ErrorCode,
+  type RowData,
+  f32ArrayToBf16Bytes,
+  f32ArrayToF16Bytes,
+  MilvusClient,
+  RRFRanker,
+  WeightedRanker,
+} from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
 import { spawnServer, type ServerProcess } from './process.js';
 import { until, waitRestore } from './helpers.js';
@@ -231,7 +240,15 @@ describe('every vector type through the SDK', () => {
 
     // Grouping: the best 3 groups of grp, 2 hits each, group after group.
     const q = makeRow(20_000).fv;
-    const grouped = await c.search({ collection_name: COLL, anns_field: 'fv', data: q, limit: 3, group_by_field: 'grp', group_size: 2, output_fields: ['id', 'grp'] });
+    const grouped = await c.search({
+      collection_name: COLL,
+      anns_field: 'fv',
+      data: q,
+      limit: 3,
+      group_by_field: 'grp',
+      group_size: 2,
+      output_fields: ['id', 'grp'],
+    });
     expect(grouped.status.error_code, grouped.status.reason).toBe(ErrorCode.SUCCESS);
     const ref = rank(rows, (r) => r.fv, 'L2', q);
     const groups = new Map<number, { id: number; score: number }[]>();
@@ -254,7 +271,9 @@ describe('every vector type through the SDK', () => {
       { anns_field: 'bv', data: [hq.bv], limit: 20 },
       { anns_field: 'sp', data: [hq.sp], limit: 20 },
     ];
-    const subRefs = [rank(rows, (r) => r.fv, 'L2', hq.fv), rank(rows, (r) => r.bv, 'HAMMING', hq.bv), rank(rows, (r) => r.sp, 'IP', hq.sp)].map((r) => r.slice(0, 20));
+    const subRefs = [rank(rows, (r) => r.fv, 'L2', hq.fv), rank(rows, (r) => r.bv, 'HAMMING', hq.bv), rank(rows, (r) => r.sp, 'IP', hq.sp)].map((r) =>
+      r.slice(0, 20),
+    );
     const fuse = (part: (i: number, rankIdx: number, score: number) => number): { id: number; score: number }[] => {
       const acc = new Map<number, number>();
       subRefs.forEach((list, i) => list.forEach((h, j) => acc.set(h.id, (acc.get(h.id) ?? 0) + part(i, j, h.score))));
@@ -262,12 +281,22 @@ describe('every vector type through the SDK', () => {
     };
     const rrf = await c.search({ collection_name: COLL, data: subs, rerank: RRFRanker(60), limit: 5, output_fields: ['id'] });
     expect(rrf.status.error_code, rrf.status.reason).toBe(ErrorCode.SUCCESS);
-    expectHits(rrf.results as unknown as { id: string; score: number }[], fuse((_, j) => 1 / (60 + j + 1)), 5, 'rrf');
+    expectHits(
+      rrf.results as unknown as { id: string; score: number }[],
+      fuse((_, j) => 1 / (60 + j + 1)),
+      5,
+      'rrf',
+    );
     const weights = [0.5, 0.2, 0.9];
     const norm = (i: number, s: number): number => (i === 2 ? 0.5 + Math.atan(s) / Math.PI : 1 - (2 * Math.atan(s)) / Math.PI);
     const weighted = await c.search({ collection_name: COLL, data: subs, rerank: WeightedRanker(weights), limit: 5, output_fields: ['id'] });
     expect(weighted.status.error_code, weighted.status.reason).toBe(ErrorCode.SUCCESS);
-    expectHits(weighted.results as unknown as { id: string; score: number }[], fuse((i, _, s) => weights[i]! * norm(i, s)), 5, 'weighted');
+    expectHits(
+      weighted.results as unknown as { id: string; score: number }[],
+      fuse((i, _, s) => weights[i]! * norm(i, s)),
+      5,
+      'weighted',
+    );
 
     // Snapshot and restore: the restored collection holds the same rows, field by field.
     expect((await c.createSnapshot({ collection_name: COLL, snapshot_name: 'allvec_snap' })).error_code).toBe(ErrorCode.SUCCESS);

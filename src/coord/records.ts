@@ -68,7 +68,12 @@ export interface IndexRecord {
   readonly metric: AnyMetricType;
   /** What the user sent (index_type, metric_type, params...), returned by describe. */
   readonly userParams: Readonly<Record<string, string>>;
-  readonly buildParams: Readonly<{ M?: number | undefined; efConstruction?: number | undefined; nlist?: number | undefined; dropRatioBuild?: number | undefined }>;
+  readonly buildParams: Readonly<{
+    M?: number | undefined;
+    efConstruction?: number | undefined;
+    nlist?: number | undefined;
+    dropRatioBuild?: number | undefined;
+  }>;
   readonly createdTs: string;
 }
 

@@ -73,13 +73,19 @@ export function parseFieldIndexParams(
 ): TypedIndexParams {
   const it = (indexType ?? '').trim().toUpperCase();
   if (t === 'BinaryVector') {
-    const type: BinaryIndexType | undefined = it === '' || it === 'AUTOINDEX' || it === 'BIN_FLAT' ? 'BIN_FLAT' : it === 'BIN_IVF_FLAT' ? 'BIN_IVF_FLAT' : undefined;
-    if (!type) throw quiverError('IndexNotSupported', `index type ${indexType} is not supported for BinaryVector field ${field}; supported: BIN_FLAT, BIN_IVF_FLAT, AUTOINDEX`);
+    const type: BinaryIndexType | undefined =
+      it === '' || it === 'AUTOINDEX' || it === 'BIN_FLAT' ? 'BIN_FLAT' : it === 'BIN_IVF_FLAT' ? 'BIN_IVF_FLAT' : undefined;
+    if (!type)
+      throw quiverError(
+        'IndexNotSupported',
+        `index type ${indexType} is not supported for BinaryVector field ${field}; supported: BIN_FLAT, BIN_IVF_FLAT, AUTOINDEX`,
+      );
     const metric = checkMetricFor(t, field, params['metric_type']) ?? 'HAMMING';
     let nlist: number | undefined;
     if (type === 'BIN_IVF_FLAT') {
       nlist = num(params, 'nlist') ?? 128;
-      if (!Number.isInteger(nlist) || nlist < 1 || nlist > 65536) throw quiverError('ParameterInvalid', `nlist ${nlist} is invalid: must be an integer in [1, 65536]`);
+      if (!Number.isInteger(nlist) || nlist < 1 || nlist > 65536)
+        throw quiverError('ParameterInvalid', `nlist ${nlist} is invalid: must be an integer in [1, 65536]`);
     }
     return { type, metric, nlist };
   }
@@ -87,11 +93,15 @@ export function parseFieldIndexParams(
     const type: SparseIndexType | undefined =
       it === '' || it === 'AUTOINDEX' || it === 'SPARSE_INVERTED_INDEX' ? 'SPARSE_INVERTED_INDEX' : it === 'SPARSE_WAND' ? 'SPARSE_WAND' : undefined;
     if (!type) {
-      throw quiverError('IndexNotSupported', `index type ${indexType} is not supported for SparseFloatVector field ${field}; supported: SPARSE_INVERTED_INDEX, SPARSE_WAND, AUTOINDEX`);
+      throw quiverError(
+        'IndexNotSupported',
+        `index type ${indexType} is not supported for SparseFloatVector field ${field}; supported: SPARSE_INVERTED_INDEX, SPARSE_WAND, AUTOINDEX`,
+      );
     }
     const metric = checkMetricFor(t, field, params['metric_type']) ?? 'IP';
     const dropRatioBuild = num(params, 'drop_ratio_build') ?? 0;
-    if (dropRatioBuild < 0 || dropRatioBuild >= 1) throw quiverError('ParameterInvalid', `drop_ratio_build ${dropRatioBuild} is invalid: must be in [0, 1)`);
+    if (dropRatioBuild < 0 || dropRatioBuild >= 1)
+      throw quiverError('ParameterInvalid', `drop_ratio_build ${dropRatioBuild} is invalid: must be in [0, 1)`);
     return { type, metric, dropRatioBuild };
   }
   if (it.startsWith('BIN_') || it.startsWith('SPARSE_')) {
@@ -106,7 +116,10 @@ export function parseFieldIndexParams(
 }
 
 /** Search-time params per index: nprobe (BIN_IVF_FLAT), drop_ratio_search (sparse). Returns the sparse drop ratio. */
-export function checkTypedSearchParams(indexType: AnyIndexType | undefined, get: (k: string) => string | undefined): { dropRatioSearch?: number | undefined } {
+export function checkTypedSearchParams(
+  indexType: AnyIndexType | undefined,
+  get: (k: string) => string | undefined,
+): { dropRatioSearch?: number | undefined } {
   const n = (k: string): number | undefined => {
     const v = get(k);
     if (v === undefined || v === '') return undefined;

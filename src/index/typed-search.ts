@@ -18,7 +18,8 @@ import type { Hits, MetricType, SearchOptions } from './types.js';
 import { widenToFloat32 } from './vector-convert.js';
 
 /** Query vectors of the byte and sparse types: one entry per query. */
-export type TypedQueries = { readonly kind: 'bytes'; readonly rows: readonly Uint8Array[] } | { readonly kind: 'sparse'; readonly rows: readonly SparseRow[] };
+export type TypedQueries =
+  { readonly kind: 'bytes'; readonly rows: readonly Uint8Array[] } | { readonly kind: 'sparse'; readonly rows: readonly SparseRow[] };
 
 const widened = new WeakMap<object, Float32Array>();
 const sparseIndexes = new WeakMap<object, { index: SparseInvertedIndex; dropRatioBuild: number }>();
@@ -33,7 +34,12 @@ export interface TypedSearchOptions extends SearchOptions {
   readonly dropRatioBuild?: number | undefined;
 }
 
-export function searchTypedColumn(col: Column & { kind: 'bytevec' | 'sparse' }, metric: AnyMetricType, queries: TypedQueries, opts: TypedSearchOptions): Hits[] {
+export function searchTypedColumn(
+  col: Column & { kind: 'bytevec' | 'sparse' },
+  metric: AnyMetricType,
+  queries: TypedQueries,
+  opts: TypedSearchOptions,
+): Hits[] {
   if (col.kind === 'sparse') {
     if (queries.kind !== 'sparse') throw quiverError('ParameterInvalid', 'a sparse vector field is searched with sparse query vectors');
     if (metric !== 'IP') throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for SparseFloatVector; supported: IP`);

@@ -42,7 +42,8 @@ function parseRanker(rank: Record<string, string>, subs: number): Ranker {
   }
   if (strategy === 'rrf') {
     const k = params['k'] === undefined ? RRF_K_DEFAULT : Number(params['k']);
-    if (!Number.isFinite(k) || k <= 0 || k >= TOPK_LIMIT) throw quiverError('ParameterInvalid', `the rank params k ${String(params['k'])} should be in range (0, ${TOPK_LIMIT})`);
+    if (!Number.isFinite(k) || k <= 0 || k >= TOPK_LIMIT)
+      throw quiverError('ParameterInvalid', `the rank params k ${String(params['k'])} should be in range (0, ${TOPK_LIMIT})`);
     return { kind: 'rrf', k };
   }
   if (strategy === 'weighted') {
@@ -60,24 +61,35 @@ function parseRanker(rank: Record<string, string>, subs: number): Ranker {
 export async function runHybridSearch(env: SearchEnv, coll: CollectionRecord, req: any, templates: (m: any) => TemplateValues | undefined): Promise<any> {
   const subsRaw: any[] = req.requests ?? [];
   if (subsRaw.length === 0) throw quiverError('ParameterInvalid', 'hybrid search needs at least one sub-request');
-  if (subsRaw.length > SUB_REQUESTS_MAX) throw quiverError('ParameterInvalid', `hybrid search got ${subsRaw.length} sub-requests, at most ${SUB_REQUESTS_MAX}`);
+  if (subsRaw.length > SUB_REQUESTS_MAX)
+    throw quiverError('ParameterInvalid', `hybrid search got ${subsRaw.length} sub-requests, at most ${SUB_REQUESTS_MAX}`);
   const rank = kvList(req.rank_params);
   const limit = intParam(rank['limit'], 'limit', 10, 1, TOPK_LIMIT);
   const offset = intParam(rank['offset'], 'offset', 0, 0, TOPK_LIMIT);
-  if (limit + offset > TOPK_LIMIT) throw quiverError('TopKTooLarge', `limit + offset (${limit} + ${offset} = ${limit + offset}) should be in range [1, ${TOPK_LIMIT}]`);
+  if (limit + offset > TOPK_LIMIT)
+    throw quiverError('TopKTooLarge', `limit + offset (${limit} + ${offset} = ${limit + offset}) should be in range [1, ${TOPK_LIMIT}]`);
   const roundDecimal = intParam(rank['round_decimal'], 'round_decimal', -1, -1, 6);
   const ranker = parseRanker(rank, subsRaw.length);
   const indexes = env.indexes(coll.id);
-  const parsed = subsRaw.map((s) => parseSearch(coll, { ...s, partition_names: s.partition_names?.length ? s.partition_names : req.partition_names }, indexes, templates, { hybridSub: true }));
+  const parsed = subsRaw.map((s) =>
+    parseSearch(coll, { ...s, partition_names: s.partition_names?.length ? s.partition_names : req.partition_names }, indexes, templates, {
+      hybridSub: true,
+    }),
+  );
   const seen = new Map<string, number>();
   parsed.forEach((p, i) => {
     const prev = seen.get(p.params.field.name);
-    if (prev !== undefined) throw quiverError('ParameterInvalid', `hybrid search sub-requests ${prev} and ${i} both search field ${p.params.field.name}; each field may appear once`);
+    if (prev !== undefined)
+      throw quiverError(
+        'ParameterInvalid',
+        `hybrid search sub-requests ${prev} and ${i} both search field ${p.params.field.name}; each field may appear once`,
+      );
     seen.set(p.params.field.name, i);
   });
   const nq = parsed[0]!.params.nq;
   for (const [i, p] of parsed.entries()) {
-    if (p.params.nq !== nq) throw quiverError('ParameterInvalid', `hybrid search sub-request ${i} has nq ${p.params.nq}, sub-request 0 has ${nq}: they must be equal`);
+    if (p.params.nq !== nq)
+      throw quiverError('ParameterInvalid', `hybrid search sub-request ${i} has nq ${p.params.nq}, sub-request 0 has ${nq}: they must be equal`);
   }
   const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
   const results = await Promise.all(

@@ -2,7 +2,6 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
-import { parseIndexParams, type MetricType } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
@@ -14,7 +13,7 @@ import { columnToFieldData, fieldDataToColumn } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
 import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
-import { decodeCollectionSchema, decodePlaceholderGroup } from './proto.js';
+import { decodeCollectionSchema } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
 
@@ -119,17 +118,6 @@ function idsOf(pkField: FieldSchema, pks: ArrayLike<bigint | string>): any {
     return { int_id: { data } };
   }
   return { str_id: { data: Array.from(pks as ArrayLike<string>) } };
-}
-
-const METRICS: readonly MetricType[] = ['L2', 'IP', 'COSINE'];
-
-function metricOf(raw: string | undefined): MetricType | undefined {
-  if (!raw) return undefined;
-  const up = raw.toUpperCase();
-  if (!(METRICS as readonly string[]).includes(up)) {
-    throw quiverError('MetricNotFound', `metric type ${raw} is not supported; supported: ${METRICS.join(', ')}`);
-  }
-  return up as MetricType;
 }
 
 interface OutputPlan {
@@ -772,7 +760,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
     // ---------------------------------------------------------------- reads
     Search: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      if ((req.sub_reqs ?? []).length > 0) throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
+      if ((req.sub_reqs ?? []).length > 0)
+        throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
       const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
       return runSearch(searchEnv, coll, parsed, req.output_fields ?? []);
     },

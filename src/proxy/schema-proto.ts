@@ -11,19 +11,7 @@ import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
  * dims, max_length, max_capacity, default values). Every rejection names the field and the bad value.
  */
 
-const SUPPORTED: readonly DataType[] = [
-  'Bool',
-  'Int8',
-  'Int16',
-  'Int32',
-  'Int64',
-  'Float',
-  'Double',
-  'VarChar',
-  'JSON',
-  'Array',
-  ...VECTOR_TYPES,
-];
+const SUPPORTED: readonly DataType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', ...VECTOR_TYPES];
 const SCALARS: readonly ScalarType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar'];
 const NAME_MAX = 255;
 

@@ -113,7 +113,9 @@ export function typedVectorColumn(fd: any, field: FieldSchema, numRows: number):
     const contents: unknown[] = v.sparse_float_vector?.contents ?? [];
     const dense = valid !== undefined && contents.length === numRows && present !== numRows;
     if (contents.length !== present && !dense) {
-      invalid(`the number of sparse vectors of field ${field.name} (${contents.length}) matches neither num_rows (${numRows}) nor the valid rows (${present})`);
+      invalid(
+        `the number of sparse vectors of field ${field.name} (${contents.length}) matches neither num_rows (${numRows}) nor the valid rows (${present})`,
+      );
     }
     const rows = new Array<SparseRow>(numRows);
     let p = 0;
@@ -145,7 +147,10 @@ export function typedVectorColumn(fd: any, field: FieldSchema, numRows: number):
   const rowsGiven = raw.length / w;
   const dense = valid !== undefined && rowsGiven === numRows && present !== numRows;
   if (rowsGiven !== present && !dense) {
-    throw quiverError('DimensionMismatch', `the num_rows (${numRows}) of field data does not match the number of vectors of field ${field.name} (${rowsGiven})`);
+    throw quiverError(
+      'DimensionMismatch',
+      `the num_rows (${numRows}) of field data does not match the number of vectors of field ${field.name} (${rowsGiven})`,
+    );
   }
   let data: Uint8Array;
   if (rowsGiven === numRows) data = Uint8Array.from(raw);

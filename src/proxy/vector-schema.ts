@@ -25,7 +25,10 @@ export function vectorDimOf(t: VectorType, params: Readonly<Record<string, strin
     throw quiverError('ParameterInvalid', `invalid dim ${raw} of ${t} field ${field}: must be an integer in [${lo}, ${DIM_MAX}]`);
   }
   if (t === 'BinaryVector' && n % 8 !== 0) {
-    throw quiverError('ParameterInvalid', `invalid dim ${raw} of BinaryVector field ${field}: a binary vector's dim counts bits and must be a multiple of 8`);
+    throw quiverError(
+      'ParameterInvalid',
+      `invalid dim ${raw} of BinaryVector field ${field}: a binary vector's dim counts bits and must be a multiple of 8`,
+    );
   }
   return n;
 }

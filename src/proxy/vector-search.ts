@@ -87,7 +87,10 @@ export function queriesOf(field: FieldSchema, placeholder: Uint8Array): { nq: nu
     const rows = group.values.map((b, q) => {
       if (b.byteLength !== w) {
         const got = field.dataType === 'BinaryVector' ? b.byteLength * 8 : field.dataType === 'Int8Vector' ? b.byteLength : b.byteLength / 2;
-        throw quiverError('DimensionMismatch', `the dim (${got}) of query vector ${q} is not equal to the dim (${dim}) of ${field.dataType} field ${field.name}`);
+        throw quiverError(
+          'DimensionMismatch',
+          `the dim (${got}) of query vector ${q} is not equal to the dim (${dim}) of ${field.dataType} field ${field.name}`,
+        );
       }
       return Uint8Array.from(b);
     });
@@ -134,13 +137,15 @@ export function parseSearch(
     field = vectorFields.find((f) => f.name === annsName);
     if (!field) throw quiverError('FieldNotFound', `anns field ${annsName} is not a vector field of collection ${coll.name}`);
   } else {
-    if (vectorFields.length > 1) throw quiverError('ParameterInvalid', `collection ${coll.name} has ${vectorFields.length} vector fields: anns_field must be specified`);
+    if (vectorFields.length > 1)
+      throw quiverError('ParameterInvalid', `collection ${coll.name} has ${vectorFields.length} vector fields: anns_field must be specified`);
     field = vectorFields[0];
   }
   if (!field) throw quiverError('ParameterInvalid', `collection ${coll.name} has no vector field`);
   const topk = intParam(sp['topk'] ?? sp['limit'], 'topk', 10, 1, TOPK_LIMIT);
   const offset = opts.hybridSub ? 0 : intParam(sp['offset'], 'offset', 0, 0, TOPK_LIMIT);
-  if (topk + offset > TOPK_LIMIT) throw quiverError('TopKTooLarge', `topk + offset (${topk} + ${offset} = ${topk + offset}) should be in range [1, ${TOPK_LIMIT}]`);
+  if (topk + offset > TOPK_LIMIT)
+    throw quiverError('TopKTooLarge', `topk + offset (${topk} + ${offset} = ${topk + offset}) should be in range [1, ${TOPK_LIMIT}]`);
   const num = (k: string): number | undefined => {
     const v = get(k);
     if (v === undefined || v === '') return undefined;
@@ -149,7 +154,8 @@ export function parseSearch(
     return n;
   };
   const ef = num('ef');
-  if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768)) throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
+  if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
+    throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
   const idx = indexes.find((i) => i.fieldId === field.fieldId);
   const metric: AnyMetricType | undefined = checkMetricFor(field.dataType, field.name, sp['metric_type']);
   const { dropRatioSearch } = checkTypedSearchParams(idx?.indexType, get);
@@ -162,7 +168,10 @@ export function parseSearch(
     const gf = coll.schema.fields.find((f) => f.name === groupName && !f.isDynamic);
     if (!gf) throw quiverError('FieldNotFound', `group_by_field ${groupName} not found in collection ${coll.name}`);
     if (!GROUPABLE.has(gf.dataType)) {
-      throw quiverError('ParameterInvalid', `group_by_field ${groupName} is a ${gf.dataType}; grouping supports Bool, Int8, Int16, Int32, Int64 and VarChar fields`);
+      throw quiverError(
+        'ParameterInvalid',
+        `group_by_field ${groupName} is a ${gf.dataType}; grouping supports Bool, Int8, Int16, Int32, Int64 and VarChar fields`,
+      );
     }
     const size = intParam(get('group_size'), 'group_size', 1, 1, GROUP_SIZE_MAX);
     if ((topk + offset) * size > TOPK_LIMIT) {
@@ -184,7 +193,8 @@ export function parseSearch(
       ids = [...(req.ids?.str_id?.data ?? [])];
     }
     if (ids!.length === 0) throw quiverError('ParameterInvalid', 'search by ids requires at least one primary key');
-    if (new Set(ids!.map(String)).size !== ids!.length) throw quiverError('ParameterInvalid', `search by ids got a primary key twice: ${ids!.map(String).join(', ')}`);
+    if (new Set(ids!.map(String)).size !== ids!.length)
+      throw quiverError('ParameterInvalid', `search by ids got a primary key twice: ${ids!.map(String).join(', ')}`);
     q = { nq: ids!.length, queries: new Float32Array(0) };
   } else {
     q = queriesOf(field, req.placeholder_group ?? Buffer.alloc(0));
@@ -232,7 +242,8 @@ export async function resolveIds(query: QueryNodeApi, coll: CollectionRecord, p:
   const rows = p.ids.map((id) => {
     const r = rowOf.get(String(id));
     if (r === undefined) throw quiverError('ParameterInvalid', `search by ids: primary key ${String(id)} not found in collection ${coll.name}`);
-    if (vecCol?.valid && vecCol.valid[r] === 0) throw quiverError('ParameterInvalid', `search by ids: the ${field.name} vector of primary key ${String(id)} is null`);
+    if (vecCol?.valid && vecCol.valid[r] === 0)
+      throw quiverError('ParameterInvalid', `search by ids: the ${field.name} vector of primary key ${String(id)} is null`);
     return r;
   });
   const col = vecCol as Column;

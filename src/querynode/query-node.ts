@@ -11,9 +11,8 @@ import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { defaultMetricFor, type AnyMetricType } from '../index/typed-index-params.js';
+import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, SearchParams } from './types.js';
-import { floatMetric } from '../index/typed-index-params.js';
 
 /**
  * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing

@@ -208,7 +208,8 @@ export class CollectionRuntime {
       const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
       if (col.kind !== 'vector') {
-        if (!req.typedQueries) throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
+        if (!req.typedQueries)
+          throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
         hits = searchTypedColumn(col, req.metric, req.typedQueries, { ...opts, dropRatioSearch: req.dropRatioSearch, dropRatioBuild: req.dropRatioBuild });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);

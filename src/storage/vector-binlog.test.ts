@@ -40,7 +40,7 @@ describe('vector binlogs (bytevec, sparse)', () => {
     expect(() => decodeColumn(bumped, 'bytevec')).toThrow(/vector format 2, expected 1/);
     const flipped = Uint8Array.from(encodeColumn(sparse));
     const valuesAt = Buffer.from(flipped).indexOf(Buffer.from(Float32Array.from([-2]).buffer));
-    flipped[valuesAt] ^= 1;
+    flipped[valuesAt] = flipped[valuesAt]! ^ 1;
     expect(() => decodeColumn(flipped, 'sparse')).toThrow(/checksum mismatch/);
   });
 });

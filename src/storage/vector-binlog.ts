@@ -111,7 +111,8 @@ export function decodeVectorColumn(
   const struct = data.children[0];
   const idx: unknown = struct?.children[0]?.values;
   const val: unknown = struct?.children[1]?.values;
-  if (!(offsets instanceof Int32Array) || !(idx instanceof Uint32Array) || !(val instanceof Float32Array)) throw fail(`field ${field.name}: sparse buffers missing`);
+  if (!(offsets instanceof Int32Array) || !(idx instanceof Uint32Array) || !(val instanceof Float32Array))
+    throw fail(`field ${field.name}: sparse buffers missing`);
   const off = offsets.subarray(0, n + 1);
   const total = off[n]!;
   if (off[0] !== 0 || total > idx.length || total > val.length) throw fail(`field ${field.name}: sparse offsets out of range`);

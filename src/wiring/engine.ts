@@ -14,7 +14,6 @@ import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexD
 import { DataNode } from '../datanode/data-node.js';
 import type { CompactionTaskInfo, DataNodeApi } from '../datanode/types.js';
 import type { TemplateValues } from '../expr/index.js';
-import type { MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { QueryNode } from '../querynode/query-node.js';

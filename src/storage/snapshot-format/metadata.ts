@@ -64,7 +64,24 @@ const id = z.number().int().nonnegative().safe();
 const timestamp = z.string().regex(DECIMAL, 'must be a decimal hybrid timestamp');
 const stringMap = z.record(z.string());
 const scalarType = z.enum(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar']);
-const dataType = z.enum(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', 'FloatVector', 'BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector', 'SparseFloatVector']);
+const dataType = z.enum([
+  'Bool',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'Float',
+  'Double',
+  'VarChar',
+  'JSON',
+  'Array',
+  'FloatVector',
+  'BinaryVector',
+  'Float16Vector',
+  'BFloat16Vector',
+  'Int8Vector',
+  'SparseFloatVector',
+]);
 
 const fieldSchema = z
   .object({
