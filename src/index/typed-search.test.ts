@@ -33,6 +33,12 @@ describe('binary, 16-bit and sparse search kernels', () => {
       const [hits] = searchTypedColumn(col, metric, { kind: 'bytes', rows: [q] }, { k: 7 });
       expect(Array.from(hits!.rows)).toEqual(ref.slice(0, 7).map((x) => x.r));
       expect(() => searchTypedColumn(col, 'L2', { kind: 'bytes', rows: [q] }, { k: 1 })).toThrow(/L2 is not supported for BinaryVector/);
+      // Range search keeps range_filter <= d < radius, as for L2.
+      const radius = ref[10]!.d;
+      const lo = ref[2]!.d;
+      const [ranged] = searchTypedColumn(col, metric, { kind: 'bytes', rows: [q] }, { k: 50, radius, rangeFilter: lo });
+      expect(Array.from(ranged!.rows)).toEqual(ref.filter((x) => x.d >= lo && x.d < radius).map((x) => x.r));
+      expect(() => searchTypedColumn(col, metric, { kind: 'bytes', rows: [q] }, { k: 5, radius: 1, rangeFilter: 2 })).toThrow(/must be less than radius 1/);
     }
   });
 

@@ -34,12 +34,28 @@ export interface TypedSearchOptions extends SearchOptions {
   readonly dropRatioBuild?: number | undefined;
 }
 
+/** Range search bounds as Milvus orders them: distances keep range_filter <= d < radius, similarities radius < s <= range_filter. */
+export function checkRange(metric: AnyMetricType, radius: number | undefined, rangeFilter: number | undefined): void {
+  if (radius === undefined) {
+    if (rangeFilter !== undefined) throw quiverError('ParameterInvalid', `range_filter ${rangeFilter} given without radius`);
+    return;
+  }
+  if (rangeFilter === undefined) return;
+  if (lowerIsBetter(metric) ? !(rangeFilter < radius) : !(rangeFilter > radius)) {
+    throw quiverError(
+      'ParameterInvalid',
+      `range_filter ${rangeFilter} must be ${lowerIsBetter(metric) ? 'less' : 'greater'} than radius ${radius} for metric ${metric}`,
+    );
+  }
+}
+
 export function searchTypedColumn(
   col: Column & { kind: 'bytevec' | 'sparse' },
   metric: AnyMetricType,
   queries: TypedQueries,
   opts: TypedSearchOptions,
 ): Hits[] {
+  checkRange(metric, opts.radius, opts.rangeFilter);
   if (col.kind === 'sparse') {
     if (queries.kind !== 'sparse') throw quiverError('ParameterInvalid', 'a sparse vector field is searched with sparse query vectors');
     if (metric !== 'IP') throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for SparseFloatVector; supported: IP`);
