@@ -9,7 +9,7 @@
  */
 
 import { quiverError } from '../common/errors.js';
-import { bytesPerRow, type Column, type SparseRow } from '../schema/types.js';
+import { bytesPerRow, type ByteVectorType, type Column, type DataType, type SparseRow } from '../schema/types.js';
 import { binarySearch, type BinaryMetric } from './binary-index.js';
 import { flatSearch } from './flat-search.js';
 import { SparseInvertedIndex } from './sparse-index.js';
@@ -83,12 +83,35 @@ export function searchTypedColumn(
   if (metric === 'HAMMING' || metric === 'JACCARD') {
     throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for ${col.vtype}; supported: L2, IP, COSINE`);
   }
+  const data = floatVectorsOf(col)!;
+  const q = widenQueries(col.vtype, queries.rows, col.dim);
+  return flatSearch(data, col.dim, metric as MetricType, q, queries.rows.length, opts);
+}
+
+/** Field types whose vectors the float indexes (FLAT, HNSW) hold, widened to float32 where needed. */
+export function isFloatIndexable(t: DataType): boolean {
+  return t === 'FloatVector' || t === 'Float16Vector' || t === 'BFloat16Vector' || t === 'Int8Vector';
+}
+
+/**
+ * A column's vectors as float32 for the float indexes: FloatVector data as is, Float16 / BFloat16 / Int8
+ * widened once per column (cached). Undefined for binary and sparse columns.
+ */
+export function floatVectorsOf(col: Column | undefined): Float32Array | undefined {
+  if (!col) return undefined;
+  if (col.kind === 'vector') return col.data;
+  if (col.kind !== 'bytevec' || col.vtype === 'BinaryVector') return undefined;
   let data = widened.get(col);
   if (!data) {
     data = widenToFloat32(col.vtype, col.data, col.dim);
     widened.set(col, data);
   }
-  const q = new Float32Array(queries.rows.length * col.dim);
-  queries.rows.forEach((r, i) => q.set(widenToFloat32(col.vtype as 'Float16Vector', r, col.dim), i * col.dim));
-  return flatSearch(data, col.dim, metric as MetricType, q, queries.rows.length, opts);
+  return data;
+}
+
+/** Float16 / BFloat16 / Int8 query rows widened to one float32 block (nq * dim). */
+export function widenQueries(vtype: Exclude<ByteVectorType, 'BinaryVector'>, rows: readonly Uint8Array[], dim: number): Float32Array {
+  const q = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => q.set(widenToFloat32(vtype, r, dim), i * dim));
+  return q;
 }

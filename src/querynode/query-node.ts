@@ -12,6 +12,7 @@ import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '.
 import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
+import { floatVectorsOf } from '../index/typed-search.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, SearchParams } from './types.js';
 
 /**
@@ -66,7 +67,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
 
   loadedVectors(collectionId: number, segmentId: number, fieldName: string): Float32Array | undefined {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
-    return seg?.loaded ? (seg.chunks[0]?.columns.get(fieldName)?.data as Float32Array | undefined) : undefined;
+    return seg?.loaded ? floatVectorsOf(seg.chunks[0]?.columns.get(fieldName)) : undefined;
   }
 
   async prepareIndex(

@@ -3,7 +3,7 @@ import type { CollectionRecord } from '../coord/records.js';
 import type { CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
-import { lowerIsBetter, searchTypedColumn, type TypedQueries } from '../index/typed-search.js';
+import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
 import type { Column, ColumnBatch, FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
@@ -207,7 +207,10 @@ export class CollectionRuntime {
       const index = chunk.indexes.get(req.field.name);
       const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
-      if (col.kind !== 'vector') {
+      if (col.kind === 'bytevec' && col.vtype !== 'BinaryVector' && index && index.metric === req.metric && req.typedQueries?.kind === 'bytes') {
+        // Float16 / BFloat16 / Int8 with a float index (HNSW): the index holds the widened vectors.
+        hits = index.search(widenQueries(col.vtype, req.typedQueries.rows, col.dim), req.nq, opts);
+      } else if (col.kind !== 'vector') {
         if (!req.typedQueries)
           throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
         hits = searchTypedColumn(col, req.metric, req.typedQueries, { ...opts, dropRatioSearch: req.dropRatioSearch, dropRatioBuild: req.dropRatioBuild });
