@@ -2,7 +2,8 @@
  * Search over the vector columns stored as bytes or sparse rows, dispatched by column kind:
  *   binary         → binary-index.ts (HAMMING / JACCARD)
  *   float16/bf16/int8 → widened to float32 once per column (cached while the column lives), then the float
- *                    flat search with L2 / IP / COSINE
+ *                    flat search with L2 / IP / COSINE (with an HNSW index the runtime searches the index,
+ *                    which index builds make from the same widened vectors: floatVectorsOf)
  *   sparse         → an inverted index built once per column (cached likewise), IP.
  * Caches are keyed by the column object: a loaded segment's column never changes, and a growing
  * segment's merged chunk is a new column, so a stale entry is never read (and WeakMap lets it go).
