@@ -7,6 +7,8 @@ import type { LoadedSegments } from '../querynode/types.js';
 import type { Catalog } from './catalog.js';
 import type { IndexRecord, SegmentRecord } from './records.js';
 import type { CollectionEvents, IndexProgress, IndexSchedulerApi } from './types.js';
+import { floatMetric } from '../index/typed-index-params.js';
+import { isFloatIndexable } from '../index/typed-search.js';
 
 /**
  * The index-build scheduler (Milvus DataCoord's index builder): finds every (flushed segment, index) pair
@@ -82,7 +84,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     await this.#buildLock.run(async () => {
       for (const idx of this.#catalog.indexes(collectionId)) {
         const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || field.dataType !== 'FloatVector') continue;
+        if (!field || !isFloatIndexable(field.dataType)) continue;
         for (const seg of this.#catalog.segments(collectionId)) {
           if (this.#loop.stopping || this.#catalog.collection(collectionId)?.state !== 'Created') return;
           if (seg.state !== 'Flushed' || seg.indexes.some((i) => i.indexId === idx.id)) continue;
@@ -103,7 +105,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     if (outcome.state === 'Failed') throw new Error(outcome.reason);
     if (outcome.state !== 'Finished' || outcome.result.kind !== 'indexBuild') throw new Error(`index build task ${taskId} ended ${outcome.state}`);
     const file = outcome.result.file;
-    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, idx.metric, file);
+    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, floatMetric(idx.metric), file);
     await this.#locks.withCollectionLock(collectionId, async () => {
       // The segment may have been compacted away or dropped meanwhile: then the file is an orphan for GC.
       const current = this.#catalog.segment(collectionId, seg.id);
@@ -121,10 +123,15 @@ export class IndexScheduler implements IndexSchedulerApi {
     if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
     let indexed = 0;
     let total = 0;
+    // Float indexes (also over Float16/BFloat16/Int8, widened) are built into files; binary and sparse
+    // structures are built in memory from the loaded column (src/index/typed-search.ts), so every flushed
+    // row counts as indexed for them.
+    const fieldType = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)?.dataType;
+    const inMemory = fieldType === undefined || !isFloatIndexable(fieldType);
     for (const seg of this.#catalog.segments(collectionId)) {
       if (seg.state !== 'Flushed') continue;
       total += seg.numRows;
-      if (seg.indexes.some((i) => i.indexId === idx.id)) indexed += seg.numRows;
+      if (inMemory || seg.indexes.some((i) => i.indexId === idx.id)) indexed += seg.numRows;
     }
     return { indexedRows: indexed, totalRows: total, pendingRows: total - indexed };
   }

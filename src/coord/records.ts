@@ -1,3 +1,4 @@
+import type { AnyIndexType, AnyMetricType } from '../index/typed-index-params.js';
 import type { CollectionSchema } from '../schema/types.js';
 
 /**
@@ -63,11 +64,16 @@ export interface IndexRecord {
   readonly collectionId: number;
   readonly fieldId: number;
   readonly name: string;
-  readonly indexType: 'FLAT' | 'HNSW';
-  readonly metric: 'L2' | 'IP' | 'COSINE';
+  readonly indexType: AnyIndexType;
+  readonly metric: AnyMetricType;
   /** What the user sent (index_type, metric_type, params...), returned by describe. */
   readonly userParams: Readonly<Record<string, string>>;
-  readonly buildParams: Readonly<{ M?: number | undefined; efConstruction?: number | undefined }>;
+  readonly buildParams: Readonly<{
+    M?: number | undefined;
+    efConstruction?: number | undefined;
+    nlist?: number | undefined;
+    dropRatioBuild?: number | undefined;
+  }>;
   readonly createdTs: string;
 }
 

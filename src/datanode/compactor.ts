@@ -13,6 +13,7 @@ import type { MergeResult, MergeTask } from './merge-task.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
 import type { CompactionTaskInfo } from './types.js';
+import { floatVectorsOf, isFloatIndexable } from '../index/typed-search.js';
 
 export type { CompactionTaskInfo };
 
@@ -227,9 +228,9 @@ export class Compactor {
       const indexes: SegmentIndexFile[] = [];
       for (const idx of this.#host.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || field.dataType !== 'FloatVector') continue;
+        if (!field || !isFloatIndexable(field.dataType)) continue;
         const { file, built } = await this.#host.buildIndexFile(
-          columns.get(field.name)!.data as Float32Array,
+          floatVectorsOf(columns.get(field.name))!,
           idx,
           field,
           plan.partitionId,

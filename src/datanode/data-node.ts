@@ -19,6 +19,7 @@ import { TaskService } from './task-service.js';
 import type { DataNodeApi, DataNodeTasks, GrowingStats, SegmentsView } from './types.js';
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 import { DurableApply, takeDeletesBefore } from './durable-apply.js';
+import { floatMetric } from '../index/typed-index-params.js';
 
 /**
  * The data node: the write path (WAL → growing segments), flush (sealed segments → immutable binlogs,
@@ -110,7 +111,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
         buildIndexFile: async (vectors, idx, field, partitionId, segmentId, open) => {
           const file = await executor.build(vectors, idx, field, partitionId, segmentId);
           if (!open || idx.indexType !== 'HNSW' || file.files.length === 0) return { file };
-          return { file, built: await deps.loaded.openIndex(file.files[0]!, field.dim!, idx.metric, vectors.length / field.dim!) };
+          return { file, built: await deps.loaded.openIndex(file.files[0]!, field.dim!, floatMetric(idx.metric), vectors.length / field.dim!) };
         },
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
         merge: async (task) => {

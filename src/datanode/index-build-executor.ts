@@ -7,6 +7,7 @@ import { indexFileKey } from '../storage/paths.js';
 import type { IndexRecord } from '../coord/records.js';
 import type { FieldSchema } from '../schema/types.js';
 import type { IndexBuildPool } from './index-builder.js';
+import { floatMetric } from '../index/typed-index-params.js';
 
 /**
  * The index-build executor of the data node: builds one index's files for one segment's vectors (HNSW
@@ -34,7 +35,7 @@ export class IndexBuildExecutor {
       await this.#pool.build({
         vectors,
         dim: field.dim!,
-        metric: idx.metric,
+        metric: floatMetric(idx.metric),
         M: idx.buildParams.M ?? 16,
         efConstruction: idx.buildParams.efConstruction ?? 200,
         outPath: tmp,

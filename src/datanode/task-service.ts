@@ -4,6 +4,7 @@ import { readSegment } from '../segcore/segment-io.js';
 import type { IndexBuildExecutor } from './index-build-executor.js';
 import type { IndexBuildPool } from './index-builder.js';
 import type { DataNodeTaskResult, DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
+import { floatVectorsOf } from '../index/typed-search.js';
 
 /**
  * The data node's task service (Milvus DataNode CreateTask / QueryTask / DropTask / QuerySlots): accepts
@@ -78,7 +79,7 @@ export class TaskService implements DataNodeTasks {
         let vectors = spec.vectors;
         if (!vectors) {
           const chunk = await readSegment(this.#store, spec.collection, spec.segment, [spec.field]);
-          vectors = chunk.columns.get(spec.field.name)!.data as Float32Array;
+          vectors = floatVectorsOf(chunk.columns.get(spec.field.name))!;
         }
         const file = await this.#builds.build(vectors, spec.index, spec.field, spec.segment.partitionId, spec.segment.id);
         return { kind: 'indexBuild', file };

@@ -108,6 +108,11 @@ function staticOf(t: DataType): StaticType | undefined {
     case 'Array':
       return 'array';
     case 'FloatVector':
+    case 'BinaryVector':
+    case 'Float16Vector':
+    case 'BFloat16Vector':
+    case 'Int8Vector':
+    case 'SparseFloatVector':
       return undefined;
   }
 }
@@ -255,6 +260,8 @@ function gatherColumn(c: Column, rows: Uint32Array): Column {
     case 'array':
       return { kind: 'array', elementType: c.elementType, data: gatherArray(c.data, rows), valid };
     case 'vector':
+    case 'bytevec':
+    case 'sparse':
       return c; // never read by expressions
   }
 }
@@ -281,6 +288,8 @@ function columnVec(c: Column | undefined, n: number): Vec {
     case 'array':
       return { t: 'arr', data: c.data, valid: c.valid };
     case 'vector':
+    case 'bytevec':
+    case 'sparse':
       return allNull(n);
   }
 }

@@ -1,6 +1,7 @@
 import { quiverError } from '../common/errors.js';
 import type { Column, DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
+import { DYNAMIC_FIELD_NAME, isByteVectorType } from '../schema/types.js';
+import { nullVectorColumn, typedVectorColumn, typedVectorOutput } from './vector-data.js';
 
 /**
  * proto `schema.FieldData` ⇄ Column. Requests arrive decoded by protobufjs with `longs: String`,
@@ -107,6 +108,7 @@ function checkLength(field: FieldSchema, s: string, row: number): void {
 /** Converts one request column to a Column of `numRows` rows, validating every value. */
 export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRows: number): Column {
   if (field.dataType === 'FloatVector') return vectorColumn(fd, field, numRows);
+  if (isByteVectorType(field.dataType) || field.dataType === 'SparseFloatVector') return typedVectorColumn(fd, field, numRows);
   const member = PROTO_MEMBER[field.dataType]!;
   const scalars = fd?.scalars;
   let values: any[] = [];
@@ -236,6 +238,12 @@ export function fillColumn(field: FieldSchema, n: number, value: ScalarValue | u
       return { kind: 'array', elementType: field.elementType!, data: new Array(n).fill([]), valid: valid ?? new Uint8Array(n) };
     case 'FloatVector':
       return { kind: 'vector', dim: field.dim!, data: new Float32Array(n * field.dim!), valid: valid ?? new Uint8Array(n) };
+    case 'BinaryVector':
+    case 'Float16Vector':
+    case 'BFloat16Vector':
+    case 'Int8Vector':
+    case 'SparseFloatVector':
+      return nullVectorColumn(field, n);
   }
 }
 
@@ -321,6 +329,9 @@ export function columnToFieldData(field: FieldSchema, c: Column, n: number, dyna
   switch (c.kind) {
     case 'vector':
       return { ...base, vectors: { dim: String(c.dim), float_vector: { data: c.data } } };
+    case 'bytevec':
+    case 'sparse':
+      return { ...base, vectors: typedVectorOutput(c, n) };
     case 'bool':
       return { ...base, scalars: { bool_data: { data: Array.from(c.data, (x) => x === 1) } } };
     case 'int32':

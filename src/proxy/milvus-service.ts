@@ -2,15 +2,18 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
-import { parseIndexParams, type MetricType } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
 import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import type { Column, FieldSchema } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
+import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
+import { parseFieldIndexParams } from '../index/typed-index-params.js';
 import { columnToFieldData, fieldDataToColumn } from './field-data.js';
-import { decodeCollectionSchema, decodePlaceholderGroup } from './proto.js';
+import { runHybridSearch } from './hybrid-search.js';
+import { nullVectorColumn } from './vector-data.js';
+import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
+import { decodeCollectionSchema } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
 
@@ -117,17 +120,6 @@ function idsOf(pkField: FieldSchema, pks: ArrayLike<bigint | string>): any {
   return { str_id: { data: Array.from(pks as ArrayLike<string>) } };
 }
 
-const METRICS: readonly MetricType[] = ['L2', 'IP', 'COSINE'];
-
-function metricOf(raw: string | undefined): MetricType | undefined {
-  if (!raw) return undefined;
-  const up = raw.toUpperCase();
-  if (!(METRICS as readonly string[]).includes(up)) {
-    throw quiverError('MetricNotFound', `metric type ${raw} is not supported; supported: ${METRICS.join(', ')}`);
-  }
-  return up as MetricType;
-}
-
 interface OutputPlan {
   readonly fields: FieldSchema[];
   /** Dynamic keys requested by name (the `$meta` column is returned filtered to them). */
@@ -211,6 +203,8 @@ function emptyFor(f: FieldSchema): Column {
       return { kind: 'array', elementType: f.elementType!, data: [] };
     case 'FloatVector':
       return { kind: 'vector', dim: f.dim!, data: new Float32Array(0) };
+    default:
+      return nullVectorColumn(f, 0);
   }
 }
 
@@ -252,6 +246,11 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
   };
 
   const collOf = (req: any, ctx: CallContext): CollectionRecord => cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+  const searchEnv: SearchEnv = {
+    query: roles.query,
+    indexes: (id) => cat.indexes(id),
+    results: (coll, hits, outputFields, topk) => searchResults(coll, hits, planOutput(coll, outputFields), topk),
+  };
 
   const findIndexes = (coll: CollectionRecord, fieldName?: string, indexName?: string): IndexRecord[] => {
     let list = cat.indexes(coll.id);
@@ -680,13 +679,16 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       }
       const all: Record<string, string | number> = { ...userParams };
       for (const [k, v] of Object.entries(extra)) if (k !== 'params' && k !== 'index_type' && k !== 'metric_type') all[k] = v;
-      if (field.dataType !== 'FloatVector') {
+      if (!isVectorType(field.dataType)) {
         throw quiverError(
           'IndexNotSupported',
           `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, AUTOINDEX`,
         );
       }
-      const parsed = parseIndexParams(extra['index_type'] || undefined, { ...all, ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}) });
+      const parsed = parseFieldIndexParams(field.dataType, field.name, extra['index_type'] || undefined, {
+        ...all,
+        ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),
+      });
       const name = req.index_name || field.name;
       const stored: Record<string, string> = {};
       for (const [k, v] of Object.entries(extra)) stored[k] = v;
@@ -696,7 +698,7 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         indexType: parsed.type,
         metric: parsed.metric,
         userParams: stored,
-        buildParams: { M: parsed.M, efConstruction: parsed.efConstruction },
+        buildParams: { M: parsed.M, efConstruction: parsed.efConstruction, nlist: parsed.nlist, dropRatioBuild: parsed.dropRatioBuild },
       });
       return OK;
     },
@@ -758,85 +760,10 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
     // ---------------------------------------------------------------- reads
     Search: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      if ((req.sub_reqs ?? []).length > 0) throw quiverError('ParameterInvalid', 'multi-vector sub-requests are not supported by Quiver');
-      if (req.search_input === 'ids' || (req.ids && !req.placeholder_group?.length)) {
-        throw quiverError('ParameterInvalid', 'search by primary keys is not supported by Quiver yet; query the vectors and search with them');
-      }
-      const sp = kvList(req.search_params);
-      if (sp['group_by_field']) throw quiverError('ParameterInvalid', 'grouping search (group_by_field) is not supported by Quiver');
-      let params: Record<string, unknown> = {};
-      if (sp['params']) {
-        try {
-          params = JSON.parse(sp['params']) as Record<string, unknown>;
-        } catch {
-          throw quiverError('ParameterInvalid', `search params is not valid JSON: ${sp['params']}`);
-        }
-      }
-      const get = (k: string): string | undefined => (params[k] !== undefined ? String(params[k]) : sp[k]);
-      const vectorFields = coll.schema.fields.filter((f) => f.dataType === 'FloatVector');
-      const annsName = sp['anns_field'];
-      let field: FieldSchema | undefined;
-      if (annsName) {
-        field = vectorFields.find((f) => f.name === annsName);
-        if (!field) throw quiverError('FieldNotFound', `anns field ${annsName} is not a vector field of collection ${coll.name}`);
-      } else {
-        if (vectorFields.length > 1)
-          throw quiverError('ParameterInvalid', `collection ${coll.name} has ${vectorFields.length} vector fields: anns_field must be specified`);
-        field = vectorFields[0];
-      }
-      if (!field) throw quiverError('ParameterInvalid', `collection ${coll.name} has no vector field`);
-      const topk = parseIntParam(sp['topk'] ?? sp['limit'], 'topk', 10, 1, TOPK_MAX);
-      const offset = parseIntParam(sp['offset'], 'offset', 0, 0, TOPK_MAX);
-      if (topk + offset > TOPK_MAX) throw quiverError('TopKTooLarge', `topk + offset (${topk + offset}) should be in range [1, ${TOPK_MAX}]`);
-      const groups = decodePlaceholderGroup(req.placeholder_group ?? Buffer.alloc(0));
-      const group = groups[0];
-      if (!group || group.values.length === 0) throw quiverError('ParameterInvalid', 'search requires at least one query vector');
-      if (group.type !== 'FloatVector' && group.type !== '101') {
-        throw quiverError('ParameterInvalid', `query vectors of type ${group.type} are not supported; field ${field.name} is a FloatVector`);
-      }
-      const dim = field.dim!;
-      const nq = group.values.length;
-      const queries = new Float32Array(nq * dim);
-      group.values.forEach((b, q) => {
-        if (b.byteLength !== dim * 4) {
-          throw quiverError(
-            'DimensionMismatch',
-            `the dim (${b.byteLength / 4}) of query vector ${q} is not equal to the dim (${dim}) of field ${field!.name}`,
-          );
-        }
-        const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-        for (let i = 0; i < dim; i++) {
-          if (!Number.isFinite(v[i]!)) throw quiverError('DataInvalid', `query vector ${q} contains NaN or Inf at position ${i}`);
-        }
-        queries.set(v, q * dim);
-      });
-      const num = (k: string): number | undefined => {
-        const v = get(k);
-        if (v === undefined || v === '') return undefined;
-        const n = Number(v);
-        if (!Number.isFinite(n)) throw quiverError('ParameterInvalid', `search param ${k} ${v} is not a number`);
-        return n;
-      };
-      const ef = num('ef');
-      if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
-        throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
-      const plan = planOutput(coll, req.output_fields ?? []);
-      const { hits, metric } = await roles.query.search(coll.id, {
-        field,
-        queries,
-        nq,
-        k: topk,
-        offset,
-        metric: metricOf(sp['metric_type']),
-        filter: String(req.dsl ?? ''),
-        templates: templateValues(req.expr_template_values),
-        partitionNames: req.partition_names ?? [],
-        ef,
-        radius: num('radius'),
-        rangeFilter: num('range_filter'),
-        ignoreGrowing: sp['ignore_growing'] === 'true',
-      });
-      return searchResults(coll, hits, plan, topk, metric);
+      if ((req.sub_reqs ?? []).length > 0)
+        throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
+      const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
+      return runSearch(searchEnv, coll, parsed, req.output_fields ?? []);
     },
     Query: async (req, ctx) => {
       const coll = collOf(req, ctx);
@@ -904,14 +831,12 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       return { status: OK, state: task.state, mergeInfos: task.plans.map((p) => ({ sources: p.sources.map(String), target: String(p.target) })) };
     },
 
-    HybridSearch: () => {
-      throw quiverError('ParameterInvalid', 'hybrid (multi-vector) search is not supported by Quiver yet');
-    },
+    HybridSearch: (req, ctx) => runHybridSearch(searchEnv, collOf(req, ctx), req, templateValues),
   };
   return h;
 }
 
-function searchResults(coll: CollectionRecord, hits: SearchHit[][], plan: OutputPlan, topk: number, _metric: MetricType): any {
+function searchResults(coll: CollectionRecord, hits: SearchHit[][], plan: OutputPlan, topk: number): any {
   const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
   const flat: SearchHit[] = [];
   const topks: string[] = [];

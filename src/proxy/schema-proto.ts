@@ -1,7 +1,8 @@
 import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import type { DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
+import { DYNAMIC_FIELD_NAME, isVectorType, VECTOR_TYPES } from '../schema/types.js';
+import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -10,7 +11,7 @@ import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
  * dims, max_length, max_capacity, default values). Every rejection names the field and the bad value.
  */
 
-const SUPPORTED: readonly DataType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', 'FloatVector'];
+const SUPPORTED: readonly DataType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', ...VECTOR_TYPES];
 const SCALARS: readonly ScalarType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar'];
 const NAME_MAX = 255;
 
@@ -121,7 +122,7 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
   let maxLength: number | undefined;
   let maxCapacity: number | undefined;
   let elementType: ScalarType | undefined;
-  if (dataType === 'FloatVector') dim = intParam(typeParams, 'dim', name, 2, 32768);
+  if (isVectorType(dataType)) dim = vectorDimOf(dataType, typeParams, name);
   if (dataType === 'VarChar') maxLength = intParam(typeParams, 'max_length', name, 1, 65535);
   if (dataType === 'Array') {
     const et = dataTypeOf(f.element_type, name);
@@ -183,7 +184,8 @@ export function parseCollectionSchema(s: any): ParsedSchema {
   const pks = fields.filter((f) => f.isPrimaryKey);
   if (pks.length === 0) throw quiverError('ParameterInvalid', 'schema does not contain a primary key field');
   if (pks.length > 1) throw quiverError('ParameterInvalid', `there are more than one primary key, field names: ${pks.map((f) => f.name).join(', ')}`);
-  if (!fields.some((f) => f.dataType === 'FloatVector')) throw quiverError('ParameterInvalid', 'schema does not contain a vector field');
+  checkVectorFieldCount(fields.filter((f) => isVectorType(f.dataType)).map((f) => f.name));
+  if (!fields.some((f) => isVectorType(f.dataType))) throw quiverError('ParameterInvalid', 'schema does not contain a vector field');
   if (fields.filter((f) => f.isPartitionKey).length > 1) throw quiverError('ParameterInvalid', 'there are more than one partition key');
   const enableDynamicField = Boolean(s.enable_dynamic_field);
   if (enableDynamicField) {

@@ -11,6 +11,8 @@ import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
+import { floatVectorsOf } from '../index/typed-search.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, SearchParams } from './types.js';
 
 /**
@@ -65,7 +67,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
 
   loadedVectors(collectionId: number, segmentId: number, fieldName: string): Float32Array | undefined {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
-    return seg?.loaded ? (seg.chunks[0]?.columns.get(fieldName)?.data as Float32Array | undefined) : undefined;
+    return seg?.loaded ? floatVectorsOf(seg.chunks[0]?.columns.get(fieldName)) : undefined;
   }
 
   async prepareIndex(
@@ -151,7 +153,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
       if (!idx || !field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
       const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
-      chunk.indexes.set(field.name, shared ?? (await this.openIndex(si.files[0]!, field.dim!, idx.metric, rec.numRows)));
+      chunk.indexes.set(field.name, shared ?? (await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows)));
       chunk.indexBuilds.set(field.name, si.buildId);
     }
     return chunk;
@@ -164,7 +166,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       if (!idx) continue;
       const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
       if (!field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
-      out.set(field.name, { index: await this.openIndex(si.files[0]!, field.dim!, idx.metric, rec.numRows), buildId: si.buildId });
+      out.set(field.name, { index: await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows), buildId: si.buildId });
     }
     return out;
   }
@@ -265,21 +267,24 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     if (pending) await pending;
   }
 
-  async search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }> {
+  async search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: AnyMetricType }> {
     const rt = this.#runtime(collectionId);
     const coll = rt.record;
     const parts = this.#readablePartitions(coll, p.partitionNames);
     await this.#ensureReadable(rt);
     const idx = this.#catalog.indexes(collectionId).find((i) => i.fieldId === p.field.fieldId);
-    let metric = p.metric;
+    let metric: AnyMetricType | undefined = p.metric;
     if (idx && metric && metric !== idx.metric) {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
-    metric = metric ?? idx?.metric ?? 'COSINE';
+    metric = metric ?? idx?.metric ?? defaultMetricFor(p.field.dataType);
     const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
     const hits = rt.search({
       field: p.field,
       queries: p.queries,
+      typedQueries: p.typedQueries,
+      dropRatioSearch: p.dropRatioSearch,
+      dropRatioBuild: idx?.buildParams.dropRatioBuild,
       nq: p.nq,
       k: p.k,
       offset: p.offset,

@@ -6,6 +6,8 @@
 import type { SegmentIndexFile, SegmentRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { MetricType, VectorIndex } from '../index/index.js';
+import type { AnyMetricType } from '../index/typed-index-params.js';
+import type { TypedQueries } from '../index/typed-search.js';
 import type { FieldSchema } from '../schema/types.js';
 import type { RowRef, SearchHit } from '../segcore/collection-runtime.js';
 import type { Chunk } from '../segcore/segment.js';
@@ -18,10 +20,13 @@ export interface LoadProgress {
 export interface SearchParams {
   readonly field: FieldSchema;
   readonly queries: Float32Array;
+  /** Query vectors of the byte and sparse vector types (then `queries` is empty). */
+  readonly typedQueries?: TypedQueries | undefined;
   readonly nq: number;
   readonly k: number;
   readonly offset: number;
-  readonly metric: MetricType | undefined;
+  readonly metric: AnyMetricType | undefined;
+  readonly dropRatioSearch?: number | undefined;
   readonly filter: string;
   readonly templates?: TemplateValues | undefined;
   readonly partitionNames: readonly string[];
@@ -36,7 +41,7 @@ export interface QueryNodeApi {
   release(collectionId: number, partitionNames?: readonly string[]): Promise<void>;
   loadProgress(collectionId: number, partitionNames?: readonly string[]): LoadProgress;
   waitLoaded(collectionId: number): Promise<void>;
-  search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }>;
+  search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: AnyMetricType }>;
   query(
     collectionId: number,
     q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },

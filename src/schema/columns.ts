@@ -1,5 +1,5 @@
-import type { Column, ScalarValue } from './types.js';
-import { columnLength } from './types.js';
+import type { Column, ScalarValue, SparseRow } from './types.js';
+import { bytesPerRow, columnLength } from './types.js';
 
 /** Column algebra used by the write path (concat chunks into a segment) and the read path (gather hits). */
 
@@ -44,6 +44,12 @@ export function concatColumns(parts: readonly Column[]): Column {
       return { kind: 'double', data: typed(new Float64Array(total)), valid };
     case 'vector':
       return { kind: 'vector', dim: first.dim, data: typed(new Float32Array(total * first.dim), first.dim), valid };
+    case 'bytevec': {
+      const w = bytesPerRow(first.vtype, first.dim);
+      return { kind: 'bytevec', vtype: first.vtype, dim: first.dim, data: typed(new Uint8Array(total * w), w), valid };
+    }
+    case 'sparse':
+      return { kind: 'sparse', data: parts.flatMap((p) => p.data as SparseRow[]), valid };
     case 'string':
       return { kind: 'string', data: parts.flatMap((p) => p.data as string[]), valid };
     case 'json':
@@ -90,5 +96,16 @@ export function takeRows(c: Column, rows: ArrayLike<number>): Column {
       }
       return { kind: 'vector', dim: c.dim, data: out, valid };
     }
+    case 'bytevec': {
+      const w = bytesPerRow(c.vtype, c.dim);
+      const out = new Uint8Array(n * w);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        out.set(c.data.subarray(r * w, (r + 1) * w), i * w);
+      }
+      return { kind: 'bytevec', vtype: c.vtype, dim: c.dim, data: out, valid };
+    }
+    case 'sparse':
+      return { kind: 'sparse', data: Array.from(rows, (r) => c.data[r]!), valid };
   }
 }

@@ -5,7 +5,40 @@
  */
 
 export type ScalarType = 'Bool' | 'Int8' | 'Int16' | 'Int32' | 'Int64' | 'Float' | 'Double' | 'VarChar';
-export type DataType = ScalarType | 'JSON' | 'Array' | 'FloatVector';
+/** Vector types stored as fixed-size byte rows (see `bytesPerRow`). */
+export type ByteVectorType = 'BinaryVector' | 'Float16Vector' | 'BFloat16Vector' | 'Int8Vector';
+export type VectorType = 'FloatVector' | ByteVectorType | 'SparseFloatVector';
+export type DataType = ScalarType | 'JSON' | 'Array' | VectorType;
+
+export const VECTOR_TYPES: readonly VectorType[] = ['FloatVector', 'BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector', 'SparseFloatVector'];
+export const BYTE_VECTOR_TYPES: readonly ByteVectorType[] = ['BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector'];
+
+export function isVectorType(t: DataType): t is VectorType {
+  return (VECTOR_TYPES as readonly string[]).includes(t);
+}
+
+export function isByteVectorType(t: DataType): t is ByteVectorType {
+  return (BYTE_VECTOR_TYPES as readonly string[]).includes(t);
+}
+
+/** Bytes one row of a byte vector takes: dim bits for binary, 2 bytes per element for the 16-bit floats. */
+export function bytesPerRow(t: ByteVectorType, dim: number): number {
+  switch (t) {
+    case 'BinaryVector':
+      return dim / 8;
+    case 'Float16Vector':
+    case 'BFloat16Vector':
+      return dim * 2;
+    case 'Int8Vector':
+      return dim;
+  }
+}
+
+/** One sparse row: strictly increasing indices and their (finite) values. */
+export interface SparseRow {
+  readonly indices: Uint32Array;
+  readonly values: Float32Array;
+}
 
 /** A single scalar value as users see it: int64 values are bigint. */
 export type ScalarValue = boolean | number | bigint | string;
@@ -26,7 +59,7 @@ export interface FieldSchema {
   readonly maxLength?: number | undefined;
   /** Array maximum number of elements. */
   readonly maxCapacity?: number | undefined;
-  /** FloatVector dimension. */
+  /** Vector dimension (bits for BinaryVector; none for SparseFloatVector). */
   readonly dim?: number | undefined;
   /** The `$meta` column that holds dynamic keys. */
   readonly isDynamic: boolean;
@@ -66,7 +99,16 @@ export type Column =
       readonly data: readonly (readonly ScalarValue[])[];
       readonly valid?: Uint8Array | undefined;
     }
-  | { readonly kind: 'vector'; readonly dim: number; readonly data: Float32Array; readonly valid?: Uint8Array | undefined };
+  | { readonly kind: 'vector'; readonly dim: number; readonly data: Float32Array; readonly valid?: Uint8Array | undefined }
+  | {
+      /** Binary / Float16 / BFloat16 / Int8 vectors: `bytesPerRow(vtype, dim)` raw bytes per row, as the wire sends them. */
+      readonly kind: 'bytevec';
+      readonly vtype: ByteVectorType;
+      readonly dim: number;
+      readonly data: Uint8Array;
+      readonly valid?: Uint8Array | undefined;
+    }
+  | { readonly kind: 'sparse'; readonly data: readonly SparseRow[]; readonly valid?: Uint8Array | undefined };
 
 export type ColumnKind = Column['kind'];
 
@@ -92,6 +134,13 @@ export function columnKindOf(dataType: DataType): ColumnKind {
       return 'array';
     case 'FloatVector':
       return 'vector';
+    case 'BinaryVector':
+    case 'Float16Vector':
+    case 'BFloat16Vector':
+    case 'Int8Vector':
+      return 'bytevec';
+    case 'SparseFloatVector':
+      return 'sparse';
     default: {
       const never: never = dataType;
       throw new Error(`unknown data type ${String(never)}`);
@@ -100,7 +149,9 @@ export function columnKindOf(dataType: DataType): ColumnKind {
 }
 
 export function columnLength(c: Column): number {
-  return c.kind === 'vector' ? c.data.length / c.dim : c.data.length;
+  if (c.kind === 'vector') return c.data.length / c.dim;
+  if (c.kind === 'bytevec') return c.data.length / bytesPerRow(c.vtype, c.dim);
+  return c.data.length;
 }
 
 /** A set of equally long columns keyed by field name (the dynamic column under `$meta`). */

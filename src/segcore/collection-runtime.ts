@@ -2,6 +2,8 @@ import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import type { CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
+import type { AnyMetricType } from '../index/typed-index-params.js';
+import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
 import type { Column, ColumnBatch, FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
@@ -16,11 +18,15 @@ const MERGE_CHUNK_ROWS = 4096;
 
 export interface SearchRequest {
   readonly field: FieldSchema;
+  /** Float vector queries (FloatVector fields); `typedQueries` for every other vector type. */
   readonly queries: Float32Array;
+  readonly typedQueries?: TypedQueries | undefined;
   readonly nq: number;
   readonly k: number;
   readonly offset: number;
-  readonly metric: MetricType;
+  readonly metric: AnyMetricType;
+  readonly dropRatioSearch?: number | undefined;
+  readonly dropRatioBuild?: number | undefined;
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
@@ -181,13 +187,13 @@ export class CollectionRuntime {
   }
 
   search(req: SearchRequest): SearchHit[][] {
-    const higherIsBetter = req.metric !== 'L2';
+    const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);
     for (const chunk of this.#chunksFor(req.partitionIds, req.ignoreGrowing)) {
       if (chunk.numRows === 0) continue;
       const col = chunk.columns.get(req.field.name);
-      if (!col || col.kind !== 'vector') continue;
+      if (!col || (col.kind !== 'vector' && col.kind !== 'bytevec' && col.kind !== 'sparse')) continue;
       // No mask and no filter callback at all when every row qualifies (no filter, no deletes, no null
       // vectors): the common case then costs nothing per row and the native graph walk runs at full speed.
       let allow: Uint8Array | undefined;
@@ -201,10 +207,17 @@ export class CollectionRuntime {
       const index = chunk.indexes.get(req.field.name);
       const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
-      if (index && index.metric === req.metric) {
+      if (col.kind === 'bytevec' && col.vtype !== 'BinaryVector' && index && index.metric === req.metric && req.typedQueries?.kind === 'bytes') {
+        // Float16 / BFloat16 / Int8 with a float index (HNSW): the index holds the widened vectors.
+        hits = index.search(widenQueries(col.vtype, req.typedQueries.rows, col.dim), req.nq, opts);
+      } else if (col.kind !== 'vector') {
+        if (!req.typedQueries)
+          throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
+        hits = searchTypedColumn(col, req.metric, req.typedQueries, { ...opts, dropRatioSearch: req.dropRatioSearch, dropRatioBuild: req.dropRatioBuild });
+      } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
       } else {
-        hits = flatSearch(col.data, col.dim, req.metric, req.queries, req.nq, opts);
+        hits = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, req.nq, opts);
       }
       for (let q = 0; q < req.nq; q++) {
         const h = hits[q]!;

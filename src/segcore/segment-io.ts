@@ -4,7 +4,7 @@ import { decodeColumn, decodeDeltas, encodeColumn, encodeDeltas } from '../stora
 import type { ObjectStore } from '../storage/object-store.js';
 import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
 import type { Column, FieldSchema } from '../schema/types.js';
-import { columnKindOf } from '../schema/types.js';
+import { columnKindOf, columnLength } from '../schema/types.js';
 import { newChunk, type Chunk } from './segment.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
@@ -150,7 +150,7 @@ export async function readSegment(store: ObjectStore, coll: CollectionRecord, re
   if (tsCol.kind !== 'int64') throw new Error('timestamp binlog is not int64');
   const chunk = newChunk(rec.numRows, columns, tsCol.data);
   for (const c of cols) {
-    const n = c.kind === 'vector' ? c.data.length / c.dim : c.data.length;
+    const n = columnLength(c);
     if (n !== rec.numRows) throw quiverError('SegmentLoadFailed', `segment ${rec.id}: binlog has ${n} rows, meta says ${rec.numRows}`);
   }
   // Deletes match on the pk: a read of other columns only (index builds) has no use for them.

@@ -7,6 +7,7 @@
  *   bool   → Bool                 int32 → Int32     int64 → Int64 (BigInt64Array)
  *   float  → Float32              double → Float64  string → Utf8
  *   vector → FixedSizeList<Float32>(dim)
+ *   bytevec, sparse (the other vector types) → see vector-binlog.ts
  *   json   → Utf8, JSON.stringify per row; a present row whose value is undefined is '' (so it stays
  *            distinct from a null row, which is an Arrow null).
  *   array  → Utf8, one JSON array per row. Int64 elements are written as decimal strings ("-9223…")
@@ -47,6 +48,7 @@ import {
 import { isQuiverError, quiverError } from '../common/errors.js';
 import { columnLength, type Column, type ColumnKind, type ScalarType, type ScalarValue } from '../schema/types.js';
 import { crc32 } from './checksum.js';
+import { decodeVectorColumn, encodeVectorColumn } from './vector-binlog.js';
 
 export const BINLOG_FORMAT_VERSION = '1';
 
@@ -63,7 +65,7 @@ const META = {
 type FileKind = 'column' | 'deltalog';
 
 const SCALAR_TYPES: readonly ScalarType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar'];
-const COLUMN_KINDS: readonly ColumnKind[] = ['bool', 'int32', 'int64', 'float', 'double', 'string', 'json', 'array', 'vector'];
+const COLUMN_KINDS: readonly ColumnKind[] = ['bool', 'int32', 'int64', 'float', 'double', 'string', 'json', 'array', 'vector', 'bytevec', 'sparse'];
 const ARROW_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** Utf8 offsets are int32. */
 const UTF8_BYTES_MAX = 0x7fffffff;
@@ -197,6 +199,13 @@ function encodeField(name: string, column: Column, extraMeta: ReadonlyMap<string
       crc = crc32(column.data, crc);
       const child = makeData({ type: new Float32(), length: column.data.length, nullCount: 0, data: column.data });
       data = makeData({ type: vectorType(column.dim), ...common, child });
+      break;
+    }
+    case 'bytevec':
+    case 'sparse': {
+      const enc = encodeVectorColumn(column, common, crc, meta);
+      data = enc.data;
+      crc = enc.crc;
       break;
     }
     default: {
@@ -482,6 +491,13 @@ function decodeField(field: Field, data: Data | undefined, length: number, expec
       crc = crc32(values, crc);
       checkCrc();
       return { kind: 'vector', dim, data: values, valid };
+    }
+    case 'bytevec':
+    case 'sparse': {
+      const dec = decodeVectorColumn(expectKind, field, data, n, crc, corrupt);
+      crc = dec.crc;
+      checkCrc();
+      return { ...dec.column, valid };
     }
     case 'string':
     case 'json':

@@ -14,7 +14,7 @@ import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexD
 import { DataNode } from '../datanode/data-node.js';
 import type { CompactionTaskInfo, DataNodeApi } from '../datanode/types.js';
 import type { TemplateValues } from '../expr/index.js';
-import type { MetricType } from '../index/index.js';
+import type { AnyMetricType } from '../index/typed-index-params.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { QueryNode } from '../querynode/query-node.js';
 import type { LoadProgress, QueryNodeApi, SearchParams } from '../querynode/types.js';
@@ -377,7 +377,7 @@ export class Engine {
     return this.queryNode.loadProgress(collectionId, partitionNames);
   }
 
-  search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: MetricType }> {
+  search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: AnyMetricType }> {
     return this.queryNode.search(collectionId, p);
   }
 

@@ -64,7 +64,24 @@ const id = z.number().int().nonnegative().safe();
 const timestamp = z.string().regex(DECIMAL, 'must be a decimal hybrid timestamp');
 const stringMap = z.record(z.string());
 const scalarType = z.enum(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar']);
-const dataType = z.enum(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', 'FloatVector']);
+const dataType = z.enum([
+  'Bool',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'Float',
+  'Double',
+  'VarChar',
+  'JSON',
+  'Array',
+  'FloatVector',
+  'BinaryVector',
+  'Float16Vector',
+  'BFloat16Vector',
+  'Int8Vector',
+  'SparseFloatVector',
+]);
 
 const fieldSchema = z
   .object({
@@ -104,8 +121,8 @@ const indexRecord = z
     collectionId: id,
     fieldId: id,
     name: z.string(),
-    indexType: z.enum(['FLAT', 'HNSW']),
-    metric: z.enum(['L2', 'IP', 'COSINE']),
+    indexType: z.enum(['FLAT', 'HNSW', 'BIN_FLAT', 'BIN_IVF_FLAT', 'SPARSE_INVERTED_INDEX', 'SPARSE_WAND']),
+    metric: z.enum(['L2', 'IP', 'COSINE', 'HAMMING', 'JACCARD']),
     userParams: stringMap,
     buildParams: z.object({ M: id.optional(), efConstruction: id.optional() }).passthrough(),
     createdTs: timestamp,
