@@ -8,7 +8,8 @@ import { concatColumns, takeRows } from '../schema/columns.js';
 import { columnKindOf, type Column, type FieldSchema } from '../schema/types.js';
 import { decodeColumn } from '../storage/binlog.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { CollectionRuntime } from '../segcore/collection-runtime.js';
+import { fillMissingColumns, type CollectionRuntime } from '../segcore/collection-runtime.js';
+import { ttlCutTs } from '../segcore/collection-ttl.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
@@ -92,6 +93,8 @@ export class Compactor {
   async compact(rt: CollectionRuntime, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
     const collectionId = rt.record.id;
     const stats: SegmentStat[] = [];
+    // Expired rows (collection TTL) count as deleted: the delete-ratio trigger then rewrites them away.
+    const expiredBefore = ttlCutTs(rt.record, this.#host.clock.nowMs());
     for (const seg of rt.segments.values()) {
       if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
       // Only deletes already in a deltalog count: a compaction cannot drop rows whose delete is pending
@@ -103,7 +106,7 @@ export class Compactor {
         id: seg.id,
         partitionId: seg.partitionId,
         numRows: seg.numRows,
-        deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending),
+        deletedRows: Math.min(seg.numRows, Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending) + expiredRows(seg, expiredBefore)),
         recordBytes,
       });
     }
@@ -168,7 +171,8 @@ export class Compactor {
         if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
         segs.push(seg);
       }
-      return { sources: segs, keeps: segs.map((seg) => rowsNotDeletedOnDisk(seg, pkName)) };
+      const expiredBefore = ttlCutTs(coll, this.#host.clock.nowMs());
+      return { sources: segs, keeps: segs.map((seg) => rowsNotDeletedOnDisk(seg, pkName, expiredBefore)) };
     });
     const srcOf: number[] = [];
     const rowOf: number[] = [];
@@ -321,6 +325,9 @@ export class Compactor {
           target.pendingDeletes.ts.push(ts);
         }
         recountDeleted(chunk);
+        // The target was written with the schema of the compaction's start: a field added since reads as
+        // its default/null (no binlog), and the in-memory chunk gets that column now.
+        fillMissingColumns(rt.record.schema.fields, chunk.columns, chunk.numRows);
         if (!rt.record.loaded) stripToPk(target, pkName);
         else if (record) this.#host.registerLoaded(record, chunk);
         rt.segments.set(targetId, target);
@@ -347,13 +354,26 @@ function pendingDeleteTs(seg: Segment): Map<bigint | string, bigint> {
   return out;
 }
 
-/** Rows of a flushed segment that no deltalog deletes: live rows and rows whose delete is still pending. */
-function rowsNotDeletedOnDisk(seg: Segment, pkName: string): Int32Array {
+/** Rows of a segment inserted before `expiredBefore` (collection TTL); 0 without a TTL. */
+function expiredRows(seg: Segment, expiredBefore: bigint | undefined): number {
+  const ts = seg.chunks[0]?.ts;
+  if (expiredBefore === undefined || !ts) return 0;
+  let n = 0;
+  for (let i = 0; i < ts.length; i++) if (ts[i]! < expiredBefore) n++;
+  return n;
+}
+
+/**
+ * Rows of a flushed segment that no deltalog deletes: live rows and rows whose delete is still pending.
+ * Rows expired by the collection TTL are left out: they are invisible already, and stay so.
+ */
+function rowsNotDeletedOnDisk(seg: Segment, pkName: string, expiredBefore: bigint | undefined): Int32Array {
   const chunk = seg.chunks[0]!;
   const pending = pendingDeleteTs(seg);
   const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
   const keep: number[] = [];
   for (let i = 0; i < seg.numRows; i++) {
+    if (expiredBefore !== undefined && chunk.ts[i]! < expiredBefore) continue;
     if (chunk.deleted[i] === 0) keep.push(i);
     else {
       const ts = pending.get(pks[i]!);
