@@ -19,6 +19,8 @@ import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexD
  */
 
 const enc = new TextEncoder();
+/** Index properties AlterIndex may change (Milvus: mmap; the rest are build parameters). */
+const ALTERABLE_INDEX_KEYS: readonly string[] = ['mmap.enabled'];
 /** Milvus's default `maxFieldNum`. */
 const FIELDS_MAX = 64;
 const dec = new TextDecoder();
@@ -511,6 +513,35 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     });
     this.#created(collectionId);
     this.#onIndexCreated(collectionId);
+  }
+
+  /**
+   * Alters an index's properties (Milvus AlterIndex): only those that change how a built index is served,
+   * never how it is built (that would make existing index files disagree with their definition).
+   */
+  async alterIndexProperties(collectionId: number, indexId: number, set: Record<string, string>, deleteKeys: readonly string[]): Promise<IndexRecord> {
+    return this.#ddl.run(async () => {
+      this.#created(collectionId);
+      const index = this.catalog.indexes(collectionId).find((i) => i.id === indexId);
+      if (!index) throw quiverError('IndexNotFound', `index not found[indexID=${indexId}]`);
+      for (const k of [...Object.keys(set), ...deleteKeys]) {
+        if (!ALTERABLE_INDEX_KEYS.includes(k)) {
+          throw quiverError(
+            'ParameterInvalid',
+            `index property ${k} of index ${index.name} cannot be altered; alterable: ${ALTERABLE_INDEX_KEYS.join(', ')} (drop and re-create the index to change how it is built)`,
+          );
+        }
+      }
+      const mmap = set['mmap.enabled'];
+      if (mmap !== undefined && !['true', 'false'].includes(mmap.toLowerCase())) {
+        throw quiverError('ParameterInvalid', `mmap.enabled ${JSON.stringify(mmap)} of index ${index.name} is invalid: must be true or false`);
+      }
+      const userParams: Record<string, string> = { ...index.userParams, ...set };
+      for (const k of deleteKeys) delete userParams[k];
+      const record: IndexRecord = { ...index, userParams };
+      await this.catalog.commit([{ type: 'putIndex', record }]);
+      return record;
+    });
   }
 
   async dropIndex(collectionId: number, index: IndexRecord): Promise<void> {

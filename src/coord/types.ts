@@ -141,6 +141,7 @@ export interface CatalogServiceApi {
   dropAlias(dbName: string, alias: string): Promise<void>;
   createIndex(collectionId: number, field: FieldSchema, name: string, def: IndexDefinition): Promise<void>;
   dropIndex(collectionId: number, index: IndexRecord): Promise<void>;
+  alterIndexProperties(collectionId: number, indexId: number, set: Record<string, string>, deleteKeys: readonly string[]): Promise<IndexRecord>;
 }
 
 /** Load state lives in the catalog (Milvus: QueryCoord meta); the query node writes it through this. */

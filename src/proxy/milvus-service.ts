@@ -13,6 +13,9 @@ import { columnToFieldData, fieldDataToColumn } from './field-data.js';
 import { decodeCollectionSchema, decodePlaceholderGroup } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
+import { createOpsHandlers } from './ops-service.js';
+import { createSchemaChangeHandlers } from './schema-change-service.js';
+import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -726,9 +729,6 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       for (const idx of list) await roles.coord.dropIndex(coll.id, idx);
       return OK;
     },
-    AlterIndex: () => {
-      throw quiverError('ParameterInvalid', 'altering index properties is not supported by Quiver: drop and re-create the index');
-    },
 
     // ---------------------------------------------------------------- load
     LoadCollection: async (req, ctx) => {
@@ -821,6 +821,7 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
         throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
       const plan = planOutput(coll, req.output_fields ?? []);
+      const iterPage = iteratorPageOf(sp, coll, nq);
       const { hits, metric } = await roles.query.search(coll.id, {
         field,
         queries,
@@ -835,8 +836,11 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         radius: num('radius'),
         rangeFilter: num('range_filter'),
         ignoreGrowing: sp['ignore_growing'] === 'true',
+        after: iterPage?.after,
       });
-      return searchResults(coll, hits, plan, topk, metric);
+      const reply = searchResults(coll, hits, plan, topk, metric);
+      if (iterPage) reply.results.search_iterator_v2_results = searchIteratorReply(coll, iterPage, hits[0] ?? []);
+      return reply;
     },
     Query: async (req, ctx) => {
       const coll = collOf(req, ctx);
@@ -908,7 +912,14 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       throw quiverError('ParameterInvalid', 'hybrid (multi-vector) search is not supported by Quiver yet');
     },
   };
-  return h;
+  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h) };
+}
+
+function searchIteratorReply(coll: CollectionRecord, page: IteratorPage, hits: readonly SearchHit[]): { token: string; last_bound: number } {
+  const last = hits[hits.length - 1];
+  const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
+  const lastPk = last ? (gatherColumn([last], pk.name)!.data as ArrayLike<bigint | string>)[0]! : undefined;
+  return iteratorResults(coll, page, last && lastPk !== undefined ? { score: last.score, pk: lastPk } : undefined, hits.length);
 }
 
 function searchResults(coll: CollectionRecord, hits: SearchHit[][], plan: OutputPlan, topk: number, _metric: MetricType): any {

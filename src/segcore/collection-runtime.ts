@@ -40,7 +40,8 @@ export interface SearchRequest {
 
 /** A position in a search iterator's (best score first, then ascending pk) order. */
 export interface SearchCursor {
-  readonly score: number;
+  /** Null: the first page (before every row). */
+  readonly score: number | null;
   readonly pk: bigint | string;
   readonly seen: number;
 }
@@ -237,8 +238,9 @@ export class CollectionRuntime {
   #searchAfter(req: SearchRequest, after: SearchCursor): SearchHit[][] {
     const higherIsBetter = req.metric !== 'L2';
     const pkName = this.pkField.name;
+    const at = after.score;
     const isAfter = (score: number, pk: bigint | string): boolean =>
-      score === after.score ? pk > after.pk : higherIsBetter ? score < after.score : score > after.score;
+      at === null ? true : score === at ? pk > after.pk : higherIsBetter ? score < at : score > at;
     const found: (SearchHit & { pk: bigint | string })[] = [];
     for (const chunk of this.#chunksFor(req.partitionIds, req.ignoreGrowing)) {
       const col = chunk.columns.get(req.field.name);
