@@ -27,7 +27,7 @@ describe('collection TTL on a fake clock', () => {
     clock.advance(ms);
     await until(async () => {
       const d = await t.client.describeCollection({ collection_name: 'ttl' });
-      return Number(BigInt(d.request_time) >> 18n) >= clock.nowMs();
+      return Number(BigInt((d as unknown as { request_time: string }).request_time) >> 18n) >= clock.nowMs();
     });
   };
 
@@ -55,7 +55,7 @@ describe('collection TTL on a fake clock', () => {
     const before = (await c.getPersistentSegmentInfo({ collectionName: 'ttl' })).infos.reduce((n, i) => n + Number(i.num_rows), 0);
     expect(before).toBe(18);
     const compact = await c.compact({ collection_name: 'ttl' });
-    await until(async () => (await c.getCompactionState({ compactionID: compact.compactionID })).state === 'Completed');
+    await until(async () => String((await c.getCompactionState({ compactionID: compact.compactionID })).state) === 'Completed');
     const after = (await c.getPersistentSegmentInfo({ collectionName: 'ttl' })).infos.reduce((n, i) => n + Number(i.num_rows), 0);
     expect(after).toBe(3);
     expect((await c.count({ collection_name: 'ttl' })).data).toBe(3);
@@ -120,7 +120,7 @@ describe('operations RPCs through the SDK', () => {
     expect(m.status.error_code).toBe(ErrorCode.SUCCESS);
     expect(m.response.nodes_info.map((n: { infos: { type: string } }) => n.infos.type)).toContain('querynode');
     // The SDK parses the (empty) response of a refused request as JSON and throws; the status is the server's.
-    await expect(c.getMetric({ request: { metric_type: 'nope' } })).rejects.toThrow();
+    await expect(c.getMetric({ request: { metric_type: 'nope' as never } })).rejects.toThrow();
     const d = await c.describeCollection({ collection_name: 'ops' });
     const reps = await c.getReplicas({ collectionID: d.collectionID });
     expect(reps.status.error_code, reps.status.reason).toBe(ErrorCode.SUCCESS);
