@@ -143,6 +143,10 @@ describe('operations RPCs through the SDK', () => {
     expect(di.index_descriptions[0]!.params.find((p) => p.key === 'mmap.enabled')?.value).toBe('true');
     const badAlter = await c.alterIndexProperties({ collection_name: 'ops', index_name: 'v', params: { M: 64 } });
     expect(badAlter.reason).toMatch(/index property M of index v cannot be altered/);
+    // An RPC without a handler answers a Status naming it (docs/RPC-COVERAGE.md lists which).
+    const rg = await c.listResourceGroups();
+    expect(rg.status.code).toBe(10);
+    expect(rg.status.reason).toBe('ListResourceGroups is not supported by Quiver');
     const bd = await c.batchDescribeCollections({ collection_names: ['ops', 'ops2'] });
     expect(bd.status.error_code).toBe(ErrorCode.SUCCESS);
     expect(bd.responses.map((r: { collection_name: string }) => r.collection_name)).toEqual(['ops', 'ops2']);
