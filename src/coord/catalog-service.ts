@@ -205,7 +205,11 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         throw quiverError('ParameterInvalid', `collection name [${input.name}] conflicts with an existing alias, please choose a unique name`);
       }
       const id = await this.ids.alloc();
-      const partId = await this.ids.alloc();
+      // A partition-key collection has `numPartitions` hidden partitions (Milvus: _default_0 … _default_{n-1},
+      // default 16) that the proxy routes rows to by key; any other starts with `_default` alone.
+      const keyed = input.fields.some((f) => f.isPartitionKey);
+      const partCount = keyed ? input.numPartitions || 16 : 1;
+      const partId = await this.ids.alloc(partCount);
       const ts = this.tso.next().toString();
       const fields: FieldSchema[] = input.fields.map((f, i) => ({ ...f, fieldId: 100 + i }));
       const record: CollectionRecord = {
@@ -216,7 +220,9 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         shardsNum: input.shardsNum,
         consistencyLevel: input.consistencyLevel,
         properties: input.properties,
-        partitions: [{ id: partId, name: DEFAULT_PARTITION, createdTs: ts }],
+        partitions: keyed
+          ? Array.from({ length: partCount }, (_, i) => ({ id: partId + i, name: `${DEFAULT_PARTITION}_${i}`, createdTs: ts }))
+          : [{ id: partId, name: DEFAULT_PARTITION, createdTs: ts }],
         createdTs: ts,
         updateTs: ts,
         state: 'Created',

@@ -207,7 +207,10 @@ export class Compactor {
       let encoded: Map<number, Uint8Array> | undefined;
       const columns = new Map<string, Column>();
       let ts: BigInt64Array;
-      if (localFiles.every((f) => f !== undefined)) {
+      // A clustering key orders the target's rows by its value, so the merge runs here (the worker
+      // concatenates sources in order).
+      const clustering = fields.find((f) => f.isClusteringKey);
+      if (!clustering && localFiles.every((f) => f !== undefined)) {
         const merged = await this.#host.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
         encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
         // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
@@ -222,6 +225,7 @@ export class Compactor {
         parts.forEach((p, i) => {
           for (const r of keeps[i]!) ts[off++] = p.ts[r]!;
         });
+        if (clustering) ts = clusterRows(columns, clustering.name, ts, srcOf, rowOf);
       }
       const chunk = newChunk(rows, columns, ts);
       // 3. Files first: binlogs, then every index, so the target is published complete.
@@ -341,6 +345,34 @@ export class Compactor {
     this.#host.log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
     return record ? targetId : 0;
   }
+}
+
+/**
+ * Reorders a compaction target's rows by the clustering key (stable; nulls first), in place for the
+ * columns and the row → source maps, and returns the reordered timestamps.
+ */
+function clusterRows(columns: Map<string, Column>, key: string, ts: BigInt64Array, srcOf: number[], rowOf: number[]): BigInt64Array {
+  const col = columns.get(key)!;
+  const values = col.data as ArrayLike<number | bigint | string>;
+  const valid = col.valid;
+  const order = Array.from({ length: ts.length }, (_, i) => i);
+  order.sort((a, b) => {
+    const na = valid ? valid[a] === 0 : false;
+    const nb = valid ? valid[b] === 0 : false;
+    if (na || nb) return na === nb ? a - b : na ? -1 : 1;
+    const x = values[a]!;
+    const y = values[b]!;
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
+  const rows = Int32Array.from(order);
+  for (const [name, c] of columns) columns.set(name, takeRows(c, rows));
+  const src = order.map((i) => srcOf[i]!);
+  const row = order.map((i) => rowOf[i]!);
+  src.forEach((v, i) => (srcOf[i] = v));
+  row.forEach((v, i) => (rowOf[i] = v));
+  const out = new BigInt64Array(ts.length);
+  for (let i = 0; i < order.length; i++) out[i] = ts[order[i]!]!;
+  return out;
 }
 
 /** Latest pending (not yet in a deltalog) delete ts per pk of a segment. */

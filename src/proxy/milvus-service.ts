@@ -14,6 +14,7 @@ import { decodeCollectionSchema, decodePlaceholderGroup } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
 import { createOpsHandlers } from './ops-service.js';
+import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 
@@ -225,7 +226,9 @@ function parseIntParam(v: string | undefined, name: string, def: number, lo: num
 }
 
 /** Builds the handler table. Every MilvusService method the table lacks answers "not supported". */
-export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<string, Handler> {
+export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Record<string, Handler> {
+  // Partition-key collections: rows routed to hidden partitions by key, reads pruned (partition-key.ts).
+  const roles = withPartitionKeys(baseRoles);
   const cat = roles.coord.catalog;
   const describeCollection = (coll: CollectionRecord) => {
     const db = cat.databaseById(coll.dbId);
@@ -912,7 +915,7 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       throw quiverError('ParameterInvalid', 'hybrid (multi-vector) search is not supported by Quiver yet');
     },
   };
-  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h) };
+  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h), ...partitionKeyHandlers(cat, h) };
 }
 
 function searchIteratorReply(coll: CollectionRecord, page: IteratorPage, hits: readonly SearchHit[]): { token: string; last_bound: number } {
