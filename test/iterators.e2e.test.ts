@@ -94,7 +94,12 @@ describe('query and search iterators through the SDK', () => {
     await c.createIndex({ collection_name: 'gone', field_name: 'v', index_type: 'FLAT', metric_type: 'L2' });
     await c.loadCollectionSync({ collection_name: 'gone' });
     await c.insert({ collection_name: 'gone', data: Array.from({ length: 10 }, (_, i) => ({ id: i, v: [i, 0] })) });
-    const first = await c.search({ collection_name: 'gone', data: [0, 0], limit: 3, params: { iterator: true, search_iter_v2: true, search_iter_batch_size: 3 } });
+    const first = await c.search({
+      collection_name: 'gone',
+      data: [0, 0],
+      limit: 3,
+      params: { iterator: true, search_iter_v2: true, search_iter_batch_size: 3 },
+    });
     expect(first.results.map((r) => Number(r.id))).toEqual([0, 1, 2]);
     const token = first.search_iterator_v2_results?.token as string;
     expect(token).toBeTruthy();
@@ -126,7 +131,12 @@ describe('query and search iterators through the SDK', () => {
     });
     expect(resumed.status.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(resumed.status.reason).toMatch(new RegExp(`began on \\(id ${oldId}\\) no longer exists`));
-    const badToken = await c.search({ collection_name: 'gone', data: [0, 0], limit: 3, params: { iterator: true, search_iter_v2: true, search_iter_id: 'garbage' } });
+    const badToken = await c.search({
+      collection_name: 'gone',
+      data: [0, 0],
+      limit: 3,
+      params: { iterator: true, search_iter_v2: true, search_iter_id: 'garbage' },
+    });
     expect(badToken.status.reason).toMatch(/not a search iterator token/);
   });
 });

@@ -68,7 +68,9 @@ describe('collection TTL on a fake clock', () => {
   it('a TTL of -1 or a non-number answers ParameterInvalid naming the value; nothing changes', async () => {
     const c = t.client;
     // The SDK's createCollection throws the refused status (it follows up with calls of its own otherwise).
-    const neg = await c.createCollection({ collection_name: 'ttl_bad', fields, properties: { 'collection.ttl.seconds': -1 } }).catch((e: unknown) => e as { error_code: string; code: number; reason: string });
+    const neg = await c
+      .createCollection({ collection_name: 'ttl_bad', fields, properties: { 'collection.ttl.seconds': -1 } })
+      .catch((e: unknown) => e as { error_code: string; code: number; reason: string });
     expect(neg.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(neg.code).toBe(1100);
     expect(neg.reason).toMatch(/collection.ttl.seconds -1 is invalid/);

@@ -107,7 +107,10 @@ describe('partition key and clustering key through the SDK', () => {
     await c.createIndex({ collection_name: 'clu', field_name: 'v', index_type: 'FLAT', metric_type: 'L2' });
     await c.loadCollectionSync({ collection_name: 'clu' });
     for (let b = 0; b < 3; b++) {
-      await c.insert({ collection_name: 'clu', data: Array.from({ length: 50 }, (_, i) => ({ id: b * 50 + i, rank: (b * 50 + i) * 7919 % 101, v: [1, i] })) });
+      await c.insert({
+        collection_name: 'clu',
+        data: Array.from({ length: 50 }, (_, i) => ({ id: b * 50 + i, rank: ((b * 50 + i) * 7919) % 101, v: [1, i] })),
+      });
       await c.flushSync({ collection_names: ['clu'] });
     }
     const cp = await c.compact({ collection_name: 'clu' });

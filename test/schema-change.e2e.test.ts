@@ -87,7 +87,10 @@ describe('schema changes and truncate through the SDK', () => {
 
   it('refuses bad added fields and protected drops, with the reason', async () => {
     const c = t.client;
-    await c.createCollection({ collection_name: 'bad', fields: [...fields, { name: 'tag', data_type: DataType.VarChar, max_length: 8, is_partition_key: true }] });
+    await c.createCollection({
+      collection_name: 'bad',
+      fields: [...fields, { name: 'tag', data_type: DataType.VarChar, max_length: 8, is_partition_key: true }],
+    });
     const badDefault = await c.addCollectionField({
       collection_name: 'bad',
       field: { name: 'n', data_type: DataType.Int8, nullable: true, default_value: 300 },
@@ -142,7 +145,11 @@ describe('schema changes and truncate through the SDK', () => {
     expect(q.data).toHaveLength(6);
     for (const r of q.data) expect(r['title']).toBeNull();
     await c.addCollectionField({ collection_name: 'dropf', field: { name: 'note', data_type: DataType.VarChar, max_length: 16, nullable: true } });
-    const alter = await c.alterCollectionFieldProperties({ collection_name: 'dropf', field_name: 'note', properties: { max_length: 64, 'mmap.enabled': true } });
+    const alter = await c.alterCollectionFieldProperties({
+      collection_name: 'dropf',
+      field_name: 'note',
+      properties: { max_length: 64, 'mmap.enabled': true },
+    });
     expect(alter.error_code, alter.reason).toBe(ErrorCode.SUCCESS);
     const f = (await c.describeCollection({ collection_name: 'dropf' })).schema.fields.find((x) => x.name === 'note')!;
     expect(f.max_length).toBe('64');

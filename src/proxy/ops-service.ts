@@ -80,7 +80,8 @@ export function createOpsHandlers(roles: ProxyRoles, opts: ServiceOptions, base:
         throw quiverError('ParameterInvalid', `GetMetrics request ${JSON.stringify(req.request)} is not JSON`);
       }
       const type = String(request?.metric_type ?? '');
-      if (type !== 'system_info') throw quiverError('ParameterInvalid', `metric_type ${JSON.stringify(type)} is not supported by Quiver; supported: system_info`);
+      if (type !== 'system_info')
+        throw quiverError('ParameterInvalid', `metric_type ${JSON.stringify(type)} is not supported by Quiver; supported: system_info`);
       const info = (role: string) => ({
         has_error: false,
         error_reason: '',
@@ -131,7 +132,10 @@ export function createOpsHandlers(roles: ProxyRoles, opts: ServiceOptions, base:
       const nodes = [String(req.src_nodeID ?? '0'), ...(req.dst_nodeIDs ?? []).map(String)];
       const unknown = nodes.find((n) => n !== '0' && n !== String(NODE_ID));
       if (unknown) {
-        throw quiverError('ParameterInvalid', `query node ${unknown} does not exist: this Quiver serves every segment from its one query node (id ${NODE_ID})`);
+        throw quiverError(
+          'ParameterInvalid',
+          `query node ${unknown} does not exist: this Quiver serves every segment from its one query node (id ${NODE_ID})`,
+        );
       }
       // One node holds every segment: there is nothing to move. Success, saying so.
       return { ...OK, reason: `load balance is a no-op: one query node (id ${NODE_ID}) serves every segment` };

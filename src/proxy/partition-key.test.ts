@@ -6,12 +6,19 @@ describe('partition key', () => {
   const v = { name: 'v', data_type: 'FloatVector' };
 
   it('validates key type, primary key, nullability and num_partitions with the value in the reason', () => {
-    const check = (fields: object[], n = 0, props: Record<string, string> = {}) => () => validateKeyedSchema({ fields }, n, props);
+    const check =
+      (fields: object[], n = 0, props: Record<string, string> = {}) =>
+      () =>
+        validateKeyedSchema({ fields }, n, props);
     expect(check([pk, { name: 'k', data_type: 'Float', is_partition_key: true }, v])).toThrow(/k is Float: a partition key must be Int64 or VarChar/);
     expect(check([{ ...pk, is_partition_key: true }, v])).toThrow(/primary key id cannot also be the partition key/);
     expect(check([pk, { name: 'k', data_type: 'Int64', is_partition_key: true, nullable: true }, v])).toThrow(/k cannot be nullable/);
-    expect(check([pk, { name: 'k', data_type: 'Int64', is_partition_key: true }, v], 0, { 'partitionkey.isolation': 'maybe' })).toThrow(/"maybe" is invalid/);
-    expect(check([pk, { name: 'a', data_type: 'Int64', is_clustering_key: true }, { name: 'b', data_type: 'Int64', is_clustering_key: true }, v])).toThrow(/more than one clustering key: a, b/);
+    expect(check([pk, { name: 'k', data_type: 'Int64', is_partition_key: true }, v], 0, { 'partitionkey.isolation': 'maybe' })).toThrow(
+      /"maybe" is invalid/,
+    );
+    expect(check([pk, { name: 'a', data_type: 'Int64', is_clustering_key: true }, { name: 'b', data_type: 'Int64', is_clustering_key: true }, v])).toThrow(
+      /more than one clustering key: a, b/,
+    );
     expect(check([pk, { name: 'k', data_type: 'VarChar', is_partition_key: true }, v], 64)).not.toThrow();
   });
 

@@ -77,7 +77,8 @@ export function validateKeyedSchema(decoded: any, numPartitions: number, propert
   }
   const iso = properties[ISOLATION_PROPERTY];
   if (iso !== undefined) {
-    if (!['true', 'false'].includes(iso.toLowerCase())) throw quiverError('ParameterInvalid', `${ISOLATION_PROPERTY} ${JSON.stringify(iso)} is invalid: must be true or false`);
+    if (!['true', 'false'].includes(iso.toLowerCase()))
+      throw quiverError('ParameterInvalid', `${ISOLATION_PROPERTY} ${JSON.stringify(iso)} is invalid: must be true or false`);
     if (iso.toLowerCase() === 'true' && !key) throw quiverError('ParameterInvalid', `${ISOLATION_PROPERTY} needs a partition key field`);
   }
   const clustering = fields.filter((f) => f.is_clustering_key);
@@ -127,7 +128,13 @@ export function withPartitionKeys<R extends { data: DataNodeApi; query: QueryNod
       throw quiverError('ParameterInvalid', `collection ${coll.name} uses a partition key: partition names cannot be specified (got ${names.join(', ')})`);
     }
   };
-  const prune = (collectionId: number, filter: string, templates: TemplateValues | undefined, names: readonly string[], search: boolean): readonly string[] => {
+  const prune = (
+    collectionId: number,
+    filter: string,
+    templates: TemplateValues | undefined,
+    names: readonly string[],
+    search: boolean,
+  ): readonly string[] => {
     const k = keyed(collectionId);
     if (!k) return names;
     refuseNames(k.coll, names);
@@ -198,11 +205,16 @@ export function partitionKeyHandlers(cat: CatalogReader, base: Readonly<Record<s
     const coll = cat.resolveCollection((typeof req.db_name === 'string' && req.db_name) || dbName || 'default', req.collection_name);
     return partitionKeyOf(coll) ? coll : undefined;
   };
-  const refuseDdl = (rpc: string) => (async (req, ctx) => {
-    const coll = keyedByName(req, ctx.dbName);
-    if (coll) throw quiverError('ParameterInvalid', `${rpc} is not allowed on collection ${coll.name}: it uses a partition key, whose partitions are managed by Quiver`);
-    return base[rpc]!(req, ctx);
-  }) satisfies Handler;
+  const refuseDdl = (rpc: string) =>
+    (async (req, ctx) => {
+      const coll = keyedByName(req, ctx.dbName);
+      if (coll)
+        throw quiverError(
+          'ParameterInvalid',
+          `${rpc} is not allowed on collection ${coll.name}: it uses a partition key, whose partitions are managed by Quiver`,
+        );
+      return base[rpc]!(req, ctx);
+    }) satisfies Handler;
   return {
     CreateCollection: (req, ctx) => {
       if (req.schema && req.schema.length > 0) {
@@ -214,7 +226,8 @@ export function partitionKeyHandlers(cat: CatalogReader, base: Readonly<Record<s
         }
         if (decoded) {
           const props: Record<string, string> = {};
-          for (const kv of [...(decoded.properties ?? []), ...(req.properties ?? [])]) if (kv && typeof kv.key === 'string') props[kv.key] = String(kv.value ?? '');
+          for (const kv of [...(decoded.properties ?? []), ...(req.properties ?? [])])
+            if (kv && typeof kv.key === 'string') props[kv.key] = String(kv.value ?? '');
           validateKeyedSchema(decoded, Number(req.num_partitions ?? 0), props);
         }
       }

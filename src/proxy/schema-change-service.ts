@@ -46,7 +46,10 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
         if (infos.length === 0) throw quiverError('ParameterMissing', 'AlterCollectionSchema add_request names no field');
         for (const info of infos) {
           if (info.index_name || (info.extra_params ?? []).length > 0) {
-            throw quiverError('ParameterInvalid', `adding field ${info.field_schema?.name} together with an index is not supported by Quiver; add the field, then create the index`);
+            throw quiverError(
+              'ParameterInvalid',
+              `adding field ${info.field_schema?.name} together with an index is not supported by Quiver; add the field, then create the index`,
+            );
           }
         }
         for (const info of infos) await addField(req, ctx, info.field_schema);
@@ -54,7 +57,8 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
       }
       if (action.drop_request) {
         const drop = action.drop_request;
-        if (drop.function_name) throw quiverError('ParameterInvalid', `dropping function ${drop.function_name}: schema functions are not supported by Quiver`);
+        if (drop.function_name)
+          throw quiverError('ParameterInvalid', `dropping function ${drop.function_name}: schema functions are not supported by Quiver`);
         const id = drop.identifier === 'field_id' || (!drop.field_name && drop.field_id && drop.field_id !== '0') ? Number(drop.field_id) : undefined;
         const name = id === undefined ? String(drop.field_name ?? '') : undefined;
         if (id === undefined && !name) throw quiverError('ParameterMissing', 'AlterCollectionSchema drop_request names no field');

@@ -12,7 +12,21 @@ describe('docs/RPC-COVERAGE.md', () => {
     const rpcs = protoRpcs();
     expect(new Set(rpcs).size).toBe(rpcs.length);
     const served = servedRpcs();
-    for (const r of ['AlterCollectionSchema', 'AddCollectionField', 'TruncateCollection', 'GetQuerySegmentInfo', 'GetPersistentSegmentInfo', 'GetMetrics', 'GetReplicas', 'LoadBalance', 'AlterIndex', 'BatchDescribeCollection', 'FlushAll', 'GetFlushAllState', 'GetIndexStatistics']) {
+    for (const r of [
+      'AlterCollectionSchema',
+      'AddCollectionField',
+      'TruncateCollection',
+      'GetQuerySegmentInfo',
+      'GetPersistentSegmentInfo',
+      'GetMetrics',
+      'GetReplicas',
+      'LoadBalance',
+      'AlterIndex',
+      'BatchDescribeCollection',
+      'FlushAll',
+      'GetFlushAllState',
+      'GetIndexStatistics',
+    ]) {
       expect(served.has(r), r).toBe(true);
     }
   });
