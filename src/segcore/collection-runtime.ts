@@ -342,22 +342,60 @@ export class CollectionRuntime {
     return out;
   }
 
+  /**
+   * The `offset + limit` matching rows with the smallest pks, in pk order. A bounded max-heap keeps the
+   * best `want` seen so far, so a small limit over a large collection costs O(n log want), not a full sort.
+   */
   #queryByPk(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, offset: number, limit: number, expiredBefore?: bigint): RowRef[] {
     const pkName = this.pkField.name;
-    const refs: RowRef[] = [];
+    const want = offset + limit;
+    if (want === 0) return [];
+    // Heap entries: parallel arrays; heap[0] holds the largest kept pk.
     const keys: (bigint | string)[] = [];
+    const refs: RowRef[] = [];
+    const swap = (a: number, b: number): void => {
+      [keys[a], keys[b]] = [keys[b]!, keys[a]!];
+      [refs[a], refs[b]] = [refs[b]!, refs[a]!];
+    };
+    const up = (i: number): void => {
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (keys[p]! >= keys[i]!) return;
+        swap(p, i);
+        i = p;
+      }
+    };
+    const down = (i: number): void => {
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < keys.length && keys[l]! > keys[m]!) m = l;
+        if (r < keys.length && keys[r]! > keys[m]!) m = r;
+        if (m === i) return;
+        swap(m, i);
+        i = m;
+      }
+    };
     for (const chunk of this.#chunksFor(partitionIds)) {
       const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
       const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
       for (let i = 0; i < chunk.numRows; i++) {
         if (mask[i] !== 1) continue;
-        refs.push({ chunk, row: i });
-        keys.push(pks[i]!);
+        const k = pks[i]!;
+        if (keys.length < want) {
+          keys.push(k);
+          refs.push({ chunk, row: i });
+          up(keys.length - 1);
+        } else if (k < keys[0]!) {
+          keys[0] = k;
+          refs[0] = { chunk, row: i };
+          down(0);
+        }
       }
     }
-    const order = Array.from(refs.keys());
-    order.sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
-    return order.slice(offset, offset + limit).map((i) => refs[i]!);
+    const order = Array.from(keys.keys()).sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+    return order.slice(offset).map((i) => refs[i]!);
   }
 
   count(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, expiredBefore?: bigint): number {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CollectionRecord } from '../coord/records.js';
 import type { FieldSchema } from '../schema/types.js';
-import { collectionRecord } from '../testing/index.js';
+import { collectionRecord, SeededRandom } from '../testing/index.js';
 import { CollectionRuntime, gatherColumn } from './collection-runtime.js';
 import { ttlCutTs } from './collection-ttl.js';
 
@@ -89,5 +89,20 @@ describe('collection TTL on the read path', () => {
     expect(pks(rt.query(null, null, 0, undefined, cut))).toEqual([3, 2, 1]);
     expect(pks(rt.query(null, null, 1, 5, undefined))).toEqual([2, 3, 4, 5]);
     expect(ttlCutTs(record([pk, v], { 'collection.ttl.seconds': '0' }), nowMs)).toBeUndefined();
+  });
+
+  it('a limited query keeps exactly the smallest pks (bounded heap) across chunks', () => {
+    const rt = new CollectionRuntime(record([pk, v]));
+    const rnd = new SeededRandom(5);
+    const all: number[] = [];
+    for (let b = 0; b < 5; b++) {
+      const ids = Array.from({ length: 5000 }, () => Math.floor(rnd.next() * 1e9));
+      all.push(...ids);
+      insert(rt, ids, BigInt(b + 1));
+    }
+    const pks = (refs: ReturnType<CollectionRuntime['query']>) => Array.from(gatherColumn(refs, 'id')!.data as BigInt64Array).map(Number);
+    const sorted = [...all].sort((a, b) => a - b);
+    expect(pks(rt.query(null, null, 7, 11))).toEqual(sorted.slice(7, 18));
+    expect(pks(rt.query(null, null, 0, 30_000))).toEqual(sorted);
   });
 });
