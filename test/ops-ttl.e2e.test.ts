@@ -150,8 +150,11 @@ describe('operations RPCs through the SDK', () => {
     const rg = await c.listResourceGroups();
     expect(rg.status.code).toBe(10);
     expect(rg.status.reason).toBe('ListResourceGroups is not supported by Quiver');
-    const bd = await c.batchDescribeCollections({ collection_names: ['ops', 'ops2'] });
+    const bd = await c.batchDescribeCollections({ collection_names: ['ops', 'ghost', 'ops2'] });
     expect(bd.status.error_code).toBe(ErrorCode.SUCCESS);
-    expect(bd.responses.map((r: { collection_name: string }) => r.collection_name)).toEqual(['ops', 'ops2']);
+    const entries = bd.responses as { collection_name: string; status: { error_code: string; reason: string } }[];
+    expect(entries.map((r) => r.collection_name)).toEqual(['ops', 'ghost', 'ops2']);
+    expect(entries.map((r) => r.status.error_code === ErrorCode.SUCCESS)).toEqual([true, false, true]);
+    expect(entries[1]!.status.reason).toMatch(/ghost/);
   });
 });

@@ -434,7 +434,8 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         try {
           return describeCollection(cat.resolveCollection(db, n));
         } catch (e) {
-          return { status: statusOf(e) };
+          // An empty schema, not none: the SDK formats every entry's schema, and would throw on a missing one.
+          return { status: statusOf(e), collection_name: n, schema: { name: n, fields: [], struct_array_fields: [] } };
         }
       });
       return { status: OK, responses };
