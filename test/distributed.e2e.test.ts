@@ -204,9 +204,12 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     expect((await c2.listSnapshots({ collection_name: 'src' })).snapshots).toEqual(['snap']);
     await srv.stop();
 
-    // Only the WAL (plus the lock and scratch space) lives in the data dir.
+    // Only the WAL and the file cache (plus the lock and scratch space) live in the data dir; every object is in S3,
+    // the cache only holds copies of segment and index files.
     const entries = (await readdir(dataDir)).filter((e) => e !== 'tmp' && !/lock/i.test(e));
-    expect(entries).toEqual(['wal']);
+    expect(entries).toEqual(['s3-cache', 'wal']);
+    const cached = (await readdir(join(dataDir, 's3-cache'))).sort();
+    expect(cached.every((d) => ['insert_log', 'delta_log', 'stats_log', 'index_files'].includes(d))).toBe(true);
   }, 120_000);
 
   it('refuses to start on a wrong URL with one line naming the problem and leaves nothing behind', async () => {

@@ -101,3 +101,17 @@ describe('IdAllocator over a failing store', () => {
     expect(inner.saved[inner.saved.length - 1]).toBeGreaterThanOrEqual(next + 5);
   });
 });
+
+describe('TsoAllocator after an idle gap', () => {
+  it('follows the clock again once the window is extended (no stall at the old physical time)', async () => {
+    const clock = new FakeClock(1_000_000);
+    let saved = 0;
+    const tso = new TsoAllocator(clock, { load: async () => saved, save: async (b) => void (saved = b) }, 3000);
+    await tso.init();
+    tso.next();
+    clock.advance(60_000); // idle far longer than the window
+    tso.next(); // still under the old window: a logical tick, and the window is extended
+    await tso.flush();
+    expect(Number(tso.next() >> 18n)).toBe(1_060_000);
+  });
+});

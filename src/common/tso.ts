@@ -60,7 +60,9 @@ export class TsoAllocator {
         this.#logical = 0;
       }
     }
-    if (this.#bound - this.#lastPhysical < this.#windowMs / 2) this.#extend();
+    // Also when the clock has passed the window (idle longer than it, or a jump): else the physical part
+    // would stall at the window's start and every later write would look that old (collection TTL).
+    if (now >= this.#bound || this.#bound - this.#lastPhysical < this.#windowMs / 2) this.#extend();
     return composeTs(this.#lastPhysical, this.#logical);
   }
 

@@ -19,6 +19,10 @@ import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexD
  */
 
 const enc = new TextEncoder();
+/** Index properties AlterIndex may change (Milvus: mmap; the rest are build parameters). */
+const ALTERABLE_INDEX_KEYS: readonly string[] = ['mmap.enabled'];
+/** Milvus's default `maxFieldNum`. */
+const FIELDS_MAX = 64;
 const dec = new TextDecoder();
 
 function kvBound(kv: MetaKV, key: string): BoundStore {
@@ -90,7 +94,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
    * cut short by a crash or an error: the drop itself committed first, so what is left is derived
    * from the catalog alone and removing it is idempotent.
    *  - aliases of a collection that is no longer live (drop collection);
-   *  - Flushed segments of a partition that no longer exists (drop partition) → Dropped, for GC;
+   *  - Flushed segments of a partition that no longer exists (drop partition), or created before the
+   *    collection's last truncate → Dropped, for GC;
    *  - a Flushed segment's entries of an index that no longer exists (drop index).
    */
   async #finishInterruptedDrops(): Promise<void> {
@@ -108,7 +113,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const indexes = new Set(this.catalog.indexes(coll.id).map((i) => i.id));
       for (const seg of this.catalog.segments(coll.id)) {
         if (seg.state !== 'Flushed') continue;
-        if (!partitions.has(seg.partitionId)) changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
+        const truncated = coll.truncatedTs !== undefined && BigInt(seg.createdTs) <= BigInt(coll.truncatedTs);
+        if (!partitions.has(seg.partitionId) || truncated) changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
         else if (seg.indexes.some((i) => !indexes.has(i.indexId))) {
           changes.push({ type: 'putSegment', record: { ...seg, indexes: seg.indexes.filter((i) => indexes.has(i.indexId)) } });
         }
@@ -199,7 +205,11 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         throw quiverError('ParameterInvalid', `collection name [${input.name}] conflicts with an existing alias, please choose a unique name`);
       }
       const id = await this.ids.alloc();
-      const partId = await this.ids.alloc();
+      // A partition-key collection has `numPartitions` hidden partitions (Milvus: _default_0 … _default_{n-1},
+      // default 16) that the proxy routes rows to by key; any other starts with `_default` alone.
+      const keyed = input.fields.some((f) => f.isPartitionKey);
+      const partCount = keyed ? input.numPartitions || 16 : 1;
+      const partId = await this.ids.alloc(partCount);
       const ts = this.tso.next().toString();
       const fields: FieldSchema[] = input.fields.map((f, i) => ({ ...f, fieldId: 100 + i }));
       const record: CollectionRecord = {
@@ -210,7 +220,9 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         shardsNum: input.shardsNum,
         consistencyLevel: input.consistencyLevel,
         properties: input.properties,
-        partitions: [{ id: partId, name: DEFAULT_PARTITION, createdTs: ts }],
+        partitions: keyed
+          ? Array.from({ length: partCount }, (_, i) => ({ id: partId + i, name: `${DEFAULT_PARTITION}_${i}`, createdTs: ts }))
+          : [{ id: partId, name: DEFAULT_PARTITION, createdTs: ts }],
         createdTs: ts,
         updateTs: ts,
         state: 'Created',
@@ -315,6 +327,98 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     });
   }
 
+  // ------------------------------------------------------------------ schema changes (AlterCollectionSchema)
+
+  /**
+   * Adds a field (Milvus AddCollectionField). Rows written before it read as its default or null: the
+   * field records the schema version that added it, and data of an older version has no column for it
+   * (segcore fills one; see `missingFieldColumn`). Taken under the collection lock, so no flush or
+   * compaction commit writes a segment while the in-memory chunks gain the new column.
+   */
+  async addCollectionField(dbName: string, collName: string, field: Omit<FieldSchema, 'fieldId'>): Promise<FieldSchema> {
+    return this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      const bad = (why: string): never => {
+        throw quiverError('ParameterInvalid', `cannot add field ${field.name} to collection ${coll.name}: ${why}`);
+      };
+      if (coll.schema.fields.some((f) => f.name === field.name)) bad(`a field named ${field.name} already exists`);
+      if (field.isPrimaryKey) bad('a primary key cannot be added');
+      if (field.isPartitionKey) bad('a partition key cannot be added');
+      if (field.isClusteringKey) bad('a clustering key cannot be added');
+      if (field.autoId) bad('autoID cannot be set on an added field');
+      // Existing rows need a value: the default, or null.
+      if (!field.nullable && field.defaultValue === undefined) bad('an added field must be nullable or have a default value');
+      if (field.dataType === 'FloatVector' && !field.nullable) bad('an added vector field must be nullable');
+      if (coll.schema.fields.filter((f) => !f.isDynamic).length >= FIELDS_MAX) bad(`a collection has at most ${FIELDS_MAX} fields`);
+      const version = (coll.schema.version ?? 0) + 1;
+      const fieldId = Math.max(99, ...coll.schema.fields.map((f) => f.fieldId)) + 1;
+      const added: FieldSchema = { ...field, fieldId, addedInVersion: version };
+      // The dynamic `$meta` column stays last, as describe lists it.
+      const fields = [...coll.schema.fields.filter((f) => !f.isDynamic), added, ...coll.schema.fields.filter((f) => f.isDynamic)];
+      await this.#locks.withCollectionLock(coll.id, () =>
+        this.#putCollection({ ...coll, schema: { ...coll.schema, fields, version }, updateTs: this.tso.next().toString() }),
+      );
+      return added;
+    });
+  }
+
+  /**
+   * Drops a field (Milvus AlterCollectionSchema drop_request). Its binlogs stay in old segments (files are
+   * immutable, and snapshots taken before still restore them) but are never read again: reads go by the
+   * schema's field ids, and a field added later under the same name gets a new id.
+   */
+  async dropCollectionField(dbName: string, collName: string, by: { name?: string | undefined; id?: number | undefined }): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      const field = coll.schema.fields.find((f) => !f.isDynamic && (by.name !== undefined ? f.name === by.name : f.fieldId === by.id));
+      const label = by.name ?? `id ${by.id}`;
+      if (!field) throw quiverError('FieldNotFound', `field not found[field=${label}][collection=${coll.name}]`);
+      const refuse = (why: string): never => {
+        throw quiverError('ParameterInvalid', `cannot drop field ${field.name} of collection ${coll.name}: ${why}`);
+      };
+      if (field.isPrimaryKey) refuse('it is the primary key');
+      if (field.dataType === 'FloatVector') refuse('it is a vector field');
+      if (field.isPartitionKey) refuse('it is the partition key');
+      if (field.isClusteringKey) refuse('it is the clustering key');
+      const idx = this.catalog.indexes(coll.id).find((i) => i.fieldId === field.fieldId);
+      if (idx) refuse(`it has index ${idx.name}; drop the index first`);
+      const version = (coll.schema.version ?? 0) + 1;
+      const fields = coll.schema.fields.filter((f) => f !== field);
+      await this.#locks.withCollectionLock(coll.id, () =>
+        this.#putCollection({ ...coll, schema: { ...coll.schema, fields, version }, updateTs: this.tso.next().toString() }),
+      );
+    });
+  }
+
+  /**
+   * Removes every row and keeps the schema, indexes, partitions and properties (Milvus TruncateCollection).
+   * Atomic: the collection record's `truncatedTs` and the WAL checkpoint (everything logged so far is
+   * behind it) commit first, in one transaction, and from then on no segment created at or before that ts
+   * is live: the remaining batches mark them Dropped, and a crash between batches is finished at the next
+   * start (`#finishInterruptedDrops`). Dropped segments' files stay for snapshots that reference them.
+   */
+  async truncateCollection(dbName: string, collName: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      await this.#locks.withCollectionLock(coll.id, async () => {
+        const truncatedTs = this.tso.next().toString();
+        const record: CollectionRecord = { ...coll, truncatedTs, updateTs: truncatedTs };
+        const now = this.#clock.nowMs();
+        const changes: CatalogChange[] = [
+          { type: 'putCollection', record },
+          { type: 'putCheckpoint', collectionId: coll.id, position: this.#walEnd() },
+        ];
+        for (const seg of this.catalog.segments(coll.id)) {
+          if (seg.state === 'Flushed') changes.push({ type: 'putSegment', record: { ...seg, state: 'Dropped', droppedAtMs: now } });
+        }
+        await this.catalog.commitInBatches(changes);
+        this.#events.collectionChanged(record);
+        // Every in-memory segment (growing, sealed, flushed) of every partition goes; the partitions stay.
+        for (const p of coll.partitions) this.#events.partitionDropped(coll.id, p.id);
+      });
+    });
+  }
+
   async createPartition(dbName: string, collName: string, name: string): Promise<void> {
     await this.#ddl.run(async () => {
       const coll = this.catalog.resolveCollection(dbName, collName);
@@ -415,6 +519,35 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     });
     this.#created(collectionId);
     this.#onIndexCreated(collectionId);
+  }
+
+  /**
+   * Alters an index's properties (Milvus AlterIndex): only those that change how a built index is served,
+   * never how it is built (that would make existing index files disagree with their definition).
+   */
+  async alterIndexProperties(collectionId: number, indexId: number, set: Record<string, string>, deleteKeys: readonly string[]): Promise<IndexRecord> {
+    return this.#ddl.run(async () => {
+      this.#created(collectionId);
+      const index = this.catalog.indexes(collectionId).find((i) => i.id === indexId);
+      if (!index) throw quiverError('IndexNotFound', `index not found[indexID=${indexId}]`);
+      for (const k of [...Object.keys(set), ...deleteKeys]) {
+        if (!ALTERABLE_INDEX_KEYS.includes(k)) {
+          throw quiverError(
+            'ParameterInvalid',
+            `index property ${k} of index ${index.name} cannot be altered; alterable: ${ALTERABLE_INDEX_KEYS.join(', ')} (drop and re-create the index to change how it is built)`,
+          );
+        }
+      }
+      const mmap = set['mmap.enabled'];
+      if (mmap !== undefined && !['true', 'false'].includes(mmap.toLowerCase())) {
+        throw quiverError('ParameterInvalid', `mmap.enabled ${JSON.stringify(mmap)} of index ${index.name} is invalid: must be true or false`);
+      }
+      const userParams: Record<string, string> = { ...index.userParams, ...set };
+      for (const k of deleteKeys) delete userParams[k];
+      const record: IndexRecord = { ...index, userParams };
+      await this.catalog.commit([{ type: 'putIndex', record }]);
+      return record;
+    });
   }
 
   async dropIndex(collectionId: number, index: IndexRecord): Promise<void> {

@@ -57,6 +57,8 @@ export interface CollectionRecord {
   /** Persisted load state: a loaded collection is loaded again after a restart. */
   readonly loaded: boolean;
   readonly loadedPartitions?: readonly number[] | undefined;
+  /** The ts of the last TruncateCollection: segments created at or before it hold no live rows. */
+  readonly truncatedTs?: string | undefined;
 }
 
 export interface IndexRecord {

@@ -130,6 +130,10 @@ export interface CatalogServiceApi {
   renameCollection(dbName: string, oldName: string, newName: string, newDbName: string): Promise<void>;
   alterCollection(dbName: string, name: string, set: Record<string, string>, deleteKeys: readonly string[]): Promise<void>;
   alterCollectionField(dbName: string, name: string, fieldName: string, set: Record<string, string>, deleteKeys: readonly string[]): Promise<void>;
+  /** Schema changes and truncate (coord/catalog-service.ts). */
+  addCollectionField(dbName: string, collName: string, field: Omit<FieldSchema, 'fieldId'>): Promise<FieldSchema>;
+  dropCollectionField(dbName: string, collName: string, by: { name?: string | undefined; id?: number | undefined }): Promise<void>;
+  truncateCollection(dbName: string, collName: string): Promise<void>;
   createPartition(dbName: string, collName: string, name: string): Promise<void>;
   dropPartition(dbName: string, collName: string, name: string): Promise<void>;
   createAlias(dbName: string, collName: string, alias: string): Promise<void>;
@@ -137,6 +141,7 @@ export interface CatalogServiceApi {
   dropAlias(dbName: string, alias: string): Promise<void>;
   createIndex(collectionId: number, field: FieldSchema, name: string, def: IndexDefinition): Promise<void>;
   dropIndex(collectionId: number, index: IndexRecord): Promise<void>;
+  alterIndexProperties(collectionId: number, indexId: number, set: Record<string, string>, deleteKeys: readonly string[]): Promise<IndexRecord>;
 }
 
 /** Load state lives in the catalog (Milvus: QueryCoord meta); the query node writes it through this. */

@@ -8,7 +8,8 @@ import { concatColumns, takeRows } from '../schema/columns.js';
 import { columnKindOf, type Column, type FieldSchema } from '../schema/types.js';
 import { decodeColumn } from '../storage/binlog.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { CollectionRuntime } from '../segcore/collection-runtime.js';
+import { fillMissingColumns, type CollectionRuntime } from '../segcore/collection-runtime.js';
+import { ttlCutTs } from '../segcore/collection-ttl.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
@@ -93,6 +94,8 @@ export class Compactor {
   async compact(rt: CollectionRuntime, opts: { force: boolean; wait: boolean }): Promise<CompactionTaskInfo> {
     const collectionId = rt.record.id;
     const stats: SegmentStat[] = [];
+    // Expired rows (collection TTL) count as deleted: the delete-ratio trigger then rewrites them away.
+    const expiredBefore = ttlCutTs(rt.record, this.#host.clock.nowMs());
     for (const seg of rt.segments.values()) {
       if (seg.phase !== 'flushed' || !seg.record || seg.error) continue;
       // Only deletes already in a deltalog count: a compaction cannot drop rows whose delete is pending
@@ -104,7 +107,7 @@ export class Compactor {
         id: seg.id,
         partitionId: seg.partitionId,
         numRows: seg.numRows,
-        deletedRows: Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending),
+        deletedRows: Math.min(seg.numRows, Math.max(0, (seg.chunks[0]?.deletedCount ?? 0) - pending) + expiredRows(seg, expiredBefore)),
         recordBytes,
       });
     }
@@ -169,7 +172,8 @@ export class Compactor {
         if (!seg || seg.phase !== 'flushed' || !seg.record) throw new Error(`segment ${sid} is no longer flushed`);
         segs.push(seg);
       }
-      return { sources: segs, keeps: segs.map((seg) => rowsNotDeletedOnDisk(seg, pkName)) };
+      const expiredBefore = ttlCutTs(coll, this.#host.clock.nowMs());
+      return { sources: segs, keeps: segs.map((seg) => rowsNotDeletedOnDisk(seg, pkName, expiredBefore)) };
     });
     const srcOf: number[] = [];
     const rowOf: number[] = [];
@@ -204,7 +208,10 @@ export class Compactor {
       let encoded: Map<number, Uint8Array> | undefined;
       const columns = new Map<string, Column>();
       let ts: BigInt64Array;
-      if (localFiles.every((f) => f !== undefined)) {
+      // A clustering key orders the target's rows by its value, so the merge runs here (the worker
+      // concatenates sources in order).
+      const clustering = fields.find((f) => f.isClusteringKey);
+      if (!clustering && localFiles.every((f) => f !== undefined)) {
         const merged = await this.#host.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
         encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
         // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
@@ -219,6 +226,7 @@ export class Compactor {
         parts.forEach((p, i) => {
           for (const r of keeps[i]!) ts[off++] = p.ts[r]!;
         });
+        if (clustering) ts = clusterRows(columns, clustering.name, ts, srcOf, rowOf);
       }
       const chunk = newChunk(rows, columns, ts);
       // 3. Files first: binlogs, then every index, so the target is published complete.
@@ -322,6 +330,9 @@ export class Compactor {
           target.pendingDeletes.ts.push(ts);
         }
         recountDeleted(chunk);
+        // The target was written with the schema of the compaction's start: a field added since reads as
+        // its default/null (no binlog), and the in-memory chunk gets that column now.
+        fillMissingColumns(rt.record.schema.fields, chunk.columns, chunk.numRows);
         if (!rt.record.loaded) stripToPk(target, pkName);
         else if (record) this.#host.registerLoaded(record, chunk);
         rt.segments.set(targetId, target);
@@ -337,6 +348,34 @@ export class Compactor {
   }
 }
 
+/**
+ * Reorders a compaction target's rows by the clustering key (stable; nulls first), in place for the
+ * columns and the row → source maps, and returns the reordered timestamps.
+ */
+function clusterRows(columns: Map<string, Column>, key: string, ts: BigInt64Array, srcOf: number[], rowOf: number[]): BigInt64Array {
+  const col = columns.get(key)!;
+  const values = col.data as ArrayLike<number | bigint | string>;
+  const valid = col.valid;
+  const order = Array.from({ length: ts.length }, (_, i) => i);
+  order.sort((a, b) => {
+    const na = valid ? valid[a] === 0 : false;
+    const nb = valid ? valid[b] === 0 : false;
+    if (na || nb) return na === nb ? a - b : na ? -1 : 1;
+    const x = values[a]!;
+    const y = values[b]!;
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
+  const rows = Int32Array.from(order);
+  for (const [name, c] of columns) columns.set(name, takeRows(c, rows));
+  const src = order.map((i) => srcOf[i]!);
+  const row = order.map((i) => rowOf[i]!);
+  src.forEach((v, i) => (srcOf[i] = v));
+  row.forEach((v, i) => (rowOf[i] = v));
+  const out = new BigInt64Array(ts.length);
+  for (let i = 0; i < order.length; i++) out[i] = ts[order[i]!]!;
+  return out;
+}
+
 /** Latest pending (not yet in a deltalog) delete ts per pk of a segment. */
 function pendingDeleteTs(seg: Segment): Map<bigint | string, bigint> {
   const out = new Map<bigint | string, bigint>();
@@ -348,13 +387,26 @@ function pendingDeleteTs(seg: Segment): Map<bigint | string, bigint> {
   return out;
 }
 
-/** Rows of a flushed segment that no deltalog deletes: live rows and rows whose delete is still pending. */
-function rowsNotDeletedOnDisk(seg: Segment, pkName: string): Int32Array {
+/** Rows of a segment inserted before `expiredBefore` (collection TTL); 0 without a TTL. */
+function expiredRows(seg: Segment, expiredBefore: bigint | undefined): number {
+  const ts = seg.chunks[0]?.ts;
+  if (expiredBefore === undefined || !ts) return 0;
+  let n = 0;
+  for (let i = 0; i < ts.length; i++) if (ts[i]! < expiredBefore) n++;
+  return n;
+}
+
+/**
+ * Rows of a flushed segment that no deltalog deletes: live rows and rows whose delete is still pending.
+ * Rows expired by the collection TTL are left out: they are invisible already, and stay so.
+ */
+function rowsNotDeletedOnDisk(seg: Segment, pkName: string, expiredBefore: bigint | undefined): Int32Array {
   const chunk = seg.chunks[0]!;
   const pending = pendingDeleteTs(seg);
   const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
   const keep: number[] = [];
   for (let i = 0; i < seg.numRows; i++) {
+    if (expiredBefore !== undefined && chunk.ts[i]! < expiredBefore) continue;
     if (chunk.deleted[i] === 0) keep.push(i);
     else {
       const ts = pending.get(pks[i]!);

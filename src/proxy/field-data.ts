@@ -185,7 +185,11 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
       for (let i = 0; i < numRows; i++) {
         const { v, present } = rowValue(i);
         if (!present) {
-          if (def !== undefined) out[i] = toStored(field.dataType, def);
+          if (def !== undefined) {
+            // Milvus: a null row of a field with a default takes the default, and is then not null.
+            out[i] = toStored(field.dataType, def);
+            if (finalValid) finalValid[i] = 1;
+          }
           continue;
         }
         if (finalValid) finalValid[i] = 1;

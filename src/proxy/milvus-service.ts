@@ -16,6 +16,10 @@ import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
 import { decodeCollectionSchema } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
+import { createOpsHandlers } from './ops-service.js';
+import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
+import { createSchemaChangeHandlers } from './schema-change-service.js';
+import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -216,7 +220,9 @@ function parseIntParam(v: string | undefined, name: string, def: number, lo: num
 }
 
 /** Builds the handler table. Every MilvusService method the table lacks answers "not supported". */
-export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<string, Handler> {
+export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Record<string, Handler> {
+  // Partition-key collections: rows routed to hidden partitions by key, reads pruned (partition-key.ts).
+  const roles = withPartitionKeys(baseRoles);
   const cat = roles.coord.catalog;
   const describeCollection = (coll: CollectionRecord) => {
     const db = cat.databaseById(coll.dbId);
@@ -427,7 +433,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         try {
           return describeCollection(cat.resolveCollection(db, n));
         } catch (e) {
-          return { status: statusOf(e) };
+          // An empty schema, not none: the SDK formats every entry's schema, and would throw on a missing one.
+          return { status: statusOf(e), collection_name: n, schema: { name: n, fields: [], struct_array_fields: [] } };
         }
       });
       return { status: OK, responses };
@@ -728,9 +735,6 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       for (const idx of list) await roles.coord.dropIndex(coll.id, idx);
       return OK;
     },
-    AlterIndex: () => {
-      throw quiverError('ParameterInvalid', 'altering index properties is not supported by Quiver: drop and re-create the index');
-    },
 
     // ---------------------------------------------------------------- load
     LoadCollection: async (req, ctx) => {
@@ -763,7 +767,13 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       if ((req.sub_reqs ?? []).length > 0)
         throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
       const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
-      return runSearch(searchEnv, coll, parsed, req.output_fields ?? []);
+      const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
+      if (!iterPage) return runSearch(searchEnv, coll, parsed, req.output_fields ?? []);
+      if (parsed.groupBy || parsed.ids) throw quiverError('ParameterInvalid', 'a search iterator cannot group (group_by_field) or search by primary keys');
+      const { hits } = await roles.query.search(coll.id, { ...parsed.params, after: iterPage.after });
+      const reply = searchEnv.results(coll, hits, req.output_fields ?? [], parsed.params.k);
+      reply.results.search_iterator_v2_results = searchIteratorReply(coll, iterPage, hits[0] ?? []);
+      return reply;
     },
     Query: async (req, ctx) => {
       const coll = collOf(req, ctx);
@@ -833,7 +843,14 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
 
     HybridSearch: (req, ctx) => runHybridSearch(searchEnv, collOf(req, ctx), req, templateValues),
   };
-  return h;
+  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h), ...partitionKeyHandlers(cat, h) };
+}
+
+function searchIteratorReply(coll: CollectionRecord, page: IteratorPage, hits: readonly SearchHit[]): { token: string; last_bound: number } {
+  const last = hits[hits.length - 1];
+  const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
+  const lastPk = last ? (gatherColumn([last], pk.name)!.data as ArrayLike<bigint | string>)[0]! : undefined;
+  return iteratorResults(coll, page, last && lastPk !== undefined ? { score: last.score, pk: lastPk } : undefined, hits.length);
 }
 
 function searchResults(coll: CollectionRecord, hits: SearchHit[][], plan: OutputPlan, topk: number): any {

@@ -89,8 +89,15 @@ function defaultValueOf(dv: any, t: DataType, field: string): ScalarValue | unde
       return dv.data === 'bool_data' ? Boolean(v) : bad();
     case 'Int8':
     case 'Int16':
-    case 'Int32':
-      return dv.data === 'int_data' ? Number(v) : bad();
+    case 'Int32': {
+      if (dv.data !== 'int_data') return bad();
+      const bits = t === 'Int8' ? 7 : t === 'Int16' ? 15 : 31;
+      const n = Number(v);
+      if (n < -(2 ** bits) || n >= 2 ** bits) {
+        throw quiverError('ParameterInvalid', `default value ${n} of field ${field} is out of range for ${t} [${-(2 ** bits)}, ${2 ** bits - 1}]`);
+      }
+      return n;
+    }
     case 'Int64':
       return dv.data === 'long_data' ? BigInt(v) : bad();
     case 'Float':

@@ -8,12 +8,14 @@ import { HnswIndex, type MetricType, type VectorIndex } from '../index/index.js'
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
-import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
+import { newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
+import { ttlCutTs } from '../segcore/collection-ttl.js';
+import { systemClock, type Clock } from '../common/clock.js';
 import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
-import type { LoadedSegments, LoadProgress, QueryNodeApi, SearchParams } from './types.js';
+import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
 
 /**
  * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing
@@ -29,7 +31,11 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
   readonly #log: Logger;
   readonly #loading = new Map<number, Promise<void>>();
 
-  constructor(deps: { store: ObjectStore; catalog: CatalogReader; segments: SegmentsView; loadState: LoadStateStore; log: Logger }) {
+  /** Collection TTL is judged on this clock. */
+  readonly #clock: Clock;
+
+  constructor(deps: { store: ObjectStore; catalog: CatalogReader; segments: SegmentsView; loadState: LoadStateStore; log: Logger; clock?: Clock }) {
+    this.#clock = deps.clock ?? systemClock;
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#segments = deps.segments;
@@ -295,6 +301,8 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       radius: p.radius,
       rangeFilter: p.rangeFilter,
       ignoreGrowing: p.ignoreGrowing,
+      expiredBefore: ttlCutTs(coll, this.#clock.nowMs()),
+      after: p.after,
     });
     return { hits, metric };
   }
@@ -307,7 +315,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
     const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
-    return rt.query(filter, parts, q.offset, q.limit);
+    return rt.query(filter, parts, q.offset, q.limit, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
   async count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number> {
@@ -315,7 +323,25 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
     const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
-    return rt.count(filter, parts);
+    return rt.count(filter, parts, ttlCutTs(rt.record, this.#clock.nowMs()));
+  }
+
+  segmentInfos(collectionId: number): QuerySegmentInfo[] {
+    const rt = this.#runtime(collectionId);
+    if (!rt.record.loaded) throw quiverError('CollectionNotLoaded', `collection not loaded[collection=${rt.record.name}]`);
+    const out: QuerySegmentInfo[] = [];
+    for (const seg of [...rt.segments.values()].sort((a, b) => a.id - b.id)) {
+      const chunk = seg.chunks[0];
+      out.push({
+        segmentId: seg.id,
+        partitionId: seg.partitionId,
+        numRows: seg.numRows,
+        memBytes: segmentBytes(seg),
+        state: seg.phase === 'growing' ? 'Growing' : seg.phase === 'sealed' ? 'Sealed' : 'Flushed',
+        indexed: chunk && seg.chunks.length === 1 ? [...chunk.indexBuilds].map(([fieldName, buildId]) => ({ fieldName, buildId })) : [],
+      });
+    }
+    return out;
   }
 
   /** Row count of the collection (or partition) as statistics report it: live rows, loaded or not. */

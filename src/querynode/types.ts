@@ -9,7 +9,9 @@ import type { MetricType, VectorIndex } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import type { TypedQueries } from '../index/typed-search.js';
 import type { FieldSchema } from '../schema/types.js';
-import type { RowRef, SearchHit } from '../segcore/collection-runtime.js';
+import type { RowRef, SearchCursor, SearchHit } from '../segcore/collection-runtime.js';
+
+export type { SearchCursor };
 import type { Chunk } from '../segcore/segment.js';
 
 export interface LoadProgress {
@@ -34,6 +36,18 @@ export interface SearchParams {
   readonly radius?: number | undefined;
   readonly rangeFilter?: number | undefined;
   readonly ignoreGrowing?: boolean | undefined;
+  /** A search iterator's page: rows after this (score, pk) position only (nq must be 1). */
+  readonly after?: SearchCursor | undefined;
+}
+
+/** What GetQuerySegmentInfo reports of a segment this node serves. */
+export interface QuerySegmentInfo {
+  readonly segmentId: number;
+  readonly partitionId: number;
+  readonly numRows: number;
+  readonly memBytes: number;
+  readonly state: 'Growing' | 'Sealed' | 'Flushed';
+  readonly indexed: readonly { readonly fieldName: string; readonly buildId: number }[];
 }
 
 export interface QueryNodeApi {
@@ -48,6 +62,8 @@ export interface QueryNodeApi {
   ): Promise<RowRef[]>;
   count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number>;
   rowCount(collectionId: number, partitionName?: string): number;
+  /** The segments of a loaded collection this node serves (GetQuerySegmentInfo). */
+  segmentInfos(collectionId: number): QuerySegmentInfo[];
 }
 
 /** Loaded segment data as the index scheduler and the compactor use it. */

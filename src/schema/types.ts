@@ -67,6 +67,11 @@ export interface FieldSchema {
   readonly isClusteringKey: boolean;
   /** type_params as sent, kept so describe returns them unchanged. */
   readonly typeParams: Readonly<Record<string, string>>;
+  /**
+   * The schema version that added this field (AddCollectionField); undefined for fields the collection
+   * was created with. Data written before that version has no column for it and reads as its default or null.
+   */
+  readonly addedInVersion?: number | undefined;
 }
 
 export interface CollectionSchema {
@@ -75,6 +80,8 @@ export interface CollectionSchema {
   readonly autoId: boolean;
   readonly enableDynamicField: boolean;
   readonly fields: readonly FieldSchema[];
+  /** Bumped by every field added or dropped (0 or undefined: as created). */
+  readonly version?: number | undefined;
 }
 
 export const DYNAMIC_FIELD_NAME = '$meta';

@@ -5,7 +5,8 @@ import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
-import type { Column, ColumnBatch, FieldSchema } from '../schema/types.js';
+import { missingFieldColumn } from '../schema/missing-column.js';
+import { columnKindOf, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
 
 /**
@@ -33,6 +34,22 @@ export interface SearchRequest {
   readonly radius?: number | undefined;
   readonly rangeFilter?: number | undefined;
   readonly ignoreGrowing?: boolean | undefined;
+  /** Rows inserted before this hybrid ts are expired (collection TTL) and invisible. */
+  readonly expiredBefore?: bigint | undefined;
+  /**
+   * A search iterator's page: only rows strictly after this position in (score, pk) order, every row of
+   * the collection exactly once over all pages. `seen` is how many rows earlier pages returned (a hint
+   * for how deep to search; correctness does not depend on it).
+   */
+  readonly after?: SearchCursor | undefined;
+}
+
+/** A position in a search iterator's (best score first, then ascending pk) order. */
+export interface SearchCursor {
+  /** Null: the first page (before every row). */
+  readonly score: number | null;
+  readonly pk: bigint | string;
+  readonly seen: number;
 }
 
 export interface RowRef {
@@ -45,13 +62,30 @@ export interface SearchHit extends RowRef {
 }
 
 export class CollectionRuntime {
-  record: CollectionRecord;
+  #record: CollectionRecord;
   readonly segments = new Map<number, Segment>();
   /** partitionId → its growing segment. */
   readonly growing = new Map<number, Segment>();
 
   constructor(record: CollectionRecord) {
-    this.record = record;
+    this.#record = record;
+  }
+
+  get record(): CollectionRecord {
+    return this.#record;
+  }
+
+  /**
+   * A new record (DDL). A field added since gets its default/null column in every chunk that holds all
+   * columns (growing, sealed, loaded flushed), so reads and the next flush see a complete schema; a
+   * stripped (unloaded) chunk gets it when its segment is read, from `readSegment`.
+   */
+  set record(next: CollectionRecord) {
+    this.#record = next;
+    for (const seg of this.segments.values()) {
+      if (seg.phase === 'flushed' && !seg.loaded) continue;
+      for (const chunk of seg.chunks) fillMissingColumns(next.schema.fields, chunk.columns, chunk.numRows);
+    }
   }
 
   get pkField(): FieldSchema {
@@ -80,6 +114,8 @@ export class CollectionRuntime {
 
   /** Appends rows to `seg`, growing or sealed (rows acknowledged in a segment go into that segment). */
   appendRows(seg: Segment, columns: Map<string, Column>, ts: bigint, numRows: number): void {
+    // Rows validated (or logged to the WAL) before a field was added lack its column.
+    fillMissingColumns(this.#record.schema.fields, columns, numRows);
     const tsCol = new BigInt64Array(numRows).fill(ts);
     const last = seg.chunks[seg.chunks.length - 1];
     if (last && last.numRows < MERGE_CHUNK_ROWS && numRows < MERGE_CHUNK_ROWS) {
@@ -88,6 +124,7 @@ export class CollectionRuntime {
       for (const [name, col] of last.columns) {
         const add = columns.get(name);
         if (!add) throw new Error(`missing column ${name}`);
+        if (add.kind !== col.kind) throw new Error(`column ${name} changed kind from ${col.kind} to ${add.kind}`);
         merged.set(name, concatColumns([col, add]));
       }
       const mergedTs = new BigInt64Array(last.numRows + numRows);
@@ -175,18 +212,77 @@ export class CollectionRuntime {
     return out;
   }
 
-  /** Rows of a chunk that are live and match the filter (1 = candidate). */
-  static #mask(chunk: Chunk, filter: CompiledExpr | null, vectorField?: string): Uint8Array {
+  /** Rows of a chunk that are live (not deleted, not expired) and match the filter (1 = candidate). */
+  static #mask(chunk: Chunk, filter: CompiledExpr | null, vectorField?: string, expiredBefore?: bigint): Uint8Array {
     const mask = filter ? filter.evaluate(chunkBatch(chunk)) : new Uint8Array(chunk.numRows).fill(1);
     const del = chunk.deleted;
     const valid = vectorField ? chunk.columns.get(vectorField)?.valid : undefined;
     for (let i = 0; i < chunk.numRows; i++) {
       if (del[i] === 1 || (valid && valid[i] === 0)) mask[i] = 0;
     }
+    if (expiredBefore !== undefined) {
+      const ts = chunk.ts;
+      for (let i = 0; i < chunk.numRows; i++) if (ts[i]! < expiredBefore) mask[i] = 0;
+    }
     return mask;
   }
 
+  /** Whether any row of the chunk is expired (lets the search path keep its no-mask fast case). */
+  static #hasExpired(chunk: Chunk, expiredBefore: bigint | undefined): boolean {
+    if (expiredBefore === undefined) return false;
+    const ts = chunk.ts;
+    for (let i = 0; i < chunk.numRows; i++) if (ts[i]! < expiredBefore) return true;
+    return false;
+  }
+
+  /**
+   * One page of a search iterator (nq = 1): the `k` best rows after `req.after` in (score, pk) order, by
+   * exact search. A top-k search cannot start "after" a position, so each chunk is searched deep enough to
+   * cover the rows earlier pages returned (the `seen` hint) plus this page, deeper again if ties or
+   * changes since made that too shallow; rows at or before the cursor are then skipped.
+   */
+  #searchAfter(req: SearchRequest, after: SearchCursor): SearchHit[][] {
+    if (req.field.dataType !== 'FloatVector') {
+      throw quiverError('ParameterInvalid', `search iterators over ${req.field.dataType} field ${req.field.name} are not supported by Quiver yet; FloatVector only`);
+    }
+    const higherIsBetter = !lowerIsBetter(req.metric);
+    const pkName = this.pkField.name;
+    const at = after.score;
+    const isAfter = (score: number, pk: bigint | string): boolean =>
+      at === null ? true : score === at ? pk > after.pk : higherIsBetter ? score < at : score > at;
+    const found: (SearchHit & { pk: bigint | string })[] = [];
+    for (const chunk of this.#chunksFor(req.partitionIds, req.ignoreGrowing)) {
+      const col = chunk.columns.get(req.field.name);
+      const pks = chunk.columns.get(pkName)?.data as ArrayLike<bigint | string> | undefined;
+      if (chunk.numRows === 0 || !col || col.kind !== 'vector' || !pks) continue;
+      const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name, req.expiredBefore);
+      let allowed = 0;
+      for (let i = 0; i < mask.length; i++) allowed += mask[i]!;
+      if (allowed === 0) continue;
+      const allow = allowed === chunk.numRows ? undefined : mask;
+      let depth = Math.min(allowed, after.seen + req.k + 1024);
+      for (;;) {
+        const h = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, 1, { k: depth, allow })[0]!;
+        const page: (SearchHit & { pk: bigint | string })[] = [];
+        for (let i = 0; i < h.rows.length && page.length < req.k; i++) {
+          const row = h.rows[i]!;
+          const score = h.scores[i]!;
+          if (isAfter(score, pks[row]!)) page.push({ chunk, row, score, pk: pks[row]! });
+        }
+        // Deep enough: this chunk's next k rows are all here, or it has no more rows.
+        if (page.length >= req.k || depth >= allowed) {
+          found.push(...page);
+          break;
+        }
+        depth = Math.min(allowed, depth * 2);
+      }
+    }
+    found.sort((a, b) => (a.score === b.score ? (a.pk < b.pk ? -1 : a.pk > b.pk ? 1 : 0) : higherIsBetter ? b.score - a.score : a.score - b.score));
+    return [found.slice(0, req.k)];
+  }
+
   search(req: SearchRequest): SearchHit[][] {
+    if (req.after) return this.#searchAfter(req, req.after);
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);
@@ -197,8 +293,8 @@ export class CollectionRuntime {
       // No mask and no filter callback at all when every row qualifies (no filter, no deletes, no null
       // vectors): the common case then costs nothing per row and the native graph walk runs at full speed.
       let allow: Uint8Array | undefined;
-      if (req.filter || chunk.deletedCount > 0 || col.valid) {
-        const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name);
+      if (req.filter || chunk.deletedCount > 0 || col.valid || CollectionRuntime.#hasExpired(chunk, req.expiredBefore)) {
+        const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name, req.expiredBefore);
         let allowed = 0;
         for (let i = 0; i < mask.length; i++) allowed += mask[i]!;
         if (allowed === 0) continue;
@@ -231,12 +327,24 @@ export class CollectionRuntime {
     });
   }
 
-  /** Rows matching the filter, in segment order, after `offset`, at most `limit` (undefined = all). */
-  query(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, offset: number, limit: number | undefined): RowRef[] {
+  /**
+   * Rows matching the filter after `offset`, at most `limit` (undefined = all). With a limit the rows are
+   * those with the smallest primary keys, in pk order, as Milvus reduces a limited query: this is what the
+   * SDK's query iterator paginates on (`pk > last && filter`, limit = batch), so every row comes exactly
+   * once. Without a limit, segment order.
+   */
+  query(
+    filter: CompiledExpr | null,
+    partitionIds: ReadonlySet<number> | null,
+    offset: number,
+    limit: number | undefined,
+    expiredBefore?: bigint,
+  ): RowRef[] {
+    if (limit !== undefined) return this.#queryByPk(filter, partitionIds, offset, limit, expiredBefore);
     const out: RowRef[] = [];
     let skip = offset;
     for (const chunk of this.#chunksFor(partitionIds)) {
-      const mask = CollectionRuntime.#mask(chunk, filter);
+      const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
       for (let i = 0; i < chunk.numRows; i++) {
         if (mask[i] !== 1) continue;
         if (skip > 0) {
@@ -250,14 +358,85 @@ export class CollectionRuntime {
     return out;
   }
 
-  count(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null): number {
+  /**
+   * The `offset + limit` matching rows with the smallest pks, in pk order. A bounded max-heap keeps the
+   * best `want` seen so far, so a small limit over a large collection costs O(n log want), not a full sort.
+   */
+  #queryByPk(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, offset: number, limit: number, expiredBefore?: bigint): RowRef[] {
+    const pkName = this.pkField.name;
+    const want = offset + limit;
+    if (want === 0) return [];
+    // Heap entries: parallel arrays; heap[0] holds the largest kept pk.
+    const keys: (bigint | string)[] = [];
+    const refs: RowRef[] = [];
+    const swap = (a: number, b: number): void => {
+      [keys[a], keys[b]] = [keys[b]!, keys[a]!];
+      [refs[a], refs[b]] = [refs[b]!, refs[a]!];
+    };
+    const up = (i: number): void => {
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (keys[p]! >= keys[i]!) return;
+        swap(p, i);
+        i = p;
+      }
+    };
+    const down = (i: number): void => {
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < keys.length && keys[l]! > keys[m]!) m = l;
+        if (r < keys.length && keys[r]! > keys[m]!) m = r;
+        if (m === i) return;
+        swap(m, i);
+        i = m;
+      }
+    };
+    for (const chunk of this.#chunksFor(partitionIds)) {
+      const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
+      const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
+      for (let i = 0; i < chunk.numRows; i++) {
+        if (mask[i] !== 1) continue;
+        const k = pks[i]!;
+        if (keys.length < want) {
+          keys.push(k);
+          refs.push({ chunk, row: i });
+          up(keys.length - 1);
+        } else if (k < keys[0]!) {
+          keys[0] = k;
+          refs[0] = { chunk, row: i };
+          down(0);
+        }
+      }
+    }
+    const order = Array.from(keys.keys()).sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+    return order.slice(offset).map((i) => refs[i]!);
+  }
+
+  count(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, expiredBefore?: bigint): number {
     let n = 0;
     for (const chunk of this.#chunksFor(partitionIds)) {
-      const mask = CollectionRuntime.#mask(chunk, filter);
+      const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
       for (let i = 0; i < chunk.numRows; i++) n += mask[i]!;
     }
     return n;
   }
+}
+
+/**
+ * Makes `columns` match the schema: the default/null column of every field added after the rows were
+ * written, and no column of a field dropped since (a field dropped and added again under the same name
+ * may have another type: its old column must not stand in for the new one).
+ */
+export function fillMissingColumns(fields: readonly FieldSchema[], columns: Map<string, Column>, numRows: number): void {
+  const names = new Set<string>();
+  for (const f of fields) {
+    names.add(f.name);
+    const col = columns.get(f.name);
+    if (!col || col.kind !== columnKindOf(f.dataType)) columns.set(f.name, missingFieldColumn(f, numRows));
+  }
+  for (const name of [...columns.keys()]) if (!names.has(name)) columns.delete(name);
 }
 
 export function chunkBatch(chunk: Chunk): ColumnBatch {

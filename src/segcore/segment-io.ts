@@ -5,6 +5,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { columnKindOf, columnLength } from '../schema/types.js';
+import { missingFieldColumn } from '../schema/missing-column.js';
 import { newChunk, type Chunk } from './segment.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
@@ -144,7 +145,15 @@ export async function readSegment(store: ObjectStore, coll: CollectionRecord, re
     return parts[0]!;
   };
   const columns = new Map<string, Column>();
-  const cols = await Promise.all(fields.map((f) => read(f.fieldId, columnKindOf(f.dataType))));
+  // A field added after the segment was written has no binlog in it: it reads as its default or null.
+  // Only an added field may lack one; a missing binlog of any other field is a broken segment.
+  const cols = await Promise.all(
+    fields.map((f) =>
+      f.addedInVersion !== undefined && (rec.binlogs[String(f.fieldId)] ?? []).length === 0
+        ? Promise.resolve(missingFieldColumn(f, rec.numRows))
+        : read(f.fieldId, columnKindOf(f.dataType)),
+    ),
+  );
   fields.forEach((f, i) => columns.set(f.name, cols[i]!));
   const tsCol = await read(TIMESTAMP_FIELD_ID, 'int64');
   if (tsCol.kind !== 'int64') throw new Error('timestamp binlog is not int64');

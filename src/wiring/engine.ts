@@ -131,6 +131,7 @@ export class Engine {
       segments: { runtime: (id) => this.data.runtime(id) },
       loadState: this.coord,
       log: deps.log,
+      clock: deps.clock,
     });
     this.data = new DataNode(
       {

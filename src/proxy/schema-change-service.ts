@@ -1,0 +1,87 @@
+import { quiverError } from '../common/errors.js';
+import { DEFAULT_DB } from '../coord/types.js';
+import { OK } from './status.js';
+import { root } from './proto.js';
+import { parseFieldSchema } from './schema-proto.js';
+import type { CallContext, Handler, ProxyRoles } from './milvus-service.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+/**
+ * Schema changes through the SDK: `addCollectionField(s)` and `dropCollectionField` (both sent as
+ * AlterCollectionSchema by SDK 3.x; the older AddCollectionField RPC carries the field as encoded bytes)
+ * and `truncateCollection`. Validation of the field itself is the one CreateCollection uses
+ * (schema-proto.ts); what an added field must satisfy on top is checked by the catalog service.
+ */
+
+const fieldSchemaType = root.lookupType('milvus.proto.schema.FieldSchema');
+const DECODE = { longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true } as const;
+
+function dbOf(req: any, ctx: CallContext): string {
+  return (typeof req?.db_name === 'string' && req.db_name) || ctx.dbName || DEFAULT_DB;
+}
+
+function collectionName(req: any): string {
+  const v = req?.collection_name;
+  if (typeof v !== 'string' || v === '') throw quiverError('ParameterMissing', 'collection name is required');
+  return v;
+}
+
+export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Record<string, Handler> {
+  const addField = async (req: any, ctx: CallContext, raw: any): Promise<void> => {
+    if (!raw) throw quiverError('ParameterMissing', 'the schema of the field to add is required');
+    if (raw.is_dynamic) throw quiverError('ParameterInvalid', `field ${raw.name} cannot be added as the dynamic field`);
+    await roles.coord.addCollectionField(dbOf(req, ctx), collectionName(req), parseFieldSchema(raw, false));
+  };
+
+  return {
+    AlterCollectionSchema: async (req, ctx) => {
+      const action = req.action ?? {};
+      if (action.add_request) {
+        const add = action.add_request;
+        if ((add.func_schema ?? []).length > 0) {
+          throw quiverError('ParameterInvalid', 'adding function fields (BM25, MinHash) is not supported by Quiver');
+        }
+        const infos: any[] = add.field_infos ?? [];
+        if (infos.length === 0) throw quiverError('ParameterMissing', 'AlterCollectionSchema add_request names no field');
+        for (const info of infos) {
+          if (info.index_name || (info.extra_params ?? []).length > 0) {
+            throw quiverError(
+              'ParameterInvalid',
+              `adding field ${info.field_schema?.name} together with an index is not supported by Quiver; add the field, then create the index`,
+            );
+          }
+        }
+        for (const info of infos) await addField(req, ctx, info.field_schema);
+        return { alter_status: OK };
+      }
+      if (action.drop_request) {
+        const drop = action.drop_request;
+        if (drop.function_name)
+          throw quiverError('ParameterInvalid', `dropping function ${drop.function_name}: schema functions are not supported by Quiver`);
+        const id = drop.identifier === 'field_id' || (!drop.field_name && drop.field_id && drop.field_id !== '0') ? Number(drop.field_id) : undefined;
+        const name = id === undefined ? String(drop.field_name ?? '') : undefined;
+        if (id === undefined && !name) throw quiverError('ParameterMissing', 'AlterCollectionSchema drop_request names no field');
+        await roles.coord.dropCollectionField(dbOf(req, ctx), collectionName(req), { name, id });
+        return { alter_status: OK };
+      }
+      throw quiverError('ParameterMissing', 'AlterCollectionSchema needs an add_request or a drop_request');
+    },
+    AddCollectionField: async (req, ctx) => {
+      const bytes: Uint8Array | undefined = req.schema;
+      if (!bytes || bytes.length === 0) throw quiverError('ParameterMissing', 'the schema of the field to add is required');
+      let raw: any;
+      try {
+        raw = fieldSchemaType.toObject(fieldSchemaType.decode(bytes), DECODE);
+      } catch (e) {
+        throw quiverError('ParameterInvalid', `cannot decode the field schema: ${(e as Error).message}`);
+      }
+      await addField(req, ctx, raw);
+      return OK;
+    },
+    TruncateCollection: async (req, ctx) => {
+      await roles.coord.truncateCollection(dbOf(req, ctx), collectionName(req));
+      return { status: OK };
+    },
+  };
+}
