@@ -1,4 +1,5 @@
 import type { CollectionSchema } from '../schema/types.js';
+import type { IndexParams, IndexType } from '../index/index.js';
 
 /**
  * Persisted metadata records (JSON in MetaKV). Timestamps are hybrid TSO values kept as decimal strings
@@ -63,11 +64,12 @@ export interface IndexRecord {
   readonly collectionId: number;
   readonly fieldId: number;
   readonly name: string;
-  readonly indexType: 'FLAT' | 'HNSW';
+  readonly indexType: IndexType;
   readonly metric: 'L2' | 'IP' | 'COSINE';
   /** What the user sent (index_type, metric_type, params...), returned by describe. */
   readonly userParams: Readonly<Record<string, string>>;
-  readonly buildParams: Readonly<{ M?: number | undefined; efConstruction?: number | undefined }>;
+  /** The validated build parameters (index-params.ts); absent keys take the index type's defaults. */
+  readonly buildParams: Readonly<Omit<IndexParams, 'type' | 'metric'>>;
   readonly createdTs: string;
 }
 

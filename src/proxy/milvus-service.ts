@@ -2,7 +2,7 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
-import { parseIndexParams, type MetricType } from '../index/index.js';
+import { buildParamsOf, parseIndexParams, validateForDim, type MetricType } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
@@ -683,10 +683,11 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
       if (field.dataType !== 'FloatVector') {
         throw quiverError(
           'IndexNotSupported',
-          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, AUTOINDEX`,
+          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX`,
         );
       }
       const parsed = parseIndexParams(extra['index_type'] || undefined, { ...all, ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}) });
+      validateForDim(parsed, field.dim!);
       const name = req.index_name || field.name;
       const stored: Record<string, string> = {};
       for (const [k, v] of Object.entries(extra)) stored[k] = v;
@@ -696,7 +697,7 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         indexType: parsed.type,
         metric: parsed.metric,
         userParams: stored,
-        buildParams: { M: parsed.M, efConstruction: parsed.efConstruction },
+        buildParams: buildParamsOf(parsed),
       });
       return OK;
     },

@@ -104,7 +104,7 @@ const indexRecord = z
     collectionId: id,
     fieldId: id,
     name: z.string(),
-    indexType: z.enum(['FLAT', 'HNSW']),
+    indexType: z.enum(['FLAT', 'HNSW', 'HNSW_SQ', 'IVF_FLAT', 'IVF_SQ8', 'IVF_PQ']),
     metric: z.enum(['L2', 'IP', 'COSINE']),
     userParams: stringMap,
     buildParams: z.object({ M: id.optional(), efConstruction: id.optional() }).passthrough(),
