@@ -52,6 +52,7 @@ export interface DataNodeOptions {
   readonly tmpDir: string;
   /** Build indexes and merges on the calling thread (tests); default: a worker thread. */
   readonly indexBuildInline: boolean;
+  readonly indexBuildThreads?: number | undefined;
 }
 
 export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
@@ -92,7 +93,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#segmentsCoord = deps.segments;
     this.#loaded = deps.loaded;
     this.#onFlushed = deps.onFlushed;
-    this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline });
+    this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline, threads: opts.indexBuildThreads });
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });

@@ -30,7 +30,7 @@ export {
 } from './index-params.js';
 export { type HnswQuantization, type UsearchHnswParams, REFINE_K_MAX, UsearchHnswIndex } from './usearch-hnsw-index.js';
 export { isIndexContainer } from './index-file.js';
-export { IvfIndex, type IvfCoding, type IvfParams } from './ivf-index.js';
+export { IvfIndex, NPROBE_MAX, type IvfCoding, type IvfParams } from './ivf-index.js';
 export {
   type IndexBuildOptions,
   type IndexExpectation,

@@ -2,7 +2,7 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
-import { buildParamsOf, parseIndexParams, validateForDim, type MetricType } from '../index/index.js';
+import { buildParamsOf, NPROBE_MAX, parseIndexParams, REFINE_K_MAX, validateForDim, type MetricType } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
@@ -818,6 +818,10 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         if (!Number.isFinite(n)) throw quiverError('ParameterInvalid', `search param ${k} ${v} is not a number`);
         return n;
       };
+      const intParam = (k: string, v: number | undefined, max: number): number | undefined => {
+        if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max)) throw quiverError('ParameterInvalid', `${k} ${v} is invalid: must be an integer in [1, ${max}]`);
+        return v;
+      };
       const ef = num('ef');
       if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
         throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
@@ -833,6 +837,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         templates: templateValues(req.expr_template_values),
         partitionNames: req.partition_names ?? [],
         ef,
+        nprobe: intParam('nprobe', num('nprobe'), NPROBE_MAX),
+        refineK: intParam('refine_k', num('refine_k'), REFINE_K_MAX),
         radius: num('radius'),
         rangeFilter: num('range_filter'),
         ignoreGrowing: sp['ignore_growing'] === 'true',

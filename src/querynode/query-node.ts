@@ -294,6 +294,8 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       filter,
       partitionIds: parts,
       ef: p.ef,
+      nprobe: p.nprobe,
+      refineK: p.refineK,
       radius: p.radius,
       rangeFilter: p.rangeFilter,
       ignoreGrowing: p.ignoreGrowing,

@@ -24,6 +24,8 @@ export interface SearchRequest {
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
+  readonly nprobe?: number | undefined;
+  readonly refineK?: number | undefined;
   readonly radius?: number | undefined;
   readonly rangeFilter?: number | undefined;
   readonly ignoreGrowing?: boolean | undefined;
@@ -199,7 +201,7 @@ export class CollectionRuntime {
         allow = allowed === chunk.numRows ? undefined : mask;
       }
       const index = chunk.indexes.get(req.field.name);
-      const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
+      const opts = { k: want, allow, ef: req.ef, nprobe: req.nprobe, refineK: req.refineK, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
       if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
