@@ -261,7 +261,10 @@ export class IvfIndex implements VectorIndex {
     const ids = new Int32Array(n);
     const fill = offsets.slice(0, nlist);
     for (let i = 0; i < n; i++) ids[fill[assign[i]!]!++] = i;
-    const stored: IvfData = { centroids, offsets, ids, ...encodeLists(data, dim, ids, params.coding, m, nbits, rand) };
+    // PQ codes the residual to the row's list centroid: the centroid already carries most of a clustered
+    // row, so the codebooks spend their bits on what distinguishes rows within a list.
+    const coded = params.coding === 'PQ' ? residuals(data, dim, centroids, assign) : data;
+    const stored: IvfData = { centroids, offsets, ids, ...encodeLists(coded, dim, ids, params.coding, m, nbits, rand) };
     return new IvfIndex(dim, metric, n, { ...params, nlist }, stored, vectors);
   }
 
@@ -447,26 +450,39 @@ export class IvfIndex implements VectorIndex {
         const ksub = 1 << (this.params.nbits ?? 8);
         const dsub = dim / m;
         const books = d.codebooks!;
+        // Rows are centroid + residual. L2: a table of ||(q - c_l) - y||² per list; IP: q·c_l per list plus
+        // one table of -q·y for all lists.
         const table = new Float64Array(m * ksub);
-        for (let s = 0; s < m; s++) {
-          for (let c = 0; c < ksub; c++) {
-            const bo = (s * ksub + c) * dsub;
-            let v = 0;
-            for (let j = 0; j < dsub; j++) {
-              const x = q[s * dsub + j]!;
-              const y = books[bo + j]!;
-              v += l2 ? (x - y) * (x - y) : -x * y;
+        const t = new Float32Array(dim);
+        const fillTable = (target: Float32Array): void => {
+          for (let s = 0; s < m; s++) {
+            for (let c = 0; c < ksub; c++) {
+              const bo = (s * ksub + c) * dsub;
+              let v = 0;
+              for (let j = 0; j < dsub; j++) {
+                const x = target[s * dsub + j]!;
+                const y = books[bo + j]!;
+                v += l2 ? (x - y) * (x - y) : -x * y;
+              }
+              table[s * ksub + c] = v;
             }
-            table[s * ksub + c] = v;
           }
-        }
+        };
+        if (!l2) fillTable(q);
         const wide = ksub > 256;
         const codes = d.pqCodes!;
         for (const l of lists) {
+          let listBase = 0;
+          if (l2) {
+            for (let j = 0; j < dim; j++) t[j] = q[j]! - d.centroids[l * dim + j]!;
+            fillTable(t);
+          } else {
+            for (let j = 0; j < dim; j++) listBase -= q[j]! * d.centroids[l * dim + j]!;
+          }
           for (let p = d.offsets[l]!; p < d.offsets[l + 1]!; p++) {
             const row = d.ids[p]!;
             if (allow !== undefined && allow[row] === 0) continue;
-            let key = 0;
+            let key = listBase;
             if (wide) {
               const o = p * m * 2;
               for (let s = 0; s < m; s++) key += table[s * ksub + (codes[o + 2 * s]! | (codes[o + 2 * s + 1]! << 8))]!;
@@ -485,6 +501,16 @@ export class IvfIndex implements VectorIndex {
       }
     }
   }
+}
+
+function residuals(data: Float32Array, dim: number, centroids: Float32Array, assign: Int32Array): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < assign.length; i++) {
+    const o = i * dim;
+    const c = assign[i]! * dim;
+    for (let j = 0; j < dim; j++) out[o + j] = data[o + j]! - centroids[c + j]!;
+  }
+  return out;
 }
 
 function normalizeInPlace(v: Float32Array): void {
