@@ -30,6 +30,8 @@ export interface IvfParams {
 }
 
 const TRAIN_SAMPLE_MAX = 65_536;
+/** Training rows per list: enough for stable centroids (faiss warns below 39), few enough to train in seconds. */
+const TRAIN_ROWS_PER_LIST = 100;
 const PQ_TRAIN_SAMPLE_MAX = 16_384;
 const KMEANS_ITERATIONS_MAX = 12;
 const KMEANS_SEED = 0x5eed;
@@ -241,7 +243,7 @@ export class IvfIndex implements VectorIndex {
     const data = metric === 'COSINE' ? normalizedCopy(vectors, dim) : vectors;
     // Never more lists than rows; an empty segment still gets one (empty) list.
     const nlist = Math.max(1, Math.min(params.nlist, n));
-    const centroids = n === 0 ? new Float32Array(dim) : kmeans(data, dim, 0, dim, sampleRows(n, TRAIN_SAMPLE_MAX, rand), nlist, rand);
+    const centroids = n === 0 ? new Float32Array(dim) : kmeans(data, dim, 0, dim, sampleRows(n, Math.min(TRAIN_SAMPLE_MAX, nlist * TRAIN_ROWS_PER_LIST), rand), nlist, rand);
     if (opts.shouldStop?.()) throw new Error('IVF build cancelled after training');
     const norms = new Float64Array(nlist);
     for (let c = 0; c < nlist; c++) {

@@ -186,7 +186,7 @@ describe('index parameters (Milvus names and ranges)', () => {
     expect(errorOf(() => parseIndexParams('IVF_PQ', {})).message).toContain('IVF_PQ needs m');
     expect(errorOf(() => validateForDim(parseIndexParams('IVF_PQ', { m: 5 }), 32)).message).toBe('IVF_PQ m 5 must divide the dimension 32');
     expect(errorOf(() => parseIndexParams('HNSW_SQ', { sq_type: 'SQ4' })).message).toBe('sq_type must be one of SQ8, FP16, BF16, got "SQ4"');
-    expect(errorOf(() => parseIndexParams('HNSW_SQ', { sq_type: 'FP16', refine: true, refine_type: 'SQ8' })).message).toBe(
+    expect(errorOf(() => parseIndexParams('HNSW_SQ', { sq_type: 'FP16', refine: 'true', refine_type: 'SQ8' })).message).toBe(
       'refine_type SQ8 must be more precise than sq_type FP16; valid: FP32',
     );
     expect(errorOf(() => parseIndexParams('HNSW_SQ', { refine: 'yes' })).message).toBe('refine must be true or false, got "yes"');
