@@ -61,7 +61,13 @@ const CASES: readonly QuiverCase[] = [
   { label: 'IVF_SQ8 nlist=128, nprobe=16', indexType: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 } },
 ];
 
-async function quiverCase(client: MilvusClient, dataDir: string, c: QuiverCase, qrows: number[][], truth: number[][]): Promise<Record<string, string | number>> {
+async function quiverCase(
+  client: MilvusClient,
+  dataDir: string,
+  c: QuiverCase,
+  qrows: number[][],
+  truth: number[][],
+): Promise<Record<string, string | number>> {
   await client.releaseCollection({ collection_name: 'bench' });
   const existing = await client.describeIndex({ collection_name: 'bench', field_name: 'v' });
   if (existing.index_descriptions.length > 0) await client.dropIndex({ collection_name: 'bench', field_name: 'v' });
@@ -118,7 +124,10 @@ async function main(): Promise<void> {
         ],
       });
       for (let from = 0; from < N; from += 5000) {
-        const r = await client.insert({ collection_name: 'bench', data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })) });
+        const r = await client.insert({
+          collection_name: 'bench',
+          data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })),
+        });
         if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
       }
       await client.flushSync({ collection_names: ['bench'] });
@@ -160,7 +169,10 @@ async function main(): Promise<void> {
   const ldir = await mkdtemp(join(tmpdir(), 'lancedb-bench-'));
   try {
     const db = await lancedb.connect(ldir);
-    const tbl = await db.createTable('t', rowsOf(base, DIM, 0, N).map((v, i) => ({ id: i, vector: v })));
+    const tbl = await db.createTable(
+      't',
+      rowsOf(base, DIM, 0, N).map((v, i) => ({ id: i, vector: v })),
+    );
     const tb = performance.now();
     await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: 16, efConstruction: 200 }) });
     const buildSec = (performance.now() - tb) / 1000;

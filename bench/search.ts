@@ -126,7 +126,12 @@ async function main(): Promise<void> {
       const key = seg.record!.indexes[0]!.files[0]!;
       if (isIndexContainer(readFileSync(server.engine.store.localPath!(key)!).subarray(0, 8))) {
         // Builds now write usearch graphs in the versioned container; bench/indexes.ts compares raw libraries.
-        rows.push({ system: 'Quiver engine.search (in-process, no gRPC)', 'index build s': '', QPS: Math.round(1000 / median(engineTimes)), 'recall@10': '' });
+        rows.push({
+          system: 'Quiver engine.search (in-process, no gRPC)',
+          'index build s': '',
+          QPS: Math.round(1000 / median(engineTimes)),
+          'recall@10': '',
+        });
       } else {
         const raw = new hnswlib.HierarchicalNSW('l2', DIM);
         raw.readIndexSync(server.engine.store.localPath!(key)!);

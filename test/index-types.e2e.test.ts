@@ -44,7 +44,9 @@ describe.each([
     const di = await c.describeIndex({ collection_name: name, field_name: 'v' });
     expect(di.index_descriptions[0]!.params.find((p) => p.key === 'index_type')?.value).toBe(type);
     expect(Number(di.index_descriptions[0]!.indexed_rows)).toBe(N);
-    const files = t.server.engine.catalog.segments(t.server.engine.catalog.resolveCollection('default', name).id).flatMap((s) => s.indexes.flatMap((i) => i.files));
+    const files = t.server.engine.catalog
+      .segments(t.server.engine.catalog.resolveCollection('default', name).id)
+      .flatMap((s) => s.indexes.flatMap((i) => i.files));
     expect(files.length).toBeGreaterThan(0);
     expect(files.every((f) => f.endsWith(`${type.toLowerCase()}.qvx`))).toBe(true);
     await c.loadCollectionSync({ collection_name: name });

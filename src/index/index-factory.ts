@@ -123,7 +123,9 @@ export function openIndexFile(filePath: string, expect: IndexExpectation): Vecto
 function peekKind(bytes: Uint8Array): string {
   const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(8, true);
   try {
-    const header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 12, Math.min(len, bytes.byteLength - 12)).toString('utf8')) as { kind?: unknown };
+    const header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 12, Math.min(len, bytes.byteLength - 12)).toString('utf8')) as {
+      kind?: unknown;
+    };
     return String(header.kind);
   } catch {
     // decodeIndexFile reports the malformed header with its reason.

@@ -132,7 +132,8 @@ export function sectionAs<T extends Float32Array | Int32Array | Uint8Array>(
   ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; new (length: number): T; BYTES_PER_ELEMENT: number },
 ): T {
   const size = ctor.BYTES_PER_ELEMENT;
-  if (bytes.byteLength % size !== 0) throw quiverError('SegmentLoadFailed', `index section of ${bytes.byteLength} bytes is not a whole number of ${size}-byte elements`);
+  if (bytes.byteLength % size !== 0)
+    throw quiverError('SegmentLoadFailed', `index section of ${bytes.byteLength} bytes is not a whole number of ${size}-byte elements`);
   if (bytes.byteOffset % size === 0 && bytes.buffer instanceof ArrayBuffer) return new ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / size);
   const copy = new ctor(bytes.byteLength / size);
   new Uint8Array(copy.buffer).set(bytes);

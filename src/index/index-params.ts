@@ -75,7 +75,10 @@ export function parseIndexParams(indexType: string | undefined, params: Readonly
       const refine = parseBoolParam('refine', merged['refine'], false);
       const refineType = parseEnumParam('refine_type', merged['refine_type'], REFINE_TYPES, 'FP32');
       if (refine && PRECISION[refineType] <= PRECISION[sqType]) {
-        throw quiverError('ParameterInvalid', `refine_type ${refineType} must be more precise than sq_type ${sqType}; valid: ${REFINE_TYPES.filter((t) => PRECISION[t] > PRECISION[sqType]).join(', ')}`);
+        throw quiverError(
+          'ParameterInvalid',
+          `refine_type ${refineType} must be more precise than sq_type ${sqType}; valid: ${REFINE_TYPES.filter((t) => PRECISION[t] > PRECISION[sqType]).join(', ')}`,
+        );
       }
       return { type, metric, M, efConstruction, sqType, refine, refineType };
     }
@@ -85,7 +88,8 @@ export function parseIndexParams(indexType: string | undefined, params: Readonly
       const nlist = parseIntParam('nlist', merged['nlist'], IVF_NLIST_DEFAULT, IVF_NLIST_MIN, IVF_NLIST_MAX);
       if (type !== 'IVF_PQ') return { type, metric, nlist };
       const nbits = parseIntParam('nbits', merged['nbits'], IVF_PQ_NBITS_DEFAULT, IVF_PQ_NBITS_MIN, IVF_PQ_NBITS_MAX);
-      if (merged['m'] === undefined) throw quiverError('ParameterInvalid', 'IVF_PQ needs m, the number of sub-quantizers: an integer >= 1 that divides the dimension');
+      if (merged['m'] === undefined)
+        throw quiverError('ParameterInvalid', 'IVF_PQ needs m, the number of sub-quantizers: an integer >= 1 that divides the dimension');
       const m = parseIntParam('m', merged['m'], 0, 1, 65_536);
       return { type, metric, nlist, m, nbits };
     }

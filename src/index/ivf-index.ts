@@ -234,7 +234,13 @@ export class IvfIndex implements VectorIndex {
     }
   }
 
-  static build(vectors: Float32Array, dim: number, metric: MetricType, params: IvfParams, opts: { shouldStop?: (() => boolean) | undefined } = {}): IvfIndex {
+  static build(
+    vectors: Float32Array,
+    dim: number,
+    metric: MetricType,
+    params: IvfParams,
+    opts: { shouldStop?: (() => boolean) | undefined } = {},
+  ): IvfIndex {
     const n = rowCount(vectors, dim);
     const m = params.m ?? 0;
     const nbits = params.nbits ?? 8;
@@ -243,7 +249,10 @@ export class IvfIndex implements VectorIndex {
     const data = metric === 'COSINE' ? normalizedCopy(vectors, dim) : vectors;
     // Never more lists than rows; an empty segment still gets one (empty) list.
     const nlist = Math.max(1, Math.min(params.nlist, n));
-    const centroids = n === 0 ? new Float32Array(dim) : kmeans(data, dim, 0, dim, sampleRows(n, Math.min(TRAIN_SAMPLE_MAX, nlist * TRAIN_ROWS_PER_LIST), rand), nlist, rand);
+    const centroids =
+      n === 0
+        ? new Float32Array(dim)
+        : kmeans(data, dim, 0, dim, sampleRows(n, Math.min(TRAIN_SAMPLE_MAX, nlist * TRAIN_ROWS_PER_LIST), rand), nlist, rand);
     if (opts.shouldStop?.()) throw new Error('IVF build cancelled after training');
     const norms = new Float64Array(nlist);
     for (let c = 0; c < nlist; c++) {
@@ -301,7 +310,12 @@ export class IvfIndex implements VectorIndex {
       bad(source, 'list layout does not match its header');
     }
     const codeBytes = coding === 'FLAT' ? data.flat?.length : coding === 'SQ8' ? data.codes?.length : data.pqCodes?.length;
-    const expected = coding === 'FLAT' ? header.rows * header.dim : coding === 'SQ8' ? header.rows * header.dim : header.rows * (params.m ?? 0) * ((params.nbits ?? 8) > 8 ? 2 : 1);
+    const expected =
+      coding === 'FLAT'
+        ? header.rows * header.dim
+        : coding === 'SQ8'
+          ? header.rows * header.dim
+          : header.rows * (params.m ?? 0) * ((params.nbits ?? 8) > 8 ? 2 : 1);
     if (codeBytes !== expected) bad(source, `codes hold ${String(codeBytes)} entries, expected ${expected}`);
     return new IvfIndex(header.dim, header.metric, header.rows, params, data, undefined);
   }
@@ -326,7 +340,8 @@ export class IvfIndex implements VectorIndex {
   }
 
   attachVectors(vectors: Float32Array): void {
-    if (rowCount(vectors, this.dim) !== this.size) throw quiverError('DimensionMismatch', `vectors hold ${vectors.length / this.dim} rows, index holds ${this.size}`);
+    if (rowCount(vectors, this.dim) !== this.size)
+      throw quiverError('DimensionMismatch', `vectors hold ${vectors.length / this.dim} rows, index holds ${this.size}`);
     this.#vectors = vectors;
   }
 

@@ -149,7 +149,8 @@ export class UsearchHnswIndex implements VectorIndex {
         throw quiverError('SegmentLoadFailed', `cannot load HNSW graph of ${source}: ${e instanceof Error ? e.message : String(e)}`, e);
       }
     });
-    if (native.size() !== header.rows) throw quiverError('SegmentLoadFailed', `HNSW graph of ${source} holds ${native.size()} rows, expected ${header.rows}`);
+    if (native.size() !== header.rows)
+      throw quiverError('SegmentLoadFailed', `HNSW graph of ${source} holds ${native.size()} rows, expected ${header.rows}`);
     return new UsearchHnswIndex(native, header.dim, header.metric, header.rows, params, undefined);
   }
 

@@ -819,7 +819,8 @@ export function createHandlers(roles: ProxyRoles, opts: ServiceOptions): Record<
         return n;
       };
       const intParam = (k: string, v: number | undefined, max: number): number | undefined => {
-        if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max)) throw quiverError('ParameterInvalid', `${k} ${v} is invalid: must be an integer in [1, ${max}]`);
+        if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max))
+          throw quiverError('ParameterInvalid', `${k} ${v} is invalid: must be an integer in [1, ${max}]`);
         return v;
       };
       const ef = num('ef');
