@@ -5,7 +5,9 @@
  *    holds resident for the index; the float column is 512 B/row on top), single-client QPS and recall@10;
  *  - raw hnswlib-node (single-threaded build, the old build path) and LanceDB 0.31 IVF_HNSW_SQ, in-process.
  *
- *   npm run bench:indexes                       100k rows (about 3 minutes on 2 busy cores)
+ *   npm run bench:indexes                       100k rows, in-process builds and searches back to back
+ *   BENCH_PQ=1 ...                              ... plus IVF_PQ
+ *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
  *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
  *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
  */
@@ -15,7 +17,7 @@ import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import * as lancedb from '@lancedb/lancedb';
 import { DataType, type MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { flatSearch } from '../src/index/index.js';
+import { attachVectors, buildIndex, flatSearch, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
 import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
 
@@ -48,6 +50,44 @@ interface QuiverCase {
   readonly params: Record<string, string | number>;
   readonly search: Record<string, number>;
 }
+
+interface InProcessCase {
+  readonly label: string;
+  readonly type: IndexType;
+  readonly params: Omit<IndexParams, 'type' | 'metric'>;
+  readonly search: Omit<SearchOptions, 'k'>;
+  readonly threads: number;
+  readonly refine?: boolean;
+}
+
+const THREADS = availableParallelism();
+const IN_PROCESS: readonly InProcessCase[] = [
+  { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: THREADS },
+  { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: 1 },
+  {
+    label: `HNSW_SQ SQ8 + refine, ef=${EF} refine_k=2`,
+    type: 'HNSW_SQ',
+    params: { M: 16, efConstruction: 200, sqType: 'SQ8', refine: true },
+    search: { ef: EF, refineK: 2 },
+    threads: THREADS,
+    refine: true,
+  },
+  { label: `HNSW_SQ SQ8, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'SQ8' }, search: { ef: EF }, threads: THREADS },
+  { label: `HNSW_SQ FP16, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'FP16' }, search: { ef: EF }, threads: THREADS },
+  { label: 'IVF_SQ8 nlist=128, nprobe=16', type: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 }, threads: 1 },
+  // Training 32 codebooks of 256 in JS takes long on a busy machine: opt in.
+  ...(process.env['BENCH_PQ'] === '1'
+    ? [
+        {
+          label: 'IVF_PQ nlist=128 m=32 nbits=8, nprobe=16',
+          type: 'IVF_PQ' as const,
+          params: { nlist: 128, m: 32, nbits: 8 },
+          search: { nprobe: 16 },
+          threads: 1,
+        },
+      ]
+    : []),
+];
 
 const CASES: readonly QuiverCase[] = [
   { label: `HNSW M=16 efC=200, ef=${EF}`, indexType: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF } },
@@ -110,33 +150,63 @@ async function main(): Promise<void> {
   const truth = flatSearch(base, DIM, 'L2', queries, Q, { k: K }).map((h) => Array.from(h.rows));
   const qrows = rowsOf(queries, DIM, 0, Q);
   const rows: Record<string, string | number>[] = [];
+  // Rows are printed as they finish too, so a run cut short still reports what it measured.
+  const push = (r: Record<string, string | number>): void => {
+    rows.push(r);
+    console.log(`| ${Object.values(r).join(' | ')} |`);
+  };
 
-  const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-indexes-'));
-  try {
-    const srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: String(N + 1), QUIVER_LOG_LEVEL: 'warn' });
+  // ---------------------------------------------------------------- in-process: the same builds back to back
+  const bytesOf = (x: { toBytes(): Uint8Array }): number => x.toBytes().byteLength;
+  for (const c of IN_PROCESS) {
+    const tb = performance.now();
+    const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
+    const buildSec = (performance.now() - tb) / 1000;
+    if (c.refine) attachVectors(index, base);
+    const got: number[][] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));
+    const sec = (performance.now() - t0) / 1000;
+    const bytes = bytesOf(index);
+    push({
+      system: `Quiver ${c.label} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`,
+      'build s': buildSec.toFixed(1),
+      'index MiB': (bytes / 2 ** 20).toFixed(1),
+      'index+column MiB': ((bytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+      QPS: Math.round(Q / sec),
+      'recall@10': recall(got, truth).toFixed(4),
+    });
+    index.dispose();
+  }
+
+  if (process.env['BENCH_SDK'] === '1') {
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-indexes-'));
     try {
-      const client = srv.client;
-      await client.createCollection({
-        collection_name: 'bench',
-        fields: [
-          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
-          { name: 'v', data_type: DataType.FloatVector, dim: DIM },
-        ],
-      });
-      for (let from = 0; from < N; from += 5000) {
-        const r = await client.insert({
+      const srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: String(N + 1), QUIVER_LOG_LEVEL: 'warn' });
+      try {
+        const client = srv.client;
+        await client.createCollection({
           collection_name: 'bench',
-          data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })),
+          fields: [
+            { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+            { name: 'v', data_type: DataType.FloatVector, dim: DIM },
+          ],
         });
-        if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
+        for (let from = 0; from < N; from += 5000) {
+          const r = await client.insert({
+            collection_name: 'bench',
+            data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })),
+          });
+          if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
+        }
+        await client.flushSync({ collection_names: ['bench'] });
+        for (const c of CASES) push(await quiverCase(client, dir, c, qrows, truth));
+      } finally {
+        await srv.stop();
       }
-      await client.flushSync({ collection_names: ['bench'] });
-      for (const c of CASES) rows.push(await quiverCase(client, dir, c, qrows, truth));
     } finally {
-      await srv.stop();
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 
   // ---------------------------------------------------------------- raw hnswlib-node (the old, single-threaded build)
@@ -155,7 +225,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let i = 0; i < Q; i++) got.push(raw.searchKnn(qrows[i]!, K).neighbors);
     const sec = (performance.now() - t0) / 1000;
-    rows.push({
+    push({
       system: `raw hnswlib-node M=16 efC=200 (1 thread, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
       'index MiB': '',
@@ -184,7 +254,7 @@ async function main(): Promise<void> {
       got.push(r.map((x: { id: number }) => Number(x.id)));
     }
     const sec = (performance.now() - t0) / 1000;
-    rows.push({
+    push({
       system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
       'index MiB': ((await dirBytes(ldir)) / 2 ** 20).toFixed(1),

@@ -32,7 +32,8 @@ export interface IvfParams {
 const TRAIN_SAMPLE_MAX = 65_536;
 /** Training rows per list: enough for stable centroids (faiss warns below 39), few enough to train in seconds. */
 const TRAIN_ROWS_PER_LIST = 100;
-const PQ_TRAIN_SAMPLE_MAX = 16_384;
+/** Codebook training rows: 32 per codeword (the faiss minimum is 39 per centroid for a warning; PQ tolerates less). */
+const PQ_TRAIN_ROWS_PER_CODE = 32;
 const KMEANS_ITERATIONS_MAX = 12;
 const KMEANS_SEED = 0x5eed;
 export const NPROBE_MAX = 65_536;
@@ -583,7 +584,7 @@ function encodeLists(data: Float32Array, dim: number, ids: Int32Array, coding: I
       const wide = ksub > 256;
       const pqCodes = new Uint8Array(n * m * (wide ? 2 : 1));
       if (n === 0) return { codebooks, pqCodes };
-      const sample = sampleRows(n, PQ_TRAIN_SAMPLE_MAX, rand);
+      const sample = sampleRows(n, ksub * PQ_TRAIN_ROWS_PER_CODE, rand);
       for (let s = 0; s < m; s++) {
         const book = kmeans(data, dim, s * dsub, dsub, sample, ksub, rand);
         codebooks.set(book, s * ksub * dsub);
