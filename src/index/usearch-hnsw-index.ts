@@ -172,7 +172,10 @@ export class UsearchHnswIndex implements VectorIndex {
     this.#vectors = vectors;
   }
 
-  /** Frees the native graph now (V8 does not see its size). Idempotent. */
+  /**
+   * Drops the graph and column references. The binding has no explicit free: the native graph goes when V8
+   * collects the wrapper. Idempotent; the index cannot be searched afterwards.
+   */
   dispose(): void {
     this.#native = undefined;
     this.#vectors = undefined;
