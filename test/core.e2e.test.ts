@@ -169,7 +169,7 @@ describe('core workflow through the official SDK', () => {
         ],
       }),
     ).rejects.toMatchObject({ reason: expect.stringMatching(/already exists: strict/) });
-    const badIdx = await c.createIndex({ collection_name: name, field_name: 'v', index_type: 'IVF_PQ', metric_type: 'L2' });
+    const badIdx = await c.createIndex({ collection_name: name, field_name: 'v', index_type: 'DISKANN', metric_type: 'L2' });
     expect(badIdx.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(badIdx.reason).toMatch(/HNSW/);
     await c.insert({ collection_name: name, data: [{ pk: 'a', v: [1, 2, 3, 4] }] });

@@ -25,6 +25,7 @@ program
   .option('--etcd-key-file <path>', 'client key for etcd (env QUIVER_ETCD_KEY_FILE)')
   .option('--wal-fsync <policy>', 'always | batch | none (env QUIVER_WAL_FSYNC)')
   .option('--log-level <level>', 'pino log level (env QUIVER_LOG_LEVEL)')
+  .option('--index-build-threads <n>', 'threads per index build, default every core (env QUIVER_INDEX_BUILD_THREADS)')
   .action(async (opts: Record<string, string | undefined>) => {
     const config = loadConfig({
       host: opts['host'],
@@ -42,6 +43,7 @@ program
       etcdKeyFile: opts['etcdKeyFile'],
       walFsync: opts['walFsync'],
       logLevel: opts['logLevel'],
+      indexBuildThreads: opts['indexBuildThreads'],
     });
     const server = await startServer(config);
     let stopping = false;

@@ -23,3 +23,12 @@ describe('config: meta and storage backends', () => {
     });
   });
 });
+
+describe('config: index build threads', () => {
+  it('is unset by default (every core), read from QUIVER_INDEX_BUILD_THREADS or the flag, and at least 1', () => {
+    expect(loadConfig({}, {}).indexBuildThreads).toBeUndefined();
+    expect(loadConfig({}, { QUIVER_INDEX_BUILD_THREADS: '3' }).indexBuildThreads).toBe(3);
+    expect(loadConfig({ indexBuildThreads: '1' }, { QUIVER_INDEX_BUILD_THREADS: '3' }).indexBuildThreads).toBe(1);
+    expect(() => loadConfig({}, { QUIVER_INDEX_BUILD_THREADS: '0' })).toThrow(/indexBuildThreads/);
+  });
+});

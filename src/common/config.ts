@@ -32,6 +32,8 @@ export const ConfigSchema = z.object({
     .min(1024)
     .default(512 * 1024 * 1024),
   sealRows: z.coerce.number().int().min(1).default(200_000),
+  /** Native threads per index build; unset = every core (os.availableParallelism()). */
+  indexBuildThreads: z.coerce.number().int().min(1).max(1024).optional(),
   sealBytes: z.coerce
     .number()
     .int()
@@ -112,6 +114,7 @@ const ENV: Record<keyof Config, string> = {
   walFsync: 'QUIVER_WAL_FSYNC',
   maxMessageBytes: 'QUIVER_MAX_MESSAGE_BYTES',
   sealRows: 'QUIVER_SEAL_ROWS',
+  indexBuildThreads: 'QUIVER_INDEX_BUILD_THREADS',
   sealBytes: 'QUIVER_SEAL_BYTES',
   flushIdleMs: 'QUIVER_FLUSH_IDLE_MS',
   backgroundIntervalMs: 'QUIVER_BACKGROUND_INTERVAL_MS',

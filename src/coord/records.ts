@@ -1,5 +1,6 @@
 import type { AnyIndexType, AnyMetricType } from '../index/typed-index-params.js';
 import type { CollectionSchema } from '../schema/types.js';
+import type { IndexParams, IndexType } from '../index/index.js';
 
 /**
  * Persisted metadata records (JSON in MetaKV). Timestamps are hybrid TSO values kept as decimal strings
@@ -70,12 +71,8 @@ export interface IndexRecord {
   readonly metric: AnyMetricType;
   /** What the user sent (index_type, metric_type, params...), returned by describe. */
   readonly userParams: Readonly<Record<string, string>>;
-  readonly buildParams: Readonly<{
-    M?: number | undefined;
-    efConstruction?: number | undefined;
-    nlist?: number | undefined;
-    dropRatioBuild?: number | undefined;
-  }>;
+  /** The validated build parameters (index-params.ts, typed-index-params.ts); absent keys take the index type's defaults. */
+  readonly buildParams: Readonly<Omit<IndexParams, 'type' | 'metric'> & { dropRatioBuild?: number | undefined }>;
   readonly createdTs: string;
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
 import { quiverError } from '../common/errors.js';
+import { attachVectors, hasIndexFiles } from '../index/index.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import type { CatalogReader, CollectionEvents, IdSource, SegmentCoordinator, TsSource } from '../coord/types.js';
 import { compileFilter, extractPkValues, parseExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
@@ -52,6 +53,7 @@ export interface DataNodeOptions {
   readonly tmpDir: string;
   /** Build indexes and merges on the calling thread (tests); default: a worker thread. */
   readonly indexBuildInline: boolean;
+  readonly indexBuildThreads?: number | undefined;
 }
 
 export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
@@ -92,7 +94,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#segmentsCoord = deps.segments;
     this.#loaded = deps.loaded;
     this.#onFlushed = deps.onFlushed;
-    this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline });
+    this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline, threads: opts.indexBuildThreads });
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
@@ -110,8 +112,10 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
         withCollectionLock: (id, fn) => deps.segments.withCollectionLock(id, fn),
         buildIndexFile: async (vectors, idx, field, partitionId, segmentId, open) => {
           const file = await executor.build(vectors, idx, field, partitionId, segmentId);
-          if (!open || idx.indexType !== 'HNSW' || file.files.length === 0) return { file };
-          return { file, built: await deps.loaded.openIndex(file.files[0]!, field.dim!, floatMetric(idx.metric), vectors.length / field.dim!) };
+          if (!open || !hasIndexFiles(idx.indexType) || file.files.length === 0) return { file };
+          const built = await deps.loaded.openIndex(file.files[0]!, field.dim!, floatMetric(idx.metric), vectors.length / field.dim!);
+          attachVectors(built, vectors);
+          return { file, built };
         },
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
         merge: async (task) => {

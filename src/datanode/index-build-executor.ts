@@ -6,12 +6,13 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { indexFileKey } from '../storage/paths.js';
 import type { IndexRecord } from '../coord/records.js';
 import type { FieldSchema } from '../schema/types.js';
+import { hasIndexFiles } from '../index/index.js';
 import type { IndexBuildPool } from './index-builder.js';
 import { floatMetric } from '../index/typed-index-params.js';
 
 /**
- * The index-build executor of the data node: builds one index's files for one segment's vectors (HNSW
- * on the worker thread; FLAT has no files) and stores them under a fresh build id. It publishes nothing:
+ * The index-build executor of the data node: builds one index's files for one segment's vectors (on the
+ * worker thread; FLAT has no files) and stores them under a fresh build id. It publishes nothing:
  * the coordinator commits the returned file list.
  */
 export class IndexBuildExecutor {
@@ -29,19 +30,20 @@ export class IndexBuildExecutor {
 
   async build(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
     const buildId = await this.#ids.alloc();
-    if (idx.indexType !== 'HNSW') return { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
-    const tmp = join(this.#tmpDir, `build-${buildId}.hnsw`);
+    if (!hasIndexFiles(idx.indexType)) return { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
+    const tmp = join(this.#tmpDir, `build-${buildId}.idx`);
     try {
       await this.#pool.build({
         vectors,
         dim: field.dim!,
         metric: floatMetric(idx.metric),
-        M: idx.buildParams.M ?? 16,
-        efConstruction: idx.buildParams.efConstruction ?? 200,
+        indexType: idx.indexType,
+        params: idx.buildParams,
         outPath: tmp,
       });
       const bytes = await readFile(tmp);
-      const key = indexFileKey(buildId, 1, partitionId, segmentId, 'hnsw.bin');
+      // A new name for the container format: files named hnsw.bin are raw hnswlib files from older builds.
+      const key = indexFileKey(buildId, 1, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
       await this.#store.put(key, bytes);
       return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
     } finally {

@@ -1,15 +1,18 @@
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BuildTask } from './index-build-task.js';
 import { runBuildTask } from './index-build-task.js';
 import { runMergeTask, type MergeResult, type MergeTask } from './merge-task.js';
 
 /**
- * Runs HNSW builds off the main thread (a build of 100k vectors takes tens of seconds and would otherwise
- * stall every request). One worker, tasks queued: on a 2-core machine one build at a time leaves a core
- * for serving. `inline: true` builds on the calling thread (tests of tiny indexes).
+ * Runs index builds off the main thread (a build of 100k vectors takes seconds and would otherwise stall
+ * every request). One worker, tasks queued; each build spreads over `threads` native threads (usearch's
+ * multi-threaded add), so one build at a time already uses every core it is given. `inline: true` builds on
+ * the calling thread (tests of tiny indexes).
  */
 export class IndexBuildPool {
   readonly #inline: boolean;
+  readonly #threads: number;
   #worker: Worker | undefined;
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
@@ -18,8 +21,15 @@ export class IndexBuildPool {
   /** Shared with the worker: 1 = stop building (checked between points). */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(opts: { inline?: boolean } = {}) {
+  /** `threads`: native threads per build (QUIVER_INDEX_BUILD_THREADS), default every core. */
+  constructor(opts: { inline?: boolean; threads?: number | undefined } = {}) {
     this.#inline = opts.inline ?? false;
+    this.#threads = opts.threads ?? os.availableParallelism();
+    if (!Number.isInteger(this.#threads) || this.#threads < 1) throw new Error(`index build threads must be an integer >= 1, got ${this.#threads}`);
+  }
+
+  get threads(): number {
+    return this.#threads;
   }
 
   #ensureWorker(): Worker {
@@ -47,11 +57,11 @@ export class IndexBuildPool {
     this.#pending.clear();
   }
 
-  async build(task: Omit<BuildTask, 'id'>): Promise<{ rows: number }> {
+  async build(task: Omit<BuildTask, 'id' | 'threads'>): Promise<{ rows: number }> {
     if (this.#closed) throw new Error('index build pool is closed');
     const id = this.#nextId++;
-    if (this.#inline) return runBuildTask({ ...task, id });
-    return this.#post<{ rows: number }>({ ...task, id, kind: 'build' });
+    if (this.#inline) return runBuildTask({ ...task, id, threads: this.#threads });
+    return this.#post<{ rows: number }>({ ...task, id, threads: this.#threads, kind: 'build' });
   }
 
   /** Runs a compaction merge (read, filter, concatenate, encode) off the main thread. */
@@ -62,7 +72,7 @@ export class IndexBuildPool {
     return this.#post<MergeResult>({ ...task, id, kind: 'merge' });
   }
 
-  #post<T>(msg: { id: number; kind: string }): Promise<T> {
+  #post<T>(msg: { id: number; kind: string } & Record<string, unknown>): Promise<T> {
     const w = this.#ensureWorker();
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(msg.id, { resolve: resolve as (v: never) => void, reject });

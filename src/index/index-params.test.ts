@@ -52,9 +52,9 @@ describe('parseIndexParams', () => {
   });
 
   it('rejects unsupported index types, listing the supported ones', () => {
-    const e = errorOf(() => parseIndexParams('IVF_FLAT', { metric_type: 'L2' }));
+    const e = errorOf(() => parseIndexParams('DISKANN', { metric_type: 'L2' }));
     expect(e.kind).toBe('IndexNotSupported');
-    expect(e.message).toBe('index type IVF_FLAT is not supported; supported: FLAT, HNSW, AUTOINDEX');
+    expect(e.message).toBe('index type DISKANN is not supported; supported: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX');
   });
 
   it('rejects unknown metrics, listing the supported ones', () => {

@@ -16,7 +16,32 @@ export interface IndexParams {
   readonly metric: MetricType;
   readonly M?: number;
   readonly efConstruction?: number;
+  /** HNSW_SQ: how graph vectors are coded. */
+  readonly sqType?: SqType;
+  /** HNSW_SQ: re-rank candidates from the exact vectors (search param refine_k). */
+  readonly refine?: boolean;
+  readonly refineType?: RefineType;
+  /** IVF_*: number of k-means clusters. */
+  readonly nlist?: number;
+  /** IVF_PQ: sub-quantizers (must divide dim) and bits per code. */
+  readonly m?: number;
+  readonly nbits?: number;
 }
+
+export type SqType = 'SQ8' | 'FP16' | 'BF16';
+export type RefineType = SqType | 'FP32';
+/** Precision order: refine_type must be more precise than sq_type (Milvus' rule). */
+const PRECISION: Readonly<Record<RefineType, number>> = { SQ8: 1, BF16: 2, FP16: 3, FP32: 4 };
+export const SQ_TYPES: readonly SqType[] = ['SQ8', 'FP16', 'BF16'];
+export const REFINE_TYPES: readonly RefineType[] = ['SQ8', 'FP16', 'BF16', 'FP32'];
+export const IVF_NLIST_DEFAULT = 128;
+export const IVF_NLIST_MIN = 1;
+export const IVF_NLIST_MAX = 65_536;
+export const IVF_NPROBE_DEFAULT = 8;
+export const IVF_PQ_NBITS_DEFAULT = 8;
+export const IVF_PQ_NBITS_MIN = 1;
+/** Codebooks of 2^nbits centroids per sub-quantizer are trained in JS; 16 bits is already 65k centroids. */
+export const IVF_PQ_NBITS_MAX = 16;
 
 export const HNSW_M_DEFAULT = 16;
 export const HNSW_EF_CONSTRUCTION_DEFAULT = 200;
@@ -27,7 +52,7 @@ export const HNSW_EF_CONSTRUCTION_MAX = 2_147_483_647;
 /** Milvus' default metric for AUTOINDEX, used whenever the request names none. */
 export const METRIC_DEFAULT: MetricType = 'COSINE';
 
-const SUPPORTED_INDEX_TYPES = 'FLAT, HNSW, AUTOINDEX';
+const SUPPORTED_INDEX_TYPES = 'FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX';
 
 /**
  * @param indexType `index_type` as sent; undefined or empty means AUTOINDEX (which is HNSW here).
@@ -38,10 +63,70 @@ export function parseIndexParams(indexType: string | undefined, params: Readonly
   const type = parseIndexType(indexType);
   const merged = mergeNestedParams(params);
   const metric = parseMetric(merged['metric_type']);
-  if (type === 'FLAT') return { type, metric };
-  const M = parseIntParam('M', merged['M'], HNSW_M_DEFAULT, HNSW_M_MIN, HNSW_M_MAX);
-  const efConstruction = parseIntParam('efConstruction', merged['efConstruction'], HNSW_EF_CONSTRUCTION_DEFAULT, 1, HNSW_EF_CONSTRUCTION_MAX);
-  return { type, metric, M, efConstruction };
+  switch (type) {
+    case 'FLAT':
+      return { type, metric };
+    case 'HNSW':
+    case 'HNSW_SQ': {
+      const M = parseIntParam('M', merged['M'], HNSW_M_DEFAULT, HNSW_M_MIN, HNSW_M_MAX);
+      const efConstruction = parseIntParam('efConstruction', merged['efConstruction'], HNSW_EF_CONSTRUCTION_DEFAULT, 1, HNSW_EF_CONSTRUCTION_MAX);
+      if (type === 'HNSW') return { type, metric, M, efConstruction };
+      const sqType = parseEnumParam('sq_type', merged['sq_type'], SQ_TYPES, 'SQ8');
+      const refine = parseBoolParam('refine', merged['refine'], false);
+      const refineType = parseEnumParam('refine_type', merged['refine_type'], REFINE_TYPES, 'FP32');
+      if (refine && PRECISION[refineType] <= PRECISION[sqType]) {
+        throw quiverError(
+          'ParameterInvalid',
+          `refine_type ${refineType} must be more precise than sq_type ${sqType}; valid: ${REFINE_TYPES.filter((t) => PRECISION[t] > PRECISION[sqType]).join(', ')}`,
+        );
+      }
+      return { type, metric, M, efConstruction, sqType, refine, refineType };
+    }
+    case 'IVF_FLAT':
+    case 'IVF_SQ8':
+    case 'IVF_PQ': {
+      const nlist = parseIntParam('nlist', merged['nlist'], IVF_NLIST_DEFAULT, IVF_NLIST_MIN, IVF_NLIST_MAX);
+      if (type !== 'IVF_PQ') return { type, metric, nlist };
+      const nbits = parseIntParam('nbits', merged['nbits'], IVF_PQ_NBITS_DEFAULT, IVF_PQ_NBITS_MIN, IVF_PQ_NBITS_MAX);
+      if (merged['m'] === undefined)
+        throw quiverError('ParameterInvalid', 'IVF_PQ needs m, the number of sub-quantizers: an integer >= 1 that divides the dimension');
+      const m = parseIntParam('m', merged['m'], 0, 1, 65_536);
+      return { type, metric, nlist, m, nbits };
+    }
+    default: {
+      const never: never = type;
+      throw quiverError('IndexNotSupported', `index type ${String(never)} is not supported; supported: ${SUPPORTED_INDEX_TYPES}`);
+    }
+  }
+}
+
+/** What an index record keeps to rebuild the same index later (type and metric are stored beside it). */
+export function buildParamsOf(p: IndexParams): Omit<IndexParams, 'type' | 'metric'> {
+  const { type: _type, metric: _metric, ...rest } = p;
+  return rest;
+}
+
+/** Checks the parameters that depend on the field (IVF_PQ's m must divide dim). */
+export function validateForDim(params: Pick<IndexParams, 'm'> & { readonly type: string }, dim: number): void {
+  if (params.type === 'IVF_PQ' && params.m !== undefined && dim % params.m !== 0) {
+    throw quiverError('ParameterInvalid', `IVF_PQ m ${params.m} must divide the dimension ${dim}`);
+  }
+}
+
+function parseEnumParam<T extends string>(name: string, value: string | number | undefined, valid: readonly T[], fallback: T): T {
+  if (value === undefined || (typeof value === 'string' && value.trim() === '')) return fallback;
+  const upper = String(value).trim().toUpperCase();
+  const found = valid.find((v) => v === upper);
+  if (found === undefined) throw quiverError('ParameterInvalid', `${name} must be one of ${valid.join(', ')}, got ${JSON.stringify(value)}`);
+  return found;
+}
+
+function parseBoolParam(name: string, value: string | number | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  const text = String(value).trim().toLowerCase();
+  if (text === 'true' || text === '1') return true;
+  if (text === 'false' || text === '0') return false;
+  throw quiverError('ParameterInvalid', `${name} must be true or false, got ${JSON.stringify(value)}`);
 }
 
 function parseIndexType(indexType: string | undefined): IndexType {
@@ -52,7 +137,11 @@ function parseIndexType(indexType: string | undefined): IndexType {
     case 'HNSW':
       return 'HNSW';
     case 'FLAT':
-      return 'FLAT';
+    case 'HNSW_SQ':
+    case 'IVF_FLAT':
+    case 'IVF_SQ8':
+    case 'IVF_PQ':
+      return t;
     default:
       throw quiverError('IndexNotSupported', `index type ${indexType} is not supported; supported: ${SUPPORTED_INDEX_TYPES}`);
   }

@@ -20,6 +20,24 @@ export {
   HNSW_EF_CONSTRUCTION_DEFAULT,
   HNSW_M_DEFAULT,
   METRIC_DEFAULT,
+  type RefineType,
+  type SqType,
+  buildParamsOf,
+  IVF_NPROBE_DEFAULT,
   parseIndexParams,
   parseMetric,
+  validateForDim,
 } from './index-params.js';
+export { type HnswQuantization, type UsearchHnswParams, REFINE_K_MAX, UsearchHnswIndex } from './usearch-hnsw-index.js';
+export { isIndexContainer } from './index-file.js';
+export { IvfIndex, NPROBE_MAX, type IvfCoding, type IvfParams } from './ivf-index.js';
+export {
+  type IndexBuildOptions,
+  type IndexExpectation,
+  type PersistableIndex,
+  attachVectors,
+  buildIndex,
+  hasIndexFiles,
+  openIndexBytes,
+  openIndexFile,
+} from './index-factory.js';

@@ -6,7 +6,7 @@
 
 import { quiverError } from '../common/errors.js';
 import type { DataType } from '../schema/types.js';
-import { parseIndexParams } from './index-params.js';
+import { parseIndexParams, type IndexParams } from './index-params.js';
 import type { IndexType, MetricType } from './types.js';
 
 export type BinaryIndexType = 'BIN_FLAT' | 'BIN_IVF_FLAT';
@@ -20,12 +20,10 @@ export const BINARY_METRICS: readonly AnyMetricType[] = ['HAMMING', 'JACCARD'];
 export const SPARSE_METRICS: readonly AnyMetricType[] = ['IP'];
 export const FLOAT_METRICS: readonly AnyMetricType[] = ['L2', 'IP', 'COSINE'];
 
-export interface TypedIndexParams {
+export interface TypedIndexParams extends Omit<IndexParams, 'type' | 'metric'> {
   readonly type: AnyIndexType;
   readonly metric: AnyMetricType;
-  readonly M?: number | undefined;
-  readonly efConstruction?: number | undefined;
-  /** BIN_IVF_FLAT cluster count (kept for describe; the search is exact). */
+  /** IVF_* / BIN_IVF_FLAT cluster count (BIN_IVF_FLAT: kept for describe; its search is exact). */
   readonly nlist?: number | undefined;
   /** Sparse: fraction of each row's smallest values dropped at build. */
   readonly dropRatioBuild?: number | undefined;
@@ -111,8 +109,13 @@ export function parseFieldIndexParams(
   if (t === 'Int8Vector' && it !== '' && it !== 'AUTOINDEX' && it !== 'HNSW') {
     throw quiverError('IndexNotSupported', `index type ${indexType} is not supported for Int8Vector field ${field}; supported: HNSW, AUTOINDEX`);
   }
-  const p = parseIndexParams(indexType, params);
-  return { type: p.type, metric: p.metric, M: p.M, efConstruction: p.efConstruction };
+  return parseIndexParams(indexType, params);
+}
+
+/** What an index record keeps for its builds: the validated parameters without type and metric. */
+export function buildParamsOfTyped(p: TypedIndexParams): Omit<TypedIndexParams, 'type' | 'metric'> {
+  const { type: _type, metric: _metric, ...rest } = p;
+  return rest;
 }
 
 /** Search-time params per index: nprobe (BIN_IVF_FLAT), drop_ratio_search (sparse). Returns the sparse drop ratio. */

@@ -7,7 +7,7 @@
 import { quiverError } from '../common/errors.js';
 
 export type MetricType = 'L2' | 'IP' | 'COSINE';
-export type IndexType = 'FLAT' | 'HNSW';
+export type IndexType = 'FLAT' | 'HNSW' | 'HNSW_SQ' | 'IVF_FLAT' | 'IVF_SQ8' | 'IVF_PQ';
 
 export const METRIC_TYPES: readonly MetricType[] = ['L2', 'IP', 'COSINE'];
 
@@ -18,6 +18,10 @@ export interface SearchOptions {
   readonly allow?: Uint8Array | undefined;
   /** HNSW only: size of the dynamic candidate list. The effective ef is max(ef ?? default, k). */
   readonly ef?: number | undefined;
+  /** IVF only: clusters probed per query (default 8, clamped to nlist). */
+  readonly nprobe?: number | undefined;
+  /** HNSW_SQ with refine: exact re-ranking of refineK * k candidates (default 1). */
+  readonly refineK?: number | undefined;
   /**
    * Range search (Milvus semantics). L2 keeps rangeFilter <= d < radius; IP and COSINE keep
    * radius < s <= rangeFilter. At most k hits are returned either way.

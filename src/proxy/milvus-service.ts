@@ -2,13 +2,14 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
+import { validateForDim } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
 import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
-import { parseFieldIndexParams } from '../index/typed-index-params.js';
+import { buildParamsOfTyped, parseFieldIndexParams } from '../index/typed-index-params.js';
 import { columnToFieldData, fieldDataToColumn } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
@@ -689,13 +690,14 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       if (!isVectorType(field.dataType)) {
         throw quiverError(
           'IndexNotSupported',
-          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, AUTOINDEX`,
+          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX`,
         );
       }
       const parsed = parseFieldIndexParams(field.dataType, field.name, extra['index_type'] || undefined, {
         ...all,
         ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),
       });
+      validateForDim(parsed, field.dim!);
       const name = req.index_name || field.name;
       const stored: Record<string, string> = {};
       for (const [k, v] of Object.entries(extra)) stored[k] = v;
@@ -705,7 +707,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         indexType: parsed.type,
         metric: parsed.metric,
         userParams: stored,
-        buildParams: { M: parsed.M, efConstruction: parsed.efConstruction, nlist: parsed.nlist, dropRatioBuild: parsed.dropRatioBuild },
+        buildParams: buildParamsOfTyped(parsed),
       });
       return OK;
     },

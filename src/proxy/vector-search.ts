@@ -1,4 +1,5 @@
 import { quiverError } from '../common/errors.js';
+import { NPROBE_MAX, REFINE_K_MAX } from '../index/index.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import { checkMetricFor, checkTypedSearchParams, type AnyMetricType } from '../index/typed-index-params.js';
@@ -113,6 +114,13 @@ export function queriesOf(field: FieldSchema, placeholder: Uint8Array): { nq: nu
 const GROUPABLE = new Set(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'VarChar']);
 
 /** Parses one SearchRequest (a plain search or one sub-request of a hybrid search). */
+function boundedInt(name: string, v: number | undefined, max: number): number | undefined {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max)) {
+    throw quiverError('ParameterInvalid', `${name} ${v} is invalid: must be an integer in [1, ${max}]`);
+  }
+  return v;
+}
+
 export function parseSearch(
   coll: CollectionRecord,
   req: any,
@@ -216,6 +224,8 @@ export function parseSearch(
       rangeFilter: num('range_filter'),
       ignoreGrowing: sp['ignore_growing'] === 'true',
       dropRatioSearch,
+      nprobe: boundedInt('nprobe', num('nprobe'), NPROBE_MAX),
+      refineK: boundedInt('refine_k', num('refine_k'), REFINE_K_MAX),
     },
     groupBy,
     roundDecimal,

@@ -4,7 +4,7 @@ import { TIMESTAMP_FIELD_ID, type CollectionRecord, type SegmentIndexFile, type 
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
 import { compileFilter, type TemplateValues } from '../expr/index.js';
-import { HnswIndex, type MetricType, type VectorIndex } from '../index/index.js';
+import { attachVectors, hasIndexFiles, openIndexBytes, openIndexFile, type MetricType, type VectorIndex } from '../index/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
@@ -118,6 +118,9 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const indexes = withIndexes ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, { index: VectorIndex; buildId: number }>();
     const chunk = await reading;
     for (const [name, { index, buildId }] of indexes) {
+      // Exact paths of selective filters and refine re-rank from the column the chunk already holds.
+      const column = chunk.columns.get(name);
+      if (column?.kind === 'vector') attachVectors(index, column.data);
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
     }
@@ -157,9 +160,12 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     for (const si of rec.indexes) {
       const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
       const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
-      if (!idx || !field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
+      if (!idx || !field || !hasIndexFiles(idx.indexType) || si.files.length === 0) continue;
       const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
-      chunk.indexes.set(field.name, shared ?? (await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows)));
+      const index = shared ?? (await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows));
+      const column = columns.get(field.name);
+      if (!shared && column?.kind === 'vector') attachVectors(index, column.data);
+      chunk.indexes.set(field.name, index);
       chunk.indexBuilds.set(field.name, si.buildId);
     }
     return chunk;
@@ -171,7 +177,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
       if (!idx) continue;
       const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
-      if (!field || idx.indexType !== 'HNSW' || si.files.length === 0) continue;
+      if (!field || !hasIndexFiles(idx.indexType) || si.files.length === 0) continue;
       out.set(field.name, { index: await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows), buildId: si.buildId });
     }
     return out;
@@ -179,8 +185,9 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
 
   async openIndex(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex> {
     const local = this.#store.localPath?.(key);
-    if (local) return HnswIndex.load(local, dim, metric, rows);
-    return HnswIndex.fromBytes(await this.#store.get(key), dim, metric, rows);
+    // The file says which format it is in: raw hnswlib (older builds) or the versioned container.
+    if (local) return openIndexFile(local, { dim, metric, rows });
+    return openIndexBytes(await this.#store.get(key), key, { dim, metric, rows });
   }
 
   // ------------------------------------------------------------------ load / release
@@ -298,6 +305,8 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       filter,
       partitionIds: parts,
       ef: p.ef,
+      nprobe: p.nprobe,
+      refineK: p.refineK,
       radius: p.radius,
       rangeFilter: p.rangeFilter,
       ignoreGrowing: p.ignoreGrowing,

@@ -33,6 +33,8 @@ export interface SearchParams {
   readonly templates?: TemplateValues | undefined;
   readonly partitionNames: readonly string[];
   readonly ef?: number | undefined;
+  readonly nprobe?: number | undefined;
+  readonly refineK?: number | undefined;
   readonly radius?: number | undefined;
   readonly rangeFilter?: number | undefined;
   readonly ignoreGrowing?: boolean | undefined;

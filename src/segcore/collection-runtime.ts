@@ -31,6 +31,8 @@ export interface SearchRequest {
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
+  readonly nprobe?: number | undefined;
+  readonly refineK?: number | undefined;
   readonly radius?: number | undefined;
   readonly rangeFilter?: number | undefined;
   readonly ignoreGrowing?: boolean | undefined;
@@ -301,7 +303,7 @@ export class CollectionRuntime {
         allow = allowed === chunk.numRows ? undefined : mask;
       }
       const index = chunk.indexes.get(req.field.name);
-      const opts = { k: want, allow, ef: req.ef, radius: req.radius, rangeFilter: req.rangeFilter };
+      const opts = { k: want, allow, ef: req.ef, nprobe: req.nprobe, refineK: req.refineK, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
       if (col.kind === 'bytevec' && col.vtype !== 'BinaryVector' && index && index.metric === req.metric && req.typedQueries?.kind === 'bytes') {
         // Float16 / BFloat16 / Int8 with a float index (HNSW): the index holds the widened vectors.

@@ -54,6 +54,8 @@ export interface EngineOptions {
   readonly tmpDir: string;
   /** Build indexes on the calling thread (tests); default: a worker thread. */
   readonly indexBuildInline?: boolean;
+  /** Native threads per index build (default: every core). */
+  readonly indexBuildThreads?: number | undefined;
   /** Background compaction (manual `compact` works either way). */
   readonly autoCompaction?: boolean;
   /** Deleted fraction at which a segment is rewritten. */
@@ -152,6 +154,7 @@ export class Engine {
         compactionDeleteRatio: opts.compactionDeleteRatio ?? 0.2,
         tmpDir: opts.tmpDir,
         indexBuildInline: opts.indexBuildInline ?? false,
+        indexBuildThreads: opts.indexBuildThreads,
       },
     );
     this.indexes = new IndexScheduler(

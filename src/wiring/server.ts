@@ -89,6 +89,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       tmpDir: join(dataDir, 'tmp'),
       autoCompaction: config.autoCompaction,
       compactionDeleteRatio: config.compactionDeleteRatio,
+      indexBuildThreads: config.indexBuildThreads,
     },
   );
   engine.start();

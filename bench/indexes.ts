@@ -1,0 +1,271 @@
+/**
+ * Vector index types side by side (issue 12), clustered float32, dim 128, k=10, metric L2:
+ *  - Quiver through the official SDK (server in its own process): HNSW, HNSW_SQ and IVF_SQ8 — build time
+ *    (createIndex until describeIndex reports every row indexed), index file bytes (what the query node
+ *    holds resident for the index; the float column is 512 B/row on top), single-client QPS and recall@10;
+ *  - raw hnswlib-node (single-threaded build, the old build path) and LanceDB 0.31 IVF_HNSW_SQ, in-process.
+ *
+ *   npm run bench:indexes                       100k rows, in-process builds and searches back to back
+ *   BENCH_PQ=1 ...                              ... plus IVF_PQ
+ *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
+ *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
+ *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
+ */
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import hnswlib from 'hnswlib-node';
+import * as lancedb from '@lancedb/lancedb';
+import { DataType, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { attachVectors, buildIndex, flatSearch, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
+import { spawnServer } from '../test/process.js';
+import { clustered, envInt, machine, rowsOf, table } from './common.js';
+
+const N = envInt('BENCH_N', 100_000);
+const Q = envInt('BENCH_Q', 500);
+const DIM = 128;
+const K = 10;
+const EF = envInt('BENCH_EF', 64);
+
+function recall(got: readonly number[][], truth: readonly number[][]): number {
+  let hit = 0;
+  for (let q = 0; q < truth.length; q++) {
+    const t = new Set(truth[q]);
+    for (const id of got[q] ?? []) if (t.has(id)) hit++;
+  }
+  return hit / (truth.length * K);
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  }
+  return total;
+}
+
+interface QuiverCase {
+  readonly label: string;
+  readonly indexType: string;
+  readonly params: Record<string, string | number>;
+  readonly search: Record<string, number>;
+}
+
+interface InProcessCase {
+  readonly label: string;
+  readonly type: IndexType;
+  readonly params: Omit<IndexParams, 'type' | 'metric'>;
+  readonly search: Omit<SearchOptions, 'k'>;
+  readonly threads: number;
+  readonly refine?: boolean;
+}
+
+const THREADS = availableParallelism();
+const IN_PROCESS: readonly InProcessCase[] = [
+  { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: THREADS },
+  { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: 1 },
+  {
+    label: `HNSW_SQ SQ8 + refine, ef=${EF} refine_k=2`,
+    type: 'HNSW_SQ',
+    params: { M: 16, efConstruction: 200, sqType: 'SQ8', refine: true },
+    search: { ef: EF, refineK: 2 },
+    threads: THREADS,
+    refine: true,
+  },
+  { label: `HNSW_SQ SQ8, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'SQ8' }, search: { ef: EF }, threads: THREADS },
+  { label: `HNSW_SQ FP16, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'FP16' }, search: { ef: EF }, threads: THREADS },
+  { label: 'IVF_SQ8 nlist=128, nprobe=16', type: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 }, threads: 1 },
+  // Training 32 codebooks of 256 in JS takes long on a busy machine: opt in.
+  ...(process.env['BENCH_PQ'] === '1'
+    ? [
+        {
+          label: 'IVF_PQ nlist=128 m=32 nbits=8, nprobe=16',
+          type: 'IVF_PQ' as const,
+          params: { nlist: 128, m: 32, nbits: 8 },
+          search: { nprobe: 16 },
+          threads: 1,
+        },
+      ]
+    : []),
+];
+
+const CASES: readonly QuiverCase[] = [
+  { label: `HNSW M=16 efC=200, ef=${EF}`, indexType: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF } },
+  {
+    label: `HNSW_SQ SQ8 + refine, ef=${EF} refine_k=2`,
+    indexType: 'HNSW_SQ',
+    params: { M: 16, efConstruction: 200, sq_type: 'SQ8', refine: 'true', refine_type: 'FP32' },
+    search: { ef: EF, refine_k: 2 },
+  },
+  { label: `HNSW_SQ FP16, ef=${EF}`, indexType: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sq_type: 'FP16' }, search: { ef: EF } },
+  { label: 'IVF_SQ8 nlist=128, nprobe=16', indexType: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 } },
+];
+
+async function quiverCase(
+  client: MilvusClient,
+  dataDir: string,
+  c: QuiverCase,
+  qrows: number[][],
+  truth: number[][],
+): Promise<Record<string, string | number>> {
+  await client.releaseCollection({ collection_name: 'bench' });
+  const existing = await client.describeIndex({ collection_name: 'bench', field_name: 'v' });
+  if (existing.index_descriptions.length > 0) await client.dropIndex({ collection_name: 'bench', field_name: 'v' });
+  const before = await dirBytes(join(dataDir, 'objects', 'index_files')).catch(() => 0);
+  const tb = performance.now();
+  const r = await client.createIndex({ collection_name: 'bench', field_name: 'v', index_type: c.indexType, metric_type: 'L2', params: c.params });
+  if (r.error_code !== 'Success') throw new Error(r.reason);
+  for (;;) {
+    const d = await client.describeIndex({ collection_name: 'bench', field_name: 'v' });
+    const i = d.index_descriptions[0]!;
+    if (i.state === 'Finished' && Number(i.indexed_rows) === N) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const buildSec = (performance.now() - tb) / 1000;
+  // Dropped indexes' files wait for GC, so the new build's bytes are the growth.
+  const indexBytes = (await dirBytes(join(dataDir, 'objects', 'index_files'))) - before;
+  await client.loadCollectionSync({ collection_name: 'bench' });
+  for (let i = 0; i < 20; i++) await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: c.search });
+  const got: number[][] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < Q; i++) {
+    const res = await client.search({ collection_name: 'bench', data: [qrows[i]!], limit: K, params: c.search });
+    got.push(res.results.map((x) => Number(x.id)));
+  }
+  const sec = (performance.now() - t0) / 1000;
+  return {
+    system: `Quiver ${c.label} (SDK)`,
+    'build s': buildSec.toFixed(1),
+    'index MiB': (indexBytes / 2 ** 20).toFixed(1),
+    'index+column MiB': ((indexBytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+    QPS: Math.round(Q / sec),
+    'recall@10': recall(got, truth).toFixed(4),
+  };
+}
+
+async function main(): Promise<void> {
+  console.log(`# Index benchmark\n\nmachine: ${machine()}\nN ${N}, queries ${Q}, dim ${DIM}, k ${K}, metric L2, build threads ${availableParallelism()}`);
+  const base = clustered(N, DIM, 1);
+  const queries = clustered(Q, DIM, 2);
+  const truth = flatSearch(base, DIM, 'L2', queries, Q, { k: K }).map((h) => Array.from(h.rows));
+  const qrows = rowsOf(queries, DIM, 0, Q);
+  const rows: Record<string, string | number>[] = [];
+  // Rows are printed as they finish too, so a run cut short still reports what it measured.
+  const push = (r: Record<string, string | number>): void => {
+    rows.push(r);
+    console.log(`| ${Object.values(r).join(' | ')} |`);
+  };
+
+  // ---------------------------------------------------------------- in-process: the same builds back to back
+  const bytesOf = (x: { toBytes(): Uint8Array }): number => x.toBytes().byteLength;
+  for (const c of IN_PROCESS) {
+    const tb = performance.now();
+    const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
+    const buildSec = (performance.now() - tb) / 1000;
+    if (c.refine) attachVectors(index, base);
+    const got: number[][] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));
+    const sec = (performance.now() - t0) / 1000;
+    const bytes = bytesOf(index);
+    push({
+      system: `Quiver ${c.label} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`,
+      'build s': buildSec.toFixed(1),
+      'index MiB': (bytes / 2 ** 20).toFixed(1),
+      'index+column MiB': ((bytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+      QPS: Math.round(Q / sec),
+      'recall@10': recall(got, truth).toFixed(4),
+    });
+    index.dispose();
+  }
+
+  if (process.env['BENCH_SDK'] === '1') {
+    const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-indexes-'));
+    try {
+      const srv = await spawnServer(dir, { QUIVER_SEAL_ROWS: String(N + 1), QUIVER_LOG_LEVEL: 'warn' });
+      try {
+        const client = srv.client;
+        await client.createCollection({
+          collection_name: 'bench',
+          fields: [
+            { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+            { name: 'v', data_type: DataType.FloatVector, dim: DIM },
+          ],
+        });
+        for (let from = 0; from < N; from += 5000) {
+          const r = await client.insert({
+            collection_name: 'bench',
+            data: rowsOf(base, DIM, from, Math.min(N, from + 5000)).map((v, i) => ({ id: from + i, v })),
+          });
+          if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
+        }
+        await client.flushSync({ collection_names: ['bench'] });
+        for (const c of CASES) push(await quiverCase(client, dir, c, qrows, truth));
+      } finally {
+        await srv.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- raw hnswlib-node (the old, single-threaded build)
+  {
+    const raw = new hnswlib.HierarchicalNSW('l2', DIM);
+    raw.initIndex(N, 16, 200, 100);
+    const point = new Array<number>(DIM).fill(0);
+    const tb = performance.now();
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < DIM; j++) point[j] = base[i * DIM + j]!;
+      raw.addPoint(point, i);
+    }
+    const buildSec = (performance.now() - tb) / 1000;
+    raw.setEf(EF);
+    const got: number[][] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < Q; i++) got.push(raw.searchKnn(qrows[i]!, K).neighbors);
+    const sec = (performance.now() - t0) / 1000;
+    push({
+      system: `raw hnswlib-node M=16 efC=200 (1 thread, in-process), ef=${EF}`,
+      'build s': buildSec.toFixed(1),
+      'index MiB': '',
+      'index+column MiB': '',
+      QPS: Math.round(Q / sec),
+      'recall@10': recall(got, truth).toFixed(4),
+    });
+  }
+
+  // ---------------------------------------------------------------- LanceDB embedded
+  const ldir = await mkdtemp(join(tmpdir(), 'lancedb-bench-'));
+  try {
+    const db = await lancedb.connect(ldir);
+    const tbl = await db.createTable(
+      't',
+      rowsOf(base, DIM, 0, N).map((v, i) => ({ id: i, vector: v })),
+    );
+    const tb = performance.now();
+    await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: 16, efConstruction: 200 }) });
+    const buildSec = (performance.now() - tb) / 1000;
+    for (let i = 0; i < 20; i++) await tbl.search(qrows[i]!).limit(K).toArray();
+    const got: number[][] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < Q; i++) {
+      const r = await (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(EF).toArray();
+      got.push(r.map((x: { id: number }) => Number(x.id)));
+    }
+    const sec = (performance.now() - t0) / 1000;
+    push({
+      system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
+      'build s': buildSec.toFixed(1),
+      'index MiB': ((await dirBytes(ldir)) / 2 ** 20).toFixed(1),
+      'index+column MiB': '(table + index on disk)',
+      QPS: Math.round(Q / sec),
+      'recall@10': recall(got, truth).toFixed(4),
+    });
+  } finally {
+    await rm(ldir, { recursive: true, force: true });
+  }
+  table(`Vector indexes, ${N} x ${DIM} clustered, single client, k=10`, rows);
+}
+
+await main();
