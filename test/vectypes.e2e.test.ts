@@ -212,7 +212,8 @@ describe('every vector type through the SDK', () => {
     // Float16 and Int8 HNSW indexes are real index files over the widened vectors (FLAT, binary and sparse
     // indexes have none): one per flushed segment and field.
     const hnswFiles = async (): Promise<number> =>
-      (await readdir(join(dir, 'objects'), { recursive: true }).catch(() => [] as string[])).filter((f) => /(^|\/)hnsw(\.bin|\.qvx)$/.test(String(f))).length;
+      (await readdir(join(dir, 'objects'), { recursive: true }).catch(() => [] as string[])).filter((f) => /(^|\/)hnsw(\.bin|\.qvx)$/.test(String(f)))
+        .length;
     await until(async () => (await hnswFiles()) === 2);
     await c.loadCollection({ collection_name: COLL });
     await checkRows(c, COLL, model);

@@ -1,6 +1,6 @@
 import type { AnyIndexType, AnyMetricType } from '../index/typed-index-params.js';
 import type { CollectionSchema } from '../schema/types.js';
-import type { IndexParams, IndexType } from '../index/index.js';
+import type { IndexParams } from '../index/index.js';
 
 /**
  * Persisted metadata records (JSON in MetaKV). Timestamps are hybrid TSO values kept as decimal strings

@@ -44,6 +44,10 @@ export function missingFieldColumn(field: FieldSchema, numRows: number): Column 
         valid: new Uint8Array(numRows),
       };
     case 'SparseFloatVector':
-      return { kind: 'sparse', data: new Array(numRows).fill({ indices: new Uint32Array(0), values: new Float32Array(0) }), valid: new Uint8Array(numRows) };
+      return {
+        kind: 'sparse',
+        data: new Array(numRows).fill({ indices: new Uint32Array(0), values: new Float32Array(0) }),
+        valid: new Uint8Array(numRows),
+      };
   }
 }

@@ -245,7 +245,10 @@ export class CollectionRuntime {
    */
   #searchAfter(req: SearchRequest, after: SearchCursor): SearchHit[][] {
     if (req.field.dataType !== 'FloatVector') {
-      throw quiverError('ParameterInvalid', `search iterators over ${req.field.dataType} field ${req.field.name} are not supported by Quiver yet; FloatVector only`);
+      throw quiverError(
+        'ParameterInvalid',
+        `search iterators over ${req.field.dataType} field ${req.field.name} are not supported by Quiver yet; FloatVector only`,
+      );
     }
     const higherIsBetter = !lowerIsBetter(req.metric);
     const pkName = this.pkField.name;
