@@ -1,0 +1,220 @@
+/**
+ * RemoteWorkerPool: the coordinator's `WorkerClient` over the data nodes registered in sessions
+ * (`quiver datanode` processes), speaking the task protocol (proto/datanode.proto).
+ *
+ * Liveness comes from the sessions alone (`LiveDataNodes`, fed by a watch on `session/datanode-*`):
+ * `nodes()` is the live set, so the inspector re-queues the tasks of a node whose lease expired or that
+ * deregistered. An RPC error never counts as a loss (Milvus restores sat for a day on a lost task, and
+ * failed whole on one RPC error):
+ *   - dispatch: a refusal the node decided (full, cancelled, older version, not that node) throws, and
+ *     the inspector re-queues; a transport error resolves as "maybe dispatched": the next poll asks, and
+ *     a node that never got the task answers UNKNOWN, which is the confirmed loss that re-queues it;
+ *   - poll: a transport error throws; the inspector keeps the task as it is and asks again next pass;
+ *   - cancel: retried a few times; a node that cannot be reached is lost or about to be.
+ *
+ * Node ids on the coordinator side are `datanode-{sessionId}`, persisted in each task; session ids are
+ * never reused, so a task placed on a node that came back under a new session is re-queued, not resumed.
+ */
+
+import { isQuiverError, quiverError } from '../../common/errors.js';
+import type { NodeSessionInfo } from '../../meta/sessions.js';
+import { DataNodeTaskClient, type QueryTaskResponse } from '../../taskrpc/protocol.js';
+import { silentLogger, type CopyLogger, type CopyTask, type TaskPoll, type WorkerClient, type WorkerNodeInfo } from '../copy/types.js';
+
+/** The live data nodes as the sessions show them (the node registry). */
+export interface LiveDataNodes {
+  nodes(): readonly NodeSessionInfo[];
+}
+
+/** The subset of the task client the pool uses (tests substitute it). */
+export type TaskRpc = Pick<DataNodeTaskClient, 'createTask' | 'queryTask' | 'dropTask' | 'querySlots' | 'close'>;
+
+export interface RemoteWorkerPoolDeps {
+  readonly live: LiveDataNodes;
+  readonly connect?: ((address: string) => TaskRpc) | undefined;
+  readonly log?: CopyLogger | undefined;
+}
+
+export const REMOTE_NODE_PREFIX = 'datanode-';
+const CANCEL_ATTEMPTS_MAX = 3;
+
+export function remoteNodeId(sessionNodeId: number): string {
+  return `${REMOTE_NODE_PREFIX}${sessionNodeId}`;
+}
+
+/** The session id of a pool node id, or undefined when it is not a remote node's. */
+export function sessionIdOf(nodeId: string): number | undefined {
+  if (!nodeId.startsWith(REMOTE_NODE_PREFIX)) return undefined;
+  const n = Number(nodeId.slice(REMOTE_NODE_PREFIX.length));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+export class RemoteWorkerPool implements WorkerClient {
+  readonly #live: LiveDataNodes;
+  readonly #connect: (address: string) => TaskRpc;
+  readonly #log: CopyLogger;
+  /** One client per live session (keyed by session id; the address is fixed for a session's life). */
+  readonly #clients = new Map<number, { readonly address: string; readonly rpc: TaskRpc }>();
+  #closed = false;
+
+  constructor(deps: RemoteWorkerPoolDeps) {
+    this.#live = deps.live;
+    this.#connect = deps.connect ?? ((address) => new DataNodeTaskClient(address));
+    this.#log = deps.log ?? silentLogger;
+  }
+
+  nodes(): readonly WorkerNodeInfo[] {
+    if (this.#closed) return [];
+    const live = this.#live.nodes();
+    this.#prune(live);
+    // usedSlots 0: the inspector counts the InProgress tasks it placed on each node itself, and a node
+    // that is full after all refuses the dispatch (the task stays queued).
+    return live.map((n) => ({ nodeId: remoteNodeId(n.nodeId), slots: n.slots, usedSlots: 0 }));
+  }
+
+  async dispatch(nodeId: string, task: CopyTask): Promise<void> {
+    const { session, rpc } = this.#node(nodeId, `dispatch of task ${task.id}`);
+    try {
+      await rpc.createTask({
+        node_id: session,
+        task_id: task.id,
+        version: task.version,
+        type: 'COPY_SEGMENT',
+        copy_segment: {
+          source_collection_id: task.snapshot.collectionId,
+          snapshot_id: task.snapshot.snapshotId,
+          target_collection_id: task.targetCollectionId,
+          mappings: task.mappings.map((m) => ({
+            source_segment_id: m.sourceSegmentId,
+            target_segment_id: m.targetSegmentId,
+            target_partition_id: m.targetPartitionId,
+          })),
+        },
+      });
+    } catch (e) {
+      if (isQuiverError(e) && !e.retriable) throw e;
+      // Unknown whether it arrived: the next poll finds out (UNKNOWN re-queues it).
+      this.#log.warn({ taskId: task.id, version: task.version, nodeId, err: e }, 'copy task dispatch unconfirmed; polling decides');
+    }
+  }
+
+  async poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll> {
+    const { session, rpc } = this.#node(nodeId, `poll of task ${taskId}`);
+    return toPoll(await rpc.queryTask({ node_id: session, task_id: taskId, version }));
+  }
+
+  async cancel(nodeId: string, taskId: number): Promise<void> {
+    const session = sessionIdOf(nodeId);
+    if (session === undefined || !this.#live.nodes().some((n) => n.nodeId === session)) return; // gone: runs nothing
+    const { rpc } = this.#node(nodeId, `cancel of task ${taskId}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await rpc.dropTask({ node_id: session, task_id: taskId });
+        return;
+      } catch (e) {
+        if ((isQuiverError(e) && !e.retriable) || attempt >= CANCEL_ATTEMPTS_MAX) throw e;
+      }
+    }
+  }
+
+  /** The QuerySlots answer of every live node (cluster status; what a restarted coordinator sees). */
+  async slots(): Promise<Map<number, Awaited<ReturnType<TaskRpc['querySlots']>> | Error>> {
+    const out = new Map<number, Awaited<ReturnType<TaskRpc['querySlots']>> | Error>();
+    await Promise.all(
+      this.#live.nodes().map(async (n) => {
+        try {
+          out.set(n.nodeId, await this.#node(remoteNodeId(n.nodeId), 'query slots').rpc.querySlots());
+        } catch (e) {
+          out.set(n.nodeId, e instanceof Error ? e : new Error(String(e)));
+        }
+      }),
+    );
+    return out;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#clients.values()) c.rpc.close();
+    this.#clients.clear();
+  }
+
+  #node(nodeId: string, what: string): { session: number; rpc: TaskRpc } {
+    if (this.#closed) throw quiverError('ServiceNotReady', `remote worker pool is closed (${what})`);
+    const session = sessionIdOf(nodeId);
+    const info = session === undefined ? undefined : this.#live.nodes().find((n) => n.nodeId === session);
+    if (session === undefined || info === undefined) throw quiverError('ServiceNotReady', `data node ${nodeId} is not live (${what})`);
+    let c = this.#clients.get(session);
+    if (c === undefined || c.address !== info.address) {
+      c?.rpc.close();
+      c = { address: info.address, rpc: this.#connect(info.address) };
+      this.#clients.set(session, c);
+    }
+    return { session, rpc: c.rpc };
+  }
+
+  /** Closes the clients of sessions that are gone (bounded: one client per live node). */
+  #prune(live: readonly NodeSessionInfo[]): void {
+    const ids = new Set(live.map((n) => n.nodeId));
+    for (const [id, c] of this.#clients) {
+      if (ids.has(id)) continue;
+      c.rpc.close();
+      this.#clients.delete(id);
+    }
+  }
+}
+
+function toPoll(r: QueryTaskResponse): TaskPoll {
+  switch (r.state) {
+    case 'UNKNOWN':
+      return { state: 'Unknown' };
+    case 'IN_PROGRESS':
+      return { state: 'InProgress', version: r.version };
+    case 'FAILED':
+      return { state: 'Failed', reason: r.reason, version: r.version };
+    case 'COMPLETED':
+      return {
+        state: 'Completed',
+        version: r.version,
+        results: r.copied_segments.map((s) => ({ targetSegmentId: s.target_segment_id, numRows: s.num_rows, filesCopied: s.files_copied })),
+      };
+    default: {
+      const never: never = r.state;
+      throw quiverError('ServiceInternal', `data node answered an unknown task state ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * The embedded node's pool and the remote nodes behind one `WorkerClient`: the inspector spreads tasks
+ * over all of them by free slots. Calls route by node id (remote ids carry `REMOTE_NODE_PREFIX`).
+ */
+export class CombinedWorkers implements WorkerClient {
+  readonly #local: WorkerClient | undefined;
+  readonly #remote: WorkerClient;
+
+  constructor(local: WorkerClient | undefined, remote: WorkerClient) {
+    this.#local = local;
+    this.#remote = remote;
+  }
+
+  nodes(): readonly WorkerNodeInfo[] {
+    return [...(this.#local?.nodes() ?? []), ...this.#remote.nodes()];
+  }
+
+  dispatch(nodeId: string, task: CopyTask): Promise<void> {
+    return this.#route(nodeId).dispatch(nodeId, task);
+  }
+
+  poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll> {
+    return this.#route(nodeId).poll(nodeId, taskId, version);
+  }
+
+  cancel(nodeId: string, taskId: number): Promise<void> {
+    return this.#route(nodeId).cancel(nodeId, taskId);
+  }
+
+  #route(nodeId: string): WorkerClient {
+    if (sessionIdOf(nodeId) !== undefined || this.#local === undefined) return this.#remote;
+    return this.#local;
+  }
+}
