@@ -15,7 +15,7 @@ import { quiverError } from '../common/errors.js';
 import type { EtcdMetaKVOptions } from '../meta/etcd-kv.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
-import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
+import { clusterWorkers, openSessionsFor } from './cluster.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
@@ -97,9 +97,16 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
-  // The copy workers live in this process; a finished task kicks the restore service's inspector (the
-  // callback runs only once a task ran, so after `restores` is assigned).
-  const copyWorkers = new InProcessWorkerPool({ store: copyStore, onTaskFinished: () => restores.taskFinished() });
+  // The copy workers: this process's data node and/or the registered `quiver datanode` processes
+  // (wiring/cluster.ts). A finished local task kicks the restore service's inspector (the callback runs
+  // only once a task ran, so after `restores` is assigned).
+  const cluster = clusterWorkers(config, {
+    store: copyStore,
+    sessions: await openSessionsFor(config, parseMetaUrl(config.meta, dataDir), log),
+    log,
+    onTaskFinished: () => restores.taskFinished(),
+  });
+  const copyWorkers = cluster.workers;
   const restores = new RestoreService(
     {
       host: engine,
@@ -122,8 +129,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
     { faultPauseBeforeStartCommitMs: config.faultRestoreStartPauseMs || undefined },
   );
-  // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
+  // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run,
+  // and know the live data nodes first: their running tasks must not look lost to a fresh inspector.
   await restores.init();
+  await cluster.ready;
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
   restores.start();
@@ -174,6 +183,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
+    clusterStatus: () => cluster.status(restores.jobs, clock.nowMs()),
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
@@ -194,6 +204,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (closed ??= (async () => {
         await proxy.shutdown();
         await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
+        await cluster.close();
         await engine.close();
         await wal.close();
         await base.close();
@@ -308,7 +319,7 @@ function pausedTargets(targets: RestoreTargetOps, state: Config['faultRestorePau
 }
 
 /** Test-only fault injection: an object store whose copies each wait `delayMs` first (crash tests). */
-function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
+export function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'copy') {
