@@ -579,8 +579,11 @@ export class EtcdMetaKV implements MetaKV {
 /** The etcd3 client as EtcdMetaKV uses it: no retries of its own, a deadline on every call. */
 export function connectEtcd(options: Pick<EtcdMetaKVOptions, 'hosts' | 'requestTimeoutMs' | 'dialTimeoutMs' | 'responseBytesMax' | 'tls' | 'auth'>): Etcd3 {
   // The client's own retries would resend a txn whose outcome is unknown; EtcdMetaKV retries itself.
+  // Async on purpose: the client reports a failed stream (watch, lease keep-alive) by running a throwing
+  // function through the policy and catching the rejection; a synchronous throw would escape its event
+  // listener as an uncaught exception and kill the process.
   const passThrough = {
-    execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }),
+    execute: async (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => fn({ signal: new AbortController().signal, attempt: 0 }),
   };
   const policy = passThrough as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
