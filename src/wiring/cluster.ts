@@ -6,7 +6,9 @@ import { CombinedWorkers, RemoteWorkerPool, remoteNodeId, type LiveDataNodes } f
 import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
 import type { NodeSessionInfo, SessionStore } from '../meta/sessions.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { parseMetaUrl, type MetaLocation } from '../meta/open-meta.js';
+import type { MetaKV } from '../meta/meta-kv.js';
+import { openMeta, parseMetaUrl, type MetaLocation } from '../meta/open-meta.js';
+import { openSessions } from '../meta/open-sessions.js';
 
 /**
  * The copy workers of `quiver serve`, chosen from the config (the one place that decides):
@@ -148,17 +150,37 @@ export function clusterWorkers(
 }
 
 /**
- * The sessions store of the metadata backend: etcd sessions with an etcd URL; none with SQLite (an
- * embedded server has no other process to hear from).
+ * The sessions store of `quiver serve`: etcd sessions with an etcd URL (data nodes are other processes);
+ * none with SQLite (an embedded server has no other process to hear from).
  */
-export async function openSessionsFor(_config: Pick<Config, 'meta'>, where: MetaLocation, _log: Logger): Promise<SessionStore | undefined> {
-  if (where.kind === 'sqlite') return undefined;
-  return undefined;
+export async function openSessionsFor(config: Pick<Config, 'meta'>, where: MetaLocation, kv: MetaKV, dataDir: string): Promise<SessionStore | undefined> {
+  if (where.kind !== 'etcd') return undefined;
+  return openSessions(config.meta, { dataDir, meta: kv });
 }
 
-/** The sessions store a `quiver datanode` registers in (etcd only: the coordinator must see it). */
+/**
+ * What a `quiver datanode` opens: the cluster's metadata store (etcd only: the coordinator must see the
+ * node's session) and its sessions. Closing the sessions closes the metadata store too.
+ */
 export async function openDataNodeSessions(metaUrl: string): Promise<SessionStore> {
-  const where = parseMetaUrl(metaUrl, process.cwd());
+  const dataDir = process.cwd();
+  const where = parseMetaUrl(metaUrl, dataDir);
   if (where.kind !== 'etcd') throw quiverError('ParameterInvalid', `--meta ${JSON.stringify(metaUrl)}: a data node needs etcd (etcd://HOST:PORT[/ROOT])`);
-  throw quiverError('ServiceUnimplemented', 'etcd sessions are not wired yet');
+  const kv = await openMeta(metaUrl, { dataDir });
+  let sessions: SessionStore;
+  try {
+    sessions = await openSessions(metaUrl, { dataDir, meta: kv });
+  } catch (e) {
+    await kv.close();
+    throw e;
+  }
+  return {
+    register: (info, ttlMs) => sessions.register(info, ttlMs),
+    list: (role) => sessions.list(role),
+    watch: (role, onChange) => sessions.watch(role, onChange),
+    close: async () => {
+      await sessions.close();
+      await kv.close();
+    },
+  };
 }

@@ -1,0 +1,114 @@
+/**
+ * Restores on data nodes as separate processes (issue 10): etcd + s3rver + `quiver serve
+ * --datanode-slots 0` + `quiver datanode` processes, driven with the official SDK.
+ *
+ * Skipped, with the reason printed, only when the `etcd` binary is missing (CI installs it).
+ */
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
+import { until, waitRestore } from '../../src/testing/wait.js';
+import { vectors } from '../helpers.js';
+import { Cluster, httpGet, metricValue, type DataNodeProcess } from './harness.js';
+
+const skipReason = etcdUnavailableReason();
+if (skipReason !== undefined) console.warn(`cluster tests skipped: ${skipReason}`);
+
+const SEGMENTS = 42;
+const ROWS_PER_SEGMENT = 10;
+
+/** A collection `src` of SEGMENTS flushed segments (one flush each), snapshotted as `snap`. */
+async function sourceWithSnapshot(cluster: Cluster, c: MilvusClient): Promise<{ rows: string[]; collectionId: number }> {
+  const dim = 4;
+  await c.createCollection({
+    collection_name: 'src',
+    fields: [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'title', data_type: DataType.VarChar, max_length: 32 },
+      { name: 'v', data_type: DataType.FloatVector, dim },
+    ],
+  });
+  const vs = vectors(SEGMENTS * ROWS_PER_SEGMENT, dim, 7);
+  for (let s = 0; s < SEGMENTS; s++) {
+    const data = Array.from({ length: ROWS_PER_SEGMENT }, (_, i) => {
+      const id = s * ROWS_PER_SEGMENT + i;
+      return { id, title: `t${id}`, v: vs[id]! };
+    });
+    const r = await c.insert({ collection_name: 'src', data });
+    expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flushSync({ collection_names: ['src'] });
+  }
+  expect((await c.createSnapshot({ collection_name: 'src', snapshot_name: 'snap' })).error_code).toBe(ErrorCode.SUCCESS);
+  const collectionId = Number((await c.describeCollection({ collection_name: 'src' })).collectionID);
+  expect(await segmentCount(cluster, collectionId)).toBeGreaterThanOrEqual(40);
+  expect((await c.loadCollectionSync({ collection_name: 'src' })).error_code).toBe(ErrorCode.SUCCESS);
+  return { rows: await rowsOf(c, 'src'), collectionId };
+}
+
+/** Distinct segment ids under insert_log/{collection}/{partition}/{segment}/... */
+async function segmentCount(cluster: Cluster, collectionId: number): Promise<number> {
+  return new Set((await cluster.store.list(`insert_log/${collectionId}/`)).map((o) => o.key.split('/')[3])).size;
+}
+
+async function rowsOf(c: MilvusClient, collection: string): Promise<string[]> {
+  const r = await c.query({ collection_name: collection, filter: 'id >= 0', output_fields: ['id', 'title'], limit: 16_384 });
+  expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
+  return r.data.map((x) => `${String(x['id'])}:${String(x['title'])}`).sort((a, b) => parseInt(a) - parseInt(b));
+}
+
+async function restore(c: MilvusClient, target: string): Promise<string> {
+  const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'src', target_collection_name: target });
+  expect(r.status.error_code).toBe(ErrorCode.SUCCESS);
+  return r.job_id;
+}
+
+async function tasksRun(node: DataNodeProcess): Promise<number> {
+  return metricValue((await httpGet(node.metricsAddress, '/metrics')).body, 'quiver_datanode_tasks_total', { outcome: 'completed' });
+}
+
+/** Keys under a collection's binlog prefixes, with the collection id replaced (to compare source and target). */
+async function filesOf(cluster: Cluster, collectionId: number): Promise<string[]> {
+  const keys: string[] = [];
+  for (const p of ['insert_log', 'delta_log', 'stats_log']) {
+    for (const o of await cluster.store.list(`${p}/${collectionId}/`)) keys.push(o.key);
+  }
+  return keys;
+}
+
+const SERVE_ENV = {
+  QUIVER_AUTO_COMPACTION: 'false',
+  QUIVER_COPY_MAX_SEGMENTS_PER_TASK: '1',
+};
+
+describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)', () => {
+  let cluster: Cluster;
+  beforeEach(async () => {
+    cluster = await Cluster.start();
+  });
+  afterEach(async () => {
+    await cluster?.stop();
+  });
+
+  it('restores a 42-segment collection over 3 data nodes: the target equals the snapshot, every node ran tasks', async () => {
+    const nodes = await Promise.all([cluster.datanode(), cluster.datanode(), cluster.datanode()]);
+    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const c = serve.client;
+    const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
+    const status = JSON.parse((await httpGet(serve.metricsAddress, '/cluster')).body) as { nodes: { nodeId: string; slotsTotal: number }[] };
+    expect(status.nodes.map((n) => n.slotsTotal)).toEqual([2, 2, 2]);
+
+    const jobId = await restore(c, 'back');
+    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
+    const backId = Number((await c.describeCollection({ collection_name: 'back' })).collectionID);
+    expect((await filesOf(cluster, backId)).length).toBe((await filesOf(cluster, collectionId)).length);
+    expect(await segmentCount(cluster, backId)).toBe(await segmentCount(cluster, collectionId));
+
+    const perNode = await Promise.all(nodes.map(tasksRun));
+    for (const n of perNode) expect(n).toBeGreaterThan(0);
+    expect(perNode.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
+    expect(serve.output()).not.toContain('"level":50');
+  });
+});
