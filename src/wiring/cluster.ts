@@ -27,7 +27,7 @@ export interface ClusterWorkers {
   /** Resolves once the live node set is known (at once without sessions). */
   readonly ready: Promise<void>;
   /** `GET /cluster`: nodes and the restore jobs in flight. */
-  status(jobs: CopyJobStore, nowMs: number): Promise<ClusterStatus>;
+  status(jobs: CopyJobStore, waitingReason: (jobId: number) => string | undefined, nowMs: number): Promise<ClusterStatus>;
   close(): Promise<void>;
 }
 
@@ -92,7 +92,7 @@ export function clusterWorkers(
   return {
     workers,
     ready: live?.ready ?? Promise.resolve(),
-    async status(jobs, nowMs) {
+    async status(jobs, waitingReason, nowMs) {
       const tasks = await jobs.listAllTasks();
       const placed = new Map<string, number>();
       for (const t of tasks) if (t.state === 'InProgress' && t.nodeId) placed.set(t.nodeId, (placed.get(t.nodeId) ?? 0) + 1);
@@ -130,12 +130,10 @@ export function clusterWorkers(
           });
         }
       }
-      const waiting = nodes.every((n) => n.slotsTotal - n.slotsUsed <= 0) ? `no data node with a free slot (${nodes.length} registered)` : undefined;
-      const pendingByJob = new Set(tasks.filter((t) => t.state === 'Pending').map((t) => t.jobId));
       const jobList = (await jobs.listJobs())
         .filter((j) => j.state !== 'Completed' && j.state !== 'Failed')
         .map((j) => {
-          const reason = j.reason || (waiting !== undefined && pendingByJob.has(j.id) ? waiting : '');
+          const reason = [j.reason, j.state === 'Executing' ? waitingReason(j.id) : undefined].filter((x) => x).join('; ');
           return { jobId: String(j.id), kind: 'restore' as const, state: j.state, progress: jobProgress(j), ...(reason ? { reason } : {}) };
         });
       return { nodes, jobs: jobList };

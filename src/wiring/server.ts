@@ -183,7 +183,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
-    clusterStatus: () => cluster.status(restores.jobs, clock.nowMs()),
+    clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id), clock.nowMs()),
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },

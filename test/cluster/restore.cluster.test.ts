@@ -19,7 +19,7 @@ const SEGMENTS = 42;
 const ROWS_PER_SEGMENT = 10;
 
 /** A collection `src` of SEGMENTS flushed segments (one flush each), snapshotted as `snap`. */
-async function sourceWithSnapshot(cluster: Cluster, c: MilvusClient): Promise<{ rows: string[]; collectionId: number }> {
+async function sourceWithSnapshot(cluster: Cluster, c: MilvusClient, segments = SEGMENTS): Promise<{ rows: string[]; collectionId: number }> {
   const dim = 4;
   await c.createCollection({
     collection_name: 'src',
@@ -29,8 +29,8 @@ async function sourceWithSnapshot(cluster: Cluster, c: MilvusClient): Promise<{ 
       { name: 'v', data_type: DataType.FloatVector, dim },
     ],
   });
-  const vs = vectors(SEGMENTS * ROWS_PER_SEGMENT, dim, 7);
-  for (let s = 0; s < SEGMENTS; s++) {
+  const vs = vectors(segments * ROWS_PER_SEGMENT, dim, 7);
+  for (let s = 0; s < segments; s++) {
     const data = Array.from({ length: ROWS_PER_SEGMENT }, (_, i) => {
       const id = s * ROWS_PER_SEGMENT + i;
       return { id, title: `t${id}`, v: vs[id]! };
@@ -41,7 +41,7 @@ async function sourceWithSnapshot(cluster: Cluster, c: MilvusClient): Promise<{ 
   }
   expect((await c.createSnapshot({ collection_name: 'src', snapshot_name: 'snap' })).error_code).toBe(ErrorCode.SUCCESS);
   const collectionId = Number((await c.describeCollection({ collection_name: 'src' })).collectionID);
-  expect(await segmentCount(cluster, collectionId)).toBeGreaterThanOrEqual(40);
+  expect(await segmentCount(cluster, collectionId)).toBe(segments);
   expect((await c.loadCollectionSync({ collection_name: 'src' })).error_code).toBe(ErrorCode.SUCCESS);
   return { rows: await rowsOf(c, 'src'), collectionId };
 }
@@ -110,5 +110,85 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     for (const n of perNode) expect(n).toBeGreaterThan(0);
     expect(perNode.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
     expect(serve.output()).not.toContain('"level":50');
+  });
+  it('kill -9 of a data node mid-restore: the job completes on the others, nothing extra in the target, nothing left for GC', async () => {
+    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow), cluster.datanode(slow)]);
+    const serve = await cluster.serve(await cluster.dataDir(), { ...SERVE_ENV, QUIVER_GC_INTERVAL_MS: '300', QUIVER_GC_DROPPED_GRACE_MS: '0', QUIVER_GC_ORPHAN_GRACE_MS: '1' });
+    const c = serve.client;
+    const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
+    const jobId = await restore(c, 'back');
+    const victim = nodes[1]!;
+    await until(async () => (await tasksRun(victim)) > 0, { timeoutMs: 60_000 });
+    await victim.kill9();
+    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    expect(serve.output()).toContain('data node lost');
+    expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
+    const backId = Number((await c.describeCollection({ collection_name: 'back' })).collectionID);
+    const expected = (await filesOf(cluster, collectionId)).length;
+    // GC runs every 300 ms with no orphan grace: once a dry run has nothing of the target to delete, every
+    // file under the target is one the published segments list, and there are exactly as many as the source has.
+    await until(async () => !(await httpGet(serve.metricsAddress, '/gc/dry-run')).body.includes(`/${backId}/`), { timeoutMs: 30_000 });
+    expect((await filesOf(cluster, backId)).length).toBe(expected);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
+  });
+
+  it('kill -9 of serve mid-restore, then a restart: the job completes and no finished task runs again', async () => {
+    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow)]);
+    const dataDir = await cluster.dataDir();
+    let serve = await cluster.serve(dataDir, SERVE_ENV);
+    const { rows } = await sourceWithSnapshot(cluster, serve.client, 24);
+    const jobId = await restore(serve.client, 'back');
+    await until(async () => (await Promise.all(nodes.map(tasksRun))).reduce((a, b) => a + b, 0) >= 4, { timeoutMs: 60_000 });
+    await serve.kill9();
+    serve = await cluster.serve(dataDir, SERVE_ENV);
+    const c = serve.client;
+    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
+    // One task per segment, each run exactly once: the restarted coordinator asked the nodes instead of re-dispatching.
+    expect((await Promise.all(nodes.map(tasksRun))).reduce((a, b) => a + b, 0)).toBe(24);
+  });
+
+  it('a data node frozen past its lease, then resumed: its tasks ran elsewhere, it takes no more work and exits', async () => {
+    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const [frozen, other] = await Promise.all([cluster.datanode(slow), cluster.datanode(slow)]);
+    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const c = serve.client;
+    const { rows } = await sourceWithSnapshot(cluster, c, 24);
+    const jobId = await restore(c, 'back');
+    await until(async () => (await tasksRun(frozen!)) > 0, { timeoutMs: 60_000 });
+    frozen!.freeze();
+    // Past the 2 s lease: the coordinator sees the session expire and re-queues the frozen node's tasks.
+    await until(() => serve.output().includes('data node lost'), { timeoutMs: 30_000 });
+    frozen!.thaw();
+    expect(await frozen!.exited).toBe(3);
+    expect(frozen!.output()).toContain('lost');
+    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
+    expect(await tasksRun(other!)).toBeGreaterThan(0);
+  });
+
+  it('no data node at all: the job waits (state and reason visible), then runs when one registers', async () => {
+    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const c = serve.client;
+    const { rows } = await sourceWithSnapshot(cluster, c, 4);
+    const jobId = await restore(c, 'back');
+    type Status = { nodes: unknown[]; jobs: { jobId: string; state: string; reason?: string }[] };
+    const status = async (): Promise<Status> => JSON.parse((await httpGet(serve.metricsAddress, '/cluster')).body) as Status;
+    // Executing (tasks written) and the inspector has found no node for them.
+    await until(async () => (await status()).jobs.some((j) => j.jobId === jobId && j.state === 'Executing' && j.reason !== undefined));
+    const waiting = (await status()).jobs.find((j) => j.jobId === jobId)!;
+    expect(waiting.reason).toMatch(/waiting for a data node with a free slot \(0 registered\)/);
+    const info = await c.getRestoreSnapshotState({ job_id: jobId });
+    expect(info.info?.state).toBe('RestoreSnapshotExecuting');
+    expect(info.info?.reason).toMatch(/waiting for a data node/);
+    await cluster.datanode();
+    expect((await waitRestore(c, jobId, { timeoutMs: 60_000 })).state).toBe('RestoreSnapshotCompleted');
+    expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
+    expect(await rowsOf(c, 'back')).toEqual(rows);
   });
 });
