@@ -63,6 +63,11 @@ async function restore(c: MilvusClient, target: string): Promise<string> {
   return r.job_id;
 }
 
+async function completed(c: MilvusClient, jobId: string): Promise<void> {
+  const info = await waitRestore(c, jobId, { timeoutMs: 120_000 });
+  expect(info.state, info.reason).toBe('RestoreSnapshotCompleted');
+}
+
 async function tasksRun(node: DataNodeProcess): Promise<number> {
   return metricValue((await httpGet(node.metricsAddress, '/metrics')).body, 'quiver_datanode_tasks_total', { outcome: 'completed' });
 }
@@ -99,7 +104,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     expect(status.nodes.map((n) => n.slotsTotal)).toEqual([2, 2, 2]);
 
     const jobId = await restore(c, 'back');
-    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);
     const backId = Number((await c.describeCollection({ collection_name: 'back' })).collectionID);
@@ -114,21 +119,23 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
   it('kill -9 of a data node mid-restore: the job completes on the others, nothing extra in the target, nothing left for GC', async () => {
     const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
     const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow), cluster.datanode(slow)]);
-    const serve = await cluster.serve(await cluster.dataDir(), { ...SERVE_ENV, QUIVER_GC_INTERVAL_MS: '300', QUIVER_GC_DROPPED_GRACE_MS: '0', QUIVER_GC_ORPHAN_GRACE_MS: '1' });
+    const serve = await cluster.serve(await cluster.dataDir(), { ...SERVE_ENV, QUIVER_GC_INTERVAL_MS: '300', QUIVER_GC_DROPPED_GRACE_MS: '0', QUIVER_GC_ORPHAN_GRACE_MS: '3000' });
     const c = serve.client;
     const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
     const jobId = await restore(c, 'back');
     const victim = nodes[1]!;
     await until(async () => (await tasksRun(victim)) > 0, { timeoutMs: 60_000 });
     await victim.kill9();
-    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    await completed(c, jobId);
     expect(serve.output()).toContain('data node lost');
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);
     const backId = Number((await c.describeCollection({ collection_name: 'back' })).collectionID);
     const expected = (await filesOf(cluster, collectionId)).length;
-    // GC runs every 300 ms with no orphan grace: once a dry run has nothing of the target to delete, every
-    // file under the target is one the published segments list, and there are exactly as many as the source has.
+    // GC runs every 300 ms with a 3 s orphan grace (files being written are not orphans yet). After the
+    // grace, once a dry run has nothing of the target to delete, every file under the target is one the
+    // published segments list, and there are exactly as many as the source has.
+    await new Promise((r) => setTimeout(r, 3_500));
     await until(async () => !(await httpGet(serve.metricsAddress, '/gc/dry-run')).body.includes(`/${backId}/`), { timeoutMs: 30_000 });
     expect((await filesOf(cluster, backId)).length).toBe(expected);
     expect(await rowsOf(c, 'back')).toEqual(rows);
@@ -145,7 +152,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     await serve.kill9();
     serve = await cluster.serve(dataDir, SERVE_ENV);
     const c = serve.client;
-    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);
     // One task per segment, each run exactly once: the restarted coordinator asked the nodes instead of re-dispatching.
@@ -166,7 +173,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     frozen!.thaw();
     expect(await frozen!.exited).toBe(3);
     expect(frozen!.output()).toContain('lost');
-    expect((await waitRestore(c, jobId, { timeoutMs: 120_000 })).state).toBe('RestoreSnapshotCompleted');
+    await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);
     expect(await tasksRun(other!)).toBeGreaterThan(0);
@@ -187,7 +194,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     expect(info.info?.state).toBe('RestoreSnapshotExecuting');
     expect(info.info?.reason).toMatch(/waiting for a data node/);
     await cluster.datanode();
-    expect((await waitRestore(c, jobId, { timeoutMs: 60_000 })).state).toBe('RestoreSnapshotCompleted');
+    await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);
   });
