@@ -2,9 +2,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import { quiverError } from '../common/errors.js';
 import { jobProgress, type CopyJobStore, type WorkerClient } from '../coord/copy/index.js';
-import { CombinedWorkers, RemoteWorkerPool, remoteNodeId, type LiveDataNodes } from '../coord/cluster/remote-workers.js';
+import { NODE_LOST_RETENTION_MS_DEFAULT, NODE_SUSPECT_AFTER_MS_DEFAULT, NodeRegistry } from '../coord/cluster/node-registry.js';
+import { CombinedWorkers, RemoteWorkerPool } from '../coord/cluster/remote-workers.js';
+import type { ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
+import type { Clock } from '../common/clock.js';
+import { LoopRunner } from '../common/loop.js';
 import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
-import type { NodeSessionInfo, SessionStore } from '../meta/sessions.js';
+import type { SessionStore } from '../meta/sessions.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl, type MetaLocation } from '../meta/open-meta.js';
@@ -17,9 +21,10 @@ import { openSessions } from '../meta/open-sessions.js';
  *     spreads tasks over all of them by free slots);
  *   --datanode-slots 0: the registered data nodes only (refused without etcd: nothing could register).
  *
- * The live set comes from a watch on the sessions; `ready` resolves with the first full set, which the
- * restore loops must wait for: an inspector that ran with an empty set after a coordinator restart
- * would take every running task for lost and run it again.
+ * The live set is the node registry's (a watch on the sessions, plus a QuerySlots heartbeat every
+ * second); `ready` resolves with the first full set, which the restore loops must wait for: an inspector
+ * that ran with an empty set after a coordinator restart would take every running task for lost and
+ * run it again.
  */
 
 export interface ClusterWorkers {
@@ -27,57 +32,18 @@ export interface ClusterWorkers {
   /** Resolves once the live node set is known (at once without sessions). */
   readonly ready: Promise<void>;
   /** `GET /cluster`: nodes and the restore jobs in flight. */
-  status(jobs: CopyJobStore, waitingReason: (jobId: number) => string | undefined, nowMs: number): Promise<ClusterStatus>;
+  status(jobs: CopyJobStore, waitingReason: (jobId: number) => string | undefined): Promise<ClusterStatus>;
   close(): Promise<void>;
 }
 
-export interface ClusterNodeStatus {
-  readonly nodeId: string;
-  readonly address: string;
-  readonly metricsAddress: string;
-  readonly slotsTotal: number;
-  readonly slotsUsed: number;
-  readonly tasksByType: Readonly<Record<string, number>>;
-  readonly lastHeartbeatMs: number | null;
-  readonly state: 'live' | 'unreachable';
-}
-
-export interface ClusterStatus {
-  readonly nodes: readonly ClusterNodeStatus[];
-  readonly jobs: readonly { jobId: string; kind: 'restore'; state: string; progress: number; reason?: string }[];
-}
-
-/** The live data nodes, from a watch on the sessions. */
-class WatchedNodes implements LiveDataNodes {
-  #nodes: readonly NodeSessionInfo[] = [];
-  readonly ready: Promise<void>;
-  readonly #unwatch: () => void;
-
-  constructor(sessions: SessionStore, log: Logger) {
-    let first: () => void = () => {};
-    this.ready = new Promise<void>((r) => (first = r));
-    this.#unwatch = sessions.watch('datanode', (nodes) => {
-      const before = new Set(this.#nodes.map((n) => n.nodeId));
-      const after = new Set(nodes.map((n) => n.nodeId));
-      for (const n of nodes) if (!before.has(n.nodeId)) log.info({ nodeId: n.nodeId, address: n.address, slots: n.slots }, 'data node joined');
-      for (const n of this.#nodes) if (!after.has(n.nodeId)) log.warn({ nodeId: n.nodeId, address: n.address }, 'data node lost');
-      this.#nodes = nodes;
-      first();
-    });
-  }
-
-  nodes(): readonly NodeSessionInfo[] {
-    return this.#nodes;
-  }
-
-  close(): void {
-    this.#unwatch();
-  }
-}
+/** The id `GET /cluster` shows for the in-process data node of `quiver serve` (session ids start at 1). */
+export const LOCAL_NODE_STATUS_ID = 0;
+/** How often the coordinator asks each data node for its slots and tasks (QuerySlots). */
+export const HEARTBEAT_INTERVAL_MS = 1_000;
 
 export function clusterWorkers(
   config: Pick<Config, 'datanodeSlots' | 'meta'>,
-  deps: { store: ObjectStore; sessions: SessionStore | undefined; log: Logger; onTaskFinished: () => void },
+  deps: { store: ObjectStore; sessions: SessionStore | undefined; log: Logger; clock: Clock; onTaskFinished: () => void },
 ): ClusterWorkers {
   if (config.datanodeSlots === 0 && deps.sessions === undefined) {
     throw quiverError('ParameterInvalid', '--datanode-slots 0 needs --meta etcd://... (data nodes register their sessions in etcd)');
@@ -86,61 +52,67 @@ export function clusterWorkers(
     config.datanodeSlots > 0
       ? new InProcessWorkerPool({ store: deps.store, nodes: [{ nodeId: 'node-1', slots: config.datanodeSlots }], onTaskFinished: deps.onTaskFinished })
       : undefined;
-  const live = deps.sessions ? new WatchedNodes(deps.sessions, deps.log) : undefined;
-  const remote = live ? new RemoteWorkerPool({ live, log: deps.log }) : undefined;
+  let registry: NodeRegistry | undefined;
+  let remote: RemoteWorkerPool | undefined;
+  let heartbeats: LoopRunner | undefined;
+  let ready = Promise.resolve();
+  if (deps.sessions) {
+    const sessions = deps.sessions;
+    // The registry's first watch callback carries the initial live set: `ready` waits for it.
+    let first: () => void = () => {};
+    ready = new Promise<void>((r) => (first = r));
+    const watched: Pick<SessionStore, 'watch'> = {
+      watch: (role, onChange) =>
+        sessions.watch(role, (nodes) => {
+          onChange(nodes);
+          first();
+        }),
+    };
+    const reg = new NodeRegistry(
+      { sessions: watched, clock: deps.clock, log: deps.log },
+      { suspectAfterMs: NODE_SUSPECT_AFTER_MS_DEFAULT, lostRetentionMs: NODE_LOST_RETENTION_MS_DEFAULT },
+    );
+    reg.onJoined((n) => deps.log.info({ nodeId: n.nodeId, address: n.address, slots: n.slotsTotal }, 'data node joined'));
+    reg.onLost((n) => deps.log.warn({ nodeId: n.nodeId, address: n.address }, 'data node lost'));
+    reg.start();
+    const pool = new RemoteWorkerPool({ live: reg, log: deps.log });
+    heartbeats = new LoopRunner('datanode-heartbeats', HEARTBEAT_INTERVAL_MS, () => pool.heartbeat((id, hb) => void reg.recordHeartbeat(id, hb)), deps.log);
+    heartbeats.start();
+    registry = reg;
+    remote = pool;
+  }
   const workers: WorkerClient = remote ? new CombinedWorkers(local, remote) : local!;
   return {
     workers,
-    ready: live?.ready ?? Promise.resolve(),
-    async status(jobs, waitingReason, nowMs) {
-      const tasks = await jobs.listAllTasks();
-      const placed = new Map<string, number>();
-      for (const t of tasks) if (t.state === 'InProgress' && t.nodeId) placed.set(t.nodeId, (placed.get(t.nodeId) ?? 0) + 1);
-      const nodes: ClusterNodeStatus[] = [];
+    ready,
+    async status(jobs, waitingReason) {
+      const base = registry?.status() ?? { nowMs: deps.clock.nowMs(), nodes: [] };
+      const nodes: NodeStatus[] = [...base.nodes];
       if (local) {
         const n = local.nodes()[0]!;
-        nodes.push({
-          nodeId: n.nodeId,
+        nodes.unshift({
+          nodeId: LOCAL_NODE_STATUS_ID,
           address: 'in-process',
           metricsAddress: '',
           slotsTotal: n.slots,
           slotsUsed: n.usedSlots,
-          tasksByType: { copy_segment: n.usedSlots },
-          lastHeartbeatMs: nowMs,
-          state: 'live',
+          tasksByType: n.usedSlots > 0 ? { 'copy-segment': n.usedSlots } : {},
+          lastHeartbeatMs: base.nowMs,
+          state: 'Healthy',
         });
-      }
-      if (remote && live) {
-        const answers = await remote.slots();
-        for (const s of live.nodes()) {
-          const a = answers.get(s.nodeId);
-          const ok = a !== undefined && !(a instanceof Error);
-          const running = ok ? a.tasks.filter((t) => t.state === 'IN_PROGRESS') : [];
-          const byType: Record<string, number> = {};
-          for (const t of running) byType[t.type.toLowerCase()] = (byType[t.type.toLowerCase()] ?? 0) + 1;
-          nodes.push({
-            nodeId: remoteNodeId(s.nodeId),
-            address: s.address,
-            metricsAddress: s.metricsAddress,
-            slotsTotal: s.slots,
-            slotsUsed: ok ? a.slots_used : (placed.get(remoteNodeId(s.nodeId)) ?? 0),
-            tasksByType: byType,
-            lastHeartbeatMs: ok ? nowMs : null,
-            state: ok ? 'live' : 'unreachable',
-          });
-        }
       }
       const jobList = (await jobs.listJobs())
         .filter((j) => j.state !== 'Completed' && j.state !== 'Failed')
         .map((j) => {
           const reason = [j.reason, j.state === 'Executing' ? waitingReason(j.id) : undefined].filter((x) => x).join('; ');
-          return { jobId: String(j.id), kind: 'restore' as const, state: j.state, progress: jobProgress(j), ...(reason ? { reason } : {}) };
+          return { jobId: String(j.id), kind: 'restore', state: j.state, progress: jobProgress(j), ...(reason ? { reason } : {}) };
         });
-      return { nodes, jobs: jobList };
+      return { nowMs: base.nowMs, nodes, jobs: jobList };
     },
     async close() {
+      await heartbeats?.stop();
       remote?.close();
-      live?.close();
+      await registry?.stop();
       await local?.close();
       await deps.sessions?.close();
     },

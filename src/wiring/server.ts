@@ -104,6 +104,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     store: copyStore,
     sessions: await openSessionsFor(config, parseMetaUrl(config.meta, dataDir), kv, dataDir),
     log,
+    clock,
     onTaskFinished: () => restores.taskFinished(),
   });
   const copyWorkers = cluster.workers;
@@ -183,7 +184,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
-    clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id), clock.nowMs()),
+    clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },

@@ -24,8 +24,8 @@ class Cluster implements LiveDataNodes {
     this.sources = new MemorySources(segments);
   }
 
-  nodes(): readonly NodeSessionInfo[] {
-    return this.live;
+  nodes() {
+    return this.live.map((session) => ({ session, state: 'Healthy' as const }));
   }
 
   async start(nodeId: number, slots = 2): Promise<void> {

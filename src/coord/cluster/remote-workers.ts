@@ -18,12 +18,16 @@
 
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import type { NodeSessionInfo } from '../../meta/sessions.js';
+import type { NodeHeartbeat, NodeState } from './types.js';
 import { DataNodeTaskClient, type QueryTaskResponse } from '../../taskrpc/protocol.js';
 import { silentLogger, type CopyLogger, type CopyTask, type TaskPoll, type WorkerClient, type WorkerNodeInfo } from '../copy/types.js';
 
-/** The live data nodes as the sessions show them (the node registry). */
+/**
+ * The data nodes holding a session, as the node registry shows them. A Suspect node (live lease, no
+ * recent answer) keeps its tasks but gets no new ones.
+ */
 export interface LiveDataNodes {
-  nodes(): readonly NodeSessionInfo[];
+  nodes(): readonly { readonly session: NodeSessionInfo; readonly state: NodeState }[];
 }
 
 /** The subset of the task client the pool uses (tests substitute it). */
@@ -65,11 +69,39 @@ export class RemoteWorkerPool implements WorkerClient {
 
   nodes(): readonly WorkerNodeInfo[] {
     if (this.#closed) return [];
-    const live = this.#live.nodes();
+    const live = this.#sessions();
     this.#prune(live);
-    // usedSlots 0: the inspector counts the InProgress tasks it placed on each node itself, and a node
-    // that is full after all refuses the dispatch (the task stays queued).
-    return live.map((n) => ({ nodeId: remoteNodeId(n.nodeId), slots: n.slots, usedSlots: 0 }));
+    // usedSlots 0 for a Healthy node: the inspector counts the InProgress tasks it placed on each node
+    // itself, and a node that is full after all refuses the dispatch (the task stays queued). A Suspect
+    // node is listed (its tasks are not lost) with no free slot.
+    return this.#live.nodes().map((n) => ({
+      nodeId: remoteNodeId(n.session.nodeId),
+      slots: n.session.slots,
+      usedSlots: n.state === 'Healthy' ? 0 : n.session.slots,
+    }));
+  }
+
+  /**
+   * Asks every live node for its slots and running tasks (QuerySlots) and reports each answer to
+   * `record` (the node registry's heartbeat). A node that does not answer is simply not reported.
+   */
+  async heartbeat(record: (sessionNodeId: number, heartbeat: NodeHeartbeat) => void): Promise<void> {
+    await Promise.all(
+      this.#sessions().map(async (n) => {
+        try {
+          const a = await this.#node(remoteNodeId(n.nodeId), 'query slots').rpc.querySlots();
+          const tasksByType: Record<string, number> = {};
+          for (const t of a.tasks) {
+            if (t.state !== 'IN_PROGRESS') continue;
+            const type = t.type.toLowerCase().replace(/_/g, '-');
+            tasksByType[type] = (tasksByType[type] ?? 0) + 1;
+          }
+          record(n.nodeId, { slotsTotal: a.slots_total, slotsUsed: a.slots_used, tasksByType });
+        } catch (e) {
+          this.#log.warn({ nodeId: n.nodeId, err: e }, 'data node did not answer QuerySlots');
+        }
+      }),
+    );
   }
 
   async dispatch(nodeId: string, task: CopyTask): Promise<void> {
@@ -105,7 +137,7 @@ export class RemoteWorkerPool implements WorkerClient {
 
   async cancel(nodeId: string, taskId: number): Promise<void> {
     const session = sessionIdOf(nodeId);
-    if (session === undefined || !this.#live.nodes().some((n) => n.nodeId === session)) return; // gone: runs nothing
+    if (session === undefined || !this.#sessions().some((n) => n.nodeId === session)) return; // gone: runs nothing
     const { rpc } = this.#node(nodeId, `cancel of task ${taskId}`);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -117,21 +149,6 @@ export class RemoteWorkerPool implements WorkerClient {
     }
   }
 
-  /** The QuerySlots answer of every live node (cluster status; what a restarted coordinator sees). */
-  async slots(): Promise<Map<number, Awaited<ReturnType<TaskRpc['querySlots']>> | Error>> {
-    const out = new Map<number, Awaited<ReturnType<TaskRpc['querySlots']>> | Error>();
-    await Promise.all(
-      this.#live.nodes().map(async (n) => {
-        try {
-          out.set(n.nodeId, await this.#node(remoteNodeId(n.nodeId), 'query slots').rpc.querySlots());
-        } catch (e) {
-          out.set(n.nodeId, e instanceof Error ? e : new Error(String(e)));
-        }
-      }),
-    );
-    return out;
-  }
-
   close(): void {
     this.#closed = true;
     for (const c of this.#clients.values()) c.rpc.close();
@@ -141,7 +158,7 @@ export class RemoteWorkerPool implements WorkerClient {
   #node(nodeId: string, what: string): { session: number; rpc: TaskRpc } {
     if (this.#closed) throw quiverError('ServiceNotReady', `remote worker pool is closed (${what})`);
     const session = sessionIdOf(nodeId);
-    const info = session === undefined ? undefined : this.#live.nodes().find((n) => n.nodeId === session);
+    const info = session === undefined ? undefined : this.#sessions().find((n) => n.nodeId === session);
     if (session === undefined || info === undefined) throw quiverError('ServiceNotReady', `data node ${nodeId} is not live (${what})`);
     let c = this.#clients.get(session);
     if (c === undefined || c.address !== info.address) {
@@ -150,6 +167,10 @@ export class RemoteWorkerPool implements WorkerClient {
       this.#clients.set(session, c);
     }
     return { session, rpc: c.rpc };
+  }
+
+  #sessions(): NodeSessionInfo[] {
+    return this.#live.nodes().map((n) => n.session);
   }
 
   /** Closes the clients of sessions that are gone (bounded: one client per live node). */
