@@ -105,30 +105,41 @@ export interface DataNodeProcess extends QuiverProcess {
 
 export class Cluster {
   readonly etcd: EtcdServer;
-  readonly s3: S3Server;
-  readonly store: S3ObjectStore;
+  readonly #s3: S3Server | undefined;
+  #store: S3ObjectStore | undefined;
   readonly env: Record<string, string>;
   readonly #dirs: string[] = [];
   readonly #procs = new Set<QuiverProcess>();
 
-  private constructor(etcd: EtcdServer, s3: S3Server, metaRoot: string) {
+  private constructor(etcd: EtcdServer, s3: S3Server | undefined, metaRoot: string, localStorageDir: string | undefined) {
     this.etcd = etcd;
-    this.s3 = s3;
-    this.store = new S3ObjectStore({ bucket: BUCKET, prefix: PREFIX, endpoint: s3.endpoint, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
+    this.#s3 = s3;
     this.env = {
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
       AWS_REGION: 'us-east-1',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       QUIVER_META: `etcd://${etcd.endpoint}/${metaRoot}`,
-      QUIVER_STORAGE: `s3://${BUCKET}/${PREFIX}`,
-      QUIVER_S3_ENDPOINT: s3.endpoint,
+      ...(s3
+        ? { QUIVER_STORAGE: `s3://${BUCKET}/${PREFIX}`, QUIVER_S3_ENDPOINT: s3.endpoint }
+        : { QUIVER_STORAGE: `local:${localStorageDir!}` }),
     };
   }
 
-  static async start(metaRoot = 'qc'): Promise<Cluster> {
-    const [etcd, s3] = await Promise.all([EtcdServer.start(), S3Server.start([BUCKET])]);
-    return new Cluster(etcd, s3, metaRoot);
+  /** The bucket as an ObjectStore (S3 clusters only). */
+  get store(): S3ObjectStore {
+    if (this.#s3 === undefined) throw new Error('this cluster has no S3 server (local storage)');
+    this.#store ??= new S3ObjectStore({ bucket: BUCKET, prefix: PREFIX, endpoint: this.#s3.endpoint, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
+    return this.#store;
+  }
+
+  /**
+   * Starts etcd and s3rver; with `localStorageDir`, no s3rver: every process shares that directory
+   * (`--storage local:DIR`, one machine only; benchmarks that force byte copies).
+   */
+  static async start(metaRoot = 'qc', opts: { localStorageDir?: string | undefined } = {}): Promise<Cluster> {
+    const [etcd, s3] = await Promise.all([EtcdServer.start(), opts.localStorageDir === undefined ? S3Server.start([BUCKET]) : undefined]);
+    return new Cluster(etcd, s3, metaRoot, opts.localStorageDir);
   }
 
   async dataDir(): Promise<string> {
@@ -154,7 +165,7 @@ export class Cluster {
   }
 
   /** `quiver datanode` on free ports; resolves once /healthz answers (its session is registered). */
-  async datanode(opts: { slots?: number; sessionTtlMs?: number; env?: Record<string, string> } = {}): Promise<DataNodeProcess> {
+  async datanode(opts: { slots?: number; sessionTtlMs?: number; env?: Record<string, string>; args?: readonly string[] } = {}): Promise<DataNodeProcess> {
     const port = await freePort();
     const metricsPort = await freePort();
     const metricsAddress = `127.0.0.1:${metricsPort}`;
@@ -169,6 +180,7 @@ export class Cluster {
         String(opts.slots ?? 2),
         '--session-ttl-ms',
         String(opts.sessionTtlMs ?? 2_000),
+        ...(opts.args ?? []),
       ],
       { ...this.env, ...opts.env },
     );
@@ -186,8 +198,8 @@ export class Cluster {
   /** SIGKILLs every process started here, stops etcd and s3rver, removes the data dirs. */
   async stop(): Promise<void> {
     await Promise.all([...this.#procs].map((p) => (p.thaw(), p.kill9())));
-    await this.store.close();
-    await Promise.all([this.etcd.stop(), this.s3.stop()]);
+    await this.#store?.close();
+    await Promise.all([this.etcd.stop(), this.#s3?.stop()]);
     for (const d of this.#dirs) await rm(d, { recursive: true, force: true });
   }
 }
