@@ -111,7 +111,9 @@ async function main(): Promise<void> {
       if (metricValue(text, 'quiver_datanode_slots', { kind: 'used' }) > 0) break;
       if (Date.now() > deadline) {
         const st = await c.getRestoreSnapshotState({ job_id: r.job_id });
-        throw new Error(`the victim never ran a task: job ${JSON.stringify(st.info)}\n${serve.output().slice(before).slice(-4000)}\n${victim!.output().slice(-2000)}`);
+        throw new Error(
+          `the victim never ran a task: job ${JSON.stringify(st.info)}\n${serve.output().slice(before).slice(-4000)}\n${victim!.output().slice(-2000)}`,
+        );
       }
       await new Promise((res) => setTimeout(res, 20));
     }

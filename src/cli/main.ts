@@ -27,7 +27,10 @@ program
   .option('--etcd-key-file <path>', 'client key for etcd (env QUIVER_ETCD_KEY_FILE)')
   .option('--wal-fsync <policy>', 'always | batch | none (env QUIVER_WAL_FSYNC)')
   .option('--log-level <level>', 'pino log level (env QUIVER_LOG_LEVEL)')
-  .option('--datanode-slots <n>', 'copy-task slots of the in-process data node; 0 = only registered `quiver datanode` processes (env QUIVER_DATANODE_SLOTS)')
+  .option(
+    '--datanode-slots <n>',
+    'copy-task slots of the in-process data node; 0 = only registered `quiver datanode` processes (env QUIVER_DATANODE_SLOTS)',
+  )
   .action(async (opts: Record<string, string | undefined>) => {
     const config = loadConfig({
       host: opts['host'],
@@ -76,13 +79,22 @@ program
   .command('datanode')
   .description('run a data node: copy tasks of restores, dispatched by `quiver serve` through the sessions in etcd')
   .requiredOption('--meta <url>', "the cluster's etcd: 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (env QUIVER_META)", process.env['QUIVER_META'])
-  .requiredOption('--storage <url>', "the cluster's files: 's3://BUCKET[/PREFIX]' or a shared local dir (env QUIVER_STORAGE)", process.env['QUIVER_STORAGE'])
+  .requiredOption(
+    '--storage <url>',
+    "the cluster's files: 's3://BUCKET[/PREFIX]' or a shared local dir (env QUIVER_STORAGE)",
+    process.env['QUIVER_STORAGE'],
+  )
   .option('--s3-endpoint <url>', 'S3-compatible endpoint (env QUIVER_S3_ENDPOINT)', process.env['QUIVER_S3_ENDPOINT'])
   .option('--host <host>', 'bind address, and the address the coordinator dials', '127.0.0.1')
   .option('--port <port>', 'task gRPC port (0: any free port)', nonNegativeInt('--port'), 0)
   .option('--metrics-port <port>', 'HTTP port for /metrics and /healthz (0: any free port)', nonNegativeInt('--metrics-port'), 0)
   .option('--slots <n>', 'tasks run at once', nonNegativeInt('--slots'), 4)
-  .option('--session-ttl-ms <ms>', 'session lease TTL: the node counts as lost this long after it stops renewing', nonNegativeInt('--session-ttl-ms'), 10_000)
+  .option(
+    '--session-ttl-ms <ms>',
+    'session lease TTL: the node counts as lost this long after it stops renewing',
+    nonNegativeInt('--session-ttl-ms'),
+    10_000,
+  )
   .option('--copy-mode <mode>', "local storage only: 'link' (hardlinks) or 'copy' (byte copies)", 'link')
   .option('--log-level <level>', 'pino log level', process.env['QUIVER_LOG_LEVEL'] ?? 'info')
   .action(

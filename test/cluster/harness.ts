@@ -82,7 +82,8 @@ async function waitFor(p: QuiverProcess, what: string, ready: () => boolean | Pr
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await ready()) return;
-    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${what} exited with ${p.child.exitCode ?? p.child.signalCode}:\n${p.output()}`);
+    if (p.child.exitCode !== null || p.child.signalCode !== null)
+      throw new Error(`${what} exited with ${p.child.exitCode ?? p.child.signalCode}:\n${p.output()}`);
     if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms:\n${p.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -120,16 +121,20 @@ export class Cluster {
       AWS_REGION: 'us-east-1',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       QUIVER_META: `etcd://${etcd.endpoint}/${metaRoot}`,
-      ...(s3
-        ? { QUIVER_STORAGE: `s3://${BUCKET}/${PREFIX}`, QUIVER_S3_ENDPOINT: s3.endpoint }
-        : { QUIVER_STORAGE: `local:${localStorageDir!}` }),
+      ...(s3 ? { QUIVER_STORAGE: `s3://${BUCKET}/${PREFIX}`, QUIVER_S3_ENDPOINT: s3.endpoint } : { QUIVER_STORAGE: `local:${localStorageDir!}` }),
     };
   }
 
   /** The bucket as an ObjectStore (S3 clusters only). */
   get store(): S3ObjectStore {
     if (this.#s3 === undefined) throw new Error('this cluster has no S3 server (local storage)');
-    this.#store ??= new S3ObjectStore({ bucket: BUCKET, prefix: PREFIX, endpoint: this.#s3.endpoint, region: 'us-east-1', credentials: S3RVER_CREDENTIALS });
+    this.#store ??= new S3ObjectStore({
+      bucket: BUCKET,
+      prefix: PREFIX,
+      endpoint: this.#s3.endpoint,
+      region: 'us-east-1',
+      credentials: S3RVER_CREDENTIALS,
+    });
     return this.#store;
   }
 

@@ -119,7 +119,12 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
   it('kill -9 of a data node mid-restore: the job completes on the others, nothing extra in the target, nothing left for GC', async () => {
     const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
     const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow), cluster.datanode(slow)]);
-    const serve = await cluster.serve(await cluster.dataDir(), { ...SERVE_ENV, QUIVER_GC_INTERVAL_MS: '300', QUIVER_GC_DROPPED_GRACE_MS: '0', QUIVER_GC_ORPHAN_GRACE_MS: '3000' });
+    const serve = await cluster.serve(await cluster.dataDir(), {
+      ...SERVE_ENV,
+      QUIVER_GC_INTERVAL_MS: '300',
+      QUIVER_GC_DROPPED_GRACE_MS: '0',
+      QUIVER_GC_ORPHAN_GRACE_MS: '3000',
+    });
     const c = serve.client;
     const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
     const jobId = await restore(c, 'back');

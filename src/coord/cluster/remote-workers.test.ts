@@ -8,7 +8,17 @@ import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { copyPlanOf } from '../../storage/snapshot-format/segment-rewrite.js';
 import { serveDataNodeTasks, type TaskServer } from '../../taskrpc/protocol.js';
 import { until } from '../../testing/wait.js';
-import { bytesOf, createJob, harness, MemorySources, putSourceFiles, resolvedOf, SNAPSHOT, sourceSegment, TARGET_COLLECTION } from '../copy/copy.test-util.js';
+import {
+  bytesOf,
+  createJob,
+  harness,
+  MemorySources,
+  putSourceFiles,
+  resolvedOf,
+  SNAPSHOT,
+  sourceSegment,
+  TARGET_COLLECTION,
+} from '../copy/copy.test-util.js';
 import { TaskInspector } from '../copy/inspector.js';
 import type { CopyTask } from '../copy/types.js';
 import { CombinedWorkers, RemoteWorkerPool, remoteNodeId, type LiveDataNodes } from './remote-workers.js';
@@ -180,7 +190,12 @@ describe('RemoteWorkerPool over the task protocol (real gRPC on loopback)', () =
 
   it('CombinedWorkers routes remote ids to the remote pool and the rest to the local one', async () => {
     const { cluster, pool } = await setup(1, [4]);
-    const local = { nodes: () => [{ nodeId: 'node-1', slots: 1, usedSlots: 0 }], dispatch: async () => {}, poll: async () => ({ state: 'Unknown' as const }), cancel: async () => {} };
+    const local = {
+      nodes: () => [{ nodeId: 'node-1', slots: 1, usedSlots: 0 }],
+      dispatch: async () => {},
+      poll: async () => ({ state: 'Unknown' as const }),
+      cancel: async () => {},
+    };
     const both = new CombinedWorkers(local, pool);
     expect(both.nodes().map((n) => n.nodeId)).toEqual(['node-1', 'datanode-4']);
     expect(await both.poll('datanode-4', 1, 1)).toEqual({ state: 'Unknown' });

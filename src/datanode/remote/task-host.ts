@@ -96,7 +96,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       sources: deps.sources,
       nodes: [{ nodeId: this.#poolNode, slots: opts.slots }],
       copyConcurrency: opts.copyConcurrency,
-      onTaskFinished: (_node, taskId) => void this.#finished(taskId),
+      onTaskFinished: (_node, taskId) => this.#finished(taskId),
     });
   }
 
@@ -198,7 +198,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     if (nodeId !== this.#nodeId) throw quiverError('ParameterInvalid', `this is data node ${this.#nodeId}, not ${nodeId}`);
   }
 
-  async #finished(taskId: number): Promise<void> {
+  #finished(taskId: number): void {
     const started = this.#startedAtMs.get(taskId);
     if (started === undefined) return;
     this.#startedAtMs.delete(taskId);
@@ -206,7 +206,6 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     const outcome = run?.state === 'Completed' ? 'completed' : 'failed';
     this.#tasks.inc({ type: 'copy_segment', outcome });
     this.#duration.observe({ type: 'copy_segment' }, Math.max(0, this.#clock.nowMs() - started) / 1000);
-    await Promise.resolve();
   }
 }
 
