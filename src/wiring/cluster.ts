@@ -75,7 +75,7 @@ export function clusterWorkers(
     reg.onJoined((n) => deps.log.info({ nodeId: n.nodeId, address: n.address, slots: n.slotsTotal }, 'data node joined'));
     reg.onLost((n) => deps.log.warn({ nodeId: n.nodeId, address: n.address }, 'data node lost'));
     reg.start();
-    const pool = new RemoteWorkerPool({ live: reg, log: deps.log });
+    const pool = new RemoteWorkerPool({ live: reg, log: deps.log, clock: deps.clock, onTaskFinished: deps.onTaskFinished });
     heartbeats = new LoopRunner('datanode-heartbeats', HEARTBEAT_INTERVAL_MS, () => pool.heartbeat((id, hb) => void reg.recordHeartbeat(id, hb)), deps.log);
     heartbeats.start();
     registry = reg;

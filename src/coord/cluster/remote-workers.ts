@@ -16,6 +16,7 @@
  * never reused, so a task placed on a node that came back under a new session is re-queued, not resumed.
  */
 
+import { systemClock, type Clock } from '../../common/clock.js';
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import type { NodeSessionInfo } from '../../meta/sessions.js';
 import type { NodeHeartbeat, NodeState } from './types.js';
@@ -37,7 +38,17 @@ export interface RemoteWorkerPoolDeps {
   readonly live: LiveDataNodes;
   readonly connect?: ((address: string) => TaskRpc) | undefined;
   readonly log?: CopyLogger | undefined;
+  readonly clock?: Clock | undefined;
+  /**
+   * Called when a dispatched task is seen finished (or unknown) by its watcher: wire it to the inspector's
+   * kick, so that a remote copy is collected at once instead of at the next fallback tick (2 s).
+   */
+  readonly onTaskFinished?: (() => void) | undefined;
+  /** Period of a dispatched task's watcher (default 100 ms). */
+  readonly watchIntervalMs?: number | undefined;
 }
+
+export const WATCH_INTERVAL_MS_DEFAULT = 100;
 
 export const REMOTE_NODE_PREFIX = 'datanode-';
 const CANCEL_ATTEMPTS_MAX = 3;
@@ -59,12 +70,20 @@ export class RemoteWorkerPool implements WorkerClient {
   readonly #log: CopyLogger;
   /** One client per live session (keyed by session id; the address is fixed for a session's life). */
   readonly #clients = new Map<number, { readonly address: string; readonly rpc: TaskRpc }>();
+  readonly #clock: Clock;
+  readonly #onTaskFinished: () => void;
+  readonly #watchIntervalMs: number;
+  /** Tasks watched now, by `taskId/version` (bounded by the slots of the live nodes: one per dispatch). */
+  readonly #watched = new Set<string>();
   #closed = false;
 
   constructor(deps: RemoteWorkerPoolDeps) {
     this.#live = deps.live;
     this.#connect = deps.connect ?? ((address) => new DataNodeTaskClient(address));
     this.#log = deps.log ?? silentLogger;
+    this.#clock = deps.clock ?? systemClock;
+    this.#onTaskFinished = deps.onTaskFinished ?? (() => {});
+    this.#watchIntervalMs = deps.watchIntervalMs ?? WATCH_INTERVAL_MS_DEFAULT;
   }
 
   nodes(): readonly WorkerNodeInfo[] {
@@ -127,6 +146,36 @@ export class RemoteWorkerPool implements WorkerClient {
       if (isQuiverError(e) && !e.retriable) throw e;
       // Unknown whether it arrived: the next poll finds out (UNKNOWN re-queues it).
       this.#log.warn({ taskId: task.id, version: task.version, nodeId, err: e }, 'copy task dispatch unconfirmed; polling decides');
+    }
+    void this.#watch(nodeId, task.id, task.version);
+  }
+
+  /**
+   * Asks the node about one dispatched task until it is no longer running there, then kicks the
+   * inspector (which does the real poll and the CAS). Ends quietly when the node leaves the live set or
+   * the pool closes: the inspector's own passes cover those cases.
+   */
+  async #watch(nodeId: string, taskId: number, version: number): Promise<void> {
+    const key = `${taskId}/${version}`;
+    if (this.#watched.has(key)) return;
+    this.#watched.add(key);
+    try {
+      while (!this.#closed) {
+        await this.#clock.sleep(this.#watchIntervalMs);
+        let state: string;
+        try {
+          state = (await this.poll(nodeId, taskId, version)).state;
+        } catch (e) {
+          if (isQuiverError(e, 'ServiceNotReady') && /not live|closed/.test(e.message)) return;
+          continue; // transient: ask again
+        }
+        if (state !== 'InProgress') {
+          this.#onTaskFinished();
+          return;
+        }
+      }
+    } finally {
+      this.#watched.delete(key);
     }
   }
 
