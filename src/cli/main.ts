@@ -249,6 +249,24 @@ snapshot
     runSnapshot(o.address, (c) => c.cancel({ jobId, wait: o.wait }), o.httpAddress ?? httpAddressDefault(o.address)),
   );
 
+// ------------------------------------------------------------------ quiver cluster ...
+
+program
+  .command('cluster')
+  .description('a cluster of `quiver serve` and `quiver datanode` processes')
+  .command('status')
+  .description('data nodes (slots, tasks, last heartbeat, state) and jobs in flight, from the serving process')
+  .option(
+    '--metrics-address <host:port>',
+    "`quiver serve`'s metrics (HTTP) address (env QUIVER_HTTP_ADDRESS)",
+    process.env['QUIVER_HTTP_ADDRESS'] || '127.0.0.1:9091',
+  )
+  .option('--json', 'print the JSON the server answered')
+  .action(async (o: { metricsAddress: string; json?: boolean }) => {
+    const [{ clusterStatus }, { processSink }] = await Promise.all([import('./cluster-commands.js'), import('./connect.js')]);
+    process.exit(await clusterStatus({ metricsAddress: o.metricsAddress, json: o.json }, processSink()));
+  });
+
 program.parseAsync(process.argv).catch((err: Error) => {
   console.error(err.message);
   process.exit(1);

@@ -2,6 +2,7 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdServer, etcdUnavailableReason } from '../testing/etcd-server.js';
 import { until } from '../testing/wait.js';
+import { connectEtcd } from './etcd-kv.js';
 import { EtcdSessionRegistration, EtcdSessionStore, type EtcdSessionStoreOptions } from './etcd-sessions.js';
 import type { NodeSessionInfo } from './sessions.js';
 import { runSessionsConformance } from './sessions.conformance.js';
@@ -63,22 +64,39 @@ describe.skipIf(unavailable !== undefined)('EtcdSessionStore against a real etcd
     const liveUntil = Date.now() + 2 * TTL_MS;
     await until(() => Date.now() > liveUntil, { timeoutMs: 3 * TTL_MS });
     expect(sets.at(-1)).toEqual([reg.nodeId]);
+    let emptyAtMs = 0;
+    coordinator.watch('datanode', (nodes) => {
+      if (nodes.length === 0 && emptyAtMs === 0) emptyAtMs = Date.now();
+    });
     reg.pauseKeepAlive();
     let lostAtMs = 0;
     void reg.lost.then(() => (lostAtMs = Date.now()));
-    let goneAtMs = 0;
-    await until(
-      () => {
-        if (lostAtMs > 0 && sets.at(-1)?.length === 0) goneAtMs = Date.now();
-        return goneAtMs > 0;
-      },
-      { what: 'the expiry', timeoutMs: 4 * TTL_MS + 2_000 },
-    );
-    expect(lostAtMs).toBeGreaterThan(0);
+    await until(() => lostAtMs > 0 && emptyAtMs > 0, { what: 'the expiry', timeoutMs: 4 * TTL_MS + 2_000 });
+    expect(sets.at(-1)).toEqual([]);
+    // The node's own deadline (last acknowledged send + TTL) is never later than etcd's expiry.
+    expect(lostAtMs).toBeLessThanOrEqual(emptyAtMs);
     // A returning node gets a new id.
     const again = await node.register(info, TTL_MS);
     expect(again.nodeId).toBeGreaterThan(reg.nodeId);
     await until(() => sets.at(-1)?.[0] === again.nodeId, { what: 'the new registration' });
+  });
+
+  it("a lease revoked behind the node's back: its keep-alive learns it is gone and lost resolves", async () => {
+    root = `sessions/${++rootCounter}`;
+    const node = open();
+    const coordinator = open();
+    const sets: number[][] = [];
+    coordinator.watch('datanode', (nodes) => sets.push(nodes.map((n) => n.nodeId)));
+    const reg = await node.register(info, TTL_MS);
+    await until(() => sets.at(-1)?.[0] === reg.nodeId, { what: 'the join' });
+    const admin = connectEtcd({ hosts: [server!.endpoint] });
+    try {
+      await admin.leaseClient.leaseRevoke({ ID: reg.leaseId });
+    } finally {
+      admin.close();
+    }
+    await until(() => sets.at(-1)?.length === 0, { what: 'the leave' });
+    await reg.lost;
   });
 
   it('a watch cut off from etcd re-lists on reconnect: changes made meanwhile arrive as one set', async () => {

@@ -37,6 +37,8 @@ export interface EtcdSessionStoreOptions extends Pick<EtcdMetaKVOptions, 'hosts'
   readonly retryDelayMs?: number | undefined;
   /** For tests: a client made by `connectEtcd`. */
   readonly client?: Etcd3 | undefined;
+  /** Told when a watch cannot re-list (once per outage, not per retry). */
+  readonly log?: { warn(fields: object, msg: string): void } | undefined;
 }
 
 const RETRY_DELAY_MS_DEFAULT = 250;
@@ -47,6 +49,7 @@ export class EtcdSessionStore implements SessionStore {
   readonly #sessionPrefix: string;
   readonly #clock: Clock;
   readonly #retryDelayMs: number;
+  readonly #log: { warn(fields: object, msg: string): void } | undefined;
   readonly #registrations = new Set<EtcdSessionRegistration>();
   readonly #unwatchers = new Set<() => void>();
   #closed = false;
@@ -61,6 +64,7 @@ export class EtcdSessionStore implements SessionStore {
     this.#sessionPrefix = `${root}/session/`;
     this.#clock = options.clock ?? systemClock;
     this.#retryDelayMs = options.retryDelayMs ?? RETRY_DELAY_MS_DEFAULT;
+    this.#log = options.log;
     this.#client = options.client ?? connectEtcd(options);
   }
 
@@ -126,6 +130,7 @@ export class EtcdSessionStore implements SessionStore {
     let dirty = false;
     let retry: AbortController | undefined;
     let watcher: Watcher | undefined;
+    let failing = false;
     const relist = async (): Promise<void> => {
       if (running) {
         dirty = true;
@@ -138,11 +143,14 @@ export class EtcdSessionStore implements SessionStore {
           let nodes: readonly NodeSessionInfo[];
           try {
             nodes = await this.list(role);
-          } catch {
+          } catch (e) {
             // etcd unreachable or a bad record: try again later; a reconnect of the watch also re-lists.
+            if (!failing) this.#log?.warn({ role, err: e }, 'session watch cannot list the live nodes; keeping the last set and retrying');
+            failing = true;
             if (!stopped && !this.#closed) scheduleRetry();
             return;
           }
+          failing = false;
           const text = JSON.stringify(nodes);
           if (!stopped && text !== last) {
             last = text;
@@ -258,6 +266,8 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
  */
 export class EtcdSessionRegistration implements SessionRegistration {
   readonly nodeId: number;
+  /** The etcd lease owning the session key (for logs and operators' `etcdctl lease timetolive`). */
+  readonly leaseId: string;
   readonly lost: Promise<void>;
   readonly #o: RegistrationOptions;
   /** Send time of the last renewal etcd acknowledged. */
@@ -274,6 +284,7 @@ export class EtcdSessionRegistration implements SessionRegistration {
 
   constructor(options: RegistrationOptions) {
     this.nodeId = options.nodeId;
+    this.leaseId = options.leaseId;
     this.#o = options;
     this.#renewedAtMs = options.renewedAtMs;
     this.lost = new Promise((resolve) => (this.#resolveLost = resolve));
@@ -334,44 +345,46 @@ export class EtcdSessionRegistration implements SessionRegistration {
     }
   }
 
-  /** One renewal on the stream: ok, gone (TTL 0: etcd no longer knows the lease) or failed (try again). */
+  /**
+   * One renewal on the stream: ok, gone (TTL 0: etcd no longer knows the lease) or failed (try again).
+   * One deadline covers opening the stream and the answer, so a hung connection never holds the loop
+   * past the node's own deadline.
+   */
   async #renewOnce(timeoutMs: number): Promise<'ok' | 'gone' | 'failed'> {
     const sentAtMs = this.#o.clock.nowMs();
-    let stream: KeepAliveStream;
-    try {
-      stream = this.#stream ?? (await this.#openStream());
-    } catch {
-      return 'failed';
-    }
-    if (this.#ended) return 'failed';
     const timeout = new AbortController();
-    const answer = await new Promise<ILeaseKeepAliveResponse | undefined>((resolve) => {
-      const onAbort = (): void => finish(undefined);
-      const finish = (res: ILeaseKeepAliveResponse | undefined): void => {
-        this.#answer = undefined;
-        timeout.abort();
-        this.#stop.signal.removeEventListener('abort', onAbort);
-        resolve(res);
-      };
-      this.#answer = finish;
-      this.#stop.signal.addEventListener('abort', onAbort, { once: true });
-      void this.#o.clock.sleep(timeoutMs, timeout.signal).then(() => {
-        if (!timeout.signal.aborted) finish(undefined);
-      });
-      try {
-        stream.write({ ID: this.#o.leaseId });
-      } catch {
-        finish(undefined);
+    const timedOut = this.#o.clock.sleep(timeoutMs, timeout.signal).then(() => undefined);
+    try {
+      let stream = this.#stream;
+      if (stream === undefined) {
+        stream = await Promise.race([this.#openStream().catch(() => undefined), timedOut]);
+        if (stream === undefined || this.#ended) return 'failed';
       }
-    });
-    // A stream that failed or did not answer in time is replaced, so a late answer is never taken for a newer request.
-    if (answer === undefined) {
-      this.#dropStream();
-      return 'failed';
+      const open = stream;
+      const answer = await new Promise<ILeaseKeepAliveResponse | undefined>((resolve) => {
+        const finish = (res: ILeaseKeepAliveResponse | undefined): void => {
+          this.#answer = undefined;
+          resolve(res);
+        };
+        this.#answer = finish;
+        void timedOut.then(() => finish(undefined));
+        try {
+          open.write({ ID: this.#o.leaseId });
+        } catch {
+          finish(undefined);
+        }
+      });
+      // A stream that failed or did not answer in time is replaced, so a late answer is never taken for a newer request.
+      if (answer === undefined) {
+        this.#dropStream();
+        return 'failed';
+      }
+      if (answer.TTL === '0' || !(Number(answer.TTL) > 0)) return 'gone';
+      this.#renewedAtMs = Math.max(this.#renewedAtMs, sentAtMs);
+      return 'ok';
+    } finally {
+      timeout.abort();
     }
-    if (answer.TTL === '0' || !(Number(answer.TTL) > 0)) return 'gone';
-    this.#renewedAtMs = Math.max(this.#renewedAtMs, sentAtMs);
-    return 'ok';
   }
 
   async #openStream(): Promise<KeepAliveStream> {
@@ -380,21 +393,25 @@ export class EtcdSessionRegistration implements SessionRegistration {
       cancelStream(stream);
       throw new Error('registration ended');
     }
+    // Only the current stream may answer: a replaced one's late answer belongs to an older request.
     const fail = (): void => {
       if (this.#stream === stream) this.#dropStream();
-      this.#answer?.(undefined);
     };
-    stream.on('data', (res) => this.#answer?.(res));
+    stream.on('data', (res) => {
+      if (this.#stream === stream) this.#answer?.(res);
+    });
     stream.on('error', fail);
     stream.on('end', fail);
     this.#stream = stream;
     return stream;
   }
 
+  /** Cancels the current stream; a renewal waiting on it fails at once. */
   #dropStream(): void {
     const s = this.#stream;
     this.#stream = undefined;
     if (s !== undefined) cancelStream(s);
+    this.#answer?.(undefined);
   }
 }
 

@@ -87,8 +87,10 @@ describe('NodeRegistry', () => {
     await registry.tick();
     expect(registry.node(a.nodeId)?.state).toBe('Suspect');
     expect(registry.nodes().map((n) => n.state)).toEqual(['Suspect']);
+    expect(registry.dispatchable()).toEqual([]);
     expect(registry.recordHeartbeat(a.nodeId, { slotsTotal: 4, slotsUsed: 1, tasksByType: { 'index-build': 1 } })).toBe(true);
     expect(registry.node(a.nodeId)?.state).toBe('Healthy');
+    expect(registry.dispatchable().map((n) => [n.nodeId, n.slots, n.address])).toEqual([[a.nodeId, 4, 'a:1']]);
     // Suspect → Lost when the session goes.
     clock.advance(SUSPECT_MS);
     await registry.tick();

@@ -34,8 +34,11 @@ export interface NodeRegistryDeps {
 export const NODE_SUSPECT_AFTER_MS_DEFAULT = 15_000;
 export const NODE_LOST_RETENTION_MS_DEFAULT = 10 * 60_000;
 
-/** A node as the registry holds it (read-only outside). */
-export interface RegisteredNode extends NodeStatus {
+/**
+ * A node as the registry holds it (read-only outside): its session record (so the registry can stand
+ * wherever a list of live sessions is expected) plus what the coordinator learnt about it.
+ */
+export interface RegisteredNode extends NodeStatus, NodeSessionInfo {
   readonly session: NodeSessionInfo;
   /** Coordinator clock time of the transition to Lost. */
   readonly lostAtMs: number | undefined;
@@ -85,6 +88,11 @@ export class NodeRegistry {
   /** Nodes holding a session (Healthy or Suspect), by id. */
   nodes(): readonly RegisteredNode[] {
     return [...this.#nodes.values()].filter((n) => n.state !== 'Lost').sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  /** Healthy nodes only: where new work may go (a Suspect node keeps its tasks but gets no new ones). */
+  dispatchable(): readonly RegisteredNode[] {
+    return this.nodes().filter((n) => n.state === 'Healthy');
   }
 
   node(nodeId: number): RegisteredNode | undefined {
@@ -157,9 +165,7 @@ export class NodeRegistry {
       // A Lost id that shows up again stays Lost (ids are never reused, so this is a stale view).
       if (this.#nodes.has(s.nodeId)) continue;
       const node: RegisteredNode = {
-        nodeId: s.nodeId,
-        address: s.address,
-        metricsAddress: s.metricsAddress,
+        ...s,
         slotsTotal: s.slots,
         slotsUsed: 0,
         tasksByType: {},
