@@ -5,6 +5,7 @@
  * Skipped, with the reason printed, only when the `etcd` binary is missing (CI installs it).
  */
 
+import { execFile } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
@@ -63,6 +64,15 @@ async function restore(c: MilvusClient, target: string): Promise<string> {
   return r.job_id;
 }
 
+/** Runs `quiver <args>` to its end. */
+function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
 async function completed(c: MilvusClient, jobId: string): Promise<void> {
   const info = await waitRestore(c, jobId, { timeoutMs: 120_000 });
   expect(info.state, info.reason).toBe('RestoreSnapshotCompleted');
@@ -110,6 +120,12 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     const backId = Number((await c.describeCollection({ collection_name: 'back' })).collectionID);
     expect((await filesOf(cluster, backId)).length).toBe((await filesOf(cluster, collectionId)).length);
     expect(await segmentCount(cluster, backId)).toBe(await segmentCount(cluster, collectionId));
+
+    // `quiver cluster status` renders the coordinator's view: the three nodes, live.
+    const cli = await runCli(['cluster', 'status', '--metrics-address', serve.metricsAddress]);
+    expect(cli.code, cli.stderr).toBe(0);
+    for (const n of status.nodes) expect(cli.stdout).toContain(String(n.nodeId));
+    expect(cli.stdout.match(/Healthy/g) ?? []).toHaveLength(3);
 
     const perNode = await Promise.all(nodes.map(tasksRun));
     for (const n of perNode) expect(n).toBeGreaterThan(0);
