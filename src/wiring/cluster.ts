@@ -12,7 +12,7 @@ import type { SessionStore } from '../meta/sessions.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl, type MetaLocation } from '../meta/open-meta.js';
-import { openSessions } from '../meta/open-sessions.js';
+import { openSessions, type OpenSessionsOptions } from '../meta/open-sessions.js';
 
 /**
  * The copy workers of `quiver serve`, chosen from the config (the one place that decides):
@@ -123,9 +123,16 @@ export function clusterWorkers(
  * The sessions store of `quiver serve`: etcd sessions with an etcd URL (data nodes are other processes);
  * none with SQLite (an embedded server has no other process to hear from).
  */
-export async function openSessionsFor(config: Pick<Config, 'meta'>, where: MetaLocation, kv: MetaKV, dataDir: string): Promise<SessionStore | undefined> {
+export async function openSessionsFor(
+  config: Pick<Config, 'meta'>,
+  where: MetaLocation,
+  kv: MetaKV,
+  dataDir: string,
+  etcd: OpenSessionsOptions['etcd'],
+): Promise<SessionStore | undefined> {
   if (where.kind !== 'etcd') return undefined;
-  return openSessions(config.meta, { dataDir, meta: kv });
+  // The same credentials and TLS as the metadata store's client.
+  return openSessions(config.meta, { dataDir, meta: kv, etcd });
 }
 
 /**

@@ -102,7 +102,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // only once a task ran, so after `restores` is assigned).
   const cluster = clusterWorkers(config, {
     store: copyStore,
-    sessions: await openSessionsFor(config, parseMetaUrl(config.meta, dataDir), kv, dataDir),
+    sessions: await openSessionsFor(config, parseMetaUrl(config.meta, dataDir), kv, dataDir, await etcdOptions(config)),
     log,
     clock,
     onTaskFinished: () => restores.taskFinished(),
