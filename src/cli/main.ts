@@ -114,9 +114,18 @@ program
       if (o.copyMode !== 'link' && o.copyMode !== 'copy') throw new InvalidArgumentError(`--copy-mode must be 'link' or 'copy', got "${o.copyMode}"`);
       const { startDataNode } = await import('../wiring/datanode.js');
       const { openDataNodeSessions } = await import('../wiring/cluster.js');
-      const { delayedCopies } = await import('../wiring/server.js');
+      const { delayedCopies, etcdOptions } = await import('../wiring/server.js');
       const faultCopyDelayMs = Number(process.env['QUIVER_FAULT_COPY_DELAY_MS'] ?? 0) || 0;
-      const sessions = await openDataNodeSessions(o.meta);
+      // etcd auth and TLS as `quiver serve` takes them (the QUIVER_ETCD_* environment).
+      const env = process.env;
+      const etcd = await etcdOptions({
+        etcdUsername: env['QUIVER_ETCD_USERNAME'] || undefined,
+        etcdPassword: env['QUIVER_ETCD_PASSWORD'],
+        etcdCaFile: env['QUIVER_ETCD_CA_FILE'] || undefined,
+        etcdCertFile: env['QUIVER_ETCD_CERT_FILE'] || undefined,
+        etcdKeyFile: env['QUIVER_ETCD_KEY_FILE'] || undefined,
+      });
+      const sessions = await openDataNodeSessions(o.meta, etcd);
       const node = await startDataNode(
         {
           host: o.host,

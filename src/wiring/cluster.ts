@@ -139,14 +139,14 @@ export async function openSessionsFor(
  * What a `quiver datanode` opens: the cluster's metadata store (etcd only: the coordinator must see the
  * node's session) and its sessions. Closing the sessions closes the metadata store too.
  */
-export async function openDataNodeSessions(metaUrl: string): Promise<SessionStore> {
+export async function openDataNodeSessions(metaUrl: string, etcd: OpenSessionsOptions['etcd'] = undefined): Promise<SessionStore> {
   const dataDir = process.cwd();
   const where = parseMetaUrl(metaUrl, dataDir);
   if (where.kind !== 'etcd') throw quiverError('ParameterInvalid', `--meta ${JSON.stringify(metaUrl)}: a data node needs etcd (etcd://HOST:PORT[/ROOT])`);
-  const kv = await openMeta(metaUrl, { dataDir });
+  const kv = await openMeta(metaUrl, { dataDir, etcd });
   let sessions: SessionStore;
   try {
-    sessions = await openSessions(metaUrl, { dataDir, meta: kv });
+    sessions = await openSessions(metaUrl, { dataDir, meta: kv, etcd });
   } catch (e) {
     await kv.close();
     throw e;

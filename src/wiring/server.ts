@@ -274,7 +274,9 @@ async function openBackends(config: Config, dataDir: string): Promise<Backends> 
 }
 
 /** etcd auth and TLS from the config; a certificate file that cannot be read refuses the start naming it. */
-async function etcdOptions(config: Config): Promise<Omit<Partial<EtcdMetaKVOptions>, 'hosts' | 'root'>> {
+export async function etcdOptions(
+  config: Pick<Config, 'etcdCaFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPassword'>,
+): Promise<Omit<Partial<EtcdMetaKVOptions>, 'hosts' | 'root'>> {
   const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
     if (path === undefined) return undefined;
     try {
