@@ -29,6 +29,8 @@ const RANK = {
   index: 1,
   expr: 1,
   segcore: 1,
+  // The coordinator ⇄ data node task protocol (proto/datanode.proto): shared by both roles, so below them.
+  taskrpc: 1,
   coord: 2,
   datanode: 2,
   querynode: 2,

@@ -4,6 +4,9 @@ import { loadConfig } from '../common/config.js';
 import { startServer } from '../wiring/server.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
+/** The version a data node registers in its session. */
+const QUIVER_VERSION = '0.1.0';
+
 const program = new Command();
 program.name('quiver').description('Quiver: a Milvus-compatible vector database with collection snapshots');
 
@@ -26,6 +29,10 @@ program
   .option('--wal-fsync <policy>', 'always | batch | none (env QUIVER_WAL_FSYNC)')
   .option('--log-level <level>', 'pino log level (env QUIVER_LOG_LEVEL)')
   .option('--index-build-threads <n>', 'threads per index build, default every core (env QUIVER_INDEX_BUILD_THREADS)')
+  .option(
+    '--datanode-slots <n>',
+    'copy-task slots of the in-process data node; 0 = only registered `quiver datanode` processes (env QUIVER_DATANODE_SLOTS)',
+  )
   .action(async (opts: Record<string, string | undefined>) => {
     const config = loadConfig({
       host: opts['host'],
@@ -44,6 +51,7 @@ program
       walFsync: opts['walFsync'],
       logLevel: opts['logLevel'],
       indexBuildThreads: opts['indexBuildThreads'],
+      datanodeSlots: opts['datanodeSlots'],
     });
     const server = await startServer(config);
     let stopping = false;
@@ -68,6 +76,102 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
   });
+
+// ------------------------------------------------------------------ quiver datanode
+
+program
+  .command('datanode')
+  .description('run a data node: copy tasks of restores, dispatched by `quiver serve` through the sessions in etcd')
+  .requiredOption('--meta <url>', "the cluster's etcd: 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (env QUIVER_META)", process.env['QUIVER_META'])
+  .requiredOption(
+    '--storage <url>',
+    "the cluster's files: 's3://BUCKET[/PREFIX]' or a shared local dir (env QUIVER_STORAGE)",
+    process.env['QUIVER_STORAGE'],
+  )
+  .option('--s3-endpoint <url>', 'S3-compatible endpoint (env QUIVER_S3_ENDPOINT)', process.env['QUIVER_S3_ENDPOINT'])
+  .option('--host <host>', 'bind address, and the address the coordinator dials', '127.0.0.1')
+  .option('--port <port>', 'task gRPC port (0: any free port)', nonNegativeInt('--port'), 0)
+  .option('--metrics-port <port>', 'HTTP port for /metrics and /healthz (0: any free port)', nonNegativeInt('--metrics-port'), 0)
+  .option('--slots <n>', 'tasks run at once', nonNegativeInt('--slots'), 4)
+  .option(
+    '--session-ttl-ms <ms>',
+    'session lease TTL: the node counts as lost this long after it stops renewing',
+    nonNegativeInt('--session-ttl-ms'),
+    10_000,
+  )
+  .option('--copy-mode <mode>', "local storage only: 'link' (hardlinks) or 'copy' (byte copies)", 'link')
+  .option('--log-level <level>', 'pino log level', process.env['QUIVER_LOG_LEVEL'] ?? 'info')
+  .action(
+    async (o: {
+      meta: string;
+      storage: string;
+      s3Endpoint?: string;
+      host: string;
+      port: number;
+      metricsPort: number;
+      slots: number;
+      sessionTtlMs: number;
+      copyMode: string;
+      logLevel: string;
+    }) => {
+      if (o.slots <= 0) throw new InvalidArgumentError('--slots must be at least 1');
+      if (o.copyMode !== 'link' && o.copyMode !== 'copy') throw new InvalidArgumentError(`--copy-mode must be 'link' or 'copy', got "${o.copyMode}"`);
+      const { startDataNode } = await import('../wiring/datanode.js');
+      const { openDataNodeSessions } = await import('../wiring/cluster.js');
+      const { delayedCopies, etcdOptions } = await import('../wiring/server.js');
+      const faultCopyDelayMs = Number(process.env['QUIVER_FAULT_COPY_DELAY_MS'] ?? 0) || 0;
+      // etcd auth and TLS as `quiver serve` takes them (the QUIVER_ETCD_* environment).
+      const env = process.env;
+      const etcd = await etcdOptions({
+        etcdUsername: env['QUIVER_ETCD_USERNAME'] || undefined,
+        etcdPassword: env['QUIVER_ETCD_PASSWORD'],
+        etcdCaFile: env['QUIVER_ETCD_CA_FILE'] || undefined,
+        etcdCertFile: env['QUIVER_ETCD_CERT_FILE'] || undefined,
+        etcdKeyFile: env['QUIVER_ETCD_KEY_FILE'] || undefined,
+      });
+      const sessions = await openDataNodeSessions(o.meta, etcd);
+      const node = await startDataNode(
+        {
+          host: o.host,
+          port: o.port,
+          metricsPort: o.metricsPort,
+          storage: o.storage,
+          s3Endpoint: o.s3Endpoint,
+          copyMode: o.copyMode,
+          slots: o.slots,
+          sessionTtlMs: o.sessionTtlMs,
+          version: QUIVER_VERSION,
+          logLevel: o.logLevel,
+        },
+        {
+          sessions,
+          // Test-only fault injection (cluster tests): every copy waits this long, so a test can act mid-restore.
+          wrapStore: faultCopyDelayMs > 0 ? (store) => delayedCopies(store, faultCopyDelayMs) : undefined,
+        },
+      );
+      // A lost session is final: this node's tasks run elsewhere now; a supervisor restarts it as a new node.
+      void node.lost.then((reason) => {
+        node.log.error({ nodeId: node.nodeId }, `${reason}: exiting`);
+        process.exit(3);
+      });
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        node.log.info({ signal, nodeId: node.nodeId }, 'data node shutting down (deregistering)');
+        try {
+          await node.close();
+        } catch (err) {
+          node.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        }
+        node.log.info('stopped');
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+    },
+  );
 
 // ------------------------------------------------------------------ quiver snapshot ...
 

@@ -93,6 +93,11 @@ export const ConfigSchema = z.object({
     .default(5 * 60_000),
   /** Object copies: hardlinks (default) or forced byte copies. */
   copyMode: z.enum(['link', 'copy']).default('link'),
+  /**
+   * Copy-task slots of the data node inside `quiver serve` (the embedded default). 0: run no tasks here,
+   * only on `quiver datanode` processes registered in etcd (needs --meta etcd://...).
+   */
+  datanodeSlots: z.coerce.number().int().min(0).max(1024).default(4),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -136,6 +141,7 @@ const ENV: Record<keyof Config, string> = {
   faultRestorePauseMs: 'QUIVER_FAULT_RESTORE_PAUSE_MS',
   copyFinalizeLeaseMs: 'QUIVER_COPY_FINALIZE_LEASE_MS',
   copyMode: 'QUIVER_COPY_MODE',
+  datanodeSlots: 'QUIVER_DATANODE_SLOTS',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

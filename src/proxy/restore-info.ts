@@ -1,7 +1,7 @@
 import { jobProgress, publicJobState, type CopyJob } from '../coord/copy/index.js';
 
 /** A restore job as the RestoreSnapshotInfo of GetRestoreSnapshotState / ListRestoreSnapshotJobs replies. */
-export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown> {
+export function restoreInfo(job: CopyJob, nowMs: number, waitingReason?: string): Record<string, unknown> {
   const start = job.startedAtMs ?? job.createdAtMs;
   const end = job.finishedAtMs ?? nowMs;
   return {
@@ -11,8 +11,9 @@ export function restoreInfo(job: CopyJob, nowMs: number): Record<string, unknown
     collection_name: job.targetCollectionName,
     state: publicJobState(job.state),
     progress: jobProgress(job),
-    // While a publish/rollback is being retried, its last error too (the reason stays what the job ends with).
-    reason: job.lastError ? `${job.reason}; ${job.lastError}` : job.reason,
+    // While a publish/rollback is being retried, its last error too (the reason stays what the job ends with);
+    // while its tasks wait for a data node, that.
+    reason: [job.reason, job.lastError, job.state === 'Executing' ? waitingReason : undefined].filter((x) => x).join('; '),
     start_time: String(job.createdAtMs),
     time_cost: String(Math.max(0, end - start)),
   };

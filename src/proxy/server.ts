@@ -32,6 +32,8 @@ export interface ProxyDeps {
    * job as a RestoreSnapshotInfo. Errors answer `{code, reason}` with the Milvus code.
    */
   readonly cancelRestoreJob?: ((jobId: number) => Promise<unknown>) | undefined;
+  /** `GET /cluster` (`quiver cluster status`): data nodes and jobs in flight, as JSON. */
+  readonly clusterStatus?: (() => Promise<unknown>) | undefined;
 }
 
 export interface ProxyEndpoints {
@@ -171,6 +173,19 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
           // 404 for an unknown job (RestoreJobNotFound), 409 for a job that can no longer be cancelled.
           res.writeHead(s.code === 2603 ? 404 : s.code === 1100 ? 409 : 500, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ code: s.code, reason: s.reason }));
+        },
+      );
+      return;
+    }
+    if (req.url === '/cluster' && deps.clusterStatus) {
+      deps.clusterStatus().then(
+        (status) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(status));
+        },
+        (err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
         },
       );
       return;

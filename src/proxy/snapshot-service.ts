@@ -70,11 +70,11 @@ export function snapshotHandlers(snapshots: SnapshotManager, restores: RestoreSe
     },
     GetRestoreSnapshotState: async (req) => {
       const job = await restores.job(Number(req.job_id ?? 0));
-      return { status: OK, info: restoreInfo(job, clock.nowMs()) };
+      return { status: OK, info: restoreInfo(job, clock.nowMs(), restores.inspector.waitingReason(job.id)) };
     },
     ListRestoreSnapshotJobs: async (req) => {
       const jobs = await restores.list({ dbName: req.db_name || undefined, collectionName: req.collection_name || undefined });
-      return { status: OK, jobs: jobs.map((j) => restoreInfo(j, clock.nowMs())) };
+      return { status: OK, jobs: jobs.map((j) => restoreInfo(j, clock.nowMs(), restores.inspector.waitingReason(j.id))) };
     },
   };
 }

@@ -15,7 +15,7 @@ import { quiverError } from '../common/errors.js';
 import type { EtcdMetaKVOptions } from '../meta/etcd-kv.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
-import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
+import { clusterWorkers, openSessionsFor } from './cluster.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
@@ -99,9 +99,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   await snapshots.init();
   const copyStore = config.faultCopyDelayMs > 0 ? delayedCopies(store, config.faultCopyDelayMs) : store;
-  // The copy workers live in this process; a finished task kicks the restore service's inspector (the
-  // callback runs only once a task ran, so after `restores` is assigned).
-  const copyWorkers = new InProcessWorkerPool({ store: copyStore, onTaskFinished: () => restores.taskFinished() });
+  // The copy workers: this process's data node and/or the registered `quiver datanode` processes
+  // (wiring/cluster.ts). A finished local task kicks the restore service's inspector (the callback runs
+  // only once a task ran, so after `restores` is assigned).
+  const cluster = clusterWorkers(config, {
+    store: copyStore,
+    sessions: await openSessionsFor(config, parseMetaUrl(config.meta, dataDir), kv, dataDir, await etcdOptions(config)),
+    log,
+    clock,
+    onTaskFinished: () => restores.taskFinished(),
+  });
+  const copyWorkers = cluster.workers;
   const restores = new RestoreService(
     {
       host: engine,
@@ -124,8 +132,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     },
     { faultPauseBeforeStartCommitMs: config.faultRestoreStartPauseMs || undefined },
   );
-  // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run.
+  // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run,
+  // and know the live data nodes first: their running tasks must not look lost to a fresh inspector.
   await restores.init();
+  await cluster.ready;
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
   restores.start();
@@ -176,6 +186,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
+    clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
@@ -196,6 +207,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       (closed ??= (async () => {
         await proxy.shutdown();
         await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
+        await cluster.close();
         await engine.close();
         await wal.close();
         await base.close();
@@ -271,7 +283,9 @@ async function openBackends(config: Config, dataDir: string): Promise<Backends> 
 }
 
 /** etcd auth and TLS from the config; a certificate file that cannot be read refuses the start naming it. */
-async function etcdOptions(config: Config): Promise<Omit<Partial<EtcdMetaKVOptions>, 'hosts' | 'root'>> {
+export async function etcdOptions(
+  config: Pick<Config, 'etcdCaFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPassword'>,
+): Promise<Omit<Partial<EtcdMetaKVOptions>, 'hosts' | 'root'>> {
   const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
     if (path === undefined) return undefined;
     try {
@@ -317,7 +331,7 @@ function pausedTargets(targets: RestoreTargetOps, state: Config['faultRestorePau
 }
 
 /** Test-only fault injection: an object store whose copies each wait `delayMs` first (crash tests). */
-function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
+export function delayedCopies(store: ObjectStore, delayMs: number): ObjectStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'copy') {

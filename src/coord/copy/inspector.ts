@@ -56,6 +56,7 @@ export class TaskInspector {
   readonly #log: CopyLogger;
   readonly #maxDispatchAttempts: number;
   readonly #loop: LoopRunner;
+  #starved: ReadonlyMap<number, string> = new Map();
 
   constructor(deps: TaskInspectorDeps) {
     this.#store = deps.store;
@@ -81,6 +82,11 @@ export class TaskInspector {
 
   tick(): Promise<void> {
     return this.#loop.tick();
+  }
+
+  /** Why a job's Pending tasks were not dispatched in the last pass (no worker with a free slot), if so. */
+  waitingReason(jobId: number): string | undefined {
+    return this.#starved.get(jobId);
   }
 
   /** Asks for a pass soon (tasks created, a worker finished a task); resolves after that pass. */
@@ -185,10 +191,15 @@ export class TaskInspector {
       free.set(n.nodeId, Math.max(0, n.slots - Math.max(n.usedSlots, inProgress.get(n.nodeId) ?? 0)));
     }
     let failed = 0;
+    const starved = new Map<number, string>();
     for (const t of tasks) {
       if (t.state !== 'Pending' || !dispatchable(jobs.get(t.jobId))) continue;
       const nodeId = pickNode(free);
-      if (nodeId === undefined) break;
+      if (nodeId === undefined) {
+        // Visible in the job's reason until a node takes its tasks (no node at all, or all busy).
+        starved.set(t.jobId, `waiting for a data node with a free slot (${nodes.size} registered)`);
+        continue;
+      }
       try {
         const r = await this.#dispatch(t, nodeId);
         if (r === 'dispatched') free.set(nodeId, (free.get(nodeId) ?? 1) - 1);
@@ -199,6 +210,7 @@ export class TaskInspector {
         this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task dispatch failed; retrying next pass');
       }
     }
+    this.#starved = starved;
     return failed;
   }
 

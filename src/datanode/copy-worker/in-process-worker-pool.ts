@@ -150,6 +150,13 @@ export class InProcessWorkerPool implements WorkerClient {
     if (node.runs.get(taskId) === run) node.runs.delete(taskId);
   }
 
+  /** The runs a node knows (its latest version per task), for a data node's QuerySlots answer. */
+  runs(nodeId: string): { taskId: number; version: number; state: RunState['state'] }[] {
+    const node = this.#nodes.get(nodeId);
+    if (node === undefined) return [];
+    return [...node.runs].map(([taskId, r]) => ({ taskId, version: r.version, state: r.status.state }));
+  }
+
   /** Resolves once no task is running on any node (tests use it instead of sleeping). */
   async idle(): Promise<void> {
     for (;;) {
