@@ -107,7 +107,15 @@ async function main(): Promise<void> {
   const restoreRows: Record<string, string | number>[] = [];
   try {
     const backends: Backend[] = [
-      { name: 'etcd + S3 (s3rver)', config: { meta: `etcd://${etcd.endpoint}/bench`, storage: `s3://${BUCKET}/bench`, s3Endpoint: s3.endpoint } },
+      {
+        name: process.env['BENCH_S3_CACHE'] === '0' ? 'etcd + S3 (s3rver), no file cache' : 'etcd + S3 (s3rver)',
+        config: {
+          meta: `etcd://${etcd.endpoint}/bench`,
+          storage: `s3://${BUCKET}/bench`,
+          s3Endpoint: s3.endpoint,
+          ...(process.env['BENCH_S3_CACHE'] === '0' ? { s3CacheMaxBytes: 0 } : {}),
+        },
+      },
       { name: 'embedded (SQLite + local dir)', config: {} },
     ];
     for (const b of backends) {
