@@ -108,7 +108,7 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     return d;
   };
 
-  it('runs the SDK workflow, snapshots, restore, compaction, GC, a restart and the CLI; the data dir holds only the WAL', async () => {
+  it('runs the SDK workflow, snapshots, restore, compaction, GC, a restart and the CLI; the data dir holds only the WAL and a file cache', async () => {
     const dataDir = await freshDir();
     let srv: ServerProcess = await spawnServer(dataDir, serverEnv);
     const c = srv.client;
