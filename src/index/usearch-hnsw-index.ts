@@ -98,6 +98,9 @@ function newNative(dim: number, metric: MetricType, p: UsearchHnswParams): Usear
   });
 }
 
+/** Segments up to this many rows are searched exactly when their vectors are attached. */
+export const SMALL_INDEX_EXACT_ROWS = 1024;
+
 export class UsearchHnswIndex implements VectorIndex {
   readonly type: IndexType;
   readonly dim: number;
@@ -196,6 +199,11 @@ export class UsearchHnswIndex implements VectorIndex {
       return out;
     }
     const vectors = this.#vectors;
+    // A small segment is scanned: the scan costs about what a graph walk does there, and it never misses
+    // (a multi-threaded build of a tiny graph can leave a row hard to reach).
+    if (vectors !== undefined && this.size <= SMALL_INDEX_EXACT_ROWS) {
+      return exactSearch(vectors, this.dim, this.metric, undefined, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
+    }
     if (vectors !== undefined && allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
       return exactSearch(vectors, this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
     }

@@ -200,3 +200,23 @@ describe('index parameters (Milvus names and ranges)', () => {
     expect(errorOf(() => sq.search(queries.subarray(0, DIM), 1, { k: 1, refineK: 1000 })).message).toBe('refine_k must be an integer in [1, 64], got 1000');
   });
 });
+
+describe('small HNSW segments', () => {
+  it('are searched exactly once their vectors are attached (a tiny multi-threaded graph may hide a row)', () => {
+    const n = 500;
+    const small = clusteredVectors({ n, dim: DIM, clusters: 5, seed: 21 });
+    const queries = clusteredVectors({ n: NQ, dim: DIM, clusters: 5, seed: 21, sampleSeed: 22 });
+    for (const metric of METRICS) {
+      const index = buildIndex(small, DIM, metric, 'HNSW', { M: 4, efConstruction: 8 }, { threads: 2 });
+      const loaded = openIndexBytes(index.toBytes(), 'test', { dim: DIM, metric, rows: n }) as unknown as {
+        attachVectors(v: Float32Array): void;
+        search(q: Float32Array, nq: number, o: SearchOptions): Hits[];
+      };
+      loaded.attachVectors(small);
+      const allow = new Uint8Array(n).fill(1);
+      allow[3] = 0;
+      expect(loaded.search(queries, NQ, { k: K })).toEqual(flatSearch(small, DIM, metric, queries, NQ, { k: K }));
+      expect(loaded.search(queries, NQ, { k: K, allow })).toEqual(flatSearch(small, DIM, metric, queries, NQ, { k: K, allow }));
+    }
+  });
+});

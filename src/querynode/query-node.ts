@@ -120,7 +120,8 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     for (const [name, { index, buildId }] of indexes) {
       // Exact paths of selective filters and refine re-rank from the column the chunk already holds.
       const column = chunk.columns.get(name);
-      if (column?.kind === 'vector') attachVectors(index, column.data);
+      const vectors = floatVectorsOf(column);
+      if (vectors) attachVectors(index, vectors);
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
     }
@@ -164,7 +165,8 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
       const index = shared ?? (await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows));
       const column = columns.get(field.name);
-      if (!shared && column?.kind === 'vector') attachVectors(index, column.data);
+      const vectors = shared ? undefined : floatVectorsOf(column);
+      if (vectors) attachVectors(index, vectors);
       chunk.indexes.set(field.name, index);
       chunk.indexBuilds.set(field.name, si.buildId);
     }
