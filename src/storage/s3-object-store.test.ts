@@ -42,7 +42,12 @@ describe.skipIf(missing !== undefined)('S3ObjectStore against s3rver', () => {
   });
 
   // Small multipart threshold, list pages and delete batches, so that the suite crosses each boundary.
-  runObjectStoreConformance('s3 (s3rver)', () => open({ multipartThresholdBytes: 5 * MIB, partBytes: 5 * MIB, listPageKeysMax: 7, deleteBatchKeysMax: 3 }));
+  // s3rver writes objects in place: concurrent PUTs of one key may interleave on it (not on S3 or MinIO).
+  runObjectStoreConformance(
+    's3 (s3rver)',
+    () => open({ multipartThresholdBytes: 5 * MIB, partBytes: 5 * MIB, listPageKeysMax: 7, deleteBatchKeysMax: 3 }),
+    { atomicConcurrentPuts: false },
+  );
 
   it('works at the bucket root, without a prefix', async () => {
     if (server === undefined) throw new Error('s3rver not started');
