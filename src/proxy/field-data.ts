@@ -1,7 +1,7 @@
 import { quiverError } from '../common/errors.js';
 import type { Column, DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isByteVectorType } from '../schema/types.js';
-import { nullVectorColumn, typedVectorColumn, typedVectorOutput } from './vector-data.js';
+import { nullVectorColumn, typedVectorColumn, typedVectorOutput, validMask } from './vector-data.js';
 
 /**
  * proto `schema.FieldData` ⇄ Column. Requests arrive decoded by protobufjs with `longs: String`,
@@ -25,16 +25,8 @@ function invalid(reason: string): never {
 
 /** Decodes a request's valid_data into a validity mask, and the mapping from row → physical index. */
 function validity(fd: ProtoFieldData, numRows: number, physicalLen: number, field: FieldSchema) {
-  const vd: boolean[] = fd?.valid_data ?? [];
-  if (vd.length === 0) return { valid: undefined, dense: true };
-  if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
-  const valid = new Uint8Array(numRows);
-  let present = 0;
-  for (let i = 0; i < numRows; i++)
-    if (vd[i]) {
-      valid[i] = 1;
-      present++;
-    }
+  const { valid, present } = validMask(fd, field, numRows);
+  if (valid === undefined) return { valid: undefined, dense: true };
   const dense = physicalLen === numRows;
   if (!dense && physicalLen !== present) {
     invalid(`the number of values of field ${field.name} (${physicalLen}) matches neither num_rows (${numRows}) nor the number of valid rows (${present})`);

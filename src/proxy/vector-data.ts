@@ -34,8 +34,8 @@ function asBytes(v: unknown): Uint8Array {
   return new Uint8Array(0);
 }
 
-/** Validity from valid_data; `present` = number of rows that hold a vector. */
-function validityOf(fd: any, field: FieldSchema, numRows: number): { valid: Uint8Array | undefined; present: number } {
+/** A request's valid_data as a mask (undefined: every row present) and the number of present rows. */
+export function validMask(fd: any, field: FieldSchema, numRows: number): { valid: Uint8Array | undefined; present: number } {
   const vd: boolean[] = fd?.valid_data ?? [];
   if (vd.length === 0) return { valid: undefined, present: numRows };
   if (vd.length !== numRows) invalid(`the length of valid_data of field ${field.name} (${vd.length}) is not equal to num_rows (${numRows})`);
@@ -46,6 +46,12 @@ function validityOf(fd: any, field: FieldSchema, numRows: number): { valid: Uint
       valid[i] = 1;
       present++;
     }
+  return { valid, present };
+}
+
+/** Validity of a vector field; a non-nullable field must hold a vector in every row. */
+function validityOf(fd: any, field: FieldSchema, numRows: number): { valid: Uint8Array | undefined; present: number } {
+  const { valid, present } = validMask(fd, field, numRows);
   if (!field.nullable && present !== numRows) invalid(`field ${field.name} is not nullable but ${numRows - present} null vectors were given`);
   return { valid, present };
 }
