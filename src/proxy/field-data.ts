@@ -1,6 +1,9 @@
 import { quiverError } from '../common/errors.js';
 import type { Column, DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isByteVectorType } from '../schema/types.js';
+import { WktCodec } from '../schema/geometry.js';
+import { UTC } from '../schema/timestamptz.js';
+import { geoTimeDefault, geoTimeMember, geoTimeOutput, geoTimeValue, isGeoTimeField } from './geo-time-data.js';
 import { nullVectorColumn, typedVectorColumn, typedVectorOutput, validMask } from './vector-data.js';
 
 /**
@@ -70,6 +73,7 @@ export function scalarOf(dataType: DataType, v: unknown, field: string, row: num
 }
 
 function defaultScalar(field: FieldSchema): ScalarValue | undefined {
+  if (isGeoTimeField(field)) return geoTimeDefault(field);
   const d = field.defaultValue;
   if (d === undefined) return undefined;
   return field.dataType === 'Int64' ? BigInt(d as string | number | bigint) : d;
@@ -86,6 +90,8 @@ const PROTO_MEMBER: Record<string, string> = {
   VarChar: 'string_data',
   JSON: 'json_data',
   Array: 'array_data',
+  Geometry: 'geometry_wkt_data',
+  Timestamptz: 'string_data',
 };
 
 /** max_length counts UTF-8 bytes, as Milvus does (a string's `length` counts UTF-16 units). */
@@ -97,8 +103,11 @@ function checkLength(field: FieldSchema, s: string, row: number): void {
   }
 }
 
-/** Converts one request column to a Column of `numRows` rows, validating every value. */
-export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRows: number): Column {
+/**
+ * Converts one request column to a Column of `numRows` rows, validating every value. `timezone` reads
+ * Timestamptz strings that carry no offset (the collection's `collection.timezone`, else UTC).
+ */
+export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRows: number, timezone: string = UTC): Column {
   if (field.dataType === 'FloatVector') return vectorColumn(fd, field, numRows);
   if (isByteVectorType(field.dataType) || field.dataType === 'SparseFloatVector') return typedVectorColumn(fd, field, numRows);
   const member = PROTO_MEMBER[field.dataType]!;
@@ -107,8 +116,9 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
   if (fd) {
     if (!scalars) invalid(`field ${field.name} expects ${field.dataType} data, got ${fd.field ?? 'nothing'}`);
     const got = scalars.data ?? Object.keys(scalars).find((k) => scalars[k] && k !== 'data');
-    if (got !== member) invalid(`field ${field.name} expects ${field.dataType} data (${member}), got ${got}`);
-    values = scalars[member]?.data ?? [];
+    const sent = isGeoTimeField(field) ? geoTimeMember(field, got) : member;
+    if (got !== sent) invalid(`field ${field.name} expects ${field.dataType} data (${member}), got ${got}`);
+    values = scalars[sent]?.data ?? [];
   }
   if (!fd || (values.length === 0 && numRows > 0 && !(fd.valid_data?.length > 0))) {
     // Missing column: allowed only when every row can be filled.
@@ -174,6 +184,7 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
     default: {
       const col = fillColumn(field, numRows, undefined, !!finalValid);
       const out = col.data as any;
+      const codec = field.dataType === 'Geometry' ? new WktCodec() : undefined;
       for (let i = 0; i < numRows; i++) {
         const { v, present } = rowValue(i);
         if (!present) {
@@ -185,6 +196,10 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
           continue;
         }
         if (finalValid) finalValid[i] = 1;
+        if (isGeoTimeField(field)) {
+          out[i] = geoTimeValue(field, v, i, codec ?? new WktCodec(), timezone);
+          continue;
+        }
         const s = scalarOf(field.dataType, v, field.name, i);
         if (field.dataType === 'VarChar') checkLength(field, s as string, i);
         out[i] = toStored(field.dataType, s);
@@ -227,7 +242,10 @@ export function fillColumn(field: FieldSchema, n: number, value: ScalarValue | u
     case 'Double':
       return { kind: 'double', data: new Float64Array(n).fill(Number(value ?? 0)), valid };
     case 'VarChar':
+    case 'Geometry':
       return { kind: 'string', data: new Array<string>(n).fill(String(value ?? '')), valid };
+    case 'Timestamptz':
+      return { kind: 'int64', data: new BigInt64Array(n).fill(BigInt((value as bigint | undefined) ?? 0)), valid };
     case 'JSON':
       return { kind: 'json', data: new Array<unknown>(n).fill(undefined), valid: valid ?? new Uint8Array(n) };
     case 'Array':
@@ -322,6 +340,7 @@ function scalarArrayMember(et: ScalarType, values: readonly ScalarValue[]): Reco
 /** Builds a proto FieldData for output (query/search results), rows already gathered. */
 export function columnToFieldData(field: FieldSchema, c: Column, n: number, dynamicKeys?: readonly string[]): Record<string, unknown> {
   const base = { type: field.dataType, field_name: field.name, field_id: String(field.fieldId), is_dynamic: field.isDynamic, valid_data: validData(c, n) };
+  if (isGeoTimeField(field)) return { ...base, scalars: geoTimeOutput(field, c, n) };
   switch (c.kind) {
     case 'vector':
       return { ...base, vectors: { dim: String(c.dim), float_vector: { data: c.data } } };

@@ -21,6 +21,7 @@ import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
+import { checkTimezoneProperties, collectionTimezone, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -201,7 +202,10 @@ function emptyFor(f: FieldSchema): Column {
     case 'Double':
       return { kind: 'double', data: new Float64Array(0) };
     case 'VarChar':
+    case 'Geometry':
       return { kind: 'string', data: [] };
+    case 'Timestamptz':
+      return { kind: 'int64', data: new BigInt64Array(0) };
     case 'JSON':
       return { kind: 'json', data: [] };
     case 'Array':
@@ -323,7 +327,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         columns.set(f.name, { kind: 'json', data: new Array(numRows).fill({}) });
         continue;
       }
-      columns.set(f.name, fieldDataToColumn(fd, f, numRows));
+      columns.set(f.name, fieldDataToColumn(fd, f, numRows, collectionTimezone(coll)));
     }
     for (const name of byName.keys()) {
       throw quiverError(
@@ -403,6 +407,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       if (ttl !== undefined && !(Number.isInteger(Number(ttl)) && Number(ttl) >= 0)) {
         throw quiverError('ParameterInvalid', `collection.ttl.seconds ${ttl} is invalid: must be a non-negative integer`);
       }
+      checkTimezoneProperties(properties);
       await roles.coord.createCollection({
         dbName: dbOf(req, ctx),
         name,
@@ -770,12 +775,13 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
       const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
       const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
-      if (!iterPage) return runSearch(searchEnv, coll, parsed, req.output_fields ?? []);
+      const tz = requestTimezone(coll, kvList(req.search_params));
+      if (!iterPage) return localizeSearchReply(await runSearch(searchEnv, coll, parsed, req.output_fields ?? []), tz);
       if (parsed.groupBy || parsed.ids) throw quiverError('ParameterInvalid', 'a search iterator cannot group (group_by_field) or search by primary keys');
       const { hits } = await roles.query.search(coll.id, { ...parsed.params, after: iterPage.after });
       const reply = searchEnv.results(coll, hits, req.output_fields ?? [], parsed.params.k);
       reply.results.search_iterator_v2_results = searchIteratorReply(coll, iterPage, hits[0] ?? []);
-      return reply;
+      return localizeSearchReply(reply, tz);
     },
     Query: async (req, ctx) => {
       const coll = collOf(req, ctx);
@@ -804,10 +810,11 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         throw quiverError('ParameterInvalid', 'empty expression should be used with limit');
       }
       const plan = planOutput(coll, requested.length > 0 ? requested : [pk.name]);
+      const tz = requestTimezone(coll, qp);
       const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
       return {
         status: OK,
-        fields_data: outputColumns(refs, plan),
+        fields_data: localizeFieldsData(outputColumns(refs, plan), tz),
         collection_name: coll.name,
         output_fields: plan.names,
         primary_field_name: pk.name,
@@ -843,7 +850,11 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       return { status: OK, state: task.state, mergeInfos: task.plans.map((p) => ({ sources: p.sources.map(String), target: String(p.target) })) };
     },
 
-    HybridSearch: (req, ctx) => runHybridSearch(searchEnv, collOf(req, ctx), req, templateValues),
+    HybridSearch: async (req, ctx) => {
+      const coll = collOf(req, ctx);
+      const tz = requestTimezone(coll, kvList(req.rank_params));
+      return localizeSearchReply(await runHybridSearch(searchEnv, coll, req, templateValues), tz);
+    },
   };
   return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h), ...partitionKeyHandlers(cat, h) };
 }

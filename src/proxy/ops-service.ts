@@ -1,3 +1,4 @@
+import { checkTimezoneProperties } from './timezone-output.js';
 import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import { DEFAULT_DB } from '../coord/types.js';
@@ -155,6 +156,7 @@ export function createOpsHandlers(roles: ProxyRoles, opts: ServiceOptions, base:
     AlterCollection: async (req, ctx) => {
       // TTL is validated here as at create: a bad value never reaches the catalog.
       parseTtlSeconds(kvList(req.properties)[TTL_PROPERTY]);
+      checkTimezoneProperties(kvList(req.properties));
       return base['AlterCollection']!(req, ctx);
     },
   };

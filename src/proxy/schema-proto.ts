@@ -2,6 +2,7 @@ import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import type { DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType, VECTOR_TYPES } from '../schema/types.js';
+import { geoTimeDefaultProto, parseGeoTimeDefault } from './geo-time-data.js';
 import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -11,7 +12,21 @@ import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
  * dims, max_length, max_capacity, default values). Every rejection names the field and the bad value.
  */
 
-const SUPPORTED: readonly DataType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'JSON', 'Array', ...VECTOR_TYPES];
+const SUPPORTED: readonly DataType[] = [
+  'Bool',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'Float',
+  'Double',
+  'VarChar',
+  'JSON',
+  'Array',
+  'Geometry',
+  'Timestamptz',
+  ...VECTOR_TYPES,
+];
 const SCALARS: readonly ScalarType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar'];
 const NAME_MAX = 255;
 
@@ -106,6 +121,9 @@ function defaultValueOf(dv: any, t: DataType, field: string): ScalarValue | unde
       return dv.data === 'double_data' ? Number(v) : bad();
     case 'VarChar':
       return dv.data === 'string_data' ? String(v) : bad();
+    case 'Geometry':
+    case 'Timestamptz':
+      return parseGeoTimeDefault(dv, field, t);
     default:
       throw quiverError('ParameterInvalid', `default value is not supported for ${t} field ${field}`);
   }
@@ -241,7 +259,9 @@ export function fieldToProto(f: FieldSchema, indexParams: Record<string, string>
     nullable: f.nullable,
     is_function_output: false,
   };
-  if (f.defaultValue !== undefined) {
+  if (f.defaultValue !== undefined && (f.dataType === 'Geometry' || f.dataType === 'Timestamptz')) {
+    out['default_value'] = geoTimeDefaultProto(f);
+  } else if (f.defaultValue !== undefined) {
     const m = PROTO_DEFAULT[f.dataType]!;
     out['default_value'] = { [m]: f.dataType === 'Int64' ? String(f.defaultValue) : f.defaultValue };
   }

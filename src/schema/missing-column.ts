@@ -25,7 +25,11 @@ export function missingFieldColumn(field: FieldSchema, numRows: number): Column 
     case 'Double':
       return { kind: 'double', data: new Float64Array(numRows).fill(Number(def ?? 0)), valid };
     case 'VarChar':
+    case 'Geometry':
       return { kind: 'string', data: new Array<string>(numRows).fill(String(def ?? '')), valid };
+    case 'Timestamptz':
+      // Persisted Timestamptz defaults are decimal microseconds, like Int64 defaults.
+      return { kind: 'int64', data: new BigInt64Array(numRows).fill(BigInt((def as string | number | bigint | undefined) ?? 0)), valid };
     case 'JSON':
       return { kind: 'json', data: new Array<unknown>(numRows).fill(undefined), valid: new Uint8Array(numRows) };
     case 'Array':

@@ -8,7 +8,11 @@ export type ScalarType = 'Bool' | 'Int8' | 'Int16' | 'Int32' | 'Int64' | 'Float'
 /** Vector types stored as fixed-size byte rows (see `bytesPerRow`). */
 export type ByteVectorType = 'BinaryVector' | 'Float16Vector' | 'BFloat16Vector' | 'Int8Vector';
 export type VectorType = 'FloatVector' | ByteVectorType | 'SparseFloatVector';
-export type DataType = ScalarType | 'JSON' | 'Array' | VectorType;
+/**
+ * Geometry is stored as canonical WKT (a 'string' column, see schema/geometry.ts); Timestamptz as int64
+ * microseconds UTC (an 'int64' column, see schema/timestamptz.ts).
+ */
+export type DataType = ScalarType | 'JSON' | 'Array' | 'Geometry' | 'Timestamptz' | VectorType;
 
 export const VECTOR_TYPES: readonly VectorType[] = ['FloatVector', 'BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector', 'SparseFloatVector'];
 export const BYTE_VECTOR_TYPES: readonly ByteVectorType[] = ['BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector'];
@@ -134,7 +138,10 @@ export function columnKindOf(dataType: DataType): ColumnKind {
     case 'Double':
       return 'double';
     case 'VarChar':
+    case 'Geometry':
       return 'string';
+    case 'Timestamptz':
+      return 'int64';
     case 'JSON':
       return 'json';
     case 'Array':

@@ -75,6 +75,8 @@ const dataType = z.enum([
   'VarChar',
   'JSON',
   'Array',
+  'Geometry',
+  'Timestamptz',
   'FloatVector',
   'BinaryVector',
   'Float16Vector',
