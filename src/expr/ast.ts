@@ -6,12 +6,19 @@
  * variables (`{name}`) are substituted by the parser, so the tree only holds literals.
  */
 
+import type { GeoFunction } from './geo-functions.js';
+
 export type CompareOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
 export type ArithOp = '+' | '-' | '*' | '/' | '%' | '**';
 export type LogicalOp = 'and' | 'or';
 
 export type FunctionName =
-  'array_contains' | 'array_contains_all' | 'array_contains_any' | 'array_length' | 'json_contains' | 'json_contains_all' | 'json_contains_any';
+  'array_contains' | 'array_contains_all' | 'array_contains_any' | 'array_length' | 'json_contains' | 'json_contains_all' | 'json_contains_any'
+  /** Spatial functions (expr/geo-functions.ts). */
+  | GeoFunction
+  /** `ISO '2025-01-01T00:00:00Z'` and `INTERVAL 'P1D'`: Timestamptz literals, parsed as a one-argument call. */
+  | 'iso'
+  | 'interval';
 
 /** A JSON key (`["a"]`) or an array / JSON-array index (`[0]`). */
 export type PathElement = string | number;

@@ -16,6 +16,8 @@
  */
 import { quiverError } from '../common/errors.js';
 import { DYNAMIC_FIELD_NAME, type Column, type ColumnBatch, type DataType, type ScalarType } from '../schema/types.js';
+import type { Interval } from '../schema/timestamptz.js';
+import type { GeoFunction } from './geo-functions.js';
 import { MAX_EXPR_DEPTH, type ArithOp, type CompareOp, type Expr, type FunctionName, type PathElement } from './ast.js';
 import {
   andInPlace,
@@ -37,7 +39,10 @@ import {
   type Vec,
 } from './kernels.js';
 import { likeMatcher } from './like.js';
+import { geoCall, intervalVal, isoVal, shiftByInterval, timestamptzOperand } from './geo-time-compile.js';
 import { FALSE, MISSING, TRUE, compareRow, isAbsentValue, notTri, type Const, type Tri } from './values.js';
+
+type ContainsFunction = Extract<FunctionName, `array_contains${string}` | `json_contains${string}`>;
 
 export interface ExprField {
   readonly name: string;
@@ -60,10 +65,10 @@ export interface CompiledExpr {
   readonly fieldNames: readonly string[];
 }
 
-type StaticType = 'int' | 'float' | 'string' | 'bool' | 'json' | 'array' | 'list';
+type StaticType = 'int' | 'float' | 'string' | 'bool' | 'json' | 'array' | 'list' | 'geometry' | 'timestamptz' | 'interval';
 
 /** A compiled value-producing node. */
-interface Val {
+export interface Val {
   readonly st: StaticType;
   /** For 'int': an upper bound of |value| (decides whether doubles compute it exactly). */
   readonly bound: number;
@@ -73,11 +78,13 @@ interface Val {
   /** Set when the node is a field, JSON path, dynamic key or array element reference. */
   readonly isReference: boolean;
   readonly konst?: Const;
+  /** Set on an `INTERVAL '...'` literal (its static type is 'interval'). */
+  readonly interval?: Interval | undefined;
   readonly ev: (ctx: EvalContext) => Vec;
 }
 
 /** A compiled predicate node; `konst` when its value is known without data. */
-interface Pred {
+export interface Pred {
   readonly konst?: Tri;
   readonly ev: (ctx: EvalContext) => Uint8Array;
 }
@@ -107,6 +114,10 @@ function staticOf(t: DataType): StaticType | undefined {
       return 'json';
     case 'Array':
       return 'array';
+    case 'Geometry':
+      return 'geometry';
+    case 'Timestamptz':
+      return 'timestamptz';
     case 'FloatVector':
     case 'BinaryVector':
     case 'Float16Vector':
@@ -165,6 +176,11 @@ function constFitsStatic(st: StaticType, v: Const): boolean {
       return typeof v === 'string';
     case 'bool':
       return typeof v === 'boolean';
+    case 'timestamptz':
+    case 'geometry':
+    case 'interval':
+      // No list literal holds these: `tsz in [...]` is refused rather than compared as plain integers.
+      return false;
     default:
       return true;
   }
@@ -193,7 +209,7 @@ function walkJson(root: unknown, path: readonly PathElement[]): unknown {
 }
 
 /** Per-evaluation state: the batch, the optional row subset (columns are gathered once), memoised paths. */
-class EvalContext {
+export class EvalContext {
   readonly n: number;
   readonly #batch: ColumnBatch;
   readonly #rows: Uint32Array | undefined;
@@ -437,8 +453,9 @@ class Compiler {
       case 'exists':
         return this.#exists(e.operand, e.pos);
       case 'call':
-        if (e.fn === 'array_length') break;
-        return this.#contains(e.fn, e.args, e.pos);
+        if (e.fn === 'array_length' || e.fn === 'iso' || e.fn === 'interval') break;
+        if (e.fn.startsWith('st_')) return geoCall(e.fn as GeoFunction, e.args.map((a) => this.#value(a)), e.pos);
+        return this.#contains(e.fn as ContainsFunction, e.args, e.pos);
       case 'ident':
       case 'bool':
         return this.#truthy(this.#value(e), e.pos);
@@ -472,7 +489,7 @@ class Compiler {
         if (ident.kind === 'ident' && ident.path.length === 0 && literal) {
           const field = this.#fields.get(ident.name);
           const st = field === undefined ? undefined : staticOf(field.dataType);
-          if (st !== undefined && st !== 'json' && st !== 'array') {
+          if (st !== undefined && st !== 'json' && st !== 'array' && st !== 'timestamptz' && st !== 'geometry') {
             const g = groups.get(ident.name);
             if (g === undefined) {
               groups.set(ident.name, { ident, items: [lit], at: out.length });
@@ -528,24 +545,30 @@ class Compiler {
     if (isNumeric(l.st) && isNumeric(r.st)) return;
     if (l.st === 'string' && r.st === 'string') return;
     if (l.st === 'bool' && r.st === 'bool' && !relational) return;
+    if (l.st === 'timestamptz' && r.st === 'timestamptz') return;
     throw bad();
   }
 
-  #compare(op: CompareOp, l: Val, r: Val, pos: number): Pred {
+  #compare(op: CompareOp, lIn: Val, rIn: Val, pos: number): Pred {
+    // A Timestamptz compared with a plain string literal reads the string as an ISO timestamp.
+    const l = timestamptzOperand(lIn, rIn);
+    const r = timestamptzOperand(rIn, lIn);
     this.#checkComparable(l, op, r, pos);
     if (l.konst !== undefined && r.konst !== undefined) return constPred(compareRow(l.konst, op, r.konst, true));
     return { ev: (ctx) => compareVecs(l.ev(ctx), op, r.ev(ctx), ctx.n) };
   }
 
   #range(e: Extract<Expr, { kind: 'range' }>): Pred {
-    const lower = this.#value(e.lower);
+    const lowerIn = this.#value(e.lower);
     const operand = this.#value(e.operand);
-    const upper = this.#value(e.upper);
-    for (const bound of [lower, upper]) {
+    const upperIn = this.#value(e.upper);
+    for (const bound of [lowerIn, upperIn]) {
       if (bound.konst === undefined) {
         throw invalid(`the bounds of a range expression must be constants, got ${bound.desc} at position ${e.pos}`);
       }
     }
+    const lower = timestamptzOperand(lowerIn, operand);
+    const upper = timestamptzOperand(upperIn, operand);
     const lowerOp: CompareOp = e.lowerInclusive ? '>=' : '>';
     const upperOp: CompareOp = e.upperInclusive ? '<=' : '<';
     this.#checkComparable(operand, lowerOp, lower, e.pos);
@@ -646,7 +669,7 @@ class Compiler {
     return { ev: (ctx) => mapRows(operand.ev(ctx), ctx.n, (x) => x !== MISSING) };
   }
 
-  #contains(fn: Exclude<FunctionName, 'array_length'>, args: readonly Expr[], pos: number): Pred {
+  #contains(fn: ContainsFunction, args: readonly Expr[], pos: number): Pred {
     const target = this.#value(args[0] as Expr);
     const value = this.#value(args[1] as Expr);
     if (target.st !== 'array' && target.st !== 'json') {
@@ -733,6 +756,8 @@ class Compiler {
         return this.#neg(this.#value(e.operand), e.pos);
       case 'call':
         if (e.fn === 'array_length') return this.#arrayLength(e.args[0] as Expr, e.pos);
+        if (e.fn === 'iso') return isoVal(e.args[0] as Expr & { kind: 'string' }, e.pos);
+        if (e.fn === 'interval') return intervalVal(e.args[0] as Expr & { kind: 'string' }, e.pos);
         break;
       default:
         break;
@@ -826,6 +851,7 @@ class Compiler {
   }
 
   #arith(op: ArithOp, l: Val, r: Val, pos: number): Val {
+    if (l.st === 'interval' || r.st === 'interval') return shiftByInterval(op, l, r, pos);
     for (const v of [l, r]) {
       if (v.st !== 'int' && v.st !== 'float' && v.st !== 'json') {
         throw invalid(`arithmetic operator '${op}' is not supported on ${v.desc} at position ${pos}`);

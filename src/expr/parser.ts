@@ -13,6 +13,7 @@
 import { quiverError, type QuiverError } from '../common/errors.js';
 import { MAX_EXPR_DEPTH, MAX_EXPR_LENGTH, type CompareOp, type Expr, type FunctionName, type PathElement } from './ast.js';
 import { LexError, tokenize, type Token } from './lexer.js';
+import { GEO_FUNCTIONS } from './geo-functions.js';
 
 export type TemplateValues = Readonly<Record<string, unknown>>;
 
@@ -28,6 +29,7 @@ const FUNCTIONS: ReadonlyMap<string, FunctionName | 'is_null' | 'is_not_null'> =
   ['is_null', 'is_null'],
   ['isnotnull', 'is_not_null'],
   ['is_not_null', 'is_not_null'],
+  ...GEO_FUNCTIONS.map((f) => [f, f] as const),
 ]);
 
 /** Words that cannot be field names because they start or continue an operator. */
@@ -392,6 +394,11 @@ class Parser {
       return this.#node({ kind: 'exists', operand, pos: t.pos }, operand);
     }
     if (RESERVED.has(lower)) this.#unexpected(t);
+    if ((lower === 'iso' || lower === 'interval') && this.#peek().type === 'string') {
+      // A Timestamptz literal (`ISO '...'`, `INTERVAL 'P1D'`); a field named iso is still a field.
+      const arg = this.#next();
+      return { kind: 'call', fn: lower, args: [{ kind: 'string', value: arg.value as string, pos: arg.pos }], pos: t.pos };
+    }
     if (this.#isPunct(this.#peek(), '(')) return this.#parseCall(t, lower);
     const path: PathElement[] = [];
     while (this.#isPunct(this.#peek(), '[')) {
@@ -423,7 +430,7 @@ class Parser {
     }
     this.#next();
     this.#leave();
-    const arity = fn === 'array_length' || fn === 'is_null' || fn === 'is_not_null' ? 1 : 2;
+    const arity = fn === 'array_length' || fn === 'is_null' || fn === 'is_not_null' ? 1 : fn === 'st_dwithin' ? 3 : 2;
     if (args.length !== arity) {
       throw new ParseFailure(
         `function '${nameToken.text}' at position ${nameToken.pos} takes ${arity} argument${arity === 1 ? '' : 's'}, got ${args.length}`,
