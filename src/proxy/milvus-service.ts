@@ -21,7 +21,7 @@ import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
-import { checkTimezoneProperties, collectionTimezone, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
+import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -257,6 +257,9 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
   };
 
   const collOf = (req: any, ctx: CallContext): CollectionRecord => cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
+  /** Timestamptz zone of a read: request `timezone`, else collection, else database property, else UTC. */
+  const tzOf = (coll: CollectionRecord, params: Record<string, string>): string =>
+    requestTimezone(coll, params, cat.databaseById(coll.dbId)?.properties);
   const searchEnv: SearchEnv = {
     query: roles.query,
     indexes: (id) => cat.indexes(id),
@@ -327,7 +330,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         columns.set(f.name, { kind: 'json', data: new Array(numRows).fill({}) });
         continue;
       }
-      columns.set(f.name, fieldDataToColumn(fd, f, numRows, collectionTimezone(coll)));
+      columns.set(f.name, fieldDataToColumn(fd, f, numRows, tzOf(coll, {})));
     }
     for (const name of byName.keys()) {
       throw quiverError(
@@ -366,6 +369,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
 
     // ---------------------------------------------------------------- databases
     CreateDatabase: async (req) => {
+      checkTimezoneProperties(kvList(req.properties));
       await roles.coord.createDatabase(validateName('database', req.db_name), kvList(req.properties));
       return OK;
     },
@@ -382,6 +386,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       return { status: OK, db_name: db.name, dbID: String(db.id), created_timestamp: db.createdTs, properties: toKvList(db.properties) };
     },
     AlterDatabase: async (req) => {
+      checkTimezoneProperties(kvList(req.properties));
       await roles.coord.alterDatabase(requireName('database', req.db_name), kvList(req.properties), req.delete_keys ?? []);
       return OK;
     },
@@ -775,7 +780,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
       const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
       const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
-      const tz = requestTimezone(coll, kvList(req.search_params));
+      const tz = tzOf(coll, kvList(req.search_params));
       if (!iterPage) return localizeSearchReply(await runSearch(searchEnv, coll, parsed, req.output_fields ?? []), tz);
       if (parsed.groupBy || parsed.ids) throw quiverError('ParameterInvalid', 'a search iterator cannot group (group_by_field) or search by primary keys');
       const { hits } = await roles.query.search(coll.id, { ...parsed.params, after: iterPage.after });
@@ -810,7 +815,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         throw quiverError('ParameterInvalid', 'empty expression should be used with limit');
       }
       const plan = planOutput(coll, requested.length > 0 ? requested : [pk.name]);
-      const tz = requestTimezone(coll, qp);
+      const tz = tzOf(coll, qp);
       const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
       return {
         status: OK,
@@ -852,7 +857,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
 
     HybridSearch: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      const tz = requestTimezone(coll, kvList(req.rank_params));
+      const tz = tzOf(coll, kvList(req.rank_params));
       return localizeSearchReply(await runHybridSearch(searchEnv, coll, req, templateValues), tz);
     },
   };

@@ -19,10 +19,14 @@ export function collectionTimezone(coll: CollectionRecord, dbProperties: Readonl
 }
 
 /** The zone of one read: the request's `timezone` parameter when set (validated), else the collection's. */
-export function requestTimezone(coll: CollectionRecord, params: Readonly<Record<string, string>>): string {
+export function requestTimezone(
+  coll: CollectionRecord,
+  params: Readonly<Record<string, string>>,
+  dbProperties: Readonly<Record<string, string>> = {},
+): string {
   const tz = params['timezone'];
   if (tz !== undefined && tz !== '') return checkTimezone(tz);
-  return collectionTimezone(coll);
+  return collectionTimezone(coll, dbProperties);
 }
 
 /** Refuses a `collection.timezone` / `database.timezone` property that names no zone (at create and alter). */
