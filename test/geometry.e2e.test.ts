@@ -63,12 +63,7 @@ const REF: Record<Fn, (a: any, b: any) => boolean> = {
   ST_WITHIN: (a, b) => (RelateOp as any).contains(b, a),
 };
 
-const PROBES = [
-  'POLYGON((20 20, 60 20, 60 60, 20 60, 20 20))',
-  'LINESTRING(0 50, 100 50)',
-  'POINT(40 40)',
-  'POLYGON((0 0, 100 0, 100 100, 0 100, 0 0))',
-];
+const PROBES = ['POLYGON((20 20, 60 20, 60 60, 20 60, 20 20))', 'LINESTRING(0 50, 100 50)', 'POINT(40 40)', 'POLYGON((0 0, 100 0, 100 100, 0 100, 0 0))'];
 
 function haversine(lon1: number, lat1: number, lon2: number, lat2: number): number {
   const r = Math.PI / 180;

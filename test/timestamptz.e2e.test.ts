@@ -70,7 +70,13 @@ const idsWhere = (model: Map<number, Row>, pred: (r: Row) => boolean): number[] 
     .sort((a, b) => a - b);
 
 async function checkAll(c: MilvusClient, coll: string, model: Map<number, Row>, zoneOffsetMin = 0, params?: Record<string, string>): Promise<void> {
-  const q = await c.query({ collection_name: coll, filter: 'id >= 0', output_fields: ['id', 'ts', 'due'], limit: 16384, ...(params ? { params } : {}) } as any);
+  const q = await c.query({
+    collection_name: coll,
+    filter: 'id >= 0',
+    output_fields: ['id', 'ts', 'due'],
+    limit: 16384,
+    ...(params ? { params } : {}),
+  } as any);
   expect(q.status.error_code, q.status.reason).toBe(ErrorCode.SUCCESS);
   expect(q.data.length).toBe(model.size);
   for (const got of q.data) {
@@ -85,7 +91,10 @@ async function checkAll(c: MilvusClient, coll: string, model: Map<number, Row>, 
     [`ts <= ISO '${t0}'`, (r) => r.ts !== null && r.ts <= t0ms],
     [`ts + INTERVAL 'P10D' < ISO '${t0}'`, (r) => r.ts !== null && r.ts + 10 * DAY < t0ms],
     [`ts - INTERVAL 'PT36H' >= due`, (r) => r.ts !== null && r.ts - 36 * 3_600_000 >= (r.due ?? DEFAULT_DUE)],
-    [`ISO '2025-01-10T00:00:00Z' <= ts < ISO '2025-02-01T00:00:00Z'`, (r) => r.ts !== null && r.ts >= Date.parse('2025-01-10T00:00:00Z') && r.ts < Date.parse('2025-02-01T00:00:00Z')],
+    [
+      `ISO '2025-01-10T00:00:00Z' <= ts < ISO '2025-02-01T00:00:00Z'`,
+      (r) => r.ts !== null && r.ts >= Date.parse('2025-01-10T00:00:00Z') && r.ts < Date.parse('2025-02-01T00:00:00Z'),
+    ],
     [`due == ISO '2025-01-01T09:00:00+09:00'`, (r) => (r.due ?? DEFAULT_DUE) === DEFAULT_DUE],
     ['ts is null', (r) => r.ts === null],
   ];
@@ -149,7 +158,14 @@ describe('Timestamptz fields through the SDK', () => {
     expect(await one({ timezone: 'Asia/Shanghai' })).toBe('2025-05-01T23:59:59.123456+08:00');
     expect((await c.delete({ collection_name: COLL, filter: 'id == 500' })).status.error_code).toBe(ErrorCode.SUCCESS);
     await checkAll(c, COLL, model, 480, { timezone: 'Asia/Shanghai' });
-    const s = await c.search({ collection_name: COLL, data: [0.5, 0.5, 0.5, 0.5], limit: 5, output_fields: ['ts'], filter: 'ts is not null', params: { timezone: 'Asia/Kolkata' } } as any);
+    const s = await c.search({
+      collection_name: COLL,
+      data: [0.5, 0.5, 0.5, 0.5],
+      limit: 5,
+      output_fields: ['ts'],
+      filter: 'ts is not null',
+      params: { timezone: 'Asia/Kolkata' },
+    } as any);
     expect(s.status.error_code, s.status.reason).toBe(ErrorCode.SUCCESS);
     const hits = s.results as unknown as { id: string; ts: string }[];
     expect(hits.length).toBe(5);

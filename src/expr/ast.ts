@@ -13,7 +13,13 @@ export type ArithOp = '+' | '-' | '*' | '/' | '%' | '**';
 export type LogicalOp = 'and' | 'or';
 
 export type FunctionName =
-  'array_contains' | 'array_contains_all' | 'array_contains_any' | 'array_length' | 'json_contains' | 'json_contains_all' | 'json_contains_any'
+  | 'array_contains'
+  | 'array_contains_all'
+  | 'array_contains_any'
+  | 'array_length'
+  | 'json_contains'
+  | 'json_contains_all'
+  | 'json_contains_any'
   /** Spatial functions (expr/geo-functions.ts). */
   | GeoFunction
   /** `ISO '2025-01-01T00:00:00Z'` and `INTERVAL 'P1D'`: Timestamptz literals, parsed as a one-argument call. */

@@ -454,7 +454,12 @@ class Compiler {
         return this.#exists(e.operand, e.pos);
       case 'call':
         if (e.fn === 'array_length' || e.fn === 'iso' || e.fn === 'interval') break;
-        if (e.fn.startsWith('st_')) return geoCall(e.fn as GeoFunction, e.args.map((a) => this.#value(a)), e.pos);
+        if (e.fn.startsWith('st_'))
+          return geoCall(
+            e.fn as GeoFunction,
+            e.args.map((a) => this.#value(a)),
+            e.pos,
+          );
         return this.#contains(e.fn as ContainsFunction, e.args, e.pos);
       case 'ident':
       case 'bool':

@@ -44,7 +44,8 @@ interface Coordinate {
   y: number;
 }
 
-const relate = (a: JtsGeometry, b: JtsGeometry): IntersectionMatrix => (RelateOp as unknown as { relate(a: unknown, b: unknown): IntersectionMatrix }).relate(a, b);
+const relate = (a: JtsGeometry, b: JtsGeometry): IntersectionMatrix =>
+  (RelateOp as unknown as { relate(a: unknown, b: unknown): IntersectionMatrix }).relate(a, b);
 const nearestPoints = (a: JtsGeometry, b: JtsGeometry): Coordinate[] =>
   (DistanceOp as unknown as { nearestPoints(a: unknown, b: unknown): Coordinate[] }).nearestPoints(a, b);
 

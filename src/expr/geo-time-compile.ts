@@ -67,7 +67,9 @@ export function shiftByInterval(op: ArithOp, l: Val, r: Val, pos: number): Val {
   const ts = l.st === 'timestamptz' ? l : op === '+' && r.st === 'timestamptz' ? r : undefined;
   const iv = ts === l ? r.interval : l.interval;
   if ((op !== '+' && op !== '-') || ts === undefined || iv === undefined) {
-    throw invalid(`'${op}' with an INTERVAL needs a Timestamptz on its left (timestamp + INTERVAL or timestamp - INTERVAL), got ${l.desc} and ${r.desc} at position ${pos}`);
+    throw invalid(
+      `'${op}' with an INTERVAL needs a Timestamptz on its left (timestamp + INTERVAL or timestamp - INTERVAL), got ${l.desc} and ${r.desc} at position ${pos}`,
+    );
   }
   const sign = op === '+' ? 1 : -1;
   const desc = `Timestamptz expression at position ${pos}`;

@@ -28,7 +28,16 @@ const WKT = [
   'MULTIPOINT ((1 1), (50 50))',
 ];
 const GEO_VALID = new Uint8Array([1, 1, 1, 1, 1, 0, 1, 1]);
-const TS = ['2025-01-01T00:00:00Z', '2025-01-02T12:00:00+08:00', '2024-12-31T23:59:59.999999Z', '2025-03-01T00:00:00Z', '2025-01-31T00:00:00Z', '', '2025-01-01T00:00:00.000001Z', '2026-01-01T00:00:00-05:00'];
+const TS = [
+  '2025-01-01T00:00:00Z',
+  '2025-01-02T12:00:00+08:00',
+  '2024-12-31T23:59:59.999999Z',
+  '2025-03-01T00:00:00Z',
+  '2025-01-31T00:00:00Z',
+  '',
+  '2025-01-01T00:00:00.000001Z',
+  '2026-01-01T00:00:00-05:00',
+];
 const TS_US = TS.map((t) => (t === '' ? 0n : parseTimestamptz(t)));
 
 const batch = new MapBatch(
@@ -68,7 +77,13 @@ function reference(rel: Relation | 'within', wkt: string): number[] {
 }
 
 describe('spatial functions', () => {
-  const probes = ['POLYGON ((0 0, 10 0, 10 10, 0 10, 0 0))', 'POINT (5 5)', 'LINESTRING (5 -5, 5 15)', 'POLYGON ((8 8, 12 8, 12 12, 8 12, 8 8))', 'POINT (10 5)'];
+  const probes = [
+    'POLYGON ((0 0, 10 0, 10 10, 0 10, 0 0))',
+    'POINT (5 5)',
+    'LINESTRING (5 -5, 5 15)',
+    'POLYGON ((8 8, 12 8, 12 12, 8 12, 8 8))',
+    'POINT (10 5)',
+  ];
   const cases: [string, Relation | 'within'][] = [
     ['ST_EQUALS', 'equalsTopo'],
     ['ST_TOUCHES', 'touches'],

@@ -7,7 +7,11 @@ import { localizeFieldsData } from './timezone-output.js';
 const geo = { fieldId: 101, name: 'geo', dataType: 'Geometry', nullable: true, typeParams: {} } as unknown as FieldSchema;
 const tsz = { fieldId: 102, name: 'tsz', dataType: 'Timestamptz', nullable: false, typeParams: {} } as unknown as FieldSchema;
 
-const scalars = (member: string, data: unknown[], valid: boolean[] = []) => ({ field: 'scalars', scalars: { data: member, [member]: { data } }, valid_data: valid });
+const scalars = (member: string, data: unknown[], valid: boolean[] = []) => ({
+  field: 'scalars',
+  scalars: { data: member, [member]: { data } },
+  valid_data: valid,
+});
 
 describe('Geometry and Timestamptz field data', () => {
   it('stores canonical WKT and keeps nulls, refusing WKB with a reason', () => {
@@ -31,12 +35,19 @@ describe('Geometry and Timestamptz field data', () => {
   });
 
   it('takes defaults as the SDK sends them and fills missing rows', () => {
-    const f = parseFieldSchema({ name: 'due', data_type: 'Timestamptz', default_value: { data: 'timestamptz_data', timestamptz_data: '1735689600000000' } }, false);
+    const f = parseFieldSchema(
+      { name: 'due', data_type: 'Timestamptz', default_value: { data: 'timestamptz_data', timestamptz_data: '1735689600000000' } },
+      false,
+    );
     const col = fieldDataToColumn(scalars('string_data', ['2025-06-01T00:00:00Z', ''], [true, false]) as never, { ...f, fieldId: 9 } as FieldSchema, 2);
     expect(col.kind === 'int64' && [...col.data]).toEqual([1748736000000000n, 1735689600000000n]);
     const g = parseFieldSchema({ name: 'g', data_type: 'Geometry', default_value: { data: 'string_data', string_data: 'POINT(0 0)' } }, false);
     expect(g.defaultValue).toBe('POINT (0 0)');
-    expect(() => parseFieldSchema({ name: 'g', data_type: 'Geometry', default_value: { data: 'string_data', string_data: 'POINT(' } }, false)).toThrow(/POINT\(/);
-    expect(() => parseFieldSchema({ name: 't', data_type: 'Timestamptz', default_value: { data: 'string_data', string_data: 'soon' } }, false)).toThrow(/soon/);
+    expect(() => parseFieldSchema({ name: 'g', data_type: 'Geometry', default_value: { data: 'string_data', string_data: 'POINT(' } }, false)).toThrow(
+      /POINT\(/,
+    );
+    expect(() => parseFieldSchema({ name: 't', data_type: 'Timestamptz', default_value: { data: 'string_data', string_data: 'soon' } }, false)).toThrow(
+      /soon/,
+    );
   });
 });

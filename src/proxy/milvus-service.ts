@@ -258,8 +258,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
 
   const collOf = (req: any, ctx: CallContext): CollectionRecord => cat.resolveCollection(dbOf(req, ctx), requireName('collection', req.collection_name));
   /** Timestamptz zone of a read: request `timezone`, else collection, else database property, else UTC. */
-  const tzOf = (coll: CollectionRecord, params: Record<string, string>): string =>
-    requestTimezone(coll, params, cat.databaseById(coll.dbId)?.properties);
+  const tzOf = (coll: CollectionRecord, params: Record<string, string>): string => requestTimezone(coll, params, cat.databaseById(coll.dbId)?.properties);
   const searchEnv: SearchEnv = {
     query: roles.query,
     indexes: (id) => cat.indexes(id),
