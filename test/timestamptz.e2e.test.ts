@@ -173,6 +173,8 @@ describe('Timestamptz fields through the SDK', () => {
     const alter = await c.alterCollectionProperties({ collection_name: COLL, properties: { 'collection.timezone': 'Asia/Tokyo' } });
     expect(alter.error_code, alter.reason).toBe(ErrorCode.SUCCESS);
     await checkAll(c, COLL, model, 540);
+    // A literal without an offset is read in the collection's zone too.
+    expect(await queryIds(c, COLL, `due == ISO '2025-01-01 09:00:00'`)).toEqual(idsWhere(model, (r) => r.due === undefined || r.due === DEFAULT_DUE));
 
     // Bad input: named in the reason, nothing written, the server stays up.
     for (const bad of ['yesterday', '2025-02-30T00:00:00Z', '2025/01/01 10:00']) {

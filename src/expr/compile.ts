@@ -56,6 +56,8 @@ export interface ExprSchema {
   readonly fields: readonly ExprField[];
   /** true: unknown identifiers are keys of the JSON column '$meta'. */
   readonly dynamicField: boolean;
+  /** Zone of Timestamptz literals written without an offset (the collection's `collection.timezone`; UTC when unset). */
+  readonly timezone?: string | undefined;
 }
 
 export interface CompiledExpr {
@@ -556,8 +558,8 @@ class Compiler {
 
   #compare(op: CompareOp, lIn: Val, rIn: Val, pos: number): Pred {
     // A Timestamptz compared with a plain string literal reads the string as an ISO timestamp.
-    const l = timestamptzOperand(lIn, rIn);
-    const r = timestamptzOperand(rIn, lIn);
+    const l = timestamptzOperand(lIn, rIn, this.#schema.timezone);
+    const r = timestamptzOperand(rIn, lIn, this.#schema.timezone);
     this.#checkComparable(l, op, r, pos);
     if (l.konst !== undefined && r.konst !== undefined) return constPred(compareRow(l.konst, op, r.konst, true));
     return { ev: (ctx) => compareVecs(l.ev(ctx), op, r.ev(ctx), ctx.n) };
@@ -572,8 +574,8 @@ class Compiler {
         throw invalid(`the bounds of a range expression must be constants, got ${bound.desc} at position ${e.pos}`);
       }
     }
-    const lower = timestamptzOperand(lowerIn, operand);
-    const upper = timestamptzOperand(upperIn, operand);
+    const lower = timestamptzOperand(lowerIn, operand, this.#schema.timezone);
+    const upper = timestamptzOperand(upperIn, operand, this.#schema.timezone);
     const lowerOp: CompareOp = e.lowerInclusive ? '>=' : '>';
     const upperOp: CompareOp = e.upperInclusive ? '<=' : '<';
     this.#checkComparable(operand, lowerOp, lower, e.pos);
@@ -761,7 +763,7 @@ class Compiler {
         return this.#neg(this.#value(e.operand), e.pos);
       case 'call':
         if (e.fn === 'array_length') return this.#arrayLength(e.args[0] as Expr, e.pos);
-        if (e.fn === 'iso') return isoVal(e.args[0] as Expr & { kind: 'string' }, e.pos);
+        if (e.fn === 'iso') return isoVal(e.args[0] as Expr & { kind: 'string' }, e.pos, this.#schema.timezone);
         if (e.fn === 'interval') return intervalVal(e.args[0] as Expr & { kind: 'string' }, e.pos);
         break;
       default:

@@ -10,7 +10,8 @@ import { FALSE, TRUE } from './values.js';
  * Compile steps for Geometry and Timestamptz operands, kept apart from compile.ts so that file only
  * routes to them:
  * - `ISO '2025-01-01T00:00:00+08:00'` is a Timestamptz constant (microseconds UTC; without an offset the
- *   text is read in UTC); a plain string compared with a Timestamptz is read the same way.
+ *   text is read in the collection's zone, else UTC); a plain string compared with a Timestamptz is read
+ *   the same way.
  * - `tsz + INTERVAL 'P1D'` / `tsz - INTERVAL 'PT2H'` shift a Timestamptz by an ISO-8601 duration.
  * - `ST_*(geo, 'WKT'[, metres])` are predicates over a Geometry field (geo-functions.ts).
  * Malformed literals answer ParameterInvalid naming the text.
@@ -25,16 +26,16 @@ function timestampConst(us: bigint, desc: string): Val {
   return { st: 'timestamptz', bound: Infinity, desc, isReference: false, konst: us, ev: () => vec };
 }
 
-function parseAt(text: string, pos: number): bigint {
+function parseAt(text: string, pos: number, timezone: string | undefined): bigint {
   try {
-    return parseTimestamptz(text);
+    return parseTimestamptz(text, timezone);
   } catch (e) {
-    throw quiverError('ParameterInvalid', `${(e as Error).message} (at position ${pos})`);
+    throw quiverError('ParameterInvalid', `${(e as Error).message}${pos >= 0 ? ` (at position ${pos})` : ''}`);
   }
 }
 
-export function isoVal(arg: Expr & { kind: 'string' }, pos: number): Val {
-  return timestampConst(parseAt(arg.value, arg.pos), `timestamp ISO '${arg.value}' at position ${pos}`);
+export function isoVal(arg: Expr & { kind: 'string' }, pos: number, timezone: string | undefined): Val {
+  return timestampConst(parseAt(arg.value, arg.pos, timezone), `timestamp ISO '${arg.value}' at position ${pos}`);
 }
 
 export function intervalVal(arg: Expr & { kind: 'string' }, pos: number): Val {
@@ -57,9 +58,9 @@ export function intervalVal(arg: Expr & { kind: 'string' }, pos: number): Val {
 }
 
 /** `v` as seen next to `other`: a string literal next to a Timestamptz becomes a Timestamptz constant. */
-export function timestamptzOperand(v: Val, other: Val): Val {
+export function timestamptzOperand(v: Val, other: Val, timezone: string | undefined): Val {
   if (other.st !== 'timestamptz' || v.st !== 'string' || typeof v.konst !== 'string') return v;
-  return timestampConst(parseAt(v.konst, -1), `timestamp '${v.konst}'`);
+  return timestampConst(parseAt(v.konst, -1, timezone), `timestamp '${v.konst}'`);
 }
 
 /** `ts ± INTERVAL` (and `INTERVAL + ts`). Anything else with an interval is refused. */

@@ -144,6 +144,12 @@ describe('Timestamptz filters', () => {
     expect(rows(`tsz > ISO '2025-01-01T00:00:00Z' + INTERVAL 'P1Y'`)).toEqual([7]);
   });
 
+  it("reads literals without an offset in the collection's zone", () => {
+    const tokyo = compileFilter(`tsz == ISO '2025-01-01 09:00:00'`, { ...schema, timezone: 'Asia/Tokyo' })!.evaluate(batch);
+    expect([...tokyo].flatMap((m, i) => (m ? [i] : []))).toEqual([0]);
+    expect(rows(`tsz == '2025-01-01 00:00:00'`)).toEqual([0]);
+  });
+
   it('refuses strings in no known format, naming them', () => {
     const e = errorOf(`tsz > ISO 'next tuesday'`);
     expect(e.kind).toBe('ParameterInvalid');

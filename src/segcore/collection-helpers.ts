@@ -21,5 +21,7 @@ export function exprSchema(coll: CollectionRecord): ExprSchema {
       .filter((f) => !f.isDynamic)
       .map((f) => ({ name: f.name, dataType: f.dataType, elementType: f.elementType, nullable: f.nullable, isPrimaryKey: f.isPrimaryKey })),
     dynamicField: coll.schema.enableDynamicField,
+    // Timestamptz literals without an offset are read in the collection's zone (proxy/timezone-output.ts).
+    timezone: coll.properties['collection.timezone'] || undefined,
   };
 }
