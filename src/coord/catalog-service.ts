@@ -216,7 +216,7 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         id,
         dbId: db.id,
         name: input.name,
-        schema: { name: input.name, description: input.description, autoId: input.autoId, enableDynamicField: input.enableDynamicField, fields },
+        schema: { name: input.name, description: input.description, autoId: input.autoId, enableDynamicField: input.enableDynamicField, fields, ...(input.functions?.length ? { functions: input.functions } : {}) },
         shardsNum: input.shardsNum,
         consistencyLevel: input.consistencyLevel,
         properties: input.properties,

@@ -3,6 +3,8 @@ import type { CollectionRecord } from '../coord/records.js';
 import type { DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType, VECTOR_TYPES } from '../schema/types.js';
 import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
+import type { FunctionSchema } from '../schema/functions.js';
+import { functionsToProto, parseFunctions, validateTextParams } from '../text/functions.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -116,6 +118,7 @@ export interface ParsedSchema {
   description: string;
   enableDynamicField: boolean;
   autoId: boolean;
+  functions: FunctionSchema[];
 }
 
 export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchema, 'fieldId'> {
@@ -158,6 +161,7 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
       `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`,
     );
   }
+  validateTextParams({ name, dataType, typeParams } as Omit<FieldSchema, 'fieldId'>);
   return {
     name,
     description: String(f.description ?? ''),
@@ -181,7 +185,6 @@ export function parseCollectionSchema(s: any): ParsedSchema {
   const rawFields: any[] = s.fields ?? [];
   if (rawFields.length === 0) throw quiverError('ParameterInvalid', 'schema has no fields');
   if ((s.struct_array_fields ?? []).length > 0) throw quiverError('ParameterInvalid', 'struct array fields are not supported by Quiver');
-  if ((s.functions ?? []).length > 0) throw quiverError('ParameterInvalid', 'schema functions (BM25, embeddings) are not supported by Quiver');
   const fields = rawFields.filter((f) => !f.is_dynamic).map((f) => parseFieldSchema(f, Boolean(s.autoID)));
   const seen = new Set<string>();
   for (const f of fields) {
@@ -209,7 +212,8 @@ export function parseCollectionSchema(s: any): ParsedSchema {
       typeParams: {},
     });
   }
-  return { fields, description: String(s.description ?? ''), enableDynamicField, autoId: pks[0]!.autoId };
+  const functions = parseFunctions(s.functions, fields);
+  return { fields, description: String(s.description ?? ''), enableDynamicField, autoId: pks[0]!.autoId, functions };
 }
 
 const PROTO_DEFAULT: Record<string, string> = {
@@ -249,14 +253,17 @@ export function fieldToProto(f: FieldSchema, indexParams: Record<string, string>
 }
 
 export function schemaToProto(coll: CollectionRecord, indexParamsByField: Map<number, Record<string, string>>): Record<string, unknown> {
+  const outputs = new Set((coll.schema.functions ?? []).flatMap((fn) => fn.outputFieldNames));
   return {
     name: coll.name,
     description: coll.schema.description,
     autoID: coll.schema.autoId,
-    fields: coll.schema.fields.filter((f) => !f.isDynamic).map((f) => fieldToProto(f, indexParamsByField.get(f.fieldId) ?? {})),
+    fields: coll.schema.fields
+      .filter((f) => !f.isDynamic)
+      .map((f) => ({ ...fieldToProto(f, indexParamsByField.get(f.fieldId) ?? {}), is_function_output: outputs.has(f.name) })),
     enable_dynamic_field: coll.schema.enableDynamicField,
     properties: [],
-    functions: [],
+    functions: functionsToProto(coll.schema, (n) => coll.schema.fields.find((f) => f.name === n)?.fieldId),
     struct_array_fields: [],
     dbName: '',
     version: 0,
