@@ -107,6 +107,14 @@ export function functionOf(schema: CollectionSchema, fieldName: string): Functio
   return schema.functions?.find((fn) => fn.outputFieldNames.includes(fieldName));
 }
 
+/** Refuses dropping a field a function reads or writes (the function would lose its input or output). */
+export function checkNotFunctionField(schema: CollectionSchema, ref: { readonly name?: string | undefined; readonly id?: number | undefined }): void {
+  const f = schema.fields.find((x) => (ref.id !== undefined ? x.fieldId === ref.id : x.name === ref.name));
+  if (!f) return;
+  const fn = schema.functions?.find((x) => x.inputFieldNames.includes(f.name) || x.outputFieldNames.includes(f.name));
+  if (fn) throw quiverError('ParameterInvalid', `field ${f.name} is used by function ${fn.name} and cannot be dropped`);
+}
+
 /** The BM25 function whose output is `fieldName` and its analyzed input field. */
 export function bm25InputOf(schema: CollectionSchema, fieldName: string): FieldSchema | undefined {
   const fn = functionOf(schema, fieldName);
