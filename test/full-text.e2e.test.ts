@@ -1,6 +1,6 @@
 import * as zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataType, ErrorCode, FunctionType, MilvusClient, promisify } from '@zilliz/milvus2-sdk-node';
+import { DataType, ErrorCode, FunctionType, MilvusClient, promisify, WeightedRanker } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
 import { startTestServer, until, waitRestore, type TestServer } from './helpers.js';
 
@@ -79,6 +79,7 @@ async function createDocs(c: MilvusClient, name: string): Promise<void> {
       },
       { name: 'note', data_type: DataType.VarChar, max_length: 200 },
       { name: 'sparse', data_type: DataType.SparseFloatVector },
+      { name: 'dense', data_type: DataType.FloatVector, dim: 2 },
     ],
     functions: [{ name: 'text_bm25', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
   });
@@ -144,7 +145,7 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
       Array.from({ length: n }, (_, i) => {
         const id = from + i;
         docs.set(id, makeText());
-        return { id, text: docs.get(id)!, note: `n${id}` };
+        return { id, text: docs.get(id)!, note: `n${id}`, dense: [1, id % 7] };
       });
     expect((await c.insert({ collection_name: COLL, data: batch(0, 80) })).status.error_code).toBe(ErrorCode.SUCCESS);
     await c.flush({ collection_names: [COLL] });
@@ -155,6 +156,25 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     await checkSearch(c, COLL, docs, queries);
     // A filter narrows the candidates; the statistics (and so the scores) stay those of all live rows.
     await checkSearch(c, COLL, docs, queries, (id) => id % 2 === 0);
+
+    // Hybrid search: a BM25 sub-request fused with a dense one; weights 1 / 0 leave BM25's order, with
+    // Milvus's normalisation of BM25 scores, 2·atan(s) / π.
+    // The SDK types a sub-request's data as vectors; it sends text for a function output field all the same.
+    const subs: unknown[] = [
+      { anns_field: 'sparse', data: ['ocean glass'], limit: 10 },
+      { anns_field: 'dense', data: [[1, 3]], limit: 10 },
+    ];
+    const hybrid = await c.search({
+      collection_name: COLL,
+      data: subs as never,
+      rerank: WeightedRanker([1, 0]),
+      limit: 5,
+      output_fields: ['id'],
+    });
+    expect(hybrid.status.error_code, hybrid.status.reason).toBe(ErrorCode.SUCCESS);
+    const hybridRef = [...naiveBm25(docs, 'ocean glass')].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    const hybridHits = hybrid.results as unknown as { id: string; score: number }[];
+    expect(hybridHits.map((h) => h.score)).toEqual(hybridRef.map(([, s]) => expect.closeTo((2 * Math.atan(s)) / Math.PI, 4)));
 
     // text_match: any analyzed token of the query; "Stones" stems like "stone".
     const match = await c.query({ collection_name: COLL, filter: "text_match(text, 'Stones CLOUD')", output_fields: ['id'], limit: 1000 });
@@ -190,7 +210,7 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     const rdesc = await c.describeCollection({ collection_name: 'docs_restored' });
     expect(rdesc.schema.functions.map((f) => f.name)).toEqual(['text_bm25']);
     await checkSearch(c, 'docs_restored', docs, queries);
-    expect((await c.insert({ collection_name: 'docs_restored', data: [{ id: 1000, text: 'river river river', note: '' }] })).status.error_code).toBe(
+    expect((await c.insert({ collection_name: 'docs_restored', data: [{ id: 1000, text: 'river river river', note: '', dense: [1, 0] }] })).status.error_code).toBe(
       ErrorCode.SUCCESS,
     );
     docs.set(1000, 'river river river');
@@ -270,7 +290,7 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     expect(noAnalyzer.reason).toContain('enable_analyzer');
 
     await createDocs(c, COLL);
-    expect((await c.insert({ collection_name: COLL, data: [{ id: 1, text: 'river stone', note: 'x' }] })).status.error_code).toBe(ErrorCode.SUCCESS);
+    expect((await c.insert({ collection_name: COLL, data: [{ id: 1, text: 'river stone', note: 'x', dense: [0, 1] }] })).status.error_code).toBe(ErrorCode.SUCCESS);
     await c.loadCollection({ collection_name: COLL });
 
     // The BM25 output written directly (the SDK drops it, so send the raw Insert the way another client could).
@@ -285,6 +305,7 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
           { field_name: 'id', type: DataType.Int64, scalars: { long_data: { data: ['2'] } } },
           { field_name: 'text', type: DataType.VarChar, scalars: { string_data: { data: ['cloud'] } } },
           { field_name: 'note', type: DataType.VarChar, scalars: { string_data: { data: ['y'] } } },
+          { field_name: 'dense', type: DataType.FloatVector, vectors: { dim: 2, float_vector: { data: [0, 1] } } },
           { field_name: 'sparse', type: DataType.SparseFloatVector, vectors: { dim: 8, sparse_float_vector: { dim: 8, contents: [Buffer.alloc(8)] } } },
         ],
       },

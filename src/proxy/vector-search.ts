@@ -196,6 +196,8 @@ export function parseSearch(
   let q: { nq: number; queries: Float32Array; typed?: TypedQueries | undefined };
   const byIds = req.search_input === 'ids' || ((req.ids?.int_id || req.ids?.str_id) && !(req.placeholder_group?.length > 0));
   if (byIds) {
+    // A BM25 field's stored rows are term counts, not a query: Milvus searches it with text only.
+    if (bm25Input) throw quiverError('ParameterInvalid', `field ${field.name} is the output of a BM25 function: search it with text, not by ids`);
     const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
     if (req.ids?.int_id) {
       if (pk.dataType !== 'Int64') throw quiverError('ParameterInvalid', `ids are integers but primary key ${pk.name} is ${pk.dataType}`);
