@@ -210,9 +210,9 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     const rdesc = await c.describeCollection({ collection_name: 'docs_restored' });
     expect(rdesc.schema.functions.map((f) => f.name)).toEqual(['text_bm25']);
     await checkSearch(c, 'docs_restored', docs, queries);
-    expect((await c.insert({ collection_name: 'docs_restored', data: [{ id: 1000, text: 'river river river', note: '', dense: [1, 0] }] })).status.error_code).toBe(
-      ErrorCode.SUCCESS,
-    );
+    expect(
+      (await c.insert({ collection_name: 'docs_restored', data: [{ id: 1000, text: 'river river river', note: '', dense: [1, 0] }] })).status.error_code,
+    ).toBe(ErrorCode.SUCCESS);
     docs.set(1000, 'river river river');
     await checkSearch(c, 'docs_restored', docs, ['river']);
   });
@@ -264,33 +264,40 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     const c = t.client;
     // Unknown analyzer on a field.
     // createCollection throws the failed status rather than returning it.
-    const status = (p: Promise<{ error_code: string | number; reason: string }>) => p.catch((e: unknown) => e as { error_code: string | number; reason: string });
-    const badAnalyzer = await status(c.createCollection({
-      collection_name: 'bad1',
-      fields: [
-        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
-        { name: 'text', data_type: DataType.VarChar, max_length: 100, enable_analyzer: true, analyzer_params: { type: 'klingon' } },
-        { name: 'sparse', data_type: DataType.SparseFloatVector },
-      ],
-      functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
-    }));
+    const status = (p: Promise<{ error_code: string | number; reason: string }>) =>
+      p.catch((e: unknown) => e as { error_code: string | number; reason: string });
+    const badAnalyzer = await status(
+      c.createCollection({
+        collection_name: 'bad1',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'text', data_type: DataType.VarChar, max_length: 100, enable_analyzer: true, analyzer_params: { type: 'klingon' } },
+          { name: 'sparse', data_type: DataType.SparseFloatVector },
+        ],
+        functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+      }),
+    );
     expect(badAnalyzer.error_code).toBe(ErrorCode.IllegalArgument);
     expect(badAnalyzer.reason).toContain('klingon');
     // A BM25 input without an analyzer.
-    const noAnalyzer = await status(c.createCollection({
-      collection_name: 'bad2',
-      fields: [
-        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
-        { name: 'text', data_type: DataType.VarChar, max_length: 100 },
-        { name: 'sparse', data_type: DataType.SparseFloatVector },
-      ],
-      functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
-    }));
+    const noAnalyzer = await status(
+      c.createCollection({
+        collection_name: 'bad2',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'text', data_type: DataType.VarChar, max_length: 100 },
+          { name: 'sparse', data_type: DataType.SparseFloatVector },
+        ],
+        functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+      }),
+    );
     expect(noAnalyzer.error_code).toBe(ErrorCode.IllegalArgument);
     expect(noAnalyzer.reason).toContain('enable_analyzer');
 
     await createDocs(c, COLL);
-    expect((await c.insert({ collection_name: COLL, data: [{ id: 1, text: 'river stone', note: 'x', dense: [0, 1] }] })).status.error_code).toBe(ErrorCode.SUCCESS);
+    expect((await c.insert({ collection_name: COLL, data: [{ id: 1, text: 'river stone', note: 'x', dense: [0, 1] }] })).status.error_code).toBe(
+      ErrorCode.SUCCESS,
+    );
     await c.loadCollection({ collection_name: COLL });
 
     // The BM25 output written directly (the SDK drops it, so send the raw Insert the way another client could).

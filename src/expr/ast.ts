@@ -11,7 +11,14 @@ export type ArithOp = '+' | '-' | '*' | '/' | '%' | '**';
 export type LogicalOp = 'and' | 'or';
 
 export type FunctionName =
-  'array_contains' | 'array_contains_all' | 'array_contains_any' | 'array_length' | 'json_contains' | 'json_contains_all' | 'json_contains_any' | 'text_match';
+  | 'array_contains'
+  | 'array_contains_all'
+  | 'array_contains_any'
+  | 'array_length'
+  | 'json_contains'
+  | 'json_contains_all'
+  | 'json_contains_any'
+  | 'text_match';
 
 /** A JSON key (`["a"]`) or an array / JSON-array index (`[0]`). */
 export type PathElement = string | number;

@@ -626,7 +626,8 @@ class Compiler {
     const field = fieldExpr.kind === 'ident' && fieldExpr.path.length === 0 ? this.#fields.get(fieldExpr.name) : undefined;
     if (!field) throw invalid(`the first argument of text_match must be a VarChar field, at position ${pos}`);
     const tokenizer = field.textMatch;
-    if (!tokenizer) throw quiverError('ParameterInvalid', `field ${field.name} does not enable match (enable_match): text_match cannot use it (position ${pos})`);
+    if (!tokenizer)
+      throw quiverError('ParameterInvalid', `field ${field.name} does not enable match (enable_match): text_match cannot use it (position ${pos})`);
     const query = this.#value(queryExpr);
     if (typeof query.konst !== 'string') throw invalid(`the second argument of text_match must be a string constant, got ${query.desc} at position ${pos}`);
     const terms = tokenizer.terms(query.konst);

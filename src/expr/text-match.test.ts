@@ -42,6 +42,6 @@ describe('text_match', () => {
     expect(() => compileFilter("text_match(plain, 'dog')", schema)).toThrow(QuiverError);
     expect(() => compileFilter('text_match(text, plain)', schema)).toThrow(/string constant/);
     expect(() => compileFilter("text_match('dog', text)", schema)).toThrow(/VarChar field/);
-    expect(() => compileFilter("text_match(text)", schema)).toThrow(/2 arguments/);
+    expect(() => compileFilter('text_match(text)', schema)).toThrow(/2 arguments/);
   });
 });

@@ -315,7 +315,11 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const fn = functionOf(coll.schema, f.name);
       if (fn) {
         // The server computes function outputs (BM25) from their inputs; a client value would disagree with them.
-        if (fd) throw quiverError('ParameterInvalid', `field ${f.name} is the output of function ${fn.name}: it is computed from ${fn.inputFieldNames[0]}, do not send it`);
+        if (fd)
+          throw quiverError(
+            'ParameterInvalid',
+            `field ${f.name} is the output of function ${fn.name}: it is computed from ${fn.inputFieldNames[0]}, do not send it`,
+          );
         continue;
       }
       if (f.isPrimaryKey && f.autoId && !upsert) {
@@ -855,7 +859,13 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
 
     HybridSearch: (req, ctx) => runHybridSearch(searchEnv, collOf(req, ctx), req, templateValues),
   };
-  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h), ...partitionKeyHandlers(cat, h), ...createTextHandlers(roles) };
+  return {
+    ...h,
+    ...createSchemaChangeHandlers(roles),
+    ...createOpsHandlers(roles, opts, h),
+    ...partitionKeyHandlers(cat, h),
+    ...createTextHandlers(roles),
+  };
 }
 
 function searchIteratorReply(coll: CollectionRecord, page: IteratorPage, hits: readonly SearchHit[]): { token: string; last_bound: number } {

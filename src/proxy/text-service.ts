@@ -34,7 +34,10 @@ export function bm25QueriesOf(input: FieldSchema, field: FieldSchema, placeholde
   const group = decodePlaceholderGroup(placeholder)[0];
   if (!group || group.values.length === 0) throw quiverError('ParameterInvalid', 'search requires at least one query text');
   if (group.type !== '21' && group.type !== 'VarChar') {
-    throw quiverError('ParameterInvalid', `field ${field.name} is the output of a BM25 function: search it with text (VarChar placeholders), got type ${group.type}`);
+    throw quiverError(
+      'ParameterInvalid',
+      `field ${field.name} is the output of a BM25 function: search it with text (VarChar placeholders), got type ${group.type}`,
+    );
   }
   const analyzer = analyzerOf(input);
   const rows = textsOf(group.values, `BM25 search on ${field.name}`).map((t) => termFrequencies(analyzer, t));
@@ -52,13 +55,19 @@ export function checkBm25Search(schema: CollectionSchema, field: FieldSchema, me
 }
 
 /** CreateIndex on a sparse field: BM25 outputs take metric BM25 (and valid bm25_k1 / bm25_b), others never. */
-export function checkBm25Index(schema: CollectionSchema, field: FieldSchema, metric: AnyMetricType, params: Readonly<Record<string, string | number>>): void {
+export function checkBm25Index(
+  schema: CollectionSchema,
+  field: FieldSchema,
+  metric: AnyMetricType,
+  params: Readonly<Record<string, string | number>>,
+): void {
   if (field.dataType !== 'SparseFloatVector') return;
   const isOutput = bm25InputOf(schema, field.name) !== undefined;
   if (isOutput && metric !== 'BM25') {
     throw quiverError('ParameterInvalid', `field ${field.name} is the output of a BM25 function: its index needs metric_type BM25, got ${metric}`);
   }
-  if (!isOutput && metric === 'BM25') throw quiverError('ParameterInvalid', `metric type BM25 needs a BM25 function output field; ${field.name} is not one`);
+  if (!isOutput && metric === 'BM25')
+    throw quiverError('ParameterInvalid', `metric type BM25 needs a BM25 function output field; ${field.name} is not one`);
   if (isOutput) bm25ParamsOf(params);
 }
 
@@ -86,7 +95,12 @@ export function createTextHandlers(roles: ProxyRoles): Record<string, Handler> {
         tokens: analyzer.analyze(t).map((tok) => ({
           token: tok.token,
           ...(detail
-            ? { start_offset: String(tok.startOffset), end_offset: String(tok.endOffset), position: String(tok.position), position_length: String(tok.positionLength) }
+            ? {
+                start_offset: String(tok.startOffset),
+                end_offset: String(tok.endOffset),
+                position: String(tok.position),
+                position_length: String(tok.positionLength),
+              }
             : {}),
           ...(withHash ? { hash: hashToken(tok.token) } : {}),
         })),

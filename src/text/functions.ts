@@ -47,7 +47,8 @@ export function analyzerOf(f: FieldSchema): Analyzer {
 export function validateTextParams(f: Omit<FieldSchema, 'fieldId'>): void {
   const keys = ['enable_analyzer', 'enable_match', 'analyzer_params', 'multi_analyzer_params'].filter((k) => f.typeParams[k] !== undefined);
   if (keys.length === 0) return;
-  if (f.dataType !== 'VarChar') throw quiverError('ParameterInvalid', `${keys.join(', ')} can only be set on a VarChar field; field ${f.name} is ${f.dataType}`);
+  if (f.dataType !== 'VarChar')
+    throw quiverError('ParameterInvalid', `${keys.join(', ')} can only be set on a VarChar field; field ${f.name} is ${f.dataType}`);
   if (f.typeParams['multi_analyzer_params'] !== undefined) {
     throw quiverError('ParameterInvalid', `multi_analyzer_params (field ${f.name}) is not supported by Quiver; use analyzer_params`);
   }
@@ -84,21 +85,24 @@ export function parseFunctions(raw: any[] | undefined, fields: readonly Omit<Fie
     const output = fields.find((f) => f.name === outs[0]);
     if (!input) throw quiverError('ParameterInvalid', `BM25 function ${name}: input field ${inputs[0]} not found`);
     if (!output) throw quiverError('ParameterInvalid', `BM25 function ${name}: output field ${outs[0]} not found`);
-    if (input.dataType !== 'VarChar') throw quiverError('ParameterInvalid', `BM25 function ${name}: input field ${input.name} must be VarChar, got ${input.dataType}`);
+    if (input.dataType !== 'VarChar')
+      throw quiverError('ParameterInvalid', `BM25 function ${name}: input field ${input.name} must be VarChar, got ${input.dataType}`);
     if (input.typeParams['enable_analyzer'] !== 'true') {
       throw quiverError('ParameterInvalid', `BM25 function ${name}: input field ${input.name} must set enable_analyzer to true`);
     }
     if (output.dataType !== 'SparseFloatVector') {
       throw quiverError('ParameterInvalid', `BM25 function ${name}: output field ${output.name} must be SparseFloatVector, got ${output.dataType}`);
     }
-    if (output.isPrimaryKey || output.nullable) throw quiverError('ParameterInvalid', `BM25 function ${name}: output field ${output.name} cannot be nullable`);
+    if (output.isPrimaryKey || output.nullable)
+      throw quiverError('ParameterInvalid', `BM25 function ${name}: output field ${output.name} cannot be nullable`);
     if (outputs.has(output.name)) throw quiverError('ParameterInvalid', `field ${output.name} is the output of two functions`);
     outputs.add(output.name);
     const params: Record<string, string> = {};
     for (const kv of fn.params ?? []) if (kv && typeof kv.key === 'string') params[kv.key] = String(kv.value ?? '');
     out.push({ name, description: String(fn.description ?? ''), type, inputFieldNames: inputs, outputFieldNames: outs, params });
   }
-  for (const f of fields) if (outputs.has(f.name) && f.defaultValue !== undefined) throw quiverError('ParameterInvalid', `function output ${f.name} cannot have a default`);
+  for (const f of fields)
+    if (outputs.has(f.name) && f.defaultValue !== undefined) throw quiverError('ParameterInvalid', `function output ${f.name} cannot have a default`);
   return out;
 }
 
