@@ -161,7 +161,7 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
       `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`,
     );
   }
-  validateTextParams({ name, dataType, typeParams } as Omit<FieldSchema, 'fieldId'>);
+  validateTextParams({ name, dataType, typeParams });
   return {
     name,
     description: String(f.description ?? ''),

@@ -44,7 +44,7 @@ export function analyzerOf(f: FieldSchema): Analyzer {
  * Checks the text type params of one field (at create and add-field time): they belong to VarChar fields,
  * booleans are "true"/"false", and the analyzer params build an analyzer.
  */
-export function validateTextParams(f: Omit<FieldSchema, 'fieldId'>): void {
+export function validateTextParams(f: Pick<FieldSchema, 'name' | 'dataType' | 'typeParams'>): void {
   const keys = ['enable_analyzer', 'enable_match', 'analyzer_params', 'multi_analyzer_params'].filter((k) => f.typeParams[k] !== undefined);
   if (keys.length === 0) return;
   if (f.dataType !== 'VarChar')
