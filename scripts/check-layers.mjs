@@ -29,6 +29,8 @@ const RANK = {
   index: 1,
   expr: 1,
   segcore: 1,
+  // Analyzers, BM25 and text functions: read by expr (text_match), segcore (BM25 search) and the proxy.
+  text: 1,
   // The coordinator ⇄ data node task protocol (proto/datanode.proto): shared by both roles, so below them.
   taskrpc: 1,
   coord: 2,

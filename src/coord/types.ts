@@ -6,7 +6,7 @@
 
 import type { CatalogChange } from './catalog.js';
 import type { CollectionRecord, DatabaseRecord, IndexRecord, PartitionRecord, SegmentRecord } from './records.js';
-import type { FieldSchema } from '../schema/types.js';
+import type { CollectionSchema, FieldSchema } from '../schema/types.js';
 
 export type { CatalogChange };
 export { DEFAULT_DB } from './catalog.js';
@@ -107,6 +107,7 @@ export interface CreateCollectionInput {
   readonly consistencyLevel: string;
   readonly properties: Record<string, string>;
   readonly numPartitions: number;
+  readonly functions?: CollectionSchema['functions'];
 }
 
 export type IndexDefinition = Omit<IndexRecord, 'id' | 'collectionId' | 'fieldId' | 'name' | 'createdTs'>;

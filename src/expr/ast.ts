@@ -24,7 +24,8 @@ export type FunctionName =
   | GeoFunction
   /** `ISO '2025-01-01T00:00:00Z'` and `INTERVAL 'P1D'`: Timestamptz literals, parsed as a one-argument call. */
   | 'iso'
-  | 'interval';
+  | 'interval'
+  | 'text_match';
 
 /** A JSON key (`["a"]`) or an array / JSON-array index (`[0]`). */
 export type PathElement = string | number;

@@ -40,6 +40,7 @@ import {
 } from './kernels.js';
 import { likeMatcher } from './like.js';
 import { geoCall, intervalVal, isoVal, shiftByInterval, timestamptzOperand } from './geo-time-compile.js';
+import { textMatchRows, type TextTokenizer } from './text-match.js';
 import { FALSE, MISSING, TRUE, compareRow, isAbsentValue, notTri, type Const, type Tri } from './values.js';
 
 type ContainsFunction = Extract<FunctionName, `array_contains${string}` | `json_contains${string}`>;
@@ -50,6 +51,8 @@ export interface ExprField {
   readonly elementType?: ScalarType | undefined;
   readonly nullable: boolean;
   readonly isPrimaryKey: boolean;
+  /** VarChar fields with enable_match: the field's analyzer, which text_match requires. */
+  readonly textMatch?: TextTokenizer | undefined;
 }
 
 export interface ExprSchema {
@@ -456,6 +459,7 @@ class Compiler {
         return this.#exists(e.operand, e.pos);
       case 'call':
         if (e.fn === 'array_length' || e.fn === 'iso' || e.fn === 'interval') break;
+        if (e.fn === 'text_match') return this.#textMatch(e.args, e.pos);
         if (e.fn.startsWith('st_'))
           return geoCall(
             e.fn as GeoFunction,
@@ -643,6 +647,28 @@ class Compiler {
           return applyNulls(out, v.valid);
         }
         return mapRows(v, n, (x) => typeof x === 'string' && match(x));
+      },
+    };
+  }
+
+  #textMatch(args: readonly Expr[], pos: number): Pred {
+    const [fieldExpr, queryExpr] = args as [Expr, Expr];
+    const field = fieldExpr.kind === 'ident' && fieldExpr.path.length === 0 ? this.#fields.get(fieldExpr.name) : undefined;
+    if (!field) throw invalid(`the first argument of text_match must be a VarChar field, at position ${pos}`);
+    const tokenizer = field.textMatch;
+    if (!tokenizer)
+      throw quiverError('ParameterInvalid', `field ${field.name} does not enable match (enable_match): text_match cannot use it (position ${pos})`);
+    const query = this.#value(queryExpr);
+    if (typeof query.konst !== 'string') throw invalid(`the second argument of text_match must be a string constant, got ${query.desc} at position ${pos}`);
+    const terms = tokenizer.terms(query.konst);
+    this.#fieldNames.add(field.name);
+    return {
+      ev: (ctx) => {
+        const col = ctx.column(field.name);
+        if (!col || col.kind !== 'string') return new Uint8Array(ctx.n);
+        const hit = textMatchRows(col, tokenizer, terms);
+        for (let i = 0; i < hit.length; i++) hit[i] = hit[i]! * TRUE;
+        return hit;
       },
     };
   }

@@ -25,6 +25,7 @@ const FUNCTIONS: ReadonlyMap<string, FunctionName | 'is_null' | 'is_not_null'> =
   ['json_contains', 'json_contains'],
   ['json_contains_all', 'json_contains_all'],
   ['json_contains_any', 'json_contains_any'],
+  ['text_match', 'text_match'],
   ['isnull', 'is_null'],
   ['is_null', 'is_null'],
   ['isnotnull', 'is_not_null'],

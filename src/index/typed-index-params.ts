@@ -14,10 +14,11 @@ export type SparseIndexType = 'SPARSE_INVERTED_INDEX' | 'SPARSE_WAND';
 /** Every index type a vector field can have. */
 export type AnyIndexType = IndexType | BinaryIndexType | SparseIndexType;
 /** Every metric a vector field can have. */
-export type AnyMetricType = MetricType | 'HAMMING' | 'JACCARD';
+/** BM25: a BM25 function output field (text/bm25.ts scores it with collection statistics). */
+export type AnyMetricType = MetricType | 'HAMMING' | 'JACCARD' | 'BM25';
 
 export const BINARY_METRICS: readonly AnyMetricType[] = ['HAMMING', 'JACCARD'];
-export const SPARSE_METRICS: readonly AnyMetricType[] = ['IP'];
+export const SPARSE_METRICS: readonly AnyMetricType[] = ['IP', 'BM25'];
 export const FLOAT_METRICS: readonly AnyMetricType[] = ['L2', 'IP', 'COSINE'];
 
 export interface TypedIndexParams extends Omit<IndexParams, 'type' | 'metric'> {
@@ -142,6 +143,6 @@ export function checkTypedSearchParams(
 
 /** Narrows a metric to the float metrics (for code paths that only float indexes reach: HNSW builds and loads). */
 export function floatMetric(m: AnyMetricType): MetricType {
-  if (m === 'HAMMING' || m === 'JACCARD') throw quiverError('ParameterInvalid', `metric type ${m} is not a float vector metric`);
+  if (m === 'HAMMING' || m === 'JACCARD' || m === 'BM25') throw quiverError('ParameterInvalid', `metric type ${m} is not a float vector metric`);
   return m;
 }

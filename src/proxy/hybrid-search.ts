@@ -11,7 +11,7 @@ import { intParam, kvList, parseSearch, resolveIds, TOPK_LIMIT, type SearchEnv }
  * ranker, then cut to [offset, offset + limit). Rankers as Milvus defines them:
  *   rrf      score = Σ 1 / (k + rank), rank from 1 in each sub-result; k in (0, 16384), default 60.
  *   weighted score = Σ w_i · norm_i(score_i), w_i in [0, 1]; norm_score (default true) maps each metric
- *            into [0, 1] with Milvus's functions: COSINE (1 + s) / 2, IP 0.5 + atan(s) / π, and the
+ *            into [0, 1] with Milvus's functions: COSINE (1 + s) / 2, IP 0.5 + atan(s) / π, BM25 2·atan(s) / π, and the
  *            distances (L2, HAMMING, JACCARD) 1 - 2·atan(d) / π. With norm_score false IP/COSINE scores are
  *            used raw (distances are still normalised, so smaller stays better).
  * A hit is identified by its primary key: the same row found by several sub-requests sums its parts.
@@ -25,6 +25,7 @@ export const RRF_K_DEFAULT = 60;
 export function normalizeScore(metric: AnyMetricType, s: number, norm: boolean): number {
   if (lowerIsBetter(metric)) return 1 - (2 * Math.atan(s)) / Math.PI;
   if (!norm) return s;
+  if (metric === 'BM25') return (2 * Math.atan(s)) / Math.PI; // BM25 scores are >= 0
   return metric === 'COSINE' ? (1 + s) / 2 : 0.5 + Math.atan(s) / Math.PI;
 }
 

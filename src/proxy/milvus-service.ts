@@ -22,6 +22,8 @@ import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
+import { computeFunctionOutputs, functionOf } from '../text/functions.js';
+import { checkBm25Index, createTextHandlers } from './text-service.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -316,6 +318,16 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     for (const f of coll.schema.fields) {
       const fd = byName.get(f.name);
       byName.delete(f.name);
+      const fn = functionOf(coll.schema, f.name);
+      if (fn) {
+        // The server computes function outputs (BM25) from their inputs; a client value would disagree with them.
+        if (fd)
+          throw quiverError(
+            'ParameterInvalid',
+            `field ${f.name} is the output of function ${fn.name}: it is computed from ${fn.inputFieldNames[0]}, do not send it`,
+          );
+        continue;
+      }
       if (f.isPrimaryKey && f.autoId && !upsert) {
         if (fd && coll.properties['allow_insert_auto_id'] !== 'true') {
           throw quiverError(
@@ -337,6 +349,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         `field ${name} is not in the schema of collection ${coll.name}${coll.schema.enableDynamicField ? '' : ' (dynamic field is disabled)'}`,
       );
     }
+    computeFunctionOutputs(coll.schema, columns, numRows);
     const dyn = columns.get(DYNAMIC_FIELD_NAME);
     if (dyn && dyn.kind === 'json') {
       const names = new Set(coll.schema.fields.map((f) => f.name));
@@ -707,6 +720,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),
       });
       validateForDim(parsed, field.dim!);
+      checkBm25Index(coll.schema, field, parsed.metric, all);
       const name = req.index_name || field.name;
       const stored: Record<string, string> = {};
       for (const [k, v] of Object.entries(extra)) stored[k] = v;
@@ -860,7 +874,13 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       return localizeSearchReply(await runHybridSearch(searchEnv, coll, req, templateValues), tz);
     },
   };
-  return { ...h, ...createSchemaChangeHandlers(roles), ...createOpsHandlers(roles, opts, h), ...partitionKeyHandlers(cat, h) };
+  return {
+    ...h,
+    ...createSchemaChangeHandlers(roles),
+    ...createOpsHandlers(roles, opts, h),
+    ...partitionKeyHandlers(cat, h),
+    ...createTextHandlers(roles),
+  };
 }
 
 function searchIteratorReply(coll: CollectionRecord, page: IteratorPage, hits: readonly SearchHit[]): { token: string; last_bound: number } {

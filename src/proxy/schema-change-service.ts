@@ -1,4 +1,5 @@
 import { quiverError } from '../common/errors.js';
+import { checkNotFunctionField } from '../text/functions.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import { OK } from './status.js';
 import { root } from './proto.js';
@@ -62,6 +63,7 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
         const id = drop.identifier === 'field_id' || (!drop.field_name && drop.field_id && drop.field_id !== '0') ? Number(drop.field_id) : undefined;
         const name = id === undefined ? String(drop.field_name ?? '') : undefined;
         if (id === undefined && !name) throw quiverError('ParameterMissing', 'AlterCollectionSchema drop_request names no field');
+        checkNotFunctionField(roles.coord.catalog.resolveCollection(dbOf(req, ctx), collectionName(req)).schema, { name, id });
         await roles.coord.dropCollectionField(dbOf(req, ctx), collectionName(req), { name, id });
         return { alter_status: OK };
       }

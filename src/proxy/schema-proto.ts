@@ -4,6 +4,8 @@ import type { DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/t
 import { DYNAMIC_FIELD_NAME, isVectorType, VECTOR_TYPES } from '../schema/types.js';
 import { geoTimeDefaultProto, parseGeoTimeDefault } from './geo-time-data.js';
 import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
+import type { FunctionSchema } from '../schema/functions.js';
+import { functionsToProto, parseFunctions, validateTextParams } from '../text/functions.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -134,6 +136,7 @@ export interface ParsedSchema {
   description: string;
   enableDynamicField: boolean;
   autoId: boolean;
+  functions: FunctionSchema[];
 }
 
 export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchema, 'fieldId'> {
@@ -176,6 +179,7 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
       `the length (${Buffer.byteLength(defaultValue, 'utf8')} bytes) of the default value of field ${name} exceeds max_length (${maxLength})`,
     );
   }
+  validateTextParams({ name, dataType, typeParams });
   return {
     name,
     description: String(f.description ?? ''),
@@ -199,7 +203,6 @@ export function parseCollectionSchema(s: any): ParsedSchema {
   const rawFields: any[] = s.fields ?? [];
   if (rawFields.length === 0) throw quiverError('ParameterInvalid', 'schema has no fields');
   if ((s.struct_array_fields ?? []).length > 0) throw quiverError('ParameterInvalid', 'struct array fields are not supported by Quiver');
-  if ((s.functions ?? []).length > 0) throw quiverError('ParameterInvalid', 'schema functions (BM25, embeddings) are not supported by Quiver');
   const fields = rawFields.filter((f) => !f.is_dynamic).map((f) => parseFieldSchema(f, Boolean(s.autoID)));
   const seen = new Set<string>();
   for (const f of fields) {
@@ -227,7 +230,8 @@ export function parseCollectionSchema(s: any): ParsedSchema {
       typeParams: {},
     });
   }
-  return { fields, description: String(s.description ?? ''), enableDynamicField, autoId: pks[0]!.autoId };
+  const functions = parseFunctions(s.functions, fields);
+  return { fields, description: String(s.description ?? ''), enableDynamicField, autoId: pks[0]!.autoId, functions };
 }
 
 const PROTO_DEFAULT: Record<string, string> = {
@@ -269,14 +273,17 @@ export function fieldToProto(f: FieldSchema, indexParams: Record<string, string>
 }
 
 export function schemaToProto(coll: CollectionRecord, indexParamsByField: Map<number, Record<string, string>>): Record<string, unknown> {
+  const outputs = new Set((coll.schema.functions ?? []).flatMap((fn) => fn.outputFieldNames));
   return {
     name: coll.name,
     description: coll.schema.description,
     autoID: coll.schema.autoId,
-    fields: coll.schema.fields.filter((f) => !f.isDynamic).map((f) => fieldToProto(f, indexParamsByField.get(f.fieldId) ?? {})),
+    fields: coll.schema.fields
+      .filter((f) => !f.isDynamic)
+      .map((f) => ({ ...fieldToProto(f, indexParamsByField.get(f.fieldId) ?? {}), is_function_output: outputs.has(f.name) })),
     enable_dynamic_field: coll.schema.enableDynamicField,
     properties: [],
-    functions: [],
+    functions: functionsToProto(coll.schema, (n) => coll.schema.fields.find((f) => f.name === n)?.fieldId),
     struct_array_fields: [],
     dbName: '',
     version: 0,

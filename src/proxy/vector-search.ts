@@ -10,6 +10,7 @@ import { gatherColumn, type SearchHit } from '../segcore/collection-runtime.js';
 import { columnToFieldData } from './field-data.js';
 import { decodePlaceholderGroup } from './proto.js';
 import { parseSparseRow } from './vector-data.js';
+import { bm25QueriesOf, checkBm25Search } from './text-service.js';
 
 /**
  * Search request parsing for every vector type, search by primary keys (`ids`), and grouping search
@@ -165,7 +166,10 @@ export function parseSearch(
   if (ef !== undefined && (!Number.isInteger(ef) || ef < 1 || ef > 32768))
     throw quiverError('ParameterInvalid', `ef ${ef} is invalid: must be an integer in [1, 32768]`);
   const idx = indexes.find((i) => i.fieldId === field.fieldId);
-  const metric: AnyMetricType | undefined = checkMetricFor(field.dataType, field.name, sp['metric_type']);
+  let metric: AnyMetricType | undefined = checkMetricFor(field.dataType, field.name, sp['metric_type']);
+  // A BM25 output field is searched with text, scored by BM25 (text-service.ts).
+  const bm25Input = checkBm25Search(coll.schema, field, metric);
+  if (bm25Input) metric = 'BM25';
   const { dropRatioSearch } = checkTypedSearchParams(idx?.indexType, get);
   const roundDecimal = intParam(sp['round_decimal'], 'round_decimal', -1, -1, 6);
 
@@ -192,6 +196,8 @@ export function parseSearch(
   let q: { nq: number; queries: Float32Array; typed?: TypedQueries | undefined };
   const byIds = req.search_input === 'ids' || ((req.ids?.int_id || req.ids?.str_id) && !(req.placeholder_group?.length > 0));
   if (byIds) {
+    // A BM25 field's stored rows are term counts, not a query: Milvus searches it with text only.
+    if (bm25Input) throw quiverError('ParameterInvalid', `field ${field.name} is the output of a BM25 function: search it with text, not by ids`);
     const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
     if (req.ids?.int_id) {
       if (pk.dataType !== 'Int64') throw quiverError('ParameterInvalid', `ids are integers but primary key ${pk.name} is ${pk.dataType}`);
@@ -204,6 +210,9 @@ export function parseSearch(
     if (new Set(ids!.map(String)).size !== ids!.length)
       throw quiverError('ParameterInvalid', `search by ids got a primary key twice: ${ids!.map(String).join(', ')}`);
     q = { nq: ids!.length, queries: new Float32Array(0) };
+  } else if (bm25Input) {
+    const t = bm25QueriesOf(bm25Input, field, req.placeholder_group ?? Buffer.alloc(0));
+    q = { nq: t.nq, queries: new Float32Array(0), typed: { kind: 'sparse', rows: t.rows } };
   } else {
     q = queriesOf(field, req.placeholder_group ?? Buffer.alloc(0));
   }

@@ -15,6 +15,7 @@ import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
+import { bm25ParamsOf } from '../text/bm25.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
 
 /**
@@ -300,6 +301,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       typedQueries: p.typedQueries,
       dropRatioSearch: p.dropRatioSearch,
       dropRatioBuild: idx?.buildParams.dropRatioBuild,
+      bm25: metric === 'BM25' ? bm25ParamsOf(idx?.userParams) : undefined,
       nq: p.nq,
       k: p.k,
       offset: p.offset,

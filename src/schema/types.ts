@@ -4,6 +4,8 @@
  * indexes read them.
  */
 
+import type { FunctionSchema } from './functions.js';
+
 export type ScalarType = 'Bool' | 'Int8' | 'Int16' | 'Int32' | 'Int64' | 'Float' | 'Double' | 'VarChar';
 /** Vector types stored as fixed-size byte rows (see `bytesPerRow`). */
 export type ByteVectorType = 'BinaryVector' | 'Float16Vector' | 'BFloat16Vector' | 'Int8Vector';
@@ -86,6 +88,8 @@ export interface CollectionSchema {
   readonly fields: readonly FieldSchema[];
   /** Bumped by every field added or dropped (0 or undefined: as created). */
   readonly version?: number | undefined;
+  /** BM25 functions (schema/functions.ts); undefined or empty: none. */
+  readonly functions?: readonly FunctionSchema[] | undefined;
 }
 
 export const DYNAMIC_FIELD_NAME = '$meta';

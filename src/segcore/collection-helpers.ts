@@ -1,6 +1,7 @@
 import { quiverError } from '../common/errors.js';
 import type { CollectionRecord, PartitionRecord } from '../coord/records.js';
 import type { ExprSchema } from '../expr/index.js';
+import { analyzerOf, matchEnabled } from '../text/functions.js';
 
 /** Small pure helpers over a collection record that every role needs. */
 
@@ -19,7 +20,14 @@ export function exprSchema(coll: CollectionRecord): ExprSchema {
   return {
     fields: coll.schema.fields
       .filter((f) => !f.isDynamic)
-      .map((f) => ({ name: f.name, dataType: f.dataType, elementType: f.elementType, nullable: f.nullable, isPrimaryKey: f.isPrimaryKey })),
+      .map((f) => ({
+        name: f.name,
+        dataType: f.dataType,
+        elementType: f.elementType,
+        nullable: f.nullable,
+        isPrimaryKey: f.isPrimaryKey,
+        textMatch: matchEnabled(f) ? analyzerOf(f) : undefined,
+      })),
     dynamicField: coll.schema.enableDynamicField,
     // Timestamptz literals without an offset are read in the collection's zone (proxy/timezone-output.ts).
     timezone: coll.properties['collection.timezone'] || undefined,

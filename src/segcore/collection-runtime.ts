@@ -8,6 +8,8 @@ import { concatColumns, takeRows } from '../schema/columns.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
 import { columnKindOf, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
+import { searchBm25 } from './bm25-search.js';
+import type { Bm25Params } from '../text/bm25.js';
 
 /**
  * The in-memory state of one collection on this node: its growing, sealed and flushed segments, and the
@@ -28,6 +30,8 @@ export interface SearchRequest {
   readonly metric: AnyMetricType;
   readonly dropRatioSearch?: number | undefined;
   readonly dropRatioBuild?: number | undefined;
+  /** Metric BM25: k1 and b of the field's index (searchBm25 in bm25-search.ts). */
+  readonly bm25?: Bm25Params | undefined;
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
@@ -288,6 +292,14 @@ export class CollectionRuntime {
 
   search(req: SearchRequest): SearchHit[][] {
     if (req.after) return this.#searchAfter(req, req.after);
+    if (req.metric === 'BM25') {
+      const parts = this.#chunksFor(req.partitionIds, req.ignoreGrowing).map((chunk) => ({
+        chunk,
+        live: CollectionRuntime.#mask(chunk, null, undefined, req.expiredBefore),
+        allow: req.filter ? CollectionRuntime.#mask(chunk, req.filter, undefined, req.expiredBefore) : undefined,
+      }));
+      return searchBm25(parts, req);
+    }
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);

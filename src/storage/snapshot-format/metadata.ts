@@ -124,7 +124,7 @@ const indexRecord = z
     fieldId: id,
     name: z.string(),
     indexType: z.enum(['FLAT', 'HNSW', 'HNSW_SQ', 'IVF_FLAT', 'IVF_SQ8', 'IVF_PQ', 'BIN_FLAT', 'BIN_IVF_FLAT', 'SPARSE_INVERTED_INDEX', 'SPARSE_WAND']),
-    metric: z.enum(['L2', 'IP', 'COSINE', 'HAMMING', 'JACCARD']),
+    metric: z.enum(['L2', 'IP', 'COSINE', 'HAMMING', 'JACCARD', 'BM25']),
     userParams: stringMap,
     buildParams: z.object({ M: id.optional(), efConstruction: id.optional() }).passthrough(),
     createdTs: timestamp,

@@ -1,0 +1,338 @@
+import * as zlib from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataType, ErrorCode, FunctionType, MilvusClient, promisify, WeightedRanker } from '@zilliz/milvus2-sdk-node';
+import { seededRandom } from '../src/testing/index.js';
+import { startTestServer, until, waitRestore, type TestServer } from './helpers.js';
+
+/**
+ * Full-text search through the official SDK: a BM25 function from an analyzed VarChar to a sparse field,
+ * text searches scored against a naive BM25 computed here (collection statistics over the live rows),
+ * text_match filters against a naive token match, RunAnalyzer, and the function carried by the WAL,
+ * compaction, a snapshot and its restore. Bad input: a BM25 output written directly, an unknown
+ * analyzer, text_match on a field without enable_match.
+ */
+
+const COLL = 'docs';
+const K1 = 1.5;
+const B = 0.7;
+
+/** Words whose English stems are all distinct, so the naive tokenizer below can key on the words. */
+const VOCAB = ['river', 'stone', 'cloud', 'forest', 'light', 'storm', 'ocean', 'field', 'tower', 'garden', 'winter', 'summer', 'iron', 'glass', 'paper'];
+/** Stop words of the english analyzer mixed into the texts (they must not count). */
+const STOP = ['the', 'and', 'of', 'a', 'is'];
+
+const rnd = seededRandom(7);
+
+function makeText(): string {
+  const n = 3 + Math.floor(rnd() * 12);
+  const words: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const w = rnd() < 0.25 ? STOP[Math.floor(rnd() * STOP.length)]! : VOCAB[Math.floor(rnd() * Math.min(VOCAB.length, 4 + i * 2))]!;
+    words.push(rnd() < 0.2 ? w.toUpperCase() : w);
+  }
+  return words.join(rnd() < 0.5 ? ' ' : ', ') + '.';
+}
+
+/** The naive analyzer for these texts: lowercase words, English stop words removed (stems are 1:1). */
+function naiveTokens(text: string): string[] {
+  return (text.toLowerCase().match(/[a-z]+/g) ?? []).filter((w) => !STOP.includes(w));
+}
+
+/** Plain BM25 over the live documents, as documented: idf = ln(1 + (N - df + 0.5) / (df + 0.5)). */
+function naiveBm25(docs: ReadonlyMap<number, string>, query: string, k1 = K1, b = B): Map<number, number> {
+  const toks = new Map([...docs].map(([id, t]) => [id, naiveTokens(t)]));
+  const n = toks.size;
+  let total = 0;
+  for (const t of toks.values()) total += t.length;
+  const avgdl = total / n;
+  const q = new Map<string, number>();
+  for (const w of naiveTokens(query)) q.set(w, (q.get(w) ?? 0) + 1);
+  const scores = new Map<number, number>();
+  for (const [id, t] of toks) {
+    let s = 0;
+    let hit = false;
+    for (const [w, qtf] of q) {
+      const tf = t.filter((x) => x === w).length;
+      if (tf === 0) continue;
+      hit = true;
+      const df = [...toks.values()].filter((x) => x.includes(w)).length;
+      const idf = Math.log(1 + (n - df + 0.5) / (df + 0.5));
+      s += (qtf * idf * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * t.length) / avgdl));
+    }
+    if (hit) scores.set(id, s);
+  }
+  return scores;
+}
+
+async function createDocs(c: MilvusClient, name: string): Promise<void> {
+  const res = await c.createCollection({
+    collection_name: name,
+    fields: [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      {
+        name: 'text',
+        data_type: DataType.VarChar,
+        max_length: 2000,
+        enable_analyzer: true,
+        enable_match: true,
+        analyzer_params: { type: 'english' },
+      },
+      { name: 'note', data_type: DataType.VarChar, max_length: 200 },
+      { name: 'sparse', data_type: DataType.SparseFloatVector },
+      { name: 'dense', data_type: DataType.FloatVector, dim: 2 },
+    ],
+    functions: [{ name: 'text_bm25', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+  });
+  expect(res.error_code, res.reason).toBe(ErrorCode.SUCCESS);
+  const idx = await c.createIndex({
+    collection_name: name,
+    field_name: 'sparse',
+    index_type: 'SPARSE_INVERTED_INDEX',
+    metric_type: 'BM25',
+    params: { bm25_k1: K1, bm25_b: B },
+  });
+  expect(idx.error_code, idx.reason).toBe(ErrorCode.SUCCESS);
+}
+
+async function bm25Search(c: MilvusClient, name: string, queries: string[], limit: number, filter?: string) {
+  const res = await c.search({
+    collection_name: name,
+    anns_field: 'sparse',
+    data: queries,
+    limit,
+    output_fields: ['id'],
+    ...(filter ? { filter } : {}),
+  });
+  expect(res.status.error_code, res.status.reason).toBe(ErrorCode.SUCCESS);
+  const results = res.results as unknown as { id: string; score: number }[] | { id: string; score: number }[][];
+  return queries.length === 1 ? [results as { id: string; score: number }[]] : (results as { id: string; score: number }[][]);
+}
+
+/** Search results agree with the naive BM25: same scores (float32 tolerance), best first, the right count. */
+async function checkSearch(c: MilvusClient, name: string, docs: ReadonlyMap<number, string>, queries: string[], filter?: (id: number) => boolean) {
+  const limit = 7;
+  const got = await bm25Search(c, name, queries, limit, filter ? 'id >= 0 and id % 2 == 0' : undefined);
+  queries.forEach((q, qi) => {
+    const ref = [...naiveBm25(docs, q)].filter(([id]) => (filter ? filter(id) : true)).sort((a, b) => b[1] - a[1]);
+    const hits = got[qi]!;
+    expect(hits.length).toBe(Math.min(limit, ref.length));
+    const refScore = new Map(ref);
+    hits.forEach((h, i) => {
+      expect(h.score).toBeCloseTo(ref[i]![1], 4);
+      expect(refScore.get(Number(h.id))).toBeCloseTo(h.score, 4);
+    });
+  });
+}
+
+describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
+  let t: TestServer | undefined;
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
+  });
+
+  it('scores BM25 like a naive reference through inserts, deletes, compaction, restart and a restore', { timeout: 120_000 }, async () => {
+    t = await startTestServer();
+    let c = t.client;
+    await createDocs(c, COLL);
+
+    const desc = await c.describeCollection({ collection_name: COLL });
+    expect(desc.schema.functions.map((f) => [f.name, f.input_field_names, f.output_field_names])).toEqual([['text_bm25', ['text'], ['sparse']]]);
+    expect(desc.schema.fields.find((f) => f.name === 'sparse')!.is_function_output).toBe(true);
+
+    const docs = new Map<number, string>();
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => {
+        const id = from + i;
+        docs.set(id, makeText());
+        return { id, text: docs.get(id)!, note: `n${id}`, dense: [1, id % 7] };
+      });
+    expect((await c.insert({ collection_name: COLL, data: batch(0, 80) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: [COLL] });
+    expect((await c.insert({ collection_name: COLL, data: batch(80, 40) })).status.error_code).toBe(ErrorCode.SUCCESS); // growing
+    await c.loadCollection({ collection_name: COLL });
+
+    const queries = ['river storm', 'the OCEAN of glass and paper', 'tower tower garden', 'winter'];
+    await checkSearch(c, COLL, docs, queries);
+    // A filter narrows the candidates; the statistics (and so the scores) stay those of all live rows.
+    await checkSearch(c, COLL, docs, queries, (id) => id % 2 === 0);
+
+    // Hybrid search: a BM25 sub-request fused with a dense one; weights 1 / 0 leave BM25's order, with
+    // Milvus's normalisation of BM25 scores, 2·atan(s) / π.
+    // The SDK types a sub-request's data as vectors; it sends text for a function output field all the same.
+    const subs: unknown[] = [
+      { anns_field: 'sparse', data: ['ocean glass'], limit: 10 },
+      { anns_field: 'dense', data: [[1, 3]], limit: 10 },
+    ];
+    const hybrid = await c.search({
+      collection_name: COLL,
+      data: subs as never,
+      rerank: WeightedRanker([1, 0]),
+      limit: 5,
+      output_fields: ['id'],
+    });
+    expect(hybrid.status.error_code, hybrid.status.reason).toBe(ErrorCode.SUCCESS);
+    const hybridRef = [...naiveBm25(docs, 'ocean glass')].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    const hybridHits = hybrid.results as unknown as { id: string; score: number }[];
+    expect(hybridHits.map((h) => h.score)).toEqual(hybridRef.map(([, s]) => expect.closeTo((2 * Math.atan(s)) / Math.PI, 4)));
+
+    // text_match: any analyzed token of the query; "Stones" stems like "stone".
+    const match = await c.query({ collection_name: COLL, filter: "text_match(text, 'Stones CLOUD')", output_fields: ['id'], limit: 1000 });
+    expect(match.status.error_code, match.status.reason).toBe(ErrorCode.SUCCESS);
+    const want = [...docs].filter(([, s]) => naiveTokens(s).some((w) => w === 'stone' || w === 'cloud')).map(([id]) => id);
+    expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual(want.sort((a, b) => a - b));
+    const none = await c.query({ collection_name: COLL, filter: "text_match(text, 'the and')", output_fields: ['id'], limit: 10 });
+    expect(none.data).toEqual([]);
+
+    // Deletes leave the statistics at once (and compaction rewrites without them).
+    const gone = [...docs.keys()].filter((id) => id % 5 === 0);
+    await c.delete({ collection_name: COLL, filter: `id in [${gone.join(',')}]` });
+    for (const id of gone) docs.delete(id);
+    await checkSearch(c, COLL, docs, queries);
+    await c.flush({ collection_names: [COLL] });
+    const comp = await c.compact({ collection_name: COLL });
+    await until(async () => String((await c.getCompactionState({ compactionID: comp.compactionID })).state) === 'Completed');
+    await checkSearch(c, COLL, docs, queries);
+
+    // Growing rows survive a restart through the WAL, their BM25 rows included.
+    expect((await c.insert({ collection_name: COLL, data: batch(200, 20) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    t = await t.restart();
+    c = t.client;
+    await c.loadCollection({ collection_name: COLL });
+    await checkSearch(c, COLL, docs, queries);
+
+    // Snapshot and restore: the function and index come along, and the restored collection scores the same.
+    expect((await c.createSnapshot({ collection_name: COLL, snapshot_name: 'docs_snap' })).error_code).toBe(ErrorCode.SUCCESS);
+    const job = await c.restoreSnapshot({ snapshot_name: 'docs_snap', source_collection_name: COLL, target_collection_name: 'docs_restored' });
+    expect(job.status.error_code, job.status.reason).toBe(ErrorCode.SUCCESS);
+    expect((await waitRestore(c, job.job_id)).state).toBe('RestoreSnapshotCompleted');
+    await c.loadCollection({ collection_name: 'docs_restored' });
+    const rdesc = await c.describeCollection({ collection_name: 'docs_restored' });
+    expect(rdesc.schema.functions.map((f) => f.name)).toEqual(['text_bm25']);
+    await checkSearch(c, 'docs_restored', docs, queries);
+    expect(
+      (await c.insert({ collection_name: 'docs_restored', data: [{ id: 1000, text: 'river river river', note: '', dense: [1, 0] }] })).status.error_code,
+    ).toBe(ErrorCode.SUCCESS);
+    docs.set(1000, 'river river river');
+    await checkSearch(c, 'docs_restored', docs, ['river']);
+  });
+
+  it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    const en = await c.runAnalyzer({ analyzer_params: { type: 'english' }, text: ['The Running foxes, jumped!'], with_detail: true, with_hash: true });
+    expect(en.status.error_code, en.status.reason).toBe(ErrorCode.SUCCESS);
+    const toks = en.results[0]!.tokens;
+    expect(toks.map((x) => x.token)).toEqual(['run', 'fox', 'jump']);
+    // Byte offsets and positions of the original words; the hash is CRC-32 of the token.
+    expect(toks.map((x) => [Number(x.start_offset), Number(x.end_offset), Number(x.position)])).toEqual([
+      [4, 11, 1],
+      [12, 17, 2],
+      [19, 25, 3],
+    ]);
+    expect(toks.map((x) => Number(x.hash))).toEqual(['run', 'fox', 'jump'].map((w) => zlib.crc32(w) % 0xffffffff));
+
+    const std = await c.runAnalyzer({ text: ['Hello, Wörld'] });
+    expect(std.results[0]!.tokens.map((x) => x.token)).toEqual(['hello', 'wörld']);
+    const custom = await c.runAnalyzer({
+      analyzer_params: { tokenizer: 'whitespace', filter: ['lowercase', { type: 'stop', stop_words: ['_english_', 'foo'] }, { type: 'length', max: 5 }] },
+      text: ['The FOO bar Quixotic baz'],
+    });
+    expect(custom.results[0]!.tokens.map((x) => x.token)).toEqual(['bar', 'baz']);
+
+    await createDocs(c, COLL);
+    const byField = await c.runAnalyzer({ collection_name: COLL, field_name: 'text', text: ['Gardens of STONE'] });
+    expect(byField.results[0]!.tokens.map((x) => x.token)).toEqual(['garden', 'stone']);
+    const notText = await c.runAnalyzer({ collection_name: COLL, field_name: 'note', text: ['x'] });
+    expect(notText.status.error_code).not.toBe(ErrorCode.SUCCESS);
+    expect(notText.status.reason).toContain('note');
+
+    for (const [params, name] of [
+      [{ type: 'klingon' }, 'klingon'],
+      [{ tokenizer: 'jieba' }, 'jieba'],
+      [{ tokenizer: 'standard', filter: ['lowercase', 'sparkle'] }, 'sparkle'],
+      [{ tokenizer: 'standard', filter: [{ type: 'stemmer', language: 'elvish' }] }, 'elvish'],
+    ] as const) {
+      const bad = await c.runAnalyzer({ analyzer_params: params, text: ['x'] });
+      expect(bad.status.error_code).toBe(ErrorCode.IllegalArgument);
+      expect(bad.status.reason).toContain(name);
+    }
+  });
+
+  it('refuses bad full-text input with a reason and keeps serving', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    // Unknown analyzer on a field.
+    // createCollection throws the failed status rather than returning it.
+    const status = (p: Promise<{ error_code: string | number; reason: string }>) =>
+      p.catch((e: unknown) => e as { error_code: string | number; reason: string });
+    const badAnalyzer = await status(
+      c.createCollection({
+        collection_name: 'bad1',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'text', data_type: DataType.VarChar, max_length: 100, enable_analyzer: true, analyzer_params: { type: 'klingon' } },
+          { name: 'sparse', data_type: DataType.SparseFloatVector },
+        ],
+        functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+      }),
+    );
+    expect(badAnalyzer.error_code).toBe(ErrorCode.IllegalArgument);
+    expect(badAnalyzer.reason).toContain('klingon');
+    // A BM25 input without an analyzer.
+    const noAnalyzer = await status(
+      c.createCollection({
+        collection_name: 'bad2',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'text', data_type: DataType.VarChar, max_length: 100 },
+          { name: 'sparse', data_type: DataType.SparseFloatVector },
+        ],
+        functions: [{ name: 'f', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+      }),
+    );
+    expect(noAnalyzer.error_code).toBe(ErrorCode.IllegalArgument);
+    expect(noAnalyzer.reason).toContain('enable_analyzer');
+
+    await createDocs(c, COLL);
+    expect((await c.insert({ collection_name: COLL, data: [{ id: 1, text: 'river stone', note: 'x', dense: [0, 1] }] })).status.error_code).toBe(
+      ErrorCode.SUCCESS,
+    );
+    await c.loadCollection({ collection_name: COLL });
+
+    // The BM25 output written directly (the SDK drops it, so send the raw Insert the way another client could).
+    const pool = (c as unknown as { channelPool: unknown }).channelPool;
+    const raw = (await promisify(
+      pool as never,
+      'Insert',
+      {
+        collection_name: COLL,
+        num_rows: 1,
+        fields_data: [
+          { field_name: 'id', type: DataType.Int64, scalars: { long_data: { data: ['2'] } } },
+          { field_name: 'text', type: DataType.VarChar, scalars: { string_data: { data: ['cloud'] } } },
+          { field_name: 'note', type: DataType.VarChar, scalars: { string_data: { data: ['y'] } } },
+          { field_name: 'dense', type: DataType.FloatVector, vectors: { dim: 2, float_vector: { data: [0, 1] } } },
+          { field_name: 'sparse', type: DataType.SparseFloatVector, vectors: { dim: 8, sparse_float_vector: { dim: 8, contents: [Buffer.alloc(8)] } } },
+        ],
+      },
+      10_000,
+    )) as { status: { error_code: string; reason: string } };
+    expect(raw.status.error_code).toBe(ErrorCode.IllegalArgument);
+    expect(raw.status.reason).toContain('sparse');
+
+    // text_match on a field without enable_match.
+    const q = await c.query({ collection_name: COLL, filter: "text_match(note, 'x')", output_fields: ['id'] });
+    expect(q.status.error_code).toBe(ErrorCode.IllegalArgument);
+    expect(q.status.reason).toContain('enable_match');
+    // An IP metric on the BM25 field.
+    const ip = await c.search({ collection_name: COLL, anns_field: 'sparse', data: ['river'], limit: 3, metric_type: 'IP' });
+    expect(ip.status.error_code).toBe(ErrorCode.IllegalArgument);
+
+    // Nothing written changed and the server still answers.
+    const all = await c.query({ collection_name: COLL, filter: 'id >= 0', output_fields: ['id', 'text'] });
+    expect(all.data.map((r) => [Number(r['id']), r['text']])).toEqual([[1, 'river stone']]);
+    const hits = await bm25Search(c, COLL, ['stone'], 3);
+    expect(hits[0]!.map((h) => Number(h.id))).toEqual([1]);
+  });
+});
