@@ -113,12 +113,14 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
   const member = PROTO_MEMBER[field.dataType]!;
   const scalars = fd?.scalars;
   let values: any[] = [];
+  let micros = false;
   if (fd) {
     if (!scalars) invalid(`field ${field.name} expects ${field.dataType} data, got ${fd.field ?? 'nothing'}`);
     const got = scalars.data ?? Object.keys(scalars).find((k) => scalars[k] && k !== 'data');
     const sent = isGeoTimeField(field) ? geoTimeMember(field, got) : member;
     if (got !== sent) invalid(`field ${field.name} expects ${field.dataType} data (${member}), got ${got}`);
     values = scalars[sent]?.data ?? [];
+    micros = sent === 'timestamptz_data';
   }
   if (!fd || (values.length === 0 && numRows > 0 && !(fd.valid_data?.length > 0))) {
     // Missing column: allowed only when every row can be filled.
@@ -197,7 +199,7 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
         }
         if (finalValid) finalValid[i] = 1;
         if (isGeoTimeField(field)) {
-          out[i] = geoTimeValue(field, v, i, codec ?? new WktCodec(), timezone);
+          out[i] = geoTimeValue(field, v, i, { codec: codec ?? new WktCodec(), timezone, micros });
           continue;
         }
         const s = scalarOf(field.dataType, v, field.name, i);

@@ -32,6 +32,8 @@ describe('Geometry and Timestamptz field data', () => {
     expect(fd).toMatchObject({ type: 'Timestamptz', scalars: { string_data: { data: ['2025-01-01T00:00:00.000001Z'] } } });
     expect(localizeFieldsData([fd], 'America/New_York')[0]).toMatchObject({ scalars: { string_data: { data: ['2024-12-31T19:00:00.000001-05:00'] } } });
     expect(() => fieldDataToColumn(scalars('string_data', ['not a time']) as never, tsz, 1)).toThrow(/"not a time".*row 0/);
+    // Digits are microseconds only in timestamptz_data; as text they are no timestamp.
+    expect(() => fieldDataToColumn(scalars('string_data', ['1735689600000001']) as never, tsz, 1)).toThrow(/1735689600000001/);
   });
 
   it('takes defaults as the SDK sends them and fills missing rows', () => {

@@ -40,20 +40,26 @@ export function geoTimeMember(field: FieldSchema & { dataType: 'Geometry' | 'Tim
 
 /**
  * Converts one sent value to its stored form: canonical WKT for Geometry, microseconds (bigint) for
- * Timestamptz. `codec` is the caller's, so one request parses with one reader.
+ * Timestamptz (`micros`: the value came as timestamptz_data, else it is text read in `timezone`). `codec`
+ * is the caller's, so one request parses with one reader.
  */
-export function geoTimeValue(field: FieldSchema, v: unknown, row: number, codec: WktCodec, timezone: string): ScalarValue {
+export function geoTimeValue(
+  field: FieldSchema,
+  v: unknown,
+  row: number,
+  how: { readonly codec: WktCodec; readonly timezone: string; readonly micros: boolean },
+): ScalarValue {
   const where = `for field ${field.name} at row ${row}`;
-  if (field.dataType === 'Geometry') return codec.normalize(v, where);
-  if (typeof v === 'string' && /^-?\d+$/.test(v) && !v.includes('-', 1)) {
-    // timestamptz_data arrives as decimal int64 strings (protobufjs `longs: String`).
-    return BigInt(v);
+  if (field.dataType === 'Geometry') return how.codec.normalize(v, where);
+  if (how.micros) {
+    // timestamptz_data: int64 microseconds, decoded as decimal strings (protobufjs `longs: String`).
+    return BigInt(v as string | number);
   }
   if (typeof v !== 'string') {
     throw quiverError('ParameterInvalid', `invalid Timestamptz value ${JSON.stringify(v)} ${where}: expected an ISO-8601 string`);
   }
   try {
-    return parseTimestamptz(v, timezone);
+    return parseTimestamptz(v, how.timezone);
   } catch (e) {
     throw quiverError('ParameterInvalid', `${(e as Error).message} (${where.slice(4)})`);
   }
