@@ -1,6 +1,6 @@
 import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
-import type { CompiledExpr } from '../expr/index.js';
+import { evaluateFilter, type CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
@@ -216,7 +216,7 @@ export class CollectionRuntime {
 
   /** Rows of a chunk that are live (not deleted, not expired) and match the filter (1 = candidate). */
   static #mask(chunk: Chunk, filter: CompiledExpr | null, vectorField?: string, expiredBefore?: bigint): Uint8Array {
-    const mask = filter ? filter.evaluate(chunkBatch(chunk)) : new Uint8Array(chunk.numRows).fill(1);
+    const mask = filter ? evaluateFilter(filter, chunkBatch(chunk), chunk.scalarIndexes) : new Uint8Array(chunk.numRows).fill(1);
     const del = chunk.deleted;
     const valid = vectorField ? chunk.columns.get(vectorField)?.valid : undefined;
     for (let i = 0; i < chunk.numRows; i++) {
