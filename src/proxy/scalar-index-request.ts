@@ -16,7 +16,10 @@ export function scalarIndexDefinition(
     ...params,
     ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),
   });
-  const stored: Record<string, string> = { ...extra };
+  // Stored flat (json_path, json_cast_type as their own keys), so describe lists them as Milvus does.
+  const stored: Record<string, string> = {};
+  for (const [k, v] of Object.entries(extra)) if (k !== 'params') stored[k] = v;
+  for (const [k, v] of Object.entries(params)) stored[k] = String(v);
   // Describe reports the type the index was built as (AUTOINDEX resolves to INVERTED, as in Milvus).
   stored['index_type'] = parsed.type;
   return {
