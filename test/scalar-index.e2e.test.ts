@@ -149,6 +149,11 @@ describe('scalar indexes through the SDK', () => {
     expect(segs.length).toBe(2);
     // Each sealed segment holds one file per index (7 scalar); FLAT writes none.
     for (const s of segs) expect(s.indexes.filter((i) => i.files.length === 1).length).toBe(INDEXES.length);
+    // The loaded sealed segments serve them (what the filter path narrows rows with); growing ones have none.
+    const infos = engine.queryNode.segmentInfos(collId);
+    for (const info of infos.filter((i) => i.state === 'Flushed')) {
+      expect(info.indexed.map((x) => x.fieldName).sort()).toEqual(['arr', 'flag', 'meta["n"]', 'meta["t"]', 'n', 'price', 'tag'].sort());
+    }
   });
 
   it('query, count and filtered search answer exactly as without the indexes', async () => {
