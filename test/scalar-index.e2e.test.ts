@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { DataType, ErrorCode, type MilvusClient, type RowData } from '@zilliz/milvus2-sdk-node';
 import { startTestServer, vectors, waitRestore, type TestServer } from './helpers.js';
 
 const DIM = 8;
@@ -7,7 +7,7 @@ const N = 1200;
 const vs = vectors(N + 200, DIM, 11);
 const TAGS = ['red', 'green', 'blue', 'reddish', 'greenish', 'amber'];
 
-function row(i: number): Record<string, unknown> {
+function row(i: number): RowData {
   return {
     id: i,
     v: vs[i]!,

@@ -219,8 +219,11 @@ export class CollectionRuntime {
     const mask = filter ? evaluateFilter(filter, chunkBatch(chunk), chunk.scalarIndexes) : new Uint8Array(chunk.numRows).fill(1);
     const del = chunk.deleted;
     const valid = vectorField ? chunk.columns.get(vectorField)?.valid : undefined;
-    for (let i = 0; i < chunk.numRows; i++) {
-      if (del[i] === 1 || (valid && valid[i] === 0)) mask[i] = 0;
+    // Skipped when nothing is deleted: an index-narrowed filter otherwise pays a full pass here.
+    if (chunk.deletedCount > 0 || valid) {
+      for (let i = 0; i < chunk.numRows; i++) {
+        if (del[i] === 1 || (valid && valid[i] === 0)) mask[i] = 0;
+      }
     }
     if (expiredBefore !== undefined) {
       const ts = chunk.ts;
