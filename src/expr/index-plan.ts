@@ -78,17 +78,31 @@ function isIndexed(e: CompiledExpr): e is IndexedExpr {
 }
 
 /**
- * 1 = row matches, for every row of the batch: through the chunk's indexes when they narrow the rows to
- * evaluate, else by scanning. `fraction` overrides CANDIDATE_FRACTION_MAX (tests).
+ * The rows of the batch that match (ascending), found through the chunk's indexes; undefined when they
+ * cannot narrow the rows to evaluate (then the caller scans). `fraction` overrides CANDIDATE_FRACTION_MAX.
  */
-export function evaluateFilter(filter: CompiledExpr, batch: ColumnBatch, indexes: ScalarIndexLookup | undefined, fraction = CANDIDATE_FRACTION_MAX): Uint8Array {
-  if (indexes === undefined || indexes.size === 0 || !isIndexed(filter)) return filter.evaluate(batch);
+export function matchingRows(
+  filter: CompiledExpr,
+  batch: ColumnBatch,
+  indexes: ScalarIndexLookup | undefined,
+  fraction = CANDIDATE_FRACTION_MAX,
+): Uint32Array | undefined {
+  if (indexes === undefined || indexes.size === 0 || !isIndexed(filter)) return undefined;
   const rows = candidateRows(filter.indexPlan, indexes, batch.numRows);
-  if (rows === undefined || rows.length > batch.numRows * fraction) return filter.evaluate(batch);
-  const mask = new Uint8Array(batch.numRows);
-  if (rows.length === 0) return mask;
+  if (rows === undefined || rows.length > batch.numRows * fraction) return undefined;
+  if (rows.length === 0) return rows;
   const hit = filter.evaluate(batch, rows);
-  for (let i = 0; i < rows.length; i++) if (hit[i] === 1) mask[rows[i]!] = 1;
+  let n = 0;
+  for (let i = 0; i < rows.length; i++) if (hit[i] === 1) rows[n++] = rows[i]!;
+  return rows.subarray(0, n);
+}
+
+/** 1 = row matches, for every row of the batch: through the chunk's indexes when they narrow the rows, else by scanning. */
+export function evaluateFilter(filter: CompiledExpr, batch: ColumnBatch, indexes: ScalarIndexLookup | undefined, fraction = CANDIDATE_FRACTION_MAX): Uint8Array {
+  const rows = matchingRows(filter, batch, indexes, fraction);
+  if (rows === undefined) return filter.evaluate(batch);
+  const mask = new Uint8Array(batch.numRows);
+  for (let i = 0; i < rows.length; i++) mask[rows[i]!] = 1;
   return mask;
 }
 

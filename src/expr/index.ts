@@ -14,7 +14,7 @@ export { compileExpr } from './compile.js';
 export type { TemplateValues } from './parser.js';
 export { parseExpr } from './parser.js';
 export { extractPkValues } from './pk.js';
-export { evaluateFilter, type RangeBound, type ScalarIndexLookup, type ScalarIndexReader } from './index-plan.js';
+export { evaluateFilter, matchingRows, type RangeBound, type ScalarIndexLookup, type ScalarIndexReader } from './index-plan.js';
 
 /**
  * Parses and compiles a filter; null for empty or whitespace-only text (match everything). Errors name the

@@ -1,6 +1,6 @@
 import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
-import { evaluateFilter, type CompiledExpr } from '../expr/index.js';
+import { evaluateFilter, matchingRows, type CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
@@ -232,6 +232,23 @@ export class CollectionRuntime {
     return mask;
   }
 
+  /**
+   * The live matching rows of a chunk (ascending) when a scalar index narrows the filter to few rows, so
+   * count and query touch those rows only; undefined means: build the full mask.
+   */
+  static #rows(chunk: Chunk, filter: CompiledExpr | null, expiredBefore?: bigint): Uint32Array | undefined {
+    if (!filter || chunk.scalarIndexes.size === 0) return undefined;
+    const rows = matchingRows(filter, chunkBatch(chunk), chunk.scalarIndexes);
+    if (rows === undefined) return undefined;
+    let n = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (chunk.deleted[r] === 1 || (expiredBefore !== undefined && chunk.ts[r]! < expiredBefore)) continue;
+      rows[n++] = r;
+    }
+    return rows.subarray(0, n);
+  }
+
   /** Whether any row of the chunk is expired (lets the search path keep its no-mask fast case). */
   static #hasExpired(chunk: Chunk, expiredBefore: bigint | undefined): boolean {
     if (expiredBefore === undefined) return false;
@@ -352,9 +369,12 @@ export class CollectionRuntime {
     const out: RowRef[] = [];
     let skip = offset;
     for (const chunk of this.#chunksFor(partitionIds)) {
-      const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
-      for (let i = 0; i < chunk.numRows; i++) {
-        if (mask[i] !== 1) continue;
+      const rows = CollectionRuntime.#rows(chunk, filter, expiredBefore);
+      const mask = rows ? undefined : CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
+      const end = rows ? rows.length : chunk.numRows;
+      for (let j = 0; j < end; j++) {
+        const i = rows ? rows[j]! : j;
+        if (mask && mask[i] !== 1) continue;
         if (skip > 0) {
           skip--;
           continue;
@@ -402,10 +422,13 @@ export class CollectionRuntime {
       }
     };
     for (const chunk of this.#chunksFor(partitionIds)) {
-      const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
+      const rows = CollectionRuntime.#rows(chunk, filter, expiredBefore);
+      const mask = rows ? undefined : CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
       const pks = chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>;
-      for (let i = 0; i < chunk.numRows; i++) {
-        if (mask[i] !== 1) continue;
+      const end = rows ? rows.length : chunk.numRows;
+      for (let j = 0; j < end; j++) {
+        const i = rows ? rows[j]! : j;
+        if (mask && mask[i] !== 1) continue;
         const k = pks[i]!;
         if (keys.length < want) {
           keys.push(k);
@@ -425,6 +448,11 @@ export class CollectionRuntime {
   count(filter: CompiledExpr | null, partitionIds: ReadonlySet<number> | null, expiredBefore?: bigint): number {
     let n = 0;
     for (const chunk of this.#chunksFor(partitionIds)) {
+      const rows = CollectionRuntime.#rows(chunk, filter, expiredBefore);
+      if (rows) {
+        n += rows.length;
+        continue;
+      }
       const mask = CollectionRuntime.#mask(chunk, filter, undefined, expiredBefore);
       for (let i = 0; i < chunk.numRows; i++) n += mask[i]!;
     }
