@@ -2,6 +2,7 @@ import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import { evaluateFilter, matchingRows, type CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
+import { countAllowed } from '../index/flat-search.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
@@ -320,8 +321,8 @@ export class CollectionRuntime {
       let allow: Uint8Array | undefined;
       if (req.filter || chunk.deletedCount > 0 || col.valid || CollectionRuntime.#hasExpired(chunk, req.expiredBefore)) {
         const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name, req.expiredBefore);
-        let allowed = 0;
-        for (let i = 0; i < mask.length; i++) allowed += mask[i]!;
+        // Word-at-a-time: a per-byte loop here cost more than an index-narrowed filter itself.
+        const allowed = countAllowed(mask);
         if (allowed === 0) continue;
         allow = allowed === chunk.numRows ? undefined : mask;
       }
