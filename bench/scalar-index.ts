@@ -61,7 +61,9 @@ async function main(): Promise<void> {
     await c.flushSync({ collection_names: [name] });
     await c.createIndex({ collection_name: name, field_name: 'v', index_type: 'FLAT', metric_type: 'L2' });
     await c.loadCollectionSync({ collection_name: name });
-    console.log(`data ready: ${N} rows in ${engine.catalog.segments(id).filter((s) => s.state === 'Flushed').length} sealed segments, ${secondsSince(t0).toFixed(1)} s`);
+    console.log(
+      `data ready: ${N} rows in ${engine.catalog.segments(id).filter((s) => s.state === 'Flushed').length} sealed segments, ${secondsSince(t0).toFixed(1)} s`,
+    );
 
     const query = vecs.subarray(0, DIM);
     const ops: { label: string; run: (v: number) => Promise<number> }[] = [
@@ -74,7 +76,10 @@ async function main(): Promise<void> {
         label: 'query tag == "t<c>" (VarChar, INVERTED)',
         run: async (v) => (await c.query({ collection_name: name, filter: `tag == "t${v}"`, output_fields: ['id'], limit: 16_384 })).data.length,
       },
-      { label: 'count(*) tag like "t<c>" prefix', run: async (v) => Number((await c.count({ collection_name: name, expr: `tag like "t${v}%" and tag == "t${v}"` })).data) },
+      {
+        label: 'count(*) tag like "t<c>" prefix',
+        run: async (v) => Number((await c.count({ collection_name: name, expr: `tag like "t${v}%" and tag == "t${v}"` })).data),
+      },
       {
         label: 'search k=10, filter n == c',
         run: async (v) => (await c.search({ collection_name: name, data: [Array.from(query)], limit: 10, filter: `n == ${v}` })).results.length,
@@ -93,7 +98,8 @@ async function main(): Promise<void> {
       {
         label: 'search k=10, filter n == c',
         run: async (v) =>
-          (await engine.search(id, { field, queries: query, nq: 1, k: 10, offset: 0, metric: 'L2', filter: `n == ${v}`, partitionNames: [] })).hits[0]!.length,
+          (await engine.search(id, { field, queries: query, nq: 1, k: 10, offset: 0, metric: 'L2', filter: `n == ${v}`, partitionNames: [] })).hits[0]!
+            .length,
       },
     ];
 
@@ -129,7 +135,9 @@ async function main(): Promise<void> {
     const afterDirect = await measure(direct);
 
     console.log(`\n${machine()}; ${loadLine()}`);
-    console.log(`${N} rows x dim ${DIM}, filters select ${N / DISTINCT} rows (${(100 / DISTINCT).toFixed(1)}%); median of ${REPS} requests through the SDK`);
+    console.log(
+      `${N} rows x dim ${DIM}, filters select ${N / DISTINCT} rows (${(100 / DISTINCT).toFixed(1)}%); median of ${REPS} requests through the SDK`,
+    );
     console.log(`index build (n STL_SORT + tag INVERTED, every sealed segment): ${buildS.toFixed(2)} s`);
     table(
       'Scalar index vs scan',

@@ -46,8 +46,7 @@ type Query =
   | { readonly q: 'contains'; readonly values: readonly Scalar[]; readonly all: boolean };
 
 export type IndexPlan =
-  | { readonly k: 'and' | 'or'; readonly parts: readonly IndexPlan[] }
-  | { readonly k: 'atom'; readonly key: string; readonly query: Query };
+  { readonly k: 'and' | 'or'; readonly parts: readonly IndexPlan[] } | { readonly k: 'atom'; readonly key: string; readonly query: Query };
 
 /** A compiled filter that also knows which of its predicates an index may answer. */
 export interface IndexedExpr extends CompiledExpr {
@@ -98,7 +97,12 @@ export function matchingRows(
 }
 
 /** 1 = row matches, for every row of the batch: through the chunk's indexes when they narrow the rows, else by scanning. */
-export function evaluateFilter(filter: CompiledExpr, batch: ColumnBatch, indexes: ScalarIndexLookup | undefined, fraction = CANDIDATE_FRACTION_MAX): Uint8Array {
+export function evaluateFilter(
+  filter: CompiledExpr,
+  batch: ColumnBatch,
+  indexes: ScalarIndexLookup | undefined,
+  fraction = CANDIDATE_FRACTION_MAX,
+): Uint8Array {
   const rows = matchingRows(filter, batch, indexes, fraction);
   if (rows === undefined) return filter.evaluate(batch);
   const mask = new Uint8Array(batch.numRows);

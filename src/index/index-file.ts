@@ -53,7 +53,10 @@ export function isIndexContainer(head: Uint8Array): boolean {
   return true;
 }
 
-export function encodeIndexFile(header: Omit<IndexFileHeader, 'metric'> & { metric: MetricType | '' }, sections: ReadonlyMap<string, Uint8Array>): Uint8Array {
+export function encodeIndexFile(
+  header: Omit<IndexFileHeader, 'metric'> & { metric: MetricType | '' },
+  sections: ReadonlyMap<string, Uint8Array>,
+): Uint8Array {
   // The header records section offsets, which depend on the header's own length: lay out with a generous
   // fixed header slot computed from a first encoding with placeholder offsets of the final width.
   const names = [...sections.keys()];

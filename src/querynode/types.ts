@@ -78,7 +78,13 @@ export interface LoadedSegments {
    */
   prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined>;
   /** The same for a scalar index file (index/scalar). */
-  prepareScalarIndex(collectionId: number, segmentId: number, index: IndexRecord, field: FieldSchema, file: SegmentIndexFile): Promise<(() => void) | undefined>;
+  prepareScalarIndex(
+    collectionId: number,
+    segmentId: number,
+    index: IndexRecord,
+    field: FieldSchema,
+    file: SegmentIndexFile,
+  ): Promise<(() => void) | undefined>;
   /** Opens an index file (a compaction target of a loaded collection). */
   openIndex(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex>;
   /** Makes a loaded chunk available for content sharing (see the loader). */

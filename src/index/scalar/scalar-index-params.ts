@@ -80,7 +80,10 @@ export function parseScalarIndexParams(
   }
   const metric = params['metric_type'];
   if (metric !== undefined && String(metric).trim() !== '') {
-    throw quiverError('ParameterInvalid', `metric_type ${String(metric)} is invalid for scalar field ${field.name} (${typeName}): scalar indexes take no metric`);
+    throw quiverError(
+      'ParameterInvalid',
+      `metric_type ${String(metric)} is invalid for scalar field ${field.name} (${typeName}): scalar indexes take no metric`,
+    );
   }
   const pathText = params['json_path'];
   const castText = params['json_cast_type'];
@@ -99,7 +102,10 @@ export function parseScalarIndexParams(
   const cast = String(castText).trim().toUpperCase();
   const jsonCastType = JSON_CAST_TYPES.find((c) => c === cast);
   if (jsonCastType === undefined) {
-    throw quiverError('ParameterInvalid', `json_cast_type ${String(castText)} is invalid for JSON field ${field.name}; valid: ${JSON_CAST_TYPES.join(', ')}`);
+    throw quiverError(
+      'ParameterInvalid',
+      `json_cast_type ${String(castText)} is invalid for JSON field ${field.name}; valid: ${JSON_CAST_TYPES.join(', ')}`,
+    );
   }
   return { type, jsonPath: parseJsonPath(field.name, String(pathText)), jsonCastType };
 }
@@ -111,7 +117,10 @@ export function parseScalarIndexParams(
 export function parseJsonPath(fieldName: string, text: string): (string | number)[] {
   const t = text.trim();
   const bad = (why: string): never => {
-    throw quiverError('ParameterInvalid', `json_path ${JSON.stringify(text)} is invalid for JSON field ${fieldName}: ${why}; e.g. ${fieldName}["key"]["sub"]`);
+    throw quiverError(
+      'ParameterInvalid',
+      `json_path ${JSON.stringify(text)} is invalid for JSON field ${fieldName}: ${why}; e.g. ${fieldName}["key"]["sub"]`,
+    );
   };
   if (!t.startsWith(fieldName)) bad(`it must start with the field name ${fieldName}`);
   const out: (string | number)[] = [];

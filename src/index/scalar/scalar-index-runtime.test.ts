@@ -78,7 +78,14 @@ describe('scalar indexes through the collection runtime', () => {
               new Map([
                 ['id', { kind: 'int64' as const, data: ids }],
                 ['v', { kind: 'vector' as const, dim: 2, data: Float32Array.from({ length: n * 2 }, (_, i) => (i * 7) % 5) }],
-                ['n', { kind: 'int64' as const, data: BigInt64Array.from(b.rows, (r) => BigInt(r.n ?? 0)), valid: Uint8Array.from(b.rows, (r) => (r.n === null ? 0 : 1)) }],
+                [
+                  'n',
+                  {
+                    kind: 'int64' as const,
+                    data: BigInt64Array.from(b.rows, (r) => BigInt(r.n ?? 0)),
+                    valid: Uint8Array.from(b.rows, (r) => (r.n === null ? 0 : 1)),
+                  },
+                ],
                 ['s', { kind: 'string' as const, data: b.rows.map((r) => r.s) }],
               ]),
               ts++,

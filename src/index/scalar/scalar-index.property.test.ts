@@ -29,12 +29,12 @@ const schema: ExprSchema = {
 };
 
 const BIG = 2n ** 60n;
-const arbI64 = fc.oneof(
-  fc.bigInt({ min: -5n, max: 5n }),
-  fc.constantFrom(BIG, BIG + 1n, -BIG, -BIG - 1n, 2n ** 53n + 1n, 2n ** 63n - 1n, -(2n ** 63n)),
-);
+const arbI64 = fc.oneof(fc.bigInt({ min: -5n, max: 5n }), fc.constantFrom(BIG, BIG + 1n, -BIG, -BIG - 1n, 2n ** 53n + 1n, 2n ** 63n - 1n, -(2n ** 63n)));
 const arbStr = fc.constantFrom('', 'a', 'ab', 'abc', 'abd', 'b', 'ba', 'a%b', 'a_b', 'é', '😀', 'Z');
-const arbDouble = fc.oneof(fc.constantFrom(0, -0, 0.5, 1.5, -2.5, 3, Number.NaN, 1e300, -1e-300), fc.integer({ min: -4, max: 4 }).map((x) => x / 2));
+const arbDouble = fc.oneof(
+  fc.constantFrom(0, -0, 0.5, 1.5, -2.5, 3, Number.NaN, 1e300, -1e-300),
+  fc.integer({ min: -4, max: 4 }).map((x) => x / 2),
+);
 const arbJsonScalar = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(0.5, 2.5, 1e20), arbStr, fc.boolean(), fc.constant(null));
 const arbJsonVal = fc.oneof(arbJsonScalar, fc.array(arbJsonScalar, { maxLength: 3 }));
 const arbJson = fc.option(
@@ -57,7 +57,10 @@ interface Row {
 const arbRow: fc.Arbitrary<Row> = fc.record({
   i32: fc.option(fc.integer({ min: -4, max: 4 }), { nil: null }),
   i64: fc.option(arbI64, { nil: null }),
-  f: fc.option(arbDouble.map((x) => Math.fround(x)), { nil: null }),
+  f: fc.option(
+    arbDouble.map((x) => Math.fround(x)),
+    { nil: null },
+  ),
   d: fc.option(arbDouble, { nil: null }),
   s: fc.option(arbStr, { nil: null }),
   b: fc.option(fc.boolean(), { nil: null }),
@@ -94,20 +97,22 @@ const jsonPath = fc.constantFrom('j["a"]', 'j["b"]["c"]', 'j["t"]');
 const arbAtom: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(numField, op, numLit, fc.boolean()).map(([f, o, c, flip]) => (flip ? `${c} ${o} ${f}` : `${f} ${o} ${c}`)),
   fc.tuple(numLit, fc.constantFrom('<', '<='), numField, fc.constantFrom('<', '<='), numLit).map(([a, o1, f, o2, b]) => `${a} ${o1} ${f} ${o2} ${b}`),
-  fc.tuple(numField, fc.array(numLit, { minLength: 1, maxLength: 3 }), fc.boolean()).map(([f, l, neg]) => `${f} ${neg ? 'not in' : 'in'} [${l.join(', ')}]`),
+  fc
+    .tuple(numField, fc.array(numLit, { minLength: 1, maxLength: 3 }), fc.boolean())
+    .map(([f, l, neg]) => `${f} ${neg ? 'not in' : 'in'} [${l.join(', ')}]`),
   fc.tuple(op, strLit).map(([o, c]) => `s ${o} ${c}`),
   fc.array(strLit, { minLength: 1, maxLength: 3 }).map((l) => `s in [${l.join(', ')}]`),
   fc.constantFrom('s like "a%"', 's like "ab%"', 's like "a_%"', 's like "a\\\\%%"', 's like "%b"', 's like "abc"', 's like "😀%"'),
   fc.constantFrom('b == true', 'b == false', 'b != true', 'b in [true]', 'b'),
-  fc.tuple(fc.constantFrom('array_contains', 'array_contains_any', 'array_contains_all'), arbI64).map(([fn, v]) =>
-    fn === 'array_contains' ? `${fn}(arr, ${v})` : `${fn}(arr, [${v}, 1])`,
-  ),
+  fc
+    .tuple(fc.constantFrom('array_contains', 'array_contains_any', 'array_contains_all'), arbI64)
+    .map(([fn, v]) => (fn === 'array_contains' ? `${fn}(arr, ${v})` : `${fn}(arr, [${v}, 1])`)),
   strLit.map((s) => `array_contains(sarr, ${s})`),
   fc.tuple(jsonPath, op, fc.oneof(numLit, strLit, fc.constantFrom('true', 'false'))).map(([p, o, c]) => `${p} ${o} ${c}`),
   fc.tuple(jsonPath, fc.array(fc.oneof(numLit, strLit), { minLength: 1, maxLength: 2 })).map(([p, l]) => `${p} in [${l.join(', ')}]`),
-  fc.tuple(fc.constantFrom('json_contains', 'json_contains_any', 'json_contains_all'), jsonPath, fc.oneof(numLit, strLit, fc.constant('true'))).map(([fn, p, c]) =>
-    fn === 'json_contains' ? `${fn}(${p}, ${c})` : `${fn}(${p}, [${c}])`,
-  ),
+  fc
+    .tuple(fc.constantFrom('json_contains', 'json_contains_any', 'json_contains_all'), jsonPath, fc.oneof(numLit, strLit, fc.constant('true')))
+    .map(([fn, p, c]) => (fn === 'json_contains' ? `${fn}(${p}, ${c})` : `${fn}(${p}, [${c}])`)),
   fc.constantFrom('i32 is null', 'j["a"] like "a%"', 's is not null'),
 );
 

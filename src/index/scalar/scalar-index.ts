@@ -36,7 +36,6 @@ export interface ScalarIndexMeta {
   readonly jsonCastType?: JsonCastType | undefined;
 }
 
-
 export class ScalarIndex implements ScalarIndexReader {
   readonly meta: ScalarIndexMeta;
   /** Rows of the segment (not only the indexed ones). */
@@ -273,7 +272,14 @@ export class ScalarIndex implements ScalarIndexReader {
       jsonPath: p['jsonPath'] as (string | number)[] | undefined,
       jsonCastType: p['jsonCastType'] as JsonCastType | undefined,
     };
-    return new ScalarIndex(meta, header.rows, keys, sectionAs(need('offsets'), Int32Array), sectionAs(need('rows'), Int32Array), sectionAs(need('nan'), Int32Array));
+    return new ScalarIndex(
+      meta,
+      header.rows,
+      keys,
+      sectionAs(need('offsets'), Int32Array),
+      sectionAs(need('rows'), Int32Array),
+      sectionAs(need('nan'), Int32Array),
+    );
   }
 }
 
@@ -291,18 +297,22 @@ function extractValues(column: Column, meta: Omit<ScalarIndexMeta, 'termKind' | 
   const valid = column.valid;
   const n = column.data.length;
   const present = (i: number): boolean => valid === undefined || valid[i] === 1;
+  const add = (row: number, v: number | string): void => {
+    rows.push(row);
+    vals.push(v);
+  };
   switch (column.kind) {
     case 'bool':
     case 'int32':
     case 'float':
     case 'double':
-      for (let i = 0; i < n; i++) if (present(i)) (rows.push(i), vals.push(column.data[i]!));
+      for (let i = 0; i < n; i++) if (present(i)) add(i, column.data[i]!);
       return { kind: column.kind === 'bool' ? 'bool' : 'number', pairs: { rows, vals } };
     case 'int64':
-      for (let i = 0; i < n; i++) if (present(i)) (rows.push(i), vals.push(Number(column.data[i]!)));
+      for (let i = 0; i < n; i++) if (present(i)) add(i, Number(column.data[i]!));
       return { kind: 'number', pairs: { rows, vals } };
     case 'string':
-      for (let i = 0; i < n; i++) if (present(i)) (rows.push(i), vals.push(column.data[i]!));
+      for (let i = 0; i < n; i++) if (present(i)) add(i, column.data[i]!);
       return { kind: 'string', pairs: { rows, vals } };
     case 'array': {
       const kind: TermKind = column.elementType === 'VarChar' ? 'string' : column.elementType === 'Bool' ? 'bool' : 'number';
@@ -329,11 +339,11 @@ function extractValues(column: Column, meta: Omit<ScalarIndexMeta, 'termKind' | 
           if (!Array.isArray(v)) continue;
           for (const e of v) {
             const c = castJson(e, kind);
-            if (c !== undefined) (rows.push(i), vals.push(c));
+            if (c !== undefined) add(i, c);
           }
         } else {
           const c = castJson(v, kind);
-          if (c !== undefined) (rows.push(i), vals.push(c));
+          if (c !== undefined) add(i, c);
         }
       }
       return { kind, pairs: { rows, vals } };
