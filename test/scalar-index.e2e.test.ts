@@ -201,6 +201,17 @@ describe('scalar indexes through the SDK', () => {
     for (const f of FILTERS.slice(0, 8)) expect(await ids(c, 'restored', f), f).toEqual(await ids(c, IDX, f));
   });
 
+  it('after a restart the segments load their scalar index files and filters answer the same', async () => {
+    const before = await Promise.all(FILTERS.slice(0, 10).map((f) => ids(t.client, IDX, f)));
+    t = await t.restart();
+    const c = t.client;
+    await c.loadCollectionSync({ collection_name: IDX });
+    const engine = t.server.engine;
+    const infos = engine.queryNode.segmentInfos(engine.catalog.resolveCollection('default', IDX).id);
+    for (const info of infos.filter((i) => i.state === 'Flushed')) expect(info.indexed.map((x) => x.fieldName)).toContain('meta["n"]');
+    for (const [i, f] of FILTERS.slice(0, 10).entries()) expect(await ids(c, IDX, f), f).toEqual(before[i]);
+  });
+
   it('refuses index types a field cannot take, naming the field, its type and the valid choices', async () => {
     const c = t.client;
     const bad = async (field: string, index_type: string, params: Record<string, string> = {}, index_name?: string): Promise<string> => {
