@@ -32,7 +32,7 @@ const BIG = 2n ** 60n;
 const arbI64 = fc.oneof(fc.bigInt({ min: -5n, max: 5n }), fc.constantFrom(BIG, BIG + 1n, -BIG, -BIG - 1n, 2n ** 53n + 1n, 2n ** 63n - 1n, -(2n ** 63n)));
 const arbStr = fc.constantFrom('', 'a', 'ab', 'abc', 'abd', 'b', 'ba', 'a%b', 'a_b', 'é', '😀', 'Z');
 const arbDouble = fc.oneof(
-  fc.constantFrom(0, -0, 0.5, 1.5, -2.5, 3, Number.NaN, 1e300, -1e-300),
+  fc.constantFrom(0, -0, 0.5, 1.5, -2.5, 3, Number.NaN, 1e300, -1e-300, Infinity, -Infinity),
   fc.integer({ min: -4, max: 4 }).map((x) => x / 2),
 );
 const arbJsonScalar = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(0.5, 2.5, 1e20), arbStr, fc.boolean(), fc.constant(null));
@@ -87,7 +87,7 @@ function columns(rows: readonly Row[]): Map<string, Column> {
 
 const numLit = fc.oneof(
   fc.integer({ min: -5, max: 5 }).map(String),
-  fc.constantFrom('1.5', '-2.5', '0.0', '3.0', '1e300', String(BIG), String(BIG + 1n), String(2n ** 53n + 1n), '9223372036854775807'),
+  fc.constantFrom('1.5', '-2.5', '0.0', '3.0', '1e300', '1e400', '-1e400', String(BIG), String(BIG + 1n), String(2n ** 53n + 1n), '9223372036854775807'),
 );
 const strLit = arbStr.map((s) => JSON.stringify(s));
 const op = fc.constantFrom('==', '!=', '<', '<=', '>', '>=');
@@ -175,6 +175,39 @@ describe('scalar index path agrees with the scan', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('infinite values and bounds, NaN and int64 extremes agree with the scan', () => {
+    const base: Row = { i32: null, i64: null, f: null, d: null, s: null, b: null, arr: null, sarr: [], j: undefined };
+    const rows: Row[] = [Infinity, -Infinity, Number.NaN, 1, -0, 1e308].map((d, k) => ({
+      ...base,
+      d,
+      i64: [2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n, 2n ** 53n, 0n, -1n][k]!,
+    }));
+    const cols = columns(rows);
+    const batch = new MapBatch(rows.length, cols);
+    const idx = new Map<string, ScalarIndexReader>([
+      ['d', ScalarIndex.build(cols.get('d')!, { indexType: 'STL_SORT' })],
+      ['i64', ScalarIndex.build(cols.get('i64')!, { indexType: 'STL_SORT' })],
+    ]);
+    for (const text of [
+      'd >= 1e400',
+      'd > 1e308',
+      'd <= -1e400',
+      'd == 1e400',
+      'd in [1e400, -1e400]',
+      'd > 0',
+      'd == 0',
+      '-1e400 < d < 1e400',
+      'i64 == 9007199254740993',
+      'i64 > 9007199254740992',
+      'i64 >= 9223372036854775807',
+      'i64 < -9223372036854775807',
+      'i64 == 9.007199254740992e15',
+    ]) {
+      const f = compileFilter(text, schema)!;
+      expect(Array.from(evaluateFilter(f, batch, idx, 1)), text).toEqual(Array.from(f.evaluate(batch)));
+    }
   });
 
   it('narrows the rows it evaluates for selective predicates', () => {

@@ -208,8 +208,9 @@ export class ScalarIndex implements ScalarIndexReader {
   #numRange(lo: number, hi: number): Int32Array {
     const keys = this.#numKeys!;
     if (Number.isNaN(lo) || Number.isNaN(hi)) return this.#nan.slice();
-    const wlo = lo - Math.abs(lo) * ROUNDING_MARGIN;
-    const whi = hi + Math.abs(hi) * ROUNDING_MARGIN;
+    // Infinite bounds stay as they are (widening them would make NaN and lose the infinite terms).
+    const wlo = Number.isFinite(lo) ? lo - Math.abs(lo) * ROUNDING_MARGIN : lo;
+    const whi = Number.isFinite(hi) ? hi + Math.abs(hi) * ROUNDING_MARGIN : hi;
     let a = 0;
     let b = keys.length;
     while (a < b) {
