@@ -505,7 +505,9 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
     await this.#ddl.run(async () => {
       const coll = this.#created(collectionId);
       const existing = this.catalog.indexes(collectionId);
-      const sameField = existing.find((i) => i.fieldId === field.fieldId);
+      // A JSON field may hold one path index per json_path (Milvus); any other field one index.
+      const pathOf = (p: IndexDefinition['buildParams']): string => JSON.stringify(p.jsonPath ?? null);
+      const sameField = existing.find((i) => i.fieldId === field.fieldId && pathOf(i.buildParams) === pathOf(def.buildParams));
       if (sameField) {
         const same =
           sameField.name === name &&

@@ -9,6 +9,7 @@ import type { IndexRecord, SegmentRecord } from './records.js';
 import type { CollectionEvents, IndexProgress, IndexSchedulerApi } from './types.js';
 import { floatMetric } from '../index/typed-index-params.js';
 import { isFloatIndexable } from '../index/typed-search.js';
+import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
 
 /**
  * The index-build scheduler (Milvus DataCoord's index builder): finds every (flushed segment, index) pair
@@ -84,7 +85,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     await this.#buildLock.run(async () => {
       for (const idx of this.#catalog.indexes(collectionId)) {
         const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || !isFloatIndexable(field.dataType)) continue;
+        if (!field || !(isFloatIndexable(field.dataType) || isScalarIndexType(idx.indexType))) continue;
         for (const seg of this.#catalog.segments(collectionId)) {
           if (this.#loop.stopping || this.#catalog.collection(collectionId)?.state !== 'Created') return;
           if (seg.state !== 'Flushed' || seg.indexes.some((i) => i.indexId === idx.id)) continue;
@@ -98,14 +99,17 @@ export class IndexScheduler implements IndexSchedulerApi {
   async #buildSegmentIndex(collectionId: number, seg: SegmentRecord, idx: IndexRecord): Promise<void> {
     const coll = this.#catalog.collection(collectionId)!;
     const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)!;
-    const vectors = this.#loaded.loadedVectors(collectionId, seg.id, field.name);
+    const scalar = isScalarIndexType(idx.indexType);
+    const vectors = scalar ? undefined : this.#loaded.loadedVectors(collectionId, seg.id, field.name);
     const taskId = await this.#tasks.createTask({ kind: 'indexBuild', collection: coll, segment: seg, index: idx, field, vectors });
     const outcome = await this.#tasks.waitTask(taskId);
     this.#tasks.dropTask(taskId);
     if (outcome.state === 'Failed') throw new Error(outcome.reason);
     if (outcome.state !== 'Finished' || outcome.result.kind !== 'indexBuild') throw new Error(`index build task ${taskId} ended ${outcome.state}`);
     const file = outcome.result.file;
-    const attach = await this.#loaded.prepareIndex(collectionId, seg.id, field, floatMetric(idx.metric), file);
+    const attach = scalar
+      ? await this.#loaded.prepareScalarIndex(collectionId, seg.id, idx, field, file)
+      : await this.#loaded.prepareIndex(collectionId, seg.id, field, floatMetric(idx.metric), file);
     await this.#locks.withCollectionLock(collectionId, async () => {
       // The segment may have been compacted away or dropped meanwhile: then the file is an orphan for GC.
       const current = this.#catalog.segment(collectionId, seg.id);
@@ -127,7 +131,7 @@ export class IndexScheduler implements IndexSchedulerApi {
     // structures are built in memory from the loaded column (src/index/typed-search.ts), so every flushed
     // row counts as indexed for them.
     const fieldType = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)?.dataType;
-    const inMemory = fieldType === undefined || !isFloatIndexable(fieldType);
+    const inMemory = fieldType === undefined || !(isFloatIndexable(fieldType) || isScalarIndexType(idx.indexType));
     for (const seg of this.#catalog.segments(collectionId)) {
       if (seg.state !== 'Flushed') continue;
       total += seg.numRows;

@@ -1,6 +1,7 @@
 import type { AnyIndexType, AnyMetricType } from '../index/typed-index-params.js';
 import type { CollectionSchema } from '../schema/types.js';
 import type { IndexParams } from '../index/index.js';
+import type { ScalarBuildParams } from '../index/scalar/scalar-index-params.js';
 
 /**
  * Persisted metadata records (JSON in MetaKV). Timestamps are hybrid TSO values kept as decimal strings
@@ -68,11 +69,12 @@ export interface IndexRecord {
   readonly fieldId: number;
   readonly name: string;
   readonly indexType: AnyIndexType;
-  readonly metric: AnyMetricType;
+  /** '' for scalar indexes (they have no metric). */
+  readonly metric: AnyMetricType | '';
   /** What the user sent (index_type, metric_type, params...), returned by describe. */
   readonly userParams: Readonly<Record<string, string>>;
   /** The validated build parameters (index-params.ts, typed-index-params.ts); absent keys take the index type's defaults. */
-  readonly buildParams: Readonly<Omit<IndexParams, 'type' | 'metric'> & { dropRatioBuild?: number | undefined }>;
+  readonly buildParams: Readonly<Omit<IndexParams, 'type' | 'metric'> & { dropRatioBuild?: number | undefined } & ScalarBuildParams>;
   readonly createdTs: string;
 }
 

@@ -5,6 +5,7 @@ import type { IndexBuildExecutor } from './index-build-executor.js';
 import type { IndexBuildPool } from './index-builder.js';
 import type { DataNodeTaskResult, DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
 import { floatVectorsOf } from '../index/typed-search.js';
+import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
 
 /**
  * The data node's task service (Milvus DataNode CreateTask / QueryTask / DropTask / QuerySlots): accepts
@@ -76,6 +77,11 @@ export class TaskService implements DataNodeTasks {
   async #run(spec: DataNodeTaskSpec): Promise<DataNodeTaskResult> {
     switch (spec.kind) {
       case 'indexBuild': {
+        if (isScalarIndexType(spec.index.indexType)) {
+          const chunk = await readSegment(this.#store, spec.collection, spec.segment, [spec.field]);
+          const column = chunk.columns.get(spec.field.name)!;
+          return { kind: 'indexBuild', file: await this.#builds.buildScalar(column, spec.index, spec.segment.partitionId, spec.segment.id) };
+        }
         let vectors = spec.vectors;
         if (!vectors) {
           const chunk = await readSegment(this.#store, spec.collection, spec.segment, [spec.field]);

@@ -4,6 +4,7 @@
  */
 import { QuiverError, isQuiverError } from '../common/errors.js';
 import { compileExpr, type CompiledExpr, type ExprSchema } from './compile.js';
+import { withIndexPlan } from './index-plan.js';
 import { parseExpr, quoteExprText, type TemplateValues } from './parser.js';
 
 export type { ArithOp, CompareOp, Expr, ExprKind, FunctionName, LogicalOp, PathElement } from './ast.js';
@@ -13,6 +14,7 @@ export { compileExpr } from './compile.js';
 export type { TemplateValues } from './parser.js';
 export { parseExpr } from './parser.js';
 export { extractPkValues } from './pk.js';
+export { evaluateFilter, matchingRows, type RangeBound, type ScalarIndexLookup, type ScalarIndexReader } from './index-plan.js';
 
 /**
  * Parses and compiles a filter; null for empty or whitespace-only text (match everything). Errors name the
@@ -22,7 +24,7 @@ export function compileFilter(text: string, schema: ExprSchema, templates?: Temp
   if (typeof text === 'string' && text.trim() === '') return null;
   const expr = parseExpr(text, templates);
   try {
-    return compileExpr(expr, schema);
+    return withIndexPlan(compileExpr(expr, schema), expr, schema);
   } catch (e) {
     if (isQuiverError(e)) {
       throw new QuiverError(e.kind, `cannot parse expression: ${quoteExprText(text)}, error: ${e.message}`, { cause: e });

@@ -23,11 +23,12 @@ const ALIGN = 8;
 /** A header is a few hundred bytes; anything this large is a corrupt length. */
 const HEADER_BYTES_MAX = 1 << 20;
 
-export type IndexFileKind = 'usearch-hnsw' | 'ivf';
+export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'scalar';
 
 export interface IndexFileHeader {
   readonly kind: IndexFileKind;
   readonly dim: number;
+  /** Vector kinds only: a scalar file records '' (and dim 0), which its decoder checks against the same. */
   readonly metric: MetricType;
   readonly rows: number;
   /** Kind-specific parameters (quantization, nlist, scale...), JSON values only. */
@@ -52,7 +53,10 @@ export function isIndexContainer(head: Uint8Array): boolean {
   return true;
 }
 
-export function encodeIndexFile(header: IndexFileHeader, sections: ReadonlyMap<string, Uint8Array>): Uint8Array {
+export function encodeIndexFile(
+  header: Omit<IndexFileHeader, 'metric'> & { metric: MetricType | '' },
+  sections: ReadonlyMap<string, Uint8Array>,
+): Uint8Array {
   // The header records section offsets, which depend on the header's own length: lay out with a generous
   // fixed header slot computed from a first encoding with placeholder offsets of the final width.
   const names = [...sections.keys()];
@@ -89,7 +93,11 @@ export function encodeIndexFile(header: IndexFileHeader, sections: ReadonlyMap<s
  * Parses and checks a container. Sections are views into `bytes` (no copy); they are 8-byte aligned when
  * `bytes` itself is.
  */
-export function decodeIndexFile(bytes: Uint8Array, source: string, expect: { dim: number; metric: MetricType; rows: number }): IndexFileContents {
+export function decodeIndexFile(
+  bytes: Uint8Array,
+  source: string,
+  expect: { dim: number; metric: MetricType | ''; rows: number; kind?: IndexFileKind },
+): IndexFileContents {
   const bad = (why: string): never => {
     throw quiverError('SegmentLoadFailed', `index file ${source} is not usable: ${why}`);
   };
@@ -106,7 +114,9 @@ export function decodeIndexFile(bytes: Uint8Array, source: string, expect: { dim
     return bad(`header is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   const h = parsed as Partial<IndexFileHeader & { sections: SectionRef[] }>;
-  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf') bad(`unknown index kind ${String(h.kind)}`);
+  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'scalar') bad(`unknown index kind ${String(h.kind)}`);
+  // A scalar file must not open as a vector index (or the reverse) when records and files disagree.
+  if ((h.kind === 'scalar') !== (expect.kind === 'scalar')) bad(`it holds a ${String(h.kind)} index, expected ${expect.kind ?? 'a vector index'}`);
   if (h.dim !== expect.dim) bad(`it indexes dim ${String(h.dim)}, expected ${expect.dim}`);
   if (h.metric !== expect.metric) bad(`it was built for metric ${String(h.metric)}, expected ${expect.metric}`);
   if (h.rows !== expect.rows) bad(`it holds ${String(h.rows)} rows, expected ${expect.rows}`);
@@ -119,7 +129,7 @@ export function decodeIndexFile(bytes: Uint8Array, source: string, expect: { dim
     if (s.offset + s.length > bytes.byteLength) bad(`section ${s.name} ends at ${s.offset + s.length}, past the file's ${bytes.byteLength} bytes`);
     sections.set(s.name, bytes.subarray(s.offset, s.offset + s.length));
   }
-  return { header: { kind: h.kind!, dim: h.dim!, metric: h.metric!, rows: h.rows!, params: h.params! }, sections };
+  return { header: { kind: h.kind!, dim: h.dim!, metric: h.metric as MetricType, rows: h.rows!, params: h.params! }, sections };
 }
 
 function align(n: number): number {
@@ -127,7 +137,7 @@ function align(n: number): number {
 }
 
 /** A section as a typed array; copies only when the section is not aligned for the element size. */
-export function sectionAs<T extends Float32Array | Int32Array | Uint8Array>(
+export function sectionAs<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(
   bytes: Uint8Array,
   ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; new (length: number): T; BYTES_PER_ELEMENT: number },
 ): T {

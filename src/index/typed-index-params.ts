@@ -7,12 +7,13 @@
 import { quiverError } from '../common/errors.js';
 import type { DataType } from '../schema/types.js';
 import { parseIndexParams, type IndexParams } from './index-params.js';
+import type { ScalarIndexType } from './scalar/scalar-index-params.js';
 import type { IndexType, MetricType } from './types.js';
 
 export type BinaryIndexType = 'BIN_FLAT' | 'BIN_IVF_FLAT';
 export type SparseIndexType = 'SPARSE_INVERTED_INDEX' | 'SPARSE_WAND';
 /** Every index type a vector field can have. */
-export type AnyIndexType = IndexType | BinaryIndexType | SparseIndexType;
+export type AnyIndexType = IndexType | BinaryIndexType | SparseIndexType | ScalarIndexType;
 /** Every metric a vector field can have. */
 /** BM25: a BM25 function output field (text/bm25.ts scores it with collection statistics). */
 export type AnyMetricType = MetricType | 'HAMMING' | 'JACCARD' | 'BM25';
@@ -142,7 +143,8 @@ export function checkTypedSearchParams(
 }
 
 /** Narrows a metric to the float metrics (for code paths that only float indexes reach: HNSW builds and loads). */
-export function floatMetric(m: AnyMetricType): MetricType {
-  if (m === 'HAMMING' || m === 'JACCARD' || m === 'BM25') throw quiverError('ParameterInvalid', `metric type ${m} is not a float vector metric`);
+export function floatMetric(m: AnyMetricType | ''): MetricType {
+  if (m === 'HAMMING' || m === 'JACCARD' || m === 'BM25' || m === '')
+    throw quiverError('ParameterInvalid', `metric type ${m} is not a float vector metric`);
   return m;
 }

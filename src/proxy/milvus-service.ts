@@ -10,6 +10,7 @@ import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
 import { buildParamsOfTyped, parseFieldIndexParams } from '../index/typed-index-params.js';
+import { scalarIndexDefinition } from './scalar-index-request.js';
 import { columnToFieldData, fieldDataToColumn } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
@@ -292,7 +293,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     return {
       index_name: idx.name,
       indexID: String(idx.id),
-      params: toKvList({ ...idx.userParams, index_type: idx.indexType, metric_type: idx.metric }),
+      params: toKvList({ ...idx.userParams, index_type: idx.indexType, ...(idx.metric ? { metric_type: idx.metric } : {}) }),
       field_name: field.name,
       indexed_rows: String(p.indexedRows),
       total_rows: String(p.totalRows),
@@ -710,10 +711,8 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const all: Record<string, string | number> = { ...userParams };
       for (const [k, v] of Object.entries(extra)) if (k !== 'params' && k !== 'index_type' && k !== 'metric_type') all[k] = v;
       if (!isVectorType(field.dataType)) {
-        throw quiverError(
-          'IndexNotSupported',
-          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX`,
-        );
+        await roles.coord.createIndex(coll.id, field, req.index_name || field.name, scalarIndexDefinition(field, extra, all));
+        return OK;
       }
       const parsed = parseFieldIndexParams(field.dataType, field.name, extra['index_type'] || undefined, {
         ...all,

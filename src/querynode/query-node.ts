@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { quiverError } from '../common/errors.js';
-import { TIMESTAMP_FIELD_ID, type CollectionRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
+import { readFile } from 'node:fs/promises';
+import { TIMESTAMP_FIELD_ID, type CollectionRecord, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
+import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
+import { ScalarIndex } from '../index/scalar/scalar-index.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
 import { compileFilter, type TemplateValues } from '../expr/index.js';
@@ -95,6 +98,48 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     };
   }
 
+  async prepareScalarIndex(
+    collectionId: number,
+    segmentId: number,
+    index: IndexRecord,
+    field: FieldSchema,
+    file: SegmentIndexFile,
+  ): Promise<(() => void) | undefined> {
+    const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
+    if (!seg?.loaded || file.files.length === 0) return undefined;
+    const built = await this.#openScalarIndex(index, file.files[0]!, seg.numRows);
+    const key = scalarIndexKey(field.name, index.buildParams.jsonPath);
+    return () => {
+      const chunk = seg.loaded ? seg.chunks[0] : undefined;
+      if (!chunk) return;
+      chunk.scalarIndexes.set(key, built);
+      chunk.indexBuilds.set(key, file.buildId);
+    };
+  }
+
+  async #openScalarIndex(index: IndexRecord, key: string, rows: number): Promise<ScalarIndex> {
+    if (!isScalarIndexType(index.indexType)) throw new Error(`assertion failed: ${index.indexType} is not a scalar index type`);
+    const local = this.#store.localPath?.(key);
+    const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
+    return ScalarIndex.fromBytes(bytes, key, { rows, indexType: index.indexType });
+  }
+
+  /**
+   * Opens the scalar indexes of a segment into `chunk`; one whose build id matches the donor's (a restored
+   * segment's source, loaded) is shared rather than read again.
+   */
+  async #attachScalarIndexes(coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk, donor?: Chunk): Promise<void> {
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!idx || !field || !isScalarIndexType(idx.indexType) || si.files.length === 0) continue;
+      const key = scalarIndexKey(field.name, idx.buildParams.jsonPath);
+      const shared = donor?.indexBuilds.get(key) === si.buildId ? donor.scalarIndexes.get(key) : undefined;
+      chunk.scalarIndexes.set(key, shared ?? (await this.#openScalarIndex(idx, si.files[0]!, rec.numRows)));
+      chunk.indexBuilds.set(key, si.buildId);
+    }
+  }
+
   // ------------------------------------------------------------------ loader
 
   async readSegmentInto(rt: CollectionRuntime, seg: Segment, full: boolean): Promise<void> {
@@ -126,6 +171,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
     }
+    if (withIndexes) await this.#attachScalarIndexes(coll, rec, chunk);
     return chunk;
   }
 
@@ -171,6 +217,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexes.set(field.name, index);
       chunk.indexBuilds.set(field.name, si.buildId);
     }
+    await this.#attachScalarIndexes(coll, rec, chunk, donor);
     return chunk;
   }
 
@@ -293,7 +340,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     if (idx && metric && metric !== idx.metric) {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
-    metric = metric ?? idx?.metric ?? defaultMetricFor(p.field.dataType);
+    metric = metric ?? (idx?.metric || undefined) ?? defaultMetricFor(p.field.dataType);
     const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
     const hits = rt.search({
       field: p.field,

@@ -3,7 +3,7 @@
  * call when flushed segment data changes (an index built, a compaction result loaded).
  */
 
-import type { SegmentIndexFile, SegmentRecord } from '../coord/records.js';
+import type { IndexRecord, SegmentIndexFile, SegmentRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { MetricType, VectorIndex } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
@@ -77,6 +77,14 @@ export interface LoadedSegments {
    * segment and must be called right after the commit that published the file (under the collection lock).
    */
   prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined>;
+  /** The same for a scalar index file (index/scalar). */
+  prepareScalarIndex(
+    collectionId: number,
+    segmentId: number,
+    index: IndexRecord,
+    field: FieldSchema,
+    file: SegmentIndexFile,
+  ): Promise<(() => void) | undefined>;
   /** Opens an index file (a compaction target of a loaded collection). */
   openIndex(key: string, dim: number, metric: MetricType, rows: number): Promise<VectorIndex>;
   /** Makes a loaded chunk available for content sharing (see the loader). */

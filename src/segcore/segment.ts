@@ -2,6 +2,7 @@ import type { Column } from '../schema/types.js';
 import { concatColumns } from '../schema/columns.js';
 import type { VectorIndex } from '../index/index.js';
 import type { SegmentRecord } from '../coord/records.js';
+import type { ScalarIndexReader } from '../expr/index.js';
 
 /**
  * In-memory segment data. A segment is a list of chunks; a growing segment gains a chunk per insert batch
@@ -21,6 +22,8 @@ export interface Chunk {
   indexes: Map<string, VectorIndex>;
   /** Build id of each index in `indexes` (what makes an index shareable between segments). */
   indexBuilds: Map<string, number>;
+  /** Scalar indexes of a flushed segment, by field name (plus JSON path); filters narrow rows through them. */
+  scalarIndexes: Map<string, ScalarIndexReader>;
 }
 
 export type SegmentPhase = 'growing' | 'sealed' | 'flushed';
@@ -42,7 +45,7 @@ export interface Segment {
 }
 
 export function newChunk(numRows: number, columns: Map<string, Column>, ts: BigInt64Array): Chunk {
-  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map(), indexBuilds: new Map() };
+  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map(), indexBuilds: new Map(), scalarIndexes: new Map() };
 }
 
 /** Recomputes `deletedCount` after the bitmap was filled in bulk. */
@@ -94,6 +97,7 @@ export function stripToPk(seg: Segment, pkName: string): void {
   for (const c of seg.chunks) {
     for (const name of [...c.columns.keys()]) if (name !== pkName) c.columns.delete(name);
     c.indexes.clear();
+    c.scalarIndexes.clear();
   }
   seg.loaded = false;
 }
