@@ -27,6 +27,7 @@ import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
+import { snapshotScheduler } from './snapshot-scheduler.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -164,6 +165,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     { immediate: false },
   );
   housekeeping.start();
+  const scheduler = snapshotScheduler({ engine, snapshots, kv, clock, log });
   const startedAtMs = clock.nowMs();
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
@@ -206,7 +208,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
+        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop(), scheduler.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();
