@@ -27,7 +27,7 @@ import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
-import { snapshotScheduler } from './snapshot-scheduler.js';
+import { snapshotExtras } from './snapshot-extras.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -165,7 +165,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     { immediate: false },
   );
   housekeeping.start();
-  const scheduler = snapshotScheduler({ engine, snapshots, kv, clock, log });
+  const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
   const startedAtMs = clock.nowMs();
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
@@ -189,6 +189,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
+    extraRoutes: extras.routes,
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
@@ -208,7 +209,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop(), scheduler.stop()]);
+        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();

@@ -1,9 +1,10 @@
 import { quiverError } from '../../common/errors.js';
-import { columnKindOf, type FieldSchema } from '../../schema/types.js';
+import { columnKindOf, type CollectionSchema, type FieldSchema } from '../../schema/types.js';
 import { decodeColumn, decodeDeltas } from '../../storage/binlog.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { mapLimit } from '../../storage/snapshot-format/concurrency.js';
-import { TIMESTAMP_FIELD_ID, type SegmentRecord } from '../records.js';
+import { TIMESTAMP_FIELD_ID, type CollectionRecord, type SegmentRecord } from '../records.js';
+import type { SnapshotRecord } from './snapshot-store.js';
 
 /**
  * Row-level diff of two segment sets (two snapshots, or a snapshot and the collection now): which primary
@@ -190,5 +191,57 @@ async function getOrExplain(store: ObjectStore, key: string, what: string): Prom
     return await store.get(key);
   } catch (e) {
     throw quiverError('SegmentLoadFailed', `${what} ${key} cannot be read: ${(e as Error).message}`, e);
+  }
+}
+
+/** What the differ needs from the coordinator (the Engine and the SnapshotManager satisfy it). */
+export interface SnapshotDiffDeps {
+  readonly snapshots: {
+    describe(dbName: string, collectionName: string, name: string): Promise<SnapshotRecord>;
+    readContents(rec: SnapshotRecord): Promise<{ metadata: { schema: CollectionSchema }; entries: readonly { segment: SegmentRecord }[] }>;
+  };
+  readonly host: {
+    readonly catalog: { resolveCollection(dbName: string, name: string): CollectionRecord };
+    flushCollection(collectionId: number): Promise<unknown>;
+    flushedSegments(collectionId: number): SegmentRecord[];
+  };
+  readonly store: ObjectStore;
+}
+
+/** `NOW` as either side: the collection as it is after a flush (every acknowledged write included). */
+export const NOW = 'now';
+
+export interface NamedDiff extends DiffResult {
+  readonly from: string;
+  readonly to: string;
+}
+
+/** `quiver snapshot diff COLLECTION A B`: resolves the two sides and runs `diffSegments`. */
+export class SnapshotDiffer {
+  readonly #d: SnapshotDiffDeps;
+
+  constructor(deps: SnapshotDiffDeps) {
+    this.#d = deps;
+  }
+
+  async diff(dbName: string, collectionName: string, from: string, to: string, opts: DiffOptions = {}): Promise<NamedDiff> {
+    const [a, b] = await Promise.all([this.#side(dbName, collectionName, from), this.#side(dbName, collectionName, to)]);
+    const pkA = a.schema.fields.find((f) => f.isPrimaryKey);
+    const pkB = b.schema.fields.find((f) => f.isPrimaryKey);
+    if (!pkA || !pkB || pkA.fieldId !== pkB.fieldId || pkA.dataType !== pkB.dataType) {
+      throw quiverError('ParameterInvalid', `cannot diff ${from} and ${to} of ${collectionName}: their primary keys differ`);
+    }
+    return { from, to, ...(await diffSegments(this.#d.store, pkA, a.segments, b.segments, opts)) };
+  }
+
+  async #side(dbName: string, collectionName: string, name: string): Promise<{ schema: CollectionSchema; segments: readonly SegmentRecord[] }> {
+    if (name === NOW) {
+      const coll = this.#d.host.catalog.resolveCollection(dbName, collectionName);
+      await this.#d.host.flushCollection(coll.id);
+      return { schema: coll.schema, segments: this.#d.host.flushedSegments(coll.id) };
+    }
+    const rec = await this.#d.snapshots.describe(dbName, collectionName, name);
+    const contents = await this.#d.snapshots.readContents(rec);
+    return { schema: contents.metadata.schema, segments: contents.entries.map((e) => e.segment) };
   }
 }
