@@ -27,7 +27,7 @@ import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
-import { snapshotExtras } from './snapshot-extras.js';
+import { snapshotExtras, type SnapshotExtras } from './snapshot-extras.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -53,6 +53,8 @@ export interface RunningServer {
   readonly snapshots: SnapshotManager;
   readonly restores: RestoreService;
   readonly gc: GarbageCollector;
+  /** Snapshot policies, accounting and diff (wiring/snapshot-extras.ts). */
+  readonly extras: SnapshotExtras;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -205,6 +207,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     snapshots,
     restores,
     gc,
+    extras,
     log,
     close: () =>
       (closed ??= (async () => {

@@ -18,6 +18,8 @@ export const SCHEDULER_TICK_MS = 1000;
 export interface SnapshotExtras {
   /** The snapshot-policy loop (coord/snapshot/policy); stopped at shutdown. */
   readonly scheduler: LoopRunner;
+  /** The scheduler's persisted state (read by tests and operators' tools). */
+  readonly schedules: ScheduleStore;
   readonly accounting: SnapshotAccounting;
   readonly differ: SnapshotDiffer;
   /** HTTP routes for usage and diff (proxy/snapshot-insights.ts). */
@@ -43,7 +45,8 @@ export function snapshotExtras(deps: {
         const db = engine.catalog.databaseById(c.dbId);
         return db ? [{ id: c.id, dbName: db.name, name: c.name, properties: c.properties }] : [];
       });
-  const scheduler = new SnapshotScheduler({ collections: liveCollections, snapshots, store: new ScheduleStore(deps.kv), clock: deps.clock, log: deps.log });
+  const schedules = new ScheduleStore(deps.kv);
+  const scheduler = new SnapshotScheduler({ collections: liveCollections, snapshots, store: schedules, clock: deps.clock, log: deps.log });
   const loop = new LoopRunner(
     'snapshot-scheduler',
     SCHEDULER_TICK_MS,
@@ -75,5 +78,5 @@ export function snapshotExtras(deps: {
     },
     diff: (db, name, from, to) => differ.diff(db, name, from, to),
   });
-  return { scheduler: loop, accounting, differ, routes };
+  return { scheduler: loop, schedules, accounting, differ, routes };
 }
