@@ -28,6 +28,8 @@ import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
 import { snapshotExtras, type SnapshotExtras } from './snapshot-extras.js';
+import { snapshotViews } from './snapshot-views.js';
+import { withSnapshotViewHandlers, withSnapshotViewRoles } from '../proxy/snapshot-views.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -55,6 +57,8 @@ export interface RunningServer {
   readonly gc: GarbageCollector;
   /** Snapshot policies, accounting and diff (wiring/snapshot-extras.ts). */
   readonly extras: SnapshotExtras;
+  /** `COLLECTION@SNAPSHOT` read-only views (wiring/snapshot-views.ts). */
+  readonly views: Awaited<ReturnType<typeof snapshotViews>>;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -169,8 +173,9 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   housekeeping.start();
   const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
   const startedAtMs = clock.nowMs();
+  const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
   const handlers: Record<string, Handler> = {
-    ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
+    ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
@@ -184,7 +189,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const proxy = await serveProxy(config, {
     log,
     metrics,
-    handlers,
+    handlers: withSnapshotViewHandlers(handlers, views),
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
@@ -208,6 +213,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     restores,
     gc,
     extras,
+    views,
     log,
     close: () =>
       (closed ??= (async () => {
