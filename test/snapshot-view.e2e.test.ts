@@ -50,6 +50,14 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
     expect((await t.client.loadCollectionSync({ collection_name: 'docs@s1' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(String((await t.client.getLoadState({ collection_name: 'docs@s1' })).state)).toBe('LoadStateLoaded');
 
+    // No copy: each of the snapshot's three segments shares its loaded vectors (and HNSW graph) with the
+    // live collection's loaded segment; only the delete bitmap is the view's own.
+    const sharing = [...t.server.engine.queryNode.contentIndex.values()].filter((refs) => {
+      const chunks = refs.map((r) => r.deref()).filter((c) => c !== undefined);
+      return chunks.length >= 2 && chunks[0]!.columns.get('v') === chunks[1]!.columns.get('v') && chunks[0]!.indexes.get('v') === chunks[1]!.indexes.get('v');
+    });
+    expect(sharing).toHaveLength(3);
+
     expect(await count('docs@s1')).toBe(300);
     expect(await count('docs')).toBe(297);
     const q = await t.client.query({ collection_name: 'docs@s1', filter: 'id in [0, 10, 150, 1000]', output_fields: ['id', 'tag'] });
