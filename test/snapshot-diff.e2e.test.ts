@@ -13,8 +13,7 @@ function capture(): OutputSink & { stdout: string[]; stderr: string[] } {
 describe('snapshot diff and byte accounting through the SDK, the HTTP port and the CLI', () => {
   let t: TestServer;
   const vs = vectors(300, 4, 5);
-  const cli = (sink: OutputSink) =>
-    new SnapshotInsightCommands({ client: t.client, http: httpInsightsClient(`127.0.0.1:${t.server.metricsPort}`), sink });
+  const cli = (sink: OutputSink) => new SnapshotInsightCommands({ client: t.client, http: httpInsightsClient(`127.0.0.1:${t.server.metricsPort}`), sink });
   const snap = async (name: string) =>
     expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: name })).error_code).toBe(ErrorCode.SUCCESS);
   const diff = async (from: string, to: string) => {

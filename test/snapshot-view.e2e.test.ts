@@ -54,7 +54,9 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
     // live collection's loaded segment; only the delete bitmap is the view's own.
     const sharing = [...t.server.engine.queryNode.contentIndex.values()].filter((refs) => {
       const chunks = refs.map((r) => r.deref()).filter((c) => c !== undefined);
-      return chunks.length >= 2 && chunks[0]!.columns.get('v') === chunks[1]!.columns.get('v') && chunks[0]!.indexes.get('v') === chunks[1]!.indexes.get('v');
+      return (
+        chunks.length >= 2 && chunks[0]!.columns.get('v') === chunks[1]!.columns.get('v') && chunks[0]!.indexes.get('v') === chunks[1]!.indexes.get('v')
+      );
     });
     expect(sharing).toHaveLength(3);
 

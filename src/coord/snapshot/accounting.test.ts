@@ -107,7 +107,10 @@ describe('snapshot accounting', () => {
   it('a snapshot alone: referenced = exclusive once the live collection moved on', () => {
     const a = segmentRecord({ collectionId: C, id: 1, deltalogs: 0 });
     const b = segmentRecord({ collectionId: C, id: 2, deltalogs: 0 });
-    const bytes = (s: SegmentRecord) => Object.values(s.binlogs).flat().reduce((n, l) => n + l.size, 0) + s.statslogs.reduce((n, l) => n + l.size, 0);
+    const bytes = (s: SegmentRecord) =>
+      Object.values(s.binlogs)
+        .flat()
+        .reduce((n, l) => n + l.size, 0) + s.statslogs.reduce((n, l) => n + l.size, 0);
     const snap = { record: { id: 9, name: 's', createdAtMs: 0 }, segments: [a, b] };
     const sharing = computeUsage([a, b], [snap]);
     expect(sharing.snapshots[0]).toMatchObject({ referencedBytes: bytes(a) + bytes(b), exclusiveBytes: 0 });
@@ -124,7 +127,13 @@ describe('snapshot accounting', () => {
   it('counts deltalogs a Dropped segment gained after the snapshot (GC keeps its whole record)', async () => {
     const w = new World();
     await w.env.createCollection(C);
-    for (const a of [{ t: 'create', index: true }, { t: 'create', index: false }, { t: 'snapshot' }, { t: 'delete', pick: 0 }, { t: 'compact', pick: 0 }] as const)
+    for (const a of [
+      { t: 'create', index: true },
+      { t: 'create', index: false },
+      { t: 'snapshot' },
+      { t: 'delete', pick: 0 },
+      { t: 'compact', pick: 0 },
+    ] as const)
       await w.apply(a);
     await w.collect();
     const usage = computeUsage(w.env.catalog.segments(C), w.snaps);
