@@ -92,6 +92,8 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
       const reason = r.reason ?? (r as unknown as { status?: { reason: string } }).status?.reason;
       expect(reason).toMatch(/collection docs@s1 is a read-only view of a snapshot: \w+ is refused/);
     }
+    expect((await t.client.hasCollection({ collection_name: 'docs@nope' })).value).toBe(false);
+    expect((await t.client.hasCollection({ collection_name: 'docs@s1' })).value).toBe(true);
     const missing = await t.client.describeCollection({ collection_name: 'docs@nope' });
     expect(missing.status.code).toBe(100);
     expect(missing.status.reason).toContain('docs@nope');

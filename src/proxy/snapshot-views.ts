@@ -1,8 +1,9 @@
-import { quiverError } from '../common/errors.js';
+import { isQuiverError, quiverError } from '../common/errors.js';
 import type { SnapshotView } from '../coord/snapshot/view.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
 import type { CallContext, Handler, ProxyRoles } from './milvus-service.js';
+import { OK } from './status.js';
 
 /**
  * `COLLECTION@SNAPSHOT` in the Milvus API (coord/snapshot/view.ts has the model). Two wrappers, so the
@@ -76,6 +77,17 @@ export function withSnapshotViewHandlers(handlers: Record<string, Handler>, view
         );
       }
       const db = dbOf(req, ctx);
+      if (method === 'HasCollection') {
+        // "Is there such a collection": a missing snapshot is a plain no, as for any unknown name.
+        const found = await views.open(db, named[0]!).then(
+          () => true,
+          (e: unknown) => {
+            if (isQuiverError(e, 'CollectionNotFound')) return false;
+            throw e;
+          },
+        );
+        if (!found) return { status: OK, value: false };
+      }
       const opened = await Promise.all(named.map((n) => views.open(db, n)));
       const reply: unknown = await h(req, ctx);
       if (method === 'ReleaseCollection') for (const v of opened) views.close(v.id);
