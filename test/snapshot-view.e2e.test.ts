@@ -87,6 +87,8 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
       t.client.dropCollection({ collection_name: 'docs@s1' }),
       t.client.createIndex({ collection_name: 'docs@s1', field_name: 'tag', index_type: 'INVERTED' }),
       t.client.alterCollectionProperties({ collection_name: 'docs@s1', properties: { a: 'b' } }),
+      t.client.flush({ collection_names: ['docs@s1'] }),
+      t.client.createSnapshot({ collection_name: 'docs@s1', snapshot_name: 'x' }),
     ]) {
       const r = await settle(p);
       const reason = r.reason ?? (r as unknown as { status?: { reason: string } }).status?.reason;
