@@ -202,6 +202,9 @@ async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promis
   process.exit(code);
 }
 
+const httpOption = '--http-address <host:port>';
+const httpHelp = 'server HTTP (metrics) address (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)';
+
 const snapshot = program.command('snapshot').description('manage collection snapshots on a running server');
 
 withCommon(snapshot.command('create <collection> <name>'))
@@ -215,13 +218,23 @@ withCommon(snapshot.command('create <collection> <name>'))
 withCommon(snapshot.command('list <collection>'))
   .description('list the snapshots of a collection, oldest first, one name per line')
   .option('--json', 'print a JSON array')
-  .action((collection: string, o: CommonOpts & { json?: boolean }) => runSnapshot(o.address, (c) => c.list({ db: o.db, collection, json: o.json })));
+  .option('--bytes', 'a table with the bytes each snapshot references and keeps alive alone (HTTP port)')
+  .option(httpOption, httpHelp)
+  .action((collection: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
+    o.bytes
+      ? runInsight((c) => c.usage({ db: o.db, collection, json: o.json }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
+      : runSnapshot(o.address, (c) => c.list({ db: o.db, collection, json: o.json })),
+  );
 
 withCommon(snapshot.command('describe <collection> <name>'))
   .description('show one snapshot')
   .option('--json', 'print a JSON object')
-  .action((collection: string, name: string, o: CommonOpts & { json?: boolean }) =>
-    runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
+  .option('--bytes', 'only the bytes it references and keeps alive alone (HTTP port)')
+  .option(httpOption, httpHelp)
+  .action((collection: string, name: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
+    o.bytes
+      ? runInsight((c) => c.usageOf({ db: o.db, collection, name }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
+      : runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
   );
 
 withCommon(snapshot.command('drop <collection> <name>'))
@@ -260,6 +273,37 @@ snapshot
   .option('--no-wait', 'return once the cancel is recorded, without waiting for the rollback')
   .action((jobId: string, o: { address: string; httpAddress?: string; wait: boolean }) =>
     runSnapshot(o.address, (c) => c.cancel({ jobId, wait: o.wait }), o.httpAddress ?? httpAddressDefault(o.address)),
+  );
+
+// ------------------------------------------------------------------ quiver snapshot schedule | diff, --bytes
+
+/** Runs one policy/accounting/diff command (cli/snapshot-insight-commands.ts) and exits with its code. */
+async function runInsight(
+  run: (c: import('./snapshot-insight-commands.js').SnapshotInsightCommands) => Promise<ExitCode>,
+  o: { address?: string | undefined; httpAddress: string },
+): Promise<void> {
+  const [{ withInsightCommands }, { processSink }] = await Promise.all([import('./connect-insights.js'), import('./connect.js')]);
+  process.exit(await withInsightCommands(processSink(), run, o));
+}
+
+withCommon(snapshot.command('schedule <collection>'))
+  .description('show or set the snapshot schedule and retention of a collection (0 turns a part off)')
+  .option('--every <seconds>', 'take a snapshot every this many seconds', nonNegativeInt('--every'))
+  .option('--keep <n>', 'keep at most this many scheduled snapshots (pinned ones stay)', nonNegativeInt('--keep'))
+  .option('--max-age <seconds>', 'drop scheduled snapshots older than this', nonNegativeInt('--max-age'))
+  .action((collection: string, o: CommonOpts & { every?: number; keep?: number; maxAge?: number }) =>
+    runInsight((c) => c.schedule({ db: o.db, collection, everySeconds: o.every, keep: o.keep, maxAgeSeconds: o.maxAge }), {
+      address: o.address,
+      httpAddress: httpAddressDefault(o.address),
+    }),
+  );
+
+withCommon(snapshot.command('diff <collection> <from> <to>'))
+  .description('primary keys inserted, deleted and updated between two snapshots (<to> may be "now")')
+  .option('--jsonl', 'print one JSON object per changed primary key (counts go to stderr)')
+  .option(httpOption, httpHelp)
+  .action((collection: string, from: string, to: string, o: CommonOpts & { jsonl?: boolean; httpAddress?: string }) =>
+    runInsight((c) => c.diff({ db: o.db, collection, from, to, jsonl: o.jsonl }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) }),
   );
 
 // ------------------------------------------------------------------ quiver cluster ...

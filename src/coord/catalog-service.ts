@@ -1,3 +1,4 @@
+import { validateSnapshotPolicyProperties } from './snapshot/policy/policy.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
 import { quiverError } from '../common/errors.js';
@@ -195,6 +196,7 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
   }
 
   async createCollection(input: CreateCollectionInput): Promise<CollectionRecord> {
+    validateSnapshotPolicyProperties(input.properties);
     return this.#ddl.run(async () => {
       const db = this.catalog.requireDatabase(input.dbName);
       const existing = this.catalog.collectionByName(db.id, input.name);
@@ -304,6 +306,7 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const coll = this.catalog.resolveCollection(dbName, name);
       const properties = { ...coll.properties, ...set };
       for (const k of deleteKeys) delete properties[k];
+      validateSnapshotPolicyProperties(properties);
       await this.#putCollection({ ...coll, properties, updateTs: this.tso.next().toString() });
     });
   }

@@ -1,4 +1,4 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -34,6 +34,8 @@ export interface ProxyDeps {
   readonly cancelRestoreJob?: ((jobId: number) => Promise<unknown>) | undefined;
   /** `GET /cluster` (`quiver cluster status`): data nodes and jobs in flight, as JSON. */
   readonly clusterStatus?: (() => Promise<unknown>) | undefined;
+  /** More HTTP routes (e.g. proxy/snapshot-insights.ts); returns false for a request it does not serve. */
+  readonly extraRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 }
 
 export interface ProxyEndpoints {
@@ -203,6 +205,7 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
       res.end(JSON.stringify({ healthy: true, collections }));
       return;
     }
+    if (deps.extraRoutes?.(req, res)) return;
     res.writeHead(404);
     res.end('not found');
   });

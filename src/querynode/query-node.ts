@@ -29,7 +29,7 @@ import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, Sear
  */
 export class QueryNode implements QueryNodeApi, LoadedSegments {
   readonly #store: ObjectStore;
-  readonly #catalog: CatalogReader;
+  readonly #catalog: Pick<CatalogReader, 'indexes'>;
   readonly #segments: SegmentsView;
   readonly #loadState: LoadStateStore;
   readonly #log: Logger;
@@ -38,8 +38,18 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
   /** Collection TTL is judged on this clock. */
   readonly #clock: Clock;
 
-  constructor(deps: { store: ObjectStore; catalog: CatalogReader; segments: SegmentsView; loadState: LoadStateStore; log: Logger; clock?: Clock }) {
+  constructor(deps: {
+    store: ObjectStore;
+    catalog: Pick<CatalogReader, 'indexes'>;
+    segments: SegmentsView;
+    loadState: LoadStateStore;
+    log: Logger;
+    clock?: Clock;
+    /** Another query node's `contentIndex`: share loaded segments with it (snapshot views share the live one's). */
+    contentIndex?: Map<number, WeakRef<Chunk>[]>;
+  }) {
     this.#clock = deps.clock ?? systemClock;
+    this.#loadedContent = deps.contentIndex ?? new Map();
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#segments = deps.segments;
@@ -183,7 +193,12 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
    * shares that memory instead of reading it again (deletes are the segment's own, from its deltalogs).
    * Weak references: this index never keeps data alive.
    */
-  readonly #loadedContent = new Map<number, WeakRef<Chunk>[]>();
+  readonly #loadedContent: Map<number, WeakRef<Chunk>[]>;
+
+  /** What `contentIndex` of another query node takes to share this one's loaded segments. */
+  get contentIndex(): Map<number, WeakRef<Chunk>[]> {
+    return this.#loadedContent;
+  }
 
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void {
     const key = rec.binlogs[String(TIMESTAMP_FIELD_ID)]?.[0]?.logId;

@@ -27,6 +27,9 @@ import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
 import { openLocalWal, type Wal } from '../wal/wal.js';
 import { Engine } from './engine.js';
+import { snapshotExtras, type SnapshotExtras } from './snapshot-extras.js';
+import { snapshotViews } from './snapshot-views.js';
+import { withSnapshotViewHandlers, withSnapshotViewRoles } from '../proxy/snapshot-views.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -52,6 +55,10 @@ export interface RunningServer {
   readonly snapshots: SnapshotManager;
   readonly restores: RestoreService;
   readonly gc: GarbageCollector;
+  /** Snapshot policies, accounting and diff (wiring/snapshot-extras.ts). */
+  readonly extras: SnapshotExtras;
+  /** `COLLECTION@SNAPSHOT` read-only views (wiring/snapshot-views.ts). */
+  readonly views: Awaited<ReturnType<typeof snapshotViews>>;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -164,9 +171,11 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     { immediate: false },
   );
   housekeeping.start();
+  const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
   const startedAtMs = clock.nowMs();
+  const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
   const handlers: Record<string, Handler> = {
-    ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
+    ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
@@ -180,13 +189,14 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const proxy = await serveProxy(config, {
     log,
     metrics,
-    handlers,
+    handlers: withSnapshotViewHandlers(handlers, views),
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
+    extraRoutes: extras.routes,
   });
   log.info(
     { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
@@ -202,11 +212,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     snapshots,
     restores,
     gc,
+    extras,
+    views,
     log,
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
+        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();
