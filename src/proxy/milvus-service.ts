@@ -21,6 +21,7 @@ import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
+import { requestColumns } from './write-columns.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -296,53 +297,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     };
   };
 
-  const writeColumns = (coll: CollectionRecord, req: any, upsert: boolean) => {
-    const numRows = Number(req.num_rows ?? 0);
-    const fieldsData: any[] = req.fields_data ?? [];
-    const byName = new Map<string, any>();
-    for (const fd of fieldsData) {
-      const name = fd.is_dynamic ? DYNAMIC_FIELD_NAME : fd.field_name;
-      if (byName.has(name)) throw quiverError('DataInvalid', `duplicated field ${name} in fields_data`);
-      byName.set(name, fd);
-    }
-    if (!Number.isInteger(numRows) || numRows <= 0) throw quiverError('DataInvalid', `num_rows (${req.num_rows}) must be a positive integer`);
-    const columns = new Map<string, Column>();
-    for (const f of coll.schema.fields) {
-      const fd = byName.get(f.name);
-      byName.delete(f.name);
-      if (f.isPrimaryKey && f.autoId && !upsert) {
-        if (fd && coll.properties['allow_insert_auto_id'] !== 'true') {
-          throw quiverError(
-            'DataInvalid',
-            `the value of primary key field ${f.name} should not be specified when autoID is enabled; set collection property allow_insert_auto_id=true to allow it`,
-          );
-        }
-        if (!fd) continue;
-      }
-      if (f.isDynamic && !fd) {
-        columns.set(f.name, { kind: 'json', data: new Array(numRows).fill({}) });
-        continue;
-      }
-      columns.set(f.name, fieldDataToColumn(fd, f, numRows));
-    }
-    for (const name of byName.keys()) {
-      throw quiverError(
-        'DataInvalid',
-        `field ${name} is not in the schema of collection ${coll.name}${coll.schema.enableDynamicField ? '' : ' (dynamic field is disabled)'}`,
-      );
-    }
-    const dyn = columns.get(DYNAMIC_FIELD_NAME);
-    if (dyn && dyn.kind === 'json') {
-      const names = new Set(coll.schema.fields.map((f) => f.name));
-      dyn.data.forEach((v, i) => {
-        if (v === undefined) return;
-        if (v === null || typeof v !== 'object' || Array.isArray(v))
-          throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
-        for (const k of Object.keys(v)) if (names.has(k)) throw quiverError('DataInvalid', `dynamic field key ${k} at row ${i} duplicates a schema field`);
-      });
-    }
-    return { columns, numRows };
-  };
+  const writeColumns = requestColumns;
 
   const h: Record<string, Handler> = {
     Connect: () => ({
