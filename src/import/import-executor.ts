@@ -1,6 +1,6 @@
 import { isQuiverError, quiverError } from '../common/errors.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
-import { concatColumns } from '../schema/columns.js';
+import { concatColumns, takeRows } from '../schema/columns.js';
 import type { Column } from '../schema/types.js';
 import { writeInsertFiles } from '../segcore/segment-io.js';
 import { newChunk } from '../segcore/segment.js';
@@ -44,6 +44,13 @@ export interface ImportRun {
   readonly records: SegmentRecord[];
   readonly rows: number;
   readonly totalBytes: number;
+}
+
+function sliceColumns(columns: ReadonlyMap<string, Column>, from: number, count: number): Map<string, Column> {
+  const rows = Int32Array.from({ length: count }, (_, i) => from + i);
+  const out = new Map<string, Column>();
+  for (const [name, c] of columns) out.set(name, takeRows(c, rows));
+  return out;
 }
 
 /** Strips the batch-relative row the insert validation names ("at row 0"): the caller names the file row. */
@@ -114,9 +121,15 @@ export class ImportExecutor {
           for (let i = 0; i < data.length; i++) data[i] = BigInt(first + i);
           columns.set(pk.name, { kind: 'int64', data });
         }
-        pending.push(columns);
-        pendingRows += batch.rows.length;
-        if (pendingRows >= this.#opts.segmentRowsMax) await seal();
+        // Segments hold exactly segmentRowsMax rows (the last one the rest): cut batches at the boundary.
+        let offset = 0;
+        while (offset < batch.rows.length) {
+          const take = Math.min(batch.rows.length - offset, this.#opts.segmentRowsMax - pendingRows);
+          pending.push(offset === 0 && take === batch.rows.length ? columns : sliceColumns(columns, offset, take));
+          pendingRows += take;
+          offset += take;
+          if (pendingRows >= this.#opts.segmentRowsMax) await seal();
+        }
       }
       readBytes += src.bytes;
     }
