@@ -199,8 +199,8 @@ describe('bulk import through the SDK', () => {
 describe('bulk import of a file over 1M rows with a wrong type in row 1,000,001', () => {
   let t: TestServer;
   beforeAll(async () => {
-    // Orphan grace 0: the test runs GC by hand once nothing is importing, to see the leftovers go.
-    t = await startTestServer({ sealRows: 250_000, autoCompaction: false, gcOrphanGraceMs: 0, gcDroppedGraceMs: 0, gcIntervalMs: 3_600_000 });
+    // Orphan grace 1 ms: the test runs GC by hand once nothing is importing, to see the leftovers go.
+    t = await startTestServer({ sealRows: 250_000, autoCompaction: false, gcOrphanGraceMs: 1, gcDroppedGraceMs: 0, gcIntervalMs: 3_600_000 });
   });
   afterAll(async () => {
     await t?.close();
