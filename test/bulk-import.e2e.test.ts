@@ -82,7 +82,14 @@ describe('bulk import through the SDK', () => {
   it('imports a JSON, a Parquet and a NumPy source as one job each: every row visible and exact', async () => {
     const c = t.client;
     // JSON, BulkWriter's row-based layout; `color` is a dynamic key.
-    const jsonRows = Array.from({ length: 2500 }, (_, i) => ({ id: i, vec: vs[i], title: title(i), tags: [i % 10, 1], doc: { n: i }, color: i % 2 ? 'red' : 'blue' }));
+    const jsonRows = Array.from({ length: 2500 }, (_, i) => ({
+      id: i,
+      vec: vs[i],
+      title: title(i),
+      tags: [i % 10, 1],
+      doc: { n: i },
+      color: i % 2 ? 'red' : 'blue',
+    }));
     await put('bulk/rows.json', new TextEncoder().encode(JSON.stringify({ rows: jsonRows })));
     // Parquet: one column per field, vectors and arrays as LISTs, JSON as text.
     const pIds = Array.from({ length: 1500 }, (_, k) => 2500 + k);

@@ -86,7 +86,10 @@ export class ImportExecutor {
     const seal = async (): Promise<void> => {
       if (pendingRows === 0) return;
       if (records.length >= IMPORT_SEGMENTS_MAX) {
-        throw quiverError('ParameterTooLarge', `import job ${job.id} needs more than ${IMPORT_SEGMENTS_MAX} segments; split the files over several imports`);
+        throw quiverError(
+          'ParameterTooLarge',
+          `import job ${job.id} needs more than ${IMPORT_SEGMENTS_MAX} segments; split the files over several imports`,
+        );
       }
       const columns = new Map<string, Column>();
       for (const name of pending[0]!.keys()) columns.set(name, concatColumns(pending.map((p) => p.get(name)!)));

@@ -63,7 +63,12 @@ export class ImportManager implements ImportApi {
     for (const j of await this.#deps.jobs.list()) {
       if (j.state !== 'Importing') continue;
       if (j.attempts >= this.#opts.attemptsMax) {
-        await this.#deps.jobs.updateInState(j.id, 'Importing', { state: 'Failed', reason: `interrupted ${j.attempts} times by restarts; nothing of it was imported` }, now);
+        await this.#deps.jobs.updateInState(
+          j.id,
+          'Importing',
+          { state: 'Failed', reason: `interrupted ${j.attempts} times by restarts; nothing of it was imported` },
+          now,
+        );
       } else {
         // Counters restart with the run; its earlier files are orphans for GC.
         await this.#deps.jobs.updateInState(j.id, 'Importing', { state: 'Pending', rows: 0, readBytes: 0, segmentIds: [] }, now);
@@ -92,9 +97,13 @@ export class ImportManager implements ImportApi {
     if (files.length > IMPORT_FILES_MAX) throw quiverError('ParameterTooLarge', `an import takes at most ${IMPORT_FILES_MAX} files, got ${files.length}`);
     for (const f of files) {
       if (formatOf(f) === undefined) {
-        throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`);
+        throw quiverError(
+          'ParameterInvalid',
+          `import file ${JSON.stringify(f)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`,
+        );
       }
-      if (f.startsWith('/') || f.split('/').includes('..')) throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
+      if (f.startsWith('/') || f.split('/').includes('..'))
+        throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
     }
     const partName = req.partitionName || '_default';
     const part = coll.partitions.find((p) => p.name === partName);
@@ -119,7 +128,8 @@ export class ImportManager implements ImportApi {
       createTs: this.#deps.tso.next().toString(),
     };
     await this.#deps.jobs.create(job);
-    this.loop.kick();
+    // The pass runs in the background; its failures are the loop's to log.
+    void this.loop.kick();
     return job;
   }
 
@@ -148,7 +158,12 @@ export class ImportManager implements ImportApi {
       if (j.state !== 'Pending') continue;
       const coll = this.#deps.catalog.collection(j.collectionId);
       if (!coll || coll.state !== 'Created') {
-        await this.#deps.jobs.updateInState(j.id, 'Pending', { state: 'Failed', reason: `collection ${j.collectionName} was dropped before the import ran` }, now);
+        await this.#deps.jobs.updateInState(
+          j.id,
+          'Pending',
+          { state: 'Failed', reason: `collection ${j.collectionName} was dropped before the import ran` },
+          now,
+        );
         continue;
       }
       await this.#run(j, coll);

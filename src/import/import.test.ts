@@ -150,7 +150,9 @@ describe('ImportExecutor', () => {
     const rows = Array.from({ length: 10 }, (_, i) => row(i));
     rows[7] = { ...row(7), vec: [1, 2, 3] };
     await store.put('dim.json', new TextEncoder().encode(JSON.stringify(rows)));
-    expect(await failureOf(run(executor(store), coll(), ['dim.json']))).toMatch(/"dim\.json" row 7: the dim \(3\) of field vec is not equal to schema dim \(4\)/);
+    expect(await failureOf(run(executor(store), coll(), ['dim.json']))).toMatch(
+      /"dim\.json" row 7: the dim \(3\) of field vec is not equal to schema dim \(4\)/,
+    );
     const missing = Array.from({ length: 10 }, (_, i) => row(i));
     delete missing[4]!['doc'];
     await store.put('missing.json', new TextEncoder().encode(JSON.stringify(missing)));
@@ -316,7 +318,9 @@ describe('ImportManager', () => {
     const h = harness();
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.csv'] })).rejects.toThrow(/unsupported file type/);
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['../x.json'] })).rejects.toThrow(/relative/);
-    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', partitionName: 'nope', files: ['a.json'] })).rejects.toThrow(/partition not found/);
+    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', partitionName: 'nope', files: ['a.json'] })).rejects.toThrow(
+      /partition not found/,
+    );
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: [] })).rejects.toThrow(/at least one file/);
   });
 

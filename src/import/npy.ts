@@ -49,7 +49,8 @@ export function parseNpy(bytes: Uint8Array, where: string): NpyArray {
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) bad(where, `header ${JSON.stringify(header.trim())} lacks descr, fortran_order or shape`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    bad(where, `header ${JSON.stringify(header.trim())} lacks descr, fortran_order or shape`);
   if (fortran === 'True') bad(where, 'Fortran-order arrays are not supported; save with numpy.ascontiguousarray');
   const shape = shapeText
     .split(',')

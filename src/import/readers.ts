@@ -57,7 +57,11 @@ export async function openSources(store: ObjectStore, keys: readonly string[], c
   const npyByFolder = new Map<string, string[]>();
   for (const key of keys) {
     const fmt = formatOf(key);
-    if (fmt === undefined) throw quiverError('ParameterInvalid', `import file ${JSON.stringify(key)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`);
+    if (fmt === undefined)
+      throw quiverError(
+        'ParameterInvalid',
+        `import file ${JSON.stringify(key)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`,
+      );
     if (fmt === 'json') out.push(await jsonSource(store, key));
     else if (fmt === 'parquet') out.push(await parquetSource(store, key));
     else if (key.toLowerCase().endsWith('.npy')) {
@@ -93,7 +97,10 @@ async function jsonSource(store: ObjectStore, key: string): Promise<ImportSource
         const batch = rows.slice(i, i + batchRows) as unknown[];
         batch.forEach((r, j) => {
           if (r === null || typeof r !== 'object' || Array.isArray(r)) {
-            throw quiverError('DataInvalid', `import file ${JSON.stringify(key)} row ${i + j}: a row must be a JSON object, got ${JSON.stringify(r)?.slice(0, 64)}`);
+            throw quiverError(
+              'DataInvalid',
+              `import file ${JSON.stringify(key)} row ${i + j}: a row must be a JSON object, got ${JSON.stringify(r)?.slice(0, 64)}`,
+            );
           }
         });
         yield { firstRow: i, rows: batch as Record<string, unknown>[] };
@@ -139,7 +146,10 @@ async function numpySource(store: ObjectStore, folder: string, files: readonly s
   for (const key of files) {
     const name = key.slice(key.lastIndexOf('/') + 1, -'.npy'.length);
     if (!fieldNames.has(name)) {
-      throw quiverError('DataInvalid', `import file ${JSON.stringify(key)}: ${name} is not a field of collection ${coll.name} (NumPy files are named <field>.npy)`);
+      throw quiverError(
+        'DataInvalid',
+        `import file ${JSON.stringify(key)}: ${name} is not a field of collection ${coll.name} (NumPy files are named <field>.npy)`,
+      );
     }
     const data = await getFile(store, key);
     bytes += data.length;

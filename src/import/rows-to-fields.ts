@@ -77,7 +77,8 @@ function isNullish(v: unknown): boolean {
 
 function numberList(v: unknown): ArrayLike<number> | undefined {
   if (Array.isArray(v)) return v as number[];
-  if (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)) return v as unknown as ArrayLike<number>;
+  if (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array))
+    return v as unknown as ArrayLike<number>;
   return undefined;
 }
 
@@ -133,13 +134,15 @@ function sparseBytes(f: FieldSchema, v: unknown, row: number): Buffer {
       throw new RowError(row, `sparse vector field ${f.name}: ${JSON.stringify(text.slice(0, 64))} is not JSON`);
     }
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RowError(row, `field ${f.name} expects a sparse vector (an object), got ${JSON.stringify(v)?.slice(0, 64)}`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new RowError(row, `field ${f.name} expects a sparse vector (an object), got ${JSON.stringify(v)?.slice(0, 64)}`);
   const o = v as Record<string, unknown>;
   let pairs: [number, number][];
   if ('indices' in o || 'values' in o) {
     const idx = numberList(o['indices']);
     const val = numberList(o['values']);
-    if (!idx || !val || idx.length !== val.length) throw new RowError(row, `sparse vector field ${f.name}: "indices" and "values" must be arrays of one length`);
+    if (!idx || !val || idx.length !== val.length)
+      throw new RowError(row, `sparse vector field ${f.name}: "indices" and "values" must be arrays of one length`);
     pairs = Array.from({ length: idx.length }, (_, i) => [Number(idx[i]), Number(val[i])]);
   } else {
     pairs = Object.entries(o).map(([k, x]) => [Number(k), Number(x)]);
@@ -170,7 +173,11 @@ function scalarValue(f: FieldSchema, v: unknown): unknown {
  * The request (`fields_data`, `num_rows`) for rows `rows` of a file whose first row is `firstRow`.
  * Throws RowError for a row-level problem found here.
  */
-export function rowsToRequest(coll: CollectionRecord, rows: readonly Record<string, unknown>[], firstRow: number): { fields_data: any[]; num_rows: number } {
+export function rowsToRequest(
+  coll: CollectionRecord,
+  rows: readonly Record<string, unknown>[],
+  firstRow: number,
+): { fields_data: any[]; num_rows: number } {
   const n = rows.length;
   const fields = coll.schema.fields;
   const names = new Set(fields.map((f) => f.name));
@@ -207,7 +214,8 @@ export function rowsToRequest(coll: CollectionRecord, rows: readonly Record<stri
       const flat = new Float32Array(present.length * dim);
       present.forEach((v, k) => {
         const list = numberList(v);
-        if (!list) throw new RowError(rowOf(k), `field ${f.name} expects a FloatVector (an array of ${dim} numbers), got ${JSON.stringify(v)?.slice(0, 64)}`);
+        if (!list)
+          throw new RowError(rowOf(k), `field ${f.name} expects a FloatVector (an array of ${dim} numbers), got ${JSON.stringify(v)?.slice(0, 64)}`);
         if (list.length !== dim) throw new RowError(rowOf(k), `the dim (${list.length}) of field ${f.name} is not equal to schema dim (${dim})`);
         for (let j = 0; j < dim; j++) {
           const x = list[j];
@@ -236,7 +244,8 @@ export function rowsToRequest(coll: CollectionRecord, rows: readonly Record<stri
           data: present.map((v, k) => {
             let list: unknown = v;
             if (ArrayBuffer.isView(v)) list = Array.from(v as unknown as ArrayLike<unknown>);
-            if (!Array.isArray(list)) throw new RowError(rowOf(k), `field ${f.name} expects an Array of ${f.elementType}, got ${JSON.stringify(v)?.slice(0, 64)}`);
+            if (!Array.isArray(list))
+              throw new RowError(rowOf(k), `field ${f.name} expects an Array of ${f.elementType}, got ${JSON.stringify(v)?.slice(0, 64)}`);
             return { [member]: { data: list.map((x) => scalarValue({ ...f, dataType: f.elementType! }, x)) } };
           }),
         },
@@ -276,6 +285,13 @@ export function rowsToRequest(coll: CollectionRecord, rows: readonly Record<stri
     }
     if (dynamicOn) (dynamic ??= new Array<Buffer>(n).fill(Buffer.from('{}')))[i] = Buffer.from(JSON.stringify(meta ?? {}), 'utf8');
   }
-  if (dynamic) out.push({ field_name: DYNAMIC_FIELD_NAME, is_dynamic: true, type: 'JSON', scalars: { data: 'json_data', json_data: { data: dynamic } }, valid_data: [] });
+  if (dynamic)
+    out.push({
+      field_name: DYNAMIC_FIELD_NAME,
+      is_dynamic: true,
+      type: 'JSON',
+      scalars: { data: 'json_data', json_data: { data: dynamic } },
+      valid_data: [],
+    });
   return { fields_data: out, num_rows: n };
 }

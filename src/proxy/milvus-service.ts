@@ -10,7 +10,7 @@ import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection
 import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
 import { buildParamsOfTyped, parseFieldIndexParams } from '../index/typed-index-params.js';
-import { columnToFieldData, fieldDataToColumn } from './field-data.js';
+import { columnToFieldData } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
 import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';

@@ -51,8 +51,7 @@ export function requestColumns(coll: CollectionRecord, req: any, upsert: boolean
     const names = new Set(coll.schema.fields.map((f) => f.name));
     dyn.data.forEach((v, i) => {
       if (v === undefined) return;
-      if (v === null || typeof v !== 'object' || Array.isArray(v))
-        throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
       for (const k of Object.keys(v)) if (names.has(k)) throw quiverError('DataInvalid', `dynamic field key ${k} at row ${i} duplicates a schema field`);
     });
   }

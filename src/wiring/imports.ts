@@ -16,22 +16,28 @@ const IMPORT_BATCH_ROWS = 4096;
  * rows validated by the insert rules, segments of `sealRows` rows published through the engine. Jobs a
  * previous process left running are re-queued (init) before the loop starts.
  */
-export async function startImports(deps: { engine: Engine; kv: MetaKV; store: ObjectStore; clock: Clock; log: Logger }, opts: { sealRows: number }): Promise<ImportManager> {
+export async function startImports(
+  deps: { engine: Engine; kv: MetaKV; store: ObjectStore; clock: Clock; log: Logger },
+  opts: { sealRows: number },
+): Promise<ImportManager> {
   const { engine, kv, store, clock, log } = deps;
   const executor = new ImportExecutor(
     { store, ids: engine.ids, tso: engine.tso, toColumns: (coll, req) => requestColumns(coll, req, false) },
     { batchRows: IMPORT_BATCH_ROWS, segmentRowsMax: opts.sealRows },
   );
-  const imports = new ImportManager({
-    jobs: new MetaImportJobStore({ kv }),
-    executor,
-    catalog: engine.catalog,
-    ids: engine.ids,
-    tso: engine.tso,
-    publish: (collectionId, records) => engine.publishImported(collectionId, records),
-    clock,
-    log,
-  }, IMPORT_DEFAULTS);
+  const imports = new ImportManager(
+    {
+      jobs: new MetaImportJobStore({ kv }),
+      executor,
+      catalog: engine.catalog,
+      ids: engine.ids,
+      tso: engine.tso,
+      publish: (collectionId, records) => engine.publishImported(collectionId, records),
+      clock,
+      log,
+    },
+    IMPORT_DEFAULTS,
+  );
   await imports.init();
   imports.start();
   return imports;
