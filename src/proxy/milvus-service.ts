@@ -22,6 +22,7 @@ import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 import { requestColumns } from './write-columns.js';
+import { partialUpsertColumns } from './partial-upsert.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -552,8 +553,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     },
     Upsert: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      if (req.partial_update) throw quiverError('ParameterInvalid', 'partial_update upserts are not supported by Quiver yet; send whole rows');
-      const { columns, numRows } = writeColumns(coll, req, true);
+      const { columns, numRows } = req.partial_update ? await partialUpsertColumns(roles.query, coll, req) : writeColumns(coll, req, true);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const r = await roles.data.insert(coll.id, req.partition_name || undefined, columns, numRows, true);
       return {

@@ -11,7 +11,13 @@ import { fieldDataToColumn } from './field-data.js';
  * Bulk import builds the same request shape from file rows and validates it here too, so a file row is
  * accepted exactly when the same row sent by `insert` would be.
  */
-export function requestColumns(coll: CollectionRecord, req: any, upsert: boolean): { columns: Map<string, Column>; numRows: number } {
+export function requestColumns(
+  coll: CollectionRecord,
+  req: any,
+  upsert: boolean,
+  /** Columns of fields the request leaves out, supplied by the caller (a partial upsert's old values). */
+  supplied?: ReadonlyMap<string, Column>,
+): { columns: Map<string, Column>; numRows: number } {
   const numRows = Number(req.num_rows ?? 0);
   const fieldsData: any[] = req.fields_data ?? [];
   const byName = new Map<string, any>();
@@ -33,6 +39,11 @@ export function requestColumns(coll: CollectionRecord, req: any, upsert: boolean
         );
       }
       if (!fd) continue;
+    }
+    const given = fd ? undefined : supplied?.get(f.name);
+    if (given) {
+      columns.set(f.name, given);
+      continue;
     }
     if (f.isDynamic && !fd) {
       columns.set(f.name, { kind: 'json', data: new Array(numRows).fill({}) });

@@ -18,7 +18,7 @@ import { importHandlers } from '../proxy/import-service.js';
 export const PARTIAL: Readonly<Record<string, string>> = {
   Search: 'no search by primary keys, no group_by_field; iterator v2 supported',
   HybridSearch: 'refused: hybrid (multi-vector) search is not supported yet',
-  Upsert: 'no partial_update',
+  Upsert: 'partial_update with REPLACE field ops only (no ARRAY_APPEND / ARRAY_REMOVE)',
   CreateIndex: 'FLAT, HNSW, AUTOINDEX on FloatVector only',
   AlterIndex: 'mmap.enabled only (other keys change how an index is built)',
   AlterCollectionSchema: 'add / drop plain fields; no function fields',
