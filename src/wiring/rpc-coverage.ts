@@ -16,7 +16,7 @@ import { importHandlers } from '../proxy/import-service.js';
 
 /** RPCs that have a handler but refuse some or all requests: what they refuse. Checked against the proto. */
 export const PARTIAL: Readonly<Record<string, string>> = {
-  Search: 'no search by primary keys, no group_by_field; iterator v2 supported',
+  Search: 'no search by primary keys, no group_by_field; iterator v1 and v2 supported',
   HybridSearch: 'refused: hybrid (multi-vector) search is not supported yet',
   Upsert: 'partial_update with REPLACE field ops only (no ARRAY_APPEND / ARRAY_REMOVE)',
   CreateIndex: 'FLAT, HNSW, AUTOINDEX on FloatVector only',
