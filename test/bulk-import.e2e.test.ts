@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { writeNpy } from '../src/import/npy.js';
 import { collectionFileKeys } from './data-dir.js';
-import { startTestServer, until, vectors, type TestServer } from './helpers.js';
+import { startTestServer, until, vectors, waitRestore, type TestServer } from './helpers.js';
 import { killAllServers, spawnServer, type ServerProcess } from './process.js';
 
 /**
@@ -158,6 +158,20 @@ describe('bulk import through the SDK', () => {
     const l = await c.listImportTasks({ collection_name: 'imp' });
     expect(l.status.error_code).toBe(ErrorCode.SUCCESS);
     expect(l.tasks.map((x: any) => x.state)).toEqual(['ImportCompleted', 'ImportCompleted', 'ImportCompleted']);
+
+    // Imported segments are ordinary flushed segments: a snapshot carries them into a restore.
+    const snap = await c.createSnapshot({ collection_name: 'imp', snapshot_name: 'after_import' });
+    expect(snap.error_code, snap.reason).toBe(ErrorCode.SUCCESS);
+    const rs = await c.restoreSnapshot({ snapshot_name: 'after_import', source_collection_name: 'imp', target_collection_name: 'imp_copy' });
+    expect(rs.status.error_code, rs.status.reason).toBe(ErrorCode.SUCCESS);
+    expect((await waitRestore(c, rs.job_id)).state).toBe('RestoreSnapshotCompleted');
+    await c.loadCollectionSync({ collection_name: 'imp_copy' });
+    expect(await count(c, 'imp_copy')).toBe(N);
+    const copy = await c.query({ collection_name: 'imp_copy', filter: 'id in [7, 4500]', output_fields: ['id', 'title', 'doc'] });
+    expect(copy.data.map((r: any) => [Number(r.id), r.title, r.doc.n]).sort()).toEqual([
+      [4500, 't4500', 4500],
+      [7, 't7', 7],
+    ]);
   });
 
   it('a wrong type deep in a file, a missing column, a missing file: the job fails naming file and row; nothing of it lands', async () => {
