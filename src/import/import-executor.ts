@@ -5,6 +5,7 @@ import type { Column } from '../schema/types.js';
 import { writeInsertFiles } from '../segcore/segment-io.js';
 import { newChunk } from '../segcore/segment.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { partitionKeyOf, keyPartitionName } from '../proxy/partition-key.js';
 import { IMPORT_SEGMENTS_MAX } from './job-store.js';
 import { openSources, type ImportSource } from './readers.js';
 import { RowError, rowsToRequest } from './rows-to-fields.js';
@@ -78,13 +79,15 @@ export class ImportExecutor {
     // Every row of a job shares one timestamp: the job is one write, published at once.
     const ts = this.#deps.tso.next();
     const records: SegmentRecord[] = [];
-    let pending: Map<string, Column>[] = [];
-    let pendingRows = 0;
+    // Rows waiting for a segment, per partition (a partition-key collection routes every row by its key).
+    const pending = new Map<number, { parts: Map<string, Column>[]; rows: number }>();
     let rows = 0;
     let readBytes = 0;
+    const key = partitionKeyOf(coll);
 
-    const seal = async (): Promise<void> => {
-      if (pendingRows === 0) return;
+    const seal = async (partitionId: number): Promise<void> => {
+      const p = pending.get(partitionId);
+      if (!p || p.rows === 0) return;
       if (records.length >= IMPORT_SEGMENTS_MAX) {
         throw quiverError(
           'ParameterTooLarge',
@@ -92,51 +95,77 @@ export class ImportExecutor {
         );
       }
       const columns = new Map<string, Column>();
-      for (const name of pending[0]!.keys()) columns.set(name, concatColumns(pending.map((p) => p.get(name)!)));
-      const chunk = newChunk(pendingRows, columns, new BigInt64Array(pendingRows).fill(ts));
+      for (const name of p.parts[0]!.keys()) columns.set(name, concatColumns(p.parts.map((c) => c.get(name)!)));
+      const chunk = newChunk(p.rows, columns, new BigInt64Array(p.rows).fill(ts));
       const segmentId = await this.#deps.ids.alloc();
-      const files = await writeInsertFiles(this.#deps.store, this.#deps.ids, coll, segmentId, job.partitionId, chunk);
+      const files = await writeInsertFiles(this.#deps.store, this.#deps.ids, coll, segmentId, partitionId, chunk);
       records.push({
         id: segmentId,
         collectionId: coll.id,
-        partitionId: job.partitionId,
+        partitionId,
         state: 'Flushed',
-        numRows: pendingRows,
+        numRows: p.rows,
         binlogs: files.binlogs,
         deltalogs: [],
         statslogs: files.statslogs,
         indexes: [],
         createdTs: ts.toString(),
       });
-      rows += pendingRows;
-      pending = [];
-      pendingRows = 0;
+      rows += p.rows;
+      pending.delete(partitionId);
       if (!(await progress({ rows, readBytes, totalBytes }))) throw quiverError('ServiceNotReady', `import job ${job.id} was taken over or cancelled`);
+    };
+
+    // Segments hold exactly segmentRowsMax rows (the last one of each partition the rest): cut at the boundary.
+    const add = async (partitionId: number, columns: Map<string, Column>, n: number): Promise<void> => {
+      let offset = 0;
+      while (offset < n) {
+        let p = pending.get(partitionId);
+        if (!p) pending.set(partitionId, (p = { parts: [], rows: 0 }));
+        const take = Math.min(n - offset, this.#opts.segmentRowsMax - p.rows);
+        p.parts.push(offset === 0 && take === n ? columns : sliceColumns(columns, offset, take));
+        p.rows += take;
+        offset += take;
+        if (p.rows >= this.#opts.segmentRowsMax) await seal(partitionId);
+      }
     };
 
     for (const src of sources) {
       for await (const batch of src.batches(this.#opts.batchRows)) {
         if (signal.aborted) throw quiverError('ServiceNotReady', `import job ${job.id} stopped by shutdown`);
         const columns = this.#validate(coll, src, batch.rows, batch.firstRow);
+        const n = batch.rows.length;
         if (pk.autoId && !columns.has(pk.name)) {
-          const first = await this.#deps.ids.alloc(batch.rows.length);
-          const data = new BigInt64Array(batch.rows.length);
-          for (let i = 0; i < data.length; i++) data[i] = BigInt(first + i);
+          const first = await this.#deps.ids.alloc(n);
+          const data = new BigInt64Array(n);
+          for (let i = 0; i < n; i++) data[i] = BigInt(first + i);
           columns.set(pk.name, { kind: 'int64', data });
         }
-        // Segments hold exactly segmentRowsMax rows (the last one the rest): cut batches at the boundary.
-        let offset = 0;
-        while (offset < batch.rows.length) {
-          const take = Math.min(batch.rows.length - offset, this.#opts.segmentRowsMax - pendingRows);
-          pending.push(offset === 0 && take === batch.rows.length ? columns : sliceColumns(columns, offset, take));
-          pendingRows += take;
-          offset += take;
-          if (pendingRows >= this.#opts.segmentRowsMax) await seal();
+        if (!key) {
+          await add(job.partitionId, columns, n);
+          continue;
+        }
+        // The same routing as an insert (proxy/partition-key.ts): hidden partition by the key's hash.
+        const keys = columns.get(key.name)!.data as ArrayLike<bigint | string>;
+        const byPartition = new Map<number, number[]>();
+        for (let i = 0; i < n; i++) {
+          const name = keyPartitionName(keys[i]!, coll.partitions.length);
+          const part = coll.partitions.find((p) => p.name === name);
+          if (!part) throw quiverError('PartitionNotFound', `partition key ${String(keys[i])} routes to ${name}, which collection ${coll.name} lacks`);
+          let list = byPartition.get(part.id);
+          if (!list) byPartition.set(part.id, (list = []));
+          list.push(i);
+        }
+        for (const [partitionId, idx] of byPartition) {
+          const sel = Int32Array.from(idx);
+          const part = new Map<string, Column>();
+          for (const [name, c] of columns) part.set(name, takeRows(c, sel));
+          await add(partitionId, part, idx.length);
         }
       }
       readBytes += src.bytes;
     }
-    await seal();
+    for (const partitionId of [...pending.keys()]) await seal(partitionId);
     return { records, rows, totalBytes };
   }
 

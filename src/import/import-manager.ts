@@ -105,7 +105,12 @@ export class ImportManager implements ImportApi {
       if (f.startsWith('/') || f.split('/').includes('..'))
         throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
     }
-    const partName = req.partitionName || '_default';
+    // A partition-key collection routes each row by its key (import-executor.ts), as an insert does.
+    const keyed = coll.schema.fields.some((f) => f.isPartitionKey);
+    if (keyed && req.partitionName) {
+      throw quiverError('ParameterInvalid', `collection ${coll.name} uses a partition key: partition names cannot be specified (got ${req.partitionName})`);
+    }
+    const partName = keyed ? coll.partitions[0]!.name : req.partitionName || '_default';
     const part = coll.partitions.find((p) => p.name === partName);
     if (!part) throw quiverError('PartitionNotFound', `partition not found[partition=${partName}]`);
     const now = this.#deps.clock.nowMs();

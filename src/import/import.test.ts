@@ -4,6 +4,7 @@ import { FakeClock } from '../common/clock.js';
 import { isQuiverError, quiverError } from '../common/errors.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import { MemoryMetaKV } from '../meta/memory-kv.js';
+import { keyPartitionName } from '../proxy/partition-key.js';
 import { requestColumns } from '../proxy/write-columns.js';
 import type { FieldSchema } from '../schema/types.js';
 import { readSegment } from '../segcore/segment-io.js';
@@ -208,6 +209,34 @@ describe('ImportExecutor', () => {
     expect((chunk.columns.get('doc')!.data as unknown[])[5]).toEqual({ i: 5 });
     await store.put('p/b.parquet', write(['id', 'vec', 'name', 'tags']));
     expect(await failureOf(run(executor(store), c, ['p/b.parquet']))).toMatch(/"p\/b\.parquet" row 0: field doc is missing/);
+  });
+
+  it('routes rows of a partition-key collection to the hidden partition of their key, as an insert does', async () => {
+    const store = new MemoryObjectStore();
+    const base = coll();
+    const c: CollectionRecord = {
+      ...base,
+      partitions: [0, 1, 2, 3].map((i) => ({ id: 50 + i, name: `_default_${i}`, createdTs: '1' })),
+      schema: {
+        ...base.schema,
+        fields: [
+          field(100, 'id', 'Int64', { isPrimaryKey: true }),
+          field(101, 'vec', 'FloatVector', { dim: 4 }),
+          field(102, 'tenant', 'VarChar', { maxLength: 8, isPartitionKey: true }),
+        ],
+      },
+    };
+    const rows = Array.from({ length: 200 }, (_, i) => ({ id: i, vec: [0, 0, 0, i], tenant: `t${i % 9}` }));
+    await store.put('k.json', new TextEncoder().encode(JSON.stringify(rows)));
+    const r = await run(executor(store, 30), c, ['k.json']);
+    expect(r.records.reduce((a, s) => a + s.numRows, 0)).toBe(200);
+    for (const rec of r.records) {
+      expect(rec.numRows).toBeLessThanOrEqual(30);
+      const chunk = await readSegment(store, c, rec, c.schema.fields);
+      const name = c.partitions.find((p) => p.id === rec.partitionId)!.name;
+      for (const t of chunk.columns.get('tenant')!.data as string[]) expect(keyPartitionName(t, 4)).toBe(name);
+    }
+    expect(new Set(r.records.map((x) => x.partitionId)).size).toBeGreaterThan(1);
   });
 
   it('imports a NumPy folder (one <field>.npy per field) and refuses files of different lengths', async () => {
