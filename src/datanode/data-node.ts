@@ -243,8 +243,9 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
 
   /**
    * Publishes sealed segments written outside the write path (bulk import): `prepare` reads them into
-   * memory first (so they are queryable as soon as they are visible), then every record is committed in
-   * one catalog transaction under the collection lock and the segments join the runtime. False (nothing
+   * memory first, outside the lock (they are invisible until the commit, and a big import would
+   * otherwise hold off the collection's flushes while it loads), then every record is committed in one
+   * catalog transaction under the collection lock and the segments join the runtime. False (nothing
    * committed) when the collection or a target partition is gone.
    */
   async publishSegments(
@@ -252,21 +253,22 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     records: readonly SegmentRecord[],
     prepare: (rt: CollectionRuntime, segments: readonly Segment[]) => Promise<void>,
   ): Promise<boolean> {
+    const rt = this.#runtimes.get(collectionId);
+    if (!rt) return false;
+    const segs: Segment[] = records.map((rec) => ({
+      id: rec.id,
+      partitionId: rec.partitionId,
+      phase: 'flushed',
+      chunks: [],
+      numRows: rec.numRows,
+      record: rec,
+      loaded: false,
+      pendingDeletes: { pks: [], ts: [] },
+    }));
+    await prepare(rt, segs);
     const done = await this.#segmentsCoord.withCollectionLock(collectionId, async () => {
-      const rt = this.#runtimes.get(collectionId);
-      if (!rt || !records.every((r) => rt.record.partitions.some((p) => p.id === r.partitionId))) return false;
-      const segs: Segment[] = records.map((rec) => ({
-        id: rec.id,
-        partitionId: rec.partitionId,
-        phase: 'flushed',
-        chunks: [],
-        numRows: rec.numRows,
-        record: rec,
-        loaded: false,
-        pendingDeletes: { pks: [], ts: [] },
-      }));
-      await prepare(rt, segs);
       if (this.#runtimes.get(collectionId) !== rt) return false;
+      if (!records.every((r) => rt.record.partitions.some((p) => p.id === r.partitionId))) return false;
       // One transaction: the records appear together or not at all (the compaction publish does the same).
       await this.#segmentsCoord.commitCompaction(collectionId, undefined, records);
       for (const seg of segs) rt.segments.set(seg.id, seg);
