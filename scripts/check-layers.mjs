@@ -37,6 +37,9 @@ const RANK = {
   datanode: 2,
   querynode: 2,
   proxy: 3,
+  // Bulk import jobs (src/import): validate file rows with the proxy's insert rules and publish through
+  // the engine, so they sit beside the proxy and, like it, take values from roles' interface files only.
+  import: 3,
   wiring: 4,
   cli: 5,
   testing: 6,
@@ -138,7 +141,7 @@ for (const file of walk(SRC)) {
       if (!typeOnly) problem = `role ${fromModule} imports an implementation of role ${toModule} (only \`import type\` of an interface file is allowed)`;
       else if (!INTERFACE_FILE.test(to))
         problem = `role ${fromModule} imports types from ${to}, which is not an interface file (types.ts, *-api.ts, index.ts)`;
-    } else if (fromModule === PROXY && toRank === ROLE_RANK && !typeOnly && !INTERFACE_FILE.test(to)) {
+    } else if ((fromModule === PROXY || fromModule === 'import') && toRank === ROLE_RANK && !typeOnly && !INTERFACE_FILE.test(to)) {
       problem = `the proxy imports an implementation of role ${toModule} (values only from an interface file)`;
     }
     if (!problem) continue;

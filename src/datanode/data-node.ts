@@ -9,7 +9,7 @@ import type { LoadedSegments } from '../querynode/types.js';
 import type { Column } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
-import { mergeChunks, segmentBytes, stripToPk } from '../segcore/segment.js';
+import { mergeChunks, segmentBytes, stripToPk, type Segment } from '../segcore/segment.js';
 import { writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Wal, WalPosition } from '../wal/wal.js';
@@ -239,6 +239,43 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       const seg = rt.segments.get(r.id);
       if (seg) seg.record = r;
     }
+  }
+
+  /**
+   * Publishes sealed segments written outside the write path (bulk import): `prepare` reads them into
+   * memory first, outside the lock (they are invisible until the commit, and a big import would
+   * otherwise hold off the collection's flushes while it loads), then every record is committed in one
+   * catalog transaction under the collection lock and the segments join the runtime. False (nothing
+   * committed) when the collection or a target partition is gone.
+   */
+  async publishSegments(
+    collectionId: number,
+    records: readonly SegmentRecord[],
+    prepare: (rt: CollectionRuntime, segments: readonly Segment[]) => Promise<void>,
+  ): Promise<boolean> {
+    const rt = this.#runtimes.get(collectionId);
+    if (!rt) return false;
+    const segs: Segment[] = records.map((rec) => ({
+      id: rec.id,
+      partitionId: rec.partitionId,
+      phase: 'flushed',
+      chunks: [],
+      numRows: rec.numRows,
+      record: rec,
+      loaded: false,
+      pendingDeletes: { pks: [], ts: [] },
+    }));
+    await prepare(rt, segs);
+    const done = await this.#segmentsCoord.withCollectionLock(collectionId, async () => {
+      if (this.#runtimes.get(collectionId) !== rt) return false;
+      if (!records.every((r) => rt.record.partitions.some((p) => p.id === r.partitionId))) return false;
+      // One transaction: the records appear together or not at all (the compaction publish does the same).
+      await this.#segmentsCoord.commitCompaction(collectionId, undefined, records);
+      for (const seg of segs) rt.segments.set(seg.id, seg);
+      return true;
+    });
+    if (done && records.length > 0) this.#onFlushed(collectionId);
+    return done;
   }
 
   // ------------------------------------------------------------------ WAL replay

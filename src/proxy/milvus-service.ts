@@ -11,7 +11,7 @@ import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
 import { buildParamsOfTyped, parseFieldIndexParams } from '../index/typed-index-params.js';
 import { scalarIndexDefinition } from './scalar-index-request.js';
-import { columnToFieldData, fieldDataToColumn } from './field-data.js';
+import { columnToFieldData } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
 import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
@@ -25,6 +25,8 @@ import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-ite
 import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
 import { computeFunctionOutputs, functionOf } from '../text/functions.js';
 import { checkBm25Index, createTextHandlers } from './text-service.js';
+import { requestColumns } from './write-columns.js';
+import { partialUpsertColumns } from './partial-upsert.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -305,64 +307,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     };
   };
 
-  const writeColumns = (coll: CollectionRecord, req: any, upsert: boolean) => {
-    const numRows = Number(req.num_rows ?? 0);
-    const fieldsData: any[] = req.fields_data ?? [];
-    const byName = new Map<string, any>();
-    for (const fd of fieldsData) {
-      const name = fd.is_dynamic ? DYNAMIC_FIELD_NAME : fd.field_name;
-      if (byName.has(name)) throw quiverError('DataInvalid', `duplicated field ${name} in fields_data`);
-      byName.set(name, fd);
-    }
-    if (!Number.isInteger(numRows) || numRows <= 0) throw quiverError('DataInvalid', `num_rows (${req.num_rows}) must be a positive integer`);
-    const columns = new Map<string, Column>();
-    for (const f of coll.schema.fields) {
-      const fd = byName.get(f.name);
-      byName.delete(f.name);
-      const fn = functionOf(coll.schema, f.name);
-      if (fn) {
-        // The server computes function outputs (BM25) from their inputs; a client value would disagree with them.
-        if (fd)
-          throw quiverError(
-            'ParameterInvalid',
-            `field ${f.name} is the output of function ${fn.name}: it is computed from ${fn.inputFieldNames[0]}, do not send it`,
-          );
-        continue;
-      }
-      if (f.isPrimaryKey && f.autoId && !upsert) {
-        if (fd && coll.properties['allow_insert_auto_id'] !== 'true') {
-          throw quiverError(
-            'DataInvalid',
-            `the value of primary key field ${f.name} should not be specified when autoID is enabled; set collection property allow_insert_auto_id=true to allow it`,
-          );
-        }
-        if (!fd) continue;
-      }
-      if (f.isDynamic && !fd) {
-        columns.set(f.name, { kind: 'json', data: new Array(numRows).fill({}) });
-        continue;
-      }
-      columns.set(f.name, fieldDataToColumn(fd, f, numRows, tzOf(coll, {})));
-    }
-    for (const name of byName.keys()) {
-      throw quiverError(
-        'DataInvalid',
-        `field ${name} is not in the schema of collection ${coll.name}${coll.schema.enableDynamicField ? '' : ' (dynamic field is disabled)'}`,
-      );
-    }
-    computeFunctionOutputs(coll.schema, columns, numRows);
-    const dyn = columns.get(DYNAMIC_FIELD_NAME);
-    if (dyn && dyn.kind === 'json') {
-      const names = new Set(coll.schema.fields.map((f) => f.name));
-      dyn.data.forEach((v, i) => {
-        if (v === undefined) return;
-        if (v === null || typeof v !== 'object' || Array.isArray(v))
-          throw quiverError('DataInvalid', `dynamic field data at row ${i} must be a JSON object`);
-        for (const k of Object.keys(v)) if (names.has(k)) throw quiverError('DataInvalid', `dynamic field key ${k} at row ${i} duplicates a schema field`);
-      });
-    }
-    return { columns, numRows };
-  };
+  const writeColumns = (coll: CollectionRecord, req: any, upsert: boolean) => requestColumns(coll, req, upsert, undefined, tzOf(coll, {}));
 
   const h: Record<string, Handler> = {
     Connect: () => ({
@@ -620,8 +565,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     },
     Upsert: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      if (req.partial_update) throw quiverError('ParameterInvalid', 'partial_update upserts are not supported by Quiver yet; send whole rows');
-      const { columns, numRows } = writeColumns(coll, req, true);
+      const { columns, numRows } = req.partial_update ? await partialUpsertColumns(roles.query, coll, req) : writeColumns(coll, req, true);
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const r = await roles.data.insert(coll.id, req.partition_name || undefined, columns, numRows, true);
       return {

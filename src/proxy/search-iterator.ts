@@ -3,7 +3,7 @@ import type { CollectionRecord } from '../coord/records.js';
 import type { SearchCursor } from '../querynode/types.js';
 
 /**
- * The SDK's `searchIterator` (search iterator v2): every page is a Search with `iterator` and
+ * The SDK's `searchIterator` (search iterator v2; v1 pages are plain searches, see iteratorPageOf): every page is a Search with `iterator` and
  * `search_iter_v2` set, the page size in `search_iter_batch_size`, and from the second page on the token
  * and last bound the previous reply carried. Quiver's token is the cursor itself, the (score, pk) of the
  * last row returned plus the collection id and how many rows came so far, so it needs no server state,
@@ -33,9 +33,10 @@ function isTrue(v: string | undefined): boolean {
 /** The iterator position a Search request asks for, or undefined when it is not an iterator page. */
 export function iteratorPageOf(sp: Readonly<Record<string, string>>, coll: CollectionRecord, nq: number): IteratorPage | undefined {
   if (!isTrue(sp['iterator'])) return undefined;
-  if (!isTrue(sp['search_iter_v2'])) {
-    throw quiverError('ParameterInvalid', 'search iterator v1 is not supported by Quiver; use an SDK whose searchIterator sends search_iter_v2');
-  }
+  // Search iterator v1 (older SDKs): the client pages by itself, each page an ordinary search bounded by
+  // radius / range_filter at the last page's score plus a filter excluding the pks already returned at
+  // that score. The server keeps nothing, so a v1 page is served as the plain (range) search it is.
+  if (!isTrue(sp['search_iter_v2'])) return undefined;
   if (nq !== 1) throw quiverError('ParameterInvalid', `a search iterator takes exactly one query vector, got ${nq}`);
   const began = sp['collection_id'];
   if (began && began !== '0' && began !== String(coll.id)) {

@@ -414,6 +414,16 @@ export class Engine {
     if (opened) this.indexes.schedule(collectionId);
   }
 
+  /**
+   * Bulk import's publish: the imported segments are read (pk only, or fully when the collection is
+   * loaded) and committed in one transaction; index builds follow. False when the collection is gone.
+   */
+  publishImported(collectionId: number, records: readonly SegmentRecord[]): Promise<boolean> {
+    return this.data.publishSegments(collectionId, records, async (rt, segs) => {
+      await Promise.all(segs.map((s) => this.queryNode.readSegmentInto(rt, s, rt.record.loaded)));
+    });
+  }
+
   /** Serializes DDL (name checks and the commits that take names); restore start runs under it. */
   withDdlLock<T>(fn: () => Promise<T>): Promise<T> {
     return this.coord.ddl(fn);

@@ -4,6 +4,7 @@ import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
 import { createHandlers, type ProxyRoles } from '../proxy/milvus-service.js';
 import { root } from '../proxy/proto.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
+import { importHandlers } from '../proxy/import-service.js';
 
 /**
  * docs/RPC-COVERAGE.md, generated from the two things it describes so it cannot drift: the MilvusService
@@ -15,9 +16,9 @@ import { snapshotHandlers } from '../proxy/snapshot-service.js';
 
 /** RPCs that have a handler but refuse some or all requests: what they refuse. Checked against the proto. */
 export const PARTIAL: Readonly<Record<string, string>> = {
-  Search: 'no search by primary keys, no group_by_field; iterator v2 supported',
+  Search: 'no search by primary keys, no group_by_field; iterator v1 and v2 supported',
   HybridSearch: 'refused: hybrid (multi-vector) search is not supported yet',
-  Upsert: 'no partial_update',
+  Upsert: 'partial_update with REPLACE field ops only (no ARRAY_APPEND / ARRAY_REMOVE)',
   CreateIndex: 'FLAT, HNSW, AUTOINDEX on FloatVector only',
   AlterIndex: 'mmap.enabled only (other keys change how an index is built)',
   AlterCollectionSchema: 'add / drop plain fields; no function fields',
@@ -33,6 +34,7 @@ export function servedRpcs(): Set<string> {
   const names = [
     ...Object.keys(createHandlers(roles, { serverId: '', startedAtMs: 0 })),
     ...Object.keys(snapshotHandlers(stub as SnapshotManager, stub as RestoreService, stub as Clock)),
+    ...Object.keys(importHandlers(stub)),
     'CheckHealth',
   ];
   return new Set(names);

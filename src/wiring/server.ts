@@ -17,6 +17,8 @@ import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
 import { clusterWorkers, openSessionsFor } from './cluster.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
+import { importHandlers } from '../proxy/import-service.js';
+import { startImports } from './imports.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
@@ -146,6 +148,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
   restores.start();
+  const imports = await startImports({ engine, kv, store, clock, log }, { sealRows: config.sealRows });
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
     {
@@ -177,6 +180,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const handlers: Record<string, Handler> = {
     ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
+    ...importHandlers(imports),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
       status: OK,
@@ -218,7 +222,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
+        await Promise.all([restores.stop(), imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();
