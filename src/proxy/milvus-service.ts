@@ -23,7 +23,6 @@ import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
-import { computeFunctionOutputs, functionOf } from '../text/functions.js';
 import { checkBm25Index, createTextHandlers } from './text-service.js';
 import { requestColumns } from './write-columns.js';
 import { partialUpsertColumns } from './partial-upsert.js';
