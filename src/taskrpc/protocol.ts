@@ -34,12 +34,19 @@ export interface CopySegmentParams {
   readonly mappings: readonly WireSegmentMapping[];
 }
 
+export interface IndexBuildParams {
+  readonly collection_id: number;
+  readonly segment_id: number;
+  readonly index_id: number;
+}
+
 export interface CreateTaskRequest {
   readonly node_id: number;
   readonly task_id: number;
   readonly version: number;
   readonly type: WireTaskType;
   readonly copy_segment?: CopySegmentParams | null | undefined;
+  readonly index_build?: IndexBuildParams | null | undefined;
 }
 
 export interface QueryTaskRequest {
@@ -54,11 +61,22 @@ export interface WireCopiedSegment {
   readonly files_copied: number;
 }
 
+export interface WireBuiltIndex {
+  readonly index_id: number;
+  readonly build_id: number;
+  readonly index_version: number;
+  readonly files: readonly string[];
+  readonly size: number;
+  readonly rows: number;
+}
+
 export interface QueryTaskResponse {
   readonly state: WireTaskState;
   readonly version: number;
   readonly reason: string;
   readonly copied_segments: readonly WireCopiedSegment[];
+  /** Set for a completed INDEX_BUILD (null/absent otherwise: proto3 message fields). */
+  readonly built_index?: WireBuiltIndex | null | undefined;
 }
 
 export interface DropTaskRequest {

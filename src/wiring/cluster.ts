@@ -139,7 +139,10 @@ export async function openSessionsFor(
  * What a `quiver datanode` opens: the cluster's metadata store (etcd only: the coordinator must see the
  * node's session) and its sessions. Closing the sessions closes the metadata store too.
  */
-export async function openDataNodeSessions(metaUrl: string, etcd: OpenSessionsOptions['etcd'] = undefined): Promise<SessionStore> {
+export async function openDataNodeSessions(
+  metaUrl: string,
+  etcd: OpenSessionsOptions['etcd'] = undefined,
+): Promise<SessionStore & { readonly meta: Pick<MetaKV, 'get'> }> {
   const dataDir = process.cwd();
   const where = parseMetaUrl(metaUrl, dataDir);
   if (where.kind !== 'etcd') throw quiverError('ParameterInvalid', `--meta ${JSON.stringify(metaUrl)}: a data node needs etcd (etcd://HOST:PORT[/ROOT])`);
@@ -152,6 +155,7 @@ export async function openDataNodeSessions(metaUrl: string, etcd: OpenSessionsOp
     throw e;
   }
   return {
+    meta: kv,
     register: (info, ttlMs) => sessions.register(info, ttlMs),
     list: (role) => sessions.list(role),
     watch: (role, onChange) => sessions.watch(role, onChange),
