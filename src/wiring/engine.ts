@@ -164,6 +164,7 @@ export class Engine {
       },
     );
     const indexTasks = deps.indexTasks?.(this.data.tasks);
+    if (indexTasks) this.data.useKeyMerges(indexTasks);
     this.indexes = new IndexScheduler(
       { catalog: this.catalog, locks: this.segments, tasks: indexTasks ?? this.data.tasks, loaded: this.queryNode, events: this.data, log: deps.log },
       { intervalMs: opts.backgroundIntervalMs, concurrency: indexTasks ? () => indexTasks.querySlots().total : undefined },

@@ -9,6 +9,7 @@ import { NodeTaskStore, type NodeTaskRecord } from './node-task-store.js';
 import type { TaskRpc } from './remote-workers.js';
 
 const PARAMS = { collectionId: 10, segmentId: 20, indexId: 30 };
+const BUILD = { type: 'index-build' as const, params: PARAMS };
 
 /** Scripted data nodes: each remembers the runs it was given and answers what the test says. */
 class FakeNodes implements TaskNodes {
@@ -77,7 +78,7 @@ describe('NodeTaskDispatcher', () => {
   it('persists node and version before dispatching, and completes on the answer for that version', async () => {
     const { store, nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     expect(nodes.created).toHaveLength(1);
     const c = nodes.created[0]!;
@@ -94,7 +95,7 @@ describe('NodeTaskDispatcher', () => {
 
   it('waits for a node and says why, then dispatches when one registers', async () => {
     const { nodes, d } = setup();
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     expect(d.task(id)).toMatchObject({ state: 'Waiting', reason: 'waiting for a data node to register' });
     nodes.live.set('datanode-4', { slots: 2, usedSlots: 0 });
@@ -105,7 +106,7 @@ describe('NodeTaskDispatcher', () => {
   it('keeps the task on a transient poll error and re-dispatches on confirmed loss (UNKNOWN)', async () => {
     const { nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     nodes.answer.set('datanode-1', () => quiverError('ServiceNotReady', 'connection reset'));
     await d.tick();
@@ -122,7 +123,7 @@ describe('NodeTaskDispatcher', () => {
   it('ignores a late answer about an older version (fencing)', async () => {
     const { nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     // Node 1 loses its session (frozen past its lease); node 2 gets version 2.
     nodes.live.delete('datanode-1');
@@ -142,7 +143,7 @@ describe('NodeTaskDispatcher', () => {
   it('drops a run over the task timeout, re-dispatches, and fails after the last attempt naming task and node', async () => {
     const { nodes, clock, d, store } = setup({ taskTimeoutMs: 5_000, attemptsMax: 2 });
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     clock.advance(5_001);
     await d.tick();
@@ -160,7 +161,7 @@ describe('NodeTaskDispatcher', () => {
 
   it('fails a task still waiting for a node at the job timeout', async () => {
     const { clock, d } = setup({ jobTimeoutMs: 60_000 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     clock.advance(60_001);
     await d.tick();
@@ -172,7 +173,7 @@ describe('NodeTaskDispatcher', () => {
     const { nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     nodes.refuse.add('datanode-1');
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     expect(d.task(id)).toMatchObject({ state: 'Waiting', attempts: 0, version: 1 });
     expect(d.task(id)?.reason).toMatch(/refused by data node datanode-1/);
@@ -184,7 +185,7 @@ describe('NodeTaskDispatcher', () => {
   it('fails on a node-side failure with its reason', async () => {
     const { nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await d.submit(PARAMS);
+    const id = await d.submit(BUILD);
     await d.tick();
     nodes.answer.set('datanode-1', (_t, v) => ({ state: 'FAILED', version: v, reason: 'segment 20 is Dropped', copied_segments: [] }));
     await d.tick();
@@ -196,7 +197,7 @@ describe('NodeTaskDispatcher', () => {
     const { nodes, d } = setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     nodes.live.set('datanode-2', { slots: 1, usedSlots: 0 });
-    const ids = [await d.submit(PARAMS), await d.submit(PARAMS), await d.submit(PARAMS)];
+    const ids = [await d.submit(BUILD), await d.submit(BUILD), await d.submit(BUILD)];
     await d.tick();
     expect(ids.map((id) => d.task(id)?.nodeId).sort()).toEqual(['', 'datanode-1', 'datanode-2']);
     expect(d.slots()).toEqual({ total: 2, free: 0 });
@@ -205,7 +206,7 @@ describe('NodeTaskDispatcher', () => {
   it('init drops the runs a previous coordinator left and deletes their records', async () => {
     const a = setup();
     a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await a.d.submit(PARAMS);
+    const id = await a.d.submit(BUILD);
     await a.d.tick();
     // A new coordinator over the same metadata.
     let next = 500;

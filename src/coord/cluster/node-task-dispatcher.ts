@@ -16,11 +16,11 @@
 import type { Clock } from '../../common/clock.js';
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import { LoopRunner } from '../../common/loop.js';
-import type { QueryTaskResponse, WireBuiltIndex } from '../../taskrpc/protocol.js';
+import type { CreateTaskRequest, QueryTaskResponse, WireBuiltIndex, WireMerged } from '../../taskrpc/protocol.js';
 import type { CopyLogger, WorkerNodeInfo } from '../copy/types.js';
 import type { IdSource } from '../types.js';
 import type { TaskRpc } from './remote-workers.js';
-import type { IndexBuildTaskParams, NodeTaskRecord, NodeTaskStore } from './node-task-store.js';
+import type { NodeTaskRecord, NodeTaskSpec, NodeTaskStore } from './node-task-store.js';
 
 /** The live data nodes and a client per node (RemoteWorkerPool implements it). */
 export interface TaskNodes {
@@ -41,7 +41,9 @@ export interface NodeTaskDispatcherOptions {
   readonly tickIntervalMs: number;
 }
 
-export type NodeTaskOutcome = { readonly state: 'Completed'; readonly built: WireBuiltIndex } | { readonly state: 'Failed'; readonly reason: string };
+export type NodeTaskOutcome =
+  | { readonly state: 'Completed'; readonly built?: WireBuiltIndex | undefined; readonly merged?: WireMerged | undefined }
+  | { readonly state: 'Failed'; readonly reason: string };
 
 interface Active {
   rec: NodeTaskRecord;
@@ -107,10 +109,10 @@ export class NodeTaskDispatcher {
   }
 
   /** Persists a Waiting task and returns its id (also the build id of an index build). */
-  async submit(params: IndexBuildTaskParams): Promise<number> {
+  async submit(spec: NodeTaskSpec): Promise<number> {
     const id = await this.#ids.alloc();
     const now = this.#clock.nowMs();
-    const rec: NodeTaskRecord = { id, type: 'index-build', params, state: 'Waiting', nodeId: '', version: 0, attempts: 0, reason: '', createdAtMs: now, dispatchedAtMs: 0 };
+    const rec: NodeTaskRecord = { id, ...spec, state: 'Waiting', nodeId: '', version: 0, attempts: 0, reason: '', createdAtMs: now, dispatchedAtMs: 0 };
     await this.#store.create(rec);
     let settle!: (o: NodeTaskOutcome) => void;
     const done = new Promise<NodeTaskOutcome>((r) => (settle = r));
@@ -174,7 +176,10 @@ export class NodeTaskDispatcher {
   async #advance(a: Active): Promise<void> {
     const rec = a.rec;
     const now = this.#clock.nowMs();
-    const what = `index-build task ${rec.id} (segment ${rec.params.segmentId}, index ${rec.params.indexId})`;
+    const what =
+      rec.type === 'index-build'
+        ? `index-build task ${rec.id} (segment ${rec.params.segmentId}, index ${rec.params.indexId})`
+        : `compaction-merge task ${rec.id} (segments ${rec.params.source_segment_ids.join(',')} → ${rec.params.target_segment_id})`;
     if (now - rec.createdAtMs > this.#opts.jobTimeoutMs) {
       const where = rec.state === 'Dispatched' ? ` on data node ${rec.nodeId}` : ' waiting for a data node';
       if (rec.state === 'Dispatched') await this.#drop(rec);
@@ -213,14 +218,7 @@ export class NodeTaskDispatcher {
     a.rec = rec;
     try {
       const { session, rpc } = this.#nodes.client(node);
-      const p = rec.params;
-      await rpc.createTask({
-        node_id: session,
-        task_id: rec.id,
-        version: rec.version,
-        type: 'INDEX_BUILD',
-        index_build: { collection_id: p.collectionId, segment_id: p.segmentId, index_id: p.indexId },
-      });
+      await rpc.createTask(createRequest(rec, session));
     } catch (e) {
       if (isQuiverError(e) && !e.retriable) {
         // The node refused (full, fenced, cannot build): not a lost run, try again (maybe elsewhere).
@@ -228,7 +226,7 @@ export class NodeTaskDispatcher {
         if (back) a.rec = back;
         return;
       }
-      this.#log.warn({ taskId: rec.id, version: rec.version, nodeId: node, err: e }, 'index-build dispatch unconfirmed; polling decides');
+      this.#log.warn({ taskId: rec.id, version: rec.version, nodeId: node, err: e }, `${rec.type} dispatch unconfirmed; polling decides`);
     }
   }
 
@@ -245,7 +243,7 @@ export class NodeTaskDispatcher {
       const { session, rpc } = this.#nodes.client(rec.nodeId);
       r = await rpc.queryTask({ node_id: session, task_id: rec.id, version: rec.version });
     } catch (e) {
-      this.#log.warn({ taskId: rec.id, nodeId: rec.nodeId, err: e }, 'index-build poll failed; asking again next pass');
+      this.#log.warn({ taskId: rec.id, nodeId: rec.nodeId, err: e }, `${rec.type} poll failed; asking again next pass`);
       return;
     }
     if (r.state === 'UNKNOWN') return this.#lost(a, what, `data node ${rec.nodeId} does not know it`);
@@ -253,9 +251,12 @@ export class NodeTaskDispatcher {
     if (r.version !== rec.version) return;
     if (r.state === 'IN_PROGRESS') return;
     if (r.state === 'FAILED') return this.#finish(a, 'Failed', { reason: `${what} failed on data node ${rec.nodeId}: ${r.reason}` });
-    const built = r.built_index;
-    if (built === undefined || built === null) return this.#finish(a, 'Failed', { reason: `${what}: data node ${rec.nodeId} completed it without a result` });
-    return this.#finish(a, 'Completed', { built });
+    const built = r.built_index ?? undefined;
+    const merged = r.merged ?? undefined;
+    if ((rec.type === 'index-build' ? built : merged) === undefined) {
+      return this.#finish(a, 'Failed', { reason: `${what}: data node ${rec.nodeId} completed it without a result` });
+    }
+    return this.#finish(a, 'Completed', { built, merged });
   }
 
   /** A run ended without an answer (loss or timeout): re-dispatch, or fail once attempts are used up. */
@@ -269,17 +270,21 @@ export class NodeTaskDispatcher {
     if (rec) a.rec = rec;
   }
 
-  async #finish(a: Active, state: 'Completed' | 'Failed', x: { reason?: string; built?: WireBuiltIndex; attempts?: number }): Promise<void> {
+  async #finish(
+    a: Active,
+    state: 'Completed' | 'Failed',
+    x: { reason?: string; built?: WireBuiltIndex | undefined; merged?: WireMerged | undefined; attempts?: number },
+  ): Promise<void> {
     const rec = await this.#store.update(a.rec.id, a.rec.state, a.rec.version, {
       state,
       reason: x.reason ?? '',
       ...(x.attempts !== undefined ? { attempts: x.attempts } : {}),
     });
-    if (rec === undefined) throw quiverError('ServiceInternal', `index-build task ${a.rec.id}: its record changed under the dispatcher`);
+    if (rec === undefined) throw quiverError('ServiceInternal', `${a.rec.type} task ${a.rec.id}: its record changed under the dispatcher`);
     a.rec = rec;
     // The outcome lives in memory with its waiter; the record has done its job (fencing, restart cleanup).
     await this.#store.delete(rec.id);
-    a.resolve(state === 'Completed' ? { state, built: x.built! } : { state, reason: x.reason ?? '' });
+    a.resolve(state === 'Completed' ? { state, built: x.built, merged: x.merged } : { state, reason: x.reason ?? '' });
   }
 
   async #drop(rec: NodeTaskRecord): Promise<void> {
@@ -302,5 +307,21 @@ export class NodeTaskDispatcher {
       if (free > 0 && (best === undefined || free > best.free)) best = { nodeId: n.nodeId, free };
     }
     return best?.nodeId;
+  }
+}
+
+function createRequest(rec: NodeTaskRecord, session: number): CreateTaskRequest {
+  const base = { node_id: session, task_id: rec.id, version: rec.version };
+  switch (rec.type) {
+    case 'index-build': {
+      const p = rec.params;
+      return { ...base, type: 'INDEX_BUILD', index_build: { collection_id: p.collectionId, segment_id: p.segmentId, index_id: p.indexId } };
+    }
+    case 'compaction-merge':
+      return { ...base, type: 'COMPACTION_MERGE', compaction_merge: rec.params };
+    default: {
+      const never: never = rec;
+      throw new Error(`assertion failed: node task type ${String((never as { type: unknown }).type)}`);
+    }
   }
 }

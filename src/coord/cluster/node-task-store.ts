@@ -28,6 +28,7 @@
 import { quiverError } from '../../common/errors.js';
 import { decodeJson, encodeJson } from '../../meta/json.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
+import type { CompactionMergeParams } from '../../taskrpc/protocol.js';
 
 export type NodeTaskState = 'Waiting' | 'Dispatched' | 'Completed' | 'Failed';
 
@@ -42,18 +43,21 @@ export function assertNodeTaskTransition(from: NodeTaskState, to: NodeTaskState)
   if (from !== to && !NODE_TASK_TRANSITIONS[from].includes(to)) throw new Error(`assertion failed: illegal node task transition ${from} → ${to}`);
 }
 
-export type NodeTaskType = 'index-build';
-
 export interface IndexBuildTaskParams {
   readonly collectionId: number;
   readonly segmentId: number;
   readonly indexId: number;
 }
 
-export interface NodeTaskRecord {
+/** What a task does: ids for a build; keys, kinds and kept-row ranges for a merge (bounded by the caller). */
+export type NodeTaskSpec =
+  | { readonly type: 'index-build'; readonly params: IndexBuildTaskParams }
+  | { readonly type: 'compaction-merge'; readonly params: CompactionMergeParams };
+
+export type NodeTaskType = NodeTaskSpec['type'];
+
+export type NodeTaskRecord = NodeTaskSpec & {
   readonly id: number;
-  readonly type: NodeTaskType;
-  readonly params: IndexBuildTaskParams;
   readonly state: NodeTaskState;
   /** The node of the current dispatch ('' while Waiting before the first one). */
   readonly nodeId: string;
@@ -64,7 +68,7 @@ export interface NodeTaskRecord {
   readonly reason: string;
   readonly createdAtMs: number;
   readonly dispatchedAtMs: number;
-}
+};
 
 const PREFIX = 'quiver/nodetask/';
 
@@ -77,7 +81,7 @@ function check(r: NodeTaskRecord, key: string): NodeTaskRecord {
     Number.isSafeInteger(r.id) &&
     r.id > 0 &&
     keyOf(r.id) === key &&
-    r.type === 'index-build' &&
+    (r.type === 'index-build' || r.type === 'compaction-merge') &&
     r.state in NODE_TASK_TRANSITIONS &&
     Number.isSafeInteger(r.version) &&
     r.version >= 0 &&
@@ -112,7 +116,7 @@ export class NodeTaskStore {
     if (e === undefined) return undefined;
     const cur = check(decodeJson<NodeTaskRecord>(e), key);
     if (cur.state !== expected || cur.version !== expectedVersion) return undefined;
-    const next: NodeTaskRecord = { ...cur, ...patch };
+    const next = { ...cur, ...patch } as NodeTaskRecord;
     assertNodeTaskTransition(cur.state, next.state);
     check(next, key);
     const r = await this.#kv.txn([{ key, target: 'modRevision', op: '==', value: e.modRevision }], [{ type: 'put', key, value: encodeJson(next) }]);

@@ -89,13 +89,22 @@ async function fill(engine: Engine) {
   return { id: coll.id, vec, queries: vectors.slice(0, 20 * DIM) };
 }
 
+/** Deletes a few rows, flushes, and merges every segment into one (a manual compaction). */
+async function compactAll(engine: Engine, c: Awaited<ReturnType<typeof fill>>) {
+  await engine.delete(c.id, undefined, 'id in [0, 1, 2, 1500, 3333]', undefined);
+  await engine.flushCollection(c.id);
+  const task = await engine.compact(c.id, { force: true, wait: true });
+  expect(task.plans.map((p) => p.error ?? p.state)).toEqual(['Completed']);
+  await engine.waitForIndexes(c.id);
+}
+
 async function searchIds(engine: Engine, c: Awaited<ReturnType<typeof fill>>): Promise<number[][]> {
   const { hits } = await engine.search(c.id, { field: c.vec, queries: c.queries, nq: 20, k: 10, offset: 0, metric: 'L2', filter: '', partitionNames: [], ef: 500 });
   return hits.map((q) => q.map((h) => Number((h.chunk.columns.get('id')!.data as BigInt64Array)[h.row])));
 }
 
 describe('index builds on a remote data node', () => {
-  it('builds every segment on the node under task id and version, with the embedded results', async () => {
+  it('builds indexes and merges compactions on the node, with the embedded results', async () => {
     const kv = new MemoryMetaKV();
     const store = new MemoryObjectStore();
     const { engine, router } = await openEngine(kv, store, { remoteOnly: true });
@@ -133,12 +142,25 @@ describe('index builds on a remote data node', () => {
       expect(file.files[0]).toContain(`index_files/${file.buildId}/1/`);
       expect((await store.stat(file.files[0]!))?.size).toBe(file.size);
     }
-    const counted = (await registry.getSingleMetric('quiver_datanode_tasks_total')!.get()).values;
-    expect(counted).toContainEqual(expect.objectContaining({ labels: { type: 'index_build', outcome: 'completed' }, value: SEGMENTS }));
+    const counted = async () => (await registry.getSingleMetric('quiver_datanode_tasks_total')!.get()).values;
+    expect(await counted()).toContainEqual(expect.objectContaining({ labels: { type: 'index_build', outcome: 'completed' }, value: SEGMENTS }));
 
     // The embedded mode over the same data answers the same.
     const embedded = await openEngine(new MemoryMetaKV(), new MemoryObjectStore());
     const local = await fill(embedded.engine);
+    expect(await searchIds(engine, remote)).toEqual(await searchIds(embedded.engine, local));
+
+    // Compaction: the merge runs on the node (it reads the source binlogs and writes the target's), the
+    // result is one segment with the embedded compaction's rows and answers.
+    await compactAll(engine, remote);
+    await compactAll(embedded.engine, local);
+    expect(await counted()).toContainEqual(expect.objectContaining({ labels: { type: 'compaction_merge', outcome: 'completed' }, value: 1 }));
+    const [target] = engine.flushedSegments(remote.id);
+    expect(engine.flushedSegments(remote.id)).toHaveLength(1);
+    expect(target!.numRows).toBe(SEGMENTS * ROWS_PER_SEGMENT - 5);
+    for (const logs of Object.values(target!.binlogs)) expect((await store.stat(logs[0]!.path))?.size).toBe(logs[0]!.size);
+    const count = (e: Engine, id: number) => e.count(id, { filter: '', partitionNames: [] });
+    expect(await count(engine, remote.id)).toBe(await count(embedded.engine, local.id));
     expect(await searchIds(engine, remote)).toEqual(await searchIds(embedded.engine, local));
   });
 });

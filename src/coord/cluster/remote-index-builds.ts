@@ -19,9 +19,22 @@ export class RemoteIndexBuilds implements DataNodeTasks {
   }
 
   async createTask(spec: DataNodeTaskSpec): Promise<number> {
-    if (spec.kind !== 'indexBuild') throw quiverError('ServiceUnimplemented', `data nodes do not run ${spec.kind} tasks yet`);
-    // Ids only: the node reads the records and the binlog itself (the vectors the caller may hold stay here).
-    return this.#dispatcher.submit({ collectionId: spec.collection.id, segmentId: spec.segment.id, indexId: spec.index.id });
+    switch (spec.kind) {
+      case 'indexBuild':
+        // Ids only: the node reads the records and the binlog itself (the vectors the caller may hold stay here).
+        return this.#dispatcher.submit({
+          type: 'index-build',
+          params: { collectionId: spec.collection.id, segmentId: spec.segment.id, indexId: spec.index.id },
+        });
+      case 'keyMerge':
+        return this.#dispatcher.submit({ type: 'compaction-merge', params: spec.merge });
+      case 'merge':
+        throw quiverError('ServiceUnimplemented', 'a merge of local files runs on the in-process data node');
+      default: {
+        const never: never = spec;
+        throw new Error(`assertion failed: task kind ${String((never as { kind: unknown }).kind)}`);
+      }
+    }
   }
 
   queryTask(taskId: number): DataNodeTaskState | undefined {
@@ -45,7 +58,9 @@ export class RemoteIndexBuilds implements DataNodeTasks {
 
 function toState(o: NodeTaskOutcome): DataNodeTaskState {
   if (o.state === 'Failed') return o;
+  if (o.merged !== undefined) return { state: 'Finished', result: { kind: 'keyMerge', merged: o.merged } };
   const b = o.built;
+  if (b === undefined) throw new Error('assertion failed: a completed node task without a result');
   return {
     state: 'Finished',
     result: { kind: 'indexBuild', file: { indexId: b.index_id, buildId: b.build_id, version: b.index_version, files: [...b.files], size: b.size } },
@@ -77,7 +92,7 @@ export class IndexTaskRouter implements DataNodeTasks {
 
   async createTask(spec: DataNodeTaskSpec): Promise<number> {
     let backend = this.#local;
-    if (spec.kind === 'indexBuild') {
+    if (spec.kind === 'indexBuild' || spec.kind === 'keyMerge') {
       if (this.#remoteOnly && this.#remote === undefined) await this.#remoteSet;
       if (this.#remote !== undefined && (this.#remoteOnly || this.#remote.querySlots().total > 0)) backend = this.#remote;
     }

@@ -23,10 +23,12 @@ import type {
   QuerySlotsResponse,
   QueryTaskRequest,
   QueryTaskResponse,
+  WireMerged,
   WireTaskState,
 } from '../../taskrpc/protocol.js';
 import { InProcessWorkerPool } from '../copy-worker/in-process-worker-pool.js';
 import type { BuiltIndexFile, IndexBuildRunner } from './index-build-runner.js';
+import { runMerge } from './merge-runner.js';
 
 export interface TaskHostOptions {
   readonly nodeId: number;
@@ -43,12 +45,14 @@ export interface TaskHostDeps {
   readonly indexBuilds?: Pick<IndexBuildRunner, 'run'> | undefined;
 }
 
-/** An index build this node runs or ran (copy tasks live in the copy pool). */
+/** An index build or compaction merge this node runs or ran (copy tasks live in the copy pool). */
 interface BuildRun {
+  readonly type: 'INDEX_BUILD' | 'COMPACTION_MERGE';
   readonly version: number;
   state: 'InProgress' | 'Completed' | 'Failed';
   reason: string;
   result?: BuiltIndexFile | undefined;
+  merged?: WireMerged | undefined;
 }
 
 /** Finished build answers kept for the coordinator's poll (the oldest go first beyond this). */
@@ -66,6 +70,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   readonly #duration: Histogram<'type'>;
   readonly #slots: number;
   readonly #indexBuilds: Pick<IndexBuildRunner, 'run'> | undefined;
+  readonly #store: ObjectStore;
   /** Index builds by task id (the latest version only). */
   readonly #builds = new Map<number, BuildRun>();
   /** Builds still running on the worker, including replaced or dropped ones: they hold a slot until they end. */
@@ -79,6 +84,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     this.#nodeId = opts.nodeId;
     this.#slots = opts.slots;
     this.#indexBuilds = deps.indexBuilds;
+    this.#store = deps.store;
     this.#poolNode = `datanode-${opts.nodeId}`;
     this.#clock = deps.clock;
     const registers = [deps.registry];
@@ -132,7 +138,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   async createTask(req: CreateTaskRequest): Promise<void> {
     this.#checkNode(req.node_id);
     if (this.#fenced !== undefined) throw quiverError('ParameterInvalid', `data node ${this.#nodeId} takes no work: ${this.#fenced}`);
-    if (req.type === 'INDEX_BUILD') return this.#createBuild(req);
+    if (req.type === 'INDEX_BUILD' || req.type === 'COMPACTION_MERGE') return this.#createBuild(req);
     if (req.type !== 'COPY_SEGMENT') {
       throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId}: task type ${req.type} is not served by remote data nodes yet`);
     }
@@ -200,7 +206,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     if (build !== undefined) {
       this.#builds.delete(req.task_id);
       this.#droppedBuilds.add(req.task_id);
-      if (build.state === 'InProgress') this.#tasks.inc({ type: 'index_build', outcome: 'cancelled' });
+      if (build.state === 'InProgress') this.#tasks.inc({ type: metricType(build.type), outcome: 'cancelled' });
       return;
     }
     const running = (await this.#pool.poll(this.#poolNode, req.task_id, 0)).state === 'InProgress';
@@ -216,7 +222,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       slots_used: this.#slotsUsed(),
       tasks: [
         ...this.#pool.runs(this.#poolNode).map((r) => ({ task_id: r.taskId, version: r.version, type: 'COPY_SEGMENT' as const, state: wireState(r.state) })),
-        ...[...this.#builds].map(([id, b]) => ({ task_id: id, version: b.version, type: 'INDEX_BUILD' as const, state: wireState(b.state) })),
+        ...[...this.#builds].map(([id, b]) => ({ task_id: id, version: b.version, type: b.type, state: wireState(b.state) })),
       ],
     };
   }
@@ -230,10 +236,19 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
    * then dropped when it ends: the coordinator fenced it), an older version is refused.
    */
   async #createBuild(req: CreateTaskRequest): Promise<void> {
-    const runner = this.#indexBuilds;
-    if (runner === undefined) throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId} does not build indexes`);
-    const p = req.index_build;
-    if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: index_build params missing`);
+    let work: () => Promise<Pick<BuildRun, 'result' | 'merged'>>;
+    if (req.type === 'INDEX_BUILD') {
+      const runner = this.#indexBuilds;
+      if (runner === undefined) throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId} does not build indexes`);
+      const p = req.index_build;
+      if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: index_build params missing`);
+      const r = { collectionId: p.collection_id, segmentId: p.segment_id, indexId: p.index_id, buildId: req.task_id, version: req.version };
+      work = async () => ({ result: await runner.run(r) });
+    } else {
+      const p = req.compaction_merge;
+      if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: compaction_merge params missing`);
+      work = async () => ({ merged: await runMerge(this.#store, p) });
+    }
     if (this.#droppedBuilds.has(req.task_id)) throw quiverError('ParameterInvalid', `task ${req.task_id} was cancelled on data node ${this.#nodeId}`);
     const cur = this.#builds.get(req.task_id);
     if (cur !== undefined && cur.version === req.version) return;
@@ -241,17 +256,16 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       throw quiverError('ParameterInvalid', `task ${req.task_id}: version ${req.version} is older than ${cur.version} on data node ${this.#nodeId}`);
     }
     if (this.#slotsUsed() >= this.#slots) throw quiverError('ParameterInvalid', `data node ${this.#nodeId} is full (${this.#slots} slots)`);
-    const run: BuildRun = { version: req.version, state: 'InProgress', reason: '' };
+    const run: BuildRun = { type: req.type === 'INDEX_BUILD' ? 'INDEX_BUILD' : 'COMPACTION_MERGE', version: req.version, state: 'InProgress', reason: '' };
     this.#builds.set(req.task_id, run);
     this.#buildsRunning++;
     const startedMs = this.#clock.nowMs();
-    const req2 = { collectionId: p.collection_id, segmentId: p.segment_id, indexId: p.index_id, buildId: req.task_id, version: req.version };
-    void runner
-      .run(req2)
+    void work()
       .then(
-        (result) => {
+        (out) => {
           run.state = 'Completed';
-          run.result = result;
+          run.result = out.result;
+          run.merged = out.merged;
         },
         (e: unknown) => {
           run.state = 'Failed';
@@ -262,8 +276,8 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
         this.#buildsRunning--;
         // Replaced by a newer version or dropped meanwhile: not this node's answer any more.
         if (this.#builds.get(req.task_id) !== run) return;
-        this.#tasks.inc({ type: 'index_build', outcome: run.state === 'Completed' ? 'completed' : 'failed' });
-        this.#duration.observe({ type: 'index_build' }, Math.max(0, this.#clock.nowMs() - startedMs) / 1000);
+        this.#tasks.inc({ type: metricType(run.type), outcome: run.state === 'Completed' ? 'completed' : 'failed' });
+        this.#duration.observe({ type: metricType(run.type) }, Math.max(0, this.#clock.nowMs() - startedMs) / 1000);
         this.#trimBuilds();
       });
   }
@@ -323,12 +337,18 @@ function buildAnswer(b: BuildRun, version: number): QueryTaskResponse {
   // one it asks about (that run is gone here) and report the version this node runs otherwise.
   if (version !== 0 && version > b.version) return { state: 'UNKNOWN', version: 0, reason: '', copied_segments: [] };
   const base = { state: wireState(b.state), version: b.version, reason: b.reason, copied_segments: [] };
-  if (b.state !== 'Completed' || b.result === undefined) return base;
+  if (b.state !== 'Completed') return base;
+  if (b.merged !== undefined) return { ...base, merged: b.merged };
   const r = b.result;
+  if (r === undefined) return base;
   return {
     ...base,
     built_index: { index_id: r.indexId, build_id: r.buildId, index_version: r.version, files: [...r.files], size: r.size, rows: r.rows },
   };
+}
+
+function metricType(t: BuildRun['type']): string {
+  return t === 'INDEX_BUILD' ? 'index_build' : 'compaction_merge';
 }
 
 function wireState(s: 'InProgress' | 'Completed' | 'Failed'): WireTaskState {
