@@ -69,7 +69,7 @@ async function indexBuilds(): Promise<void> {
   const objects = await mkdtemp(join(tmpdir(), 'quiver-bench-builds-'));
   const cluster = await Cluster.start('benchidx', { localStorageDir: objects });
   try {
-    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false', QUIVER_LOG_LEVEL: 'warn' });
+    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false' });
     const c = serve.client;
     await createVectorCollection(c, 'big', DIM);
     const data = clustered(BUILD_SEGMENTS * BUILD_ROWS, DIM);
