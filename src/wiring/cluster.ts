@@ -9,7 +9,7 @@ import { NodeTaskStore } from '../coord/cluster/node-task-store.js';
 import { RemoteIndexBuilds } from '../coord/cluster/remote-index-builds.js';
 import type { IdSource } from '../coord/types.js';
 import type { DataNodeTasks } from '../datanode/types.js';
-import type { ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
+import type { ClusterJobStatus, ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
 import type { Clock } from '../common/clock.js';
 import { LoopRunner } from '../common/loop.js';
 import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
@@ -138,12 +138,17 @@ export function clusterWorkers(
           state: 'Healthy',
         });
       }
-      const jobList = (await jobs.listJobs())
+      const jobList: ClusterJobStatus[] = (await jobs.listJobs())
         .filter((j) => j.state !== 'Completed' && j.state !== 'Failed')
         .map((j) => {
           const reason = [j.reason, j.state === 'Executing' ? waitingReason(j.id) : undefined].filter((x) => x).join('; ');
           return { jobId: String(j.id), kind: 'restore', state: j.state, progress: jobProgress(j), ...(reason ? { reason } : {}) };
         });
+      // Index builds and merges on data nodes: one line per task (with none registered, the reason says so).
+      for (const t of dispatcher?.pending() ?? []) {
+        const where = t.state === 'Dispatched' ? `on ${t.nodeId}` : t.reason;
+        jobList.push({ jobId: `task-${t.id}`, kind: t.type, state: t.state, progress: 0, ...(where ? { reason: where } : {}) });
+      }
       return { nowMs: base.nowMs, nodes, jobs: jobList };
     },
     async close() {

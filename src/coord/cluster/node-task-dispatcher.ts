@@ -135,6 +135,11 @@ export class NodeTaskDispatcher {
     return this.#active.get(id)?.rec;
   }
 
+  /** Tasks not finished yet (`GET /cluster` lists them as jobs, with why they wait). */
+  pending(): NodeTaskRecord[] {
+    return [...this.#active.values()].filter((a) => a.outcome === undefined).map((a) => a.rec);
+  }
+
   outcome(id: number): NodeTaskOutcome | undefined {
     return this.#active.get(id)?.outcome;
   }
