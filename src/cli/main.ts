@@ -100,7 +100,11 @@ program
     10_000,
   )
   .option('--copy-mode <mode>', "local storage only: 'link' (hardlinks) or 'copy' (byte copies)", 'link')
-  .option('--index-build-threads <n>', 'threads per index build, default every core (env QUIVER_INDEX_BUILD_THREADS)', process.env['QUIVER_INDEX_BUILD_THREADS'])
+  .option(
+    '--index-build-threads <n>',
+    'threads per index build, default every core (env QUIVER_INDEX_BUILD_THREADS)',
+    process.env['QUIVER_INDEX_BUILD_THREADS'],
+  )
   .option('--log-level <level>', 'pino log level', process.env['QUIVER_LOG_LEVEL'] ?? 'info')
   .action(
     async (o: {

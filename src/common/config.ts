@@ -99,8 +99,16 @@ export const ConfigSchema = z.object({
    */
   datanodeSlots: z.coerce.number().int().min(0).max(1024).default(4),
   /** Index-build / compaction-merge tasks on data nodes: one run's limit, the whole job's, re-dispatches before failing. */
-  nodeTaskTimeoutMs: z.coerce.number().int().min(1).default(30 * 60_000),
-  nodeJobTimeoutMs: z.coerce.number().int().min(1).default(6 * 3600_000),
+  nodeTaskTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(30 * 60_000),
+  nodeJobTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(6 * 3600_000),
   nodeTaskAttemptsMax: z.coerce.number().int().min(1).max(100).default(3),
 });
 

@@ -84,7 +84,9 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // With etcd, index builds go to the registered data nodes (wiring/cluster.ts) once the cluster wiring
   // is up; with --datanode-slots 0 they never run here.
   const indexRouter =
-    parseMetaUrl(config.meta, dataDir).kind === 'etcd' ? (local: DataNodeTasks) => new IndexTaskRouter(local, { remoteOnly: config.datanodeSlots === 0 }) : undefined;
+    parseMetaUrl(config.meta, dataDir).kind === 'etcd'
+      ? (local: DataNodeTasks) => new IndexTaskRouter(local, { remoteOnly: config.datanodeSlots === 0 })
+      : undefined;
   let router: IndexTaskRouter | undefined;
   const engine = await Engine.open(
     { kv, store, wal, clock, log, indexTasks: indexRouter && ((local) => (router = indexRouter(local))) },

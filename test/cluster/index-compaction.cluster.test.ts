@@ -33,7 +33,11 @@ async function fillIndexCompact(c: MilvusClient): Promise<void> {
   });
   const vs = vectors(SEGMENTS * ROWS_PER_SEGMENT, DIM, 11);
   for (let s = 0; s < SEGMENTS; s++) {
-    const data = Array.from({ length: ROWS_PER_SEGMENT }, (_, i) => ({ id: s * ROWS_PER_SEGMENT + i, title: `t${s * ROWS_PER_SEGMENT + i}`, v: vs[s * ROWS_PER_SEGMENT + i]! }));
+    const data = Array.from({ length: ROWS_PER_SEGMENT }, (_, i) => ({
+      id: s * ROWS_PER_SEGMENT + i,
+      title: `t${s * ROWS_PER_SEGMENT + i}`,
+      v: vs[s * ROWS_PER_SEGMENT + i]!,
+    }));
     expect((await c.insert({ collection_name: 'c', data })).status.error_code).toBe(ErrorCode.SUCCESS);
     await c.flushSync({ collection_names: ['c'] });
   }
@@ -93,14 +97,20 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
     // The work ran on the data nodes: each built some of the segments' indexes, one of them merged.
     const metrics = await Promise.all(nodes.map(async (n) => (await httpGet(n.metricsAddress, '/metrics')).body));
     const builds = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'index_build', outcome: 'completed' }));
-    expect(builds.every((b) => b > 0), `index builds per node: ${builds.join(', ')}`).toBe(true);
+    expect(
+      builds.every((b) => b > 0),
+      `index builds per node: ${builds.join(', ')}`,
+    ).toBe(true);
     expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
     const merges = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
     expect(merges.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
     await serve.stop();
 
     // The embedded mode (SQLite, local files, in-process data node), same writes: same answers.
-    const embedded = await cluster.serve(await cluster.dataDir(), { QUIVER_META: 'sqlite', QUIVER_STORAGE: 'local', QUIVER_AUTO_COMPACTION: 'false' }, ['--datanode-slots', '4']);
+    const embedded = await cluster.serve(await cluster.dataDir(), { QUIVER_META: 'sqlite', QUIVER_STORAGE: 'local', QUIVER_AUTO_COMPACTION: 'false' }, [
+      '--datanode-slots',
+      '4',
+    ]);
     await fillIndexCompact(embedded.client);
     expect(await answers(embedded.client)).toEqual(onCluster);
   });

@@ -39,7 +39,9 @@ class FakeNodes implements TaskNodes {
         if (a instanceof Error) throw a;
         if (a !== undefined) return a;
         const ran = this.created.some((c) => c.nodeId === nodeId && c.req.task_id === req.task_id && c.req.version === req.version);
-        return ran ? { state: 'IN_PROGRESS', version: req.version, reason: '', copied_segments: [] } : { state: 'UNKNOWN', version: 0, reason: '', copied_segments: [] };
+        return ran
+          ? { state: 'IN_PROGRESS', version: req.version, reason: '', copied_segments: [] }
+          : { state: 'UNKNOWN', version: 0, reason: '', copied_segments: [] };
       },
       dropTask: async (req) => {
         this.dropped.push({ nodeId, taskId: req.task_id });
@@ -57,7 +59,14 @@ function completed(version: number, buildId: number): QueryTaskResponse {
     version,
     reason: '',
     copied_segments: [],
-    built_index: { index_id: PARAMS.indexId, build_id: buildId, index_version: version, files: [`index_files/${buildId}/${version}/1/20/hnsw.qvx`], size: 7, rows: 3 },
+    built_index: {
+      index_id: PARAMS.indexId,
+      build_id: buildId,
+      index_version: version,
+      files: [`index_files/${buildId}/${version}/1/20/hnsw.qvx`],
+      size: 7,
+      rows: 3,
+    },
   };
 }
 

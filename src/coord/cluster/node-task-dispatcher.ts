@@ -227,7 +227,10 @@ export class NodeTaskDispatcher {
     } catch (e) {
       if (isQuiverError(e) && !e.retriable) {
         // The node refused (full, fenced, cannot build): not a lost run, try again (maybe elsewhere).
-        const back = await this.#store.update(rec.id, 'Dispatched', rec.version, { state: 'Waiting', reason: `refused by data node ${node}: ${e.message}` });
+        const back = await this.#store.update(rec.id, 'Dispatched', rec.version, {
+          state: 'Waiting',
+          reason: `refused by data node ${node}: ${e.message}`,
+        });
         if (back) a.rec = back;
         return;
       }

@@ -51,8 +51,7 @@ export interface IndexBuildTaskParams {
 
 /** What a task does: ids for a build; keys, kinds and kept-row ranges for a merge (bounded by the caller). */
 export type NodeTaskSpec =
-  | { readonly type: 'index-build'; readonly params: IndexBuildTaskParams }
-  | { readonly type: 'compaction-merge'; readonly params: CompactionMergeParams };
+  { readonly type: 'index-build'; readonly params: IndexBuildTaskParams } | { readonly type: 'compaction-merge'; readonly params: CompactionMergeParams };
 
 export type NodeTaskType = NodeTaskSpec['type'];
 
@@ -110,7 +109,12 @@ export class NodeTaskStore {
    * Compare-and-set: applies `patch` only if the record is still in `expected` state at `expectedVersion`.
    * Returns false when it moved on (another pass, or it was deleted): losing is normal.
    */
-  async update(id: number, expected: NodeTaskState, expectedVersion: number, patch: Partial<Omit<NodeTaskRecord, 'id' | 'type'>>): Promise<NodeTaskRecord | undefined> {
+  async update(
+    id: number,
+    expected: NodeTaskState,
+    expectedVersion: number,
+    patch: Partial<Omit<NodeTaskRecord, 'id' | 'type'>>,
+  ): Promise<NodeTaskRecord | undefined> {
     const key = keyOf(id);
     const e = await this.#kv.get(key);
     if (e === undefined) return undefined;

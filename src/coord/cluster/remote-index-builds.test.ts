@@ -32,7 +32,17 @@ const ROWS_PER_SEGMENT = 1_500;
 const SEGMENTS = 3;
 
 function field(f: Partial<FieldSchema> & Pick<FieldSchema, 'name' | 'dataType'>): Omit<FieldSchema, 'fieldId'> {
-  return { description: '', isPrimaryKey: false, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {}, ...f };
+  return {
+    description: '',
+    isPrimaryKey: false,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...f,
+  };
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -45,7 +55,14 @@ async function openEngine(kv: MemoryMetaKV, store: MemoryObjectStore, indexTasks
   const wal: LocalWal = await openLocalWal(join(dir, 'wal'));
   let router: IndexTaskRouter | undefined;
   const engine = await Engine.open(
-    { kv, store, wal, clock: systemClock, log: pino({ level: 'silent' }), indexTasks: indexTasks && ((local) => (router = new IndexTaskRouter(local, indexTasks))) },
+    {
+      kv,
+      store,
+      wal,
+      clock: systemClock,
+      log: pino({ level: 'silent' }),
+      indexTasks: indexTasks && ((local) => (router = new IndexTaskRouter(local, indexTasks))),
+    },
     { sealRows: 100_000, flushIdleMs: 60_000, backgroundIntervalMs: 60_000, tmpDir: join(dir, 'tmp'), indexBuildInline: true, autoCompaction: false },
   );
   cleanups.push(async () => {
@@ -99,7 +116,17 @@ async function compactAll(engine: Engine, c: Awaited<ReturnType<typeof fill>>) {
 }
 
 async function searchIds(engine: Engine, c: Awaited<ReturnType<typeof fill>>): Promise<number[][]> {
-  const { hits } = await engine.search(c.id, { field: c.vec, queries: c.queries, nq: 20, k: 10, offset: 0, metric: 'L2', filter: '', partitionNames: [], ef: 500 });
+  const { hits } = await engine.search(c.id, {
+    field: c.vec,
+    queries: c.queries,
+    nq: 20,
+    k: 10,
+    offset: 0,
+    metric: 'L2',
+    filter: '',
+    partitionNames: [],
+    ef: 500,
+  });
   return hits.map((q) => q.map((h) => Number((h.chunk.columns.get('id')!.data as BigInt64Array)[h.row])));
 }
 
@@ -114,7 +141,15 @@ describe('index builds on a remote data node', () => {
     const runner = new IndexBuildRunner({ meta: kv, store, builds: new IndexBuildExecutor({ store, ids: engine.ids, pool }, { tmpDir: tmpdir() }) });
     const host = new DataNodeTaskHost({ store, clock: systemClock, registry, indexBuilds: runner }, { nodeId: 7, slots: 2 });
     const server: TaskServer = await serveDataNodeTasks(host, '127.0.0.1', 0);
-    const session = { nodeId: 7, role: 'datanode' as const, address: `127.0.0.1:${server.port}`, metricsAddress: '', slots: 2, startedAtMs: 0, version: 't' };
+    const session = {
+      nodeId: 7,
+      role: 'datanode' as const,
+      address: `127.0.0.1:${server.port}`,
+      metricsAddress: '',
+      slots: 2,
+      startedAtMs: 0,
+      version: 't',
+    };
     const workers = new RemoteWorkerPool({ live: { nodes: () => [{ session, state: 'Healthy' as const }] } });
     const dispatcher = new NodeTaskDispatcher(
       { store: new NodeTaskStore(kv), nodes: workers, ids: engine.ids, clock: systemClock, log: { info() {}, warn() {}, error() {} } },

@@ -20,7 +20,8 @@ export function rowsOfRanges(ranges: readonly number[]): Int32Array {
   for (let i = 0; i < ranges.length; i += 2) {
     const a = ranges[i]!;
     const b = ranges[i + 1]!;
-    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= prev && b > a)) throw quiverError('ParameterInvalid', `keep range [${a}, ${b}) is out of order`);
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= prev && b > a))
+      throw quiverError('ParameterInvalid', `keep range [${a}, ${b}) is out of order`);
     n += b - a;
     prev = b;
   }
@@ -42,7 +43,8 @@ export function rangesOfRows(rows: ArrayLike<number>): number[] {
 }
 
 export async function runMerge(store: ObjectStore, p: CompactionMergeParams): Promise<WireMerged> {
-  if (p.sources.length === 0 || p.fields.length === 0) throw quiverError('ParameterInvalid', `merge into segment ${p.target_segment_id}: no sources or no fields`);
+  if (p.sources.length === 0 || p.fields.length === 0)
+    throw quiverError('ParameterInvalid', `merge into segment ${p.target_segment_id}: no sources or no fields`);
   const keeps = p.sources.map((s) => rowsOfRanges(s.keep_ranges));
   const rows = keeps.reduce((n, k) => n + k.length, 0);
   const sizes: Record<string, number> = {};
@@ -50,7 +52,8 @@ export async function runMerge(store: ObjectStore, p: CompactionMergeParams): Pr
     const parts: Column[] = [];
     for (let i = 0; i < p.sources.length; i++) {
       const key = p.sources[i]!.binlogs[String(f.field_id)];
-      if (key === undefined) throw quiverError('ParameterInvalid', `merge into segment ${p.target_segment_id}: source ${i} has no binlog for field ${f.field_id}`);
+      if (key === undefined)
+        throw quiverError('ParameterInvalid', `merge into segment ${p.target_segment_id}: source ${i} has no binlog for field ${f.field_id}`);
       const col = decodeColumn(await store.get(key), f.kind as ColumnKind);
       parts.push(takeRows(col, keeps[i]!));
     }

@@ -221,7 +221,9 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       slots_total: n?.slots ?? 0,
       slots_used: this.#slotsUsed(),
       tasks: [
-        ...this.#pool.runs(this.#poolNode).map((r) => ({ task_id: r.taskId, version: r.version, type: 'COPY_SEGMENT' as const, state: wireState(r.state) })),
+        ...this.#pool
+          .runs(this.#poolNode)
+          .map((r) => ({ task_id: r.taskId, version: r.version, type: 'COPY_SEGMENT' as const, state: wireState(r.state) })),
         ...[...this.#builds].map(([id, b]) => ({ task_id: id, version: b.version, type: b.type, state: wireState(b.state) })),
       ],
     };
