@@ -63,7 +63,15 @@ async function openEngine(kv: MemoryMetaKV, store: MemoryObjectStore, indexTasks
       log: pino({ level: 'silent' }),
       indexTasks: indexTasks && ((local) => (router = new IndexTaskRouter(local, indexTasks))),
     },
-    { sealRows: 100_000, flushIdleMs: 60_000, backgroundIntervalMs: 60_000, tmpDir: join(dir, 'tmp'), indexBuildInline: true, autoCompaction: false },
+    {
+      sealRows: 100_000,
+      flushIdleMs: 60_000,
+      backgroundIntervalMs: 60_000,
+      tmpDir: join(dir, 'tmp'),
+      indexBuildInline: true,
+      indexBuildThreads: 1,
+      autoCompaction: false,
+    },
   );
   cleanups.push(async () => {
     await engine.close();
@@ -137,7 +145,9 @@ describe('index builds on a remote data node', () => {
     const { engine, router } = await openEngine(kv, store, { remoteOnly: true });
 
     const registry = new Registry();
-    const pool = new IndexBuildPool({ inline: true });
+    // One build thread on both sides: a multi-threaded HNSW build inserts in a racy order, and the
+    // comparison with the embedded build below is exact.
+    const pool = new IndexBuildPool({ inline: true, threads: 1 });
     const runner = new IndexBuildRunner({ meta: kv, store, builds: new IndexBuildExecutor({ store, ids: engine.ids, pool }, { tmpDir: tmpdir() }) });
     const host = new DataNodeTaskHost({ store, clock: systemClock, registry, indexBuilds: runner }, { nodeId: 7, slots: 2 });
     const server: TaskServer = await serveDataNodeTasks(host, '127.0.0.1', 0);
