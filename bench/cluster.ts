@@ -10,9 +10,12 @@
  *    time from the kill to the coordinator's "copy task re-queued" log line (the session TTL is
  *    BENCH_TTL_MS; target: TTL + 2 s).
  *
- * Index builds do not run on data nodes yet, so the index-build comparison of the issue is not measured.
+ *  - index build of BENCH_BUILD_SEGMENTS (4) segments of BENCH_BUILD_ROWS (50k) × BENCH_DIM on 1 then 2
+ *    data nodes, each with ONE build thread (`--index-build-threads 1`) and one slot, so that two nodes on
+ *    one machine are compared fairly: createIndex → every segment indexed, then the index is dropped and
+ *    built again after the second node joined.
  *
- * Usage: npx tsx bench/cluster.ts   (BENCH_QUICK=1: 16 segments of 500 rows)
+ * Usage: npx tsx bench/cluster.ts   (BENCH_QUICK=1: 16 segments of 500 rows; BENCH_PART=index|restore)
  */
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir, loadavg } from 'node:os';
@@ -22,12 +25,15 @@ import { etcdUnavailableReason } from '../src/testing/etcd-server.js';
 import { waitRestore } from '../src/testing/wait.js';
 import { Cluster, metricValue, type DataNodeProcess } from '../test/cluster/harness.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
-import { createVectorCollection, quick } from './fixture.js';
+import { createHnsw, createVectorCollection, quick } from './fixture.js';
 
 const SEGMENTS = envInt('BENCH_SEGMENTS', quick ? 16 : 64);
 const ROWS = envInt('BENCH_ROWS_PER_SEGMENT', quick ? 500 : 2_000);
 const DIM = envInt('BENCH_DIM', 128);
 const TTL_MS = envInt('BENCH_TTL_MS', 2_000);
+const BUILD_SEGMENTS = envInt('BENCH_BUILD_SEGMENTS', 4);
+const BUILD_ROWS = envInt('BENCH_BUILD_ROWS', quick ? 5_000 : 50_000);
+const PART = process.env['BENCH_PART'] ?? 'all';
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
@@ -46,12 +52,72 @@ async function restoreSeconds(c: MilvusClient, target: string): Promise<number> 
   return (performance.now() - t0) / 1000;
 }
 
+/** createIndex → every segment indexed (describeIndex Finished), in seconds. */
+async function buildSeconds(c: MilvusClient): Promise<number> {
+  const t0 = performance.now();
+  await createHnsw(c, 'big', 16, 100);
+  for (;;) {
+    const d = await c.describeIndex({ collection_name: 'big', field_name: 'v' });
+    if (d.index_descriptions[0]?.state === 'Finished') break;
+    if (performance.now() - t0 > 900_000) throw new Error('index build did not finish within 15 minutes');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+async function indexBuilds(): Promise<void> {
+  const objects = await mkdtemp(join(tmpdir(), 'quiver-bench-builds-'));
+  const cluster = await Cluster.start('benchidx', { localStorageDir: objects });
+  try {
+    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false' });
+    const c = serve.client;
+    await createVectorCollection(c, 'big', DIM);
+    const data = clustered(BUILD_SEGMENTS * BUILD_ROWS, DIM);
+    const batch = 10_000;
+    for (let s = 0; s < BUILD_SEGMENTS; s++) {
+      for (let from = s * BUILD_ROWS; from < (s + 1) * BUILD_ROWS; from += batch) {
+        const to = Math.min((s + 1) * BUILD_ROWS, from + batch);
+        const r = await c.insert({ collection_name: 'big', data: rowsOf(data, DIM, from, to).map((v, i) => ({ id: from + i, v })) });
+        if (r.status.error_code !== ErrorCode.SUCCESS) throw new Error(`insert: ${r.status.reason}`);
+      }
+      await c.flushSync({ collection_names: ['big'] });
+    }
+    const node = { slots: 1, args: ['--index-build-threads', '1'] };
+    const results: Record<string, string | number>[] = [];
+    let base = 0;
+    for (let n = 1; n <= 2; n++) {
+      await cluster.datanode(node);
+      if (n > 1) {
+        const dropped = await c.dropIndex({ collection_name: 'big', field_name: 'v' });
+        if (dropped.error_code !== ErrorCode.SUCCESS) throw new Error(`dropIndex: ${dropped.reason}`);
+      }
+      const load = loadavg()[0]!.toFixed(2);
+      const s = await buildSeconds(c);
+      if (n === 1) base = s;
+      results.push({
+        'data nodes': n,
+        segments: BUILD_SEGMENTS,
+        'rows/segment': BUILD_ROWS,
+        'build s': s.toFixed(2),
+        'speed-up vs 1': (base / s).toFixed(2),
+        'load (1 min)': load,
+      });
+    }
+    table(`HNSW build (M 16, efConstruction 100) on data nodes, 1 build thread and 1 slot per node (${machine()})`, results);
+  } finally {
+    await cluster.stop();
+    await rm(objects, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const skip = etcdUnavailableReason();
   if (skip !== undefined) {
     console.log(`bench/cluster skipped: ${skip}`);
     return;
   }
+  if (PART === 'all' || PART === 'index') await indexBuilds();
+  if (PART === 'index') return;
   const objects = await mkdtemp(join(tmpdir(), 'quiver-bench-cluster-'));
   const cluster = await Cluster.start('bench', { localStorageDir: objects });
   try {

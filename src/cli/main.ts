@@ -100,9 +100,15 @@ program
     10_000,
   )
   .option('--copy-mode <mode>', "local storage only: 'link' (hardlinks) or 'copy' (byte copies)", 'link')
+  .option(
+    '--index-build-threads <n>',
+    'threads per index build, default every core (env QUIVER_INDEX_BUILD_THREADS)',
+    process.env['QUIVER_INDEX_BUILD_THREADS'],
+  )
   .option('--log-level <level>', 'pino log level', process.env['QUIVER_LOG_LEVEL'] ?? 'info')
   .action(
     async (o: {
+      indexBuildThreads?: string;
       meta: string;
       storage: string;
       s3Endpoint?: string;
@@ -116,6 +122,10 @@ program
     }) => {
       if (o.slots <= 0) throw new InvalidArgumentError('--slots must be at least 1');
       if (o.copyMode !== 'link' && o.copyMode !== 'copy') throw new InvalidArgumentError(`--copy-mode must be 'link' or 'copy', got "${o.copyMode}"`);
+      const buildThreads = o.indexBuildThreads === undefined ? undefined : Number(o.indexBuildThreads);
+      if (buildThreads !== undefined && (!Number.isInteger(buildThreads) || buildThreads < 1)) {
+        throw new InvalidArgumentError(`--index-build-threads must be an integer >= 1, got "${o.indexBuildThreads}"`);
+      }
       const { startDataNode } = await import('../wiring/datanode.js');
       const { openDataNodeSessions } = await import('../wiring/cluster.js');
       const { delayedCopies, etcdOptions } = await import('../wiring/server.js');
@@ -140,11 +150,13 @@ program
           copyMode: o.copyMode,
           slots: o.slots,
           sessionTtlMs: o.sessionTtlMs,
+          indexBuildThreads: buildThreads,
           version: QUIVER_VERSION,
           logLevel: o.logLevel,
         },
         {
           sessions,
+          meta: sessions.meta,
           // Test-only fault injection (cluster tests): every copy waits this long, so a test can act mid-restore.
           wrapStore: faultCopyDelayMs > 0 ? (store) => delayedCopies(store, faultCopyDelayMs) : undefined,
         },

@@ -98,6 +98,18 @@ export const ConfigSchema = z.object({
    * only on `quiver datanode` processes registered in etcd (needs --meta etcd://...).
    */
   datanodeSlots: z.coerce.number().int().min(0).max(1024).default(4),
+  /** Index-build / compaction-merge tasks on data nodes: one run's limit, the whole job's, re-dispatches before failing. */
+  nodeTaskTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(30 * 60_000),
+  nodeJobTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(6 * 3600_000),
+  nodeTaskAttemptsMax: z.coerce.number().int().min(1).max(100).default(3),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -134,6 +146,9 @@ const ENV: Record<keyof Config, string> = {
   copyMaxSegmentsPerTask: 'QUIVER_COPY_MAX_SEGMENTS_PER_TASK',
   copyTaskRetentionMs: 'QUIVER_COPY_TASK_RETENTION_MS',
   copyJobTimeoutMs: 'QUIVER_COPY_JOB_TIMEOUT_MS',
+  nodeTaskTimeoutMs: 'QUIVER_NODE_TASK_TIMEOUT_MS',
+  nodeJobTimeoutMs: 'QUIVER_NODE_JOB_TIMEOUT_MS',
+  nodeTaskAttemptsMax: 'QUIVER_NODE_TASK_ATTEMPTS_MAX',
   faultSnapshotPauseMs: 'QUIVER_FAULT_SNAPSHOT_PAUSE_MS',
   faultRestoreStartPauseMs: 'QUIVER_FAULT_RESTORE_START_PAUSE_MS',
   faultCopyDelayMs: 'QUIVER_FAULT_COPY_DELAY_MS',

@@ -2,6 +2,8 @@ import type { Compare, MetaKV, Op } from '../meta/meta-kv.js';
 import { opBytes, splitBySize } from '../meta/txn-limits.js';
 import { quiverError } from '../common/errors.js';
 import {
+  CATALOG_KEY_PREFIX,
+  catalogKeys,
   assertCollectionTransition,
   assertSegmentTransition,
   type CollectionRecord,
@@ -32,15 +34,8 @@ import {
  * catalog-limits.test.ts runs these over a store that refuses what etcd refuses.
  */
 
-const P = 'quiver/';
-const K = {
-  db: (name: string) => `${P}db/${name}`,
-  coll: (id: number) => `${P}coll/${id}`,
-  alias: (dbId: number, alias: string) => `${P}alias/${dbId}/${alias}`,
-  index: (collectionId: number, indexId: number) => `${P}index/${collectionId}/${indexId}`,
-  segment: (collectionId: number, segmentId: number) => `${P}seg/${collectionId}/${segmentId}`,
-  checkpoint: (collectionId: number) => `${P}ckpt/${collectionId}`,
-};
+const P = CATALOG_KEY_PREFIX;
+const K = catalogKeys;
 
 export const DEFAULT_DB = 'default';
 

@@ -25,8 +25,13 @@ export class IndexScheduler implements IndexSchedulerApi {
   readonly #loaded: LoadedSegments;
   readonly #events: Pick<CollectionEvents, 'segmentsCommitted'>;
   readonly #log: Logger;
-  /** Builds run one at a time (one build worker). */
+  /** One buildMissing at a time; inside it, up to `#concurrency()` builds run at once. */
   readonly #buildLock = new Mutex();
+  /**
+   * Builds dispatched at once: 1 for the in-process data node (one build worker), the data nodes' slots
+   * when builds run there (two nodes build two segments at a time).
+   */
+  readonly #concurrency: () => number;
   readonly #pending = new Set<number>();
   readonly #loop: LoopRunner;
 
@@ -39,8 +44,9 @@ export class IndexScheduler implements IndexSchedulerApi {
       events: Pick<CollectionEvents, 'segmentsCommitted'>;
       log: Logger;
     },
-    opts: { intervalMs: number },
+    opts: { intervalMs: number; concurrency?: (() => number) | undefined },
   ) {
+    this.#concurrency = opts.concurrency ?? (() => 1);
     this.#catalog = deps.catalog;
     this.#locks = deps.locks;
     this.#tasks = deps.tasks;
@@ -83,16 +89,37 @@ export class IndexScheduler implements IndexSchedulerApi {
     const coll = this.#catalog.collection(collectionId);
     if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
     await this.#buildLock.run(async () => {
+      const todo: { seg: SegmentRecord; idx: IndexRecord }[] = [];
       for (const idx of this.#catalog.indexes(collectionId)) {
         const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
         if (!field || !(isFloatIndexable(field.dataType) || isScalarIndexType(idx.indexType))) continue;
         for (const seg of this.#catalog.segments(collectionId)) {
-          if (this.#loop.stopping || this.#catalog.collection(collectionId)?.state !== 'Created') return;
           if (seg.state !== 'Flushed' || seg.indexes.some((i) => i.indexId === idx.id)) continue;
-          if (this.#catalog.indexes(collectionId).every((i) => i.id !== idx.id)) return;
-          await this.#buildSegmentIndex(collectionId, seg, idx);
+          todo.push({ seg, idx });
         }
       }
+      // Workers take the next pair until none is left; the first failure stops the others from taking
+      // more and is rethrown (the next pass retries what is still missing).
+      let next = 0;
+      let failure: unknown;
+      const worker = async (): Promise<void> => {
+        while (next < todo.length && failure === undefined) {
+          const { seg, idx } = todo[next++]!;
+          if (this.#loop.stopping || this.#catalog.collection(collectionId)?.state !== 'Created') return;
+          if (this.#catalog.indexes(collectionId).every((i) => i.id !== idx.id)) continue;
+          // Re-read: a compaction may have dropped the segment since the list was made.
+          const cur = this.#catalog.segment(collectionId, seg.id);
+          if (cur?.state !== 'Flushed' || cur.indexes.some((i) => i.indexId === idx.id)) continue;
+          try {
+            await this.#buildSegmentIndex(collectionId, cur, idx);
+          } catch (e) {
+            failure ??= e;
+          }
+        }
+      };
+      const n = Math.max(1, Math.min(todo.length, Math.floor(this.#concurrency())));
+      await Promise.all(Array.from({ length: n }, worker));
+      if (failure !== undefined) throw failure;
     });
   }
 

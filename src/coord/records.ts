@@ -132,3 +132,17 @@ export interface SegmentRecord {
 }
 
 export const TIMESTAMP_FIELD_ID = 1;
+
+/**
+ * MetaKV keys of the catalog's records. Here (the shared record schema) rather than in the catalog, so
+ * that a remote data node reads the records a task names straight from etcd.
+ */
+export const CATALOG_KEY_PREFIX = 'quiver/';
+export const catalogKeys = {
+  db: (name: string): string => `${CATALOG_KEY_PREFIX}db/${name}`,
+  coll: (id: number): string => `${CATALOG_KEY_PREFIX}coll/${id}`,
+  alias: (dbId: number, alias: string): string => `${CATALOG_KEY_PREFIX}alias/${dbId}/${alias}`,
+  index: (collectionId: number, indexId: number): string => `${CATALOG_KEY_PREFIX}index/${collectionId}/${indexId}`,
+  segment: (collectionId: number, segmentId: number): string => `${CATALOG_KEY_PREFIX}seg/${collectionId}/${segmentId}`,
+  checkpoint: (collectionId: number): string => `${CATALOG_KEY_PREFIX}ckpt/${collectionId}`,
+} as const;

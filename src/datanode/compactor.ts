@@ -14,6 +14,12 @@ import type { MergeResult, MergeTask } from './merge-task.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
 import type { CompactionTaskInfo } from './types.js';
+import type { CompactionMergeParams, WireMerged } from '../taskrpc/protocol.js';
+import { insertLogKey } from '../storage/paths.js';
+import { rangesOfRows } from './remote/merge-runner.js';
+
+/** Kept-row range numbers of one key merge: beyond this (heavily fragmented deletes) the merge runs here. */
+const KEY_MERGE_RANGE_NUMBERS_MAX = 65_536;
 import { floatVectorsOf, isFloatIndexable } from '../index/typed-search.js';
 
 export type { CompactionTaskInfo };
@@ -54,6 +60,11 @@ export interface CompactorHost {
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
   /** Runs the read-filter-concat-encode half of a merge off the main thread. */
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
+  /**
+   * The same over object keys, writing the merged columns to their output keys: on a registered data
+   * node (cluster). Undefined when there is none to use: the merge then runs here.
+   */
+  keyMerge?: ((params: CompactionMergeParams) => Promise<WireMerged>) | undefined;
   /** Work close() must wait for. */
   inBackground(p: Promise<unknown>): void;
   /** True once shutdown began: a failure then is cancelled work, logged at debug. */
@@ -145,6 +156,30 @@ export class Compactor {
     return task;
   }
 
+  /** The sources of a key merge, or undefined when it does not fit one (several binlogs per field, fragmented rows). */
+  #keyMergeOf(
+    sources: readonly Segment[],
+    allFields: readonly { fieldId: number }[],
+    keeps: readonly ArrayLike<number>[],
+  ): CompactionMergeParams['sources'] | undefined {
+    if (this.#host.keyMerge === undefined) return undefined;
+    const out: { binlogs: Record<string, string>; keep_ranges: number[] }[] = [];
+    let numbers = 0;
+    for (let i = 0; i < sources.length; i++) {
+      const binlogs: Record<string, string> = {};
+      for (const f of allFields) {
+        const logs = sources[i]!.record!.binlogs[String(f.fieldId)] ?? [];
+        if (logs.length !== 1) return undefined;
+        binlogs[String(f.fieldId)] = logs[0]!.path;
+      }
+      const keep_ranges = rangesOfRows(keeps[i]!);
+      numbers += keep_ranges.length;
+      if (numbers > KEY_MERGE_RANGE_NUMBERS_MAX) return undefined;
+      out.push({ binlogs, keep_ranges });
+    }
+    return out;
+  }
+
   /**
    * Rewrites the rows of the source segments into one new segment (binlogs and index files written
    * first), then publishes it and drops the sources in one meta transaction, so a crash at any point
@@ -206,12 +241,32 @@ export class Compactor {
         return files;
       });
       let encoded: Map<number, Uint8Array> | undefined;
+      /** Set when the binlogs are already stored under log ids first.. (a key merge wrote them). */
+      let binlogsFrom: number | undefined;
       const columns = new Map<string, Column>();
       let ts: BigInt64Array;
       // A clustering key orders the target's rows by its value, so the merge runs here (the worker
       // concatenates sources in order).
       const clustering = fields.find((f) => f.isClusteringKey);
-      if (!clustering && localFiles.every((f) => f !== undefined)) {
+      const keyMerge = clustering || localFiles.every((f) => f !== undefined) ? undefined : this.#keyMergeOf(sources, allFields, keeps);
+      if (keyMerge && this.#host.keyMerge) {
+        // 2'. On a data node: it reads the source binlogs and writes the merged ones under the target's
+        //     final keys (log ids allocated here); we read them back for the in-memory target and the index.
+        const first = await this.#host.ids.alloc(fields.length + 2);
+        const outputs = allFields.map((f, i) => insertLogKey(coll.id, plan.partitionId, targetId, f.fieldId, first + i));
+        const merged = await this.#host.keyMerge({
+          collection_id: coll.id,
+          source_segment_ids: plan.sources,
+          target_segment_id: targetId,
+          fields: allFields.map((f, i) => ({ field_id: f.fieldId, kind: f.kind, output_key: outputs[i]! })),
+          sources: keyMerge,
+        });
+        if (merged.rows !== rows) throw new Error(`merge into segment ${targetId}: data node wrote ${merged.rows} rows, expected ${rows}`);
+        encoded = new Map(await Promise.all(allFields.map(async (f, i) => [f.fieldId, await this.#host.store.get(outputs[i]!)] as const)));
+        binlogsFrom = first;
+        for (const f of fields) columns.set(f.name, decodeColumn(encoded.get(f.fieldId)!, columnKindOf(f.dataType)));
+        ts = (decodeColumn(encoded.get(TIMESTAMP_FIELD_ID)!, 'int64') as { data: BigInt64Array }).data;
+      } else if (!clustering && localFiles.every((f) => f !== undefined)) {
         const merged = await this.#host.merge({ fields: allFields, sources: sources.map((_, i) => ({ files: localFiles[i]!, keep: keeps[i]! })) });
         encoded = new Map(Object.entries(merged.encoded).map(([k, v]) => [Number(k), v]));
         // Decoding is zero-copy: the in-memory columns are views of the bytes we are about to write.
@@ -231,7 +286,7 @@ export class Compactor {
       const chunk = newChunk(rows, columns, ts);
       // 3. Files first: binlogs, then every index, so the target is published complete.
       const files = encoded
-        ? await writeEncodedInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk, encoded)
+        ? await writeEncodedInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk, encoded, binlogsFrom)
         : await writeInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk);
       const indexes: SegmentIndexFile[] = [];
       for (const idx of this.#host.catalog.indexes(coll.id)) {

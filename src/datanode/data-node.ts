@@ -13,6 +13,7 @@ import { mergeChunks, segmentBytes, stripToPk, type Segment } from '../segcore/s
 import { writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Wal, WalPosition } from '../wal/wal.js';
+import type { CompactionMergeParams } from '../taskrpc/protocol.js';
 import { Compactor, type CompactionPlanner, type CompactionTaskInfo } from './compactor.js';
 import { IndexBuildExecutor } from './index-build-executor.js';
 import { IndexBuildPool } from './index-builder.js';
@@ -79,6 +80,8 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   readonly #merges: IndexBuildPool;
   readonly #compactor: Compactor;
   readonly tasks: DataNodeTasks;
+  /** Where key merges go (the cluster wiring's router: registered data nodes); unset = merges run here. */
+  #keyMergeTasks: DataNodeTasks | undefined;
   /** Background work the shutdown drains (compactions not awaited). */
   readonly #background = new Set<Promise<unknown>>();
   #closing = false;
@@ -98,6 +101,8 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the compactor host's getter reads a private field of this node
+    const self = this;
     this.#compactor = new Compactor(
       {
         store: deps.store,
@@ -125,6 +130,19 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
           if (outcome.state === 'Failed') throw new Error(outcome.reason);
           if (outcome.state !== 'Finished' || outcome.result.kind !== 'merge') throw new Error(`merge task ${id} ended ${outcome.state}`);
           return outcome.result.result;
+        },
+        // A getter: the cluster wiring sets the tasks after construction (useKeyMerges).
+        get keyMerge() {
+          const tasks = self.#keyMergeTasks;
+          if (tasks === undefined) return undefined;
+          return async (params: CompactionMergeParams) => {
+            const id = await tasks.createTask({ kind: 'keyMerge', merge: params });
+            const outcome = await tasks.waitTask(id);
+            tasks.dropTask(id);
+            if (outcome.state === 'Failed') throw new Error(outcome.reason);
+            if (outcome.state !== 'Finished' || outcome.result.kind !== 'keyMerge') throw new Error(`merge task ${id} ended ${outcome.state}`);
+            return outcome.result.merged;
+          };
         },
         inBackground: (p) => this.#inBackground(p),
         isClosing: () => this.#closing,
@@ -207,6 +225,11 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   }
 
   // ------------------------------------------------------------------ catalog events (CollectionEvents)
+
+  /** Compaction merges over a store without local paths go through `tasks` (the cluster's data nodes). */
+  useKeyMerges(tasks: DataNodeTasks): void {
+    this.#keyMergeTasks = tasks;
+  }
 
   collectionCreated(record: CollectionRecord): void {
     this.#runtimes.set(record.id, new CollectionRuntime(record));

@@ -46,9 +46,24 @@ export class IndexBuildExecutor {
   }
 
   async build(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
-    const buildId = await this.#ids.alloc();
-    if (!hasIndexFiles(idx.indexType)) return { indexId: idx.id, buildId, version: 1, files: [], size: 0 };
-    const tmp = join(this.#tmpDir, `build-${buildId}.idx`);
+    return this.buildAs(vectors, idx, field, partitionId, segmentId, await this.#ids.alloc(), 1);
+  }
+
+  /**
+   * Builds under a build id and version the caller chose: a remote data node gets both from the
+   * coordinator (task id and dispatch epoch), so a re-dispatched build writes to a key of its own.
+   */
+  async buildAs(
+    vectors: Float32Array,
+    idx: IndexRecord,
+    field: FieldSchema,
+    partitionId: number,
+    segmentId: number,
+    buildId: number,
+    version: number,
+  ): Promise<SegmentIndexFile> {
+    if (!hasIndexFiles(idx.indexType)) return { indexId: idx.id, buildId, version, files: [], size: 0 };
+    const tmp = join(this.#tmpDir, `build-${buildId}-${version}.idx`);
     try {
       await this.#pool.build({
         vectors,
@@ -60,9 +75,9 @@ export class IndexBuildExecutor {
       });
       const bytes = await readFile(tmp);
       // A new name for the container format: files named hnsw.bin are raw hnswlib files from older builds.
-      const key = indexFileKey(buildId, 1, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
+      const key = indexFileKey(buildId, version, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
       await this.#store.put(key, bytes);
-      return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
+      return { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength };
     } finally {
       await rm(tmp, { force: true });
     }

@@ -6,6 +6,7 @@ import type { IndexBuildPool } from './index-builder.js';
 import type { DataNodeTaskResult, DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
 import { floatVectorsOf } from '../index/typed-search.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
+import { runMerge } from './remote/merge-runner.js';
 
 /**
  * The data node's task service (Milvus DataNode CreateTask / QueryTask / DropTask / QuerySlots): accepts
@@ -92,6 +93,8 @@ export class TaskService implements DataNodeTasks {
       }
       case 'merge':
         return { kind: 'merge', result: await this.#merges.merge(spec.merge) };
+      case 'keyMerge':
+        return { kind: 'keyMerge', merged: await runMerge(this.#store, spec.merge) };
       default: {
         const never: never = spec;
         throw new Error(`unknown task kind ${String((never as { kind: unknown }).kind)}`);

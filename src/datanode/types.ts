@@ -8,6 +8,7 @@ import type { GrowingStats } from '../coord/types.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime } from '../segcore/collection-runtime.js';
+import type { CompactionMergeParams, WireMerged } from '../taskrpc/protocol.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
 
 export interface CompactionTaskInfo {
@@ -75,10 +76,20 @@ export type DataNodeTaskSpec =
       /** The read-filter-concat-encode half of a compaction (the compactor writes and publishes). */
       readonly kind: 'merge';
       readonly merge: Omit<MergeTask, 'id'>;
+    }
+  | {
+      /**
+       * The same merge over object keys, writing each merged column to its output key (for a store
+       * without local paths: S3). Runs on a registered data node when there is one.
+       */
+      readonly kind: 'keyMerge';
+      readonly merge: CompactionMergeParams;
     };
 
 export type DataNodeTaskResult =
-  { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile } | { readonly kind: 'merge'; readonly result: MergeResult };
+  | { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile }
+  | { readonly kind: 'merge'; readonly result: MergeResult }
+  | { readonly kind: 'keyMerge'; readonly merged: WireMerged };
 
 export type DataNodeTaskState =
   | { readonly state: 'InProgress' }

@@ -61,9 +61,11 @@ export async function writeEncodedInsertFiles(
   partitionId: number,
   chunk: Chunk,
   encoded: ReadonlyMap<number, Uint8Array>,
+  /** The binlogs are already stored under log ids from this one on (a data node's merge wrote them): write only the stats. */
+  writtenFrom?: number,
 ): Promise<WrittenFiles> {
   const fields = coll.schema.fields;
-  const first = await ids.alloc(fields.length + 2);
+  const first = writtenFrom ?? (await ids.alloc(fields.length + 2));
   const range = tsRange(chunk.ts);
   const binlogs: Record<string, Binlog[]> = {};
   const writes: Promise<void>[] = [];
@@ -74,7 +76,7 @@ export async function writeEncodedInsertFiles(
     const logId = first + i;
     const path = insertLogKey(coll.id, partitionId, segmentId, fieldId, logId);
     binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength }];
-    writes.push(store.put(path, bytes));
+    if (writtenFrom === undefined) writes.push(store.put(path, bytes));
   });
   const pk = fields.find((f) => f.isPrimaryKey)!;
   const stats = pkStats(chunk.columns.get(pk.name)!);

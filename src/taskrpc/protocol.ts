@@ -34,12 +34,40 @@ export interface CopySegmentParams {
   readonly mappings: readonly WireSegmentMapping[];
 }
 
+export interface IndexBuildParams {
+  readonly collection_id: number;
+  readonly segment_id: number;
+  readonly index_id: number;
+}
+
+export interface WireMergeSource {
+  /** Field id (a decimal string: proto map keys) → binlog key. */
+  readonly binlogs: Readonly<Record<string, string>>;
+  readonly keep_ranges: readonly number[];
+}
+
+export interface WireMergeField {
+  readonly field_id: number;
+  readonly kind: string;
+  readonly output_key: string;
+}
+
+export interface CompactionMergeParams {
+  readonly collection_id: number;
+  readonly source_segment_ids: readonly number[];
+  readonly target_segment_id: number;
+  readonly fields: readonly WireMergeField[];
+  readonly sources: readonly WireMergeSource[];
+}
+
 export interface CreateTaskRequest {
   readonly node_id: number;
   readonly task_id: number;
   readonly version: number;
   readonly type: WireTaskType;
   readonly copy_segment?: CopySegmentParams | null | undefined;
+  readonly index_build?: IndexBuildParams | null | undefined;
+  readonly compaction_merge?: CompactionMergeParams | null | undefined;
 }
 
 export interface QueryTaskRequest {
@@ -54,11 +82,30 @@ export interface WireCopiedSegment {
   readonly files_copied: number;
 }
 
+export interface WireBuiltIndex {
+  readonly index_id: number;
+  readonly build_id: number;
+  readonly index_version: number;
+  readonly files: readonly string[];
+  readonly size: number;
+  readonly rows: number;
+}
+
 export interface QueryTaskResponse {
   readonly state: WireTaskState;
   readonly version: number;
   readonly reason: string;
   readonly copied_segments: readonly WireCopiedSegment[];
+  /** Set for a completed INDEX_BUILD (null/absent otherwise: proto3 message fields). */
+  readonly built_index?: WireBuiltIndex | null | undefined;
+  /** Set for a completed COMPACTION_MERGE. */
+  readonly merged?: WireMerged | null | undefined;
+}
+
+export interface WireMerged {
+  readonly rows: number;
+  /** Field id (decimal string) → bytes written. */
+  readonly sizes: Readonly<Record<string, number>>;
 }
 
 export interface DropTaskRequest {

@@ -4,7 +4,12 @@ import { quiverError } from '../common/errors.js';
 import { jobProgress, type CopyJobStore, type WorkerClient } from '../coord/copy/index.js';
 import { NODE_LOST_RETENTION_MS_DEFAULT, NODE_SUSPECT_AFTER_MS_DEFAULT, NodeRegistry } from '../coord/cluster/node-registry.js';
 import { CombinedWorkers, RemoteWorkerPool } from '../coord/cluster/remote-workers.js';
-import type { ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
+import { NodeTaskDispatcher } from '../coord/cluster/node-task-dispatcher.js';
+import { NodeTaskStore } from '../coord/cluster/node-task-store.js';
+import { RemoteIndexBuilds } from '../coord/cluster/remote-index-builds.js';
+import type { IdSource } from '../coord/types.js';
+import type { DataNodeTasks } from '../datanode/types.js';
+import type { ClusterJobStatus, ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
 import type { Clock } from '../common/clock.js';
 import { LoopRunner } from '../common/loop.js';
 import { InProcessWorkerPool } from '../datanode/copy-worker/index.js';
@@ -31,6 +36,8 @@ export interface ClusterWorkers {
   readonly workers: WorkerClient;
   /** Resolves once the live node set is known (at once without sessions). */
   readonly ready: Promise<void>;
+  /** Index builds on the registered data nodes (with sessions only). */
+  readonly indexBuilds: DataNodeTasks | undefined;
   /** `GET /cluster`: nodes and the restore jobs in flight. */
   status(jobs: CopyJobStore, waitingReason: (jobId: number) => string | undefined): Promise<ClusterStatus>;
   close(): Promise<void>;
@@ -40,10 +47,21 @@ export interface ClusterWorkers {
 export const LOCAL_NODE_STATUS_ID = 0;
 /** How often the coordinator asks each data node for its slots and tasks (QuerySlots). */
 export const HEARTBEAT_INTERVAL_MS = 1_000;
+/** How often the coordinator polls the index builds it placed on data nodes. */
+export const NODE_TASK_TICK_MS = 200;
 
 export function clusterWorkers(
-  config: Pick<Config, 'datanodeSlots' | 'meta'>,
-  deps: { store: ObjectStore; sessions: SessionStore | undefined; log: Logger; clock: Clock; onTaskFinished: () => void },
+  config: Pick<Config, 'datanodeSlots' | 'meta' | 'nodeTaskTimeoutMs' | 'nodeJobTimeoutMs' | 'nodeTaskAttemptsMax'>,
+  deps: {
+    store: ObjectStore;
+    sessions: SessionStore | undefined;
+    log: Logger;
+    clock: Clock;
+    onTaskFinished: () => void;
+    /** Index-build task records (with sessions). */
+    kv: MetaKV;
+    ids: IdSource;
+  },
 ): ClusterWorkers {
   if (config.datanodeSlots === 0 && deps.sessions === undefined) {
     throw quiverError('ParameterInvalid', '--datanode-slots 0 needs --meta etcd://... (data nodes register their sessions in etcd)');
@@ -55,6 +73,7 @@ export function clusterWorkers(
   let registry: NodeRegistry | undefined;
   let remote: RemoteWorkerPool | undefined;
   let heartbeats: LoopRunner | undefined;
+  let dispatcher: NodeTaskDispatcher | undefined;
   let ready = Promise.resolve();
   if (deps.sessions) {
     const sessions = deps.sessions;
@@ -78,13 +97,31 @@ export function clusterWorkers(
     const pool = new RemoteWorkerPool({ live: reg, log: deps.log, clock: deps.clock, onTaskFinished: deps.onTaskFinished });
     heartbeats = new LoopRunner('datanode-heartbeats', HEARTBEAT_INTERVAL_MS, () => pool.heartbeat((id, hb) => void reg.recordHeartbeat(id, hb)), deps.log);
     heartbeats.start();
+    dispatcher = new NodeTaskDispatcher(
+      { store: new NodeTaskStore(deps.kv), nodes: pool, ids: deps.ids, clock: deps.clock, log: deps.log },
+      {
+        taskTimeoutMs: config.nodeTaskTimeoutMs,
+        jobTimeoutMs: config.nodeJobTimeoutMs,
+        attemptsMax: config.nodeTaskAttemptsMax,
+        tickIntervalMs: NODE_TASK_TICK_MS,
+      },
+    );
+    const d = dispatcher;
+    reg.onJoined(() => d.kick());
     registry = reg;
     remote = pool;
   }
   const workers: WorkerClient = remote ? new CombinedWorkers(local, remote) : local!;
+  const startDispatcher = dispatcher
+    ? ready.then(async () => {
+        await dispatcher.init();
+        dispatcher.start();
+      })
+    : Promise.resolve();
   return {
     workers,
-    ready,
+    ready: Promise.all([ready, startDispatcher]).then(() => undefined),
+    indexBuilds: dispatcher ? new RemoteIndexBuilds(dispatcher) : undefined,
     async status(jobs, waitingReason) {
       const base = registry?.status() ?? { nowMs: deps.clock.nowMs(), nodes: [] };
       const nodes: NodeStatus[] = [...base.nodes];
@@ -101,15 +138,21 @@ export function clusterWorkers(
           state: 'Healthy',
         });
       }
-      const jobList = (await jobs.listJobs())
+      const jobList: ClusterJobStatus[] = (await jobs.listJobs())
         .filter((j) => j.state !== 'Completed' && j.state !== 'Failed')
         .map((j) => {
           const reason = [j.reason, j.state === 'Executing' ? waitingReason(j.id) : undefined].filter((x) => x).join('; ');
           return { jobId: String(j.id), kind: 'restore', state: j.state, progress: jobProgress(j), ...(reason ? { reason } : {}) };
         });
+      // Index builds and merges on data nodes: one line per task (with none registered, the reason says so).
+      for (const t of dispatcher?.pending() ?? []) {
+        const where = t.state === 'Dispatched' ? `on ${t.nodeId}` : t.reason;
+        jobList.push({ jobId: `task-${t.id}`, kind: t.type, state: t.state, progress: 0, ...(where ? { reason: where } : {}) });
+      }
       return { nowMs: base.nowMs, nodes, jobs: jobList };
     },
     async close() {
+      await dispatcher?.stop();
       await heartbeats?.stop();
       remote?.close();
       await registry?.stop();
@@ -139,7 +182,10 @@ export async function openSessionsFor(
  * What a `quiver datanode` opens: the cluster's metadata store (etcd only: the coordinator must see the
  * node's session) and its sessions. Closing the sessions closes the metadata store too.
  */
-export async function openDataNodeSessions(metaUrl: string, etcd: OpenSessionsOptions['etcd'] = undefined): Promise<SessionStore> {
+export async function openDataNodeSessions(
+  metaUrl: string,
+  etcd: OpenSessionsOptions['etcd'] = undefined,
+): Promise<SessionStore & { readonly meta: Pick<MetaKV, 'get'> }> {
   const dataDir = process.cwd();
   const where = parseMetaUrl(metaUrl, dataDir);
   if (where.kind !== 'etcd') throw quiverError('ParameterInvalid', `--meta ${JSON.stringify(metaUrl)}: a data node needs etcd (etcd://HOST:PORT[/ROOT])`);
@@ -152,6 +198,7 @@ export async function openDataNodeSessions(metaUrl: string, etcd: OpenSessionsOp
     throw e;
   }
   return {
+    meta: kv,
     register: (info, ttlMs) => sessions.register(info, ttlMs),
     list: (role) => sessions.list(role),
     watch: (role, onChange) => sessions.watch(role, onChange),

@@ -1,9 +1,16 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { systemClock, type Clock } from '../common/clock.js';
+import { quiverError } from '../common/errors.js';
+import { IndexBuildExecutor } from '../datanode/index-build-executor.js';
+import { IndexBuildPool } from '../datanode/index-builder.js';
+import { IndexBuildRunner } from '../datanode/remote/index-build-runner.js';
 import { DataNodeTaskHost } from '../datanode/remote/task-host.js';
+import type { MetaKV } from '../meta/meta-kv.js';
 import { DEFAULT_SESSION_TTL_MS, type SessionRegistration, type SessionStore } from '../meta/sessions.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { openObjectStore } from '../storage/open-store.js';
@@ -39,6 +46,8 @@ export interface DataNodeOptions {
   readonly dataDir?: string | undefined;
   readonly slots: number;
   readonly sessionTtlMs?: number | undefined;
+  /** Native threads per index build (default every core): two nodes on one machine are measured with 1 each. */
+  readonly indexBuildThreads?: number | undefined;
   readonly version: string;
   readonly logLevel?: string | undefined;
 }
@@ -46,6 +55,11 @@ export interface DataNodeOptions {
 export interface DataNodeDeps {
   /** The sessions of the cluster (etcd leases); closed by `close`. */
   readonly sessions: SessionStore;
+  /**
+   * The cluster's metadata store: index builds read the collection, segment and index records a task
+   * names. Without it the node runs copy tasks only. Not closed here (the sessions own it).
+   */
+  readonly meta?: Pick<MetaKV, 'get'> | undefined;
   readonly log?: Logger | undefined;
   readonly clock?: Clock | undefined;
   /** Test-only: wraps the object store. */
@@ -71,6 +85,15 @@ export async function startDataNode(opts: DataNodeOptions, deps: DataNodeDeps): 
   const store = deps.wrapStore ? deps.wrapStore(opened) : opened;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Index builds run on this node's own worker thread; their scratch files go to a private temp dir.
+  const buildPool = new IndexBuildPool({ threads: opts.indexBuildThreads });
+  const tmpDir = await mkdtemp(join(tmpdir(), 'quiver-datanode-'));
+  await mkdir(tmpDir, { recursive: true });
+  const noIds = { alloc: () => Promise.reject(quiverError('ServiceInternal', 'a data node allocates no ids: the task carries its build id')) };
+  const indexBuilds =
+    deps.meta === undefined
+      ? undefined
+      : new IndexBuildRunner({ meta: deps.meta, store, builds: new IndexBuildExecutor({ store, ids: noIds, pool: buildPool }, { tmpDir }) });
 
   let host: DataNodeTaskHost | undefined;
   let tasks: TaskServer | undefined;
@@ -130,7 +153,7 @@ export async function startDataNode(opts: DataNodeOptions, deps: DataNodeDeps): 
       opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     );
     const nodeId = session.nodeId;
-    const taskHost = new DataNodeTaskHost({ store, clock, registry }, { nodeId, slots: opts.slots });
+    const taskHost = new DataNodeTaskHost({ store, clock, registry, indexBuilds }, { nodeId, slots: opts.slots });
     host = taskHost;
     state = 'serving';
     const lost = session.lost.then(async () => {
@@ -158,6 +181,8 @@ export async function startDataNode(opts: DataNodeOptions, deps: DataNodeDeps): 
           await reg.close().catch((err: unknown) => log.warn({ err }, 'deregistering the session failed'));
           await server.close();
           await taskHost.close();
+          await buildPool.close();
+          await rm(tmpDir, { recursive: true, force: true });
           await new Promise<void>((r) => httpServer.close(() => r()));
           await deps.sessions.close();
           await store.close();
@@ -168,6 +193,8 @@ export async function startDataNode(opts: DataNodeOptions, deps: DataNodeDeps): 
     await tasks?.close(0);
     http?.close();
     await host?.close();
+    await buildPool.close();
+    await rm(tmpDir, { recursive: true, force: true });
     await deps.sessions.close().catch(() => undefined);
     await store.close();
     throw e;

@@ -12,7 +12,7 @@ import type { CollectionRecord, IndexRecord, SegmentRecord } from '../coord/reco
 import { SegmentManager } from '../coord/segment-manager.js';
 import type { CatalogServiceApi, CollectionEvents, CreateCollectionInput, IndexDefinition, IndexSchedulerApi } from '../coord/types.js';
 import { DataNode } from '../datanode/data-node.js';
-import type { CompactionTaskInfo, DataNodeApi } from '../datanode/types.js';
+import type { CompactionTaskInfo, DataNodeApi, DataNodeTasks } from '../datanode/types.js';
 import type { TemplateValues } from '../expr/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import type { MetaKV } from '../meta/meta-kv.js';
@@ -68,6 +68,12 @@ export interface EngineDeps {
   readonly wal: Wal;
   readonly clock: Clock;
   readonly log: Logger;
+  /**
+   * The tasks the index scheduler dispatches builds to, given the in-process data node's (cluster
+   * wiring: builds on the registered data nodes). The scheduler then runs as many builds at once as
+   * the returned service reports slots.
+   */
+  readonly indexTasks?: ((local: DataNodeTasks) => DataNodeTasks) | undefined;
 }
 
 /** What the proxy talks to: one interface per role. */
@@ -157,9 +163,11 @@ export class Engine {
         indexBuildThreads: opts.indexBuildThreads,
       },
     );
+    const indexTasks = deps.indexTasks?.(this.data.tasks);
+    if (indexTasks) this.data.useKeyMerges(indexTasks);
     this.indexes = new IndexScheduler(
-      { catalog: this.catalog, locks: this.segments, tasks: this.data.tasks, loaded: this.queryNode, events: this.data, log: deps.log },
-      { intervalMs: opts.backgroundIntervalMs },
+      { catalog: this.catalog, locks: this.segments, tasks: indexTasks ?? this.data.tasks, loaded: this.queryNode, events: this.data, log: deps.log },
+      { intervalMs: opts.backgroundIntervalMs, concurrency: indexTasks ? () => indexTasks.querySlots().total : undefined },
     );
     this.dataCoord = new DataCoord(
       { catalog: this.catalog, segments: this.segments, indexes: this.indexes, data: this.data, clock: deps.clock, log: deps.log },

@@ -16,6 +16,8 @@ import type { EtcdMetaKVOptions } from '../meta/etcd-kv.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
 import { clusterWorkers, openSessionsFor } from './cluster.js';
+import { IndexTaskRouter } from '../coord/cluster/remote-index-builds.js';
+import type { DataNodeTasks } from '../datanode/types.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { importHandlers } from '../proxy/import-service.js';
 import { startImports } from './imports.js';
@@ -88,8 +90,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(base) : base, 'objects', ['put', 'copy'], health);
   const localWal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const wal = monitorWrites<Wal>(overrides.wrapWal ? overrides.wrapWal(localWal) : localWal, 'wal', ['append'], health);
+  // With etcd, index builds go to the registered data nodes (wiring/cluster.ts) once the cluster wiring
+  // is up; with --datanode-slots 0 they never run here.
+  const indexRouter =
+    parseMetaUrl(config.meta, dataDir).kind === 'etcd'
+      ? (local: DataNodeTasks) => new IndexTaskRouter(local, { remoteOnly: config.datanodeSlots === 0 })
+      : undefined;
+  let router: IndexTaskRouter | undefined;
   const engine = await Engine.open(
-    { kv, store, wal, clock, log },
+    { kv, store, wal, clock, log, indexTasks: indexRouter && ((local) => (router = indexRouter(local))) },
     {
       sealRows: config.sealRows,
       sealBytes: config.sealBytes,
@@ -117,7 +126,10 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     log,
     clock,
     onTaskFinished: () => restores.taskFinished(),
+    kv,
+    ids: engine.ids,
   });
+  if (cluster.indexBuilds) router?.setRemote(cluster.indexBuilds);
   const copyWorkers = cluster.workers;
   const restores = new RestoreService(
     {

@@ -198,6 +198,11 @@ export class RemoteWorkerPool implements WorkerClient {
     }
   }
 
+  /** The session id and client of a live node (other task types dispatch through it); throws when not live. */
+  client(nodeId: string): { readonly session: number; readonly rpc: TaskRpc } {
+    return this.#node(nodeId, 'task call');
+  }
+
   close(): void {
     this.#closed = true;
     for (const c of this.#clients.values()) c.rpc.close();

@@ -48,6 +48,9 @@ export const DEFAULT_MAX_DISPATCH_ATTEMPTS = 10;
 
 type PollOutcome = 'done' | 'requeued' | 'unchanged';
 
+/** Task checks of one pass run at once (bounded: each holds a poll RPC and a metadata read). */
+const CHECKS_IN_FLIGHT_MAX = 16;
+
 export class TaskInspector {
   readonly #store: CopyJobStore;
   readonly #workers: WorkerClient;
@@ -98,15 +101,22 @@ export class TaskInspector {
     const nodes = new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const));
     let done = 0;
     let requeued = 0;
-    for (const t of await this.#store.listAllTasks()) {
-      if (t.state !== 'InProgress') continue;
-      try {
-        const r = await this.#check(t, nodes);
-        if (r === 'done') done++;
-        if (r === 'requeued') requeued++;
-      } catch (e) {
-        this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task check failed; retrying next pass');
-      }
+    // The checks are independent (each a poll of one task and a CAS on its own record), so they run
+    // CHECKS_IN_FLIGHT_MAX at a time: one after the other, a pass cost one poll round trip per running
+    // task, and with more nodes (more tasks in flight) the passes, not the nodes, bounded the throughput.
+    const running = (await this.#store.listAllTasks()).filter((t) => t.state === 'InProgress');
+    for (let i = 0; i < running.length; i += CHECKS_IN_FLIGHT_MAX) {
+      await Promise.all(
+        running.slice(i, i + CHECKS_IN_FLIGHT_MAX).map(async (t) => {
+          try {
+            const r = await this.#check(t, nodes);
+            if (r === 'done') done++;
+            if (r === 'requeued') requeued++;
+          } catch (e) {
+            this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task check failed; retrying next pass');
+          }
+        }),
+      );
     }
     // Exhausted tasks also count as done: the checker must hear about them. Node info is read again
     // because the polls above may have freed slots.

@@ -23,9 +23,12 @@ import type {
   QuerySlotsResponse,
   QueryTaskRequest,
   QueryTaskResponse,
+  WireMerged,
   WireTaskState,
 } from '../../taskrpc/protocol.js';
 import { InProcessWorkerPool } from '../copy-worker/in-process-worker-pool.js';
+import type { BuiltIndexFile, IndexBuildRunner } from './index-build-runner.js';
+import { runMerge } from './merge-runner.js';
 
 export interface TaskHostOptions {
   readonly nodeId: number;
@@ -38,7 +41,22 @@ export interface TaskHostDeps {
   readonly clock: Clock;
   readonly registry: Registry;
   readonly sources?: SourceSegmentReader | undefined;
+  /** The INDEX_BUILD executor; without it the node refuses index builds. */
+  readonly indexBuilds?: Pick<IndexBuildRunner, 'run'> | undefined;
 }
+
+/** An index build or compaction merge this node runs or ran (copy tasks live in the copy pool). */
+interface BuildRun {
+  readonly type: 'INDEX_BUILD' | 'COMPACTION_MERGE';
+  readonly version: number;
+  state: 'InProgress' | 'Completed' | 'Failed';
+  reason: string;
+  result?: BuiltIndexFile | undefined;
+  merged?: WireMerged | undefined;
+}
+
+/** Finished build answers kept for the coordinator's poll (the oldest go first beyond this). */
+const FINISHED_BUILDS_MAX = 1024;
 
 const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
@@ -50,11 +68,23 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   readonly #startedAtMs = new Map<number, number>();
   readonly #tasks: Counter<'type' | 'outcome'>;
   readonly #duration: Histogram<'type'>;
+  readonly #slots: number;
+  readonly #indexBuilds: Pick<IndexBuildRunner, 'run'> | undefined;
+  readonly #store: ObjectStore;
+  /** Index builds by task id (the latest version only). */
+  readonly #builds = new Map<number, BuildRun>();
+  /** Builds still running on the worker, including replaced or dropped ones: they hold a slot until they end. */
+  #buildsRunning = 0;
+  /** Dropped task ids: a later CreateTask of them is refused (cancel is terminal, as for copies). */
+  readonly #droppedBuilds = new Set<number>();
   #fenced: string | undefined;
 
   constructor(deps: TaskHostDeps, opts: TaskHostOptions) {
     if (!Number.isSafeInteger(opts.nodeId) || opts.nodeId <= 0) throw new Error(`assertion failed: node id ${opts.nodeId} must be > 0`);
     this.#nodeId = opts.nodeId;
+    this.#slots = opts.slots;
+    this.#indexBuilds = deps.indexBuilds;
+    this.#store = deps.store;
     this.#poolNode = `datanode-${opts.nodeId}`;
     this.#clock = deps.clock;
     const registers = [deps.registry];
@@ -74,6 +104,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     const bytesCopied = new Counter({ name: 'quiver_datanode_bytes_copied_total', help: 'Bytes of the files this data node copied', registers });
     const filesCopied = new Counter({ name: 'quiver_datanode_files_copied_total', help: 'Files this data node copied', registers });
     const pool = (): InProcessWorkerPool => this.#pool;
+    const buildsRunning = (): number => this.#buildsRunning;
     const poolNode = this.#poolNode;
     new Gauge({
       name: 'quiver_datanode_slots',
@@ -85,7 +116,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
           .nodes()
           .find((x) => x.nodeId === poolNode);
         this.set({ kind: 'total' }, n?.slots ?? 0);
-        this.set({ kind: 'used' }, n?.usedSlots ?? 0);
+        this.set({ kind: 'used' }, (n?.usedSlots ?? 0) + buildsRunning());
       },
     });
     this.#pool = new InProcessWorkerPool({
@@ -107,6 +138,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   async createTask(req: CreateTaskRequest): Promise<void> {
     this.#checkNode(req.node_id);
     if (this.#fenced !== undefined) throw quiverError('ParameterInvalid', `data node ${this.#nodeId} takes no work: ${this.#fenced}`);
+    if (req.type === 'INDEX_BUILD' || req.type === 'COMPACTION_MERGE') return this.#createBuild(req);
     if (req.type !== 'COPY_SEGMENT') {
       throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId}: task type ${req.type} is not served by remote data nodes yet`);
     }
@@ -133,6 +165,10 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       updatedAtMs: nowMs,
     };
     const before = await this.#pool.poll(this.#poolNode, req.task_id, req.version);
+    // Copies and builds share the node's slots; the copy pool counts only its own.
+    if (before.state === 'Unknown' && this.#slotsUsed() >= this.#slots) {
+      throw quiverError('ParameterInvalid', `data node ${this.#nodeId} is full (${this.#slots} slots)`);
+    }
     await this.#pool.dispatch(this.#poolNode, task);
     // A repeated dispatch of the same version is accepted without a new run: time only the first.
     if (before.state === 'Unknown') this.#startedAtMs.set(req.task_id, nowMs);
@@ -140,6 +176,8 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
 
   async queryTask(req: QueryTaskRequest): Promise<QueryTaskResponse> {
     if (req.node_id !== this.#nodeId) return { state: 'UNKNOWN', version: 0, reason: `this is data node ${this.#nodeId}`, copied_segments: [] };
+    const build = this.#builds.get(req.task_id);
+    if (build !== undefined) return buildAnswer(build, req.version);
     const p = await this.#pool.poll(this.#poolNode, req.task_id, req.version);
     switch (p.state) {
       case 'Unknown':
@@ -164,6 +202,13 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
 
   async dropTask(req: DropTaskRequest): Promise<void> {
     this.#checkNode(req.node_id);
+    const build = this.#builds.get(req.task_id);
+    if (build !== undefined) {
+      this.#builds.delete(req.task_id);
+      this.#droppedBuilds.add(req.task_id);
+      if (build.state === 'InProgress') this.#tasks.inc({ type: metricType(build.type), outcome: 'cancelled' });
+      return;
+    }
     const running = (await this.#pool.poll(this.#poolNode, req.task_id, 0)).state === 'InProgress';
     await this.#pool.cancel(this.#poolNode, req.task_id);
     if (running && this.#startedAtMs.delete(req.task_id)) this.#tasks.inc({ type: 'copy_segment', outcome: 'cancelled' });
@@ -174,14 +219,94 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     return {
       node_id: this.#nodeId,
       slots_total: n?.slots ?? 0,
-      slots_used: n?.usedSlots ?? 0,
-      tasks: this.#pool.runs(this.#poolNode).map((r) => ({ task_id: r.taskId, version: r.version, type: 'COPY_SEGMENT', state: wireState(r.state) })),
+      slots_used: this.#slotsUsed(),
+      tasks: [
+        ...this.#pool
+          .runs(this.#poolNode)
+          .map((r) => ({ task_id: r.taskId, version: r.version, type: 'COPY_SEGMENT' as const, state: wireState(r.state) })),
+        ...[...this.#builds].map(([id, b]) => ({ task_id: id, version: b.version, type: b.type, state: wireState(b.state) })),
+      ],
     };
+  }
+
+  #slotsUsed(): number {
+    return (this.#pool.nodes().find((x) => x.nodeId === this.#poolNode)?.usedSlots ?? 0) + this.#buildsRunning;
+  }
+
+  /**
+   * INDEX_BUILD: idempotent for the same version, a newer version replaces an older run (whose result is
+   * then dropped when it ends: the coordinator fenced it), an older version is refused.
+   */
+  async #createBuild(req: CreateTaskRequest): Promise<void> {
+    let work: () => Promise<Pick<BuildRun, 'result' | 'merged'>>;
+    if (req.type === 'INDEX_BUILD') {
+      const runner = this.#indexBuilds;
+      if (runner === undefined) throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId} does not build indexes`);
+      const p = req.index_build;
+      if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: index_build params missing`);
+      const r = { collectionId: p.collection_id, segmentId: p.segment_id, indexId: p.index_id, buildId: req.task_id, version: req.version };
+      work = async () => ({ result: await runner.run(r) });
+    } else {
+      const p = req.compaction_merge;
+      if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: compaction_merge params missing`);
+      work = async () => ({ merged: await runMerge(this.#store, p) });
+    }
+    if (this.#droppedBuilds.has(req.task_id)) throw quiverError('ParameterInvalid', `task ${req.task_id} was cancelled on data node ${this.#nodeId}`);
+    const cur = this.#builds.get(req.task_id);
+    if (cur !== undefined && cur.version === req.version) return;
+    if (cur !== undefined && cur.version > req.version) {
+      throw quiverError('ParameterInvalid', `task ${req.task_id}: version ${req.version} is older than ${cur.version} on data node ${this.#nodeId}`);
+    }
+    if (this.#slotsUsed() >= this.#slots) throw quiverError('ParameterInvalid', `data node ${this.#nodeId} is full (${this.#slots} slots)`);
+    const run: BuildRun = { type: req.type === 'INDEX_BUILD' ? 'INDEX_BUILD' : 'COMPACTION_MERGE', version: req.version, state: 'InProgress', reason: '' };
+    this.#builds.set(req.task_id, run);
+    this.#buildsRunning++;
+    const startedMs = this.#clock.nowMs();
+    void work()
+      .then(
+        (out) => {
+          run.state = 'Completed';
+          run.result = out.result;
+          run.merged = out.merged;
+        },
+        (e: unknown) => {
+          run.state = 'Failed';
+          run.reason = e instanceof Error ? e.message : String(e);
+        },
+      )
+      .finally(() => {
+        this.#buildsRunning--;
+        // Replaced by a newer version or dropped meanwhile: not this node's answer any more.
+        if (this.#builds.get(req.task_id) !== run) return;
+        this.#tasks.inc({ type: metricType(run.type), outcome: run.state === 'Completed' ? 'completed' : 'failed' });
+        this.#duration.observe({ type: metricType(run.type) }, Math.max(0, this.#clock.nowMs() - startedMs) / 1000);
+        this.#trimBuilds();
+      });
+  }
+
+  #trimBuilds(): void {
+    let finished = 0;
+    for (const b of this.#builds.values()) if (b.state !== 'InProgress') finished++;
+    for (const [id, b] of this.#builds) {
+      if (finished <= FINISHED_BUILDS_MAX) break;
+      if (b.state === 'InProgress') continue;
+      this.#builds.delete(id);
+      finished--;
+    }
+    // Dropped ids are only needed against a late re-dispatch; keep the set bounded the same way.
+    if (this.#droppedBuilds.size > FINISHED_BUILDS_MAX) {
+      for (const id of this.#droppedBuilds) {
+        this.#droppedBuilds.delete(id);
+        if (this.#droppedBuilds.size <= FINISHED_BUILDS_MAX) break;
+      }
+    }
   }
 
   /** The session is lost: refuse new work and stop what runs (resolves once nothing writes). Idempotent. */
   async fence(reason: string): Promise<void> {
     this.#fenced ??= reason;
+    // Running builds cannot be interrupted on the worker; their answers are dropped with the entries.
+    this.#builds.clear();
     await this.#pool.close();
   }
 
@@ -207,6 +332,25 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     this.#tasks.inc({ type: 'copy_segment', outcome });
     this.#duration.observe({ type: 'copy_segment' }, Math.max(0, this.#clock.nowMs() - started) / 1000);
   }
+}
+
+function buildAnswer(b: BuildRun, version: number): QueryTaskResponse {
+  // An answer about another version would be ignored by the coordinator anyway; say UNKNOWN for an older
+  // one it asks about (that run is gone here) and report the version this node runs otherwise.
+  if (version !== 0 && version > b.version) return { state: 'UNKNOWN', version: 0, reason: '', copied_segments: [] };
+  const base = { state: wireState(b.state), version: b.version, reason: b.reason, copied_segments: [] };
+  if (b.state !== 'Completed') return base;
+  if (b.merged !== undefined) return { ...base, merged: b.merged };
+  const r = b.result;
+  if (r === undefined) return base;
+  return {
+    ...base,
+    built_index: { index_id: r.indexId, build_id: r.buildId, index_version: r.version, files: [...r.files], size: r.size, rows: r.rows },
+  };
+}
+
+function metricType(t: BuildRun['type']): string {
+  return t === 'INDEX_BUILD' ? 'index_build' : 'compaction_merge';
 }
 
 function wireState(s: 'InProgress' | 'Completed' | 'Failed'): WireTaskState {

@@ -1,0 +1,335 @@
+/**
+ * NodeTaskDispatcher: runs index-build tasks on the registered data nodes (the pattern the restore
+ * inspector uses for copies, for single tasks a scheduler waits on). Its state machine and records are
+ * in node-task-store.ts. One `tick()` advances every active task:
+ *   - Waiting: pick the Healthy node with the most free slots, persist (node, version+1) by CAS, then
+ *     CreateTask. A refusal the node decided (full, ...) puts it back to Waiting; a transport error
+ *     leaves it Dispatched: the next poll decides (a node that never got it answers UNKNOWN).
+ *   - Dispatched: the node left the live set, or answers UNKNOWN → confirmed loss; a run older than
+ *     `taskTimeoutMs` → DropTask and re-dispatch; both count an attempt, and the last attempt fails the
+ *     task with a reason that names it and the node. A transient poll error changes nothing.
+ *   - Any state past `jobTimeoutMs` since submit fails.
+ * Answers about another version than the record's are ignored (fencing): a node that was frozen past
+ * its lease and resumed cannot complete a task that now runs elsewhere.
+ */
+
+import type { Clock } from '../../common/clock.js';
+import { isQuiverError, quiverError } from '../../common/errors.js';
+import { LoopRunner } from '../../common/loop.js';
+import type { CreateTaskRequest, QueryTaskResponse, WireBuiltIndex, WireMerged } from '../../taskrpc/protocol.js';
+import type { CopyLogger, WorkerNodeInfo } from '../copy/types.js';
+import type { IdSource } from '../types.js';
+import type { TaskRpc } from './remote-workers.js';
+import type { NodeTaskRecord, NodeTaskSpec, NodeTaskStore } from './node-task-store.js';
+
+/** The live data nodes and a client per node (RemoteWorkerPool implements it). */
+export interface TaskNodes {
+  /** Live nodes; a node with `usedSlots >= slots` (Suspect) keeps its tasks and gets no new one. */
+  nodes(): readonly WorkerNodeInfo[];
+  /** The node's session id and client; throws a retriable error when the node is not live. */
+  client(nodeId: string): { readonly session: number; readonly rpc: TaskRpc };
+}
+
+export interface NodeTaskDispatcherOptions {
+  /** One run on one node: past it the run is dropped and the task re-dispatched. */
+  readonly taskTimeoutMs: number;
+  /** From submit to outcome, waiting for a node and every re-dispatch included. */
+  readonly jobTimeoutMs: number;
+  /** Runs lost or timed out before the task fails. */
+  readonly attemptsMax: number;
+  /** Period of the fallback tick (a watcher-free poll loop). */
+  readonly tickIntervalMs: number;
+}
+
+export type NodeTaskOutcome =
+  | { readonly state: 'Completed'; readonly built?: WireBuiltIndex | undefined; readonly merged?: WireMerged | undefined }
+  | { readonly state: 'Failed'; readonly reason: string };
+
+interface Active {
+  rec: NodeTaskRecord;
+  readonly done: Promise<NodeTaskOutcome>;
+  readonly resolve: (o: NodeTaskOutcome) => void;
+  outcome?: NodeTaskOutcome | undefined;
+}
+
+export class NodeTaskDispatcher {
+  readonly #store: NodeTaskStore;
+  readonly #nodes: TaskNodes;
+  readonly #ids: IdSource;
+  readonly #clock: Clock;
+  readonly #log: CopyLogger;
+  readonly #opts: NodeTaskDispatcherOptions;
+  readonly #active = new Map<number, Active>();
+  readonly #loop: LoopRunner;
+
+  constructor(deps: { store: NodeTaskStore; nodes: TaskNodes; ids: IdSource; clock: Clock; log: CopyLogger }, opts: NodeTaskDispatcherOptions) {
+    for (const [k, v] of Object.entries(opts)) if (!(Number.isInteger(v) && v > 0)) throw new Error(`assertion failed: ${k} ${String(v)} must be > 0`);
+    this.#store = deps.store;
+    this.#nodes = deps.nodes;
+    this.#ids = deps.ids;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#opts = opts;
+    this.#loop = new LoopRunner('node-tasks', opts.tickIntervalMs, () => this.#pass(), { error: (f, m) => deps.log.warn(f, m) });
+  }
+
+  /**
+   * Records left by a previous coordinator: their runs are dropped on the nodes (best effort) and the
+   * records deleted. Their callers died with that process; the index scheduler rebuilds what still has
+   * no index, under new build ids, and the abandoned uploads are orphans for GC.
+   */
+  async init(): Promise<void> {
+    for (const rec of await this.#store.list()) {
+      if (rec.state === 'Dispatched') await this.#drop(rec);
+      await this.#store.delete(rec.id);
+    }
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#loop.stop();
+    for (const a of this.#active.values()) a.resolve({ state: 'Failed', reason: `task ${a.rec.id}: the coordinator is stopping` });
+  }
+
+  /** Runs a pass soon (a node joined, a watcher saw a task end). */
+  kick(): void {
+    void this.#loop.kick();
+  }
+
+  /** Free slots over the Healthy nodes, and their total (a scheduler sizes its concurrency by it). */
+  slots(): { readonly total: number; readonly free: number } {
+    let total = 0;
+    for (const n of this.#nodes.nodes()) if (n.usedSlots < n.slots) total += n.slots;
+    let used = 0;
+    for (const a of this.#active.values()) if (a.rec.state === 'Dispatched') used++;
+    return { total, free: Math.max(0, total - used) };
+  }
+
+  /** Persists a Waiting task and returns its id (also the build id of an index build). */
+  async submit(spec: NodeTaskSpec): Promise<number> {
+    const id = await this.#ids.alloc();
+    const now = this.#clock.nowMs();
+    const rec: NodeTaskRecord = { id, ...spec, state: 'Waiting', nodeId: '', version: 0, attempts: 0, reason: '', createdAtMs: now, dispatchedAtMs: 0 };
+    await this.#store.create(rec);
+    let settle!: (o: NodeTaskOutcome) => void;
+    const done = new Promise<NodeTaskOutcome>((r) => (settle = r));
+    const a: Active = {
+      rec,
+      done,
+      resolve: (o) => {
+        if (a.outcome !== undefined) return;
+        a.outcome = o;
+        settle(o);
+      },
+    };
+    this.#active.set(id, a);
+    this.kick();
+    return id;
+  }
+
+  /** The task's record as this coordinator sees it (undefined once forgotten). */
+  task(id: number): NodeTaskRecord | undefined {
+    return this.#active.get(id)?.rec;
+  }
+
+  /** Tasks not finished yet (`GET /cluster` lists them as jobs, with why they wait). */
+  pending(): NodeTaskRecord[] {
+    return [...this.#active.values()].filter((a) => a.outcome === undefined).map((a) => a.rec);
+  }
+
+  outcome(id: number): NodeTaskOutcome | undefined {
+    return this.#active.get(id)?.outcome;
+  }
+
+  wait(id: number): Promise<NodeTaskOutcome> {
+    const a = this.#active.get(id);
+    if (a === undefined) throw quiverError('ServiceInternal', `node task ${id} is unknown`);
+    return a.done;
+  }
+
+  /** Forgets a finished task (its record is already deleted); a running one is cancelled on its node. */
+  async forget(id: number): Promise<void> {
+    const a = this.#active.get(id);
+    if (a === undefined) return;
+    this.#active.delete(id);
+    if (a.outcome !== undefined) return;
+    if (a.rec.state === 'Dispatched') await this.#drop(a.rec);
+    await this.#store.delete(id);
+    a.resolve({ state: 'Failed', reason: `task ${id} was cancelled` });
+  }
+
+  /** One pass over every active task (tests call it with a fake clock). */
+  tick(): Promise<void> {
+    return this.#loop.tick();
+  }
+
+  async #pass(): Promise<void> {
+    for (const a of [...this.#active.values()]) {
+      if (a.outcome !== undefined) continue;
+      try {
+        await this.#advance(a);
+      } catch (err) {
+        // A metadata error: the record is as it was; the next pass tries again.
+        this.#log.warn({ taskId: a.rec.id, err }, 'node task pass failed; retrying next pass');
+      }
+    }
+  }
+
+  async #advance(a: Active): Promise<void> {
+    const rec = a.rec;
+    const now = this.#clock.nowMs();
+    const what =
+      rec.type === 'index-build'
+        ? `index-build task ${rec.id} (segment ${rec.params.segmentId}, index ${rec.params.indexId})`
+        : `compaction-merge task ${rec.id} (segments ${rec.params.source_segment_ids.join(',')} → ${rec.params.target_segment_id})`;
+    if (now - rec.createdAtMs > this.#opts.jobTimeoutMs) {
+      const where = rec.state === 'Dispatched' ? ` on data node ${rec.nodeId}` : ' waiting for a data node';
+      if (rec.state === 'Dispatched') await this.#drop(rec);
+      return this.#finish(a, 'Failed', { reason: `${what} timed out${where} after ${this.#opts.jobTimeoutMs} ms (job timeout)` });
+    }
+    switch (rec.state) {
+      case 'Waiting':
+        return this.#dispatch(a, what);
+      case 'Dispatched':
+        return this.#poll(a, what, now);
+      case 'Completed':
+      case 'Failed':
+        return;
+      default: {
+        const never: never = rec.state;
+        throw new Error(`assertion failed: node task state ${String(never)}`);
+      }
+    }
+  }
+
+  async #dispatch(a: Active, what: string): Promise<void> {
+    const node = this.#pickNode();
+    if (node === undefined) {
+      const reason = this.#nodes.nodes().length === 0 ? 'waiting for a data node to register' : 'waiting for a free data node slot';
+      if (a.rec.reason !== reason) a.rec = { ...a.rec, reason };
+      return;
+    }
+    const rec = await this.#store.update(a.rec.id, 'Waiting', a.rec.version, {
+      state: 'Dispatched',
+      nodeId: node,
+      version: a.rec.version + 1,
+      dispatchedAtMs: this.#clock.nowMs(),
+      reason: '',
+    });
+    if (rec === undefined) throw quiverError('ServiceInternal', `${what}: its record changed under the dispatcher`);
+    a.rec = rec;
+    try {
+      const { session, rpc } = this.#nodes.client(node);
+      await rpc.createTask(createRequest(rec, session));
+    } catch (e) {
+      if (isQuiverError(e) && !e.retriable) {
+        // The node refused (full, fenced, cannot build): not a lost run, try again (maybe elsewhere).
+        const back = await this.#store.update(rec.id, 'Dispatched', rec.version, {
+          state: 'Waiting',
+          reason: `refused by data node ${node}: ${e.message}`,
+        });
+        if (back) a.rec = back;
+        return;
+      }
+      this.#log.warn({ taskId: rec.id, version: rec.version, nodeId: node, err: e }, `${rec.type} dispatch unconfirmed; polling decides`);
+    }
+  }
+
+  async #poll(a: Active, what: string, now: number): Promise<void> {
+    const rec = a.rec;
+    const live = this.#nodes.nodes().some((n) => n.nodeId === rec.nodeId);
+    if (!live) return this.#lost(a, what, `data node ${rec.nodeId} is gone`);
+    if (now - rec.dispatchedAtMs > this.#opts.taskTimeoutMs) {
+      await this.#drop(rec);
+      return this.#lost(a, what, `timed out on data node ${rec.nodeId} after ${this.#opts.taskTimeoutMs} ms`);
+    }
+    let r: QueryTaskResponse;
+    try {
+      const { session, rpc } = this.#nodes.client(rec.nodeId);
+      r = await rpc.queryTask({ node_id: session, task_id: rec.id, version: rec.version });
+    } catch (e) {
+      this.#log.warn({ taskId: rec.id, nodeId: rec.nodeId, err: e }, `${rec.type} poll failed; asking again next pass`);
+      return;
+    }
+    if (r.state === 'UNKNOWN') return this.#lost(a, what, `data node ${rec.nodeId} does not know it`);
+    // Fencing: an answer about another run of this task says nothing about the current one.
+    if (r.version !== rec.version) return;
+    if (r.state === 'IN_PROGRESS') return;
+    if (r.state === 'FAILED') return this.#finish(a, 'Failed', { reason: `${what} failed on data node ${rec.nodeId}: ${r.reason}` });
+    const built = r.built_index ?? undefined;
+    const merged = r.merged ?? undefined;
+    if ((rec.type === 'index-build' ? built : merged) === undefined) {
+      return this.#finish(a, 'Failed', { reason: `${what}: data node ${rec.nodeId} completed it without a result` });
+    }
+    return this.#finish(a, 'Completed', { built, merged });
+  }
+
+  /** A run ended without an answer (loss or timeout): re-dispatch, or fail once attempts are used up. */
+  async #lost(a: Active, what: string, why: string): Promise<void> {
+    const attempts = a.rec.attempts + 1;
+    if (attempts >= this.#opts.attemptsMax) {
+      return this.#finish(a, 'Failed', { reason: `${what} ${why}; failed after ${attempts} attempts`, attempts });
+    }
+    this.#log.warn({ taskId: a.rec.id, nodeId: a.rec.nodeId, attempts }, `${what} ${why}; re-dispatching`);
+    const rec = await this.#store.update(a.rec.id, 'Dispatched', a.rec.version, { state: 'Waiting', attempts, reason: why });
+    if (rec) a.rec = rec;
+  }
+
+  async #finish(
+    a: Active,
+    state: 'Completed' | 'Failed',
+    x: { reason?: string; built?: WireBuiltIndex | undefined; merged?: WireMerged | undefined; attempts?: number },
+  ): Promise<void> {
+    const rec = await this.#store.update(a.rec.id, a.rec.state, a.rec.version, {
+      state,
+      reason: x.reason ?? '',
+      ...(x.attempts !== undefined ? { attempts: x.attempts } : {}),
+    });
+    if (rec === undefined) throw quiverError('ServiceInternal', `${a.rec.type} task ${a.rec.id}: its record changed under the dispatcher`);
+    a.rec = rec;
+    // The outcome lives in memory with its waiter; the record has done its job (fencing, restart cleanup).
+    await this.#store.delete(rec.id);
+    a.resolve(state === 'Completed' ? { state, built: x.built, merged: x.merged } : { state, reason: x.reason ?? '' });
+  }
+
+  async #drop(rec: NodeTaskRecord): Promise<void> {
+    try {
+      const { session, rpc } = this.#nodes.client(rec.nodeId);
+      await rpc.dropTask({ node_id: session, task_id: rec.id });
+    } catch (e) {
+      // Gone or unreachable: its answer is fenced by version anyway.
+      this.#log.warn({ taskId: rec.id, nodeId: rec.nodeId, err: e }, 'dropping a node task failed');
+    }
+  }
+
+  /** The Healthy node with the most free slots after what this dispatcher placed there. */
+  #pickNode(): string | undefined {
+    const placed = new Map<string, number>();
+    for (const a of this.#active.values()) if (a.rec.state === 'Dispatched') placed.set(a.rec.nodeId, (placed.get(a.rec.nodeId) ?? 0) + 1);
+    let best: { nodeId: string; free: number } | undefined;
+    for (const n of this.#nodes.nodes()) {
+      const free = n.slots - n.usedSlots - (placed.get(n.nodeId) ?? 0);
+      if (free > 0 && (best === undefined || free > best.free)) best = { nodeId: n.nodeId, free };
+    }
+    return best?.nodeId;
+  }
+}
+
+function createRequest(rec: NodeTaskRecord, session: number): CreateTaskRequest {
+  const base = { node_id: session, task_id: rec.id, version: rec.version };
+  switch (rec.type) {
+    case 'index-build': {
+      const p = rec.params;
+      return { ...base, type: 'INDEX_BUILD', index_build: { collection_id: p.collectionId, segment_id: p.segmentId, index_id: p.indexId } };
+    }
+    case 'compaction-merge':
+      return { ...base, type: 'COMPACTION_MERGE', compaction_merge: rec.params };
+    default: {
+      const never: never = rec;
+      throw new Error(`assertion failed: node task type ${String((never as { type: unknown }).type)}`);
+    }
+  }
+}

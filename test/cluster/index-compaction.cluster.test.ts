@@ -1,0 +1,117 @@
+/**
+ * Index builds and compaction merges on data nodes as separate processes (issue 10): etcd + s3rver +
+ * `quiver serve --datanode-slots 0` + two `quiver datanode` processes; the same writes to an embedded
+ * `quiver serve` (SQLite + local files, in-process data node) answer the same.
+ *
+ * Skipped, with the reason printed, only when the `etcd` binary is missing (CI installs it).
+ */
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
+import { until } from '../../src/testing/wait.js';
+import { vectors } from '../helpers.js';
+import { Cluster, httpGet, metricValue } from './harness.js';
+
+const skipReason = etcdUnavailableReason();
+if (skipReason !== undefined) console.warn(`cluster tests skipped: ${skipReason}`);
+
+const DIM = 16;
+const SEGMENTS = 4;
+const ROWS_PER_SEGMENT = 400;
+const DELETED = [0, 1, 2, 401, 1203];
+
+/** SEGMENTS flushed segments, an HNSW index built on all of them, a few deletes, then a manual compaction. */
+async function fillIndexCompact(c: MilvusClient): Promise<void> {
+  await c.createCollection({
+    collection_name: 'c',
+    fields: [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'title', data_type: DataType.VarChar, max_length: 32 },
+      { name: 'v', data_type: DataType.FloatVector, dim: DIM },
+    ],
+  });
+  const vs = vectors(SEGMENTS * ROWS_PER_SEGMENT, DIM, 11);
+  for (let s = 0; s < SEGMENTS; s++) {
+    const data = Array.from({ length: ROWS_PER_SEGMENT }, (_, i) => ({
+      id: s * ROWS_PER_SEGMENT + i,
+      title: `t${s * ROWS_PER_SEGMENT + i}`,
+      v: vs[s * ROWS_PER_SEGMENT + i]!,
+    }));
+    expect((await c.insert({ collection_name: 'c', data })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flushSync({ collection_names: ['c'] });
+  }
+  const idx = await c.createIndex({ collection_name: 'c', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 200 } });
+  expect(idx.error_code).toBe(ErrorCode.SUCCESS);
+  await until(async () => (await c.describeIndex({ collection_name: 'c', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', {
+    timeoutMs: 120_000,
+    what: 'the index on every segment',
+  });
+  expect((await c.loadCollectionSync({ collection_name: 'c' })).error_code).toBe(ErrorCode.SUCCESS);
+  expect((await c.delete({ collection_name: 'c', ids: DELETED })).status.error_code).toBe(ErrorCode.SUCCESS);
+  await c.flushSync({ collection_names: ['c'] });
+  const task = await c.compact({ collection_name: 'c' });
+  expect(task.status.error_code).toBe(ErrorCode.SUCCESS);
+  await until(async () => String((await c.getCompactionState({ compactionID: task.compactionID })).state) === 'Completed', {
+    timeoutMs: 120_000,
+    what: 'the compaction',
+  });
+  const plans = await c.getCompactionStateWithPlans({ compactionID: task.compactionID });
+  expect(plans.mergeInfos.length).toBeGreaterThan(0);
+  await until(async () => (await c.describeIndex({ collection_name: 'c', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', {
+    timeoutMs: 120_000,
+    what: 'the index after compaction',
+  });
+}
+
+/** Rows, and top-10 ids of 20 queries at a high ef (the HNSW search is then exhaustive at this size). */
+async function answers(c: MilvusClient): Promise<{ rows: string[]; hits: string[][] }> {
+  const q = await c.query({ collection_name: 'c', filter: 'id >= 0', output_fields: ['id', 'title'], limit: 16_384 });
+  const data = vectors(SEGMENTS * ROWS_PER_SEGMENT, DIM, 11).slice(100, 120);
+  const s = await c.search({ collection_name: 'c', data, limit: 10, params: { ef: 1_000 } });
+  return {
+    rows: q.data.map((x) => `${String(x['id'])}:${String(x['title'])}`).sort(),
+    hits: (s.results as unknown as { id: string }[][]).map((list) => list.map((h) => String(h.id))),
+  };
+}
+
+describe.skipIf(skipReason !== undefined)('index builds and compaction merges on data nodes', () => {
+  let cluster: Cluster | undefined;
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  it('run on the data nodes, with the embedded mode’s results', async () => {
+    cluster = await Cluster.start('qi');
+    // No background compaction: the manual one below is what merges (and it must run on a data node).
+    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false' });
+    const nodes = [
+      await cluster.datanode({ slots: 2, args: ['--index-build-threads', '1'] }),
+      await cluster.datanode({ slots: 2, args: ['--index-build-threads', '1'] }),
+    ];
+    await fillIndexCompact(serve.client);
+    const onCluster = await answers(serve.client);
+    expect(onCluster.rows).toHaveLength(SEGMENTS * ROWS_PER_SEGMENT - DELETED.length);
+
+    // The work ran on the data nodes: each built some of the segments' indexes, one of them merged.
+    const metrics = await Promise.all(nodes.map(async (n) => (await httpGet(n.metricsAddress, '/metrics')).body));
+    const builds = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'index_build', outcome: 'completed' }));
+    expect(
+      builds.every((b) => b > 0),
+      `index builds per node: ${builds.join(', ')}`,
+    ).toBe(true);
+    expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
+    const merges = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
+    expect(merges.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+    await serve.stop();
+
+    // The embedded mode (SQLite, local files, in-process data node), same writes: same answers.
+    const embedded = await cluster.serve(await cluster.dataDir(), { QUIVER_META: 'sqlite', QUIVER_STORAGE: 'local', QUIVER_AUTO_COMPACTION: 'false' }, [
+      '--datanode-slots',
+      '4',
+    ]);
+    await fillIndexCompact(embedded.client);
+    expect(await answers(embedded.client)).toEqual(onCluster);
+  });
+});
