@@ -98,6 +98,8 @@ export const ConfigSchema = z.object({
    * only on `quiver datanode` processes registered in etcd (needs --meta etcd://...).
    */
   datanodeSlots: z.coerce.number().int().min(0).max(1024).default(4),
+  /** Where ExportSnapshot may write and RestoreExternalSnapshot read: comma-separated dirs and s3://bucket/prefix; '' = <dataDir>/exports. */
+  exportRoots: z.string().default(''),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -142,6 +144,7 @@ const ENV: Record<keyof Config, string> = {
   copyFinalizeLeaseMs: 'QUIVER_COPY_FINALIZE_LEASE_MS',
   copyMode: 'QUIVER_COPY_MODE',
   datanodeSlots: 'QUIVER_DATANODE_SLOTS',
+  exportRoots: 'QUIVER_EXPORT_ROOTS',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

@@ -21,6 +21,7 @@ import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
+import { wireExports } from './export-wiring.js';
 import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CachedObjectStore } from '../storage/cached-object-store.js';
@@ -135,6 +136,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run,
   // and know the live data nodes first: their running tasks must not look lost to a fresh inspector.
   await restores.init();
+  const exports = await wireExports({ config, dataDir, host: engine, snapshots, restores, kv, store, clock, log });
   await cluster.ready;
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
@@ -168,6 +170,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const handlers: Record<string, Handler> = {
     ...createHandlers(engine.roles, { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
+    ...exports.handlers(snapshotHandlers(snapshots, restores, clock)),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
       status: OK,
@@ -206,7 +209,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), housekeeping.stop(), gc.stop()]);
+        await Promise.all([restores.stop(), exports.imports.stop(), housekeeping.stop(), gc.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();

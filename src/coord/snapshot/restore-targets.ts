@@ -30,7 +30,7 @@ import type { Catalog, CatalogChange } from '../catalog.js';
 import { TargetRefused } from '../copy/checker.js';
 import { batchOps, TXN_BYTES_MAX, TXN_OPS_MAX } from '../copy/copy-job-store.js';
 import { resolveMappings, rewriteSegmentRecord, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
-import type { CopyJob, CopyLogger, RestoreTargetOps, SegmentMapping, SourceSegmentReader } from '../copy/types.js';
+import { snapshotRefOf, type CopyJob, type CopyLogger, type RestoreTargetOps, type SegmentMapping, type SourceSegmentReader } from '../copy/types.js';
 import type { CollectionRecord, IndexRecord, PartitionRecord, SegmentRecord } from '../records.js';
 
 export const DEFAULT_PARTITION_NAME = '_default';
@@ -260,7 +260,7 @@ export class RestoreTargets implements RestoreTargetOps {
 
   async #resolve(job: CopyJob, mappings: readonly SegmentMapping[]) {
     const records = await this.#sources.read(
-      { collectionId: job.sourceCollectionId, snapshotId: job.snapshotId },
+      snapshotRefOf(job),
       mappings.map((m) => m.sourceSegmentId),
     );
     return resolveMappings(mappings, job.targetCollectionId, records);
