@@ -28,7 +28,7 @@ export async function wireExports(deps: {
   readonly log: Logger;
 }): Promise<{ exporter: SnapshotExporter; imports: ExternalRestoreService; handlers(base: Readonly<Record<string, Handler>>): Record<string, Handler> }> {
   const roots = parseExportRoots(deps.config.exportRoots, deps.dataDir);
-  const exporter = new SnapshotExporter({ snapshots: deps.snapshots, store: deps.store, clock: deps.clock, log: deps.log, roots, dataDir: deps.dataDir });
+  const exporter = new SnapshotExporter({ snapshots: deps.snapshots, store: deps.store, clock: deps.clock, log: deps.log, roots, dataDir: deps.dataDir, faultFileDelayMs: deps.config.faultExportFileDelayMs });
   const imports = new ExternalRestoreService({
     host: deps.host,
     restores: deps.restores,
@@ -39,6 +39,7 @@ export async function wireExports(deps: {
     roots,
     dataDir: deps.dataDir,
     options: { jobTimeoutMs: deps.config.copyJobTimeoutMs, taskRetentionMs: deps.config.copyTaskRetentionMs },
+    faultFileDelayMs: deps.config.faultExportFileDelayMs,
   });
   const r = await imports.init();
   if (r.rolledBack + r.stagingRemoved > 0) deps.log.warn(r, 'external restores: rolled back what a crash left');

@@ -43,6 +43,8 @@ export interface ExporterDeps {
   readonly log: Logger;
   readonly roots: readonly ExportLocation[];
   readonly dataDir: string;
+  /** Test-only (crash tests, QUIVER_FAULT_EXPORT_FILE_DELAY_MS): wait this long before reading each file. */
+  readonly faultFileDelayMs?: number | undefined;
 }
 
 export class SnapshotExporter {
@@ -76,6 +78,7 @@ export class SnapshotExporter {
       const target = await openLocation(loc, spec, this.#d.dataDir);
       try {
         const files = await mapLimit([...keys], EXPORT_CONCURRENCY, async (key): Promise<BundleFile> => {
+          if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs);
           const bytes = await store.get(key);
           const sha256 = sha256Hex(bytes);
           const blob = blobKey(sha256);

@@ -36,6 +36,7 @@ import type { ObjectStore } from '../../../storage/object-store.js';
 import { PrefixedObjectStore } from '../../../storage/prefixed-object-store.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { readSnapshot } from '../../../storage/snapshot-format/read-snapshot.js';
+import { decodeMetadata, type SnapshotMetadata } from '../../../storage/snapshot-format/metadata.js';
 import { isTerminalJobState, newCopyJob, SEGMENTS_PER_JOB_MAX, type CopyJob, type CopyOptions } from '../../copy/index.js';
 import type { RestoreService } from '../restore-service.js';
 import { RestoreTargets, type RestoreHost } from '../restore-targets.js';
@@ -74,6 +75,8 @@ export interface ImportDeps {
   readonly roots: readonly ExportLocation[];
   readonly dataDir: string;
   readonly options: Pick<CopyOptions, 'jobTimeoutMs' | 'taskRetentionMs'>;
+  /** Test-only (crash tests, QUIVER_FAULT_EXPORT_FILE_DELAY_MS): wait this long before reading each bundle file. */
+  readonly faultFileDelayMs?: number | undefined;
 }
 
 export class ExternalRestoreService {
@@ -81,6 +84,8 @@ export class ExternalRestoreService {
   /** Bytes verified so far of each import still staging (progress; lost on restart, like the staging itself). */
   readonly #staged = new Map<number, number>();
   readonly #running = new Set<Promise<void>>();
+  /** Aborted by `stop`: staging stops at the next file and rolls back (a restart would roll it back anyway). */
+  readonly #closing = new AbortController();
 
   constructor(deps: ImportDeps) {
     this.#d = deps;
@@ -118,6 +123,7 @@ export class ExternalRestoreService {
 
   /** Awaits the staging work in flight (server close). */
   async stop(): Promise<void> {
+    this.#closing.abort();
     await Promise.allSettled([...this.#running]);
   }
 
@@ -139,7 +145,9 @@ export class ExternalRestoreService {
       throw e;
     }
     try {
-      this.#checkTarget(input.db, input.target, undefined);
+      // The schema is in the snapshot's metadata file: small, read (and verified) now, so that a bundle of
+      // another collection is refused by the RPC itself.
+      this.#checkTarget(input.db, input.target, (await this.#readMetadata(source, manifest)).schema);
       const id = await this.#d.host.ids.alloc();
       const rec: ImportRecord = {
         id,
@@ -182,6 +190,8 @@ export class ExternalRestoreService {
       this.#staged.set(rec.id, 0);
       await mapLimit(manifest.files, STAGE_CONCURRENCY, async (f) => {
         const blob = blobKey(f.sha256);
+        if (this.#closing.signal.aborted) throw quiverError('ServiceNotReady', 'the server is shutting down; the external restore was rolled back, start it again');
+        if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs, this.#closing.signal);
         const bytes = await readOrExplain(source, blob, `bundle file ${JSON.stringify(f.key)} is missing (blob ${blob})`);
         if (bytes.byteLength !== f.size) throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
         const got = sha256Hex(bytes);
@@ -279,6 +289,13 @@ export class ExternalRestoreService {
       throw quiverError('CollectionSchemaMismatch', `collection ${name} exists in database ${dbName} with another schema than the bundle's; restore into a new name`);
     }
     throw quiverError('ParameterInvalid', `collection already exists: ${name} in database ${dbName}; restore needs a new collection name`);
+  }
+
+  async #readMetadata(source: ObjectStore, manifest: BundleManifest): Promise<SnapshotMetadata> {
+    const f = manifest.files.find((x) => x.key === manifest.metadata_key)!;
+    const bytes = await readOrExplain(source, blobKey(f.sha256), `bundle file ${JSON.stringify(f.key)} is missing (blob ${blobKey(f.sha256)})`);
+    if (sha256Hex(bytes) !== f.sha256) throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: its sha256 is not the one the bundle lists`);
+    return decodeMetadata(bytes);
   }
 
   async #dropStaged(id: number): Promise<void> {
