@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
-import { exportSnapshot, restoreExternal } from './export-rpc.js';
+import { exportSnapshot, restoreExternal } from '../src/cli/export-rpc.js';
 import { startTestServer, vectors, waitRestore, type TestServer } from './helpers.js';
 
 /**

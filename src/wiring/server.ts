@@ -188,6 +188,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
+    exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
   });

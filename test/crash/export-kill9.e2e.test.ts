@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { until, waitRestore } from '../../src/testing/index.js';
 import { objectKeys } from '../data-dir.js';
-import { exportSnapshot, restoreExternal } from '../export-rpc.js';
+import { exportSnapshot, restoreExternal } from '../../src/cli/export-rpc.js';
 import { killAllServers, spawnServer, type ServerProcess } from '../process.js';
 
 /**

@@ -1,14 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
-import { root } from '../src/proxy/proto.js';
+import { root } from '../proxy/proto.js';
 
 /**
  * ExportSnapshot and RestoreExternalSnapshot through raw gRPC with the SDK's own proto (the SDK 3.0.6
- * has no methods for them). Answers the decoded reply (status, snapshot_metadata_uri / job_id).
+ * has no methods for them); `server` is a port on 127.0.0.1 or a `host:port`. Answers the decoded reply
+ * (status, snapshot_metadata_uri / job_id).
  */
-export async function rawRpc(port: number, method: 'ExportSnapshot' | 'RestoreExternalSnapshot', obj: Record<string, unknown>): Promise<RawReply> {
+export async function rawRpc(server: number | string, method: 'ExportSnapshot' | 'RestoreExternalSnapshot', obj: Record<string, unknown>): Promise<RawReply> {
   const Req = root.lookupType(`milvus.proto.milvus.${method}Request`);
   const Res = root.lookupType(`milvus.proto.milvus.${method}Response`);
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(typeof server === 'number' ? `127.0.0.1:${server}` : server, grpc.credentials.createInsecure());
   try {
     const reply = await new Promise<Buffer>((resolve, reject) =>
       client.makeUnaryRequest(
@@ -32,8 +33,8 @@ export interface RawReply {
   readonly job_id?: string;
 }
 
-export const exportSnapshot = (port: number, req: { collection_name: string; name: string; target_s3_path: string; external_spec?: string; db_name?: string }) =>
-  rawRpc(port, 'ExportSnapshot', req);
+export const exportSnapshot = (server: number | string, req: { collection_name: string; name: string; target_s3_path: string; external_spec?: string; db_name?: string }) =>
+  rawRpc(server, 'ExportSnapshot', req);
 
-export const restoreExternal = (port: number, req: { target_collection_name: string; snapshot_metadata_uri: string; external_spec?: string; db_name?: string }) =>
-  rawRpc(port, 'RestoreExternalSnapshot', req);
+export const restoreExternal = (server: number | string, req: { target_collection_name: string; snapshot_metadata_uri: string; external_spec?: string; db_name?: string }) =>
+  rawRpc(server, 'RestoreExternalSnapshot', req);
