@@ -1,6 +1,6 @@
 /**
  * Export benchmark (issue 13 targets; dim 128, clustered, HNSW M=16 efConstruction=64, flushed):
- *  - ExportSnapshot of N rows + HNSW to a local dir (every file read, SHA-256 hashed, written with fsync)
+ *  - ExportSnapshot of N rows + HNSW to a local dir (every file read, SHA-256 hashed, written, then one syncfs)
  *    against `cp -r` of the same object directories: throughput ratio ≥ 0.8;
  *  - a second export into the same dir after 1% of the rows changed (1% new rows plus 1% deleted, flushed,
  *    a new snapshot): bytes written ≤ 5% of the first export's;
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const exportMBps = firstBytes / MB / (median(exportMs) / 1000);
     const cpMBps = cpBytes / MB / (median(cpMs) / 1000);
     table('export vs cp -r (median of runs, back to back)', [
-      { what: 'ExportSnapshot (read + sha256 + write + fsync)', MB: (firstBytes / MB).toFixed(1), ms: median(exportMs).toFixed(0), 'MB/s': exportMBps.toFixed(0) },
+      { what: 'ExportSnapshot (read + sha256 + write + syncfs)', MB: (firstBytes / MB).toFixed(1), ms: median(exportMs).toFixed(0), 'MB/s': exportMBps.toFixed(0) },
       { what: 'cp -r of the same directories', MB: (cpBytes / MB).toFixed(1), ms: median(cpMs).toFixed(0), 'MB/s': cpMBps.toFixed(0) },
       { what: 'ratio (target ≥ 0.80)', MB: '', ms: '', 'MB/s': (exportMBps / cpMBps).toFixed(2) },
     ]);

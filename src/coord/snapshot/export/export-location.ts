@@ -10,12 +10,17 @@
  * it does not let a write escape.
  */
 
-import { realpath } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { open, realpath } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quiverError } from '../../../common/errors.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
 import { openObjectStore, parseStoreUrl } from '../../../storage/open-store.js';
+import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
+
+const execFileAsync = promisify(execFile);
 
 export type ExportLocation = { readonly kind: 'local'; readonly dir: string } | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string };
 
@@ -120,7 +125,8 @@ export function locationUri(loc: ExportLocation, key: string): string {
 export async function openLocation(loc: ExportLocation, spec: ExternalSpec, dataDir: string): Promise<ObjectStore> {
   if (loc.kind === 'local') {
     if (Object.keys(spec).length > 0) throw quiverError('ParameterInvalid', 'external_spec applies to s3:// locations only');
-    return openObjectStore(`local:${loc.dir}`, { dataDir });
+    // No fsync per file: `syncLocation` makes every blob durable at once before the bundle manifest is written.
+    return openObjectStore(`local:${loc.dir}`, { dataDir, local: { fsync: false } });
   }
   const credentials =
     spec.accessKeyId !== undefined && spec.secretAccessKey !== undefined
@@ -130,6 +136,27 @@ export async function openLocation(loc: ExportLocation, spec: ExternalSpec, data
     dataDir,
     s3: { ...(spec.endpoint ? { endpoint: spec.endpoint } : {}), ...(spec.region ? { region: spec.region } : {}), ...(credentials ? { credentials } : {}) },
   });
+}
+
+/**
+ * Makes every file written under a local location durable: one `syncfs` of its file system (`sync -f`,
+ * coreutils) instead of an fsync per file, which made an export 2-3x slower than `cp -r`; where that is
+ * not available, an fsync of each path in `written`. S3 puts are durable when they return.
+ */
+export async function syncLocation(loc: ExportLocation, written: readonly string[]): Promise<void> {
+  if (loc.kind !== 'local') return;
+  try {
+    await execFileAsync('sync', ['-f', loc.dir]);
+  } catch {
+    await mapLimit(written, 16, async (path) => {
+      const fh = await open(path, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+  }
 }
 
 async function within(loc: ExportLocation, root: ExportLocation): Promise<boolean> {

@@ -17,7 +17,7 @@ import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { sourceKeysOf } from '../../../storage/snapshot-format/segment-rewrite.js';
 import type { SnapshotManager } from '../snapshot-manager.js';
 import { BUNDLE_FORMAT_VERSION, blobKey, bundleManifestKey, encodeBundleManifest, sha256Hex, type BundleFile, type BundleManifest } from './bundle-format.js';
-import { checkWithinRoots, locationUri, openLocation, parseExportUri, parseExternalSpec, type ExportLocation } from './export-location.js';
+import { checkWithinRoots, locationUri, openLocation, parseExportUri, parseExternalSpec, syncLocation, type ExportLocation } from './export-location.js';
 
 /** Files read and written at once: enough to keep a disk or an S3 connection pool busy, bounded in memory. */
 export const EXPORT_CONCURRENCY = 8;
@@ -73,6 +73,7 @@ export class SnapshotExporter {
       let bytesDone = 0;
       let bytesWritten = 0;
       let filesWritten = 0;
+      const writtenPaths: string[] = [];
       const startedAtMs = this.#d.clock.nowMs();
       this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
       const target = await openLocation(loc, spec, this.#d.dataDir);
@@ -85,6 +86,8 @@ export class SnapshotExporter {
           // Same hash, same size: the blob is this file (an earlier export wrote it whole, put is atomic).
           if ((await target.stat(blob))?.size !== bytes.byteLength) {
             await target.put(blob, bytes);
+            const path = target.localPath?.(blob);
+            if (path !== undefined) writtenPaths.push(path);
             bytesWritten += bytes.byteLength;
             filesWritten++;
           }
@@ -92,6 +95,8 @@ export class SnapshotExporter {
           this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
           return { key, sha256, size: bytes.byteLength };
         });
+        // Every blob durable before the manifest that makes the bundle complete.
+        await syncLocation(loc, writtenPaths);
         const md = contents.metadata;
         const manifest: BundleManifest = {
           bundle_format_version: BUNDLE_FORMAT_VERSION,
@@ -103,6 +108,7 @@ export class SnapshotExporter {
         };
         const manifestKey = bundleManifestKey(manifest);
         await target.put(manifestKey, encodeBundleManifest(manifest));
+        await syncLocation(loc, target.localPath ? [target.localPath(manifestKey)!] : []);
         const result = { uri: locationUri(loc, manifestKey), bytesDone, bytesTotal, bytesWritten, filesTotal: files.length, filesWritten };
         this.#d.log.info({ snapshot: rec.name, collection: rec.collectionName, uri: result.uri, bytesWritten, bytesTotal }, 'snapshot exported');
         return result;
