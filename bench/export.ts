@@ -83,12 +83,14 @@ async function main(): Promise<void> {
       const scratch = join(roots, `cp${i}`);
       await mkdir(scratch, { recursive: true });
       const t1 = performance.now();
-      await run('cp', ['-r', 'insert_log', 'delta_log', 'stats_log', 'index_files', 'snapshots', scratch + '/'], { cwd: objects }).catch(async (e: unknown) => {
-        // delta_log may not exist (no deletes yet): copy what exists.
-        const present = (await readdir(objects)).filter((d) => ['insert_log', 'delta_log', 'stats_log', 'index_files', 'snapshots'].includes(d));
-        if (present.length === 5) throw e;
-        await run('cp', ['-r', ...present, scratch + '/'], { cwd: objects });
-      });
+      await run('cp', ['-r', 'insert_log', 'delta_log', 'stats_log', 'index_files', 'snapshots', scratch + '/'], { cwd: objects }).catch(
+        async (e: unknown) => {
+          // delta_log may not exist (no deletes yet): copy what exists.
+          const present = (await readdir(objects)).filter((d) => ['insert_log', 'delta_log', 'stats_log', 'index_files', 'snapshots'].includes(d));
+          if (present.length === 5) throw e;
+          await run('cp', ['-r', ...present, scratch + '/'], { cwd: objects });
+        },
+      );
       cpMs.push(ms(t1));
       await rm(scratch, { recursive: true, force: true });
     }
@@ -133,12 +135,22 @@ async function main(): Promise<void> {
     const exportMBps = firstBytes / MB / (median(exportMs) / 1000);
     const cpMBps = cpBytes / MB / (median(cpMs) / 1000);
     table('export vs cp -r (median of runs, back to back)', [
-      { what: 'ExportSnapshot (read + sha256 + write + syncfs)', MB: (firstBytes / MB).toFixed(1), ms: median(exportMs).toFixed(0), 'MB/s': exportMBps.toFixed(0) },
+      {
+        what: 'ExportSnapshot (read + sha256 + write + syncfs)',
+        MB: (firstBytes / MB).toFixed(1),
+        ms: median(exportMs).toFixed(0),
+        'MB/s': exportMBps.toFixed(0),
+      },
       { what: 'cp -r of the same directories', MB: (cpBytes / MB).toFixed(1), ms: median(cpMs).toFixed(0), 'MB/s': cpMBps.toFixed(0) },
       { what: 'ratio (target ≥ 0.80)', MB: '', ms: '', 'MB/s': (exportMBps / cpMBps).toFixed(2) },
     ]);
     table('second export after 1% changed', [
-      { first_MB: (firstBytes / MB).toFixed(1), second_MB: (secondBytes / MB).toFixed(2), ratio: `${((100 * secondBytes) / firstBytes).toFixed(2)}% (target ≤ 5%)`, ms: secondMs.toFixed(0) },
+      {
+        first_MB: (firstBytes / MB).toFixed(1),
+        second_MB: (secondBytes / MB).toFixed(2),
+        ratio: `${((100 * secondBytes) / firstBytes).toFixed(2)}% (target ≤ 5%)`,
+        ms: secondMs.toFixed(0),
+      },
     ]);
     table('restore to searchable (median)', [
       { what: 'RestoreExternalSnapshot on a second server', ms: median(extMs).toFixed(0) },

@@ -71,7 +71,10 @@ describe('snapshot export and restore on another server', () => {
     expect(r.status.code, r.status.reason).toBe(0);
     bundleUri = r.snapshot_metadata_uri!;
     expect(bundleUri).toMatch(/^file:\/\/.*\/daily\/bundles\/default\/src\/s1-\d+\.json$/);
-    const manifest = JSON.parse(await readFile(fileURLToPath(bundleUri), 'utf8')) as { bundle_format_version: number; files: { key: string; sha256: string }[] };
+    const manifest = JSON.parse(await readFile(fileURLToPath(bundleUri), 'utf8')) as {
+      bundle_format_version: number;
+      files: { key: string; sha256: string }[];
+    };
     expect(manifest.bundle_format_version).toBe(1);
     const kinds = new Set(manifest.files.map((f) => f.key.split('/')[0]));
     for (const k of ['insert_log', 'delta_log', 'stats_log', 'index_files', 'snapshots']) expect(kinds, k).toContain(k);
@@ -95,7 +98,9 @@ describe('snapshot export and restore on another server', () => {
     const props = Object.fromEntries(d.properties.map((p) => [p.key, p.value]));
     expect(props).toMatchObject({ 'collection.ttl.seconds': '0', 'mmap.enabled': 'false' });
     expect((await c.listPartitions({ collection_name: 'copy' })).partition_names).toEqual(['_default', 'p1']);
-    expect((await c.describeIndex({ collection_name: 'copy', field_name: 'v' })).index_descriptions[0]!.params.find((p) => p.key === 'index_type')?.value).toBe('HNSW');
+    expect(
+      (await c.describeIndex({ collection_name: 'copy', field_name: 'v' })).index_descriptions[0]!.params.find((p) => p.key === 'index_type')?.value,
+    ).toBe('HNSW');
     await c.loadCollectionSync({ collection_name: 'copy' });
     expect((await c.count({ collection_name: 'copy' })).data).toBe(298);
     const rows = await c.query({ collection_name: 'copy', filter: 'id in [0, 5, 7, 250]', output_fields: ['title'] });
@@ -138,14 +143,22 @@ describe('snapshot export and restore on another server', () => {
         [`file://${roots}/ok`, 'not json', /not valid JSON/],
       ];
       for (const [target, spec, why] of cases) {
-        const r = await exportSnapshot(a.server.port, { collection_name: 'src', name: 's1', target_s3_path: target, ...(spec ? { external_spec: spec } : {}) });
+        const r = await exportSnapshot(a.server.port, {
+          collection_name: 'src',
+          name: 's1',
+          target_s3_path: target,
+          ...(spec ? { external_spec: spec } : {}),
+        });
         expect([1100, 1101], target).toContain(r.status.code);
         expect(r.status.reason, target).toMatch(why);
       }
       expect(await filesUnder(outside)).toEqual([]);
       expect(await filesUnder(join(roots, 'ok'))).toEqual([]);
       // The same check guards the restore source.
-      const src = await restoreExternal(b.server.port, { target_collection_name: 'x', snapshot_metadata_uri: `file://${outside}/bundles/default/src/s1-1.json` });
+      const src = await restoreExternal(b.server.port, {
+        target_collection_name: 'x',
+        snapshot_metadata_uri: `file://${outside}/bundles/default/src/s1-1.json`,
+      });
       expect(src.status.reason).toMatch(/outside the allowed export roots/);
     } finally {
       await rm(outside, { recursive: true, force: true });
@@ -163,7 +176,9 @@ describe('snapshot export and restore on another server', () => {
   });
 
   /** A fresh copy of the exported bundle to damage. */
-  async function bundleCopy(name: string): Promise<{ dir: string; uri: string; manifest: { bundle_format_version: number; files: { key: string; sha256: string }[] } }> {
+  async function bundleCopy(
+    name: string,
+  ): Promise<{ dir: string; uri: string; manifest: { bundle_format_version: number; files: { key: string; sha256: string }[] } }> {
     const dir = join(roots, name);
     await mkdir(dir, { recursive: true });
     const r = await exportSnapshot(a.server.port, { collection_name: 'src', name: 's1', target_s3_path: `file://${dir}` });
@@ -205,7 +220,10 @@ describe('snapshot export and restore on another server', () => {
     expect(newer.status.reason).toMatch(/bundle_format_version 2 is newer .*upgrade Quiver/);
 
     // What kill -9 mid-export leaves: blobs, no manifest. It is never taken for a bundle.
-    const partial = await restoreExternal(b.server.port, { target_collection_name: 'n', snapshot_metadata_uri: uri.replace(/s1-(\d+)\.json$/, 's9-$1.json') });
+    const partial = await restoreExternal(b.server.port, {
+      target_collection_name: 'n',
+      snapshot_metadata_uri: uri.replace(/s1-(\d+)\.json$/, 's9-$1.json'),
+    });
     expect(partial.status.code).toBe(1000);
     expect(partial.status.reason).toMatch(/does not exist/);
 

@@ -47,7 +47,13 @@ describe('restore is exact at the snapshot point', () => {
     expect((await c.createSnapshot({ collection_name: 'pit', snapshot_name: 'at' })).error_code).toBe(ErrorCode.SUCCESS);
     // Right after: the same keys again, a delete of a key the snapshot holds, new rows; all flushed so
     // that they sit in deltalogs of the very segments the snapshot references.
-    await c.upsert({ collection_name: 'pit', data: [{ id: 3, tag: 'c', v: vs[3]! }, { id: 5, tag: 'c', v: vs[5]! }] });
+    await c.upsert({
+      collection_name: 'pit',
+      data: [
+        { id: 3, tag: 'c', v: vs[3]! },
+        { id: 5, tag: 'c', v: vs[5]! },
+      ],
+    });
     await c.delete({ collection_name: 'pit', ids: [6, 3] });
     await c.insert({ collection_name: 'pit', data: [{ id: 150, tag: 'late', v: vs[150]! }] });
     await c.flushSync({ collection_names: ['pit'] });

@@ -6,7 +6,11 @@ import { root } from '../proxy/proto.js';
  * has no methods for them); `server` is a port on 127.0.0.1 or a `host:port`. Answers the decoded reply
  * (status, snapshot_metadata_uri / job_id).
  */
-export async function rawRpc(server: number | string, method: 'ExportSnapshot' | 'RestoreExternalSnapshot', obj: Record<string, unknown>): Promise<RawReply> {
+export async function rawRpc(
+  server: number | string,
+  method: 'ExportSnapshot' | 'RestoreExternalSnapshot',
+  obj: Record<string, unknown>,
+): Promise<RawReply> {
   const Req = root.lookupType(`milvus.proto.milvus.${method}Request`);
   const Res = root.lookupType(`milvus.proto.milvus.${method}Response`);
   const client = new grpc.Client(typeof server === 'number' ? `127.0.0.1:${server}` : server, grpc.credentials.createInsecure());
@@ -33,8 +37,12 @@ export interface RawReply {
   readonly job_id?: string;
 }
 
-export const exportSnapshot = (server: number | string, req: { collection_name: string; name: string; target_s3_path: string; external_spec?: string; db_name?: string }) =>
-  rawRpc(server, 'ExportSnapshot', req);
+export const exportSnapshot = (
+  server: number | string,
+  req: { collection_name: string; name: string; target_s3_path: string; external_spec?: string; db_name?: string },
+) => rawRpc(server, 'ExportSnapshot', req);
 
-export const restoreExternal = (server: number | string, req: { target_collection_name: string; snapshot_metadata_uri: string; external_spec?: string; db_name?: string }) =>
-  rawRpc(server, 'RestoreExternalSnapshot', req);
+export const restoreExternal = (
+  server: number | string,
+  req: { target_collection_name: string; snapshot_metadata_uri: string; external_spec?: string; db_name?: string },
+) => rawRpc(server, 'RestoreExternalSnapshot', req);

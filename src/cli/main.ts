@@ -267,7 +267,11 @@ withCommon(snapshot.command('export <collection> <name> <target>'))
   .option('--external-spec <json>', 'S3 settings: {"endpoint","region","access_key_id","secret_access_key"}')
   .option('--http-address <host:port>', 'server HTTP (metrics) address, for progress (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)')
   .action((collection: string, name: string, target: string, o: CommonOpts & { externalSpec?: string; httpAddress?: string }) =>
-    runSnapshot(o.address, (c) => c.export({ db: o.db, collection, name, target, externalSpec: o.externalSpec }), o.httpAddress ?? httpAddressDefault(o.address)),
+    runSnapshot(
+      o.address,
+      (c) => c.export({ db: o.db, collection, name, target, externalSpec: o.externalSpec }),
+      o.httpAddress ?? httpAddressDefault(o.address),
+    ),
   );
 
 withCommon(snapshot.command('import <bundle-uri> <target-collection>'))

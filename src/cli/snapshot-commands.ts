@@ -272,7 +272,13 @@ export class SnapshotCommands {
       try {
         let finished = false;
         const call = ext
-          .exportSnapshot({ db_name: a.db, collection_name: a.collection, name: a.name, target_s3_path: a.target, ...(a.externalSpec ? { external_spec: a.externalSpec } : {}) })
+          .exportSnapshot({
+            db_name: a.db,
+            collection_name: a.collection,
+            name: a.name,
+            target_s3_path: a.target,
+            ...(a.externalSpec ? { external_spec: a.externalSpec } : {}),
+          })
           .finally(() => (finished = true));
         while (!finished) {
           await Promise.race([call.then(noop, noop), this.#sleep(this.#pollIntervalMs)]);
@@ -292,7 +298,13 @@ export class SnapshotCommands {
   }
 
   /** Restores a bundle (its manifest URI) into a new collection; prints the job id, then follows it. */
-  import(a: { readonly db: string; readonly uri: string; readonly targetCollection: string; readonly externalSpec?: string | undefined; readonly wait: boolean }): Promise<ExitCode> {
+  import(a: {
+    readonly db: string;
+    readonly uri: string;
+    readonly targetCollection: string;
+    readonly externalSpec?: string | undefined;
+    readonly wait: boolean;
+  }): Promise<ExitCode> {
     return this.#run(async () => {
       const ext = this.#needExternal();
       const r = await ext.restoreExternal({
@@ -311,7 +323,8 @@ export class SnapshotCommands {
         const m = /verifying bundle: (\d+) of (\d+) bytes/.exec(i.reason ?? '');
         return m ? bytesAndEta(Number(m[1]), Number(m[2]), this.#nowMs() - startMs) : undefined;
       });
-      if (shortState(info.state) === 'Failed') throw new CommandFailure(`restore job ${info.job_id} failed: ${info.reason || 'no reason given'}`, undefined);
+      if (shortState(info.state) === 'Failed')
+        throw new CommandFailure(`restore job ${info.job_id} failed: ${info.reason || 'no reason given'}`, undefined);
       this.#sink.out(`restored bundle ${a.uri} into ${a.db}.${a.targetCollection} in ${info.time_cost} ms`);
     });
   }

@@ -28,7 +28,15 @@ export async function wireExports(deps: {
   readonly log: Logger;
 }): Promise<{ exporter: SnapshotExporter; imports: ExternalRestoreService; handlers(base: Readonly<Record<string, Handler>>): Record<string, Handler> }> {
   const roots = parseExportRoots(deps.config.exportRoots, deps.dataDir);
-  const exporter = new SnapshotExporter({ snapshots: deps.snapshots, store: deps.store, clock: deps.clock, log: deps.log, roots, dataDir: deps.dataDir, faultFileDelayMs: deps.config.faultExportFileDelayMs });
+  const exporter = new SnapshotExporter({
+    snapshots: deps.snapshots,
+    store: deps.store,
+    clock: deps.clock,
+    log: deps.log,
+    roots,
+    dataDir: deps.dataDir,
+    faultFileDelayMs: deps.config.faultExportFileDelayMs,
+  });
   const imports = new ExternalRestoreService({
     host: deps.host,
     restores: deps.restores,

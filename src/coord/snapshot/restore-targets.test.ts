@@ -27,7 +27,14 @@ function setup(segmentCount: number) {
   const sources = new MemorySources(segments);
   const store = new MemoryObjectStore();
   // The fixtures are records without files: the row check before publish has nothing to read (restore-verify.test.ts covers it).
-  const targets = new RestoreTargets({ host, sources, store, releasePin: async (id) => void released.push(id), log: silentLogger, verify: async () => ({ rows: 0, pkSum: 0n, deletes: 0, deleteSum: 0n }) });
+  const targets = new RestoreTargets({
+    host,
+    sources,
+    store,
+    releasePin: async (id) => void released.push(id),
+    log: silentLogger,
+    verify: async () => ({ rows: 0, pkSum: 0n, deletes: 0, deleteSum: 0n }),
+  });
   return { kv, catalog, host, targets, sources, store, published, released, segments };
 }
 

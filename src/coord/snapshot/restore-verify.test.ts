@@ -7,16 +7,42 @@ import type { Binlog, SegmentRecord } from '../records.js';
 import { digestMismatch, pkDigest, verifyRestoredRows } from './restore-verify.js';
 
 const field = (over: Partial<FieldSchema>): FieldSchema =>
-  ({ fieldId: 100, name: 'id', description: '', dataType: 'Int64', isPrimaryKey: true, autoId: false, nullable: false, isDynamic: false, isPartitionKey: false, isClusteringKey: false, typeParams: {}, ...over }) as FieldSchema;
+  ({
+    fieldId: 100,
+    name: 'id',
+    description: '',
+    dataType: 'Int64',
+    isPrimaryKey: true,
+    autoId: false,
+    nullable: false,
+    isDynamic: false,
+    isPartitionKey: false,
+    isClusteringKey: false,
+    typeParams: {},
+    ...over,
+  }) as FieldSchema;
 const INT_SCHEMA: CollectionSchema = { name: 'c', description: '', autoId: false, enableDynamicField: false, fields: [field({})] };
-const STR_SCHEMA: CollectionSchema = { name: 'c', description: '', autoId: false, enableDynamicField: false, fields: [field({ dataType: 'VarChar', maxLength: 16 })] };
+const STR_SCHEMA: CollectionSchema = {
+  name: 'c',
+  description: '',
+  autoId: false,
+  enableDynamicField: false,
+  fields: [field({ dataType: 'VarChar', maxLength: 16 })],
+};
 
 const log = (path: string, entries: number): Binlog => ({ logId: 1, path, entries, tsFrom: '1', tsTo: '2', size: 1 });
 
 /** A segment of collection `c` with its pk column and deltalogs written to `store`. */
-async function segment(store: MemoryObjectStore, c: number, id: number, pks: bigint[] | string[], deletes: [bigint | string, bigint][][]): Promise<SegmentRecord> {
+async function segment(
+  store: MemoryObjectStore,
+  c: number,
+  id: number,
+  pks: bigint[] | string[],
+  deletes: [bigint | string, bigint][][],
+): Promise<SegmentRecord> {
   const pkKey = insertLogKey(c, 1, id, 100, 1);
-  const column = typeof pks[0] === 'string' ? { kind: 'string' as const, data: pks as string[] } : { kind: 'int64' as const, data: BigInt64Array.from(pks as bigint[]) };
+  const column =
+    typeof pks[0] === 'string' ? { kind: 'string' as const, data: pks as string[] } : { kind: 'int64' as const, data: BigInt64Array.from(pks as bigint[]) };
   await store.put(pkKey, encodeColumn(column, { fieldId: 100 }));
   const deltalogs: Binlog[] = [];
   for (const [i, d] of deletes.entries()) {
@@ -25,7 +51,18 @@ async function segment(store: MemoryObjectStore, c: number, id: number, pks: big
     await store.put(key, encodeDeltas(dpks, BigInt64Array.from(d.map((x) => x[1]))));
     deltalogs.push(log(key, d.length));
   }
-  return { id, collectionId: c, partitionId: 1, state: 'Flushed', numRows: pks.length, binlogs: { '100': [log(pkKey, pks.length)] }, deltalogs, statslogs: [], indexes: [], createdTs: '1' };
+  return {
+    id,
+    collectionId: c,
+    partitionId: 1,
+    state: 'Flushed',
+    numRows: pks.length,
+    binlogs: { '100': [log(pkKey, pks.length)] },
+    deltalogs,
+    statslogs: [],
+    indexes: [],
+    createdTs: '1',
+  };
 }
 
 describe('restore row verification', () => {
@@ -41,7 +78,9 @@ describe('restore row verification', () => {
     const half = [pairs[0]!, { source: src[1]!, target: { ...dst[0]!, id: 13 } }];
     await expect(verifyRestoredRows(store, INT_SCHEMA, half)).rejects.toThrow(/restored 6 rows, the snapshot holds 5|primary keys restored differ/);
     const otherKeys = await segment(store, 2, 14, [4n, 6n], []);
-    await expect(verifyRestoredRows(store, INT_SCHEMA, [pairs[0]!, { source: src[1]!, target: otherKeys }])).rejects.toThrow(/primary keys restored differ/);
+    await expect(verifyRestoredRows(store, INT_SCHEMA, [pairs[0]!, { source: src[1]!, target: otherKeys }])).rejects.toThrow(
+      /primary keys restored differ/,
+    );
     const lying = { ...src[1]!, numRows: 3 };
     await expect(verifyRestoredRows(store, INT_SCHEMA, [pairs[0]!, { source: lying, target: dst[1]! }])).rejects.toThrow(/manifests say 6/);
   });

@@ -42,7 +42,13 @@ describe('export locations and roots', () => {
     await checkWithinRoots(parseExportUri(`file://${join(base, 'root')}`), roots, 't');
     await checkWithinRoots(parseExportUri(`file://${join(base, 'root', 'in', 'new', 'deeper')}`), roots, 't');
     await checkWithinRoots(parseExportUri('s3://bkt/exports/daily'), roots, 't');
-    for (const out of [`file://${join(base, 'root2')}`, `file://${join(base, 'elsewhere')}`, `file://${join(base, 'root', 'escape', 'x')}`, 's3://bkt/exports2', 's3://other/exports']) {
+    for (const out of [
+      `file://${join(base, 'root2')}`,
+      `file://${join(base, 'elsewhere')}`,
+      `file://${join(base, 'root', 'escape', 'x')}`,
+      's3://bkt/exports2',
+      's3://other/exports',
+    ]) {
       await expect(checkWithinRoots(parseExportUri(out), roots, 't'), out).rejects.toThrow(/outside the allowed export roots/);
     }
   });

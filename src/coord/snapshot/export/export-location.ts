@@ -55,7 +55,8 @@ export function parseExternalSpec(text: unknown): ExternalSpec {
   for (const [k, v] of Object.entries(value)) {
     const name = SPEC_KEYS[k];
     // A misspelt key would otherwise fall back to the server's own credentials without a word.
-    if (name === undefined) throw quiverError('ParameterInvalid', `external_spec: unknown key ${JSON.stringify(k)}; expected ${Object.keys(SPEC_KEYS).join(', ')}`);
+    if (name === undefined)
+      throw quiverError('ParameterInvalid', `external_spec: unknown key ${JSON.stringify(k)}; expected ${Object.keys(SPEC_KEYS).join(', ')}`);
     if (typeof v !== 'string') throw quiverError('ParameterInvalid', `external_spec.${k} must be a string`);
     out[name] = v;
   }
@@ -101,7 +102,8 @@ export function parseExportRoots(text: string | undefined, dataDir: string): Exp
   if (entries.length === 0) return [{ kind: 'local', dir: resolve(dataDir, 'exports') }];
   return entries.map((e) => {
     if (e.startsWith('file://') || e.startsWith('s3://')) return parseExportUri(e, 'export root');
-    if (!isAbsolute(e)) throw quiverError('ParameterInvalid', `export root ${JSON.stringify(e)} must be an absolute path, file:///DIR or s3://BUCKET/PREFIX`);
+    if (!isAbsolute(e))
+      throw quiverError('ParameterInvalid', `export root ${JSON.stringify(e)} must be an absolute path, file:///DIR or s3://BUCKET/PREFIX`);
     if (hasDotSegment(e)) throw quiverError('ParameterInvalid', `export root ${JSON.stringify(e)}: '.' and '..' path segments are not allowed`);
     return { kind: 'local', dir: resolve(e) };
   });
@@ -110,7 +112,10 @@ export function parseExportRoots(text: string | undefined, dataDir: string): Exp
 /** Refuses (ParameterInvalid naming the location and the roots) a location outside every root. */
 export async function checkWithinRoots(loc: ExportLocation, roots: readonly ExportLocation[], what: string): Promise<void> {
   for (const root of roots) if (await within(loc, root)) return;
-  throw quiverError('ParameterInvalid', `${what} ${formatLocation(loc)} is outside the allowed export roots (${roots.map(formatLocation).join(', ')}; QUIVER_EXPORT_ROOTS)`);
+  throw quiverError(
+    'ParameterInvalid',
+    `${what} ${formatLocation(loc)} is outside the allowed export roots (${roots.map(formatLocation).join(', ')}; QUIVER_EXPORT_ROOTS)`,
+  );
 }
 
 export function formatLocation(loc: ExportLocation): string {

@@ -16,7 +16,15 @@ import type { ObjectStore } from '../../../storage/object-store.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { sourceKeysOf } from '../../../storage/snapshot-format/segment-rewrite.js';
 import type { SnapshotManager } from '../snapshot-manager.js';
-import { BUNDLE_FORMAT_VERSION, blobKey, bundleManifestKey, encodeBundleManifest, sha256Hex, type BundleFile, type BundleManifest } from './bundle-format.js';
+import {
+  BUNDLE_FORMAT_VERSION,
+  blobKey,
+  bundleManifestKey,
+  encodeBundleManifest,
+  sha256Hex,
+  type BundleFile,
+  type BundleManifest,
+} from './bundle-format.js';
 import { checkWithinRoots, locationUri, openLocation, parseExportUri, parseExternalSpec, syncLocation, type ExportLocation } from './export-location.js';
 
 /** Files read and written at once: enough to keep a disk or an S3 connection pool busy, bounded in memory. */
@@ -101,7 +109,14 @@ export class SnapshotExporter {
         const manifest: BundleManifest = {
           bundle_format_version: BUNDLE_FORMAT_VERSION,
           created_at_ms: this.#d.clock.nowMs(),
-          snapshot: { id: rec.id, name: rec.name, collection_id: md.collection_id, collection_name: md.collection_name, db_name: md.db_name, create_ts: md.create_ts },
+          snapshot: {
+            id: rec.id,
+            name: rec.name,
+            collection_id: md.collection_id,
+            collection_name: md.collection_name,
+            db_name: md.db_name,
+            create_ts: md.create_ts,
+          },
           metadata_key: rec.metadataKey,
           files,
           total_bytes: files.reduce((a, f) => a + f.size, 0),

@@ -139,7 +139,10 @@ export class ExternalRestoreService {
     const source = await openLocation(root, spec, this.#d.dataDir);
     let manifest: BundleManifest;
     try {
-      manifest = decodeBundleManifest(await readOrExplain(source, key, `bundle manifest ${formatLocation(loc)} does not exist (an export that did not finish writes none)`), formatLocation(loc));
+      manifest = decodeBundleManifest(
+        await readOrExplain(source, key, `bundle manifest ${formatLocation(loc)} does not exist (an export that did not finish writes none)`),
+        formatLocation(loc),
+      );
     } catch (e) {
       await source.close();
       throw e;
@@ -159,7 +162,10 @@ export class ExternalRestoreService {
         bytesTotal: manifest.total_bytes,
         createdAtMs: this.#d.clock.nowMs(),
       };
-      const r = await this.#d.kv.txn([{ key: importKey(id), target: 'version', op: '==', value: 0 }], [{ type: 'put', key: importKey(id), value: JSON.stringify(rec) }]);
+      const r = await this.#d.kv.txn(
+        [{ key: importKey(id), target: 'version', op: '==', value: 0 }],
+        [{ type: 'put', key: importKey(id), value: JSON.stringify(rec) }],
+      );
       if (!r.succeeded) throw new Error(`assertion failed: import record ${id} exists for a fresh id`);
       const run = this.#stageAndStart(rec, manifest, source).finally(() => {
         this.#running.delete(run);
@@ -190,12 +196,15 @@ export class ExternalRestoreService {
       this.#staged.set(rec.id, 0);
       await mapLimit(manifest.files, STAGE_CONCURRENCY, async (f) => {
         const blob = blobKey(f.sha256);
-        if (this.#closing.signal.aborted) throw quiverError('ServiceNotReady', 'the server is shutting down; the external restore was rolled back, start it again');
+        if (this.#closing.signal.aborted)
+          throw quiverError('ServiceNotReady', 'the server is shutting down; the external restore was rolled back, start it again');
         if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs, this.#closing.signal);
         const bytes = await readOrExplain(source, blob, `bundle file ${JSON.stringify(f.key)} is missing (blob ${blob})`);
-        if (bytes.byteLength !== f.size) throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
+        if (bytes.byteLength !== f.size)
+          throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
         const got = sha256Hex(bytes);
-        if (got !== f.sha256) throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: sha256 ${got}, the bundle lists ${f.sha256}`);
+        if (got !== f.sha256)
+          throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: sha256 ${got}, the bundle lists ${f.sha256}`);
         await this.#d.store.put(prefix + f.key, bytes);
         verified += f.size;
         this.#staged.set(rec.id, verified);
@@ -204,9 +213,13 @@ export class ExternalRestoreService {
       const contents = await readSnapshot(staged, manifest.metadata_key);
       const md = contents.metadata;
       if (md.snapshot_id !== manifest.snapshot.id || md.collection_id !== manifest.snapshot.collection_id) {
-        throw quiverError('DataInvalid', `bundle metadata ${manifest.metadata_key} is of snapshot ${md.snapshot_id} of collection ${md.collection_id}, not the bundle's`);
+        throw quiverError(
+          'DataInvalid',
+          `bundle metadata ${manifest.metadata_key} is of snapshot ${md.snapshot_id} of collection ${md.collection_id}, not the bundle's`,
+        );
       }
-      if (contents.entries.length > SEGMENTS_PER_JOB_MAX) throw quiverError('ParameterInvalid', `the bundle has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);
+      if (contents.entries.length > SEGMENTS_PER_JOB_MAX)
+        throw quiverError('ParameterInvalid', `the bundle has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);
       const job = await this.#startJob(rec, contents, prefix);
       this.#d.log.info({ jobId: job.id, segments: job.mappings.length }, 'external restore: bundle verified, restore job created');
       void this.#d.restores.checker.kick();
@@ -262,7 +275,8 @@ export class ExternalRestoreService {
       });
       const jobTxn = restores.jobs.createJobTxn(job);
       const cur = await this.#d.kv.get(importKey(rec.id));
-      if (cur === undefined || readRecord(cur.value, cur.key).state !== 'Staging') throw quiverError('ServiceNotReady', `import ${rec.id} is no longer staging`);
+      if (cur === undefined || readRecord(cur.value, cur.key).state !== 'Staging')
+        throw quiverError('ServiceNotReady', `import ${rec.id} is no longer staging`);
       const started: ImportRecord = { ...rec, state: 'Started', reason: '' };
       const ok = await host.catalog.commitGuarded(plan.changes, {
         expect: [{ kind: 'collection', id: plan.collection.id, state: 'absent' }],
@@ -286,7 +300,10 @@ export class ExternalRestoreService {
     if (!catalog.nameTaken(db.id, name)) return db.id;
     const existing = catalog.collectionByName(db.id, name);
     if (schema !== undefined && existing !== undefined && schemaShape(existing.schema) !== schemaShape(schema)) {
-      throw quiverError('CollectionSchemaMismatch', `collection ${name} exists in database ${dbName} with another schema than the bundle's; restore into a new name`);
+      throw quiverError(
+        'CollectionSchemaMismatch',
+        `collection ${name} exists in database ${dbName} with another schema than the bundle's; restore into a new name`,
+      );
     }
     throw quiverError('ParameterInvalid', `collection already exists: ${name} in database ${dbName}; restore needs a new collection name`);
   }
@@ -294,7 +311,8 @@ export class ExternalRestoreService {
   async #readMetadata(source: ObjectStore, manifest: BundleManifest): Promise<SnapshotMetadata> {
     const f = manifest.files.find((x) => x.key === manifest.metadata_key)!;
     const bytes = await readOrExplain(source, blobKey(f.sha256), `bundle file ${JSON.stringify(f.key)} is missing (blob ${blobKey(f.sha256)})`);
-    if (sha256Hex(bytes) !== f.sha256) throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: its sha256 is not the one the bundle lists`);
+    if (sha256Hex(bytes) !== f.sha256)
+      throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: its sha256 is not the one the bundle lists`);
     return decodeMetadata(bytes);
   }
 
@@ -311,7 +329,10 @@ export class ExternalRestoreService {
     const cur = await this.#d.kv.get(importKey(rec.id));
     if (cur === undefined || readRecord(cur.value, cur.key).state !== rec.state) return false;
     const next: ImportRecord = { ...rec, state: to, reason, finishedAtMs: this.#d.clock.nowMs() };
-    const r = await this.#d.kv.txn([{ key: cur.key, target: 'modRevision', op: '==', value: cur.modRevision }], [{ type: 'put', key: cur.key, value: JSON.stringify(next) }]);
+    const r = await this.#d.kv.txn(
+      [{ key: cur.key, target: 'modRevision', op: '==', value: cur.modRevision }],
+      [{ type: 'put', key: cur.key, value: JSON.stringify(next) }],
+    );
     return r.succeeded;
   }
 }
@@ -321,19 +342,21 @@ function splitBundleUri(loc: ExportLocation): { root: ExportLocation; key: strin
   const path = loc.kind === 'local' ? loc.dir.split(/[/\\]/).join('/') : loc.prefix;
   const at = path.lastIndexOf('/bundles/');
   if (at < 0 && !path.startsWith('bundles/')) {
-    throw quiverError('ParameterInvalid', `snapshot_metadata_uri ${formatLocation(loc)} is not a bundle manifest: expected …/bundles/DB/COLLECTION/SNAPSHOT-ID.json`);
+    throw quiverError(
+      'ParameterInvalid',
+      `snapshot_metadata_uri ${formatLocation(loc)} is not a bundle manifest: expected …/bundles/DB/COLLECTION/SNAPSHOT-ID.json`,
+    );
   }
   const rootPath = at < 0 ? '' : path.slice(0, at);
   const key = at < 0 ? path : path.slice(at + 1);
-  const root: ExportLocation = loc.kind === 'local' ? { kind: 'local', dir: rootPath === '' ? '/' : rootPath } : { kind: 's3', bucket: loc.bucket, prefix: rootPath };
+  const root: ExportLocation =
+    loc.kind === 'local' ? { kind: 'local', dir: rootPath === '' ? '/' : rootPath } : { kind: 's3', bucket: loc.bucket, prefix: rootPath };
   return { root, key };
 }
 
 /** What makes two schemas hold the same data: fields by name, type, key role and shape. */
 function schemaShape(s: CollectionSchema): string {
-  return JSON.stringify(
-    s.fields.map((f) => [f.name, f.dataType, f.isPrimaryKey, f.dim ?? null, f.elementType ?? null, f.maxLength ?? null, f.isDynamic]),
-  );
+  return JSON.stringify(s.fields.map((f) => [f.name, f.dataType, f.isPrimaryKey, f.dim ?? null, f.elementType ?? null, f.maxLength ?? null, f.isDynamic]));
 }
 
 async function readOrExplain(store: ObjectStore, key: string, missing: string): Promise<Uint8Array> {
