@@ -1,6 +1,6 @@
 /**
  * Export benchmark (issue 13 targets; dim 128, clustered, HNSW M=16 efConstruction=64, flushed):
- *  - ExportSnapshot of N rows + HNSW to a local dir (every file read, SHA-256 hashed, written, then one syncfs)
+ *  - ExportSnapshot of N rows + HNSW to a local dir (every file read, SHA-256 hashed, written, then fsynced in parallel)
  *    against `cp -r` of the same object directories: throughput ratio ≥ 0.8;
  *  - a second export into the same dir after 1% of the rows changed (1% new rows plus 1% deleted, flushed,
  *    a new snapshot): bytes written ≤ 5% of the first export's;
@@ -29,6 +29,9 @@ const EFC = envInt('BENCH_EFC', 64);
 const RUNS = envInt('BENCH_RUNS', 3);
 const run = promisify(execFile);
 const ms = (t0: number): number => performance.now() - t0;
+const T0 = performance.now();
+/** Phase lines on stderr, so a run cut by a timeout shows where it was. */
+const phase = (what: string): void => void process.stderr.write(`[${(ms(T0) / 1000).toFixed(1)}s] ${what}\n`);
 
 async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
@@ -62,8 +65,10 @@ async function main(): Promise<void> {
     const id = collectionId(a.server.engine, 'src');
     await insertRange(a.server.engine, id, data, DIM, 0, ROWS, 5000);
     await c.flushSync({ collection_names: ['src'] });
+    phase('inserted and flushed');
     await createHnsw(c, 'src', 16, EFC);
     await a.server.engine.waitForIndexes(id);
+    phase('index built');
     if ((await c.createSnapshot({ collection_name: 'src', snapshot_name: 's1' })).error_code !== 'Success') throw new Error('snapshot s1');
     const objects = join(a.dataDir, 'objects');
 
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
     }
     const cpBytes = firstBytes;
 
+    phase('export vs cp done');
     // 2. Second export into the first dir after 1% of rows changed.
     await insertRange(a.server.engine, id, data, DIM, ROWS, ROWS + ROWS / 100, 5000);
     await c.delete({ collection_name: 'src', filter: `id < ${ROWS / 100}` });
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
     if (second.status.code !== 0) throw new Error(`second export: ${second.status.reason}`);
     const secondBytes = (await dirBytes(join(roots, 'run0', 'blobs'))).bytes - before;
 
+    phase('second export done');
     // 3. External restore on server B vs a local byte-copy restore on server A, each to searchable.
     const extMs: number[] = [];
     const localMs: number[] = [];
@@ -136,7 +143,7 @@ async function main(): Promise<void> {
     const cpMBps = cpBytes / MB / (median(cpMs) / 1000);
     table('export vs cp -r (median of runs, back to back)', [
       {
-        what: 'ExportSnapshot (read + sha256 + write + syncfs)',
+        what: 'ExportSnapshot (read + sha256 + write + fsync)',
         MB: (firstBytes / MB).toFixed(1),
         ms: median(exportMs).toFixed(0),
         'MB/s': exportMBps.toFixed(0),

@@ -55,8 +55,16 @@ export interface ExporterDeps {
   readonly faultFileDelayMs?: number | undefined;
 }
 
+/** Hashes remembered (object keys are never reused with other bytes, so an entry never goes stale). */
+const HASHES_CACHED_MAX = 200_000;
+
 export class SnapshotExporter {
   readonly #d: ExporterDeps;
+  /**
+   * SHA-256 and size by source key: segment files are immutable, so the next export of the collection
+   * reads only the files it has not hashed yet (what changed) and stats the rest at the target.
+   */
+  readonly #hashes = new Map<string, { readonly sha256: string; readonly size: number }>();
   /** In-flight exports by target URI, for the CLI's progress view (GET /exports on the HTTP port). */
   readonly inFlight = new Map<string, ExportProgress & { readonly startedAtMs: number }>();
 
@@ -88,10 +96,17 @@ export class SnapshotExporter {
       try {
         const files = await mapLimit([...keys], EXPORT_CONCURRENCY, async (key): Promise<BundleFile> => {
           if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs);
+          const known = this.#hashes.get(key);
+          // Same hash, same size: the blob is this file (an earlier export wrote it whole, put is atomic).
+          if (known !== undefined && (await target.stat(blobKey(known.sha256)))?.size === known.size) {
+            bytesDone += known.size;
+            this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
+            return { key, ...known };
+          }
           const bytes = await store.get(key);
           const sha256 = sha256Hex(bytes);
+          this.#remember(key, sha256, bytes.byteLength);
           const blob = blobKey(sha256);
-          // Same hash, same size: the blob is this file (an earlier export wrote it whole, put is atomic).
           if ((await target.stat(blob))?.size !== bytes.byteLength) {
             await target.put(blob, bytes);
             const path = target.localPath?.(blob);
@@ -123,7 +138,8 @@ export class SnapshotExporter {
         };
         const manifestKey = bundleManifestKey(manifest);
         await target.put(manifestKey, encodeBundleManifest(manifest));
-        await syncLocation(loc, target.localPath ? [target.localPath(manifestKey)!] : []);
+        const manifestPath = target.localPath?.(manifestKey);
+        await syncLocation(loc, manifestPath === undefined ? [] : [manifestPath]);
         const result = { uri: locationUri(loc, manifestKey), bytesDone, bytesTotal, bytesWritten, filesTotal: files.length, filesWritten };
         this.#d.log.info({ snapshot: rec.name, collection: rec.collectionName, uri: result.uri, bytesWritten, bytesTotal }, 'snapshot exported');
         return result;
@@ -134,5 +150,10 @@ export class SnapshotExporter {
       this.inFlight.delete(track);
       await snapshots.unpin(pin.id);
     }
+  }
+
+  #remember(key: string, sha256: string, size: number): void {
+    if (this.#hashes.size >= HASHES_CACHED_MAX) this.#hashes.delete(this.#hashes.keys().next().value!);
+    this.#hashes.set(key, { sha256, size });
   }
 }
