@@ -20,7 +20,7 @@ import type { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { exportSnapshot, restoreExternal } from '../src/cli/export-rpc.js';
 import { syncLocation } from '../src/coord/snapshot/export/export-location.js';
 import { waitRestore } from '../src/testing/index.js';
-import { startTestServer, type TestServer } from '../test/helpers.js';
+import { startTestServer } from '../test/helpers.js';
 import { clustered, envInt, machine, median, rowsOf, table } from './common.js';
 import { collectionId, createHnsw, createVectorCollection, insertRange, loadLine, MB } from './fixture.js';
 
@@ -155,7 +155,12 @@ async function main(): Promise<void> {
         'MB/s': exportMBps.toFixed(0),
       },
       { what: 'cp -r of the same directories', MB: (cpBytes / MB).toFixed(1), ms: median(cpMs).toFixed(0), 'MB/s': cpMBps.toFixed(0) },
-      { what: 'cp -r, then fsync of every copied file', MB: (cpBytes / MB).toFixed(1), ms: median(cpSyncMs).toFixed(0), 'MB/s': (cpBytes / MB / (median(cpSyncMs) / 1000)).toFixed(0) },
+      {
+        what: 'cp -r, then fsync of every copied file',
+        MB: (cpBytes / MB).toFixed(1),
+        ms: median(cpSyncMs).toFixed(0),
+        'MB/s': (cpBytes / MB / (median(cpSyncMs) / 1000)).toFixed(0),
+      },
       { what: 'ratio to cp -r (target ≥ 0.80)', MB: '', ms: '', 'MB/s': (exportMBps / cpMBps).toFixed(2) },
       { what: 'ratio to cp -r + fsync', MB: '', ms: '', 'MB/s': (median(cpSyncMs) / median(exportMs)).toFixed(2) },
     ]);

@@ -13,7 +13,12 @@ describe.skipIf(s3rverBin() === undefined)('snapshot export to S3', () => {
   let a: TestServer;
   let b: TestServer;
   const spec = (over: Record<string, string> = {}) =>
-    JSON.stringify({ endpoint: s3.endpoint, access_key_id: S3RVER_CREDENTIALS.accessKeyId, secret_access_key: S3RVER_CREDENTIALS.secretAccessKey, ...over });
+    JSON.stringify({
+      endpoint: s3.endpoint,
+      access_key_id: S3RVER_CREDENTIALS.accessKeyId,
+      secret_access_key: S3RVER_CREDENTIALS.secretAccessKey,
+      ...over,
+    });
 
   beforeAll(async () => {
     s3 = await S3Server.start(['bundles']);
@@ -38,10 +43,19 @@ describe.skipIf(s3rverBin() === undefined)('snapshot export to S3', () => {
   });
 
   it('exports to S3 and restores from it on another server', async () => {
-    const r = await exportSnapshot(a.server.port, { collection_name: 'src', name: 's', target_s3_path: 's3://bundles/quiver/daily', external_spec: spec() });
+    const r = await exportSnapshot(a.server.port, {
+      collection_name: 'src',
+      name: 's',
+      target_s3_path: 's3://bundles/quiver/daily',
+      external_spec: spec(),
+    });
     expect(r.status.code, r.status.reason).toBe(0);
     expect(r.snapshot_metadata_uri).toMatch(/^s3:\/\/bundles\/quiver\/daily\/bundles\/default\/src\/s-\d+\.json$/);
-    const j = await restoreExternal(b.server.port, { target_collection_name: 'copy', snapshot_metadata_uri: r.snapshot_metadata_uri!, external_spec: spec() });
+    const j = await restoreExternal(b.server.port, {
+      target_collection_name: 'copy',
+      snapshot_metadata_uri: r.snapshot_metadata_uri!,
+      external_spec: spec(),
+    });
     expect(j.status.code, j.status.reason).toBe(0);
     expect((await waitRestore(b.client, j.job_id!)).state).toBe('RestoreSnapshotCompleted');
     await b.client.loadCollectionSync({ collection_name: 'copy' });

@@ -18,7 +18,6 @@ import type { ObjectStore } from '../../../storage/object-store.js';
 import { openObjectStore, parseStoreUrl } from '../../../storage/open-store.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 
-
 export type ExportLocation = { readonly kind: 'local'; readonly dir: string } | { readonly kind: 's3'; readonly bucket: string; readonly prefix: string };
 
 /** S3 connection settings of an `external_spec` (JSON). Credentials are never persisted or logged. */
