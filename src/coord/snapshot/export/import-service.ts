@@ -104,7 +104,12 @@ export class ExternalRestoreService {
         await this.#dropStaged(rec.id);
         await this.#transition(rec, 'Failed', 'interrupted by a server restart while verifying the bundle; nothing was kept');
         rolledBack++;
-      } else if (rec.finishedAtMs !== undefined && now - rec.finishedAtMs > this.#d.options.taskRetentionMs) {
+      } else if (
+        rec.state === 'Failed'
+          ? now - (rec.finishedAtMs ?? 0) > this.#d.options.taskRetentionMs
+          : (await this.#d.restores.jobs.getJob(rec.id)) === undefined
+      ) {
+        // A failed import is listed as long as a failed job would be; a started one as long as its job exists.
         await this.#d.kv.delete(importKey(rec.id));
       }
     }
