@@ -1,5 +1,6 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { formatFailure, httpAdminClient, SnapshotCommands, type ExitCode, type OutputSink } from './snapshot-commands.js';
+import { exportSnapshot, restoreExternal } from './export-rpc.js';
+import { formatFailure, httpAdminClient, SnapshotCommands, type ExitCode, type ExternalClient, type OutputSink } from './snapshot-commands.js';
 
 /** Per-RPC deadline of the CLI's client: long enough for a create that flushes a large collection. */
 const RPC_TIMEOUT_MS = 10 * 60 * 1000;
@@ -22,7 +23,16 @@ export async function withSnapshotCommands(
       sink.err(formatFailure(new Error(`cannot connect to Quiver at ${address}: ${e instanceof Error ? e.message : String(e)}`)));
       return 1;
     }
-    return await run(new SnapshotCommands({ client, sink, admin: httpAddress === undefined ? undefined : httpAdminClient(httpAddress) }));
+    const external: ExternalClient = {
+      exportSnapshot: (req) => exportSnapshot(address, req),
+      restoreExternal: (req) => restoreExternal(address, req),
+      exportsInFlight: async () => {
+        if (httpAddress === undefined) return [];
+        const res = await fetch(`http://${httpAddress}/exports`);
+        return res.ok ? ((await res.json()) as Awaited<ReturnType<ExternalClient['exportsInFlight']>>) : [];
+      },
+    };
+    return await run(new SnapshotCommands({ client, sink, external, admin: httpAddress === undefined ? undefined : httpAdminClient(httpAddress) }));
   } finally {
     await client.closeConnection().catch(() => undefined);
   }

@@ -318,6 +318,26 @@ withCommon(snapshot.command('diff <collection> <from> <to>'))
     runInsight((c) => c.diff({ db: o.db, collection, from, to, jsonl: o.jsonl }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) }),
   );
 
+withCommon(snapshot.command('export <collection> <name> <target>'))
+  .description('export a snapshot as a bundle to file:///DIR or s3://BUCKET/PREFIX (under QUIVER_EXPORT_ROOTS); prints the bundle URI')
+  .option('--external-spec <json>', 'S3 settings: {"endpoint","region","access_key_id","secret_access_key"}')
+  .option('--http-address <host:port>', 'server HTTP (metrics) address, for progress (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)')
+  .action((collection: string, name: string, target: string, o: CommonOpts & { externalSpec?: string; httpAddress?: string }) =>
+    runSnapshot(
+      o.address,
+      (c) => c.export({ db: o.db, collection, name, target, externalSpec: o.externalSpec }),
+      o.httpAddress ?? httpAddressDefault(o.address),
+    ),
+  );
+
+withCommon(snapshot.command('import <bundle-uri> <target-collection>'))
+  .description('restore an exported bundle into a new collection (every file verified first); prints the job id, then follows it')
+  .option('--external-spec <json>', 'S3 settings: {"endpoint","region","access_key_id","secret_access_key"}')
+  .option('--no-wait', 'print the job id and return without waiting')
+  .action((uri: string, targetCollection: string, o: CommonOpts & { externalSpec?: string; wait: boolean }) =>
+    runSnapshot(o.address, (c) => c.import({ db: o.db, uri, targetCollection, externalSpec: o.externalSpec, wait: o.wait })),
+  );
+
 // ------------------------------------------------------------------ quiver cluster ...
 
 program

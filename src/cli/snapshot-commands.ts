@@ -2,6 +2,7 @@ import { setTimeout as sleepMs } from 'node:timers/promises';
 import type { MilvusClient, ResStatus, RestoreSnapshotJobInfo } from '@zilliz/milvus2-sdk-node';
 import { LOGICAL_BITS } from '../common/tso.js';
 import { barProgressView, lineProgressView, type ProgressView } from './progress-view.js';
+import type { RawReply } from './export-rpc.js';
 
 /**
  * `quiver snapshot ...`: the command bodies, over an SDK client and an output sink, so that tests drive
@@ -56,8 +57,23 @@ export function httpAdminClient(address: string): AdminClient {
   };
 }
 
+/**
+ * The RPCs the SDK has no method for (ExportSnapshot, RestoreExternalSnapshot: raw gRPC with the SDK's
+ * proto, cli/export-rpc.ts) and the export progress the server shows on its HTTP port (`GET /exports`).
+ */
+export interface ExternalClient {
+  exportSnapshot(req: { db_name: string; collection_name: string; name: string; target_s3_path: string; external_spec?: string }): Promise<RawReply>;
+  restoreExternal(req: { db_name: string; target_collection_name: string; snapshot_metadata_uri: string; external_spec?: string }): Promise<RawReply>;
+  /** Exports in flight (`target` ends with `#collection/snapshot`); [] when the HTTP port is unknown. */
+  exportsInFlight(): Promise<{ target: string; bytesDone: number; bytesTotal: number; bytesWritten: number }[]>;
+}
+
 export interface SnapshotCommandsDeps {
   readonly client: SnapshotClient;
+  /** For `export` and `import`; without it they fail with an explanation. */
+  readonly external?: ExternalClient | undefined;
+  /** Wall clock for ETAs (injected for tests). */
+  readonly nowMs?: (() => number) | undefined;
   /** For `cancel`; without it `cancel` fails with an explanation. */
   readonly admin?: AdminClient | undefined;
   readonly sink: OutputSink;
@@ -111,6 +127,8 @@ class CommandFailure extends Error {
 export class SnapshotCommands {
   readonly #client: SnapshotClient;
   readonly #admin: AdminClient | undefined;
+  readonly #external: ExternalClient | undefined;
+  readonly #nowMs: () => number;
   readonly #sink: OutputSink;
   readonly #pollIntervalMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -118,6 +136,8 @@ export class SnapshotCommands {
   constructor(deps: SnapshotCommandsDeps) {
     this.#client = deps.client;
     this.#admin = deps.admin;
+    this.#external = deps.external;
+    this.#nowMs = deps.nowMs ?? Date.now;
     this.#sink = deps.sink;
     this.#pollIntervalMs = deps.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     if (!Number.isSafeInteger(this.#pollIntervalMs) || this.#pollIntervalMs < 0) {
@@ -240,6 +260,84 @@ export class SnapshotCommands {
     });
   }
 
+  /**
+   * Exports a snapshot as a bundle to `target` (file:///DIR or s3://BUCKET/PREFIX, under the server's
+   * QUIVER_EXPORT_ROOTS), showing bytes read and an ETA while it runs; prints the bundle manifest URI.
+   */
+  export(a: SnapshotArgs & { readonly target: string; readonly externalSpec?: string | undefined }): Promise<ExitCode> {
+    return this.#run(async () => {
+      const ext = this.#needExternal();
+      const view = this.#view(`export ${a.collection}/${a.name}`);
+      const startMs = this.#nowMs();
+      try {
+        let finished = false;
+        const call = ext
+          .exportSnapshot({
+            db_name: a.db,
+            collection_name: a.collection,
+            name: a.name,
+            target_s3_path: a.target,
+            ...(a.externalSpec ? { external_spec: a.externalSpec } : {}),
+          })
+          .finally(() => (finished = true));
+        while (!finished) {
+          await Promise.race([call.then(noop, noop), this.#sleep(this.#pollIntervalMs)]);
+          if (finished) break;
+          const p = (await ext.exportsInFlight().catch(() => [])).find((x) => x.target.endsWith(`#${a.collection}/${a.name}`));
+          if (p !== undefined) view.update(percent(p.bytesDone, p.bytesTotal), bytesAndEta(p.bytesDone, p.bytesTotal, this.#nowMs() - startMs));
+        }
+        const r = await call;
+        checkRaw(r);
+        view.update(100, 'Completed');
+        view.stop();
+        this.#sink.out(r.snapshot_metadata_uri ?? '');
+      } finally {
+        view.stop();
+      }
+    });
+  }
+
+  /** Restores a bundle (its manifest URI) into a new collection; prints the job id, then follows it. */
+  import(a: {
+    readonly db: string;
+    readonly uri: string;
+    readonly targetCollection: string;
+    readonly externalSpec?: string | undefined;
+    readonly wait: boolean;
+  }): Promise<ExitCode> {
+    return this.#run(async () => {
+      const ext = this.#needExternal();
+      const r = await ext.restoreExternal({
+        db_name: a.db,
+        target_collection_name: a.targetCollection,
+        snapshot_metadata_uri: a.uri,
+        ...(a.externalSpec ? { external_spec: a.externalSpec } : {}),
+      });
+      checkRaw(r);
+      const jobId = r.job_id ?? '';
+      this.#sink.out(jobId);
+      if (!a.wait) return;
+      const startMs = this.#nowMs();
+      const info = await this.#follow(jobId, (i) => {
+        // While the bundle is verified the server says how many bytes: show them with an ETA.
+        const m = /verifying bundle: (\d+) of (\d+) bytes/.exec(i.reason ?? '');
+        return m ? bytesAndEta(Number(m[1]), Number(m[2]), this.#nowMs() - startMs) : undefined;
+      });
+      if (shortState(info.state) === 'Failed')
+        throw new CommandFailure(`restore job ${info.job_id} failed: ${info.reason || 'no reason given'}`, undefined);
+      this.#sink.out(`restored bundle ${a.uri} into ${a.db}.${a.targetCollection} in ${info.time_cost} ms`);
+    });
+  }
+
+  #needExternal(): ExternalClient {
+    if (this.#external === undefined) throw new CommandFailure('export and import need a gRPC connection to the server', undefined);
+    return this.#external;
+  }
+
+  #view(label: string): ProgressView {
+    return this.#sink.tty ? barProgressView(this.#sink.tty, label) : lineProgressView((l) => this.#sink.out(l));
+  }
+
   jobs(a: JobsArgs): Promise<ExitCode> {
     return this.#run(async () => {
       const r = await this.#client.listRestoreSnapshotJobs({ db_name: a.db ?? '', collection_name: a.collection ?? '' });
@@ -264,14 +362,14 @@ export class SnapshotCommands {
   }
 
   /** Polls the job until it is Completed or Failed, showing its progress. */
-  async #follow(jobId: string): Promise<RestoreSnapshotJobInfo> {
-    const view: ProgressView = this.#sink.tty ? barProgressView(this.#sink.tty, `restore job ${jobId}`) : lineProgressView((l) => this.#sink.out(l));
+  async #follow(jobId: string, detail?: (info: RestoreSnapshotJobInfo) => string | undefined): Promise<RestoreSnapshotJobInfo> {
+    const view = this.#view(`restore job ${jobId}`);
     try {
       for (;;) {
         const s = await this.#client.getRestoreSnapshotState({ job_id: jobId });
         checkStatus(s.status);
         const state = shortState(s.info.state);
-        view.update(Number(s.info.progress ?? 0), state);
+        view.update(Number(s.info.progress ?? 0), (detail?.(s.info) ?? '') ? `${state} ${detail?.(s.info)}` : state);
         if (state === 'Completed' || state === 'Failed') return s.info;
         await this.#sleep(this.#pollIntervalMs);
       }
@@ -289,6 +387,26 @@ export class SnapshotCommands {
       return 1;
     }
   }
+}
+
+const noop = (): void => undefined;
+
+function checkRaw(r: RawReply): void {
+  if (r.status.code !== 0) throw new CommandFailure(r.status.reason || 'failed', r.status.code);
+}
+
+function percent(done: number, total: number): number {
+  return total > 0 ? (100 * done) / total : 0;
+}
+
+/** `12.3 MiB / 45.6 MiB, ETA 7s` (no ETA before the first byte). */
+export function bytesAndEta(done: number, total: number, elapsedMs: number): string {
+  const eta = done > 0 && total >= done ? `, ETA ${Math.ceil((elapsedMs * (total - done)) / done / 1000)}s` : '';
+  return `${mib(done)} / ${mib(total)}${eta}`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 /** Milvus code of SnapshotNotFound (src/common/errors.ts). */

@@ -110,6 +110,10 @@ export const ConfigSchema = z.object({
     .min(1)
     .default(6 * 3600_000),
   nodeTaskAttemptsMax: z.coerce.number().int().min(1).max(100).default(3),
+  /** Where ExportSnapshot may write and RestoreExternalSnapshot read: comma-separated dirs and s3://bucket/prefix; '' = <dataDir>/exports. */
+  exportRoots: z.string().default(''),
+  /** Test-only fault injection (crash tests): every file an export or an external restore reads waits this long first. */
+  faultExportFileDelayMs: z.coerce.number().int().min(0).default(0),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -157,6 +161,8 @@ const ENV: Record<keyof Config, string> = {
   copyFinalizeLeaseMs: 'QUIVER_COPY_FINALIZE_LEASE_MS',
   copyMode: 'QUIVER_COPY_MODE',
   datanodeSlots: 'QUIVER_DATANODE_SLOTS',
+  exportRoots: 'QUIVER_EXPORT_ROOTS',
+  faultExportFileDelayMs: 'QUIVER_FAULT_EXPORT_FILE_DELAY_MS',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {

@@ -32,6 +32,8 @@ export interface ProxyDeps {
    * job as a RestoreSnapshotInfo. Errors answer `{code, reason}` with the Milvus code.
    */
   readonly cancelRestoreJob?: ((jobId: number) => Promise<unknown>) | undefined;
+  /** `GET /exports` (`quiver snapshot export` progress): exports in flight with their bytes, as JSON. */
+  readonly exportsInFlight?: (() => unknown) | undefined;
   /** `GET /cluster` (`quiver cluster status`): data nodes and jobs in flight, as JSON. */
   readonly clusterStatus?: (() => Promise<unknown>) | undefined;
   /** More HTTP routes (e.g. proxy/snapshot-insights.ts); returns false for a request it does not serve. */
@@ -177,6 +179,11 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
           res.end(JSON.stringify({ code: s.code, reason: s.reason }));
         },
       );
+      return;
+    }
+    if (req.url === '/exports' && deps.exportsInFlight) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(deps.exportsInFlight()));
       return;
     }
     if (req.url === '/cluster' && deps.clusterStatus) {

@@ -5,6 +5,7 @@ import { createHandlers, type ProxyRoles } from '../proxy/milvus-service.js';
 import { root } from '../proxy/proto.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { importHandlers } from '../proxy/import-service.js';
+import { exportHandlers } from '../proxy/export-service.js';
 
 /**
  * docs/RPC-COVERAGE.md, generated from the two things it describes so it cannot drift: the MilvusService
@@ -35,6 +36,7 @@ export function servedRpcs(): Set<string> {
     ...Object.keys(createHandlers(roles, { serverId: '', startedAtMs: 0 })),
     ...Object.keys(snapshotHandlers(stub as SnapshotManager, stub as RestoreService, stub as Clock)),
     ...Object.keys(importHandlers(stub)),
+    ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}) }, () => 0)),
     'CheckHealth',
   ];
   return new Set(names);

@@ -25,6 +25,7 @@ import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
+import { wireExports } from './export-wiring.js';
 import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CachedObjectStore } from '../storage/cached-object-store.js';
@@ -156,6 +157,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // Reconcile what a crash left (restore targets without a job, pins of gone jobs) before the loops run,
   // and know the live data nodes first: their running tasks must not look lost to a fresh inspector.
   await restores.init();
+  const exports = await wireExports({ config, dataDir, host: engine, snapshots, restores, kv, store, clock, log });
   await cluster.ready;
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
@@ -193,6 +195,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     ...importHandlers(imports),
+    ...exports.handlers(snapshotHandlers(snapshots, restores, clock)),
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
       status: OK,
@@ -210,6 +213,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
+    exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
     cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: extras.routes,
@@ -234,7 +238,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await proxy.shutdown();
-        await Promise.all([restores.stop(), imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
+        await Promise.all([restores.stop(), imports.stop(), exports.imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
         await wal.close();

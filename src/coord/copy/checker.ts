@@ -29,6 +29,7 @@ import type { CopyJobStore } from './copy-job-store.js';
 import { LoopRunner } from '../../common/loop.js';
 import { mappingsProblem } from '../../storage/snapshot-format/segment-rewrite.js';
 import {
+  snapshotRefOf,
   CANCELLED_REASON,
   DEFAULT_COPY_OPTIONS,
   isTerminalTaskState,
@@ -219,7 +220,7 @@ export class CopyJobChecker {
         id: cur.taskIdBase! + i,
         jobId: cur.id,
         state: 'Pending',
-        snapshot: { collectionId: cur.sourceCollectionId, snapshotId: cur.snapshotId },
+        snapshot: snapshotRefOf(cur),
         targetCollectionId: cur.targetCollectionId,
         mappings: cur.mappings.slice(i * max, (i + 1) * max),
         version: 0,

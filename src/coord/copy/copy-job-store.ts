@@ -184,6 +184,7 @@ export type NewCopyJobInput = Pick<
   | 'snapshotId'
   | 'snapshotName'
   | 'sourceCollectionId'
+  | 'sourcePrefix'
   | 'sourceDbName'
   | 'sourceCollectionName'
   | 'targetCollectionId'
@@ -305,6 +306,7 @@ function checkJob(j: CopyJob, key?: string): void {
     COPY_JOB_STATES.includes(j.state) &&
     Number.isSafeInteger(j.snapshotId) &&
     Number.isSafeInteger(j.pinId) &&
+    (j.sourcePrefix === undefined || typeof j.sourcePrefix === 'string') &&
     Array.isArray(j.mappings) &&
     j.mappings.length <= SEGMENTS_PER_JOB_MAX &&
     j.totalSegments === j.mappings.length &&
@@ -337,6 +339,7 @@ function checkTask(t: CopyTask, key?: string): void {
     t.snapshot !== null &&
     Number.isSafeInteger(t.snapshot.collectionId) &&
     Number.isSafeInteger(t.snapshot.snapshotId) &&
+    (t.snapshot.sourcePrefix === undefined || typeof t.snapshot.sourcePrefix === 'string') &&
     Number.isSafeInteger(t.targetCollectionId) &&
     Array.isArray(t.mappings) &&
     Array.isArray(t.results) &&

@@ -102,6 +102,8 @@ export interface CopyJob {
   readonly snapshotId: number;
   readonly snapshotName: string;
   readonly sourceCollectionId: number;
+  /** Where the source snapshot's files lie in the store (`SnapshotRef.sourcePrefix`); absent for a local snapshot. */
+  readonly sourcePrefix?: string | undefined;
   readonly sourceDbName: string;
   readonly sourceCollectionName: string;
   readonly targetCollectionId: number;
@@ -129,6 +131,12 @@ export interface CopyJob {
   readonly totalSegments: number;
   /** progress = copied / total (100 when Completed), see `jobProgress`. */
   readonly copiedSegments: number;
+}
+
+/** The snapshot a job copies from, as its tasks and source reads name it (the prefix only when set, so local jobs' records stay as they were). */
+export function snapshotRefOf(job: Pick<CopyJob, 'sourceCollectionId' | 'snapshotId' | 'sourcePrefix'>): SnapshotRef {
+  const ref = { collectionId: job.sourceCollectionId, snapshotId: job.snapshotId };
+  return job.sourcePrefix === undefined ? ref : { ...ref, sourcePrefix: job.sourcePrefix };
 }
 
 /** What a worker reports per target segment: small and bounded (no file list). */

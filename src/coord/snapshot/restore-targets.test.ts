@@ -26,7 +26,15 @@ function setup(segmentCount: number) {
   const segments = Array.from({ length: segmentCount }, (_, i) => sourceSegment(i + 1));
   const sources = new MemorySources(segments);
   const store = new MemoryObjectStore();
-  const targets = new RestoreTargets({ host, sources, store, releasePin: async (id) => void released.push(id), log: silentLogger });
+  // The fixtures are records without files: the row check before publish has nothing to read (restore-verify.test.ts covers it).
+  const targets = new RestoreTargets({
+    host,
+    sources,
+    store,
+    releasePin: async (id) => void released.push(id),
+    log: silentLogger,
+    verify: async () => ({ rows: 0, pkSum: 0n, deletes: 0, deleteSum: 0n }),
+  });
   return { kv, catalog, host, targets, sources, store, published, released, segments };
 }
 
@@ -90,11 +98,12 @@ describe('RestoreTargets', () => {
     const s = setup(300);
     const job = await started(s);
     await s.targets.register(job);
-    // A first attempt that dies after its first 256-segment read: fake it by failing the second read.
+    // A first attempt that dies after its first 256-segment publish read: fake it by failing the second
+    // one (the row check before publish reads the two chunks first).
     let reads = 0;
     const read = s.sources.read.bind(s.sources);
     s.sources.read = async (ref, ids) => {
-      if (++reads === 2) throw new Error('crash');
+      if (++reads === 4) throw new Error('crash');
       return read(ref, ids);
     };
     await expect(s.targets.publish(job)).rejects.toThrow('crash');

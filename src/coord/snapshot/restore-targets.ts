@@ -22,7 +22,8 @@
  * derived from the catalog, so the checker can repeat it after a crash or a lost lease.
  */
 
-import { quiverError } from '../../common/errors.js';
+import { isQuiverError, quiverError } from '../../common/errors.js';
+import { verifyRestoredRows } from './restore-verify.js';
 import type { Op } from '../../meta/meta-kv.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { collectionFilePrefixes } from '../../storage/paths.js';
@@ -30,7 +31,7 @@ import type { Catalog, CatalogChange } from '../catalog.js';
 import { TargetRefused } from '../copy/checker.js';
 import { batchOps, TXN_BYTES_MAX, TXN_OPS_MAX } from '../copy/copy-job-store.js';
 import { resolveMappings, rewriteSegmentRecord, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
-import type { CopyJob, CopyLogger, RestoreTargetOps, SegmentMapping, SourceSegmentReader } from '../copy/types.js';
+import { snapshotRefOf, type CopyJob, type CopyLogger, type RestoreTargetOps, type SegmentMapping, type SourceSegmentReader } from '../copy/types.js';
 import type { CollectionRecord, IndexRecord, PartitionRecord, SegmentRecord } from '../records.js';
 
 export const DEFAULT_PARTITION_NAME = '_default';
@@ -60,6 +61,8 @@ export interface RestoreTargetsDeps {
   /** Releases the job's pin on its source snapshot (idempotent). */
   readonly releasePin: (pinId: number) => Promise<void>;
   readonly log: CopyLogger;
+  /** The check before publish (restore-verify.ts); tests over record fixtures without files replace it. */
+  readonly verify?: typeof verifyRestoredRows | undefined;
 }
 
 export interface TargetPlan {
@@ -73,6 +76,7 @@ export class RestoreTargets implements RestoreTargetOps {
   readonly #catalog: Catalog;
   readonly #sources: SourceSegmentReader;
   readonly #store: ObjectStore;
+  readonly #verifyRows: typeof verifyRestoredRows;
   readonly #releasePin: (pinId: number) => Promise<void>;
   readonly #log: CopyLogger;
 
@@ -81,6 +85,7 @@ export class RestoreTargets implements RestoreTargetOps {
     this.#catalog = deps.host.catalog;
     this.#sources = deps.sources;
     this.#store = deps.store;
+    this.#verifyRows = deps.verify ?? verifyRestoredRows;
     this.#releasePin = deps.releasePin;
     this.#log = deps.log;
   }
@@ -177,6 +182,8 @@ export class RestoreTargets implements RestoreTargetOps {
       return;
     }
     if (coll?.state !== 'Restoring') throw new TargetRefused(`target collection ${job.targetCollectionName} (${cid}) is ${coll?.state ?? 'gone'}`);
+    // Nothing becomes visible unless the copies hold exactly the snapshot's keys and deletes (restore-verify.ts).
+    await this.#verify(job, coll.schema);
     const todo = job.mappings.filter((m) => this.#catalog.segment(cid, m.targetSegmentId)?.state !== 'Flushed');
     for (const part of chunk(todo, SEGMENTS_READ_MAX)) {
       const records = (await this.#resolve(job, part)).map((m) => rewriteSegmentRecord(m, 'Flushed'));
@@ -258,9 +265,23 @@ export class RestoreTargets implements RestoreTargetOps {
     }
   }
 
+  async #verify(job: CopyJob, schema: CollectionRecord['schema']): Promise<void> {
+    const pairs: { source: SegmentRecord; target: SegmentRecord }[] = [];
+    for (const part of chunk(job.mappings, SEGMENTS_READ_MAX)) {
+      for (const m of await this.#resolve(job, part)) pairs.push({ source: m.source, target: rewriteSegmentRecord(m, 'Flushed') });
+    }
+    try {
+      await this.#verifyRows(this.#store, schema, pairs, job.sourcePrefix ?? '');
+    } catch (e) {
+      // A mismatch, a damaged or a missing file does not heal by retrying: roll back.
+      if (isQuiverError(e, 'DataInvalid') || isQuiverError(e, 'SegmentLoadFailed') || isQuiverError(e, 'IoKeyNotFound')) throw new TargetRefused(e.message);
+      throw e;
+    }
+  }
+
   async #resolve(job: CopyJob, mappings: readonly SegmentMapping[]) {
     const records = await this.#sources.read(
-      { collectionId: job.sourceCollectionId, snapshotId: job.snapshotId },
+      snapshotRefOf(job),
       mappings.map((m) => m.sourceSegmentId),
     );
     return resolveMappings(mappings, job.targetCollectionId, records);

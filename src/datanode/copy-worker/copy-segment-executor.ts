@@ -58,7 +58,9 @@ export async function executeCopy(
     const problem = resolvedMappingsProblem(resolved);
     if (problem !== undefined) return { ok: false, reason: problem, aborted: false };
     const plans = resolved.map(copyPlanOf);
-    plan = plans.flat();
+    // A staged external snapshot keeps its files at their original keys under its prefix.
+    const from = task.snapshot.sourcePrefix ?? '';
+    plan = from === '' ? plans.flat() : plans.flat().map((s) => ({ src: from + s.src, dst: s.dst }));
     results = resolved.map((m, i) => ({ targetSegmentId: m.targetSegmentId, numRows: m.source.numRows, filesCopied: plans[i]!.length }));
   } catch (e) {
     return { ok: false, reason: message(e), aborted: false };

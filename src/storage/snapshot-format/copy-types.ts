@@ -17,6 +17,12 @@ export interface SegmentMapping {
 export interface SnapshotRef {
   readonly collectionId: number;
   readonly snapshotId: number;
+  /**
+   * Key prefix under which the snapshot's files (metadata, manifests, segment files, each at its original
+   * key) lie in the store; absent for a local snapshot. An external restore stages a bundle under
+   * `imports/{jobId}/` and copies from there (coord/snapshot/export/import-service.ts).
+   */
+  readonly sourcePrefix?: string | undefined;
 }
 
 /** A mapping with the source segment record read from the snapshot (in memory only, never persisted). */

@@ -9,6 +9,7 @@ import type { SegmentRecord } from '../../coord/records.js';
 import type { SnapshotRef, SourceSegmentReader } from './copy-types.js';
 import type { ObjectStore } from '../object-store.js';
 import { snapshotMetadataKey } from '../paths.js';
+import { PrefixedObjectStore } from '../prefixed-object-store.js';
 import { readSnapshotMetadata, readSnapshotSegments, type SnapshotMetadata } from './index.js';
 
 /** Decoded metadata files kept (each is at most a few MiB for the largest snapshots). */
@@ -24,18 +25,20 @@ export class ManifestSourceReader implements SourceSegmentReader {
 
   async read(snapshot: SnapshotRef, sourceSegmentIds: readonly number[]): Promise<ReadonlyMap<number, SegmentRecord>> {
     const key = snapshotMetadataKey(snapshot.collectionId, snapshot.snapshotId);
-    const metadata = await this.#metadataOf(key);
-    const entries = await readSnapshotSegments(this.#store, key, metadata, sourceSegmentIds);
+    // A staged external snapshot keeps its original keys under its prefix.
+    const store = snapshot.sourcePrefix ? new PrefixedObjectStore(this.#store, snapshot.sourcePrefix) : this.#store;
+    const metadata = await this.#metadataOf(store, (snapshot.sourcePrefix ?? '') + key, key);
+    const entries = await readSnapshotSegments(store, key, metadata, sourceSegmentIds);
     return new Map([...entries].map(([id, e]) => [id, e.segment] as const));
   }
 
-  #metadataOf(key: string): Promise<SnapshotMetadata> {
-    let p = this.#metadata.get(key);
+  #metadataOf(store: ObjectStore, cacheKey: string, key: string): Promise<SnapshotMetadata> {
+    let p = this.#metadata.get(cacheKey);
     if (p === undefined) {
-      p = readSnapshotMetadata(this.#store, key);
+      p = readSnapshotMetadata(store, key);
       // A failed read is not cached: the next task tries again.
-      p.catch(() => this.#metadata.delete(key));
-      this.#metadata.set(key, p);
+      p.catch(() => this.#metadata.delete(cacheKey));
+      this.#metadata.set(cacheKey, p);
       if (this.#metadata.size > METADATA_CACHED_MAX) this.#metadata.delete(this.#metadata.keys().next().value!);
     }
     return p;
