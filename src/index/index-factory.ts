@@ -13,8 +13,8 @@ import { HNSW_EF_CONSTRUCTION_DEFAULT, HNSW_M_DEFAULT, IVF_NLIST_DEFAULT, IVF_PQ
 import { IvfIndex } from './ivf-index.js';
 import type { IndexType, MetricType, VectorIndex } from './types.js';
 import { type HnswQuantization, UsearchHnswIndex } from './usearch-hnsw-index.js';
+import type { VectorSource } from './vector-source.js';
 
-/** True when an index type stores files (FLAT searches the column itself). */
 /** Index types whose build writes files (binary and sparse structures are built in memory at load). */
 export function hasIndexFiles(type: string): type is Exclude<IndexType, 'FLAT'> {
   return type === 'HNSW' || type === 'HNSW_SQ' || type === 'IVF_FLAT' || type === 'IVF_SQ8' || type === 'IVF_PQ';
@@ -134,7 +134,16 @@ function peekKind(bytes: Uint8Array): string {
   }
 }
 
-/** Gives an index the raw column when it can use it (exact paths, refine); indexes that hold the vectors ignore it. */
-export function attachVectors(index: VectorIndex, vectors: Float32Array): void {
+/** Gives an index the raw column (or a reader of it) when it can use it (exact paths, refine); indexes that hold the vectors ignore it. */
+export function attachVectors(index: VectorIndex, vectors: VectorSource): void {
   if (index instanceof UsearchHnswIndex || index instanceof IvfIndex) index.attachVectors(vectors);
+}
+
+/**
+ * Index types that hold their own coded copy of the vectors and need the float column only for refine,
+ * output fields and selective filters: with these loaded the query node reads that column from its binlog
+ * on demand instead of keeping it resident.
+ */
+export function makesColumnRedundant(type: string): boolean {
+  return type === 'HNSW_SQ' || type === 'IVF_SQ8' || type === 'IVF_PQ';
 }

@@ -14,10 +14,11 @@
  */
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, exactSearch, rowCount } from './flat-search.js';
+import { allowedRows, countAllowed, rowCount } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile, sectionAs } from './index-file.js';
 import { IVF_NPROBE_DEFAULT } from './index-params.js';
 import { type Hits, type KeyRange, type MetricType, type SearchOptions, type VectorIndex, emptyHits, inKeyRange, validateSearch } from './types.js';
+import { type VectorSource, exactOver, sourceRowCount } from './vector-source.js';
 
 export type IvfCoding = 'FLAT' | 'SQ8' | 'PQ';
 
@@ -216,7 +217,7 @@ export class IvfIndex implements VectorIndex {
   readonly params: IvfParams;
   readonly #d: IvfData;
   readonly #centNorms: Float64Array;
-  #vectors: Float32Array | undefined;
+  #vectors: VectorSource | undefined;
 
   private constructor(dim: number, metric: MetricType, size: number, params: IvfParams, data: IvfData, vectors: Float32Array | undefined) {
     this.type = params.coding === 'FLAT' ? 'IVF_FLAT' : params.coding === 'SQ8' ? 'IVF_SQ8' : 'IVF_PQ';
@@ -340,9 +341,9 @@ export class IvfIndex implements VectorIndex {
     return encodeIndexFile(header, sections);
   }
 
-  attachVectors(vectors: Float32Array): void {
-    if (rowCount(vectors, this.dim) !== this.size)
-      throw quiverError('DimensionMismatch', `vectors hold ${vectors.length / this.dim} rows, index holds ${this.size}`);
+  attachVectors(vectors: VectorSource): void {
+    const rows = sourceRowCount(vectors, this.dim);
+    if (rows !== this.size) throw quiverError('DimensionMismatch', `vectors hold ${rows} rows, index holds ${this.size}`);
     this.#vectors = vectors;
   }
 
@@ -365,7 +366,7 @@ export class IvfIndex implements VectorIndex {
       return out;
     }
     if (this.#vectors !== undefined && allow !== undefined && allowed < EXACT_ALLOWED_MAX) {
-      return exactSearch(this.#vectors, this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(this.#vectors, this.dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
     }
     const dim = this.dim;
     const q = new Float32Array(dim);

@@ -96,11 +96,12 @@ export function isFloatIndexable(t: DataType): boolean {
 
 /**
  * A column's vectors as float32 for the float indexes: FloatVector data as is, Float16 / BFloat16 / Int8
- * widened once per column (cached). Undefined for binary and sparse columns.
+ * widened once per column (cached). Undefined for binary and sparse columns and for lazy FloatVector columns.
  */
 export function floatVectorsOf(col: Column | undefined): Float32Array | undefined {
   if (!col) return undefined;
-  if (col.kind === 'vector') return col.data;
+  // A lazy column has no resident rows: callers read it through takeRows or its reader.
+  if (col.kind === 'vector') return col.lazy ? undefined : col.data;
   if (col.kind !== 'bytevec' || col.vtype === 'BinaryVector') return undefined;
   let data = widened.get(col);
   if (!data) {

@@ -4,7 +4,7 @@ import type { CompiledExpr } from '../expr/index.js';
 import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
-import { concatColumns, takeRows } from '../schema/columns.js';
+import { concatColumns, residentVectors, takeRows } from '../schema/columns.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
 import { columnKindOf, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
@@ -266,8 +266,9 @@ export class CollectionRuntime {
       if (allowed === 0) continue;
       const allow = allowed === chunk.numRows ? undefined : mask;
       let depth = Math.min(allowed, after.seen + req.k + 1024);
+      const data = residentVectors(col);
       for (;;) {
-        const h = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, 1, { k: depth, allow })[0]!;
+        const h = flatSearch(data, col.dim, req.metric as MetricType, req.queries, 1, { k: depth, allow })[0]!;
         const page: (SearchHit & { pk: bigint | string })[] = [];
         for (let i = 0; i < h.rows.length && page.length < req.k; i++) {
           const row = h.rows[i]!;
@@ -318,7 +319,7 @@ export class CollectionRuntime {
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
       } else {
-        hits = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, req.nq, opts);
+        hits = flatSearch(residentVectors(col), col.dim, req.metric as MetricType, req.queries, req.nq, opts);
       }
       for (let q = 0; q < req.nq; q++) {
         const h = hits[q]!;
