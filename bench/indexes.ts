@@ -10,14 +10,22 @@
  *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
  *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
  *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
+ *   BENCH_ONLY=HNSW,HNSW_SQ,IVF_SQ8 ...          only these in-process index types (a short run on a busy machine)
+ *
+ * Resident memory is measured, not computed: each built index is saved, then loaded in a fresh process
+ * (bench/index-resident.ts) the way the query node loads it, with the float column resident (float HNSW,
+ * IVF_FLAT) or read from its binlog on demand (the quantized types); the growth of that process's RSS is
+ * "resident MiB", and its QPS / recall are those of the loaded configuration.
  */
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import * as lancedb from '@lancedb/lancedb';
 import { DataType, type MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { attachVectors, buildIndex, flatSearch, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
+import { attachVectors, buildIndex, flatSearch, makesColumnRedundant, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
+import { encodeColumn } from '../src/storage/binlog.js';
 import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
 
@@ -61,6 +69,7 @@ interface InProcessCase {
 }
 
 const THREADS = availableParallelism();
+const ONLY = process.env['BENCH_ONLY']?.split(',').map((x) => x.trim().toUpperCase());
 const IN_PROCESS: readonly InProcessCase[] = [
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: THREADS },
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: 1 },
@@ -136,9 +145,11 @@ async function quiverCase(
   return {
     system: `Quiver ${c.label} (SDK)`,
     'build s': buildSec.toFixed(1),
-    'index MiB': (indexBytes / 2 ** 20).toFixed(1),
-    'index+column MiB': ((indexBytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+    'index file MiB': (indexBytes / 2 ** 20).toFixed(1),
+    'resident MiB (loaded)': '',
+    'vs HNSW': '',
     QPS: Math.round(Q / sec),
+    'QPS loaded': '',
     'recall@10': recall(got, truth).toFixed(4),
   };
 }
@@ -157,8 +168,14 @@ async function main(): Promise<void> {
   };
 
   // ---------------------------------------------------------------- in-process: the same builds back to back
-  const bytesOf = (x: { toBytes(): Uint8Array }): number => x.toBytes().byteLength;
+  const work = await mkdtemp(join(tmpdir(), 'quiver-bench-resident-'));
+  await writeFile(join(work, 'v.binlog'), encodeColumn({ kind: 'vector', dim: DIM, data: base }, { fieldId: 101 }));
+  await writeFile(join(work, 'queries.f32'), queries);
+  await writeFile(join(work, 'truth.i32'), Int32Array.from(truth.flat()));
+  await writeFile(join(work, 'meta.json'), JSON.stringify({ n: N, dim: DIM, q: Q, k: K }));
+  let hnswResident: number | undefined;
   for (const c of IN_PROCESS) {
+    if (ONLY && !ONLY.includes(c.type)) continue;
     const tb = performance.now();
     const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
     const buildSec = (performance.now() - tb) / 1000;
@@ -167,17 +184,28 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));
     const sec = (performance.now() - t0) / 1000;
-    const bytes = bytesOf(index);
+    const file = index.toBytes();
+    index.dispose();
+    await writeFile(join(work, 'index.qvx'), file);
+    const mode = makesColumnRedundant(c.type) ? 'lazy' : 'resident';
+    const loaded = JSON.parse(
+      execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'index-resident.ts'), work, mode, JSON.stringify(c.search)], {
+        encoding: 'utf8',
+      }),
+    ) as { residentBytes: number; qps: number; recall: number };
+    if (c.type === 'HNSW') hnswResident ??= loaded.residentBytes;
     push({
       system: `Quiver ${c.label} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`,
       'build s': buildSec.toFixed(1),
-      'index MiB': (bytes / 2 ** 20).toFixed(1),
-      'index+column MiB': ((bytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+      'index file MiB': (file.byteLength / 2 ** 20).toFixed(1),
+      'resident MiB (loaded)': `${(loaded.residentBytes / 2 ** 20).toFixed(1)} (column ${mode === 'lazy' ? 'on disk' : 'in memory'})`,
+      'vs HNSW': hnswResident === undefined ? '' : (loaded.residentBytes / hnswResident).toFixed(2),
       QPS: Math.round(Q / sec),
+      'QPS loaded': Math.round(loaded.qps),
       'recall@10': recall(got, truth).toFixed(4),
     });
-    index.dispose();
   }
+  await rm(work, { recursive: true, force: true });
 
   if (process.env['BENCH_SDK'] === '1') {
     const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-indexes-'));
@@ -228,9 +256,11 @@ async function main(): Promise<void> {
     push({
       system: `raw hnswlib-node M=16 efC=200 (1 thread, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
-      'index MiB': '',
-      'index+column MiB': '',
+      'index file MiB': '',
+      'resident MiB (loaded)': '',
+      'vs HNSW': '',
       QPS: Math.round(Q / sec),
+      'QPS loaded': '',
       'recall@10': recall(got, truth).toFixed(4),
     });
   }
@@ -257,9 +287,11 @@ async function main(): Promise<void> {
     push({
       system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
-      'index MiB': ((await dirBytes(ldir)) / 2 ** 20).toFixed(1),
-      'index+column MiB': '(table + index on disk)',
+      'index file MiB': `${((await dirBytes(ldir)) / 2 ** 20).toFixed(1)} (table + index)`,
+      'resident MiB (loaded)': '',
+      'vs HNSW': '',
       QPS: Math.round(Q / sec),
+      'QPS loaded': '',
       'recall@10': recall(got, truth).toFixed(4),
     });
   } finally {
