@@ -189,9 +189,13 @@ async function main(): Promise<void> {
     await writeFile(join(work, 'index.qvx'), file);
     const mode = makesColumnRedundant(c.type) ? 'lazy' : 'resident';
     const loaded = JSON.parse(
-      execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'index-resident.ts'), work, mode, JSON.stringify(c.search)], {
-        encoding: 'utf8',
-      }),
+      execFileSync(
+        process.execPath,
+        ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'index-resident.ts'), work, mode, JSON.stringify(c.search)],
+        {
+          encoding: 'utf8',
+        },
+      ),
     ) as { residentBytes: number; qps: number; recall: number };
     if (c.type === 'HNSW') hnswResident ??= loaded.residentBytes;
     push({

@@ -42,7 +42,7 @@ export const NPROBE_MAX = 65_536;
 const EXACT_ALLOWED_MAX = 2000;
 
 /** mulberry32: tiny seeded generator, so a build is reproducible without a global Random. */
-function seeded(seed: number): () => number {
+export function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -54,7 +54,7 @@ function seeded(seed: number): () => number {
 }
 
 /** `count` distinct row offsets out of n (all of them when count >= n), seeded. */
-function sampleRows(n: number, count: number, rand: () => number): Int32Array {
+export function sampleRows(n: number, count: number, rand: () => number): Int32Array {
   if (count >= n) return Int32Array.from({ length: n }, (_, i) => i);
   const picked = new Set<number>();
   while (picked.size < count) picked.add(Math.floor(rand() * n));
@@ -114,7 +114,7 @@ export function kmeans(data: Float32Array, dim: number, col: number, width: numb
 }
 
 /** argmin_c ||x - c||² via ||c||² - 2 x·c (||x||² is the same for every c). */
-function nearestCentroid(data: Float32Array, o: number, cents: Float32Array, norms: Float64Array, k: number, width: number): number {
+export function nearestCentroid(data: Float32Array, o: number, cents: Float32Array, norms: Float64Array, k: number, width: number): number {
   let best = 0;
   let bestKey = Infinity;
   for (let c = 0; c < k; c++) {

@@ -690,7 +690,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       if (!isVectorType(field.dataType)) {
         throw quiverError(
           'IndexNotSupported',
-          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX`,
+          `index on scalar field ${field.name} (${field.dataType}) is not supported by Quiver; scalar filters scan columns. Vector index types: FLAT, HNSW, HNSW_SQ, HNSW_PQ, HNSW_PRQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX`,
         );
       }
       const parsed = parseFieldIndexParams(field.dataType, field.name, extra['index_type'] || undefined, {

@@ -78,7 +78,9 @@ describe('lazy FloatVector column', () => {
     const rows = Int32Array.from({ length: 90 }, (_, i) => i * 3 + 1);
     for (const metric of ['L2', 'IP', 'COSINE'] as const) {
       expect(exactOver(lazy.lazy!, dim, metric, q, 3, 7, rows, undefined)).toEqual(exactSearch(data, dim, metric, undefined, q, 3, 7, rows, undefined));
-      expect(exactOver(lazy.lazy!, dim, metric, q, 3, 7, undefined, undefined)).toEqual(exactSearch(data, dim, metric, undefined, q, 3, 7, undefined, undefined));
+      expect(exactOver(lazy.lazy!, dim, metric, q, 3, 7, undefined, undefined)).toEqual(
+        exactSearch(data, dim, metric, undefined, q, 3, 7, undefined, undefined),
+      );
     }
   });
 });

@@ -48,7 +48,7 @@ export class FileVectorRows implements VectorRowReader {
     const out = new Float32Array(rows.length * this.dim);
     const bytes = new Uint8Array(out.buffer);
     // Runs of consecutive rows are one read: readAll and the sorted candidate lists of refine are mostly runs.
-    for (let i = 0; i < rows.length; ) {
+    for (let i = 0; i < rows.length;) {
       const first = rows[i]!;
       let run = 1;
       while (i + run < rows.length && rows[i + run] === first + run) run++;

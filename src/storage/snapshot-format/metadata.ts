@@ -121,7 +121,7 @@ const indexRecord = z
     collectionId: id,
     fieldId: id,
     name: z.string(),
-    indexType: z.enum(['FLAT', 'HNSW', 'HNSW_SQ', 'IVF_FLAT', 'IVF_SQ8', 'IVF_PQ', 'BIN_FLAT', 'BIN_IVF_FLAT', 'SPARSE_INVERTED_INDEX', 'SPARSE_WAND']),
+    indexType: z.enum(['FLAT', 'HNSW', 'HNSW_SQ', 'HNSW_PQ', 'HNSW_PRQ', 'IVF_FLAT', 'IVF_SQ8', 'IVF_PQ', 'BIN_FLAT', 'BIN_IVF_FLAT', 'SPARSE_INVERTED_INDEX', 'SPARSE_WAND']),
     metric: z.enum(['L2', 'IP', 'COSINE', 'HAMMING', 'JACCARD']),
     userParams: stringMap,
     buildParams: z.object({ M: id.optional(), efConstruction: id.optional() }).passthrough(),
