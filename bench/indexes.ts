@@ -6,7 +6,7 @@
  *  - raw hnswlib-node (single-threaded build, the old build path) and LanceDB 0.31 IVF_HNSW_SQ, in-process.
  *
  *   npm run bench:indexes                       100k rows, in-process builds and searches back to back
- *   BENCH_PQ=1 ...                              ... plus IVF_PQ
+ *   BENCH_PQ=1 ...                              ... plus IVF_PQ, HNSW_PQ without refine and HNSW_PRQ (JS codebook training: slow)
  *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
  *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
  *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
@@ -84,9 +84,30 @@ const IN_PROCESS: readonly InProcessCase[] = [
   { label: `HNSW_SQ SQ8, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'SQ8' }, search: { ef: EF }, threads: THREADS },
   { label: `HNSW_SQ FP16, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'FP16' }, search: { ef: EF }, threads: THREADS },
   { label: 'IVF_SQ8 nlist=128, nprobe=16', type: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 }, threads: 1 },
+  {
+    label: `HNSW_PQ m=32 nbits=8 + refine, ef=${EF} refine_k=8`,
+    type: 'HNSW_PQ',
+    params: { M: 16, efConstruction: 200, m: 32, nbits: 8, refine: true },
+    search: { ef: EF, refineK: 8 },
+    threads: THREADS,
+  },
   // Training 32 codebooks of 256 in JS takes long on a busy machine: opt in.
   ...(process.env['BENCH_PQ'] === '1'
     ? [
+        {
+          label: `HNSW_PQ m=32 nbits=8, ef=${EF}`,
+          type: 'HNSW_PQ' as const,
+          params: { M: 16, efConstruction: 200, m: 32, nbits: 8 },
+          search: { ef: EF },
+          threads: THREADS,
+        },
+        {
+          label: `HNSW_PRQ m=16 nbits=8 nrq=2 + refine, ef=${EF} refine_k=8`,
+          type: 'HNSW_PRQ' as const,
+          params: { M: 16, efConstruction: 200, m: 16, nbits: 8, nrq: 2, refine: true },
+          search: { ef: EF, refineK: 8 },
+          threads: THREADS,
+        },
         {
           label: 'IVF_PQ nlist=128 m=32 nbits=8, nprobe=16',
           type: 'IVF_PQ' as const,
@@ -108,6 +129,12 @@ const CASES: readonly QuiverCase[] = [
   },
   { label: `HNSW_SQ FP16, ef=${EF}`, indexType: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sq_type: 'FP16' }, search: { ef: EF } },
   { label: 'IVF_SQ8 nlist=128, nprobe=16', indexType: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 } },
+  {
+    label: `HNSW_PQ m=32 nbits=8 + refine, ef=${EF} refine_k=8`,
+    indexType: 'HNSW_PQ',
+    params: { M: 16, efConstruction: 200, m: 32, nbits: 8, refine: 'true' },
+    search: { ef: EF, refine_k: 8 },
+  },
 ];
 
 async function quiverCase(
@@ -179,7 +206,7 @@ async function main(): Promise<void> {
     const tb = performance.now();
     const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
     const buildSec = (performance.now() - tb) / 1000;
-    if (c.refine) attachVectors(index, base);
+    if (c.refine || c.params.refine === true) attachVectors(index, base);
     const got: number[][] = [];
     const t0 = performance.now();
     for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));

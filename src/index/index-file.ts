@@ -23,7 +23,7 @@ const ALIGN = 8;
 /** A header is a few hundred bytes; anything this large is a corrupt length. */
 const HEADER_BYTES_MAX = 1 << 20;
 
-export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'hnsw-pq';
+export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'hnsw-pq' | 'bin-ivf';
 
 export interface IndexFileHeader {
   readonly kind: IndexFileKind;
@@ -106,7 +106,7 @@ export function decodeIndexFile(bytes: Uint8Array, source: string, expect: { dim
     return bad(`header is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   const h = parsed as Partial<IndexFileHeader & { sections: SectionRef[] }>;
-  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'hnsw-pq') bad(`unknown index kind ${String(h.kind)}`);
+  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'hnsw-pq' && h.kind !== 'bin-ivf') bad(`unknown index kind ${String(h.kind)}`);
   if (h.dim !== expect.dim) bad(`it indexes dim ${String(h.dim)}, expected ${expect.dim}`);
   if (h.metric !== expect.metric) bad(`it was built for metric ${String(h.metric)}, expected ${expect.metric}`);
   if (h.rows !== expect.rows) bad(`it holds ${String(h.rows)} rows, expected ${expect.rows}`);

@@ -362,6 +362,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       typedQueries: p.typedQueries,
       dropRatioSearch: p.dropRatioSearch,
       dropRatioBuild: idx?.buildParams.dropRatioBuild,
+      binaryIvfNlist: idx?.indexType === 'BIN_IVF_FLAT' ? idx.buildParams.nlist : undefined,
       nq: p.nq,
       k: p.k,
       offset: p.offset,

@@ -28,6 +28,8 @@ export interface SearchRequest {
   readonly metric: AnyMetricType;
   readonly dropRatioSearch?: number | undefined;
   readonly dropRatioBuild?: number | undefined;
+  /** BIN_IVF_FLAT index's nlist, when the field has one. */
+  readonly binaryIvfNlist?: number | undefined;
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
@@ -315,7 +317,12 @@ export class CollectionRuntime {
       } else if (col.kind !== 'vector') {
         if (!req.typedQueries)
           throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
-        hits = searchTypedColumn(col, req.metric, req.typedQueries, { ...opts, dropRatioSearch: req.dropRatioSearch, dropRatioBuild: req.dropRatioBuild });
+        hits = searchTypedColumn(col, req.metric, req.typedQueries, {
+          ...opts,
+          dropRatioSearch: req.dropRatioSearch,
+          dropRatioBuild: req.dropRatioBuild,
+          binaryIvfNlist: req.binaryIvfNlist,
+        });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
       } else {
