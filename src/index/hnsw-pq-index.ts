@@ -278,6 +278,12 @@ export class HnswPqIndex implements VectorIndex {
         rows.push(found.rows[i]!);
         scores.push(this.metric === 'L2' ? key : -key);
       }
+      if (range === undefined && rows.length < Math.min(k, allowed) && vectors !== undefined) {
+        // A filtered walk can miss allowed rows that exact search cannot.
+        const rowsAllowed = allow === undefined ? undefined : allowedRows(allow, allowed);
+        out.push(exactOver(vectors, dim, this.metric, queries.subarray(qi * dim, (qi + 1) * dim), 1, k, rowsAllowed, range)[0]!);
+        continue;
+      }
       out.push({ rows: Int32Array.from(rows), scores: Float32Array.from(scores) });
     }
     return out;

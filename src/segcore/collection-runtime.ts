@@ -294,6 +294,9 @@ export class CollectionRuntime {
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);
+    // BIN_IVF_FLAT lists are clustered once per flushed chunk; growing chunks change with every insert and are scanned.
+    const flushed =
+      req.binaryIvfNlist === undefined ? undefined : new Set([...this.segments.values()].filter((s) => s.phase === 'flushed').flatMap((s) => s.chunks));
     for (const chunk of this.#chunksFor(req.partitionIds, req.ignoreGrowing)) {
       if (chunk.numRows === 0) continue;
       const col = chunk.columns.get(req.field.name);
@@ -321,7 +324,7 @@ export class CollectionRuntime {
           ...opts,
           dropRatioSearch: req.dropRatioSearch,
           dropRatioBuild: req.dropRatioBuild,
-          binaryIvfNlist: req.binaryIvfNlist,
+          binaryIvfNlist: flushed?.has(chunk) ? req.binaryIvfNlist : undefined,
         });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
