@@ -6,18 +6,26 @@
  *  - raw hnswlib-node (single-threaded build, the old build path) and LanceDB 0.31 IVF_HNSW_SQ, in-process.
  *
  *   npm run bench:indexes                       100k rows, in-process builds and searches back to back
- *   BENCH_PQ=1 ...                              ... plus IVF_PQ
+ *   BENCH_PQ=1 ...                              ... plus IVF_PQ, HNSW_PQ without refine and HNSW_PRQ (JS codebook training: slow)
  *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
  *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
  *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
+ *   BENCH_ONLY=HNSW,HNSW_SQ,IVF_SQ8 ...          only these in-process index types (a short run on a busy machine)
+ *
+ * Resident memory is measured, not computed: each built index is saved, then loaded in a fresh process
+ * (bench/index-resident.ts) the way the query node loads it, with the float column resident (float HNSW,
+ * IVF_FLAT) or read from its binlog on demand (the quantized types); the growth of that process's RSS is
+ * "resident MiB", and its QPS / recall are those of the loaded configuration.
  */
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import * as lancedb from '@lancedb/lancedb';
 import { DataType, type MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { attachVectors, buildIndex, flatSearch, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
+import { attachVectors, buildIndex, flatSearch, makesColumnRedundant, type IndexParams, type IndexType, type SearchOptions } from '../src/index/index.js';
+import { encodeColumn } from '../src/storage/binlog.js';
 import { spawnServer } from '../test/process.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
 
@@ -61,6 +69,7 @@ interface InProcessCase {
 }
 
 const THREADS = availableParallelism();
+const ONLY = process.env['BENCH_ONLY']?.split(',').map((x) => x.trim().toUpperCase());
 const IN_PROCESS: readonly InProcessCase[] = [
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: THREADS },
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: 1 },
@@ -75,9 +84,30 @@ const IN_PROCESS: readonly InProcessCase[] = [
   { label: `HNSW_SQ SQ8, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'SQ8' }, search: { ef: EF }, threads: THREADS },
   { label: `HNSW_SQ FP16, ef=${EF}`, type: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sqType: 'FP16' }, search: { ef: EF }, threads: THREADS },
   { label: 'IVF_SQ8 nlist=128, nprobe=16', type: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 }, threads: 1 },
+  {
+    label: `HNSW_PQ m=32 nbits=8 + refine, ef=${EF} refine_k=8`,
+    type: 'HNSW_PQ',
+    params: { M: 16, efConstruction: 200, m: 32, nbits: 8, refine: true },
+    search: { ef: EF, refineK: 8 },
+    threads: THREADS,
+  },
   // Training 32 codebooks of 256 in JS takes long on a busy machine: opt in.
   ...(process.env['BENCH_PQ'] === '1'
     ? [
+        {
+          label: `HNSW_PQ m=32 nbits=8, ef=${EF}`,
+          type: 'HNSW_PQ' as const,
+          params: { M: 16, efConstruction: 200, m: 32, nbits: 8 },
+          search: { ef: EF },
+          threads: THREADS,
+        },
+        {
+          label: `HNSW_PRQ m=16 nbits=8 nrq=2 + refine, ef=${EF} refine_k=8`,
+          type: 'HNSW_PRQ' as const,
+          params: { M: 16, efConstruction: 200, m: 16, nbits: 8, nrq: 2, refine: true },
+          search: { ef: EF, refineK: 8 },
+          threads: THREADS,
+        },
         {
           label: 'IVF_PQ nlist=128 m=32 nbits=8, nprobe=16',
           type: 'IVF_PQ' as const,
@@ -99,6 +129,12 @@ const CASES: readonly QuiverCase[] = [
   },
   { label: `HNSW_SQ FP16, ef=${EF}`, indexType: 'HNSW_SQ', params: { M: 16, efConstruction: 200, sq_type: 'FP16' }, search: { ef: EF } },
   { label: 'IVF_SQ8 nlist=128, nprobe=16', indexType: 'IVF_SQ8', params: { nlist: 128 }, search: { nprobe: 16 } },
+  {
+    label: `HNSW_PQ m=32 nbits=8 + refine, ef=${EF} refine_k=8`,
+    indexType: 'HNSW_PQ',
+    params: { M: 16, efConstruction: 200, m: 32, nbits: 8, refine: 'true' },
+    search: { ef: EF, refine_k: 8 },
+  },
 ];
 
 async function quiverCase(
@@ -136,9 +172,11 @@ async function quiverCase(
   return {
     system: `Quiver ${c.label} (SDK)`,
     'build s': buildSec.toFixed(1),
-    'index MiB': (indexBytes / 2 ** 20).toFixed(1),
-    'index+column MiB': ((indexBytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+    'index file MiB': (indexBytes / 2 ** 20).toFixed(1),
+    'resident MiB (loaded)': '',
+    'vs HNSW': '',
     QPS: Math.round(Q / sec),
+    'QPS loaded': '',
     'recall@10': recall(got, truth).toFixed(4),
   };
 }
@@ -157,27 +195,48 @@ async function main(): Promise<void> {
   };
 
   // ---------------------------------------------------------------- in-process: the same builds back to back
-  const bytesOf = (x: { toBytes(): Uint8Array }): number => x.toBytes().byteLength;
+  const work = await mkdtemp(join(tmpdir(), 'quiver-bench-resident-'));
+  await writeFile(join(work, 'v.binlog'), encodeColumn({ kind: 'vector', dim: DIM, data: base }, { fieldId: 101 }));
+  await writeFile(join(work, 'queries.f32'), queries);
+  await writeFile(join(work, 'truth.i32'), Int32Array.from(truth.flat()));
+  await writeFile(join(work, 'meta.json'), JSON.stringify({ n: N, dim: DIM, q: Q, k: K }));
+  let hnswResident: number | undefined;
   for (const c of IN_PROCESS) {
+    if (ONLY && !ONLY.includes(c.type)) continue;
     const tb = performance.now();
     const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
     const buildSec = (performance.now() - tb) / 1000;
-    if (c.refine) attachVectors(index, base);
+    if (c.refine || c.params.refine === true) attachVectors(index, base);
     const got: number[][] = [];
     const t0 = performance.now();
     for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));
     const sec = (performance.now() - t0) / 1000;
-    const bytes = bytesOf(index);
+    const file = index.toBytes();
+    index.dispose();
+    await writeFile(join(work, 'index.qvx'), file);
+    const mode = makesColumnRedundant(c.type) ? 'lazy' : 'resident';
+    const loaded = JSON.parse(
+      execFileSync(
+        process.execPath,
+        ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'index-resident.ts'), work, mode, JSON.stringify(c.search)],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as { residentBytes: number; qps: number; recall: number };
+    if (c.type === 'HNSW') hnswResident ??= loaded.residentBytes;
     push({
       system: `Quiver ${c.label} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`,
       'build s': buildSec.toFixed(1),
-      'index MiB': (bytes / 2 ** 20).toFixed(1),
-      'index+column MiB': ((bytes + N * DIM * 4) / 2 ** 20).toFixed(1),
+      'index file MiB': (file.byteLength / 2 ** 20).toFixed(1),
+      'resident MiB (loaded)': `${(loaded.residentBytes / 2 ** 20).toFixed(1)} (column ${mode === 'lazy' ? 'on disk' : 'in memory'})`,
+      'vs HNSW': hnswResident === undefined ? '' : (loaded.residentBytes / hnswResident).toFixed(2),
       QPS: Math.round(Q / sec),
+      'QPS loaded': Math.round(loaded.qps),
       'recall@10': recall(got, truth).toFixed(4),
     });
-    index.dispose();
   }
+  await rm(work, { recursive: true, force: true });
 
   if (process.env['BENCH_SDK'] === '1') {
     const dir = await mkdtemp(join(tmpdir(), 'quiver-bench-indexes-'));
@@ -228,9 +287,11 @@ async function main(): Promise<void> {
     push({
       system: `raw hnswlib-node M=16 efC=200 (1 thread, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
-      'index MiB': '',
-      'index+column MiB': '',
+      'index file MiB': '',
+      'resident MiB (loaded)': '',
+      'vs HNSW': '',
       QPS: Math.round(Q / sec),
+      'QPS loaded': '',
       'recall@10': recall(got, truth).toFixed(4),
     });
   }
@@ -257,9 +318,11 @@ async function main(): Promise<void> {
     push({
       system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
-      'index MiB': ((await dirBytes(ldir)) / 2 ** 20).toFixed(1),
-      'index+column MiB': '(table + index on disk)',
+      'index file MiB': `${((await dirBytes(ldir)) / 2 ** 20).toFixed(1)} (table + index)`,
+      'resident MiB (loaded)': '',
+      'vs HNSW': '',
       QPS: Math.round(Q / sec),
+      'QPS loaded': '',
       'recall@10': recall(got, truth).toFixed(4),
     });
   } finally {

@@ -15,6 +15,8 @@ describe.each([
   { type: 'IVF_FLAT', params: { nlist: 16 }, search: { nprobe: 16 } },
   { type: 'IVF_SQ8', params: { nlist: 16 }, search: { nprobe: 16 } },
   { type: 'IVF_PQ', params: { nlist: 8, m: 8, nbits: 8 }, search: { nprobe: 8 } },
+  { type: 'HNSW_PQ', params: { M: 16, efConstruction: 64, m: 8, nbits: 8, refine: 'true', refine_type: 'FP32' }, search: { ef: 64, refine_k: 4 } },
+  { type: 'HNSW_PRQ', params: { M: 16, efConstruction: 64, m: 4, nbits: 6, nrq: 2 }, search: { ef: 64 } },
 ])('$type through the SDK', ({ type, params, search }) => {
   let t: TestServer;
   const vs = vectors(N, DIM, 5);
@@ -106,5 +108,8 @@ describe('index parameters through the SDK', () => {
     expect(await bad('IVF_FLAT', { nlist: 0 })).toMatch(/nlist must be an integer in \[1, 65536\]/);
     expect(await bad('IVF_PQ', { nlist: 8, m: 5 })).toMatch(/m 5 must divide the dimension 16/);
     expect(await bad('HNSW_SQ', { sq_type: 'SQ4' })).toMatch(/sq_type must be one of SQ8, FP16, BF16/);
+    expect(await bad('HNSW_PQ', { m: 8, nbits: 9 })).toMatch(/nbits must be an integer in \[1, 8\]/);
+    expect(await bad('HNSW_PQ', { m: 3 })).toMatch(/HNSW_PQ m 3 must divide the dimension 16; valid: 1, 2, 4, 8, 16/);
+    expect(await bad('HNSW_PRQ', { m: 4, nrq: 20 })).toMatch(/nrq must be an integer in \[1, 16\]/);
   });
 });

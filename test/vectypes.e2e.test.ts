@@ -132,8 +132,9 @@ async function checkSearches(c: MilvusClient, coll: string, model: Map<number, R
   const rows = [...model.values()];
   for (const f of FIELDS) {
     const queries = [makeRow(10_000)[f.name], makeRow(10_001)[f.name]] as (number[] | Sparse)[];
-    // ef above the segment sizes: the HNSW walk visits everything, so its top-k is the exact one.
-    const params = f.index === 'HNSW' ? { ef: 512 } : {};
+    // ef above the segment sizes: the HNSW walk visits everything, so its top-k is the exact one; nprobe =
+    // nlist probes every BIN_IVF_FLAT list, likewise exact.
+    const params = f.index === 'HNSW' ? { ef: 512 } : f.index === 'BIN_IVF_FLAT' ? { nprobe: 16 } : {};
     const res = await c.search({ collection_name: coll, anns_field: f.name, data: queries, limit: 6, params, output_fields: ['id'] });
     expect(res.status.error_code, `${f.name}: ${res.status.reason}`).toBe(ErrorCode.SUCCESS);
     const results = res.results as unknown as { id: string; score: number }[][];
@@ -276,7 +277,7 @@ describe('every vector type through the SDK', () => {
     const hq = makeRow(30_000);
     const subs = [
       { anns_field: 'fv', data: [hq.fv], limit: 20 },
-      { anns_field: 'bv', data: [hq.bv], limit: 20 },
+      { anns_field: 'bv', data: [hq.bv], limit: 20, params: { nprobe: 16 } },
       { anns_field: 'sp', data: [hq.sp], limit: 20 },
     ];
     const subRefs = [rank(rows, (r) => r.fv, 'L2', hq.fv), rank(rows, (r) => r.bv, 'HAMMING', hq.bv), rank(rows, (r) => r.sp, 'IP', hq.sp)].map((r) =>

@@ -9,15 +9,28 @@ import fs from 'node:fs';
 import { quiverError } from '../common/errors.js';
 import { HnswIndex } from './hnsw-index.js';
 import { isIndexContainer } from './index-file.js';
-import { HNSW_EF_CONSTRUCTION_DEFAULT, HNSW_M_DEFAULT, IVF_NLIST_DEFAULT, IVF_PQ_NBITS_DEFAULT, type IndexParams, type SqType } from './index-params.js';
+import { HnswPqIndex } from './hnsw-pq-index.js';
+import {
+  HNSW_EF_CONSTRUCTION_DEFAULT,
+  HNSW_M_DEFAULT,
+  HNSW_PQ_M_DEFAULT,
+  HNSW_PRQ_M_DEFAULT,
+  HNSW_PRQ_NRQ_DEFAULT,
+  IVF_NLIST_DEFAULT,
+  IVF_PQ_NBITS_DEFAULT,
+  type IndexParams,
+  type SqType,
+} from './index-params.js';
 import { IvfIndex } from './ivf-index.js';
 import type { IndexType, MetricType, VectorIndex } from './types.js';
 import { type HnswQuantization, UsearchHnswIndex } from './usearch-hnsw-index.js';
+import type { VectorSource } from './vector-source.js';
 
-/** True when an index type stores files (FLAT searches the column itself). */
 /** Index types whose build writes files (binary and sparse structures are built in memory at load). */
 export function hasIndexFiles(type: string): type is Exclude<IndexType, 'FLAT'> {
-  return type === 'HNSW' || type === 'HNSW_SQ' || type === 'IVF_FLAT' || type === 'IVF_SQ8' || type === 'IVF_PQ';
+  return (
+    type === 'HNSW' || type === 'HNSW_SQ' || type === 'HNSW_PQ' || type === 'HNSW_PRQ' || type === 'IVF_FLAT' || type === 'IVF_SQ8' || type === 'IVF_PQ'
+  );
 }
 
 export interface IndexBuildOptions {
@@ -66,6 +79,23 @@ export function buildIndex(
         },
         opts,
       );
+    case 'HNSW_PQ':
+    case 'HNSW_PRQ':
+      return HnswPqIndex.build(
+        vectors,
+        dim,
+        metric,
+        {
+          M: params.M ?? HNSW_M_DEFAULT,
+          efConstruction: params.efConstruction ?? HNSW_EF_CONSTRUCTION_DEFAULT,
+          quantizer: type === 'HNSW_PQ' ? 'PQ' : 'PRQ',
+          m: params.m ?? (type === 'HNSW_PQ' ? HNSW_PQ_M_DEFAULT : HNSW_PRQ_M_DEFAULT),
+          nbits: params.nbits ?? IVF_PQ_NBITS_DEFAULT,
+          nrq: type === 'HNSW_PQ' ? 1 : (params.nrq ?? HNSW_PRQ_NRQ_DEFAULT),
+          refine: params.refine === true,
+        },
+        opts,
+      );
     case 'IVF_FLAT':
     case 'IVF_SQ8':
     case 'IVF_PQ':
@@ -99,7 +129,9 @@ export function openIndexBytes(bytes: Uint8Array, source: string, expect: IndexE
   if (!isIndexContainer(bytes)) return HnswIndex.fromBytes(bytes, expect.dim, expect.metric, expect.rows);
   // The kind is in the header; both loaders check it, so try the one it names.
   const kind = peekKind(bytes);
-  return kind === 'ivf' ? IvfIndex.fromBytes(bytes, source, expect) : UsearchHnswIndex.fromBytes(bytes, source, expect);
+  if (kind === 'ivf') return IvfIndex.fromBytes(bytes, source, expect);
+  if (kind === 'hnsw-pq') return HnswPqIndex.fromBytes(bytes, source, expect);
+  return UsearchHnswIndex.fromBytes(bytes, source, expect);
 }
 
 /** Opens a local index file; a legacy hnswlib file is loaded in place (no copy through JS). */
@@ -134,7 +166,16 @@ function peekKind(bytes: Uint8Array): string {
   }
 }
 
-/** Gives an index the raw column when it can use it (exact paths, refine); indexes that hold the vectors ignore it. */
-export function attachVectors(index: VectorIndex, vectors: Float32Array): void {
-  if (index instanceof UsearchHnswIndex || index instanceof IvfIndex) index.attachVectors(vectors);
+/** Gives an index the raw column (or a reader of it) when it can use it (exact paths, refine); indexes that hold the vectors ignore it. */
+export function attachVectors(index: VectorIndex, vectors: VectorSource): void {
+  if (index instanceof UsearchHnswIndex || index instanceof IvfIndex || index instanceof HnswPqIndex) index.attachVectors(vectors);
+}
+
+/**
+ * Index types that hold their own coded copy of the vectors and need the float column only for refine,
+ * output fields and selective filters: with these loaded the query node reads that column from its binlog
+ * on demand instead of keeping it resident.
+ */
+export function makesColumnRedundant(type: string): boolean {
+  return type === 'HNSW_SQ' || type === 'HNSW_PQ' || type === 'HNSW_PRQ' || type === 'IVF_SQ8' || type === 'IVF_PQ';
 }

@@ -23,7 +23,7 @@ const ALIGN = 8;
 /** A header is a few hundred bytes; anything this large is a corrupt length. */
 const HEADER_BYTES_MAX = 1 << 20;
 
-export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'scalar';
+export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'hnsw-pq' | 'bin-ivf' | 'scalar';
 
 export interface IndexFileHeader {
   readonly kind: IndexFileKind;
@@ -114,7 +114,8 @@ export function decodeIndexFile(
     return bad(`header is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   const h = parsed as Partial<IndexFileHeader & { sections: SectionRef[] }>;
-  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'scalar') bad(`unknown index kind ${String(h.kind)}`);
+  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'hnsw-pq' && h.kind !== 'bin-ivf' && h.kind !== 'scalar')
+    bad(`unknown index kind ${String(h.kind)}`);
   // A scalar file must not open as a vector index (or the reverse) when records and files disagree.
   if ((h.kind === 'scalar') !== (expect.kind === 'scalar')) bad(`it holds a ${String(h.kind)} index, expected ${expect.kind ?? 'a vector index'}`);
   if (h.dim !== expect.dim) bad(`it indexes dim ${String(h.dim)}, expected ${expect.dim}`);

@@ -54,7 +54,7 @@ describe('parseIndexParams', () => {
   it('rejects unsupported index types, listing the supported ones', () => {
     const e = errorOf(() => parseIndexParams('DISKANN', { metric_type: 'L2' }));
     expect(e.kind).toBe('IndexNotSupported');
-    expect(e.message).toBe('index type DISKANN is not supported; supported: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX');
+    expect(e.message).toBe('index type DISKANN is not supported; supported: FLAT, HNSW, HNSW_SQ, HNSW_PQ, HNSW_PRQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX');
   });
 
   it('rejects unknown metrics, listing the supported ones', () => {

@@ -23,9 +23,11 @@ export interface IndexParams {
   readonly refineType?: RefineType;
   /** IVF_*: number of k-means clusters. */
   readonly nlist?: number;
-  /** IVF_PQ: sub-quantizers (must divide dim) and bits per code. */
+  /** IVF_PQ, HNSW_PQ, HNSW_PRQ: sub-quantizers (must divide dim) and bits per code. */
   readonly m?: number;
   readonly nbits?: number;
+  /** HNSW_PRQ: residual quantization stages. */
+  readonly nrq?: number;
 }
 
 export type SqType = 'SQ8' | 'FP16' | 'BF16';
@@ -43,6 +45,14 @@ export const IVF_PQ_NBITS_MIN = 1;
 /** Codebooks of 2^nbits centroids per sub-quantizer are trained in JS; 16 bits is already 65k centroids. */
 export const IVF_PQ_NBITS_MAX = 16;
 
+/** HNSW_PQ / HNSW_PRQ (Milvus's defaults: m 32 for PQ; m 2 and nrq 2 for PRQ; nbits 8). */
+export const HNSW_PQ_M_DEFAULT = 32;
+export const HNSW_PRQ_M_DEFAULT = 2;
+export const HNSW_PRQ_NRQ_DEFAULT = 2;
+export const HNSW_PRQ_NRQ_MAX = 16;
+/** Codes are one byte each here (Milvus allows up to 24 bits, trained natively). */
+export const HNSW_PQ_NBITS_MAX = 8;
+
 export const HNSW_M_DEFAULT = 16;
 export const HNSW_EF_CONSTRUCTION_DEFAULT = 200;
 export const HNSW_M_MIN = 2;
@@ -52,7 +62,7 @@ export const HNSW_EF_CONSTRUCTION_MAX = 2_147_483_647;
 /** Milvus' default metric for AUTOINDEX, used whenever the request names none. */
 export const METRIC_DEFAULT: MetricType = 'COSINE';
 
-const SUPPORTED_INDEX_TYPES = 'FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX';
+const SUPPORTED_INDEX_TYPES = 'FLAT, HNSW, HNSW_SQ, HNSW_PQ, HNSW_PRQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX';
 
 /**
  * @param indexType `index_type` as sent; undefined or empty means AUTOINDEX (which is HNSW here).
@@ -82,6 +92,19 @@ export function parseIndexParams(indexType: string | undefined, params: Readonly
       }
       return { type, metric, M, efConstruction, sqType, refine, refineType };
     }
+    case 'HNSW_PQ':
+    case 'HNSW_PRQ': {
+      const M = parseIntParam('M', merged['M'], HNSW_M_DEFAULT, HNSW_M_MIN, HNSW_M_MAX);
+      const efConstruction = parseIntParam('efConstruction', merged['efConstruction'], HNSW_EF_CONSTRUCTION_DEFAULT, 1, HNSW_EF_CONSTRUCTION_MAX);
+      const m = parseIntParam('m', merged['m'], type === 'HNSW_PQ' ? HNSW_PQ_M_DEFAULT : HNSW_PRQ_M_DEFAULT, 1, 65_536);
+      const nbits = parseIntParam('nbits', merged['nbits'], IVF_PQ_NBITS_DEFAULT, 1, HNSW_PQ_NBITS_MAX);
+      const refine = parseBoolParam('refine', merged['refine'], false);
+      // Every refine type is more precise than PQ codes; refine re-ranks from the float column.
+      const refineType = parseEnumParam('refine_type', merged['refine_type'], REFINE_TYPES, 'FP32');
+      if (type === 'HNSW_PQ') return { type, metric, M, efConstruction, m, nbits, refine, refineType };
+      const nrq = parseIntParam('nrq', merged['nrq'], HNSW_PRQ_NRQ_DEFAULT, 1, HNSW_PRQ_NRQ_MAX);
+      return { type, metric, M, efConstruction, m, nbits, nrq, refine, refineType };
+    }
     case 'IVF_FLAT':
     case 'IVF_SQ8':
     case 'IVF_PQ': {
@@ -108,9 +131,16 @@ export function buildParamsOf(p: IndexParams): Omit<IndexParams, 'type' | 'metri
 
 /** Checks the parameters that depend on the field (IVF_PQ's m must divide dim). */
 export function validateForDim(params: Pick<IndexParams, 'm'> & { readonly type: string }, dim: number): void {
-  if (params.type === 'IVF_PQ' && params.m !== undefined && dim % params.m !== 0) {
-    throw quiverError('ParameterInvalid', `IVF_PQ m ${params.m} must divide the dimension ${dim}`);
+  const pq = params.type === 'IVF_PQ' || params.type === 'HNSW_PQ' || params.type === 'HNSW_PRQ';
+  if (pq && params.m !== undefined && dim % params.m !== 0) {
+    throw quiverError('ParameterInvalid', `${params.type} m ${params.m} must divide the dimension ${dim}; valid: ${divisors(dim).join(', ')}`);
   }
+}
+
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
+  return out;
 }
 
 function parseEnumParam<T extends string>(name: string, value: string | number | undefined, valid: readonly T[], fallback: T): T {
@@ -138,6 +168,8 @@ function parseIndexType(indexType: string | undefined): IndexType {
       return 'HNSW';
     case 'FLAT':
     case 'HNSW_SQ':
+    case 'HNSW_PQ':
+    case 'HNSW_PRQ':
     case 'IVF_FLAT':
     case 'IVF_SQ8':
     case 'IVF_PQ':

@@ -30,6 +30,7 @@ export {
 } from './index-params.js';
 export { type HnswQuantization, type UsearchHnswParams, REFINE_K_MAX, UsearchHnswIndex } from './usearch-hnsw-index.js';
 export { isIndexContainer } from './index-file.js';
+export { type VectorSource, exactOver } from './vector-source.js';
 export { IvfIndex, NPROBE_MAX, type IvfCoding, type IvfParams } from './ivf-index.js';
 export {
   type IndexBuildOptions,
@@ -38,6 +39,7 @@ export {
   attachVectors,
   buildIndex,
   hasIndexFiles,
+  makesColumnRedundant,
   openIndexBytes,
   openIndexFile,
 } from './index-factory.js';

@@ -14,10 +14,11 @@
  */
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, exactSearch, rowCount } from './flat-search.js';
+import { allowedRows, countAllowed, rowCount } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile, sectionAs } from './index-file.js';
 import { IVF_NPROBE_DEFAULT } from './index-params.js';
 import { type Hits, type KeyRange, type MetricType, type SearchOptions, type VectorIndex, emptyHits, inKeyRange, validateSearch } from './types.js';
+import { type VectorSource, exactOver, sourceRowCount } from './vector-source.js';
 
 export type IvfCoding = 'FLAT' | 'SQ8' | 'PQ';
 
@@ -41,7 +42,7 @@ export const NPROBE_MAX = 65_536;
 const EXACT_ALLOWED_MAX = 2000;
 
 /** mulberry32: tiny seeded generator, so a build is reproducible without a global Random. */
-function seeded(seed: number): () => number {
+export function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -53,7 +54,7 @@ function seeded(seed: number): () => number {
 }
 
 /** `count` distinct row offsets out of n (all of them when count >= n), seeded. */
-function sampleRows(n: number, count: number, rand: () => number): Int32Array {
+export function sampleRows(n: number, count: number, rand: () => number): Int32Array {
   if (count >= n) return Int32Array.from({ length: n }, (_, i) => i);
   const picked = new Set<number>();
   while (picked.size < count) picked.add(Math.floor(rand() * n));
@@ -113,7 +114,7 @@ export function kmeans(data: Float32Array, dim: number, col: number, width: numb
 }
 
 /** argmin_c ||x - c||² via ||c||² - 2 x·c (||x||² is the same for every c). */
-function nearestCentroid(data: Float32Array, o: number, cents: Float32Array, norms: Float64Array, k: number, width: number): number {
+export function nearestCentroid(data: Float32Array, o: number, cents: Float32Array, norms: Float64Array, k: number, width: number): number {
   let best = 0;
   let bestKey = Infinity;
   for (let c = 0; c < k; c++) {
@@ -216,7 +217,7 @@ export class IvfIndex implements VectorIndex {
   readonly params: IvfParams;
   readonly #d: IvfData;
   readonly #centNorms: Float64Array;
-  #vectors: Float32Array | undefined;
+  #vectors: VectorSource | undefined;
 
   private constructor(dim: number, metric: MetricType, size: number, params: IvfParams, data: IvfData, vectors: Float32Array | undefined) {
     this.type = params.coding === 'FLAT' ? 'IVF_FLAT' : params.coding === 'SQ8' ? 'IVF_SQ8' : 'IVF_PQ';
@@ -340,9 +341,9 @@ export class IvfIndex implements VectorIndex {
     return encodeIndexFile(header, sections);
   }
 
-  attachVectors(vectors: Float32Array): void {
-    if (rowCount(vectors, this.dim) !== this.size)
-      throw quiverError('DimensionMismatch', `vectors hold ${vectors.length / this.dim} rows, index holds ${this.size}`);
+  attachVectors(vectors: VectorSource): void {
+    const rows = sourceRowCount(vectors, this.dim);
+    if (rows !== this.size) throw quiverError('DimensionMismatch', `vectors hold ${rows} rows, index holds ${this.size}`);
     this.#vectors = vectors;
   }
 
@@ -365,7 +366,7 @@ export class IvfIndex implements VectorIndex {
       return out;
     }
     if (this.#vectors !== undefined && allow !== undefined && allowed < EXACT_ALLOWED_MAX) {
-      return exactSearch(this.#vectors, this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(this.#vectors, this.dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
     }
     const dim = this.dim;
     const q = new Float32Array(dim);

@@ -1,6 +1,7 @@
 /**
  * Search over the vector columns stored as bytes or sparse rows, dispatched by column kind:
- *   binary         → binary-index.ts (HAMMING / JACCARD)
+ *   binary         → binary-index.ts (HAMMING / JACCARD); with BIN_IVF_FLAT, lists clustered once per column
+ *                    (binary-ivf-index.ts, cached likewise) and `nprobe` of them scanned
  *   float16/bf16/int8 → widened to float32 once per column (cached while the column lives), then the float
  *                    flat search with L2 / IP / COSINE (with an HNSW index the runtime searches the index,
  *                    which index builds make from the same widened vectors: floatVectorsOf)
@@ -12,6 +13,7 @@
 import { quiverError } from '../common/errors.js';
 import { bytesPerRow, type ByteVectorType, type Column, type DataType, type SparseRow } from '../schema/types.js';
 import { binarySearch, type BinaryMetric } from './binary-index.js';
+import { BinaryIvfIndex } from './binary-ivf-index.js';
 import { flatSearch } from './flat-search.js';
 import { SparseInvertedIndex } from './sparse-index.js';
 import type { AnyMetricType } from './typed-index-params.js';
@@ -24,6 +26,7 @@ export type TypedQueries =
 
 const widened = new WeakMap<object, Float32Array>();
 const sparseIndexes = new WeakMap<object, { index: SparseInvertedIndex; dropRatioBuild: number }>();
+const binaryIvfIndexes = new WeakMap<object, BinaryIvfIndex>();
 
 /** True when smaller scores are better (L2 and the binary distances). */
 export function lowerIsBetter(metric: AnyMetricType): boolean {
@@ -33,6 +36,8 @@ export function lowerIsBetter(metric: AnyMetricType): boolean {
 export interface TypedSearchOptions extends SearchOptions {
   readonly dropRatioSearch?: number | undefined;
   readonly dropRatioBuild?: number | undefined;
+  /** BIN_IVF_FLAT: the index's nlist (undefined: the field has no BIN_IVF_FLAT index, scan exactly). */
+  readonly binaryIvfNlist?: number | undefined;
 }
 
 /** Range search bounds as Milvus orders them: distances keep range_filter <= d < radius, similarities radius < s <= range_filter. */
@@ -79,6 +84,14 @@ export function searchTypedColumn(
     if (metric !== 'HAMMING' && metric !== 'JACCARD') {
       throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for BinaryVector; supported: HAMMING, JACCARD`);
     }
+    if (opts.binaryIvfNlist !== undefined) {
+      let index = binaryIvfIndexes.get(col);
+      if (!index || index.nlist !== Math.min(opts.binaryIvfNlist, index.size) || index.metric !== metric) {
+        index = BinaryIvfIndex.build(col.data, w, metric as BinaryMetric, opts.binaryIvfNlist);
+        binaryIvfIndexes.set(col, index);
+      }
+      return index.search(queries.rows, opts);
+    }
     return binarySearch(col.data, w, metric as BinaryMetric, queries.rows, opts);
   }
   if (metric === 'HAMMING' || metric === 'JACCARD') {
@@ -96,11 +109,12 @@ export function isFloatIndexable(t: DataType): boolean {
 
 /**
  * A column's vectors as float32 for the float indexes: FloatVector data as is, Float16 / BFloat16 / Int8
- * widened once per column (cached). Undefined for binary and sparse columns.
+ * widened once per column (cached). Undefined for binary and sparse columns and for lazy FloatVector columns.
  */
 export function floatVectorsOf(col: Column | undefined): Float32Array | undefined {
   if (!col) return undefined;
-  if (col.kind === 'vector') return col.data;
+  // A lazy column has no resident rows: callers read it through takeRows or its reader.
+  if (col.kind === 'vector') return col.lazy ? undefined : col.data;
   if (col.kind !== 'bytevec' || col.vtype === 'BinaryVector') return undefined;
   let data = widened.get(col);
   if (!data) {

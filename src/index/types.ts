@@ -7,7 +7,7 @@
 import { quiverError } from '../common/errors.js';
 
 export type MetricType = 'L2' | 'IP' | 'COSINE';
-export type IndexType = 'FLAT' | 'HNSW' | 'HNSW_SQ' | 'IVF_FLAT' | 'IVF_SQ8' | 'IVF_PQ';
+export type IndexType = 'FLAT' | 'HNSW' | 'HNSW_SQ' | 'HNSW_PQ' | 'HNSW_PRQ' | 'IVF_FLAT' | 'IVF_SQ8' | 'IVF_PQ';
 
 export const METRIC_TYPES: readonly MetricType[] = ['L2', 'IP', 'COSINE'];
 
@@ -20,7 +20,7 @@ export interface SearchOptions {
   readonly ef?: number | undefined;
   /** IVF only: clusters probed per query (default 8, clamped to nlist). */
   readonly nprobe?: number | undefined;
-  /** HNSW_SQ with refine: exact re-ranking of refineK * k candidates (default 1). */
+  /** HNSW_SQ / HNSW_PQ / HNSW_PRQ with refine: exact re-ranking of refineK * k candidates (default 1). */
   readonly refineK?: number | undefined;
   /**
    * Range search (Milvus semantics). L2 keeps rangeFilter <= d < radius; IP and COSINE keep

@@ -25,7 +25,7 @@ import path from 'node:path';
 import usearch, { type MetricKind, type ScalarKind } from 'usearch';
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, exactSearch, rowCount } from './flat-search.js';
+import { allowedRows, countAllowed, rowCount } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import {
   DEFAULT_EF,
@@ -38,6 +38,7 @@ import {
   inKeyRange,
   validateSearch,
 } from './types.js';
+import { type VectorSource, exactOver, sourceRowCount } from './vector-source.js';
 
 /** How vectors are stored in the graph. */
 export type HnswQuantization = 'f32' | 'f16' | 'bf16' | 'e4m3';
@@ -108,7 +109,7 @@ export class UsearchHnswIndex implements VectorIndex {
   readonly size: number;
   readonly params: UsearchHnswParams;
   #native: UsearchIndex | undefined;
-  #vectors: Float32Array | undefined;
+  #vectors: VectorSource | undefined;
 
   private constructor(native: UsearchIndex, dim: number, metric: MetricType, size: number, params: UsearchHnswParams, vectors: Float32Array | undefined) {
     this.type = params.quantization === 'f32' && !params.refine ? 'HNSW' : 'HNSW_SQ';
@@ -167,11 +168,10 @@ export class UsearchHnswIndex implements VectorIndex {
     return encodeIndexFile(header, new Map([['graph', new Uint8Array(graph.buffer, graph.byteOffset, graph.byteLength)]]));
   }
 
-  /** Gives a loaded index the raw column for exact paths and refine (kept by reference, not copied). */
-  attachVectors(vectors: Float32Array): void {
-    if (rowCount(vectors, this.dim) !== this.size) {
-      throw quiverError('DimensionMismatch', `vectors hold ${vectors.length / this.dim} rows, index holds ${this.size}`);
-    }
+  /** Gives a loaded index the raw column (or a reader of it) for exact paths and refine (kept by reference, not copied). */
+  attachVectors(vectors: VectorSource): void {
+    const rows = sourceRowCount(vectors, this.dim);
+    if (rows !== this.size) throw quiverError('DimensionMismatch', `vectors hold ${rows} rows, index holds ${this.size}`);
     this.#vectors = vectors;
   }
 
@@ -202,10 +202,10 @@ export class UsearchHnswIndex implements VectorIndex {
     // A small segment is scanned: the scan costs about what a graph walk does there, and it never misses
     // (a multi-threaded build of a tiny graph can leave a row hard to reach).
     if (vectors !== undefined && this.size <= SMALL_INDEX_EXACT_ROWS) {
-      return exactSearch(vectors, this.dim, this.metric, undefined, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
+      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
     }
     if (vectors !== undefined && allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactSearch(vectors, this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
     }
     const refine = this.params.refine && vectors !== undefined;
     // Refine re-ranks refine_k * k graph candidates by exact distance.
@@ -248,11 +248,11 @@ export class UsearchHnswIndex implements VectorIndex {
       }
       if (refine) {
         const sorted = Int32Array.from(rows).sort();
-        out.push(exactSearch(vectors, dim, this.metric, undefined, query, 1, k, sorted, range)[0]!);
+        out.push(exactOver(vectors, dim, this.metric, query, 1, k, sorted, range)[0]!);
       } else if (range === undefined && rows.length < Math.min(k, allowed) && vectors !== undefined) {
         // A filtered walk can miss allowed rows that exact search cannot.
         const rowsAllowed = allow === undefined ? undefined : allowedRows(allow, allowed);
-        out.push(exactSearch(vectors, dim, this.metric, undefined, query, 1, k, rowsAllowed, range)[0]!);
+        out.push(exactOver(vectors, dim, this.metric, query, 1, k, rowsAllowed, range)[0]!);
       } else {
         out.push({ rows: rows.slice(0, k), scores: scores.slice(0, k) });
       }

@@ -68,6 +68,23 @@ const CASES: readonly Case[] = [
   { name: 'IVF_FLAT', type: 'IVF_FLAT', params: { nlist: 32 }, search: { nprobe: 8 }, recallMin: 0.9 },
   { name: 'IVF_SQ8', type: 'IVF_SQ8', params: { nlist: 32 }, search: { nprobe: 8 }, recallMin: 0.85 },
   { name: 'IVF_PQ', type: 'IVF_PQ', params: { nlist: 16, m: 16, nbits: 8 }, search: { nprobe: 8 }, recallMin: 0.5 },
+  // PQ codes alone lose recall on cosine of this tight clustered set (brute force over the codes gives the same).
+  { name: 'HNSW_PQ', type: 'HNSW_PQ', params: { M: 16, efConstruction: 100, m: 32, nbits: 8 }, search: { ef: 64 }, recallMin: 0.8 },
+  {
+    name: 'HNSW_PQ + refine',
+    type: 'HNSW_PQ',
+    params: { M: 16, efConstruction: 100, m: 32, nbits: 8, refine: true },
+    search: { ef: 64, refineK: 4 },
+    recallMin: 0.95,
+  },
+  { name: 'HNSW_PRQ', type: 'HNSW_PRQ', params: { M: 16, efConstruction: 100, m: 8, nbits: 8, nrq: 2 }, search: { ef: 64 }, recallMin: 0.6 },
+  {
+    name: 'HNSW_PRQ + refine',
+    type: 'HNSW_PRQ',
+    params: { M: 16, efConstruction: 100, m: 8, nbits: 6, nrq: 3, refine: true },
+    search: { ef: 64, refineK: 4 },
+    recallMin: 0.95,
+  },
 ];
 
 describe.each(CASES)('$name', (c) => {
@@ -184,13 +201,56 @@ describe('index parameters (Milvus names and ranges)', () => {
     expect(errorOf(() => parseIndexParams('IVF_SQ8', { nlist: '70000' })).message).toContain('[1, 65536]');
     expect(errorOf(() => parseIndexParams('IVF_PQ', { m: 8, nbits: 17 })).message).toBe('nbits must be an integer in [1, 16], got 17');
     expect(errorOf(() => parseIndexParams('IVF_PQ', {})).message).toContain('IVF_PQ needs m');
-    expect(errorOf(() => validateForDim(parseIndexParams('IVF_PQ', { m: 5 }), 32)).message).toBe('IVF_PQ m 5 must divide the dimension 32');
+    expect(errorOf(() => validateForDim(parseIndexParams('IVF_PQ', { m: 5 }), 32)).message).toBe(
+      'IVF_PQ m 5 must divide the dimension 32; valid: 1, 2, 4, 8, 16, 32',
+    );
     expect(errorOf(() => parseIndexParams('HNSW_SQ', { sq_type: 'SQ4' })).message).toBe('sq_type must be one of SQ8, FP16, BF16, got "SQ4"');
     expect(errorOf(() => parseIndexParams('HNSW_SQ', { sq_type: 'FP16', refine: 'true', refine_type: 'SQ8' })).message).toBe(
       'refine_type SQ8 must be more precise than sq_type FP16; valid: FP32',
     );
     expect(errorOf(() => parseIndexParams('HNSW_SQ', { refine: 'yes' })).message).toBe('refine must be true or false, got "yes"');
-    expect(errorOf(() => parseIndexParams('DISKANN', {})).message).toContain('supported: FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX');
+    expect(errorOf(() => parseIndexParams('DISKANN', {})).message).toContain(
+      'supported: FLAT, HNSW, HNSW_SQ, HNSW_PQ, HNSW_PRQ, IVF_FLAT, IVF_SQ8, IVF_PQ, AUTOINDEX',
+    );
+  });
+
+  it('parses HNSW_PQ and HNSW_PRQ with Milvus defaults and refuses bad values with the valid range', () => {
+    expect(parseIndexParams('HNSW_PQ', { metric_type: 'L2' })).toEqual({
+      type: 'HNSW_PQ',
+      metric: 'L2',
+      M: 16,
+      efConstruction: 200,
+      m: 32,
+      nbits: 8,
+      refine: false,
+      refineType: 'FP32',
+    });
+    expect(parseIndexParams('hnsw_prq', { refine: 'true', refine_type: 'fp16' })).toMatchObject({
+      m: 2,
+      nrq: 2,
+      nbits: 8,
+      refine: true,
+      refineType: 'FP16',
+    });
+    expect(errorOf(() => parseIndexParams('HNSW_PQ', { nbits: 9 })).message).toBe('nbits must be an integer in [1, 8], got 9');
+    expect(errorOf(() => parseIndexParams('HNSW_PRQ', { nrq: 17 })).message).toBe('nrq must be an integer in [1, 16], got 17');
+    expect(errorOf(() => parseIndexParams('HNSW_PRQ', { nrq: 0 })).message).toBe('nrq must be an integer in [1, 16], got 0');
+    expect(errorOf(() => parseIndexParams('HNSW_PQ', { M: 1 })).message).toBe('M must be an integer in [2, 2048], got 1');
+    expect(errorOf(() => parseIndexParams('HNSW_PQ', { refine_type: 'SQ4' })).message).toBe('refine_type must be one of SQ8, FP16, BF16, FP32, got "SQ4"');
+    expect(errorOf(() => validateForDim(parseIndexParams('HNSW_PQ', { m: 5 }), 32)).message).toBe(
+      'HNSW_PQ m 5 must divide the dimension 32; valid: 1, 2, 4, 8, 16, 32',
+    );
+    expect(errorOf(() => validateForDim(parseIndexParams('HNSW_PRQ', {}), 15)).message).toContain('HNSW_PRQ m 2 must divide the dimension 15');
+  });
+
+  it('refuses a damaged HNSW_PQ file with the reason', () => {
+    const bytes = buildIndex(vectors, DIM, 'L2', 'HNSW_PQ', { M: 8, efConstruction: 32, m: 8, nbits: 4 }, { threads: 1 }).toBytes();
+    const ok = openIndexBytes(bytes, 'x', { dim: DIM, metric: 'L2', rows: N });
+    expect(ok.type).toBe('HNSW_PQ');
+    // Cut the last section short: the header's lengths no longer fit the file.
+    expect(errorOf(() => openIndexBytes(bytes.subarray(0, bytes.length - 64), 'x', { dim: DIM, metric: 'L2', rows: N })).message).toContain(
+      'past the file',
+    );
   });
 
   it('answers wrong search parameters with the valid range', () => {

@@ -7,7 +7,16 @@ import { ScalarIndex } from '../index/scalar/scalar-index.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
 import { compileFilter, type TemplateValues } from '../expr/index.js';
-import { attachVectors, hasIndexFiles, openIndexBytes, openIndexFile, type MetricType, type VectorIndex } from '../index/index.js';
+import {
+  attachVectors,
+  hasIndexFiles,
+  makesColumnRedundant,
+  openIndexBytes,
+  openIndexFile,
+  type MetricType,
+  type VectorIndex,
+  type VectorSource,
+} from '../index/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
@@ -16,6 +25,7 @@ import { ttlCutTs } from '../segcore/collection-ttl.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { applyDeltalogs, readSegment } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { openLazyVectorColumn } from '../storage/lazy-vector-column.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
 import { bm25ParamsOf } from '../text/bm25.js';
@@ -37,6 +47,12 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
 
   /** Collection TTL is judged on this clock. */
   readonly #clock: Clock;
+  /**
+   * Whether a FloatVector column whose loaded index is quantized (makesColumnRedundant) is read from its
+   * local binlog on demand rather than kept resident. Default true; the column stays resident when the
+   * store has no local files.
+   */
+  readonly #lazyVectors: boolean;
 
   constructor(deps: {
     store: ObjectStore;
@@ -47,9 +63,11 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     clock?: Clock;
     /** Another query node's `contentIndex`: share loaded segments with it (snapshot views share the live one's). */
     contentIndex?: Map<number, WeakRef<Chunk>[]>;
+    lazyVectors?: boolean;
   }) {
     this.#clock = deps.clock ?? systemClock;
     this.#loadedContent = deps.contentIndex ?? new Map();
+    this.#lazyVectors = deps.lazyVectors ?? true;
     this.#store = deps.store;
     this.#catalog = deps.catalog;
     this.#segments = deps.segments;
@@ -100,9 +118,16 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
     if (!seg?.loaded || file.files.length === 0) return undefined;
     const built = await this.openIndex(file.files[0]!, field.dim!, metric, seg.numRows);
+    const resident = seg.chunks[0]?.columns.get(field.name);
+    const lazyPath = resident?.kind === 'vector' && !resident.lazy ? this.#lazyVectorPath(seg.record, field, built.type) : undefined;
+    const lazy = lazyPath === undefined ? undefined : openLazyVectorColumn(lazyPath, seg.numRows);
     return () => {
       const chunk = seg.loaded ? seg.chunks[0] : undefined;
       if (!chunk) return;
+      // The column read from disk replaces the resident one only if nothing swapped it meanwhile.
+      if (lazy && chunk.columns.get(field.name) === resident) chunk.columns.set(field.name, lazy);
+      const source = vectorSourceOf(chunk.columns.get(field.name));
+      if (source) attachVectors(built, source);
       chunk.indexes.set(field.name, built);
       chunk.indexBuilds.set(field.name, file.buildId);
     };
@@ -168,15 +193,28 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
   }
 
   async #readChunk(coll: CollectionRecord, rec: SegmentRecord, fields: readonly FieldSchema[], withIndexes: boolean): Promise<Chunk> {
+    // Columns a quantized index makes redundant are not read into memory: they are served from the binlog.
+    const lazy = new Map<string, string>();
+    if (withIndexes) {
+      for (const { field, type } of this.#indexedFields(coll, rec)) {
+        const local = this.#lazyVectorPath(rec, field, type);
+        if (local !== undefined) lazy.set(field.name, local);
+      }
+    }
     // Binlog reads run on libuv threads while the (synchronous, native) index load runs here.
-    const reading = readSegment(this.#store, coll, rec, fields);
+    const reading = readSegment(
+      this.#store,
+      coll,
+      rec,
+      fields.filter((f) => !lazy.has(f.name)),
+    );
     reading.catch(() => undefined);
     const indexes = withIndexes ? await this.#loadSegmentIndexes(coll, rec) : new Map<string, { index: VectorIndex; buildId: number }>();
     const chunk = await reading;
+    for (const [name, local] of lazy) chunk.columns.set(name, openLazyVectorColumn(local, rec.numRows));
     for (const [name, { index, buildId }] of indexes) {
-      // Exact paths of selective filters and refine re-rank from the column the chunk already holds.
-      const column = chunk.columns.get(name);
-      const vectors = floatVectorsOf(column);
+      // Exact paths of selective filters and refine re-rank from the column (resident or read on demand).
+      const vectors = vectorSourceOf(chunk.columns.get(name));
       if (vectors) attachVectors(index, vectors);
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
@@ -226,14 +264,31 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       if (!idx || !field || !hasIndexFiles(idx.indexType) || si.files.length === 0) continue;
       const shared = donor.indexBuilds.get(field.name) === si.buildId ? donor.indexes.get(field.name) : undefined;
       const index = shared ?? (await this.openIndex(si.files[0]!, field.dim!, floatMetric(idx.metric), rec.numRows));
-      const column = columns.get(field.name);
-      const vectors = shared ? undefined : floatVectorsOf(column);
+      const vectors = shared ? undefined : vectorSourceOf(columns.get(field.name));
       if (vectors) attachVectors(index, vectors);
       chunk.indexes.set(field.name, index);
       chunk.indexBuilds.set(field.name, si.buildId);
     }
     await this.#attachScalarIndexes(coll, rec, chunk, donor);
     return chunk;
+  }
+
+  /** The fields of a segment with index files, and their index types. */
+  #indexedFields(coll: CollectionRecord, rec: SegmentRecord): { field: FieldSchema; type: string }[] {
+    const out: { field: FieldSchema; type: string }[] = [];
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (idx && field && hasIndexFiles(idx.indexType) && si.files.length > 0) out.push({ field, type: idx.indexType });
+    }
+    return out;
+  }
+
+  /** The local binlog to serve a FloatVector column from, when an index of `indexType` makes it redundant. */
+  #lazyVectorPath(rec: SegmentRecord | undefined, field: FieldSchema, indexType: string): string | undefined {
+    if (!this.#lazyVectors || !rec || field.dataType !== 'FloatVector' || !makesColumnRedundant(indexType)) return undefined;
+    const logs = rec.binlogs[String(field.fieldId)] ?? [];
+    return logs.length === 1 ? this.#store.localPath?.(logs[0]!.path) : undefined;
   }
 
   async #loadSegmentIndexes(coll: CollectionRecord, rec: SegmentRecord): Promise<Map<string, { index: VectorIndex; buildId: number }>> {
@@ -364,6 +419,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       dropRatioSearch: p.dropRatioSearch,
       dropRatioBuild: idx?.buildParams.dropRatioBuild,
       bm25: metric === 'BM25' ? bm25ParamsOf(idx?.userParams) : undefined,
+      binaryIvfNlist: idx?.indexType === 'BIN_IVF_FLAT' ? idx.buildParams.nlist : undefined,
       nq: p.nq,
       k: p.k,
       offset: p.offset,
@@ -425,4 +481,10 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const parts = partitionName ? new Set([partitionOf(rt.record, partitionName).id]) : undefined;
     return rt.liveRowCount(parts);
   }
+}
+
+/** What an index can read the float rows of a column from: the resident array or the binlog reader. */
+function vectorSourceOf(column: Column | undefined): VectorSource | undefined {
+  if (column?.kind === 'vector' && column.lazy) return column.lazy;
+  return floatVectorsOf(column);
 }

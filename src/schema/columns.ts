@@ -16,6 +16,11 @@ function concatValid(parts: readonly Column[], total: number): Uint8Array | unde
   return out;
 }
 
+/** A FloatVector column's rows as one array: the resident data, or a transient read of a lazy column. */
+export function residentVectors(c: Column & { kind: 'vector' }): Float32Array {
+  return c.lazy ? c.lazy.readAll() : c.data;
+}
+
 /** Concatenates columns of one kind. */
 export function concatColumns(parts: readonly Column[]): Column {
   if (parts.length === 1) return parts[0]!;
@@ -26,7 +31,7 @@ export function concatColumns(parts: readonly Column[]): Column {
   const typed = <T extends { set(a: ArrayLike<unknown>, o: number): void }>(out: T, per = 1): T => {
     let off = 0;
     for (const p of parts) {
-      out.set(p.data as unknown as ArrayLike<unknown>, off);
+      out.set((p.kind === 'vector' ? residentVectors(p) : p.data) as unknown as ArrayLike<unknown>, off);
       off += columnLength(p) * per;
     }
     return out;
@@ -89,6 +94,7 @@ export function takeRows(c: Column, rows: ArrayLike<number>): Column {
     case 'array':
       return { kind: 'array', elementType: c.elementType, data: Array.from(rows, (r) => c.data[r]!), valid };
     case 'vector': {
+      if (c.lazy) return { kind: 'vector', dim: c.dim, data: c.lazy.gather(rows), valid };
       const out = new Float32Array(n * c.dim);
       for (let i = 0; i < n; i++) {
         const r = rows[i]!;

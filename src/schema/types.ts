@@ -114,7 +114,15 @@ export type Column =
       readonly data: readonly (readonly ScalarValue[])[];
       readonly valid?: Uint8Array | undefined;
     }
-  | { readonly kind: 'vector'; readonly dim: number; readonly data: Float32Array; readonly valid?: Uint8Array | undefined }
+  | {
+      readonly kind: 'vector';
+      readonly dim: number;
+      /** Row-major rows; empty when `lazy` serves them instead. */
+      readonly data: Float32Array;
+      readonly valid?: Uint8Array | undefined;
+      /** Rows read on demand from the segment's binlog (a quantized index made the resident copy redundant). */
+      readonly lazy?: VectorRowReader | undefined;
+    }
   | {
       /** Binary / Float16 / BFloat16 / Int8 vectors: `bytesPerRow(vtype, dim)` raw bytes per row, as the wire sends them. */
       readonly kind: 'bytevec';
@@ -124,6 +132,19 @@ export type Column =
       readonly valid?: Uint8Array | undefined;
     }
   | { readonly kind: 'sparse'; readonly data: readonly SparseRow[]; readonly valid?: Uint8Array | undefined };
+
+/**
+ * The rows of a FloatVector column that are not resident: read from the segment's immutable binlog when a
+ * path needs them (refine, output fields, exact search of a selective filter).
+ */
+export interface VectorRowReader {
+  readonly rows: number;
+  readonly dim: number;
+  /** The given rows (any order, repeats allowed), row i of the result being rows[i]. */
+  gather(rows: ArrayLike<number>): Float32Array;
+  /** Every row, as a transient copy (for the rare paths that scan a whole column). */
+  readAll(): Float32Array;
+}
 
 export type ColumnKind = Column['kind'];
 
@@ -167,7 +188,7 @@ export function columnKindOf(dataType: DataType): ColumnKind {
 }
 
 export function columnLength(c: Column): number {
-  if (c.kind === 'vector') return c.data.length / c.dim;
+  if (c.kind === 'vector') return c.lazy ? c.lazy.rows : c.data.length / c.dim;
   if (c.kind === 'bytevec') return c.data.length / bytesPerRow(c.vtype, c.dim);
   return c.data.length;
 }

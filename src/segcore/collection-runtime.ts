@@ -5,7 +5,7 @@ import { flatSearch, type Hits, type MetricType } from '../index/index.js';
 import { countAllowed } from '../index/flat-search.js';
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
-import { concatColumns, takeRows } from '../schema/columns.js';
+import { concatColumns, residentVectors, takeRows } from '../schema/columns.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
 import { columnKindOf, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
@@ -33,6 +33,8 @@ export interface SearchRequest {
   readonly dropRatioBuild?: number | undefined;
   /** Metric BM25: k1 and b of the field's index (searchBm25 in bm25-search.ts). */
   readonly bm25?: Bm25Params | undefined;
+  /** BIN_IVF_FLAT index's nlist, when the field has one. */
+  readonly binaryIvfNlist?: number | undefined;
   readonly filter: CompiledExpr | null;
   readonly partitionIds: ReadonlySet<number> | null;
   readonly ef?: number | undefined;
@@ -291,8 +293,9 @@ export class CollectionRuntime {
       if (allowed === 0) continue;
       const allow = allowed === chunk.numRows ? undefined : mask;
       let depth = Math.min(allowed, after.seen + req.k + 1024);
+      const data = residentVectors(col);
       for (;;) {
-        const h = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, 1, { k: depth, allow })[0]!;
+        const h = flatSearch(data, col.dim, req.metric as MetricType, req.queries, 1, { k: depth, allow })[0]!;
         const page: (SearchHit & { pk: bigint | string })[] = [];
         for (let i = 0; i < h.rows.length && page.length < req.k; i++) {
           const row = h.rows[i]!;
@@ -324,6 +327,9 @@ export class CollectionRuntime {
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);
+    // BIN_IVF_FLAT lists are clustered once per flushed chunk; growing chunks change with every insert and are scanned.
+    const flushed =
+      req.binaryIvfNlist === undefined ? undefined : new Set([...this.segments.values()].filter((s) => s.phase === 'flushed').flatMap((s) => s.chunks));
     for (const chunk of this.#chunksFor(req.partitionIds, req.ignoreGrowing)) {
       if (chunk.numRows === 0) continue;
       const col = chunk.columns.get(req.field.name);
@@ -347,11 +353,16 @@ export class CollectionRuntime {
       } else if (col.kind !== 'vector') {
         if (!req.typedQueries)
           throw quiverError('ParameterInvalid', `field ${req.field.name} is a ${req.field.dataType}: search it with ${req.field.dataType} vectors`);
-        hits = searchTypedColumn(col, req.metric, req.typedQueries, { ...opts, dropRatioSearch: req.dropRatioSearch, dropRatioBuild: req.dropRatioBuild });
+        hits = searchTypedColumn(col, req.metric, req.typedQueries, {
+          ...opts,
+          dropRatioSearch: req.dropRatioSearch,
+          dropRatioBuild: req.dropRatioBuild,
+          binaryIvfNlist: flushed?.has(chunk) ? req.binaryIvfNlist : undefined,
+        });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
       } else {
-        hits = flatSearch(col.data, col.dim, req.metric as MetricType, req.queries, req.nq, opts);
+        hits = flatSearch(residentVectors(col), col.dim, req.metric as MetricType, req.queries, req.nq, opts);
       }
       for (let q = 0; q < req.nq; q++) {
         const h = hits[q]!;

@@ -127,6 +127,8 @@ const indexRecord = z
       'FLAT',
       'HNSW',
       'HNSW_SQ',
+      'HNSW_PQ',
+      'HNSW_PRQ',
       'IVF_FLAT',
       'IVF_SQ8',
       'IVF_PQ',
