@@ -275,7 +275,13 @@ describe('snapshot and restore of a collection with every field type', () => {
     await insert(Array.from({ length: 40 }, (_, i) => makeRow(60 + i)));
     await remove([3, 10, 61, 62]);
     for (const ix of INDEXES) {
-      const r = await c.createIndex({ collection_name: SRC, field_name: ix.field, index_type: ix.index_type, metric_type: ix.metric_type, params: ix.params ?? {} });
+      const r = await c.createIndex({
+        collection_name: SRC,
+        field_name: ix.field,
+        index_type: ix.index_type,
+        metric_type: ix.metric_type,
+        params: ix.params ?? {},
+      });
       expect(r.error_code, `${ix.field}: ${r.reason}`).toBe(ErrorCode.SUCCESS);
     }
     const engine = t.server.engine;
