@@ -33,6 +33,7 @@ interface Row {
   text: string;
   js: Record<string, unknown> | null;
   arr: number[] | null;
+  tags: string[];
   geo: string | null;
   /** Epoch ms (whole seconds), or undefined: the field default applies. */
   ts: number | undefined;
@@ -42,6 +43,8 @@ interface Row {
   b16: number[];
   i8v: number[];
   sp: Sparse;
+  /** A nullable vector. */
+  nfv: number[] | null;
   /** A dynamic-field key, on some rows only. */
   color: string | undefined;
 }
@@ -86,6 +89,7 @@ function makeRow(id: number, salt = ''): Row {
     text: `${salt}${Array.from({ length: int(2, 6) }, () => WORDS[int(0, WORDS.length - 1)]).join(' ')}`,
     js: id % 7 === 2 ? null : { n: id, tag: `t${id % 3}`, nested: { ok: id % 2 === 0, list: [id, 'x'] } },
     arr: id % 8 === 3 ? null : Array.from({ length: int(0, 4) }, () => int(-1000, 1000)),
+    tags: Array.from({ length: int(0, 3) }, () => WORDS[int(0, WORDS.length - 1)]!),
     geo: id % 9 === 4 ? null : id % 2 === 0 ? `POINT(${x} ${y})` : `POLYGON((${x} ${y}, ${x + 2} ${y}, ${x + 2} ${y + 3}, ${x} ${y + 3}, ${x} ${y}))`,
     ts: id % 3 === 0 ? undefined : Date.parse('2025-03-01T00:00:00Z') + int(0, 86_400 * 90) * 1000,
     fv: Array.from({ length: 4 }, quarter),
@@ -94,6 +98,7 @@ function makeRow(id: number, salt = ''): Row {
     b16: Array.from({ length: 4 }, quarter),
     i8v: Array.from({ length: 4 }, () => int(-128, 127)),
     sp,
+    nfv: id % 4 === 1 ? null : [quarter(), quarter()],
     color: id % 2 === 0 ? `c${id % 5}` : undefined,
   };
 }
@@ -111,6 +116,7 @@ function toInsert(r: Row): RowData {
     text: r.text,
     js: r.js,
     arr: r.arr,
+    tags: r.tags,
     geo: r.geo,
     fv: r.fv,
     bv: r.bv,
@@ -121,6 +127,7 @@ function toInsert(r: Row): RowData {
     b16: r.b16,
     i8v: r.i8v,
     sp: r.sp,
+    nfv: r.nfv,
   };
   if (r.i16 !== undefined) out['i16'] = r.i16;
   if (r.ts !== undefined) out['ts'] = withOffset(r.ts, [0, 480, -300][r.id % 3]!);
@@ -142,6 +149,7 @@ function expected(r: Row): Record<string, unknown> {
     text: r.text,
     js: r.js,
     arr: r.arr,
+    tags: r.tags,
     geo: r.geo === null ? null : writer.write(reader.read(r.geo)),
     ts: r.ts === undefined ? TS_DEFAULT : withOffset(r.ts, 0),
     fv: r.fv,
@@ -150,6 +158,7 @@ function expected(r: Row): Record<string, unknown> {
     b16: r.b16,
     i8v: r.i8v,
     sp: sortedSparse(r.sp),
+    nfv: r.nfv,
     $meta: r.color === undefined ? {} : { color: r.color },
   };
 }
@@ -167,6 +176,7 @@ function normalise(got: Record<string, unknown>): Record<string, unknown> {
   out['i64'] = Number(got['i64']);
   for (const k of ['fv', 'bv', 'h16', 'b16', 'i8v']) out[k] = Array.from(got[k] as ArrayLike<number>);
   out['sp'] = sortedSparse(got['sp'] as Sparse);
+  if (got['nfv'] !== null) out['nfv'] = Array.from(got['nfv'] as number[]);
   if (got['arr'] !== null) out['arr'] = Array.from(got['arr'] as number[]).map(Number);
   // The dynamic keys come back under $meta; a row without any has an empty (or absent) $meta.
   out['$meta'] = got['$meta'] ?? {};
@@ -219,6 +229,7 @@ async function createEveryType(c: MilvusClient): Promise<void> {
       { name: 'sparse_bm25', data_type: DataType.SparseFloatVector },
       { name: 'js', data_type: DataType.JSON, nullable: true },
       { name: 'arr', data_type: DataType.Array, element_type: DataType.Int32, max_capacity: 4, nullable: true },
+      { name: 'tags', data_type: DataType.Array, element_type: DataType.VarChar, max_capacity: 3, max_length: 16 },
       { name: 'geo', data_type: DataType.Geometry, nullable: true },
       { name: 'ts', data_type: DataType.Timestamptz, default_value: TS_DEFAULT },
       { name: 'fv', data_type: DataType.FloatVector, dim: 4 },
@@ -227,6 +238,7 @@ async function createEveryType(c: MilvusClient): Promise<void> {
       { name: 'b16', data_type: DataType.BFloat16Vector, dim: 4 },
       { name: 'i8v', data_type: DataType.Int8Vector, dim: 4 },
       { name: 'sp', data_type: DataType.SparseFloatVector },
+      { name: 'nfv', data_type: DataType.FloatVector, dim: 2, nullable: true },
     ],
     functions: [{ name: 'text_bm25', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse_bm25'], params: {} }],
     enable_dynamic_field: true,
@@ -241,6 +253,7 @@ const INDEXES: { field: string; index_type: string; metric_type: string; params?
   { field: 'b16', index_type: 'FLAT', metric_type: 'IP' },
   { field: 'i8v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 32 } },
   { field: 'sp', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'IP' },
+  { field: 'nfv', index_type: 'FLAT', metric_type: 'L2' },
   { field: 'sparse_bm25', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'BM25' },
 ];
 
