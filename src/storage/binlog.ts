@@ -159,7 +159,9 @@ function encodeField(name: string, column: Column, extraMeta: ReadonlyMap<string
   let data: Data;
   switch (column.kind) {
     case 'bool': {
-      const packed = packBits(column.data, n);
+      // Arrow's IPC writer drops the values bitmap of an all-null Bool column, so the checksum covers
+      // what the reader will see: all zeros.
+      const packed = packBits(n > 0 && nullCount === n ? new Uint8Array(n) : column.data, n);
       crc = crc32(packed.normalized, crc);
       data = makeData({ type: new Bool(), ...common, data: packed.bits });
       break;
@@ -445,7 +447,8 @@ function decodeField(field: Field, data: Data | undefined, length: number, expec
   switch (expectKind) {
     case 'bool': {
       requireType(type.typeId === Type.Bool, 'Bool');
-      const values = unpackBits(data?.values as Uint8Array | undefined, n, false);
+      // An all-null Bool column has no values bitmap (see encodeField); its values are all zero.
+      const values = nullCount === n ? new Uint8Array(n) : unpackBits(data?.values as Uint8Array | undefined, n, false);
       crc = crc32(values, crc);
       checkCrc();
       return { kind: 'bool', data: values, valid };
