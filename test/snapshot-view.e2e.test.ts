@@ -113,11 +113,11 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
   it('a loaded view is loaded again after a restart and keeps its pin; a released one stays released', async () => {
     await t.client.loadCollectionSync({ collection_name: 'docs@s2' });
     const search = async () =>
-      (await t.client.search({ collection_name: 'docs@s2', data: [vs[7]!, vs[150]!], limit: 5, output_fields: ['tag'] })).results.map(
+      (await t.client.search({ collection_name: 'docs@s2', data: [vs[7]!], limit: 5, output_fields: ['tag'] })).results.map(
         (r) => `${String(r.id)}:${String(r.tag)}`,
       );
     const before = await search();
-    expect(before).toHaveLength(10);
+    expect(before).toHaveLength(5);
     const shown = await t.client.showCollections();
     expect(shown.data.map((c) => c.name)).toEqual(['docs']); // views are not listed
 
@@ -141,7 +141,7 @@ describe('reading a snapshot in place: COLLECTION@SNAPSHOT', () => {
     expect((await t.client.createSnapshot({ collection_name: 'docs', snapshot_name: 's3' })).error_code).toBe(ErrorCode.SUCCESS);
     await t.client.loadCollectionSync({ collection_name: 'docs@s3' });
     // What a crash between release's unpin and its entry delete leaves.
-    const [pin] = t.server.snapshots.activePinsAll();
+    const pin = t.server.snapshots.activePinsAll().find((p) => p.snapshotName === 's3');
     await t.server.snapshots.unpin(pin!.id);
     t = await t.restart();
     expect(String((await t.client.getLoadState({ collection_name: 'docs@s3' })).state)).toBe('LoadStateNotLoad');

@@ -69,9 +69,11 @@ export async function snapshotViews(deps: {
   });
   // Views loaded before the restart load again in the background, as collections do (view.ts, (1)).
   for (const entry of wasLoaded) {
-    views.reload(entry, (v, partitions) => query.load(v.id, partitions)).catch((err: unknown) => {
-      deps.log.error({ err, view: entry.name, db: entry.dbName }, 'snapshot view reload failed');
-    });
+    views
+      .reload(entry, (v, partitions) => query.load(v.id, partitions))
+      .catch((err: unknown) => {
+        deps.log.error({ err, view: entry.name, db: entry.dbName }, 'snapshot view reload failed');
+      });
   }
   return {
     views,

@@ -296,7 +296,10 @@ export class SnapshotViews {
       const cur = await this.#d.kv.get(key);
       if (!cur) return;
       const next = patch(readEntry(key, cur.value));
-      const res = await this.#d.kv.txn([{ key, target: 'modRevision', op: '==', value: cur.modRevision }], [{ type: 'put', key, value: enc.encode(JSON.stringify(next)) }]);
+      const res = await this.#d.kv.txn(
+        [{ key, target: 'modRevision', op: '==', value: cur.modRevision }],
+        [{ type: 'put', key, value: enc.encode(JSON.stringify(next)) }],
+      );
       if (res.succeeded) return;
     }
   }
