@@ -24,7 +24,7 @@ export async function snapshotViews(deps: {
   log: Logger;
 }): Promise<ViewAccess & { readonly views: SnapshotViews }> {
   const views = new SnapshotViews({ snapshots: deps.snapshots, catalog: deps.engine.catalog, kv: deps.kv, log: deps.log });
-  await views.init();
+  const wasLoaded = await views.init();
   const runtimes = new Map<number, CollectionRuntime>();
   const runtime = (id: number): CollectionRuntime | undefined => {
     const v = views.get(id);
@@ -58,7 +58,7 @@ export async function snapshotViews(deps: {
       setLoadState: async (id, loaded, loadedPartitions) => {
         const rt = runtime(id);
         if (!rt) throw new Error(`assertion failed: no view ${id}`);
-        await views.setLoaded(id, loaded);
+        await views.setLoaded(id, loaded, loadedPartitions);
         rt.record = { ...rt.record, loaded, loadedPartitions };
         return rt.record;
       },
@@ -67,6 +67,14 @@ export async function snapshotViews(deps: {
     clock: deps.clock,
     contentIndex: deps.engine.queryNode.contentIndex,
   });
+  // Views loaded before the restart load again in the background, as collections do (view.ts, (1)).
+  for (const entry of wasLoaded) {
+    views
+      .reload(entry, (v, partitions) => query.load(v.id, partitions))
+      .catch((err: unknown) => {
+        deps.log.error({ err, view: entry.name, db: entry.dbName }, 'snapshot view reload failed');
+      });
+  }
   return {
     views,
     query,
