@@ -1,15 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import RelateOp from 'jsts/org/locationtech/jts/operation/relate/RelateOp.js';
 import DistanceOp from 'jsts/org/locationtech/jts/operation/distance/DistanceOp.js';
 import WKTReader from 'jsts/org/locationtech/jts/io/WKTReader.js';
 import WKTWriter from 'jsts/org/locationtech/jts/io/WKTWriter.js';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
 import { until, waitRestore } from './helpers.js';
-import { spawnServer, type ServerProcess } from './process.js';
+import { killableServer } from './process.js';
 
 /**
  * Geometry through the official SDK: WKT in, canonical WKT out, nulls, every ST_* filter compared with a
@@ -116,21 +113,10 @@ async function checkAll(c: MilvusClient, coll: string, model: Map<number, Row>):
 }
 
 describe('Geometry fields through the SDK', () => {
-  const dirs: string[] = [];
-  let srv: ServerProcess | undefined;
-  afterEach(async () => {
-    await srv?.kill9();
-    srv = undefined;
-  });
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const server = killableServer('quiver-geo-');
 
   it('stores WKT, filters with every ST_* function, survives kill -9, compaction and a snapshot restore', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quiver-geo-'));
-    dirs.push(dir);
-    srv = await spawnServer(dir);
-    let c = srv.client;
+    let c = (await server.start()).client;
     const created = await c.createCollection({
       collection_name: COLL,
       fields: [
@@ -180,9 +166,7 @@ describe('Geometry fields through the SDK', () => {
     expect(dw.status.reason).toContain('needs a POINT');
 
     // kill -9: the growing rows and the upsert come back from the WAL.
-    await srv.kill9();
-    srv = await spawnServer(dir);
-    c = srv.client;
+    c = (await server.restart()).client;
     await c.loadCollection({ collection_name: COLL });
     await checkAll(c, COLL, model);
 

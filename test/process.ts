@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { afterAll, afterEach } from 'vitest';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -164,4 +167,41 @@ export async function spawnServerRetrying(
       await new Promise((r) => setTimeout(r, 100 * 2 ** i));
     }
   }
+}
+
+/**
+ * The spawned server of a test file's kill -9 tests: `start()` spawns one on a fresh data dir, `restart()` kills it
+ * with SIGKILL and spawns again on the same dir. The server is killed after each test and the dirs are removed
+ * after the file. Call it at the top of a `describe`.
+ */
+export function killableServer(prefix: string): { start(): Promise<ServerProcess>; restart(): Promise<ServerProcess>; dataDir(): string } {
+  const dirs: string[] = [];
+  let srv: ServerProcess | undefined;
+  afterEach(async () => {
+    await srv?.kill9();
+    srv = undefined;
+  });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  return {
+    async start() {
+      const dir = await mkdtemp(join(tmpdir(), prefix));
+      dirs.push(dir);
+      srv = await spawnServer(dir);
+      return srv;
+    },
+    async restart() {
+      const dir = dirs.at(-1);
+      if (srv === undefined || dir === undefined) throw new Error('restart() before start()');
+      await srv.kill9();
+      srv = await spawnServer(dir);
+      return srv;
+    },
+    dataDir() {
+      const dir = dirs.at(-1);
+      if (dir === undefined) throw new Error('dataDir() before start()');
+      return dir;
+    },
+  };
 }

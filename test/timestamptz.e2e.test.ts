@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
 import { until, waitRestore } from './helpers.js';
-import { spawnServer, type ServerProcess } from './process.js';
+import { killableServer } from './process.js';
 
 /**
  * Timestamptz through the official SDK: ISO-8601 strings with zones in, RFC 3339 out in UTC, in the
@@ -105,21 +102,10 @@ async function checkAll(c: MilvusClient, coll: string, model: Map<number, Row>, 
 }
 
 describe('Timestamptz fields through the SDK', () => {
-  const dirs: string[] = [];
-  let srv: ServerProcess | undefined;
-  afterEach(async () => {
-    await srv?.kill9();
-    srv = undefined;
-  });
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const server = killableServer('quiver-tsz-');
 
   it('stores instants, answers in the asked zone, filters with INTERVAL, survives kill -9, compaction and restore', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quiver-tsz-'));
-    dirs.push(dir);
-    srv = await spawnServer(dir);
-    let c = srv.client;
+    let c = (await server.start()).client;
     const created = await c.createCollection({
       collection_name: COLL,
       fields: [
@@ -195,9 +181,7 @@ describe('Timestamptz fields through the SDK', () => {
     expect(await queryIds(c, COLL, 'id == 9000')).toEqual([]);
 
     // kill -9: the growing rows come back from the WAL; the collection zone is persisted.
-    await srv.kill9();
-    srv = await spawnServer(dir);
-    c = srv.client;
+    c = (await server.restart()).client;
     await c.loadCollection({ collection_name: COLL });
     await checkAll(c, COLL, model, 540);
 

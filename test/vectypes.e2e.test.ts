@@ -1,7 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   DataType,
   ErrorCode,
@@ -13,7 +12,7 @@ import {
   WeightedRanker,
 } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
-import { spawnServer, type ServerProcess } from './process.js';
+import { killableServer } from './process.js';
 import { until, waitRestore } from './helpers.js';
 import { rank, type Metric, type Sparse } from './vector-reference.js';
 
@@ -146,21 +145,10 @@ async function checkSearches(c: MilvusClient, coll: string, model: Map<number, R
 }
 
 describe('every vector type through the SDK', () => {
-  const dirs: string[] = [];
-  let srv: ServerProcess | undefined;
-  afterEach(async () => {
-    await srv?.kill9();
-    srv = undefined;
-  });
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const server = killableServer('quiver-vectypes-');
 
   it('stores, searches, survives kill -9 and compaction, groups, fuses, and snapshots every vector type', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'quiver-vectypes-'));
-    dirs.push(dir);
-    srv = await spawnServer(dir);
-    let c = srv.client;
+    let c = (await server.start()).client;
     const created = await c.createCollection({
       collection_name: COLL,
       fields: [
@@ -213,17 +201,16 @@ describe('every vector type through the SDK', () => {
     // Float16 and Int8 HNSW indexes are real index files over the widened vectors (FLAT, binary and sparse
     // indexes have none): one per flushed segment and field.
     const hnswFiles = async (): Promise<number> =>
-      (await readdir(join(dir, 'objects'), { recursive: true }).catch(() => [] as string[])).filter((f) => /(^|\/)hnsw(\.bin|\.qvx)$/.test(String(f)))
-        .length;
+      (await readdir(join(server.dataDir(), 'objects'), { recursive: true }).catch(() => [] as string[])).filter((f) =>
+        /(^|\/)hnsw(\.bin|\.qvx)$/.test(String(f)),
+      ).length;
     await until(async () => (await hnswFiles()) === 2);
     await c.loadCollection({ collection_name: COLL });
     await checkRows(c, COLL, model);
     await checkSearches(c, COLL, model);
 
     // kill -9: the growing rows, the upsert and the deletes come back from the WAL.
-    await srv.kill9();
-    srv = await spawnServer(dir);
-    c = srv.client;
+    c = (await server.restart()).client;
     await c.loadCollection({ collection_name: COLL });
     await checkRows(c, COLL, model);
     await checkSearches(c, COLL, model);
