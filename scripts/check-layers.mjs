@@ -36,10 +36,14 @@ const RANK = {
   coord: 2,
   datanode: 2,
   querynode: 2,
+  // Users, credentials, roles and grants (Milvus: RootCoord's credential and RBAC metadata), in the MetaKV.
+  auth: 2,
   proxy: 3,
   // Bulk import jobs (src/import): validate file rows with the proxy's insert rules and publish through
   // the engine, so they sit beside the proxy and, like it, take values from roles' interface files only.
   import: 3,
+  // The RESTful API v2: a second front door beside the gRPC proxy, calling the same handlers.
+  rest: 3,
   wiring: 4,
   cli: 5,
   testing: 6,

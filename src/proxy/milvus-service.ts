@@ -50,6 +50,8 @@ export const TOPK_MAX = 16384;
 export interface CallContext {
   readonly dbName: string;
   readonly requestId: string;
+  /** The authenticated caller; undefined when auth is off (src/auth/types.ts). */
+  readonly user?: string | undefined;
 }
 
 export type Handler = (req: any, ctx: CallContext) => Promise<any> | any;
