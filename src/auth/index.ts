@@ -14,3 +14,4 @@ export {
 } from './credentials.js';
 export { LOGIN_RATE_LIMIT_DEFAULTS, LoginRateLimiter, type LoginRateLimitOptions } from './rate-limit.js';
 export * from './types.js';
+export { LOG_REDACT_PATHS, openCredentials } from './credentials-config.js';
