@@ -34,12 +34,17 @@ export interface AccessOpts {
   readonly tlsServerName?: string;
 }
 
-/** Adds the credential and TLS client flags to a command. */
-export function withAccessOptions(cmd: Command): Command {
+/** Adds the credential flags to a command. */
+export function withCredentialOptions(cmd: Command): Command {
   return cmd
     .option('--user <name>', 'user name, with auth on (env QUIVER_USER)')
     .option('--password <password>', 'password (env QUIVER_PASSWORD; prefer the env: a flag shows in `ps`)')
-    .option('--token <token>', 'API key or user:password instead of --user/--password (env QUIVER_TOKEN)')
+    .option('--token <token>', 'API key or user:password instead of --user/--password (env QUIVER_TOKEN)');
+}
+
+/** Adds the credential and TLS client flags to a command. */
+export function withAccessOptions(cmd: Command): Command {
+  return withCredentialOptions(cmd)
     .option('--tls-ca <file>', "CA of the server's certificate: talk TLS (env QUIVER_CLIENT_TLS_CA)")
     .option('--tls-cert <file>', 'client certificate, for mutual TLS (env QUIVER_CLIENT_TLS_CERT)')
     .option('--tls-key <file>', 'client key, for mutual TLS (env QUIVER_CLIENT_TLS_KEY)')

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
-import { clientAccess, withAccessOptions, type AccessOpts, type ClientAccess } from './client-access.js';
+import { clientAccess, withAccessOptions, withCredentialOptions, type AccessOpts, type ClientAccess } from './client-access.js';
 import { startServer } from '../wiring/server.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
@@ -351,7 +351,7 @@ withCommon(snapshot.command('import <bundle-uri> <target-collection>'))
 const apikey = program.command('apikey').description("API keys (the SDK's token), on a running server; root's credentials required");
 
 function withKeyAccess(cmd: Command): Command {
-  return withAccessOptions(
+  return withCredentialOptions(
     cmd.option(
       '--http-address <host:port>',
       "`quiver serve`'s HTTP (metrics) address (env QUIVER_HTTP_ADDRESS)",
