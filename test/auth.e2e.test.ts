@@ -165,6 +165,15 @@ describe('auth on (a spawned `quiver serve --auth`)', () => {
     expect(await revokeApiKey({ httpAddress, access: rootAccess, id: listed[0]!.id }, sink)).toBe(0);
     expect((await keyed.listCollections()).status.code).toBe(1400);
 
+    // The HTTP port: /healthz and /metrics stay open; the rest (diffs, GC dry runs, cancel) needs credentials.
+    expect((await fetch(`http://${httpAddress}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://${httpAddress}/metrics`)).status).toBe(200);
+    const noAuthHttp = await fetch(`http://${httpAddress}/gc/dry-run`);
+    expect(noAuthHttp.status).toBe(401);
+    expect(((await noAuthHttp.json()) as { code: number }).code).toBe(1400);
+    expect((await fetch(`http://${httpAddress}/gc/dry-run`, { headers: { authorization: `Bearer root:${ROOT_PW}` } })).status).toBe(200);
+    expect((await fetch(`http://${httpAddress}/restore-jobs/1/cancel`, { method: 'POST' })).status).toBe(401);
+
     // Failed logins: after 5 wrong passwords from this address, the right one is refused too (no scrypt run).
     for (let i = 0; i < 5; i++) expect((await client(port, { username: 'carol', password: `guess-${i}-x` }).listCollections()).status.code).toBe(1400);
     const locked = await client(port, { username: 'carol', password: CAROL_PW }).listCollections();

@@ -89,3 +89,9 @@ export function grpcAccess(access: ClientAccess | undefined): {
     options: tls.serverName !== undefined ? { 'grpc.ssl_target_name_override': tls.serverName } : {},
   };
 }
+
+/** The HTTP (metrics) port's `Authorization` header for `access` (the server asks for it with auth on). */
+export function httpAuthHeaders(access: ClientAccess | undefined): Record<string, string> {
+  const secret = access?.token ?? (access?.username !== undefined ? `${access.username}:${access.password ?? ''}` : undefined);
+  return secret === undefined ? {} : { authorization: `Bearer ${secret}` };
+}

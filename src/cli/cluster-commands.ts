@@ -12,6 +12,8 @@ export interface ClusterStatusArgs {
   readonly metricsAddress: string;
   readonly json?: boolean | undefined;
   readonly timeoutMs?: number | undefined;
+  /** `Authorization` for a server with auth on (cli/client-access.ts). */
+  readonly headers?: Record<string, string> | undefined;
 }
 
 const TIMEOUT_MS_DEFAULT = 10_000;
@@ -21,7 +23,7 @@ export async function clusterStatus(args: ClusterStatusArgs, sink: OutputSink): 
   let res: Response;
   let text: string;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(args.timeoutMs ?? TIMEOUT_MS_DEFAULT) });
+    res = await fetch(url, { headers: args.headers, signal: AbortSignal.timeout(args.timeoutMs ?? TIMEOUT_MS_DEFAULT) });
     text = await res.text();
   } catch (e) {
     sink.err(

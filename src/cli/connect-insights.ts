@@ -1,5 +1,5 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { sdkAccessConfig, type ClientAccess } from './client-access.js';
+import { httpAuthHeaders, sdkAccessConfig, type ClientAccess } from './client-access.js';
 import { formatFailure, type ExitCode, type OutputSink } from './snapshot-commands.js';
 import { httpInsightsClient, SnapshotInsightCommands } from './snapshot-insight-commands.js';
 
@@ -9,7 +9,7 @@ export async function withInsightCommands(
   run: (commands: SnapshotInsightCommands) => Promise<ExitCode>,
   opts: { readonly address?: string | undefined; readonly httpAddress: string; readonly access?: ClientAccess | undefined },
 ): Promise<ExitCode> {
-  const http = httpInsightsClient(opts.httpAddress);
+  const http = httpInsightsClient(opts.httpAddress, httpAuthHeaders(opts.access));
   if (opts.address === undefined) return run(new SnapshotInsightCommands({ http, sink }));
   const client = new MilvusClient({ address: opts.address, telemetry: { enabled: false }, logLevel: 'error', ...sdkAccessConfig(opts.access) } as never);
   try {

@@ -1,5 +1,5 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { sdkAccessConfig, type ClientAccess } from './client-access.js';
+import { httpAuthHeaders, sdkAccessConfig, type ClientAccess } from './client-access.js';
 import { exportSnapshot, restoreExternal } from './export-rpc.js';
 import { formatFailure, httpAdminClient, SnapshotCommands, type ExitCode, type ExternalClient, type OutputSink } from './snapshot-commands.js';
 
@@ -36,11 +36,18 @@ export async function withSnapshotCommands(
       restoreExternal: (req) => restoreExternal(address, req, access),
       exportsInFlight: async () => {
         if (httpAddress === undefined) return [];
-        const res = await fetch(`http://${httpAddress}/exports`);
+        const res = await fetch(`http://${httpAddress}/exports`, { headers: httpAuthHeaders(access) });
         return res.ok ? ((await res.json()) as Awaited<ReturnType<ExternalClient['exportsInFlight']>>) : [];
       },
     };
-    return await run(new SnapshotCommands({ client, sink, external, admin: httpAddress === undefined ? undefined : httpAdminClient(httpAddress) }));
+    return await run(
+      new SnapshotCommands({
+        client,
+        sink,
+        external,
+        admin: httpAddress === undefined ? undefined : httpAdminClient(httpAddress, httpAuthHeaders(access)),
+      }),
+    );
   } finally {
     await client.closeConnection().catch(() => undefined);
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
-import { clientAccess, withAccessOptions, withCredentialOptions, type AccessOpts, type ClientAccess } from './client-access.js';
+import { clientAccess, httpAuthHeaders, withAccessOptions, withCredentialOptions, type AccessOpts, type ClientAccess } from './client-access.js';
 import { startServer } from '../wiring/server.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
@@ -247,7 +247,10 @@ withCommon(snapshot.command('list <collection>'))
   .option(httpOption, httpHelp)
   .action((collection: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
     o.bytes
-      ? runInsight((c) => c.usage({ db: o.db, collection, json: o.json }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
+      ? runInsight((c) => c.usage({ db: o.db, collection, json: o.json }), {
+          httpAddress: o.httpAddress ?? httpAddressDefault(o.address),
+          access: clientAccess(o),
+        })
       : runSnapshot(o, (c) => c.list({ db: o.db, collection, json: o.json })),
   );
 
@@ -258,7 +261,10 @@ withCommon(snapshot.command('describe <collection> <name>'))
   .option(httpOption, httpHelp)
   .action((collection: string, name: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
     o.bytes
-      ? runInsight((c) => c.usageOf({ db: o.db, collection, name }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
+      ? runInsight((c) => c.usageOf({ db: o.db, collection, name }), {
+          httpAddress: o.httpAddress ?? httpAddressDefault(o.address),
+          access: clientAccess(o),
+        })
       : runSnapshot(o, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
   );
 
@@ -327,7 +333,10 @@ withCommon(snapshot.command('diff <collection> <from> <to>'))
   .option('--jsonl', 'print one JSON object per changed primary key (counts go to stderr)')
   .option(httpOption, httpHelp)
   .action((collection: string, from: string, to: string, o: CommonOpts & { jsonl?: boolean; httpAddress?: string }) =>
-    runInsight((c) => c.diff({ db: o.db, collection, from, to, jsonl: o.jsonl }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) }),
+    runInsight((c) => c.diff({ db: o.db, collection, from, to, jsonl: o.jsonl }), {
+      httpAddress: o.httpAddress ?? httpAddressDefault(o.address),
+      access: clientAccess(o),
+    }),
   );
 
 withCommon(snapshot.command('export <collection> <name> <target>'))
@@ -390,10 +399,7 @@ withKeyAccess(apikey.command('revoke <id>'))
 
 // ------------------------------------------------------------------ quiver cluster ...
 
-program
-  .command('cluster')
-  .description('a cluster of `quiver serve` and `quiver datanode` processes')
-  .command('status')
+withCredentialOptions(program.command('cluster').description('a cluster of `quiver serve` and `quiver datanode` processes').command('status'))
   .description('data nodes (slots, tasks, last heartbeat, state) and jobs in flight, from the serving process')
   .option(
     '--metrics-address <host:port>',
@@ -401,9 +407,9 @@ program
     process.env['QUIVER_HTTP_ADDRESS'] || '127.0.0.1:9091',
   )
   .option('--json', 'print the JSON the server answered')
-  .action(async (o: { metricsAddress: string; json?: boolean }) => {
+  .action(async (o: AccessOpts & { metricsAddress: string; json?: boolean }) => {
     const [{ clusterStatus }, { processSink }] = await Promise.all([import('./cluster-commands.js'), import('./connect.js')]);
-    process.exit(await clusterStatus({ metricsAddress: o.metricsAddress, json: o.json }, processSink()));
+    process.exit(await clusterStatus({ metricsAddress: o.metricsAddress, json: o.json, headers: httpAuthHeaders(clientAccess(o)) }, processSink()));
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -37,10 +37,10 @@ export interface AdminClient {
 }
 
 /** `POST http://{address}/restore-jobs/{id}/cancel`; address is the server's metrics `host:port`. */
-export function httpAdminClient(address: string): AdminClient {
+export function httpAdminClient(address: string, headers: Record<string, string> = {}): AdminClient {
   return {
     async cancelRestoreJob(jobId) {
-      const res = await fetch(`http://${address}/restore-jobs/${encodeURIComponent(jobId)}/cancel`, { method: 'POST' });
+      const res = await fetch(`http://${address}/restore-jobs/${encodeURIComponent(jobId)}/cancel`, { method: 'POST', headers });
       const text = await res.text();
       let body: unknown;
       try {

@@ -41,16 +41,16 @@ async function failureOf(res: Response, address: string): Promise<HttpFailure> {
   }
 }
 
-export function httpInsightsClient(address: string): InsightsClient {
+export function httpInsightsClient(address: string, headers: Record<string, string> = {}): InsightsClient {
   const url = (path: string, q: Record<string, string>) => `http://${address}${path}?${new URLSearchParams(q).toString()}`;
   return {
     async usage(db, collection) {
-      const res = await fetch(url('/snapshots/usage', { db, collection }));
+      const res = await fetch(url('/snapshots/usage', { db, collection }), { headers });
       if (!res.ok) throw await failureOf(res, address);
       return (await res.json()) as UsageJson;
     },
     async *diff(db, collection, from, to) {
-      const res = await fetch(url('/snapshots/diff', { db, collection, from, to }));
+      const res = await fetch(url('/snapshots/diff', { db, collection, from, to }), { headers });
       if (!res.ok || !res.body) throw await failureOf(res, address);
       const decoder = new TextDecoder();
       let rest = '';

@@ -145,15 +145,6 @@ export function apiKeyRoutes(admin: CredentialAdmin): (req: IncomingMessage, res
   };
 }
 
-/** `Bearer user:password` / `Bearer KEY` (as Milvus's REST API) or `Basic base64(user:password)`, decoded to plain. */
-function httpAuthorization(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (h === undefined) return undefined;
-  const m = /^(Bearer|Basic)\s+(\S+)$/i.exec(h.trim());
-  if (m === null) return undefined;
-  return m[1]!.toLowerCase() === 'basic' ? Buffer.from(m[2]!, 'base64').toString('utf8') : m[2];
-}
-
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let bytes = 0;
@@ -176,4 +167,11 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
     throw quiverError('ParameterInvalid', 'the request body must be a JSON object');
   return parsed as Record<string, unknown>;
+}
+
+/** `Bearer user:password` / `Bearer KEY` or `Basic base64(user:password)`, decoded to plain text. */
+export function httpAuthorization(req: IncomingMessage): string | undefined {
+  const m = /^(Bearer|Basic)\s+(\S+)$/i.exec((req.headers.authorization ?? '').trim());
+  if (m === null) return undefined;
+  return m[1]!.toLowerCase() === 'basic' ? Buffer.from(m[2]!, 'base64').toString('utf8') : m[2];
 }

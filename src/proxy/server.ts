@@ -9,6 +9,7 @@ import { codeName, quiverError } from '../common/errors.js';
 import type { Metrics } from '../common/metrics.js';
 import type { CallContext, Handler } from './milvus-service.js';
 import { loadServices, root } from './proto.js';
+import { httpAuthorization } from './credential-service.js';
 import { OK, statusOf } from './status.js';
 
 /**
@@ -167,6 +168,25 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
   );
 
   const http: HttpServer = createServer((req, res) => {
+    // With auth on, everything but /metrics and /healthz (scrapers, load balancers) and the API-key
+    // routes (which check root's credentials themselves) needs credentials: diffs show primary keys,
+    // cancel stops a restore. The header as Milvus's REST API takes it: `Bearer user:password` or an API key.
+    const open = req.url === '/metrics' || req.url === '/healthz' || (req.url ?? '').startsWith('/auth/apikeys');
+    if (!open && deps.access?.authenticator.enabled) {
+      deps.access.authenticator.authenticate({ authorization: httpAuthorization(req), encoding: 'plain', peer: req.socket.remoteAddress ?? '' }).then(
+        () => serveHttp(req, res),
+        (err: unknown) => {
+          const s = statusOf(err);
+          req.resume();
+          res.writeHead(s.code === 1400 ? 401 : 500, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+          res.end(JSON.stringify({ code: s.code, reason: s.reason }));
+        },
+      );
+      return;
+    }
+    serveHttp(req, res);
+  });
+  const serveHttp = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.url === '/metrics') {
       const segs = deps.segmentPhases();
       metrics.segments.reset();
@@ -253,7 +273,7 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
     if (deps.extraRoutes?.(req, res)) return;
     res.writeHead(404);
     res.end('not found');
-  });
+  };
   const metricsPort = await new Promise<number>((res, rej) => {
     http.once('error', rej);
     http.listen(config.metricsPort, config.host, () => {
