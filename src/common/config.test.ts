@@ -32,3 +32,26 @@ describe('config: index build threads', () => {
     expect(() => loadConfig({}, { QUIVER_INDEX_BUILD_THREADS: '0' })).toThrow(/indexBuildThreads/);
   });
 });
+
+describe('config: authentication and TLS', () => {
+  it('auth is off by default; QUIVER_AUTH or the flag turns it on; an unclear value is refused', () => {
+    expect(loadConfig({}, {}).auth).toBe(false);
+    expect(loadConfig({}, { QUIVER_AUTH: 'true' }).auth).toBe(true);
+    expect(loadConfig({ auth: true }, { QUIVER_AUTH: 'false' }).auth).toBe(true);
+    expect(() => loadConfig({}, { QUIVER_AUTH: 'yes' })).toThrow(/auth/);
+  });
+
+  it('builds config.tls from certificate and key (both or neither); a CA needs them', () => {
+    expect(loadConfig({}, {}).tls).toBeUndefined();
+    expect(loadConfig({}, { QUIVER_TLS_CERT: 's.crt', QUIVER_TLS_KEY: 's.key' }).tls).toEqual({ certFile: 's.crt', keyFile: 's.key', caFile: undefined });
+    expect(loadConfig({ tlsCert: 'a', tlsKey: 'b', tlsCa: 'c' }, {}).tls).toEqual({ certFile: 'a', keyFile: 'b', caFile: 'c' });
+    expect(() => loadConfig({ tlsCert: 'a' }, {})).toThrow(/--tls-cert and --tls-key/);
+    expect(() => loadConfig({ tlsCa: 'c' }, {})).toThrow(/--tls-ca/);
+  });
+
+  it('takes the root password from the environment or a file, not both, and never echoes it', () => {
+    expect(loadConfig({}, { QUIVER_ROOT_PASSWORD: 'pw-123456' }).rootPassword).toBe('pw-123456');
+    expect(() => loadConfig({ rootPasswordFile: 'f' }, { QUIVER_ROOT_PASSWORD: 'pw-123456' })).toThrow(/not both/);
+    expect(() => loadConfig({ rootPasswordFile: 'f' }, { QUIVER_ROOT_PASSWORD: 'pw-123456' })).not.toThrow(/pw-123456/);
+  });
+});

@@ -115,7 +115,8 @@ export const ConfigSchema = z.object({
   /** Test-only fault injection (crash tests): every file an export or an external restore reads waits this long first. */
   faultExportFileDelayMs: z.coerce.number().int().min(0).default(0),
   /** Authentication on every gRPC call (users, passwords, API keys). Off by default, as in Milvus. */
-  auth: z.preprocess((v) => (typeof v === 'string' ? v === 'true' || v === '1' : v), z.boolean()).default(false),
+  // 'true'/'1' or 'false'/'0'; anything else is refused rather than read as off.
+  auth: z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean()).default(false),
   /** The first root password (only used while no root user is stored). Env only: a flag would show in `ps`. */
   rootPassword: z.string().optional(),
   /** A file holding the first root password (trailing newline ignored). */
