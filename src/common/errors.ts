@@ -64,6 +64,7 @@ export const ERRORS = {
   ParameterInvalid: { code: 1100, retriable: false },
   ParameterMissing: { code: 1101, retriable: false },
   ParameterTooLarge: { code: 1102, retriable: false },
+  PrivilegeNotPermitted: { code: 1401, retriable: false },
   MetricNotFound: { code: 1200, retriable: false },
   AliasNotFound: { code: 1600, retriable: false },
   AliasCollectionNameConflict: { code: 1601, retriable: false },

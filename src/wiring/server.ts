@@ -35,6 +35,7 @@ import { Engine } from './engine.js';
 import { snapshotExtras, type SnapshotExtras } from './snapshot-extras.js';
 import { snapshotViews } from './snapshot-views.js';
 import { withSnapshotViewHandlers, withSnapshotViewRoles } from '../proxy/snapshot-views.js';
+import { startRbac } from './rbac.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -191,11 +192,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
   const startedAtMs = clock.nowMs();
   const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
+  const rbac = await startRbac({ kv, catalog: engine.catalog, snapshots });
   const handlers: Record<string, Handler> = {
     ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     ...importHandlers(imports),
     ...exports.handlers(snapshotHandlers(snapshots, restores, clock)),
+    ...rbac.handlers,
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
       status: OK,
