@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isQuiverError, QuiverError } from '../src/common/errors.js';
 import { MemoryMetaKV } from '../src/meta/memory-kv.js';
@@ -95,6 +96,12 @@ describe('privilege catalogue', () => {
     }
     expect(mismatches).toEqual([]);
     for (const m of Object.keys(PROTO_DEVIATIONS)) expect(METHOD_RULES[m], m).toBeDefined();
+  });
+
+  it('is documented in docs/RBAC.md: every method and every built-in group', () => {
+    const doc = readFileSync(new URL('../docs/RBAC.md', import.meta.url), 'utf8');
+    for (const m of Object.keys(METHOD_RULES)) expect(doc, m).toContain(`| ${m} |`);
+    for (const [g, ps] of Object.entries(BUILTIN_GROUPS)) expect(doc, g).toContain(`| ${g} | ${ps.join(', ')} |`);
   });
 
   it('holds snapshot privileges in the built-in collection groups from the start', () => {
