@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { RbacObjects, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { startTestServer, type TestServer } from './helpers.js';
 
 /**
@@ -25,10 +25,10 @@ describe('RBAC RPCs through the SDK', () => {
   it('creates roles, grants (V1 and V2), lists grants, and revokes', async () => {
     expect((await c.createRole({ roleName: 'reader' })).error_code).toBe('Success');
     expect((await c.createRole({ roleName: 'reader' })).reason).toMatch(/already exists/);
-    expect((await c.grantPrivilege({ roleName: 'reader', object: 'Collection', objectName: 'books', privilegeName: 'Search' })).error_code).toBe('Success');
-    expect((await c.grantPrivilegeV2({ role: 'reader', privilege: 'CollectionReadOnly', db_name: 'default', collection_name: 'films' } as never)).error_code).toBe(
-      'Success',
-    );
+    expect((await c.grantPrivilege({ roleName: 'reader', object: RbacObjects.Collection, objectName: 'books', privilegeName: 'Search' })).error_code).toBe('Success');
+    expect(
+      (await c.grantPrivilegeV2({ role: 'reader', privilege: 'CollectionReadOnly', db_name: 'default', collection_name: 'films' } as never)).error_code,
+    ).toBe('Success');
     const bad = await c.grantPrivilegeV2({ role: 'reader', privilege: 'ClusterAdmin', db_name: 'default', collection_name: '*' } as never);
     expect(bad.error_code).not.toBe('Success');
     expect(bad.reason).toMatch(/cluster-level/);
@@ -41,7 +41,9 @@ describe('RBAC RPCs through the SDK', () => {
     const one = await c.selectGrant({ roleName: 'reader', object: 'Collection', objectName: 'books' } as never);
     expect(one.entities.map((e) => e.grantor.privilege.name)).toEqual(['Search']);
 
-    expect((await c.revokePrivilege({ roleName: 'reader', object: 'Collection', objectName: 'books', privilegeName: 'Search' })).error_code).toBe('Success');
+    expect((await c.revokePrivilege({ roleName: 'reader', object: RbacObjects.Collection, objectName: 'books', privilegeName: 'Search' })).error_code).toBe(
+      'Success',
+    );
     const after = await c.listGrants({ roleName: 'reader' } as never);
     expect(after.entities.map((e) => e.object_name)).toEqual(['films']);
   });
@@ -73,9 +75,9 @@ describe('RBAC RPCs through the SDK', () => {
     expect(byName.get('snapshot_readers')).toEqual(['ListSnapshots', 'DescribeSnapshot']);
     expect(byName.get('CollectionAdmin')).toEqual(expect.arrayContaining(['DropSnapshot', 'RestoreSnapshot', 'CreateSnapshot']));
     expect(byName.get('CollectionReadOnly')).not.toContain('CreateSnapshot');
-    expect((await c.grantPrivilegeV2({ role: 'reader', privilege: 'snapshot_readers', db_name: 'default', collection_name: 'books' } as never)).error_code).toBe(
-      'Success',
-    );
+    expect(
+      (await c.grantPrivilegeV2({ role: 'reader', privilege: 'snapshot_readers', db_name: 'default', collection_name: 'books' } as never)).error_code,
+    ).toBe('Success');
     expect((await c.dropPrivilegeGroup({ group_name: 'snapshot_readers' })).reason).toMatch(/still granted/);
   });
 
@@ -83,7 +85,7 @@ describe('RBAC RPCs through the SDK', () => {
     const backup = await c.backupRBAC();
     expect(backup.status.error_code).toBe('Success');
     expect(backup.RBAC_meta.roles.map((r) => r.name)).toContain('reader');
-    for (const u of backup.RBAC_meta.users) expect(u.password).toBe('');
+    for (const u of backup.RBAC_meta.users as unknown as { password: string }[]) expect(u.password).toBe('');
     const restored = await b.client.restoreRBAC({ RBAC_meta: backup.RBAC_meta });
     expect(restored.error_code).toBe('Success');
     const grantsA = await c.listGrants({ roleName: 'reader' } as never);
@@ -91,7 +93,10 @@ describe('RBAC RPCs through the SDK', () => {
     const key = (e: (typeof grantsA.entities)[number]) => `${e.object.name}:${e.object_name}:${e.db_name}:${e.grantor.privilege.name}`;
     expect(grantsB.entities.map(key).sort()).toEqual(grantsA.entities.map(key).sort());
     const groups = await b.client.listPrivilegeGroups();
-    expect(groups.privilege_groups.find((g) => g.group_name === 'snapshot_readers')?.privileges.map((p) => p.name)).toEqual(['ListSnapshots', 'DescribeSnapshot']);
+    expect(groups.privilege_groups.find((g) => g.group_name === 'snapshot_readers')?.privileges.map((p) => p.name)).toEqual([
+      'ListSnapshots',
+      'DescribeSnapshot',
+    ]);
     const users = await b.client.describeUser({ username: 'alice', includeRoleInfo: true });
     expect(users.results[0]?.roles.map((r) => r.name)).toEqual(['reader']);
     // Restoring again conflicts (the role exists) and changes nothing.

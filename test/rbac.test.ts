@@ -51,7 +51,11 @@ async function setup() {
     return handlers[method]!(req, ctx);
   };
   const grantV2 = (role: string, privilege: string, db: string, collection: string, user?: string) =>
-    call('OperatePrivilegeV2', { role: { name: role }, grantor: { privilege: { name: privilege } }, type: 'Grant', db_name: db, collection_name: collection }, user);
+    call(
+      'OperatePrivilegeV2',
+      { role: { name: role }, grantor: { privilege: { name: privilege } }, type: 'Grant', db_name: db, collection_name: collection },
+      user,
+    );
   const bind = (user: string, role: string, caller?: string) => call('OperateUserRole', { username: user, role_name: role, type: 'AddUserToRole' }, caller);
   return { kv, directory, store, authorizer, handlers, call, grantV2, bind };
 }
@@ -151,7 +155,12 @@ describe('RBAC store', () => {
     ]);
     const c = new RbacStore({ kv });
     await c.init();
-    expect(c.grantsOf('r').map((g) => g.name).sort()).toEqual(['c1', 'c2']);
+    expect(
+      c
+        .grantsOf('r')
+        .map((g) => g.name)
+        .sort(),
+    ).toEqual(['c1', 'c2']);
   });
 
   it('refuses to drop built-in roles and roles still granted (unless force_drop), as Milvus', async () => {
@@ -182,9 +191,9 @@ describe('RBAC store', () => {
     await call('CreateRole', { entity: { name: 'r' } });
     await grantV2('r', 'g', 'default', 'c1');
     await expect(call('DropPrivilegeGroup', { group_name: 'g' })).rejects.toThrow(/still granted/);
-    await expect(call('OperatePrivilegeGroup', { group_name: 'CollectionAdmin', privileges: [{ name: 'Insert' }], type: 'AddPrivilegesToGroup' })).rejects.toThrow(
-      /built-in/,
-    );
+    await expect(
+      call('OperatePrivilegeGroup', { group_name: 'CollectionAdmin', privileges: [{ name: 'Insert' }], type: 'AddPrivilegesToGroup' }),
+    ).rejects.toThrow(/built-in/);
     await expect(call('CreatePrivilegeGroup', { group_name: 'Search' })).rejects.toThrow(/built-in/);
     await expect(call('CreatePrivilegeGroup', { group_name: '../etc' })).rejects.toThrow(/invalid privilege group name/);
   });
@@ -196,14 +205,23 @@ describe('RBAC store', () => {
     await expect(grantV2('r', 'DatabaseAdmin', 'db1', 'c1')).rejects.toThrow(/database-level/);
     await expect(grantV2('r', 'NoSuchThing', 'db1', 'c1')).rejects.toThrow(/neither a privilege/);
     const v1 = (object: string, objectName: string, privilege: string) =>
-      call('OperatePrivilege', { entity: { role: { name: 'r' }, object: { name: object }, object_name: objectName, grantor: { privilege: { name: privilege } } }, type: 'Grant' });
+      call('OperatePrivilege', {
+        entity: { role: { name: 'r' }, object: { name: object }, object_name: objectName, grantor: { privilege: { name: privilege } } },
+        type: 'Grant',
+      });
     await expect(v1('Collection', 'c1', 'CreateDatabase')).rejects.toThrow(/cluster-level/);
     await expect(v1('Global', 'c1', 'CreateCollection')).rejects.toThrow(/object name \*/);
     await expect(v1('Bucket', '*', 'Search')).rejects.toThrow(/object type/);
     await v1('Collection', 'c1', 'Search');
     const res = await call('SelectGrant', { entity: { role: { name: 'r' }, db_name: '*' } });
     expect(res.entities).toEqual([
-      { role: { name: 'r' }, object: { name: 'Collection' }, object_name: 'c1', db_name: 'default', grantor: { user: { name: '' }, privilege: { name: 'Search' } } },
+      {
+        role: { name: 'r' },
+        object: { name: 'Collection' },
+        object_name: 'c1',
+        db_name: 'default',
+        grantor: { user: { name: '' }, privilege: { name: 'Search' } },
+      },
     ]);
   });
 

@@ -89,7 +89,9 @@ export function rbacHandlers(deps: RbacServiceDeps): Record<string, Handler> {
     const type: ObjectType = g.type === 'User' ? 'User' : g.type;
     for (const p of expand(g.privilege)) {
       if (!authorizer.can(user, { privilege: p, type, name: g.name, db: g.db })) {
-        denied(`user ${JSON.stringify(user)} cannot grant ${p} on ${g.type} ${JSON.stringify(g.name)} in database ${JSON.stringify(g.db)}: it does not hold it`);
+        denied(
+          `user ${JSON.stringify(user)} cannot grant ${p} on ${g.type} ${JSON.stringify(g.name)} in database ${JSON.stringify(g.db)}: it does not hold it`,
+        );
       }
     }
   };
@@ -159,14 +161,19 @@ export function rbacHandlers(deps: RbacServiceDeps): Record<string, Handler> {
       const users = name === '' ? all : all.includes(name) || directory?.has(name) ? [name] : [];
       return {
         status: OK,
-        results: users.map((u) => ({ user: { name: u }, roles: req?.include_role_info ? store.rolesOf(u).map((r) => ({ name: r })) : [], description: '' })),
+        results: users.map((u) => ({
+          user: { name: u },
+          roles: req?.include_role_info ? store.rolesOf(u).map((r) => ({ name: r })) : [],
+          description: '',
+        })),
       };
     },
     OperatePrivilege: async (req, ctx) => {
       const e = req?.entity ?? {};
       const role = required('role name', e.role?.name);
       const type = required('object type', e.object?.name) as ObjectType;
-      if (!OBJECT_TYPES.includes(type)) throw quiverError('ParameterInvalid', `object type must be one of ${OBJECT_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
+      if (!OBJECT_TYPES.includes(type))
+        throw quiverError('ParameterInvalid', `object type must be one of ${OBJECT_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
       const name = required('object name', e.object_name);
       const privilege = privilegeName(e.grantor?.privilege?.name);
       checkObjectType(store, type, name, privilege);
@@ -281,7 +288,8 @@ function checkObjectType(store: RbacStore, type: ObjectType, name: string, privi
   if (type === 'Global' && name !== ANY) throw quiverError('ParameterInvalid', `a Global grant is on object name *, got ${JSON.stringify(name)}`);
   const level = levelOf(store, privilege);
   if (type === 'User') {
-    if (!USER_PRIVILEGES.includes(privilege)) throw quiverError('ParameterInvalid', `only ${USER_PRIVILEGES.join(' and ')} are granted on User objects, not ${privilege}`);
+    if (!USER_PRIVILEGES.includes(privilege))
+      throw quiverError('ParameterInvalid', `only ${USER_PRIVILEGES.join(' and ')} are granted on User objects, not ${privilege}`);
     return;
   }
   if (type === 'Collection' && level !== undefined && level !== 'Collection') {

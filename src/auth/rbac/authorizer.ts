@@ -32,7 +32,8 @@ export class RbacAuthorizer implements Authorizer {
     if (user === undefined || user === ROOT_USER) return;
     const rule = METHOD_RULES[method];
     // Fail closed: a method nobody catalogued is refused rather than served unchecked.
-    if (rule === undefined) throw quiverError('PrivilegeNotPermitted', `permission denied: ${method} has no privilege rule, so no user but root may call it`);
+    if (rule === undefined)
+      throw quiverError('PrivilegeNotPermitted', `permission denied: ${method} has no privilege rule, so no user but root may call it`);
     if (rule.kind === 'open') return;
     const roles = this.rolesOf(user);
     if (roles.includes(ADMIN_ROLE)) return;
@@ -90,7 +91,8 @@ function isSelfService(user: string, method: string, req: any, roles: readonly s
 }
 
 function denial(user: string, c: Check): Error {
-  const object = c.name === ANY ? (c.type === 'Collection' ? 'every collection' : c.type === 'User' ? 'every user' : 'Global *') : `${c.type} ${JSON.stringify(c.name)}`;
+  const object =
+    c.name === ANY ? (c.type === 'Collection' ? 'every collection' : c.type === 'User' ? 'every user' : 'Global *') : `${c.type} ${JSON.stringify(c.name)}`;
   return quiverError(
     'PrivilegeNotPermitted',
     `permission denied: user ${JSON.stringify(user)} lacks privilege ${c.privilege} on ${object} in database ${JSON.stringify(c.db)}`,

@@ -248,7 +248,12 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   DescribeCollection: rule(coll('DescribeCollection')),
   BatchDescribeCollection: rule((req, db, r) => {
     const names: unknown[] = Array.isArray(req?.collection_name) ? req.collection_name : [];
-    return (names.length > 0 ? names : [ANY]).map((n) => ({ privilege: 'DescribeCollection', type: 'Collection' as const, name: collectionName(r, db, n), db }));
+    return (names.length > 0 ? names : [ANY]).map((n) => ({
+      privilege: 'DescribeCollection',
+      type: 'Collection' as const,
+      name: collectionName(r, db, n),
+      db,
+    }));
   }),
   ShowCollections: rule(global('ShowCollections')),
   GetCollectionStatistics: rule(coll('GetStatistics')),
@@ -325,7 +330,9 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   UnpinSnapshotData: rule((req, db, r) => {
     const target = r.pinTarget?.(Number(req?.pin_id ?? 0));
     // An unknown pin: the handler answers "not found"; until then it needs the privilege on everything.
-    return [{ privilege: 'UnpinSnapshotData', type: 'Collection', name: target ? r.collectionOf(target.db, target.collection) : ANY, db: target?.db ?? db }];
+    return [
+      { privilege: 'UnpinSnapshotData', type: 'Collection', name: target ? r.collectionOf(target.db, target.collection) : ANY, db: target?.db ?? db },
+    ];
   }, 'on the collection of the pin'),
   RestoreSnapshot: rule((req, db, r) => {
     const targetDb = str(req?.target_db_name) || db;

@@ -334,7 +334,8 @@ export class RbacStore {
     for (const g of b.groups) {
       validateRbacName('privilege group', g.name);
       if (this.isGroup(g.name)) throw quiverError('ParameterInvalid', `cannot restore: privilege group ${g.name} already exists`);
-      for (const p of g.privileges) if (!isPrivilege(p)) throw quiverError('ParameterInvalid', `cannot restore: group ${g.name} holds unknown privilege ${p}`);
+      for (const p of g.privileges)
+        if (!isPrivilege(p)) throw quiverError('ParameterInvalid', `cannot restore: group ${g.name} holds unknown privilege ${p}`);
     }
     const groupNames = new Set(b.groups.map((g) => g.name));
     for (const g of b.grants) {
@@ -343,7 +344,9 @@ export class RbacStore {
       if (!OBJECT_TYPES.includes(g.type)) throw quiverError('ParameterInvalid', `cannot restore: unknown object type ${g.type}`);
       if (!groupNames.has(g.privilege)) this.#requirePrivilege(g.privilege);
     }
-    for (const u of b.bindings) for (const r of u.roles) if (!roles.has(r) && !BUILTIN_ROLES.includes(r)) throw quiverError('ParameterInvalid', `cannot restore: binding to unknown role ${r}`);
+    for (const u of b.bindings)
+      for (const r of u.roles)
+        if (!roles.has(r) && !BUILTIN_ROLES.includes(r)) throw quiverError('ParameterInvalid', `cannot restore: binding to unknown role ${r}`);
 
     const docs = new Map<string, { name: string; users: string[]; grants: Grant[] }>();
     const docOf = (r: string) => {
@@ -452,7 +455,13 @@ function readRole(e: KvEntry): RoleDoc {
     d.users.every((u) => typeof u === 'string') &&
     Array.isArray(d.grants) &&
     d.grants.every(
-      (g) => typeof g.role === 'string' && g.role === d.name && OBJECT_TYPES.includes(g.type) && typeof g.name === 'string' && typeof g.db === 'string' && typeof g.privilege === 'string',
+      (g) =>
+        typeof g.role === 'string' &&
+        g.role === d.name &&
+        OBJECT_TYPES.includes(g.type) &&
+        typeof g.name === 'string' &&
+        typeof g.db === 'string' &&
+        typeof g.privilege === 'string',
     );
   if (!ok) throw quiverError('ServiceInternal', `RBAC role record ${e.key} is malformed`);
   return d;
