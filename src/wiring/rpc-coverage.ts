@@ -1,3 +1,4 @@
+import { credentialHandlers } from '../proxy/credential-service.js';
 import type { Clock } from '../common/clock.js';
 import type { RestoreService } from '../coord/snapshot/restore-service.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
@@ -39,6 +40,7 @@ export function servedRpcs(): Set<string> {
     ...Object.keys(importHandlers(stub)),
     ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}) }, () => 0)),
     ...Object.keys(rbacHandlers({ store: stub, authorizer: stub })),
+    ...Object.keys(credentialHandlers(stub, { rootOnlyAdmin: true })),
     'CheckHealth',
   ];
   return new Set(names);
