@@ -184,4 +184,57 @@ describe('privilege matrix: snapshot operations × built-in collection groups (S
     expect(r.code).toBe(1401);
     expect(r.reason).toMatch(/Query on Collection "secret"/);
   });
+
+  it('attack through the SDK: a role granted on one database is refused in another', async () => {
+    expect(outcome(await admin.createDatabase({ db_name: 'other' })).code).toBe(0);
+    const schema = [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'v', data_type: DataType.FloatVector, dim: 4 },
+    ];
+    expect(outcome(await admin.createCollection({ db_name: 'other', collection_name: 'c1', fields: schema })).code).toBe(0);
+    // The ReadWrite user may insert into default.c1, not into other.c1 (by db_name or by the connection's database).
+    const rw = users.get('CollectionReadWrite')!;
+    expect(outcome(await rw.insert({ collection_name: 'c1', data: [{ id: 100, v: [0, 0, 0, 1] }] })).code).toBe(0);
+    const r = outcome(await rw.insert({ db_name: 'other', collection_name: 'c1', data: [{ id: 101, v: [0, 0, 0, 1] }] }));
+    expect(r.code).toBe(1401);
+    expect(r.reason).toMatch(/Insert on Collection "c1" in database "other"/);
+  });
+
+  it('attack through the SDK: a restore into a database the user may not write is refused', async () => {
+    const a = users.get('CollectionAdmin')!;
+    const r = outcome(
+      await a.restoreSnapshot({ snapshot_name: 'base', source_collection_name: 'c1', target_db_name: 'other', target_collection_name: 'stolen' } as never),
+    );
+    expect(r.code).toBe(1401);
+    expect(r.reason).toMatch(/CreateCollection on Collection "stolen" in database "other"/);
+  });
+
+  it('attack through the SDK: a user with ManageOwnership cannot grant itself more', async () => {
+    const ok = (x: unknown) => expect(outcome(x)).toEqual({ code: 0, reason: '' });
+    ok(await admin.createUser({ username: 'owner', password: 'owner-pw-123' }));
+    ok(await admin.createRole({ roleName: 'owners' }));
+    ok(await admin.grantPrivilegeV2({ role: 'owners', privilege: 'ManageOwnership', db_name: '*', collection_name: '*' } as never));
+    ok(await admin.addUserToRole({ username: 'owner', roleName: 'owners' }));
+    const owner = new MilvusClient({
+      address: `127.0.0.1:${t.server.port}`,
+      username: 'owner',
+      password: 'owner-pw-123',
+      telemetry: { enabled: false },
+      logLevel: 'error',
+    } as never);
+    await owner.connectPromise;
+    try {
+      for (const attempt of [
+        () => owner.grantPrivilegeV2({ role: 'owners', privilege: 'CollectionAdmin', db_name: 'default', collection_name: 'c1' } as never),
+        () => owner.grantPrivilegeV2({ role: 'public', privilege: 'Search', db_name: 'default', collection_name: 'c1' } as never),
+        () => owner.addUserToRole({ username: 'owner', roleName: 'admin' }),
+        () => owner.addUserToRole({ username: 'owner', roleName: 'r_CollectionAdmin' }),
+      ]) {
+        expect(outcome(await attempt()).code).toBe(1401);
+      }
+      expect(outcome(await owner.search({ collection_name: 'c1', data: [0, 0, 0, 1], limit: 1 })).code).toBe(1401);
+    } finally {
+      await owner.closeConnection();
+    }
+  });
 });
