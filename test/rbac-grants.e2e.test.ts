@@ -25,7 +25,9 @@ describe('RBAC RPCs through the SDK', () => {
   it('creates roles, grants (V1 and V2), lists grants, and revokes', async () => {
     expect((await c.createRole({ roleName: 'reader' })).error_code).toBe('Success');
     expect((await c.createRole({ roleName: 'reader' })).reason).toMatch(/already exists/);
-    expect((await c.grantPrivilege({ roleName: 'reader', object: RbacObjects.Collection, objectName: 'books', privilegeName: 'Search' })).error_code).toBe('Success');
+    expect((await c.grantPrivilege({ roleName: 'reader', object: RbacObjects.Collection, objectName: 'books', privilegeName: 'Search' })).error_code).toBe(
+      'Success',
+    );
     expect(
       (await c.grantPrivilegeV2({ role: 'reader', privilege: 'CollectionReadOnly', db_name: 'default', collection_name: 'films' } as never)).error_code,
     ).toBe('Success');
@@ -49,6 +51,8 @@ describe('RBAC RPCs through the SDK', () => {
   });
 
   it('binds users to roles and reports them in listRoles / describeUser', async () => {
+    expect((await c.addUserToRole({ username: 'alice', roleName: 'reader' })).reason).toMatch(/user "alice" does not exist/);
+    expect((await c.createUser({ username: 'alice', password: 'alice-pw-123' })).error_code).toBe('Success');
     expect((await c.addUserToRole({ username: 'alice', roleName: 'reader' })).error_code).toBe('Success');
     const roles = await c.listRoles({ includeUserInfo: true });
     const reader = roles.results.find((r) => r.role.name === 'reader');
@@ -105,5 +109,14 @@ describe('RBAC RPCs through the SDK', () => {
     b = await b.restart();
     const again = await b.client.listGrants({ roleName: 'reader' } as never);
     expect(again.entities.map(key).sort()).toEqual(grantsA.entities.map(key).sort());
+  });
+
+  it('drops a deleted user’s role bindings (a new user of the same name starts with none)', async () => {
+    expect((await c.createUser({ username: 'dave', password: 'dave-pw-123' })).error_code).toBe('Success');
+    expect((await c.addUserToRole({ username: 'dave', roleName: 'reader' })).error_code).toBe('Success');
+    expect((await c.deleteUser({ username: 'dave' })).error_code).toBe('Success');
+    expect((await c.createUser({ username: 'dave', password: 'dave-pw-456' })).error_code).toBe('Success');
+    const d = await c.describeUser({ username: 'dave', includeRoleInfo: true });
+    expect(d.results[0]?.roles).toEqual([]);
   });
 });
