@@ -5,7 +5,7 @@ import { MemoryMetaKV } from '../src/meta/memory-kv.js';
 import { RbacAuthorizer, RbacStore, METHOD_RULES, BUILTIN_GROUPS, PRIVILEGE_LEVELS, type ObjectResolver } from '../src/auth/index.js';
 import { PROTO_DEVIATIONS } from '../src/auth/rbac/privileges.js';
 import type { UserDirectory } from '../src/auth/types.js';
-import { rbacHandlers } from '../src/proxy/rbac-service.js';
+import { rbacHandlers, withVisibilityFilters } from '../src/proxy/rbac-service.js';
 import type { CallContext } from '../src/proxy/milvus-service.js';
 import { root } from '../src/proxy/proto.js';
 import { servedRpcs } from '../src/wiring/rpc-coverage.js';
@@ -338,6 +338,27 @@ describe('authorizer', () => {
     denied(() => authorizer.authorize('alice', 'SelectGrant', { entity: { role: { name: 'admin' } } }, 'default'));
     authorizer.authorize('alice', 'UpdateCredential', { username: 'alice' }, 'default');
     denied(() => authorizer.authorize('alice', 'UpdateCredential', { username: 'bob' }, 'default'));
+  });
+
+  it('filters ListDatabases and ShowCollections to what the caller holds grants on (once public’s defaults are revoked)', async () => {
+    const { authorizer, store, call, grantV2, bind } = await setup();
+    const inner = {
+      ListDatabases: () => ({ db_names: ['default', 'db1', 'db2'], created_timestamp: ['1', '2', '3'], db_ids: ['1', '2', '3'] }),
+      ShowCollections: () => ({ collection_names: ['c1', 'c2'], collection_ids: ['10', '20'], created_timestamps: ['1', '2'] }),
+    };
+    const h = withVisibilityFilters(inner, authorizer);
+    const ctx = (user?: string): CallContext => ({ dbName: 'db1', requestId: 't', user });
+    // public's defaults are on every database and collection: everyone sees everything, as in Milvus.
+    expect((await h['ListDatabases']!({}, ctx('alice'))).db_names).toEqual(['default', 'db1', 'db2']);
+    for (const g of store.grantsOf('public')) await store.revoke(g);
+    await call('CreateRole', { entity: { name: 'r' } });
+    await grantV2('r', 'CollectionReadOnly', 'db1', 'c2');
+    await bind('alice', 'r');
+    expect(await h['ListDatabases']!({}, ctx('alice'))).toEqual({ db_names: ['db1'], created_timestamp: ['2'], db_ids: ['2'] });
+    expect(await h['ShowCollections']!({}, ctx('alice'))).toEqual({ collection_names: ['c2'], collection_ids: ['20'], created_timestamps: ['2'] });
+    expect((await h['ShowCollections']!({}, ctx('root'))).collection_names).toEqual(['c1', 'c2']);
+    expect((await h['ListDatabases']!({}, ctx(undefined))).db_names).toHaveLength(3);
+    expect((await h['ListDatabases']!({}, ctx('bob'))).db_names).toEqual([]);
   });
 
   it('privilege matrix (unit): each snapshot operation × each built-in collection group', async () => {

@@ -299,3 +299,47 @@ function checkObjectType(store: RbacStore, type: ObjectType, name: string, privi
     throw quiverError('ParameterInvalid', `${privilege} is not a collection-level group`);
   }
 }
+
+/**
+ * Milvus shows a user that is neither root nor admin only what it holds grants on: ListDatabases lists the
+ * databases some grant reaches, ShowCollections the collections some grant names (or covers with `*`).
+ * Public's default grants are on `*`, so until they are revoked everyone sees everything, as in Milvus.
+ * Wraps the two handlers; the parallel arrays of each reply are filtered together.
+ */
+export function withVisibilityFilters(handlers: Record<string, Handler>, authorizer: RbacAuthorizer): Record<string, Handler> {
+  const out = { ...handlers };
+  const listDatabases = handlers['ListDatabases'];
+  if (listDatabases) {
+    out['ListDatabases'] = async (req, ctx) => {
+      const reply = await listDatabases(req, ctx);
+      if (authorizer.isAdmin(ctx.user) || !Array.isArray(reply?.db_names)) return reply;
+      const keep = (reply.db_names as string[]).map((db) => authorizer.seesDatabase(ctx.user, db));
+      return filterParallel(reply, ['db_names', 'created_timestamp', 'db_ids'], keep);
+    };
+  }
+  const showCollections = handlers['ShowCollections'];
+  if (showCollections) {
+    out['ShowCollections'] = async (req, ctx) => {
+      const reply = await showCollections(req, ctx);
+      if (authorizer.isAdmin(ctx.user) || !Array.isArray(reply?.collection_names)) return reply;
+      const db = str(req?.db_name) || connectionDb(ctx);
+      const keep = (reply.collection_names as string[]).map((c) => authorizer.seesCollection(ctx.user, db, c));
+      const fields = [
+        'collection_names',
+        'collection_ids',
+        'created_timestamps',
+        'created_utc_timestamps',
+        'inMemory_percentages',
+        'query_service_available',
+      ];
+      return filterParallel(reply, fields, keep);
+    };
+  }
+  return out;
+}
+
+function filterParallel(reply: any, fields: readonly string[], keep: readonly boolean[]): any {
+  const out = { ...reply };
+  for (const f of fields) if (Array.isArray(reply[f]) && reply[f].length === keep.length) out[f] = reply[f].filter((_: unknown, i: number) => keep[i]);
+  return out;
+}

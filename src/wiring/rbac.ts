@@ -4,7 +4,7 @@ import { RbacAuthorizer, RbacStore, type ObjectResolver } from '../auth/index.js
 import type { UserDirectory } from '../auth/types.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import type { Handler } from '../proxy/milvus-service.js';
-import { rbacHandlers } from '../proxy/rbac-service.js';
+import { rbacHandlers, withVisibilityFilters } from '../proxy/rbac-service.js';
 
 /**
  * RBAC wiring: the store (loaded before the server serves), the authorizer the gRPC and REST doors call
@@ -16,7 +16,13 @@ export async function startRbac(deps: {
   catalog: CatalogReader;
   snapshots: Pick<SnapshotManager, 'activePinsAll'>;
   directory?: UserDirectory | undefined;
-}): Promise<{ store: RbacStore; authorizer: RbacAuthorizer; handlers: Record<string, Handler> }> {
+}): Promise<{
+  store: RbacStore;
+  authorizer: RbacAuthorizer;
+  handlers: Record<string, Handler>;
+  /** ListDatabases / ShowCollections filtered to what the caller holds grants on. */
+  filtered: (handlers: Record<string, Handler>) => Record<string, Handler>;
+}> {
   const { catalog } = deps;
   const resolver: ObjectResolver = {
     collectionOf: (db, name) => {
@@ -34,5 +40,10 @@ export async function startRbac(deps: {
   const store = new RbacStore({ kv: deps.kv, directory: deps.directory });
   await store.init();
   const authorizer = new RbacAuthorizer({ store, resolver });
-  return { store, authorizer, handlers: rbacHandlers({ store, authorizer, directory: deps.directory }) };
+  return {
+    store,
+    authorizer,
+    handlers: rbacHandlers({ store, authorizer, directory: deps.directory }),
+    filtered: (handlers) => withVisibilityFilters(handlers, authorizer),
+  };
 }

@@ -223,7 +223,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     log,
     metrics,
     access: { authenticator: credentials, authorizer: rbac.authorizer },
-    handlers: withSnapshotViewHandlers(handlers, views),
+    handlers: withSnapshotViewHandlers(rbac.filtered(handlers), views),
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,

@@ -61,6 +61,23 @@ export class RbacAuthorizer implements Authorizer {
     return user === undefined || user === ROOT_USER || this.#store.rolesOf(user).includes(ADMIN_ROLE);
   }
 
+  /**
+   * Whether `user` holds any grant reaching database `db` (Milvus lists only those databases to a user
+   * that is not root or admin).
+   */
+  seesDatabase(user: string | undefined, db: string): boolean {
+    if (this.isAdmin(user)) return true;
+    return this.rolesOf(user!).some((r) => this.#store.grantsOf(r).some((g) => g.type !== 'User' && (g.db === ANY || g.db === db)));
+  }
+
+  /** Whether `user` holds any grant on collection `name` of database `db` (or on every collection there). */
+  seesCollection(user: string | undefined, db: string, name: string): boolean {
+    if (this.isAdmin(user)) return true;
+    return this.rolesOf(user!).some((r) =>
+      this.#store.grantsOf(r).some((g) => g.type !== 'User' && (g.db === ANY || g.db === db) && (g.name === ANY || g.name === name)),
+    );
+  }
+
   #permits(roles: readonly string[], check: Check): boolean {
     for (const role of roles) for (const g of this.#store.grantsOf(role)) if (this.#covers(g, check)) return true;
     return false;
