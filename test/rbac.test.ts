@@ -212,6 +212,10 @@ describe('RBAC store', () => {
     await expect(v1('Collection', 'c1', 'CreateDatabase')).rejects.toThrow(/cluster-level/);
     await expect(v1('Global', 'c1', 'CreateCollection')).rejects.toThrow(/object name \*/);
     await expect(v1('Bucket', '*', 'Search')).rejects.toThrow(/object type/);
+    await expect(v1('Collection', '../../etc', 'Search')).rejects.toThrow(/invalid object name/);
+    await expect(v1('Collection', 'c1@snap', 'Search')).rejects.toThrow(/invalid object name/);
+    await expect(grantV2('r', 'Search', 'a/b', 'c1')).rejects.toThrow(/invalid database name/);
+    await expect(v1('User', 'x/y', 'SelectUser')).rejects.toThrow(/invalid user name/);
     await v1('Collection', 'c1', 'Search');
     const res = await call('SelectGrant', { entity: { role: { name: 'r' }, db_name: '*' } });
     expect(res.entities).toEqual([

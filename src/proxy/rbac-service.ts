@@ -10,6 +10,7 @@ import {
   isBuiltinGroup,
   objectTypeOfLevel,
   validateRbacName,
+  validateUserName,
   type Grant,
   type ObjectType,
   type PrivilegeLevel,
@@ -61,6 +62,22 @@ function privilegeName(v: unknown): string {
   return p === 'All' ? ALL_PRIVILEGES : p;
 }
 
+const OBJECT_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
+
+/**
+ * Object and database names of a grant: `*`, or a name by Milvus's collection/database rules (user names by
+ * the user rules), so a grant can never carry path characters or a `COLLECTION@SNAPSHOT` view name.
+ */
+function checkGrantNames(type: ObjectType, name: string, db: string): void {
+  if (type === 'User') {
+    if (name !== ANY) validateUserName(name);
+  } else if (name !== ANY && !OBJECT_NAME.test(name)) {
+    throw quiverError('ParameterInvalid', `invalid object name ${JSON.stringify(name.slice(0, 64))}: * or letters, digits and underscores`);
+  }
+  if (db !== ANY && !OBJECT_NAME.test(db))
+    throw quiverError('ParameterInvalid', `invalid database name ${JSON.stringify(db.slice(0, 64))}: * or letters, digits and underscores`);
+}
+
 function connectionDb(ctx: CallContext): string {
   return ctx.dbName || 'default';
 }
@@ -97,6 +114,7 @@ export function rbacHandlers(deps: RbacServiceDeps): Record<string, Handler> {
   };
 
   const operate = async (g: Grant, type: unknown, caller: string | undefined): Promise<void> => {
+    checkGrantNames(g.type, g.name, g.db);
     if (type === 'Revoke' || type === 1) return store.revoke(g);
     if (type !== 'Grant' && type !== 0 && type !== undefined) throw quiverError('ParameterInvalid', `unknown operate type ${String(type)}`);
     if (!store.hasRole(g.role)) throw quiverError('ParameterInvalid', `role ${JSON.stringify(g.role)} does not exist`);
@@ -267,6 +285,7 @@ export function rbacHandlers(deps: RbacServiceDeps): Record<string, Handler> {
           privileges: list(g?.privileges).map((p) => required('privilege name', p?.name)),
         })),
       };
+      for (const g of backup.grants) checkGrantNames(g.type, g.name, g.db);
       await store.restore(backup);
       return OK;
     },
