@@ -13,6 +13,11 @@ export interface RestCallContext {
   /** `dbName` from the body when present, else 'default'. */
   readonly dbName: string;
   readonly requestId: string;
+  /**
+   * The `Accept-Type-Allow-Int64: true` header: int64 values (and Int64 primary keys) answered as JSON
+   * numbers; otherwise as decimal strings, as Milvus does, since JSON numbers lose precision past 2^53.
+   */
+  readonly int64AsNumber?: boolean;
 }
 
 export type RestCall = (method: string, req: Record<string, unknown>) => Promise<any>;
