@@ -172,11 +172,12 @@ export async function serveRest(opts: RestServerOptions, deps: RestServerDeps): 
           requestId: req.id,
           int64AsNumber: String(req.headers['accept-type-allow-int64'] ?? '').toLowerCase() === 'true',
         };
-        const call: RestCall = async (method, request) => {
+        const call: RestCall = async (method, request, callOpts) => {
           const handler = handlers[method];
           if (!handler) throw quiverError('ServiceUnimplemented', `${method} is not supported by Quiver`);
           const decoded = asDecodedRequest(method, request);
-          authorizer?.authorize(user, method, decoded, (typeof decoded.db_name === 'string' && decoded.db_name) || dbName);
+          if (!(callOpts?.internal && method === 'DescribeCollection'))
+            authorizer?.authorize(user, method, decoded, (typeof decoded.db_name === 'string' && decoded.db_name) || dbName);
           const out = asDecodedReply(method, await handler(decoded, { dbName, requestId: req.id, user }));
           const failed = replyError(method, out);
           if (failed) throw failed;

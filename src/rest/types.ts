@@ -20,7 +20,12 @@ export interface RestCallContext {
   readonly int64AsNumber?: boolean;
 }
 
-export type RestCall = (method: string, req: Record<string, unknown>) => Promise<any>;
+/**
+ * `internal`: a lookup a route makes on the caller's behalf before the call it authorizes (Milvus's REST
+ * reads the collection schema from the proxy's cache to build an insert or a search); honoured only for
+ * DescribeCollection, and its reply never goes to the client as such.
+ */
+export type RestCall = (method: string, req: Record<string, unknown>, opts?: { readonly internal?: boolean }) => Promise<any>;
 
 export interface RestRoute<B = any> {
   /** Path under /v2/vectordb/, e.g. 'collections/create' or 'snapshots/create'. */
