@@ -236,8 +236,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   });
   // The RESTful API v2 on its own port, over the same handler table as gRPC.
   const rest = await serveRest(
-    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes },
-    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes },
+    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes, tls: config.tls },
+    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes, authenticator: credentials },
   );
   log.info(
     {
