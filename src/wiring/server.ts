@@ -238,7 +238,11 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const rest = await serveRest(
     { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes, tls: config.tls },
     { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes, authenticator: credentials },
-  );
+  ).catch(async (e: unknown) => {
+    // A taken REST port refuses the start; the gRPC port must not stay bound behind it.
+    await proxy.shutdown();
+    throw e;
+  });
   log.info(
     {
       address: `${config.host}:${proxy.port}`,
