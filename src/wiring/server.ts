@@ -25,6 +25,8 @@ import { importHandlers } from '../proxy/import-service.js';
 import { startImports } from './imports.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
+import { serveRest } from '../rest/server.js';
+import { allRoutes } from '../rest/routes/index.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
@@ -58,6 +60,8 @@ import { startRbac } from './rbac.js';
 export interface RunningServer {
   readonly port: number;
   readonly metricsPort: number;
+  /** The RESTful API v2 port (src/rest). */
+  readonly httpPort: number;
   readonly address: string;
   readonly engine: Engine;
   readonly snapshots: SnapshotManager;
@@ -233,8 +237,24 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: (req, res) => extras.routes(req, res) || keyRoutes(req, res),
   });
+  // The RESTful API v2 on its own port, over the same handler table as gRPC.
+  const rest = await serveRest(
+    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes, tls: config.tls },
+    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes, authenticator: credentials },
+  ).catch(async (e: unknown) => {
+    // A taken REST port refuses the start; the gRPC port must not stay bound behind it.
+    await proxy.shutdown();
+    throw e;
+  });
   log.info(
-    { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
+    {
+      address: `${config.host}:${proxy.port}`,
+      metricsPort: proxy.metricsPort,
+      rest: rest.url,
+      dataDir,
+      meta: redactUrl(config.meta),
+      storage: config.storage,
+    },
     'quiver is serving',
   );
 
@@ -242,6 +262,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   return {
     port: proxy.port,
     metricsPort: proxy.metricsPort,
+    httpPort: rest.port,
     address: `${config.host}:${proxy.port}`,
     engine,
     snapshots,
@@ -252,7 +273,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     log,
     close: () =>
       (closed ??= (async () => {
-        await proxy.shutdown();
+        await Promise.all([proxy.shutdown(), rest.close()]);
         await Promise.all([restores.stop(), imports.stop(), exports.imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
