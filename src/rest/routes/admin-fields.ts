@@ -49,12 +49,21 @@ export function int64Id(what: string): z.ZodUnion<[z.ZodEffects<z.ZodString>, z.
     z
       .string({ required_error: `${what} is required` })
       .regex(/^[1-9][0-9]{0,18}$/, message)
-      .refine((s) => BigInt(s) <= 9223372036854775807n, message),
-    z.number({ required_error: `${what} is required` }).int(message).positive(message).max(Number.MAX_SAFE_INTEGER, message),
+      // zod runs refinements after a failed regex too: only a string of digits may reach BigInt.
+      .refine((s) => !/^[0-9]+$/.test(s) || BigInt(s) <= 9223372036854775807n, message),
+    z
+      .number({ required_error: `${what} is required` })
+      .int(message)
+      .positive(message)
+      .max(Number.MAX_SAFE_INTEGER, message),
   ]);
 }
 
 /** A non-negative whole number of seconds (TTLs, protection windows), bounded so it fits an int64 of milliseconds. */
 export function seconds(what: string): z.ZodNumber {
-  return z.number({ invalid_type_error: `${what} must be a number` }).int(`${what} must be whole seconds`).min(0, `${what} must not be negative`).max(1e12);
+  return z
+    .number({ invalid_type_error: `${what} must be a number` })
+    .int(`${what} must be whole seconds`)
+    .min(0, `${what} must not be negative`)
+    .max(1e12);
 }

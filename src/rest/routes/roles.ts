@@ -153,7 +153,10 @@ const groupList: RestRoute<object> = {
   },
 };
 
-function operateGroup(path: string, type: 'AddPrivilegesToGroup' | 'RemovePrivilegesFromGroup'): RestRoute<{ privilegeGroupName: string; privileges: string[] }> {
+function operateGroup(
+  path: string,
+  type: 'AddPrivilegesToGroup' | 'RemovePrivilegesFromGroup',
+): RestRoute<{ privilegeGroupName: string; privileges: string[] }> {
   return {
     path,
     body: z.object({ privilegeGroupName: groupName, privileges: privileges.min(1, 'privileges must name at least one privilege') }),

@@ -51,27 +51,31 @@ export function snapshotRestHandlers(deps: SnapshotRestDeps): Record<string, Han
 const collectionName = objectName('collectionName');
 const snapshotName = objectName('snapshotName');
 
-const create: RestRoute<{ collectionName: string; snapshotName: string; description?: string | undefined; compactionProtectionSeconds?: number | undefined }> =
-  {
-    path: 'snapshots/create',
-    body: z.object({
-      dbName: dbNameField,
-      collectionName,
-      snapshotName,
-      description: z.string().max(65536, 'description must be at most 65536 characters').optional(),
-      compactionProtectionSeconds: seconds('compactionProtectionSeconds').optional(),
-    }),
-    async run(b, call, ctx) {
-      await call('CreateSnapshot', {
-        db_name: ctx.dbName,
-        collection_name: b.collectionName,
-        name: b.snapshotName,
-        description: b.description ?? '',
-        compaction_protection_seconds: String(b.compactionProtectionSeconds ?? 0),
-      });
-      return {};
-    },
-  };
+const create: RestRoute<{
+  collectionName: string;
+  snapshotName: string;
+  description?: string | undefined;
+  compactionProtectionSeconds?: number | undefined;
+}> = {
+  path: 'snapshots/create',
+  body: z.object({
+    dbName: dbNameField,
+    collectionName,
+    snapshotName,
+    description: z.string().max(65536, 'description must be at most 65536 characters').optional(),
+    compactionProtectionSeconds: seconds('compactionProtectionSeconds').optional(),
+  }),
+  async run(b, call, ctx) {
+    await call('CreateSnapshot', {
+      db_name: ctx.dbName,
+      collection_name: b.collectionName,
+      name: b.snapshotName,
+      description: b.description ?? '',
+      compaction_protection_seconds: String(b.compactionProtectionSeconds ?? 0),
+    });
+    return {};
+  },
+};
 
 const snapshotBody = z.object({ dbName: dbNameField, collectionName, snapshotName });
 type SnapshotBody = { collectionName: string; snapshotName: string };
@@ -246,7 +250,7 @@ const uri = (what: string) =>
     .string({ required_error: `${what} is required` })
     .min(1, `${what} must not be empty`)
     .max(4096, `${what} must be at most 4096 characters`)
-    .refine((s) => !/[\0-\x1f]/.test(s), `${what} must not contain control characters`);
+    .refine((s) => ![...s].some((c) => c.charCodeAt(0) < 0x20), `${what} must not contain control characters`);
 
 /** JSON text with the credentials of an external store (see README, snapshot export). */
 const externalSpec = z.string().max(65536, 'externalSpec must be at most 65536 characters').optional();
@@ -301,7 +305,12 @@ const diff: RestRoute<{ collectionName: string; from: string; to: string; limit?
     collectionName,
     from: diffSide('from'),
     to: diffSide('to'),
-    limit: z.number().int('limit must be an integer').min(0, 'limit must not be negative').max(DIFF_LIMIT_MAX, `limit must be at most ${DIFF_LIMIT_MAX}`).optional(),
+    limit: z
+      .number()
+      .int('limit must be an integer')
+      .min(0, 'limit must not be negative')
+      .max(DIFF_LIMIT_MAX, `limit must be at most ${DIFF_LIMIT_MAX}`)
+      .optional(),
   }),
   async run(b, call, ctx) {
     const r = (await call(DIFF_METHOD, { db_name: ctx.dbName, collection_name: b.collectionName, from: b.from, to: b.to })) as { diff: NamedDiff };
