@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Servers started by tests (in process or spawned) take any free REST port, not the default 19531.
+    env: { QUIVER_HTTP_PORT: '0' },
   },
 });

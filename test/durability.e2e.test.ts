@@ -186,7 +186,7 @@ describe('one server per data dir', () => {
     const dir = await mk(join(tmpdir(), 'quiver-lock-'));
     const srv = await spawnServer(dir);
     try {
-      const cfg = loadConfig({ port: 0, metricsPort: 0, dataDir: dir }, {});
+      const cfg = loadConfig({ port: 0, metricsPort: 0, httpPort: 0, dataDir: dir }, {});
       await expect(startServer(cfg, { log: pino({ level: 'silent' }) })).rejects.toThrow(/in use by another Quiver process/);
       await srv.kill9();
       const again = await startServer(cfg, { log: pino({ level: 'silent' }) });

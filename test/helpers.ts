@@ -17,7 +17,7 @@ export interface TestServer {
 /** Starts a real server on a free loopback port with a fresh data dir, and an official SDK client. */
 export async function startTestServer(config: Partial<Config> = {}, overrides: ServerOverrides = {}, dataDir?: string): Promise<TestServer> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'quiver-e2e-')));
-  const cfg = loadConfig({ port: 0, metricsPort: 0, dataDir: dir, logLevel: 'silent', ...config }, {});
+  const cfg = loadConfig({ port: 0, metricsPort: 0, httpPort: 0, dataDir: dir, logLevel: 'silent', ...config }, {});
   const server = await startServer(cfg, { log: pino({ level: 'silent' }), ...overrides });
   const client = new MilvusClient({ address: `127.0.0.1:${server.port}`, telemetry: { enabled: false }, logLevel: 'error' } as never);
   await client.connectPromise;

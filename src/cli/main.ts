@@ -16,6 +16,8 @@ program
   .option('--host <host>', 'bind address (env QUIVER_HOST)')
   .option('--port <port>', 'gRPC port (env QUIVER_PORT)')
   .option('--metrics-port <port>', 'HTTP port for /metrics and /healthz (env QUIVER_METRICS_PORT)')
+  .option('--http-port <port>', 'RESTful API v2 port, default 19531; 0 = any free port (env QUIVER_HTTP_PORT)')
+  .option('--http-body-max-bytes <n>', 'largest REST request body, default 64 MiB (env QUIVER_HTTP_BODY_MAX_BYTES)')
   .option('--data-dir <dir>', 'data directory; with etcd + S3 it holds only the WAL (env QUIVER_DATA_DIR)')
   .option('--meta <url>', "metadata: 'sqlite' (default) or 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (env QUIVER_META)")
   .option('--storage <url>', "files: 'local' (default) or 's3://BUCKET[/PREFIX]' (env QUIVER_STORAGE; AWS credential chain)")
@@ -38,6 +40,8 @@ program
       host: opts['host'],
       port: opts['port'],
       metricsPort: opts['metricsPort'],
+      httpPort: opts['httpPort'],
+      httpBodyMaxBytes: opts['httpBodyMaxBytes'],
       dataDir: opts['dataDir'],
       meta: opts['meta'],
       storage: opts['storage'],

@@ -5,6 +5,14 @@ export const ConfigSchema = z.object({
   host: z.string().default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65535).default(19530),
   metricsPort: z.coerce.number().int().min(0).max(65535).default(9091),
+  /** The RESTful API v2 port (its own: grpc-js cannot share an HTTP/2 port with an HTTP/1.1 server); 0 = any free port. */
+  httpPort: z.coerce.number().int().min(0).max(65535).default(19531),
+  /** Largest REST request body; a larger one is refused before it is read. */
+  httpBodyMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024),
   dataDir: z.string().default('./data'),
   /** Metadata backend URL: 'sqlite' (<dataDir>/meta.db) or 'etcd://HOST:PORT[,HOST:PORT...][/ROOT]' (meta/open-meta.ts). */
   meta: z.string().default('sqlite'),
@@ -122,6 +130,8 @@ const ENV: Record<keyof Config, string> = {
   host: 'QUIVER_HOST',
   port: 'QUIVER_PORT',
   metricsPort: 'QUIVER_METRICS_PORT',
+  httpPort: 'QUIVER_HTTP_PORT',
+  httpBodyMaxBytes: 'QUIVER_HTTP_BODY_MAX_BYTES',
   dataDir: 'QUIVER_DATA_DIR',
   meta: 'QUIVER_META',
   storage: 'QUIVER_STORAGE',

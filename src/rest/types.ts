@@ -13,9 +13,19 @@ export interface RestCallContext {
   /** `dbName` from the body when present, else 'default'. */
   readonly dbName: string;
   readonly requestId: string;
+  /**
+   * The `Accept-Type-Allow-Int64: true` header: int64 values (and Int64 primary keys) answered as JSON
+   * numbers; otherwise as decimal strings, as Milvus does, since JSON numbers lose precision past 2^53.
+   */
+  readonly int64AsNumber?: boolean;
 }
 
-export type RestCall = (method: string, req: Record<string, unknown>) => Promise<any>;
+/**
+ * `internal`: a lookup a route makes on the caller's behalf before the call it authorizes (Milvus's REST
+ * reads the collection schema from the proxy's cache to build an insert or a search); honoured only for
+ * DescribeCollection, and its reply never goes to the client as such.
+ */
+export type RestCall = (method: string, req: Record<string, unknown>, opts?: { readonly internal?: boolean }) => Promise<any>;
 
 export interface RestRoute<B = any> {
   /** Path under /v2/vectordb/, e.g. 'collections/create' or 'snapshots/create'. */

@@ -23,6 +23,8 @@ import { importHandlers } from '../proxy/import-service.js';
 import { startImports } from './imports.js';
 import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
+import { serveRest } from '../rest/server.js';
+import { allRoutes } from '../rest/routes/index.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
@@ -55,6 +57,8 @@ import { withSnapshotViewHandlers, withSnapshotViewRoles } from '../proxy/snapsh
 export interface RunningServer {
   readonly port: number;
   readonly metricsPort: number;
+  /** The RESTful API v2 port (src/rest). */
+  readonly httpPort: number;
   readonly address: string;
   readonly engine: Engine;
   readonly snapshots: SnapshotManager;
@@ -218,8 +222,20 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: extras.routes,
   });
+  // The RESTful API v2 on its own port, over the same handler table as gRPC.
+  const rest = await serveRest(
+    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes },
+    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes },
+  );
   log.info(
-    { address: `${config.host}:${proxy.port}`, metricsPort: proxy.metricsPort, dataDir, meta: redactUrl(config.meta), storage: config.storage },
+    {
+      address: `${config.host}:${proxy.port}`,
+      metricsPort: proxy.metricsPort,
+      rest: rest.url,
+      dataDir,
+      meta: redactUrl(config.meta),
+      storage: config.storage,
+    },
     'quiver is serving',
   );
 
@@ -227,6 +243,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   return {
     port: proxy.port,
     metricsPort: proxy.metricsPort,
+    httpPort: rest.port,
     address: `${config.host}:${proxy.port}`,
     engine,
     snapshots,
@@ -237,7 +254,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     log,
     close: () =>
       (closed ??= (async () => {
-        await proxy.shutdown();
+        await Promise.all([proxy.shutdown(), rest.close()]);
         await Promise.all([restores.stop(), imports.stop(), exports.imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
         await cluster.close();
         await engine.close();
