@@ -25,6 +25,7 @@ import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { serveRest } from '../rest/server.js';
 import { allRoutes } from '../rest/routes/index.js';
+import { snapshotExtraRoutes } from '../rest/routes/snapshots.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
@@ -193,6 +194,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   housekeeping.start();
   const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
+  // One cancel for the HTTP port, REST and so the CLI: the same answer whichever door.
+  const cancelRestoreJob = async (jobId: number) => restoreInfo(await restores.cancel(jobId), clock.nowMs());
   const startedAtMs = clock.nowMs();
   const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
   const handlers: Record<string, Handler> = {
@@ -218,14 +221,19 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
-    cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
+    cancelRestoreJob,
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: extras.routes,
   });
   // The RESTful API v2 on its own port, over the same handler table as gRPC.
   const rest = await serveRest(
     { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes },
-    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes },
+    {
+      log,
+      metrics,
+      handlers: withSnapshotViewHandlers(handlers, views),
+      routes: [...allRoutes, ...snapshotExtraRoutes({ cancelRestoreJob, diff: (db, c, from, to) => extras.differ.diff(db, c, from, to) })],
+    },
   );
   log.info(
     {

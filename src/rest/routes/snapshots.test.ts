@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isQuiverError, quiverError } from '../../common/errors.js';
 import type { NamedDiff } from '../../coord/snapshot/diff.js';
 import { refusal, runRoute } from './fake-call.test-util.js';
-import { CANCEL_METHOD, DIFF_METHOD, snapshotRestHandlers, snapshotRoutes } from './snapshots.js';
+import { snapshotExtraRoutes, snapshotRoutes } from './snapshots.js';
 
 const OK = { code: 0 };
 const info = {
@@ -186,14 +186,13 @@ describe('REST snapshot routes: request translation and reply shapes', () => {
     }
     expect(refusal(snapshotRoutes, 'snapshots/pin', { collectionName: 'books', snapshotName: 'a', ttlSeconds: -5 }).fields).toEqual(['ttlSeconds']);
     expect(refusal(snapshotRoutes, 'jobs/snapshot/describe', {}).fields).toEqual(['jobId']);
-    expect(refusal(snapshotRoutes, 'snapshots/diff', { collectionName: 'books', from: 'a', to: '../b' }).fields).toEqual(['to']);
     expect(refusal(snapshotRoutes, 'snapshots/export', { collectionName: 'books', snapshotName: 'a', targetPath: 'file:///x\n' }).fields).toEqual([
       'targetPath',
     ]);
   });
 });
 
-describe('REST snapshot routes: cancel and diff through their Quiver-only handlers', () => {
+describe('REST snapshot routes: cancel and diff over the injected functions', () => {
   const diff: NamedDiff = {
     from: 'a',
     to: 'now',
@@ -211,33 +210,55 @@ describe('REST snapshot routes: cancel and diff through their Quiver-only handle
   };
 
   const seen: unknown[][] = [];
-  const handlers = snapshotRestHandlers({
-    cancelRestoreJob: async (id) => {
+  const extra = snapshotExtraRoutes({
+    cancelRestoreJob: async (id: number) => {
       seen.push(['cancel', id]);
-      if (id === 404) throw quiverError('RestoreJobNotFound', 'restore job 404 not found');
       return { ...info, job_id: String(id), state: 'RestoreSnapshotFailed', reason: 'cancelled by the user' };
     },
-    diff: async (db, coll, from, to) => {
+    diff: async (db: string, coll: string, from: string, to: string) => {
       seen.push(['diff', db, coll, from, to]);
       return diff;
     },
   });
-  const viaHandlers = (method: string, req: Record<string, unknown>) => handlers[method]!(req, { dbName: '', requestId: 'r' });
 
-  it('jobs/snapshot/cancel calls the injected cancel and answers the job', async () => {
-    const c = await runRoute(snapshotRoutes, 'jobs/snapshot/cancel', { jobId: '31' }, viaHandlers);
-    expect(c.calls).toEqual([{ method: CANCEL_METHOD, req: { job_id: '31' } }]);
-    expect(seen).toContainEqual(['cancel', 31]);
-    expect(c.data).toMatchObject({ jobId: '31', state: 'RestoreSnapshotFailed', reason: 'cancelled by the user' });
-    await expect(runRoute(snapshotRoutes, 'jobs/snapshot/cancel', { jobId: 404 }, viaHandlers)).rejects.toSatisfy((e: unknown) =>
-      isQuiverError(e, 'RestoreJobNotFound'),
+  it('jobs/snapshot/cancel authorizes on the job target (RestoreSnapshot via ListRestoreSnapshotJobs), then cancels', async () => {
+    seen.length = 0;
+    const c = await runRoute(
+      extra,
+      'jobs/snapshot/cancel',
+      { jobId: '31' },
+      {
+        GetRestoreSnapshotState: { status: OK, info: { ...info, job_id: '31', db_name: 'shop', collection_name: 'books_r' } },
+        ListRestoreSnapshotJobs: { status: OK, jobs: [] },
+      },
     );
+    expect(c.calls).toEqual([
+      { method: 'GetRestoreSnapshotState', req: { job_id: '31' } },
+      { method: 'ListRestoreSnapshotJobs', req: { db_name: 'shop', collection_name: 'books_r' } },
+    ]);
+    expect(seen).toEqual([['cancel', 31]]);
+    expect(c.data).toMatchObject({ jobId: '31', state: 'RestoreSnapshotFailed', reason: 'cancelled by the user' });
   });
 
-  it('snapshots/diff answers the summary and the changed keys (exact int64 as strings), cut at limit', async () => {
-    const d = await runRoute(snapshotRoutes, 'snapshots/diff', { dbName: 'shop', collectionName: 'books', from: 'a', to: 'now' }, viaHandlers);
-    expect(d.calls).toEqual([{ method: DIFF_METHOD, req: { db_name: 'shop', collection_name: 'books', from: 'a', to: 'now' } }]);
-    expect(seen).toContainEqual(['diff', 'shop', 'books', 'a', 'now']);
+  it('a refused authorization or an unknown job stops the cancel before it runs', async () => {
+    seen.length = 0;
+    const missing = quiverError('RestoreJobNotFound', 'restore job 404 not found');
+    await expect(runRoute(extra, 'jobs/snapshot/cancel', { jobId: 404 }, { GetRestoreSnapshotState: missing })).rejects.toBe(missing);
+    const denied = quiverError('ParameterInvalid', 'stand-in for a denial');
+    await expect(
+      runRoute(extra, 'jobs/snapshot/cancel', { jobId: 31 }, { GetRestoreSnapshotState: { info }, ListRestoreSnapshotJobs: denied }),
+    ).rejects.toBe(denied);
+    expect(seen).toEqual([]);
+  });
+
+  it('snapshots/diff checks each side (DescribeSnapshot, or DescribeCollection for now), then answers keys cut at limit', async () => {
+    seen.length = 0;
+    const d = await runRoute(extra, 'snapshots/diff', { dbName: 'shop', collectionName: 'books', from: 'a', to: 'now' }, () => ({ status: OK }));
+    expect(d.calls).toEqual([
+      { method: 'DescribeSnapshot', req: { db_name: 'shop', collection_name: 'books', name: 'a' } },
+      { method: 'DescribeCollection', req: { db_name: 'shop', collection_name: 'books' } },
+    ]);
+    expect(seen).toEqual([['diff', 'shop', 'books', 'a', 'now']]);
     expect(d.data).toEqual({
       from: 'a',
       to: 'now',
@@ -254,11 +275,17 @@ describe('REST snapshot routes: cancel and diff through their Quiver-only handle
       ],
       truncated: false,
     });
-    const cut = await runRoute(snapshotRoutes, 'snapshots/diff', { collectionName: 'books', from: 'a', to: 'now', limit: 1 }, viaHandlers);
+    const cut = await runRoute(extra, 'snapshots/diff', { collectionName: 'books', from: 'a', to: 'now', limit: 1 }, () => ({ status: OK }));
     expect(cut.data).toMatchObject({ changes: [{ op: 'insert', pk: 5 }], truncated: true, inserted: 2 });
   });
 
-  it('the diff handler needs a collection name', async () => {
-    await expect(viaHandlers(DIFF_METHOD, { from: 'a', to: 'b' })).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'ParameterMissing'));
+  it('a missing snapshot (2600) answers before any diff is computed', async () => {
+    seen.length = 0;
+    const missing = quiverError('SnapshotNotFound', 'snapshot b not found');
+    const r = runRoute(extra, 'snapshots/diff', { collectionName: 'books', from: 'a', to: 'b' }, (m, req) => (req.name === 'b' ? missing : { status: OK }));
+    await expect(r).rejects.toSatisfy((e: unknown) => isQuiverError(e, 'SnapshotNotFound'));
+    expect(seen).toEqual([]);
+    expect(refusal(extra, 'snapshots/diff', { collectionName: 'books', from: 'a', to: '../b' }).fields).toEqual(['to']);
+    expect(refusal(extra, 'jobs/snapshot/cancel', { jobId: 'x' }).fields).toEqual(['jobId']);
   });
 });

@@ -1,10 +1,6 @@
 import { z } from 'zod';
-import { quiverError } from '../../common/errors.js';
 import type { NamedDiff } from '../../coord/snapshot/diff.js';
-import { DEFAULT_DB } from '../../coord/types.js';
-import type { Handler } from '../../proxy/milvus-service.js';
 import { pkJson } from '../../proxy/snapshot-insights.js';
-import { OK } from '../../proxy/status.js';
 import type { RestRoute } from '../types.js';
 import { dbNameField, int64Id, objectName, seconds } from './admin-fields.js';
 
@@ -15,37 +11,16 @@ import { dbNameField, int64Id, objectName, seconds } from './admin-fields.js';
  * `snapshots/export`, `snapshots/restore_external`, `snapshots/diff`, `jobs/snapshot/cancel`.
  *
  * Every route goes through `call`, so REST is authenticated, authorized and answered by the handlers the
- * gRPC door runs. Cancel and diff have no MilvusService message: `snapshotRestHandlers` makes them
- * handlers (`CancelRestoreSnapshotJob`, `DiffSnapshots`) over the same functions the HTTP metrics port
- * and the CLI use, which the wiring adds to the REST door's handler table (never to the gRPC service,
- * which serves only the proto's methods).
+ * gRPC door runs. Cancel and diff have no MilvusService message: `snapshotExtraRoutes` takes the functions
+ * the HTTP metrics port and the CLI use (so all three answer alike) and authorizes each call through the
+ * RPC whose privilege it needs (see the two routes).
  */
-
-/** Quiver-only methods (no proto message): the REST door's names for cancel and diff. */
-export const CANCEL_METHOD = 'CancelRestoreSnapshotJob';
-export const DIFF_METHOD = 'DiffSnapshots';
 
 export interface SnapshotRestDeps {
   /** Cancels a restore job and answers it as a RestoreSnapshotInfo (snake_case), as `POST /restore-jobs/{id}/cancel` does. */
   cancelRestoreJob(jobId: number): Promise<Record<string, unknown>>;
   /** `SnapshotDiffer.diff`: the rows changed between two snapshots (or a snapshot and `now`). */
   diff(dbName: string, collectionName: string, from: string, to: string): Promise<NamedDiff>;
-}
-
-/** The handlers behind `jobs/snapshot/cancel` and `snapshots/diff`. */
-export function snapshotRestHandlers(deps: SnapshotRestDeps): Record<string, Handler> {
-  return {
-    [CANCEL_METHOD]: async (req: { job_id?: unknown }) => {
-      const id = Number(req.job_id ?? 0);
-      if (!Number.isSafeInteger(id) || id <= 0) throw quiverError('ParameterInvalid', `job_id ${String(req.job_id)} is invalid`);
-      return { status: OK, info: await deps.cancelRestoreJob(id) };
-    },
-    [DIFF_METHOD]: async (req: { db_name?: unknown; collection_name?: unknown; from?: unknown; to?: unknown }, ctx) => {
-      const db = (typeof req.db_name === 'string' && req.db_name) || ctx.dbName || DEFAULT_DB;
-      if (typeof req.collection_name !== 'string' || req.collection_name === '') throw quiverError('ParameterMissing', 'collection name is required');
-      return { status: OK, diff: await deps.diff(db, req.collection_name, String(req.from ?? ''), String(req.to ?? '')) };
-    },
-  };
 }
 
 const collectionName = objectName('collectionName');
@@ -235,15 +210,6 @@ const jobList: RestRoute<{ dbName?: string | undefined; collectionName?: string 
   },
 };
 
-const jobCancel: RestRoute<{ jobId: string | number }> = {
-  path: 'jobs/snapshot/cancel',
-  body: z.object({ dbName: dbNameField, jobId: int64Id('jobId') }),
-  async run(b, call) {
-    const r = (await call(CANCEL_METHOD, { job_id: String(b.jobId) })) as { info?: RestoreInfo };
-    return restoreInfoJson(r.info ?? {});
-  },
-};
-
 /** Export targets and bundle URIs (`file:///…`, `s3://…`): the exporter parses and confines them to its roots. */
 const uri = (what: string) =>
   z
@@ -289,48 +255,6 @@ const restoreExternal: RestRoute<{ targetCollectionName: string; snapshotMetadat
   },
 };
 
-const DIFF_LIMIT_DEFAULT = 10_000;
-const DIFF_LIMIT_MAX = 1_000_000;
-/** A snapshot name, or `now` for the collection as it is. */
-const diffSide = (what: string) => z.union([z.literal('now'), objectName(what)]);
-
-/**
- * The summary and the first `limit` changed primary keys (in pk order); `truncated` says more changed.
- * The metrics port's `GET /snapshots/diff` streams every key; this answer is one JSON document.
- */
-const diff: RestRoute<{ collectionName: string; from: string; to: string; limit?: number | undefined }> = {
-  path: 'snapshots/diff',
-  body: z.object({
-    dbName: dbNameField,
-    collectionName,
-    from: diffSide('from'),
-    to: diffSide('to'),
-    limit: z
-      .number()
-      .int('limit must be an integer')
-      .min(0, 'limit must not be negative')
-      .max(DIFF_LIMIT_MAX, `limit must be at most ${DIFF_LIMIT_MAX}`)
-      .optional(),
-  }),
-  async run(b, call, ctx) {
-    const r = (await call(DIFF_METHOD, { db_name: ctx.dbName, collection_name: b.collectionName, from: b.from, to: b.to })) as { diff: NamedDiff };
-    const d = r.diff;
-    const limit = b.limit ?? DIFF_LIMIT_DEFAULT;
-    return {
-      from: d.from,
-      to: d.to,
-      inserted: d.inserted,
-      deleted: d.deleted,
-      updated: d.updated,
-      segmentsRead: d.segmentsRead,
-      segmentsSkipped: d.segmentsSkipped,
-      deltalogsRead: d.deltalogsRead,
-      changes: d.changes.slice(0, limit).map((c) => ({ op: c.op, pk: pkJson(c.pk) })),
-      truncated: d.changes.length > limit,
-    };
-  },
-};
-
 export const snapshotRoutes: readonly RestRoute[] = [
   create,
   drop,
@@ -341,8 +265,74 @@ export const snapshotRoutes: readonly RestRoute[] = [
   unpin,
   jobDescribe,
   jobList,
-  jobCancel,
   exportSnapshot,
   restoreExternal,
-  diff,
 ];
+
+const DIFF_LIMIT_DEFAULT = 10_000;
+const DIFF_LIMIT_MAX = 1_000_000;
+/** A snapshot name, or `now` for the collection as it is. */
+const diffSide = (what: string) => z.union([z.literal('now'), objectName(what)]);
+
+/** `jobs/snapshot/cancel` and `snapshots/diff`, over the wiring's functions. */
+export function snapshotExtraRoutes(deps: SnapshotRestDeps): RestRoute[] {
+  /**
+   * GetRestoreSnapshotState first: it answers 2603 for an unknown job and names the job's target. Then
+   * ListRestoreSnapshotJobs on that target, whose rule is the RestoreSnapshot privilege on the collection
+   * named: cancelling a restore (which drops the collection it was building) takes the privilege to restore
+   * there. Only then the cancel itself.
+   */
+  const cancel: RestRoute<{ jobId: string | number }> = {
+    path: 'jobs/snapshot/cancel',
+    body: z.object({ dbName: dbNameField, jobId: int64Id('jobId') }),
+    async run(b, call) {
+      const state = (await call('GetRestoreSnapshotState', { job_id: String(b.jobId) })) as { info?: RestoreInfo };
+      const target = state.info ?? {};
+      await call('ListRestoreSnapshotJobs', { db_name: target.db_name ?? '', collection_name: target.collection_name ?? '' });
+      return restoreInfoJson(await deps.cancelRestoreJob(Number(b.jobId)));
+    },
+  };
+
+  /**
+   * The summary and the first `limit` changed primary keys (in pk order); `truncated` says more changed.
+   * The metrics port's `GET /snapshots/diff` streams every key; this answer is one JSON document.
+   * Authorized as DescribeSnapshot of each named snapshot (which also answers 2600 for a missing one);
+   * `now` is the collection itself, read as DescribeCollection.
+   */
+  const diff: RestRoute<{ collectionName: string; from: string; to: string; limit?: number | undefined }> = {
+    path: 'snapshots/diff',
+    body: z.object({
+      dbName: dbNameField,
+      collectionName,
+      from: diffSide('from'),
+      to: diffSide('to'),
+      limit: z
+        .number()
+        .int('limit must be an integer')
+        .min(0, 'limit must not be negative')
+        .max(DIFF_LIMIT_MAX, `limit must be at most ${DIFF_LIMIT_MAX}`)
+        .optional(),
+    }),
+    async run(b, call, ctx) {
+      for (const side of new Set([b.from, b.to])) {
+        if (side === 'now') await call('DescribeCollection', { db_name: ctx.dbName, collection_name: b.collectionName });
+        else await call('DescribeSnapshot', { db_name: ctx.dbName, collection_name: b.collectionName, name: side });
+      }
+      const d = await deps.diff(ctx.dbName, b.collectionName, b.from, b.to);
+      const limit = b.limit ?? DIFF_LIMIT_DEFAULT;
+      return {
+        from: d.from,
+        to: d.to,
+        inserted: d.inserted,
+        deleted: d.deleted,
+        updated: d.updated,
+        segmentsRead: d.segmentsRead,
+        segmentsSkipped: d.segmentsSkipped,
+        deltalogsRead: d.deltalogsRead,
+        changes: d.changes.slice(0, limit).map((c) => ({ op: c.op, pk: pkJson(c.pk) })),
+        truncated: d.changes.length > limit,
+      };
+    },
+  };
+  return [cancel, diff];
+}
