@@ -122,11 +122,34 @@ export const ConfigSchema = z.object({
   exportRoots: z.string().default(''),
   /** Test-only fault injection (crash tests): every file an export or an external restore reads waits this long first. */
   faultExportFileDelayMs: z.coerce.number().int().min(0).default(0),
+  /** Authentication on every gRPC call (users, passwords, API keys). Off by default, as in Milvus. */
+  auth: z.preprocess((v) => (typeof v === 'string' ? v === 'true' || v === '1' : v), z.boolean()).default(false),
+  /** The first root password (only used while no root user is stored). Env only: a flag would show in `ps`. */
+  rootPassword: z.string().optional(),
+  /** A file holding the first root password (trailing newline ignored). */
+  rootPasswordFile: z.string().min(1).optional(),
+  /** Failed logins per user and address before a lockout; the lockout then doubles up to 15 min. */
+  authFailuresFree: z.coerce.number().int().min(1).max(1000).default(5),
+  authLockoutMs: z.coerce.number().int().min(0).default(30_000),
+  /** TLS on the gRPC port: certificate and key (both or neither); with a CA, mutual TLS (client certificates required). */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  tlsCa: z.string().min(1).optional(),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Set: mutual TLS, clients must present a certificate this CA signed. */
+  readonly caFile?: string | undefined;
+}
 
-const ENV: Record<keyof Config, string> = {
+export type Config = z.infer<typeof ConfigSchema> & {
+  /** From tlsCert/tlsKey/tlsCa; undefined = plaintext gRPC. */
+  readonly tls?: TlsConfig | undefined;
+};
+
+const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   host: 'QUIVER_HOST',
   port: 'QUIVER_PORT',
   metricsPort: 'QUIVER_METRICS_PORT',
@@ -173,6 +196,14 @@ const ENV: Record<keyof Config, string> = {
   datanodeSlots: 'QUIVER_DATANODE_SLOTS',
   exportRoots: 'QUIVER_EXPORT_ROOTS',
   faultExportFileDelayMs: 'QUIVER_FAULT_EXPORT_FILE_DELAY_MS',
+  auth: 'QUIVER_AUTH',
+  rootPassword: 'QUIVER_ROOT_PASSWORD',
+  rootPasswordFile: 'QUIVER_ROOT_PASSWORD_FILE',
+  authFailuresFree: 'QUIVER_AUTH_FAILURES_FREE',
+  authLockoutMs: 'QUIVER_AUTH_LOCKOUT_MS',
+  tlsCert: 'QUIVER_TLS_CERT',
+  tlsKey: 'QUIVER_TLS_KEY',
+  tlsCa: 'QUIVER_TLS_CA',
 };
 
 export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
@@ -193,10 +224,25 @@ export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: N
       message: 'a client certificate needs --etcd-ca-file',
       path: ['etcdCaFile'],
     })
+    .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), {
+      message: 'give both --tls-cert and --tls-key (or QUIVER_TLS_CERT and QUIVER_TLS_KEY), or neither',
+      path: ['tlsCert'],
+    })
+    .refine((c) => c.tlsCa === undefined || c.tlsCert !== undefined, {
+      message: 'mutual TLS (--tls-ca) needs the server certificate too: give --tls-cert and --tls-key',
+      path: ['tlsCa'],
+    })
+    .refine((c) => c.rootPassword === undefined || c.rootPasswordFile === undefined, {
+      message: 'give QUIVER_ROOT_PASSWORD or --root-password-file, not both',
+      path: ['rootPasswordFile'],
+    })
     .safeParse(merged);
   if (!parsed.success) {
+    // Never echo a rejected value: zod's messages name the rule, and a password must not reach a terminal or a log.
     const msg = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${msg}`);
   }
-  return parsed.data;
+  const c = parsed.data;
+  const tls = c.tlsCert !== undefined && c.tlsKey !== undefined ? { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa } : undefined;
+  return { ...c, tls };
 }

@@ -22,6 +22,8 @@ describe('error contract', () => {
     }
     expect(statusOf(quiverError('IoFailed', 'x')).error_code).toBe('UnexpectedError');
     expect(statusOf(quiverError('SnapshotNotFound', 'x')).error_code).toBe('UnexpectedError');
+    expect(statusOf(quiverError('PrivilegeNotAuthenticated', 'x'))).toMatchObject({ code: 1400, error_code: 'UnexpectedError' });
+    expect(statusOf(quiverError('PrivilegeNotPermitted', 'x'))).toMatchObject({ code: 1401, error_code: 'UnexpectedError' });
     expect(statusOf(new Error('boom')).error_code).toBe('UnexpectedError');
   });
 

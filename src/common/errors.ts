@@ -65,6 +65,9 @@ export const ERRORS = {
   ParameterMissing: { code: 1101, retriable: false },
   ParameterTooLarge: { code: 1102, retriable: false },
   MetricNotFound: { code: 1200, retriable: false },
+  // Legacy error_code UnexpectedError, as merr's old-code mapping gives every code it does not list.
+  PrivilegeNotAuthenticated: { code: 1400, retriable: false },
+  PrivilegeNotPermitted: { code: 1401, retriable: false },
   AliasNotFound: { code: 1600, retriable: false },
   AliasCollectionNameConflict: { code: 1601, retriable: false },
   AliasAlreadyExist: { code: 1602, retriable: false },

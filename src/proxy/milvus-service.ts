@@ -52,6 +52,8 @@ export interface CallContext {
   readonly requestId: string;
   /** The authenticated caller; undefined when auth is off (src/auth/types.ts). */
   readonly user?: string | undefined;
+  /** The caller's address without its port (failed-login rate limiting). */
+  readonly peer?: string | undefined;
 }
 
 export type Handler = (req: any, ctx: CallContext) => Promise<any> | any;

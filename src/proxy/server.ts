@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { Authenticator, Authorizer } from '../auth/types.js';
 import type { Config } from '../common/config.js';
 import { codeName, quiverError } from '../common/errors.js';
 import type { Metrics } from '../common/metrics.js';
@@ -15,8 +17,20 @@ import { OK, statusOf } from './status.js';
  * serves (and POST /restore-jobs/{id}/cancel) comes from its caller (wiring/server.ts builds the roles and the handlers).
  */
 
+/**
+ * Who may call (src/auth/types.ts). Every MilvusService and ClientTelemetryService call is
+ * authenticated, as Milvus's proxy interceptor does (Connect, GetVersion and CheckHealth included: with
+ * auth on, Milvus answers none of them to a caller without credentials); the HTTP port's /healthz and
+ * /metrics stay open for load balancers and scrapers. Then the authorizer, then the handler.
+ */
+export interface ProxyAccess {
+  readonly authenticator: Authenticator;
+  readonly authorizer?: Authorizer | undefined;
+}
+
 export interface ProxyDeps {
   readonly log: Logger;
+  readonly access?: ProxyAccess | undefined;
   readonly metrics: Metrics;
   readonly handlers: Record<string, Handler>;
   /** Segment counts by phase, for the segments gauge. */
@@ -66,6 +80,15 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
   const { log, metrics, handlers } = deps;
   const shapes = replyShapes();
   const { milvus, telemetry } = loadServices();
+  const authenticate = async (call: grpc.ServerUnaryCall<unknown, unknown>): Promise<string | undefined> => {
+    if (deps.access === undefined) return undefined;
+    const authorization = call.metadata.get('authorization')[0];
+    return deps.access.authenticator.authenticate({
+      authorization: typeof authorization === 'string' ? authorization : undefined,
+      encoding: 'base64',
+      peer: peerAddress(call.getPeer()),
+    });
+  };
 
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(milvus)) {
@@ -76,18 +99,25 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
       const started = process.hrtime.bigint();
       const requestId = (call.metadata.get('client-request-id')[0] as string | undefined) ?? randomUUID();
       const dbName = (call.metadata.get('dbname')[0] as string | undefined) ?? '';
-      const ctx: CallContext = { dbName, requestId };
+      let ctx: CallContext = { dbName, requestId, peer: peerAddress(call.getPeer()) };
       let reply: unknown;
       let status = 'Success';
       try {
+        if (deps.access !== undefined) {
+          const user = await authenticate(call);
+          ctx = { ...ctx, user };
+          const reqDb = (call.request as { db_name?: unknown } | null)?.db_name;
+          deps.access.authorizer?.authorize(user, name, call.request, (typeof reqDb === 'string' && reqDb) || dbName || 'default');
+        }
         if (!handler) throw quiverError('ServiceUnimplemented', `${name} is not supported by Quiver`);
         reply = await handler(call.request, ctx);
       } catch (e) {
         const st = statusOf(e);
         // Labelled by the new code's name: the deprecated error_code folds most errors into UnexpectedError.
         status = codeName(st.code);
-        if (st.code === 5) log.error({ err: e, method: name, requestId }, 'request failed');
-        else log.info({ method: name, requestId, code: st.code, reason: st.reason }, 'request rejected');
+        // Never the request: it may hold a password (CreateCredential) or a user's data.
+        if (st.code === 5) log.error({ err: e, method: name, requestId, user: ctx.user }, 'request failed');
+        else log.info({ method: name, requestId, user: ctx.user, code: st.code, reason: st.reason }, 'request rejected');
         reply = shape === 'status' ? st : shape === 'alter' ? { alter_status: st } : { status: st };
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -117,15 +147,23 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
   if (http2Options) http2Options.settings = { ...(http2Options.settings ?? {}), initialWindowSize: 16 << 20 };
   server.addService(milvus, implementation);
   if (telemetry) {
+    // Authenticated like every other call; the replies carry nothing, so there is nothing to authorize.
+    const answer = (reply: () => Record<string, unknown>) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      authenticate(call).then(
+        () => cb(null, { status: OK, ...reply() }),
+        (e: unknown) => cb(null, { status: statusOf(e) }),
+      );
+    };
     server.addService(telemetry, {
-      ClientHeartbeat: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK, server_timestamp: String(Date.now()), commands: [] }),
-      GetClientTelemetry: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
-      PushClientCommand: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
-      DeleteClientCommand: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: OK }),
+      ClientHeartbeat: answer(() => ({ server_timestamp: String(Date.now()), commands: [] })),
+      GetClientTelemetry: answer(() => ({})),
+      PushClientCommand: answer(() => ({})),
+      DeleteClientCommand: answer(() => ({})),
     });
   }
+  const credentials = await serverCredentials(config.tls);
   const port = await new Promise<number>((res, rej) =>
-    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? rej(err) : res(p))),
+    server.bindAsync(`${config.host}:${config.port}`, credentials, (err, p) => (err ? rej(err) : res(p))),
   );
 
   const http: HttpServer = createServer((req, res) => {
@@ -234,4 +272,33 @@ export async function serveProxy(config: Config, deps: ProxyDeps): Promise<Proxy
         await new Promise<void>((r) => http.close(() => r()));
       })()),
   };
+}
+
+/** The address of a gRPC peer without its port (failed logins are counted per address, not per connection). */
+export function peerAddress(peer: string): string {
+  const p = peer.replace(/^(ipv4|ipv6):/, '');
+  const bracketed = /^\[([^\]]*)\](?::\d+)?$/.exec(p);
+  if (bracketed) return bracketed[1]!;
+  // One colon: host:port. More: a bare IPv6 address (no port to strip).
+  return (p.match(/:/g) ?? []).length === 1 ? p.slice(0, p.lastIndexOf(':')) : p;
+}
+
+/**
+ * TLS on the gRPC port: one-way with a certificate and key; mutual with a CA too (a client must then
+ * present a certificate that CA signed, and one without is refused in the handshake). Without
+ * `config.tls`, plaintext. A file that cannot be read refuses the start naming the flag and the path.
+ */
+async function serverCredentials(tls: Config['tls']): Promise<grpc.ServerCredentials> {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  const read = async (flag: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (e) {
+      throw quiverError('ParameterInvalid', `${flag} ${JSON.stringify(path)}: ${(e as Error).message}`, e);
+    }
+  };
+  const cert = await read('--tls-cert', tls.certFile);
+  const key = await read('--tls-key', tls.keyFile);
+  const ca = tls.caFile === undefined ? null : await read('--tls-ca', tls.caFile);
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
 }

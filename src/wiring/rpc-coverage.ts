@@ -1,3 +1,4 @@
+import { credentialHandlers } from '../proxy/credential-service.js';
 import type { Clock } from '../common/clock.js';
 import type { RestoreService } from '../coord/snapshot/restore-service.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
@@ -37,6 +38,7 @@ export function servedRpcs(): Set<string> {
     ...Object.keys(snapshotHandlers(stub as SnapshotManager, stub as RestoreService, stub as Clock)),
     ...Object.keys(importHandlers(stub)),
     ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}) }, () => 0)),
+    ...Object.keys(credentialHandlers(stub, { rootOnlyAdmin: true })),
     'CheckHealth',
   ];
   return new Set(names);

@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { LOG_REDACT_PATHS, openCredentials } from '../auth/index.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import type { Config } from '../common/config.js';
 import { LoopRunner } from '../common/loop.js';
@@ -18,6 +19,7 @@ import { openMeta, parseMetaUrl } from '../meta/open-meta.js';
 import { clusterWorkers, openSessionsFor } from './cluster.js';
 import { IndexTaskRouter } from '../coord/cluster/remote-index-builds.js';
 import type { DataNodeTasks } from '../datanode/types.js';
+import { apiKeyRoutes, credentialHandlers } from '../proxy/credential-service.js';
 import { createHandlers, type Handler } from '../proxy/milvus-service.js';
 import { importHandlers } from '../proxy/import-service.js';
 import { startImports } from './imports.js';
@@ -85,7 +87,8 @@ export interface ServerOverrides {
 }
 
 export async function startServer(config: Config, overrides: ServerOverrides = {}): Promise<RunningServer> {
-  const log = overrides.log ?? pino({ level: config.logLevel, base: { service: 'quiver' } });
+  const log =
+    overrides.log ?? pino({ level: config.logLevel, base: { service: 'quiver' }, redact: { paths: [...LOG_REDACT_PATHS], censor: '[redacted]' } });
   const clock = overrides.clock ?? systemClock;
   const dataDir = resolve(config.dataDir);
   const metrics = new Metrics();
@@ -93,6 +96,12 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const health = new WriteHealth({ log, clock, countFailure: (target) => metrics.writeFailures.inc({ target }) });
   const { kv: baseKv, store: base, dirLock } = await openBackends(config, dataDir);
   const kv = monitorWrites(baseKv, 'meta', ['put', 'delete', 'txn'], health);
+  // Users and API keys (src/auth); with auth on and no root user yet, no root password refuses the start here.
+  const credentials = await openCredentials(config, { kv, clock }).catch(async (e: unknown) => {
+    await Promise.all([base.close(), kv.close()]).catch(() => undefined);
+    dirLock.release();
+    throw e;
+  });
   const store = monitorWrites<ObjectStore>(overrides.wrapStore ? overrides.wrapStore(base) : base, 'objects', ['put', 'copy'], health);
   const localWal = await openLocalWal(join(dataDir, 'wal'), { fsync: config.walFsync, onWarn: (msg) => log.warn({ wal: true }, msg) });
   const wal = monitorWrites<Wal>(overrides.wrapWal ? overrides.wrapWal(localWal) : localWal, 'wal', ['append'], health);
@@ -210,11 +219,14 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`),
       quota_states: [],
     }),
+    ...credentialHandlers(credentials, { rootOnlyAdmin: true }),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
+  const keyRoutes = apiKeyRoutes(credentials);
   const proxy = await serveProxy(config, {
     log,
     metrics,
+    access: { authenticator: credentials },
     handlers: withSnapshotViewHandlers(handlers, views),
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
@@ -223,16 +235,17 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
     cancelRestoreJob,
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
-    extraRoutes: extras.routes,
+    extraRoutes: (req, res) => extras.routes(req, res) || keyRoutes(req, res),
   });
   // The RESTful API v2 on its own port, over the same handler table as gRPC.
   const rest = await serveRest(
-    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes },
+    { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes, tls: config.tls },
     {
       log,
       metrics,
       handlers: withSnapshotViewHandlers(handlers, views),
       routes: [...allRoutes, ...snapshotExtraRoutes({ cancelRestoreJob, diff: (db, c, from, to) => extras.differ.diff(db, c, from, to) })],
+      authenticator: credentials,
     },
   );
   log.info(
