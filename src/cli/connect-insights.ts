@@ -1,4 +1,5 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { sdkAccessConfig, type ClientAccess } from './client-access.js';
 import { formatFailure, type ExitCode, type OutputSink } from './snapshot-commands.js';
 import { httpInsightsClient, SnapshotInsightCommands } from './snapshot-insight-commands.js';
 
@@ -6,11 +7,11 @@ import { httpInsightsClient, SnapshotInsightCommands } from './snapshot-insight-
 export async function withInsightCommands(
   sink: OutputSink,
   run: (commands: SnapshotInsightCommands) => Promise<ExitCode>,
-  opts: { readonly address?: string | undefined; readonly httpAddress: string },
+  opts: { readonly address?: string | undefined; readonly httpAddress: string; readonly access?: ClientAccess | undefined },
 ): Promise<ExitCode> {
   const http = httpInsightsClient(opts.httpAddress);
   if (opts.address === undefined) return run(new SnapshotInsightCommands({ http, sink }));
-  const client = new MilvusClient({ address: opts.address, telemetry: { enabled: false }, logLevel: 'error' } as never);
+  const client = new MilvusClient({ address: opts.address, telemetry: { enabled: false }, logLevel: 'error', ...sdkAccessConfig(opts.access) } as never);
   try {
     try {
       await client.connectPromise;

@@ -1,4 +1,5 @@
 import { MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { sdkAccessConfig, type ClientAccess } from './client-access.js';
 import { exportSnapshot, restoreExternal } from './export-rpc.js';
 import { formatFailure, httpAdminClient, SnapshotCommands, type ExitCode, type ExternalClient, type OutputSink } from './snapshot-commands.js';
 
@@ -14,8 +15,15 @@ export async function withSnapshotCommands(
   sink: OutputSink,
   run: (commands: SnapshotCommands) => Promise<ExitCode>,
   httpAddress?: string,
+  access?: ClientAccess,
 ): Promise<ExitCode> {
-  const client = new MilvusClient({ address, timeout: RPC_TIMEOUT_MS, telemetry: { enabled: false }, logLevel: 'error' } as never);
+  const client = new MilvusClient({
+    address,
+    timeout: RPC_TIMEOUT_MS,
+    telemetry: { enabled: false },
+    logLevel: 'error',
+    ...sdkAccessConfig(access),
+  } as never);
   try {
     try {
       await client.connectPromise;
@@ -24,8 +32,8 @@ export async function withSnapshotCommands(
       return 1;
     }
     const external: ExternalClient = {
-      exportSnapshot: (req) => exportSnapshot(address, req),
-      restoreExternal: (req) => restoreExternal(address, req),
+      exportSnapshot: (req) => exportSnapshot(address, req, access),
+      restoreExternal: (req) => restoreExternal(address, req, access),
       exportsInFlight: async () => {
         if (httpAddress === undefined) return [];
         const res = await fetch(`http://${httpAddress}/exports`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../common/config.js';
+import { clientAccess, withAccessOptions, withCredentialOptions, type AccessOpts, type ClientAccess } from './client-access.js';
 import { startServer } from '../wiring/server.js';
 import type { ExitCode, SnapshotCommands } from './snapshot-commands.js';
 
@@ -35,8 +36,18 @@ program
     '--datanode-slots <n>',
     'copy-task slots of the in-process data node; 0 = only registered `quiver datanode` processes (env QUIVER_DATANODE_SLOTS)',
   )
+  .option('--auth', 'require credentials on every call: users and passwords, API keys (env QUIVER_AUTH=true)')
+  .option('--root-password-file <path>', 'first root password, read from a file (or env QUIVER_ROOT_PASSWORD); needed once, with --auth')
+  .option('--tls-cert <path>', 'TLS certificate of the gRPC port (env QUIVER_TLS_CERT)')
+  .option('--tls-key <path>', 'TLS private key of the gRPC port (env QUIVER_TLS_KEY)')
+  .option('--tls-ca <path>', 'CA of client certificates: mutual TLS, clients without one are refused (env QUIVER_TLS_CA)')
   .action(async (opts: Record<string, string | undefined>) => {
     const config = loadConfig({
+      auth: opts['auth'],
+      rootPasswordFile: opts['rootPasswordFile'],
+      tlsCert: opts['tlsCert'],
+      tlsKey: opts['tlsKey'],
+      tlsCa: opts['tlsCa'],
       host: opts['host'],
       port: opts['port'],
       metricsPort: opts['metricsPort'],
@@ -191,7 +202,7 @@ program
 
 // ------------------------------------------------------------------ quiver snapshot ...
 
-interface CommonOpts {
+interface CommonOpts extends AccessOpts {
   readonly address: string;
   readonly db: string;
 }
@@ -199,7 +210,9 @@ interface CommonOpts {
 const addressDefault = process.env['QUIVER_ADDRESS'] || '127.0.0.1:19530';
 
 function withCommon(cmd: Command): Command {
-  return cmd.option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault).option('--db <name>', 'database', 'default');
+  return withAccessOptions(
+    cmd.option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault).option('--db <name>', 'database', 'default'),
+  );
 }
 
 function nonNegativeInt(flag: string): (value: string) => number {
@@ -211,10 +224,10 @@ function nonNegativeInt(flag: string): (value: string) => number {
 }
 
 /** Runs one snapshot command against the server and exits with its code. */
-async function runSnapshot(address: string, run: (c: SnapshotCommands) => Promise<ExitCode>, httpAddress?: string): Promise<void> {
+async function runSnapshot(o: AccessOpts & { address: string }, run: (c: SnapshotCommands) => Promise<ExitCode>, httpAddress?: string): Promise<void> {
   // Loaded here, not at the top: the SDK is the client side only, `quiver serve` must not need it.
   const { processSink, withSnapshotCommands } = await import('./connect.js');
-  const code = await withSnapshotCommands(address, processSink(), run, httpAddress);
+  const code = await withSnapshotCommands(o.address, processSink(), run, httpAddress, clientAccess(o));
   process.exit(code);
 }
 
@@ -228,7 +241,7 @@ withCommon(snapshot.command('create <collection> <name>'))
   .option('--description <d>', 'free-text description', '')
   .option('--protect-seconds <n>', 'keep the snapshot segments out of compaction for this long (max 7 days)', nonNegativeInt('--protect-seconds'), 0)
   .action((collection: string, name: string, o: CommonOpts & { description: string; protectSeconds: number }) =>
-    runSnapshot(o.address, (c) => c.create({ db: o.db, collection, name, description: o.description, protectSeconds: o.protectSeconds })),
+    runSnapshot(o, (c) => c.create({ db: o.db, collection, name, description: o.description, protectSeconds: o.protectSeconds })),
   );
 
 withCommon(snapshot.command('list <collection>'))
@@ -239,7 +252,7 @@ withCommon(snapshot.command('list <collection>'))
   .action((collection: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
     o.bytes
       ? runInsight((c) => c.usage({ db: o.db, collection, json: o.json }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
-      : runSnapshot(o.address, (c) => c.list({ db: o.db, collection, json: o.json })),
+      : runSnapshot(o, (c) => c.list({ db: o.db, collection, json: o.json })),
   );
 
 withCommon(snapshot.command('describe <collection> <name>'))
@@ -250,30 +263,29 @@ withCommon(snapshot.command('describe <collection> <name>'))
   .action((collection: string, name: string, o: CommonOpts & { json?: boolean; bytes?: boolean; httpAddress?: string }) =>
     o.bytes
       ? runInsight((c) => c.usageOf({ db: o.db, collection, name }), { httpAddress: o.httpAddress ?? httpAddressDefault(o.address) })
-      : runSnapshot(o.address, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
+      : runSnapshot(o, (c) => c.describe({ db: o.db, collection, name, json: o.json })),
   );
 
 withCommon(snapshot.command('drop <collection> <name>'))
   .description('drop a snapshot (refused while it is pinned, e.g. by a running restore)')
-  .action((collection: string, name: string, o: CommonOpts) => runSnapshot(o.address, (c) => c.drop({ db: o.db, collection, name })));
+  .action((collection: string, name: string, o: CommonOpts) => runSnapshot(o, (c) => c.drop({ db: o.db, collection, name })));
 
 withCommon(snapshot.command('restore <collection> <name> <target-collection>'))
   .description('restore a snapshot into a new collection; prints the job id, then follows the job')
   .option('--target-db <db>', 'database of the new collection (default: --db)')
   .option('--no-wait', 'print the job id and return without waiting')
   .action((collection: string, name: string, targetCollection: string, o: CommonOpts & { targetDb?: string; wait: boolean }) =>
-    runSnapshot(o.address, (c) => c.restore({ db: o.db, collection, name, targetCollection, targetDb: o.targetDb, wait: o.wait })),
+    runSnapshot(o, (c) => c.restore({ db: o.db, collection, name, targetCollection, targetDb: o.targetDb, wait: o.wait })),
   );
 
-snapshot
-  .command('jobs')
+withAccessOptions(snapshot.command('jobs'))
   .description('list restore jobs (state, progress, reason)')
   .option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault)
   .option('--db <name>', 'only jobs restoring into this database')
   .option('--collection <c>', 'only jobs restoring into this collection')
   .option('--json', 'print a JSON array')
-  .action((o: { address: string; db?: string; collection?: string; json?: boolean }) =>
-    runSnapshot(o.address, (c) => c.jobs({ db: o.db, collection: o.collection, json: o.json })),
+  .action((o: AccessOpts & { address: string; db?: string; collection?: string; json?: boolean }) =>
+    runSnapshot(o, (c) => c.jobs({ db: o.db, collection: o.collection, json: o.json })),
   );
 
 /** The server's HTTP (metrics) endpoint: same host as --address, default metrics port. */
@@ -281,14 +293,13 @@ function httpAddressDefault(address: string): string {
   return process.env['QUIVER_HTTP_ADDRESS'] || `${address.replace(/:\d+$/, '')}:9091`;
 }
 
-snapshot
-  .command('cancel <job-id>')
+withAccessOptions(snapshot.command('cancel <job-id>'))
   .description('cancel a restore job: tasks stop, copied files and the target are removed, the job ends Failed "cancelled"')
   .option('--address <host:port>', 'server address (env QUIVER_ADDRESS)', addressDefault)
   .option('--http-address <host:port>', 'server HTTP (metrics) address (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)')
   .option('--no-wait', 'return once the cancel is recorded, without waiting for the rollback')
-  .action((jobId: string, o: { address: string; httpAddress?: string; wait: boolean }) =>
-    runSnapshot(o.address, (c) => c.cancel({ jobId, wait: o.wait }), o.httpAddress ?? httpAddressDefault(o.address)),
+  .action((jobId: string, o: AccessOpts & { address: string; httpAddress?: string; wait: boolean }) =>
+    runSnapshot(o, (c) => c.cancel({ jobId, wait: o.wait }), o.httpAddress ?? httpAddressDefault(o.address)),
   );
 
 // ------------------------------------------------------------------ quiver snapshot schedule | diff, --bytes
@@ -296,7 +307,7 @@ snapshot
 /** Runs one policy/accounting/diff command (cli/snapshot-insight-commands.ts) and exits with its code. */
 async function runInsight(
   run: (c: import('./snapshot-insight-commands.js').SnapshotInsightCommands) => Promise<ExitCode>,
-  o: { address?: string | undefined; httpAddress: string },
+  o: { address?: string | undefined; httpAddress: string; access?: ClientAccess },
 ): Promise<void> {
   const [{ withInsightCommands }, { processSink }] = await Promise.all([import('./connect-insights.js'), import('./connect.js')]);
   process.exit(await withInsightCommands(processSink(), run, o));
@@ -311,6 +322,7 @@ withCommon(snapshot.command('schedule <collection>'))
     runInsight((c) => c.schedule({ db: o.db, collection, everySeconds: o.every, keep: o.keep, maxAgeSeconds: o.maxAge }), {
       address: o.address,
       httpAddress: httpAddressDefault(o.address),
+      access: clientAccess(o),
     }),
   );
 
@@ -327,11 +339,7 @@ withCommon(snapshot.command('export <collection> <name> <target>'))
   .option('--external-spec <json>', 'S3 settings: {"endpoint","region","access_key_id","secret_access_key"}')
   .option('--http-address <host:port>', 'server HTTP (metrics) address, for progress (env QUIVER_HTTP_ADDRESS; default: host of --address, port 9091)')
   .action((collection: string, name: string, target: string, o: CommonOpts & { externalSpec?: string; httpAddress?: string }) =>
-    runSnapshot(
-      o.address,
-      (c) => c.export({ db: o.db, collection, name, target, externalSpec: o.externalSpec }),
-      o.httpAddress ?? httpAddressDefault(o.address),
-    ),
+    runSnapshot(o, (c) => c.export({ db: o.db, collection, name, target, externalSpec: o.externalSpec }), o.httpAddress ?? httpAddressDefault(o.address)),
   );
 
 withCommon(snapshot.command('import <bundle-uri> <target-collection>'))
@@ -339,7 +347,49 @@ withCommon(snapshot.command('import <bundle-uri> <target-collection>'))
   .option('--external-spec <json>', 'S3 settings: {"endpoint","region","access_key_id","secret_access_key"}')
   .option('--no-wait', 'print the job id and return without waiting')
   .action((uri: string, targetCollection: string, o: CommonOpts & { externalSpec?: string; wait: boolean }) =>
-    runSnapshot(o.address, (c) => c.import({ db: o.db, uri, targetCollection, externalSpec: o.externalSpec, wait: o.wait })),
+    runSnapshot(o, (c) => c.import({ db: o.db, uri, targetCollection, externalSpec: o.externalSpec, wait: o.wait })),
+  );
+
+// ------------------------------------------------------------------ quiver apikey ...
+
+const apikey = program.command('apikey').description("API keys (the SDK's token), on a running server; root's credentials required");
+
+function withKeyAccess(cmd: Command): Command {
+  return withCredentialOptions(
+    cmd.option(
+      '--http-address <host:port>',
+      "`quiver serve`'s HTTP (metrics) address (env QUIVER_HTTP_ADDRESS)",
+      process.env['QUIVER_HTTP_ADDRESS'] || '127.0.0.1:9091',
+    ),
+  );
+}
+
+async function runApiKey(
+  run: (m: typeof import('./apikey-commands.js'), sink: import('./snapshot-commands.js').OutputSink) => Promise<ExitCode>,
+): Promise<void> {
+  const [commands, { processSink }] = await Promise.all([import('./apikey-commands.js'), import('./connect.js')]);
+  process.exit(await run(commands, processSink()));
+}
+
+withKeyAccess(apikey.command('create'))
+  .description('create a key (printed once, alone on stdout)')
+  .option('--for-user <name>', 'the user the key acts as', 'root')
+  .option('--description <text>', 'what the key is for', '')
+  .action((o: AccessOpts & { httpAddress: string; forUser: string; description: string }) =>
+    runApiKey((m, sink) => m.createApiKey({ httpAddress: o.httpAddress, access: clientAccess(o), user: o.forUser, description: o.description }, sink)),
+  );
+
+withKeyAccess(apikey.command('list'))
+  .description('list keys: id, user, creation time, description (never the key)')
+  .option('--json', 'print a JSON array')
+  .action((o: AccessOpts & { httpAddress: string; json?: boolean }) =>
+    runApiKey((m, sink) => m.listApiKeys({ httpAddress: o.httpAddress, access: clientAccess(o), json: o.json }, sink)),
+  );
+
+withKeyAccess(apikey.command('revoke <id>'))
+  .description('revoke a key: calls with it fail at once')
+  .action((id: string, o: AccessOpts & { httpAddress: string }) =>
+    runApiKey((m, sink) => m.revokeApiKey({ httpAddress: o.httpAddress, access: clientAccess(o), id }, sink)),
   );
 
 // ------------------------------------------------------------------ quiver cluster ...
