@@ -15,3 +15,4 @@ export {
 export { LOGIN_RATE_LIMIT_DEFAULTS, LoginRateLimiter, type LoginRateLimitOptions } from './rate-limit.js';
 export * from './types.js';
 export { LOG_REDACT_PATHS, openCredentials } from './credentials-config.js';
+export * from './rbac/index.js';

@@ -7,6 +7,7 @@ import { root } from '../proxy/proto.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { importHandlers } from '../proxy/import-service.js';
 import { exportHandlers } from '../proxy/export-service.js';
+import { rbacHandlers } from '../proxy/rbac-service.js';
 
 /**
  * docs/RPC-COVERAGE.md, generated from the two things it describes so it cannot drift: the MilvusService
@@ -38,6 +39,7 @@ export function servedRpcs(): Set<string> {
     ...Object.keys(snapshotHandlers(stub as SnapshotManager, stub as RestoreService, stub as Clock)),
     ...Object.keys(importHandlers(stub)),
     ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}) }, () => 0)),
+    ...Object.keys(rbacHandlers({ store: stub, authorizer: stub })),
     ...Object.keys(credentialHandlers(stub, { rootOnlyAdmin: true })),
     'CheckHealth',
   ];

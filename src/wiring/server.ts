@@ -40,6 +40,7 @@ import { Engine } from './engine.js';
 import { snapshotExtras, type SnapshotExtras } from './snapshot-extras.js';
 import { snapshotViews } from './snapshot-views.js';
 import { withSnapshotViewHandlers, withSnapshotViewRoles } from '../proxy/snapshot-views.js';
+import { startRbac } from './rbac.js';
 
 /**
  * Composition root of the server (what `npm start` and `quiver serve` run): metadata and object store
@@ -207,11 +208,13 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   const cancelRestoreJob = async (jobId: number) => restoreInfo(await restores.cancel(jobId), clock.nowMs());
   const startedAtMs = clock.nowMs();
   const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
+  const rbac = await startRbac({ kv, catalog: engine.catalog, snapshots, directory: credentials });
   const handlers: Record<string, Handler> = {
     ...createHandlers(withSnapshotViewRoles(engine.roles, views), { serverId: String(startedAtMs), startedAtMs }),
     ...snapshotHandlers(snapshots, restores, clock),
     ...importHandlers(imports),
     ...exports.handlers(snapshotHandlers(snapshots, restores, clock)),
+    ...rbac.handlers,
     // Milvus's CheckHealth: unhealthy, with reasons, while writes fail (as /healthz).
     CheckHealth: () => ({
       status: OK,
@@ -219,15 +222,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       reasons: health.faults().map((f) => `${f.target} writes failing: ${f.reason}`),
       quota_states: [],
     }),
-    ...credentialHandlers(credentials, { rootOnlyAdmin: true }),
+    ...credentialHandlers(credentials, { rootOnlyAdmin: false }),
     ...(overrides.extraHandlers?.(engine) ?? {}),
   };
   const keyRoutes = apiKeyRoutes(credentials);
   const proxy = await serveProxy(config, {
     log,
     metrics,
-    access: { authenticator: credentials },
-    handlers: withSnapshotViewHandlers(handlers, views),
+    access: { authenticator: credentials, authorizer: rbac.authorizer },
+    handlers: withSnapshotViewHandlers(rbac.filtered(handlers), views),
     segmentPhases: () => engine.data.segmentPhases(),
     gcDryRun: () => gc.tick({ dryRun: true }),
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
