@@ -249,6 +249,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       handlers: withSnapshotViewHandlers(handlers, views),
       routes: [...allRoutes, ...snapshotExtraRoutes({ cancelRestoreJob, diff: (db, c, from, to) => extras.differ.diff(db, c, from, to) })],
       authenticator: credentials,
+      authorizer: rbac.authorizer,
     },
   );
   log.info(
