@@ -99,7 +99,9 @@ async function main(): Promise<void> {
     }
 
     // ------------------------------------------------------------ server-side time vs raw hnswlib on the same index file
-    const server = await startServer(loadConfig({ port: 0, metricsPort: 0, httpPort: 0, dataDir: dir, sealRows: N + 1 }, {}), { log: pino({ level: 'warn' }) });
+    const server = await startServer(loadConfig({ port: 0, metricsPort: 0, httpPort: 0, dataDir: dir, sealRows: N + 1 }, {}), {
+      log: pino({ level: 'warn' }),
+    });
     try {
       const coll = server.engine.catalog.resolveCollection('default', 'bench');
       await server.engine.waitLoaded(coll.id);

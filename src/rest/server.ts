@@ -110,7 +110,7 @@ export async function serveRest(opts: RestServerOptions, deps: RestServerDeps): 
     metrics.latency.observe({ method: label }, seconds);
     // One line per request, never the body or the Authorization header (it may hold a password).
     const line = { requestId: req.id, method: label, http: httpStatus, code, ms: Math.round(seconds * 1000), peer: req.ip };
-    if (code === 0) log.debug(line, 'rest request');
+    if (code === 0) log.info(line, 'rest request');
     else if (code === 5) log.error({ ...line, message: body['message'] }, 'rest request failed');
     else log.info({ ...line, message: body['message'] }, 'rest request rejected');
     void reply.code(httpStatus).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
