@@ -144,7 +144,7 @@ describe('REST v2 snapshot endpoints', () => {
   it('diff s1 → now names the rows inserted since; cancel of a finished job is refused with its code', async () => {
     const d = await ok('snapshots/diff', { collectionName: 'books', from: 's1', to: 'now', limit: 5 });
     expect(d).toMatchObject({ from: 's1', to: 'now', inserted: 10, deleted: 0, updated: 0, truncated: true });
-    expect(d.changes).toEqual([20, 21, 22, 23, 24].map((pk) => ({ op: 'insert', pk })));
+    expect(d.changes).toEqual(['20', '21', '22', '23', '24'].map((pk) => ({ op: 'insert', pk })));
     const jobs = (await ok('jobs/snapshot/list', { collectionName: 'books_r' })) as { jobId: string }[];
     const cancel = await post('jobs/snapshot/cancel', { jobId: jobs[0]!.jobId });
     expect(cancel.code).toBe(1100);

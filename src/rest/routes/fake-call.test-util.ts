@@ -10,20 +10,21 @@ export interface SentCall {
 /**
  * Runs one route as the REST door would, minus HTTP: parse the body with the route's schema (throws the
  * ZodError the door turns into code 1100), then `run` with a fake RestCall that records each request and
- * answers from `replies` (a function of the method and request, or a map by method; a thrown error
- * propagates as a handler's QuiverError would).
+ * answers from `replies` (a function of the method and request, or a map by method; a returned Error is
+ * thrown as a handler's QuiverError would be). `int64AsNumber` stands for the Accept-Type-Allow-Int64 header.
  */
 export async function runRoute(
   routes: readonly RestRoute[],
   path: string,
   body: unknown,
   replies: Record<string, unknown> | ((method: string, req: Record<string, unknown>) => unknown) = {},
+  opts: { readonly int64AsNumber?: boolean } = {},
 ): Promise<{ data: unknown; calls: SentCall[] }> {
   const route = routes.find((r) => r.path === path);
   expect(route, `route ${path}`).toBeDefined();
   const parsed: unknown = route!.body.parse(body);
   const calls: SentCall[] = [];
-  const ctx: RestCallContext = { dbName: dbNameOf(body), requestId: 'req-1' };
+  const ctx: RestCallContext = { dbName: dbNameOf(body), requestId: 'req-1', int64AsNumber: opts.int64AsNumber ?? false };
   const data = await route!.run(
     parsed,
     async (method, req) => {

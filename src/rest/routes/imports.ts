@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { quiverError } from '../../common/errors.js';
-import type { RestRoute } from '../types.js';
+import type { RestCallContext, RestRoute } from '../types.js';
 import { dbNameField, int64Id, objectName } from './admin-fields.js';
+import { int64Out } from './common.js';
 
 /**
  * `/v2/vectordb/jobs/import/{create,get_progress,list}` → our bulk import RPCs (Import, GetImportState,
@@ -67,7 +68,7 @@ const create: RestRoute<CreateBody> = {
     })) as { tasks?: (string | number)[] };
     const id = r.tasks?.[0];
     if (id === undefined) throw new Error('assertion failed: Import replied no task id');
-    return { jobId: String(id) };
+    return { jobId: int64Out(id, ctx) };
   },
 };
 
@@ -91,11 +92,11 @@ function info(r: ImportStateReply, key: string): string {
 }
 
 /** One GetImportState reply as a Milvus REST job record (progress in percent, rows as numbers). */
-export function importJobJson(r: ImportStateReply): Record<string, unknown> {
+export function importJobJson(r: ImportStateReply, ctx: RestCallContext): Record<string, unknown> {
   const state = STATE[r.state ?? ''] ?? String(r.state ?? '');
   const rows = Number(r.row_count ?? 0);
   return {
-    jobId: String(r.id ?? ''),
+    jobId: int64Out(r.id ?? '0', ctx),
     collectionName: info(r, 'collection'),
     state,
     progress: Number(info(r, 'progress_percent') || 0),
@@ -110,8 +111,8 @@ export function importJobJson(r: ImportStateReply): Record<string, unknown> {
 const progress: RestRoute<{ jobId: string | number }> = {
   path: 'jobs/import/get_progress',
   body: z.object({ dbName: dbNameField, jobId: int64Id('jobId') }),
-  async run(b, call) {
-    return importJobJson((await call('GetImportState', { task: String(b.jobId) })) as ImportStateReply);
+  async run(b, call, ctx) {
+    return importJobJson((await call('GetImportState', { task: String(b.jobId) })) as ImportStateReply, ctx);
   },
 };
 
@@ -124,7 +125,7 @@ const list: RestRoute<{ collectionName?: string | undefined }> = {
     };
     return {
       records: (r.tasks ?? []).map((t) => {
-        const j = importJobJson(t);
+        const j = importJobJson(t, ctx);
         return { collectionName: j.collectionName, jobId: j.jobId, state: j.state, progress: j.progress };
       }),
     };

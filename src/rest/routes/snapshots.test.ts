@@ -91,6 +91,14 @@ describe('REST snapshot routes: request translation and reply shapes', () => {
     );
     expect(p.calls[0]).toEqual({ method: 'PinSnapshotData', req: { db_name: 'default', collection_name: 'books', name: 'a', ttl_seconds: '3600' } });
     expect(p.data).toEqual({ pinId: '77' });
+    const n = await runRoute(
+      snapshotRoutes,
+      'snapshots/pin',
+      { collectionName: 'books', snapshotName: 'a' },
+      { PinSnapshotData: { pin_id: '77' } },
+      { int64AsNumber: true },
+    );
+    expect(n.data).toEqual({ pinId: 77 });
     expect((await runRoute(snapshotRoutes, 'snapshots/unpin', { pinId: '77' })).calls).toEqual([{ method: 'UnpinSnapshotData', req: { pin_id: '77' } }]);
     expect((await runRoute(snapshotRoutes, 'snapshots/unpin', { pinId: 78 })).calls[0]!.req).toEqual({ pin_id: '78' });
   });
@@ -268,14 +276,17 @@ describe('REST snapshot routes: cancel and diff over the injected functions', ()
       segmentsRead: 1,
       segmentsSkipped: 3,
       deltalogsRead: 2,
+      // Int64 keys as strings, as Milvus answers int64 values unless the client allows numbers.
       changes: [
-        { op: 'insert', pk: 5 },
+        { op: 'insert', pk: '5' },
         { op: 'delete', pk: '9007199254740993' },
-        { op: 'insert', pk: 11 },
+        { op: 'insert', pk: '11' },
       ],
       truncated: false,
     });
-    const cut = await runRoute(extra, 'snapshots/diff', { collectionName: 'books', from: 'a', to: 'now', limit: 1 }, () => ({ status: OK }));
+    const cut = await runRoute(extra, 'snapshots/diff', { collectionName: 'books', from: 'a', to: 'now', limit: 1 }, () => ({ status: OK }), {
+      int64AsNumber: true,
+    });
     expect(cut.data).toMatchObject({ changes: [{ op: 'insert', pk: 5 }], truncated: true, inserted: 2 });
   });
 

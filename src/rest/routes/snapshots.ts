@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { NamedDiff } from '../../coord/snapshot/diff.js';
-import { pkJson } from '../../proxy/snapshot-insights.js';
-import type { RestRoute } from '../types.js';
+import type { RestCallContext, RestRoute } from '../types.js';
 import { dbNameField, int64Id, objectName, seconds } from './admin-fields.js';
+import { int64Out } from './common.js';
 
 /**
  * The snapshot endpoints Milvus 3.0 defines (`/v2/vectordb/snapshots/{create,drop,list,describe,restore,
@@ -91,8 +91,8 @@ const describe: RestRoute<SnapshotBody> = {
       description: r.description ?? '',
       collectionName: r.collection_name ?? '',
       partitionNames: r.partition_names ?? [],
-      // A hybrid timestamp: int64, beyond JSON's exact integers, so a decimal string.
-      createTs: String(r.create_ts ?? '0'),
+      // A hybrid timestamp: beyond JSON's exact integers, so a decimal string unless the client allows int64.
+      createTs: int64Out(r.create_ts ?? '0', ctx),
       s3Location: r.s3_location ?? '',
     };
   },
@@ -135,7 +135,7 @@ const restore: RestRoute<RestoreBody> = {
       target_db_name: b.targetDbName ?? '',
       target_collection_name: b.targetCollectionName,
     })) as { job_id?: string | number };
-    return { jobId: String(r.job_id ?? '') };
+    return { jobId: int64Out(r.job_id ?? '0', ctx) };
   },
 };
 
@@ -149,7 +149,7 @@ const pin: RestRoute<SnapshotBody & { ttlSeconds?: number | undefined }> = {
       name: b.snapshotName,
       ttl_seconds: String(b.ttlSeconds ?? 0),
     })) as { pin_id?: string | number };
-    return { pinId: String(r.pin_id ?? '') };
+    return { pinId: int64Out(r.pin_id ?? '0', ctx) };
   },
 };
 
@@ -175,26 +175,26 @@ interface RestoreInfo {
 }
 
 /** A RestoreSnapshotInfo in Milvus's REST spelling; the target collection is `collectionName`. */
-export function restoreInfoJson(i: RestoreInfo): Record<string, unknown> {
+export function restoreInfoJson(i: RestoreInfo, ctx: RestCallContext): Record<string, unknown> {
   return {
-    jobId: String(i.job_id ?? ''),
+    jobId: int64Out(i.job_id ?? '0', ctx),
     snapshotName: i.snapshot_name ?? '',
     dbName: i.db_name ?? '',
     collectionName: i.collection_name ?? '',
     state: i.state ?? '',
     progress: Number(i.progress ?? 0),
     reason: i.reason ?? '',
-    startTime: String(i.start_time ?? '0'),
-    timeCost: String(i.time_cost ?? '0'),
+    startTime: int64Out(i.start_time ?? '0', ctx),
+    timeCost: int64Out(i.time_cost ?? '0', ctx),
   };
 }
 
 const jobDescribe: RestRoute<{ jobId: string | number }> = {
   path: 'jobs/snapshot/describe',
   body: z.object({ dbName: dbNameField, jobId: int64Id('jobId') }),
-  async run(b, call) {
+  async run(b, call, ctx) {
     const r = (await call('GetRestoreSnapshotState', { job_id: String(b.jobId) })) as { info?: RestoreInfo };
-    return restoreInfoJson(r.info ?? {});
+    return restoreInfoJson(r.info ?? {}, ctx);
   },
 };
 
@@ -202,11 +202,11 @@ const jobDescribe: RestRoute<{ jobId: string | number }> = {
 const jobList: RestRoute<{ dbName?: string | undefined; collectionName?: string | undefined }> = {
   path: 'jobs/snapshot/list',
   body: z.object({ dbName: dbNameField, collectionName: collectionName.optional() }),
-  async run(b, call) {
+  async run(b, call, ctx) {
     const r = (await call('ListRestoreSnapshotJobs', { db_name: b.dbName ?? '', collection_name: b.collectionName ?? '' })) as {
       jobs?: RestoreInfo[];
     };
-    return (r.jobs ?? []).map(restoreInfoJson);
+    return (r.jobs ?? []).map((j) => restoreInfoJson(j, ctx));
   },
 };
 
@@ -251,7 +251,7 @@ const restoreExternal: RestRoute<{ targetCollectionName: string; snapshotMetadat
       snapshot_metadata_uri: b.snapshotMetadataUri,
       external_spec: b.externalSpec ?? '',
     })) as { job_id?: string | number };
-    return { jobId: String(r.job_id ?? '') };
+    return { jobId: int64Out(r.job_id ?? '0', ctx) };
   },
 };
 
@@ -285,11 +285,11 @@ export function snapshotExtraRoutes(deps: SnapshotRestDeps): RestRoute[] {
   const cancel: RestRoute<{ jobId: string | number }> = {
     path: 'jobs/snapshot/cancel',
     body: z.object({ dbName: dbNameField, jobId: int64Id('jobId') }),
-    async run(b, call) {
+    async run(b, call, ctx) {
       const state = (await call('GetRestoreSnapshotState', { job_id: String(b.jobId) })) as { info?: RestoreInfo };
       const target = state.info ?? {};
       await call('ListRestoreSnapshotJobs', { db_name: target.db_name ?? '', collection_name: target.collection_name ?? '' });
-      return restoreInfoJson(await deps.cancelRestoreJob(Number(b.jobId)));
+      return restoreInfoJson(await deps.cancelRestoreJob(Number(b.jobId)), ctx);
     },
   };
 
@@ -329,7 +329,8 @@ export function snapshotExtraRoutes(deps: SnapshotRestDeps): RestRoute[] {
         segmentsRead: d.segmentsRead,
         segmentsSkipped: d.segmentsSkipped,
         deltalogsRead: d.deltalogsRead,
-        changes: d.changes.slice(0, limit).map((c) => ({ op: c.op, pk: pkJson(c.pk) })),
+        // Int64 keys as int64 values (strings unless the client allows numbers); VarChar keys as they are.
+        changes: d.changes.slice(0, limit).map((c) => ({ op: c.op, pk: typeof c.pk === 'string' ? c.pk : int64Out(c.pk, ctx) })),
         truncated: d.changes.length > limit,
       };
     },
