@@ -27,6 +27,7 @@ import { registerObservability } from '../proxy/observability.js';
 import { serveProxy } from '../proxy/server.js';
 import { serveRest } from '../rest/server.js';
 import { allRoutes } from '../rest/routes/index.js';
+import { snapshotExtraRoutes } from '../rest/routes/snapshots.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
@@ -203,6 +204,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   );
   housekeeping.start();
   const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
+  // One cancel for the HTTP port, REST and so the CLI: the same answer whichever door.
+  const cancelRestoreJob = async (jobId: number) => restoreInfo(await restores.cancel(jobId), clock.nowMs());
   const startedAtMs = clock.nowMs();
   const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
   const rbac = await startRbac({ kv, catalog: engine.catalog, snapshots, directory: credentials });
@@ -233,14 +236,21 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
-    cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
+    cancelRestoreJob,
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: (req, res) => extras.routes(req, res) || keyRoutes(req, res),
   });
   // The RESTful API v2 on its own port, over the same handler table as gRPC.
   const rest = await serveRest(
     { host: config.host, port: config.httpPort, bodyMaxBytes: config.httpBodyMaxBytes, tls: config.tls },
-    { log, metrics, handlers: withSnapshotViewHandlers(handlers, views), routes: allRoutes, authenticator: credentials },
+    {
+      log,
+      metrics,
+      handlers: withSnapshotViewHandlers(handlers, views),
+      routes: [...allRoutes, ...snapshotExtraRoutes({ cancelRestoreJob, diff: (db, c, from, to) => extras.differ.diff(db, c, from, to) })],
+      authenticator: credentials,
+      authorizer: rbac.authorizer,
+    },
   ).catch(async (e: unknown) => {
     // A taken REST port refuses the start; the gRPC port must not stay bound behind it.
     await proxy.shutdown();

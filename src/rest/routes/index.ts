@@ -3,8 +3,12 @@ import { aliasRoutes } from './aliases.js';
 import { collectionRoutes } from './collections.js';
 import { databaseRoutes } from './databases.js';
 import { entityRoutes } from './entities.js';
+import { importRoutes } from './imports.js';
 import { indexRoutes } from './indexes.js';
 import { partitionRoutes } from './partitions.js';
+import { roleRoutes } from './roles.js';
+import { snapshotRoutes } from './snapshots.js';
+import { userRoutes } from './users.js';
 
 /**
  * Every RESTful API v2 route. Each group lives in its own module (collections, entities, indexes,
@@ -18,4 +22,8 @@ export const allRoutes: readonly RestRoute[] = [
   ...partitionRoutes,
   ...aliasRoutes,
   ...databaseRoutes,
+  ...userRoutes,
+  ...roleRoutes,
+  ...importRoutes,
+  ...snapshotRoutes,
 ];
