@@ -26,7 +26,6 @@ import { serveProxy } from '../proxy/server.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
-import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
@@ -214,7 +213,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     liveCollections: () => engine.catalog.allCollections().filter((c) => c.state === 'Created').length,
     writeFaults: () => health.faults(),
     exportsInFlight: () => [...exports.exporter.inFlight].map(([target, p]) => ({ target, ...p })),
-    cancelRestoreJob: async (jobId) => restoreInfo(await restores.cancel(jobId), clock.nowMs()),
+    cancelRestoreJob: (jobId) => exports.cancelRestoreJob(jobId),
     clusterStatus: () => cluster.status(restores.jobs, (id) => restores.inspector.waitingReason(id)),
     extraRoutes: extras.routes,
   });
