@@ -487,96 +487,128 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
    * segment ids.
    */
   async flush(collectionId: number): Promise<{ segmentIds: number[]; flushTs: bigint }> {
-    return this.#segmentsCoord
-      .withCollectionLock(collectionId, async () => {
-        const rt = this.#live(collectionId);
-        const coll = rt.record;
-        // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
-        const flushTs = this.#tso.next();
-        rt.sealAll();
-        // Every sealed segment, including ones a failed earlier flush left behind.
-        const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
-        // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
-        // flush has committed, and after it if anything was appended since the seal.
-        const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
-        // Writes issued before the seal land in the sealed segments once durable: wait for them. The
-        // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
-        const lastPos = await this.#durable.settled(collectionId);
-        for (const seg of sealed) {
-          if (seg.chunks.length > 1) {
-            const merged = mergeChunks(
-              seg.chunks,
-              coll.schema.fields.map((f) => f.name),
-            );
-            seg.chunks = [merged];
-          }
-        }
-        const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
-        try {
-          const changes: SegmentRecord[] = [];
-          const createdTs = flushTs.toString();
-          const pkField = rt.pkField;
-          for (const seg of sealed) {
-            const chunk = seg.chunks[0];
-            if (!chunk || chunk.numRows === 0) continue;
-            const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
-            const d = deletes.get(seg.id);
-            const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
-            deletes.delete(seg.id);
-            const record: SegmentRecord = {
-              id: seg.id,
-              collectionId,
-              partitionId: seg.partitionId,
-              state: 'Flushed',
-              numRows: chunk.numRows,
-              binlogs: files.binlogs,
-              deltalogs,
-              statslogs: files.statslogs,
-              indexes: [],
-              createdTs,
-            };
-            changes.push(record);
-          }
-          for (const [segId, d] of deletes) {
-            const seg = rt.segments.get(segId);
-            if (!seg?.record) continue;
-            const log = await writeDeltaFile(this.#store, this.#ids, coll, segId, seg.partitionId, pkField, d);
-            changes.push({ ...seg.record, deltalogs: [...seg.record.deltalogs, log] });
-          }
-          if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs };
-          if (!(await this.#segmentsCoord.commitFlush(collectionId, changes, lastPos === undefined ? undefined : lastPos + 1)))
-            return { segmentIds: [], flushTs };
-          if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
-          else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
-          const ids: number[] = [];
-          for (const record of changes) {
-            const seg = rt.segments.get(record.id);
-            if (!seg) continue;
-            seg.record = record;
-            if (seg.phase !== 'flushed') {
-              seg.phase = 'flushed';
-              ids.push(seg.id);
-              if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
-              else if (seg.chunks[0]) this.#loaded.registerLoaded(record, seg.chunks[0]);
-            }
-          }
-          for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
-          return { segmentIds: ids, flushTs };
-        } catch (err) {
-          // Nothing was committed: put the deletes back and keep the collection dirty so a later flush retries.
-          for (const [segId, d] of deletes) {
-            const seg = rt.segments.get(segId);
-            if (!seg) continue;
-            seg.pendingDeletes.pks.unshift(...d.pks);
-            seg.pendingDeletes.ts.unshift(...d.ts);
-          }
-          throw err;
-        }
-      })
-      .then(async (r) => {
-        if (this.#runtimes.has(collectionId) && r.segmentIds.length > 0) this.#onFlushed(collectionId);
-        return r;
+    const { segmentIds, flushTs } = await this.#flush(collectionId, undefined);
+    return { segmentIds, flushTs };
+  }
+
+  /**
+   * A flush, then `inLock(flushTs)` in the same hold of the collection lock. The flush covers exactly the
+   * writes with ts < flushTs (a write takes its ts and reserves its growing segment in one synchronous
+   * step, the seal is synchronous with flushTs, and pending deletes are split at flushTs), and no flush,
+   * compaction or index commit can run before `inLock` returns: the flushed segments it sees are the
+   * collection at flushTs and nothing later (a snapshot's exact point in time). CollectionNotFound if the
+   * flush could not commit (the collection is being dropped).
+   */
+  async flushThen<T>(collectionId: number, inLock: (flushTs: bigint) => Promise<T>): Promise<T> {
+    let value: { v: T } | undefined;
+    await this.#flush(collectionId, async (flushTs) => {
+      value = { v: await inLock(flushTs) };
+    });
+    if (!value) throw quiverError('CollectionNotFound', `collection ${collectionId} was dropped during its flush`);
+    return value.v;
+  }
+
+  async #flush(
+    collectionId: number,
+    inLock: ((flushTs: bigint) => Promise<void>) | undefined,
+  ): Promise<{ segmentIds: number[]; flushTs: bigint; committed: boolean }> {
+    let flushed: { segmentIds: number[]; flushTs: bigint; committed: boolean } | undefined;
+    try {
+      return await this.#segmentsCoord.withCollectionLock(collectionId, async () => {
+        flushed = await this.#flushLocked(collectionId);
+        if (flushed.committed && inLock) await inLock(flushed.flushTs);
+        return flushed;
       });
+    } finally {
+      // Index builds are kicked for what was flushed even when `inLock` failed: the flush itself committed.
+      if (flushed && this.#runtimes.has(collectionId) && flushed.segmentIds.length > 0) this.#onFlushed(collectionId);
+    }
+  }
+
+  async #flushLocked(collectionId: number): Promise<{ segmentIds: number[]; flushTs: bigint; committed: boolean }> {
+    const rt = this.#live(collectionId);
+    const coll = rt.record;
+    // Synchronous seal: the set of rows and deletes this flush covers is fixed here.
+    const flushTs = this.#tso.next();
+    rt.sealAll();
+    // Every sealed segment, including ones a failed earlier flush left behind.
+    const sealed = [...rt.segments.values()].filter((s) => s.phase === 'sealed');
+    // The collection stays "dirty" (its checkpoint protects its WAL records from truncation) until the
+    // flush has committed, and after it if anything was appended since the seal.
+    const seqAtSeal = this.#appendSeq.get(collectionId) ?? 0;
+    // Writes issued before the seal land in the sealed segments once durable: wait for them. The
+    // checkpoint is the last durable one; later deletes (ts > flushTs) stay for the next flush.
+    const lastPos = await this.#durable.settled(collectionId);
+    for (const seg of sealed) {
+      if (seg.chunks.length > 1) {
+        const merged = mergeChunks(
+          seg.chunks,
+          coll.schema.fields.map((f) => f.name),
+        );
+        seg.chunks = [merged];
+      }
+    }
+    const deletes = takeDeletesBefore(rt.segments.values(), flushTs);
+    try {
+      const changes: SegmentRecord[] = [];
+      const createdTs = flushTs.toString();
+      const pkField = rt.pkField;
+      for (const seg of sealed) {
+        const chunk = seg.chunks[0];
+        if (!chunk || chunk.numRows === 0) continue;
+        const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
+        const d = deletes.get(seg.id);
+        const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
+        deletes.delete(seg.id);
+        const record: SegmentRecord = {
+          id: seg.id,
+          collectionId,
+          partitionId: seg.partitionId,
+          state: 'Flushed',
+          numRows: chunk.numRows,
+          binlogs: files.binlogs,
+          deltalogs,
+          statslogs: files.statslogs,
+          indexes: [],
+          createdTs,
+        };
+        changes.push(record);
+      }
+      for (const [segId, d] of deletes) {
+        const seg = rt.segments.get(segId);
+        if (!seg?.record) continue;
+        const log = await writeDeltaFile(this.#store, this.#ids, coll, segId, seg.partitionId, pkField, d);
+        changes.push({ ...seg.record, deltalogs: [...seg.record.deltalogs, log] });
+      }
+      if (!this.#runtimes.has(collectionId)) return { segmentIds: [], flushTs, committed: false };
+      if (!(await this.#segmentsCoord.commitFlush(collectionId, changes, lastPos === undefined ? undefined : lastPos + 1)))
+        return { segmentIds: [], flushTs, committed: false };
+      if ((this.#appendSeq.get(collectionId) ?? 0) === seqAtSeal) this.#dirtySinceMs.delete(collectionId);
+      else this.#dirtySinceMs.set(collectionId, this.#clock.nowMs());
+      const ids: number[] = [];
+      for (const record of changes) {
+        const seg = rt.segments.get(record.id);
+        if (!seg) continue;
+        seg.record = record;
+        if (seg.phase !== 'flushed') {
+          seg.phase = 'flushed';
+          ids.push(seg.id);
+          if (!rt.record.loaded) stripToPk(seg, rt.pkField.name);
+          else if (seg.chunks[0]) this.#loaded.registerLoaded(record, seg.chunks[0]);
+        }
+      }
+      for (const seg of sealed) if (seg.numRows === 0) rt.segments.delete(seg.id);
+      return { segmentIds: ids, flushTs, committed: true };
+    } catch (err) {
+      // Nothing was committed: put the deletes back and keep the collection dirty so a later flush retries.
+      for (const [segId, d] of deletes) {
+        const seg = rt.segments.get(segId);
+        if (!seg) continue;
+        seg.pendingDeletes.pks.unshift(...d.pks);
+        seg.pendingDeletes.ts.unshift(...d.ts);
+      }
+      throw err;
+    }
   }
 
   async truncateWal(): Promise<void> {

@@ -371,6 +371,11 @@ export class Engine {
     return this.data.flush(collectionId);
   }
 
+  /** Flushes, then runs `fn` with the collection exactly at the flush's ts, in the same collection lock hold. */
+  flushAndHold<T>(collectionId: number, fn: (flushTs: bigint, segments: SegmentRecord[]) => Promise<T>): Promise<T> {
+    return this.data.flushThen(collectionId, (ts) => fn(ts, this.data.flushedSegments(collectionId)));
+  }
+
   // ------------------------------------------------------------------ load and reads (QueryNode)
 
   load(collectionId: number, partitionNames: readonly string[] | undefined): Promise<void> {

@@ -8,7 +8,8 @@ import type { RestoreService } from '../coord/snapshot/restore-service.js';
 import type { RestoreHost } from '../coord/snapshot/restore-targets.js';
 import type { SnapshotManager } from '../coord/snapshot/snapshot-manager.js';
 import type { MetaKV } from '../meta/meta-kv.js';
-import { exportHandlers } from '../proxy/export-service.js';
+import { exportHandlers, importInfo } from '../proxy/export-service.js';
+import { restoreInfo } from '../proxy/restore-info.js';
 import type { Handler } from '../proxy/milvus-service.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
@@ -26,7 +27,13 @@ export async function wireExports(deps: {
   readonly store: ObjectStore;
   readonly clock: Clock;
   readonly log: Logger;
-}): Promise<{ exporter: SnapshotExporter; imports: ExternalRestoreService; handlers(base: Readonly<Record<string, Handler>>): Record<string, Handler> }> {
+}): Promise<{
+  exporter: SnapshotExporter;
+  imports: ExternalRestoreService;
+  handlers(base: Readonly<Record<string, Handler>>): Record<string, Handler>;
+  /** `POST /restore-jobs/{id}/cancel`: an external restore still verifying its bundle, else the restore job. */
+  cancelRestoreJob(jobId: number): Promise<Record<string, unknown>>;
+}> {
   const roots = parseExportRoots(deps.config.exportRoots, deps.dataDir);
   const exporter = new SnapshotExporter({
     snapshots: deps.snapshots,
@@ -51,5 +58,14 @@ export async function wireExports(deps: {
   });
   const r = await imports.init();
   if (r.rolledBack + r.stagingRemoved > 0) deps.log.warn(r, 'external restores: rolled back what a crash left');
-  return { exporter, imports, handlers: (base) => exportHandlers(exporter, imports, base, () => deps.clock.nowMs()) };
+  const nowMs = () => deps.clock.nowMs();
+  return {
+    exporter,
+    imports,
+    handlers: (base) => exportHandlers(exporter, imports, base, nowMs),
+    cancelRestoreJob: async (jobId) => {
+      const rec = await imports.cancel(jobId);
+      return rec ? importInfo({ ...rec, bytesVerified: 0 }, nowMs()) : restoreInfo(await deps.restores.cancel(jobId), nowMs());
+    },
+  };
 }

@@ -31,7 +31,6 @@ import { snapshotExtraRoutes } from '../rest/routes/snapshots.js';
 import { OK } from '../proxy/status.js';
 import { snapshotHandlers } from '../proxy/snapshot-service.js';
 import { wireExports } from './export-wiring.js';
-import { restoreInfo } from '../proxy/restore-info.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CachedObjectStore } from '../storage/cached-object-store.js';
 import { openObjectStore, parseStoreUrl } from '../storage/open-store.js';
@@ -205,7 +204,8 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   housekeeping.start();
   const extras = snapshotExtras({ engine, snapshots, kv, store, clock, log, registry: metrics.registry });
   // One cancel for the HTTP port, REST and so the CLI: the same answer whichever door.
-  const cancelRestoreJob = async (jobId: number) => restoreInfo(await restores.cancel(jobId), clock.nowMs());
+  // Verifying external restores too (their job exists before the bundle is checked): export-wiring decides.
+  const cancelRestoreJob = (jobId: number) => exports.cancelRestoreJob(jobId);
   const startedAtMs = clock.nowMs();
   const views = await snapshotViews({ engine, snapshots, kv, store, clock, log });
   const rbac = await startRbac({ kv, catalog: engine.catalog, snapshots, directory: credentials });

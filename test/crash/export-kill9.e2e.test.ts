@@ -90,6 +90,9 @@ describe('kill -9 during export and external restore', () => {
     const after = await b.client.getRestoreSnapshotState({ job_id: started.job_id! });
     expect(after.info.state).toBe('RestoreSnapshotFailed');
     expect(after.info.reason).toMatch(/interrupted by a server restart/);
+    // Listed as a job from its start, so after the rollback too.
+    const listed = (await b.client.listRestoreSnapshotJobs({})).jobs.find((j) => j.job_id === started.job_id);
+    expect(listed).toMatchObject({ state: 'RestoreSnapshotFailed', collection_name: 'copy' });
     expect(await objectKeys(dataB, 'imports/')).toEqual([]);
     expect((await b.client.hasCollection({ collection_name: 'copy' })).value).toBe(false);
 

@@ -202,8 +202,8 @@ export interface SnapshotDiffDeps {
   };
   readonly host: {
     readonly catalog: { resolveCollection(dbName: string, name: string): CollectionRecord };
-    flushCollection(collectionId: number): Promise<unknown>;
-    flushedSegments(collectionId: number): SegmentRecord[];
+    /** A flush and the Flushed segments in one collection lock hold (snapshot-manager.ts `SnapshotHost`). */
+    flushAndHold<T>(collectionId: number, fn: (flushTs: bigint, segments: SegmentRecord[]) => Promise<T>): Promise<T>;
   };
   readonly store: ObjectStore;
 }
@@ -237,8 +237,9 @@ export class SnapshotDiffer {
   async #side(dbName: string, collectionName: string, name: string): Promise<{ schema: CollectionSchema; segments: readonly SegmentRecord[] }> {
     if (name === NOW) {
       const coll = this.#d.host.catalog.resolveCollection(dbName, collectionName);
-      await this.#d.host.flushCollection(coll.id);
-      return { schema: coll.schema, segments: this.#d.host.flushedSegments(coll.id) };
+      // The set taken in the flush's own lock hold: the collection exactly at the flush's ts.
+      const segments = await this.#d.host.flushAndHold(coll.id, (_ts, segs) => Promise.resolve(segs));
+      return { schema: coll.schema, segments };
     }
     const rec = await this.#d.snapshots.describe(dbName, collectionName, name);
     const contents = await this.#d.snapshots.readContents(rec);

@@ -155,7 +155,7 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
     expect(mgr.refs.isSegmentReferenced(coll.id, held.segmentIds[0]!)).toBe(false);
   });
 
-  it('an upsert and a compaction between the flush and the segment listing: the snapshot keeps the key (old version)', async () => {
+  it('an upsert and a compaction racing the create: the snapshot is the collection exactly at its ts', async () => {
     const coll = engine.catalog.resolveCollection('default', 'c');
     const upsertKey1 = () =>
       engine.insert(
@@ -168,8 +168,10 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
         1,
         true,
       );
-    // The window the e2e race hits by chance, made deterministic: right after the snapshot's flush, an
-    // upsert of key 1 (delete pending on the flushed segment, insert growing) and a compaction.
+    // The window the e2e race hits by chance, made deterministic: after an earlier flush and before the
+    // snapshot's own, an upsert of key 1 (delete pending on the flushed segment, insert growing) and a
+    // compaction. Before the fix the snapshot flushed first and took its ts later, so a write acknowledged
+    // in between had a ts below the snapshot's and was missing from it.
     // A second flushed segment, so the forced compaction merges both.
     await engine.flushCollection(coll.id);
     await engine.insert(
@@ -183,23 +185,24 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       false,
     );
     let compaction: Awaited<ReturnType<typeof engine.compact>> | undefined;
+    let upsertTs = 0n;
     const host: SnapshotHost = {
       catalog: engine.catalog,
       ids: engine.ids,
-      tso: engine.tso,
-      withCollectionLock: (id, fn) => engine.withCollectionLock(id, fn),
-      flushCollection: async (id) => {
+      flushAndHold: async (id, fn) => {
         await engine.flushCollection(id);
-        await upsertKey1();
+        upsertTs = (await upsertKey1()).ts;
         compaction = await engine.compact(id, { force: true, wait: true });
+        return engine.flushAndHold(id, fn);
       },
-      flushedSegments: (id) => engine.flushedSegments(id),
       addCompactionGuard: (g) => engine.addCompactionGuard(g),
       onCollectionDropped: (h) => engine.onCollectionDropped(h),
     };
     const racing = new SnapshotManager({ host, kv, store, clock, log: pino({ level: 'silent' }) }, SNAPSHOT_DEFAULTS);
     await racing.init();
     const rec = await racing.create('default', 'c', 'raced', '', 0);
+    // A write after the create returned is not in it.
+    await upsertKey1().then(() => engine.flushCollection(coll.id));
     const { entries } = await racing.readContents(rec);
     const rows = new Map<bigint, number[]>();
     for (const e of entries) {
@@ -208,11 +211,12 @@ describe('SnapshotManager state machine (fake clock, tick())', () => {
       const v = chunk.columns.get('v')!.data as Float32Array;
       for (let i = 0; i < chunk.numRows; i++) if (chunk.deleted[i] === 0) rows.set(ids[i]!, [v[2 * i]!, v[2 * i + 1]!]);
     }
-    // Before the fix the compaction dropped key 1 from the flushed segments: the snapshot had no key 1.
     expect(compaction?.plans.length).toBeGreaterThan(0);
     expect(compaction?.plans.every((p) => p.state === 'Completed')).toBe(true);
+    expect(upsertTs).toBeLessThan(BigInt(rec.createTs));
+    // Key 1 once, in its upserted version (acknowledged before the snapshot's ts); the old one deleted.
     expect([...rows.keys()].sort()).toEqual([1n, 2n, 3n, 4n, 5n]);
-    expect(rows.get(1n)).toEqual([1, 0]);
+    expect(rows.get(1n)).toEqual([9, 9]);
   });
 
   it('compaction protection keeps the snapshot segments out of compaction until it expires', async () => {

@@ -34,13 +34,12 @@ import { SnapshotStore, type PinRecord, type SnapshotRecord } from './snapshot-s
 export interface SnapshotHost {
   readonly catalog: Pick<Catalog, 'resolveCollection' | 'collection' | 'indexes'>;
   readonly ids: { alloc(count?: number): Promise<number> };
-  readonly tso: { next(): bigint };
-  /** Runs `fn` while no flush, compaction commit or index commit of the collection can run. */
-  withCollectionLock<T>(collectionId: number, fn: () => Promise<T>): Promise<T>;
-  /** Every write acknowledged before the call becomes part of a flushed segment. */
-  flushCollection(collectionId: number): Promise<unknown>;
-  /** Flushed segments right now (stable under `withCollectionLock`). */
-  flushedSegments(collectionId: number): SegmentRecord[];
+  /**
+   * Flushes the collection and, in the same hold of the collection lock (no flush, compaction commit or
+   * index commit in between), runs `fn` with the flush's ts T and the Flushed segments: exactly the writes
+   * with ts < T, every write acknowledged before the call included, none acknowledged after it returns.
+   */
+  flushAndHold<T>(collectionId: number, fn: (flushTs: bigint, segments: SegmentRecord[]) => Promise<T>): Promise<T>;
   addCompactionGuard(guard: (collectionId: number, segmentId: number) => boolean): void;
   onCollectionDropped(hook: (coll: CollectionRecord) => Promise<void>): void;
 }
@@ -209,14 +208,16 @@ export class SnapshotManager {
 
   async #materialize(pending: SnapshotRecord, pendingRevision: number, dbName: string): Promise<SnapshotRecord> {
     const collectionId = pending.collectionId;
-    // 1. Every write acknowledged before the call becomes a flushed segment or a deltalog.
-    await this.#host.flushCollection(collectionId);
     return this.#manifestLocks.run(collectionId, async () => {
-      // 2. Fix the segment set under the collection lock: no compaction or flush commit can interleave,
-      //    and the segments are in the RefIndex before the lock is released.
-      const { segments, coll, createTs } = await this.#host.withCollectionLock(collectionId, async () => {
-        const segs = this.#host.flushedSegments(collectionId);
-        const ts = this.#host.tso.next().toString();
+      // 1. The snapshot's ts T is its flush's: the flush seals every write with ts < T into flushed
+      //    segments and deltalogs, and the segment set is taken in the same hold of the collection lock, so
+      //    the snapshot is the collection exactly at T. A write acknowledged while the create runs is in it
+      //    iff its ts < T; none after T is in any file the manifests list (the binlogs of the segments this
+      //    flush sealed hold rows with ts < T only, and a deltalog list is frozen in the manifest), which is
+      //    why the readers (restore, views, diff, export) need no ts filter of their own.
+      // 2. The segments are in the RefIndex before the lock is released: no compaction or GC pass can
+      //    interleave between choosing a segment and protecting it.
+      const { segments, coll, createTs } = await this.#host.flushAndHold(collectionId, async (flushTs, segs) => {
         const buildIds = segs.flatMap((s) => s.indexes.map((i) => i.buildId));
         this.refs.add(
           pending.id,
@@ -227,7 +228,7 @@ export class SnapshotManager {
         const coll = this.#host.catalog.collection(collectionId);
         if (coll === undefined)
           throw quiverError('CollectionNotFound', `collection ${collectionId} was dropped while snapshot ${pending.name} was being created`);
-        return { segments: segs, coll, createTs: ts };
+        return { segments: segs, coll, createTs: flushTs.toString() };
       });
       if (pending.compactionProtectUntilMs > 0) {
         this.#track({ ...pending, segmentIds: segments.map((s) => s.id) });

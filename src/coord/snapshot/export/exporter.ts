@@ -4,8 +4,12 @@
  *   1. check the location against the export roots, before opening anything there;
  *   2. pin the snapshot (a drop cannot remove its metadata or manifests while they are read);
  *   3. every file the snapshot names (metadata, manifests, binlogs, deltalogs, statslogs, index files):
- *      read, hash, and put as `blobs/sha256/..` unless a blob of that hash and size is already there
- *      (an earlier export to the same root): the second export of a collection writes what changed;
+ *      hashed and put as `blobs/sha256/..` unless a blob of that hash and size is already there (an
+ *      earlier export to the same root): the second export of a collection writes what changed. From a
+ *      local store to a local root the bytes never pass through this process (local-blobs.ts: a kernel
+ *      copy, hashed by a streamed read beside it, or not read at all when the hash is known from an
+ *      earlier export); otherwise each file is read, hashed and put. Files go 8 at a time; no fsync per
+ *      file: every written blob is fsynced at once, before
  *   4. the bundle manifest, last: a crash before it leaves only blobs, which no reader starts from.
  * The pin is released on every path.
  */
@@ -16,8 +20,10 @@ import type { ObjectStore } from '../../../storage/object-store.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { sourceKeysOf } from '../../../storage/snapshot-format/segment-rewrite.js';
 import type { SnapshotManager } from '../snapshot-manager.js';
+import { quiverError } from '../../../common/errors.js';
 import {
   BUNDLE_FORMAT_VERSION,
+  BUNDLE_MANIFESTS_DIR,
   blobKey,
   bundleManifestKey,
   encodeBundleManifest,
@@ -25,6 +31,7 @@ import {
   type BundleFile,
   type BundleManifest,
 } from './bundle-format.js';
+import { LocalBlobs } from './local-blobs.js';
 import { checkWithinRoots, locationUri, openLocation, parseExportUri, parseExternalSpec, syncLocation, type ExportLocation } from './export-location.js';
 
 /** Files read and written at once: enough to keep a disk or an S3 connection pool busy, bounded in memory. */
@@ -94,9 +101,28 @@ export class SnapshotExporter {
       this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
       const target = await openLocation(loc, spec, this.#d.dataDir);
       try {
+        const blobs = loc.kind === 'local' ? new LocalBlobs(loc.dir) : undefined;
+        // A root without any bundle yet rarely holds a blob already: copy while hashing instead of after.
+        const fresh = blobs !== undefined && (await target.list(`${BUNDLE_MANIFESTS_DIR}/`)).length === 0;
         const files = await mapLimit([...keys], EXPORT_CONCURRENCY, async (key): Promise<BundleFile> => {
           if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs);
           const known = this.#hashes.get(key);
+          const srcPath = blobs === undefined ? undefined : store.localPath?.(key);
+          if (blobs !== undefined && srcPath !== undefined) {
+            const out = await blobs.copyIn(srcPath, known, fresh).catch((e: unknown) => {
+              if ((e as { code?: string }).code === 'ENOENT') throw quiverError('IoKeyNotFound', `snapshot file ${key} is missing`, e);
+              throw e;
+            });
+            this.#remember(key, out.sha256, out.size);
+            if (out.written !== undefined) {
+              writtenPaths.push(out.written);
+              bytesWritten += out.size;
+              filesWritten++;
+            }
+            bytesDone += out.size;
+            this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
+            return { key, sha256: out.sha256, size: out.size };
+          }
           // Same hash, same size: the blob is this file (an earlier export wrote it whole, put is atomic).
           if (known !== undefined && (await target.stat(blobKey(known.sha256)))?.size === known.size) {
             bytesDone += known.size;

@@ -22,14 +22,21 @@
  * job resumes or rolls back as any restore does, and (4) runs from `init` too for jobs that ended while
  * the process was down.
  *
+ * The job exists from the call's start: its id names the import record while the bundle is verified, and
+ * `GetRestoreSnapshotState` / `ListRestoreSnapshotJobs` report it (Pending, progress = bytes verified) and
+ * cancel takes it (`cancel`, reached by `quiver snapshot cancel JOB` / `POST /restore-jobs/{id}/cancel`):
+ * (c) a CAS Staging → Failed "cancelled" (so the start txn (3), guarded on the record's revision, can no
+ * longer win), then staging stops at its next file, and the staged files are deleted before the cancel
+ * answers. A cancel that loses to (3) cancels the restore job that now exists, as any restore's cancel.
+ *
  * Record states (the service is the only writer; every write is a CAS on the record's revision):
  *   Staging ──(a) txn (3)──▶ Started
- *      └─────(b) failure / restart──▶ Failed
+ *      └─────(b) failure / restart, (c) cancel──▶ Failed
  */
 
 import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
-import { quiverError } from '../../../common/errors.js';
+import { quiverError, unreachable } from '../../../common/errors.js';
 import type { MetaKV } from '../../../meta/meta-kv.js';
 import type { CollectionSchema } from '../../../schema/types.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
@@ -37,7 +44,7 @@ import { PrefixedObjectStore } from '../../../storage/prefixed-object-store.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { readSnapshot } from '../../../storage/snapshot-format/read-snapshot.js';
 import { decodeMetadata, type SnapshotMetadata } from '../../../storage/snapshot-format/metadata.js';
-import { isTerminalJobState, newCopyJob, SEGMENTS_PER_JOB_MAX, type CopyJob, type CopyOptions } from '../../copy/index.js';
+import { CANCELLED_REASON, isTerminalJobState, newCopyJob, SEGMENTS_PER_JOB_MAX, type CopyJob, type CopyOptions } from '../../copy/index.js';
 import type { RestoreService } from '../restore-service.js';
 import { RestoreTargets, type RestoreHost } from '../restore-targets.js';
 import { blobKey, decodeBundleManifest, sha256Hex, type BundleManifest } from './bundle-format.js';
@@ -84,6 +91,8 @@ export class ExternalRestoreService {
   /** Bytes verified so far of each import still staging (progress; lost on restart, like the staging itself). */
   readonly #staged = new Map<number, number>();
   readonly #running = new Set<Promise<void>>();
+  /** Per import still staging in this process: its run and the abort a cancel fires. */
+  readonly #staging = new Map<number, { run: Promise<void>; abort: AbortController }>();
   /** Aborted by `stop`: staging stops at the next file and rolls back (a restart would roll it back anyway). */
   readonly #closing = new AbortController();
 
@@ -172,12 +181,15 @@ export class ExternalRestoreService {
         [{ type: 'put', key: importKey(id), value: JSON.stringify(rec) }],
       );
       if (!r.succeeded) throw new Error(`assertion failed: import record ${id} exists for a fresh id`);
-      const run = this.#stageAndStart(rec, manifest, source).finally(() => {
+      const abort = new AbortController();
+      const run = this.#stageAndStart(rec, manifest, source, abort.signal).finally(() => {
         this.#running.delete(run);
+        this.#staging.delete(id);
         this.#staged.delete(id);
         void source.close();
       });
       this.#running.add(run);
+      this.#staging.set(id, { run, abort });
       this.#d.log.info({ jobId: id, uri: formatLocation(loc), target: input.target, bytes: manifest.total_bytes }, 'external restore started');
       return id;
     } catch (e) {
@@ -194,16 +206,68 @@ export class ExternalRestoreService {
     return { ...rec, bytesVerified: rec.state === 'Staging' ? (this.#staged.get(id) ?? 0) : 0 };
   }
 
-  async #stageAndStart(rec: ImportRecord, manifest: BundleManifest, source: ObjectStore): Promise<void> {
+  /**
+   * Import records still staging or failed before their restore job existed (ListRestoreSnapshotJobs
+   * lists them beside the jobs), with the bytes verified so far.
+   */
+  async list(): Promise<(ImportRecord & { readonly bytesVerified: number })[]> {
+    return (await this.#records())
+      .filter((r) => r.state !== 'Started')
+      .map((r) => ({ ...r, bytesVerified: r.state === 'Staging' ? (this.#staged.get(r.id) ?? 0) : 0 }));
+  }
+
+  /**
+   * Cancels an external restore whose job does not exist yet (see (c) in the header). Undefined when the
+   * id names no import, or one whose restore job exists (the caller cancels the job then). A Failed
+   * "cancelled" import answers itself again (idempotent); one failed for another reason is refused.
+   */
+  async cancel(id: number): Promise<ImportRecord | undefined> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const cur = await this.#d.kv.get(importKey(id));
+      if (cur === undefined) return undefined;
+      const rec = readRecord(cur.value, cur.key);
+      switch (rec.state) {
+        case 'Started':
+          return undefined;
+        case 'Failed':
+          if (rec.reason === CANCELLED_REASON) return rec;
+          throw quiverError('ParameterInvalid', `restore job ${id} cannot be cancelled: it has already failed (${rec.reason})`);
+        case 'Staging': {
+          if (!(await this.#transition(rec, 'Failed', CANCELLED_REASON))) continue; // lost to (3) or a failure: re-read
+          const staging = this.#staging.get(id);
+          staging?.abort.abort();
+          // Staging stops at its next file (mapLimit awaits the reads and writes in flight); then nothing is left.
+          await staging?.run;
+          await this.#dropStaged(id);
+          this.#d.log.info({ jobId: id }, 'external restore cancelled while verifying its bundle; staged files removed');
+          const after = await this.#d.kv.get(importKey(id));
+          return after === undefined ? rec : readRecord(after.value, after.key);
+        }
+        default:
+          return unreachable(rec.state);
+      }
+    }
+    throw quiverError('ServiceNotReady', `restore job ${id} kept changing state while being cancelled; retry`);
+  }
+
+  async #stageAndStart(rec: ImportRecord, manifest: BundleManifest, source: ObjectStore, cancelled: AbortSignal): Promise<void> {
     const prefix = stagingPrefix(rec.id);
+    const stop = AbortSignal.any([this.#closing.signal, cancelled]);
     try {
       let verified = 0;
       this.#staged.set(rec.id, 0);
       await mapLimit(manifest.files, STAGE_CONCURRENCY, async (f) => {
         const blob = blobKey(f.sha256);
-        if (this.#closing.signal.aborted)
-          throw quiverError('ServiceNotReady', 'the server is shutting down; the external restore was rolled back, start it again');
-        if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs, this.#closing.signal);
+        const checkStop = () => {
+          if (cancelled.aborted) throw quiverError('ServiceNotReady', CANCELLED_REASON);
+          if (this.#closing.signal.aborted)
+            throw quiverError('ServiceNotReady', 'the server is shutting down; the external restore was rolled back, start it again');
+        };
+        checkStop();
+        if (this.#d.faultFileDelayMs) {
+          await this.#d.clock.sleep(this.#d.faultFileDelayMs, stop);
+          checkStop();
+        }
         const bytes = await readOrExplain(source, blob, `bundle file ${JSON.stringify(f.key)} is missing (blob ${blob})`);
         if (bytes.byteLength !== f.size)
           throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
@@ -234,7 +298,9 @@ export class ExternalRestoreService {
       try {
         await this.#dropStaged(rec.id);
         const cur = await this.#d.kv.get(importKey(rec.id));
-        if (cur !== undefined) await this.#transition(readRecord(cur.value, cur.key), 'Failed', reason);
+        const now = cur === undefined ? undefined : readRecord(cur.value, cur.key);
+        // Already Failed when a cancel (c) won: its reason stays.
+        if (now?.state === 'Staging') await this.#transition(now, 'Failed', reason);
       } catch (cleanup) {
         // The Staging record stays; `init` rolls it back at the next start.
         this.#d.log.error({ jobId: rec.id, err: cleanup }, 'external restore: cleanup failed');
