@@ -20,7 +20,7 @@ if (skipReason !== undefined) console.warn(`cluster tests skipped: ${skipReason}
 const DIM = 32;
 const SEGMENTS = 2;
 /** Enough rows that an HNSW build at efConstruction 400 on one thread runs for seconds, not milliseconds. */
-const ROWS_PER_SEGMENT = 12_000;
+const ROWS_PER_SEGMENT = 8_000;
 
 async function fill(c: MilvusClient): Promise<void> {
   await c.createCollection({
