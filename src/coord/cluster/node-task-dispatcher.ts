@@ -108,6 +108,7 @@ export class NodeTaskDispatcher {
   #markInitialized: () => void = () => {};
   readonly #ready = new Promise<void>((r) => (this.#markInitialized = r));
   #initAtMs = 0;
+  #stopping = false;
 
   constructor(deps: { store: NodeTaskStore; nodes: TaskNodes; ids: IdSource; clock: Clock; log: CopyLogger }, opts: NodeTaskDispatcherOptions) {
     for (const [k, v] of Object.entries(opts)) {
@@ -152,6 +153,9 @@ export class NodeTaskDispatcher {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
+    // A submit still waiting for init must not wait forever.
+    this.#markInitialized();
     await this.#loop.stop();
     for (const a of this.#active.values()) a.resolve({ state: 'Failed', reason: `task ${a.rec.id}: the coordinator is stopping` });
   }
@@ -177,6 +181,7 @@ export class NodeTaskDispatcher {
    */
   async submit(spec: NodeTaskSpec): Promise<number> {
     await this.#ready;
+    if (this.#stopping) throw quiverError('ServiceNotReady', `the coordinator is stopping (${spec.type} task not submitted)`);
     const key = claimKey(spec);
     for (const a of this.#active.values()) {
       if (a.claimed || a.key !== key) continue;
