@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { etcdUnavailableReason } from '../src/testing/etcd-server.js';
 import { waitRestore } from '../src/testing/wait.js';
-import { Cluster, metricValue, type DataNodeProcess } from '../test/cluster/harness.js';
+import { Cluster, metricSum, scrapeMetrics, type QuiverProcess } from '../src/testing/cluster.js';
 import { clustered, envInt, machine, rowsOf, table } from './common.js';
 import { createHnsw, createVectorCollection, quick } from './fixture.js';
 
@@ -67,9 +67,9 @@ async function buildSeconds(c: MilvusClient): Promise<number> {
 
 async function indexBuilds(): Promise<void> {
   const objects = await mkdtemp(join(tmpdir(), 'quiver-bench-builds-'));
-  const cluster = await Cluster.start('benchidx', { localStorageDir: objects });
+  const cluster = await Cluster.start({ metaRoot: 'benchidx', localStorageDir: objects });
   try {
-    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false' });
+    const serve = await cluster.serve({ args: ['--datanode-slots', '0'], env: { QUIVER_AUTO_COMPACTION: 'false' } });
     const c = serve.client;
     await createVectorCollection(c, 'big', DIM);
     const data = clustered(BUILD_SEGMENTS * BUILD_ROWS, DIM);
@@ -119,13 +119,16 @@ async function main(): Promise<void> {
   if (PART === 'all' || PART === 'index') await indexBuilds();
   if (PART === 'index') return;
   const objects = await mkdtemp(join(tmpdir(), 'quiver-bench-cluster-'));
-  const cluster = await Cluster.start('bench', { localStorageDir: objects });
+  const cluster = await Cluster.start({ metaRoot: 'bench', localStorageDir: objects });
   try {
-    const serve = await cluster.serve(await cluster.dataDir(), {
-      QUIVER_AUTO_COMPACTION: 'false',
-      QUIVER_COPY_MAX_SEGMENTS_PER_TASK: '1',
-      QUIVER_COPY_CHECK_INTERVAL_MS: '200',
-      QUIVER_LOG_LEVEL: 'info',
+    const serve = await cluster.serve({
+      args: ['--datanode-slots', '0'],
+      env: {
+        QUIVER_AUTO_COMPACTION: 'false',
+        QUIVER_COPY_MAX_SEGMENTS_PER_TASK: '1',
+        QUIVER_COPY_CHECK_INTERVAL_MS: '200',
+        QUIVER_LOG_LEVEL: 'info',
+      },
     });
     const c = serve.client;
     await createVectorCollection(c, 'src', DIM);
@@ -143,7 +146,7 @@ async function main(): Promise<void> {
     const mb = sourceBytes / 1e6;
 
     const results: Record<string, string | number>[] = [];
-    const nodes: DataNodeProcess[] = [];
+    const nodes: QuiverProcess[] = [];
     let base = 0;
     for (let n = 1; n <= 3; n++) {
       nodes.push(await cluster.datanode({ slots: 2, args: ['--copy-mode', 'copy'], sessionTtlMs: TTL_MS }));
@@ -162,7 +165,7 @@ async function main(): Promise<void> {
       });
     }
     table(`restore on data nodes, byte copies forced (${machine()})`, results);
-    for (const node of nodes) await node.kill9();
+    for (const node of nodes) await cluster.kill9(node);
 
     // Re-dispatch latency: slow copies on two fresh nodes, kill -9 one while it runs tasks.
     const slow = { slots: 2, sessionTtlMs: TTL_MS, args: ['--copy-mode', 'copy'], env: { QUIVER_FAULT_COPY_DELAY_MS: '1000' } };
@@ -173,8 +176,7 @@ async function main(): Promise<void> {
     const deadline = Date.now() + 60_000;
     // The victim runs tasks when its own gauge says so (scraped directly: the coordinator's heartbeat is 1 s).
     for (;;) {
-      const text = await (await fetch(`http://${victim!.metricsAddress}/metrics`)).text();
-      if (metricValue(text, 'quiver_datanode_slots', { kind: 'used' }) > 0) break;
+      if (metricSum(await scrapeMetrics(victim!.metricsAddress), 'quiver_datanode_slots', { kind: 'used' }) > 0) break;
       if (Date.now() > deadline) {
         const st = await c.getRestoreSnapshotState({ job_id: r.job_id });
         throw new Error(
@@ -184,7 +186,7 @@ async function main(): Promise<void> {
       await new Promise((res) => setTimeout(res, 20));
     }
     const killedAtMs = Date.now();
-    await victim!.kill9();
+    await cluster.kill9(victim!);
     let requeuedAtMs: number | undefined;
     while (requeuedAtMs === undefined) {
       if (Date.now() > killedAtMs + 60_000) throw new Error(`no task re-queued within 60 s:\n${serve.output().slice(before).slice(-3000)}`);

@@ -15,7 +15,7 @@ import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '.
 import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
 import type { CompactionTaskInfo } from './types.js';
 import type { CompactionMergeParams, WireMerged } from '../taskrpc/protocol.js';
-import { insertLogKey } from '../storage/paths.js';
+import { insertLogKey, parseSegmentKey } from '../storage/paths.js';
 import { rangesOfRows } from './remote/merge-runner.js';
 
 /** Kept-row range numbers of one key merge: beyond this (heavily fragmented deletes) the merge runs here. */
@@ -60,11 +60,15 @@ export interface CompactorHost {
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
   /** Runs the read-filter-concat-encode half of a merge off the main thread. */
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
+  /** The in-memory index of a file built elsewhere (a data node's merge), for a loaded collection. */
+  openIndexFile(file: SegmentIndexFile, vectors: Float32Array, idx: IndexRecord, field: FieldSchema): Promise<VectorIndex | undefined>;
   /**
-   * The same over object keys, writing the merged columns to their output keys: on a registered data
-   * node (cluster). Undefined when there is none to use: the merge then runs here.
+   * The same over object keys, writing the merged columns to their output keys and building the target's
+   * indexes listed in the params: on a registered data node (cluster). Undefined when there is none to
+   * use: the merge then runs here. `params` is what ran: after a coordinator restart, a merge of the same
+   * inputs adopted from the previous process (its target id, output keys and build ids).
    */
-  keyMerge?: ((params: CompactionMergeParams) => Promise<WireMerged>) | undefined;
+  keyMerge?: ((params: CompactionMergeParams) => Promise<{ merged: WireMerged; params: CompactionMergeParams }>) | undefined;
   /** Work close() must wait for. */
   inBackground(p: Promise<unknown>): void;
   /** True once shutdown began: a failure then is cancelled work, logged at debug. */
@@ -219,7 +223,7 @@ export class Compactor {
       }
     });
     const rows = srcOf.length;
-    const targetId = await this.#host.ids.alloc();
+    let targetId = await this.#host.ids.alloc();
     let target: Segment | undefined;
     let record: SegmentRecord | undefined;
     const now = this.#host.clock.nowMs();
@@ -243,6 +247,8 @@ export class Compactor {
       let encoded: Map<number, Uint8Array> | undefined;
       /** Set when the binlogs are already stored under log ids first.. (a key merge wrote them). */
       let binlogsFrom: number | undefined;
+      /** Index files a data node built over the merged output, by index id. */
+      const builtRemotely = new Map<number, SegmentIndexFile>();
       const columns = new Map<string, Column>();
       let ts: BigInt64Array;
       // A clustering key orders the target's rows by its value, so the merge runs here (the worker
@@ -254,16 +260,36 @@ export class Compactor {
         //     final keys (log ids allocated here); we read them back for the in-memory target and the index.
         const first = await this.#host.ids.alloc(fields.length + 2);
         const outputs = allFields.map((f, i) => insertLogKey(coll.id, plan.partitionId, targetId, f.fieldId, first + i));
-        const merged = await this.#host.keyMerge({
+        // The target's float indexes are built by the node from the merged column it holds anyway.
+        const remoteIndexes: { index_id: number; build_id: number }[] = [];
+        for (const idx of this.#host.catalog.indexes(coll.id)) {
+          const field = fields.find((f) => f.fieldId === idx.fieldId);
+          if (field && isFloatIndexable(field.dataType)) remoteIndexes.push({ index_id: idx.id, build_id: await this.#host.ids.alloc() });
+        }
+        const ran = await this.#host.keyMerge({
           collection_id: coll.id,
           source_segment_ids: plan.sources,
           target_segment_id: targetId,
           fields: allFields.map((f, i) => ({ field_id: f.fieldId, kind: f.kind, output_key: outputs[i]! })),
           sources: keyMerge,
+          partition_id: plan.partitionId,
+          indexes: remoteIndexes,
         });
+        const merged = ran.merged;
         if (merged.rows !== rows) throw new Error(`merge into segment ${targetId}: data node wrote ${merged.rows} rows, expected ${rows}`);
+        // An adopted run (coordinator restart) wrote under its own target id and log ids: use those.
+        targetId = ran.params.target_segment_id;
+        const ranOutputs = ran.params.fields.map((f) => f.output_key);
+        const firstLog = parseSegmentKey(ranOutputs[0] ?? '');
+        if (ranOutputs.length !== allFields.length || firstLog?.kind !== 'insert' || firstLog.segmentId !== targetId) {
+          throw new Error(`assertion failed: merge into segment ${targetId} answered for other outputs`);
+        }
+        outputs.splice(0, outputs.length, ...ranOutputs);
+        for (const b of merged.built_indexes ?? []) {
+          builtRemotely.set(b.index_id, { indexId: b.index_id, buildId: b.build_id, version: b.index_version, files: [...b.files], size: b.size });
+        }
         encoded = new Map(await Promise.all(allFields.map(async (f, i) => [f.fieldId, await this.#host.store.get(outputs[i]!)] as const)));
-        binlogsFrom = first;
+        binlogsFrom = firstLog.logId;
         for (const f of fields) columns.set(f.name, decodeColumn(encoded.get(f.fieldId)!, columnKindOf(f.dataType)));
         ts = (decodeColumn(encoded.get(TIMESTAMP_FIELD_ID)!, 'int64') as { data: BigInt64Array }).data;
       } else if (!clustering && localFiles.every((f) => f !== undefined)) {
@@ -292,14 +318,11 @@ export class Compactor {
       for (const idx of this.#host.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);
         if (!field || !isFloatIndexable(field.dataType)) continue;
-        const { file, built } = await this.#host.buildIndexFile(
-          floatVectorsOf(columns.get(field.name))!,
-          idx,
-          field,
-          plan.partitionId,
-          targetId,
-          coll.loaded,
-        );
+        const vectors = floatVectorsOf(columns.get(field.name))!;
+        const remote = builtRemotely.get(idx.id);
+        const { file, built } = remote
+          ? { file: remote, built: coll.loaded ? await this.#host.openIndexFile(remote, vectors, idx, field) : undefined }
+          : await this.#host.buildIndexFile(vectors, idx, field, plan.partitionId, targetId, coll.loaded);
         indexes.push(file);
         if (built) {
           chunk.indexes.set(field.name, built);

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
 import { quiverError } from '../common/errors.js';
-import { attachVectors, hasIndexFiles } from '../index/index.js';
-import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
+import { attachVectors, hasIndexFiles, type VectorIndex } from '../index/index.js';
+import type { CollectionRecord, IndexRecord, SegmentIndexFile, SegmentRecord } from '../coord/records.js';
 import type { CatalogReader, CollectionEvents, IdSource, SegmentCoordinator, TsSource } from '../coord/types.js';
 import { compileFilter, extractPkValues, parseExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
 import type { LoadedSegments } from '../querynode/types.js';
-import type { Column } from '../schema/types.js';
+import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
 import { mergeChunks, segmentBytes, stripToPk, type Segment } from '../segcore/segment.js';
@@ -103,6 +103,13 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the compactor host's getter reads a private field of this node
     const self = this;
+    /** The in-memory index of a built file (a loaded collection's compaction target searches it at once). */
+    const openIndexFile = async (file: SegmentIndexFile, vectors: Float32Array, idx: IndexRecord, field: FieldSchema): Promise<VectorIndex | undefined> => {
+      if (!hasIndexFiles(idx.indexType) || file.files.length === 0) return undefined;
+      const built = await deps.loaded.openIndex(file.files[0]!, field.dim!, floatMetric(idx.metric), vectors.length / field.dim!);
+      attachVectors(built, vectors);
+      return built;
+    };
     this.#compactor = new Compactor(
       {
         store: deps.store,
@@ -117,11 +124,9 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
         withCollectionLock: (id, fn) => deps.segments.withCollectionLock(id, fn),
         buildIndexFile: async (vectors, idx, field, partitionId, segmentId, open) => {
           const file = await executor.build(vectors, idx, field, partitionId, segmentId);
-          if (!open || !hasIndexFiles(idx.indexType) || file.files.length === 0) return { file };
-          const built = await deps.loaded.openIndex(file.files[0]!, field.dim!, floatMetric(idx.metric), vectors.length / field.dim!);
-          attachVectors(built, vectors);
-          return { file, built };
+          return { file, built: open ? await openIndexFile(file, vectors, idx, field) : undefined };
         },
+        openIndexFile: (file, vectors, idx, field) => openIndexFile(file, vectors, idx, field),
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
         merge: async (task) => {
           const id = await this.tasks.createTask({ kind: 'merge', merge: task });
@@ -141,7 +146,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
             tasks.dropTask(id);
             if (outcome.state === 'Failed') throw new Error(outcome.reason);
             if (outcome.state !== 'Finished' || outcome.result.kind !== 'keyMerge') throw new Error(`merge task ${id} ended ${outcome.state}`);
-            return outcome.result.merged;
+            return { merged: outcome.result.merged, params: outcome.result.params ?? params };
           };
         },
         inBackground: (p) => this.#inBackground(p),

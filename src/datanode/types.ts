@@ -89,7 +89,8 @@ export type DataNodeTaskSpec =
 export type DataNodeTaskResult =
   | { readonly kind: 'indexBuild'; readonly file: SegmentIndexFile }
   | { readonly kind: 'merge'; readonly result: MergeResult }
-  | { readonly kind: 'keyMerge'; readonly merged: WireMerged };
+  /** `params`: what ran, when not the caller's (a merge adopted after a coordinator restart: its target and keys). */
+  | { readonly kind: 'keyMerge'; readonly merged: WireMerged; readonly params?: CompactionMergeParams | undefined };
 
 export type DataNodeTaskState =
   | { readonly state: 'InProgress' }

@@ -52,12 +52,22 @@ export interface WireMergeField {
   readonly output_key: string;
 }
 
+/** An index the merge builds over its merged output (the compaction target's own index). */
+export interface WireMergeIndex {
+  readonly index_id: number;
+  /** Chosen by the coordinator; the index version is the task's dispatch epoch. */
+  readonly build_id: number;
+}
+
 export interface CompactionMergeParams {
   readonly collection_id: number;
   readonly source_segment_ids: readonly number[];
   readonly target_segment_id: number;
   readonly fields: readonly WireMergeField[];
   readonly sources: readonly WireMergeSource[];
+  /** The target's partition (index file keys name it); needed with `indexes`. */
+  readonly partition_id?: number | undefined;
+  readonly indexes?: readonly WireMergeIndex[] | undefined;
 }
 
 export interface CreateTaskRequest {
@@ -106,6 +116,8 @@ export interface WireMerged {
   readonly rows: number;
   /** Field id (decimal string) → bytes written. */
   readonly sizes: Readonly<Record<string, number>>;
+  /** The indexes the merge built over its output, one per requested index. */
+  readonly built_indexes?: readonly WireBuiltIndex[] | undefined;
 }
 
 export interface DropTaskRequest {

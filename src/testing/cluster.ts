@@ -24,6 +24,7 @@ import { MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { EtcdServer } from './etcd-server.js';
 import { freePort } from './free-port.js';
 import { S3RVER_CREDENTIALS, S3Server } from './s3-server.js';
+import { S3ObjectStore } from '../storage/s3-object-store.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'quiver.mjs');
@@ -84,6 +85,11 @@ export interface ClusterOptions {
   readonly metaRoot?: string | undefined;
   /** Prefix inside the bucket (the --storage URL's /PREFIX). */
   readonly storagePrefix?: string | undefined;
+  /**
+   * No s3rver: every process shares this directory (`--storage local:DIR`; one machine only). Benchmarks
+   * use it to force byte copies (`datanode --copy-mode copy`) without s3rver's own CPU in the figures.
+   */
+  readonly localStorageDir?: string | undefined;
 }
 
 export interface ServeOptions {
@@ -102,7 +108,8 @@ export interface DataNodeOptions {
 
 export class Cluster {
   readonly etcd: EtcdServer;
-  readonly s3: S3Server;
+  /** Undefined with `localStorageDir`. */
+  readonly s3: S3Server | undefined;
   /** The cluster's temp dir: logs/ and the data dirs it made. */
   readonly dir: string;
   /** --meta of every process. */
@@ -114,14 +121,17 @@ export class Cluster {
   readonly #procs = new Set<QuiverProcess>();
   readonly #clients = new Set<MilvusClient>();
   readonly #names = new Map<string, number>();
+  readonly #prefix: string;
+  #store: S3ObjectStore | undefined;
   #stopped = false;
 
-  private constructor(etcd: EtcdServer, s3: S3Server, dir: string, options: ClusterOptions) {
+  private constructor(etcd: EtcdServer, s3: S3Server | undefined, dir: string, options: ClusterOptions) {
     this.etcd = etcd;
     this.s3 = s3;
     this.dir = dir;
+    this.#prefix = options.storagePrefix ?? 'c1';
     this.metaUrl = `etcd://${etcd.endpoint}/${options.metaRoot ?? 'quiver-cluster'}`;
-    this.storageUrl = `s3://${CLUSTER_BUCKET}/${options.storagePrefix ?? 'c1'}`;
+    this.storageUrl = s3 ? `s3://${CLUSTER_BUCKET}/${this.#prefix}` : `local:${options.localStorageDir!}`;
     this.env = {
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
@@ -130,22 +140,37 @@ export class Cluster {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       QUIVER_META: this.metaUrl,
       QUIVER_STORAGE: this.storageUrl,
-      QUIVER_S3_ENDPOINT: s3.endpoint,
+      ...(s3 ? { QUIVER_S3_ENDPOINT: s3.endpoint } : {}),
     };
   }
 
-  /** Starts etcd and s3rver (with the cluster's bucket). */
+  /** Starts etcd and s3rver (with the cluster's bucket; no s3rver with `localStorageDir`). */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), 'quiver-cluster-'));
     mkdirSync(join(dir, 'logs'));
-    const started = await Promise.allSettled([EtcdServer.start(), S3Server.start([CLUSTER_BUCKET])]);
+    const local = options.localStorageDir !== undefined;
+    const s3Start: Promise<S3Server | undefined> = local ? Promise.resolve(undefined) : S3Server.start([CLUSTER_BUCKET]);
+    const started = await Promise.allSettled([EtcdServer.start(), s3Start]);
     const [etcd, s3] = started;
     if (etcd.status === 'rejected' || s3.status === 'rejected') {
-      await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : Promise.resolve())));
+      await Promise.all(started.map(async (s) => (s.status === 'fulfilled' ? s.value?.stop() : undefined)));
       rmSync(dir, { recursive: true, force: true });
       throw started.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason;
     }
     return new Cluster(etcd.value, s3.value, dir, options);
+  }
+
+  /** The bucket as an ObjectStore, as the processes see it (S3 clusters only; closed by `stop`). */
+  get store(): S3ObjectStore {
+    if (this.s3 === undefined) throw new Error('this cluster has no S3 server (local storage)');
+    this.#store ??= new S3ObjectStore({
+      bucket: CLUSTER_BUCKET,
+      prefix: this.#prefix,
+      endpoint: this.s3.endpoint,
+      region: 'us-east-1',
+      credentials: S3RVER_CREDENTIALS,
+    });
+    return this.#store;
   }
 
   /** A fresh data dir under the cluster's temp dir (removed by `stop`). */
@@ -285,7 +310,8 @@ export class Cluster {
     for (const c of this.#clients) void c.closeConnection().catch(() => undefined);
     this.#clients.clear();
     await Promise.all([...this.#procs].map((p) => this.killGroup(p, 'SIGKILL')));
-    await Promise.allSettled([this.etcd.stop(), this.s3.stop()]);
+    await this.#store?.close();
+    await Promise.allSettled([this.etcd.stop(), this.s3?.stop()]);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -434,6 +460,12 @@ export function parsePrometheus(text: string): Map<string, number> {
     out.set(labels.length === 0 ? m[1] : `${m[1]}{${labels.join(',')}}`, value);
   }
   return out;
+}
+
+/** GETs `http://{address}{path}` (a process's /cluster, /gc/dry-run, ...). */
+export async function httpGet(address: string, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://${address}${path}`, { signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, body: await res.text() };
 }
 
 /** GETs `/metrics` of a process (its metrics port, or host:port) and parses it. */

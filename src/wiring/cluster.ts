@@ -8,7 +8,6 @@ import { NodeTaskDispatcher } from '../coord/cluster/node-task-dispatcher.js';
 import { NodeTaskStore } from '../coord/cluster/node-task-store.js';
 import { RemoteIndexBuilds } from '../coord/cluster/remote-index-builds.js';
 import type { IdSource } from '../coord/types.js';
-import type { DataNodeTasks } from '../datanode/types.js';
 import type { ClusterJobStatus, ClusterStatus, NodeStatus } from '../coord/cluster/types.js';
 import type { Clock } from '../common/clock.js';
 import { LoopRunner } from '../common/loop.js';
@@ -37,7 +36,7 @@ export interface ClusterWorkers {
   /** Resolves once the live node set is known (at once without sessions). */
   readonly ready: Promise<void>;
   /** Index builds on the registered data nodes (with sessions only). */
-  readonly indexBuilds: DataNodeTasks | undefined;
+  readonly indexBuilds: RemoteIndexBuilds | undefined;
   /** `GET /cluster`: nodes and the restore jobs in flight. */
   status(jobs: CopyJobStore, waitingReason: (jobId: number) => string | undefined): Promise<ClusterStatus>;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node
 import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
 import { until } from '../../src/testing/wait.js';
 import { vectors } from '../helpers.js';
-import { Cluster, httpGet, metricValue } from './harness.js';
+import { Cluster, metricSum, scrapeMetrics } from '../../src/testing/cluster.js';
 
 const skipReason = etcdUnavailableReason();
 if (skipReason !== undefined) console.warn(`cluster tests skipped: ${skipReason}`);
@@ -105,9 +105,9 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
   });
 
   it('run on the data nodes, with the embedded mode’s results', async () => {
-    cluster = await Cluster.start('qi');
+    cluster = await Cluster.start({ metaRoot: 'qi' });
     // No background compaction: the manual one below is what merges (and it must run on a data node).
-    const serve = await cluster.serve(await cluster.dataDir(), { QUIVER_AUTO_COMPACTION: 'false', QUIVER_INDEX_BUILD_THREADS: '1' });
+    const serve = await cluster.serve({ args: ['--datanode-slots', '0'], env: { QUIVER_AUTO_COMPACTION: 'false', QUIVER_INDEX_BUILD_THREADS: '1' } });
     const nodes = [
       await cluster.datanode({ slots: 2, args: ['--index-build-threads', '1'] }),
       await cluster.datanode({ slots: 2, args: ['--index-build-threads', '1'] }),
@@ -119,23 +119,22 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
     expect(onCluster.rows).toHaveLength(SEGMENTS * ROWS_PER_SEGMENT - DELETED.length);
 
     // The work ran on the data nodes: each built some of the segments' indexes, one of them merged.
-    const metrics = await Promise.all(nodes.map(async (n) => (await httpGet(n.metricsAddress, '/metrics')).body));
-    const builds = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'index_build', outcome: 'completed' }));
+    const metrics = await Promise.all(nodes.map((n) => scrapeMetrics(n.metricsAddress)));
+    const builds = metrics.map((m) => metricSum(m, 'quiver_datanode_tasks_total', { type: 'index_build', outcome: 'completed' }));
     expect(
       builds.every((b) => b > 0),
       `index builds per node: ${builds.join(', ')}`,
     ).toBe(true);
     expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
-    const merges = metrics.map((m) => metricValue(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
+    const merges = metrics.map((m) => metricSum(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
     expect(merges.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
-    await serve.stop();
+    await cluster.stopProcess(serve);
 
     // The embedded mode (SQLite, local files, in-process data node), same writes: same answers.
-    const embedded = await cluster.serve(
-      await cluster.dataDir(),
-      { QUIVER_META: 'sqlite', QUIVER_STORAGE: 'local', QUIVER_AUTO_COMPACTION: 'false', QUIVER_INDEX_BUILD_THREADS: '1' },
-      ['--datanode-slots', '4'],
-    );
+    const embedded = await cluster.serve({
+      env: { QUIVER_META: 'sqlite', QUIVER_STORAGE: 'local', QUIVER_AUTO_COMPACTION: 'false', QUIVER_INDEX_BUILD_THREADS: '1' },
+      args: ['--datanode-slots', '4'],
+    });
     await fillIndexCompact(embedded.client);
     const onEmbedded = await answers(embedded.client);
     expect(recall(onEmbedded.hits, exact)).toBeGreaterThanOrEqual(0.99);

@@ -6,12 +6,12 @@
  */
 
 import { execFile } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
 import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
 import { until, waitRestore } from '../../src/testing/wait.js';
 import { vectors } from '../helpers.js';
-import { Cluster, httpGet, metricValue, type DataNodeProcess } from './harness.js';
+import { Cluster, httpGet, metricSum, scrapeMetrics, type QuiverProcess } from '../../src/testing/cluster.js';
 
 const skipReason = etcdUnavailableReason();
 if (skipReason !== undefined) console.warn(`cluster tests skipped: ${skipReason}`);
@@ -78,8 +78,8 @@ async function completed(c: MilvusClient, jobId: string): Promise<void> {
   expect(info.state, info.reason).toBe('RestoreSnapshotCompleted');
 }
 
-async function tasksRun(node: DataNodeProcess): Promise<number> {
-  return metricValue((await httpGet(node.metricsAddress, '/metrics')).body, 'quiver_datanode_tasks_total', { outcome: 'completed' });
+async function tasksRun(node: QuiverProcess): Promise<number> {
+  return metricSum(await scrapeMetrics(node.metricsAddress), 'quiver_datanode_tasks_total', { outcome: 'completed' });
 }
 
 /** Keys under a collection's binlog prefixes, with the collection id replaced (to compare source and target). */
@@ -94,20 +94,27 @@ async function filesOf(cluster: Cluster, collectionId: number): Promise<string[]
 const SERVE_ENV = {
   QUIVER_AUTO_COMPACTION: 'false',
   QUIVER_COPY_MAX_SEGMENTS_PER_TASK: '1',
+  QUIVER_COPY_CHECK_INTERVAL_MS: '200',
 };
+/** `quiver serve --datanode-slots 0`: only the data nodes run copies. */
+const SERVE = { args: ['--datanode-slots', '0'], env: SERVE_ENV };
+/** A 2 s session lease, so that a lost node is noticed quickly. */
+const NODE = { slots: 2, sessionTtlMs: 2_000 };
 
 describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)', () => {
   let cluster: Cluster;
   beforeEach(async () => {
     cluster = await Cluster.start();
+    const c0 = cluster;
+    onTestFailed(() => c0.printLogs());
   });
   afterEach(async () => {
     await cluster?.stop();
   });
 
   it('restores a 42-segment collection over 3 data nodes: the target equals the snapshot, every node ran tasks', async () => {
-    const nodes = await Promise.all([cluster.datanode(), cluster.datanode(), cluster.datanode()]);
-    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const nodes = await Promise.all([cluster.datanode(NODE), cluster.datanode(NODE), cluster.datanode(NODE)]);
+    const serve = await cluster.serve(SERVE);
     const c = serve.client;
     const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
     const status = JSON.parse((await httpGet(serve.metricsAddress, '/cluster')).body) as { nodes: { nodeId: string; slotsTotal: number }[] };
@@ -133,20 +140,18 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     expect(serve.output()).not.toContain('"level":50');
   });
   it('kill -9 of a data node mid-restore: the job completes on the others, nothing extra in the target, nothing left for GC', async () => {
-    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const slow = { ...NODE, env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
     const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow), cluster.datanode(slow)]);
-    const serve = await cluster.serve(await cluster.dataDir(), {
-      ...SERVE_ENV,
-      QUIVER_GC_INTERVAL_MS: '300',
-      QUIVER_GC_DROPPED_GRACE_MS: '0',
-      QUIVER_GC_ORPHAN_GRACE_MS: '3000',
+    const serve = await cluster.serve({
+      ...SERVE,
+      env: { ...SERVE_ENV, QUIVER_GC_INTERVAL_MS: '300', QUIVER_GC_DROPPED_GRACE_MS: '0', QUIVER_GC_ORPHAN_GRACE_MS: '3000' },
     });
     const c = serve.client;
     const { rows, collectionId } = await sourceWithSnapshot(cluster, c);
     const jobId = await restore(c, 'back');
     const victim = nodes[1]!;
     await until(async () => (await tasksRun(victim)) > 0, { timeoutMs: 60_000 });
-    await victim.kill9();
+    await cluster.kill9(victim);
     await completed(c, jobId);
     expect(serve.output()).toContain('data node lost');
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
@@ -163,15 +168,13 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
   });
 
   it('kill -9 of serve mid-restore, then a restart: the job completes and no finished task runs again', async () => {
-    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const slow = { ...NODE, env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
     const nodes = await Promise.all([cluster.datanode(slow), cluster.datanode(slow)]);
-    const dataDir = await cluster.dataDir();
-    let serve = await cluster.serve(dataDir, SERVE_ENV);
+    let serve = await cluster.serve(SERVE);
     const { rows } = await sourceWithSnapshot(cluster, serve.client, 24);
     const jobId = await restore(serve.client, 'back');
     await until(async () => (await Promise.all(nodes.map(tasksRun))).reduce((a, b) => a + b, 0) >= 4, { timeoutMs: 60_000 });
-    await serve.kill9();
-    serve = await cluster.serve(dataDir, SERVE_ENV);
+    serve = await cluster.restart(serve);
     const c = serve.client;
     await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
@@ -181,17 +184,17 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
   });
 
   it('a data node frozen past its lease, then resumed: its tasks ran elsewhere, it takes no more work and exits', async () => {
-    const slow = { env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
+    const slow = { ...NODE, env: { QUIVER_FAULT_COPY_DELAY_MS: '250' } };
     const [frozen, other] = await Promise.all([cluster.datanode(slow), cluster.datanode(slow)]);
-    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const serve = await cluster.serve(SERVE);
     const c = serve.client;
     const { rows } = await sourceWithSnapshot(cluster, c, 24);
     const jobId = await restore(c, 'back');
     await until(async () => (await tasksRun(frozen!)) > 0, { timeoutMs: 60_000 });
-    frozen!.freeze();
+    await cluster.pause(frozen!);
     // Past the 2 s lease: the coordinator sees the session expire and re-queues the frozen node's tasks.
     await until(() => serve.output().includes('data node lost'), { timeoutMs: 30_000 });
-    frozen!.thaw();
+    cluster.resume(frozen!);
     expect(await frozen!.exited).toBe(3);
     expect(frozen!.output()).toContain('lost');
     await completed(c, jobId);
@@ -201,7 +204,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
   });
 
   it('no data node at all: the job waits (state and reason visible), then runs when one registers', async () => {
-    const serve = await cluster.serve(await cluster.dataDir(), SERVE_ENV);
+    const serve = await cluster.serve(SERVE);
     const c = serve.client;
     const { rows } = await sourceWithSnapshot(cluster, c, 4);
     const jobId = await restore(c, 'back');
@@ -214,7 +217,7 @@ describe.skipIf(skipReason !== undefined)('restore on data nodes (multi-process)
     const info = await c.getRestoreSnapshotState({ job_id: jobId });
     expect(info.info?.state).toBe('RestoreSnapshotExecuting');
     expect(info.info?.reason).toMatch(/waiting for a data node/);
-    await cluster.datanode();
+    await cluster.datanode(NODE);
     await completed(c, jobId);
     expect((await c.loadCollectionSync({ collection_name: 'back' })).error_code).toBe(ErrorCode.SUCCESS);
     expect(await rowsOf(c, 'back')).toEqual(rows);

@@ -70,7 +70,7 @@ function completed(version: number, buildId: number): QueryTaskResponse {
   };
 }
 
-function setup(opts: { taskTimeoutMs?: number; jobTimeoutMs?: number; attemptsMax?: number } = {}) {
+async function setup(opts: { taskTimeoutMs?: number; jobTimeoutMs?: number; attemptsMax?: number; unclaimedTimeoutMs?: number } = {}) {
   const kv = new MemoryMetaKV();
   const store = new NodeTaskStore(kv);
   const nodes = new FakeNodes(store);
@@ -80,12 +80,13 @@ function setup(opts: { taskTimeoutMs?: number; jobTimeoutMs?: number; attemptsMa
     { store, nodes, ids: { alloc: async () => next++ }, clock, log: silentLogger },
     { taskTimeoutMs: opts.taskTimeoutMs ?? 10_000, jobTimeoutMs: opts.jobTimeoutMs ?? 100_000, attemptsMax: opts.attemptsMax ?? 3, tickIntervalMs: 1_000 },
   );
+  await d.init();
   return { kv, store, nodes, clock, d };
 }
 
 describe('NodeTaskDispatcher', () => {
   it('persists node and version before dispatching, and completes on the answer for that version', async () => {
-    const { store, nodes, d } = setup();
+    const { store, nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     const id = await d.submit(BUILD);
     await d.tick();
@@ -103,7 +104,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('waits for a node and says why, then dispatches when one registers', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     const id = await d.submit(BUILD);
     await d.tick();
     expect(d.task(id)).toMatchObject({ state: 'Waiting', reason: 'waiting for a data node to register' });
@@ -113,7 +114,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('keeps the task on a transient poll error and re-dispatches on confirmed loss (UNKNOWN)', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     const id = await d.submit(BUILD);
     await d.tick();
@@ -130,7 +131,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('ignores a late answer about an older version (fencing)', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     const id = await d.submit(BUILD);
     await d.tick();
@@ -150,7 +151,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('drops a run over the task timeout, re-dispatches, and fails after the last attempt naming task and node', async () => {
-    const { nodes, clock, d, store } = setup({ taskTimeoutMs: 5_000, attemptsMax: 2 });
+    const { nodes, clock, d, store } = await setup({ taskTimeoutMs: 5_000, attemptsMax: 2 });
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     const id = await d.submit(BUILD);
     await d.tick();
@@ -169,7 +170,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('fails a task still waiting for a node at the job timeout', async () => {
-    const { clock, d } = setup({ jobTimeoutMs: 60_000 });
+    const { clock, d } = await setup({ jobTimeoutMs: 60_000 });
     const id = await d.submit(BUILD);
     await d.tick();
     clock.advance(60_001);
@@ -179,7 +180,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('puts a refused dispatch back to Waiting without counting an attempt', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     nodes.refuse.add('datanode-1');
     const id = await d.submit(BUILD);
@@ -192,7 +193,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('fails on a node-side failure with its reason', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     const id = await d.submit(BUILD);
     await d.tick();
@@ -203,7 +204,7 @@ describe('NodeTaskDispatcher', () => {
   });
 
   it('spreads tasks over nodes by free slots and does not over-fill a node', async () => {
-    const { nodes, d } = setup();
+    const { nodes, d } = await setup();
     nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
     nodes.live.set('datanode-2', { slots: 1, usedSlots: 0 });
     const ids = [await d.submit(BUILD), await d.submit(BUILD), await d.submit(BUILD)];
@@ -212,19 +213,122 @@ describe('NodeTaskDispatcher', () => {
     expect(d.slots()).toEqual({ total: 2, free: 0 });
   });
 
-  it('init drops the runs a previous coordinator left and deletes their records', async () => {
-    const a = setup();
-    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
-    const id = await a.d.submit(BUILD);
-    await a.d.tick();
-    // A new coordinator over the same metadata.
+  /** A second coordinator over the same metadata and nodes (the first one was killed). */
+  async function restarted(a: Awaited<ReturnType<typeof setup>>, unclaimedTimeoutMs = 60_000) {
     let next = 500;
     const d2 = new NodeTaskDispatcher(
       { store: a.store, nodes: a.nodes, ids: { alloc: async () => next++ }, clock: a.clock, log: silentLogger },
-      { taskTimeoutMs: 1, jobTimeoutMs: 1, attemptsMax: 1, tickIntervalMs: 1_000 },
+      { taskTimeoutMs: 10_000, jobTimeoutMs: 100_000, attemptsMax: 3, tickIntervalMs: 1_000, unclaimedTimeoutMs },
     );
     await d2.init();
-    expect(a.nodes.dropped).toEqual([{ nodeId: 'datanode-1', taskId: id }]);
+    return d2;
+  }
+
+  it('after a restart, re-attaches to a run still going on its node: same version, no second dispatch, claimed by the same work', async () => {
+    const a = await setup();
+    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const id = await a.d.submit(BUILD);
+    await a.d.tick();
+    expect(a.nodes.created).toHaveLength(1);
+    const d2 = await restarted(a);
+    await d2.tick();
+    await d2.tick();
+    // Still running there (IN_PROGRESS for version 1): nothing dispatched again, nothing dropped.
+    expect(a.nodes.created).toHaveLength(1);
+    expect(a.nodes.dropped).toEqual([]);
+    expect(d2.task(id)).toMatchObject({ state: 'Dispatched', nodeId: 'datanode-1', version: 1 });
+    expect(await d2.holds(BUILD)).toBe(true);
+    // The scheduler asks for the same build again: it gets the adopted task, not a new one.
+    expect(await d2.submit(BUILD)).toBe(id);
+    expect(await d2.holds(BUILD)).toBe(false);
+    a.nodes.answer.set('datanode-1', (taskId, v) => completed(v, taskId));
+    await d2.tick();
+    expect(await d2.wait(id)).toMatchObject({ state: 'Completed', built: { build_id: id, index_version: 1 } });
+    expect(a.nodes.created).toHaveLength(1);
     expect(await a.store.list()).toEqual([]);
+  });
+
+  it('after a restart, collects a run that finished meanwhile, and keeps it for a claim that comes later', async () => {
+    const a = await setup();
+    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const id = await a.d.submit(BUILD);
+    await a.d.tick();
+    a.nodes.answer.set('datanode-1', (taskId, v) => completed(v, taskId));
+    const d2 = await restarted(a);
+    await d2.tick();
+    expect(d2.outcome(id)).toMatchObject({ state: 'Completed' });
+    expect(await a.store.list()).toEqual([]);
+    expect(await d2.submit(BUILD)).toBe(id);
+    expect(await d2.wait(id)).toMatchObject({ state: 'Completed', built: { build_id: id, index_version: 1 } });
+    expect(a.nodes.created).toHaveLength(1);
+  });
+
+  it('after a restart, re-dispatches only on confirmed loss (UNKNOWN or session gone), not on a transient error', async () => {
+    const a = await setup();
+    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const id = await a.d.submit(BUILD);
+    await a.d.tick();
+    const d2 = await restarted(a);
+    a.nodes.answer.set('datanode-1', () => quiverError('ServiceNotReady', 'connection reset'));
+    await d2.tick();
+    expect(d2.task(id)).toMatchObject({ state: 'Dispatched', version: 1, attempts: 0 });
+    // The node restarted meanwhile (knows nothing): confirmed loss, re-dispatched under version 2.
+    a.nodes.answer.set('datanode-1', () => ({ state: 'UNKNOWN', version: 0, reason: '', copied_segments: [] }));
+    await d2.tick();
+    expect(d2.task(id)).toMatchObject({ state: 'Waiting', attempts: 1 });
+    a.nodes.answer.delete('datanode-1');
+    await d2.tick();
+    expect(d2.task(id)).toMatchObject({ state: 'Dispatched', version: 2 });
+    expect(a.nodes.created.map((c) => c.req.version)).toEqual([1, 2]);
+  });
+
+  it('after a restart, drops an adopted run nobody claims within the unclaimed timeout; Waiting records are deleted', async () => {
+    const a = await setup();
+    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const running = await a.d.submit(BUILD);
+    await a.d.tick();
+    const waiting = await a.d.submit({ type: 'index-build', params: { ...PARAMS, segmentId: 21 } });
+    const d2 = await restarted(a, 30_000);
+    expect(d2.task(waiting)).toBeUndefined();
+    expect((await a.store.list()).map((r) => r.id)).toEqual([running]);
+    await d2.tick();
+    expect(d2.task(running)).toMatchObject({ state: 'Dispatched' });
+    a.clock.advance(30_001);
+    await d2.tick();
+    expect(d2.task(running)).toBeUndefined();
+    expect(a.nodes.dropped).toEqual([{ nodeId: 'datanode-1', taskId: running }]);
+    expect(await a.store.list()).toEqual([]);
+    // The same build asked for now is a new task.
+    expect(await d2.submit(BUILD)).not.toBe(running);
+  });
+
+  it('claims a merge by its inputs, not by the target id or output keys the new coordinator chose', async () => {
+    const merge = (target: number, buildId: number) => ({
+      type: 'compaction-merge' as const,
+      params: {
+        collection_id: 10,
+        source_segment_ids: [1, 2],
+        target_segment_id: target,
+        fields: [{ field_id: 100, kind: 'int64', output_key: `insert_log/10/1/${target}/100/${target * 10}` }],
+        sources: [
+          { binlogs: { '100': 'insert_log/10/1/1/100/5' }, keep_ranges: [0, 3] },
+          { binlogs: { '100': 'insert_log/10/1/2/100/6' }, keep_ranges: [1, 2] },
+        ],
+        partition_id: 1,
+        indexes: [{ index_id: 30, build_id: buildId }],
+      },
+    });
+    const a = await setup();
+    a.nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const id = await a.d.submit(merge(7, 70));
+    await a.d.tick();
+    const d2 = await restarted(a);
+    // Other kept rows: other work.
+    const other = merge(8, 80);
+    expect(
+      await d2.holds({ ...other, params: { ...other.params, sources: [other.params.sources[0]!, { ...other.params.sources[1]!, keep_ranges: [0, 2] }] } }),
+    ).toBe(false);
+    expect(await d2.submit(merge(9, 90))).toBe(id);
+    expect(d2.task(id)).toMatchObject({ params: { target_segment_id: 7, indexes: [{ build_id: 70 }] } });
   });
 });

@@ -11,6 +11,15 @@
  *   - Any state past `jobTimeoutMs` since submit fails.
  * Answers about another version than the record's are ignored (fencing): a node that was frozen past
  * its lease and resumed cannot complete a task that now runs elsewhere.
+ *
+ * Coordinator restart: `init()` re-attaches to the Dispatched records a previous coordinator left (same
+ * node, same version: the node may still run that run, and its answer is as good as ever) and polls them
+ * like any other; only a confirmed loss re-dispatches. Their waiters died with that process, so they are
+ * "unclaimed" until the index scheduler or the compactor submits the same work again (`submit` matches by
+ * `claimKey`: a build by (collection, segment, index), a merge by its inputs), which then waits on the
+ * adopted run, finished or not. Nobody claims an adopted task within `unclaimedTimeoutMs` (the segment
+ * was dropped, compacted or got its index meanwhile): it is dropped on its node and forgotten, its
+ * uploads are orphans for GC.
  */
 
 import type { Clock } from '../../common/clock.js';
@@ -39,6 +48,36 @@ export interface NodeTaskDispatcherOptions {
   readonly attemptsMax: number;
   /** Period of the fallback tick (a watcher-free poll loop). */
   readonly tickIntervalMs: number;
+  /** A task adopted at restart that nobody submits again within this is dropped (default 10 min). */
+  readonly unclaimedTimeoutMs?: number | undefined;
+}
+
+export const UNCLAIMED_TIMEOUT_MS_DEFAULT = 10 * 60_000;
+
+/**
+ * What identifies the same work across a coordinator restart: a build by (collection, segment, index); a
+ * merge by its inputs (sources, kept rows, fields), not by the target id, output keys or build ids the
+ * new coordinator allocated again.
+ */
+export function claimKey(spec: NodeTaskSpec): string {
+  switch (spec.type) {
+    case 'index-build':
+      return `index-build/${spec.params.collectionId}/${spec.params.segmentId}/${spec.params.indexId}`;
+    case 'compaction-merge': {
+      const p = spec.params;
+      return `compaction-merge/${JSON.stringify([
+        p.collection_id,
+        p.source_segment_ids,
+        p.fields.map((f) => [f.field_id, f.kind]),
+        p.sources.map((x) => [Object.entries(x.binlogs).sort(([a], [b]) => Number(a) - Number(b)), x.keep_ranges]),
+        (p.indexes ?? []).map((i) => i.index_id),
+      ])}`;
+    }
+    default: {
+      const never: never = spec;
+      throw new Error(`assertion failed: node task type ${String((never as { type: unknown }).type)}`);
+    }
+  }
 }
 
 export type NodeTaskOutcome =
@@ -47,6 +86,9 @@ export type NodeTaskOutcome =
 
 interface Active {
   rec: NodeTaskRecord;
+  readonly key: string;
+  /** Someone in this process waits for it (false for a task adopted at restart until it is submitted again). */
+  claimed: boolean;
   readonly done: Promise<NodeTaskOutcome>;
   readonly resolve: (o: NodeTaskOutcome) => void;
   outcome?: NodeTaskOutcome | undefined;
@@ -61,9 +103,18 @@ export class NodeTaskDispatcher {
   readonly #opts: NodeTaskDispatcherOptions;
   readonly #active = new Map<number, Active>();
   readonly #loop: LoopRunner;
+  readonly #unclaimedTimeoutMs: number;
+  #initialized: Promise<void> | undefined;
+  #markInitialized: () => void = () => {};
+  readonly #ready = new Promise<void>((r) => (this.#markInitialized = r));
+  #initAtMs = 0;
+  #stopping = false;
 
   constructor(deps: { store: NodeTaskStore; nodes: TaskNodes; ids: IdSource; clock: Clock; log: CopyLogger }, opts: NodeTaskDispatcherOptions) {
-    for (const [k, v] of Object.entries(opts)) if (!(Number.isInteger(v) && v > 0)) throw new Error(`assertion failed: ${k} ${String(v)} must be > 0`);
+    for (const [k, v] of Object.entries(opts)) {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`assertion failed: ${k} ${String(v)} must be > 0`);
+    }
+    this.#unclaimedTimeoutMs = opts.unclaimedTimeoutMs ?? UNCLAIMED_TIMEOUT_MS_DEFAULT;
     this.#store = deps.store;
     this.#nodes = deps.nodes;
     this.#ids = deps.ids;
@@ -74,14 +125,26 @@ export class NodeTaskDispatcher {
   }
 
   /**
-   * Records left by a previous coordinator: their runs are dropped on the nodes (best effort) and the
-   * records deleted. Their callers died with that process; the index scheduler rebuilds what still has
-   * no index, under new build ids, and the abandoned uploads are orphans for GC.
+   * Re-attaches to the records a previous coordinator left (once; `submit` waits for it). A Dispatched
+   * record is adopted as it is: the next pass asks its node about its version. A Waiting one ran nothing
+   * that could be collected, and a terminal one lost its outcome with its waiter: both are deleted (the
+   * scheduler or the compactor submits that work again if it still wants it).
    */
-  async init(): Promise<void> {
+  init(): Promise<void> {
+    this.#initialized ??= this.#adopt().then(() => this.#markInitialized());
+    return this.#initialized;
+  }
+
+  async #adopt(): Promise<void> {
+    this.#initAtMs = this.#clock.nowMs();
     for (const rec of await this.#store.list()) {
-      if (rec.state === 'Dispatched') await this.#drop(rec);
-      await this.#store.delete(rec.id);
+      if (rec.state !== 'Dispatched') {
+        await this.#store.delete(rec.id);
+        continue;
+      }
+      const a = this.#newActive(rec, false);
+      this.#active.set(rec.id, a);
+      this.#log.info({ taskId: rec.id, nodeId: rec.nodeId, version: rec.version }, `${rec.type} task adopted after a restart`);
     }
   }
 
@@ -90,6 +153,9 @@ export class NodeTaskDispatcher {
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
+    // A submit still waiting for init must not wait forever.
+    this.#markInitialized();
     await this.#loop.stop();
     for (const a of this.#active.values()) a.resolve({ state: 'Failed', reason: `task ${a.rec.id}: the coordinator is stopping` });
   }
@@ -108,16 +174,37 @@ export class NodeTaskDispatcher {
     return { total, free: Math.max(0, total - used) };
   }
 
-  /** Persists a Waiting task and returns its id (also the build id of an index build). */
+  /**
+   * Persists a Waiting task and returns its id (also the build id of an index build). The same work
+   * adopted at restart and not claimed yet is claimed instead: its id is returned, and `task(id)` holds
+   * its spec (a merge's target and output keys are the adopted ones then).
+   */
   async submit(spec: NodeTaskSpec): Promise<number> {
+    await this.#ready;
+    if (this.#stopping) throw quiverError('ServiceNotReady', `the coordinator is stopping (${spec.type} task not submitted)`);
+    const key = claimKey(spec);
+    for (const a of this.#active.values()) {
+      if (a.claimed || a.key !== key) continue;
+      a.claimed = true;
+      this.#log.info({ taskId: a.rec.id, state: a.outcome?.state ?? a.rec.state }, `${a.rec.type} task claimed after a restart`);
+      return a.rec.id;
+    }
     const id = await this.#ids.alloc();
     const now = this.#clock.nowMs();
     const rec: NodeTaskRecord = { id, ...spec, state: 'Waiting', nodeId: '', version: 0, attempts: 0, reason: '', createdAtMs: now, dispatchedAtMs: 0 };
     await this.#store.create(rec);
+    this.#active.set(id, this.#newActive(rec, true));
+    this.kick();
+    return id;
+  }
+
+  #newActive(rec: NodeTaskRecord, claimed: boolean): Active {
     let settle!: (o: NodeTaskOutcome) => void;
     const done = new Promise<NodeTaskOutcome>((r) => (settle = r));
     const a: Active = {
       rec,
+      key: claimKey(rec),
+      claimed,
       done,
       resolve: (o) => {
         if (a.outcome !== undefined) return;
@@ -125,9 +212,14 @@ export class NodeTaskDispatcher {
         settle(o);
       },
     };
-    this.#active.set(id, a);
-    this.kick();
-    return id;
+    return a;
+  }
+
+  /** True when a task adopted at restart and not claimed yet does this work (waits for `init`). */
+  async holds(spec: NodeTaskSpec): Promise<boolean> {
+    await this.#ready;
+    const key = claimKey(spec);
+    return [...this.#active.values()].some((a) => !a.claimed && a.key === key);
   }
 
   /** The task's record as this coordinator sees it (undefined once forgotten). */
@@ -167,7 +259,12 @@ export class NodeTaskDispatcher {
   }
 
   async #pass(): Promise<void> {
+    const now = this.#clock.nowMs();
     for (const a of [...this.#active.values()]) {
+      if (!a.claimed && now - this.#initAtMs > this.#unclaimedTimeoutMs) {
+        await this.#abandon(a);
+        continue;
+      }
       if (a.outcome !== undefined) continue;
       try {
         await this.#advance(a);
@@ -293,6 +390,17 @@ export class NodeTaskDispatcher {
     // The outcome lives in memory with its waiter; the record has done its job (fencing, restart cleanup).
     await this.#store.delete(rec.id);
     a.resolve(state === 'Completed' ? { state, built: x.built, merged: x.merged } : { state, reason: x.reason ?? '' });
+  }
+
+  /** An adopted task nobody submitted again: nothing will commit its result. */
+  async #abandon(a: Active): Promise<void> {
+    this.#active.delete(a.rec.id);
+    if (a.outcome === undefined) {
+      if (a.rec.state === 'Dispatched') await this.#drop(a.rec);
+      await this.#store.delete(a.rec.id);
+      a.resolve({ state: 'Failed', reason: `task ${a.rec.id} was not claimed after a restart` });
+    }
+    this.#log.info({ taskId: a.rec.id, nodeId: a.rec.nodeId }, `${a.rec.type} task adopted after a restart and not claimed: dropped`);
   }
 
   async #drop(rec: NodeTaskRecord): Promise<void> {

@@ -149,7 +149,23 @@ describe('index builds on a remote data node', () => {
     // comparison with the embedded build below is exact.
     const pool = new IndexBuildPool({ inline: true, threads: 1 });
     const runner = new IndexBuildRunner({ meta: kv, store, builds: new IndexBuildExecutor({ store, ids: engine.ids, pool }, { tmpDir: tmpdir() }) });
-    const host = new DataNodeTaskHost({ store, clock: systemClock, registry, indexBuilds: runner }, { nodeId: 7, slots: 2 });
+    // The build ids of the indexes the node built inside merges (a compaction target's own index).
+    const mergeBuilt: number[] = [];
+    const indexBuilds: ConstructorParameters<typeof DataNodeTaskHost>[0]['indexBuilds'] = {
+      run: (r) => runner.run(r),
+      mergeIndexes: async (p) => {
+        const m = await runner.mergeIndexes(p);
+        return {
+          fieldIds: m.fieldIds,
+          build: async (column, version) => {
+            const out = await m.build(column, version);
+            mergeBuilt.push(...out.map((b) => b.build_id));
+            return out;
+          },
+        };
+      },
+    };
+    const host = new DataNodeTaskHost({ store, clock: systemClock, registry, indexBuilds }, { nodeId: 7, slots: 2 });
     const server: TaskServer = await serveDataNodeTasks(host, '127.0.0.1', 0);
     const session = {
       nodeId: 7,
@@ -204,6 +220,11 @@ describe('index builds on a remote data node', () => {
     expect(engine.flushedSegments(remote.id)).toHaveLength(1);
     expect(target!.numRows).toBe(SEGMENTS * ROWS_PER_SEGMENT - 5);
     for (const logs of Object.values(target!.binlogs)) expect((await store.stat(logs[0]!.path))?.size).toBe(logs[0]!.size);
+    // The target's own index was built by the node's merge task (not in this process), under its version.
+    expect(target!.indexes).toHaveLength(1);
+    expect(mergeBuilt).toEqual([target!.indexes[0]!.buildId]);
+    expect(target!.indexes[0]!.files[0]).toContain(`index_files/${target!.indexes[0]!.buildId}/1/`);
+    expect(await counted()).toContainEqual(expect.objectContaining({ labels: { type: 'index_build', outcome: 'completed' }, value: SEGMENTS }));
     const count = (e: Engine, id: number) => e.count(id, { filter: '', partitionNames: [] });
     expect(await count(engine, remote.id)).toBe(await count(embedded.engine, local.id));
     expect(await searchIds(engine, remote)).toEqual(await searchIds(embedded.engine, local));

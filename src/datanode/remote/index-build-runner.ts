@@ -12,6 +12,8 @@ import { decodeJson } from '../../meta/json.js';
 import type { MetaKV } from '../../meta/meta-kv.js';
 import { readSegment } from '../../segcore/segment-io.js';
 import type { ObjectStore } from '../../storage/object-store.js';
+import type { Column } from '../../schema/types.js';
+import type { CompactionMergeParams, WireBuiltIndex } from '../../taskrpc/protocol.js';
 import type { IndexBuildExecutor } from '../index-build-executor.js';
 
 export interface IndexBuildRequest {
@@ -58,6 +60,44 @@ export class IndexBuildRunner {
     if (!vectors) throw new Error(`assertion failed: segment ${seg.id} field ${field.name} read without vectors`);
     const file = await this.#builds.buildAs(vectors, idx, field, seg.partitionId, seg.id, req.buildId, req.version);
     return { ...file, rows: chunk.numRows };
+  }
+
+  /**
+   * The indexes a merge builds over its output (the compaction target's own index): which merged columns
+   * they need, and the build over them once the merge has written its binlogs. The file goes under the
+   * coordinator's build id and this run's version, like a plain build's.
+   */
+  async mergeIndexes(p: CompactionMergeParams): Promise<{
+    readonly fieldIds: ReadonlySet<number>;
+    build(column: (fieldId: number) => Column | undefined, version: number): Promise<WireBuiltIndex[]>;
+  }> {
+    const wanted = p.indexes ?? [];
+    if (wanted.length === 0) return { fieldIds: new Set(), build: async () => [] };
+    const coll = await this.#record<CollectionRecord>(catalogKeys.coll(p.collection_id), `collection ${p.collection_id}`);
+    const plans = await Promise.all(
+      wanted.map(async (w) => {
+        const idx = await this.#record<IndexRecord>(catalogKeys.index(p.collection_id, w.index_id), `index ${w.index_id}`);
+        const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+        if (!field || !isFloatIndexable(field.dataType)) {
+          throw quiverError('ParameterInvalid', `index ${idx.id} of collection ${coll.name}: field ${idx.fieldId} has no float vectors to build`);
+        }
+        return { idx, field, buildId: w.build_id };
+      }),
+    );
+    return {
+      fieldIds: new Set(plans.map((x) => x.field.fieldId)),
+      build: async (column, version) => {
+        const out: WireBuiltIndex[] = [];
+        for (const { idx, field, buildId } of plans) {
+          const vectors = floatVectorsOf(column(field.fieldId));
+          if (!vectors) throw new Error(`assertion failed: merge into segment ${p.target_segment_id} kept no vectors of field ${field.name}`);
+          const f = await this.#builds.buildAs(vectors, idx, field, p.partition_id ?? 0, p.target_segment_id, buildId, version);
+          const rows = field.dim ? vectors.length / field.dim : 0;
+          out.push({ index_id: f.indexId, build_id: f.buildId, index_version: f.version, files: [...f.files], size: f.size, rows });
+        }
+        return out;
+      },
+    };
   }
 
   async #record<T>(key: string, what: string): Promise<T> {

@@ -42,7 +42,11 @@ export function rangesOfRows(rows: ArrayLike<number>): number[] {
   return out;
 }
 
-export async function runMerge(store: ObjectStore, p: CompactionMergeParams): Promise<WireMerged> {
+/**
+ * `onColumn` sees each merged column before the next field is read (an index build over the output
+ * keeps the vector column it needs; everything else is released field by field).
+ */
+export async function runMerge(store: ObjectStore, p: CompactionMergeParams, onColumn?: (fieldId: number, col: Column) => void): Promise<WireMerged> {
   if (p.sources.length === 0 || p.fields.length === 0)
     throw quiverError('ParameterInvalid', `merge into segment ${p.target_segment_id}: no sources or no fields`);
   const keeps = p.sources.map((s) => rowsOfRanges(s.keep_ranges));
@@ -57,7 +61,9 @@ export async function runMerge(store: ObjectStore, p: CompactionMergeParams): Pr
       const col = decodeColumn(await store.get(key), f.kind as ColumnKind);
       parts.push(takeRows(col, keeps[i]!));
     }
-    const encoded = encodeColumn(concatColumns(parts), { fieldId: f.field_id });
+    const merged = concatColumns(parts);
+    onColumn?.(f.field_id, merged);
+    const encoded = encodeColumn(merged, { fieldId: f.field_id });
     await store.put(f.output_key, encoded);
     sizes[String(f.field_id)] = encoded.byteLength;
   }

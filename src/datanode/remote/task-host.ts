@@ -15,6 +15,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import type { CopyTask, SourceSegmentReader } from '../../coord/copy/types.js';
+import type { Column } from '../../schema/types.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import type {
   CreateTaskRequest,
@@ -42,7 +43,7 @@ export interface TaskHostDeps {
   readonly registry: Registry;
   readonly sources?: SourceSegmentReader | undefined;
   /** The INDEX_BUILD executor; without it the node refuses index builds. */
-  readonly indexBuilds?: Pick<IndexBuildRunner, 'run'> | undefined;
+  readonly indexBuilds?: Pick<IndexBuildRunner, 'run' | 'mergeIndexes'> | undefined;
 }
 
 /** An index build or compaction merge this node runs or ran (copy tasks live in the copy pool). */
@@ -67,9 +68,11 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   readonly #clock: Clock;
   readonly #startedAtMs = new Map<number, number>();
   readonly #tasks: Counter<'type' | 'outcome'>;
+  /** Runs started here: a coordinator that re-attached after a restart must not start a run again. */
+  readonly #started: Counter<'type'>;
   readonly #duration: Histogram<'type'>;
   readonly #slots: number;
-  readonly #indexBuilds: Pick<IndexBuildRunner, 'run'> | undefined;
+  readonly #indexBuilds: Pick<IndexBuildRunner, 'run' | 'mergeIndexes'> | undefined;
   readonly #store: ObjectStore;
   /** Index builds by task id (the latest version only). */
   readonly #builds = new Map<number, BuildRun>();
@@ -92,6 +95,12 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       name: 'quiver_datanode_tasks_total',
       help: 'Tasks this data node finished, by type and outcome (completed, failed, cancelled)',
       labelNames: ['type', 'outcome'],
+      registers,
+    });
+    this.#started = new Counter({
+      name: 'quiver_datanode_tasks_started_total',
+      help: 'Task runs this data node started, by type (a repeated CreateTask of the same version starts none)',
+      labelNames: ['type'],
       registers,
     });
     this.#duration = new Histogram({
@@ -171,7 +180,10 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     }
     await this.#pool.dispatch(this.#poolNode, task);
     // A repeated dispatch of the same version is accepted without a new run: time only the first.
-    if (before.state === 'Unknown') this.#startedAtMs.set(req.task_id, nowMs);
+    if (before.state === 'Unknown') {
+      this.#startedAtMs.set(req.task_id, nowMs);
+      this.#started.inc({ type: 'copy_segment' });
+    }
   }
 
   async queryTask(req: QueryTaskRequest): Promise<QueryTaskResponse> {
@@ -249,7 +261,20 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     } else {
       const p = req.compaction_merge;
       if (p === undefined || p === null) throw quiverError('ParameterMissing', `task ${req.task_id}: compaction_merge params missing`);
-      work = async () => ({ merged: await runMerge(this.#store, p) });
+      const runner = this.#indexBuilds;
+      if ((p.indexes?.length ?? 0) > 0 && runner === undefined) {
+        throw quiverError('ServiceUnimplemented', `data node ${this.#nodeId} does not build indexes (merge task ${req.task_id} asks for some)`);
+      }
+      work = async () => {
+        // The target's own index is built here from the merged column, so `serve` only reads it back.
+        const indexes = runner === undefined ? undefined : await runner.mergeIndexes(p);
+        const kept = new Map<number, Column>();
+        const merged = await runMerge(this.#store, p, (fieldId, col) => {
+          if (indexes?.fieldIds.has(fieldId)) kept.set(fieldId, col);
+        });
+        const built = indexes === undefined ? [] : await indexes.build((id) => kept.get(id), req.version);
+        return { merged: { ...merged, built_indexes: built } };
+      };
     }
     if (this.#droppedBuilds.has(req.task_id)) throw quiverError('ParameterInvalid', `task ${req.task_id} was cancelled on data node ${this.#nodeId}`);
     const cur = this.#builds.get(req.task_id);
@@ -261,6 +286,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     const run: BuildRun = { type: req.type === 'INDEX_BUILD' ? 'INDEX_BUILD' : 'COMPACTION_MERGE', version: req.version, state: 'InProgress', reason: '' };
     this.#builds.set(req.task_id, run);
     this.#buildsRunning++;
+    this.#started.inc({ type: metricType(run.type) });
     const startedMs = this.#clock.nowMs();
     void work()
       .then(
