@@ -19,7 +19,7 @@
  */
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed } from './flat-search.js';
+import { allowedCount, allowedList } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile, sectionAs } from './index-file.js';
 import { seeded } from './ivf-index.js';
 import { type ResidualPqShape, innerProductTable, trainAndEncode } from './residual-pq.js';
@@ -242,7 +242,7 @@ export class HnswPqIndex implements VectorIndex {
     if (!Number.isInteger(refineK) || refineK < 1 || refineK > PQ_REFINE_K_MAX) {
       throw quiverError('ParameterInvalid', `refine_k must be an integer in [1, ${PQ_REFINE_K_MAX}], got ${refineK}`);
     }
-    const allowed = allow === undefined ? this.size : countAllowed(allow);
+    const allowed = allowedCount(opts, this.size);
     const out: Hits[] = [];
     if (allowed === 0 || this.size === 0) {
       for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
@@ -251,10 +251,10 @@ export class HnswPqIndex implements VectorIndex {
     const vectors = this.#vectors;
     const dim = this.dim;
     if (vectors !== undefined && this.size <= SMALL_INDEX_EXACT_ROWS) {
-      return exactOver(vectors, dim, this.metric, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
+      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     if (vectors !== undefined && allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     const refine = this.params.refine && vectors !== undefined;
     const want = Math.min(allowed, refine ? k * refineK : k);
@@ -280,7 +280,7 @@ export class HnswPqIndex implements VectorIndex {
       }
       if (range === undefined && rows.length < Math.min(k, allowed) && vectors !== undefined) {
         // A filtered walk can miss allowed rows that exact search cannot.
-        const rowsAllowed = allow === undefined ? undefined : allowedRows(allow, allowed);
+        const rowsAllowed = allowedList(opts, allowed);
         out.push(exactOver(vectors, dim, this.metric, queries.subarray(qi * dim, (qi + 1) * dim), 1, k, rowsAllowed, range)[0]!);
         continue;
       }

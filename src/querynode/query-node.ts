@@ -6,7 +6,7 @@ import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
-import { compileFilter, type TemplateValues } from '../expr/index.js';
+import { compileFilter, type CompiledExpr, type TemplateValues } from '../expr/index.js';
 import {
   attachVectors,
   hasIndexFiles,
@@ -30,6 +30,9 @@ import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/type
 import { floatVectorsOf } from '../index/typed-search.js';
 import { bm25ParamsOf } from '../text/bm25.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
+
+/** Compiled filters kept per collection record (least recently used evicted). */
+const COMPILED_FILTERS_MAX = 256;
 
 /**
  * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing
@@ -73,6 +76,31 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     this.#segments = deps.segments;
     this.#loadState = deps.loadState;
     this.#log = deps.log;
+  }
+
+  /**
+   * Compiled filters by collection record and text. Parsing and compiling a filter cost more than an
+   * index-narrowed count or query itself; clients repeat the same few filter texts, and a compiled filter
+   * holds no per-evaluation state. Keyed by record: a DDL (new schema, timezone) replaces the record, so
+   * entries of the old one are never used again and go with it. Filters with template values are not cached.
+   */
+  readonly #compiled = new WeakMap<CollectionRecord, Map<string, CompiledExpr | null>>();
+
+  #filter(coll: CollectionRecord, text: string, templates: TemplateValues | undefined): CompiledExpr | null {
+    if (templates !== undefined && Object.keys(templates).length > 0) return compileFilter(text, exprSchema(coll), templates);
+    let byText = this.#compiled.get(coll);
+    if (byText === undefined) this.#compiled.set(coll, (byText = new Map()));
+    const hit = byText.get(text);
+    if (hit !== undefined) {
+      // Most recently used last: the oldest entry is the first one evicted.
+      byText.delete(text);
+      byText.set(text, hit);
+      return hit;
+    }
+    const compiled = compileFilter(text, exprSchema(coll));
+    if (byText.size >= COMPILED_FILTERS_MAX) byText.delete(byText.keys().next().value!);
+    byText.set(text, compiled);
+    return compiled;
   }
 
   #runtime(collectionId: number): CollectionRuntime {
@@ -411,7 +439,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
     metric = metric ?? (idx?.metric || undefined) ?? defaultMetricFor(p.field.dataType);
-    const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
+    const filter = this.#filter(coll, p.filter, p.templates);
     const hits = rt.search({
       field: p.field,
       queries: p.queries,
@@ -445,7 +473,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates);
     return rt.query(filter, parts, q.offset, q.limit, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
@@ -453,7 +481,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates);
     return rt.count(filter, parts, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
