@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { TIMESTAMP_FIELD_ID, type CollectionRecord, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
 import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { hasTypedIndexFile, openTypedIndex, type TypedVectorIndex } from '../index/typed-index-file.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
 import { compileFilter, type CompiledExpr, type TemplateValues } from '../expr/index.js';
@@ -170,6 +171,15 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
   ): Promise<(() => void) | undefined> {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
     if (!seg?.loaded || file.files.length === 0) return undefined;
+    if (hasTypedIndexFile(index)) {
+      const typed = await this.#openTypedIndex(index, field, file.files[0]!, seg.numRows);
+      return () => {
+        const chunk = seg.loaded ? seg.chunks[0] : undefined;
+        if (!chunk) return;
+        chunk.typedIndexes.set(field.name, typed);
+        chunk.indexBuilds.set(field.name, file.buildId);
+      };
+    }
     const built = await this.#openScalarIndex(index, file.files[0]!, seg.numRows);
     const key = scalarIndexKey(field.name, index.buildParams.jsonPath);
     return () => {
@@ -185,6 +195,24 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const local = this.#store.localPath?.(key);
     const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
     return ScalarIndex.fromBytes(bytes, key, { rows, indexType: index.indexType });
+  }
+
+  async #openTypedIndex(index: IndexRecord, field: FieldSchema, key: string, rows: number): Promise<TypedVectorIndex> {
+    const local = this.#store.localPath?.(key);
+    const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
+    return openTypedIndex(bytes, key, index, { rows, dim: field.dim ?? 0 });
+  }
+
+  /** Opens the BIN_IVF_FLAT / sparse index files of a segment into `chunk`, sharing the donor's by build id (as below). */
+  async #attachTypedIndexes(coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk, donor?: Chunk): Promise<void> {
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!idx || !field || !hasTypedIndexFile(idx) || si.files.length === 0) continue;
+      const shared = donor?.indexBuilds.get(field.name) === si.buildId ? donor.typedIndexes.get(field.name) : undefined;
+      chunk.typedIndexes.set(field.name, shared ?? (await this.#openTypedIndex(idx, field, si.files[0]!, rec.numRows)));
+      chunk.indexBuilds.set(field.name, si.buildId);
+    }
   }
 
   /**
@@ -247,7 +275,10 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
     }
-    if (withIndexes) await this.#attachScalarIndexes(coll, rec, chunk);
+    if (withIndexes) {
+      await this.#attachScalarIndexes(coll, rec, chunk);
+      await this.#attachTypedIndexes(coll, rec, chunk);
+    }
     return chunk;
   }
 
@@ -298,6 +329,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexBuilds.set(field.name, si.buildId);
     }
     await this.#attachScalarIndexes(coll, rec, chunk, donor);
+    await this.#attachTypedIndexes(coll, rec, chunk, donor);
     return chunk;
   }
 

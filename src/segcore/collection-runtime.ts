@@ -367,6 +367,7 @@ export class CollectionRuntime {
           dropRatioSearch: req.dropRatioSearch,
           dropRatioBuild: req.dropRatioBuild,
           binaryIvfNlist: flushed?.has(chunk) ? req.binaryIvfNlist : undefined,
+          loaded: chunk.typedIndexes.get(req.field.name),
         });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
