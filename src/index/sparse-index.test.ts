@@ -86,7 +86,7 @@ describe('sparse inverted index (SPARSE_INVERTED_INDEX, SPARSE_WAND)', () => {
     expect(pruned).toBeLessThan(all * 0.6);
   });
 
-  it('drop_ratio_search trades recall for work; drop_ratio_build drops each row\'s smallest values', () => {
+  it("drop_ratio_search trades recall for work; drop_ratio_build drops each row's smallest values", () => {
     const wand = SparseInvertedIndex.build(data, { type: 'SPARSE_WAND' });
     let hit = 0;
     for (const q of queries) {
@@ -109,7 +109,8 @@ describe('sparse inverted index (SPARSE_INVERTED_INDEX, SPARSE_WAND)', () => {
     const loaded = openTypedIndex(bytes, 'seg.qvx', spec, { rows: N, dim: 0 });
     expect(loaded).toBeInstanceOf(SparseInvertedIndex);
     expect((loaded as SparseInvertedIndex).dropRatioBuild).toBe(0.1);
-    for (const q of queries.slice(0, 10)) expect((loaded as SparseInvertedIndex).search([q], { k: 10 })).toEqual((built as SparseInvertedIndex).search([q], { k: 10 }));
+    for (const q of queries.slice(0, 10))
+      expect((loaded as SparseInvertedIndex).search([q], { k: 10 })).toEqual((built as SparseInvertedIndex).search([q], { k: 10 }));
     let err: unknown;
     try {
       openTypedIndex(bytes, 'seg.qvx', spec, { rows: N + 1, dim: 0 });
@@ -119,11 +120,14 @@ describe('sparse inverted index (SPARSE_INVERTED_INDEX, SPARSE_WAND)', () => {
     expect(isQuiverError(err) && err.kind).toBe('SegmentLoadFailed');
     expect(String((err as Error).message)).toMatch(/expected 3001/);
     // A BIN_IVF_FLAT file is not a sparse index.
-    const bits = buildTypedIndex({ kind: 'bytevec', vtype: 'BinaryVector', dim: 16, data: new Uint8Array(2 * 50).fill(3) }, {
-      indexType: 'BIN_IVF_FLAT',
-      metric: 'HAMMING',
-      buildParams: { nlist: 4 },
-    });
+    const bits = buildTypedIndex(
+      { kind: 'bytevec', vtype: 'BinaryVector', dim: 16, data: new Uint8Array(2 * 50).fill(3) },
+      {
+        indexType: 'BIN_IVF_FLAT',
+        metric: 'HAMMING',
+        buildParams: { nlist: 4 },
+      },
+    );
     expect(() => openTypedIndex(bits.toBytes(), 'bits.qvx', spec, { rows: 50, dim: 0 })).toThrow(/dim|kind|sparse/);
   });
 });

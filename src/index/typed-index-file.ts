@@ -41,6 +41,7 @@ export function buildTypedIndex(column: Column, spec: TypedIndexSpec): TypedVect
 
 /** Opens an index file written by buildTypedIndex, checked against the segment (rows) and field (dim, metric). */
 export function openTypedIndex(bytes: Uint8Array, source: string, spec: TypedIndexSpec, expect: { rows: number; dim: number }): TypedVectorIndex {
-  if (spec.indexType === 'BIN_IVF_FLAT') return BinaryIvfIndex.fromBytes(bytes, source, { dim: expect.dim, metric: spec.metric as BinaryMetric, rows: expect.rows });
+  if (spec.indexType === 'BIN_IVF_FLAT')
+    return BinaryIvfIndex.fromBytes(bytes, source, { dim: expect.dim, metric: spec.metric as BinaryMetric, rows: expect.rows });
   return SparseInvertedIndex.fromBytes(bytes, source, { rows: expect.rows, type: spec.indexType as 'SPARSE_WAND' });
 }
