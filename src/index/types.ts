@@ -88,6 +88,10 @@ export function validateSearch(
   if (opts.allow !== undefined && opts.allow.length !== size) {
     throw quiverError('ParameterInvalid', `allow-list covers ${opts.allow.length} rows, index holds ${size}`);
   }
+  // A row list stands for its mask (the caller built both from the same rows); a longer one cannot.
+  if (opts.allowRows !== undefined && (opts.allow === undefined || opts.allowRows.length > size)) {
+    throw new Error(`assertion failed: allowRows (${opts.allowRows.length} rows) without an allow-list of ${size} rows`);
+  }
   return keyRange(metric, opts.radius, opts.rangeFilter);
 }
 
