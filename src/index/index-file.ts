@@ -138,7 +138,7 @@ function align(n: number): number {
 }
 
 /** A section as a typed array; copies only when the section is not aligned for the element size. */
-export function sectionAs<T extends Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array>(
+export function sectionAs<T extends Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(
   bytes: Uint8Array,
   ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; new (length: number): T; BYTES_PER_ELEMENT: number },
 ): T {
