@@ -10,7 +10,14 @@
  *   BENCH_SDK=1 npm run bench:indexes           ... plus QPS through the SDK (server process; minutes more)
  *   BENCH_N=1000000 npm run bench:indexes       the 1M row of the table (not for a shared machine)
  *   BENCH_Q=500 BENCH_EF=64 ...                 queries, HNSW ef
- *   BENCH_ONLY=HNSW,HNSW_SQ,IVF_SQ8 ...          only these in-process index types (a short run on a busy machine)
+ *   BENCH_ONLY=HNSW,HNSW_SQ,IVF_SQ8 ...          only these index types (in-process and SDK; a short run on a busy machine)
+ *   BENCH_INPROCESS=0 BENCH_SDK=1 ...           only the SDK part (and hnswlib / LanceDB; BENCH_HNSWLIB=0 skips hnswlib)
+ *   BENCH_RECALL=0.95                           the recall the "at equal recall" tables sweep ef / nprobe to (default 0.95)
+ *
+ * Besides the fixed-parameter table, every system's search parameter (ef, nprobe; LanceDB ef then
+ * refineFactor) is swept upward until recall@10 reaches BENCH_RECALL, and the QPS there is printed: the
+ * issue-12 table (build time, memory, QPS at recall 0.95 for HNSW, HNSW_SQ, IVF_SQ8; `BENCH_N=1000000` for
+ * the 1M row) and, with BENCH_SDK=1, Quiver through the SDK against LanceDB at equal recall.
  *
  * Resident memory is measured, not computed: each built index is saved, then loaded in a fresh process
  * (bench/index-resident.ts) the way the query node loads it, with the float column resident (float HNSW,
@@ -42,6 +49,49 @@ function recall(got: readonly number[][], truth: readonly number[][]): number {
     for (const id of got[q] ?? []) if (t.has(id)) hit++;
   }
   return hit / (truth.length * K);
+}
+
+const TARGET = Number(process.env['BENCH_RECALL'] ?? 0.95);
+const EF_SWEEP = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+const NPROBE_SWEEP = [1, 2, 4, 8, 16, 32, 64, 128];
+
+interface AtRecall {
+  readonly param: string;
+  readonly qps: number;
+  readonly recall: number;
+}
+
+/**
+ * The first setting, in increasing cost, whose recall@10 reaches TARGET (or the last one tried, marked
+ * "not reached"), with its QPS: how systems are compared at equal recall.
+ */
+async function sweep<P>(settings: readonly P[], name: (p: P) => string, run: (p: P) => Promise<{ qps: number; recall: number }>): Promise<AtRecall> {
+  let last: AtRecall | undefined;
+  for (const p of settings) {
+    const r = await run(p);
+    last = { param: name(p), ...r };
+    if (r.recall >= TARGET) return last;
+  }
+  return { ...last!, param: `${last!.param} (${TARGET} not reached)` };
+}
+
+/** Runs `search` over the first Q queries; QPS and recall@10. */
+async function timed(
+  queryCount: number,
+  truth: readonly number[][],
+  search: (i: number) => Promise<number[]> | number[],
+): Promise<{ qps: number; recall: number }> {
+  const got: number[][] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < queryCount; i++) got.push(await search(i));
+  return { qps: queryCount / ((performance.now() - t0) / 1000), recall: recall(got, truth) };
+}
+
+const atRecallRows: Record<string, string | number>[] = [];
+function pushAtRecall(system: string, r: AtRecall, extra: Record<string, string | number> = {}): void {
+  const row = { system, ...extra, [`setting reaching recall ${TARGET}`]: r.param, QPS: Math.round(r.qps), 'recall@10': r.recall.toFixed(4) };
+  atRecallRows.push(row);
+  console.log(`| ${Object.values(row).join(' | ')} |`);
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -137,6 +187,8 @@ const CASES: readonly QuiverCase[] = [
   },
 ];
 
+const sdkAtRecall: { label: string; swept: AtRecall }[] = [];
+
 async function quiverCase(
   client: MilvusClient,
   dataDir: string,
@@ -169,6 +221,23 @@ async function quiverCase(
     got.push(res.results.map((x) => Number(x.id)));
   }
   const sec = (performance.now() - t0) / 1000;
+  const isIvf = c.indexType.startsWith('IVF');
+  const swept = await sweep(
+    isIvf ? NPROBE_SWEEP : EF_SWEEP,
+    (p) => (isIvf ? `nprobe=${p}` : `ef=${p}`),
+    (p) =>
+      timed(Q, truth, async (i) => {
+        const res = await client.search({
+          collection_name: 'bench',
+          data: [qrows[i]!],
+          limit: K,
+          params: { ...c.search, ...(isIvf ? { nprobe: p } : { ef: p }) },
+        });
+        return res.results.map((x) => Number(x.id));
+      }),
+  );
+  sdkAtRecall.push({ label: c.label, swept });
+  pushAtRecall(`Quiver ${c.label.replace(/, (ef|nprobe)=.*$/, '')} (SDK, server process)`, swept, { 'build s': buildSec.toFixed(1), 'resident MiB': '' });
   return {
     system: `Quiver ${c.label} (SDK)`,
     'build s': buildSec.toFixed(1),
@@ -201,7 +270,7 @@ async function main(): Promise<void> {
   await writeFile(join(work, 'truth.i32'), Int32Array.from(truth.flat()));
   await writeFile(join(work, 'meta.json'), JSON.stringify({ n: N, dim: DIM, q: Q, k: K }));
   let hnswResident: number | undefined;
-  for (const c of IN_PROCESS) {
+  for (const c of process.env['BENCH_INPROCESS'] === '0' ? [] : IN_PROCESS) {
     if (ONLY && !ONLY.includes(c.type)) continue;
     const tb = performance.now();
     const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
@@ -212,6 +281,15 @@ async function main(): Promise<void> {
     for (let i = 0; i < Q; i++) got.push(Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search })[0]!.rows));
     const sec = (performance.now() - t0) / 1000;
     const file = index.toBytes();
+    const isIvf = c.type.startsWith('IVF');
+    const swept = await sweep(
+      isIvf ? NPROBE_SWEEP : EF_SWEEP,
+      (p) => (isIvf ? `nprobe=${p}` : `ef=${p}`),
+      (p) =>
+        timed(Q, truth, (i) =>
+          Array.from(index.search(queries.subarray(i * DIM, (i + 1) * DIM), 1, { k: K, ...c.search, ...(isIvf ? { nprobe: p } : { ef: p }) })[0]!.rows),
+        ),
+    );
     index.dispose();
     await writeFile(join(work, 'index.qvx'), file);
     const mode = makesColumnRedundant(c.type) ? 'lazy' : 'resident';
@@ -225,6 +303,10 @@ async function main(): Promise<void> {
       ),
     ) as { residentBytes: number; qps: number; recall: number };
     if (c.type === 'HNSW') hnswResident ??= loaded.residentBytes;
+    pushAtRecall(`Quiver ${c.label.replace(/, (ef|nprobe)=.*$/, '')} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`, swept, {
+      'build s': buildSec.toFixed(1),
+      'resident MiB': (loaded.residentBytes / 2 ** 20).toFixed(1),
+    });
     push({
       system: `Quiver ${c.label} (in-process, ${c.threads} build thread${c.threads > 1 ? 's' : ''})`,
       'build s': buildSec.toFixed(1),
@@ -259,7 +341,7 @@ async function main(): Promise<void> {
           if (r.status.error_code !== 'Success') throw new Error(r.status.reason);
         }
         await client.flushSync({ collection_names: ['bench'] });
-        for (const c of CASES) push(await quiverCase(client, dir, c, qrows, truth));
+        for (const c of CASES) if (!ONLY || ONLY.includes(c.indexType)) push(await quiverCase(client, dir, c, qrows, truth));
       } finally {
         await srv.stop();
       }
@@ -269,7 +351,7 @@ async function main(): Promise<void> {
   }
 
   // ---------------------------------------------------------------- raw hnswlib-node (the old, single-threaded build)
-  {
+  if (process.env['BENCH_HNSWLIB'] !== '0') {
     const raw = new hnswlib.HierarchicalNSW('l2', DIM);
     raw.initIndex(N, 16, 200, 100);
     const point = new Array<number>(DIM).fill(0);
@@ -284,6 +366,15 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (let i = 0; i < Q; i++) got.push(raw.searchKnn(qrows[i]!, K).neighbors);
     const sec = (performance.now() - t0) / 1000;
+    const swept = await sweep(
+      EF_SWEEP,
+      (p) => `ef=${p}`,
+      (p) => {
+        raw.setEf(p);
+        return timed(Q, truth, (i) => raw.searchKnn(qrows[i]!, K).neighbors);
+      },
+    );
+    pushAtRecall('raw hnswlib-node M=16 efC=200 (1 thread, in-process)', swept, { 'build s': buildSec.toFixed(1), 'resident MiB': '' });
     push({
       system: `raw hnswlib-node M=16 efC=200 (1 thread, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
@@ -297,6 +388,7 @@ async function main(): Promise<void> {
   }
 
   // ---------------------------------------------------------------- LanceDB embedded
+  const sdkVsLance: Record<string, string | number>[] = [];
   const ldir = await mkdtemp(join(tmpdir(), 'lancedb-bench-'));
   try {
     const db = await lancedb.connect(ldir);
@@ -315,6 +407,31 @@ async function main(): Promise<void> {
       got.push(r.map((x: { id: number }) => Number(x.id)));
     }
     const sec = (performance.now() - t0) / 1000;
+    // LanceDB's SQ codes cap its recall below what ef alone reaches: then refineFactor re-ranks exactly.
+    const lanceSettings = [...EF_SWEEP.map((ef) => ({ ef, refine: 0 })), ...[2, 4, 8].map((refine) => ({ ef: 64, refine }))];
+    const lanceSwept = await sweep(
+      lanceSettings,
+      (p) => (p.refine === 0 ? `ef=${p.ef}` : `ef=${p.ef} refineFactor=${p.refine}`),
+      (p) =>
+        timed(Q, truth, async (i) => {
+          let q = (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(p.ef);
+          if (p.refine > 0) q = q.refineFactor(p.refine);
+          return (await q.toArray()).map((x: { id: number }) => Number(x.id));
+        }),
+    );
+    pushAtRecall('LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process)', lanceSwept, { 'build s': buildSec.toFixed(1), 'resident MiB': '' });
+    for (const s of sdkAtRecall) {
+      sdkVsLance.push({
+        'Quiver (SDK)': s.label.replace(/, (ef|nprobe)=.*$/, ''),
+        'Quiver setting': s.swept.param,
+        'Quiver QPS': Math.round(s.swept.qps),
+        'Quiver recall': s.swept.recall.toFixed(4),
+        'LanceDB setting': lanceSwept.param,
+        'LanceDB QPS': Math.round(lanceSwept.qps),
+        'LanceDB recall': lanceSwept.recall.toFixed(4),
+        'Quiver / LanceDB': (s.swept.qps / lanceSwept.qps).toFixed(2),
+      });
+    }
     push({
       system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
       'build s': buildSec.toFixed(1),
@@ -329,6 +446,8 @@ async function main(): Promise<void> {
     await rm(ldir, { recursive: true, force: true });
   }
   table(`Vector indexes, ${N} x ${DIM} clustered, single client, k=10`, rows);
+  table(`At equal recall: the cheapest setting reaching recall@10 ${TARGET}, ${N} x ${DIM}, ${Q} queries`, atRecallRows);
+  if (sdkVsLance.length > 0) table(`Quiver through the SDK vs LanceDB embedded at recall@10 >= ${TARGET} (${N} x ${DIM})`, sdkVsLance);
 }
 
 await main();

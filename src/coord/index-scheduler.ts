@@ -10,6 +10,7 @@ import type { CollectionEvents, IndexProgress, IndexSchedulerApi } from './types
 import { floatMetric } from '../index/typed-index-params.js';
 import { isFloatIndexable } from '../index/typed-search.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
+import { hasTypedIndexFile } from '../index/typed-index-file.js';
 
 /**
  * The index-build scheduler (Milvus DataCoord's index builder): finds every (flushed segment, index) pair
@@ -92,7 +93,7 @@ export class IndexScheduler implements IndexSchedulerApi {
       const todo: { seg: SegmentRecord; idx: IndexRecord }[] = [];
       for (const idx of this.#catalog.indexes(collectionId)) {
         const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || !(isFloatIndexable(field.dataType) || isScalarIndexType(idx.indexType))) continue;
+        if (!field || !(isFloatIndexable(field.dataType) || isScalarIndexType(idx.indexType) || hasTypedIndexFile(idx))) continue;
         for (const seg of this.#catalog.segments(collectionId)) {
           if (seg.state !== 'Flushed' || seg.indexes.some((i) => i.indexId === idx.id)) continue;
           todo.push({ seg, idx });
@@ -126,7 +127,8 @@ export class IndexScheduler implements IndexSchedulerApi {
   async #buildSegmentIndex(collectionId: number, seg: SegmentRecord, idx: IndexRecord): Promise<void> {
     const coll = this.#catalog.collection(collectionId)!;
     const field = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)!;
-    const scalar = isScalarIndexType(idx.indexType);
+    // Scalar, BIN_IVF_FLAT and sparse indexes are built from the column (on the data node), not from float vectors.
+    const scalar = isScalarIndexType(idx.indexType) || hasTypedIndexFile(idx);
     const vectors = scalar ? undefined : this.#loaded.loadedVectors(collectionId, seg.id, field.name);
     const taskId = await this.#tasks.createTask({ kind: 'indexBuild', collection: coll, segment: seg, index: idx, field, vectors });
     const outcome = await this.#tasks.waitTask(taskId);
@@ -154,11 +156,10 @@ export class IndexScheduler implements IndexSchedulerApi {
     if (!coll || coll.state !== 'Created') throw quiverError('CollectionNotFound', `collection not found[collectionID=${collectionId}]`);
     let indexed = 0;
     let total = 0;
-    // Float indexes (also over Float16/BFloat16/Int8, widened) are built into files; binary and sparse
-    // structures are built in memory from the loaded column (src/index/typed-search.ts), so every flushed
-    // row counts as indexed for them.
+    // Float (also Float16/BFloat16/Int8, widened), scalar, BIN_IVF_FLAT and sparse indexes are built into
+    // files; BIN_FLAT and BM25 have nothing to build, so every flushed row counts as indexed for them.
     const fieldType = coll.schema.fields.find((f) => f.fieldId === idx.fieldId)?.dataType;
-    const inMemory = fieldType === undefined || !(isFloatIndexable(fieldType) || isScalarIndexType(idx.indexType));
+    const inMemory = fieldType === undefined || !(isFloatIndexable(fieldType) || isScalarIndexType(idx.indexType) || hasTypedIndexFile(idx));
     for (const seg of this.#catalog.segments(collectionId)) {
       if (seg.state !== 'Flushed') continue;
       total += seg.numRows;

@@ -11,6 +11,7 @@ import type { IndexBuildPool } from './index-builder.js';
 import { floatMetric } from '../index/typed-index-params.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { buildTypedIndex, hasTypedIndexFile } from '../index/typed-index-file.js';
 import type { Column } from '../schema/types.js';
 
 /**
@@ -32,14 +33,21 @@ export class IndexBuildExecutor {
   }
 
   /**
-   * Builds a scalar index (index/scalar) over one sealed segment's column. Sorting a segment's values takes
+   * Builds a scalar index (index/scalar), or a BIN_IVF_FLAT / sparse index (index/typed-index-file.ts), over
+   * one sealed segment's column. Sorting a segment's values takes
    * well under a second per million rows, so it runs here rather than on the build worker.
    */
   async buildScalar(column: Column, idx: IndexRecord, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
-    if (!isScalarIndexType(idx.indexType)) throw new Error(`assertion failed: ${idx.indexType} is not a scalar index type`);
     const buildId = await this.#ids.alloc();
-    const index = ScalarIndex.build(column, { indexType: idx.indexType, jsonPath: idx.buildParams.jsonPath, jsonCastType: idx.buildParams.jsonCastType });
-    const bytes = index.toBytes();
+    let bytes: Uint8Array;
+    if (hasTypedIndexFile(idx)) {
+      // BIN_IVF_FLAT lists and sparse inverted indexes: built from the column like a scalar index.
+      bytes = buildTypedIndex(column, idx).toBytes();
+    } else {
+      if (!isScalarIndexType(idx.indexType)) throw new Error(`assertion failed: ${idx.indexType} is not a scalar index type`);
+      const index = ScalarIndex.build(column, { indexType: idx.indexType, jsonPath: idx.buildParams.jsonPath, jsonCastType: idx.buildParams.jsonCastType });
+      bytes = index.toBytes();
+    }
     const key = indexFileKey(buildId, 1, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
     await this.#store.put(key, bytes);
     return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };

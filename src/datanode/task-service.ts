@@ -6,6 +6,7 @@ import type { IndexBuildPool } from './index-builder.js';
 import type { DataNodeTaskResult, DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from './types.js';
 import { floatVectorsOf } from '../index/typed-search.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
+import { hasTypedIndexFile } from '../index/typed-index-file.js';
 import { runMerge } from './remote/merge-runner.js';
 
 /**
@@ -78,7 +79,7 @@ export class TaskService implements DataNodeTasks {
   async #run(spec: DataNodeTaskSpec): Promise<DataNodeTaskResult> {
     switch (spec.kind) {
       case 'indexBuild': {
-        if (isScalarIndexType(spec.index.indexType)) {
+        if (isScalarIndexType(spec.index.indexType) || hasTypedIndexFile(spec.index)) {
           const chunk = await readSegment(this.#store, spec.collection, spec.segment, [spec.field]);
           const column = chunk.columns.get(spec.field.name)!;
           return { kind: 'indexBuild', file: await this.#builds.buildScalar(column, spec.index, spec.segment.partitionId, spec.segment.id) };

@@ -3,7 +3,7 @@
  * construction instead of on every search.
  */
 
-import { allowedRows, exactSearch, rowCount, rowNorms } from './flat-search.js';
+import { allowedCount, allowedList, exactSearch, rowCount, rowNorms } from './flat-search.js';
 import { type Hits, type MetricType, type SearchOptions, type VectorIndex, validateSearch } from './types.js';
 
 export class FlatIndex implements VectorIndex {
@@ -25,7 +25,7 @@ export class FlatIndex implements VectorIndex {
 
   search(queries: Float32Array, nq: number, opts: SearchOptions): Hits[] {
     const range = validateSearch(this.dim, this.metric, this.size, queries, nq, opts);
-    const rows = opts.allow === undefined ? undefined : allowedRows(opts.allow);
+    const rows = allowedList(opts, allowedCount(opts, this.size));
     return exactSearch(this.#vectors, this.dim, this.metric, this.#norms, queries, nq, opts.k, rows, range);
   }
 }

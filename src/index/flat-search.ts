@@ -66,7 +66,7 @@ export function rowNorms(vectors: Float32Array, dim: number, metric: MetricType)
 export function flatSearch(vectors: Float32Array, dim: number, metric: MetricType, queries: Float32Array, nq: number, opts: SearchOptions): Hits[] {
   const n = rowCount(vectors, dim);
   const range = validateSearch(dim, metric, n, queries, nq, opts);
-  const rows = opts.allow === undefined ? undefined : allowedRows(opts.allow);
+  const rows = allowedList(opts, allowedCount(opts, n));
   return exactSearch(vectors, dim, metric, undefined, queries, nq, opts.k, rows, range);
 }
 
@@ -335,6 +335,18 @@ function dotsAndNorms1(v: Float32Array, dim: number, list: Int32Array, cnt: numb
     out[p] = s0 + s1 + (s2 + s3);
     xx[p] = n0 + n1 + (n2 + n3);
   }
+}
+
+/** How many rows a search may return: every row, or those its allow-list admits (its row list when given). */
+export function allowedCount(opts: SearchOptions, size: number): number {
+  if (opts.allow === undefined) return size;
+  return opts.allowRows?.length ?? countAllowed(opts.allow);
+}
+
+/** The allowed rows, ascending (undefined: every row); `count` from allowedCount. */
+export function allowedList(opts: SearchOptions, count: number): Int32Array | undefined {
+  if (opts.allow === undefined) return undefined;
+  return opts.allowRows ?? allowedRows(opts.allow, count);
 }
 
 /** Rows with a nonzero allow byte. Sparse lists are common (filters, deletes), so zero words are skipped. */

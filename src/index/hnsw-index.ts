@@ -22,7 +22,7 @@ import path from 'node:path';
 import hnswlib from 'hnswlib-node';
 
 import { assert, isQuiverError, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, exactSearch, rowCount } from './flat-search.js';
+import { allowedCount, allowedList, exactSearch, rowCount } from './flat-search.js';
 import { type HnswParams, validateHnswParams } from './index-params.js';
 import {
   DEFAULT_EF,
@@ -187,14 +187,14 @@ export class HnswIndex implements VectorIndex {
     const native = this.#live();
     const range = validateSearch(this.dim, this.metric, this.size, queries, nq, opts);
     const { k, allow } = opts;
-    const allowed = allow === undefined ? this.size : countAllowed(allow);
+    const allowed = allowedCount(opts, this.size);
     const out: Hits[] = [];
     if (allowed === 0) {
       for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
       return out;
     }
     if (allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactSearch(this.#rawVectors(), this.dim, this.metric, undefined, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactSearch(this.#rawVectors(), this.dim, this.metric, undefined, queries, nq, k, allowedList(opts, allowed), range);
     }
 
     const ef = Math.max(opts.ef ?? DEFAULT_EF, k);
@@ -212,7 +212,7 @@ export class HnswIndex implements VectorIndex {
       let hits = range === undefined ? this.#toHits(native.searchKnn(point, want, filter)) : this.#rangeSearch(native, point, k, ef, range, filter);
       // A filtered graph walk can run dry before it finds k allowed rows; exact search cannot.
       if (range === undefined && hits.rows.length < want) {
-        const rows = allow === undefined ? undefined : allowedRows(allow, allowed);
+        const rows = allowedList(opts, allowed);
         hits = exactSearch(this.#rawVectors(), dim, this.metric, undefined, queries.subarray(o, o + dim), 1, k, rows, range)[0]!;
       }
       out.push(hits);

@@ -19,10 +19,10 @@
  */
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed } from './flat-search.js';
+import { allowedCount, allowedList } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile, sectionAs } from './index-file.js';
 import { seeded } from './ivf-index.js';
-import { type ResidualPqShape, innerProductTable, trainAndEncode } from './residual-pq.js';
+import { PQ_NBITS_MAX, type ResidualPqShape, innerProductTable, trainAndEncode } from './residual-pq.js';
 import { DEFAULT_EF, type Hits, type MetricType, type SearchOptions, type VectorIndex, emptyHits, inKeyRange, validateSearch } from './types.js';
 import { UsearchHnswIndex } from './usearch-hnsw-index.js';
 import { type VectorSource, exactOver, sourceRowCount } from './vector-source.js';
@@ -55,7 +55,6 @@ interface Graph {
   readonly maxLevel: number;
 }
 
-const KSUB_MAX = 256;
 const KMEANS_SEED = 0x9e37;
 /** As the other indexes: small segments and selective allow-lists are searched exactly when the column is at hand. */
 const SMALL_INDEX_EXACT_ROWS = 1024;
@@ -72,7 +71,7 @@ export class HnswPqIndex implements VectorIndex {
   readonly #g: Graph;
   readonly #shape: ResidualPqShape;
   readonly #codebooks: Float32Array;
-  readonly #codes: Uint8Array;
+  readonly #codes: Uint8Array | Uint16Array;
   readonly #norms: Float32Array;
   readonly #mean: Float32Array;
   #vectors: VectorSource | undefined;
@@ -87,7 +86,7 @@ export class HnswPqIndex implements VectorIndex {
     size: number,
     params: HnswPqParams,
     g: Graph,
-    pq: { codebooks: Float32Array; codes: Uint8Array; norms: Float32Array; mean: Float32Array },
+    pq: { codebooks: Float32Array; codes: Uint8Array | Uint16Array; norms: Float32Array; mean: Float32Array },
     vectors: VectorSource | undefined,
   ) {
     this.type = params.quantizer === 'PQ' ? 'HNSW_PQ' : 'HNSW_PRQ';
@@ -114,7 +113,7 @@ export class HnswPqIndex implements VectorIndex {
     opts: { threads: number; shouldStop?: (() => boolean) | undefined },
   ): HnswPqIndex {
     assert(dim % params.m === 0, `HNSW_PQ m ${params.m} must divide dim ${dim}`);
-    assert(params.nbits >= 1 && 1 << params.nbits <= KSUB_MAX, `HNSW_PQ nbits ${params.nbits} out of [1, 8]`);
+    assert(params.nbits >= 1 && params.nbits <= PQ_NBITS_MAX, `HNSW_PQ nbits ${params.nbits} out of [1, ${PQ_NBITS_MAX}]`);
     const n = vectors.length / dim;
     const native = UsearchHnswIndex.build(
       vectors,
@@ -159,6 +158,9 @@ export class HnswPqIndex implements VectorIndex {
       nrq: num('nrq'),
       refine: p['refine'],
     };
+    if (params.nbits < 1 || params.nbits > PQ_NBITS_MAX) {
+      throw quiverError('SegmentLoadFailed', `index file ${source} has nbits ${params.nbits}, outside [1, ${PQ_NBITS_MAX}]`);
+    }
     const sec = (name: string): Uint8Array => {
       const s = sections.get(name);
       if (s === undefined) throw quiverError('SegmentLoadFailed', `index file ${source} has no ${name} section`);
@@ -179,7 +181,7 @@ export class HnswPqIndex implements VectorIndex {
     const ksub = 1 << params.nbits;
     const pq = {
       codebooks: sectionAs(sec('codebooks'), Float32Array),
-      codes: sec('codes'),
+      codes: params.nbits > 8 ? sectionAs(sec('codes'), Uint16Array) : sec('codes'),
       norms: sectionAs(sec('norms'), Float32Array),
       mean: sectionAs(sec('mean'), Float32Array),
     };
@@ -218,7 +220,7 @@ export class HnswPqIndex implements VectorIndex {
         ['upperStart', bytes(g.upperStart)],
         ['upper', bytes(g.upper)],
         ['codebooks', bytes(this.#codebooks)],
-        ['codes', this.#codes],
+        ['codes', bytes(this.#codes)],
         ['norms', bytes(this.#norms)],
         ['mean', bytes(this.#mean)],
       ]),
@@ -242,7 +244,7 @@ export class HnswPqIndex implements VectorIndex {
     if (!Number.isInteger(refineK) || refineK < 1 || refineK > PQ_REFINE_K_MAX) {
       throw quiverError('ParameterInvalid', `refine_k must be an integer in [1, ${PQ_REFINE_K_MAX}], got ${refineK}`);
     }
-    const allowed = allow === undefined ? this.size : countAllowed(allow);
+    const allowed = allowedCount(opts, this.size);
     const out: Hits[] = [];
     if (allowed === 0 || this.size === 0) {
       for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
@@ -251,10 +253,10 @@ export class HnswPqIndex implements VectorIndex {
     const vectors = this.#vectors;
     const dim = this.dim;
     if (vectors !== undefined && this.size <= SMALL_INDEX_EXACT_ROWS) {
-      return exactOver(vectors, dim, this.metric, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
+      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     if (vectors !== undefined && allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(vectors, dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     const refine = this.params.refine && vectors !== undefined;
     const want = Math.min(allowed, refine ? k * refineK : k);
@@ -280,7 +282,7 @@ export class HnswPqIndex implements VectorIndex {
       }
       if (range === undefined && rows.length < Math.min(k, allowed) && vectors !== undefined) {
         // A filtered walk can miss allowed rows that exact search cannot.
-        const rowsAllowed = allow === undefined ? undefined : allowedRows(allow, allowed);
+        const rowsAllowed = allowedList(opts, allowed);
         out.push(exactOver(vectors, dim, this.metric, queries.subarray(qi * dim, (qi + 1) * dim), 1, k, rowsAllowed, range)[0]!);
         continue;
       }

@@ -23,7 +23,7 @@ const ALIGN = 8;
 /** A header is a few hundred bytes; anything this large is a corrupt length. */
 const HEADER_BYTES_MAX = 1 << 20;
 
-export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'hnsw-pq' | 'bin-ivf' | 'scalar';
+export type IndexFileKind = 'usearch-hnsw' | 'ivf' | 'hnsw-pq' | 'bin-ivf' | 'sparse' | 'scalar';
 
 export interface IndexFileHeader {
   readonly kind: IndexFileKind;
@@ -114,7 +114,7 @@ export function decodeIndexFile(
     return bad(`header is not JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   const h = parsed as Partial<IndexFileHeader & { sections: SectionRef[] }>;
-  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'hnsw-pq' && h.kind !== 'bin-ivf' && h.kind !== 'scalar')
+  if (h.kind !== 'usearch-hnsw' && h.kind !== 'ivf' && h.kind !== 'hnsw-pq' && h.kind !== 'bin-ivf' && h.kind !== 'sparse' && h.kind !== 'scalar')
     bad(`unknown index kind ${String(h.kind)}`);
   // A scalar file must not open as a vector index (or the reverse) when records and files disagree.
   if ((h.kind === 'scalar') !== (expect.kind === 'scalar')) bad(`it holds a ${String(h.kind)} index, expected ${expect.kind ?? 'a vector index'}`);
@@ -138,7 +138,7 @@ function align(n: number): number {
 }
 
 /** A section as a typed array; copies only when the section is not aligned for the element size. */
-export function sectionAs<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(
+export function sectionAs<T extends Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(
   bytes: Uint8Array,
   ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): T; new (length: number): T; BYTES_PER_ELEMENT: number },
 ): T {

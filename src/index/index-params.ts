@@ -50,8 +50,8 @@ export const HNSW_PQ_M_DEFAULT = 32;
 export const HNSW_PRQ_M_DEFAULT = 2;
 export const HNSW_PRQ_NRQ_DEFAULT = 2;
 export const HNSW_PRQ_NRQ_MAX = 16;
-/** Codes are one byte each here (Milvus allows up to 24 bits, trained natively). */
-export const HNSW_PQ_NBITS_MAX = 8;
+/** Codes of up to 8 bits take one byte, up to 16 two (Milvus allows up to 24 bits, trained natively). */
+export const HNSW_PQ_NBITS_MAX = 16;
 
 export const HNSW_M_DEFAULT = 16;
 export const HNSW_EF_CONSTRUCTION_DEFAULT = 200;

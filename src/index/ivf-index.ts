@@ -14,7 +14,7 @@
  */
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, rowCount } from './flat-search.js';
+import { allowedCount, allowedList, rowCount } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile, sectionAs } from './index-file.js';
 import { IVF_NPROBE_DEFAULT } from './index-params.js';
 import { type Hits, type KeyRange, type MetricType, type SearchOptions, type VectorIndex, emptyHits, inKeyRange, validateSearch } from './types.js';
@@ -359,14 +359,14 @@ export class IvfIndex implements VectorIndex {
       throw quiverError('ParameterInvalid', `nprobe must be an integer in [1, ${NPROBE_MAX}], got ${nprobe}`);
     }
     const { k, allow } = opts;
-    const allowed = allow === undefined ? this.size : countAllowed(allow);
+    const allowed = allowedCount(opts, this.size);
     const out: Hits[] = [];
     if (allowed === 0 || this.size === 0) {
       for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
       return out;
     }
     if (this.#vectors !== undefined && allow !== undefined && allowed < EXACT_ALLOWED_MAX) {
-      return exactOver(this.#vectors, this.dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(this.#vectors, this.dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     const dim = this.dim;
     const q = new Float32Array(dim);

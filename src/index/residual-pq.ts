@@ -24,7 +24,7 @@ export interface ResidualPqShape {
   readonly dim: number;
   /** Sub-vectors per row; divides dim. */
   readonly m: number;
-  /** Bits per code (codes are one byte each). */
+  /** Bits per code, 1-16 (codes are one byte each up to 8 bits, two above). */
   readonly nbits: number;
   /** Stages: 1 = PQ. */
   readonly nrq: number;
@@ -34,21 +34,29 @@ export interface ResidualPqCodes {
   /** nrq * m * 2^nbits * (dim / m) floats: stage-major, then sub-space, then codeword. */
   readonly codebooks: Float32Array;
   /** n * nrq * m codes, row-major. */
-  readonly codes: Uint8Array;
+  readonly codes: Uint8Array | Uint16Array;
   /** ||x̂||² per row. */
   readonly norms: Float32Array;
   /** The column mean the codes are relative to (dim floats). */
   readonly mean: Float32Array;
 }
 
+/** Widest code: 2^16 codewords per sub-space are already a long k-means in JS (Milvus trains up to 24 bits natively). */
+export const PQ_NBITS_MAX = 16;
+
+/** Code storage for `nbits`: one byte per code up to 8 bits, two above. */
+export function codesArray(nbits: number, length: number): Uint8Array | Uint16Array {
+  return nbits > 8 ? new Uint16Array(length) : new Uint8Array(length);
+}
+
 export function trainAndEncode(data: Float32Array, shape: ResidualPqShape, rand: () => number, shouldStop?: () => boolean): ResidualPqCodes {
   const { dim, m, nbits, nrq } = shape;
-  assert(dim % m === 0 && nbits >= 1 && nbits <= 8 && nrq >= 1, `bad PQ shape ${JSON.stringify(shape)}`);
+  assert(dim % m === 0 && nbits >= 1 && nbits <= PQ_NBITS_MAX && nrq >= 1, `bad PQ shape ${JSON.stringify(shape)}`);
   const n = data.length / dim;
   const ksub = 1 << nbits;
   const dsub = dim / m;
   const codebooks = new Float32Array(nrq * m * ksub * dsub);
-  const codes = new Uint8Array(n * nrq * m);
+  const codes = codesArray(nbits, n * nrq * m);
   const norms = new Float32Array(n);
   const mean = new Float32Array(dim);
   if (n === 0) return { codebooks, codes, norms, mean };

@@ -6,6 +6,8 @@
  *                    flat search with L2 / IP / COSINE (with an HNSW index the runtime searches the index,
  *                    which index builds make from the same widened vectors: floatVectorsOf)
  *   sparse         → an inverted index built once per column (cached likewise), IP.
+ * A flushed segment's BIN_IVF_FLAT / sparse index comes from its index file (typed-index-file.ts) as
+ * `loaded`; the in-memory builds serve data that has no file yet.
  * Caches are keyed by the column object: a loaded segment's column never changes, and a growing
  * segment's merged chunk is a new column, so a stale entry is never read (and WeakMap lets it go).
  */
@@ -17,6 +19,7 @@ import { BinaryIvfIndex } from './binary-ivf-index.js';
 import { flatSearch } from './flat-search.js';
 import { SparseInvertedIndex } from './sparse-index.js';
 import type { AnyMetricType } from './typed-index-params.js';
+import type { TypedVectorIndex } from './typed-index-file.js';
 import type { Hits, MetricType, SearchOptions } from './types.js';
 import { widenToFloat32 } from './vector-convert.js';
 
@@ -38,6 +41,8 @@ export interface TypedSearchOptions extends SearchOptions {
   readonly dropRatioBuild?: number | undefined;
   /** BIN_IVF_FLAT: the index's nlist (undefined: the field has no BIN_IVF_FLAT index, scan exactly). */
   readonly binaryIvfNlist?: number | undefined;
+  /** The segment's loaded index file (typed-index-file.ts): searched as is, never rebuilt. */
+  readonly loaded?: TypedVectorIndex | undefined;
 }
 
 /** Range search bounds as Milvus orders them: distances keep range_filter <= d < radius, similarities radius < s <= range_filter. */
@@ -65,10 +70,12 @@ export function searchTypedColumn(
   if (col.kind === 'sparse') {
     if (queries.kind !== 'sparse') throw quiverError('ParameterInvalid', 'a sparse vector field is searched with sparse query vectors');
     if (metric !== 'IP') throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for SparseFloatVector; supported: IP`);
+    if (opts.loaded instanceof SparseInvertedIndex) return opts.loaded.search(queries.rows, opts);
+    // No file yet (growing data, a segment whose build is pending): an exact inverted index in memory.
     const build = opts.dropRatioBuild ?? 0;
     let cached = sparseIndexes.get(col);
     if (!cached || cached.dropRatioBuild !== build) {
-      cached = { index: new SparseInvertedIndex(col.data, build), dropRatioBuild: build };
+      cached = { index: SparseInvertedIndex.build(col.data, { dropRatioBuild: build }), dropRatioBuild: build };
       sparseIndexes.set(col, cached);
     }
     return cached.index.search(queries.rows, opts);
@@ -84,6 +91,7 @@ export function searchTypedColumn(
     if (metric !== 'HAMMING' && metric !== 'JACCARD') {
       throw quiverError('ParameterInvalid', `metric type ${metric} is not supported for BinaryVector; supported: HAMMING, JACCARD`);
     }
+    if (opts.loaded instanceof BinaryIvfIndex && opts.loaded.metric === metric) return opts.loaded.search(queries.rows, opts);
     if (opts.binaryIvfNlist !== undefined) {
       let index = binaryIvfIndexes.get(col);
       if (!index || index.nlist !== Math.min(opts.binaryIvfNlist, index.size) || index.metric !== metric) {

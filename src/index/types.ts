@@ -16,6 +16,12 @@ export interface SearchOptions {
   readonly k: number;
   /** Optional allow-list over row offsets (1 = row may be returned); length = number of indexed rows. */
   readonly allow?: Uint8Array | undefined;
+  /**
+   * The same allow-list as ascending row offsets, when the caller already has them (a scalar index found the
+   * candidate rows): must equal allowedRows(allow). Spares a pass over the whole mask per segment, which is
+   * what a selective indexed filter otherwise spends most of its search time on.
+   */
+  readonly allowRows?: Int32Array | undefined;
   /** HNSW only: size of the dynamic candidate list. The effective ef is max(ef ?? default, k). */
   readonly ef?: number | undefined;
   /** IVF only: clusters probed per query (default 8, clamped to nlist). */
@@ -81,6 +87,10 @@ export function validateSearch(
   }
   if (opts.allow !== undefined && opts.allow.length !== size) {
     throw quiverError('ParameterInvalid', `allow-list covers ${opts.allow.length} rows, index holds ${size}`);
+  }
+  // A row list stands for its mask (the caller built both from the same rows); a longer one cannot.
+  if (opts.allowRows !== undefined && (opts.allow === undefined || opts.allowRows.length > size)) {
+    throw new Error(`assertion failed: allowRows (${opts.allowRows.length} rows) without an allow-list of ${size} rows`);
   }
   return keyRange(metric, opts.radius, opts.rangeFilter);
 }

@@ -25,7 +25,7 @@ import path from 'node:path';
 import usearch, { type MetricKind, type ScalarKind } from 'usearch';
 
 import { assert, quiverError } from '../common/errors.js';
-import { allowedRows, countAllowed, rowCount } from './flat-search.js';
+import { allowedCount, allowedList, rowCount } from './flat-search.js';
 import { type IndexFileHeader, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import {
   DEFAULT_EF,
@@ -192,7 +192,7 @@ export class UsearchHnswIndex implements VectorIndex {
     if (!Number.isInteger(refineK) || refineK < 1 || refineK > REFINE_K_MAX) {
       throw quiverError('ParameterInvalid', `refine_k must be an integer in [1, ${REFINE_K_MAX}], got ${refineK}`);
     }
-    const allowed = allow === undefined ? this.size : countAllowed(allow);
+    const allowed = allowedCount(opts, this.size);
     const out: Hits[] = [];
     if (allowed === 0) {
       for (let qi = 0; qi < nq; qi++) out.push(emptyHits());
@@ -202,10 +202,10 @@ export class UsearchHnswIndex implements VectorIndex {
     // A small segment is scanned: the scan costs about what a graph walk does there, and it never misses
     // (a multi-threaded build of a tiny graph can leave a row hard to reach).
     if (vectors !== undefined && this.size <= SMALL_INDEX_EXACT_ROWS) {
-      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allow === undefined ? undefined : allowedRows(allow, allowed), range);
+      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     if (vectors !== undefined && allow !== undefined && (allowed < EXACT_ALLOWED_MAX || allowed < EXACT_ALLOWED_FRACTION * this.size)) {
-      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allowedRows(allow, allowed), range);
+      return exactOver(vectors, this.dim, this.metric, queries, nq, k, allowedList(opts, allowed), range);
     }
     const refine = this.params.refine && vectors !== undefined;
     // Refine re-ranks refine_k * k graph candidates by exact distance.
@@ -251,7 +251,7 @@ export class UsearchHnswIndex implements VectorIndex {
         out.push(exactOver(vectors, dim, this.metric, query, 1, k, sorted, range)[0]!);
       } else if (range === undefined && rows.length < Math.min(k, allowed) && vectors !== undefined) {
         // A filtered walk can miss allowed rows that exact search cannot.
-        const rowsAllowed = allow === undefined ? undefined : allowedRows(allow, allowed);
+        const rowsAllowed = allowedList(opts, allowed);
         out.push(exactOver(vectors, dim, this.metric, query, 1, k, rowsAllowed, range)[0]!);
       } else {
         out.push({ rows: rows.slice(0, k), scores: scores.slice(0, k) });

@@ -232,7 +232,7 @@ describe('index parameters (Milvus names and ranges)', () => {
       refine: true,
       refineType: 'FP16',
     });
-    expect(errorOf(() => parseIndexParams('HNSW_PQ', { nbits: 9 })).message).toBe('nbits must be an integer in [1, 8], got 9');
+    expect(errorOf(() => parseIndexParams('HNSW_PQ', { nbits: 17 })).message).toBe('nbits must be an integer in [1, 16], got 17');
     expect(errorOf(() => parseIndexParams('HNSW_PRQ', { nrq: 17 })).message).toBe('nrq must be an integer in [1, 16], got 17');
     expect(errorOf(() => parseIndexParams('HNSW_PRQ', { nrq: 0 })).message).toBe('nrq must be an integer in [1, 16], got 0');
     expect(errorOf(() => parseIndexParams('HNSW_PQ', { M: 1 })).message).toBe('M must be an integer in [2, 2048], got 1');

@@ -4,9 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { TIMESTAMP_FIELD_ID, type CollectionRecord, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
 import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { hasTypedIndexFile, openTypedIndex, type TypedVectorIndex } from '../index/typed-index-file.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
-import { compileFilter, type TemplateValues } from '../expr/index.js';
+import { compileFilter, type CompiledExpr, type TemplateValues } from '../expr/index.js';
 import {
   attachVectors,
   hasIndexFiles,
@@ -30,6 +31,9 @@ import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/type
 import { floatVectorsOf } from '../index/typed-search.js';
 import { bm25ParamsOf } from '../text/bm25.js';
 import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
+
+/** Compiled filters kept per collection record (least recently used evicted). */
+const COMPILED_FILTERS_MAX = 256;
 
 /**
  * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing
@@ -73,6 +77,31 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     this.#segments = deps.segments;
     this.#loadState = deps.loadState;
     this.#log = deps.log;
+  }
+
+  /**
+   * Compiled filters by collection record and text. Parsing and compiling a filter cost more than an
+   * index-narrowed count or query itself; clients repeat the same few filter texts, and a compiled filter
+   * holds no per-evaluation state. Keyed by record: a DDL (new schema, timezone) replaces the record, so
+   * entries of the old one are never used again and go with it. Filters with template values are not cached.
+   */
+  readonly #compiled = new WeakMap<CollectionRecord, Map<string, CompiledExpr | null>>();
+
+  #filter(coll: CollectionRecord, text: string, templates: TemplateValues | undefined): CompiledExpr | null {
+    if (templates !== undefined && Object.keys(templates).length > 0) return compileFilter(text, exprSchema(coll), templates);
+    let byText = this.#compiled.get(coll);
+    if (byText === undefined) this.#compiled.set(coll, (byText = new Map()));
+    const hit = byText.get(text);
+    if (hit !== undefined) {
+      // Most recently used last: the oldest entry is the first one evicted.
+      byText.delete(text);
+      byText.set(text, hit);
+      return hit;
+    }
+    const compiled = compileFilter(text, exprSchema(coll));
+    if (byText.size >= COMPILED_FILTERS_MAX) byText.delete(byText.keys().next().value!);
+    byText.set(text, compiled);
+    return compiled;
   }
 
   #runtime(collectionId: number): CollectionRuntime {
@@ -142,6 +171,15 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
   ): Promise<(() => void) | undefined> {
     const seg = this.#segments.runtime(collectionId)?.segments.get(segmentId);
     if (!seg?.loaded || file.files.length === 0) return undefined;
+    if (hasTypedIndexFile(index)) {
+      const typed = await this.#openTypedIndex(index, field, file.files[0]!, seg.numRows);
+      return () => {
+        const chunk = seg.loaded ? seg.chunks[0] : undefined;
+        if (!chunk) return;
+        chunk.typedIndexes.set(field.name, typed);
+        chunk.indexBuilds.set(field.name, file.buildId);
+      };
+    }
     const built = await this.#openScalarIndex(index, file.files[0]!, seg.numRows);
     const key = scalarIndexKey(field.name, index.buildParams.jsonPath);
     return () => {
@@ -157,6 +195,24 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const local = this.#store.localPath?.(key);
     const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
     return ScalarIndex.fromBytes(bytes, key, { rows, indexType: index.indexType });
+  }
+
+  async #openTypedIndex(index: IndexRecord, field: FieldSchema, key: string, rows: number): Promise<TypedVectorIndex> {
+    const local = this.#store.localPath?.(key);
+    const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
+    return openTypedIndex(bytes, key, index, { rows, dim: field.dim ?? 0 });
+  }
+
+  /** Opens the BIN_IVF_FLAT / sparse index files of a segment into `chunk`, sharing the donor's by build id (as below). */
+  async #attachTypedIndexes(coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk, donor?: Chunk): Promise<void> {
+    for (const si of rec.indexes) {
+      const idx = this.#catalog.indexes(coll.id).find((i) => i.id === si.indexId);
+      const field = idx && coll.schema.fields.find((f) => f.fieldId === idx.fieldId);
+      if (!idx || !field || !hasTypedIndexFile(idx) || si.files.length === 0) continue;
+      const shared = donor?.indexBuilds.get(field.name) === si.buildId ? donor.typedIndexes.get(field.name) : undefined;
+      chunk.typedIndexes.set(field.name, shared ?? (await this.#openTypedIndex(idx, field, si.files[0]!, rec.numRows)));
+      chunk.indexBuilds.set(field.name, si.buildId);
+    }
   }
 
   /**
@@ -219,7 +275,10 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexes.set(name, index);
       chunk.indexBuilds.set(name, buildId);
     }
-    if (withIndexes) await this.#attachScalarIndexes(coll, rec, chunk);
+    if (withIndexes) {
+      await this.#attachScalarIndexes(coll, rec, chunk);
+      await this.#attachTypedIndexes(coll, rec, chunk);
+    }
     return chunk;
   }
 
@@ -270,6 +329,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       chunk.indexBuilds.set(field.name, si.buildId);
     }
     await this.#attachScalarIndexes(coll, rec, chunk, donor);
+    await this.#attachTypedIndexes(coll, rec, chunk, donor);
     return chunk;
   }
 
@@ -411,7 +471,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
     metric = metric ?? (idx?.metric || undefined) ?? defaultMetricFor(p.field.dataType);
-    const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
+    const filter = this.#filter(coll, p.filter, p.templates);
     const hits = rt.search({
       field: p.field,
       queries: p.queries,
@@ -445,7 +505,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates);
     return rt.query(filter, parts, q.offset, q.limit, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
@@ -453,7 +513,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates);
     return rt.count(filter, parts, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 

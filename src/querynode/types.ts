@@ -77,7 +77,7 @@ export interface LoadedSegments {
    * segment and must be called right after the commit that published the file (under the collection lock).
    */
   prepareIndex(collectionId: number, segmentId: number, field: FieldSchema, metric: MetricType, file: SegmentIndexFile): Promise<(() => void) | undefined>;
-  /** The same for a scalar index file (index/scalar). */
+  /** The same for an index built from the column: scalar (index/scalar), BIN_IVF_FLAT or sparse (index/typed-index-file.ts). */
   prepareScalarIndex(
     collectionId: number,
     segmentId: number,

@@ -337,7 +337,16 @@ export class CollectionRuntime {
       // No mask and no filter callback at all when every row qualifies (no filter, no deletes, no null
       // vectors): the common case then costs nothing per row and the native graph walk runs at full speed.
       let allow: Uint8Array | undefined;
-      if (req.filter || chunk.deletedCount > 0 || col.valid || CollectionRuntime.#hasExpired(chunk, req.expiredBefore)) {
+      let allowRows: Int32Array | undefined;
+      const narrowed = req.filter ? CollectionRuntime.#rows(chunk, req.filter, req.expiredBefore) : undefined;
+      if (narrowed) {
+        // A scalar index found the few candidate rows: hand them to the index as a list too, so neither
+        // side scans a mask of the whole segment to find them again.
+        allowRows = liveVectorRows(narrowed, col.valid);
+        if (allowRows.length === 0) continue;
+        allow = new Uint8Array(chunk.numRows);
+        for (let i = 0; i < allowRows.length; i++) allow[allowRows[i]!] = 1;
+      } else if (req.filter || chunk.deletedCount > 0 || col.valid || CollectionRuntime.#hasExpired(chunk, req.expiredBefore)) {
         const mask = CollectionRuntime.#mask(chunk, req.filter, req.field.name, req.expiredBefore);
         // Word-at-a-time: a per-byte loop here cost more than an index-narrowed filter itself.
         const allowed = countAllowed(mask);
@@ -345,7 +354,7 @@ export class CollectionRuntime {
         allow = allowed === chunk.numRows ? undefined : mask;
       }
       const index = chunk.indexes.get(req.field.name);
-      const opts = { k: want, allow, ef: req.ef, nprobe: req.nprobe, refineK: req.refineK, radius: req.radius, rangeFilter: req.rangeFilter };
+      const opts = { k: want, allow, allowRows, ef: req.ef, nprobe: req.nprobe, refineK: req.refineK, radius: req.radius, rangeFilter: req.rangeFilter };
       let hits: Hits[];
       if (col.kind === 'bytevec' && col.vtype !== 'BinaryVector' && index && index.metric === req.metric && req.typedQueries?.kind === 'bytes') {
         // Float16 / BFloat16 / Int8 with a float index (HNSW): the index holds the widened vectors.
@@ -358,6 +367,7 @@ export class CollectionRuntime {
           dropRatioSearch: req.dropRatioSearch,
           dropRatioBuild: req.dropRatioBuild,
           binaryIvfNlist: flushed?.has(chunk) ? req.binaryIvfNlist : undefined,
+          loaded: chunk.typedIndexes.get(req.field.name),
         });
       } else if (index && index.metric === req.metric) {
         hits = index.search(req.queries, req.nq, opts);
@@ -497,6 +507,17 @@ export function fillMissingColumns(fields: readonly FieldSchema[], columns: Map<
     if (!col || col.kind !== columnKindOf(f.dataType)) columns.set(f.name, missingFieldColumn(f, numRows));
   }
   for (const name of [...columns.keys()]) if (!names.has(name)) columns.delete(name);
+}
+
+/** The rows of `rows` (ascending) whose vector is not null, as a fresh list. */
+function liveVectorRows(rows: Uint32Array, valid: Uint8Array | undefined): Int32Array {
+  const out = new Int32Array(rows.length);
+  let n = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (valid === undefined || valid[r] !== 0) out[n++] = r;
+  }
+  return out.subarray(0, n);
 }
 
 export function chunkBatch(chunk: Chunk): ColumnBatch {

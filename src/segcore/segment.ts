@@ -3,6 +3,7 @@ import { concatColumns } from '../schema/columns.js';
 import type { VectorIndex } from '../index/index.js';
 import type { SegmentRecord } from '../coord/records.js';
 import type { ScalarIndexReader } from '../expr/index.js';
+import type { TypedVectorIndex } from '../index/typed-index-file.js';
 
 /**
  * In-memory segment data. A segment is a list of chunks; a growing segment gains a chunk per insert batch
@@ -24,6 +25,8 @@ export interface Chunk {
   indexBuilds: Map<string, number>;
   /** Scalar indexes of a flushed segment, by field name (plus JSON path); filters narrow rows through them. */
   scalarIndexes: Map<string, ScalarIndexReader>;
+  /** BIN_IVF_FLAT / sparse indexes of a flushed segment, by field name, loaded from their files. */
+  typedIndexes: Map<string, TypedVectorIndex>;
 }
 
 export type SegmentPhase = 'growing' | 'sealed' | 'flushed';
@@ -45,7 +48,17 @@ export interface Segment {
 }
 
 export function newChunk(numRows: number, columns: Map<string, Column>, ts: BigInt64Array): Chunk {
-  return { numRows, columns, ts, deleted: new Uint8Array(numRows), deletedCount: 0, indexes: new Map(), indexBuilds: new Map(), scalarIndexes: new Map() };
+  return {
+    numRows,
+    columns,
+    ts,
+    deleted: new Uint8Array(numRows),
+    deletedCount: 0,
+    indexes: new Map(),
+    indexBuilds: new Map(),
+    scalarIndexes: new Map(),
+    typedIndexes: new Map(),
+  };
 }
 
 /** Recomputes `deletedCount` after the bitmap was filled in bulk. */
@@ -98,6 +111,7 @@ export function stripToPk(seg: Segment, pkName: string): void {
     for (const name of [...c.columns.keys()]) if (name !== pkName) c.columns.delete(name);
     c.indexes.clear();
     c.scalarIndexes.clear();
+    c.typedIndexes.clear();
   }
   seg.loaded = false;
 }
