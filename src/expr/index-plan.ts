@@ -15,6 +15,8 @@
 import type { ColumnBatch } from '../schema/types.js';
 import type { Expr, PathElement } from './ast.js';
 import type { CompiledExpr, ExprSchema } from './compile.js';
+import type { GeoFunction } from './geo-functions.js';
+import { spatialWindow } from './spatial-window.js';
 
 type Scalar = bigint | number | string | boolean;
 
@@ -34,6 +36,17 @@ export interface ScalarIndexReader {
   equalAny(values: readonly Scalar[]): Int32Array | undefined;
   range(lower: RangeBound | undefined, upper: RangeBound | undefined): Int32Array | undefined;
   prefix(prefix: string): Int32Array | undefined;
+  /** Spatial indexes (RTREE): rows whose geometry's envelope meets the window. */
+  spatial?(window: SpatialWindow): Int32Array | undefined;
+}
+
+/** An envelope an ST_* match must meet (expr/spatial-window.ts); `geodesic`: computed for lon/lat coordinates. */
+export interface SpatialWindow {
+  readonly minX: number;
+  readonly minY: number;
+  readonly maxX: number;
+  readonly maxY: number;
+  readonly geodesic: boolean;
 }
 
 /** A chunk's scalar indexes by key (`scalarIndexKey`: the field name, plus the JSON path of path indexes). */
@@ -43,7 +56,8 @@ type Query =
   | { readonly q: 'eq'; readonly values: readonly Scalar[] }
   | { readonly q: 'range'; readonly lower: RangeBound | undefined; readonly upper: RangeBound | undefined }
   | { readonly q: 'prefix'; readonly prefix: string }
-  | { readonly q: 'contains'; readonly values: readonly Scalar[]; readonly all: boolean };
+  | { readonly q: 'contains'; readonly values: readonly Scalar[]; readonly all: boolean }
+  | { readonly q: 'spatial'; readonly window: SpatialWindow };
 
 export type IndexPlan =
   { readonly k: 'and' | 'or'; readonly parts: readonly IndexPlan[] } | { readonly k: 'atom'; readonly key: string; readonly query: Query };
@@ -161,6 +175,8 @@ function candidates(plan: IndexPlan, indexes: ScalarIndexLookup): Cand | undefin
 
 function answer(reader: ScalarIndexReader, q: Query): Int32Array | undefined {
   switch (q.q) {
+    case 'spatial':
+      return reader.spatial?.(q.window);
     case 'eq':
       return reader.elements ? undefined : reader.equalAny(q.values);
     case 'range':
@@ -246,6 +262,11 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
       if (target === undefined || arg === undefined) return undefined;
       const ref = refKey(target, schema);
       if (ref === undefined) return undefined;
+      if (e.fn.startsWith('st_')) {
+        const metres = e.args[2] === undefined ? undefined : constOf(e.args[2]);
+        const window = arg.kind === 'string' ? spatialWindow(e.fn as GeoFunction, arg.value, metres === undefined ? undefined : Number(metres)) : undefined;
+        return window === undefined ? undefined : atom(ref, { q: 'spatial', window });
+      }
       switch (e.fn) {
         case 'array_contains':
         case 'json_contains': {

@@ -3,7 +3,7 @@ import { quiverError } from '../common/errors.js';
 import { readFile } from 'node:fs/promises';
 import { TIMESTAMP_FIELD_ID, type CollectionRecord, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
 import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
-import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { ScalarIndex, type SegmentScalarIndex } from '../index/scalar/scalar-index.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
 import { compileFilter, type TemplateValues } from '../expr/index.js';
@@ -152,7 +152,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     };
   }
 
-  async #openScalarIndex(index: IndexRecord, key: string, rows: number): Promise<ScalarIndex> {
+  async #openScalarIndex(index: IndexRecord, key: string, rows: number): Promise<SegmentScalarIndex> {
     if (!isScalarIndexType(index.indexType)) throw new Error(`assertion failed: ${index.indexType} is not a scalar index type`);
     const local = this.#store.localPath?.(key);
     const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
