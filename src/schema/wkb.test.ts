@@ -4,11 +4,7 @@ import { WktCodec } from './geometry.js';
 import { wkbToWkt } from './wkb.js';
 
 /** A WKB writer for the test (the layout of the OGC spec), from coordinate arrays. */
-type Shape =
-  | { t: 1; p: number[] }
-  | { t: 2; ps: number[][] }
-  | { t: 3; rings: number[][][] }
-  | { t: 4 | 5 | 6 | 7; parts: Shape[] };
+type Shape = { t: 1; p: number[] } | { t: 2; ps: number[][] } | { t: 3; rings: number[][][] } | { t: 4 | 5 | 6 | 7; parts: Shape[] };
 
 function wkb(s: Shape, little = true, srid?: number): Buffer {
   const chunks: Buffer[] = [];
@@ -51,8 +47,20 @@ const canon = (bytes: Uint8Array) => codec.normalize(wkbToWkt(bytes, 'in test'),
 
 describe('WKB → WKT', () => {
   it('decodes every 2D type in both byte orders to the WKT jsts reads', () => {
-    const square = [[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]];
-    const hole = [[1, 1], [2, 1], [2, 2], [1, 2], [1, 1]];
+    const square = [
+      [0, 0],
+      [4, 0],
+      [4, 4],
+      [0, 4],
+      [0, 0],
+    ];
+    const hole = [
+      [1, 1],
+      [2, 1],
+      [2, 2],
+      [1, 2],
+      [1, 1],
+    ];
     const cases: [Shape, string][] = [
       [{ t: 1, p: [13.5, -52.25] }, 'POINT (13.5 -52.25)'],
       [{ t: 2, ps: [[0, 0], [1, 1], [2, 0]] }, 'LINESTRING (0 0, 1 1, 2 0)'],
@@ -86,7 +94,21 @@ describe('WKB → WKT', () => {
     bad(Buffer.from([1, 0xe9, 3, 0, 0]), /Z \/ M/); // ISO POINT Z (1001)
     bad(Buffer.from([1, 1, 0, 0, 0x80]), /Z \/ M/); // EWKB Z flag
     bad(Buffer.from([1, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]), /count 2147483647 needs more/);
-    bad(wkb({ t: 4, parts: [{ t: 2, ps: [[0, 0], [1, 1]] }] }), /a POINT holds a LINESTRING/);
+    bad(
+      wkb({
+        t: 4,
+        parts: [
+          {
+            t: 2,
+            ps: [
+              [0, 0],
+              [1, 1],
+            ],
+          },
+        ],
+      }),
+      /a POINT holds a LINESTRING/,
+    );
     bad(wkb({ t: 1, p: [Infinity, 1] }), /not finite/);
     // Nesting beyond the bound (a collection of a collection of ...).
     let deep: Shape = { t: 1, p: [0, 0] };

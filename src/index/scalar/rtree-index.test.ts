@@ -12,7 +12,7 @@ const rnd = seededRandom(3);
 const codec = new WktCodec();
 
 /** Random lon/lat shapes, some null; canonical WKT as stored. */
-function column(n: number): Column & { kind: 'string' } {
+function column(n: number): Column & { kind: 'string'; valid: Uint8Array } {
   const data: string[] = [];
   const valid = new Uint8Array(n);
   for (let i = 0; i < n; i++) {

@@ -48,7 +48,7 @@ export class RTreeIndex implements ScalarIndexReader {
       if (x0 < -180 || x1 > 180 || y0 < -90 || y1 > 90) geodetic = false;
     }
     this.geodetic = geodetic;
-    for (let level = boxes; level.length > 4 * NODE_CAPACITY; ) {
+    for (let level = boxes; level.length > 4 * NODE_CAPACITY;) {
       level = parents(level);
       this.#levels.push(level);
     }
