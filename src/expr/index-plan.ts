@@ -17,6 +17,7 @@ import type { Expr, PathElement } from './ast.js';
 import type { CompiledExpr, ExprSchema } from './compile.js';
 import type { GeoFunction } from './geo-functions.js';
 import { spatialWindow } from './spatial-window.js';
+import { parseTimestamptz } from '../schema/timestamptz.js';
 
 type Scalar = bigint | number | string | boolean;
 
@@ -216,10 +217,10 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
     case 'compare': {
       let op = e.op;
       let ref = refKey(e.left, schema);
-      let c = constOf(e.right);
+      let c = constFor(e.right, e.left, schema);
       if (ref === undefined || c === undefined) {
         ref = refKey(e.right, schema);
-        c = constOf(e.left);
+        c = constFor(e.left, e.right, schema);
         op = op === '<' ? '>' : op === '>' ? '<' : op === '<=' ? '>=' : op === '>=' ? '<=' : op;
       }
       if (ref === undefined || c === undefined) return undefined;
@@ -240,8 +241,8 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
     }
     case 'range': {
       const ref = refKey(e.operand, schema);
-      const lo = constOf(e.lower);
-      const hi = constOf(e.upper);
+      const lo = constFor(e.lower, e.operand, schema);
+      const hi = constFor(e.upper, e.operand, schema);
       if (ref === undefined || lo === undefined || hi === undefined) return undefined;
       return atom(ref, { q: 'range', lower: { value: lo, inclusive: e.lowerInclusive }, upper: { value: hi, inclusive: e.upperInclusive } });
     }
@@ -301,6 +302,23 @@ function refKey(e: Expr, schema: ExprSchema): string | undefined {
   if (f === undefined) return undefined;
   if (e.path.length > 0 && f.dataType !== 'JSON') return undefined;
   return indexKey(f.name, e.path);
+}
+
+/**
+ * The constant `e` compared with `ref`: against a Timestamptz field, `ISO '...'` and a plain string are
+ * read as the compiler reads them (microseconds, in the schema's zone when the text has no offset), so an
+ * STL_SORT / INVERTED index on the field can answer the comparison.
+ */
+function constFor(e: Expr, ref: Expr, schema: ExprSchema): Scalar | undefined {
+  const field = ref.kind === 'ident' && ref.path.length === 0 ? schema.fields.find((x) => x.name === ref.name) : undefined;
+  if (field?.dataType !== 'Timestamptz') return constOf(e);
+  const text = e.kind === 'call' && e.fn === 'iso' && e.args[0]?.kind === 'string' ? e.args[0].value : e.kind === 'string' ? e.value : undefined;
+  if (text === undefined) return undefined;
+  try {
+    return parseTimestamptz(text, schema.timezone);
+  } catch {
+    return undefined; // the compiled filter reports it
+  }
 }
 
 function constOf(e: Expr): Scalar | undefined {

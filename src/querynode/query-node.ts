@@ -6,7 +6,7 @@ import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-
 import { ScalarIndex, type SegmentScalarIndex } from '../index/scalar/scalar-index.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
-import { compileFilter, type TemplateValues } from '../expr/index.js';
+import { compileFilter } from '../expr/index.js';
 import {
   attachVectors,
   hasIndexFiles,
@@ -19,7 +19,7 @@ import {
 } from '../index/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
-import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
+import { exprSchemaAt, partitionOf } from '../segcore/collection-helpers.js';
 import { newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { ttlCutTs } from '../segcore/collection-ttl.js';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -29,7 +29,7 @@ import { openLazyVectorColumn } from '../storage/lazy-vector-column.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
 import { bm25ParamsOf } from '../text/bm25.js';
-import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
+import type { FilterRequest, LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
 
 /**
  * The query node: the segment loader (binlogs and index files of flushed segments into memory, sharing
@@ -411,7 +411,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
     metric = metric ?? (idx?.metric || undefined) ?? defaultMetricFor(p.field.dataType);
-    const filter = compileFilter(p.filter, exprSchema(coll), p.templates);
+    const filter = compileFilter(p.filter, exprSchemaAt(coll, p.timezone), p.templates);
     const hits = rt.search({
       field: p.field,
       queries: p.queries,
@@ -438,22 +438,19 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     return { hits, metric };
   }
 
-  async query(
-    collectionId: number,
-    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
-  ): Promise<RowRef[]> {
+  async query(collectionId: number, q: FilterRequest & { offset: number; limit: number | undefined }): Promise<RowRef[]> {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = compileFilter(q.filter, exprSchemaAt(rt.record, q.timezone), q.templates);
     return rt.query(filter, parts, q.offset, q.limit, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
-  async count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number> {
+  async count(collectionId: number, q: FilterRequest): Promise<number> {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = compileFilter(q.filter, exprSchema(rt.record), q.templates);
+    const filter = compileFilter(q.filter, exprSchemaAt(rt.record, q.timezone), q.templates);
     return rt.count(filter, parts, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 

@@ -2,7 +2,7 @@
  * Scalar index types and their parameters, with Milvus's rules for which type fits which field:
  *
  *   INVERTED   Bool, Int8..Int64, Float, Double, VarChar, Array (its elements); JSON with json_path + json_cast_type
- *   STL_SORT   Int8..Int64, Float, Double, VarChar (Milvus 2.6 accepts VarChar)
+ *   STL_SORT   Int8..Int64, Float, Double, VarChar (Milvus 2.6 accepts VarChar), Timestamptz
  *   BITMAP     Bool, Int8..Int64, VarChar, Array of those; never Float/Double, JSON or the primary key
  *   Trie       VarChar
  *   RTREE      Geometry, its only index (index/scalar/rtree-index.ts)
@@ -50,7 +50,7 @@ export function scalarIndexTypesFor(field: Pick<FieldSchema, 'dataType' | 'eleme
     return e !== undefined && bitmapElement(e) ? ['INVERTED', 'BITMAP'] : ['INVERTED'];
   }
   const out: ScalarIndexType[] = ['INVERTED'];
-  if (NUMERIC.includes(t) || t === 'VarChar') out.push('STL_SORT');
+  if (NUMERIC.includes(t) || t === 'VarChar' || t === 'Timestamptz') out.push('STL_SORT');
   if (!field.isPrimaryKey && (t === 'Bool' || INTS.includes(t) || t === 'VarChar')) out.push('BITMAP');
   if (t === 'VarChar') out.push('Trie');
   return out;
