@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
-import { quiverError } from '../common/errors.js';
+import { assert, quiverError } from '../common/errors.js';
 import { attachVectors, hasIndexFiles, type VectorIndex } from '../index/index.js';
 import type { CollectionRecord, IndexRecord, SegmentIndexFile, SegmentRecord } from '../coord/records.js';
 import type { CatalogReader, CollectionEvents, IdSource, SegmentCoordinator, TsSource } from '../coord/types.js';
@@ -323,20 +323,24 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       const rt = this.#runtimes.get(e.collectionId);
       if (!rt || r.position < (this.#catalog.checkpoint(e.collectionId) ?? 0)) continue;
       records++;
-      if (e.type === 'insert') {
+      if (e.type === 'insert' || e.type === 'inserts') {
+        const parts = e.type === 'insert' ? [e] : e.parts;
         if (e.upsert) {
           // The delete half first, as the live write path applied it (idempotent: already-deleted rows are skipped).
-          const pkData = e.columns.get(rt.pkField.name)?.data as ArrayLike<bigint | string> | undefined;
-          if (pkData) rt.applyDelete(new Set(Array.from(pkData)), e.ts);
+          const pks = new Set<bigint | string>();
+          for (const p of parts) for (const v of Array.from((p.columns.get(rt.pkField.name)?.data ?? []) as ArrayLike<bigint | string>)) pks.add(v);
+          if (pks.size > 0) rt.applyDelete(pks, e.ts);
         }
-        if (rt.segments.get(e.segmentId)?.phase === 'flushed') continue;
-        // Rows of a partition dropped after they were written died with it.
-        if (!rt.record.partitions.some((p) => p.id === e.partitionId)) continue;
-        // Replayed rows go back to the segment they were acknowledged in.
-        const seg = rt.segments.get(e.segmentId);
-        if (seg && rt.growing.get(e.partitionId) !== seg) rt.growing.set(e.partitionId, seg);
-        rt.applyInsert(e.partitionId, () => e.segmentId, e.columns, e.ts, e.numRows);
-        maxSeg = Math.max(maxSeg, e.segmentId);
+        for (const p of parts) {
+          if (rt.segments.get(p.segmentId)?.phase === 'flushed') continue;
+          // Rows of a partition dropped after they were written died with it.
+          if (!rt.record.partitions.some((x) => x.id === p.partitionId)) continue;
+          // Replayed rows go back to the segment they were acknowledged in.
+          const seg = rt.segments.get(p.segmentId);
+          if (seg && rt.growing.get(p.partitionId) !== seg) rt.growing.set(p.partitionId, seg);
+          rt.applyInsert(p.partitionId, () => p.segmentId, p.columns, e.ts, p.numRows);
+          maxSeg = Math.max(maxSeg, p.segmentId);
+        }
       } else {
         rt.applyDelete(new Set(e.pks), e.ts, e.partitionId);
       }
@@ -451,6 +455,76 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       if (this.#runtimes.get(collectionId) !== rt) return; // dropped meanwhile
       if (set) rt.applyDelete(set, ts);
       if (rt.segments.get(seg.id) === seg) rt.appendRows(seg, columns, ts, numRows); // else its partition was dropped
+    });
+    return { pks, ts };
+  }
+
+  /**
+   * Inserts one batch split across several partitions (a partition-key insert) as ONE WAL record at one
+   * ts: durable, torn or lost as a whole, so a crash never keeps some partitions of a batch. Returns each
+   * part's pks in part order.
+   */
+  async insertParts(
+    collectionId: number,
+    parts: readonly { readonly partitionName: string; readonly columns: Map<string, Column>; readonly numRows: number }[],
+    upsert: boolean,
+  ): Promise<{ pks: (BigInt64Array | string[])[]; ts: bigint }> {
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      const r = await this.insert(collectionId, only.partitionName, only.columns, only.numRows, upsert);
+      return { pks: [r.pks], ts: r.ts };
+    }
+    const rt = this.#live(collectionId);
+    const coll = rt.record;
+    const pk = rt.pkField;
+    const resolved = parts.map((p) => ({ ...p, part: partitionOf(coll, p.partitionName) }));
+    for (const p of resolved) {
+      if (pk.autoId && !upsert && !p.columns.has(pk.name)) {
+        const first = await this.#ids.alloc(p.numRows);
+        p.columns.set(pk.name, { kind: 'int64', data: BigInt64Array.from({ length: p.numRows }, (_, i) => BigInt(first + i)) });
+      }
+      if (!p.columns.has(pk.name)) throw quiverError('DataInvalid', `fieldSchema(${pk.name}) has no corresponding fieldData pass in`);
+    }
+    const pks = resolved.map((p) => p.columns.get(pk.name)!.data as BigInt64Array | string[]);
+    let set: Set<bigint | string> | undefined;
+    if (upsert) {
+      set = new Set();
+      for (const list of pks) {
+        for (const v of Array.from(list as ArrayLike<bigint | string>)) {
+          if (set.has(v)) throw quiverError('DataInvalid', `duplicate primary keys are not allowed in the same batch: ${String(v)}`);
+          set.add(v);
+        }
+      }
+    }
+    // Each part may need a new growing segment: take enough ids before the synchronous section.
+    const spare: number[] = [];
+    for (let i = 0; i < resolved.length; i++) spare.push((await this.#segmentsCoord.segmentIds())());
+    const nextSeg = (): number => {
+      const id = spare.shift();
+      assert(id !== undefined, 'assertion failed: a segment id was reserved for every part');
+      return id;
+    };
+    if (this.#runtimes.get(collectionId) !== rt) throw quiverError('CollectionNotFound', `collection not found[collection=${coll.name}]`);
+    for (const p of resolved) {
+      if (!rt.record.partitions.some((x) => x.id === p.part.id)) throw quiverError('PartitionNotFound', `partition not found[partition=${p.part.name}]`);
+    }
+    // As in insert(): synchronous from here to the append (ts order = WAL order = apply order).
+    const ts = this.#tso.next();
+    const segs = resolved.map((p) => rt.reserveGrowing(p.part.id, nextSeg));
+    const entry: WalEntry = {
+      type: 'inserts',
+      collectionId,
+      ts,
+      upsert: set !== undefined,
+      parts: resolved.map((p, i) => ({ partitionId: p.part.id, segmentId: segs[i]!.id, numRows: p.numRows, columns: p.columns })),
+    };
+    await this.#durable.run(collectionId, this.#append(collectionId, [entry]), () => {
+      if (this.#runtimes.get(collectionId) !== rt) return; // dropped meanwhile
+      if (set) rt.applyDelete(set, ts);
+      resolved.forEach((p, i) => {
+        const seg = segs[i]!;
+        if (rt.segments.get(seg.id) === seg) rt.appendRows(seg, p.columns, ts, p.numRows); // else its partition was dropped
+      });
     });
     return { pks, ts };
   }

@@ -29,6 +29,12 @@ export interface WritePath {
     numRows: number,
     upsert: boolean,
   ): Promise<{ pks: BigInt64Array | string[]; ts: bigint }>;
+  /** One batch over several partitions as one atomic write (one WAL record, one ts); pks per part. */
+  insertParts(
+    collectionId: number,
+    parts: readonly { readonly partitionName: string; readonly columns: Map<string, Column>; readonly numRows: number }[],
+    upsert: boolean,
+  ): Promise<{ pks: (BigInt64Array | string[])[]; ts: bigint }>;
   delete(
     collectionId: number,
     partitionName: string | undefined,

@@ -25,4 +25,28 @@ describe('WAL records', () => {
     const back = decodeWalEntry(encodeWalEntry(insertEntry(false)));
     expect(back.type === 'insert' && back.upsert).toBe(false);
   });
+
+  it('a batch over several partitions is one record holding every part', () => {
+    const part = (p: number, ids: bigint[]) => ({
+      partitionId: p,
+      segmentId: p + 100,
+      numRows: ids.length,
+      columns: new Map<string, Column>([
+        ['id', { kind: 'int64', data: BigInt64Array.from(ids) }],
+        ['s', { kind: 'string', data: ids.map(String) }],
+      ]),
+    });
+    const entry: WalEntry = { type: 'inserts', collectionId: 7, ts: 99n, upsert: true, parts: [part(1, [1n, 2n]), part(2, [3n]), part(3, [4n, 5n, 6n])] };
+    const back = decodeWalEntry(encodeWalEntry(entry));
+    expect(back.type).toBe('inserts');
+    if (back.type !== 'inserts') return;
+    expect([back.collectionId, back.ts, back.upsert]).toEqual([7, 99n, true]);
+    expect(back.parts.map((p) => [p.partitionId, p.segmentId, p.numRows])).toEqual([
+      [1, 101, 2],
+      [2, 102, 1],
+      [3, 103, 3],
+    ]);
+    expect(back.parts.map((p) => Array.from(p.columns.get('id')!.data as BigInt64Array))).toEqual([[1n, 2n], [3n], [4n, 5n, 6n]]);
+    expect(back.parts.map((p) => p.columns.get('s')!.data)).toEqual([['1', '2'], ['3'], ['4', '5', '6']]);
+  });
 });

@@ -22,6 +22,18 @@ export type WalEntry =
        */
       readonly upsert?: boolean | undefined;
     }
+  /**
+   * One write's rows for several partitions (a partition-key insert routes a batch to several hidden
+   * partitions): one record, so the batch is durable, torn or lost as a whole. Same ts for every part;
+   * `upsert` as above, over the pks of every part.
+   */
+  | {
+      readonly type: 'inserts';
+      readonly collectionId: number;
+      readonly ts: bigint;
+      readonly upsert: boolean;
+      readonly parts: readonly InsertPart[];
+    }
   | {
       readonly type: 'delete';
       readonly collectionId: number;
@@ -30,8 +42,19 @@ export type WalEntry =
       readonly pks: readonly (bigint | string)[];
     };
 
+export interface InsertPart {
+  readonly partitionId: number;
+  readonly segmentId: number;
+  readonly numRows: number;
+  readonly columns: Map<string, Column>;
+}
+
+type ColumnHeader = { name: string; kind: ColumnKind; len: number };
+
 interface Header {
-  t: 'i' | 'd';
+  t: 'i' | 'd' | 'm';
+  /** 'm': the parts, each with its column bodies, back to back in part order. */
+  parts?: { p: number; s: number; n: number; cols: ColumnHeader[] }[];
   /** 1: an upsert (delete the rows' pks, then insert). */
   u?: 1;
   c: number;
@@ -39,7 +62,7 @@ interface Header {
   s?: number;
   ts: string;
   n?: number;
-  cols?: { name: string; kind: ColumnKind; len: number }[];
+  cols?: ColumnHeader[];
   pks?: string[];
   pkKind?: 'int64' | 'string';
 }
@@ -50,14 +73,22 @@ const dec = new TextDecoder();
 export function encodeWalEntry(e: WalEntry): Uint8Array {
   const bodies: Uint8Array[] = [];
   let header: Header;
-  if (e.type === 'insert') {
-    const cols: NonNullable<Header['cols']> = [];
-    for (const [name, col] of e.columns) {
+  const encodeColumns = (columns: Map<string, Column>): ColumnHeader[] => {
+    const cols: ColumnHeader[] = [];
+    for (const [name, col] of columns) {
       const body = encodeColumn(col);
       bodies.push(body);
       cols.push({ name, kind: col.kind, len: body.byteLength });
     }
+    return cols;
+  };
+  if (e.type === 'insert') {
+    const cols = encodeColumns(e.columns);
     header = { t: 'i', c: e.collectionId, p: e.partitionId, s: e.segmentId, ts: e.ts.toString(), n: e.numRows, cols };
+    if (e.upsert) header.u = 1;
+  } else if (e.type === 'inserts') {
+    const parts = e.parts.map((p) => ({ p: p.partitionId, s: p.segmentId, n: p.numRows, cols: encodeColumns(p.columns) }));
+    header = { t: 'm', c: e.collectionId, ts: e.ts.toString(), parts };
     if (e.upsert) header.u = 1;
   } else {
     const isInt = e.pks.length > 0 && typeof e.pks[0] === 'bigint';
@@ -84,13 +115,21 @@ export function decodeWalEntry(bytes: Uint8Array): WalEntry {
     const pks = header.pkKind === 'int64' ? (header.pks ?? []).map((p) => BigInt(p)) : (header.pks ?? []);
     return { type: 'delete', collectionId: header.c, partitionId: header.p, ts: BigInt(header.ts), pks };
   }
-  const columns = new Map<string, Column>();
   let off = 4 + hLen;
-  for (const c of header.cols ?? []) {
-    // Copy: the WAL reader may reuse its buffer, and zero-copy typed arrays would alias it.
-    columns.set(c.name, decodeColumn(bytes.slice(off, off + c.len), c.kind));
-    off += c.len;
+  const decodeColumns = (cols: readonly ColumnHeader[]): Map<string, Column> => {
+    const columns = new Map<string, Column>();
+    for (const c of cols) {
+      // Copy: the WAL reader may reuse its buffer, and zero-copy typed arrays would alias it.
+      columns.set(c.name, decodeColumn(bytes.slice(off, off + c.len), c.kind));
+      off += c.len;
+    }
+    return columns;
+  };
+  if (header.t === 'm') {
+    const parts = (header.parts ?? []).map((p) => ({ partitionId: p.p, segmentId: p.s, numRows: p.n, columns: decodeColumns(p.cols) }));
+    return { type: 'inserts', collectionId: header.c, ts: BigInt(header.ts), upsert: header.u === 1, parts };
   }
+  const columns = decodeColumns(header.cols ?? []);
   return {
     type: 'insert',
     collectionId: header.c,

@@ -25,7 +25,10 @@ export type FunctionName =
   /** `ISO '2025-01-01T00:00:00Z'` and `INTERVAL 'P1D'`: Timestamptz literals, parsed as a one-argument call. */
   | 'iso'
   | 'interval'
-  | 'text_match';
+  /** text_match(field, 'words'[, minimum_should_match=N]): the option is parsed into an int third argument. */
+  | 'text_match'
+  /** phrase_match(field, 'words'[, slop]). */
+  | 'phrase_match';
 
 /** A JSON key (`["a"]`) or an array / JSON-array index (`[0]`). */
 export type PathElement = string | number;

@@ -40,7 +40,7 @@ import {
 } from './kernels.js';
 import { likeMatcher } from './like.js';
 import { geoCall, intervalVal, isoVal, shiftByInterval, timestamptzOperand } from './geo-time-compile.js';
-import { textMatchRows, type TextTokenizer } from './text-match.js';
+import { phraseMatchRows, textMatchRows, type TextTokenizer } from './text-match.js';
 import { FALSE, MISSING, TRUE, compareRow, isAbsentValue, notTri, type Const, type Tri } from './values.js';
 
 type ContainsFunction = Extract<FunctionName, `array_contains${string}` | `json_contains${string}`>;
@@ -51,7 +51,7 @@ export interface ExprField {
   readonly elementType?: ScalarType | undefined;
   readonly nullable: boolean;
   readonly isPrimaryKey: boolean;
-  /** VarChar fields with enable_match: the field's analyzer, which text_match requires. */
+  /** VarChar fields with enable_match: the field's analyzer, which text_match and phrase_match require. */
   readonly textMatch?: TextTokenizer | undefined;
 }
 
@@ -459,7 +459,7 @@ class Compiler {
         return this.#exists(e.operand, e.pos);
       case 'call':
         if (e.fn === 'array_length' || e.fn === 'iso' || e.fn === 'interval') break;
-        if (e.fn === 'text_match') return this.#textMatch(e.args, e.pos);
+        if (e.fn === 'text_match' || e.fn === 'phrase_match') return this.#textMatch(e.fn, e.args, e.pos);
         if (e.fn.startsWith('st_'))
           return geoCall(
             e.fn as GeoFunction,
@@ -651,22 +651,33 @@ class Compiler {
     };
   }
 
-  #textMatch(args: readonly Expr[], pos: number): Pred {
-    const [fieldExpr, queryExpr] = args as [Expr, Expr];
+  #textMatch(fn: 'text_match' | 'phrase_match', args: readonly Expr[], pos: number): Pred {
+    const [fieldExpr, queryExpr, optionExpr] = args as [Expr, Expr, Expr | undefined];
     const field = fieldExpr.kind === 'ident' && fieldExpr.path.length === 0 ? this.#fields.get(fieldExpr.name) : undefined;
-    if (!field) throw invalid(`the first argument of text_match must be a VarChar field, at position ${pos}`);
+    if (!field) throw invalid(`the first argument of ${fn} must be a VarChar field, at position ${pos}`);
     const tokenizer = field.textMatch;
     if (!tokenizer)
-      throw quiverError('ParameterInvalid', `field ${field.name} does not enable match (enable_match): text_match cannot use it (position ${pos})`);
+      throw quiverError('ParameterInvalid', `field ${field.name} does not enable match (enable_match): ${fn} cannot use it (position ${pos})`);
     const query = this.#value(queryExpr);
-    if (typeof query.konst !== 'string') throw invalid(`the second argument of text_match must be a string constant, got ${query.desc} at position ${pos}`);
-    const terms = tokenizer.terms(query.konst);
+    if (typeof query.konst !== 'string') throw invalid(`the second argument of ${fn} must be a string constant, got ${query.desc} at position ${pos}`);
+    const text = query.konst;
+    // Milvus's bounds: minimum_should_match in 1..1000, slop a uint32.
+    const option = optionExpr === undefined ? undefined : this.#value(optionExpr).konst;
+    if (optionExpr !== undefined && typeof option !== 'bigint') {
+      throw quiverError('ParameterInvalid', `"slop" should be a const integer expression with "uint32" value, at position ${pos}`);
+    }
+    const [low, high, what] = fn === 'text_match' ? [1n, 1000n, 'minimum_should_match'] : [0n, 0xffffffffn, 'slop'];
+    if (typeof option === 'bigint' && (option < low || option > high)) {
+      throw quiverError('ParameterInvalid', `${what} should be in [${low}, ${high}], got ${option} at position ${pos}`);
+    }
+    const terms = fn === 'text_match' ? tokenizer.terms(text) : [];
     this.#fieldNames.add(field.name);
     return {
       ev: (ctx) => {
         const col = ctx.column(field.name);
         if (!col || col.kind !== 'string') return new Uint8Array(ctx.n);
-        const hit = textMatchRows(col, tokenizer, terms);
+        const hit =
+          fn === 'text_match' ? textMatchRows(col, tokenizer, terms, Number(option ?? 1n)) : phraseMatchRows(col, tokenizer, text, Number(option ?? 0n));
         for (let i = 0; i < hit.length; i++) hit[i] = hit[i]! * TRUE;
         return hit;
       },

@@ -15,6 +15,9 @@
 import type { ColumnBatch } from '../schema/types.js';
 import type { Expr, PathElement } from './ast.js';
 import type { CompiledExpr, ExprSchema } from './compile.js';
+import type { GeoFunction } from './geo-functions.js';
+import { spatialWindow } from './spatial-window.js';
+import { parseTimestamptz } from '../schema/timestamptz.js';
 
 type Scalar = bigint | number | string | boolean;
 
@@ -34,6 +37,17 @@ export interface ScalarIndexReader {
   equalAny(values: readonly Scalar[]): Int32Array | undefined;
   range(lower: RangeBound | undefined, upper: RangeBound | undefined): Int32Array | undefined;
   prefix(prefix: string): Int32Array | undefined;
+  /** Spatial indexes (RTREE): rows whose geometry's envelope meets the window. */
+  spatial?(window: SpatialWindow): Int32Array | undefined;
+}
+
+/** An envelope an ST_* match must meet (expr/spatial-window.ts); `geodesic`: computed for lon/lat coordinates. */
+export interface SpatialWindow {
+  readonly minX: number;
+  readonly minY: number;
+  readonly maxX: number;
+  readonly maxY: number;
+  readonly geodesic: boolean;
 }
 
 /** A chunk's scalar indexes by key (`scalarIndexKey`: the field name, plus the JSON path of path indexes). */
@@ -43,7 +57,8 @@ type Query =
   | { readonly q: 'eq'; readonly values: readonly Scalar[] }
   | { readonly q: 'range'; readonly lower: RangeBound | undefined; readonly upper: RangeBound | undefined }
   | { readonly q: 'prefix'; readonly prefix: string }
-  | { readonly q: 'contains'; readonly values: readonly Scalar[]; readonly all: boolean };
+  | { readonly q: 'contains'; readonly values: readonly Scalar[]; readonly all: boolean }
+  | { readonly q: 'spatial'; readonly window: SpatialWindow };
 
 export type IndexPlan =
   { readonly k: 'and' | 'or'; readonly parts: readonly IndexPlan[] } | { readonly k: 'atom'; readonly key: string; readonly query: Query };
@@ -161,6 +176,8 @@ function candidates(plan: IndexPlan, indexes: ScalarIndexLookup): Cand | undefin
 
 function answer(reader: ScalarIndexReader, q: Query): Int32Array | undefined {
   switch (q.q) {
+    case 'spatial':
+      return reader.spatial?.(q.window);
     case 'eq':
       return reader.elements ? undefined : reader.equalAny(q.values);
     case 'range':
@@ -200,10 +217,10 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
     case 'compare': {
       let op = e.op;
       let ref = refKey(e.left, schema);
-      let c = constOf(e.right);
+      let c = constFor(e.right, e.left, schema);
       if (ref === undefined || c === undefined) {
         ref = refKey(e.right, schema);
-        c = constOf(e.left);
+        c = constFor(e.left, e.right, schema);
         op = op === '<' ? '>' : op === '>' ? '<' : op === '<=' ? '>=' : op === '>=' ? '<=' : op;
       }
       if (ref === undefined || c === undefined) return undefined;
@@ -224,8 +241,8 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
     }
     case 'range': {
       const ref = refKey(e.operand, schema);
-      const lo = constOf(e.lower);
-      const hi = constOf(e.upper);
+      const lo = constFor(e.lower, e.operand, schema);
+      const hi = constFor(e.upper, e.operand, schema);
       if (ref === undefined || lo === undefined || hi === undefined) return undefined;
       return atom(ref, { q: 'range', lower: { value: lo, inclusive: e.lowerInclusive }, upper: { value: hi, inclusive: e.upperInclusive } });
     }
@@ -246,6 +263,11 @@ function planOf(e: Expr, schema: ExprSchema): IndexPlan | undefined {
       if (target === undefined || arg === undefined) return undefined;
       const ref = refKey(target, schema);
       if (ref === undefined) return undefined;
+      if (e.fn.startsWith('st_')) {
+        const metres = e.args[2] === undefined ? undefined : constOf(e.args[2]);
+        const window = arg.kind === 'string' ? spatialWindow(e.fn as GeoFunction, arg.value, metres === undefined ? undefined : Number(metres)) : undefined;
+        return window === undefined ? undefined : atom(ref, { q: 'spatial', window });
+      }
       switch (e.fn) {
         case 'array_contains':
         case 'json_contains': {
@@ -280,6 +302,23 @@ function refKey(e: Expr, schema: ExprSchema): string | undefined {
   if (f === undefined) return undefined;
   if (e.path.length > 0 && f.dataType !== 'JSON') return undefined;
   return indexKey(f.name, e.path);
+}
+
+/**
+ * The constant `e` compared with `ref`: against a Timestamptz field, `ISO '...'` and a plain string are
+ * read as the compiler reads them (microseconds, in the schema's zone when the text has no offset), so an
+ * STL_SORT / INVERTED index on the field can answer the comparison.
+ */
+function constFor(e: Expr, ref: Expr, schema: ExprSchema): Scalar | undefined {
+  const field = ref.kind === 'ident' && ref.path.length === 0 ? schema.fields.find((x) => x.name === ref.name) : undefined;
+  if (field?.dataType !== 'Timestamptz') return constOf(e);
+  const text = e.kind === 'call' && e.fn === 'iso' && e.args[0]?.kind === 'string' ? e.args[0].value : e.kind === 'string' ? e.value : undefined;
+  if (text === undefined) return undefined;
+  try {
+    return parseTimestamptz(text, schema.timezone);
+  } catch {
+    return undefined; // the compiled filter reports it
+  }
 }
 
 function constOf(e: Expr): Scalar | undefined {

@@ -3,7 +3,8 @@
  * distinguished here: they are identifiers the parser compares case-insensitively.
  *
  * `>>`, `<<`, `&`, `|`, `^`, `~` and a lone `=` are not tokens: Milvus lexes the bit operators but cannot
- * evaluate them, and reporting the first character that does not fit gives the clearer position.
+ * evaluate them, and reporting the first character that does not fit gives the clearer position. The one
+ * `=` Milvus's grammar has, in `text_match(f, 'q', minimum_should_match=2)`, is lexed only there.
  */
 
 export type TokenType = 'int' | 'float' | 'string' | 'ident' | 'punct' | 'eof';
@@ -95,6 +96,12 @@ export function tokenize(text: string): Token[] {
       continue;
     }
     if (PUNCT_1.has(c)) {
+      tokens.push({ type: 'punct', text: c, pos: start });
+      i++;
+      continue;
+    }
+    const last = tokens[tokens.length - 1];
+    if (c === '=' && last?.type === 'ident' && last.text.toLowerCase() === 'minimum_should_match') {
       tokens.push({ type: 'punct', text: c, pos: start });
       i++;
       continue;

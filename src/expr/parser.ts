@@ -26,6 +26,7 @@ const FUNCTIONS: ReadonlyMap<string, FunctionName | 'is_null' | 'is_not_null'> =
   ['json_contains_all', 'json_contains_all'],
   ['json_contains_any', 'json_contains_any'],
   ['text_match', 'text_match'],
+  ['phrase_match', 'phrase_match'],
   ['isnull', 'is_null'],
   ['is_null', 'is_null'],
   ['isnotnull', 'is_not_null'],
@@ -422,6 +423,11 @@ class Parser {
     this.#enter(nameToken.pos);
     const args: Expr[] = [];
     while (!this.#isPunct(this.#peek(), ')')) {
+      if (fn === 'text_match' && args.length === 2) {
+        args.push(this.#minimumShouldMatch());
+        if (!this.#isPunct(this.#peek(), ')')) this.#unexpected(this.#peek(), "')'");
+        break;
+      }
       args.push(this.#parseOr());
       if (this.#isPunct(this.#peek(), ',')) {
         this.#next();
@@ -432,7 +438,9 @@ class Parser {
     this.#next();
     this.#leave();
     const arity = fn === 'array_length' || fn === 'is_null' || fn === 'is_not_null' ? 1 : fn === 'st_dwithin' ? 3 : 2;
-    if (args.length !== arity) {
+    // text_match takes an optional `minimum_should_match=N`, phrase_match an optional slop.
+    const optionalThird = (fn === 'text_match' || fn === 'phrase_match') && args.length === 3;
+    if (args.length !== arity && !optionalThird) {
       throw new ParseFailure(
         `function '${nameToken.text}' at position ${nameToken.pos} takes ${arity} argument${arity === 1 ? '' : 's'}, got ${args.length}`,
       );
@@ -442,5 +450,15 @@ class Parser {
       return this.#node({ kind: 'isNull', operand, negated: fn === 'is_not_null', pos: nameToken.pos }, operand);
     }
     return this.#node({ kind: 'call', fn, args, pos: nameToken.pos }, ...args);
+  }
+
+  /** `minimum_should_match = <integer>`, the only option of text_match (an integer literal, as in Milvus's grammar). */
+  #minimumShouldMatch(): Expr {
+    const name = this.#next();
+    if (name.type !== 'ident' || name.text.toLowerCase() !== 'minimum_should_match') this.#unexpected(name, "'minimum_should_match='");
+    this.#expectPunct('=');
+    const v = this.#next();
+    if (v.type !== 'int') this.#unexpected(v, 'an integer for minimum_should_match');
+    return { kind: 'int', value: v.value as bigint, pos: v.pos };
   }
 }

@@ -1,21 +1,43 @@
 /**
- * `text_match(field, 'words')`: a row matches when its analyzed text shares at least one token with the
- * analyzed query (Milvus's OR semantics). Each column gets an inverted index (token → rows) built on
- * first use and cached by the column object: a loaded or sealed chunk's column never changes, so the
- * index is built once per segment chunk; a gathered row subset gets a throwaway one.
+ * `text_match(field, 'words'[, minimum_should_match=N])` and `phrase_match(field, 'words'[, slop])`, with
+ * the semantics of Milvus 2.6 (whose Tantivy index answers them):
+ *
+ * - text_match: each analyzed query token is one optional clause; a row matches when at least N clauses
+ *   (1 by default) name a token of its analyzed text. A token repeated in the query is repeated clauses.
+ * - phrase_match: the query's tokens keep their analyzer positions (a dropped stop word leaves a gap). A row
+ *   matches when its tokens appear in that order; with slop s, each next token may sit up to s positions
+ *   further than the phrase says (never earlier: Tantivy's sloppy phrase does not reorder). The chain is
+ *   followed greedily, as Tantivy does, so answers agree with Milvus in the corner cases too. A query of
+ *   one token (or none) is a text_match, as in Milvus.
+ *
+ * Each column gets an inverted index (token → rows, and for phrases also the positions) built on first use
+ * and cached by the column object: a loaded or sealed chunk's column never changes, so the index is built
+ * once per segment chunk; a gathered row subset gets a throwaway one.
  */
 
 import type { Column } from '../schema/types.js';
 
-/** What text_match needs of a field's analyzer (text/analyzer.ts implements it). */
+/** What text_match and phrase_match need of a field's analyzer (text/analyzer.ts implements it). */
 export interface TextTokenizer {
   terms(text: string): string[];
+  analyze(text: string): readonly { readonly token: string; readonly position: number }[];
 }
 
-const indexes = new WeakMap<object, { tokenizer: TextTokenizer; postings: Map<string, Uint32Array> }>();
+type TextColumn = Column & { kind: 'string' };
 
-function invertedIndex(col: Column & { kind: 'string' }, tokenizer: TextTokenizer): Map<string, Uint32Array> {
-  const cached = indexes.get(col);
+/** Rows holding a token, ascending, and for the positional index each row's positions. */
+interface Postings {
+  readonly rows: Uint32Array;
+  /** positions of rows[k] are positions[starts[k] .. starts[k + 1]), ascending. */
+  readonly starts?: Uint32Array;
+  readonly positions?: Uint32Array;
+}
+
+const termIndexes = new WeakMap<object, { tokenizer: TextTokenizer; postings: Map<string, Postings> }>();
+const positionIndexes = new WeakMap<object, { tokenizer: TextTokenizer; postings: Map<string, Postings> }>();
+
+function invertedIndex(col: TextColumn, tokenizer: TextTokenizer): Map<string, Postings> {
+  const cached = termIndexes.get(col);
   if (cached && cached.tokenizer === tokenizer) return cached.postings;
   const lists = new Map<string, number[]>();
   for (let r = 0; r < col.data.length; r++) {
@@ -26,20 +48,161 @@ function invertedIndex(col: Column & { kind: 'string' }, tokenizer: TextTokenize
       l.push(r);
     }
   }
-  const postings = new Map<string, Uint32Array>();
-  for (const [t, l] of lists) postings.set(t, Uint32Array.from(l));
-  indexes.set(col, { tokenizer, postings });
+  const postings = new Map<string, Postings>();
+  for (const [t, l] of lists) postings.set(t, { rows: Uint32Array.from(l) });
+  termIndexes.set(col, { tokenizer, postings });
   return postings;
 }
 
-/** 1 where the row's text contains any of `queryTerms` (null rows never match). */
-export function textMatchRows(col: Column & { kind: 'string' }, tokenizer: TextTokenizer, queryTerms: readonly string[]): Uint8Array {
+function positionalIndex(col: TextColumn, tokenizer: TextTokenizer): Map<string, Postings> {
+  const cached = positionIndexes.get(col);
+  if (cached && cached.tokenizer === tokenizer) return cached.postings;
+  const lists = new Map<string, { rows: number[]; starts: number[]; positions: number[] }>();
+  for (let r = 0; r < col.data.length; r++) {
+    if (col.valid && col.valid[r] === 0) continue;
+    // The analyzer emits positions in increasing order, so each row's list comes out sorted.
+    for (const { token, position } of tokenizer.analyze(col.data[r]!)) {
+      let l = lists.get(token);
+      if (!l) lists.set(token, (l = { rows: [], starts: [], positions: [] }));
+      if (l.rows[l.rows.length - 1] !== r) {
+        l.rows.push(r);
+        l.starts.push(l.positions.length);
+      }
+      l.positions.push(position);
+    }
+  }
+  const postings = new Map<string, Postings>();
+  for (const [t, l] of lists) {
+    l.starts.push(l.positions.length);
+    postings.set(t, { rows: Uint32Array.from(l.rows), starts: Uint32Array.from(l.starts), positions: Uint32Array.from(l.positions) });
+  }
+  positionIndexes.set(col, { tokenizer, postings });
+  return postings;
+}
+
+/**
+ * 1 where the row's text contains at least `minimumShouldMatch` of the `queryTerms` clauses (null rows
+ * never match; no clauses match nothing).
+ */
+export function textMatchRows(col: TextColumn, tokenizer: TextTokenizer, queryTerms: readonly string[], minimumShouldMatch = 1): Uint8Array {
   const out = new Uint8Array(col.data.length);
-  if (queryTerms.length === 0) return out;
+  if (queryTerms.length === 0 || minimumShouldMatch > queryTerms.length) return out;
   const postings = invertedIndex(col, tokenizer);
-  for (const t of new Set(queryTerms)) {
-    const rows = postings.get(t);
-    if (rows) for (let i = 0; i < rows.length; i++) out[rows[i]!] = 1;
+  if (minimumShouldMatch <= 1) {
+    for (const t of new Set(queryTerms)) {
+      const rows = postings.get(t)?.rows;
+      if (rows) for (let i = 0; i < rows.length; i++) out[rows[i]!] = 1;
+    }
+    return out;
+  }
+  const clauses = new Map<string, number>();
+  for (const t of queryTerms) clauses.set(t, (clauses.get(t) ?? 0) + 1);
+  const counts = new Uint32Array(col.data.length);
+  for (const [t, weight] of clauses) {
+    const rows = postings.get(t)?.rows;
+    if (rows) for (let i = 0; i < rows.length; i++) counts[rows[i]!]! += weight;
+  }
+  for (let r = 0; r < counts.length; r++) out[r] = Number(counts[r]! >= minimumShouldMatch);
+  return out;
+}
+
+/** Index of `row` in the ascending `rows`, or -1. */
+function find(rows: Uint32Array, row: number): number {
+  let lo = 0;
+  let hi = rows.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = rows[mid]!;
+    if (v === row) return mid;
+    if (v < row) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Positions present in both ascending lists. */
+function intersectExact(left: number[], right: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < left.length && j < right.length) {
+    const l = left[i]!;
+    const r = right[j]!;
+    if (l < r) i++;
+    else if (l > r) j++;
+    else {
+      out.push(l);
+      i++;
+      j++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Positions of `right` reachable from a position of `left` by moving forward at most `slop`. Greedy in the
+ * way Tantivy's sloppy phrase is: each left position is used once, for the first right position it reaches,
+ * and the nearest usable left is taken; Milvus answers with exactly this chain.
+ */
+function intersectSloppy(left: number[], right: ArrayLike<number>, slop: number): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < left.length && j < right.length) {
+    const l = left[i]!;
+    const r = right[j]!;
+    const lowest = r >= slop ? r - slop : 0;
+    if (l < lowest) i++;
+    else if (l > r) j++;
+    else {
+      while (i + 1 < left.length && left[i + 1]! <= r) i++;
+      out.push(r);
+      i++;
+      j++;
+    }
+  }
+  return out;
+}
+
+/** 1 where the row's text holds the analyzed phrase `query` within `slop` (null rows never match). */
+export function phraseMatchRows(col: TextColumn, tokenizer: TextTokenizer, query: string, slop: number): Uint8Array {
+  const phrase = tokenizer.analyze(query);
+  if (phrase.length <= 1)
+    return textMatchRows(
+      col,
+      tokenizer,
+      phrase.map((t) => t.token),
+    );
+  const out = new Uint8Array(col.data.length);
+  const index = positionalIndex(col, tokenizer);
+  const lists: Postings[] = [];
+  for (const t of phrase) {
+    const p = index.get(t.token);
+    if (!p) return out;
+    lists.push(p);
+  }
+  // Shift each token's positions so that an exact phrase puts every token at the same position.
+  const offsetMax = Math.max(...phrase.map((t) => t.position));
+  const shifts = phrase.map((t) => offsetMax - t.position);
+  let rarest = 0;
+  for (let i = 1; i < lists.length; i++) if (lists[i]!.rows.length < lists[rarest]!.rows.length) rarest = i;
+  const slots = new Array<number>(lists.length);
+  rows: for (const row of lists[rarest]!.rows) {
+    for (let i = 0; i < lists.length; i++) {
+      const k = find(lists[i]!.rows, row);
+      if (k < 0) continue rows;
+      slots[i] = k;
+    }
+    const positionsOf = (i: number): number[] => {
+      const p = lists[i]!;
+      const k = slots[i]!;
+      return Array.from(p.positions!.subarray(p.starts![k]!, p.starts![k + 1]!), (x) => x + shifts[i]!);
+    };
+    let chain = positionsOf(0);
+    for (let i = 1; i < lists.length && chain.length > 0; i++) {
+      chain = slop === 0 ? intersectExact(chain, positionsOf(i)) : intersectSloppy(chain, positionsOf(i), slop);
+    }
+    if (chain.length > 0) out[row] = 1;
   }
   return out;
 }

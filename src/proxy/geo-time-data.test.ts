@@ -14,7 +14,7 @@ const scalars = (member: string, data: unknown[], valid: boolean[] = []) => ({
 });
 
 describe('Geometry and Timestamptz field data', () => {
-  it('stores canonical WKT and keeps nulls, refusing WKB with a reason', () => {
+  it('stores canonical WKT and keeps nulls, refusing malformed WKB with a reason', () => {
     const col = fieldDataToColumn(scalars('geometry_wkt_data', ['POINT(1   2)', 'LINESTRING(0 0,1 1)'], [true, false, true]) as never, geo, 3);
     expect(col).toMatchObject({ kind: 'string', data: ['POINT (1 2)', '', 'LINESTRING (0 0, 1 1)'], valid: new Uint8Array([1, 0, 1]) });
     const out = columnToFieldData(geo, col, 3) as { scalars: { geometry_wkt_data: { data: string[] } }; valid_data: boolean[] };

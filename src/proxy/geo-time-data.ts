@@ -1,5 +1,6 @@
 import { quiverError } from '../common/errors.js';
 import { WktCodec } from '../schema/geometry.js';
+import { wkbToWkt } from '../schema/wkb.js';
 import { formatTimestamptz, parseTimestamptz, UTC } from '../schema/timestamptz.js';
 import type { Column, FieldSchema, ScalarValue } from '../schema/types.js';
 
@@ -9,8 +10,8 @@ import type { Column, FieldSchema, ScalarValue } from '../schema/types.js';
  * What the Node SDK 3.0.6 sends (milvus/grpc/Data.js `buildColumnData`): a Geometry column as
  * `scalars.geometry_wkt_data` (WKT strings), a Timestamptz column as `scalars.string_data` (the strings
  * the user wrote). `timestamptz_data` (int64 microseconds, the proto's own member) is accepted too, so a
- * client that converts on its side works. `geometry_data` (WKB) is refused with a reason: nothing in the
- * SDK sends it and jsts has no WKB reader.
+ * client that converts on its side works, and so is `geometry_data` (WKB bytes, what Milvus's proxy stores
+ * and other clients may send; schema/wkb.ts turns them into WKT for jsts).
  *
  * Output: Geometry as `geometry_wkt_data`, Timestamptz as `string_data` holding RFC 3339 text (what
  * Milvus 2.6 answers and what the SDK hands the user unchanged), in UTC here and shifted to the request's
@@ -20,7 +21,7 @@ import type { Column, FieldSchema, ScalarValue } from '../schema/types.js';
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
 const ACCEPTED: Readonly<Record<'Geometry' | 'Timestamptz', readonly string[]>> = {
-  Geometry: ['geometry_wkt_data', 'string_data'],
+  Geometry: ['geometry_wkt_data', 'string_data', 'geometry_data'],
   Timestamptz: ['string_data', 'timestamptz_data'],
 };
 
@@ -32,9 +33,6 @@ export function isGeoTimeField(field: FieldSchema): field is FieldSchema & { dat
 export function geoTimeMember(field: FieldSchema & { dataType: 'Geometry' | 'Timestamptz' }, got: string | undefined): string {
   const ok = ACCEPTED[field.dataType];
   if (got !== undefined && ok.includes(got)) return got;
-  if (got === 'geometry_data') {
-    throw quiverError('DataInvalid', `field ${field.name}: WKB geometry (geometry_data) is not supported by Quiver; send WKT (geometry_wkt_data)`);
-  }
   throw quiverError('DataInvalid', `field ${field.name} expects ${field.dataType} data (${ok.join(' or ')}), got ${got}`);
 }
 
@@ -50,7 +48,8 @@ export function geoTimeValue(
   how: { readonly codec: WktCodec; readonly timezone: string; readonly micros: boolean },
 ): ScalarValue {
   const where = `for field ${field.name} at row ${row}`;
-  if (field.dataType === 'Geometry') return how.codec.normalize(v, where);
+  // geometry_data values arrive as bytes (protobufjs Buffers), WKT as strings.
+  if (field.dataType === 'Geometry') return how.codec.normalize(v instanceof Uint8Array ? wkbToWkt(v, where) : v, where);
   if (how.micros) {
     // timestamptz_data: int64 microseconds, decoded as decimal strings (protobufjs `longs: String`).
     return BigInt(v as string | number);

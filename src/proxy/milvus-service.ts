@@ -737,9 +737,10 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const coll = collOf(req, ctx);
       if ((req.sub_reqs ?? []).length > 0)
         throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
-      const parsed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
-      const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
       const tz = tzOf(coll, kvList(req.search_params));
+      const untimed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
+      const parsed = { ...untimed, params: { ...untimed.params, timezone: tz } };
+      const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
       if (!iterPage) return localizeSearchReply(await runSearch(searchEnv, coll, parsed, req.output_fields ?? []), tz);
       if (parsed.groupBy || parsed.ids) throw quiverError('ParameterInvalid', 'a search iterator cannot group (group_by_field) or search by primary keys');
       const { hits } = await roles.query.search(coll.id, { ...parsed.params, after: iterPage.after });
@@ -755,9 +756,10 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const templates = templateValues(req.expr_template_values);
       const partitionNames: string[] = req.partition_names ?? [];
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
+      const tz = tzOf(coll, qp);
       if (requested.some((f) => f.replace(/\s/g, '').toLowerCase() === 'count(*)')) {
         if (requested.length > 1) throw quiverError('ParameterInvalid', 'count(*) cannot be combined with other output fields');
-        const n = await roles.query.count(coll.id, { filter: expr, templates, partitionNames });
+        const n = await roles.query.count(coll.id, { filter: expr, templates, partitionNames, timezone: tz });
         return {
           status: OK,
           fields_data: [
@@ -774,8 +776,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
         throw quiverError('ParameterInvalid', 'empty expression should be used with limit');
       }
       const plan = planOutput(coll, requested.length > 0 ? requested : [pk.name]);
-      const tz = tzOf(coll, qp);
-      const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit });
+      const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit, timezone: tz });
       return {
         status: OK,
         fields_data: localizeFieldsData(outputColumns(refs, plan), tz),

@@ -165,17 +165,18 @@ export function withPartitionKeys<R extends { data: DataNodeApi; query: QueryNod
       if (!g) groups.set(p, (g = []));
       g.push(i);
     }
-    // One write per partition (each durable on its own, as Milvus's per-partition messages are). The pks
-    // of the reply are put back in request order.
+    // One atomic write for the whole batch (one WAL record over every partition it touches), so a crash
+    // keeps all of it or none. The pks of the reply are put back in request order.
     const pks = new Array<bigint | string>(numRows);
-    let ts = 0n;
-    for (const [p, rows] of groups) {
+    const groupList = [...groups];
+    const parts = groupList.map(([p, rows]) => {
       const sub = new Map<string, Column>();
       for (const [name, col] of columns) sub.set(name, rows.length === numRows ? col : takeRows(col, rows));
-      const r = await roles.data.insert(collectionId, p, sub, rows.length, upsert);
-      rows.forEach((row, i) => (pks[row] = r.pks[i]!));
-      if (r.ts > ts) ts = r.ts;
-    }
+      return { partitionName: p, columns: sub, numRows: rows.length };
+    });
+    const r = await roles.data.insertParts(collectionId, parts, upsert);
+    groupList.forEach(([, rows], g) => rows.forEach((row, i) => (pks[row] = r.pks[g]![i]!)));
+    const ts = r.ts;
     const intPk = k.coll.schema.fields.find((f) => f.isPrimaryKey)!.dataType === 'Int64';
     return { pks: intPk ? BigInt64Array.from(pks as bigint[]) : (pks as string[]), ts };
   };

@@ -3,11 +3,11 @@ import { quiverError } from '../common/errors.js';
 import { readFile } from 'node:fs/promises';
 import { TIMESTAMP_FIELD_ID, type CollectionRecord, type IndexRecord, type SegmentIndexFile, type SegmentRecord } from '../coord/records.js';
 import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
-import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { ScalarIndex, type SegmentScalarIndex } from '../index/scalar/scalar-index.js';
 import { hasTypedIndexFile, openTypedIndex, type TypedVectorIndex } from '../index/typed-index-file.js';
 import type { CatalogReader, LoadStateStore } from '../coord/types.js';
 import type { SegmentsView } from '../datanode/types.js';
-import { compileFilter, type CompiledExpr, type TemplateValues } from '../expr/index.js';
+import { compileFilter, type CompiledExpr, type ExprSchema, type TemplateValues } from '../expr/index.js';
 import {
   attachVectors,
   hasIndexFiles,
@@ -20,7 +20,7 @@ import {
 } from '../index/index.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import type { CollectionRuntime, RowRef, SearchHit } from '../segcore/collection-runtime.js';
-import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
+import { exprSchemaAt, partitionOf } from '../segcore/collection-helpers.js';
 import { newChunk, recountDeleted, segmentBytes, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { ttlCutTs } from '../segcore/collection-ttl.js';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -30,7 +30,7 @@ import { openLazyVectorColumn } from '../storage/lazy-vector-column.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
 import { bm25ParamsOf } from '../text/bm25.js';
-import type { LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
+import type { FilterRequest, LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
 
 /** Compiled filters kept per collection record (least recently used evicted). */
 const COMPILED_FILTERS_MAX = 256;
@@ -87,20 +87,23 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
    */
   readonly #compiled = new WeakMap<CollectionRecord, Map<string, CompiledExpr | null>>();
 
-  #filter(coll: CollectionRecord, text: string, templates: TemplateValues | undefined): CompiledExpr | null {
-    if (templates !== undefined && Object.keys(templates).length > 0) return compileFilter(text, exprSchema(coll), templates);
+  #filter(coll: CollectionRecord, text: string, templates: TemplateValues | undefined, timezone: string | undefined): CompiledExpr | null {
+    // The request's zone reads offset-less Timestamptz literals, so it is part of what was compiled.
+    const schema = (): ExprSchema => exprSchemaAt(coll, timezone);
+    if (templates !== undefined && Object.keys(templates).length > 0) return compileFilter(text, schema(), templates);
     let byText = this.#compiled.get(coll);
     if (byText === undefined) this.#compiled.set(coll, (byText = new Map()));
-    const hit = byText.get(text);
+    const key = `${timezone ?? ''}\u0000${text}`;
+    const hit = byText.get(key);
     if (hit !== undefined) {
       // Most recently used last: the oldest entry is the first one evicted.
-      byText.delete(text);
-      byText.set(text, hit);
+      byText.delete(key);
+      byText.set(key, hit);
       return hit;
     }
-    const compiled = compileFilter(text, exprSchema(coll));
+    const compiled = compileFilter(text, schema());
     if (byText.size >= COMPILED_FILTERS_MAX) byText.delete(byText.keys().next().value!);
-    byText.set(text, compiled);
+    byText.set(key, compiled);
     return compiled;
   }
 
@@ -190,7 +193,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     };
   }
 
-  async #openScalarIndex(index: IndexRecord, key: string, rows: number): Promise<ScalarIndex> {
+  async #openScalarIndex(index: IndexRecord, key: string, rows: number): Promise<SegmentScalarIndex> {
     if (!isScalarIndexType(index.indexType)) throw new Error(`assertion failed: ${index.indexType} is not a scalar index type`);
     const local = this.#store.localPath?.(key);
     const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
@@ -471,7 +474,7 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
       throw quiverError('ParameterInvalid', `metric type not match: invalid parameter[expected=${idx.metric}][actual=${metric}]`);
     }
     metric = metric ?? (idx?.metric || undefined) ?? defaultMetricFor(p.field.dataType);
-    const filter = this.#filter(coll, p.filter, p.templates);
+    const filter = this.#filter(coll, p.filter, p.templates, p.timezone);
     const hits = rt.search({
       field: p.field,
       queries: p.queries,
@@ -498,22 +501,19 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     return { hits, metric };
   }
 
-  async query(
-    collectionId: number,
-    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
-  ): Promise<RowRef[]> {
+  async query(collectionId: number, q: FilterRequest & { offset: number; limit: number | undefined }): Promise<RowRef[]> {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = this.#filter(rt.record, q.filter, q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates, q.timezone);
     return rt.query(filter, parts, q.offset, q.limit, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 
-  async count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number> {
+  async count(collectionId: number, q: FilterRequest): Promise<number> {
     const rt = this.#runtime(collectionId);
     const parts = this.#readablePartitions(rt.record, q.partitionNames);
     await this.#ensureReadable(rt);
-    const filter = this.#filter(rt.record, q.filter, q.templates);
+    const filter = this.#filter(rt.record, q.filter, q.templates, q.timezone);
     return rt.count(filter, parts, ttlCutTs(rt.record, this.#clock.nowMs()));
   }
 

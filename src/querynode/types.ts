@@ -19,6 +19,14 @@ export interface LoadProgress {
   readonly progress: number;
 }
 
+/** The filter of a query or count; `timezone` as in SearchParams. */
+export interface FilterRequest {
+  readonly filter: string;
+  readonly templates?: TemplateValues | undefined;
+  readonly timezone?: string | undefined;
+  readonly partitionNames: readonly string[];
+}
+
 export interface SearchParams {
   readonly field: FieldSchema;
   readonly queries: Float32Array;
@@ -31,6 +39,8 @@ export interface SearchParams {
   readonly dropRatioSearch?: number | undefined;
   readonly filter: string;
   readonly templates?: TemplateValues | undefined;
+  /** Zone of the filter's Timestamptz literals without an offset (the request's; else the collection's). */
+  readonly timezone?: string | undefined;
   readonly partitionNames: readonly string[];
   readonly ef?: number | undefined;
   readonly nprobe?: number | undefined;
@@ -58,11 +68,8 @@ export interface QueryNodeApi {
   loadProgress(collectionId: number, partitionNames?: readonly string[]): LoadProgress;
   waitLoaded(collectionId: number): Promise<void>;
   search(collectionId: number, p: SearchParams): Promise<{ hits: SearchHit[][]; metric: AnyMetricType }>;
-  query(
-    collectionId: number,
-    q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[]; offset: number; limit: number | undefined },
-  ): Promise<RowRef[]>;
-  count(collectionId: number, q: { filter: string; templates?: TemplateValues | undefined; partitionNames: readonly string[] }): Promise<number>;
+  query(collectionId: number, q: FilterRequest & { offset: number; limit: number | undefined }): Promise<RowRef[]>;
+  count(collectionId: number, q: FilterRequest): Promise<number>;
   rowCount(collectionId: number, partitionName?: string): number;
   /** The segments of a loaded collection this node serves (GetQuerySegmentInfo). */
   segmentInfos(collectionId: number): QuerySegmentInfo[];

@@ -33,3 +33,9 @@ export function exprSchema(coll: CollectionRecord): ExprSchema {
     timezone: coll.properties['collection.timezone'] || undefined,
   };
 }
+
+/** exprSchema with the zone of one read (the request's `timezone`, resolved by the proxy) when given. */
+export function exprSchemaAt(coll: CollectionRecord, timezone: string | undefined): ExprSchema {
+  const s = exprSchema(coll);
+  return timezone ? { ...s, timezone } : s;
+}

@@ -2,10 +2,11 @@
  * Scalar index types and their parameters, with Milvus's rules for which type fits which field:
  *
  *   INVERTED   Bool, Int8..Int64, Float, Double, VarChar, Array (its elements); JSON with json_path + json_cast_type
- *   STL_SORT   Int8..Int64, Float, Double, VarChar (Milvus 2.6 accepts VarChar)
+ *   STL_SORT   Int8..Int64, Float, Double, VarChar (Milvus 2.6 accepts VarChar), Timestamptz
  *   BITMAP     Bool, Int8..Int64, VarChar, Array of those; never Float/Double, JSON or the primary key
  *   Trie       VarChar
- *   AUTOINDEX  INVERTED (what Milvus picks for a scalar field)
+ *   RTREE      Geometry, its only index (index/scalar/rtree-index.ts)
+ *   AUTOINDEX  INVERTED (what Milvus picks for a scalar field); RTREE for Geometry
  *
  * A JSON field takes only a path index: `json_path` names a key path inside the field (`meta["a"]["b"]`)
  * and `json_cast_type` the type its values are indexed as; rows whose value does not cast are not indexed
@@ -15,8 +16,8 @@
 import { quiverError } from '../../common/errors.js';
 import type { DataType, FieldSchema, ScalarType } from '../../schema/types.js';
 
-export type ScalarIndexType = 'INVERTED' | 'STL_SORT' | 'BITMAP' | 'Trie';
-export const SCALAR_INDEX_TYPES: readonly ScalarIndexType[] = ['INVERTED', 'STL_SORT', 'BITMAP', 'Trie'];
+export type ScalarIndexType = 'INVERTED' | 'STL_SORT' | 'BITMAP' | 'Trie' | 'RTREE';
+export const SCALAR_INDEX_TYPES: readonly ScalarIndexType[] = ['INVERTED', 'STL_SORT', 'BITMAP', 'Trie', 'RTREE'];
 
 export type JsonCastType = 'BOOL' | 'DOUBLE' | 'VARCHAR' | 'ARRAY_BOOL' | 'ARRAY_DOUBLE' | 'ARRAY_VARCHAR';
 export const JSON_CAST_TYPES: readonly JsonCastType[] = ['BOOL', 'DOUBLE', 'VARCHAR', 'ARRAY_BOOL', 'ARRAY_DOUBLE', 'ARRAY_VARCHAR'];
@@ -43,12 +44,13 @@ const NUMERIC: readonly DataType[] = [...INTS, 'Float', 'Double'];
 export function scalarIndexTypesFor(field: Pick<FieldSchema, 'dataType' | 'elementType' | 'isPrimaryKey'>): readonly ScalarIndexType[] {
   const t = field.dataType;
   if (t === 'JSON') return ['INVERTED'];
+  if (t === 'Geometry') return ['RTREE'];
   if (t === 'Array') {
     const e = field.elementType;
     return e !== undefined && bitmapElement(e) ? ['INVERTED', 'BITMAP'] : ['INVERTED'];
   }
   const out: ScalarIndexType[] = ['INVERTED'];
-  if (NUMERIC.includes(t) || t === 'VarChar') out.push('STL_SORT');
+  if (NUMERIC.includes(t) || t === 'VarChar' || t === 'Timestamptz') out.push('STL_SORT');
   if (!field.isPrimaryKey && (t === 'Bool' || INTS.includes(t) || t === 'VarChar')) out.push('BITMAP');
   if (t === 'VarChar') out.push('Trie');
   return out;
@@ -71,7 +73,8 @@ export function parseScalarIndexParams(
   const upper = raw.toUpperCase();
   const valid = scalarIndexTypesFor(field);
   const typeName = field.dataType === 'Array' ? `Array of ${field.elementType ?? '?'}` : field.dataType;
-  const type: ScalarIndexType | undefined = upper === '' || upper === 'AUTOINDEX' ? 'INVERTED' : SCALAR_INDEX_TYPES.find((s) => s.toUpperCase() === upper);
+  const auto: ScalarIndexType = field.dataType === 'Geometry' ? 'RTREE' : 'INVERTED';
+  const type: ScalarIndexType | undefined = upper === '' || upper === 'AUTOINDEX' ? auto : SCALAR_INDEX_TYPES.find((s) => s.toUpperCase() === upper);
   if (type === undefined || !valid.includes(type)) {
     throw quiverError(
       'ParameterInvalid',

@@ -20,6 +20,10 @@ import type { Column } from '../../schema/types.js';
 import { decodeIndexFile, encodeIndexFile, sectionAs } from '../index-file.js';
 import type { RangeBound, ScalarIndexReader } from '../../expr/index-plan.js';
 import type { JsonCastType, ScalarIndexType } from './scalar-index-params.js';
+import { RTreeIndex } from './rtree-index.js';
+
+/** What a segment's scalar index file holds: the sorted-terms index, or the RTREE of a Geometry field. */
+export type SegmentScalarIndex = ScalarIndex | RTreeIndex;
 
 /** How terms are typed: the constants a predicate compares with must be of the same kind. */
 export type TermKind = 'number' | 'bool' | 'string';
@@ -75,8 +79,12 @@ export class ScalarIndex implements ScalarIndexReader {
     return this.#numKeys?.length ?? this.#strKeys!.length;
   }
 
-  /** Builds the index of a column; `jsonPath`/`jsonCastType` select and cast the values of a JSON column. */
-  static build(column: Column, meta: Omit<ScalarIndexMeta, 'termKind' | 'elements'>): ScalarIndex {
+  /**
+   * Builds the index of a column; `jsonPath`/`jsonCastType` select and cast the values of a JSON column.
+   * RTREE (Geometry) is its own structure, built here too so that callers handle one scalar index kind.
+   */
+  static build(column: Column, meta: Omit<ScalarIndexMeta, 'termKind' | 'elements'>): SegmentScalarIndex {
+    if (meta.indexType === 'RTREE') return RTreeIndex.build(column);
     const values = extractValues(column, meta);
     const termKind = values.kind;
     const pairs = values.pairs;
@@ -248,7 +256,8 @@ export class ScalarIndex implements ScalarIndexReader {
     return encodeIndexFile({ kind: 'scalar', dim: 0, metric: '', rows: this.rows, params }, sections);
   }
 
-  static fromBytes(bytes: Uint8Array, source: string, expect: { rows: number; indexType: ScalarIndexType }): ScalarIndex {
+  static fromBytes(bytes: Uint8Array, source: string, expect: { rows: number; indexType: ScalarIndexType }): SegmentScalarIndex {
+    if (expect.indexType === 'RTREE') return RTreeIndex.fromBytes(bytes, source, expect.rows);
     const { header, sections } = decodeIndexFile(bytes, source, { dim: 0, metric: '', rows: expect.rows, kind: 'scalar' });
     const p = header.params;
     const bad = (why: string): never => {

@@ -140,6 +140,7 @@ const indexRecord = z
       'STL_SORT',
       'BITMAP',
       'Trie',
+      'RTREE',
     ]),
     // '' for scalar indexes, which have no metric.
     metric: z.enum(['L2', 'IP', 'COSINE', 'HAMMING', 'JACCARD', 'BM25', '']),
