@@ -108,6 +108,23 @@ function installLongArrayEncoder(): void {
     }
     return writer;
   }) as unknown as typeof LongArray.encode;
+  // A message made by the fromObject above holds strings / numbers / bigints, which protobufjs's generated
+  // toObject would hand to Long.prototype.toString (the REST bridge round-trips replies through toObject).
+  const toObject = LongArray.toObject.bind(LongArray);
+  LongArray.toObject = ((m: { data?: readonly unknown[] }, o?: protobuf.IConversionOptions) => {
+    const data = m.data ?? [];
+    if (!data.some((v) => typeof v === 'string' || typeof v === 'bigint')) return toObject(m as protobuf.Message, o);
+    const out = data.map((v) => {
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'bigint')
+        return toObject({ data: [v] } as unknown as protobuf.Message, o)['data'][0];
+      return o?.longs === String
+        ? String(v)
+        : o?.longs === Number
+          ? Number(v)
+          : (protobuf.util.Long as unknown as { fromString(s: string): unknown }).fromString(String(v));
+    });
+    return data.length > 0 || o?.arrays || o?.defaults ? { data: out } : {};
+  }) as unknown as typeof LongArray.toObject;
 }
 installLongArrayEncoder();
 
