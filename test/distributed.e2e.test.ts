@@ -57,7 +57,7 @@ function runCli(args: readonly string[], env: Record<string, string>): Promise<{
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
@@ -263,7 +263,7 @@ describe.skipIf(skipReason !== undefined)('quiver serve on etcd + S3 (real proce
     } finally {
       await refused.close();
     }
-  }, 60_000);
+  }, 150_000);
 
   it.skipIf(noEtcdctl)(
     'with etcd authentication: serves with the right user and password, refuses without or with a wrong one',
