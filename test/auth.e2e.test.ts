@@ -96,7 +96,7 @@ describe('auth on (a spawned `quiver serve --auth`)', () => {
     );
     expect(milvus).toMatch(/server exited with 1/);
     expect(milvus).toMatch(/well-known default/);
-  });
+  }, 180_000);
 
   it('refuses bad credentials, deleted users, revoked keys, locked-out users; never logs a secret', async () => {
     const dir = await tempDir();
@@ -192,5 +192,6 @@ describe('auth on (a spawned `quiver serve --auth`)', () => {
     for (const user of ['root', 'alice', 'bob', 'carol']) {
       for (const pw of [ROOT_PW, ALICE_PW, BOB_PW, CAROL_PW]) expect(output).not.toContain(Buffer.from(`${user}:${pw}`).toString('base64'));
     }
-  });
+    // A spawned server and ~20 scrypt hashes: minutes on a loaded 2-core machine.
+  }, 300_000);
 });

@@ -181,7 +181,7 @@ export class CredentialStore implements Authenticator, UserDirectory {
   readonly #clock: Clock;
   readonly #options: CredentialStoreOptions;
   readonly #limiter: LoginRateLimiter;
-  /** Known users (the UserDirectory is synchronous): loaded by init, kept current by this process's writes. */
+  /** Known users (the UserDirectory is synchronous): loaded by init, kept current by this process's writes and logins and by listUsers. */
   readonly #users = new Set<string>();
   readonly #cache = new Map<string, Verified>();
   /** Verifications in flight by cache key: a burst of calls with new credentials runs scrypt once. */
@@ -408,6 +408,8 @@ export class CredentialStore implements Authenticator, UserDirectory {
       throw e;
     }
     this.#limiter.recordSuccess(who, creds.peer);
+    // A user another proxy created is known to this one's directory from its first login on.
+    this.#users.add(verified.user);
     this.#cache.delete(cacheKey);
     this.#cache.set(cacheKey, verified);
     while (this.#cache.size > this.#options.cacheEntriesMax) this.#cache.delete(this.#cache.keys().next().value as string);
