@@ -108,7 +108,7 @@ describe('index parameters through the SDK', () => {
     expect(await bad('IVF_FLAT', { nlist: 0 })).toMatch(/nlist must be an integer in \[1, 65536\]/);
     expect(await bad('IVF_PQ', { nlist: 8, m: 5 })).toMatch(/m 5 must divide the dimension 16/);
     expect(await bad('HNSW_SQ', { sq_type: 'SQ4' })).toMatch(/sq_type must be one of SQ8, FP16, BF16/);
-    expect(await bad('HNSW_PQ', { m: 8, nbits: 9 })).toMatch(/nbits must be an integer in \[1, 8\]/);
+    expect(await bad('HNSW_PQ', { m: 8, nbits: 17 })).toMatch(/nbits must be an integer in \[1, 16\]/);
     expect(await bad('HNSW_PQ', { m: 3 })).toMatch(/HNSW_PQ m 3 must divide the dimension 16; valid: 1, 2, 4, 8, 16/);
     expect(await bad('HNSW_PRQ', { m: 4, nrq: 20 })).toMatch(/nrq must be an integer in \[1, 16\]/);
   });
