@@ -38,7 +38,7 @@ export function servedRpcs(): Set<string> {
     ...Object.keys(createHandlers(roles, { serverId: '', startedAtMs: 0 })),
     ...Object.keys(snapshotHandlers(stub as SnapshotManager, stub as RestoreService, stub as Clock)),
     ...Object.keys(importHandlers(stub)),
-    ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}) }, () => 0)),
+    ...Object.keys(exportHandlers(stub, stub, { GetRestoreSnapshotState: () => ({}), ListRestoreSnapshotJobs: () => ({}) }, () => 0)),
     ...Object.keys(rbacHandlers({ store: stub, authorizer: stub })),
     ...Object.keys(credentialHandlers(stub, { rootOnlyAdmin: true })),
     'CheckHealth',
