@@ -121,6 +121,15 @@ describe('RESTful API v2 through the SDK HttpClient', () => {
     expect(typeof q.data[0]!.id).toBe('string');
     expect(q.data.find((r: any) => r.id === '51')!.color).toBe('red');
 
+    // filter templates (exprParams)
+    const tq = await http.query({
+      collectionName: name,
+      filter: 'year > {y} and id in {ids}',
+      exprParams: { y: 1955, ids: [56, 57, 3] },
+      outputFields: ['id'],
+    } as any);
+    expect(tq.data.map((r: any) => r.id).sort()).toEqual(['56', '57']);
+
     // count(*)
     const cnt = await http.query({ collectionName: name, filter: '', outputFields: ['count(*)'] });
     expect(cnt.data).toEqual([{ 'count(*)': '60' }]);
@@ -181,6 +190,35 @@ describe('RESTful API v2 through the SDK HttpClient', () => {
     const left = await t.client.query({ collection_name: name, filter: '', output_fields: ['count(*)'] });
     expect(Number(left.data[0]!['count(*)'])).toBe(48);
     expect((await http.getCollectionStatistics({ collectionName: name })).code).toBe(0);
+  });
+
+  it('inserts and reads Geometry (WKT) and Timestamptz (ISO-8601) values as text', async () => {
+    const created = await http.createCollection({
+      collectionName: 'places',
+      schema: {
+        fields: [
+          { fieldName: 'id', dataType: 'Int64', isPrimary: true },
+          { fieldName: 'geo', dataType: 'Geometry' },
+          { fieldName: 'at', dataType: 'Timestamptz', nullable: true },
+          { fieldName: 'vec', dataType: 'FloatVector', elementTypeParams: { dim: 4 } },
+        ],
+      } as any,
+      indexParams: [{ fieldName: 'vec', metricType: 'L2' }] as any,
+    });
+    expect(created.code).toBe(0);
+    const ins = await http.insert({
+      collectionName: 'places',
+      data: [
+        { id: 1, geo: 'POINT (1 2)', at: '2025-01-02T03:04:05Z', vec: [1, 0, 0, 0] },
+        { id: 2, geo: 'POINT (3 4)', at: null, vec: [0, 1, 0, 0] },
+      ],
+    });
+    expect(ins.code).toBe(0);
+    const q = await http.query({ collectionName: 'places', filter: 'id > 0', outputFields: ['id', 'geo', 'at'] });
+    const g = await t.client.query({ collection_name: 'places', filter: 'id > 0', output_fields: ['id', 'geo', 'at'] });
+    const norm = (r: any) => ({ id: String(r.id), geo: r.geo, at: r.at ?? null });
+    expect(q.data.map(norm)).toEqual(g.data.map(norm));
+    expect(q.data.map(norm)[1]).toEqual({ id: '2', geo: 'POINT (3 4)', at: null });
   });
 
   it('manages indexes, partitions, aliases and databases', async () => {
@@ -256,8 +294,12 @@ describe('RESTful API v2 through the SDK HttpClient', () => {
     await truncate(big, 1024 ** 3);
     const [s4, b4] = await curl(`${base}/v2/vectordb/entities/insert`, ['-T', big]);
     expect([s4, b4.code]).toEqual([413, 1102]);
+    // Streamed: the server answers 413 once the limit is passed and closes the connection; a client still
+    // sending may see the reset before the answer (curl then reports no final status). Either way the body
+    // was cut off, never accepted.
     const [s5, b5] = await curl(`${base}/v2/vectordb/entities/insert`, ['-T', '-'], big);
-    expect([s5, b5.code]).toEqual([413, 1102]);
+    if (s5 === 413) expect(b5.code).toBe(1102);
+    else expect([0, 100]).toContain(s5);
 
     expect((await http.listCollections()).code).toBe(0);
     expect((await t.client.checkHealth()).isHealthy).toBe(true);

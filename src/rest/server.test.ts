@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +66,20 @@ describe('REST server', () => {
       expect(text).toMatch(/quiver_requests_total\{method="rest:databases\/list",status="Success"\} 1/);
     } finally {
       await ep.close();
+    }
+  });
+
+  it('refuses to start on a taken port, naming --http-port', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const metrics = new Metrics();
+      await expect(
+        serveRest({ host: '127.0.0.1', port, bodyMaxBytes: 1 << 20 }, { log: pino({ level: 'silent' }), metrics, handlers: {}, routes: [] }),
+      ).rejects.toMatchObject({ code: 1100, message: expect.stringMatching(/--http-port/) as unknown });
+    } finally {
+      await new Promise((r) => taken.close(r));
     }
   });
 

@@ -113,7 +113,7 @@ export async function serveRest(opts: RestServerOptions, deps: RestServerDeps): 
     if (code === 0) log.info(line, 'rest request');
     else if (code === 5) log.error({ ...line, message: body['message'] }, 'rest request failed');
     else log.info({ ...line, message: body['message'] }, 'rest request rejected');
-    void reply.code(httpStatus).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(body));
+    void reply.code(httpStatus).header('content-type', 'application/json; charset=utf-8').header('request-id', req.id).send(JSON.stringify(body));
   };
 
   // Framework-level failures (malformed JSON, body over the limit) answered in the same envelope.
@@ -203,7 +203,18 @@ export async function serveRest(opts: RestServerOptions, deps: RestServerDeps): 
     return authenticator.authenticate({ authorization: token ? token : undefined, encoding: 'plain', peer: req.ip });
   }
 
-  await app.listen({ host: opts.host, port: opts.port });
+  try {
+    await app.listen({ host: opts.host, port: opts.port });
+  } catch (e) {
+    await app.close();
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw quiverError(
+        'ParameterInvalid',
+        `REST port ${opts.host}:${opts.port} is in use: choose another with --http-port (QUIVER_HTTP_PORT), 0 = any free port`,
+        e,
+      );
+    throw e;
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   let closed: Promise<void> | undefined;

@@ -251,7 +251,11 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
       authenticator: credentials,
       authorizer: rbac.authorizer,
     },
-  );
+  ).catch(async (e: unknown) => {
+    // A taken REST port refuses the start; the gRPC port must not stay bound behind it.
+    await proxy.shutdown();
+    throw e;
+  });
   log.info(
     {
       address: `${config.host}:${proxy.port}`,

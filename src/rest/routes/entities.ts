@@ -39,14 +39,76 @@ function recordOf(schema: any): CollectionRecord {
   return { name: schema.name, schema: { ...parsed, fields: parsed.fields.filter((f) => !outputs.has(f.name)) } } as unknown as CollectionRecord;
 }
 
+/**
+ * Geometry (WKT) and Timestamptz (ISO-8601) values are text on the wire (`string_data`, which the insert
+ * rules accept for both); the shared row conversion does not carry them, so they are split off here.
+ */
+function textColumns(
+  record: CollectionRecord,
+  rows: readonly Record<string, unknown>[],
+): { rest: CollectionRecord; columns: any[]; rows: Record<string, unknown>[] } {
+  const text = record.schema.fields.filter((f) => f.dataType === 'Geometry' || f.dataType === 'Timestamptz');
+  if (text.length === 0) return { rest: record, columns: [], rows: rows as Record<string, unknown>[] };
+  const names = new Set(text.map((f) => f.name));
+  const columns = text.map((f) => {
+    const valid = rows.map((r) => r[f.name] !== undefined && r[f.name] !== null);
+    const values = rows.filter((_r, i) => valid[i]).map((r) => r[f.name]);
+    values.forEach((v, i) => {
+      if (typeof v !== 'string')
+        throw quiverError('DataInvalid', `field ${f.name} expects ${f.dataType} text, got ${JSON.stringify(v)?.slice(0, 64)} (value ${i})`);
+    });
+    return {
+      field_name: f.name,
+      type: f.dataType,
+      valid_data: valid.every(Boolean) ? [] : valid,
+      scalars: { data: 'string_data', string_data: { data: values } },
+    };
+  });
+  const rest = { ...record, schema: { ...record.schema, fields: record.schema.fields.filter((f) => !names.has(f.name)) } } as CollectionRecord;
+  const stripped = rows.map((r) => {
+    const o = { ...r };
+    for (const n of names) delete o[n];
+    return o;
+  });
+  return { rest, columns, rows: stripped };
+}
+
 function columnsOf(schema: any, rows: readonly Record<string, unknown>[]): { fields_data: any[]; num_rows: number } {
   try {
-    return rowsToRequest(recordOf(schema), rows, 0);
+    const split = textColumns(recordOf(schema), rows);
+    const req = rowsToRequest(split.rest, split.rows, 0);
+    return { fields_data: [...req.fields_data, ...split.columns], num_rows: req.num_rows };
   } catch (e) {
     if (e instanceof RowError) throw quiverError('DataInvalid', `invalid data at row ${e.row}: ${e.message}`);
     throw e;
   }
 }
+
+/** Milvus's `exprParams` (filter template values) → the request's `expr_template_values`. */
+function templateValue(v: unknown, where: string): Record<string, unknown> {
+  if (typeof v === 'boolean') return { bool_val: v };
+  if (typeof v === 'number') return Number.isInteger(v) ? { int64_val: String(v) } : { float_val: v };
+  if (typeof v === 'string') return { string_val: v };
+  if (Array.isArray(v)) return { array_val: templateArray(v, where) };
+  throw quiverError('ParameterInvalid', `exprParams ${where}: ${JSON.stringify(v)?.slice(0, 64)} is not a bool, number, string or array`);
+}
+
+function templateArray(list: readonly unknown[], where: string): Record<string, unknown> {
+  if (list.every((x) => typeof x === 'boolean')) return { bool_data: { data: list } };
+  if (list.every((x) => typeof x === 'number' && Number.isInteger(x))) return { long_data: { data: list.map(String) } };
+  if (list.every((x) => typeof x === 'number')) return { double_data: { data: list } };
+  if (list.every((x) => typeof x === 'string')) return { string_data: { data: list } };
+  if (list.every((x) => Array.isArray(x))) return { array_data: { data: list.map((x) => templateArray(x as unknown[], where)) } };
+  return { json_data: { data: list.map((x) => Buffer.from(JSON.stringify(x), 'utf8')) } };
+}
+
+function templatesOf(params: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params ?? {})) out[k] = templateValue(v, k);
+  return out;
+}
+
+const exprParams = z.record(z.unknown()).optional();
 
 function idsOut(idsReply: any, ctx: RestCallContext): unknown[] {
   if (idsReply?.int_id) return (idsReply.int_id.data ?? []).map((v: string) => int64Out(v, ctx));
@@ -206,6 +268,7 @@ const searchBody = z
     groupSize: z.number().int().optional(),
     consistencyLevel: z.string().optional(),
     searchParams: searchParamsSpec,
+    exprParams,
   })
   .passthrough();
 
@@ -220,6 +283,7 @@ const subSearch = z
     params: z.record(z.unknown()).optional(),
     searchParams: searchParamsSpec,
     ignoreGrowing: z.boolean().optional(),
+    exprParams,
   })
   .passthrough();
 
@@ -246,6 +310,7 @@ const queryBody = z
     limit: z.number().int().optional(),
     offset: z.number().int().optional(),
     consistencyLevel: z.string().optional(),
+    exprParams,
   })
   .passthrough();
 
@@ -254,14 +319,20 @@ export const entityRoutes: readonly RestRoute[] = [
   route('entities/upsert', dataBody, (b, call, ctx) => write('Upsert', b, call, ctx)),
   route(
     'entities/delete',
-    z.object({ dbName, collectionName, filter: z.string().optional(), id: ids.optional(), partitionName: z.string().optional() }).passthrough(),
+    z.object({ dbName, collectionName, filter: z.string().optional(), id: ids.optional(), partitionName: z.string().optional(), exprParams }).passthrough(),
     async (b, call, ctx) => {
       let expr = b.filter ?? '';
       if (!expr) {
         if (b.id === undefined) throw quiverError('ParameterMissing', 'delete needs a filter or id');
         expr = pkFilter(await schemaOf(call, ctx.dbName, b.collectionName), b.id);
       }
-      const r = await call('Delete', { db_name: ctx.dbName, collection_name: b.collectionName, partition_name: b.partitionName ?? '', expr });
+      const r = await call('Delete', {
+        db_name: ctx.dbName,
+        collection_name: b.collectionName,
+        partition_name: b.partitionName ?? '',
+        expr,
+        expr_template_values: templatesOf(b.exprParams),
+      });
       return { deleteCount: Number(r.delete_cnt ?? 0) };
     },
   ),
@@ -290,6 +361,7 @@ export const entityRoutes: readonly RestRoute[] = [
       output_fields: fields,
       partition_names: b.partitionNames ?? [],
       query_params: qp,
+      expr_template_values: templatesOf(b.exprParams),
     });
     return rowsOf(r.fields_data ?? [], ctx);
   }),
@@ -301,6 +373,7 @@ export const entityRoutes: readonly RestRoute[] = [
       collection_name: b.collectionName,
       dsl: b.filter ?? '',
       dsl_type: 'BoolExprV1',
+      expr_template_values: templatesOf(b.exprParams),
       output_fields: b.outputFields ?? [],
       partition_names: b.partitionNames ?? [],
       placeholder_group: placeholderOf(schema, f, b.data),
@@ -326,6 +399,7 @@ export const entityRoutes: readonly RestRoute[] = [
         collection_name: b.collectionName,
         dsl: s.filter ?? '',
         dsl_type: 'BoolExprV1',
+        expr_template_values: templatesOf(s.exprParams),
         placeholder_group: placeholderOf(schema, f, s.data),
         nq: String(s.data.length),
         output_fields: b.outputFields ?? [],
