@@ -1,7 +1,6 @@
-import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, MilvusClient } from '@zilliz/milvus2-sdk-node';
-import { root as proto } from '../src/proxy/proto.js';
+import { rawRpc } from '../src/cli/export-rpc.js';
 import { startTestServer, vectors, type TestServer } from './helpers.js';
 
 /**
@@ -28,28 +27,15 @@ function outcome(r: unknown): Outcome {
   return { code: Number(st.code ?? 0), reason: String(st.reason ?? '') };
 }
 
-/** ExportSnapshot / RestoreExternalSnapshot: the SDK has no methods for them; raw gRPC with the caller's credentials. */
-async function raw(port: number, method: string, obj: Record<string, unknown>, user: string, password: string): Promise<Outcome> {
-  const Req = proto.lookupType(`milvus.proto.milvus.${method}Request`);
-  const Res = proto.lookupType(`milvus.proto.milvus.${method}Response`);
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const md = new grpc.Metadata();
-  md.set('authorization', Buffer.from(`${user}:${password}`).toString('base64'));
-  try {
-    const reply = await new Promise<Buffer>((resolve, reject) =>
-      client.makeUnaryRequest(
-        `/milvus.proto.milvus.MilvusService/${method}`,
-        (x: Buffer) => x,
-        (x: Buffer) => x,
-        Buffer.from(Req.encode(Req.fromObject(obj)).finish()),
-        md,
-        (e, r) => (e ? reject(e) : resolve(r!)),
-      ),
-    );
-    return outcome(Res.toObject(Res.decode(reply), { longs: String, defaults: true }));
-  } finally {
-    client.close();
-  }
+/** ExportSnapshot / RestoreExternalSnapshot: the SDK has no methods for them; raw gRPC (the CLI's) with the caller's credentials. */
+async function raw(
+  port: number,
+  method: 'ExportSnapshot' | 'RestoreExternalSnapshot',
+  obj: Record<string, unknown>,
+  user: string,
+  password: string,
+): Promise<Outcome> {
+  return outcome(await rawRpc(port, method, obj, { username: user, password }));
 }
 
 describe('privilege matrix: snapshot operations × built-in collection groups (SDK, auth on)', () => {

@@ -120,25 +120,6 @@ function find(rows: Uint32Array, row: number): number {
   return -1;
 }
 
-/** Positions present in both ascending lists. */
-function intersectExact(left: number[], right: ArrayLike<number>): number[] {
-  const out: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < left.length && j < right.length) {
-    const l = left[i]!;
-    const r = right[j]!;
-    if (l < r) i++;
-    else if (l > r) j++;
-    else {
-      out.push(l);
-      i++;
-      j++;
-    }
-  }
-  return out;
-}
-
 /**
  * Positions of `right` reachable from a position of `left` by moving forward at most `slop`. Greedy in the
  * way Tantivy's sloppy phrase is: each left position is used once, for the first right position it reaches,
@@ -200,7 +181,7 @@ export function phraseMatchRows(col: TextColumn, tokenizer: TextTokenizer, query
     };
     let chain = positionsOf(0);
     for (let i = 1; i < lists.length && chain.length > 0; i++) {
-      chain = slop === 0 ? intersectExact(chain, positionsOf(i)) : intersectSloppy(chain, positionsOf(i), slop);
+      chain = intersectSloppy(chain, positionsOf(i), slop); // at slop 0: positions in both lists
     }
     if (chain.length > 0) out[row] = 1;
   }

@@ -234,7 +234,8 @@ export function parseCollectionSchema(s: any): ParsedSchema {
   return { fields, description: String(s.description ?? ''), enableDynamicField, autoId: pks[0]!.autoId, functions };
 }
 
-const PROTO_DEFAULT: Record<string, string> = {
+/** The ValueField member a scalar field's default value travels in (Geometry / Timestamptz: see geoTimeDefaultProto). */
+export const DEFAULT_VALUE_MEMBER: Readonly<Record<string, string>> = {
   Bool: 'bool_data',
   Int8: 'int_data',
   Int16: 'int_data',
@@ -266,7 +267,7 @@ export function fieldToProto(f: FieldSchema, indexParams: Record<string, string>
   if (f.defaultValue !== undefined && (f.dataType === 'Geometry' || f.dataType === 'Timestamptz')) {
     out['default_value'] = geoTimeDefaultProto(f);
   } else if (f.defaultValue !== undefined) {
-    const m = PROTO_DEFAULT[f.dataType]!;
+    const m = DEFAULT_VALUE_MEMBER[f.dataType]!;
     out['default_value'] = { [m]: f.dataType === 'Int64' ? String(f.defaultValue) : f.defaultValue };
   }
   return out;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { quiverError } from '../../common/errors.js';
 import { root } from '../../proxy/proto.js';
+import { DEFAULT_VALUE_MEMBER } from '../../proxy/schema-proto.js';
 import { collectionName, dbName, int64Out, kvs, route, withCollection } from './common.js';
 import type { RestCall, RestRoute } from '../types.js';
 
@@ -80,22 +81,10 @@ const createBody = z
   })
   .passthrough();
 
-const SCALAR_DEFAULT: Record<string, string> = {
-  Bool: 'bool_data',
-  Int8: 'int_data',
-  Int16: 'int_data',
-  Int32: 'int_data',
-  Int64: 'long_data',
-  Float: 'float_data',
-  Double: 'double_data',
-  VarChar: 'string_data',
-  Geometry: 'string_data',
-  Timestamptz: 'string_data',
-};
-
 function defaultValueProto(dataType: string, v: unknown, field: string): Record<string, unknown> | undefined {
   if (v === undefined || v === null) return undefined;
-  const member = SCALAR_DEFAULT[dataType];
+  // Geometry (WKT) and Timestamptz (ISO-8601) defaults travel as text, as the SDK's gRPC client sends them.
+  const member = DEFAULT_VALUE_MEMBER[dataType] ?? (dataType === 'Geometry' || dataType === 'Timestamptz' ? 'string_data' : undefined);
   if (!member) throw quiverError('ParameterInvalid', `defaultValue is not supported for ${dataType} field ${field}`);
   return { [member]: member === 'long_data' ? String(v) : v };
 }
@@ -192,6 +181,19 @@ export function indexExtraParams(ip: z.infer<typeof indexParam>): { key: string;
 
 export { indexParam };
 
+/** One CreateIndex per REST index param, in order (indexes/create, and collections/create with `indexParams`). */
+export async function createIndexes(call: RestCall, dbName: string, collection: string, params: readonly z.infer<typeof indexParam>[]): Promise<void> {
+  for (const ip of params) {
+    await call('CreateIndex', {
+      db_name: dbName,
+      collection_name: collection,
+      field_name: ip.fieldName,
+      index_name: ip.indexName ?? '',
+      extra_params: indexExtraParams(ip),
+    });
+  }
+}
+
 const renameBody = z.object({ dbName, collectionName, newCollectionName: z.string(), newDbName: z.string().optional() }).passthrough();
 const loadStateBody = z.object({ dbName, collectionName, partitionNames: z.array(z.string()).optional() }).passthrough();
 
@@ -236,16 +238,9 @@ export const collectionRoutes: readonly RestRoute[] = [
     } else {
       if (!b.indexParams || b.indexParams.length === 0) return {};
       const names = new Set(b.schema!.fields.map((f) => f.fieldName));
-      for (const ip of b.indexParams) {
-        if (!names.has(ip.fieldName)) throw quiverError('ParameterMissing', `index field ${ip.fieldName} is not defined in the schema`);
-        await call('CreateIndex', {
-          db_name: ctx.dbName,
-          collection_name: b.collectionName,
-          field_name: ip.fieldName,
-          index_name: ip.indexName ?? '',
-          extra_params: indexExtraParams(ip),
-        });
-      }
+      const missing = b.indexParams.find((ip) => !names.has(ip.fieldName));
+      if (missing) throw quiverError('ParameterMissing', `index field ${missing.fieldName} is not defined in the schema`);
+      await createIndexes(call, ctx.dbName, b.collectionName, b.indexParams);
     }
     await call('LoadCollection', { db_name: ctx.dbName, collection_name: b.collectionName });
     return {};

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { RestRoute } from '../types.js';
-import { indexExtraParams, indexParam } from './collections.js';
+import { createIndexes, indexParam } from './collections.js';
 import { collectionName, dbName, int64Out, kvs, route, withCollection } from './common.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -11,15 +11,7 @@ const indexBody = z.object({ dbName, collectionName, indexName: z.string() }).pa
 
 export const indexRoutes: readonly RestRoute[] = [
   route('indexes/create', z.object({ dbName, collectionName, indexParams: z.array(indexParam).min(1).max(64) }).passthrough(), async (b, call, ctx) => {
-    for (const ip of b.indexParams) {
-      await call('CreateIndex', {
-        db_name: ctx.dbName,
-        collection_name: b.collectionName,
-        field_name: ip.fieldName,
-        index_name: ip.indexName ?? '',
-        extra_params: indexExtraParams(ip),
-      });
-    }
+    await createIndexes(call, ctx.dbName, b.collectionName, b.indexParams);
     return {};
   }),
   route('indexes/drop', indexBody, async (b, call, ctx) => {
