@@ -124,8 +124,11 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
     await exited;
     throw err;
   }
-  const client = new MilvusClient({ address: `127.0.0.1:${port}`, telemetry: { enabled: false }, logLevel: 'error' } as never);
-  await client.connectPromise;
+  const client = await connectClient(port, child, () => output).catch(async (err: unknown) => {
+    killGroup(pid);
+    await exited;
+    throw err;
+  });
   return {
     child,
     port,
@@ -145,6 +148,38 @@ export async function spawnServer(dataDir: string, env: Record<string, string> =
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Connects the official SDK to a server that has said it is serving. The client keeps its own subchannel
+ * pool: grpc-js otherwise shares subchannels per address across clients in a test process, and a port
+ * reused from a server killed earlier in the same test hands the new client a subchannel still in its
+ * failure backoff (UNAVAILABLE "No connection established. Last error: null" within milliseconds).
+ * A connect that still fails is retried while the process lives, for up to 15 s; the error names the
+ * process state and its output's tail.
+ */
+async function connectClient(port: number, child: ChildProcess, output: () => string): Promise<MilvusClient> {
+  const deadline = performance.now() + 15_000;
+  for (;;) {
+    const client = new MilvusClient({
+      address: `127.0.0.1:${port}`,
+      telemetry: { enabled: false },
+      logLevel: 'error',
+      channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
+    } as never);
+    try {
+      await client.connectPromise;
+      return client;
+    } catch (err) {
+      void client.closeConnection().catch(() => undefined);
+      const exited = child.exitCode !== null || child.signalCode !== null;
+      if (exited || performance.now() > deadline) {
+        const state = exited ? `exited with ${child.exitCode ?? child.signalCode}` : 'still running';
+        throw new Error(`SDK could not connect to 127.0.0.1:${port} (server ${state}): ${(err as Error).message}\n${output().slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** The one start failure a restart right after kill -9 may hit (stale LOCK); see `spawnServerRetrying`. */
