@@ -24,7 +24,7 @@ export const PARTIAL: Readonly<Record<string, string>> = {
   Upsert: 'partial_update with field ops REPLACE, ARRAY_APPEND and ARRAY_REMOVE',
   CreateIndex: 'FLAT, HNSW, AUTOINDEX on FloatVector only',
   AlterIndex: 'mmap.enabled only (other keys change how an index is built)',
-  AlterCollectionSchema: 'add / drop plain fields; no function fields',
+  AlterCollectionSchema: 'add / drop plain fields; add / drop a BM25 function field with its bound index',
   LoadBalance: 'a no-op that says so: one query node serves every segment',
   GetMetrics: 'metric_type system_info only',
   LoadCollection: 'one replica',
