@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode } from '@zilliz/milvus2-sdk-node';
 import { exportSnapshot, restoreExternal } from '../src/cli/export-rpc.js';
-import type { SegmentRecord } from '../src/coord/records.js';
+import { CATALOG_KEY_PREFIX, type SegmentRecord } from '../src/coord/records.js';
+import { openMeta } from '../src/meta/open-meta.js';
 import { startTestServer, vectors, waitRestore, type TestServer } from './helpers.js';
 
 /**
@@ -186,5 +187,61 @@ describe('SHA-256 recorded at write time, carried through compaction and restore
     expect((await b.client.hasCollection({ collection_name: 'h_rot' })).value).toBe(false);
     const after = (await filesUnder(join(b.dataDir, 'objects'))).filter((f) => !f.startsWith('.quiver-tmp')).sort();
     expect(after.filter((f) => !before.includes(f))).toEqual([]);
+  });
+
+  it('data written before hashes were recorded: the export hashes it, and the bundle restores elsewhere', async () => {
+    let old = await startTestServer({ autoCompaction: false, exportRoots: roots });
+    const dir = old.dataDir;
+    try {
+      const c = old.client;
+      await c.createCollection({
+        collection_name: 'old',
+        fields: [
+          { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+          { name: 'v', data_type: DataType.FloatVector, dim: DIM },
+        ],
+      });
+      await c.insert({ collection_name: 'old', data: vs.slice(0, 300).map((v, i) => ({ id: i, v })) });
+      await c.flushSync({ collection_names: ['old'] });
+      await c.createIndex({ collection_name: 'old', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 8, efConstruction: 64 } });
+      await old.server.engine.waitForIndexes(old.server.engine.catalog.resolveCollection('default', 'old').id);
+      await c.delete({ collection_name: 'old', ids: [1, 2] });
+      await c.flushSync({ collection_names: ['old'] });
+      // What an older Quiver left in its catalog: segment records without hashes.
+      await old.close({ keepData: true });
+      const kv = await openMeta(undefined, { dataDir: dir });
+      let stripped = 0;
+      for (const e of await kv.scan(`${CATALOG_KEY_PREFIX}seg/`)) {
+        const text = new TextDecoder().decode(e.value).replace(/,"(sha256|filesSha256)":("[0-9a-f]{64}"|\[[^\]]*\])/g, () => {
+          stripped++;
+          return '';
+        });
+        await kv.put(e.key, text);
+      }
+      await kv.close();
+      expect(stripped).toBeGreaterThan(0);
+      old = await startTestServer({ autoCompaction: false, exportRoots: roots }, {}, dir);
+      const files = recordedFiles(liveSegments(old, 'old'));
+      expect(files.length).toBeGreaterThan(0);
+      expect(files.filter((f) => f.sha256 !== undefined)).toEqual([]);
+
+      expect((await old.client.createSnapshot({ collection_name: 'old', snapshot_name: 'o' })).error_code).toBe(ErrorCode.SUCCESS);
+      const r = await exportSnapshot(old.server.port, { collection_name: 'old', name: 'o', target_s3_path: `file://${roots}/old` });
+      expect(r.status.code, r.status.reason).toBe(0);
+      const m = JSON.parse(await readFile(fileURLToPath(r.snapshot_metadata_uri!), 'utf8')) as BundleManifest;
+      const listed = new Map(m.files.map((f) => [f.key, f.sha256]));
+      for (const f of files) expect(listed.get(f.key), f.key).toBe(sha256(await readFile(join(dir, 'objects', f.key))));
+
+      const job = await restoreExternal(b.server.port, { target_collection_name: 'from_old', snapshot_metadata_uri: r.snapshot_metadata_uri! });
+      expect(job.status.code, job.status.reason).toBe(0);
+      const info = await waitRestore(b.client, job.job_id!);
+      expect(info.state, info.reason).toBe('RestoreSnapshotCompleted');
+      await b.client.loadCollectionSync({ collection_name: 'from_old' });
+      expect((await b.client.count({ collection_name: 'from_old' })).data).toBe(298);
+      // Its manifests recorded no hashes, so neither do the restored segments: their next export hashes them.
+      expect(recordedFiles(liveSegments(b, 'from_old')).filter((f) => f.sha256 !== undefined)).toEqual([]);
+    } finally {
+      await old.close();
+    }
   });
 });

@@ -48,6 +48,7 @@ import { CANCELLED_REASON, isTerminalJobState, newCopyJob, SEGMENTS_PER_JOB_MAX,
 import type { RestoreService } from '../restore-service.js';
 import { RestoreTargets, type RestoreHost } from '../restore-targets.js';
 import { blobKey, decodeBundleManifest, sha256Hex, type BundleManifest } from './bundle-format.js';
+import { recordedHashes } from './exporter.js';
 import { checkWithinRoots, formatLocation, openLocation, parseExportUri, parseExternalSpec, type ExportLocation } from './export-location.js';
 
 export type ImportState = 'Staging' | 'Started' | 'Failed';
@@ -286,6 +287,15 @@ export class ExternalRestoreService {
           'DataInvalid',
           `bundle metadata ${manifest.metadata_key} is of snapshot ${md.snapshot_id} of collection ${md.collection_id}, not the bundle's`,
         );
+      }
+      // A hash a manifest records must be the one verified above: the restored segments keep it.
+      const listed = new Map(manifest.files.map((f) => [f.key, f.sha256]));
+      for (const [key, sha256] of recordedHashes(contents.entries.map((e) => e.segment))) {
+        if (listed.get(key) !== sha256)
+          throw quiverError(
+            'DataInvalid',
+            `bundle file ${JSON.stringify(key)}: its manifest records sha256 ${sha256}, the bundle lists ${listed.get(key) ?? 'no such file'}`,
+          );
       }
       if (contents.entries.length > SEGMENTS_PER_JOB_MAX)
         throw quiverError('ParameterInvalid', `the bundle has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);
