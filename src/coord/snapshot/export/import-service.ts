@@ -41,6 +41,7 @@ import type { MetaKV } from '../../../meta/meta-kv.js';
 import type { CollectionSchema } from '../../../schema/types.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
 import { PrefixedObjectStore } from '../../../storage/prefixed-object-store.js';
+import { sha256Of } from '../../../storage/content-hash.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { readSnapshot } from '../../../storage/snapshot-format/read-snapshot.js';
 import { decodeMetadata, type SnapshotMetadata } from '../../../storage/snapshot-format/metadata.js';
@@ -272,7 +273,7 @@ export class ExternalRestoreService {
         const bytes = await readOrExplain(source, blob, `bundle file ${JSON.stringify(f.key)} is missing (blob ${blob})`);
         if (bytes.byteLength !== f.size)
           throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
-        const got = sha256Hex(bytes);
+        const got = await sha256Of(bytes); // off the event loop: a bundle is mostly large files
         if (got !== f.sha256)
           throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: sha256 ${got}, the bundle lists ${f.sha256}`);
         await this.#d.store.put(prefix + f.key, bytes);
