@@ -2,6 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentIndexFile } from '../coord/records.js';
 import type { IdSource } from '../coord/types.js';
+import { sha256Of } from '../storage/content-hash.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { indexFileKey } from '../storage/paths.js';
 import type { IndexRecord } from '../coord/records.js';
@@ -49,8 +50,8 @@ export class IndexBuildExecutor {
       bytes = index.toBytes();
     }
     const key = indexFileKey(buildId, 1, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
-    await this.#store.put(key, bytes);
-    return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
+    const [sha256] = await Promise.all([sha256Of(bytes), this.#store.put(key, bytes)]);
+    return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength, filesSha256: [sha256] };
   }
 
   async build(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
@@ -84,8 +85,8 @@ export class IndexBuildExecutor {
       const bytes = await readFile(tmp);
       // A new name for the container format: files named hnsw.bin are raw hnswlib files from older builds.
       const key = indexFileKey(buildId, version, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
-      await this.#store.put(key, bytes);
-      return { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength };
+      const [sha256] = await Promise.all([sha256Of(bytes), this.#store.put(key, bytes)]);
+      return { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength, filesSha256: [sha256] };
     } finally {
       await rm(tmp, { force: true });
     }

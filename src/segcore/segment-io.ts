@@ -1,6 +1,7 @@
 import { quiverError } from '../common/errors.js';
 import { TIMESTAMP_FIELD_ID, type Binlog, type CollectionRecord, type SegmentRecord } from '../coord/records.js';
 import { decodeColumn, decodeDeltas, encodeColumn, encodeDeltas } from '../storage/binlog.js';
+import { sha256Of } from '../storage/content-hash.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
 import type { Column, FieldSchema } from '../schema/types.js';
@@ -76,7 +77,12 @@ export async function writeEncodedInsertFiles(
     if (!bytes) throw new Error(`segment ${segmentId} lacks the binlog of field ${fieldId}`);
     const logId = first + i;
     const path = insertLogKey(coll.id, partitionId, segmentId, fieldId, logId);
-    binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength }];
+    // The hash of the bytes being written (or, after a data node's merge, read back): what an export names the file by.
+    writes.push(
+      sha256Of(bytes).then((sha256) => {
+        binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength, sha256 }];
+      }),
+    );
     if (writtenFrom === undefined) writes.push(store.put(path, bytes));
   });
   const pk = fields.find((f) => f.isPrimaryKey)!;
@@ -84,10 +90,13 @@ export async function writeEncodedInsertFiles(
   const statsBytes = new TextEncoder().encode(JSON.stringify({ fieldId: pk.fieldId, rows: chunk.numRows, ...stats }));
   const statsPath = statsLogKey(coll.id, partitionId, segmentId, pk.fieldId, first + fields.length + 1);
   writes.push(store.put(statsPath, statsBytes));
-  await Promise.all(writes);
+  const [statsSha256] = await Promise.all([sha256Of(statsBytes), Promise.all(writes)]);
+  // Keys in field order (the hashes above may finish in any order).
+  const ordered: Record<string, Binlog[]> = {};
+  for (const fieldId of fieldIds) ordered[String(fieldId)] = binlogs[String(fieldId)]!;
   return {
-    binlogs,
-    statslogs: [{ logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength }],
+    binlogs: ordered,
+    statslogs: [{ logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength, sha256: statsSha256 }],
   };
 }
 
@@ -118,8 +127,8 @@ export async function writeDeltaFile(
   const pks = pkField.dataType === 'Int64' ? BigInt64Array.from(deletes.pks as bigint[]) : (deletes.pks as string[]);
   const bytes = encodeDeltas(pks, ts);
   const path = deltaLogKey(coll.id, partitionId, segmentId, logId);
-  await store.put(path, bytes);
-  return { logId, path, entries: ts.length, ...tsRange(ts), size: bytes.byteLength };
+  const [sha256] = await Promise.all([sha256Of(bytes), store.put(path, bytes)]);
+  return { logId, path, entries: ts.length, ...tsRange(ts), size: bytes.byteLength, sha256 };
 }
 
 /**

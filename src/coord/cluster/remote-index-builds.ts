@@ -88,7 +88,18 @@ function toState(o: NodeTaskOutcome, params: CompactionMergeParams | undefined):
   if (b === undefined) throw new Error('assertion failed: a completed node task without a result');
   return {
     state: 'Finished',
-    result: { kind: 'indexBuild', file: { indexId: b.index_id, buildId: b.build_id, version: b.index_version, files: [...b.files], size: b.size } },
+    result: {
+      kind: 'indexBuild',
+      file: {
+        indexId: b.index_id,
+        buildId: b.build_id,
+        version: b.index_version,
+        files: [...b.files],
+        size: b.size,
+        // Hashes only when there is one per file (older nodes send none).
+        ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
+      },
+    },
   };
 }
 

@@ -93,7 +93,15 @@ export class IndexBuildRunner {
           if (!vectors) throw new Error(`assertion failed: merge into segment ${p.target_segment_id} kept no vectors of field ${field.name}`);
           const f = await this.#builds.buildAs(vectors, idx, field, p.partition_id ?? 0, p.target_segment_id, buildId, version);
           const rows = field.dim ? vectors.length / field.dim : 0;
-          out.push({ index_id: f.indexId, build_id: f.buildId, index_version: f.version, files: [...f.files], size: f.size, rows });
+          out.push({
+            index_id: f.indexId,
+            build_id: f.buildId,
+            index_version: f.version,
+            files: [...f.files],
+            size: f.size,
+            rows,
+            files_sha256: [...(f.filesSha256 ?? [])],
+          });
         }
         return out;
       },
