@@ -117,7 +117,7 @@ describe('adding and dropping a BM25 function field through the SDK', () => {
 
     for (const name of ['late', 'early']) await ok(c.flushSync({ collection_names: [name] }));
     const comp = await ok(c.compact({ collection_name: 'late' }));
-    await until(async () => (await c.getCompactionState({ compactionID: comp.compactionID })).state === 'Completed', 60_000);
+    await until(async () => String((await c.getCompactionState({ compactionID: comp.compactionID })).state) === 'Completed', { timeoutMs: 60_000 });
     await expectSameAsTwin(c);
     const n = await ok(c.query({ collection_name: 'late', filter: 'id >= 0', output_fields: ['count(*)'] }));
     expect(Number(n.data[0]['count(*)'])).toBe(75);
