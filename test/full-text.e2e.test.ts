@@ -1,7 +1,10 @@
 import * as zlib from 'node:zlib';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, FunctionType, MilvusClient, promisify, WeightedRanker } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
+import { textIndexCounters } from '../src/text/index-counters.js';
 import { startTestServer, until, waitRestore, type TestServer } from './helpers.js';
 
 /**
@@ -124,6 +127,26 @@ async function checkSearch(c: MilvusClient, name: string, docs: ReadonlyMap<numb
   });
 }
 
+/** Field ids of the full-text index files under the data dir (stats logs that open with the QVRTXT magic), per segment. */
+async function textIndexFiles(dataDir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.includes('stats_log') && (await readFile(p)).subarray(0, 6).toString('latin1') === 'QVRTXT') out.push(p);
+    }
+  };
+  await walk(dataDir);
+  return out;
+}
+
+/** Exact phrase of two vocabulary words (slop 0): adjacent words, stop words counting as positions. */
+function naiveAdjacent(text: string, a: string, b: string): boolean {
+  const w = text.toLowerCase().match(/[a-z]+/g) ?? [];
+  return w.some((x, i) => x === a && w[i + 1] === b);
+}
+
 describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
   let t: TestServer | undefined;
   afterEach(async () => {
@@ -215,6 +238,84 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     ).toBe(ErrorCode.SUCCESS);
     docs.set(1000, 'river river river');
     await checkSearch(c, 'docs_restored', docs, ['river']);
+  });
+
+  it('persists BM25 and text indexes as segment files, opened after a restart and a restore instead of rebuilt', { timeout: 120_000 }, async () => {
+    // No automatic compaction: the two segments stay two until the test compacts them.
+    t = await startTestServer({ autoCompaction: false });
+    let c = t.client;
+    await createDocs(c, COLL);
+    const docs = new Map<number, string>();
+    for (let round = 0; round < 2; round++) {
+      const data = Array.from({ length: 60 }, (_, i) => {
+        const id = round * 60 + i;
+        docs.set(id, makeText());
+        return { id, text: docs.get(id)!, note: '', dense: [1, id % 7] };
+      });
+      expect((await c.insert({ collection_name: COLL, data })).status.error_code).toBe(ErrorCode.SUCCESS);
+      await c.flush({ collection_names: [COLL] });
+    }
+    // Two sealed segments, each with a BM25 file (sparse) and a text file (text).
+    const files = await textIndexFiles(t.dataDir);
+    expect(files.length).toBe(4);
+    await c.loadCollection({ collection_name: COLL });
+
+    const queries = ['river storm', 'the OCEAN of glass and paper', 'tower tower garden'];
+    const matchWant = [...docs].filter(([, s]) => naiveTokens(s).some((w) => w === 'stone' || w === 'cloud')).map(([id]) => id);
+    const phraseWant = [...docs].filter(([, s]) => naiveAdjacent(s, 'river', 'stone')).map(([id]) => id);
+    expect(phraseWant.length).toBeGreaterThan(0);
+    const checkAll = async (name: string): Promise<void> => {
+      await checkSearch(c, name, docs, queries);
+      const match = await c.query({ collection_name: name, filter: "text_match(text, 'Stones CLOUD')", output_fields: ['id'], limit: 1000 });
+      expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual([...matchWant].sort((a, b) => a - b));
+      const phrase = await c.query({ collection_name: name, filter: "phrase_match(text, 'river stone')", output_fields: ['id'], limit: 1000 });
+      expect(phrase.status.error_code, phrase.status.reason).toBe(ErrorCode.SUCCESS);
+      expect(phrase.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual([...phraseWant].sort((a, b) => a - b));
+    };
+
+    // The flush built the indexes it wrote: searching the sealed segments builds nothing more.
+    let before = { ...textIndexCounters };
+    await checkAll(COLL);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+
+    // A restart opens the four files instead of analysing the texts again.
+    before = { ...textIndexCounters };
+    t = await t.restart();
+    c = t.client;
+    await c.loadCollection({ collection_name: COLL });
+    await checkAll(COLL);
+    expect(textIndexCounters.loadedFromFile - before.loadedFromFile).toBe(4);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+    expect(textIndexCounters.builtForFile - before.builtForFile).toBe(0);
+
+    // A snapshot carries the files and a restore copies them: the restored collection answers the same
+    // and still builds nothing.
+    expect((await c.createSnapshot({ collection_name: COLL, snapshot_name: 'persist_snap' })).error_code).toBe(ErrorCode.SUCCESS);
+    await c.releaseCollection({ collection_name: COLL });
+    const job = await c.restoreSnapshot({ snapshot_name: 'persist_snap', source_collection_name: COLL, target_collection_name: 'docs_copy' });
+    expect(job.status.error_code, job.status.reason).toBe(ErrorCode.SUCCESS);
+    expect((await waitRestore(c, job.job_id)).state).toBe('RestoreSnapshotCompleted');
+    expect((await textIndexFiles(t.dataDir)).length).toBe(8);
+    before = { ...textIndexCounters };
+    await c.loadCollection({ collection_name: 'docs_copy' });
+    await checkAll('docs_copy');
+    expect(textIndexCounters.loadedFromFile - before.loadedFromFile).toBe(4);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+
+    // Compaction writes the merged segment's files (built once, for the file) and drops nothing a query needs.
+    await c.loadCollection({ collection_name: COLL });
+    const gone = [...docs.keys()].filter((id) => id % 4 === 0);
+    await c.delete({ collection_name: COLL, filter: `id in [${gone.join(',')}]` });
+    for (const id of gone) docs.delete(id);
+    await c.flush({ collection_names: [COLL] });
+    before = { ...textIndexCounters };
+    const comp = await c.compact({ collection_name: COLL });
+    await until(async () => String((await c.getCompactionState({ compactionID: comp.compactionID })).state) === 'Completed');
+    matchWant.splice(0, matchWant.length, ...matchWant.filter((id) => docs.has(id)));
+    phraseWant.splice(0, phraseWant.length, ...phraseWant.filter((id) => docs.has(id)));
+    await checkAll(COLL);
+    expect(textIndexCounters.builtForFile - before.builtForFile).toBeGreaterThan(0);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
   });
 
   it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {

@@ -33,6 +33,8 @@ export interface Analyzer {
   analyze(text: string): AnalyzerToken[];
   /** Just the token strings (the hot path of BM25 and text_match). */
   terms(text: string): string[];
+  /** The params it was built from, canonical JSON: two analyzers with the same key tokenize alike. */
+  readonly key: string;
 }
 
 /** The English stop words of Milvus's `english` analyzer and of `_english_` (the Lucene/Tantivy list). */
@@ -175,8 +177,10 @@ function filterOf(raw: unknown): TokenFilter {
 class ChainAnalyzer implements Analyzer {
   readonly #tokenize: Tokenizer;
   readonly #filters: readonly TokenFilter[];
+  readonly key: string;
 
-  constructor(tokenize: Tokenizer, filters: readonly TokenFilter[]) {
+  constructor(key: string, tokenize: Tokenizer, filters: readonly TokenFilter[]) {
+    this.key = key;
     this.#tokenize = tokenize;
     this.#filters = filters;
   }
@@ -227,14 +231,15 @@ export function parseAnalyzerParams(raw: unknown): Record<string, unknown> {
 /** Builds an analyzer from Milvus analyzer params; throws ParameterInvalid naming anything unknown. */
 export function createAnalyzer(raw: unknown): Analyzer {
   const p = parseAnalyzerParams(raw);
+  const key = JSON.stringify(p);
   const extraStop = p['stop_words'] === undefined ? [] : [stopFilter(stopWordsOf(p['stop_words'], 'analyzer'))];
   if (p['type'] !== undefined) {
     if (p['tokenizer'] !== undefined || p['filter'] !== undefined) bad('give either a built-in analyzer "type" or a "tokenizer" with filters, not both');
     switch (p['type']) {
       case 'standard':
-        return new ChainAnalyzer(standardTokenizer, [lowercase, ...extraStop]);
+        return new ChainAnalyzer(key, standardTokenizer, [lowercase, ...extraStop]);
       case 'english':
-        return new ChainAnalyzer(standardTokenizer, [lowercase, englishStemmer, stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
+        return new ChainAnalyzer(key, standardTokenizer, [lowercase, englishStemmer, stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
       default:
         return bad(`unknown analyzer type ${JSON.stringify(p['type'])}; Quiver supports "standard" and "english"`);
     }
@@ -247,5 +252,5 @@ export function createAnalyzer(raw: unknown): Analyzer {
   for (const k of Object.keys(p)) {
     if (k !== 'tokenizer' && k !== 'filter') bad(`unknown analyzer param ${JSON.stringify(k)}`);
   }
-  return new ChainAnalyzer(tokenize, rawFilters.map(filterOf));
+  return new ChainAnalyzer(key, tokenize, rawFilters.map(filterOf));
 }
