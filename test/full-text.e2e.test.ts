@@ -318,6 +318,58 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
   });
 
+  it('searchIterator pages a BM25 field best first, every matching row once', { timeout: 120_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    await createDocs(c, COLL);
+    const docs = new Map<number, string>();
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => {
+        const id = from + i;
+        docs.set(id, makeText());
+        return { id, text: docs.get(id)!, note: '', dense: [1, id % 7] };
+      });
+    expect((await c.insert({ collection_name: COLL, data: batch(0, 120) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: [COLL] });
+    expect((await c.insert({ collection_name: COLL, data: batch(120, 60) })).status.error_code).toBe(ErrorCode.SUCCESS); // growing
+    await c.loadCollection({ collection_name: COLL });
+
+    const run = async (query: string, batchSize: number, filter?: string): Promise<{ id: number; score: number }[]> => {
+      const it = await c.searchIterator({
+        collection_name: COLL,
+        anns_field: 'sparse',
+        data: query as never,
+        batchSize,
+        output_fields: ['id'],
+        ...(filter ? { filter } : {}),
+      });
+      const out: { id: number; score: number }[] = [];
+      for await (const page of it) for (const r of page as { id: string; score: number }[]) out.push({ id: Number(r.id), score: r.score });
+      return out;
+    };
+    for (const [query, batchSize, keep] of [
+      ['river storm', 7, undefined],
+      ['the OCEAN of glass and paper', 11, undefined],
+      ['tower garden winter', 5, (id: number) => id % 3 === 0],
+    ] as const) {
+      const got = await run(query, batchSize, keep ? 'id % 3 == 0' : undefined);
+      const ref = [...naiveBm25(docs, query)].filter(([id]) => (keep ? keep(id) : true));
+      const refScore = new Map(ref);
+      // Every row with a score exactly once (rows sharing no term with the query have none).
+      expect(got.length).toBe(ref.length);
+      expect(new Set(got.map((h) => h.id)).size).toBe(got.length);
+      expect(got.map((h) => h.id).sort((a, b) => a - b)).toEqual(ref.map(([id]) => id).sort((a, b) => a - b));
+      // One total order across pages: score descending, equal scores by pk ascending.
+      for (let i = 0; i < got.length; i++) {
+        expect(got[i]!.score).toBeCloseTo(refScore.get(got[i]!.id)!, 4);
+        if (i === 0) continue;
+        const [a, b] = [got[i - 1]!, got[i]!];
+        if (!(a.score > b.score || (a.score === b.score && a.id < b.id)))
+          throw new Error(`position ${i}: ${a.id} (${a.score}) before ${b.id} (${b.score})`);
+      }
+    }
+  });
+
   it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {
     t = await startTestServer();
     const c = t.client;
