@@ -370,6 +370,69 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     }
   });
 
+  it('BM25 and text_match over an ngram-analyzed field agree with a naive bigram reference', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    const res = await c.createCollection({
+      collection_name: 'grams',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        {
+          name: 'text',
+          data_type: DataType.VarChar,
+          max_length: 500,
+          enable_analyzer: true,
+          enable_match: true,
+          analyzer_params: { tokenizer: { type: 'ngram', min_gram: 2, max_gram: 2 }, filter: ['lowercase'] },
+        },
+        { name: 'sparse', data_type: DataType.SparseFloatVector },
+      ],
+      functions: [{ name: 'bm', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+    });
+    expect(res.error_code, res.reason).toBe(ErrorCode.SUCCESS);
+    expect(
+      (await c.createIndex({ collection_name: 'grams', field_name: 'sparse', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'BM25' })).error_code,
+    ).toBe(ErrorCode.SUCCESS);
+    const letters = 'abcdeé数据';
+    const texts = Array.from({ length: 60 }, () =>
+      Array.from({ length: 2 + Math.floor(rnd() * 8) }, () => letters[Math.floor(rnd() * letters.length)]).join(''),
+    );
+    expect((await c.insert({ collection_name: 'grams', data: texts.map((text, id) => ({ id, text })) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: ['grams'] });
+    await c.loadCollection({ collection_name: 'grams' });
+    const bigrams = (s: string): string[] => {
+      const ch = [...s.toLowerCase()];
+      return ch.slice(0, -1).map((x, i) => x + ch[i + 1]!);
+    };
+    // Naive BM25 over bigrams (k1 1.2, b 0.75: the defaults).
+    const toks = texts.map(bigrams);
+    const avgdl = toks.reduce((n, x) => n + x.length, 0) / toks.length;
+    const query = 'abé数据';
+    const q = bigrams(query);
+    const ref = toks
+      .map((d, id) => {
+        let s = 0;
+        for (const w of new Set(q)) {
+          const tf = d.filter((x) => x === w).length;
+          if (tf === 0) continue;
+          const df = toks.filter((x) => x.includes(w)).length;
+          const qtf = q.filter((x) => x === w).length;
+          s += (qtf * Math.log(1 + (toks.length - df + 0.5) / (df + 0.5)) * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * d.length) / avgdl));
+        }
+        return [id, s] as const;
+      })
+      .filter(([, s]) => s > 0)
+      .sort((a, b) => b[1] - a[1]);
+    const got = await c.search({ collection_name: 'grams', anns_field: 'sparse', data: [query], limit: 10, output_fields: ['id'] });
+    expect(got.status.error_code, got.status.reason).toBe(ErrorCode.SUCCESS);
+    const hits = got.results as unknown as { id: string; score: number }[];
+    expect(hits.length).toBe(Math.min(10, ref.length));
+    hits.forEach((h, i) => expect(h.score).toBeCloseTo(ref[i]![1], 4));
+    // text_match with bigrams: a row matches when it shares a bigram with the query.
+    const match = await c.query({ collection_name: 'grams', filter: "text_match(text, '数据')", output_fields: ['id'], limit: 100 });
+    expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual(texts.flatMap((s, id) => (s.includes('数据') ? [id] : [])));
+  });
+
   it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {
     t = await startTestServer();
     const c = t.client;
@@ -400,8 +463,20 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     expect(notText.status.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(notText.status.reason).toContain('note');
 
+    // icu keeps every word-break segment; chinese segments words (ICU's dictionary) and keeps Chinese / alphanumeric ones.
+    const icu = await c.runAnalyzer({ analyzer_params: { tokenizer: 'icu' }, text: ['Привет! Как дела?'] });
+    expect(icu.results[0]!.tokens.map((x) => x.token)).toEqual(['Привет', '!', ' ', 'Как', ' ', 'дела', '?']);
+    const zh = await c.runAnalyzer({ analyzer_params: { type: 'chinese' }, text: ['Milvus 是向量数据库！'] });
+    expect(zh.status.error_code, zh.status.reason).toBe(ErrorCode.SUCCESS);
+    const zhToks = zh.results[0]!.tokens.map((x) => x.token);
+    expect(zhToks.join('')).toBe('Milvus是向量数据库');
+    expect(zhToks[0]).toBe('Milvus');
+    const grams = await c.runAnalyzer({ analyzer_params: { tokenizer: { type: 'ngram', min_gram: 2, max_gram: 3 } }, text: ['abcd'] });
+    expect(grams.results[0]!.tokens.map((x) => x.token)).toEqual(['ab', 'abc', 'bc', 'bcd', 'cd']);
+
     for (const [params, name] of [
       [{ type: 'klingon' }, 'klingon'],
+      [{ tokenizer: { type: 'ngram', min_gram: 4, max_gram: 2 } }, 'min_gram'],
       [{ tokenizer: 'jieba' }, 'jieba'],
       [{ tokenizer: 'standard', filter: ['lowercase', 'sparkle'] }, 'sparkle'],
       [{ tokenizer: 'standard', filter: [{ type: 'stemmer', language: 'elvish' }] }, 'elvish'],
