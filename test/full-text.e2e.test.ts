@@ -433,6 +433,113 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual(texts.flatMap((s, id) => (s.includes('数据') ? [id] : [])));
   });
 
+  it('multi-analyzer fields: each row analyzed by the analyzer its by_field names, queries by analyzer_name', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    const multi = {
+      by_field: 'lang',
+      analyzers: { default: { type: 'standard' }, en: { type: 'english' }, zh: { type: 'chinese' } },
+      alias: { english: 'en' },
+    };
+    const fields = (m: unknown, extra: Record<string, unknown> = {}) => [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'lang', data_type: DataType.VarChar, max_length: 16 },
+      { name: 'text', data_type: DataType.VarChar, max_length: 500, enable_analyzer: true, multi_analyzer_params: m, ...extra },
+      { name: 'sparse', data_type: DataType.SparseFloatVector },
+    ];
+    const fn = [{ name: 'bm', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }];
+    const created = await c.createCollection({ collection_name: 'multi', fields: fields(multi) as never, functions: fn });
+    expect(created.error_code, created.reason).toBe(ErrorCode.SUCCESS);
+    expect(
+      (await c.createIndex({ collection_name: 'multi', field_name: 'sparse', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'BM25' })).error_code,
+    ).toBe(ErrorCode.SUCCESS);
+    // A controlled vocabulary: the english analyzer drops "the" and stems running/runs → run, dogs → dog;
+    // the standard (default) analyzer keeps every word as it is. "fr" names no analyzer: the default.
+    const WORDS = ['the', 'running', 'runs', 'dogs', 'fast'];
+    const EN: Record<string, string | null> = { the: null, running: 'run', runs: 'run', dogs: 'dog', fast: 'fast' };
+    const langs = ['en', 'english', 'fr', 'default'];
+    const rows = Array.from({ length: 40 }, (_, id) => ({
+      id,
+      lang: langs[id % langs.length]!,
+      text: Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => WORDS[Math.floor(rnd() * WORDS.length)]!).join(' '),
+    }));
+    expect((await c.insert({ collection_name: 'multi', data: rows })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.loadCollection({ collection_name: 'multi' });
+    const tokensOf = (r: { lang: string; text: string }): string[] =>
+      r.lang === 'en' || r.lang === 'english' ? r.text.split(' ').flatMap((w) => (EN[w] ? [EN[w]!] : [])) : r.text.split(' ');
+    const docs = rows.map(tokensOf);
+    const avgdl = docs.reduce((n, d) => n + d.length, 0) / docs.length;
+    const naive = (q: string[]): [number, number][] =>
+      docs
+        .map((d, id): [number, number] => {
+          let s = 0;
+          for (const w of new Set(q)) {
+            const tf = d.filter((x) => x === w).length;
+            if (tf === 0) continue;
+            const df = docs.filter((x) => x.includes(w)).length;
+            s += (Math.log(1 + (docs.length - df + 0.5) / (df + 0.5)) * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * d.length) / avgdl));
+          }
+          return [id, s];
+        })
+        .filter(([, s]) => s > 0)
+        .sort((a, b) => b[1] - a[1]);
+    for (const [query, name, qTokens] of [
+      ['running dogs', 'en', ['run', 'dog']],
+      ['running dogs', 'english', ['run', 'dog']],
+      ['running dogs', undefined, ['running', 'dogs']],
+      ['running dogs', 'nope', ['running', 'dogs']],
+    ] as const) {
+      const res = await c.search({
+        collection_name: 'multi',
+        anns_field: 'sparse',
+        data: [query],
+        limit: 50,
+        output_fields: ['id'],
+        ...(name ? { params: { analyzer_name: name } } : {}),
+      });
+      expect(res.status.error_code, res.status.reason).toBe(ErrorCode.SUCCESS);
+      const hits = res.results as unknown as { id: string; score: number }[];
+      const ref = naive([...qTokens]);
+      expect(hits.length, `${query} / ${String(name)}`).toBe(ref.length);
+      const refScore = new Map(ref);
+      hits.forEach((h, i) => {
+        expect(h.score).toBeCloseTo(ref[i]![1], 4);
+        expect(refScore.get(Number(h.id))).toBeCloseTo(h.score, 4);
+      });
+    }
+    // RunAnalyzer on the field: one name for all texts, or one per text; none means the default.
+    const one = await c.runAnalyzer({ collection_name: 'multi', field_name: 'text', text: ['The running dogs', '向量数据库'], analyzer_names: ['zh'] });
+    expect(one.status.error_code, one.status.reason).toBe(ErrorCode.SUCCESS);
+    expect(one.results[1]!.tokens.map((x) => x.token).join('')).toBe('向量数据库');
+    const each = await c.runAnalyzer({
+      collection_name: 'multi',
+      field_name: 'text',
+      text: ['The running dogs', 'The running dogs'],
+      analyzer_names: ['english', 'fr'],
+    });
+    expect(each.results.map((r) => r.tokens.map((x) => x.token))).toEqual([
+      ['run', 'dog'],
+      ['the', 'running', 'dogs'],
+    ]);
+
+    // Bad params are refused naming the problem.
+    const status = (p: Promise<{ error_code: string | number; reason: string }>) =>
+      p.catch((e: unknown) => e as { error_code: string | number; reason: string });
+    for (const [m, extra, want] of [
+      [{ by_field: 'lang', analyzers: { en: { type: 'english' } } }, {}, 'default'],
+      [{ by_field: 'nowhere', analyzers: { default: { type: 'standard' } } }, {}, 'nowhere'],
+      [{ by_field: 'lang', analyzers: { default: { type: 'klingon' } } }, {}, 'klingon'],
+      [{ by_field: 'lang', analyzers: { default: { type: 'standard' } }, alias: { x: 'missing' } }, {}, 'missing'],
+      [multi, { enable_match: true }, 'enable_match'],
+    ] as const) {
+      const r = await status(c.createCollection({ collection_name: 'multi_bad', fields: fields(m, extra) as never, functions: fn }));
+      expect(r.error_code, JSON.stringify(m)).toBe(ErrorCode.IllegalArgument);
+      expect(r.reason).toContain(want);
+    }
+    const badNames = await c.runAnalyzer({ collection_name: 'multi', field_name: 'text', text: ['a', 'b', 'c'], analyzer_names: ['en', 'zh'] });
+    expect(badNames.status.error_code).toBe(ErrorCode.IllegalArgument);
+  });
+
   it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {
     t = await startTestServer();
     const c = t.client;
