@@ -10,7 +10,7 @@ import { missingFieldColumn } from '../schema/missing-column.js';
 import { columnKindOf, type CollectionSchema, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
 import { backfillFunctionOutput, functionOf } from '../text/functions.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
-import { searchBm25 } from './bm25-search.js';
+import { searchBm25, searchBm25After } from './bm25-search.js';
 import type { Bm25Params } from '../text/bm25.js';
 
 /**
@@ -316,15 +316,17 @@ export class CollectionRuntime {
   }
 
   search(req: SearchRequest): SearchHit[][] {
-    if (req.after) return this.#searchAfter(req, req.after);
     if (req.metric === 'BM25') {
       const parts = this.#chunksFor(req.partitionIds, req.ignoreGrowing).map((chunk) => ({
         chunk,
         live: CollectionRuntime.#mask(chunk, null, undefined, req.expiredBefore),
         allow: req.filter ? CollectionRuntime.#mask(chunk, req.filter, undefined, req.expiredBefore) : undefined,
       }));
-      return searchBm25(parts, req);
+      if (!req.after) return searchBm25(parts, req);
+      const pkName = this.pkField.name;
+      return searchBm25After(parts, req, req.after, (h) => (h.chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>)[h.row]!);
     }
+    if (req.after) return this.#searchAfter(req, req.after);
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);

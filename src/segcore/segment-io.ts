@@ -9,6 +9,10 @@ import { columnKindOf, columnLength } from '../schema/types.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
 import { newChunk, type Chunk } from './segment.js';
 import { backfillFunctionOutput, functionOf } from '../text/functions.js';
+import { attachPositionalIndex } from '../expr/text-match.js';
+import { attachBm25Index, type Bm25ColumnIndex } from '../text/bm25.js';
+import type { PositionalIndex } from '../text/positional-index.js';
+import { analyzerKeyOf, buildTextIndexFile, textIndexKindOf } from '../text/text-index-file.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
 interface LogIds {
@@ -90,14 +94,52 @@ export async function writeEncodedInsertFiles(
   const statsBytes = new TextEncoder().encode(JSON.stringify({ fieldId: pk.fieldId, rows: chunk.numRows, ...stats }));
   const statsPath = statsLogKey(coll.id, partitionId, segmentId, pk.fieldId, first + fields.length + 1);
   writes.push(store.put(statsPath, statsBytes));
-  const [statsSha256] = await Promise.all([sha256Of(statsBytes), Promise.all(writes)]);
+  const [statsSha256, textLogs] = await Promise.all([
+    sha256Of(statsBytes),
+    writeTextIndexFiles(store, ids, coll, segmentId, partitionId, chunk, range),
+    Promise.all(writes),
+  ]);
   // Keys in field order (the hashes above may finish in any order).
   const ordered: Record<string, Binlog[]> = {};
   for (const fieldId of fieldIds) ordered[String(fieldId)] = binlogs[String(fieldId)]!;
   return {
     binlogs: ordered,
-    statslogs: [{ logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength, sha256: statsSha256 }],
+    statslogs: [
+      { logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength, sha256: statsSha256 },
+      ...textLogs,
+    ],
   };
+}
+
+/**
+ * Builds and writes the segment's full-text index files (BM25 output fields, enable_match fields) as stats
+ * logs under each field's id (text/text-index-file.ts), and attaches each built index to the chunk's
+ * column so that the segment in memory uses it at once.
+ */
+async function writeTextIndexFiles(
+  store: ObjectStore,
+  ids: LogIds,
+  coll: CollectionRecord,
+  segmentId: number,
+  partitionId: number,
+  chunk: Chunk,
+  range: { tsFrom: string; tsTo: string },
+): Promise<Binlog[]> {
+  const fields = coll.schema.fields.filter((f) => textIndexKindOf(coll, f) !== undefined && chunk.columns.has(f.name));
+  if (fields.length === 0) return [];
+  const first = await ids.alloc(fields.length);
+  return Promise.all(
+    fields.map(async (f, i) => {
+      const col = chunk.columns.get(f.name)!;
+      const built = buildTextIndexFile(coll, f, col)!;
+      if (built.kind === 'bm25') attachBm25Index(col, built.index as Bm25ColumnIndex);
+      else attachPositionalIndex(col, analyzerKeyOf(f), built.index as PositionalIndex);
+      const logId = first + i;
+      const path = statsLogKey(coll.id, partitionId, segmentId, f.fieldId, logId);
+      const [sha256] = await Promise.all([sha256Of(built.bytes), store.put(path, built.bytes)]);
+      return { logId, path, entries: chunk.numRows, ...range, size: built.bytes.byteLength, sha256 };
+    }),
+  );
 }
 
 function pkStats(col: Column): { min: string; max: string } {
