@@ -150,3 +150,17 @@ export function structFieldToProto(f: FieldSchema): Record<string, unknown> {
     })),
   };
 }
+
+/**
+ * Refuses a `struct[sub]` path (the way Milvus names a struct's sub-field in indexes and searches) with a
+ * reason saying what is not supported, instead of "field not found".
+ */
+export function refuseStructPath(fields: readonly FieldSchema[], path: string, what: string): void {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)\[([A-Za-z_][A-Za-z0-9_]*)\]$/.exec(path);
+  const struct = fields.find((f) => f.dataType === 'ArrayOfStruct' && f.name === (m ? m[1] : path));
+  if (!struct) return;
+  throw quiverError(
+    'ParameterInvalid',
+    `${what} on ${path} (Array of Struct field ${struct.name}) is not supported by Quiver: struct arrays are stored and returned, their sub-fields are not indexed, searched (embedding lists / MAX_SIM) or filtered`,
+  );
+}
