@@ -215,4 +215,28 @@ describe('Array of Struct fields', () => {
     const count = await c.query({ collection_name: name, filter: 'id >= 0', output_fields: ['count(*)'] });
     expect(Number(count.data[0]!['count(*)'])).toBe(0);
   });
+
+  it('adds a nullable struct array field to an existing collection (AddCollectionStructField)', async () => {
+    const c = t.client;
+    const name = 'struct_added';
+    const base = [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'vec', data_type: DataType.FloatVector, dim: DIM },
+    ];
+    expect((await c.createCollection({ collection_name: name, fields: base as never })).error_code).toBe(ErrorCode.SUCCESS);
+    const before = makeRows(10, 0, 3, false).map(({ id, vec }) => ({ id, vec }));
+    expect((await c.insert({ collection_name: name, data: before })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: [name] });
+    const added = await c.addCollectionField({ collection_name: name, field: structField(true) as never });
+    expect(added.error_code, added.reason).toBe(ErrorCode.SUCCESS);
+    const after = makeRows(10, 10, 4, true);
+    expect((await c.insert({ collection_name: name, data: after })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.createIndex({ collection_name: name, field_name: 'vec', index_type: 'FLAT', metric_type: 'L2' });
+    await c.loadCollection({ collection_name: name });
+    const res = await c.query({ collection_name: name, filter: 'id >= 0', output_fields: ['id', 'chunks'], limit: 100 });
+    expect(res.status.error_code).toBe(ErrorCode.SUCCESS);
+    const got = res.data.map((r) => normalise(r)).sort((a, b) => Number((a as { id: string }).id) - Number((b as { id: string }).id));
+    // Rows written before the field existed read as null.
+    expect(got).toEqual([...before.map((r) => ({ id: String(r.id), chunks: null })), ...after.map((r) => normalise(r))]);
+  });
 });
