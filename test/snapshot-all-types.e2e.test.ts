@@ -47,6 +47,8 @@ interface Row {
   nfv: number[] | null;
   /** A dynamic-field key, on some rows only. */
   color: string | undefined;
+  /** An Array of Struct (nullable): label, a wide int64 and a 2-d embedding per element. */
+  st: { label: string; w: number; e: number[] }[] | null;
 }
 
 const I16_DEFAULT = 7;
@@ -100,6 +102,10 @@ function makeRow(id: number, salt = ''): Row {
     sp,
     nfv: id % 4 === 1 ? null : [quarter(), quarter()],
     color: id % 2 === 0 ? `c${id % 5}` : undefined,
+    st:
+      id % 10 === 6
+        ? null
+        : Array.from({ length: int(0, 3) }, (_, k) => ({ label: `${salt}s${id}.${k}`, w: int(-(2 ** 52), 2 ** 52), e: [quarter(), quarter()] })),
   };
 }
 
@@ -128,6 +134,7 @@ function toInsert(r: Row): RowData {
     i8v: r.i8v,
     sp: r.sp,
     nfv: r.nfv,
+    st: r.st,
   };
   if (r.i16 !== undefined) out['i16'] = r.i16;
   if (r.ts !== undefined) out['ts'] = withOffset(r.ts, [0, 480, -300][r.id % 3]!);
@@ -159,6 +166,7 @@ function expected(r: Row): Record<string, unknown> {
     i8v: r.i8v,
     sp: sortedSparse(r.sp),
     nfv: r.nfv,
+    st: r.st,
     $meta: r.color === undefined ? {} : { color: r.color },
   };
 }
@@ -178,6 +186,8 @@ function normalise(got: Record<string, unknown>): Record<string, unknown> {
   out['sp'] = sortedSparse(got['sp'] as Sparse);
   if (got['nfv'] !== null) out['nfv'] = Array.from(got['nfv'] as number[]);
   if (got['arr'] !== null) out['arr'] = Array.from(got['arr'] as number[]).map(Number);
+  const st = got['st'] as Record<string, unknown>[] | null;
+  out['st'] = st === null ? null : st.map((el) => ({ label: el['label'], w: Number(el['w']), e: Array.from(el['e'] as number[]) }));
   // The dynamic keys come back under $meta; a row without any has an empty (or absent) $meta.
   out['$meta'] = got['$meta'] ?? {};
   return out;
@@ -237,6 +247,18 @@ async function createEveryType(c: MilvusClient): Promise<void> {
       { name: 'i8v', data_type: DataType.Int8Vector, dim: 4 },
       { name: 'sp', data_type: DataType.SparseFloatVector },
       { name: 'nfv', data_type: DataType.FloatVector, dim: 2, nullable: true },
+      {
+        name: 'st',
+        data_type: DataType.Array,
+        element_type: DataType.Struct,
+        max_capacity: 3,
+        nullable: true,
+        fields: [
+          { name: 'label', data_type: DataType.VarChar, max_length: 32 },
+          { name: 'w', data_type: DataType.Int64 },
+          { name: 'e', data_type: DataType.FloatVector, dim: 2 },
+        ],
+      },
     ],
     functions: [{ name: 'text_bm25', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse_bm25'], params: {} }],
     enable_dynamic_field: true,
@@ -316,6 +338,10 @@ describe('snapshot and restore of a collection with every field type', () => {
     expect(dst.schema.enable_dynamic_field).toBe(true);
     const shape = (fs: typeof src.schema.fields) => fs.map((f) => [f.name, f.data_type, f.element_type, f.nullable, f.default_value, f.type_params]);
     expect(shape(dst.schema.fields)).toEqual(shape(src.schema.fields));
+    // The struct array's sub-fields too (names, types, ids).
+    const subs = (fs: typeof src.schema.fields) => (fs.find((f) => f.name === 'st') as any).fields.map((f: any) => [f.name, f.data_type, f.fieldID, f.dim]);
+    expect(subs(dst.schema.fields)).toEqual(subs(src.schema.fields));
+    expect(subs(src.schema.fields).map((f: unknown[]) => f[1])).toEqual(['VarChar', 'Int64', 'FloatVector']);
     expect(dst.schema.functions.map((f) => [f.name, f.input_field_names, f.output_field_names])).toEqual([['text_bm25', ['text'], ['sparse_bm25']]]);
 
     await c.loadCollectionSync({ collection_name: SRC });

@@ -7,6 +7,7 @@ import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import type { MetaKV } from '../meta/meta-kv.js';
 import type { FunctionSchema } from '../schema/functions.js';
 import type { FieldSchema } from '../schema/types.js';
+import { assignSubFieldIds, maxFieldId } from '../schema/types.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from './catalog.js';
 import type { CollectionRecord, DatabaseRecord, IndexRecord, SegmentRecord } from './records.js';
 import { DEFAULT_PARTITION } from '../segcore/collection-helpers.js';
@@ -214,7 +215,11 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       const partCount = keyed ? input.numPartitions || 16 : 1;
       const partId = await this.ids.alloc(partCount);
       const ts = this.tso.next().toString();
-      const fields: FieldSchema[] = input.fields.map((f, i) => ({ ...f, fieldId: 100 + i }));
+      // Sub-fields of struct array fields take ids after the top-level fields, as Milvus numbers them.
+      const fields: FieldSchema[] = assignSubFieldIds(
+        input.fields.map((f, i) => ({ ...f, fieldId: 100 + i })),
+        100 + input.fields.length,
+      );
       const record: CollectionRecord = {
         id,
         dbId: db.id,
@@ -362,8 +367,8 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
       if (field.dataType === 'FloatVector' && !field.nullable) bad('an added vector field must be nullable');
       if (coll.schema.fields.filter((f) => !f.isDynamic).length >= FIELDS_MAX) bad(`a collection has at most ${FIELDS_MAX} fields`);
       const version = (coll.schema.version ?? 0) + 1;
-      const fieldId = Math.max(99, ...coll.schema.fields.map((f) => f.fieldId)) + 1;
-      const added: FieldSchema = { ...field, fieldId, addedInVersion: version };
+      const fieldId = maxFieldId(coll.schema.fields) + 1;
+      const added: FieldSchema = assignSubFieldIds([{ ...field, fieldId, addedInVersion: version }], fieldId + 1)[0]!;
       // The dynamic `$meta` column stays last, as describe lists it.
       const fields = [...coll.schema.fields.filter((f) => !f.isDynamic), added, ...coll.schema.fields.filter((f) => f.isDynamic)];
       await this.#locks.withCollectionLock(coll.id, () =>

@@ -129,6 +129,7 @@ function staticOf(t: DataType): StaticType | undefined {
     case 'BFloat16Vector':
     case 'Int8Vector':
     case 'SparseFloatVector':
+    case 'ArrayOfStruct':
       return undefined;
   }
 }
@@ -283,6 +284,7 @@ function gatherColumn(c: Column, rows: Uint32Array): Column {
     case 'vector':
     case 'bytevec':
     case 'sparse':
+    case 'struct':
       return c; // never read by expressions
   }
 }
@@ -311,6 +313,7 @@ function columnVec(c: Column | undefined, n: number): Vec {
     case 'vector':
     case 'bytevec':
     case 'sparse':
+    case 'struct':
       return allNull(n);
   }
 }

@@ -1,6 +1,7 @@
 import { quiverError } from '../common/errors.js';
-import type { Column, DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME, isByteVectorType } from '../schema/types.js';
+import type { Column, DataType, FieldSchema, ScalarType, ScalarValue, StructRow } from '../schema/types.js';
+import { DYNAMIC_FIELD_NAME, isByteVectorType, structLayout } from '../schema/types.js';
+import { structArraysOutput, structColumnOf } from './struct-data.js';
 import { WktCodec } from '../schema/geometry.js';
 import { UTC } from '../schema/timestamptz.js';
 import { geoTimeDefault, geoTimeMember, geoTimeOutput, geoTimeValue, isGeoTimeField } from './geo-time-data.js';
@@ -110,6 +111,7 @@ function checkLength(field: FieldSchema, s: string, row: number): void {
 export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSchema, numRows: number, timezone: string = UTC): Column {
   if (field.dataType === 'FloatVector') return vectorColumn(fd, field, numRows);
   if (isByteVectorType(field.dataType) || field.dataType === 'SparseFloatVector') return typedVectorColumn(fd, field, numRows);
+  if (field.dataType === 'ArrayOfStruct') return structColumnOf(fd, field, numRows);
   const member = PROTO_MEMBER[field.dataType]!;
   const scalars = fd?.scalars;
   let values: any[] = [];
@@ -262,6 +264,8 @@ export function fillColumn(field: FieldSchema, n: number, value: ScalarValue | u
     case 'Int8Vector':
     case 'SparseFloatVector':
       return nullVectorColumn(field, n);
+    case 'ArrayOfStruct':
+      return { kind: 'struct', layout: structLayout(field), data: new Array<StructRow>(n).fill([]), valid: valid ?? new Uint8Array(n) };
   }
 }
 
@@ -383,5 +387,7 @@ export function columnToFieldData(field: FieldSchema, c: Column, n: number, dyna
         ...base,
         scalars: { array_data: { element_type: c.elementType, data: c.data.slice(0, n).map((row) => scalarArrayMember(c.elementType, row)) } },
       };
+    case 'struct':
+      return { ...base, struct_arrays: structArraysOutput(field, c, n) };
   }
 }

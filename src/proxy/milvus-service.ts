@@ -16,6 +16,7 @@ import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
 import { decodeCollectionSchema } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
+import { refuseStructPath } from './struct-schema.js';
 import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
@@ -642,6 +643,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
     CreateIndex: async (req, ctx) => {
       const coll = collOf(req, ctx);
       const fieldName = requireName('field', req.field_name);
+      refuseStructPath(coll.schema.fields, fieldName, 'an index');
       const field = coll.schema.fields.find((f) => f.name === fieldName && !f.isDynamic);
       if (!field) throw quiverError('FieldNotFound', `field not found[field=${fieldName}][collection=${coll.name}]`);
       await roles.coord.createIndex(coll.id, field, req.index_name || field.name, indexDefinitionOf(coll.schema, field, kvList(req.extra_params)));

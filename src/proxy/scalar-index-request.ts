@@ -1,3 +1,4 @@
+import { quiverError } from '../common/errors.js';
 import type { IndexDefinition } from '../coord/types.js';
 import { parseScalarIndexParams } from '../index/scalar/scalar-index-params.js';
 import type { FieldSchema } from '../schema/types.js';
@@ -12,6 +13,12 @@ export function scalarIndexDefinition(
   extra: Readonly<Record<string, string>>,
   params: Readonly<Record<string, string | number>>,
 ): IndexDefinition {
+  if (field.dataType === 'ArrayOfStruct') {
+    throw quiverError(
+      'ParameterInvalid',
+      `indexes on Array of Struct field ${field.name} or its sub-fields are not supported by Quiver (the struct is stored and returned; its sub-fields are not searched or filtered)`,
+    );
+  }
   const parsed = parseScalarIndexParams(field, extra['index_type'] || undefined, {
     ...params,
     ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),

@@ -4,7 +4,8 @@ import { indexDefinitionOf } from './index-definition.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import { OK } from './status.js';
 import { root } from './proto.js';
-import { parseFieldSchema } from './schema-proto.js';
+import { parseFieldSchema, validateName } from './schema-proto.js';
+import { parseStructArrayField } from './struct-schema.js';
 import type { CallContext, Handler, ProxyRoles } from './milvus-service.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -108,6 +109,12 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
         throw quiverError('ParameterInvalid', `cannot decode the field schema: ${(e as Error).message}`);
       }
       await addField(req, ctx, raw);
+      return OK;
+    },
+    AddCollectionStructField: async (req, ctx) => {
+      const raw = req.struct_array_field_schema;
+      if (!raw) throw quiverError('ParameterMissing', 'the schema of the struct array field to add is required');
+      await roles.coord.addCollectionField(dbOf(req, ctx), collectionName(req), parseStructArrayField(raw, validateName));
       return OK;
     },
     TruncateCollection: async (req, ctx) => {

@@ -4,6 +4,7 @@ import type { DataType, FieldSchema, ScalarType, ScalarValue } from '../schema/t
 import { DYNAMIC_FIELD_NAME, isVectorType, VECTOR_TYPES } from '../schema/types.js';
 import { geoTimeDefaultProto, parseGeoTimeDefault } from './geo-time-data.js';
 import { checkVectorFieldCount, vectorDimOf } from './vector-schema.js';
+import { parseStructArrayField, structFieldToProto } from './struct-schema.js';
 import type { FunctionSchema } from '../schema/functions.js';
 import { functionsToProto, parseFunctions, validateTextParams } from '../text/functions.js';
 
@@ -202,8 +203,8 @@ export function parseFieldSchema(f: any, schemaAutoId: boolean): Omit<FieldSchem
 export function parseCollectionSchema(s: any): ParsedSchema {
   const rawFields: any[] = s.fields ?? [];
   if (rawFields.length === 0) throw quiverError('ParameterInvalid', 'schema has no fields');
-  if ((s.struct_array_fields ?? []).length > 0) throw quiverError('ParameterInvalid', 'struct array fields are not supported by Quiver');
   const fields = rawFields.filter((f) => !f.is_dynamic).map((f) => parseFieldSchema(f, Boolean(s.autoID)));
+  for (const sf of s.struct_array_fields ?? []) fields.push(parseStructArrayField(sf, validateName));
   const seen = new Set<string>();
   for (const f of fields) {
     if (seen.has(f.name)) throw quiverError('ParameterInvalid', `duplicated field name ${f.name} found`);
@@ -280,12 +281,12 @@ export function schemaToProto(coll: CollectionRecord, indexParamsByField: Map<nu
     description: coll.schema.description,
     autoID: coll.schema.autoId,
     fields: coll.schema.fields
-      .filter((f) => !f.isDynamic)
+      .filter((f) => !f.isDynamic && f.dataType !== 'ArrayOfStruct')
       .map((f) => ({ ...fieldToProto(f, indexParamsByField.get(f.fieldId) ?? {}), is_function_output: outputs.has(f.name) })),
     enable_dynamic_field: coll.schema.enableDynamicField,
     properties: [],
     functions: functionsToProto(coll.schema, (n) => coll.schema.fields.find((f) => f.name === n)?.fieldId),
-    struct_array_fields: [],
+    struct_array_fields: coll.schema.fields.filter((f) => f.dataType === 'ArrayOfStruct').map(structFieldToProto),
     dbName: '',
     version: 0,
   };

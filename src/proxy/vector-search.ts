@@ -1,3 +1,4 @@
+import { refuseStructPath } from './struct-schema.js';
 import { quiverError } from '../common/errors.js';
 import { NPROBE_MAX, REFINE_K_MAX } from '../index/index.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
@@ -143,6 +144,7 @@ export function parseSearch(
   const annsName = sp['anns_field'];
   let field: FieldSchema | undefined;
   if (annsName) {
+    refuseStructPath(coll.schema.fields, annsName, 'a search');
     field = vectorFields.find((f) => f.name === annsName);
     if (!field) throw quiverError('FieldNotFound', `anns field ${annsName} is not a vector field of collection ${coll.name}`);
   } else {

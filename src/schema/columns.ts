@@ -1,4 +1,4 @@
-import type { Column, ScalarValue, SparseRow } from './types.js';
+import type { Column, ScalarValue, SparseRow, StructRow } from './types.js';
 import { bytesPerRow, columnLength } from './types.js';
 
 /** Column algebra used by the write path (concat chunks into a segment) and the read path (gather hits). */
@@ -61,6 +61,8 @@ export function concatColumns(parts: readonly Column[]): Column {
       return { kind: 'json', data: parts.flatMap((p) => p.data as unknown[]), valid };
     case 'array':
       return { kind: 'array', elementType: first.elementType, data: parts.flatMap((p) => p.data as ScalarValue[][]), valid };
+    case 'struct':
+      return { kind: 'struct', layout: first.layout, data: parts.flatMap((p) => p.data as StructRow[]), valid };
   }
 }
 
@@ -113,5 +115,7 @@ export function takeRows(c: Column, rows: ArrayLike<number>): Column {
     }
     case 'sparse':
       return { kind: 'sparse', data: Array.from(rows, (r) => c.data[r]!), valid };
+    case 'struct':
+      return { kind: 'struct', layout: c.layout, data: Array.from(rows, (r) => c.data[r]!), valid };
   }
 }

@@ -1,4 +1,4 @@
-import { bytesPerRow, type Column, type FieldSchema, type ScalarValue } from './types.js';
+import { bytesPerRow, structLayout, type Column, type FieldSchema, type ScalarValue, type StructRow } from './types.js';
 
 /**
  * The column a field reads as where no data was ever written for it: rows inserted before the field was
@@ -53,5 +53,7 @@ export function missingFieldColumn(field: FieldSchema, numRows: number): Column 
         data: new Array(numRows).fill({ indices: new Uint32Array(0), values: new Float32Array(0) }),
         valid: new Uint8Array(numRows),
       };
+    case 'ArrayOfStruct':
+      return { kind: 'struct', layout: structLayout(field), data: new Array<StructRow>(numRows).fill([]), valid: new Uint8Array(numRows) };
   }
 }

@@ -14,7 +14,23 @@ export type VectorType = 'FloatVector' | ByteVectorType | 'SparseFloatVector';
  * Geometry is stored as canonical WKT (a 'string' column, see schema/geometry.ts); Timestamptz as int64
  * microseconds UTC (an 'int64' column, see schema/timestamptz.ts).
  */
-export type DataType = ScalarType | 'JSON' | 'Array' | 'Geometry' | 'Timestamptz' | VectorType;
+export type DataType = ScalarType | 'JSON' | 'Array' | 'Geometry' | 'Timestamptz' | VectorType | 'ArrayOfStruct';
+
+/**
+ * One sub-field of an Array of Struct field (Milvus StructArrayFieldSchema): every element of the array is
+ * a struct holding one value of each sub-field. Scalars and FloatVector (an "embedding list") are stored.
+ */
+export interface StructSubField {
+  readonly fieldId: number;
+  readonly name: string;
+  readonly description: string;
+  readonly dataType: ScalarType | 'FloatVector';
+  /** VarChar maximum length in UTF-8 bytes. */
+  readonly maxLength?: number | undefined;
+  readonly dim?: number | undefined;
+  /** type_params as sent (without max_capacity, which is the struct field's). */
+  readonly typeParams: Readonly<Record<string, string>>;
+}
 
 export const VECTOR_TYPES: readonly VectorType[] = ['FloatVector', 'BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector', 'SparseFloatVector'];
 export const BYTE_VECTOR_TYPES: readonly ByteVectorType[] = ['BinaryVector', 'Float16Vector', 'BFloat16Vector', 'Int8Vector'];
@@ -67,6 +83,8 @@ export interface FieldSchema {
   readonly maxCapacity?: number | undefined;
   /** Vector dimension (bits for BinaryVector; none for SparseFloatVector). */
   readonly dim?: number | undefined;
+  /** ArrayOfStruct: the struct's sub-fields (maxCapacity bounds the elements per row). */
+  readonly structFields?: readonly StructSubField[] | undefined;
   /** The `$meta` column that holds dynamic keys. */
   readonly isDynamic: boolean;
   readonly isPartitionKey: boolean;
@@ -131,7 +149,28 @@ export type Column =
       readonly data: Uint8Array;
       readonly valid?: Uint8Array | undefined;
     }
-  | { readonly kind: 'sparse'; readonly data: readonly SparseRow[]; readonly valid?: Uint8Array | undefined };
+  | { readonly kind: 'sparse'; readonly data: readonly SparseRow[]; readonly valid?: Uint8Array | undefined }
+  | {
+      /**
+       * Array of Struct: each row's struct elements (sub-field name → value; FloatVector sub-fields as
+       * Float32Array). A null row is an empty array with valid=0. Binlogs store it as Arrow List<Struct<...>>.
+       */
+      readonly kind: 'struct';
+      /** The sub-fields every element holds, in schema order. */
+      readonly layout: readonly StructLayoutField[];
+      readonly data: readonly StructRow[];
+      readonly valid?: Uint8Array | undefined;
+    };
+
+export interface StructLayoutField {
+  readonly name: string;
+  readonly dataType: ScalarType | 'FloatVector';
+  readonly dim?: number | undefined;
+}
+
+/** One element of an Array of Struct row. */
+export type StructElement = Readonly<Record<string, ScalarValue | Float32Array>>;
+export type StructRow = readonly StructElement[];
 
 /**
  * The rows of a FloatVector column that are not resident: read from the segment's immutable binlog when a
@@ -180,6 +219,8 @@ export function columnKindOf(dataType: DataType): ColumnKind {
       return 'bytevec';
     case 'SparseFloatVector':
       return 'sparse';
+    case 'ArrayOfStruct':
+      return 'struct';
     default: {
       const never: never = dataType;
       throw new Error(`unknown data type ${String(never)}`);
@@ -209,4 +250,20 @@ export class MapBatch implements ColumnBatch {
   column(fieldName: string): Column | undefined {
     return this.columns.get(fieldName);
   }
+}
+
+/** The element layout of an ArrayOfStruct field's column. */
+export function structLayout(field: FieldSchema): readonly StructLayoutField[] {
+  return (field.structFields ?? []).map((f) => ({ name: f.name, dataType: f.dataType, dim: f.dim }));
+}
+
+/** Gives the sub-fields of struct fields ids after `nextId` (top-level fields keep theirs). */
+export function assignSubFieldIds(fields: FieldSchema[], nextId: number): FieldSchema[] {
+  let id = nextId;
+  return fields.map((f) => (f.structFields ? { ...f, structFields: f.structFields.map((s) => ({ ...s, fieldId: id++ })) } : f));
+}
+
+/** The largest id a field or sub-field holds. */
+export function maxFieldId(fields: readonly FieldSchema[]): number {
+  return Math.max(99, ...fields.flatMap((f) => [f.fieldId, ...(f.structFields ?? []).map((s) => s.fieldId)]));
 }

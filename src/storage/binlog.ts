@@ -8,6 +8,7 @@
  *   float  → Float32              double → Float64  string → Utf8
  *   vector → FixedSizeList<Float32>(dim)
  *   bytevec, sparse (the other vector types) → see vector-binlog.ts
+ *   struct (Array of Struct) → List<Struct<sub-fields>>, see struct-binlog.ts
  *   json   → Utf8, JSON.stringify per row; a present row whose value is undefined is '' (so it stays
  *            distinct from a null row, which is an Arrow null).
  *   array  → Utf8, one JSON array per row. Int64 elements are written as decimal strings ("-9223…")
@@ -48,6 +49,7 @@ import {
 import { isQuiverError, quiverError } from '../common/errors.js';
 import { columnLength, type Column, type ColumnKind, type ScalarType, type ScalarValue } from '../schema/types.js';
 import { crc32 } from './checksum.js';
+import { decodeStructColumn, encodeStructColumn } from './struct-binlog.js';
 import { decodeVectorColumn, encodeVectorColumn } from './vector-binlog.js';
 
 export const BINLOG_FORMAT_VERSION = '1';
@@ -65,7 +67,20 @@ const META = {
 type FileKind = 'column' | 'deltalog';
 
 const SCALAR_TYPES: readonly ScalarType[] = ['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar'];
-const COLUMN_KINDS: readonly ColumnKind[] = ['bool', 'int32', 'int64', 'float', 'double', 'string', 'json', 'array', 'vector', 'bytevec', 'sparse'];
+const COLUMN_KINDS: readonly ColumnKind[] = [
+  'bool',
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'string',
+  'json',
+  'array',
+  'vector',
+  'bytevec',
+  'sparse',
+  'struct',
+];
 const ARROW_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** Utf8 offsets are int32. */
 const UTF8_BYTES_MAX = 0x7fffffff;
@@ -206,6 +221,12 @@ function encodeField(name: string, column: Column, extraMeta: ReadonlyMap<string
     case 'bytevec':
     case 'sparse': {
       const enc = encodeVectorColumn(column, common, crc, meta);
+      data = enc.data;
+      crc = enc.crc;
+      break;
+    }
+    case 'struct': {
+      const enc = encodeStructColumn(column, common, crc, meta, encodeField);
       data = enc.data;
       crc = enc.crc;
       break;
@@ -498,6 +519,12 @@ function decodeField(field: Field, data: Data | undefined, length: number, expec
     case 'bytevec':
     case 'sparse': {
       const dec = decodeVectorColumn(expectKind, field, data, n, crc, corrupt);
+      crc = dec.crc;
+      checkCrc();
+      return { ...dec.column, valid };
+    }
+    case 'struct': {
+      const dec = decodeStructColumn(field, data, n, crc, corrupt, decodeField);
       crc = dec.crc;
       checkCrc();
       return { ...dec.column, valid };

@@ -83,7 +83,20 @@ const dataType = z.enum([
   'BFloat16Vector',
   'Int8Vector',
   'SparseFloatVector',
+  'ArrayOfStruct',
 ]);
+
+const structSubField = z
+  .object({
+    fieldId: id,
+    name: z.string(),
+    description: z.string(),
+    dataType: z.enum(['Bool', 'Int8', 'Int16', 'Int32', 'Int64', 'Float', 'Double', 'VarChar', 'FloatVector']),
+    maxLength: id.optional(),
+    dim: id.optional(),
+    typeParams: stringMap,
+  })
+  .passthrough();
 
 const fieldSchema = z
   .object({
@@ -100,6 +113,7 @@ const fieldSchema = z
     maxLength: id.optional(),
     maxCapacity: id.optional(),
     dim: id.optional(),
+    structFields: z.array(structSubField).optional(),
     isDynamic: z.boolean(),
     isPartitionKey: z.boolean(),
     isClusteringKey: z.boolean(),
