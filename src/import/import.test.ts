@@ -268,9 +268,12 @@ describe('ImportManager', () => {
     readonly c: CollectionRecord;
     setRun(fn: () => Promise<ImportRun>): void;
     setCollection(c: CollectionRecord | undefined): void;
+    /** Segment records the catalog holds (a publish adds its records). */
+    readonly committed: Map<number, SegmentRecord>;
   }
 
-  function harness(kv = new MemoryMetaKV()): Harness {
+  function harness(kv = new MemoryMetaKV(), jobsMax = 2): Harness {
+    const committed = new Map<number, SegmentRecord>();
     const clock = new FakeClock();
     const jobs = new MetaImportJobStore({ kv });
     const published: SegmentRecord[][] = [];
@@ -284,6 +287,7 @@ describe('ImportManager', () => {
         executor: { run: () => runFn() },
         catalog: {
           collection: () => current,
+          segment: (_c, id) => committed.get(id),
           resolveCollection: () => {
             if (!current) throw quiverError('CollectionNotFound', 'collection not found');
             return current;
@@ -293,14 +297,16 @@ describe('ImportManager', () => {
         tso: { next: () => 42n },
         publish: (_c, r) => {
           published.push([...r]);
+          for (const x of r) committed.set(x.id, x);
           return Promise.resolve(current !== undefined);
         },
         clock,
         log: { error: noop, info: noop, warn: noop },
       },
-      { intervalMs: 1000, retentionMs: 60_000, attemptsMax: 2 },
+      { intervalMs: 1000, retentionMs: 60_000, attemptsMax: 2, jobsMax },
     );
     return {
+      committed,
       clock,
       jobs,
       published,
@@ -392,5 +398,68 @@ describe('ImportManager', () => {
     await h.manager.tick();
     expect(await h.jobs.updateInState(j.id, 'Pending', { state: 'Importing' }, 0)).toBe(false);
     await expect(h.jobs.updateInState(j.id, 'Completed', { state: 'Importing' }, 0)).rejects.toThrow(/illegal import job transition/);
+  });
+
+  it('runs up to jobsMax jobs at once; the rest wait Pending (visible) and run as slots free up', async () => {
+    const h = harness(new MemoryMetaKV(), 2);
+    const gates: (() => void)[] = [];
+    let live = 0;
+    let peak = 0;
+    let n = 0;
+    h.setRun(async () => {
+      const id = 10 * ++n;
+      live++;
+      peak = Math.max(peak, live);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      live--;
+      return { records: [seg(id, 1)], rows: 1, totalBytes: 1 };
+    });
+    const submitted: ImportJob[] = [];
+    for (let i = 0; i < 5; i++) submitted.push(await h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] }));
+    await h.manager.loop.tick();
+    await new Promise((r) => setImmediate(r));
+    const states = async () => Promise.all(submitted.map(async (j) => (await h.manager.get(j.id))!.state));
+    expect(await states()).toEqual(['Importing', 'Importing', 'Pending', 'Pending', 'Pending']);
+    expect(live).toBe(2);
+    // Release the runs one by one until every job is done; never more than two at once.
+    const settled = h.manager.tick();
+    while ((await states()).some((s) => s !== 'Completed')) {
+      await new Promise((r) => setTimeout(r, 5));
+      gates.shift()?.();
+    }
+    await settled;
+    expect(peak).toBe(2);
+    expect(h.published).toHaveLength(5);
+    expect(new Set(h.published.flat().map((s) => s.id)).size).toBe(5);
+  });
+
+  it('(3) a job whose segments were committed before the process died is Completed at init, not run again', async () => {
+    const kv = new MemoryMetaKV();
+    const first = harness(kv);
+    const j = await first.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] });
+    // The previous process recorded the ids, committed the segments, and died before the Completed write.
+    expect(await first.jobs.updateInState(j.id, 'Pending', { state: 'Importing', attempts: 1, segmentIds: [7, 8], totalBytes: 40 }, 0)).toBe(true);
+    const second = harness(kv);
+    second.committed.set(7, seg(7, 30));
+    second.committed.set(8, seg(8, 12));
+    let ran = false;
+    second.setRun(() => {
+      ran = true;
+      return Promise.resolve({ records: [seg(9, 42)], rows: 42, totalBytes: 40 });
+    });
+    await second.manager.init();
+    await second.manager.tick();
+    expect(await second.manager.get(j.id)).toMatchObject({ state: 'Completed', rows: 42, segmentIds: [7, 8] });
+    expect(ran).toBe(false);
+    expect(second.published).toHaveLength(0);
+
+    // Ids recorded but the commit never happened: the job runs again from scratch with new segments.
+    const k = await first.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] });
+    expect(await first.jobs.updateInState(k.id, 'Pending', { state: 'Importing', attempts: 1, segmentIds: [70] }, 0)).toBe(true);
+    const third = harness(kv);
+    third.setRun(() => Promise.resolve({ records: [seg(71, 5)], rows: 5, totalBytes: 1 }));
+    await third.manager.init();
+    await third.manager.tick();
+    expect(await third.manager.get(k.id)).toMatchObject({ state: 'Completed', rows: 5, segmentIds: [71], attempts: 2 });
   });
 });
