@@ -4,7 +4,8 @@ import { LoopRunner, type LoopLogger } from '../common/loop.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import { IMPORT_FILES_MAX } from './job-store.js';
 import type { ImportExecutor } from './import-executor.js';
-import { formatOf } from './readers.js';
+import { formatOf, SUPPORTED_FILES } from './readers.js';
+import { csvOptions } from './text-readers.js';
 import { isTerminal, type ImportApi, type ImportJob, type ImportJobStore, type ImportRequest } from './types.js';
 
 /**
@@ -121,14 +122,13 @@ export class ImportManager implements ImportApi {
     if (files.length > IMPORT_FILES_MAX) throw quiverError('ParameterTooLarge', `an import takes at most ${IMPORT_FILES_MAX} files, got ${files.length}`);
     for (const f of files) {
       if (formatOf(f) === undefined) {
-        throw quiverError(
-          'ParameterInvalid',
-          `import file ${JSON.stringify(f)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`,
-        );
+        throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: unsupported file type; ${SUPPORTED_FILES}`);
       }
       if (f.startsWith('/') || f.split('/').includes('..'))
         throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
     }
+    const options = { ...(req.options ?? {}) };
+    if (files.some((f) => formatOf(f) === 'csv')) csvOptions(options);
     // A partition-key collection routes each row by its key (import-executor.ts), as an insert does.
     const keyed = coll.schema.fields.some((f) => f.isPartitionKey);
     if (keyed && req.partitionName) {
@@ -145,6 +145,7 @@ export class ImportManager implements ImportApi {
       collectionName: coll.name,
       partitionId: part.id,
       files,
+      ...(Object.keys(options).length > 0 ? { options } : {}),
       state: 'Pending',
       rows: 0,
       totalBytes: 0,
