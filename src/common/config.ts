@@ -40,6 +40,8 @@ export const ConfigSchema = z.object({
     .min(1024)
     .default(512 * 1024 * 1024),
   sealRows: z.coerce.number().int().min(1).default(200_000),
+  /** Bulk import jobs that run at once; more wait Pending. */
+  importJobsMax: z.coerce.number().int().min(1).max(64).default(2),
   /** Native threads per index build; unset = every core (os.availableParallelism()). */
   indexBuildThreads: z.coerce.number().int().min(1).max(1024).optional(),
   sealBytes: z.coerce
@@ -169,6 +171,7 @@ const ENV: Record<keyof z.infer<typeof ConfigSchema>, string> = {
   walFsync: 'QUIVER_WAL_FSYNC',
   maxMessageBytes: 'QUIVER_MAX_MESSAGE_BYTES',
   sealRows: 'QUIVER_SEAL_ROWS',
+  importJobsMax: 'QUIVER_IMPORT_JOBS_MAX',
   indexBuildThreads: 'QUIVER_INDEX_BUILD_THREADS',
   sealBytes: 'QUIVER_SEAL_BYTES',
   flushIdleMs: 'QUIVER_FLUSH_IDLE_MS',

@@ -73,7 +73,7 @@ export class ImportExecutor {
    * the job was taken away, e.g. cancelled, and the run stops). `signal` stops the run between batches.
    */
   async run(job: ImportJob, coll: CollectionRecord, progress: (p: ImportProgress) => Promise<boolean>, signal: AbortSignal): Promise<ImportRun> {
-    const sources = await openSources(this.#deps.store, job.files, coll);
+    const sources = await openSources(this.#deps.store, job.files, coll, job.options ?? {});
     const totalBytes = sources.reduce((a, s) => a + s.bytes, 0);
     const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
     // Every row of a job shares one timestamp: the job is one write, published at once.

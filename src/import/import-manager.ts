@@ -4,24 +4,32 @@ import { LoopRunner, type LoopLogger } from '../common/loop.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import { IMPORT_FILES_MAX } from './job-store.js';
 import type { ImportExecutor } from './import-executor.js';
-import { formatOf } from './readers.js';
+import { formatOf, SUPPORTED_FILES } from './readers.js';
+import { csvOptions } from './text-readers.js';
 import { isTerminal, type ImportApi, type ImportJob, type ImportJobStore, type ImportRequest } from './types.js';
 
 /**
  * The import manager (Milvus: DataCoord's import checker, one process): accepts jobs, and its loop runs
- * them one at a time in submit order. The state machine and its numbered transitions are in types.ts.
+ * up to `jobsMax` of them at once in submit order; the others wait Pending (ImportPending to the SDK).
+ * The state machine and its numbered transitions are in types.ts.
  *
- * - tick(): (5) fails Pending jobs whose collection is gone; (1) takes the oldest Pending job to
- *   Importing and runs it to (2) Completed or (4) Failed; removes terminal jobs older than
- *   `retentionMs`. A run happens inside the tick, so `stop()` (which awaits the tick in flight) aborts it
- *   between batches and leaves the job Importing for the next start.
+ * - a pass: (5) fails Pending jobs whose collection is gone; (1) takes the oldest Pending jobs to
+ *   Importing while fewer than `jobsMax` run, each running in the background to (2) Completed or (4)
+ *   Failed (its end kicks another pass); removes terminal jobs older than `retentionMs`. `stop()` aborts
+ *   the runs between batches, awaits them and leaves their jobs Importing for the next start.
+ * - tick(): one pass, then awaits every run in flight (tests and callers that want a settled state).
  * - init(): (3) every job left Importing by a previous process goes back to Pending; its written files
  *   were never listed by any segment record, so the garbage collector reclaims them. A job interrupted
- *   `attemptsMax` times fails instead of looping forever on, say, a file that kills the process.
+ *   `attemptsMax` times fails instead of looping forever on, say, a file that kills the process. A job
+ *   whose segments were already committed (the process died between the publish and the Completed write:
+ *   the ids are recorded in the job before the publish) is Completed instead: running it again would
+ *   import its rows twice.
  */
 
 export interface ImportCatalog {
   collection(id: number): CollectionRecord | undefined;
+  /** A committed segment record (any state), to tell a published job from an interrupted one at init. */
+  segment(collectionId: number, segmentId: number): SegmentRecord | undefined;
   resolveCollection(dbName: string, nameOrAlias: string): CollectionRecord;
 }
 
@@ -41,15 +49,19 @@ export interface ImportManagerOptions {
   readonly intervalMs: number;
   readonly retentionMs: number;
   readonly attemptsMax: number;
+  /** Jobs that run at once (env QUIVER_IMPORT_JOBS_MAX). */
+  readonly jobsMax: number;
 }
 
-export const IMPORT_DEFAULTS: ImportManagerOptions = { intervalMs: 2000, retentionMs: 3 * 60 * 60_000, attemptsMax: 3 };
+export const IMPORT_DEFAULTS: ImportManagerOptions = { intervalMs: 2000, retentionMs: 3 * 60 * 60_000, attemptsMax: 3, jobsMax: 2 };
 
 export class ImportManager implements ImportApi {
   readonly #deps: ImportManagerDeps;
   readonly #opts: ImportManagerOptions;
   readonly loop: LoopRunner;
   readonly #abort = new AbortController();
+  /** Runs in flight, by job id. */
+  readonly #running = new Map<number, Promise<void>>();
 
   constructor(deps: ImportManagerDeps, opts: ImportManagerOptions = IMPORT_DEFAULTS) {
     this.#deps = deps;
@@ -62,6 +74,13 @@ export class ImportManager implements ImportApi {
     const now = this.#deps.clock.nowMs();
     for (const j of await this.#deps.jobs.list()) {
       if (j.state !== 'Importing') continue;
+      const published = j.segmentIds.length > 0 ? j.segmentIds.map((id) => this.#deps.catalog.segment(j.collectionId, id)) : [];
+      if (published.length > 0 && published.every((r) => r !== undefined)) {
+        const rows = published.reduce((a, r) => a + r!.numRows, 0);
+        await this.#deps.jobs.updateInState(j.id, 'Importing', { state: 'Completed', rows, readBytes: j.totalBytes }, now);
+        this.#deps.log.info({ jobId: j.id, rows }, 'import job was published before a restart: completed');
+        continue;
+      }
       if (j.attempts >= this.#opts.attemptsMax) {
         await this.#deps.jobs.updateInState(
           j.id,
@@ -84,10 +103,16 @@ export class ImportManager implements ImportApi {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.loop.stop();
+    await Promise.allSettled([...this.#running.values()]);
   }
 
-  tick(): Promise<void> {
-    return this.loop.tick();
+  async tick(): Promise<void> {
+    await this.loop.tick();
+    while (this.#running.size > 0) {
+      await Promise.allSettled([...this.#running.values()]);
+      // A finished run kicks the next pass; run it here so the queue drains within the tick.
+      await this.loop.tick();
+    }
   }
 
   async submit(req: ImportRequest): Promise<ImportJob> {
@@ -97,14 +122,13 @@ export class ImportManager implements ImportApi {
     if (files.length > IMPORT_FILES_MAX) throw quiverError('ParameterTooLarge', `an import takes at most ${IMPORT_FILES_MAX} files, got ${files.length}`);
     for (const f of files) {
       if (formatOf(f) === undefined) {
-        throw quiverError(
-          'ParameterInvalid',
-          `import file ${JSON.stringify(f)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`,
-        );
+        throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: unsupported file type; ${SUPPORTED_FILES}`);
       }
       if (f.startsWith('/') || f.split('/').includes('..'))
         throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
     }
+    const options = { ...(req.options ?? {}) };
+    if (files.some((f) => formatOf(f) === 'csv')) csvOptions(options);
     // A partition-key collection routes each row by its key (import-executor.ts), as an insert does.
     const keyed = coll.schema.fields.some((f) => f.isPartitionKey);
     if (keyed && req.partitionName) {
@@ -121,6 +145,7 @@ export class ImportManager implements ImportApi {
       collectionName: coll.name,
       partitionId: part.id,
       files,
+      ...(Object.keys(options).length > 0 ? { options } : {}),
       state: 'Pending',
       rows: 0,
       totalBytes: 0,
@@ -159,8 +184,8 @@ export class ImportManager implements ImportApi {
       if (isTerminal(j.state) && now - j.updatedMs >= this.#opts.retentionMs) await this.#deps.jobs.delete(j.id);
     }
     for (const j of jobs) {
-      if (this.loop.stopping) return;
-      if (j.state !== 'Pending') continue;
+      if (this.loop.stopping || this.#abort.signal.aborted) return;
+      if (j.state !== 'Pending' || this.#running.has(j.id)) continue;
       const coll = this.#deps.catalog.collection(j.collectionId);
       if (!coll || coll.state !== 'Created') {
         await this.#deps.jobs.updateInState(
@@ -171,7 +196,14 @@ export class ImportManager implements ImportApi {
         );
         continue;
       }
-      await this.#run(j, coll);
+      if (this.#running.size >= this.#opts.jobsMax) continue;
+      const run = this.#run(j, coll)
+        .catch((e: unknown) => this.#deps.log.error({ err: e, jobId: j.id }, 'import job run failed'))
+        .finally(() => {
+          this.#running.delete(j.id);
+          if (!this.loop.stopping && !this.#abort.signal.aborted) void this.loop.kick();
+        });
+      this.#running.set(j.id, run);
     }
   }
 
@@ -188,6 +220,12 @@ export class ImportManager implements ImportApi {
         this.#abort.signal,
       );
       if (this.#abort.signal.aborted) return;
+      // The ids go into the job before the commit: a restart between the commit and the Completed write
+      // finds them published (init) instead of importing the rows a second time.
+      const ids = run.records.map((r) => r.id);
+      if (!(await jobs.updateInState(job.id, 'Importing', { segmentIds: ids, totalBytes: run.totalBytes }, clock.nowMs()))) {
+        throw quiverError('ServiceNotReady', `import job ${job.id} was taken over before its publish`);
+      }
       if (!(await this.#deps.publish(coll.id, run.records))) {
         failure = `collection ${coll.name} was dropped during the import`;
       } else {

@@ -14,6 +14,7 @@ import { ImportExecutor, type ImportRun } from './import-executor.js';
 import { ImportManager } from './import-manager.js';
 import { MetaImportJobStore } from './job-store.js';
 import { npyRow, parseNpy, writeNpy } from './npy.js';
+import { csvSource, jsonStreamSource } from './text-readers.js';
 import type { ImportJob } from './types.js';
 
 const field = (fieldId: number, name: string, dataType: FieldSchema['dataType'], extra: Partial<FieldSchema> = {}): FieldSchema => ({
@@ -259,6 +260,120 @@ describe('ImportExecutor', () => {
   });
 });
 
+/** Every row a source yields, with the first-row numbers of its batches. */
+async function drain(src: { batches(n: number): AsyncIterable<{ firstRow: number; rows: readonly Record<string, unknown>[] }> }, batchRows: number) {
+  const rows: Record<string, unknown>[] = [];
+  for await (const b of src.batches(batchRows)) {
+    expect(b.firstRow).toBe(rows.length);
+    rows.push(...b.rows);
+  }
+  return rows;
+}
+
+function csvCell(v: unknown): string {
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+describe('streamed JSON reader', () => {
+  // Strings with brackets, quotes, escapes and multi-byte characters, split at every kind of boundary.
+  const tricky = Array.from({ length: 40 }, (_, i) => ({
+    id: i,
+    vec: [i, -i - 1, 0.5, 1e-3],
+    name: ['a]b', 'c}d', 'q"uo\\te', 'ü€😀', '[{"x":1}]', ''][i % 6],
+    doc: { nested: [[i], { k: ']' }], s: '\\"' },
+  }));
+
+  it('yields exactly what JSON.parse reads, for both layouts, at every range size', async () => {
+    const store = new MemoryObjectStore();
+    await store.put('a.json', new TextEncoder().encode(JSON.stringify(tricky, null, 1)));
+    await store.put('o.json', new TextEncoder().encode(JSON.stringify({ meta: { rows: [1] }, other: '"rows"', rows: tricky, tail: [1, 2] })));
+    for (const chunk of [1, 2, 3, 7, 64, 1000, 1 << 20]) {
+      expect(await drain(await jsonStreamSource(store, 'a.json', chunk), 7)).toEqual(tricky);
+      expect(await drain(await jsonStreamSource(store, 'o.json', chunk), 16)).toEqual(tricky);
+    }
+  });
+
+  it('names the row of a malformed or non-object element, and refuses truncated files and other layouts', async () => {
+    const store = new MemoryObjectStore();
+    const text = JSON.stringify(tricky);
+    const put = (k: string, t: string) => store.put(k, new TextEncoder().encode(t));
+    const fail = async (k: string, chunk = 5) => {
+      try {
+        await drain(await jsonStreamSource(store, k, chunk), 8);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error('expected a failure');
+    };
+    // Row 37 of 40 is broken (a missing value); rows before it were already handed over in batches.
+    const rows = tricky.map((r) => JSON.stringify(r));
+    rows[37] = rows[37]!.replace('"id":37', '"id":');
+    await put('late.json', `[${rows.join(',')}]`);
+    expect(await fail('late.json')).toMatch(/import file "late\.json" row 37: not valid JSON/);
+    await put('prim.json', `[${rows.slice(0, 3).join(',')}, 5]`);
+    expect(await fail('prim.json')).toMatch(/row 3: a row must be a JSON object, got 5/);
+    await put('cut.json', text.slice(0, text.length - 30));
+    expect(await fail('cut.json')).toMatch(/not valid JSON: the file ends inside a value/);
+    await put('obj.json', '{"data": []}');
+    expect(await fail('obj.json')).toMatch(/expected a JSON array of rows/);
+    await put('trail.json', '[] x');
+    expect(await fail('trail.json')).toMatch(/unexpected "x" after the rows/);
+  });
+});
+
+describe('CSV reader', () => {
+  const header = ['id', 'vec', 'name', 'tags', 'doc'];
+  const csvOf = (rows: Record<string, unknown>[], sep = ',') =>
+    [header.join(sep), ...rows.map((r) => header.map((h) => (r[h] === null ? '' : csvCell(r[h]))).join(sep))].join('\r\n') + '\r\n';
+
+  it('imports a header + rows file (vectors and arrays as JSON, quoted cells, empty = null) exactly; a sep option', async () => {
+    const store = new MemoryObjectStore();
+    const rows: Record<string, unknown>[] = Array.from({ length: 130 }, (_, i) => ({ ...row(i), name: i % 3 === 0 ? null : `n,"${i}"` }));
+    await store.put('in/a.csv', new TextEncoder().encode(csvOf(rows)));
+    const c = coll();
+    for (const chunk of [3, 50, 1 << 20]) {
+      const got = await drain(await csvSource(store, 'in/a.csv', c, undefined, chunk), 16);
+      expect(got).toEqual(rows.map((r) => ({ ...r, id: String(r['id']), doc: JSON.stringify(r['doc']) })));
+    }
+    const r = await run(executor(store, 100), c, ['in/a.csv']);
+    expect(r.records.map((s) => s.numRows)).toEqual([100, 30]);
+    const chunk = await readSegment(store, c, r.records[0]!, c.schema.fields);
+    expect((chunk.columns.get('name')!.data as string[])[1]).toBe('n,"1"');
+    expect(chunk.columns.get('name')!.valid?.[0]).toBe(0);
+    expect(Array.from(chunk.columns.get('vec')!.data as Float32Array).slice(4, 8)).toEqual([1, 2, 3, 4]);
+
+    // The same rows with a tab separator, through the job's options.
+    await store.put('in/t.csv', new TextEncoder().encode(csvOf(rows.slice(0, 5), '\t')));
+    const tabbed = await executor(store).run(
+      { ...job(['in/t.csv']), options: { sep: '\t' } },
+      c,
+      () => Promise.resolve(true),
+      new AbortController().signal,
+    );
+    expect(tabbed.rows).toBe(5);
+  });
+
+  it('a bad cell, a short row and an unknown column are named by file and row; nothing is returned to publish', async () => {
+    const store = new MemoryObjectStore();
+    const rows = Array.from({ length: 300 }, (_, i) => row(i));
+    const lines = csvOf(rows).split('\r\n');
+    lines[1 + 250] = lines[1 + 250]!.replace(/^250,/, 'x250,');
+    await store.put('bad.csv', new TextEncoder().encode(lines.join('\n')));
+    expect(await failureOf(run(executor(store), coll(), ['bad.csv']))).toMatch(/import file "bad\.csv" row 250: field id: "x250" is not an integer/);
+    const short = csvOf(rows.slice(0, 4)).split('\r\n');
+    short[3] = '2,"[1,2,3,4]",n';
+    await store.put('short.csv', new TextEncoder().encode(short.join('\n')));
+    expect(await failureOf(run(executor(store), coll(), ['short.csv']))).toMatch(/"short\.csv" row 2: 3 cells, the header names 5 columns/);
+    await store.put('dim.csv', new TextEncoder().encode(csvOf([row(0), { ...row(1), vec: [1, 2] }])));
+    expect(await failureOf(run(executor(store), coll(), ['dim.csv']))).toMatch(/"dim\.csv" row 1: the dim \(2\) of field vec/);
+    await store.put('col.csv', new TextEncoder().encode('id,vec,name,tags,doc,color\n'));
+    expect(await failureOf(run(executor(store), coll(), ['col.csv']))).toMatch(/column color is not a field of collection/);
+    await store.put('open.csv', new TextEncoder().encode('id,vec,name,tags,doc\n1,"[1,2,3,4]'));
+    expect(await failureOf(run(executor(store), coll(), ['open.csv']))).toMatch(/row 0: a quoted cell is not closed/);
+  });
+});
+
 describe('ImportManager', () => {
   interface Harness {
     readonly clock: FakeClock;
@@ -268,9 +383,12 @@ describe('ImportManager', () => {
     readonly c: CollectionRecord;
     setRun(fn: () => Promise<ImportRun>): void;
     setCollection(c: CollectionRecord | undefined): void;
+    /** Segment records the catalog holds (a publish adds its records). */
+    readonly committed: Map<number, SegmentRecord>;
   }
 
-  function harness(kv = new MemoryMetaKV()): Harness {
+  function harness(kv = new MemoryMetaKV(), jobsMax = 2): Harness {
+    const committed = new Map<number, SegmentRecord>();
     const clock = new FakeClock();
     const jobs = new MetaImportJobStore({ kv });
     const published: SegmentRecord[][] = [];
@@ -284,6 +402,7 @@ describe('ImportManager', () => {
         executor: { run: () => runFn() },
         catalog: {
           collection: () => current,
+          segment: (_c, id) => committed.get(id),
           resolveCollection: () => {
             if (!current) throw quiverError('CollectionNotFound', 'collection not found');
             return current;
@@ -293,14 +412,16 @@ describe('ImportManager', () => {
         tso: { next: () => 42n },
         publish: (_c, r) => {
           published.push([...r]);
+          for (const x of r) committed.set(x.id, x);
           return Promise.resolve(current !== undefined);
         },
         clock,
         log: { error: noop, info: noop, warn: noop },
       },
-      { intervalMs: 1000, retentionMs: 60_000, attemptsMax: 2 },
+      { intervalMs: 1000, retentionMs: 60_000, attemptsMax: 2, jobsMax },
     );
     return {
+      committed,
       clock,
       jobs,
       published,
@@ -345,7 +466,10 @@ describe('ImportManager', () => {
 
   it('refuses unknown file types, absolute keys and unknown partitions at submit', async () => {
     const h = harness();
-    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.csv'] })).rejects.toThrow(/unsupported file type/);
+    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.txt'] })).rejects.toThrow(/unsupported file type/);
+    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.csv'], options: { sep: ';;' } })).rejects.toThrow(
+      /import option sep ";;" is invalid/,
+    );
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['../x.json'] })).rejects.toThrow(/relative/);
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', partitionName: 'nope', files: ['a.json'] })).rejects.toThrow(
       /partition not found/,
@@ -392,5 +516,68 @@ describe('ImportManager', () => {
     await h.manager.tick();
     expect(await h.jobs.updateInState(j.id, 'Pending', { state: 'Importing' }, 0)).toBe(false);
     await expect(h.jobs.updateInState(j.id, 'Completed', { state: 'Importing' }, 0)).rejects.toThrow(/illegal import job transition/);
+  });
+
+  it('runs up to jobsMax jobs at once; the rest wait Pending (visible) and run as slots free up', async () => {
+    const h = harness(new MemoryMetaKV(), 2);
+    const gates: (() => void)[] = [];
+    let live = 0;
+    let peak = 0;
+    let n = 0;
+    h.setRun(async () => {
+      const id = 10 * ++n;
+      live++;
+      peak = Math.max(peak, live);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      live--;
+      return { records: [seg(id, 1)], rows: 1, totalBytes: 1 };
+    });
+    const submitted: ImportJob[] = [];
+    for (let i = 0; i < 5; i++) submitted.push(await h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] }));
+    await h.manager.loop.tick();
+    await new Promise((r) => setImmediate(r));
+    const states = async () => Promise.all(submitted.map(async (j) => (await h.manager.get(j.id))!.state));
+    expect(await states()).toEqual(['Importing', 'Importing', 'Pending', 'Pending', 'Pending']);
+    expect(live).toBe(2);
+    // Release the runs one by one until every job is done; never more than two at once.
+    const settled = h.manager.tick();
+    while ((await states()).some((s) => s !== 'Completed')) {
+      await new Promise((r) => setTimeout(r, 5));
+      gates.shift()?.();
+    }
+    await settled;
+    expect(peak).toBe(2);
+    expect(h.published).toHaveLength(5);
+    expect(new Set(h.published.flat().map((s) => s.id)).size).toBe(5);
+  });
+
+  it('(3) a job whose segments were committed before the process died is Completed at init, not run again', async () => {
+    const kv = new MemoryMetaKV();
+    const first = harness(kv);
+    const j = await first.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] });
+    // The previous process recorded the ids, committed the segments, and died before the Completed write.
+    expect(await first.jobs.updateInState(j.id, 'Pending', { state: 'Importing', attempts: 1, segmentIds: [7, 8], totalBytes: 40 }, 0)).toBe(true);
+    const second = harness(kv);
+    second.committed.set(7, seg(7, 30));
+    second.committed.set(8, seg(8, 12));
+    let ran = false;
+    second.setRun(() => {
+      ran = true;
+      return Promise.resolve({ records: [seg(9, 42)], rows: 42, totalBytes: 40 });
+    });
+    await second.manager.init();
+    await second.manager.tick();
+    expect(await second.manager.get(j.id)).toMatchObject({ state: 'Completed', rows: 42, segmentIds: [7, 8] });
+    expect(ran).toBe(false);
+    expect(second.published).toHaveLength(0);
+
+    // Ids recorded but the commit never happened: the job runs again from scratch with new segments.
+    const k = await first.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'] });
+    expect(await first.jobs.updateInState(k.id, 'Pending', { state: 'Importing', attempts: 1, segmentIds: [70] }, 0)).toBe(true);
+    const third = harness(kv);
+    third.setRun(() => Promise.resolve({ records: [seg(71, 5)], rows: 5, totalBytes: 1 }));
+    await third.manager.init();
+    await third.manager.tick();
+    expect(await third.manager.get(k.id)).toMatchObject({ state: 'Completed', rows: 5, segmentIds: [71], attempts: 2 });
   });
 });

@@ -24,6 +24,7 @@ function checkJob(j: ImportJob): void {
     typeof j.collectionName === 'string' &&
     Array.isArray(j.files) &&
     j.files.length <= IMPORT_FILES_MAX &&
+    (j.options === undefined || (typeof j.options === 'object' && j.options !== null && Object.keys(j.options).length <= 64)) &&
     j.state in IMPORT_TRANSITIONS &&
     Number.isSafeInteger(j.rows) &&
     j.rows >= 0 &&

@@ -4,13 +4,16 @@ import { quiverError } from '../common/errors.js';
 import type { CollectionRecord } from '../coord/records.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { npyRow, parseNpy, type NpyArray } from './npy.js';
+import { csvOptions, csvSource, jsonStreamSource } from './text-readers.js';
 
 /**
  * Import sources: what one job reads, as batches of rows (plain objects keyed by field name) with the
  * row number in the file of each batch's first row, so that a rejected row is named exactly.
  *
  * Layouts, as Milvus's BulkWriter writes them and Milvus's import accepts them:
- * - JSON: a file holding `{"rows": [ {...}, ... ]}` or a top-level array of row objects.
+ * - JSON: a file holding `{"rows": [ {...}, ... ]}` or a top-level array of row objects (streamed:
+ *   text-readers.ts).
+ * - CSV: a header line of field names, then one line per row (streamed: text-readers.ts).
  * - Parquet: one column per field (vectors as lists, JSON and `$meta` as strings).
  * - NumPy: one `<field>.npy` per field, all with the same number of rows; the request names the files,
  *   or a folder (a key ending in `/`, or one without a file extension) whose .npy files are listed.
@@ -25,15 +28,19 @@ export interface ImportSource {
   /** What errors name: the file key (NumPy: the folder). */
   readonly label: string;
   readonly bytes: number;
-  readonly rows: number;
+  /** Known up front for Parquet and NumPy; the streamed text formats count as they read. */
+  readonly rows?: number;
   batches(batchRows: number): AsyncIterable<RowBatch>;
 }
 
-export type ImportFormat = 'json' | 'parquet' | 'numpy';
+export type ImportFormat = 'json' | 'csv' | 'parquet' | 'numpy';
+
+export const SUPPORTED_FILES = 'supported: .json, .csv, .parquet, .npy (or a folder of .npy files)';
 
 export function formatOf(key: string): ImportFormat | undefined {
   const k = key.toLowerCase();
   if (k.endsWith('.json')) return 'json';
+  if (k.endsWith('.csv')) return 'csv';
   if (k.endsWith('.parquet')) return 'parquet';
   if (k.endsWith('.npy')) return 'numpy';
   if (k.endsWith('/') || !/\.[a-z0-9]+$/.test(k.split('/').pop() ?? '')) return 'numpy';
@@ -52,17 +59,19 @@ async function getFile(store: ObjectStore, key: string): Promise<Uint8Array> {
  * Groups the request's keys into sources: each JSON or Parquet file is one; .npy files (or folders of
  * them) form one NumPy source per folder.
  */
-export async function openSources(store: ObjectStore, keys: readonly string[], coll: CollectionRecord): Promise<ImportSource[]> {
+export async function openSources(
+  store: ObjectStore,
+  keys: readonly string[],
+  coll: CollectionRecord,
+  options: Readonly<Record<string, string>> = {},
+): Promise<ImportSource[]> {
   const out: ImportSource[] = [];
   const npyByFolder = new Map<string, string[]>();
   for (const key of keys) {
     const fmt = formatOf(key);
-    if (fmt === undefined)
-      throw quiverError(
-        'ParameterInvalid',
-        `import file ${JSON.stringify(key)}: unsupported file type; supported: .json, .parquet, .npy (or a folder of .npy files)`,
-      );
-    if (fmt === 'json') out.push(await jsonSource(store, key));
+    if (fmt === undefined) throw quiverError('ParameterInvalid', `import file ${JSON.stringify(key)}: unsupported file type; ${SUPPORTED_FILES}`);
+    if (fmt === 'json') out.push(await jsonStreamSource(store, key));
+    else if (fmt === 'csv') out.push(await csvSource(store, key, coll, csvOptions(options)));
     else if (fmt === 'parquet') out.push(await parquetSource(store, key));
     else if (key.toLowerCase().endsWith('.npy')) {
       const folder = key.slice(0, key.lastIndexOf('/') + 1);
@@ -76,37 +85,6 @@ export async function openSources(store: ObjectStore, keys: readonly string[], c
   }
   for (const [folder, files] of npyByFolder) out.push(await numpySource(store, folder, [...new Set(files)], coll));
   return out;
-}
-
-async function jsonSource(store: ObjectStore, key: string): Promise<ImportSource> {
-  const bytes = await getFile(store, key);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw quiverError('DataInvalid', `import file ${JSON.stringify(key)} is not valid JSON: ${(e as Error).message}`);
-  }
-  const rows = Array.isArray(doc) ? doc : (doc as { rows?: unknown } | null)?.rows;
-  if (!Array.isArray(rows)) throw quiverError('DataInvalid', `import file ${JSON.stringify(key)}: expected a JSON array of rows or {"rows": [...]}`);
-  return {
-    label: key,
-    bytes: bytes.length,
-    rows: rows.length,
-    async *batches(batchRows) {
-      for (let i = 0; i < rows.length; i += batchRows) {
-        const batch = rows.slice(i, i + batchRows) as unknown[];
-        batch.forEach((r, j) => {
-          if (r === null || typeof r !== 'object' || Array.isArray(r)) {
-            throw quiverError(
-              'DataInvalid',
-              `import file ${JSON.stringify(key)} row ${i + j}: a row must be a JSON object, got ${JSON.stringify(r)?.slice(0, 64)}`,
-            );
-          }
-        });
-        yield { firstRow: i, rows: batch as Record<string, unknown>[] };
-      }
-    },
-  };
 }
 
 async function parquetSource(store: ObjectStore, key: string): Promise<ImportSource> {

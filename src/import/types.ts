@@ -47,6 +47,8 @@ export interface ImportJob {
   readonly partitionId: number;
   /** Object-store keys as the request named them (a NumPy job: the .npy files of one folder). */
   readonly files: readonly string[];
+  /** The request's options (CSV `sep`, `nullkey`); absent when none were given. */
+  readonly options?: Readonly<Record<string, string>>;
   readonly state: ImportJobState;
   /** Rows validated and written so far (progress); the final count once Completed. */
   readonly rows: number;
@@ -80,6 +82,7 @@ export interface ImportRequest {
   readonly collectionName: string;
   readonly partitionName?: string | undefined;
   readonly files: readonly string[];
+  readonly options?: Readonly<Record<string, string>> | undefined;
 }
 
 /** What the proxy calls. */

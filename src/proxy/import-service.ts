@@ -43,6 +43,14 @@ export function importState(j: ImportJob): Record<string, unknown> {
   };
 }
 
+/** The request's `options` key-value pairs (CSV `sep`, `nullkey`; others are kept and ignored). */
+function importOptions(kvs: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(kvs)) return out;
+  for (const kv of kvs as { key?: unknown; value?: unknown }[]) if (typeof kv?.key === 'string' && kv.key !== '') out[kv.key] = String(kv.value ?? '');
+  return out;
+}
+
 export function importHandlers(imports: ImportApi): Record<string, Handler> {
   const db = (req: any, ctx: CallContext): string => (typeof req?.db_name === 'string' && req.db_name) || ctx.dbName || DEFAULT_DB;
   return {
@@ -53,6 +61,7 @@ export function importHandlers(imports: ImportApi): Record<string, Handler> {
         collectionName: req.collection_name,
         partitionName: req.partition_name || undefined,
         files: (req.files ?? []).map(String),
+        options: importOptions(req.options),
       });
       return { status: OK, tasks: [String(job.id)] };
     },

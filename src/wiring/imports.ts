@@ -18,7 +18,7 @@ const IMPORT_BATCH_ROWS = 4096;
  */
 export async function startImports(
   deps: { engine: Engine; kv: MetaKV; store: ObjectStore; clock: Clock; log: Logger },
-  opts: { sealRows: number },
+  opts: { sealRows: number; jobsMax?: number | undefined },
 ): Promise<ImportManager> {
   const { engine, kv, store, clock, log } = deps;
   const executor = new ImportExecutor(
@@ -36,7 +36,7 @@ export async function startImports(
       clock,
       log,
     },
-    IMPORT_DEFAULTS,
+    { ...IMPORT_DEFAULTS, jobsMax: opts.jobsMax ?? IMPORT_DEFAULTS.jobsMax },
   );
   await imports.init();
   imports.start();

@@ -176,7 +176,7 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
   // Dropping a collection that is still being restored cancels its restore (the rollback removes it).
   engine.coord.onDropRestoring((coll) => restores.cancelTarget(coll));
   restores.start();
-  const imports = await startImports({ engine, kv, store, clock, log }, { sealRows: config.sealRows });
+  const imports = await startImports({ engine, kv, store, clock, log }, { sealRows: config.sealRows, jobsMax: config.importJobsMax });
   const observability = registerObservability(metrics.registry, { snapshots, restores, clock });
   const gc = new GarbageCollector(
     {
