@@ -5,7 +5,9 @@
  * data node, not a hardlink or a server-side copy). Prints tables; no assertions.
  *
  *  - restore of BENCH_SEGMENTS (64) segments of BENCH_ROWS_PER_SEGMENT × BENCH_DIM vectors, one task per
- *    segment: job time (restoreSnapshot → Completed), segments/s and MB/s, with 1, 2 and 3 nodes;
+ *    segment: job time (restoreSnapshot → Completed), segments/s and MB/s, with 1, 2 and 3 nodes, and
+ *    where the time goes (plan, dispatch + copy, publish from the coordinator's log; the nodes' own task
+ *    run times from their metrics, so idle slots show);
  *  - re-dispatch after a node loss: 2 nodes with slowed copies, kill -9 of one while it runs tasks; the
  *    time from the kill to the coordinator's "copy task re-queued" log line (the session TTL is
  *    BENCH_TTL_MS; target: TTL + 2 s).
@@ -43,13 +45,59 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-async function restoreSeconds(c: MilvusClient, target: string): Promise<number> {
+interface RestorePhases {
+  /** restoreSnapshot → Completed, as the client sees it. */
+  readonly jobS: number;
+  /** restoreSnapshot → the job Executing (job written, targets registered, tasks written): from the coordinator's log. */
+  readonly planS: number;
+  /** Executing → Publishing: dispatching the tasks, the copies, collecting the answers. */
+  readonly copyS: number;
+  /** Publishing → Completed (the restored segments committed). */
+  readonly publishS: number;
+  /** Sum of the copy task run times on the nodes (their duration histograms), in seconds. */
+  readonly nodeTaskS: number;
+}
+
+/** The `time` of the first log line in `output` whose msg is `msg` and whose fields match. */
+function logTimeMs(output: string, msg: string, fields: Readonly<Record<string, unknown>>): number {
+  for (const line of output.split('\n')) {
+    if (!line.includes(msg)) continue;
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    if (rec['msg'] === msg && Object.entries(fields).every(([k, v]) => rec[k] === v)) return rec['time'] as number;
+  }
+  throw new Error(`no log line ${msg} ${JSON.stringify(fields)} in the coordinator's output`);
+}
+
+async function nodeTaskSeconds(nodes: readonly QuiverProcess[]): Promise<number> {
+  let total = 0;
+  for (const n of nodes) total += metricSum(await scrapeMetrics(n.metricsAddress), 'quiver_datanode_task_duration_seconds_sum', { type: 'copy_segment' });
+  return total;
+}
+
+async function restorePhases(c: MilvusClient, serve: QuiverProcess, nodes: readonly QuiverProcess[], target: string): Promise<RestorePhases> {
+  const logFrom = serve.output().length;
+  const nodeBefore = await nodeTaskSeconds(nodes);
+  const startedAtMs = Date.now();
   const t0 = performance.now();
   const r = await c.restoreSnapshot({ snapshot_name: 'snap', source_collection_name: 'src', target_collection_name: target });
   if (r.status.error_code !== ErrorCode.SUCCESS) throw new Error(`restore: ${r.status.reason}`);
   const info = await waitRestore(c, r.job_id, { timeoutMs: 600_000, intervalMs: 10 });
   if (info.state !== 'RestoreSnapshotCompleted') throw new Error(`restore ${target}: ${info.state} ${info.reason}`);
-  return (performance.now() - t0) / 1000;
+  const jobS = (performance.now() - t0) / 1000;
+  const jobId = Number(r.job_id);
+  // The coordinator logs "completed" after the CAS a client may already have seen: wait for the line.
+  for (let i = 0; i < 100 && !serve.output().slice(logFrom).includes('"copy job completed"'); i++) await new Promise((res) => setTimeout(res, 50));
+  const out = serve.output().slice(logFrom);
+  const executingMs = logTimeMs(out, 'copy job executing', { jobId });
+  const publishingMs = logTimeMs(out, 'copy job transition', { jobId, to: 'Publishing' });
+  const completedMs = logTimeMs(out, 'copy job completed', { jobId });
+  return {
+    jobS,
+    planS: (executingMs - startedAtMs) / 1000,
+    copyS: (publishingMs - executingMs) / 1000,
+    publishS: (completedMs - publishingMs) / 1000,
+    nodeTaskS: (await nodeTaskSeconds(nodes)) - nodeBefore,
+  };
 }
 
 /** createIndex → every segment indexed (describeIndex Finished), in seconds. */
@@ -148,10 +196,12 @@ async function main(): Promise<void> {
     const results: Record<string, string | number>[] = [];
     const nodes: QuiverProcess[] = [];
     let base = 0;
+    const phases: Record<string, string | number>[] = [];
     for (let n = 1; n <= 3; n++) {
       nodes.push(await cluster.datanode({ slots: 2, args: ['--copy-mode', 'copy'], sessionTtlMs: TTL_MS }));
       const load = loadavg()[0]!.toFixed(2);
-      const s = await restoreSeconds(c, `back${n}`);
+      const p = await restorePhases(c, serve, nodes, `back${n}`);
+      const s = p.jobS;
       if (n === 1) base = s;
       results.push({
         'data nodes': n,
@@ -163,8 +213,22 @@ async function main(): Promise<void> {
         'speed-up vs 1': (base / s).toFixed(2),
         'load (1 min)': load,
       });
+      phases.push({
+        'data nodes': n,
+        'plan s': p.planS.toFixed(2),
+        'dispatch + copy s': p.copyS.toFixed(2),
+        'publish s': p.publishS.toFixed(2),
+        'rest s (client polls)': (s - p.planS - p.copyS - p.publishS).toFixed(2),
+        'node task s (sum)': p.nodeTaskS.toFixed(2),
+        'mean task s': (p.nodeTaskS / SEGMENTS).toFixed(3),
+        'slots busy %': ((100 * p.nodeTaskS) / (p.copyS * 2 * n)).toFixed(0),
+      });
     }
     table(`restore on data nodes, byte copies forced (${machine()})`, results);
+    table(
+      'restore phases (coordinator log times; node task s: sum of the copy task run times the nodes report; slots busy: that sum over dispatch + copy × slots)',
+      phases,
+    );
     for (const node of nodes) await cluster.kill9(node);
 
     // Re-dispatch latency: slow copies on two fresh nodes, kill -9 one while it runs tasks.

@@ -79,6 +79,34 @@ describe('LoopRunner', () => {
     await loop.stop();
   });
 
+  it('kicks that arrive one by one during a pass coalesce into one pass after it', async () => {
+    let passes = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const loop = new LoopRunner(
+      't',
+      3_600_000,
+      async () => {
+        passes++;
+        if (passes === 1) await gate;
+      },
+      recordingLog(),
+    );
+    loop.start(); // pass 1, held at the gate
+    await settle(2);
+    const kicks: Promise<void>[] = [];
+    for (let i = 0; i < 4; i++) {
+      kicks.push(loop.kick());
+      await settle(2); // each kick's setImmediate has run before the next kick
+    }
+    release();
+    await Promise.all(kicks);
+    expect(passes).toBe(2);
+    await loop.kick();
+    expect(passes).toBe(3);
+    await loop.stop();
+  });
+
   it('stop waits for the pass in flight and is idempotent', async () => {
     let finished = false;
     let release!: () => void;

@@ -107,10 +107,15 @@ export class LoopRunner {
   }
 
   async #runKicked(d: Deferred): Promise<void> {
-    if (this.#soon === d) this.#soon = undefined;
+    // Kicks keep joining `d` until its pass holds the mutex: kicks that arrive while another pass runs
+    // (a burst of finished tasks) queue one pass after it, not one each.
+    const started = (): void => {
+      if (this.#soon === d) this.#soon = undefined;
+    };
     try {
-      if (!this.#stopped) await this.#guarded();
+      if (!this.#stopped) await this.#guarded(started);
     } finally {
+      started();
       d.resolve();
     }
   }
@@ -125,9 +130,12 @@ export class LoopRunner {
   }
 
   /** A background pass: an error is logged and the next pass retries from persisted state. */
-  async #guarded(): Promise<void> {
+  async #guarded(onStart?: () => void): Promise<void> {
     try {
-      await this.tick();
+      await this.#mutex.run(async () => {
+        onStart?.();
+        await this.#body();
+      });
     } catch (e) {
       if (this.#stopped) this.#log.debug?.({ loop: this.#name, err: e }, `${this.#name} pass cancelled by shutdown`);
       else this.#log.error({ loop: this.#name, err: e }, `${this.#name} pass failed`);

@@ -84,6 +84,8 @@ export interface QueryTaskRequest {
   readonly node_id: number;
   readonly task_id: number;
   readonly version: number;
+  /** Long poll: hold an IN_PROGRESS answer up to this long for the task to finish (0: answer at once). */
+  readonly wait_ms?: number | undefined;
 }
 
 export interface WireCopiedSegment {
@@ -202,7 +204,8 @@ export class DataNodeTaskClient {
   }
 
   queryTask(req: QueryTaskRequest): Promise<QueryTaskResponse> {
-    return this.#call('QueryTask', req);
+    // A long poll may be held `wait_ms` by the node: its deadline is that much longer.
+    return this.#call('QueryTask', req, req.wait_ms ?? 0);
   }
 
   dropTask(req: DropTaskRequest): Promise<void> {
@@ -217,10 +220,10 @@ export class DataNodeTaskClient {
     this.#client.close();
   }
 
-  #call<Req, Res>(method: string, req: Req): Promise<Res> {
+  #call<Req, Res>(method: string, req: Req, extraMs = 0): Promise<Res> {
     const fn = (this.#client as unknown as Record<string, Unary<Req, Res>>)[method]!.bind(this.#client);
     return new Promise((resolve, reject) => {
-      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.#deadlineMs }, (err, res) => {
+      fn(req, new grpc.Metadata(), { deadline: Date.now() + this.#deadlineMs + extraMs }, (err, res) => {
         if (err === null) return resolve(res);
         const what = `${method} on data node ${this.address}: ${err.details || err.message}`;
         reject(REFUSAL_CODES.has(err.code) ? quiverError('ParameterInvalid', what, err) : quiverError('ServiceNotReady', what, err));

@@ -179,6 +179,8 @@ export async function startDataNode(opts: DataNodeOptions, deps: DataNodeDeps): 
         (closed ??= (async () => {
           if (state !== 'lost') state = 'stopping';
           await reg.close().catch((err: unknown) => log.warn({ err }, 'deregistering the session failed'));
+          // Held QueryTasks are answered now: the server's graceful close waits for calls in flight.
+          taskHost.endLongPolls();
           await server.close();
           await taskHost.close();
           await buildPool.close();

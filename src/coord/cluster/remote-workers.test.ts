@@ -6,11 +6,12 @@ import { DataNodeTaskHost } from '../../datanode/remote/task-host.js';
 import type { NodeSessionInfo } from '../../meta/sessions.js';
 import { MemoryObjectStore } from '../../storage/memory-object-store.js';
 import { copyPlanOf } from '../../storage/snapshot-format/segment-rewrite.js';
-import { serveDataNodeTasks, type TaskServer } from '../../taskrpc/protocol.js';
+import { DataNodeTaskClient, serveDataNodeTasks, type QueryTaskResponse, type TaskServer } from '../../taskrpc/protocol.js';
 import { until } from '../../testing/wait.js';
 import {
   bytesOf,
   createJob,
+  GatedObjectStore,
   harness,
   MemorySources,
   putSourceFiles,
@@ -186,6 +187,53 @@ describe('RemoteWorkerPool over the task protocol (real gRPC on loopback)', () =
       return allDone(h, jobId);
     });
     for (const t of await h.store.listTasks(jobId)) expect(t.attempts).toBe(2);
+  });
+
+  it('long poll: QueryTask with wait_ms holds IN_PROGRESS until the copy finishes (no clock moved), or until wait_ms passed', async () => {
+    const segments = [sourceSegment(1), sourceSegment(2)];
+    const objects = new MemoryObjectStore({ clock: new FakeClock() });
+    await putSourceFiles(objects, segments);
+    const gated = new GatedObjectStore(objects, 0);
+    const clock = new FakeClock();
+    const host = new DataNodeTaskHost({ store: gated, clock, registry: new Registry(), sources: new MemorySources(segments) }, { nodeId: 9, slots: 2 });
+    const server = await serveDataNodeTasks(host, '127.0.0.1', 0);
+    const rpc = new DataNodeTaskClient(`127.0.0.1:${server.port}`);
+    try {
+      for (const seg of [1, 2]) {
+        await rpc.createTask({
+          node_id: 9,
+          task_id: seg,
+          version: 1,
+          type: 'COPY_SEGMENT',
+          copy_segment: {
+            source_collection_id: SNAPSHOT.collectionId,
+            snapshot_id: SNAPSHOT.snapshotId,
+            target_collection_id: TARGET_COLLECTION,
+            mappings: [{ source_segment_id: seg, target_segment_id: seg + 1_000, target_partition_id: 201 }],
+          },
+        });
+      }
+      expect((await rpc.queryTask({ node_id: 9, task_id: 1, version: 1 })).state).toBe('IN_PROGRESS'); // no wait_ms: at once
+      let held: QueryTaskResponse | undefined;
+      const first = rpc.queryTask({ node_id: 9, task_id: 1, version: 1, wait_ms: 60_000 }).then((r) => (held = r));
+      const second = rpc.queryTask({ node_id: 9, task_id: 2, version: 1, wait_ms: 1_000 });
+      await until(() => clock.sleeping() === 2, { what: 'both queries held on the node' });
+      clock.advance(1_000);
+      expect((await second).state).toBe('IN_PROGRESS'); // its wait passed, the copy still runs
+      expect(held).toBeUndefined();
+      gated.open(); // the copies finish: the first query is answered at once, its 60 s never pass on the clock
+      expect((await first).state).toBe('COMPLETED');
+      expect(held!.copied_segments).toEqual([{ target_segment_id: 1_001, num_rows: 10, files_copied: 8 }]);
+      await host.idle();
+      // A finished task is answered at once, wait or not; so is every query once the node stops serving.
+      expect((await rpc.queryTask({ node_id: 9, task_id: 2, version: 1, wait_ms: 60_000 })).state).toBe('COMPLETED');
+      expect(clock.sleeping()).toBe(0);
+    } finally {
+      rpc.close();
+      host.endLongPolls();
+      await server.close(0);
+      await host.close();
+    }
   });
 
   it('CombinedWorkers routes remote ids to the remote pool and the rest to the local one', async () => {

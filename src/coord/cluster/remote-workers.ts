@@ -44,11 +44,14 @@ export interface RemoteWorkerPoolDeps {
    * kick, so that a remote copy is collected at once instead of at the next fallback tick (2 s).
    */
   readonly onTaskFinished?: (() => void) | undefined;
-  /** Period of a dispatched task's watcher (default 100 ms). */
+  /** Least time between two questions of a dispatched task's watcher (default 100 ms). */
   readonly watchIntervalMs?: number | undefined;
+  /** How long a watcher's QueryTask asks the node to hold an IN_PROGRESS answer (default 2 s; 0: no long poll). */
+  readonly longPollMs?: number | undefined;
 }
 
 export const WATCH_INTERVAL_MS_DEFAULT = 100;
+export const LONG_POLL_MS_DEFAULT = 2_000;
 
 export const REMOTE_NODE_PREFIX = 'datanode-';
 const CANCEL_ATTEMPTS_MAX = 3;
@@ -73,6 +76,7 @@ export class RemoteWorkerPool implements WorkerClient {
   readonly #clock: Clock;
   readonly #onTaskFinished: () => void;
   readonly #watchIntervalMs: number;
+  readonly #longPollMs: number;
   /** Tasks watched now, by `taskId/version` (bounded by the slots of the live nodes: one per dispatch). */
   readonly #watched = new Set<string>();
   #closed = false;
@@ -84,6 +88,7 @@ export class RemoteWorkerPool implements WorkerClient {
     this.#clock = deps.clock ?? systemClock;
     this.#onTaskFinished = deps.onTaskFinished ?? (() => {});
     this.#watchIntervalMs = deps.watchIntervalMs ?? WATCH_INTERVAL_MS_DEFAULT;
+    this.#longPollMs = deps.longPollMs ?? LONG_POLL_MS_DEFAULT;
   }
 
   nodes(): readonly WorkerNodeInfo[] {
@@ -152,8 +157,11 @@ export class RemoteWorkerPool implements WorkerClient {
 
   /**
    * Asks the node about one dispatched task until it is no longer running there, then kicks the
-   * inspector (which does the real poll and the CAS). Ends quietly when the node leaves the live set or
-   * the pool closes: the inspector's own passes cover those cases.
+   * inspector (which does the real poll and the CAS). Each question is a long poll: the node answers as
+   * soon as the task finished, so the slot is refilled at once rather than at the next poll. A node that
+   * answers IN_PROGRESS sooner than `watchIntervalMs` (it does not hold answers) is asked at that pace.
+   * Ends quietly when the node leaves the live set or the pool closes: the inspector's own passes cover
+   * those cases.
    */
   async #watch(nodeId: string, taskId: number, version: number): Promise<void> {
     const key = `${taskId}/${version}`;
@@ -161,27 +169,34 @@ export class RemoteWorkerPool implements WorkerClient {
     this.#watched.add(key);
     try {
       while (!this.#closed) {
-        await this.#clock.sleep(this.#watchIntervalMs);
+        const askedAtMs = this.#clock.nowMs();
         let state: string;
         try {
-          state = (await this.poll(nodeId, taskId, version)).state;
+          state = (await this.#query(nodeId, taskId, version, this.#longPollMs)).state;
         } catch (e) {
           if (isQuiverError(e, 'ServiceNotReady') && /not live|closed/.test(e.message)) return;
+          await this.#clock.sleep(this.#watchIntervalMs);
           continue; // transient: ask again
         }
         if (state !== 'InProgress') {
           this.#onTaskFinished();
           return;
         }
+        const waitedMs = this.#clock.nowMs() - askedAtMs;
+        if (waitedMs < this.#watchIntervalMs) await this.#clock.sleep(this.#watchIntervalMs - waitedMs);
       }
     } finally {
       this.#watched.delete(key);
     }
   }
 
-  async poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll> {
+  poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll> {
+    return this.#query(nodeId, taskId, version, 0);
+  }
+
+  async #query(nodeId: string, taskId: number, version: number, waitMs: number): Promise<TaskPoll> {
     const { session, rpc } = this.#node(nodeId, `poll of task ${taskId}`);
-    return toPoll(await rpc.queryTask({ node_id: session, task_id: taskId, version }));
+    return toPoll(await rpc.queryTask({ node_id: session, task_id: taskId, version, ...(waitMs > 0 ? { wait_ms: waitMs } : {}) }));
   }
 
   async cancel(nodeId: string, taskId: number): Promise<void> {

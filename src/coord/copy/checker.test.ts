@@ -334,7 +334,8 @@ describe('CopyJobChecker', () => {
 
   it('CAS race: two checkers ticking concurrently never double-finalize', async () => {
     for (const outcome of ['Completed', 'Failed'] as const) {
-      const h = harness({ maxSegmentsPerTask: 3 });
+      // One task is failed by a write straight into the kv, outside the store: no task view.
+      const h = harness({ maxSegmentsPerTask: 3 }, { viewTasks: false });
       const targets = new RecordingTargets(sourcesFor(30));
       const workers = new FakeWorkers();
       const a = new CopyJobChecker({ store: h.store, targets, workers, clock: h.clock, options: h.options });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isQuiverError } from '../../common/errors.js';
-import { VALUE_BYTES_MAX_DEFAULT, type Op } from '../../meta/meta-kv.js';
+import { VALUE_BYTES_MAX_DEFAULT, type Compare, type Op, type ScanOptions } from '../../meta/meta-kv.js';
+import { MemoryMetaKV } from '../../meta/memory-kv.js';
 import { FakeClock } from '../../common/clock.js';
 import { CopyJobChecker } from './checker.js';
 import { batchOps, copyJobKey, copyTaskKey, CopyJobStore, encodeTask, newCopyJob } from './copy-job-store.js';
@@ -133,6 +134,62 @@ describe('CopyJobStore', () => {
     expect(t).toMatchObject({ state: 'Pending', version: 1 });
     expect(t && 'nodeId' in t).toBe(false);
     expect(await h.store.updateTaskInState(1, 99, 'Pending', 0, {})).toBe(false);
+  });
+
+  it('task view: reads after the first load cost no kv call, a CAS is one txn, and the kv holds exactly what the view shows', async () => {
+    class CountingKV extends MemoryMetaKV {
+      reads = 0;
+      txns = 0;
+      override get(key: string) {
+        this.reads++;
+        return super.get(key);
+      }
+      override scan(prefix: string, opts?: ScanOptions) {
+        this.reads++;
+        return super.scan(prefix, opts);
+      }
+      override txn(compares: readonly Compare[], success: readonly Op[], failure?: readonly Op[]) {
+        this.txns++;
+        return super.txn(compares, success, failure);
+      }
+    }
+    const kv = new CountingKV();
+    const store = new CopyJobStore({ kv, allocId: idAllocator(), viewTasks: true });
+    const job = await createJob({ kv, clock: new FakeClock(), store, options: DEFAULT_COPY_OPTIONS }, mappings(3));
+    expect(await store.putTasksWhilePending(job.id, [task(job.id, 1), task(job.id, 2), task(job.id, 3)])).toBe(true);
+    await store.listAllTasks();
+    const reads = kv.reads;
+    const txns = kv.txns;
+    expect((await store.listTasks(job.id)).map((t) => t.id)).toEqual([1, 2, 3]);
+    expect(await store.getTask(job.id, 2)).toMatchObject({ state: 'Pending', version: 0 });
+    expect(await store.updateTaskInState(job.id, 2, 'Pending', 0, { state: 'InProgress', nodeId: 'n', version: 1 })).toBe(true);
+    expect(await store.updateTaskInState(job.id, 2, 'Pending', 0, { state: 'InProgress', nodeId: 'n', version: 1 })).toBe(false); // lost: no call at all
+    expect(await store.updateTaskInState(job.id, 2, 'InProgress', 1, { state: 'Pending', nodeId: undefined })).toBe(true);
+    expect(kv.reads - reads).toBe(0);
+    expect(kv.txns - txns).toBe(2);
+    const fresh = new CopyJobStore({ kv, allocId: idAllocator() });
+    expect(await store.listAllTasks()).toEqual(await fresh.listAllTasks());
+    const t2 = await store.getTask(job.id, 2);
+    expect(t2 && 'nodeId' in t2).toBe(false); // as a read of the kv returns it
+    await store.deleteJob(job.id);
+    expect(await store.listAllTasks()).toEqual([]);
+    expect(await fresh.listAllTasks()).toEqual([]);
+  });
+
+  it('task view: a write from outside the store makes the next CAS lose once, re-read the record and decide on it', async () => {
+    const h = harness();
+    await seed(h, [task(1, 1), task(1, 2)]);
+    expect((await h.store.listAllTasks()).map((t) => t.state)).toEqual(['Pending', 'Pending']); // view loaded
+    const other = new CopyJobStore({ kv: h.kv, allocId: idAllocator() });
+    expect(await other.updateTaskInState(1, 1, 'Pending', 0, { state: 'InProgress', nodeId: 'elsewhere', version: 1 })).toBe(true);
+    expect(await other.updateTaskInState(1, 2, 'Pending', 0, { reason: 'touched' })).toBe(true);
+    // Task 1 moved on (another dispatch): the view's CAS loses, the re-read refuses as a plain store would.
+    expect(await h.store.updateTaskInState(1, 1, 'Pending', 0, { state: 'InProgress', nodeId: 'here', version: 1 })).toBe(false);
+    expect(await h.store.getTask(1, 1)).toMatchObject({ state: 'InProgress', nodeId: 'elsewhere', version: 1 });
+    // Task 2 only changed its reason: after the re-read the CAS holds, and keeps the other write's field.
+    expect(await h.store.updateTaskInState(1, 2, 'Pending', 0, { state: 'InProgress', nodeId: 'here', version: 1 })).toBe(true);
+    expect(await other.getTask(1, 2)).toMatchObject({ state: 'InProgress', nodeId: 'here', version: 1, reason: 'touched' });
+    expect(await h.store.listAllTasks()).toEqual(await other.listAllTasks());
   });
 
   it('an illegal task transition is a programmer error; so is an InProgress task without a node', async () => {

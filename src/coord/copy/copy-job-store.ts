@@ -14,11 +14,20 @@
  * Every update is a compare-and-set on the entry's modRevision after checking the expected state (and,
  * for tasks, the dispatch version), so two loops racing on one record never both win; the loser gets
  * `false`, which is normal, not an error. Illegal transitions are programmer errors (assertions).
+ *
+ * Task view (`viewTasks`, the coordinator's store): the tasks are read from MetaKV once, on the first
+ * task read, and kept in memory with each record's modRevision; every task write this store makes
+ * updates the view after its txn (write-through: MetaKV stays the truth, a new store after a restart
+ * reads it again). Reads of tasks then cost no round trip, and a task CAS is a single txn on the
+ * remembered modRevision instead of a get and a txn. A CAS that loses (a writer outside this store:
+ * another coordinator, a test) re-reads that one record, so the view heals where it was wrong and the
+ * answer is the same as without a view. It does not see tasks another process creates: one coordinator
+ * owns the copy jobs at a time (a new one starts with a fresh store).
  */
 
 import { quiverError } from '../../common/errors.js';
 import { decodeJson, encodeJson } from '../../meta/json.js';
-import { VALUE_BYTES_MAX_DEFAULT, type Compare, type KvEntry, type MetaKV, type Op } from '../../meta/meta-kv.js';
+import { toBytes, VALUE_BYTES_MAX_DEFAULT, type Compare, type KvEntry, type MetaKV, type Op } from '../../meta/meta-kv.js';
 import {
   assertJobTransition,
   assertTaskTransition,
@@ -49,15 +58,48 @@ export type CopyTaskPatch = Partial<Omit<CopyTask, 'id' | 'jobId'>>;
 export interface CopyJobStoreDeps {
   readonly kv: MetaKV;
   readonly allocId: (count?: number) => Promise<number>;
+  /** Keep the task view (see the header): for the one coordinator that writes the tasks. Default false. */
+  readonly viewTasks?: boolean | undefined;
 }
+
+/** A task as last read or written by this store, with the modRevision its next CAS compares. */
+interface ViewedTask {
+  readonly task: CopyTask;
+  readonly modRevision: number;
+}
+
+/** Tasks whose CAS lost are re-read and the CAS tried again at most this many times (each loss = a change). */
+const TASK_CAS_ATTEMPTS_MAX = 3;
 
 export class CopyJobStore {
   readonly #kv: MetaKV;
   readonly #allocId: (count?: number) => Promise<number>;
+  readonly #viewTasks: boolean;
+  /** Task key → task; loaded once (memoised promise, reset when the load fails). */
+  #view: Promise<Map<string, ViewedTask>> | undefined;
 
   constructor(deps: CopyJobStoreDeps) {
     this.#kv = deps.kv;
     this.#allocId = deps.allocId;
+    this.#viewTasks = deps.viewTasks ?? false;
+  }
+
+  /** The task view, read from MetaKV on first use; undefined when this store keeps none. */
+  #tasksView(): Promise<Map<string, ViewedTask>> | undefined {
+    if (!this.#viewTasks) return undefined;
+    this.#view ??= this.#kv.scan(TASK_PREFIX).then(
+      (entries) => new Map(entries.map((e) => [e.key, { task: readTask(e), modRevision: e.modRevision }] as const)),
+      (e: unknown) => {
+        this.#view = undefined;
+        throw e;
+      },
+    );
+    return this.#view;
+  }
+
+  /** Drops the task view: the next task read loads it from MetaKV again (what a restarted coordinator does). */
+  reloadTasks(): void {
+    this.#view = undefined;
   }
 
   /** `count` consecutive fresh ids (from the injected allocator); returns the first. */
@@ -113,15 +155,19 @@ export class CopyJobStore {
       const key = copyTaskKey(t.jobId, t.id);
       return { type: 'put', key, value: encodeSized(key, encodeTask(t)) };
     });
+    const view = await this.#tasksView();
     for (const batch of batchOps(ops)) {
       const r = await this.#kv.txn([{ key: e.key, target: 'modRevision', op: '==', value: e.modRevision }], batch);
       if (!r.succeeded) return false;
+      if (view === undefined) continue;
+      for (const op of batch) if (op.type === 'put') remember(view, op.key, { task: decodeTask(op.key, toBytes(op.value)), modRevision: r.revision });
     }
     return true;
   }
 
   /** Deletes the job and all its tasks in one txn. Idempotent. */
   async deleteJob(id: number): Promise<void> {
+    const view = await this.#tasksView();
     await this.#kv.txn(
       [],
       [
@@ -129,19 +175,28 @@ export class CopyJobStore {
         { type: 'deletePrefix', prefix: copyTasksPrefix(id) },
       ],
     );
+    if (view === undefined) return;
+    const prefix = copyTasksPrefix(id);
+    for (const key of [...view.keys()]) if (key.startsWith(prefix)) view.delete(key);
   }
 
   /** The tasks of one job, ordered by task id. */
   async listTasks(jobId: number): Promise<CopyTask[]> {
-    return sortTasks((await this.#kv.scan(copyTasksPrefix(jobId))).map(readTask));
+    const view = await this.#tasksView();
+    if (view === undefined) return sortTasks((await this.#kv.scan(copyTasksPrefix(jobId))).map(readTask));
+    return sortTasks([...view.values()].filter((v) => v.task.jobId === jobId).map((v) => v.task));
   }
 
   /** Every task of every job, ordered by (job id, task id). */
   async listAllTasks(): Promise<CopyTask[]> {
-    return sortTasks((await this.#kv.scan(TASK_PREFIX)).map(readTask));
+    const view = await this.#tasksView();
+    if (view === undefined) return sortTasks((await this.#kv.scan(TASK_PREFIX)).map(readTask));
+    return sortTasks([...view.values()].map((v) => v.task));
   }
 
   async getTask(jobId: number, taskId: number): Promise<CopyTask | undefined> {
+    const view = await this.#tasksView();
+    if (view !== undefined) return view.get(copyTaskKey(jobId, taskId))?.task;
     const e = await this.#kv.get(copyTaskKey(jobId, taskId));
     return e === undefined ? undefined : readTask(e);
   }
@@ -149,14 +204,33 @@ export class CopyJobStore {
   /** CAS on (state, version): false when the task is gone, moved on, or was re-dispatched meanwhile. */
   async updateTaskInState(jobId: number, taskId: number, expected: CopyTaskState, expectedVersion: number, patch: CopyTaskPatch): Promise<boolean> {
     const key = copyTaskKey(jobId, taskId);
-    const e = await this.#kv.get(key);
-    if (e === undefined) return false;
-    const cur = readTask(e);
-    if (cur.state !== expected || cur.version !== expectedVersion) return false;
-    if (patch.state !== undefined && patch.state !== expected) assertTaskTransition(expected, patch.state);
-    const next: CopyTask = { ...cur, ...patch };
-    checkTask(next);
-    return this.#cas(e, [{ type: 'put', key, value: encodeSized(key, encodeTask(next)) }]);
+    const view = await this.#tasksView();
+    let cur: ViewedTask | undefined = view?.get(key);
+    for (let attempt = 0; attempt < TASK_CAS_ATTEMPTS_MAX; attempt++) {
+      if (cur === undefined || attempt > 0) {
+        // No view, or the view was wrong (a writer outside this store): read the record itself.
+        const e = await this.#kv.get(key);
+        cur = e === undefined ? undefined : { task: readTask(e), modRevision: e.modRevision };
+        if (view !== undefined) {
+          if (cur === undefined) view.delete(key);
+          else remember(view, key, cur);
+        }
+      }
+      if (cur === undefined) return false;
+      if (cur.task.state !== expected || cur.task.version !== expectedVersion) return false;
+      if (patch.state !== undefined && patch.state !== expected) assertTaskTransition(expected, patch.state);
+      const next: CopyTask = { ...cur.task, ...patch };
+      checkTask(next);
+      const value = encodeSized(key, encodeTask(next));
+      const r = await this.#kv.txn([{ key, target: 'modRevision', op: '==', value: cur.modRevision }], [{ type: 'put', key, value }]);
+      if (r.succeeded) {
+        if (view !== undefined) remember(view, key, { task: decodeTask(key, value), modRevision: r.revision });
+        return true;
+      }
+      // Without a view the record was read just before: a lost CAS is a lost race, as it always was.
+      if (view === undefined) return false;
+    }
+    return false;
   }
 
   async #updateJob(id: number, expected: CopyJobState, patch: CopyJobPatch, exact: CopyJob | undefined): Promise<boolean> {
@@ -291,9 +365,14 @@ function readJob(e: KvEntry): CopyJob {
 }
 
 function readTask(e: KvEntry): CopyTask {
-  const raw = decodeJson<CopyTask & { mappings: unknown }>(e);
-  const task: CopyTask = { ...raw, mappings: fromTuples(raw?.mappings, e.key) };
-  checkTask(task, e.key);
+  return decodeTask(e.key, e.value);
+}
+
+/** The task as a read of `value` returns it (the view keeps exactly that: absent keys absent, not undefined). */
+function decodeTask(key: string, value: Uint8Array): CopyTask {
+  const raw = decodeJson<CopyTask & { mappings: unknown }>(value);
+  const task: CopyTask = { ...raw, mappings: fromTuples(raw?.mappings, key) };
+  checkTask(task, key);
   return task;
 }
 
@@ -348,6 +427,12 @@ function checkTask(t: CopyTask, key?: string): void {
     t.version >= 0 &&
     (t.state !== 'InProgress' || typeof t.nodeId === 'string');
   if (!ok) throw quiverError('ServiceInternal', `${where}: not a valid copy task (state ${t?.state}, node ${t?.nodeId})`);
+}
+
+/** Keeps the newer of two versions of a record (answers of concurrent calls may arrive out of order). */
+function remember(view: Map<string, ViewedTask>, key: string, v: ViewedTask): void {
+  const old = view.get(key);
+  if (old === undefined || old.modRevision <= v.modRevision) view.set(key, v);
 }
 
 function sortTasks(tasks: CopyTask[]): CopyTask[] {

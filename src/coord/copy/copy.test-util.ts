@@ -51,10 +51,14 @@ export interface Harness {
   readonly options: CopyOptions;
 }
 
-export function harness(options: Partial<CopyOptions> = {}): Harness {
+/**
+ * A store over a fresh MemoryMetaKV. `viewTasks` (default true, as the server runs it) keeps the task
+ * view: a test that writes task records straight into the kv while the store runs passes false.
+ */
+export function harness(options: Partial<CopyOptions> = {}, { viewTasks = true }: { viewTasks?: boolean } = {}): Harness {
   const kv = new MemoryMetaKV();
   const clock = new FakeClock();
-  return { kv, clock, store: new CopyJobStore({ kv, allocId: idAllocator() }), options: { ...DEFAULT_COPY_OPTIONS, ...options } };
+  return { kv, clock, store: new CopyJobStore({ kv, allocId: idAllocator(), viewTasks }), options: { ...DEFAULT_COPY_OPTIONS, ...options } };
 }
 
 function binlog(path: string, logId: number, entries: number): Binlog {

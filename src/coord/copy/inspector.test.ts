@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createJob, FakeWorkers, harness, mappings, resultsFor, SNAPSHOT, TARGET_COLLECTION, type Harness } from './copy.test-util.js';
+import { CopyJobStore } from './copy-job-store.js';
 import { TaskInspector } from './inspector.js';
 import type { CopyTask, WorkerNodeInfo } from './types.js';
 
@@ -226,5 +227,57 @@ describe('TaskInspector', () => {
     workers.answers.set(tasks[0]!.id, { state: 'Completed', results: resultsFor(tasks[0]!), version: 1 });
     await new TaskInspector({ store: h.store, workers, clock: h.clock }).tick();
     expect((await byId(h, jobId)).get(tasks[0]!.id)!.state).toBe('Completed');
+  });
+
+  it('task view: a coordinator restart (new store, new inspector over the same kv) sees what the old one wrote, and stale answers stay ignored', async () => {
+    const h = harness();
+    const workers = new FakeWorkers([
+      { nodeId: 'a', slots: 1, usedSlots: 0 },
+      { nodeId: 'b', slots: 1, usedSlots: 0 },
+    ]);
+    const { jobId, tasks } = await executingJob(h, 3);
+    const [t1, t2, t3] = tasks as [CopyTask, CopyTask, CopyTask];
+    const first = new TaskInspector({ store: h.store, workers, clock: h.clock });
+    await first.tick(); // t1 → a, t2 → b (version 1 each); t3 waits for a slot
+    workers.answers.set(t1.id, { state: 'Completed', results: resultsFor(t1), version: 1 });
+    h.clock.advance(10);
+    await first.tick(); // t1 Completed; t3 → a at once, in the same pass
+    expect(workers.dispatched.map((d) => [d.task.id, d.nodeId, d.task.version])).toEqual([
+      [t1.id, 'a', 1],
+      [t2.id, 'b', 1],
+      [t3.id, 'a', 1],
+    ]);
+    // Node b is lost: t2 is re-queued (version stays 1 until the next dispatch) and nobody takes it (a is full).
+    workers.nodeList.splice(1, 1);
+    await first.tick();
+
+    // The restarted coordinator: a fresh store over the same kv loads its view from it.
+    const restarted = new CopyJobStore({ kv: h.kv, allocId: () => h.store.allocId(), viewTasks: true });
+    const plain = new CopyJobStore({ kv: h.kv, allocId: () => h.store.allocId() });
+    expect(await restarted.listTasks(jobId)).toEqual(await plain.listTasks(jobId));
+    expect(await h.store.listTasks(jobId)).toEqual(await plain.listTasks(jobId));
+    expect((await plain.listTasks(jobId)).map((t) => [t.state, t.nodeId, t.version])).toEqual([
+      ['Completed', 'a', 1],
+      ['Pending', undefined, 1],
+      ['InProgress', 'a', 1],
+    ]);
+    const second = new TaskInspector({ store: restarted, workers, clock: h.clock });
+    workers.nodeList.push({ nodeId: 'c', slots: 1, usedSlots: 0 });
+    await second.tick(); // t2 → c, version 2
+    expect((await plain.getTask(jobId, t2.id))!).toMatchObject({ state: 'InProgress', nodeId: 'c', version: 2, attempts: 2 });
+    // The old run of t2 (version 1) answers late: fenced, in the view and in the kv.
+    workers.answers.set(t2.id, { state: 'Failed', reason: 'the old run died', version: 1 });
+    await second.tick();
+    expect((await plain.getTask(jobId, t2.id))!).toMatchObject({ state: 'InProgress', version: 2, reason: 'worker b lost (not among the worker nodes)' });
+    expect(await restarted.getTask(jobId, t2.id)).toEqual(await plain.getTask(jobId, t2.id));
+    workers.answers.set(t2.id, { state: 'Completed', results: resultsFor(t2), version: 2 });
+    workers.answers.set(t3.id, { state: 'Completed', results: resultsFor(t3), version: 1 });
+    await second.tick();
+    expect((await plain.listTasks(jobId)).map((t) => [t.state, t.version])).toEqual([
+      ['Completed', 1],
+      ['Completed', 2],
+      ['Completed', 1],
+    ]);
+    expect(await restarted.listTasks(jobId)).toEqual(await plain.listTasks(jobId));
   });
 });

@@ -188,20 +188,30 @@ export class TaskInspector {
     return ok ? 'requeued' : 'unchanged';
   }
 
-  /** Step 2; returns how many tasks it failed (dispatch failures that used up the attempts). */
+  /**
+   * Step 2; returns how many tasks it failed (dispatch failures that used up the attempts). Tasks are
+   * placed first (oldest first, each on the node with the most free slots), then each node gets its
+   * tasks one after the other while the nodes are served at once: with one node after another, a pass
+   * cost one metadata write and one CreateTask round trip per task, and slots of the nodes served last
+   * stayed idle meanwhile.
+   */
   async #dispatchPending(nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<number> {
-    const jobs = new Map((await this.#store.listJobs()).map((j) => [j.id, j] as const));
     const tasks = await this.#store.listAllTasks();
     const inProgress = new Map<string, number>();
+    const pendingJobs = new Set<number>();
     for (const t of tasks) {
       if (t.state === 'InProgress' && t.nodeId !== undefined) inProgress.set(t.nodeId, (inProgress.get(t.nodeId) ?? 0) + 1);
+      if (t.state === 'Pending') pendingJobs.add(t.jobId);
     }
+    // Only the jobs with Pending tasks are read (not every job the store holds, finished ones included).
+    const jobs = new Map<number, CopyJob | undefined>();
+    for (const id of pendingJobs) jobs.set(id, await this.#store.getJob(id));
     const free = new Map<string, number>();
     for (const n of nodes.values()) {
       free.set(n.nodeId, Math.max(0, n.slots - Math.max(n.usedSlots, inProgress.get(n.nodeId) ?? 0)));
     }
-    let failed = 0;
     const starved = new Map<number, string>();
+    const placed = new Map<string, CopyTask[]>();
     for (const t of tasks) {
       if (t.state !== 'Pending' || !dispatchable(jobs.get(t.jobId))) continue;
       const nodeId = pickNode(free);
@@ -210,16 +220,27 @@ export class TaskInspector {
         starved.set(t.jobId, `waiting for a data node with a free slot (${nodes.size} registered)`);
         continue;
       }
-      try {
-        const r = await this.#dispatch(t, nodeId);
-        if (r === 'dispatched') free.set(nodeId, (free.get(nodeId) ?? 1) - 1);
-        // A node that refused one task is not offered another in this pass.
-        if (r === 'refused') free.set(nodeId, 0);
-        if (r === 'failed') failed++;
-      } catch (e) {
-        this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task dispatch failed; retrying next pass');
-      }
+      free.set(nodeId, free.get(nodeId)! - 1);
+      placed.set(nodeId, [...(placed.get(nodeId) ?? []), t]);
     }
+    let failed = 0;
+    await Promise.all(
+      [...placed].map(async ([nodeId, onNode]) => {
+        for (const t of onNode) {
+          try {
+            const r = await this.#dispatch(t, nodeId);
+            // A node that refused one task is not offered another in this pass.
+            if (r === 'refused') return;
+            if (r === 'failed') {
+              failed++;
+              return;
+            }
+          } catch (e) {
+            this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task dispatch failed; retrying next pass');
+          }
+        }
+      }),
+    );
     this.#starved = starved;
     return failed;
   }

@@ -46,7 +46,7 @@ function stack(
   opts: { options?: Partial<CopyOptions>; nodes?: readonly WorkerNodeSpec[]; idStart?: number; finalizer?: RecordingTargets; sources?: MemorySources } = {},
 ): Stack {
   const options = { ...DEFAULT_COPY_OPTIONS, ...opts.options };
-  const store = new CopyJobStore({ kv, allocId: idAllocator(opts.idStart) });
+  const store = new CopyJobStore({ kv, allocId: idAllocator(opts.idStart), viewTasks: true });
   const sources = opts.sources ?? opts.finalizer?.sources ?? new MemorySources();
   const finalizer = opts.finalizer ?? new RecordingTargets(sources);
   // Event wiring, as the server will do it: worker done → inspector; task done → checker; tasks created → inspector.

@@ -89,7 +89,8 @@ export class RestoreService {
     this.#options = options;
     this.#faults = faults;
     const sources = deps.sources ?? new ManifestSourceReader(deps.store);
-    this.jobs = new CopyJobStore({ kv: deps.kv, allocId: (count) => deps.host.ids.alloc(count) });
+    // The one coordinator writes the copy tasks: it keeps them in memory (write-through, see CopyJobStore).
+    this.jobs = new CopyJobStore({ kv: deps.kv, allocId: (count) => deps.host.ids.alloc(count), viewTasks: true });
     this.targets = new RestoreTargets({ host: deps.host, sources, store: deps.store, releasePin: (id) => deps.snapshots.unpin(id), log: deps.log });
     let inspector: TaskInspector | undefined;
     const pool = deps.workers;

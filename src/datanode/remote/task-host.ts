@@ -56,6 +56,9 @@ interface BuildRun {
   merged?: WireMerged | undefined;
 }
 
+/** Longest a QueryTask waits for its task to leave IN_PROGRESS (`wait_ms` is capped to it). */
+export const QUERY_WAIT_MS_MAX = 10_000;
+
 /** Finished build answers kept for the coordinator's poll (the oldest go first beyond this). */
 const FINISHED_BUILDS_MAX = 1024;
 
@@ -81,6 +84,13 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   /** Dropped task ids: a later CreateTask of them is refused (cancel is terminal, as for copies). */
   readonly #droppedBuilds = new Set<number>();
   #fenced: string | undefined;
+  /**
+   * Long polls (QueryTask with `wait_ms`) waiting for their task's answer to change, by task id. Bounded
+   * by the coordinator's calls in flight (one watcher per dispatched task). Woken by anything that may
+   * change the answer (finished, re-created, dropped), and all at once when the node stops serving.
+   */
+  readonly #waiters = new Map<number, Set<() => void>>();
+  #longPollsEnded = false;
 
   constructor(deps: TaskHostDeps, opts: TaskHostOptions) {
     if (!Number.isSafeInteger(opts.nodeId) || opts.nodeId <= 0) throw new Error(`assertion failed: node id ${opts.nodeId} must be > 0`);
@@ -179,6 +189,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       throw quiverError('ParameterInvalid', `data node ${this.#nodeId} is full (${this.#slots} slots)`);
     }
     await this.#pool.dispatch(this.#poolNode, task);
+    this.#wake(req.task_id);
     // A repeated dispatch of the same version is accepted without a new run: time only the first.
     if (before.state === 'Unknown') {
       this.#startedAtMs.set(req.task_id, nowMs);
@@ -186,7 +197,47 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     }
   }
 
+  /**
+   * The task's state; with `wait_ms`, an IN_PROGRESS answer is held until the task's answer may have
+   * changed or `wait_ms` (at most QUERY_WAIT_MS_MAX) passed, so the coordinator hears of a finished task
+   * at once instead of at its next poll.
+   */
   async queryTask(req: QueryTaskRequest): Promise<QueryTaskResponse> {
+    const waitMs = Math.min(Math.max(0, Math.trunc(req.wait_ms ?? 0)), QUERY_WAIT_MS_MAX);
+    if (waitMs === 0 || this.#longPollsEnded || req.node_id !== this.#nodeId) return this.#answer(req);
+    // Registered before the first answer is read, so a finish in between is not missed.
+    let wake!: () => void;
+    const changed = new Promise<void>((r) => (wake = r));
+    let set = this.#waiters.get(req.task_id);
+    if (set === undefined) this.#waiters.set(req.task_id, (set = new Set()));
+    set.add(wake);
+    const timer = new AbortController();
+    try {
+      const first = await this.#answer(req);
+      if (first.state !== 'IN_PROGRESS') return first;
+      await Promise.race([changed, this.#clock.sleep(waitMs, timer.signal)]);
+      return await this.#answer(req);
+    } finally {
+      timer.abort();
+      set.delete(wake);
+      if (set.size === 0 && this.#waiters.get(req.task_id) === set) this.#waiters.delete(req.task_id);
+    }
+  }
+
+  #wake(taskId: number): void {
+    const set = this.#waiters.get(taskId);
+    if (set === undefined) return;
+    this.#waiters.delete(taskId);
+    for (const w of set) w();
+  }
+
+  /** Answers every long poll now, and every later one at once (the node stops serving). Idempotent. */
+  endLongPolls(): void {
+    this.#longPollsEnded = true;
+    for (const id of [...this.#waiters.keys()]) this.#wake(id);
+  }
+
+  async #answer(req: QueryTaskRequest): Promise<QueryTaskResponse> {
     if (req.node_id !== this.#nodeId) return { state: 'UNKNOWN', version: 0, reason: `this is data node ${this.#nodeId}`, copied_segments: [] };
     const build = this.#builds.get(req.task_id);
     if (build !== undefined) return buildAnswer(build, req.version);
@@ -214,6 +265,14 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
 
   async dropTask(req: DropTaskRequest): Promise<void> {
     this.#checkNode(req.node_id);
+    try {
+      await this.#drop(req);
+    } finally {
+      this.#wake(req.task_id);
+    }
+  }
+
+  async #drop(req: DropTaskRequest): Promise<void> {
     const build = this.#builds.get(req.task_id);
     if (build !== undefined) {
       this.#builds.delete(req.task_id);
@@ -285,6 +344,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     if (this.#slotsUsed() >= this.#slots) throw quiverError('ParameterInvalid', `data node ${this.#nodeId} is full (${this.#slots} slots)`);
     const run: BuildRun = { type: req.type === 'INDEX_BUILD' ? 'INDEX_BUILD' : 'COMPACTION_MERGE', version: req.version, state: 'InProgress', reason: '' };
     this.#builds.set(req.task_id, run);
+    this.#wake(req.task_id);
     this.#buildsRunning++;
     this.#started.inc({ type: metricType(run.type) });
     const startedMs = this.#clock.nowMs();
@@ -302,6 +362,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
       )
       .finally(() => {
         this.#buildsRunning--;
+        this.#wake(req.task_id);
         // Replaced by a newer version or dropped meanwhile: not this node's answer any more.
         if (this.#builds.get(req.task_id) !== run) return;
         this.#tasks.inc({ type: metricType(run.type), outcome: run.state === 'Completed' ? 'completed' : 'failed' });
@@ -333,6 +394,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
     this.#fenced ??= reason;
     // Running builds cannot be interrupted on the worker; their answers are dropped with the entries.
     this.#builds.clear();
+    this.endLongPolls();
     await this.#pool.close();
   }
 
@@ -342,6 +404,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   }
 
   close(): Promise<void> {
+    this.endLongPolls();
     return this.#pool.close();
   }
 
@@ -350,6 +413,7 @@ export class DataNodeTaskHost implements DataNodeTaskHandlers {
   }
 
   #finished(taskId: number): void {
+    this.#wake(taskId);
     const started = this.#startedAtMs.get(taskId);
     if (started === undefined) return;
     this.#startedAtMs.delete(taskId);
