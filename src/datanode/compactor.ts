@@ -410,7 +410,7 @@ export class Compactor {
         recountDeleted(chunk);
         // The target was written with the schema of the compaction's start: a field added since reads as
         // its default/null (no binlog), and the in-memory chunk gets that column now.
-        fillMissingColumns(rt.record.schema.fields, chunk.columns, chunk.numRows);
+        fillMissingColumns(rt.record.schema, chunk.columns, chunk.numRows);
         if (!rt.record.loaded) stripToPk(target, pkName);
         else if (record) this.#host.registerLoaded(record, chunk);
         rt.segments.set(targetId, target);

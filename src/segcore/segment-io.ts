@@ -11,6 +11,7 @@ import { attachPositionalIndex } from '../expr/text-match.js';
 import { attachBm25Index, type Bm25ColumnIndex } from '../text/bm25.js';
 import type { PositionalIndex } from '../text/positional-index.js';
 import { analyzerKeyOf, buildTextIndexFile, textIndexKindOf } from '../text/text-index-file.js';
+import { backfillFunctionOutput, functionOf } from '../text/functions.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
 interface LogIds {
@@ -182,13 +183,23 @@ export async function readSegment(store: ObjectStore, coll: CollectionRecord, re
   const columns = new Map<string, Column>();
   // A field added after the segment was written has no binlog in it: it reads as its default or null.
   // Only an added field may lack one; a missing binlog of any other field is a broken segment.
+  const absent = (f: FieldSchema): boolean => f.addedInVersion !== undefined && (rec.binlogs[String(f.fieldId)] ?? []).length === 0;
   const cols = await Promise.all(
-    fields.map((f) =>
-      f.addedInVersion !== undefined && (rec.binlogs[String(f.fieldId)] ?? []).length === 0
-        ? Promise.resolve(missingFieldColumn(f, rec.numRows))
-        : read(f.fieldId, columnKindOf(f.dataType)),
-    ),
+    fields.map((f) => (absent(f) ? Promise.resolve(missingFieldColumn(f, rec.numRows)) : read(f.fieldId, columnKindOf(f.dataType)))),
   );
+  // A function output added after this segment was written is computed from the segment's input text.
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const fn = absent(f) ? functionOf(coll.schema, f.name) : undefined;
+    if (!fn) continue;
+    const inputField = coll.schema.fields.find((x) => x.name === fn.inputFieldNames[0])!;
+    const j = fields.findIndex((x) => x.name === inputField.name);
+    const input = j >= 0 ? cols[j]! : absent(inputField) ? missingFieldColumn(inputField, rec.numRows) : await read(inputField.fieldId, 'string');
+    cols[i] = backfillFunctionOutput(coll.schema, f, input, rec.numRows, (name) => {
+      const k = fields.findIndex((x) => x.name === name);
+      return k >= 0 ? cols[k] : undefined;
+    })!;
+  }
   fields.forEach((f, i) => columns.set(f.name, cols[i]!));
   const tsCol = await read(TIMESTAMP_FIELD_ID, 'int64');
   if (tsCol.kind !== 'int64') throw new Error('timestamp binlog is not int64');
