@@ -11,7 +11,7 @@ import { dropSmallest } from '../index/sparse-index.js';
 import { BM25_B_DEFAULT, BM25_K1_DEFAULT, bm25IndexOf, weightQuery, type Bm25ColumnIndex, type Bm25Stats } from '../text/bm25.js';
 import type { SearchHit, SearchRequest } from './collection-runtime.js';
 import type { Chunk } from './segment.js';
-import type { SearchCursor } from '../querynode/types.js';
+import type { SearchCursor } from './collection-runtime.js';
 import type { SparseRow } from '../schema/types.js';
 
 export interface Bm25Part {
