@@ -1,5 +1,5 @@
 import * as zlib from 'node:zlib';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, FunctionType, MilvusClient, promisify, WeightedRanker } from '@zilliz/milvus2-sdk-node';
@@ -316,6 +316,18 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     await checkAll(COLL);
     expect(textIndexCounters.builtForFile - before.builtForFile).toBeGreaterThan(0);
     expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+
+    // A torn index file does not fail the load: the index is built in memory from the column instead.
+    const dir = t.dataDir;
+    await t.close({ keepData: true });
+    for (const f of await textIndexFiles(dir)) await writeFile(f, (await readFile(f)).subarray(0, 40));
+    t = await startTestServer({ autoCompaction: false }, {}, dir);
+    c = t.client;
+    before = { ...textIndexCounters };
+    await c.loadCollection({ collection_name: COLL });
+    await checkAll(COLL);
+    expect(textIndexCounters.loadedFromFile - before.loadedFromFile).toBe(0);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBeGreaterThan(0);
   });
 
   it('searchIterator pages a BM25 field best first, every matching row once', { timeout: 120_000 }, async () => {

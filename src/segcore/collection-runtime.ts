@@ -511,7 +511,10 @@ export function fillMissingColumns(schema: CollectionSchema, columns: Map<string
     // A function output added after the rows were written is computed from their input (filled first: an
     // input precedes the outputs added after it in the field list).
     const fn = functionOf(schema, f.name);
-    columns.set(f.name, fn ? backfillFunctionOutput(schema, f, columns.get(fn.inputFieldNames[0]!), numRows)! : missingFieldColumn(f, numRows));
+    columns.set(
+      f.name,
+      fn ? backfillFunctionOutput(schema, f, columns.get(fn.inputFieldNames[0]!), numRows, (name) => columns.get(name))! : missingFieldColumn(f, numRows),
+    );
   }
   for (const name of [...columns.keys()]) if (!names.has(name)) columns.delete(name);
 }

@@ -213,7 +213,10 @@ export async function readSegment(store: ObjectStore, coll: CollectionRecord, re
     const inputField = coll.schema.fields.find((x) => x.name === fn.inputFieldNames[0])!;
     const j = fields.findIndex((x) => x.name === inputField.name);
     const input = j >= 0 ? cols[j]! : absent(inputField) ? missingFieldColumn(inputField, rec.numRows) : await read(inputField.fieldId, 'string');
-    cols[i] = backfillFunctionOutput(coll.schema, f, input, rec.numRows)!;
+    cols[i] = backfillFunctionOutput(coll.schema, f, input, rec.numRows, (name) => {
+      const k = fields.findIndex((x) => x.name === name);
+      return k >= 0 ? cols[k] : undefined;
+    })!;
   }
   fields.forEach((f, i) => columns.set(f.name, cols[i]!));
   const tsCol = await read(TIMESTAMP_FIELD_ID, 'int64');

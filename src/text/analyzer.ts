@@ -216,7 +216,26 @@ function stopWordsOf(raw: unknown, where: string): Set<string> {
 }
 
 const lowercase: TokenFilter = (t) => t.toLowerCase();
-const englishStemmer: TokenFilter = (t) => stem(t);
+/** Distinct words whose stems one analyzer remembers (cleared when full). */
+const STEM_CACHE_MAX = 65_536;
+
+/**
+ * The English (Porter2) stemmer, memoised per analyzer: word frequencies are Zipfian, so most tokens of
+ * a segment being indexed (or of a BM25 insert) are words already stemmed, and stemming dominates the
+ * english analyzer's cost.
+ */
+function englishStemmer(): TokenFilter {
+  const cache = new Map<string, string>();
+  return (t) => {
+    let s = cache.get(t);
+    if (s === undefined) {
+      s = stem(t);
+      if (cache.size >= STEM_CACHE_MAX) cache.clear();
+      cache.set(t, s);
+    }
+    return s;
+  };
+}
 const stopFilter =
   (words: ReadonlySet<string>): TokenFilter =>
   (t) =>
@@ -255,7 +274,7 @@ function filterOf(raw: unknown): TokenFilter {
       if (typeof lang !== 'string' || lang.toLowerCase() !== 'english') {
         return bad(`stemmer language ${JSON.stringify(lang)} is not supported by Quiver; supported: english`);
       }
-      return englishStemmer;
+      return englishStemmer();
     }
     case 'length': {
       const max = f['max'];
@@ -343,7 +362,7 @@ export function createAnalyzer(raw: unknown): Analyzer {
       case 'standard':
         return new ChainAnalyzer(key, standardTokenizer, [lowercase, ...extraStop]);
       case 'english':
-        return new ChainAnalyzer(key, standardTokenizer, [lowercase, englishStemmer, stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
+        return new ChainAnalyzer(key, standardTokenizer, [lowercase, englishStemmer(), stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
       case 'chinese':
         return new ChainAnalyzer(key, chineseTokenizer, [filterOf('cnalphanumonly'), ...extraStop]);
       default:

@@ -201,7 +201,14 @@ export function computeFunctionOutputs(schema: CollectionSchema, columns: Map<st
  * backfills them by compaction; Quiver computes them where they are read, from the same input text, so a
  * BM25 field added to a collection covers every row at once). Undefined when `field` is no function output.
  */
-export function backfillFunctionOutput(schema: CollectionSchema, field: FieldSchema, input: Column | undefined, numRows: number): Column | undefined {
+export function backfillFunctionOutput(
+  schema: CollectionSchema,
+  field: FieldSchema,
+  input: Column | undefined,
+  numRows: number,
+  /** Other columns of the same rows: a multi-analyzer input also needs its by_field column. */
+  columnOf?: (name: string) => Column | undefined,
+): Column | undefined {
   const fn = functionOf(schema, field.name);
   if (!fn) return undefined;
   const inputField = schema.fields.find((f) => f.name === fn.inputFieldNames[0]);
@@ -209,6 +216,9 @@ export function backfillFunctionOutput(schema: CollectionSchema, field: FieldSch
     throw new Error(`assertion failed: input ${fn.inputFieldNames[0]} of function ${fn.name} is missing or not a string column`);
   }
   const columns = new Map<string, Column>([[inputField.name, input]]);
+  const multi = multiAnalyzerOf(inputField);
+  const by = multi && columnOf?.(multi.byField);
+  if (multi && by) columns.set(multi.byField, by);
   computeFunctionOutputs({ ...schema, functions: [fn] }, columns, numRows);
   return columns.get(field.name)!;
 }
