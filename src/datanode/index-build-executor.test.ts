@@ -46,7 +46,15 @@ function rng(seed: number): () => number {
 const rand = rng(11);
 const ints: Column = { kind: 'int64', data: BigInt64Array.from({ length: ROWS }, () => BigInt(Math.floor(rand() * 50))) };
 const names: Column = { kind: 'string', data: Array.from({ length: ROWS }, (_, i) => `n${(i * 7) % 300}`) };
-const docs: Column = { kind: 'json', data: Array.from({ length: ROWS }, (_, i) => ({ a: { b: i % 13 }, s: `x${i % 5}` })) };
+// Mostly numbers at a.b; some rows hold an object, an array, a string, null or nothing there (none of which a
+// DOUBLE cast indexes).
+const docs: Column = {
+  kind: 'json',
+  data: Array.from({ length: ROWS }, (_, i) => {
+    const odd = [{ x: 1 }, [i % 13], '4', null, undefined][i % 50];
+    return i % 50 < 5 ? { a: odd === undefined ? {} : { b: odd }, s: `x${i % 5}` } : { a: { b: i % 13 }, s: `x${i % 5}` };
+  }),
+};
 const WIDTH = 8; // bytes per binary vector (dim 64)
 const bins: Column = {
   kind: 'bytevec',
@@ -114,6 +122,15 @@ describe('column index builds on the build worker', () => {
       const here = await inThread.buildColumn(b.column, b.idx, 2, 9);
       expect(Buffer.from(files.get(b.idx.id)!).equals(Buffer.from(await inlineStore.get(here.files[0]!))), b.name).toBe(true);
     }
+    // The JSON path index went to the worker as the values at its path only: the file is the one built from
+    // the whole documents.
+    const jsonIdx = builds.find((b) => b.idx.id === 5)!.idx;
+    const fromDocs = ScalarIndex.build(docs, {
+      indexType: 'INVERTED',
+      jsonPath: jsonIdx.buildParams.jsonPath,
+      jsonCastType: jsonIdx.buildParams.jsonCastType,
+    });
+    expect(Buffer.from(files.get(5)!).equals(Buffer.from(fromDocs.toBytes()))).toBe(true);
     // The inline pool ran nothing on a worker.
     expect(inline.workerTasksDone()).toEqual({ build: 0, column: 0, merge: 0 });
   });
@@ -139,7 +156,9 @@ describe('column index builds on the build worker', () => {
       scanRows(ROWS, (i) => strData[i]! >= 'n100' && strData[i]! <= 'n150'),
     );
     const json = open(5, 'INVERTED');
-    expect(sorted(json.equalAny([4]))).toEqual(scanRows(ROWS, (i) => i % 13 === 4));
+    const docData = docs.data as { a: { b?: unknown } }[];
+    // A DOUBLE cast takes numbers only (not the string '4').
+    expect(sorted(json.equalAny([4]))).toEqual(scanRows(ROWS, (i) => docData[i]!.a.b === 4));
   });
 
   it('BIN_IVF_FLAT and sparse files built on the worker search exactly (nprobe = nlist, no drop)', () => {

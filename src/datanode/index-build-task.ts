@@ -3,7 +3,7 @@ import { buildIndex } from '../index/index.js';
 import type { IndexParams, IndexType, MetricType } from '../index/index.js';
 import type { IndexRecord } from '../coord/records.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
-import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { ScalarIndex, walkPath } from '../index/scalar/scalar-index.js';
 import { buildTypedIndex, hasTypedIndexFile } from '../index/typed-index-file.js';
 import type { Column } from '../schema/types.js';
 
@@ -36,6 +36,8 @@ export interface ColumnBuildTask {
   readonly id: number;
   readonly column: Column;
   readonly index: Pick<IndexRecord, 'indexType' | 'metric' | 'buildParams'>;
+  /** A JSON path index's column holds the values at the path already (projectForBuild). */
+  readonly jsonWalked?: boolean | undefined;
 }
 
 /**
@@ -49,14 +51,30 @@ export function runColumnBuildTask(task: ColumnBuildTask): { bytes: Uint8Array }
     bytes = buildTypedIndex(task.column, idx).toBytes();
   } else {
     if (!isScalarIndexType(idx.indexType)) throw new Error(`assertion failed: ${idx.indexType} is not a scalar or typed index type`);
-    const built = ScalarIndex.build(task.column, {
-      indexType: idx.indexType,
-      jsonPath: idx.buildParams.jsonPath,
-      jsonCastType: idx.buildParams.jsonCastType,
-    });
+    const built = ScalarIndex.build(
+      task.column,
+      { indexType: idx.indexType, jsonPath: idx.buildParams.jsonPath, jsonCastType: idx.buildParams.jsonCastType },
+      { jsonWalked: task.jsonWalked ?? false },
+    );
     bytes = built.toBytes();
   }
   // A view into a larger (or pooled) buffer cannot be transferred on its own: copy it out.
   if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
   return { bytes };
+}
+
+/**
+ * What of a column a build needs, in a form cheap to copy to the worker: a JSON path index needs only the
+ * values at its path (whole documents cost seconds per million rows to clone). Objects at the path are
+ * dropped too: no cast takes them, so they index nothing either way.
+ */
+export function projectForBuild(column: Column, index: Pick<IndexRecord, 'indexType' | 'buildParams'>): { column: Column; jsonWalked: boolean } {
+  if (column.kind === 'vector' && column.lazy !== undefined) throw new Error('assertion failed: a column index build over a lazy vector column');
+  const path = index.buildParams.jsonPath;
+  if (column.kind !== 'json' || path === undefined || !isScalarIndexType(index.indexType)) return { column, jsonWalked: false };
+  const data = column.data.map((doc) => {
+    const v = walkPath(doc, path);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? undefined : v;
+  });
+  return { column: { kind: 'json', data, valid: column.valid }, jsonWalked: true };
 }
