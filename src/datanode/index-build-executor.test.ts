@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IndexRecord } from '../coord/records.js';
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
-import { openTypedIndex } from '../index/typed-index-file.js';
+import { buildTypedIndex, openTypedIndex } from '../index/typed-index-file.js';
 import type { BinaryIvfIndex } from '../index/binary-ivf-index.js';
 import type { SparseInvertedIndex } from '../index/sparse-index.js';
 import type { Column, SparseRow } from '../schema/types.js';
@@ -67,6 +67,14 @@ const sparseRows: SparseRow[] = Array.from({ length: ROWS }, () => {
   return { indices: Uint32Array.from(dims), values: Float32Array.from(dims.map(() => rand())) };
 });
 const sparse: Column = { kind: 'sparse', data: sparseRows };
+// Arrays of Int64 (some empty, some null), packed flat for the worker.
+const arrayValid = Uint8Array.from({ length: ROWS }, (_, i) => (i % 97 === 0 ? 0 : 1));
+const arrays: Column = {
+  kind: 'array',
+  elementType: 'Int64',
+  data: Array.from({ length: ROWS }, (_, i) => (arrayValid[i] === 0 ? [] : Array.from({ length: i % 4 }, (_, j) => BigInt((i + j * 3) % 20)))),
+  valid: arrayValid,
+};
 
 const builds: { name: string; column: Column; idx: IndexRecord }[] = [
   { name: 'INVERTED over Int64', column: ints, idx: record(1, 'INVERTED', '') },
@@ -77,6 +85,7 @@ const builds: { name: string; column: Column; idx: IndexRecord }[] = [
   { name: 'BIN_IVF_FLAT', column: bins, idx: record(6, 'BIN_IVF_FLAT', 'HAMMING', { nlist: 16 }) },
   { name: 'SPARSE_INVERTED_INDEX', column: sparse, idx: record(7, 'SPARSE_INVERTED_INDEX', 'IP') },
   { name: 'SPARSE_WAND', column: sparse, idx: record(8, 'SPARSE_WAND', 'IP') },
+  { name: 'INVERTED over Array<Int64>', column: arrays, idx: record(9, 'INVERTED', '') },
 ];
 
 const sorted = (rows: ArrayLike<number> | undefined) => [...new Set(Array.from(rows ?? []))].sort((a, b) => a - b);
@@ -131,6 +140,9 @@ describe('column index builds on the build worker', () => {
       jsonCastType: jsonIdx.buildParams.jsonCastType,
     });
     expect(Buffer.from(files.get(5)!).equals(Buffer.from(fromDocs.toBytes()))).toBe(true);
+    // Sparse and array columns went packed: the files are the ones built from the rows as they are.
+    expect(Buffer.from(files.get(7)!).equals(Buffer.from(buildTypedIndex(sparse, builds.find((b) => b.idx.id === 7)!.idx).toBytes()))).toBe(true);
+    expect(Buffer.from(files.get(9)!).equals(Buffer.from(ScalarIndex.build(arrays, { indexType: 'INVERTED' }).toBytes()))).toBe(true);
     // The inline pool ran nothing on a worker.
     expect(inline.workerTasksDone()).toEqual({ build: 0, column: 0, merge: 0 });
   });
@@ -157,6 +169,9 @@ describe('column index builds on the build worker', () => {
     );
     const json = open(5, 'INVERTED');
     const docData = docs.data as { a: { b?: unknown } }[];
+    const arr = ScalarIndex.fromBytes(files.get(9)!, 'i9', { rows: ROWS, indexType: 'INVERTED' }) as ScalarIndex;
+    const arrData = arrays.data as bigint[][];
+    expect(sorted(arr.equalAny([5n]))).toEqual(scanRows(ROWS, (i) => arrayValid[i] === 1 && arrData[i]!.includes(5n)));
     // A DOUBLE cast takes numbers only (not the string '4').
     expect(sorted(json.equalAny([4]))).toEqual(scanRows(ROWS, (i) => docData[i]!.a.b === 4));
   });
