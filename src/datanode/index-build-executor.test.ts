@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IndexRecord } from '../coord/records.js';
 import { ScalarIndex } from '../index/scalar/scalar-index.js';
-import { openTypedIndex } from '../index/typed-index-file.js';
+import { buildTypedIndex, openTypedIndex } from '../index/typed-index-file.js';
 import type { BinaryIvfIndex } from '../index/binary-ivf-index.js';
 import type { SparseInvertedIndex } from '../index/sparse-index.js';
 import type { Column, SparseRow } from '../schema/types.js';
@@ -46,7 +46,15 @@ function rng(seed: number): () => number {
 const rand = rng(11);
 const ints: Column = { kind: 'int64', data: BigInt64Array.from({ length: ROWS }, () => BigInt(Math.floor(rand() * 50))) };
 const names: Column = { kind: 'string', data: Array.from({ length: ROWS }, (_, i) => `n${(i * 7) % 300}`) };
-const docs: Column = { kind: 'json', data: Array.from({ length: ROWS }, (_, i) => ({ a: { b: i % 13 }, s: `x${i % 5}` })) };
+// Mostly numbers at a.b; some rows hold an object, an array, a string, null or nothing there (none of which a
+// DOUBLE cast indexes).
+const docs: Column = {
+  kind: 'json',
+  data: Array.from({ length: ROWS }, (_, i) => {
+    const odd = [{ x: 1 }, [i % 13], '4', null, undefined][i % 50];
+    return i % 50 < 5 ? { a: odd === undefined ? {} : { b: odd }, s: `x${i % 5}` } : { a: { b: i % 13 }, s: `x${i % 5}` };
+  }),
+};
 const WIDTH = 8; // bytes per binary vector (dim 64)
 const bins: Column = {
   kind: 'bytevec',
@@ -59,6 +67,14 @@ const sparseRows: SparseRow[] = Array.from({ length: ROWS }, () => {
   return { indices: Uint32Array.from(dims), values: Float32Array.from(dims.map(() => rand())) };
 });
 const sparse: Column = { kind: 'sparse', data: sparseRows };
+// Arrays of Int64 (some empty, some null), packed flat for the worker.
+const arrayValid = Uint8Array.from({ length: ROWS }, (_, i) => (i % 97 === 0 ? 0 : 1));
+const arrays: Column = {
+  kind: 'array',
+  elementType: 'Int64',
+  data: Array.from({ length: ROWS }, (_, i) => (arrayValid[i] === 0 ? [] : Array.from({ length: i % 4 }, (_, j) => BigInt((i + j * 3) % 20)))),
+  valid: arrayValid,
+};
 
 const builds: { name: string; column: Column; idx: IndexRecord }[] = [
   { name: 'INVERTED over Int64', column: ints, idx: record(1, 'INVERTED', '') },
@@ -69,6 +85,7 @@ const builds: { name: string; column: Column; idx: IndexRecord }[] = [
   { name: 'BIN_IVF_FLAT', column: bins, idx: record(6, 'BIN_IVF_FLAT', 'HAMMING', { nlist: 16 }) },
   { name: 'SPARSE_INVERTED_INDEX', column: sparse, idx: record(7, 'SPARSE_INVERTED_INDEX', 'IP') },
   { name: 'SPARSE_WAND', column: sparse, idx: record(8, 'SPARSE_WAND', 'IP') },
+  { name: 'INVERTED over Array<Int64>', column: arrays, idx: record(9, 'INVERTED', '') },
 ];
 
 const sorted = (rows: ArrayLike<number> | undefined) => [...new Set(Array.from(rows ?? []))].sort((a, b) => a - b);
@@ -114,6 +131,18 @@ describe('column index builds on the build worker', () => {
       const here = await inThread.buildColumn(b.column, b.idx, 2, 9);
       expect(Buffer.from(files.get(b.idx.id)!).equals(Buffer.from(await inlineStore.get(here.files[0]!))), b.name).toBe(true);
     }
+    // The JSON path index went to the worker as the values at its path only: the file is the one built from
+    // the whole documents.
+    const jsonIdx = builds.find((b) => b.idx.id === 5)!.idx;
+    const fromDocs = ScalarIndex.build(docs, {
+      indexType: 'INVERTED',
+      jsonPath: jsonIdx.buildParams.jsonPath,
+      jsonCastType: jsonIdx.buildParams.jsonCastType,
+    });
+    expect(Buffer.from(files.get(5)!).equals(Buffer.from(fromDocs.toBytes()))).toBe(true);
+    // Sparse and array columns went packed: the files are the ones built from the rows as they are.
+    expect(Buffer.from(files.get(7)!).equals(Buffer.from(buildTypedIndex(sparse, builds.find((b) => b.idx.id === 7)!.idx).toBytes()))).toBe(true);
+    expect(Buffer.from(files.get(9)!).equals(Buffer.from(ScalarIndex.build(arrays, { indexType: 'INVERTED' }).toBytes()))).toBe(true);
     // The inline pool ran nothing on a worker.
     expect(inline.workerTasksDone()).toEqual({ build: 0, column: 0, merge: 0 });
   });
@@ -139,7 +168,12 @@ describe('column index builds on the build worker', () => {
       scanRows(ROWS, (i) => strData[i]! >= 'n100' && strData[i]! <= 'n150'),
     );
     const json = open(5, 'INVERTED');
-    expect(sorted(json.equalAny([4]))).toEqual(scanRows(ROWS, (i) => i % 13 === 4));
+    const docData = docs.data as { a: { b?: unknown } }[];
+    const arr = ScalarIndex.fromBytes(files.get(9)!, 'i9', { rows: ROWS, indexType: 'INVERTED' }) as ScalarIndex;
+    const arrData = arrays.data as bigint[][];
+    expect(sorted(arr.equalAny([5n]))).toEqual(scanRows(ROWS, (i) => arrayValid[i] === 1 && arrData[i]!.includes(5n)));
+    // A DOUBLE cast takes numbers only (not the string '4').
+    expect(sorted(json.equalAny([4]))).toEqual(scanRows(ROWS, (i) => docData[i]!.a.b === 4));
   });
 
   it('BIN_IVF_FLAT and sparse files built on the worker search exactly (nprobe = nlist, no drop)', () => {

@@ -9,6 +9,7 @@ import type { IndexRecord } from '../coord/records.js';
 import type { FieldSchema } from '../schema/types.js';
 import { hasIndexFiles } from '../index/index.js';
 import type { IndexBuildPool } from './index-builder.js';
+import { projectForBuild } from './index-build-task.js';
 import { floatMetric } from '../index/typed-index-params.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
 import { hasTypedIndexFile } from '../index/typed-index-file.js';
@@ -56,7 +57,7 @@ export class IndexBuildExecutor {
       throw new Error(`assertion failed: ${idx.indexType} (${idx.metric}) is not built over a column`);
     }
     const { bytes } = await this.#pool.buildColumn({
-      column: sendable(column),
+      ...projectForBuild(column, idx),
       index: { indexType: idx.indexType, metric: idx.metric, buildParams: idx.buildParams },
     });
     const key = indexFileKey(buildId, version, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
@@ -101,10 +102,4 @@ export class IndexBuildExecutor {
       await rm(tmp, { force: true });
     }
   }
-}
-
-/** A column as the worker can receive it (structured clone): a lazy vector column's reader stays here. */
-function sendable(column: Column): Column {
-  if (column.kind === 'vector' && column.lazy !== undefined) throw new Error('assertion failed: a column index build over a lazy vector column');
-  return column;
 }

@@ -43,10 +43,15 @@ async function fillIndexCompact(c: MilvusClient): Promise<void> {
   }
   const idx = await c.createIndex({ collection_name: 'c', field_name: 'v', index_type: 'HNSW', metric_type: 'L2', params: { M: 16, efConstruction: 200 } });
   expect(idx.error_code).toBe(ErrorCode.SUCCESS);
-  await until(async () => (await c.describeIndex({ collection_name: 'c', field_name: 'v' })).index_descriptions[0]?.state === 'Finished', {
-    timeoutMs: 120_000,
-    what: 'the index on every segment',
-  });
+  // A scalar index too: built over the column, on the data nodes as well (and by the compaction's merge).
+  const tidx = await c.createIndex({ collection_name: 'c', field_name: 'title', index_type: 'INVERTED' });
+  expect(tidx.error_code).toBe(ErrorCode.SUCCESS);
+  for (const field_name of ['v', 'title']) {
+    await until(async () => (await c.describeIndex({ collection_name: 'c', field_name })).index_descriptions[0]?.state === 'Finished', {
+      timeoutMs: 120_000,
+      what: `the ${field_name} index on every segment`,
+    });
+  }
   expect((await c.loadCollectionSync({ collection_name: 'c' })).error_code).toBe(ErrorCode.SUCCESS);
   expect((await c.delete({ collection_name: 'c', ids: DELETED })).status.error_code).toBe(ErrorCode.SUCCESS);
   await c.flushSync({ collection_names: ['c'] });
@@ -87,13 +92,16 @@ function recall(hits: string[][], exact: string[][]): number {
  * Rows, and top-10 ids of 20 queries at an ef above the row count. Both servers build with one thread, so the
  * same segments give the same graphs in both modes (a multi-threaded usearch build is not deterministic).
  */
-async function answers(c: MilvusClient): Promise<{ rows: string[]; hits: string[][] }> {
+async function answers(c: MilvusClient): Promise<{ rows: string[]; hits: string[][]; titled: string[] }> {
   const q = await c.query({ collection_name: 'c', filter: 'id >= 0', output_fields: ['id', 'title'], limit: 16_384 });
+  // Answered through the title index: exact matches, deleted ones left out.
+  const t = await c.query({ collection_name: 'c', filter: 'title in ["t1", "t5", "t401", "t777", "t1203", "t1599"]', output_fields: ['id'], limit: 100 });
   const data = vectors(SEGMENTS * ROWS_PER_SEGMENT, DIM, 11).slice(100, 120);
   const s = await c.search({ collection_name: 'c', data, limit: 10, params: { ef: 16_384 } });
   return {
     rows: q.data.map((x) => `${String(x['id'])}:${String(x['title'])}`).sort(),
     hits: (s.results as unknown as { id: string }[][]).map((list) => list.map((h) => String(h.id))),
+    titled: t.data.map((x) => String(x['id'])).sort(),
   };
 }
 
@@ -117,6 +125,7 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
     const exact = exactTop10(vectors(SEGMENTS * ROWS_PER_SEGMENT, DIM, 11).slice(100, 120));
     expect(recall(onCluster.hits, exact)).toBeGreaterThanOrEqual(0.99);
     expect(onCluster.rows).toHaveLength(SEGMENTS * ROWS_PER_SEGMENT - DELETED.length);
+    expect(onCluster.titled).toEqual(['1599', '5', '777']);
 
     // The work ran on the data nodes: each built some of the segments' indexes, one of them merged.
     const metrics = await Promise.all(nodes.map((n) => scrapeMetrics(n.metricsAddress)));
@@ -125,7 +134,8 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
       builds.every((b) => b > 0),
       `index builds per node: ${builds.join(', ')}`,
     ).toBe(true);
-    expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SEGMENTS);
+    // Two indexes (HNSW and the title INVERTED) on every segment: all built on the nodes.
+    expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(2 * SEGMENTS);
     const merges = metrics.map((m) => metricSum(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
     expect(merges.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
     await cluster.stopProcess(serve);
