@@ -66,7 +66,8 @@ export class FileHashPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(new URL('./file-hash-worker.mjs', import.meta.url));
+    // No inherited loaders (a parent run through tsx would load it into every worker): the entry is plain JS.
+    const worker = new Worker(new URL('./file-hash-worker.mjs', import.meta.url), { execArgv: [] });
     const slot: Slot = { worker, job: undefined };
     worker.on('message', (m: Answer) => {
       const job = slot.job;

@@ -284,7 +284,15 @@ export async function startServer(config: Config, overrides: ServerOverrides = {
     close: () =>
       (closed ??= (async () => {
         await Promise.all([proxy.shutdown(), rest.close()]);
-        await Promise.all([restores.stop(), imports.stop(), exports.imports.stop(), housekeeping.stop(), gc.stop(), extras.scheduler.stop()]);
+        await Promise.all([
+          restores.stop(),
+          imports.stop(),
+          exports.imports.stop(),
+          exports.exporter.close(),
+          housekeeping.stop(),
+          gc.stop(),
+          extras.scheduler.stop(),
+        ]);
         await cluster.close();
         await engine.close();
         await wal.close();

@@ -8,6 +8,9 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, type MilvusClient } from '@zilliz/milvus2-sdk-node';
+import { createHash } from 'node:crypto';
+import { CATALOG_KEY_PREFIX, type SegmentRecord } from '../../src/coord/records.js';
+import { openMeta } from '../../src/meta/open-meta.js';
 import { etcdUnavailableReason } from '../../src/testing/etcd-server.js';
 import { until } from '../../src/testing/wait.js';
 import { vectors } from '../helpers.js';
@@ -138,6 +141,37 @@ describe.skipIf(skipReason !== undefined)('index builds and compaction merges on
     expect(builds.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(2 * SEGMENTS);
     const merges = metrics.map((m) => metricSum(m, 'quiver_datanode_tasks_total', { type: 'compaction_merge', outcome: 'completed' }));
     expect(merges.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+
+    // Files the data nodes wrote (index builds, the merge's binlogs and its index) carry the SHA-256 of
+    // their bytes in the segment records (issue 13: what an export names them by without reading them).
+    const kv = await openMeta(cluster.metaUrl, { dataDir: cluster.dataDir() });
+    try {
+      const segs = (await kv.scan(`${CATALOG_KEY_PREFIX}seg/`))
+        .map((e) => JSON.parse(new TextDecoder().decode(e.value)) as SegmentRecord)
+        .filter((s) => s.state === 'Flushed');
+      expect(segs.some((s) => (s.compactedFrom?.length ?? 0) > 0)).toBe(true);
+      let checked = 0;
+      for (const s of segs) {
+        const files = [
+          ...Object.values(s.binlogs).flatMap((logs) => logs.map((b) => [b.path, b.sha256] as const)),
+          ...s.deltalogs.map((b) => [b.path, b.sha256] as const),
+          ...s.statslogs.map((b) => [b.path, b.sha256] as const),
+          ...s.indexes.flatMap((ix) => ix.files.map((f, i) => [f, ix.filesSha256?.[i]] as const)),
+        ];
+        for (const [key, sha] of files) {
+          expect(sha, `${key} has no recorded sha256`).toBe(
+            createHash('sha256')
+              .update(await cluster.store.get(key))
+              .digest('hex'),
+          );
+          checked++;
+        }
+        expect(s.indexes.length, `segment ${s.id} has its index`).toBeGreaterThan(0);
+      }
+      expect(checked).toBeGreaterThan(0);
+    } finally {
+      await kv.close();
+    }
     await cluster.stopProcess(serve);
 
     // The embedded mode (SQLite, local files, in-process data node), same writes: same answers.

@@ -17,6 +17,7 @@
  * The pin is released on every path.
  */
 
+import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
@@ -36,7 +37,7 @@ import {
   type BundleFile,
   type BundleManifest,
 } from './bundle-format.js';
-import { LocalBlobs } from './local-blobs.js';
+import { LocalBlobs, type FileHash } from './local-blobs.js';
 import { checkWithinRoots, locationUri, openLocation, parseExportUri, parseExternalSpec, syncLocation, type ExportLocation } from './export-location.js';
 
 /** Files read and written at once: enough to keep a disk or an S3 connection pool busy, bounded in memory. */
@@ -84,6 +85,9 @@ export function recordedHashes(segments: Iterable<SegmentRecord>): Map<string, s
   }
   return out;
 }
+
+/** Files up to this size without a known hash are hashed on the event loop (microseconds), larger ones on the pool. */
+const INLINE_HASH_BYTES_MAX = 256 * 1024;
 
 /** Hashes remembered (object keys are never reused with other bytes, so an entry never goes stale). */
 const HASHES_CACHED_MAX = 200_000;
@@ -134,7 +138,7 @@ export class SnapshotExporter {
       this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
       const target = await openLocation(loc, spec, this.#d.dataDir);
       try {
-        const blobs = loc.kind === 'local' ? new LocalBlobs(loc.dir, (path) => this.#hashPool.hash(path)) : undefined;
+        const blobs = loc.kind === 'local' ? new LocalBlobs(loc.dir, (path) => this.#hashFile(path)) : undefined;
         // A root without any bundle yet rarely holds a blob already: copy while hashing instead of after.
         const fresh = blobs !== undefined && (await target.list(`${BUNDLE_MANIFESTS_DIR}/`)).length === 0;
         const files = await mapLimit([...keys], EXPORT_CONCURRENCY, async (key): Promise<BundleFile> => {
@@ -212,6 +216,18 @@ export class SnapshotExporter {
       this.inFlight.delete(track);
       await snapshots.unpin(pin.id);
     }
+  }
+
+  /**
+   * A file without a known hash: small ones (the snapshot's metadata and manifests, a few KiB) inline, where
+   * a worker round trip (or a worker's start) would cost more than the hash; the rest on the pool.
+   */
+  async #hashFile(path: string): Promise<FileHash> {
+    if ((await stat(path)).size <= INLINE_HASH_BYTES_MAX) {
+      const bytes = await readFile(path);
+      return { sha256: await sha256Of(bytes), size: bytes.byteLength };
+    }
+    return this.#hashPool.hash(path);
   }
 
   #remember(key: string, sha256: string, size: number): void {
