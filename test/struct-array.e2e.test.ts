@@ -212,6 +212,9 @@ describe('Array of Struct fields', () => {
       /an index on chunks\[emb\].*not supported/,
     );
     expect(await refused(c.query({ collection_name: name, filter: 'chunks[n] > 0', output_fields: ['id'] }))).toMatch(/chunks/);
+    expect(await refused(c.search({ collection_name: name, anns_field: 'chunks[emb]', data: qs, limit: 3, group_by_field: 'id' } as never))).toMatch(
+      /group_by_field is not supported with an embedding-list search on chunks\[emb\]/,
+    );
     expect(await refused(c.query({ collection_name: name, filter: 'id >= 0', output_fields: ['chunks[text]'] }))).toMatch(/chunks\[text\]/);
     expect(await refused(c.createIndex({ collection_name: name, field_name: 'chunks', index_type: 'INVERTED' }))).toMatch(/on chunks.*not supported/);
 

@@ -112,7 +112,18 @@ export async function embListSearch(
   };
   const k = int('topk', int('limit', 10, 1), 1);
   const offset = int('offset', 0, 0);
-  if (sp['group_by_field']) throw quiverError('ParameterInvalid', `group_by_field is not supported with an embedding-list search on ${path}`);
+  let nested: Record<string, unknown> = {};
+  try {
+    nested = sp['params'] ? (JSON.parse(sp['params']) as Record<string, unknown>) : {};
+  } catch {
+    throw quiverError('ParameterInvalid', `search params is not valid JSON: ${sp['params']}`);
+  }
+  for (const key of ['iterator', 'radius', 'range_filter', 'group_by_field']) {
+    const v = sp[key] ?? nested[key];
+    if (v !== undefined && v !== '' && v !== null && String(v).toLowerCase() !== 'false') {
+      throw quiverError('ParameterInvalid', `${key === 'iterator' ? 'a search iterator' : key} is not supported with an embedding-list search on ${path}`);
+    }
+  }
   const group = decodePlaceholderGroup(req.placeholder_group ?? Buffer.alloc(0))[0];
   if (!group || group.values.length === 0) throw quiverError('ParameterInvalid', 'search requires at least one query embedding list');
   if (!EMB_LIST_PLACEHOLDERS.has(group.type)) {
