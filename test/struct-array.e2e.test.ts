@@ -152,6 +152,51 @@ describe('Array of Struct fields', () => {
     expect(plans.mergeInfos.length).toBeGreaterThan(0);
     expect(await readAll()).toEqual(expected);
 
+    // Embedding-list search over chunks[emb] (MAX_SIM), against a reference computed here from the rows.
+    const r = rng(99);
+    const qs = [Array.from({ length: 2 }, () => Array.from({ length: DIM }, () => r() * 2 - 1)), [Array.from({ length: DIM }, () => r() * 2 - 1)]];
+    const rowsNow = [...first, ...second].map((row) => (row.id === 3 ? replaced : row));
+    const cos = (a: number[], b: number[]) => {
+      const d = a.reduce((s, x, j) => s + x * b[j]!, 0);
+      const n = Math.sqrt(a.reduce((s, x) => s + x * x, 0)) * Math.sqrt(b.reduce((s, x) => s + x * x, 0));
+      return n === 0 ? 0 : d / n;
+    };
+    const ip = (a: number[], b: number[]) => a.reduce((s, x, j) => s + x * b[j]!, 0);
+    const l2 = (a: number[], b: number[]) => a.reduce((s, x, j) => s + (x - b[j]!) ** 2, 0);
+    for (const [metric, sim, higher] of [
+      ['MAX_SIM_COSINE', cos, true],
+      ['MAX_SIM_IP', ip, true],
+      ['MAX_SIM_L2', l2, false],
+    ] as const) {
+      const res = await c.search({
+        collection_name: name,
+        anns_field: 'chunks[emb]',
+        data: qs,
+        limit: 5,
+        metric_type: metric,
+        filter: 'id < 60',
+        output_fields: ['id', 'chunks'],
+      });
+      expect(res.status.error_code, res.status.reason).toBe(ErrorCode.SUCCESS);
+      const lists = res.results as unknown as { id: string; score: number; chunks: unknown }[][];
+      qs.forEach((q, qi) => {
+        const want = rowsNow
+          .filter((row) => row.id < 60 && row.chunks !== null && row.chunks.length > 0)
+          .map((row) => ({
+            id: row.id,
+            score: q.reduce((sum, qv) => sum + (higher ? Math.max : Math.min)(...row.chunks!.map((el) => sim(qv, el.emb))), 0),
+          }))
+          .sort((a, b) => (higher ? b.score - a.score : a.score - b.score) || a.id - b.id)
+          .slice(0, 5);
+        expect(
+          lists[qi]!.map((h) => Number(h.id)),
+          `${metric} query ${qi}`,
+        ).toEqual(want.map((w) => w.id));
+        lists[qi]!.forEach((h, i) => expect(h.score).toBeCloseTo(want[i]!.score, 4));
+        expect(normalise(lists[qi]![0] as never)).toEqual(expected.find((e) => (e as { id: string }).id === String(want[0]!.id)));
+      });
+    }
+
     // Not supported yet: each answers an error naming the struct field (and the server stays up).
     const refused = async (p: Promise<unknown>): Promise<string> => {
       try {
@@ -166,10 +211,10 @@ describe('Array of Struct fields', () => {
     expect(await refused(c.createIndex({ collection_name: name, field_name: 'chunks[emb]', index_type: 'HNSW', metric_type: 'MAX_SIM_COSINE' }))).toMatch(
       /an index on chunks\[emb\].*not supported/,
     );
-    expect(await refused(c.search({ collection_name: name, anns_field: 'chunks[emb]', data: [[[1, 2, 3, 4]]], limit: 3 }))).toMatch(
-      /on chunks.*not supported/,
-    );
     expect(await refused(c.query({ collection_name: name, filter: 'chunks[n] > 0', output_fields: ['id'] }))).toMatch(/chunks/);
+    expect(await refused(c.search({ collection_name: name, anns_field: 'chunks[emb]', data: qs, limit: 3, group_by_field: 'id' } as never))).toMatch(
+      /group_by_field is not supported with an embedding-list search on chunks\[emb\]/,
+    );
     expect(await refused(c.query({ collection_name: name, filter: 'id >= 0', output_fields: ['chunks[text]'] }))).toMatch(/chunks\[text\]/);
     expect(await refused(c.createIndex({ collection_name: name, field_name: 'chunks', index_type: 'INVERTED' }))).toMatch(/on chunks.*not supported/);
 

@@ -17,6 +17,7 @@ import { decodeCollectionSchema } from './proto.js';
 import { OK, statusOf, type Status } from './status.js';
 import { parseCollectionSchema, schemaToProto, validateName } from './schema-proto.js';
 import { refuseStructPath } from './struct-schema.js';
+import { embListSearch, embListTarget } from './emb-list-search.js';
 import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
@@ -707,6 +708,8 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       if ((req.sub_reqs ?? []).length > 0)
         throw quiverError('ParameterInvalid', 'multi-vector sub-requests in Search are not supported by Quiver: use HybridSearch');
       const tz = tzOf(coll, kvList(req.search_params));
+      const embList = embListTarget(coll, kvList(req.search_params)['anns_field']);
+      if (embList) return embListSearch(searchEnv, coll, req, embList, kvList(req.search_params), templateValues(req.expr_template_values));
       const untimed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
       const parsed = { ...untimed, params: { ...untimed.params, timezone: tz } };
       const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);

@@ -144,7 +144,7 @@ export function parseSearch(
   const annsName = sp['anns_field'];
   let field: FieldSchema | undefined;
   if (annsName) {
-    refuseStructPath(coll.schema.fields, annsName, 'a search');
+    refuseStructPath(coll.schema.fields, annsName, 'this search');
     field = vectorFields.find((f) => f.name === annsName);
     if (!field) throw quiverError('FieldNotFound', `anns field ${annsName} is not a vector field of collection ${coll.name}`);
   } else {
