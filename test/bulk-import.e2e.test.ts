@@ -202,7 +202,7 @@ describe('bulk import through the SDK', () => {
     expect(gone.state).toBe('ImportFailed');
     expect(info(gone, 'failed_reason')).toMatch(/bad\/absent\.json/);
 
-    const csv = await c.bulkInsert({ collection_name: 'imp', files: ['x.csv'] });
+    const csv = await c.bulkInsert({ collection_name: 'imp', files: ['x.txt'] });
     expect(csv.status.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(csv.status.reason).toMatch(/unsupported file type/);
     const noColl = await c.bulkInsert({ collection_name: 'nope', files: ['a.json'] });
@@ -215,6 +215,121 @@ describe('bulk import through the SDK', () => {
     const q = await c.query({ collection_name: 'imp', filter: 'id >= 10000', output_fields: ['id'] });
     expect(q.data).toEqual([]);
   });
+});
+
+describe('bulk import: CSV, streamed JSON, concurrent jobs', () => {
+  let t: TestServer;
+  const DIM = 4;
+  const vs = vectors(50_000, DIM, 9);
+  const put = (key: string, bytes: Uint8Array) => t.server.engine.store.put(key, bytes);
+  const cell = (v: unknown): string => {
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    return /[",;\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+
+  beforeAll(async () => {
+    t = await startTestServer({ sealRows: 4000, autoCompaction: false, importJobsMax: 2 });
+    const r = await t.client.createCollection({
+      collection_name: 'csv',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        { name: 'vec', data_type: DataType.FloatVector, dim: DIM },
+        { name: 'title', data_type: DataType.VarChar, max_length: 32, nullable: true },
+        { name: 'n', data_type: DataType.Double },
+        { name: 'doc', data_type: DataType.JSON },
+      ],
+    });
+    expect(r.error_code, r.reason).toBe(ErrorCode.SUCCESS);
+    await t.client.createIndex({ collection_name: 'csv', field_name: 'vec', index_type: 'FLAT', metric_type: 'L2' });
+    await t.client.loadCollectionSync({ collection_name: 'csv' });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const model = (id: number) => ({ id, vec: vs[id]!, title: id % 4 === 0 ? null : `t;"${id}"`, n: id / 8, doc: { k: id, s: 'a,b' } });
+  const csvText = (ids: number[], sep: string) =>
+    ['id', 'vec', 'title', 'n', 'doc'].join(sep) +
+    '\n' +
+    ids
+      .map((i) => {
+        const m = model(i);
+        return [m.id, cell(m.vec), m.title === null ? 'NULL' : cell(m.title), m.n, cell(JSON.stringify(m.doc))].join(sep);
+      })
+      .join('\n');
+
+  it('imports a CSV file (sep and nullkey options) exactly; a CSV with a bad row fails naming it and imports nothing', async () => {
+    const c = t.client;
+    const ids = Array.from({ length: 3000 }, (_, i) => i);
+    await put('csv/good.csv', new TextEncoder().encode(csvText(ids, ';')));
+    const r = await c.bulkInsert({
+      collection_name: 'csv',
+      files: ['csv/good.csv'],
+      options: [
+        { key: 'sep', value: ';' },
+        { key: 'nullkey', value: 'NULL' },
+      ],
+    } as any);
+    expect(r.status.error_code, r.status.reason).toBe(ErrorCode.SUCCESS);
+    const done = await waitJob(c, String(r.tasks[0]));
+    expect(done.state, info(done, 'failed_reason')).toBe('ImportCompleted');
+    expect(await count(c, 'csv')).toBe(3000);
+    const q = await c.query({ collection_name: 'csv', filter: 'id in [0, 1, 2999]', output_fields: ['id', 'vec', 'title', 'n', 'doc'] });
+    for (const got of q.data) {
+      const m = model(Number(got['id']));
+      expect(got['title']).toBe(m.title);
+      expect(got['n']).toBe(m.n);
+      expect(got['doc']).toEqual(m.doc);
+      (got['vec'] as number[]).forEach((x, k) => expect(x).toBeCloseTo(m.vec[k]!, 5));
+    }
+
+    const badIds = Array.from({ length: 3000 }, (_, i) => 10_000 + i);
+    const lines = csvText(badIds, ',').split('\n');
+    lines[1 + 2500] = lines[1 + 2500]!.replace(/^(\d+),("\[[^\]]*\]"),([^,]*),([^,]*),/, '$1,$2,$3,not-a-number,');
+    await put('csv/bad.csv', new TextEncoder().encode(lines.join('\n')));
+    const bad = await waitJob(c, await bulk(c, 'csv', ['csv/bad.csv']));
+    expect(bad.state).toBe('ImportFailed');
+    expect(info(bad, 'failed_reason')).toMatch(/import file "csv\/bad\.csv" row 2500: field n: "not-a-number" is not a number/);
+    expect(await count(c, 'csv')).toBe(3000);
+  });
+
+  it('a JSON file of several read ranges with a bad row near its end fails naming that row; nothing lands', async () => {
+    const c = t.client;
+    const rows = Array.from({ length: 40_000 }, (_, i) => ({ ...model(20_000 + i), vec: vs[i]!, pad: undefined }));
+    (rows[39_500] as any).n = 'late';
+    const bytes = new TextEncoder().encode(JSON.stringify({ rows }));
+    expect(bytes.length).toBeGreaterThan(4 << 20);
+    await put('json/late.json', bytes);
+    const bad = await waitJob(c, await bulk(c, 'csv', ['json/late.json']), 120_000);
+    expect(bad.state).toBe('ImportFailed');
+    expect(info(bad, 'failed_reason')).toMatch(/import file "json\/late\.json" row 39500: field n/);
+    expect(await count(c, 'csv')).toBe(3000);
+  }, 180_000);
+
+  it('runs at most QUIVER_IMPORT_JOBS_MAX jobs at once; the others are ImportPending until a slot frees; all complete', async () => {
+    const c = t.client;
+    const files: string[] = [];
+    for (let j = 0; j < 5; j++) {
+      const ids = Array.from({ length: 2000 }, (_, i) => 100_000 + j * 2000 + i);
+      await put(`par/${j}.json`, new TextEncoder().encode(JSON.stringify(ids.map((id) => ({ ...model(id), vec: vs[id % 50_000]! })))));
+      files.push(`par/${j}.json`);
+    }
+    // Submitted back to back: the manager starts two, the other three wait (ImportPending).
+    const tasks = await Promise.all(files.map((f) => bulk(c, 'csv', [f])));
+    let maxStarted = 0;
+    await until(
+      async () => {
+        const l = await c.listImportTasks({ collection_name: 'csv' } as any);
+        const mine = (l.tasks as any[]).filter((x) => tasks.includes(String(x.id)));
+        maxStarted = Math.max(maxStarted, mine.filter((x) => x.state === 'ImportStarted').length);
+        return mine.length === 5 && mine.every((x) => x.state === 'ImportCompleted' || x.state === 'ImportFailed');
+      },
+      { timeoutMs: 120_000, what: 'five import jobs' },
+    );
+    expect(maxStarted).toBeLessThanOrEqual(2);
+    for (const task of tasks) expect((await c.getImportState({ task } as any)).state).toBe('ImportCompleted');
+    expect(await count(c, 'csv')).toBe(3000 + 5 * 2000);
+  }, 180_000);
 });
 
 describe('bulk import of a file over 1M rows with a wrong type in row 1,000,001', () => {

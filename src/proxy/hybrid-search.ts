@@ -59,7 +59,27 @@ function parseRanker(rank: Record<string, string>, subs: number): Ranker {
   throw quiverError('ParameterInvalid', `rank strategy ${strategy} is not supported; supported: rrf, weighted`);
 }
 
-export async function runHybridSearch(env: SearchEnv, coll: CollectionRecord, req: any, templates: (m: any) => TemplateValues | undefined): Promise<any> {
+/**
+ * The zone each sub-request's filter literals are read in: its own `timezone` search param (the SDK copies
+ * the hybrid request's `params` into every sub-request), else the hybrid request's rank params, else the
+ * collection's. `zoneOf` applies that order to one parameter list (proxy/timezone-output.ts).
+ */
+export function hybridTimezones(req: any, zoneOf: (params: Record<string, string>) => string): { subs: string[]; output: string } {
+  const rank = kvList(req.rank_params);
+  const subs = ((req.requests ?? []) as any[]).map((s) => {
+    const own = kvList(s.search_params);
+    return zoneOf(own['timezone'] ? own : rank);
+  });
+  return { subs, output: rank['timezone'] ? zoneOf(rank) : (subs[0] ?? zoneOf(rank)) };
+}
+
+export async function runHybridSearch(
+  env: SearchEnv,
+  coll: CollectionRecord,
+  req: any,
+  templates: (m: any) => TemplateValues | undefined,
+  timezones?: readonly string[],
+): Promise<any> {
   const subsRaw: any[] = req.requests ?? [];
   if (subsRaw.length === 0) throw quiverError('ParameterInvalid', 'hybrid search needs at least one sub-request');
   if (subsRaw.length > SUB_REQUESTS_MAX)
@@ -72,11 +92,13 @@ export async function runHybridSearch(env: SearchEnv, coll: CollectionRecord, re
   const roundDecimal = intParam(rank['round_decimal'], 'round_decimal', -1, -1, 6);
   const ranker = parseRanker(rank, subsRaw.length);
   const indexes = env.indexes(coll.id);
-  const parsed = subsRaw.map((s) =>
-    parseSearch(coll, { ...s, partition_names: s.partition_names?.length ? s.partition_names : req.partition_names }, indexes, templates, {
+  const parsed = subsRaw.map((s, i) => {
+    const p = parseSearch(coll, { ...s, partition_names: s.partition_names?.length ? s.partition_names : req.partition_names }, indexes, templates, {
       hybridSub: true,
-    }),
-  );
+    });
+    const timezone = timezones?.[i];
+    return timezone === undefined ? p : { ...p, params: { ...p.params, timezone } };
+  });
   const seen = new Map<string, number>();
   parsed.forEach((p, i) => {
     const prev = seen.get(p.params.field.name);

@@ -10,7 +10,7 @@ import type { Column, FieldSchema } from '../schema/types.js';
 import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
 import { indexDefinitionOf } from './index-definition.js';
 import { columnToFieldData } from './field-data.js';
-import { runHybridSearch } from './hybrid-search.js';
+import { hybridTimezones, runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
 import { parseSearch, runSearch, type SearchEnv } from './vector-search.js';
 import { decodeCollectionSchema } from './proto.js';
@@ -22,7 +22,15 @@ import { createOpsHandlers } from './ops-service.js';
 import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
-import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
+import {
+  checkTimezoneProperties,
+  extractSearchTimeFields,
+  extractTimeFields,
+  localizeFieldsData,
+  localizeSearchReply,
+  requestTimezone,
+  timeFieldsOf,
+} from './timezone-output.js';
 import { createTextHandlers } from './text-service.js';
 import { requestColumns } from './write-columns.js';
 import { partialUpsertColumns } from './partial-upsert.js';
@@ -710,15 +718,16 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const tz = tzOf(coll, kvList(req.search_params));
       const embList = embListTarget(coll, kvList(req.search_params)['anns_field']);
       if (embList) return embListSearch(searchEnv, coll, req, embList, kvList(req.search_params), templateValues(req.expr_template_values));
+      const timeFields = timeFieldsOf(kvList(req.search_params));
       const untimed = parseSearch(coll, req, cat.indexes(coll.id), templateValues);
       const parsed = { ...untimed, params: { ...untimed.params, timezone: tz } };
       const iterPage = iteratorPageOf(kvList(req.search_params), coll, parsed.params.nq);
-      if (!iterPage) return localizeSearchReply(await runSearch(searchEnv, coll, parsed, req.output_fields ?? []), tz);
+      if (!iterPage) return extractSearchTimeFields(localizeSearchReply(await runSearch(searchEnv, coll, parsed, req.output_fields ?? []), tz), timeFields);
       if (parsed.groupBy || parsed.ids) throw quiverError('ParameterInvalid', 'a search iterator cannot group (group_by_field) or search by primary keys');
       const { hits } = await roles.query.search(coll.id, { ...parsed.params, after: iterPage.after });
       const reply = searchEnv.results(coll, hits, req.output_fields ?? [], parsed.params.k);
       reply.results.search_iterator_v2_results = searchIteratorReply(coll, iterPage, hits[0] ?? []);
-      return localizeSearchReply(reply, tz);
+      return extractSearchTimeFields(localizeSearchReply(reply, tz), timeFields);
     },
     Query: async (req, ctx) => {
       const coll = collOf(req, ctx);
@@ -729,6 +738,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const partitionNames: string[] = req.partition_names ?? [];
       const pk = coll.schema.fields.find((f) => f.isPrimaryKey)!;
       const tz = tzOf(coll, qp);
+      const timeFields = timeFieldsOf(qp);
       if (requested.some((f) => f.replace(/\s/g, '').toLowerCase() === 'count(*)')) {
         if (requested.length > 1) throw quiverError('ParameterInvalid', 'count(*) cannot be combined with other output fields');
         const n = await roles.query.count(coll.id, { filter: expr, templates, partitionNames, timezone: tz });
@@ -751,7 +761,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       const refs = await roles.query.query(coll.id, { filter: expr, templates, partitionNames, offset, limit, timezone: tz });
       return {
         status: OK,
-        fields_data: localizeFieldsData(outputColumns(refs, plan), tz),
+        fields_data: extractTimeFields(localizeFieldsData(outputColumns(refs, plan), tz), timeFields),
         collection_name: coll.name,
         output_fields: plan.names,
         primary_field_name: pk.name,
@@ -789,8 +799,9 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
 
     HybridSearch: async (req, ctx) => {
       const coll = collOf(req, ctx);
-      const tz = tzOf(coll, kvList(req.rank_params));
-      return localizeSearchReply(await runHybridSearch(searchEnv, coll, req, templateValues), tz);
+      const tz = hybridTimezones(req, (params) => tzOf(coll, params));
+      const timeFields = timeFieldsOf(kvList(req.rank_params)) ?? timeFieldsOf(kvList(req.requests?.[0]?.search_params));
+      return extractSearchTimeFields(localizeSearchReply(await runHybridSearch(searchEnv, coll, req, templateValues, tz.subs), tz.output), timeFields);
     },
   };
   return {
