@@ -1,7 +1,10 @@
 import * as zlib from 'node:zlib';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataType, ErrorCode, FunctionType, MilvusClient, promisify, WeightedRanker } from '@zilliz/milvus2-sdk-node';
 import { seededRandom } from '../src/testing/index.js';
+import { textIndexCounters } from '../src/text/index-counters.js';
 import { startTestServer, until, waitRestore, type TestServer } from './helpers.js';
 
 /**
@@ -124,6 +127,26 @@ async function checkSearch(c: MilvusClient, name: string, docs: ReadonlyMap<numb
   });
 }
 
+/** Field ids of the full-text index files under the data dir (stats logs that open with the QVRTXT magic), per segment. */
+async function textIndexFiles(dataDir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (p.includes('stats_log') && (await readFile(p)).subarray(0, 6).toString('latin1') === 'QVRTXT') out.push(p);
+    }
+  };
+  await walk(dataDir);
+  return out;
+}
+
+/** Exact phrase of two vocabulary words (slop 0): adjacent words, stop words counting as positions. */
+function naiveAdjacent(text: string, a: string, b: string): boolean {
+  const w = text.toLowerCase().match(/[a-z]+/g) ?? [];
+  return w.some((x, i) => x === a && w[i + 1] === b);
+}
+
 describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
   let t: TestServer | undefined;
   afterEach(async () => {
@@ -217,6 +240,306 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     await checkSearch(c, 'docs_restored', docs, ['river']);
   });
 
+  it('persists BM25 and text indexes as segment files, opened after a restart and a restore instead of rebuilt', { timeout: 120_000 }, async () => {
+    // No automatic compaction: the two segments stay two until the test compacts them.
+    t = await startTestServer({ autoCompaction: false });
+    let c = t.client;
+    await createDocs(c, COLL);
+    const docs = new Map<number, string>();
+    for (let round = 0; round < 2; round++) {
+      const data = Array.from({ length: 60 }, (_, i) => {
+        const id = round * 60 + i;
+        docs.set(id, makeText());
+        return { id, text: docs.get(id)!, note: '', dense: [1, id % 7] };
+      });
+      expect((await c.insert({ collection_name: COLL, data })).status.error_code).toBe(ErrorCode.SUCCESS);
+      await c.flush({ collection_names: [COLL] });
+    }
+    // Two sealed segments, each with a BM25 file (sparse) and a text file (text).
+    const files = await textIndexFiles(t.dataDir);
+    expect(files.length).toBe(4);
+    await c.loadCollection({ collection_name: COLL });
+
+    const queries = ['river storm', 'the OCEAN of glass and paper', 'tower tower garden'];
+    const matchWant = [...docs].filter(([, s]) => naiveTokens(s).some((w) => w === 'stone' || w === 'cloud')).map(([id]) => id);
+    const phraseWant = [...docs].filter(([, s]) => naiveAdjacent(s, 'river', 'stone')).map(([id]) => id);
+    expect(phraseWant.length).toBeGreaterThan(0);
+    const checkAll = async (name: string): Promise<void> => {
+      await checkSearch(c, name, docs, queries);
+      const match = await c.query({ collection_name: name, filter: "text_match(text, 'Stones CLOUD')", output_fields: ['id'], limit: 1000 });
+      expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual([...matchWant].sort((a, b) => a - b));
+      const phrase = await c.query({ collection_name: name, filter: "phrase_match(text, 'river stone')", output_fields: ['id'], limit: 1000 });
+      expect(phrase.status.error_code, phrase.status.reason).toBe(ErrorCode.SUCCESS);
+      expect(phrase.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual([...phraseWant].sort((a, b) => a - b));
+    };
+
+    // The flush built the indexes it wrote: searching the sealed segments builds nothing more.
+    let before = { ...textIndexCounters };
+    await checkAll(COLL);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+
+    // A restart opens the four files instead of analysing the texts again.
+    before = { ...textIndexCounters };
+    t = await t.restart();
+    c = t.client;
+    await c.loadCollection({ collection_name: COLL });
+    await checkAll(COLL);
+    expect(textIndexCounters.loadedFromFile - before.loadedFromFile).toBe(4);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+    expect(textIndexCounters.builtForFile - before.builtForFile).toBe(0);
+
+    // A snapshot carries the files and a restore copies them: the restored collection answers the same
+    // and still builds nothing.
+    expect((await c.createSnapshot({ collection_name: COLL, snapshot_name: 'persist_snap' })).error_code).toBe(ErrorCode.SUCCESS);
+    await c.releaseCollection({ collection_name: COLL });
+    const job = await c.restoreSnapshot({ snapshot_name: 'persist_snap', source_collection_name: COLL, target_collection_name: 'docs_copy' });
+    expect(job.status.error_code, job.status.reason).toBe(ErrorCode.SUCCESS);
+    expect((await waitRestore(c, job.job_id)).state).toBe('RestoreSnapshotCompleted');
+    expect((await textIndexFiles(t.dataDir)).length).toBe(8);
+    before = { ...textIndexCounters };
+    await c.loadCollection({ collection_name: 'docs_copy' });
+    await checkAll('docs_copy');
+    expect(textIndexCounters.loadedFromFile - before.loadedFromFile).toBe(4);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+
+    // Compaction writes the merged segment's files (built once, for the file) and drops nothing a query needs.
+    await c.loadCollection({ collection_name: COLL });
+    const gone = [...docs.keys()].filter((id) => id % 4 === 0);
+    await c.delete({ collection_name: COLL, filter: `id in [${gone.join(',')}]` });
+    for (const id of gone) docs.delete(id);
+    await c.flush({ collection_names: [COLL] });
+    before = { ...textIndexCounters };
+    const comp = await c.compact({ collection_name: COLL });
+    await until(async () => String((await c.getCompactionState({ compactionID: comp.compactionID })).state) === 'Completed');
+    matchWant.splice(0, matchWant.length, ...matchWant.filter((id) => docs.has(id)));
+    phraseWant.splice(0, phraseWant.length, ...phraseWant.filter((id) => docs.has(id)));
+    await checkAll(COLL);
+    expect(textIndexCounters.builtForFile - before.builtForFile).toBeGreaterThan(0);
+    expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
+  });
+
+  it('searchIterator pages a BM25 field best first, every matching row once', { timeout: 120_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    await createDocs(c, COLL);
+    const docs = new Map<number, string>();
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => {
+        const id = from + i;
+        docs.set(id, makeText());
+        return { id, text: docs.get(id)!, note: '', dense: [1, id % 7] };
+      });
+    expect((await c.insert({ collection_name: COLL, data: batch(0, 120) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: [COLL] });
+    expect((await c.insert({ collection_name: COLL, data: batch(120, 60) })).status.error_code).toBe(ErrorCode.SUCCESS); // growing
+    await c.loadCollection({ collection_name: COLL });
+
+    const run = async (query: string, batchSize: number, filter?: string): Promise<{ id: number; score: number }[]> => {
+      const it = await c.searchIterator({
+        collection_name: COLL,
+        anns_field: 'sparse',
+        data: query as never,
+        batchSize,
+        output_fields: ['id'],
+        ...(filter ? { filter } : {}),
+      });
+      const out: { id: number; score: number }[] = [];
+      for await (const page of it) for (const r of page as { id: string; score: number }[]) out.push({ id: Number(r.id), score: r.score });
+      return out;
+    };
+    for (const [query, batchSize, keep] of [
+      ['river storm', 7, undefined],
+      ['the OCEAN of glass and paper', 11, undefined],
+      ['tower garden winter', 5, (id: number) => id % 3 === 0],
+    ] as const) {
+      const got = await run(query, batchSize, keep ? 'id % 3 == 0' : undefined);
+      const ref = [...naiveBm25(docs, query)].filter(([id]) => (keep ? keep(id) : true));
+      const refScore = new Map(ref);
+      // Every row with a score exactly once (rows sharing no term with the query have none).
+      expect(got.length).toBe(ref.length);
+      expect(new Set(got.map((h) => h.id)).size).toBe(got.length);
+      expect(got.map((h) => h.id).sort((a, b) => a - b)).toEqual(ref.map(([id]) => id).sort((a, b) => a - b));
+      // One total order across pages: score descending, equal scores by pk ascending.
+      for (let i = 0; i < got.length; i++) {
+        expect(got[i]!.score).toBeCloseTo(refScore.get(got[i]!.id)!, 4);
+        if (i === 0) continue;
+        const [a, b] = [got[i - 1]!, got[i]!];
+        if (!(a.score > b.score || (a.score === b.score && a.id < b.id)))
+          throw new Error(`position ${i}: ${a.id} (${a.score}) before ${b.id} (${b.score})`);
+      }
+    }
+  });
+
+  it('BM25 and text_match over an ngram-analyzed field agree with a naive bigram reference', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    const res = await c.createCollection({
+      collection_name: 'grams',
+      fields: [
+        { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+        {
+          name: 'text',
+          data_type: DataType.VarChar,
+          max_length: 500,
+          enable_analyzer: true,
+          enable_match: true,
+          analyzer_params: { tokenizer: { type: 'ngram', min_gram: 2, max_gram: 2 }, filter: ['lowercase'] },
+        },
+        { name: 'sparse', data_type: DataType.SparseFloatVector },
+      ],
+      functions: [{ name: 'bm', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }],
+    });
+    expect(res.error_code, res.reason).toBe(ErrorCode.SUCCESS);
+    expect(
+      (await c.createIndex({ collection_name: 'grams', field_name: 'sparse', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'BM25' })).error_code,
+    ).toBe(ErrorCode.SUCCESS);
+    const letters = 'abcdeé数据';
+    const texts = Array.from({ length: 60 }, () =>
+      Array.from({ length: 2 + Math.floor(rnd() * 8) }, () => letters[Math.floor(rnd() * letters.length)]).join(''),
+    );
+    expect((await c.insert({ collection_name: 'grams', data: texts.map((text, id) => ({ id, text })) })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.flush({ collection_names: ['grams'] });
+    await c.loadCollection({ collection_name: 'grams' });
+    const bigrams = (s: string): string[] => {
+      const ch = [...s.toLowerCase()];
+      return ch.slice(0, -1).map((x, i) => x + ch[i + 1]!);
+    };
+    // Naive BM25 over bigrams (k1 1.2, b 0.75: the defaults).
+    const toks = texts.map(bigrams);
+    const avgdl = toks.reduce((n, x) => n + x.length, 0) / toks.length;
+    const query = 'abé数据';
+    const q = bigrams(query);
+    const ref = toks
+      .map((d, id) => {
+        let s = 0;
+        for (const w of new Set(q)) {
+          const tf = d.filter((x) => x === w).length;
+          if (tf === 0) continue;
+          const df = toks.filter((x) => x.includes(w)).length;
+          const qtf = q.filter((x) => x === w).length;
+          s += (qtf * Math.log(1 + (toks.length - df + 0.5) / (df + 0.5)) * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * d.length) / avgdl));
+        }
+        return [id, s] as const;
+      })
+      .filter(([, s]) => s > 0)
+      .sort((a, b) => b[1] - a[1]);
+    const got = await c.search({ collection_name: 'grams', anns_field: 'sparse', data: [query], limit: 10, output_fields: ['id'] });
+    expect(got.status.error_code, got.status.reason).toBe(ErrorCode.SUCCESS);
+    const hits = got.results as unknown as { id: string; score: number }[];
+    expect(hits.length).toBe(Math.min(10, ref.length));
+    hits.forEach((h, i) => expect(h.score).toBeCloseTo(ref[i]![1], 4));
+    // text_match with bigrams: a row matches when it shares a bigram with the query.
+    const match = await c.query({ collection_name: 'grams', filter: "text_match(text, '数据')", output_fields: ['id'], limit: 100 });
+    expect(match.data.map((r) => Number(r['id'])).sort((a, b) => a - b)).toEqual(texts.flatMap((s, id) => (s.includes('数据') ? [id] : [])));
+  });
+
+  it('multi-analyzer fields: each row analyzed by the analyzer its by_field names, queries by analyzer_name', { timeout: 60_000 }, async () => {
+    t = await startTestServer();
+    const c = t.client;
+    const multi = {
+      by_field: 'lang',
+      analyzers: { default: { type: 'standard' }, en: { type: 'english' }, zh: { type: 'chinese' } },
+      alias: { english: 'en' },
+    };
+    const fields = (m: unknown, extra: Record<string, unknown> = {}) => [
+      { name: 'id', data_type: DataType.Int64, is_primary_key: true },
+      { name: 'lang', data_type: DataType.VarChar, max_length: 16 },
+      { name: 'text', data_type: DataType.VarChar, max_length: 500, enable_analyzer: true, multi_analyzer_params: m, ...extra },
+      { name: 'sparse', data_type: DataType.SparseFloatVector },
+    ];
+    const fn = [{ name: 'bm', type: FunctionType.BM25, input_field_names: ['text'], output_field_names: ['sparse'], params: {} }];
+    const created = await c.createCollection({ collection_name: 'multi', fields: fields(multi) as never, functions: fn });
+    expect(created.error_code, created.reason).toBe(ErrorCode.SUCCESS);
+    expect(
+      (await c.createIndex({ collection_name: 'multi', field_name: 'sparse', index_type: 'SPARSE_INVERTED_INDEX', metric_type: 'BM25' })).error_code,
+    ).toBe(ErrorCode.SUCCESS);
+    // A controlled vocabulary: the english analyzer drops "the" and stems running/runs → run, dogs → dog;
+    // the standard (default) analyzer keeps every word as it is. "fr" names no analyzer: the default.
+    const WORDS = ['the', 'running', 'runs', 'dogs', 'fast'];
+    const EN: Record<string, string | null> = { the: null, running: 'run', runs: 'run', dogs: 'dog', fast: 'fast' };
+    const langs = ['en', 'english', 'fr', 'default'];
+    const rows = Array.from({ length: 40 }, (_, id) => ({
+      id,
+      lang: langs[id % langs.length]!,
+      text: Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => WORDS[Math.floor(rnd() * WORDS.length)]!).join(' '),
+    }));
+    expect((await c.insert({ collection_name: 'multi', data: rows })).status.error_code).toBe(ErrorCode.SUCCESS);
+    await c.loadCollection({ collection_name: 'multi' });
+    const tokensOf = (r: { lang: string; text: string }): string[] =>
+      r.lang === 'en' || r.lang === 'english' ? r.text.split(' ').flatMap((w) => (EN[w] ? [EN[w]!] : [])) : r.text.split(' ');
+    const docs = rows.map(tokensOf);
+    const avgdl = docs.reduce((n, d) => n + d.length, 0) / docs.length;
+    const naive = (q: string[]): [number, number][] =>
+      docs
+        .map((d, id): [number, number] => {
+          let s = 0;
+          for (const w of new Set(q)) {
+            const tf = d.filter((x) => x === w).length;
+            if (tf === 0) continue;
+            const df = docs.filter((x) => x.includes(w)).length;
+            s += (Math.log(1 + (docs.length - df + 0.5) / (df + 0.5)) * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * d.length) / avgdl));
+          }
+          return [id, s];
+        })
+        .filter(([, s]) => s > 0)
+        .sort((a, b) => b[1] - a[1]);
+    for (const [query, name, qTokens] of [
+      ['running dogs', 'en', ['run', 'dog']],
+      ['running dogs', 'english', ['run', 'dog']],
+      ['running dogs', undefined, ['running', 'dogs']],
+      ['running dogs', 'nope', ['running', 'dogs']],
+    ] as const) {
+      const res = await c.search({
+        collection_name: 'multi',
+        anns_field: 'sparse',
+        data: [query],
+        limit: 50,
+        output_fields: ['id'],
+        ...(name ? { params: { analyzer_name: name } } : {}),
+      });
+      expect(res.status.error_code, res.status.reason).toBe(ErrorCode.SUCCESS);
+      const hits = res.results as unknown as { id: string; score: number }[];
+      const ref = naive([...qTokens]);
+      expect(hits.length, `${query} / ${String(name)}`).toBe(ref.length);
+      const refScore = new Map(ref);
+      hits.forEach((h, i) => {
+        expect(h.score).toBeCloseTo(ref[i]![1], 4);
+        expect(refScore.get(Number(h.id))).toBeCloseTo(h.score, 4);
+      });
+    }
+    // RunAnalyzer on the field: one name for all texts, or one per text; none means the default.
+    const one = await c.runAnalyzer({ collection_name: 'multi', field_name: 'text', text: ['The running dogs', '向量数据库'], analyzer_names: ['zh'] });
+    expect(one.status.error_code, one.status.reason).toBe(ErrorCode.SUCCESS);
+    expect(one.results[1]!.tokens.map((x) => x.token).join('')).toBe('向量数据库');
+    const each = await c.runAnalyzer({
+      collection_name: 'multi',
+      field_name: 'text',
+      text: ['The running dogs', 'The running dogs'],
+      analyzer_names: ['english', 'fr'],
+    });
+    expect(each.results.map((r) => r.tokens.map((x) => x.token))).toEqual([
+      ['run', 'dog'],
+      ['the', 'running', 'dogs'],
+    ]);
+
+    // Bad params are refused naming the problem.
+    const status = (p: Promise<{ error_code: string | number; reason: string }>) =>
+      p.catch((e: unknown) => e as { error_code: string | number; reason: string });
+    for (const [m, extra, want] of [
+      [{ by_field: 'lang', analyzers: { en: { type: 'english' } } }, {}, 'default'],
+      [{ by_field: 'nowhere', analyzers: { default: { type: 'standard' } } }, {}, 'nowhere'],
+      [{ by_field: 'lang', analyzers: { default: { type: 'klingon' } } }, {}, 'klingon'],
+      [{ by_field: 'lang', analyzers: { default: { type: 'standard' } }, alias: { x: 'missing' } }, {}, 'missing'],
+      [multi, { enable_match: true }, 'enable_match'],
+    ] as const) {
+      const r = await status(c.createCollection({ collection_name: 'multi_bad', fields: fields(m, extra) as never, functions: fn }));
+      expect(r.error_code, JSON.stringify(m)).toBe(ErrorCode.IllegalArgument);
+      expect(r.reason).toContain(want);
+    }
+    const badNames = await c.runAnalyzer({ collection_name: 'multi', field_name: 'text', text: ['a', 'b', 'c'], analyzer_names: ['en', 'zh'] });
+    expect(badNames.status.error_code).toBe(ErrorCode.IllegalArgument);
+  });
+
   it('runs analyzers with Milvus parameter shapes', { timeout: 60_000 }, async () => {
     t = await startTestServer();
     const c = t.client;
@@ -247,8 +570,20 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     expect(notText.status.error_code).not.toBe(ErrorCode.SUCCESS);
     expect(notText.status.reason).toContain('note');
 
+    // icu keeps every word-break segment; chinese segments words (ICU's dictionary) and keeps Chinese / alphanumeric ones.
+    const icu = await c.runAnalyzer({ analyzer_params: { tokenizer: 'icu' }, text: ['Привет! Как дела?'] });
+    expect(icu.results[0]!.tokens.map((x) => x.token)).toEqual(['Привет', '!', ' ', 'Как', ' ', 'дела', '?']);
+    const zh = await c.runAnalyzer({ analyzer_params: { type: 'chinese' }, text: ['Milvus 是向量数据库！'] });
+    expect(zh.status.error_code, zh.status.reason).toBe(ErrorCode.SUCCESS);
+    const zhToks = zh.results[0]!.tokens.map((x) => x.token);
+    expect(zhToks.join('')).toBe('Milvus是向量数据库');
+    expect(zhToks[0]).toBe('Milvus');
+    const grams = await c.runAnalyzer({ analyzer_params: { tokenizer: { type: 'ngram', min_gram: 2, max_gram: 3 } }, text: ['abcd'] });
+    expect(grams.results[0]!.tokens.map((x) => x.token)).toEqual(['ab', 'abc', 'bc', 'bcd', 'cd']);
+
     for (const [params, name] of [
       [{ type: 'klingon' }, 'klingon'],
+      [{ tokenizer: { type: 'ngram', min_gram: 4, max_gram: 2 } }, 'min_gram'],
       [{ tokenizer: 'jieba' }, 'jieba'],
       [{ tokenizer: 'standard', filter: ['lowercase', 'sparkle'] }, 'sparkle'],
       [{ tokenizer: 'standard', filter: [{ type: 'stemmer', language: 'elvish' }] }, 'elvish'],

@@ -5,6 +5,7 @@ import { quiverError } from '../common/errors.js';
 import { Mutex } from '../common/mutex.js';
 import { IdAllocator, TsoAllocator, type BoundStore } from '../common/tso.js';
 import type { MetaKV } from '../meta/meta-kv.js';
+import type { FunctionSchema } from '../schema/functions.js';
 import type { FieldSchema } from '../schema/types.js';
 import { assignSubFieldIds, maxFieldId } from '../schema/types.js';
 import { Catalog, DEFAULT_DB, type CatalogChange } from './catalog.js';
@@ -374,6 +375,97 @@ export class CatalogService implements CatalogServiceApi, LoadStateStore {
         this.#putCollection({ ...coll, schema: { ...coll.schema, fields, version }, updateTs: this.tso.next().toString() }),
       );
       return added;
+    });
+  }
+
+  /**
+   * Adds a function output field with its function and its bound index in one catalog commit (Milvus
+   * `addFunctionField`: AlterCollectionSchema with `func_schema` and the index in `extra_params`). The
+   * caller has validated the function against the fields (input analyzed VarChar, output this field) and
+   * the index against the field. Rows written before have no column for the output: segcore computes it
+   * from their input text where they are read (`missingFieldColumn`'s function-output case), so every row
+   * is searchable through the new field at once, and a compaction writes the computed column to disk.
+   */
+  async addFunctionField(
+    dbName: string,
+    collName: string,
+    field: Omit<FieldSchema, 'fieldId'>,
+    fn: FunctionSchema,
+    index: { readonly name: string; readonly def: IndexDefinition },
+  ): Promise<FieldSchema> {
+    const added = await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      const bad = (why: string): never => {
+        throw quiverError('ParameterInvalid', `cannot add function field ${field.name} to collection ${coll.name}: ${why}`);
+      };
+      if (coll.schema.fields.some((f) => f.name === field.name)) bad(`a field named ${field.name} already exists`);
+      if ((coll.schema.functions ?? []).some((f) => f.name === fn.name)) bad(`a function named ${fn.name} already exists`);
+      if (!fn.outputFieldNames.includes(field.name)) bad(`function ${fn.name} does not output it`);
+      if (field.isPrimaryKey || field.isPartitionKey || field.isClusteringKey || field.autoId) bad('a function output is a plain field');
+      if (coll.schema.fields.filter((f) => !f.isDynamic).length >= FIELDS_MAX) bad(`a collection has at most ${FIELDS_MAX} fields`);
+      if (this.catalog.indexes(coll.id).some((i) => i.name === index.name)) bad(`index name ${index.name} is already used`);
+      const version = (coll.schema.version ?? 0) + 1;
+      const fieldId = Math.max(99, ...coll.schema.fields.map((f) => f.fieldId)) + 1;
+      const out: FieldSchema = { ...field, fieldId, addedInVersion: version };
+      const fields = [...coll.schema.fields.filter((f) => !f.isDynamic), out, ...coll.schema.fields.filter((f) => f.isDynamic)];
+      const functions = [...(coll.schema.functions ?? []), fn];
+      const indexId = await this.ids.alloc();
+      await this.#locks.withCollectionLock(coll.id, () =>
+        this.#putCollection({ ...coll, schema: { ...coll.schema, fields, functions, version }, updateTs: this.tso.next().toString() }, [
+          {
+            type: 'putIndex',
+            record: { ...index.def, id: indexId, collectionId: coll.id, fieldId, name: index.name, createdTs: this.tso.next().toString() },
+          },
+        ]),
+      );
+      return { out, collectionId: coll.id };
+    });
+    this.#onIndexCreated(added.collectionId);
+    return added.out;
+  }
+
+  /**
+   * Drops a schema function with its output fields and their indexes (Milvus `dropFunctionField`). Refused
+   * while the collection is loaded, as dropping an index is. The output binlogs stay in old segments for
+   * the snapshots that reference them, and are never read again (reads go by the schema's field ids).
+   */
+  async dropFunctionField(dbName: string, collName: string, functionName: string): Promise<void> {
+    await this.#ddl.run(async () => {
+      const coll = this.catalog.resolveCollection(dbName, collName);
+      const fn = (coll.schema.functions ?? []).find((f) => f.name === functionName);
+      if (!fn) throw quiverError('ParameterInvalid', `function ${functionName} not found in collection ${coll.name}`);
+      if (coll.loaded) throw quiverError('ParameterInvalid', `cannot drop function ${fn.name} while collection ${coll.name} is loaded; release it first`);
+      const outputs = coll.schema.fields.filter((f) => fn.outputFieldNames.includes(f.name));
+      const outIds = new Set(outputs.map((f) => f.fieldId));
+      const dropped = this.catalog.indexes(coll.id).filter((i) => outIds.has(i.fieldId));
+      const droppedIds = new Set(dropped.map((i) => i.id));
+      const version = (coll.schema.version ?? 0) + 1;
+      const schema = {
+        ...coll.schema,
+        fields: coll.schema.fields.filter((f) => !outIds.has(f.fieldId)),
+        functions: (coll.schema.functions ?? []).filter((f) => f !== fn),
+        version,
+      };
+      await this.#locks.withCollectionLock(coll.id, async () => {
+        // The schema change and the index definitions go first, in one commit (the drop takes effect); the
+        // segments' entries of those indexes follow in batches, as dropIndex does.
+        await this.#putCollection(
+          { ...coll, schema, updateTs: this.tso.next().toString() },
+          dropped.map((i) => ({ type: 'deleteIndex' as const, collectionId: coll.id, indexId: i.id })),
+        );
+        const changes: CatalogChange[] = [];
+        const records: SegmentRecord[] = [];
+        for (const seg of this.catalog.segments(coll.id)) {
+          if (seg.state !== 'Flushed' || !seg.indexes.some((i) => droppedIds.has(i.indexId))) continue;
+          const record = { ...seg, indexes: seg.indexes.filter((i) => !droppedIds.has(i.indexId)) };
+          changes.push({ type: 'putSegment', record });
+          records.push(record);
+        }
+        if (changes.length > 0) {
+          await this.catalog.commitInBatches(changes);
+          this.#events.segmentsCommitted(coll.id, records);
+        }
+      });
     });
   }
 

@@ -85,6 +85,12 @@ export interface Binlog {
   readonly tsFrom: string;
   readonly tsTo: string;
   readonly size: number;
+  /**
+   * SHA-256 (hex) of the file's bytes, computed when they were written (undefined for files written before
+   * hashes were recorded, or by a writer that does not record one). Files are immutable, so it stays true
+   * through compaction's bookkeeping, snapshots and restores (a copy or hardlink keeps the bytes).
+   */
+  readonly sha256?: string | undefined;
 }
 
 export interface SegmentIndexFile {
@@ -93,6 +99,8 @@ export interface SegmentIndexFile {
   readonly version: number;
   readonly files: readonly string[];
   readonly size: number;
+  /** SHA-256 (hex) of each file, parallel to `files`, recorded at write time (see Binlog.sha256); may be absent. */
+  readonly filesSha256?: readonly string[] | undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { FunctionSchema } from '../schema/functions.js';
 /**
  * The coordinator's interfaces: what the data node, the query node and the proxy may call, and what the
  * coordinator asks of the nodes. Other roles import these types only (never coord implementations), so
@@ -134,6 +135,14 @@ export interface CatalogServiceApi {
   /** Schema changes and truncate (coord/catalog-service.ts). */
   addCollectionField(dbName: string, collName: string, field: Omit<FieldSchema, 'fieldId'>): Promise<FieldSchema>;
   dropCollectionField(dbName: string, collName: string, by: { name?: string | undefined; id?: number | undefined }): Promise<void>;
+  addFunctionField(
+    dbName: string,
+    collName: string,
+    field: Omit<FieldSchema, 'fieldId'>,
+    fn: FunctionSchema,
+    index: { readonly name: string; readonly def: IndexDefinition },
+  ): Promise<FieldSchema>;
+  dropFunctionField(dbName: string, collName: string, functionName: string): Promise<void>;
   truncateCollection(dbName: string, collName: string): Promise<void>;
   createPartition(dbName: string, collName: string, name: string): Promise<void>;
   dropPartition(dbName: string, collName: string, name: string): Promise<void>;

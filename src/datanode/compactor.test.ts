@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../common/clock.js';
+import type { SegmentIndexFile } from '../coord/records.js';
+import { scalarIndexKey } from '../index/scalar/scalar-index-params.js';
 import { MemoryMetaKV } from '../meta/memory-kv.js';
 import type { FieldSchema } from '../schema/types.js';
 import { readSegment } from '../segcore/segment-io.js';
@@ -250,5 +252,56 @@ describe('compaction keeps persisted state a consistent cut', () => {
     expect(task.plans.map((p) => p.state)).toEqual(['Completed']);
     expect(engine.flushedSegments(collId).map((s) => s.numRows)).toEqual([5]);
     expect([...(await persisted()).keys()].sort((a, b) => a - b)).toEqual([6, 7, 8, 9, 10]);
+  });
+
+  it('the target gets its scalar index file from the merge, open in memory at publish; no index pass builds it', async () => {
+    const v = engine.catalog.collection(collId)!.schema.fields.find((f) => f.name === 'v')!;
+    await engine.createIndex(collId, v, 'v_idx', { indexType: 'INVERTED', metric: '', userParams: {}, buildParams: {} });
+    const idx = engine.catalog.indexes(collId).find((i) => i.name === 'v_idx')!;
+    await write([1, 2, 3, 4, 5, 6], 1, false);
+    await engine.flushCollection(collId);
+    await write([7, 8, 9, 10], 2, false);
+    await engine.flushCollection(collId);
+    await engine.waitForIndexes(collId);
+    expect(engine.flushedSegments(collId).map((s) => s.indexes.filter((i) => i.indexId === idx.id).length)).toEqual([1, 1]);
+    // Index builds the scheduler asks the data node for from here on (there should be none).
+    const tasks = engine.data.tasks;
+    const createTask = tasks.createTask.bind(tasks);
+    const asked: number[] = [];
+    tasks.createTask = async (spec) => {
+      if (spec.kind === 'indexBuild') asked.push(spec.segment.id);
+      return createTask(spec);
+    };
+    await engine.delete(collId, undefined, 'id in [2, 8]', undefined);
+    await engine.flushCollection(collId);
+    const task = await engine.compact(collId, { force: true, wait: true });
+    expect(task.plans.length).toBeGreaterThan(0);
+    expect(task.plans.map((p) => p.error ?? p.state)).toEqual(task.plans.map(() => 'Completed'));
+    const targets = task.plans.map((p) => p.target);
+    expect(
+      engine
+        .flushedSegments(collId)
+        .map((s) => s.id)
+        .sort(),
+    ).toEqual([...targets].sort());
+    const files = new Map<number, SegmentIndexFile>();
+    for (const target of engine.flushedSegments(collId)) {
+      const file = target.indexes.find((i) => i.indexId === idx.id);
+      expect(file?.files).toHaveLength(1);
+      expect(file!.files[0]).toContain(`/${target.id}/`);
+      files.set(target.id, file!);
+      // The loaded target searches with it at once (same build as its record).
+      const chunk = engine.data.runtime(collId)!.segments.get(target.id)!.chunks[0]!;
+      expect(chunk.scalarIndexes.has(scalarIndexKey('v', undefined))).toBe(true);
+      expect(chunk.indexBuilds.get(scalarIndexKey('v', undefined))).toBe(file!.buildId);
+    }
+    await engine.waitForIndexes(collId);
+    expect(asked).toEqual([]);
+    for (const target of engine.flushedSegments(collId)) expect(target.indexes.find((i) => i.indexId === idx.id)).toEqual(files.get(target.id));
+    // Answers: what the rows say (v is the write's version).
+    expect(await engine.count(collId, { filter: 'v == 1', partitionNames: [] })).toBe(5);
+    expect(await engine.count(collId, { filter: 'v in [2]', partitionNames: [] })).toBe(3);
+    const refs = await engine.query(collId, { filter: 'v >= 2', partitionNames: [], offset: 0, limit: undefined });
+    expect(refs.map((r) => Number((r.chunk.columns.get('id')!.data as BigInt64Array)[r.row])).sort((a, b) => a - b)).toEqual([7, 9, 10]);
   });
 });

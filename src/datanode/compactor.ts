@@ -21,6 +21,8 @@ import { rangesOfRows } from './remote/merge-runner.js';
 /** Kept-row range numbers of one key merge: beyond this (heavily fragmented deletes) the merge runs here. */
 const KEY_MERGE_RANGE_NUMBERS_MAX = 65_536;
 import { floatVectorsOf, isFloatIndexable } from '../index/typed-search.js';
+import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
+import { hasTypedIndexFile } from '../index/typed-index-file.js';
 
 export type { CompactionTaskInfo };
 
@@ -57,6 +59,20 @@ export interface CompactorHost {
     segmentId: number,
     open: boolean,
   ): Promise<{ file: SegmentIndexFile; built?: VectorIndex }>;
+  /**
+   * Builds a scalar / BIN_IVF_FLAT / sparse index file over the target's column (on the build worker);
+   * with `into` (a loaded collection's target chunk), also opens it there.
+   */
+  buildColumnIndexFile(
+    column: Column,
+    idx: IndexRecord,
+    field: FieldSchema,
+    partitionId: number,
+    segmentId: number,
+    into: Chunk | undefined,
+  ): Promise<SegmentIndexFile>;
+  /** Opens such a file built elsewhere (a data node's merge) into a loaded collection's target chunk. */
+  openColumnIndexFile(file: SegmentIndexFile, idx: IndexRecord, field: FieldSchema, into: Chunk): Promise<void>;
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
   /** Runs the read-filter-concat-encode half of a merge off the main thread. */
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
@@ -260,11 +276,11 @@ export class Compactor {
         //     final keys (log ids allocated here); we read them back for the in-memory target and the index.
         const first = await this.#host.ids.alloc(fields.length + 2);
         const outputs = allFields.map((f, i) => insertLogKey(coll.id, plan.partitionId, targetId, f.fieldId, first + i));
-        // The target's float indexes are built by the node from the merged column it holds anyway.
+        // The target's indexes are built by the node from the merged columns it holds anyway.
         const remoteIndexes: { index_id: number; build_id: number }[] = [];
         for (const idx of this.#host.catalog.indexes(coll.id)) {
           const field = fields.find((f) => f.fieldId === idx.fieldId);
-          if (field && isFloatIndexable(field.dataType)) remoteIndexes.push({ index_id: idx.id, build_id: await this.#host.ids.alloc() });
+          if (field && indexBuildOf(idx, field) !== undefined) remoteIndexes.push({ index_id: idx.id, build_id: await this.#host.ids.alloc() });
         }
         const ran = await this.#host.keyMerge({
           collection_id: coll.id,
@@ -286,7 +302,14 @@ export class Compactor {
         }
         outputs.splice(0, outputs.length, ...ranOutputs);
         for (const b of merged.built_indexes ?? []) {
-          builtRemotely.set(b.index_id, { indexId: b.index_id, buildId: b.build_id, version: b.index_version, files: [...b.files], size: b.size });
+          builtRemotely.set(b.index_id, {
+            indexId: b.index_id,
+            buildId: b.build_id,
+            version: b.index_version,
+            files: [...b.files],
+            size: b.size,
+            ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
+          });
         }
         encoded = new Map(await Promise.all(allFields.map(async (f, i) => [f.fieldId, await this.#host.store.get(outputs[i]!)] as const)));
         binlogsFrom = firstLog.logId;
@@ -317,7 +340,16 @@ export class Compactor {
       const indexes: SegmentIndexFile[] = [];
       for (const idx of this.#host.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);
-        if (!field || !isFloatIndexable(field.dataType)) continue;
+        const how = field && indexBuildOf(idx, field);
+        if (!field || how === undefined) continue;
+        if (how === 'column') {
+          // Scalar, BIN_IVF_FLAT and sparse indexes: built here (on the worker) or by the data node's merge.
+          const into = coll.loaded ? chunk : undefined;
+          const remote = builtRemotely.get(idx.id);
+          if (remote && into) await this.#host.openColumnIndexFile(remote, idx, field, into);
+          indexes.push(remote ?? (await this.#host.buildColumnIndexFile(columns.get(field.name)!, idx, field, plan.partitionId, targetId, into)));
+          continue;
+        }
         const vectors = floatVectorsOf(columns.get(field.name))!;
         const remote = builtRemotely.get(idx.id);
         const { file, built } = remote
@@ -410,7 +442,7 @@ export class Compactor {
         recountDeleted(chunk);
         // The target was written with the schema of the compaction's start: a field added since reads as
         // its default/null (no binlog), and the in-memory chunk gets that column now.
-        fillMissingColumns(rt.record.schema.fields, chunk.columns, chunk.numRows);
+        fillMissingColumns(rt.record.schema, chunk.columns, chunk.numRows);
         if (!rt.record.loaded) stripToPk(target, pkName);
         else if (record) this.#host.registerLoaded(record, chunk);
         rt.segments.set(targetId, target);
@@ -424,6 +456,15 @@ export class Compactor {
     this.#host.log.info({ collection: coll.name, sources: plan.sources, target: record ? targetId : null, rows, reason: plan.reason }, 'compacted');
     return record ? targetId : 0;
   }
+}
+
+/**
+ * How a compaction target gets an index's file (as the index scheduler builds them): from the float
+ * vectors, from the column (scalar, BIN_IVF_FLAT, sparse), or not at all (BIN_FLAT, BM25: nothing to build).
+ */
+function indexBuildOf(idx: IndexRecord, field: FieldSchema): 'vectors' | 'column' | undefined {
+  if (isScalarIndexType(idx.indexType) || hasTypedIndexFile(idx)) return 'column';
+  return isFloatIndexable(field.dataType) ? 'vectors' : undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { LoadedSegments } from '../querynode/types.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { CollectionRuntime, gatherColumn } from '../segcore/collection-runtime.js';
 import { exprSchema, partitionOf } from '../segcore/collection-helpers.js';
-import { mergeChunks, segmentBytes, stripToPk, type Segment } from '../segcore/segment.js';
+import { mergeChunks, segmentBytes, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
 import { writeDeltaFile, writeInsertFiles } from '../segcore/segment-io.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Wal, WalPosition } from '../wal/wal.js';
@@ -22,6 +22,9 @@ import type { DataNodeApi, DataNodeTasks, GrowingStats, SegmentsView } from './t
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './wal-records.js';
 import { DurableApply, takeDeletesBefore } from './durable-apply.js';
 import { floatMetric } from '../index/typed-index-params.js';
+import { isScalarIndexType, scalarIndexKey } from '../index/scalar/scalar-index-params.js';
+import { ScalarIndex } from '../index/scalar/scalar-index.js';
+import { hasTypedIndexFile, openTypedIndex } from '../index/typed-index-file.js';
 
 /**
  * The data node: the write path (WAL → growing segments), flush (sealed segments → immutable binlogs,
@@ -127,6 +130,15 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
           return { file, built: open ? await openIndexFile(file, vectors, idx, field) : undefined };
         },
         openIndexFile: (file, vectors, idx, field) => openIndexFile(file, vectors, idx, field),
+        buildColumnIndexFile: async (column, idx, field, partitionId, segmentId, into) => {
+          const { file, bytes } = await executor.buildColumnAs(column, idx, partitionId, segmentId, await deps.ids.alloc(), 1);
+          if (into) attachColumnIndex(into, idx, field, file, bytes);
+          return file;
+        },
+        openColumnIndexFile: async (file, idx, field, into) => {
+          if (file.files.length === 0) return;
+          attachColumnIndex(into, idx, field, file, await deps.store.get(file.files[0]!));
+        },
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
         merge: async (task) => {
           const id = await this.tasks.createTask({ kind: 'merge', merge: task });
@@ -709,4 +721,18 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
 /** `pk in [...]` / `pk == v` fast path (no column scan); compileFilter already validated the text. */
 function extractPkValuesFromText(text: string, schema: ExprSchema, templates: TemplateValues | undefined): (bigint | string)[] | null {
   return extractPkValues(parseExpr(text, templates), schema);
+}
+
+/** Opens a scalar / BIN_IVF_FLAT / sparse index file into a chunk, as the query node's loader does. */
+function attachColumnIndex(chunk: Chunk, idx: IndexRecord, field: FieldSchema, file: SegmentIndexFile, bytes: Uint8Array): void {
+  const source = file.files[0]!;
+  if (hasTypedIndexFile(idx)) {
+    chunk.typedIndexes.set(field.name, openTypedIndex(bytes, source, idx, { rows: chunk.numRows, dim: field.dim ?? 0 }));
+    chunk.indexBuilds.set(field.name, file.buildId);
+    return;
+  }
+  if (!isScalarIndexType(idx.indexType)) throw new Error(`assertion failed: ${idx.indexType} is not a column index type`);
+  const key = scalarIndexKey(field.name, idx.buildParams.jsonPath);
+  chunk.scalarIndexes.set(key, ScalarIndex.fromBytes(bytes, source, { rows: chunk.numRows, indexType: idx.indexType }));
+  chunk.indexBuilds.set(key, file.buildId);
 }

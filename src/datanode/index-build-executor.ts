@@ -2,6 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentIndexFile } from '../coord/records.js';
 import type { IdSource } from '../coord/types.js';
+import { sha256Of } from '../storage/content-hash.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { indexFileKey } from '../storage/paths.js';
 import type { IndexRecord } from '../coord/records.js';
@@ -10,8 +11,7 @@ import { hasIndexFiles } from '../index/index.js';
 import type { IndexBuildPool } from './index-builder.js';
 import { floatMetric } from '../index/typed-index-params.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
-import { ScalarIndex } from '../index/scalar/scalar-index.js';
-import { buildTypedIndex, hasTypedIndexFile } from '../index/typed-index-file.js';
+import { hasTypedIndexFile } from '../index/typed-index-file.js';
 import type { Column } from '../schema/types.js';
 
 /**
@@ -34,23 +34,34 @@ export class IndexBuildExecutor {
 
   /**
    * Builds a scalar index (index/scalar), or a BIN_IVF_FLAT / sparse index (index/typed-index-file.ts), over
-   * one sealed segment's column. Sorting a segment's values takes
-   * well under a second per million rows, so it runs here rather than on the build worker.
+   * one sealed segment's column, on the build worker, and stores it under a fresh build id.
    */
-  async buildScalar(column: Column, idx: IndexRecord, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
-    const buildId = await this.#ids.alloc();
-    let bytes: Uint8Array;
-    if (hasTypedIndexFile(idx)) {
-      // BIN_IVF_FLAT lists and sparse inverted indexes: built from the column like a scalar index.
-      bytes = buildTypedIndex(column, idx).toBytes();
-    } else {
-      if (!isScalarIndexType(idx.indexType)) throw new Error(`assertion failed: ${idx.indexType} is not a scalar index type`);
-      const index = ScalarIndex.build(column, { indexType: idx.indexType, jsonPath: idx.buildParams.jsonPath, jsonCastType: idx.buildParams.jsonCastType });
-      bytes = index.toBytes();
+  async buildColumn(column: Column, idx: IndexRecord, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
+    return (await this.buildColumnAs(column, idx, partitionId, segmentId, await this.#ids.alloc(), 1)).file;
+  }
+
+  /**
+   * The same under a build id and version the caller chose (a remote data node's task id and dispatch
+   * epoch). Also answers the file's bytes: a compaction target of a loaded collection opens them at once.
+   */
+  async buildColumnAs(
+    column: Column,
+    idx: IndexRecord,
+    partitionId: number,
+    segmentId: number,
+    buildId: number,
+    version: number,
+  ): Promise<{ file: SegmentIndexFile; bytes: Uint8Array }> {
+    if (!isScalarIndexType(idx.indexType) && !hasTypedIndexFile(idx)) {
+      throw new Error(`assertion failed: ${idx.indexType} (${idx.metric}) is not built over a column`);
     }
-    const key = indexFileKey(buildId, 1, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
-    await this.#store.put(key, bytes);
-    return { indexId: idx.id, buildId, version: 1, files: [key], size: bytes.byteLength };
+    const { bytes } = await this.#pool.buildColumn({
+      column: sendable(column),
+      index: { indexType: idx.indexType, metric: idx.metric, buildParams: idx.buildParams },
+    });
+    const key = indexFileKey(buildId, version, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
+    const [sha256] = await Promise.all([sha256Of(bytes), this.#store.put(key, bytes)]);
+    return { file: { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength, filesSha256: [sha256] }, bytes };
   }
 
   async build(vectors: Float32Array, idx: IndexRecord, field: FieldSchema, partitionId: number, segmentId: number): Promise<SegmentIndexFile> {
@@ -84,10 +95,16 @@ export class IndexBuildExecutor {
       const bytes = await readFile(tmp);
       // A new name for the container format: files named hnsw.bin are raw hnswlib files from older builds.
       const key = indexFileKey(buildId, version, partitionId, segmentId, `${idx.indexType.toLowerCase()}.qvx`);
-      await this.#store.put(key, bytes);
-      return { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength };
+      const [sha256] = await Promise.all([sha256Of(bytes), this.#store.put(key, bytes)]);
+      return { indexId: idx.id, buildId, version, files: [key], size: bytes.byteLength, filesSha256: [sha256] };
     } finally {
       await rm(tmp, { force: true });
     }
   }
+}
+
+/** A column as the worker can receive it (structured clone): a lazy vector column's reader stays here. */
+function sendable(column: Column): Column {
+  if (column.kind === 'vector' && column.lazy !== undefined) throw new Error('assertion failed: a column index build over a lazy vector column');
+  return column;
 }

@@ -1,12 +1,15 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { BuildTask } from './index-build-task.js';
-import { runBuildTask } from './index-build-task.js';
+import type { BuildTask, ColumnBuildTask } from './index-build-task.js';
+import { runBuildTask, runColumnBuildTask } from './index-build-task.js';
 import { runMergeTask, type MergeResult, type MergeTask } from './merge-task.js';
+
+/** The kinds of work the pool runs. */
+export type PoolTaskKind = 'build' | 'column' | 'merge';
 
 /**
  * Runs index builds off the main thread (a build of 100k vectors takes seconds and would otherwise stall
- * every request). One worker, tasks queued; each build spreads over `threads` native threads (usearch's
+ * every request): vector indexes, scalar / binary / sparse indexes over a column, compaction merges. One worker, tasks queued; each build spreads over `threads` native threads (usearch's
  * multi-threaded add), so one build at a time already uses every core it is given. `inline: true` builds on
  * the calling thread (tests of tiny indexes).
  */
@@ -20,6 +23,8 @@ export class IndexBuildPool {
   #terminated = false;
   /** Shared with the worker: 1 = stop building (checked between points). */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
+  /** Tasks the worker thread completed, by kind (inline runs are not counted). */
+  readonly #workerDone: Record<PoolTaskKind, number> = { build: 0, column: 0, merge: 0 };
 
   /** `threads`: native threads per build (QUIVER_INDEX_BUILD_THREADS), default every core. */
   constructor(opts: { inline?: boolean; threads?: number | undefined } = {}) {
@@ -30,6 +35,11 @@ export class IndexBuildPool {
 
   get threads(): number {
     return this.#threads;
+  }
+
+  /** How many tasks of each kind the worker thread completed (metrics and tests). */
+  workerTasksDone(): Readonly<Record<PoolTaskKind, number>> {
+    return { ...this.#workerDone };
   }
 
   #ensureWorker(): Worker {
@@ -64,6 +74,14 @@ export class IndexBuildPool {
     return this.#post<{ rows: number }>({ ...task, id, threads: this.#threads, kind: 'build' });
   }
 
+  /** Builds a scalar / binary / sparse index over a column off the main thread; answers the index file's bytes. */
+  async buildColumn(task: Omit<ColumnBuildTask, 'id'>): Promise<{ bytes: Uint8Array }> {
+    if (this.#closed) throw new Error('index build pool is closed');
+    const id = this.#nextId++;
+    if (this.#inline) return runColumnBuildTask({ ...task, id });
+    return this.#post<{ bytes: Uint8Array }>({ ...task, id, kind: 'column' });
+  }
+
   /** Runs a compaction merge (read, filter, concatenate, encode) off the main thread. */
   async merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult> {
     if (this.#closed) throw new Error('index build pool is closed');
@@ -72,10 +90,14 @@ export class IndexBuildPool {
     return this.#post<MergeResult>({ ...task, id, kind: 'merge' });
   }
 
-  #post<T>(msg: { id: number; kind: string } & Record<string, unknown>): Promise<T> {
+  #post<T>(msg: { id: number; kind: PoolTaskKind } & Record<string, unknown>): Promise<T> {
     const w = this.#ensureWorker();
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(msg.id, { resolve: resolve as (v: never) => void, reject });
+      const done = (v: never) => {
+        this.#workerDone[msg.kind]++;
+        resolve(v);
+      };
+      this.#pending.set(msg.id, { resolve: done, reject });
       w.postMessage(msg);
     });
   }

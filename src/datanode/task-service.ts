@@ -82,7 +82,7 @@ export class TaskService implements DataNodeTasks {
         if (isScalarIndexType(spec.index.indexType) || hasTypedIndexFile(spec.index)) {
           const chunk = await readSegment(this.#store, spec.collection, spec.segment, [spec.field]);
           const column = chunk.columns.get(spec.field.name)!;
-          return { kind: 'indexBuild', file: await this.#builds.buildScalar(column, spec.index, spec.segment.partitionId, spec.segment.id) };
+          return { kind: 'indexBuild', file: await this.#builds.buildColumn(column, spec.index, spec.segment.partitionId, spec.segment.id) };
         }
         let vectors = spec.vectors;
         if (!vectors) {

@@ -10,35 +10,48 @@
  *   followed greedily, as Tantivy does, so answers agree with Milvus in the corner cases too. A query of
  *   one token (or none) is a text_match, as in Milvus.
  *
- * Each column gets an inverted index (token → rows, and for phrases also the positions) built on first use
- * and cached by the column object: a loaded or sealed chunk's column never changes, so the index is built
- * once per segment chunk; a gathered row subset gets a throwaway one.
+ * Each column gets an inverted index (token → rows, and for phrases also the positions). A sealed segment's
+ * column has its positional index opened from the segment's index file at load (or built at flush) and
+ * attached here (`attachPositionalIndex`); otherwise one is built on first use and cached by the column
+ * object (a chunk's column never changes), and a gathered row subset gets a throwaway one.
  */
 
 import type { Column } from '../schema/types.js';
+import { textIndexCounters } from '../text/index-counters.js';
+import { PositionalIndex, type Postings } from '../text/positional-index.js';
 
 /** What text_match and phrase_match need of a field's analyzer (text/analyzer.ts implements it). */
 export interface TextTokenizer {
   terms(text: string): string[];
   analyze(text: string): readonly { readonly token: string; readonly position: number }[];
+  /** Canonical analyzer params: an index built by another analyzer object with the same params is reused. */
+  readonly key?: string | undefined;
 }
 
 type TextColumn = Column & { kind: 'string' };
 
-/** Rows holding a token, ascending, and for the positional index each row's positions. */
-interface Postings {
-  readonly rows: Uint32Array;
-  /** positions of rows[k] are positions[starts[k] .. starts[k + 1]), ascending. */
-  readonly starts?: Uint32Array;
-  readonly positions?: Uint32Array;
+interface Cached<T> {
+  readonly key: unknown;
+  readonly value: T;
 }
 
-const termIndexes = new WeakMap<object, { tokenizer: TextTokenizer; postings: Map<string, Postings> }>();
-const positionIndexes = new WeakMap<object, { tokenizer: TextTokenizer; postings: Map<string, Postings> }>();
+const termIndexes = new WeakMap<object, Cached<Map<string, { rows: Uint32Array }>>>();
+const positionIndexes = new WeakMap<object, Cached<PositionalIndex>>();
 
-function invertedIndex(col: TextColumn, tokenizer: TextTokenizer): Map<string, Postings> {
+const keyOf = (tokenizer: TextTokenizer): unknown => tokenizer.key ?? tokenizer;
+
+/** Attaches a column's positional index built elsewhere (a segment's index file), for analyzer params `key`. */
+export function attachPositionalIndex(col: object, key: string, index: PositionalIndex): void {
+  positionIndexes.set(col, { key, value: index });
+}
+
+function invertedIndex(col: TextColumn, tokenizer: TextTokenizer): ReadonlyMap<string, { rows: Uint32Array }> {
+  const key = keyOf(tokenizer);
+  const positional = positionIndexes.get(col);
+  if (positional && positional.key === key) return positional.value.postings;
   const cached = termIndexes.get(col);
-  if (cached && cached.tokenizer === tokenizer) return cached.postings;
+  if (cached && cached.key === key) return cached.value;
+  textIndexCounters.builtOnFirstUse++;
   const lists = new Map<string, number[]>();
   for (let r = 0; r < col.data.length; r++) {
     if (col.valid && col.valid[r] === 0) continue;
@@ -48,36 +61,20 @@ function invertedIndex(col: TextColumn, tokenizer: TextTokenizer): Map<string, P
       l.push(r);
     }
   }
-  const postings = new Map<string, Postings>();
+  const postings = new Map<string, { rows: Uint32Array }>();
   for (const [t, l] of lists) postings.set(t, { rows: Uint32Array.from(l) });
-  termIndexes.set(col, { tokenizer, postings });
+  termIndexes.set(col, { key, value: postings });
   return postings;
 }
 
-function positionalIndex(col: TextColumn, tokenizer: TextTokenizer): Map<string, Postings> {
+function positionalIndex(col: TextColumn, tokenizer: TextTokenizer): ReadonlyMap<string, Postings> {
+  const key = keyOf(tokenizer);
   const cached = positionIndexes.get(col);
-  if (cached && cached.tokenizer === tokenizer) return cached.postings;
-  const lists = new Map<string, { rows: number[]; starts: number[]; positions: number[] }>();
-  for (let r = 0; r < col.data.length; r++) {
-    if (col.valid && col.valid[r] === 0) continue;
-    // The analyzer emits positions in increasing order, so each row's list comes out sorted.
-    for (const { token, position } of tokenizer.analyze(col.data[r]!)) {
-      let l = lists.get(token);
-      if (!l) lists.set(token, (l = { rows: [], starts: [], positions: [] }));
-      if (l.rows[l.rows.length - 1] !== r) {
-        l.rows.push(r);
-        l.starts.push(l.positions.length);
-      }
-      l.positions.push(position);
-    }
-  }
-  const postings = new Map<string, Postings>();
-  for (const [t, l] of lists) {
-    l.starts.push(l.positions.length);
-    postings.set(t, { rows: Uint32Array.from(l.rows), starts: Uint32Array.from(l.starts), positions: Uint32Array.from(l.positions) });
-  }
-  positionIndexes.set(col, { tokenizer, postings });
-  return postings;
+  if (cached && cached.key === key) return cached.value.postings;
+  textIndexCounters.builtOnFirstUse++;
+  const index = PositionalIndex.build(col, tokenizer);
+  positionIndexes.set(col, { key, value: index });
+  return index.postings;
 }
 
 /**
@@ -177,7 +174,7 @@ export function phraseMatchRows(col: TextColumn, tokenizer: TextTokenizer, query
     const positionsOf = (i: number): number[] => {
       const p = lists[i]!;
       const k = slots[i]!;
-      return Array.from(p.positions!.subarray(p.starts![k]!, p.starts![k + 1]!), (x) => x + shifts[i]!);
+      return Array.from(p.positions.subarray(p.starts[k]!, p.starts[k + 1]!), (x) => x + shifts[i]!);
     };
     let chain = positionsOf(0);
     for (let i = 1; i < lists.length && chain.length > 0; i++) {

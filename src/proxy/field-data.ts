@@ -177,7 +177,9 @@ export function fieldDataToColumn(fd: ProtoFieldData | undefined, field: FieldSc
         if (field.maxCapacity !== undefined && elems.length > field.maxCapacity) {
           invalid(`array length ${elems.length} of field ${field.name} at row ${i} exceeds max capacity ${field.maxCapacity}`);
         }
-        data[i] = elems.map((e) => {
+        // Array.from, not elems.map: a Float element array arrives as a Float32Array (proto.ts decodes packed
+        // floats into one), whose map would give a Float32Array instead of a row of values.
+        data[i] = Array.from(elems, (e) => {
           const s = scalarOf(et, e, field.name, i);
           if (et === 'VarChar') checkLength(field, s as string, i);
           return s;

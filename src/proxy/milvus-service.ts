@@ -2,15 +2,13 @@ import { quiverError } from '../common/errors.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import type { CollectionRecord, IndexRecord } from '../coord/records.js';
 import type { TemplateValues } from '../expr/index.js';
-import { validateForDim } from '../index/index.js';
 import type { CatalogServiceApi, IndexSchedulerApi } from '../coord/types.js';
 import type { DataNodeApi } from '../datanode/types.js';
 import type { QueryNodeApi } from '../querynode/types.js';
 import { gatherColumn, type RowRef, type SearchHit } from '../segcore/collection-runtime.js';
 import type { Column, FieldSchema } from '../schema/types.js';
-import { DYNAMIC_FIELD_NAME, isVectorType } from '../schema/types.js';
-import { buildParamsOfTyped, parseFieldIndexParams } from '../index/typed-index-params.js';
-import { scalarIndexDefinition } from './scalar-index-request.js';
+import { DYNAMIC_FIELD_NAME } from '../schema/types.js';
+import { indexDefinitionOf } from './index-definition.js';
 import { columnToFieldData } from './field-data.js';
 import { runHybridSearch } from './hybrid-search.js';
 import { nullVectorColumn } from './vector-data.js';
@@ -25,7 +23,7 @@ import { partitionKeyHandlers, withPartitionKeys } from './partition-key.js';
 import { createSchemaChangeHandlers } from './schema-change-service.js';
 import { iteratorPageOf, iteratorResults, type IteratorPage } from './search-iterator.js';
 import { checkTimezoneProperties, localizeFieldsData, localizeSearchReply, requestTimezone } from './timezone-output.js';
-import { checkBm25Index, createTextHandlers } from './text-service.js';
+import { createTextHandlers } from './text-service.js';
 import { requestColumns } from './write-columns.js';
 import { partialUpsertColumns } from './partial-upsert.js';
 
@@ -649,38 +647,7 @@ export function createHandlers(baseRoles: ProxyRoles, opts: ServiceOptions): Rec
       refuseStructPath(coll.schema.fields, fieldName, 'an index');
       const field = coll.schema.fields.find((f) => f.name === fieldName && !f.isDynamic);
       if (!field) throw quiverError('FieldNotFound', `field not found[field=${fieldName}][collection=${coll.name}]`);
-      const extra = kvList(req.extra_params);
-      let userParams: Record<string, string | number> = {};
-      if (extra['params']) {
-        try {
-          userParams = JSON.parse(extra['params']) as Record<string, string | number>;
-        } catch {
-          throw quiverError('ParameterInvalid', `index params is not valid JSON: ${extra['params']}`);
-        }
-      }
-      const all: Record<string, string | number> = { ...userParams };
-      for (const [k, v] of Object.entries(extra)) if (k !== 'params' && k !== 'index_type' && k !== 'metric_type') all[k] = v;
-      if (!isVectorType(field.dataType)) {
-        await roles.coord.createIndex(coll.id, field, req.index_name || field.name, scalarIndexDefinition(field, extra, all));
-        return OK;
-      }
-      const parsed = parseFieldIndexParams(field.dataType, field.name, extra['index_type'] || undefined, {
-        ...all,
-        ...(extra['metric_type'] ? { metric_type: extra['metric_type'] } : {}),
-      });
-      validateForDim(parsed, field.dim!);
-      checkBm25Index(coll.schema, field, parsed.metric, all);
-      const name = req.index_name || field.name;
-      const stored: Record<string, string> = {};
-      for (const [k, v] of Object.entries(extra)) stored[k] = v;
-      if (!stored['index_type']) stored['index_type'] = parsed.type;
-      stored['metric_type'] = parsed.metric;
-      await roles.coord.createIndex(coll.id, field, name, {
-        indexType: parsed.type,
-        metric: parsed.metric,
-        userParams: stored,
-        buildParams: buildParamsOfTyped(parsed),
-      });
+      await roles.coord.createIndex(coll.id, field, req.index_name || field.name, indexDefinitionOf(coll.schema, field, kvList(req.extra_params)));
       return OK;
     },
     DescribeIndex: (req, ctx) => {

@@ -17,18 +17,17 @@ import { requestColumns } from './write-columns.js';
  * null, which fails for a field that has neither, as an insert would. The merged rows then take the
  * normal upsert path, so the write is one atomic upsert at one timestamp.
  *
- * `field_ops` other than REPLACE (ARRAY_APPEND / ARRAY_REMOVE) are refused with a clear error.
+ * `field_ops` name an op per given field: REPLACE (the default), ARRAY_APPEND (the row's array becomes its
+ * old elements followed by the given ones; over `max_capacity` fails the request naming the row) and
+ * ARRAY_REMOVE (every old element equal to one of the given ones is removed). For a new pk, or an old value
+ * that is null, APPEND stores the given elements and REMOVE stores an empty array. The array ops apply
+ * to Array fields only, and each op must name a field the rows carry.
  */
 export async function partialUpsertColumns(
   query: Pick<QueryNodeApi, 'query'>,
   coll: CollectionRecord,
   req: any,
 ): Promise<{ columns: Map<string, Column>; numRows: number }> {
-  for (const op of req.field_ops ?? []) {
-    if (op?.op !== undefined && op.op !== 'REPLACE' && op.op !== 0) {
-      throw quiverError('ParameterInvalid', `partial update op ${String(op.op)} on field ${op.field_name} is not supported by Quiver; supported: REPLACE`);
-    }
-  }
   const numRows = Number(req.num_rows ?? 0);
   if (!Number.isInteger(numRows) || numRows <= 0) throw quiverError('DataInvalid', `num_rows (${req.num_rows}) must be a positive integer`);
   const given = new Map<string, any>();
@@ -40,6 +39,7 @@ export async function partialUpsertColumns(
       throw quiverError('DataInvalid', `field ${name} is not in the schema of collection ${coll.name}`);
     }
   }
+  const ops = arrayOps(coll, req.field_ops ?? [], given);
   const pkCol = fieldDataToColumn(given.get(pk.name), pk, numRows);
   const pks = Array.from(pkCol.data as ArrayLike<bigint | string>);
   // Live rows of these pks (the latest version of each: deleted and superseded rows are invisible).
@@ -70,7 +70,70 @@ export async function partialUpsertColumns(
     true,
     merged,
   );
+  for (const [name, op] of ops) {
+    const f = coll.schema.fields.find((x) => x.name === name)!;
+    const old = refs.length > 0 ? gatherColumn(refs, name) : undefined;
+    columns.set(name, applyArrayOp(f, op, columns.get(name)!, old, source));
+  }
   return { columns, numRows };
+}
+
+type ArrayOp = 'ARRAY_APPEND' | 'ARRAY_REMOVE';
+const OP_NAMES = ['REPLACE', 'ARRAY_APPEND', 'ARRAY_REMOVE'] as const;
+
+/** The request's array ops by field (REPLACE entries dropped), validated against the schema and the rows. */
+function arrayOps(coll: CollectionRecord, fieldOps: readonly any[], given: ReadonlyMap<string, unknown>): Map<string, ArrayOp> {
+  const out = new Map<string, ArrayOp>();
+  const seen = new Set<string>();
+  for (const fo of fieldOps) {
+    const name = String(fo?.field_name ?? '');
+    const op = typeof fo?.op === 'number' ? OP_NAMES[fo.op] : fo?.op === undefined ? 'REPLACE' : String(fo.op);
+    if (op === undefined || !(OP_NAMES as readonly string[]).includes(op)) {
+      throw quiverError('ParameterInvalid', `partial update op ${String(fo?.op)} on field ${name} is unknown; valid: ${OP_NAMES.join(', ')}`);
+    }
+    if (seen.has(name)) throw quiverError('ParameterInvalid', `field_ops names field ${name} more than once`);
+    seen.add(name);
+    const f = coll.schema.fields.find((x) => x.name === name);
+    if (!f) throw quiverError('ParameterInvalid', `field_ops names field ${name}, which is not in the schema of collection ${coll.name}`);
+    if (!given.has(name)) throw quiverError('ParameterInvalid', `field_ops names field ${name}, but the rows do not carry it`);
+    if (op === 'REPLACE') continue;
+    if (f.dataType !== 'Array') {
+      throw quiverError('ParameterInvalid', `partial update op ${op} applies to Array fields only; field ${name} is ${f.dataType}`);
+    }
+    out.set(name, op as ArrayOp);
+  }
+  return out;
+}
+
+/** The stored arrays after `op`: old elements (from the live row at `source[i]`, none for a new pk) with the given ones. */
+function applyArrayOp(f: FieldSchema, op: ArrayOp, given: Column, old: Column | undefined, source: readonly number[]): Column {
+  if (given.kind !== 'array') throw new Error(`field ${f.name}: expected an array column`);
+  const oldArr = old?.kind === 'array' ? old : undefined;
+  // Float elements are stored as float32: compare at that precision, so a given 0.1 removes a stored 0.1.
+  const f32 = given.elementType === 'Float';
+  const key = (v: unknown) =>
+    typeof v === 'bigint' ? `b${v}` : typeof v === 'string' ? `s${v}` : `n${String(f32 && typeof v === 'number' ? Math.fround(v) : v)}`;
+  const valid = given.valid ? new Uint8Array(given.data.length) : undefined;
+  const data = given.data.map((now, i) => {
+    const s = source[i]!;
+    const before = s >= 0 && oldArr && (oldArr.valid === undefined || oldArr.valid[s] === 1) ? oldArr.data[s]! : [];
+    const nowValid = given.valid === undefined || given.valid[i] === 1;
+    if (valid) valid[i] = 1; // an array op always leaves an array (an empty one at worst), never a null
+    if (!nowValid) return before; // a null operand changes nothing
+    if (op === 'ARRAY_APPEND') {
+      const joined = [...before, ...now];
+      if (f.maxCapacity !== undefined && joined.length > f.maxCapacity) {
+        throw quiverError(
+          'DataInvalid',
+          `ARRAY_APPEND on field ${f.name} at row ${i}: ${before.length} + ${now.length} elements exceed max capacity ${f.maxCapacity}`,
+        );
+      }
+      return joined;
+    }
+    const drop = new Set(now.map(key));
+    return before.filter((v) => !drop.has(key(v)));
+  });
+  return { kind: 'array', elementType: given.elementType, data, valid };
 }
 
 /** A left-out field's column: the old row's value where the pk exists, else the default or null. */

@@ -1,5 +1,6 @@
 import { quiverError } from '../common/errors.js';
-import { checkNotFunctionField } from '../text/functions.js';
+import { checkNotFunctionField, parseFunctions } from '../text/functions.js';
+import { indexDefinitionOf } from './index-definition.js';
 import { DEFAULT_DB } from '../coord/types.js';
 import { OK } from './status.js';
 import { root } from './proto.js';
@@ -36,16 +37,42 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
     await roles.coord.addCollectionField(dbOf(req, ctx), collectionName(req), parseFieldSchema(raw, false));
   };
 
+  /**
+   * `addFunctionField`: one function (BM25) with its one output field and the output's index (its
+   * `index_type` and params in the field info's `extra_params`, as the SDK sends them), validated in full
+   * before anything changes, then committed together by the catalog.
+   */
+  const addFunctionField = async (req: any, ctx: CallContext, rawFns: any[], infos: any[]): Promise<void> => {
+    if (rawFns.length !== 1 || infos.length !== 1) {
+      throw quiverError('ParameterInvalid', `adding a function field takes one function and one output field, got ${rawFns.length} and ${infos.length}`);
+    }
+    const coll = roles.coord.catalog.resolveCollection(dbOf(req, ctx), collectionName(req));
+    const info = infos[0];
+    if (!info.field_schema) throw quiverError('ParameterMissing', 'the schema of the function output field is required');
+    const field = parseFieldSchema(info.field_schema, false);
+    const [fn] = parseFunctions(rawFns, [...coll.schema.fields, field]);
+    const extra: Record<string, string> = {};
+    for (const kv of info.extra_params ?? []) if (kv && typeof kv.key === 'string') extra[kv.key] = String(kv.value ?? '');
+    if (!extra['index_type']) {
+      throw quiverError('ParameterInvalid', `function field ${field.name} needs its index: give index_type (and metric_type BM25) in extra_params`);
+    }
+    // The definition is validated against the schema as it will be (the function in place).
+    const proposed = { ...coll.schema, fields: [...coll.schema.fields, { ...field, fieldId: -1 }], functions: [...(coll.schema.functions ?? []), fn!] };
+    const def = indexDefinitionOf(proposed, { ...field, fieldId: -1 }, extra);
+    await roles.coord.addFunctionField(dbOf(req, ctx), coll.name, field, fn!, { name: info.index_name || field.name, def });
+  };
+
   return {
     AlterCollectionSchema: async (req, ctx) => {
       const action = req.action ?? {};
       if (action.add_request) {
         const add = action.add_request;
-        if ((add.func_schema ?? []).length > 0) {
-          throw quiverError('ParameterInvalid', 'adding function fields (BM25, MinHash) is not supported by Quiver');
-        }
         const infos: any[] = add.field_infos ?? [];
         if (infos.length === 0) throw quiverError('ParameterMissing', 'AlterCollectionSchema add_request names no field');
+        if ((add.func_schema ?? []).length > 0) {
+          await addFunctionField(req, ctx, add.func_schema, infos);
+          return { alter_status: OK };
+        }
         for (const info of infos) {
           if (info.index_name || (info.extra_params ?? []).length > 0) {
             throw quiverError(
@@ -59,8 +86,10 @@ export function createSchemaChangeHandlers(roles: Pick<ProxyRoles, 'coord'>): Re
       }
       if (action.drop_request) {
         const drop = action.drop_request;
-        if (drop.function_name)
-          throw quiverError('ParameterInvalid', `dropping function ${drop.function_name}: schema functions are not supported by Quiver`);
+        if (drop.function_name) {
+          await roles.coord.dropFunctionField(dbOf(req, ctx), collectionName(req), String(drop.function_name));
+          return { alter_status: OK };
+        }
         const id = drop.identifier === 'field_id' || (!drop.field_name && drop.field_id && drop.field_id !== '0') ? Number(drop.field_id) : undefined;
         const name = id === undefined ? String(drop.field_name ?? '') : undefined;
         if (id === undefined && !name) throw quiverError('ParameterMissing', 'AlterCollectionSchema drop_request names no field');

@@ -4,7 +4,7 @@ import type { CollectionSchema, FieldSchema, SparseRow } from '../schema/types.j
 import type { AnyMetricType } from '../index/typed-index-params.js';
 import { createAnalyzer, type Analyzer } from '../text/analyzer.js';
 import { bm25ParamsOf, hashToken, termFrequencies } from '../text/bm25.js';
-import { analyzerEnabled, analyzerOf, bm25InputOf } from '../text/functions.js';
+import { analyzerEnabled, analyzerOf, bm25InputOf, multiAnalyzerOf } from '../text/functions.js';
 import type { CallContext, Handler, ProxyRoles } from './milvus-service.js';
 import { decodePlaceholderGroup } from './proto.js';
 import { OK } from './status.js';
@@ -30,7 +30,13 @@ function textsOf(values: readonly Uint8Array[], what: string): string[] {
 }
 
 /** The query rows of a search on a BM25 output field: the texts of a VarChar placeholder group, analyzed. */
-export function bm25QueriesOf(input: FieldSchema, field: FieldSchema, placeholder: Uint8Array): { nq: number; rows: SparseRow[] } {
+export function bm25QueriesOf(
+  input: FieldSchema,
+  field: FieldSchema,
+  placeholder: Uint8Array,
+  /** `analyzer_name` of the search: which analyzer of a multi-analyzer input analyzes the query texts. */
+  analyzerName?: string,
+): { nq: number; rows: SparseRow[] } {
   const group = decodePlaceholderGroup(placeholder)[0];
   if (!group || group.values.length === 0) throw quiverError('ParameterInvalid', 'search requires at least one query text');
   if (group.type !== '21' && group.type !== 'VarChar') {
@@ -39,7 +45,7 @@ export function bm25QueriesOf(input: FieldSchema, field: FieldSchema, placeholde
       `field ${field.name} is the output of a BM25 function: search it with text (VarChar placeholders), got type ${group.type}`,
     );
   }
-  const analyzer = analyzerOf(input);
+  const analyzer = analyzerOf(input, analyzerName);
   const rows = textsOf(group.values, `BM25 search on ${field.name}`).map((t) => termFrequencies(analyzer, t));
   return { nq: rows.length, rows };
 }
@@ -71,15 +77,32 @@ export function checkBm25Index(
   if (isOutput) bm25ParamsOf(params);
 }
 
-function analyzerFor(roles: ProxyRoles, req: any, ctx: CallContext): Analyzer {
-  if ((req.analyzer_names ?? []).length > 0) throw quiverError('ParameterInvalid', 'analyzer_names (multi-analyzer fields) are not supported by Quiver');
+/**
+ * The analyzer of each text of a RunAnalyzer: the given params, or the field's analyzer; for a
+ * multi-analyzer field `analyzer_names` picks one per text (or one name for all; none: the default).
+ */
+function analyzersFor(roles: ProxyRoles, req: any, ctx: CallContext, count: number): Analyzer[] {
+  const names: string[] = [...(req.analyzer_names ?? [])].map(String);
+  if (names.length === 0) return new Array<Analyzer>(count).fill(analyzerFor(roles, req, ctx, undefined));
+  if (names.length !== 1 && names.length !== count) {
+    throw quiverError('ParameterInvalid', `analyzer_names has ${names.length} names for ${count} texts: give one name, or one per text`);
+  }
+  return Array.from({ length: count }, (_, i) => analyzerFor(roles, req, ctx, names[names.length === 1 ? 0 : i]));
+}
+
+function analyzerFor(roles: ProxyRoles, req: any, ctx: CallContext, name: string | undefined): Analyzer {
+  if (name !== undefined && !req.collection_name)
+    throw quiverError('ParameterInvalid', 'analyzer_names needs collection_name and field_name (a multi-analyzer field)');
   if (req.collection_name) {
     const db = (typeof req.db_name === 'string' && req.db_name) || ctx.dbName || DEFAULT_DB;
     const coll = roles.coord.catalog.resolveCollection(db, String(req.collection_name));
     const f = coll.schema.fields.find((x) => x.name === req.field_name);
     if (!f) throw quiverError('FieldNotFound', `field ${String(req.field_name)} not found in collection ${coll.name}`);
     if (!analyzerEnabled(f)) throw quiverError('ParameterInvalid', `field ${f.name} of collection ${coll.name} does not enable an analyzer`);
-    return analyzerOf(f);
+    if (!multiAnalyzerOf(f) && name !== undefined) {
+      throw quiverError('ParameterInvalid', `analyzer_names is given, but field ${f.name} of collection ${coll.name} has no multi_analyzer_params`);
+    }
+    return analyzerOf(f, name);
   }
   return createAnalyzer(req.analyzer_params);
 }
@@ -87,12 +110,12 @@ function analyzerFor(roles: ProxyRoles, req: any, ctx: CallContext): Analyzer {
 export function createTextHandlers(roles: ProxyRoles): Record<string, Handler> {
   return {
     RunAnalyzer: (req, ctx) => {
-      const analyzer = analyzerFor(roles, req, ctx);
       const texts = textsOf(req.placeholder ?? [], 'RunAnalyzer');
+      const analyzers = analyzersFor(roles, req, ctx, texts.length);
       const detail = Boolean(req.with_detail);
       const withHash = Boolean(req.with_hash);
-      const results = texts.map((t) => ({
-        tokens: analyzer.analyze(t).map((tok) => ({
+      const results = texts.map((t, i) => ({
+        tokens: analyzers[i]!.analyze(t).map((tok) => ({
           token: tok.token,
           ...(detail
             ? {

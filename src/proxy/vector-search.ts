@@ -213,7 +213,7 @@ export function parseSearch(
       throw quiverError('ParameterInvalid', `search by ids got a primary key twice: ${ids!.map(String).join(', ')}`);
     q = { nq: ids!.length, queries: new Float32Array(0) };
   } else if (bm25Input) {
-    const t = bm25QueriesOf(bm25Input, field, req.placeholder_group ?? Buffer.alloc(0));
+    const t = bm25QueriesOf(bm25Input, field, req.placeholder_group ?? Buffer.alloc(0), get('analyzer_name') || undefined);
     q = { nq: t.nq, queries: new Float32Array(0), typed: { kind: 'sparse', rows: t.rows } };
   } else {
     q = queriesOf(field, req.placeholder_group ?? Buffer.alloc(0));

@@ -29,7 +29,9 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { openLazyVectorColumn } from '../storage/lazy-vector-column.js';
 import { defaultMetricFor, floatMetric, type AnyMetricType } from '../index/typed-index-params.js';
 import { floatVectorsOf } from '../index/typed-search.js';
-import { bm25ParamsOf } from '../text/bm25.js';
+import { attachBm25Index, Bm25ColumnIndex, bm25ParamsOf } from '../text/bm25.js';
+import { analyzerKeyOf, openTextIndexFile, textIndexFilesOf } from '../text/text-index-file.js';
+import { attachPositionalIndex } from '../expr/text-match.js';
 import type { FilterRequest, LoadedSegments, LoadProgress, QueryNodeApi, QuerySegmentInfo, SearchParams } from './types.js';
 
 /** Compiled filters kept per collection record (least recently used evicted). */
@@ -281,8 +283,29 @@ export class QueryNode implements QueryNodeApi, LoadedSegments {
     if (withIndexes) {
       await this.#attachScalarIndexes(coll, rec, chunk);
       await this.#attachTypedIndexes(coll, rec, chunk);
+      await this.#attachTextIndexes(coll, rec, chunk);
     }
     return chunk;
+  }
+
+  /**
+   * Opens the segment's full-text index files (BM25, text/phrase match) onto its columns. A file that cannot
+   * be used is logged and skipped: the index is then built in memory on first use, from the same column.
+   */
+  async #attachTextIndexes(coll: CollectionRecord, rec: SegmentRecord, chunk: Chunk): Promise<void> {
+    for (const [field, key] of textIndexFilesOf(coll, rec)) {
+      const col = chunk.columns.get(field.name);
+      if (!col) continue;
+      try {
+        const local = this.#store.localPath?.(key);
+        const bytes = local ? new Uint8Array(await readFile(local)) : await this.#store.get(key);
+        const index = openTextIndexFile(bytes, key, coll, field, rec.numRows);
+        if (index instanceof Bm25ColumnIndex) attachBm25Index(col, index);
+        else if (index) attachPositionalIndex(col, analyzerKeyOf(field), index);
+      } catch (err) {
+        this.#log.warn({ err, segment: rec.id, field: field.name }, 'full-text index file not usable; it is rebuilt in memory on first use');
+      }
+    }
   }
 
   /**

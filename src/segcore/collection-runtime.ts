@@ -7,9 +7,10 @@ import type { AnyMetricType } from '../index/typed-index-params.js';
 import { lowerIsBetter, searchTypedColumn, widenQueries, type TypedQueries } from '../index/typed-search.js';
 import { concatColumns, residentVectors, takeRows } from '../schema/columns.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
-import { columnKindOf, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
+import { columnKindOf, type CollectionSchema, type Column, type ColumnBatch, type FieldSchema } from '../schema/types.js';
+import { backfillFunctionOutput, functionOf } from '../text/functions.js';
 import { newChunk, type Chunk, type Segment } from './segment.js';
-import { searchBm25 } from './bm25-search.js';
+import { searchBm25, searchBm25After } from './bm25-search.js';
 import type { Bm25Params } from '../text/bm25.js';
 
 /**
@@ -93,7 +94,7 @@ export class CollectionRuntime {
     this.#record = next;
     for (const seg of this.segments.values()) {
       if (seg.phase === 'flushed' && !seg.loaded) continue;
-      for (const chunk of seg.chunks) fillMissingColumns(next.schema.fields, chunk.columns, chunk.numRows);
+      for (const chunk of seg.chunks) fillMissingColumns(next.schema, chunk.columns, chunk.numRows);
     }
   }
 
@@ -124,7 +125,7 @@ export class CollectionRuntime {
   /** Appends rows to `seg`, growing or sealed (rows acknowledged in a segment go into that segment). */
   appendRows(seg: Segment, columns: Map<string, Column>, ts: bigint, numRows: number): void {
     // Rows validated (or logged to the WAL) before a field was added lack its column.
-    fillMissingColumns(this.#record.schema.fields, columns, numRows);
+    fillMissingColumns(this.#record.schema, columns, numRows);
     const tsCol = new BigInt64Array(numRows).fill(ts);
     const last = seg.chunks[seg.chunks.length - 1];
     if (last && last.numRows < MERGE_CHUNK_ROWS && numRows < MERGE_CHUNK_ROWS) {
@@ -315,15 +316,17 @@ export class CollectionRuntime {
   }
 
   search(req: SearchRequest): SearchHit[][] {
-    if (req.after) return this.#searchAfter(req, req.after);
     if (req.metric === 'BM25') {
       const parts = this.#chunksFor(req.partitionIds, req.ignoreGrowing).map((chunk) => ({
         chunk,
         live: CollectionRuntime.#mask(chunk, null, undefined, req.expiredBefore),
         allow: req.filter ? CollectionRuntime.#mask(chunk, req.filter, undefined, req.expiredBefore) : undefined,
       }));
-      return searchBm25(parts, req);
+      if (!req.after) return searchBm25(parts, req);
+      const pkName = this.pkField.name;
+      return searchBm25After(parts, req, req.after, (h) => (h.chunk.columns.get(pkName)!.data as ArrayLike<bigint | string>)[h.row]!);
     }
+    if (req.after) return this.#searchAfter(req, req.after);
     const higherIsBetter = !lowerIsBetter(req.metric);
     const want = req.k + req.offset;
     const perQuery: SearchHit[][] = Array.from({ length: req.nq }, () => []);
@@ -499,12 +502,16 @@ export class CollectionRuntime {
  * written, and no column of a field dropped since (a field dropped and added again under the same name
  * may have another type: its old column must not stand in for the new one).
  */
-export function fillMissingColumns(fields: readonly FieldSchema[], columns: Map<string, Column>, numRows: number): void {
+export function fillMissingColumns(schema: CollectionSchema, columns: Map<string, Column>, numRows: number): void {
   const names = new Set<string>();
-  for (const f of fields) {
+  for (const f of schema.fields) {
     names.add(f.name);
     const col = columns.get(f.name);
-    if (!col || col.kind !== columnKindOf(f.dataType)) columns.set(f.name, missingFieldColumn(f, numRows));
+    if (col && col.kind === columnKindOf(f.dataType)) continue;
+    // A function output added after the rows were written is computed from their input (filled first: an
+    // input precedes the outputs added after it in the field list).
+    const fn = functionOf(schema, f.name);
+    columns.set(f.name, fn ? backfillFunctionOutput(schema, f, columns.get(fn.inputFieldNames[0]!), numRows)! : missingFieldColumn(f, numRows));
   }
   for (const name of [...columns.keys()]) if (!names.has(name)) columns.delete(name);
 }

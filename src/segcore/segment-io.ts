@@ -1,12 +1,18 @@
 import { quiverError } from '../common/errors.js';
 import { TIMESTAMP_FIELD_ID, type Binlog, type CollectionRecord, type SegmentRecord } from '../coord/records.js';
 import { decodeColumn, decodeDeltas, encodeColumn, encodeDeltas } from '../storage/binlog.js';
+import { sha256Of } from '../storage/content-hash.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { deltaLogKey, insertLogKey, statsLogKey } from '../storage/paths.js';
 import type { Column, FieldSchema } from '../schema/types.js';
 import { columnKindOf, columnLength } from '../schema/types.js';
 import { missingFieldColumn } from '../schema/missing-column.js';
 import { newChunk, type Chunk } from './segment.js';
+import { backfillFunctionOutput, functionOf } from '../text/functions.js';
+import { attachPositionalIndex } from '../expr/text-match.js';
+import { attachBm25Index, type Bm25ColumnIndex } from '../text/bm25.js';
+import type { PositionalIndex } from '../text/positional-index.js';
+import { analyzerKeyOf, buildTextIndexFile, textIndexKindOf } from '../text/text-index-file.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
 interface LogIds {
@@ -75,7 +81,12 @@ export async function writeEncodedInsertFiles(
     if (!bytes) throw new Error(`segment ${segmentId} lacks the binlog of field ${fieldId}`);
     const logId = first + i;
     const path = insertLogKey(coll.id, partitionId, segmentId, fieldId, logId);
-    binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength }];
+    // The hash of the bytes being written (or, after a data node's merge, read back): what an export names the file by.
+    writes.push(
+      sha256Of(bytes).then((sha256) => {
+        binlogs[String(fieldId)] = [{ logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength, sha256 }];
+      }),
+    );
     if (writtenFrom === undefined) writes.push(store.put(path, bytes));
   });
   const pk = fields.find((f) => f.isPrimaryKey)!;
@@ -83,11 +94,52 @@ export async function writeEncodedInsertFiles(
   const statsBytes = new TextEncoder().encode(JSON.stringify({ fieldId: pk.fieldId, rows: chunk.numRows, ...stats }));
   const statsPath = statsLogKey(coll.id, partitionId, segmentId, pk.fieldId, first + fields.length + 1);
   writes.push(store.put(statsPath, statsBytes));
-  await Promise.all(writes);
+  const [statsSha256, textLogs] = await Promise.all([
+    sha256Of(statsBytes),
+    writeTextIndexFiles(store, ids, coll, segmentId, partitionId, chunk, range),
+    Promise.all(writes),
+  ]);
+  // Keys in field order (the hashes above may finish in any order).
+  const ordered: Record<string, Binlog[]> = {};
+  for (const fieldId of fieldIds) ordered[String(fieldId)] = binlogs[String(fieldId)]!;
   return {
-    binlogs,
-    statslogs: [{ logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength }],
+    binlogs: ordered,
+    statslogs: [
+      { logId: first + fields.length + 1, path: statsPath, entries: chunk.numRows, ...range, size: statsBytes.byteLength, sha256: statsSha256 },
+      ...textLogs,
+    ],
   };
+}
+
+/**
+ * Builds and writes the segment's full-text index files (BM25 output fields, enable_match fields) as stats
+ * logs under each field's id (text/text-index-file.ts), and attaches each built index to the chunk's
+ * column so that the segment in memory uses it at once.
+ */
+async function writeTextIndexFiles(
+  store: ObjectStore,
+  ids: LogIds,
+  coll: CollectionRecord,
+  segmentId: number,
+  partitionId: number,
+  chunk: Chunk,
+  range: { tsFrom: string; tsTo: string },
+): Promise<Binlog[]> {
+  const fields = coll.schema.fields.filter((f) => textIndexKindOf(coll, f) !== undefined && chunk.columns.has(f.name));
+  if (fields.length === 0) return [];
+  const first = await ids.alloc(fields.length);
+  return Promise.all(
+    fields.map(async (f, i) => {
+      const col = chunk.columns.get(f.name)!;
+      const built = buildTextIndexFile(coll, f, col)!;
+      if (built.kind === 'bm25') attachBm25Index(col, built.index as Bm25ColumnIndex);
+      else attachPositionalIndex(col, analyzerKeyOf(f), built.index as PositionalIndex);
+      const logId = first + i;
+      const path = statsLogKey(coll.id, partitionId, segmentId, f.fieldId, logId);
+      const [sha256] = await Promise.all([sha256Of(built.bytes), store.put(path, built.bytes)]);
+      return { logId, path, entries: chunk.numRows, ...range, size: built.bytes.byteLength, sha256 };
+    }),
+  );
 }
 
 function pkStats(col: Column): { min: string; max: string } {
@@ -117,8 +169,8 @@ export async function writeDeltaFile(
   const pks = pkField.dataType === 'Int64' ? BigInt64Array.from(deletes.pks as bigint[]) : (deletes.pks as string[]);
   const bytes = encodeDeltas(pks, ts);
   const path = deltaLogKey(coll.id, partitionId, segmentId, logId);
-  await store.put(path, bytes);
-  return { logId, path, entries: ts.length, ...tsRange(ts), size: bytes.byteLength };
+  const [sha256] = await Promise.all([sha256Of(bytes), store.put(path, bytes)]);
+  return { logId, path, entries: ts.length, ...tsRange(ts), size: bytes.byteLength, sha256 };
 }
 
 /**
@@ -149,13 +201,20 @@ export async function readSegment(store: ObjectStore, coll: CollectionRecord, re
   const columns = new Map<string, Column>();
   // A field added after the segment was written has no binlog in it: it reads as its default or null.
   // Only an added field may lack one; a missing binlog of any other field is a broken segment.
+  const absent = (f: FieldSchema): boolean => f.addedInVersion !== undefined && (rec.binlogs[String(f.fieldId)] ?? []).length === 0;
   const cols = await Promise.all(
-    fields.map((f) =>
-      f.addedInVersion !== undefined && (rec.binlogs[String(f.fieldId)] ?? []).length === 0
-        ? Promise.resolve(missingFieldColumn(f, rec.numRows))
-        : read(f.fieldId, columnKindOf(f.dataType)),
-    ),
+    fields.map((f) => (absent(f) ? Promise.resolve(missingFieldColumn(f, rec.numRows)) : read(f.fieldId, columnKindOf(f.dataType)))),
   );
+  // A function output added after this segment was written is computed from the segment's input text.
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const fn = absent(f) ? functionOf(coll.schema, f.name) : undefined;
+    if (!fn) continue;
+    const inputField = coll.schema.fields.find((x) => x.name === fn.inputFieldNames[0])!;
+    const j = fields.findIndex((x) => x.name === inputField.name);
+    const input = j >= 0 ? cols[j]! : absent(inputField) ? missingFieldColumn(inputField, rec.numRows) : await read(inputField.fieldId, 'string');
+    cols[i] = backfillFunctionOutput(coll.schema, f, input, rec.numRows)!;
+  }
   fields.forEach((f, i) => columns.set(f.name, cols[i]!));
   const tsCol = await read(TIMESTAMP_FIELD_ID, 'int64');
   if (tsCol.kind !== 'int64') throw new Error('timestamp binlog is not int64');

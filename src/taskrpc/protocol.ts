@@ -98,6 +98,8 @@ export interface WireBuiltIndex {
   readonly index_version: number;
   readonly files: readonly string[];
   readonly size: number;
+  /** SHA-256 of each file, parallel to `files` (empty or absent from nodes that do not record one). */
+  readonly files_sha256?: readonly string[] | undefined;
   readonly rows: number;
 }
 

@@ -32,10 +32,56 @@ describe('analyzers', () => {
     expect(createAnalyzer({ tokenizer: 'standard', filter: [{ type: 'stemmer', language: 'English' }] }).terms('jumping')).toEqual(['jump']);
   });
 
+  it('ngram tokenizer and filter: every character n-gram of the text / of each token, like a naive enumeration', () => {
+    const naive = (s: string, min: number, max: number, prefixOnly = false): string[] => {
+      const c = [...s];
+      const out: string[] = [];
+      for (let i = 0; i < (prefixOnly ? Math.min(1, c.length) : c.length); i++)
+        for (let n = min; n <= max && i + n <= c.length; n++) out.push(c.slice(i, i + n).join(''));
+      return out;
+    };
+    for (const text of ['Milvus', 'a', '', 'vector 数据库 ✓']) {
+      expect(createAnalyzer({ tokenizer: { type: 'ngram', min_gram: 2, max_gram: 3 } }).terms(text)).toEqual(naive(text, 2, 3));
+      expect(createAnalyzer({ tokenizer: { type: 'ngram', min_gram: 1, max_gram: 4, prefix_only: true } }).terms(text)).toEqual(naive(text, 1, 4, true));
+    }
+    // Byte offsets of each gram: "数据" starts after "ab" (2 bytes) and spans 6 bytes.
+    const grams = createAnalyzer({ tokenizer: { type: 'ngram', min_gram: 2, max_gram: 2 } }).analyze('ab数据');
+    expect(grams.map((g) => [g.token, g.startOffset, g.endOffset, g.position])).toEqual([
+      ['ab', 0, 2, 0],
+      ['b数', 1, 5, 1],
+      ['数据', 2, 8, 2],
+    ]);
+    // The filter: n-grams of each (lowercased) token, all at that token's position.
+    const f = createAnalyzer({ tokenizer: 'whitespace', filter: ['lowercase', { type: 'ngram', min_gram: 2, max_gram: 3 }] });
+    expect(f.terms('Stone x RIVER')).toEqual([...naive('stone', 2, 3), ...naive('river', 2, 3)]);
+    expect(new Set(f.analyze('Stone x RIVER').map((t) => t.position))).toEqual(new Set([0, 2]));
+  });
+
+  it('icu tokenizer keeps every word-break segment; chinese analyzer segments words and keeps Chinese / alphanumeric ones', () => {
+    expect(createAnalyzer({ tokenizer: 'icu' }).terms('Привет! Как дела?')).toEqual(['Привет', '!', ' ', 'Как', ' ', 'дела', '?']);
+    expect(createAnalyzer({ tokenizer: 'icu', filter: ['removepunct'] }).terms('Привет! Как дела?')).toEqual(['Привет', ' ', 'Как', ' ', 'дела']);
+    const zh = createAnalyzer({ type: 'chinese' });
+    const text = 'Milvus 是一个高性能、可扩展的向量数据库！';
+    const toks = zh.terms(text);
+    // Concatenated, the kept tokens are the text without spaces and punctuation: a segmentation, nothing lost.
+    expect(toks.join('')).toBe(text.replace(/[\s、！]/gu, ''));
+    expect(toks).toContain('Milvus');
+    expect(toks).toContain('高性能');
+    expect(toks.every((t) => /^[\p{Script=Han}A-Za-z0-9]+$/u.test(t))).toBe(true);
+    // The filters on their own.
+    const cn = createAnalyzer({ tokenizer: 'whitespace', filter: ['cnalphanumonly'] });
+    expect(cn.terms('数据 abc12 数据2 a-b 数，')).toEqual(['数据', 'abc12', '数据2']);
+    expect(createAnalyzer({ tokenizer: 'whitespace', filter: ['cncharonly'] }).terms('数据 abc 数据2 向量')).toEqual(['数据', '向量']);
+  });
+
   it('refuses unknown analyzers, tokenizers, filters and malformed params, naming them', () => {
     const cases: [unknown, string][] = [
-      [{ type: 'chinese' }, 'chinese'],
+      [{ type: 'japanese' }, 'japanese'],
       [{ tokenizer: 'jieba' }, 'jieba'],
+      [{ tokenizer: { type: 'ngram', min_gram: 3, max_gram: 2 } }, 'greater than max_gram'],
+      [{ tokenizer: { type: 'ngram', min_gram: 0, max_gram: 2 } }, 'min_gram'],
+      [{ tokenizer: { type: 'ngram', min_gram: 1, max_gram: 2, prefix_only: 'yes' } }, 'prefix_only'],
+      [{ tokenizer: 'standard', filter: [{ type: 'ngram', min_gram: 1, max_gram: 65 }] }, 'max_gram'],
       [{ tokenizer: 'standard', filter: ['sparkle'] }, 'sparkle'],
       [{ tokenizer: 'standard', filter: [{ type: 'ngram' }] }, 'ngram'],
       [{ tokenizer: 'standard', filter: [{ type: 'stemmer', language: 'elvish' }] }, 'elvish'],

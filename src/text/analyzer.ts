@@ -4,15 +4,21 @@
  *
  *   {type: "standard", stop_words?: [...]}   standard tokenizer → lowercase (→ stop)
  *   {type: "english", stop_words?: [...]}    standard tokenizer → lowercase → English stemmer → stop(_english_) (→ stop)
- *   {tokenizer: "standard" | "whitespace" | {type: ...}, filter: [filter, ...]}   a custom chain
+ *   {type: "chinese", stop_words?: [...]}    Chinese word segmentation → cnalphanumonly (→ stop)
+ *   {tokenizer: "standard" | "whitespace" | "icu" | {type: "ngram", min_gram, max_gram, prefix_only?}, filter: [filter, ...]}
  *
- * Filters: "lowercase", "asciifolding", "alphanumonly", "removepunct", {type: "stop", stop_words: [...]}
- * ("_english_" expands to the English list), {type: "stemmer", language: "english"},
- * {type: "length", max: n}. Anything else is refused with ParameterInvalid naming it, so a schema never
- * silently indexes text differently from what its author asked for.
+ * Filters: "lowercase", "asciifolding", "alphanumonly", "cnalphanumonly", "cncharonly", "removepunct",
+ * {type: "stop", stop_words: [...]} ("_english_" expands to the English list), {type: "stemmer",
+ * language: "english"}, {type: "length", max: n}, {type: "ngram", min_gram, max_gram} (each token's
+ * character n-grams, at the token's position). Anything else is refused with ParameterInvalid naming it,
+ * so a schema never silently indexes text differently from what its author asked for.
  *
  * The standard tokenizer is Unicode word segmentation (UAX #29) from `Intl.Segmenter`, keeping the
- * word-like segments. Offsets are UTF-8 byte offsets, as Milvus (Rust) reports them.
+ * word-like segments. The icu tokenizer is the same ICU word break, keeping every segment (spaces and
+ * punctuation too, as Milvus's icu tokenizer does). The chinese analyzer's tokenizer is ICU's dictionary
+ * word segmentation for Chinese (`Intl.Segmenter('zh')`), not jieba: no jieba library is part of Quiver,
+ * so a few compound words split differently from Milvus. Offsets are UTF-8 byte offsets, as Milvus (Rust)
+ * reports them.
  */
 
 import stem from 'wink-porter2-stemmer';
@@ -33,6 +39,8 @@ export interface Analyzer {
   analyze(text: string): AnalyzerToken[];
   /** Just the token strings (the hot path of BM25 and text_match). */
   terms(text: string): string[];
+  /** The params it was built from, canonical JSON: two analyzers with the same key tokenize alike. */
+  readonly key: string;
 }
 
 /** The English stop words of Milvus's `english` analyzer and of `_english_` (the Lucene/Tantivy list). */
@@ -54,8 +62,11 @@ interface RawToken {
 }
 
 type Tokenizer = (text: string) => RawToken[];
-/** A filter maps a token's text to its new text, or null to drop it. */
-type TokenFilter = (t: string) => string | null;
+/** A filter maps a token's text to its new text, or null to drop it, or (n-grams) to several at its position. */
+type TokenFilter = (t: string) => string | null | readonly string[];
+
+/** Bounds of n-gram lengths (characters): one token must not explode into thousands. */
+const NGRAM_MAX = 64;
 
 function bad(reason: string): never {
   throw quiverError('ParameterInvalid', `invalid analyzer params: ${reason}`);
@@ -92,6 +103,76 @@ const standardTokenizer: Tokenizer = (text) => {
   return out;
 };
 
+/** Every segment of ICU's word break (spaces and punctuation included), for the `icu` tokenizer. */
+const icuSegmenter = new Intl.Segmenter(undefined, { granularity: 'word' });
+const icuTokenizer: Tokenizer = (text) => {
+  const out: RawToken[] = [];
+  const off = byteOffsets(text);
+  for (const s of icuSegmenter.segment(text)) {
+    out.push({ text: s.segment, start: off(s.index), end: off(s.index + s.segment.length), position: out.length });
+  }
+  return out;
+};
+
+/** ICU's dictionary-based word segmentation of Chinese, word-like segments only (the `chinese` analyzer). */
+const zhSegmenter = new Intl.Segmenter('zh', { granularity: 'word' });
+const chineseTokenizer: Tokenizer = (text) => {
+  const out: RawToken[] = [];
+  const off = byteOffsets(text);
+  for (const s of zhSegmenter.segment(text)) {
+    if (!s.isWordLike) continue;
+    out.push({ text: s.segment, start: off(s.index), end: off(s.index + s.segment.length), position: out.length });
+  }
+  return out;
+};
+
+/** Lengths [min_gram, max_gram] of an ngram tokenizer or filter, checked. */
+function gramRange(f: Readonly<Record<string, unknown>>, where: string): [number, number] {
+  const min = f['min_gram'];
+  const max = f['max_gram'];
+  for (const [k, v] of [
+    ['min_gram', min],
+    ['max_gram', max],
+  ] as const) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > NGRAM_MAX)
+      bad(`${where} ${k} must be an integer in [1, ${NGRAM_MAX}], got ${JSON.stringify(v)}`);
+  }
+  if ((min as number) > (max as number)) bad(`${where} min_gram ${String(min)} is greater than max_gram ${String(max)}`);
+  return [min as number, max as number];
+}
+
+/**
+ * Character n-grams of the whole text (Tantivy's NgramTokenizer): for each start, every length from
+ * min_gram to max_gram that fits; with prefix_only, only the grams starting at the first character.
+ * Characters are Unicode scalar values; each gram is one token, positions in emission order.
+ */
+function ngramTokenizer(min: number, max: number, prefixOnly: boolean): Tokenizer {
+  return (text) => {
+    const chars = [...text];
+    const byteAt = new Array<number>(chars.length + 1);
+    byteAt[0] = 0;
+    for (let i = 0; i < chars.length; i++) byteAt[i + 1] = byteAt[i]! + Buffer.byteLength(chars[i]!, 'utf8');
+    const out: RawToken[] = [];
+    const starts = prefixOnly ? Math.min(1, chars.length) : chars.length;
+    for (let i = 0; i < starts; i++) {
+      for (let n = min; n <= max && i + n <= chars.length; n++) {
+        out.push({ text: chars.slice(i, i + n).join(''), start: byteAt[i]!, end: byteAt[i + n]!, position: out.length });
+      }
+    }
+    return out;
+  };
+}
+
+/** Character n-grams of one token, for the ngram filter (a token shorter than min_gram yields none). */
+function ngramFilter(min: number, max: number): TokenFilter {
+  return (t) => {
+    const chars = [...t];
+    const out: string[] = [];
+    for (let i = 0; i < chars.length; i++) for (let n = min; n <= max && i + n <= chars.length; n++) out.push(chars.slice(i, i + n).join(''));
+    return out;
+  };
+}
+
 const whitespaceTokenizer: Tokenizer = (text) => {
   const out: RawToken[] = [];
   const off = byteOffsets(text);
@@ -104,9 +185,21 @@ const whitespaceTokenizer: Tokenizer = (text) => {
 
 function tokenizerOf(raw: unknown): Tokenizer {
   const name = typeof raw === 'string' ? raw : raw !== null && typeof raw === 'object' ? (raw as { type?: unknown }).type : undefined;
+  const params = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
   if (name === 'standard') return standardTokenizer;
   if (name === 'whitespace') return whitespaceTokenizer;
-  return bad(`unknown tokenizer ${JSON.stringify(raw)}; Quiver supports the "standard" and "whitespace" tokenizers`);
+  if (name === 'icu') return icuTokenizer;
+  if (name === 'ngram') {
+    const [min, max] = gramRange(params, 'ngram tokenizer');
+    const prefixOnly = params['prefix_only'];
+    if (prefixOnly !== undefined && typeof prefixOnly !== 'boolean')
+      bad(`ngram tokenizer prefix_only must be true or false, got ${JSON.stringify(prefixOnly)}`);
+    return ngramTokenizer(min, max, prefixOnly === true);
+  }
+  if (name === 'jieba') {
+    return bad('tokenizer "jieba" is not supported by Quiver (no jieba library is part of it); use the "chinese" analyzer type or the "icu" tokenizer');
+  }
+  return bad(`unknown tokenizer ${JSON.stringify(raw)}; Quiver supports the "standard", "whitespace", "icu" and "ngram" tokenizers`);
 }
 
 function stopWordsOf(raw: unknown, where: string): Set<string> {
@@ -141,6 +234,11 @@ function filterOf(raw: unknown): TokenFilter {
         return (t) => (/^[A-Za-z0-9]+$/.test(t) ? t : null);
       case 'removepunct':
         return (t) => (/^[\p{P}\p{S}]+$/u.test(t) ? null : t);
+      case 'cnalphanumonly':
+        // Chinese characters, English letters and digits only.
+        return (t) => (/^[\p{Script=Han}A-Za-z0-9]+$/u.test(t) ? t : null);
+      case 'cncharonly':
+        return (t) => (/^\p{Script=Han}+$/u.test(t) ? t : null);
       default:
         return bad(`unknown filter ${JSON.stringify(raw)}`);
     }
@@ -167,6 +265,10 @@ function filterOf(raw: unknown): TokenFilter {
       // Milvus counts characters (Unicode scalar values), not UTF-16 units.
       return (t) => ([...t].length > max ? null : t);
     }
+    case 'ngram': {
+      const [min, max] = gramRange(f, 'ngram filter');
+      return ngramFilter(min, max);
+    }
     default:
       return bad(`unknown filter ${JSON.stringify(raw)}`);
   }
@@ -175,8 +277,10 @@ function filterOf(raw: unknown): TokenFilter {
 class ChainAnalyzer implements Analyzer {
   readonly #tokenize: Tokenizer;
   readonly #filters: readonly TokenFilter[];
+  readonly key: string;
 
-  constructor(tokenize: Tokenizer, filters: readonly TokenFilter[]) {
+  constructor(key: string, tokenize: Tokenizer, filters: readonly TokenFilter[]) {
+    this.key = key;
     this.#tokenize = tokenize;
     this.#filters = filters;
   }
@@ -184,28 +288,32 @@ class ChainAnalyzer implements Analyzer {
   analyze(text: string): AnalyzerToken[] {
     const out: AnalyzerToken[] = [];
     for (const raw of this.#tokenize(text)) {
-      const t = this.#apply(raw.text);
-      if (t !== null) out.push({ token: t, startOffset: raw.start, endOffset: raw.end, position: raw.position, positionLength: 1 });
+      for (const t of this.#apply(raw.text)) out.push({ token: t, startOffset: raw.start, endOffset: raw.end, position: raw.position, positionLength: 1 });
     }
     return out;
   }
 
   terms(text: string): string[] {
     const out: string[] = [];
-    for (const raw of this.#tokenize(text)) {
-      const t = this.#apply(raw.text);
-      if (t !== null) out.push(t);
-    }
+    for (const raw of this.#tokenize(text)) for (const t of this.#apply(raw.text)) out.push(t);
     return out;
   }
 
-  #apply(token: string): string | null {
-    let t: string | null = token;
+  /** The token's texts after every filter (none when dropped; several after an n-gram filter). */
+  #apply(token: string): readonly string[] {
+    let ts: readonly string[] = [token];
     for (const f of this.#filters) {
-      t = f(t);
-      if (t === null || t === '') return null;
+      const next: string[] = [];
+      for (const t of ts) {
+        const r = f(t);
+        if (r === null || r === '') continue;
+        if (typeof r === 'string') next.push(r);
+        else for (const x of r) if (x !== '') next.push(x);
+      }
+      if (next.length === 0) return next;
+      ts = next;
     }
-    return t;
+    return ts;
   }
 }
 
@@ -227,16 +335,19 @@ export function parseAnalyzerParams(raw: unknown): Record<string, unknown> {
 /** Builds an analyzer from Milvus analyzer params; throws ParameterInvalid naming anything unknown. */
 export function createAnalyzer(raw: unknown): Analyzer {
   const p = parseAnalyzerParams(raw);
+  const key = JSON.stringify(p);
   const extraStop = p['stop_words'] === undefined ? [] : [stopFilter(stopWordsOf(p['stop_words'], 'analyzer'))];
   if (p['type'] !== undefined) {
     if (p['tokenizer'] !== undefined || p['filter'] !== undefined) bad('give either a built-in analyzer "type" or a "tokenizer" with filters, not both');
     switch (p['type']) {
       case 'standard':
-        return new ChainAnalyzer(standardTokenizer, [lowercase, ...extraStop]);
+        return new ChainAnalyzer(key, standardTokenizer, [lowercase, ...extraStop]);
       case 'english':
-        return new ChainAnalyzer(standardTokenizer, [lowercase, englishStemmer, stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
+        return new ChainAnalyzer(key, standardTokenizer, [lowercase, englishStemmer, stopFilter(new Set(ENGLISH_STOP_WORDS)), ...extraStop]);
+      case 'chinese':
+        return new ChainAnalyzer(key, chineseTokenizer, [filterOf('cnalphanumonly'), ...extraStop]);
       default:
-        return bad(`unknown analyzer type ${JSON.stringify(p['type'])}; Quiver supports "standard" and "english"`);
+        return bad(`unknown analyzer type ${JSON.stringify(p['type'])}; Quiver supports "standard", "english" and "chinese"`);
     }
   }
   if (p['tokenizer'] === undefined) bad('either "type" or "tokenizer" must be given');
@@ -247,5 +358,5 @@ export function createAnalyzer(raw: unknown): Analyzer {
   for (const k of Object.keys(p)) {
     if (k !== 'tokenizer' && k !== 'filter') bad(`unknown analyzer param ${JSON.stringify(k)}`);
   }
-  return new ChainAnalyzer(tokenize, rawFilters.map(filterOf));
+  return new ChainAnalyzer(key, tokenize, rawFilters.map(filterOf));
 }

@@ -15,6 +15,7 @@ import * as zlib from 'node:zlib';
 import { quiverError } from '../common/errors.js';
 import type { SparseRow } from '../schema/types.js';
 import type { Analyzer } from './analyzer.js';
+import { textIndexCounters } from './index-counters.js';
 
 export const BM25_K1_DEFAULT = 1.2;
 export const BM25_B_DEFAULT = 0.75;
@@ -90,36 +91,91 @@ export interface Bm25Stats {
   readonly df: ReadonlyMap<number, number>;
 }
 
-interface Postings {
-  readonly rows: number[];
-  readonly tfs: number[];
+export interface Bm25Arrays {
+  /** Term hashes, ascending. */
+  readonly terms: Uint32Array;
+  /** Postings of terms[i] are rows/tfs[termStarts[i] .. termStarts[i + 1]). */
+  readonly termStarts: Uint32Array;
+  readonly rows: Uint32Array;
+  readonly tfs: Float32Array;
+  readonly docLen: Float32Array;
+}
+
+/** The flat postings of term-frequency rows: terms ascending, each term's rows ascending. */
+function arraysOf(rows: readonly SparseRow[]): Bm25Arrays {
+  const docLen = new Float32Array(rows.length);
+  const counts = new Map<number, number>();
+  let total = 0;
+  rows.forEach((row, r) => {
+    let len = 0;
+    for (let i = 0; i < row.indices.length; i++) {
+      const d = row.indices[i]!;
+      len += row.values[i]!;
+      counts.set(d, (counts.get(d) ?? 0) + 1);
+    }
+    total += row.indices.length;
+    docLen[r] = len;
+  });
+  const terms = Uint32Array.from(counts.keys()).sort();
+  const termStarts = new Uint32Array(terms.length + 1);
+  const fill = new Map<number, number>();
+  let at = 0;
+  terms.forEach((t, i) => {
+    termStarts[i] = at;
+    fill.set(t, at);
+    at += counts.get(t)!;
+  });
+  termStarts[terms.length] = at;
+  const postRows = new Uint32Array(total);
+  const tfs = new Float32Array(total);
+  rows.forEach((row, r) => {
+    for (let i = 0; i < row.indices.length; i++) {
+      const d = row.indices[i]!;
+      const k = fill.get(d)!;
+      postRows[k] = r;
+      tfs[k] = row.values[i]!;
+      fill.set(d, k + 1);
+    }
+  });
+  return { terms, termStarts, rows: postRows, tfs, docLen };
 }
 
 /**
  * The inverted index of one column of term-frequency rows (one per chunk, built once: a chunk's column
- * never changes). Liveness is applied per search through a mask, since deletes arrive later.
+ * never changes; a sealed segment's is opened from its index file, text/text-index-file.ts). Liveness is
+ * applied per search through a mask, since deletes arrive later.
  */
 export class Bm25ColumnIndex {
   readonly numRows: number;
   readonly docLen: Float32Array;
-  readonly #postings = new Map<number, Postings>();
+  readonly #arrays: Bm25Arrays;
+  /** Term hash → its slot in `terms`. */
+  readonly #slots = new Map<number, number>();
 
-  constructor(rows: readonly SparseRow[]) {
-    this.numRows = rows.length;
-    this.docLen = new Float32Array(rows.length);
-    rows.forEach((row, r) => {
-      let len = 0;
-      for (let i = 0; i < row.indices.length; i++) {
-        const d = row.indices[i]!;
-        const tf = row.values[i]!;
-        len += tf;
-        let p = this.#postings.get(d);
-        if (!p) this.#postings.set(d, (p = { rows: [], tfs: [] }));
-        p.rows.push(r);
-        p.tfs.push(tf);
-      }
-      this.docLen[r] = len;
-    });
+  /** Builds the index of term-frequency rows, or wraps arrays already checked by `fromArrays`. */
+  constructor(source: readonly SparseRow[] | Bm25Arrays) {
+    const a = Array.isArray(source) ? arraysOf(source as readonly SparseRow[]) : (source as Bm25Arrays);
+    this.numRows = a.docLen.length;
+    this.docLen = a.docLen;
+    this.#arrays = a;
+    a.terms.forEach((t, i) => this.#slots.set(t, i));
+  }
+
+  /** An index over arrays read from a file, checked before use (a torn file must not index out of bounds). */
+  static fromArrays(a: Bm25Arrays): Bm25ColumnIndex {
+    const bad = (why: string): never => {
+      throw quiverError('SegmentLoadFailed', `BM25 index arrays are inconsistent: ${why}`);
+    };
+    if (a.termStarts.length !== a.terms.length + 1) bad(`${a.termStarts.length} term starts for ${a.terms.length} terms`);
+    if (a.rows.length !== a.tfs.length) bad(`${a.rows.length} postings but ${a.tfs.length} term frequencies`);
+    if (a.termStarts[0] !== 0 || a.termStarts[a.terms.length] !== a.rows.length) bad('term starts do not cover the postings');
+    for (let i = 0; i < a.terms.length; i++) if (a.termStarts[i + 1]! < a.termStarts[i]!) bad(`term starts decrease at term ${i}`);
+    for (let i = 0; i < a.rows.length; i++) if (a.rows[i]! >= a.docLen.length) bad(`posting ${i} names row ${a.rows[i]} of ${a.docLen.length}`);
+    return new Bm25ColumnIndex(a);
+  }
+
+  toArrays(): Bm25Arrays {
+    return this.#arrays;
   }
 
   /** Adds this column's live rows to running totals (rows, total length, df of `terms`). */
@@ -129,11 +185,13 @@ export class Bm25ColumnIndex {
       acc.n++;
       acc.totalLen += this.docLen[r]!;
     }
+    const { termStarts, rows } = this.#arrays;
     for (const t of terms) {
-      const p = this.#postings.get(t);
-      if (!p) continue;
+      const slot = this.#slots.get(t);
+      if (slot === undefined) continue;
       let c = 0;
-      for (const r of p.rows) if (!live || live[r] === 1) c++;
+      const to = termStarts[slot + 1]!;
+      for (let j = termStarts[slot]!; j < to; j++) if (!live || live[rows[j]!] === 1) c++;
       acc.df.set(t, (acc.df.get(t) ?? 0) + c);
     }
   }
@@ -143,14 +201,16 @@ export class Bm25ColumnIndex {
     const acc = new Map<number, number>();
     const { k1, b } = params;
     const avgdl = stats.avgdl > 0 ? stats.avgdl : 1;
+    const { termStarts, rows, tfs } = this.#arrays;
     for (let i = 0; i < query.indices.length; i++) {
-      const p = this.#postings.get(query.indices[i]!);
-      if (!p) continue;
+      const slot = this.#slots.get(query.indices[i]!);
+      if (slot === undefined) continue;
       const w = query.values[i]!;
-      for (let j = 0; j < p.rows.length; j++) {
-        const r = p.rows[j]!;
+      const to = termStarts[slot + 1]!;
+      for (let j = termStarts[slot]!; j < to; j++) {
+        const r = rows[j]!;
         if (allow && allow[r] === 0) continue;
-        const tf = p.tfs[j]!;
+        const tf = tfs[j]!;
         const s = (w * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * this.docLen[r]!) / avgdl));
         acc.set(r, (acc.get(r) ?? 0) + s);
       }
@@ -165,10 +225,17 @@ const columnIndexes = new WeakMap<object, Bm25ColumnIndex>();
 export function bm25IndexOf(column: object, rows: readonly SparseRow[]): Bm25ColumnIndex {
   let idx = columnIndexes.get(column);
   if (!idx) {
+    textIndexCounters.builtOnFirstUse++;
     idx = new Bm25ColumnIndex(rows);
     columnIndexes.set(column, idx);
   }
   return idx;
+}
+
+/** Attaches a column's index built elsewhere (a sealed segment's index file, or the flush that wrote it). */
+export function attachBm25Index(column: object, index: Bm25ColumnIndex): void {
+  if (index.numRows !== (column as { data: unknown[] }).data.length) throw new Error('assertion failed: BM25 index and column differ in rows');
+  columnIndexes.set(column, index);
 }
 
 export function idf(n: number, df: number): number {

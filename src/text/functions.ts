@@ -9,6 +9,7 @@ import type { FunctionSchema } from '../schema/functions.js';
 import type { CollectionSchema, Column, FieldSchema, SparseRow } from '../schema/types.js';
 import { createAnalyzer, type Analyzer } from './analyzer.js';
 import { termFrequencies } from './bm25.js';
+import { parseMultiAnalyzerParams, type MultiAnalyzer } from './multi-analyzer.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -29,9 +30,28 @@ export function matchEnabled(f: FieldSchema): boolean {
 }
 
 const analyzers = new WeakMap<FieldSchema, Analyzer>();
+const multiAnalyzers = new WeakMap<FieldSchema, MultiAnalyzer>();
 
-/** The field's analyzer (its `analyzer_params`, the standard analyzer when none are given). */
-export function analyzerOf(f: FieldSchema): Analyzer {
+/** The field's multi-analyzer (`multi_analyzer_params`), if it has one. */
+export function multiAnalyzerOf(f: FieldSchema): MultiAnalyzer | undefined {
+  const raw = f.typeParams['multi_analyzer_params'];
+  if (raw === undefined) return undefined;
+  let m = multiAnalyzers.get(f);
+  if (!m) {
+    m = parseMultiAnalyzerParams(raw);
+    multiAnalyzers.set(f, m);
+  }
+  return m;
+}
+
+/**
+ * The field's analyzer (its `analyzer_params`, the standard analyzer when none are given); for a
+ * multi-analyzer field the one `name` picks (`analyzer_name` of a search), its default without a name.
+ */
+export function analyzerOf(f: FieldSchema, name?: string): Analyzer {
+  const multi = multiAnalyzerOf(f);
+  if (multi) return multi.pick(name);
+  if (name !== undefined) throw quiverError('ParameterInvalid', `analyzer_name ${name} is given, but field ${f.name} has no multi_analyzer_params`);
   let a = analyzers.get(f);
   if (!a) {
     a = createAnalyzer(f.typeParams['analyzer_params']);
@@ -50,7 +70,16 @@ export function validateTextParams(f: Pick<FieldSchema, 'name' | 'dataType' | 't
   if (f.dataType !== 'VarChar')
     throw quiverError('ParameterInvalid', `${keys.join(', ')} can only be set on a VarChar field; field ${f.name} is ${f.dataType}`);
   if (f.typeParams['multi_analyzer_params'] !== undefined) {
-    throw quiverError('ParameterInvalid', `multi_analyzer_params (field ${f.name}) is not supported by Quiver; use analyzer_params`);
+    if (f.typeParams['analyzer_params'] !== undefined)
+      throw quiverError('ParameterInvalid', `field ${f.name} sets both analyzer_params and multi_analyzer_params; give one`);
+    // Milvus's text index has one analyzer per field: text_match / phrase_match need a single one.
+    if (flag(f as FieldSchema, 'enable_match'))
+      throw quiverError('ParameterInvalid', `field ${f.name}: enable_match cannot be combined with multi_analyzer_params (text_match needs one analyzer)`);
+    try {
+      parseMultiAnalyzerParams(f.typeParams['multi_analyzer_params']);
+    } catch (e) {
+      throw quiverError('ParameterInvalid', `field ${f.name}: ${(e as Error).message}`);
+    }
   }
   for (const k of ['enable_analyzer', 'enable_match']) {
     const v = f.typeParams[k];
@@ -63,8 +92,22 @@ export function validateTextParams(f: Pick<FieldSchema, 'name' | 'dataType' | 't
   }
 }
 
+/** A multi-analyzer field's by_field must be another VarChar field of the same schema. */
+function checkByFields(fields: readonly Omit<FieldSchema, 'fieldId'>[]): void {
+  for (const f of fields) {
+    const raw = f.typeParams['multi_analyzer_params'];
+    if (raw === undefined) continue;
+    const { byField } = parseMultiAnalyzerParams(raw);
+    const by = fields.find((x) => x.name === byField);
+    if (!by || by.name === f.name || by.dataType !== 'VarChar') {
+      throw quiverError('ParameterInvalid', `field ${f.name}: multi_analyzer_params by_field ${byField} must name another VarChar field of the collection`);
+    }
+  }
+}
+
 /** Parses and validates the proto `functions` of a schema against its fields. */
 export function parseFunctions(raw: any[] | undefined, fields: readonly Omit<FieldSchema, 'fieldId'>[]): FunctionSchema[] {
+  checkByFields(fields);
   const list = raw ?? [];
   if (list.length > FUNCTIONS_MAX) throw quiverError('ParameterInvalid', `${list.length} functions; at most ${FUNCTIONS_MAX}`);
   const out: FunctionSchema[] = [];
@@ -135,11 +178,39 @@ export function computeFunctionOutputs(schema: CollectionSchema, columns: Map<st
     const input = schema.fields.find((f) => f.name === fn.inputFieldNames[0])!;
     const col = columns.get(input.name);
     if (!col || col.kind !== 'string') throw new Error(`assertion failed: BM25 input column ${input.name} is missing or not a string column`);
-    const analyzer = analyzerOf(input);
     const rows: SparseRow[] = new Array<SparseRow>(numRows);
-    for (let i = 0; i < numRows; i++) rows[i] = col.valid && col.valid[i] === 0 ? EMPTY_ROW : termFrequencies(analyzer, col.data[i]!);
+    const multi = multiAnalyzerOf(input);
+    if (multi) {
+      // Each row by the analyzer its by_field value names (a null value: the default analyzer).
+      const by = columns.get(multi.byField);
+      if (!by || by.kind !== 'string') throw new Error(`assertion failed: by_field column ${multi.byField} is missing or not a string column`);
+      for (let i = 0; i < numRows; i++) {
+        const name = by.valid && by.valid[i] === 0 ? null : by.data[i]!;
+        rows[i] = col.valid && col.valid[i] === 0 ? EMPTY_ROW : termFrequencies(multi.pick(name), col.data[i]!);
+      }
+    } else {
+      const analyzer = analyzerOf(input);
+      for (let i = 0; i < numRows; i++) rows[i] = col.valid && col.valid[i] === 0 ? EMPTY_ROW : termFrequencies(analyzer, col.data[i]!);
+    }
     columns.set(fn.outputFieldNames[0]!, { kind: 'sparse', data: rows });
   }
+}
+
+/**
+ * The output column of function output `field` for rows written before the function was added (Milvus
+ * backfills them by compaction; Quiver computes them where they are read, from the same input text, so a
+ * BM25 field added to a collection covers every row at once). Undefined when `field` is no function output.
+ */
+export function backfillFunctionOutput(schema: CollectionSchema, field: FieldSchema, input: Column | undefined, numRows: number): Column | undefined {
+  const fn = functionOf(schema, field.name);
+  if (!fn) return undefined;
+  const inputField = schema.fields.find((f) => f.name === fn.inputFieldNames[0]);
+  if (!inputField || !input || input.kind !== 'string') {
+    throw new Error(`assertion failed: input ${fn.inputFieldNames[0]} of function ${fn.name} is missing or not a string column`);
+  }
+  const columns = new Map<string, Column>([[inputField.name, input]]);
+  computeFunctionOutputs({ ...schema, functions: [fn] }, columns, numRows);
+  return columns.get(field.name)!;
 }
 
 export function functionsToProto(schema: CollectionSchema, fieldIdOf: (name: string) => number | undefined): Record<string, unknown>[] {

@@ -21,10 +21,10 @@ import { rbacHandlers } from '../proxy/rbac-service.js';
 export const PARTIAL: Readonly<Record<string, string>> = {
   Search: 'no search by primary keys, no group_by_field; iterator v1 and v2 supported',
   HybridSearch: 'refused: hybrid (multi-vector) search is not supported yet',
-  Upsert: 'partial_update with REPLACE field ops only (no ARRAY_APPEND / ARRAY_REMOVE)',
+  Upsert: 'partial_update with field ops REPLACE, ARRAY_APPEND and ARRAY_REMOVE',
   CreateIndex: 'FLAT, HNSW, AUTOINDEX on FloatVector only',
   AlterIndex: 'mmap.enabled only (other keys change how an index is built)',
-  AlterCollectionSchema: 'add / drop plain fields; no function fields',
+  AlterCollectionSchema: 'add / drop plain fields; add / drop a BM25 function field with its bound index',
   LoadBalance: 'a no-op that says so: one query node serves every segment',
   GetMetrics: 'metric_type system_info only',
   LoadCollection: 'one replica',

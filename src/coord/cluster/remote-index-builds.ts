@@ -10,6 +10,7 @@
 import { quiverError } from '../../common/errors.js';
 import type { DataNodeTaskSpec, DataNodeTaskState, DataNodeTasks } from '../../datanode/types.js';
 import { isScalarIndexType } from '../../index/scalar/scalar-index-params.js';
+import { hasTypedIndexFile } from '../../index/typed-index-file.js';
 import { isFloatIndexable } from '../../index/typed-search.js';
 import type { CompactionMergeParams } from '../../taskrpc/protocol.js';
 import type { NodeTaskDispatcher, NodeTaskOutcome } from './node-task-dispatcher.js';
@@ -58,11 +59,11 @@ export class RemoteIndexBuilds implements DataNodeTasks {
 }
 
 /**
- * Data nodes build vector indexes over float-widenable vectors (their runner reads one vector binlog);
- * scalar, binary and sparse index builds are cheap next to HNSW and run on the in-process data node.
+ * Data nodes build every index that has files: vector indexes over float-widenable vectors, scalar
+ * indexes, BIN_IVF_FLAT and sparse indexes over the column (their runner reads the field's binlog).
  */
 function remoteBuildable(spec: Extract<DataNodeTaskSpec, { kind: 'indexBuild' }>): boolean {
-  return !isScalarIndexType(spec.index.indexType) && isFloatIndexable(spec.field.dataType);
+  return isScalarIndexType(spec.index.indexType) || hasTypedIndexFile(spec.index) || isFloatIndexable(spec.field.dataType);
 }
 
 function nodeTaskOf(spec: DataNodeTaskSpec): NodeTaskSpec {
@@ -88,7 +89,18 @@ function toState(o: NodeTaskOutcome, params: CompactionMergeParams | undefined):
   if (b === undefined) throw new Error('assertion failed: a completed node task without a result');
   return {
     state: 'Finished',
-    result: { kind: 'indexBuild', file: { indexId: b.index_id, buildId: b.build_id, version: b.index_version, files: [...b.files], size: b.size } },
+    result: {
+      kind: 'indexBuild',
+      file: {
+        indexId: b.index_id,
+        buildId: b.build_id,
+        version: b.index_version,
+        files: [...b.files],
+        size: b.size,
+        // Hashes only when there is one per file (older nodes send none).
+        ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
+      },
+    },
   };
 }
 

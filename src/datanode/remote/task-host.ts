@@ -371,7 +371,15 @@ function buildAnswer(b: BuildRun, version: number): QueryTaskResponse {
   if (r === undefined) return base;
   return {
     ...base,
-    built_index: { index_id: r.indexId, build_id: r.buildId, index_version: r.version, files: [...r.files], size: r.size, rows: r.rows },
+    built_index: {
+      index_id: r.indexId,
+      build_id: r.buildId,
+      index_version: r.version,
+      files: [...r.files],
+      size: r.size,
+      rows: r.rows,
+      files_sha256: [...(r.filesSha256 ?? [])],
+    },
   };
 }
 

@@ -82,7 +82,11 @@ describe('manifest round trip', () => {
     const id = fc.maxSafeNat();
     const ts = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(String);
     const plain = { noNullPrototype: true };
-    const log = fc.record({ logId: id, path: fc.string({ minLength: 1 }), entries: id, tsFrom: ts, tsTo: ts, size: id }, plain);
+    const sha = fc.stringMatching(/^[0-9a-f]{64}$/);
+    const log = fc.record(
+      { logId: id, path: fc.string({ minLength: 1 }), entries: id, tsFrom: ts, tsTo: ts, size: id, sha256: sha },
+      { requiredKeys: ['logId', 'path', 'entries', 'tsFrom', 'tsTo', 'size'], ...plain },
+    );
     const seg = fc.record(
       {
         id,
@@ -231,6 +235,62 @@ describe('manifest decode refuses damaged input with SegmentLoadFailed', () => {
     expect(decodeError(file({ 'quiver.manifest.version': '1' }, [{ count: 1, data: Buffer.from([2]) }], otherSchema))?.message).toMatch(
       /writer schema cannot be read/,
     );
+  });
+
+  it('keeps the SHA-256 recorded for each file, and reads files written before hashes were recorded', () => {
+    const h = (c: string): string => c.repeat(64);
+    const base = segment(77, { deltalogs: 1, builds: [900] });
+    const withHashes: SegmentRecord = {
+      ...base,
+      binlogs: Object.fromEntries(Object.entries(base.binlogs).map(([k, logs]) => [k, logs.map((b) => ({ ...b, sha256: h('a') }))])),
+      deltalogs: base.deltalogs.map((b) => ({ ...b, sha256: h('b') })),
+      statslogs: base.statslogs.map((b) => ({ ...b, sha256: h('c') })),
+      indexes: base.indexes.map((ix) => ({ ...ix, filesSha256: ix.files.map(() => h('d')) })),
+    };
+    const e = entry(withHashes);
+    const bytesNow = encodeManifest(e);
+    expect(decodeManifest(bytesNow).segment).toStrictEqual(withHashes);
+    // Bad hashes are refused when written, naming the value.
+    const badLog: SegmentRecord = { ...withHashes, deltalogs: [{ ...withHashes.deltalogs[0]!, sha256: 'XYZ' }] };
+    expect(() => encodeManifest(entry(badLog))).toThrow(/sha256 must be 64 lowercase hex digits, got "XYZ"/);
+    const badIdx: SegmentRecord = { ...withHashes, indexes: [{ ...withHashes.indexes[0]!, filesSha256: [] }] };
+    expect(() => encodeManifest(entry(badIdx))).toThrow(/filesSha256 has 0 hashes for [1-9][0-9]* files/);
+    // A file written with the schema before the hash fields existed: same record, no hashes.
+    const strip = <T extends { name: string }>(fields: readonly T[], name: string): T[] => fields.filter((f) => f.name !== name);
+    const old = JSON.parse(JSON.stringify(MANIFEST_AVRO_SCHEMA)) as { fields: { name: string; type: unknown }[] };
+    const oldBinlogs = old.fields.find((f) => f.name === 'binlog_files')!.type as {
+      items: { fields: { name: string; type: { items: { fields: { name: string }[] } } }[] };
+    };
+    const binlogRecord = oldBinlogs.items.fields.find((f) => f.name === 'binlogs')!.type.items;
+    binlogRecord.fields = strip(binlogRecord.fields, 'sha256');
+    const idxRecord = (old.fields.find((f) => f.name === 'index_files')!.type as { items: { fields: { name: string }[] } }).items;
+    idxRecord.fields = strip(idxRecord.fields, 'files_sha256');
+    const oldType = avro.Type.forSchema(old as unknown as avro.Schema);
+    const raw = decodeRecord(encodeManifest(entry(base)));
+    const dropHash = (b: Record<string, unknown>): Record<string, unknown> => {
+      const { sha256: _s, ...rest } = b;
+      return rest;
+    };
+    const oldRecord = {
+      ...raw,
+      binlog_files: (raw.binlog_files as { field_id: number; binlogs: Record<string, unknown>[] }[]).map((f) => ({
+        ...f,
+        binlogs: f.binlogs.map(dropHash),
+      })),
+      deltalog_files: (raw.deltalog_files as Record<string, unknown>[]).map(dropHash),
+      statslog_files: (raw.statslog_files as Record<string, unknown>[]).map(dropHash),
+      index_files: (raw.index_files as Record<string, unknown>[]).map(({ files_sha256: _f, ...rest }) => rest),
+    };
+    const bytesOld = writeContainer({
+      schemaJson: JSON.stringify(old),
+      codec: 'null',
+      meta: { 'quiver.manifest.version': '1' },
+      blocks: [{ count: 1, data: oldType.toBuffer(oldRecord) }],
+    });
+    const back = decodeManifest(bytesOld).segment;
+    expect(back).toStrictEqual(base);
+    expect(back.deltalogs[0]!.sha256).toBeUndefined();
+    expect(back.indexes[0]!.filesSha256).toBeUndefined();
   });
 
   it('reads a file written with an older, smaller schema (schema evolution)', () => {

@@ -26,6 +26,7 @@
 import avro from 'avsc';
 import { QuiverError, quiverError } from '../../common/errors.js';
 import type { Binlog, SegmentIndexFile, SegmentRecord, SegmentState } from '../../coord/records.js';
+import { isSha256Hex } from '../content-hash.js';
 import { ContainerFormatError, readContainer, writeContainer } from './avro-container.js';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -61,6 +62,8 @@ const BINLOG_SCHEMA = {
     { name: 'timestamp_from', type: 'string' },
     { name: 'timestamp_to', type: 'string' },
     { name: 'log_size', type: 'long' },
+    // Added after version 1's first files (default null: files without it read as "no recorded hash").
+    { name: 'sha256', type: ['null', 'string'], default: null },
   ],
 } as const;
 
@@ -111,6 +114,7 @@ export const MANIFEST_AVRO_SCHEMA = {
             { name: 'metric_type', type: 'string' },
             { name: 'm', type: ['null', 'long'], default: null },
             { name: 'ef_construction', type: ['null', 'long'], default: null },
+            { name: 'files_sha256', type: ['null', { type: 'array', items: 'string' }], default: null },
           ],
         },
       },
@@ -129,6 +133,7 @@ interface AvroBinlog {
   timestamp_from: string;
   timestamp_to: string;
   log_size: number;
+  sha256: string | null;
 }
 
 interface AvroIndexFile {
@@ -141,6 +146,7 @@ interface AvroIndexFile {
   metric_type: string;
   m: number | null;
   ef_construction: number | null;
+  files_sha256: string[] | null;
 }
 
 interface AvroManifest {
@@ -278,6 +284,7 @@ function binlog(where: string, b: Binlog): AvroBinlog {
     timestamp_from: timestamp(where, 'tsFrom', b.tsFrom),
     timestamp_to: timestamp(where, 'tsTo', b.tsTo),
     log_size: count(where, 'size', b.size),
+    sha256: b.sha256 === undefined ? null : sha256Hex(where, b.sha256),
   };
 }
 
@@ -304,7 +311,21 @@ function indexFile(where: string, f: SegmentIndexFile, params: ReadonlyMap<numbe
     metric_type: p.metric,
     m: p.M === undefined ? null : count(where, 'M', p.M),
     ef_construction: p.efConstruction === undefined ? null : count(where, 'efConstruction', p.efConstruction),
+    files_sha256: filesSha256(where, f, files.length),
   };
+}
+
+function sha256Hex(where: string, value: string): string {
+  if (!isSha256Hex(value)) throw quiverError('ParameterInvalid', `${where}: sha256 must be 64 lowercase hex digits, got ${safeJson(value)}`);
+  return value;
+}
+
+function filesSha256(where: string, f: SegmentIndexFile, files: number): string[] | null {
+  if (f.filesSha256 === undefined) return null;
+  if (f.filesSha256.length !== files) {
+    throw quiverError('ParameterInvalid', `${where}: filesSha256 has ${f.filesSha256.length} hashes for ${files} files`);
+  }
+  return f.filesSha256.map((h, i) => sha256Hex(`${where}: filesSha256[${i}]`, h));
 }
 
 function count(where: string, name: string, value: number): number {
@@ -395,7 +416,17 @@ function fromAvro(r: AvroManifest): ManifestEntry {
         ...(f.ef_construction === null ? {} : { efConstruction: f.ef_construction }),
       });
     }
-    return { indexId: f.index_id, buildId: f.build_id, version: f.version, files: [...f.files], size: f.size };
+    if (f.files_sha256 !== null && (f.files_sha256.length !== f.files.length || !f.files_sha256.every(isSha256Hex))) {
+      throw corrupt(`segment ${r.segment_id}: index build ${f.build_id} lists ${f.files.length} files and ${f.files_sha256.length} hashes, or a bad hash`);
+    }
+    return {
+      indexId: f.index_id,
+      buildId: f.build_id,
+      version: f.version,
+      files: [...f.files],
+      size: f.size,
+      ...(f.files_sha256 === null ? {} : { filesSha256: [...f.files_sha256] }),
+    };
   });
 
   const segment: SegmentRecord = {
@@ -418,7 +449,17 @@ function fromAvro(r: AvroManifest): ManifestEntry {
 }
 
 function fromAvroBinlog(b: AvroBinlog): Binlog {
-  return { logId: b.log_id, path: b.log_path, entries: b.entries_num, tsFrom: b.timestamp_from, tsTo: b.timestamp_to, size: b.log_size };
+  if (b.sha256 !== null && !isSha256Hex(b.sha256)) throw corrupt(`binlog ${safeJson(b.log_path)}: sha256 ${safeJson(b.sha256)} is not a SHA-256`);
+  return {
+    logId: b.log_id,
+    path: b.log_path,
+    entries: b.entries_num,
+    tsFrom: b.timestamp_from,
+    tsTo: b.timestamp_to,
+    size: b.log_size,
+    // Only when recorded, so a decoded record is deep-equal to the input.
+    ...(b.sha256 === null ? {} : { sha256: b.sha256 }),
+  };
 }
 
 function corrupt(reason: string, cause?: unknown): QuiverError {

@@ -4,12 +4,15 @@
  *   1. check the location against the export roots, before opening anything there;
  *   2. pin the snapshot (a drop cannot remove its metadata or manifests while they are read);
  *   3. every file the snapshot names (metadata, manifests, binlogs, deltalogs, statslogs, index files):
- *      hashed and put as `blobs/sha256/..` unless a blob of that hash and size is already there (an
- *      earlier export to the same root): the second export of a collection writes what changed. From a
+ *      put as `blobs/sha256/..` unless a blob of that hash and size is already there (an earlier export
+ *      to the same root): the second export of a collection writes what changed. The hash is the one
+ *      recorded when the file was written (Binlog.sha256, SegmentIndexFile.filesSha256: files are
+ *      immutable), else one an earlier export computed, else it is computed now, on the worker threads
+ *      of a FileHashPool (never on the event loop). A recorded hash is trusted here; a file whose bytes
+ *      rotted after it was written still fails the restore-external that verifies every blob. From a
  *      local store to a local root the bytes never pass through this process (local-blobs.ts: a kernel
- *      copy, hashed by a streamed read beside it, or not read at all when the hash is known from an
- *      earlier export); otherwise each file is read, hashed and put. Files go 8 at a time; no fsync per
- *      file: every written blob is fsynced at once, before
+ *      copy, hashed beside it when the hash is not known); otherwise each file is read, hashed unless
+ *      known, and put. Files go 8 at a time; no fsync per file: every written blob is fsynced at once, before
  *   4. the bundle manifest, last: a crash before it leaves only blobs, which no reader starts from.
  * The pin is released on every path.
  */
@@ -17,7 +20,10 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
+import { sha256Of } from '../../../storage/content-hash.js';
+import { FileHashPool } from '../../../storage/file-hash-pool.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
+import type { SegmentRecord } from '../../records.js';
 import { sourceKeysOf } from '../../../storage/snapshot-format/segment-rewrite.js';
 import type { SnapshotManager } from '../snapshot-manager.js';
 import { quiverError } from '../../../common/errors.js';
@@ -27,7 +33,6 @@ import {
   blobKey,
   bundleManifestKey,
   encodeBundleManifest,
-  sha256Hex,
   type BundleFile,
   type BundleManifest,
 } from './bundle-format.js';
@@ -60,6 +65,24 @@ export interface ExporterDeps {
   readonly dataDir: string;
   /** Test-only (crash tests, QUIVER_FAULT_EXPORT_FILE_DELAY_MS): wait this long before reading each file. */
   readonly faultFileDelayMs?: number | undefined;
+  /** Worker threads hashing files without a known hash (default 2). */
+  readonly hashThreads?: number | undefined;
+}
+
+/** SHA-256 recorded at write time for each file of these segments, by object key. */
+export function recordedHashes(segments: Iterable<SegmentRecord>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of segments) {
+    for (const logs of Object.values(s.binlogs)) for (const b of logs) if (b.sha256 !== undefined) out.set(b.path, b.sha256);
+    for (const b of s.deltalogs) if (b.sha256 !== undefined) out.set(b.path, b.sha256);
+    for (const b of s.statslogs) if (b.sha256 !== undefined) out.set(b.path, b.sha256);
+    for (const ix of s.indexes) {
+      const hs = ix.filesSha256;
+      if (hs === undefined || hs.length !== ix.files.length) continue;
+      ix.files.forEach((f, i) => out.set(f, hs[i]!));
+    }
+  }
+  return out;
 }
 
 /** Hashes remembered (object keys are never reused with other bytes, so an entry never goes stale). */
@@ -75,8 +98,16 @@ export class SnapshotExporter {
   /** In-flight exports by target URI, for the CLI's progress view (GET /exports on the HTTP port). */
   readonly inFlight = new Map<string, ExportProgress & { readonly startedAtMs: number }>();
 
+  readonly #hashPool: FileHashPool;
+
   constructor(deps: ExporterDeps) {
     this.#d = deps;
+    this.#hashPool = new FileHashPool({ threads: deps.hashThreads ?? 2 });
+  }
+
+  /** Ends the hashing workers (idle ones never keep the process alive either way). */
+  async close(): Promise<void> {
+    await this.#hashPool.close();
   }
 
   async export(input: { db: string; collection: string; name: string; target: unknown; externalSpec?: unknown }): Promise<ExportResult> {
@@ -91,8 +122,10 @@ export class SnapshotExporter {
       const contents = await snapshots.readContents(rec);
       const keys = new Set<string>([rec.metadataKey, ...contents.metadata.manifests]);
       for (const e of contents.entries) for (const k of sourceKeysOf(e.segment)) keys.add(k);
-      const sizes = await mapLimit([...keys], EXPORT_CONCURRENCY * 4, async (k) => (await store.stat(k))?.size ?? 0);
-      const bytesTotal = sizes.reduce((a, b) => a + b, 0);
+      const sizes = await mapLimit([...keys], EXPORT_CONCURRENCY * 4, async (k) => (await store.stat(k))?.size);
+      const sizeOf = new Map([...keys].map((k, i) => [k, sizes[i]] as const));
+      const bytesTotal = sizes.reduce((a: number, b) => a + (b ?? 0), 0);
+      const recorded = recordedHashes(contents.entries.map((e) => e.segment));
       let bytesDone = 0;
       let bytesWritten = 0;
       let filesWritten = 0;
@@ -101,12 +134,15 @@ export class SnapshotExporter {
       this.inFlight.set(track, { bytesDone, bytesTotal, bytesWritten, startedAtMs });
       const target = await openLocation(loc, spec, this.#d.dataDir);
       try {
-        const blobs = loc.kind === 'local' ? new LocalBlobs(loc.dir) : undefined;
+        const blobs = loc.kind === 'local' ? new LocalBlobs(loc.dir, (path) => this.#hashPool.hash(path)) : undefined;
         // A root without any bundle yet rarely holds a blob already: copy while hashing instead of after.
         const fresh = blobs !== undefined && (await target.list(`${BUNDLE_MANIFESTS_DIR}/`)).length === 0;
         const files = await mapLimit([...keys], EXPORT_CONCURRENCY, async (key): Promise<BundleFile> => {
           if (this.#d.faultFileDelayMs) await this.#d.clock.sleep(this.#d.faultFileDelayMs);
-          const known = this.#hashes.get(key);
+          const rec = recorded.get(key);
+          const statted = sizeOf.get(key);
+          // A recorded hash with the file's current size (a missing file has none: it fails below, naming it).
+          const known = this.#hashes.get(key) ?? (rec !== undefined && statted !== undefined ? { sha256: rec, size: statted } : undefined);
           const srcPath = blobs === undefined ? undefined : store.localPath?.(key);
           if (blobs !== undefined && srcPath !== undefined) {
             const out = await blobs.copyIn(srcPath, known, fresh).catch((e: unknown) => {
@@ -130,7 +166,7 @@ export class SnapshotExporter {
             return { key, ...known };
           }
           const bytes = await store.get(key);
-          const sha256 = sha256Hex(bytes);
+          const sha256 = known?.sha256 ?? (await sha256Of(bytes));
           this.#remember(key, sha256, bytes.byteLength);
           const blob = blobKey(sha256);
           if ((await target.stat(blob))?.size !== bytes.byteLength) {

@@ -41,6 +41,7 @@ import type { MetaKV } from '../../../meta/meta-kv.js';
 import type { CollectionSchema } from '../../../schema/types.js';
 import type { ObjectStore } from '../../../storage/object-store.js';
 import { PrefixedObjectStore } from '../../../storage/prefixed-object-store.js';
+import { sha256Of } from '../../../storage/content-hash.js';
 import { mapLimit } from '../../../storage/snapshot-format/concurrency.js';
 import { readSnapshot } from '../../../storage/snapshot-format/read-snapshot.js';
 import { decodeMetadata, type SnapshotMetadata } from '../../../storage/snapshot-format/metadata.js';
@@ -48,6 +49,7 @@ import { CANCELLED_REASON, isTerminalJobState, newCopyJob, SEGMENTS_PER_JOB_MAX,
 import type { RestoreService } from '../restore-service.js';
 import { RestoreTargets, type RestoreHost } from '../restore-targets.js';
 import { blobKey, decodeBundleManifest, sha256Hex, type BundleManifest } from './bundle-format.js';
+import { recordedHashes } from './exporter.js';
 import { checkWithinRoots, formatLocation, openLocation, parseExportUri, parseExternalSpec, type ExportLocation } from './export-location.js';
 
 export type ImportState = 'Staging' | 'Started' | 'Failed';
@@ -271,7 +273,7 @@ export class ExternalRestoreService {
         const bytes = await readOrExplain(source, blob, `bundle file ${JSON.stringify(f.key)} is missing (blob ${blob})`);
         if (bytes.byteLength !== f.size)
           throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: ${bytes.byteLength} bytes, the bundle lists ${f.size}`);
-        const got = sha256Hex(bytes);
+        const got = await sha256Of(bytes); // off the event loop: a bundle is mostly large files
         if (got !== f.sha256)
           throw quiverError('DataInvalid', `bundle file ${JSON.stringify(f.key)} is corrupt: sha256 ${got}, the bundle lists ${f.sha256}`);
         await this.#d.store.put(prefix + f.key, bytes);
@@ -286,6 +288,15 @@ export class ExternalRestoreService {
           'DataInvalid',
           `bundle metadata ${manifest.metadata_key} is of snapshot ${md.snapshot_id} of collection ${md.collection_id}, not the bundle's`,
         );
+      }
+      // A hash a manifest records must be the one verified above: the restored segments keep it.
+      const listed = new Map(manifest.files.map((f) => [f.key, f.sha256]));
+      for (const [key, sha256] of recordedHashes(contents.entries.map((e) => e.segment))) {
+        if (listed.get(key) !== sha256)
+          throw quiverError(
+            'DataInvalid',
+            `bundle file ${JSON.stringify(key)}: its manifest records sha256 ${sha256}, the bundle lists ${listed.get(key) ?? 'no such file'}`,
+          );
       }
       if (contents.entries.length > SEGMENTS_PER_JOB_MAX)
         throw quiverError('ParameterInvalid', `the bundle has ${contents.entries.length} segments; a restore takes at most ${SEGMENTS_PER_JOB_MAX}`);

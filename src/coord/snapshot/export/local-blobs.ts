@@ -2,7 +2,9 @@
  * Export of a file from a local store into a local bundle root without moving its bytes through this
  * process: `fs.copyFile` (a reflink where the filesystem shares extents, else an in-kernel copy) writes
  * the blob, and the SHA-256 that names it comes from a streamed read of the source running beside the
- * copy (that second read hits the page cache), or is not computed at all when it is already known.
+ * copy (that second read hits the page cache; on worker threads when the exporter passes its FileHashPool),
+ * or is not computed at all when it is already known (recorded when the file was written, or hashed by an
+ * earlier export).
  *
  * A blob is copied to a temp file under `{root}/.quiver-tmp/` (never read: readers start from a bundle
  * manifest, and a crash leaves at most temp files), then renamed to `blobs/sha256/{h[0..2]}/{h}` once its
@@ -42,14 +44,19 @@ export interface CopyOutcome extends FileHash {
   readonly written: string | undefined;
 }
 
+/** Hashes a whole file: `hashFile` on this thread, or a FileHashPool's worker threads. */
+export type FileHasher = (path: string) => Promise<FileHash>;
+
 export class LocalBlobs {
   readonly #root: string;
+  readonly #hash: FileHasher;
   readonly #tmpPrefix = `export-${process.pid}-${Date.now().toString(36)}`;
   #tmpCounter = 0;
   #tmpReady: Promise<unknown> | undefined;
 
-  constructor(root: string) {
+  constructor(root: string, hash: FileHasher = hashFile) {
     this.#root = root;
+    this.#hash = hash;
   }
 
   /** True when the blob of that hash exists with that size (blobs are written whole: renamed into place). */
@@ -70,13 +77,13 @@ export class LocalBlobs {
       return { ...known, written: await this.#place(await this.#copyToTmp(src), known.sha256) };
     }
     if (!speculative) {
-      const h = await hashFile(src);
+      const h = await this.#hash(src);
       if (await this.has(h)) return { ...h, written: undefined };
       return { ...h, written: await this.#place(await this.#copyToTmp(src), h.sha256) };
     }
     const tmp = await this.#tmpPath();
     try {
-      const [h] = await Promise.all([hashFile(src), this.#copy(src, tmp)]);
+      const [h] = await Promise.all([this.#hash(src), this.#copy(src, tmp)]);
       if (await this.has(h)) {
         await rm(tmp, { force: true });
         return { ...h, written: undefined };
