@@ -5,7 +5,7 @@ import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import { IMPORT_FILES_MAX } from './job-store.js';
 import type { ImportExecutor } from './import-executor.js';
 import { formatOf, SUPPORTED_FILES } from './readers.js';
-import { csvOptions } from './text-readers.js';
+import { csvOptions, IMPORT_OPTIONS } from './text-readers.js';
 import { isTerminal, type ImportApi, type ImportJob, type ImportJobStore, type ImportRequest } from './types.js';
 
 /**
@@ -128,6 +128,11 @@ export class ImportManager implements ImportApi {
         throw quiverError('ParameterInvalid', `import file ${JSON.stringify(f)}: keys are relative to the object store root`);
     }
     const options = { ...(req.options ?? {}) };
+    const unknown = Object.keys(options).filter((k) => !IMPORT_OPTIONS.includes(k));
+    if (unknown.length > 0) {
+      // Ignoring e.g. a timeout or a backup flag would import something other than what was asked.
+      throw quiverError('ParameterInvalid', `import options ${unknown.join(', ')} are not supported by Quiver (supported: ${IMPORT_OPTIONS.join(', ')})`);
+    }
     if (files.some((f) => formatOf(f) === 'csv')) csvOptions(options);
     // A partition-key collection routes each row by its key (import-executor.ts), as an insert does.
     const keyed = coll.schema.fields.some((f) => f.isPartitionKey);

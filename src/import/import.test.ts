@@ -470,6 +470,9 @@ describe('ImportManager', () => {
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.csv'], options: { sep: ';;' } })).rejects.toThrow(
       /import option sep ";;" is invalid/,
     );
+    await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['a.json'], options: { backup: 'true' } })).rejects.toThrow(
+      /import options backup are not supported by Quiver \(supported: sep, nullkey\)/,
+    );
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', files: ['../x.json'] })).rejects.toThrow(/relative/);
     await expect(h.manager.submit({ dbName: 'default', collectionName: 'c11', partitionName: 'nope', files: ['a.json'] })).rejects.toThrow(
       /partition not found/,

@@ -183,6 +183,9 @@ export interface CsvOptions {
 
 export const CSV_DEFAULTS: CsvOptions = { sep: ',', nullkey: '' };
 
+/** The import request options Quiver reads; any other is refused rather than ignored. */
+export const IMPORT_OPTIONS: readonly string[] = ['sep', 'nullkey'];
+
 /** The request's `sep` / `nullkey` options, checked. */
 export function csvOptions(options: Readonly<Record<string, string>>): CsvOptions {
   const sep = options['sep'] ?? CSV_DEFAULTS.sep;

@@ -26,7 +26,7 @@ describe('REST import job routes', () => {
       { Import: { status: { code: 0 }, tasks: ['4401'] } },
     );
     expect(calls).toEqual([
-      { method: 'Import', req: { db_name: 'shop', collection_name: 'books', partition_name: '', files: ['in/a.json', 'in/b.json'] } },
+      { method: 'Import', req: { db_name: 'shop', collection_name: 'books', partition_name: '', files: ['in/a.json', 'in/b.json'], options: [] } },
     ]);
     expect(data).toEqual({ jobId: '4401' });
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { quiverError } from '../../common/errors.js';
+import { IMPORT_OPTIONS } from '../../import/text-readers.js';
 import type { RestCallContext, RestRoute } from '../types.js';
 import { dbNameField, int64Id, objectName } from './admin-fields.js';
 import { int64Out } from './common.js';
@@ -56,15 +57,21 @@ const create: RestRoute<CreateBody> = {
     options: z.record(z.string()).optional(),
   }),
   async run(b, call, ctx) {
-    if (b.options && Object.keys(b.options).length > 0) {
+    const options = Object.entries(b.options ?? {});
+    const unknown = options.filter(([k]) => !IMPORT_OPTIONS.includes(k)).map(([k]) => k);
+    if (unknown.length > 0) {
       // Silently ignoring e.g. a timeout or a backup flag would import something other than what was asked.
-      throw quiverError('ParameterInvalid', `options are not supported by Quiver's import: ${Object.keys(b.options).join(', ')}`);
+      throw quiverError(
+        'ParameterInvalid',
+        `options are not supported by Quiver's import: ${unknown.join(', ')} (supported: ${IMPORT_OPTIONS.join(', ')})`,
+      );
     }
     const r = (await call('Import', {
       db_name: ctx.dbName,
       collection_name: b.collectionName,
       partition_name: b.partitionName ?? '',
       files: importFiles(b.files),
+      options: options.map(([key, value]) => ({ key, value })),
     })) as { tasks?: (string | number)[] };
     const id = r.tasks?.[0];
     if (id === undefined) throw new Error('assertion failed: Import replied no task id');
