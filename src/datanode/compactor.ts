@@ -344,7 +344,11 @@ export class Compactor {
         if (!field || how === undefined) continue;
         if (how === 'column') {
           // Scalar, BIN_IVF_FLAT and sparse indexes: built here (on the worker) or by the data node's merge.
-          const into = coll.loaded ? chunk : undefined;
+          // Opened into the target's chunk whether or not the collection was loaded when the merge was
+          // planned: the chunk is what the runtime serves from, and a load that lands while the merge runs
+          // would otherwise find the target published with its file but without the index open (cheap to
+          // open: these indexes are a fraction of the column's size).
+          const into = chunk;
           const remote = builtRemotely.get(idx.id);
           if (remote && into) await this.#host.openColumnIndexFile(remote, idx, field, into);
           indexes.push(remote ?? (await this.#host.buildColumnIndexFile(columns.get(field.name)!, idx, field, plan.partitionId, targetId, into)));

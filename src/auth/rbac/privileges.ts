@@ -260,6 +260,7 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   AlterCollection: rule(coll('CreateCollection'), 'Milvus checks CreateCollection for collection property changes'),
   AlterCollectionField: rule(coll('CreateCollection'), 'as AlterCollection'),
   AddCollectionField: rule(coll('AddCollectionField')),
+  AddCollectionStructField: rule(coll('AddCollectionField')),
   AlterCollectionSchema: rule(coll('AlterCollectionSchema')),
   RenameCollection: rule((req, db) => {
     const checks: Check[] = [{ privilege: 'RenameCollection', type: 'Global', name: ANY, db }];
