@@ -34,6 +34,11 @@ interface Row {
   js: Record<string, unknown> | null;
   arr: number[] | null;
   tags: string[];
+  /** Arrays of the other element types (Float arrive from the SDK as a Float32Array per row). */
+  fl: number[];
+  dbl: number[] | null;
+  bools: boolean[];
+  big: number[];
   geo: string | null;
   /** Epoch ms (whole seconds), or undefined: the field default applies. */
   ts: number | undefined;
@@ -92,6 +97,10 @@ function makeRow(id: number, salt = ''): Row {
     js: id % 7 === 2 ? null : { n: id, tag: `t${id % 3}`, nested: { ok: id % 2 === 0, list: [id, 'x'] } },
     arr: id % 8 === 3 ? null : Array.from({ length: int(0, 4) }, () => int(-1000, 1000)),
     tags: Array.from({ length: int(0, 3) }, () => WORDS[int(0, WORDS.length - 1)]!),
+    fl: Array.from({ length: int(0, 4) }, quarter),
+    dbl: id % 7 === 5 ? null : Array.from({ length: int(0, 3) }, () => rnd() * 1e9 - 5e8),
+    bools: Array.from({ length: int(0, 3) }, () => rnd() < 0.5),
+    big: Array.from({ length: int(0, 3) }, () => int(-(2 ** 52), 2 ** 52)),
     geo: id % 9 === 4 ? null : id % 2 === 0 ? `POINT(${x} ${y})` : `POLYGON((${x} ${y}, ${x + 2} ${y}, ${x + 2} ${y + 3}, ${x} ${y + 3}, ${x} ${y}))`,
     ts: id % 3 === 0 ? undefined : Date.parse('2025-03-01T00:00:00Z') + int(0, 86_400 * 90) * 1000,
     fv: Array.from({ length: 4 }, quarter),
@@ -123,6 +132,10 @@ function toInsert(r: Row): RowData {
     js: r.js,
     arr: r.arr,
     tags: r.tags,
+    fl: r.fl,
+    dbl: r.dbl,
+    bools: r.bools,
+    big: r.big,
     geo: r.geo,
     fv: r.fv,
     bv: r.bv,
@@ -157,6 +170,10 @@ function expected(r: Row): Record<string, unknown> {
     js: r.js,
     arr: r.arr,
     tags: r.tags,
+    fl: r.fl,
+    dbl: r.dbl,
+    bools: r.bools,
+    big: r.big,
     geo: r.geo === null ? null : writer.write(reader.read(r.geo)),
     ts: r.ts === undefined ? TS_DEFAULT : withOffset(r.ts, 0),
     fv: r.fv,
@@ -186,6 +203,9 @@ function normalise(got: Record<string, unknown>): Record<string, unknown> {
   out['sp'] = sortedSparse(got['sp'] as Sparse);
   if (got['nfv'] !== null) out['nfv'] = Array.from(got['nfv'] as number[]);
   if (got['arr'] !== null) out['arr'] = Array.from(got['arr'] as number[]).map(Number);
+  out['fl'] = Array.from(got['fl'] as number[]);
+  if (got['dbl'] !== null) out['dbl'] = Array.from(got['dbl'] as number[]);
+  out['big'] = Array.from(got['big'] as (number | string)[]).map(Number);
   const st = got['st'] as Record<string, unknown>[] | null;
   out['st'] = st === null ? null : st.map((el) => ({ label: el['label'], w: Number(el['w']), e: Array.from(el['e'] as number[]) }));
   // The dynamic keys come back under $meta; a row without any has an empty (or absent) $meta.
@@ -238,6 +258,10 @@ async function createEveryType(c: MilvusClient): Promise<void> {
       { name: 'js', data_type: DataType.JSON, nullable: true },
       { name: 'arr', data_type: DataType.Array, element_type: DataType.Int32, max_capacity: 4, nullable: true },
       { name: 'tags', data_type: DataType.Array, element_type: DataType.VarChar, max_capacity: 3, max_length: 16 },
+      { name: 'fl', data_type: DataType.Array, element_type: DataType.Float, max_capacity: 4 },
+      { name: 'dbl', data_type: DataType.Array, element_type: DataType.Double, max_capacity: 3, nullable: true },
+      { name: 'bools', data_type: DataType.Array, element_type: DataType.Bool, max_capacity: 3 },
+      { name: 'big', data_type: DataType.Array, element_type: DataType.Int64, max_capacity: 3 },
       { name: 'geo', data_type: DataType.Geometry, nullable: true },
       { name: 'ts', data_type: DataType.Timestamptz, default_value: TS_DEFAULT },
       { name: 'fv', data_type: DataType.FloatVector, dim: 4 },
