@@ -95,7 +95,15 @@ export class IndexBuildRunner {
             const col = column(field.fieldId);
             if (!col) throw new Error(`assertion failed: merge into segment ${p.target_segment_id} kept no column of field ${field.name}`);
             const { file: f } = await this.#builds.buildColumnAs(col, idx, p.partition_id ?? 0, p.target_segment_id, buildId, version);
-            out.push({ index_id: f.indexId, build_id: f.buildId, index_version: f.version, files: [...f.files], size: f.size, rows: columnRows(col) });
+            out.push({
+              index_id: f.indexId,
+              build_id: f.buildId,
+              index_version: f.version,
+              files: [...f.files],
+              size: f.size,
+              rows: columnRows(col),
+              files_sha256: [...(f.filesSha256 ?? [])],
+            });
             continue;
           }
           const vectors = floatVectorsOf(column(field.fieldId));
