@@ -1,3 +1,4 @@
+import { segmentIndexFileOf } from '../taskrpc/protocol.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../common/clock.js';
 import { KeyedMutex } from '../common/mutex.js';
@@ -302,14 +303,7 @@ export class Compactor {
         }
         outputs.splice(0, outputs.length, ...ranOutputs);
         for (const b of merged.built_indexes ?? []) {
-          builtRemotely.set(b.index_id, {
-            indexId: b.index_id,
-            buildId: b.build_id,
-            version: b.index_version,
-            files: [...b.files],
-            size: b.size,
-            ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
-          });
+          builtRemotely.set(b.index_id, segmentIndexFileOf(b));
         }
         encoded = new Map(await Promise.all(allFields.map(async (f, i) => [f.fieldId, await this.#host.store.get(outputs[i]!)] as const)));
         binlogsFrom = firstLog.logId;

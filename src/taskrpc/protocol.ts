@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { quiverError } from '../common/errors.js';
+import type { SegmentIndexFile } from '../coord/records.js';
 
 export type WireTaskType = 'COPY_SEGMENT' | 'INDEX_BUILD' | 'COMPACTION_MERGE';
 export type WireTaskState = 'UNKNOWN' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
@@ -103,6 +104,31 @@ export interface WireBuiltIndex {
   /** SHA-256 of each file, parallel to `files` (empty or absent from nodes that do not record one). */
   readonly files_sha256?: readonly string[] | undefined;
   readonly rows: number;
+}
+
+/** A built index file as the wire carries it (`rows`: the rows it covers). */
+export function wireBuiltIndex(f: SegmentIndexFile, rows: number): WireBuiltIndex {
+  return {
+    index_id: f.indexId,
+    build_id: f.buildId,
+    index_version: f.version,
+    files: [...f.files],
+    size: f.size,
+    rows,
+    files_sha256: [...(f.filesSha256 ?? [])],
+  };
+}
+
+/** The segment index file a node reported; hashes only when there is one per file (older nodes send none). */
+export function segmentIndexFileOf(b: WireBuiltIndex): SegmentIndexFile {
+  return {
+    indexId: b.index_id,
+    buildId: b.build_id,
+    version: b.index_version,
+    files: [...b.files],
+    size: b.size,
+    ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
+  };
 }
 
 export interface QueryTaskResponse {

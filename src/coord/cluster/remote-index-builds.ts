@@ -1,3 +1,4 @@
+import { segmentIndexFileOf } from '../../taskrpc/protocol.js';
 /**
  * Index builds on the registered data nodes, behind the `DataNodeTasks` interface the index scheduler
  * already speaks (so its commit path, a compare under the collection lock, is the same in both modes):
@@ -91,15 +92,7 @@ function toState(o: NodeTaskOutcome, params: CompactionMergeParams | undefined):
     state: 'Finished',
     result: {
       kind: 'indexBuild',
-      file: {
-        indexId: b.index_id,
-        buildId: b.build_id,
-        version: b.index_version,
-        files: [...b.files],
-        size: b.size,
-        // Hashes only when there is one per file (older nodes send none).
-        ...(b.files_sha256?.length === b.files.length && b.files.length > 0 ? { filesSha256: [...b.files_sha256] } : {}),
-      },
+      file: segmentIndexFileOf(b),
     },
   };
 }

@@ -1,3 +1,4 @@
+import { wireBuiltIndex } from '../../taskrpc/protocol.js';
 /**
  * The INDEX_BUILD executor of a remote data node: the task names ids only (collection, segment, index);
  * this reads the records from the metadata store and the segment's indexed field's binlog from the object
@@ -95,30 +96,14 @@ export class IndexBuildRunner {
             const col = column(field.fieldId);
             if (!col) throw new Error(`assertion failed: merge into segment ${p.target_segment_id} kept no column of field ${field.name}`);
             const { file: f } = await this.#builds.buildColumnAs(col, idx, p.partition_id ?? 0, p.target_segment_id, buildId, version);
-            out.push({
-              index_id: f.indexId,
-              build_id: f.buildId,
-              index_version: f.version,
-              files: [...f.files],
-              size: f.size,
-              rows: columnRows(col),
-              files_sha256: [...(f.filesSha256 ?? [])],
-            });
+            out.push(wireBuiltIndex(f, columnRows(col)));
             continue;
           }
           const vectors = floatVectorsOf(column(field.fieldId));
           if (!vectors) throw new Error(`assertion failed: merge into segment ${p.target_segment_id} kept no vectors of field ${field.name}`);
           const f = await this.#builds.buildAs(vectors, idx, field, p.partition_id ?? 0, p.target_segment_id, buildId, version);
           const rows = field.dim ? vectors.length / field.dim : 0;
-          out.push({
-            index_id: f.indexId,
-            build_id: f.buildId,
-            index_version: f.version,
-            files: [...f.files],
-            size: f.size,
-            rows,
-            files_sha256: [...(f.filesSha256 ?? [])],
-          });
+          out.push(wireBuiltIndex(f, rows));
         }
         return out;
       },

@@ -1,3 +1,4 @@
+import { wireBuiltIndex } from '../../taskrpc/protocol.js';
 /**
  * The task service of a `quiver datanode` process: the DataNodeTasks gRPC handlers over the node's copy
  * executor (an `InProcessWorkerPool` holding this one node, so a remote node and the embedded one run
@@ -435,15 +436,7 @@ function buildAnswer(b: BuildRun, version: number): QueryTaskResponse {
   if (r === undefined) return base;
   return {
     ...base,
-    built_index: {
-      index_id: r.indexId,
-      build_id: r.buildId,
-      index_version: r.version,
-      files: [...r.files],
-      size: r.size,
-      rows: r.rows,
-      files_sha256: [...(r.filesSha256 ?? [])],
-    },
+    built_index: wireBuiltIndex(r, r.rows),
   };
 }
 
