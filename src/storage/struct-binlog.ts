@@ -12,6 +12,7 @@
 import { Field, List, makeData, Struct, Type, type Data } from 'apache-arrow';
 import { quiverError } from '../common/errors.js';
 import type { Column, ColumnKind, ScalarType, ScalarValue, StructElement, StructLayoutField, StructRow } from '../schema/types.js';
+import { columnKindOf } from '../schema/types.js';
 import { crc32 } from './checksum.js';
 
 export const STRUCT_FORMAT_VERSION = '1';
@@ -34,27 +35,6 @@ type DecodeField = (field: Field, data: Data | undefined, length: number, kind: 
 
 function bad(reason: string): never {
   throw quiverError('DataInvalid', `binlog: ${reason}`);
-}
-
-function kindOf(t: StructLayoutField['dataType']): ColumnKind {
-  switch (t) {
-    case 'Bool':
-      return 'bool';
-    case 'Int8':
-    case 'Int16':
-    case 'Int32':
-      return 'int32';
-    case 'Int64':
-      return 'int64';
-    case 'Float':
-      return 'float';
-    case 'Double':
-      return 'double';
-    case 'VarChar':
-      return 'string';
-    case 'FloatVector':
-      return 'vector';
-  }
 }
 
 /** The flat column of one sub-field over every element of every row. */
@@ -172,7 +152,7 @@ export function decodeStructColumn(
   if (data !== undefined && n > 0 && (structData === undefined || structData.length < total)) throw fail('struct child data missing');
   const columns = subFields.map((f, j) => {
     const kind = f.metadata.get(META_KIND) as ColumnKind | undefined;
-    if (kind !== kindOf(layout[j]!.dataType)) throw fail(`struct sub-field ${f.name} holds ${String(kind)}`);
+    if (kind !== columnKindOf(layout[j]!.dataType)) throw fail(`struct sub-field ${f.name} holds ${String(kind)}`);
     return decodeField(f, structData?.children[j], total, kind);
   });
   const rows = new Array<StructRow>(n);
