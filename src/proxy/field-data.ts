@@ -17,7 +17,7 @@ import { nullVectorColumn, typedVectorColumn, typedVectorOutput, validMask } fro
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type ProtoFieldData = any;
 
-const INT_RANGE: Partial<Record<DataType, [number, number]>> = {
+export const INT_RANGE: Partial<Record<DataType, [number, number]>> = {
   Int8: [-128, 127],
   Int16: [-32768, 32767],
   Int32: [-2147483648, 2147483647],
@@ -80,7 +80,8 @@ function defaultScalar(field: FieldSchema): ScalarValue | undefined {
   return field.dataType === 'Int64' ? BigInt(d as string | number | bigint) : d;
 }
 
-const PROTO_MEMBER: Record<string, string> = {
+/** The ScalarField member a scalar type's values travel in. */
+export const PROTO_MEMBER: Record<string, string> = {
   Bool: 'bool_data',
   Int8: 'int_data',
   Int16: 'int_data',

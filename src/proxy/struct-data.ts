@@ -1,6 +1,7 @@
 import { quiverError } from '../common/errors.js';
-import type { Column, FieldSchema, ScalarValue, StructElement, StructRow, StructSubField } from '../schema/types.js';
+import type { Column, DataType, FieldSchema, ScalarValue, StructElement, StructRow, StructSubField } from '../schema/types.js';
 import { structLayout } from '../schema/types.js';
+import { INT_RANGE, PROTO_MEMBER } from './field-data.js';
 
 /**
  * proto `schema.FieldData` with `struct_arrays` ⇄ an Array of Struct column. The SDK sends one FieldData
@@ -11,19 +12,6 @@ import { structLayout } from '../schema/types.js';
  */
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-
-const MEMBER: Record<string, string> = {
-  Bool: 'bool_data',
-  Int8: 'int_data',
-  Int16: 'int_data',
-  Int32: 'int_data',
-  Int64: 'long_data',
-  Float: 'float_data',
-  Double: 'double_data',
-  VarChar: 'string_data',
-};
-
-const INT_RANGE: Record<string, [number, number]> = { Int8: [-128, 127], Int16: [-32768, 32767], Int32: [-2147483648, 2147483647] };
 
 function invalid(reason: string): never {
   throw quiverError('DataInvalid', reason);
@@ -39,7 +27,7 @@ function subScalar(sub: StructSubField, path: string, v: unknown, row: number, e
     case 'Int32': {
       const n = typeof v === 'string' ? Number(v) : v;
       if (typeof n !== 'number' || !Number.isInteger(n)) invalid(`${where} expects ${sub.dataType}, got ${JSON.stringify(v)}`);
-      const [lo, hi] = INT_RANGE[sub.dataType]!;
+      const [lo, hi] = INT_RANGE[sub.dataType as DataType]!;
       if (n < lo || n > hi) invalid(`value ${n} of ${where} is out of range for ${sub.dataType} [${lo}, ${hi}]`);
       return n;
     }
@@ -106,7 +94,7 @@ function subRows(sub: StructSubField, path: string, fd: any): unknown[][] {
     invalid(
       `${path} expects ${sub.dataType} arrays (scalars.array_data), got ${fd.field === 'vectors' ? `vectors.${fd.vectors?.data}` : (fd.scalars?.data ?? 'nothing')}`,
     );
-  const member = MEMBER[sub.dataType]!;
+  const member = PROTO_MEMBER[sub.dataType]!;
   return (ad.data ?? []).map((sf: any, row: number) => {
     const got = sf?.data ?? Object.keys(sf ?? {}).find((k) => k !== 'data' && sf[k]);
     if (got !== undefined && got !== member) invalid(`${path} expects ${sub.dataType} elements (${member}) at row ${row}, got ${got}`);
@@ -207,7 +195,7 @@ export function structArraysOutput(field: FieldSchema, c: Column & { kind: 'stru
       });
       return { ...base, type: 'ArrayOfVector', vectors: { dim, vector_array: { dim, element_type: 'FloatVector', data } } };
     }
-    const member = MEMBER[sub.dataType]!;
+    const member = PROTO_MEMBER[sub.dataType]!;
     const data = rows.map((row) => ({
       [member]: { data: row.map((el) => (sub.dataType === 'Int64' ? String(el[sub.name]) : el[sub.name])) },
     }));
