@@ -56,7 +56,8 @@ function dataTypeOf(v: unknown, field: string): DataType {
   return name as DataType;
 }
 
-const NUM_TO_TYPE: Record<number, string> = {
+/** The proto DataType enum's numbers by name (the SDK may send either form). */
+export const NUM_TO_TYPE: Record<number, string> = {
   0: 'None',
   1: 'Bool',
   2: 'Int8',
@@ -78,6 +79,9 @@ const NUM_TO_TYPE: Record<number, string> = {
   103: 'BFloat16Vector',
   104: 'SparseFloatVector',
   105: 'Int8Vector',
+  106: 'ArrayOfVector',
+  200: 'ArrayOfStruct',
+  201: 'Struct',
 };
 
 function kvs(list: any[] | undefined): Record<string, string> {

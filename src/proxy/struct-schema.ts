@@ -1,4 +1,5 @@
 import { quiverError } from '../common/errors.js';
+import { NUM_TO_TYPE } from './schema-proto.js';
 import type { FieldSchema, ScalarType, StructSubField } from '../schema/types.js';
 import { vectorDimOf } from './vector-schema.js';
 
@@ -25,30 +26,8 @@ function kvs(list: any[] | undefined): Record<string, string> {
   return out;
 }
 
-const NUM_TO_NAME: Record<number, string> = {
-  1: 'Bool',
-  2: 'Int8',
-  3: 'Int16',
-  4: 'Int32',
-  5: 'Int64',
-  10: 'Float',
-  11: 'Double',
-  21: 'VarChar',
-  22: 'Array',
-  23: 'JSON',
-  100: 'BinaryVector',
-  101: 'FloatVector',
-  102: 'Float16Vector',
-  103: 'BFloat16Vector',
-  104: 'SparseFloatVector',
-  105: 'Int8Vector',
-  106: 'ArrayOfVector',
-  200: 'ArrayOfStruct',
-  201: 'Struct',
-};
-
 function typeName(v: unknown): string {
-  return typeof v === 'number' ? (NUM_TO_NAME[v] ?? String(v)) : String(v ?? 'None');
+  return typeof v === 'number' ? (NUM_TO_TYPE[v] ?? String(v)) : String(v ?? 'None');
 }
 
 /**
