@@ -22,7 +22,7 @@ import {
 } from '../copy/copy.test-util.js';
 import { TaskInspector } from '../copy/inspector.js';
 import type { CopyTask } from '../copy/types.js';
-import { CombinedWorkers, RemoteWorkerPool, remoteNodeId, type LiveDataNodes } from './remote-workers.js';
+import { CombinedWorkers, RemoteWorkerPool, remoteNodeId, type LiveDataNodes, type TaskRpc } from './remote-workers.js';
 
 /** Data nodes served over real gRPC on loopback, each a `DataNodeTaskHost` over one shared memory store. */
 class Cluster implements LiveDataNodes {
@@ -233,6 +233,68 @@ describe('RemoteWorkerPool over the task protocol (real gRPC on loopback)', () =
       host.endLongPolls();
       await server.close(0);
       await host.close();
+    }
+  });
+
+  it("a watcher's final answer is the inspector's next poll; a watched running task costs no QueryTask", async () => {
+    const calls: { waitMs: number }[] = [];
+    let finish!: (r: QueryTaskResponse) => void;
+    const rpc: TaskRpc = {
+      createTask: async () => {},
+      queryTask: (req) => {
+        calls.push({ waitMs: req.wait_ms ?? 0 });
+        if ((req.wait_ms ?? 0) > 0) return new Promise<QueryTaskResponse>((r) => (finish = r)); // held until the copy ends
+        return Promise.resolve({ state: 'COMPLETED', version: req.version, reason: 'asked', copied_segments: [] } as QueryTaskResponse);
+      },
+      dropTask: async () => {},
+      querySlots: async () => ({ slots_total: 2, slots_used: 0, tasks: [] }) as never,
+      close: () => {},
+    };
+    const live: NodeSessionInfo[] = [{ nodeId: 3, role: 'datanode', address: '127.0.0.1:9', metricsAddress: '', slots: 2, startedAtMs: 0, version: 't' }];
+    let kicks = 0;
+    const p = new RemoteWorkerPool({
+      live: { nodes: () => live.map((session) => ({ session, state: 'Healthy' as const })) },
+      connect: () => rpc,
+      onTaskFinished: () => kicks++,
+    });
+    try {
+      const t: CopyTask = {
+        id: 5,
+        jobId: 1,
+        state: 'InProgress',
+        snapshot: SNAPSHOT,
+        targetCollectionId: TARGET_COLLECTION,
+        mappings: [],
+        version: 2,
+        attempts: 1,
+        reason: '',
+        results: [],
+        createdAtMs: 0,
+        updatedAtMs: 0,
+      };
+      await p.dispatch('datanode-3', t);
+      await until(() => calls.length === 1, { what: 'the watcher asked' });
+      expect(calls[0]!.waitMs).toBeGreaterThan(0);
+      // Running and watched: answered without a call.
+      expect(await p.poll('datanode-3', 5, 2)).toEqual({ state: 'InProgress', version: 2 });
+      expect(calls).toHaveLength(1);
+      finish({ state: 'FAILED', version: 2, reason: 'disk full', copied_segments: [] } as QueryTaskResponse);
+      await until(() => kicks === 1, { what: 'the watcher kicked' });
+      // The watcher's answer, once, without a call; after that the node is asked again.
+      expect(await p.poll('datanode-3', 5, 2)).toEqual({ state: 'Failed', reason: 'disk full', version: 2 });
+      expect(calls).toHaveLength(1);
+      expect(await p.poll('datanode-3', 5, 2)).toMatchObject({ state: 'Completed', version: 2 });
+      expect(calls).toHaveLength(2);
+      // A heard answer is not handed out for another version, and not once its node is gone.
+      await p.dispatch('datanode-3', { ...t, version: 3 });
+      await until(() => calls.length === 3, { what: 'the watcher of version 3 asked' });
+      finish({ state: 'COMPLETED', version: 3, reason: '', copied_segments: [] } as QueryTaskResponse);
+      await until(() => kicks === 2, { what: 'the second kick' });
+      live.length = 0;
+      p.nodes(); // the membership is read: the gone node's answers are dropped
+      await expect(p.poll('datanode-3', 5, 3)).rejects.toThrow(/not live/);
+    } finally {
+      p.close();
     }
   });
 

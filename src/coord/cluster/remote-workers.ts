@@ -54,6 +54,8 @@ export const WATCH_INTERVAL_MS_DEFAULT = 100;
 export const LONG_POLL_MS_DEFAULT = 2_000;
 
 export const REMOTE_NODE_PREFIX = 'datanode-';
+/** Final answers kept for the next poll at most (a task cancelled meanwhile is never polled again). */
+const HEARD_MAX = 4_096;
 const CANCEL_ATTEMPTS_MAX = 3;
 
 export function remoteNodeId(sessionNodeId: number): string {
@@ -79,6 +81,11 @@ export class RemoteWorkerPool implements WorkerClient {
   readonly #longPollMs: number;
   /** Tasks watched now, by `taskId/version` (bounded by the slots of the live nodes: one per dispatch). */
   readonly #watched = new Set<string>();
+  /**
+   * The final answer a watcher heard, by `taskId/version`, handed to the inspector's next poll of that
+   * task instead of a second QueryTask. Bounded: dropped when read, with their node, and beyond HEARD_MAX.
+   */
+  readonly #heard = new Map<string, { readonly nodeId: string; readonly poll: TaskPoll }>();
   #closed = false;
 
   constructor(deps: RemoteWorkerPoolDeps) {
@@ -170,15 +177,17 @@ export class RemoteWorkerPool implements WorkerClient {
     try {
       while (!this.#closed) {
         const askedAtMs = this.#clock.nowMs();
-        let state: string;
+        let ans: TaskPoll;
         try {
-          state = (await this.#query(nodeId, taskId, version, this.#longPollMs)).state;
+          ans = await this.#query(nodeId, taskId, version, this.#longPollMs);
         } catch (e) {
           if (isQuiverError(e, 'ServiceNotReady') && /not live|closed/.test(e.message)) return;
           await this.#clock.sleep(this.#watchIntervalMs);
           continue; // transient: ask again
         }
-        if (state !== 'InProgress') {
+        if (ans.state !== 'InProgress') {
+          this.#heard.set(key, { nodeId, poll: ans });
+          if (this.#heard.size > HEARD_MAX) this.#heard.delete(this.#heard.keys().next().value!);
           this.#onTaskFinished();
           return;
         }
@@ -190,8 +199,26 @@ export class RemoteWorkerPool implements WorkerClient {
     }
   }
 
+  /**
+   * The task's state on its node. A final answer its watcher already heard is returned without asking
+   * again; a task its watcher is still asking about is running (the watcher kicks when that changes),
+   * so neither costs a round trip. Otherwise (no watcher: after a coordinator restart, or the watcher
+   * ended) the node is asked.
+   */
   poll(nodeId: string, taskId: number, version: number): Promise<TaskPoll> {
+    const key = `${taskId}/${version}`;
+    const heard = this.#heard.get(key);
+    if (heard !== undefined && heard.nodeId === nodeId) {
+      this.#heard.delete(key);
+      return Promise.resolve(heard.poll);
+    }
+    if (this.#watched.has(key) && this.#isLive(nodeId)) return Promise.resolve({ state: 'InProgress', version });
     return this.#query(nodeId, taskId, version, 0);
+  }
+
+  #isLive(nodeId: string): boolean {
+    const session = sessionIdOf(nodeId);
+    return session !== undefined && this.#sessions().some((n) => n.nodeId === session);
   }
 
   async #query(nodeId: string, taskId: number, version: number, waitMs: number): Promise<TaskPoll> {
@@ -245,6 +272,7 @@ export class RemoteWorkerPool implements WorkerClient {
   /** Closes the clients of sessions that are gone (bounded: one client per live node). */
   #prune(live: readonly NodeSessionInfo[]): void {
     const ids = new Set(live.map((n) => n.nodeId));
+    for (const [key, h] of this.#heard) if (!ids.has(sessionIdOf(h.nodeId) ?? -1)) this.#heard.delete(key);
     for (const [id, c] of this.#clients) {
       if (ids.has(id)) continue;
       c.rpc.close();

@@ -192,6 +192,72 @@ describe('CopyJobStore', () => {
     expect(await h.store.listAllTasks()).toEqual(await other.listAllTasks());
   });
 
+  it('updateTasksInState: the CASes of a batch in one txn, with the answers the single CAS gives', async () => {
+    class CountingKV extends MemoryMetaKV {
+      txns = 0;
+      override txn(compares: readonly Compare[], success: readonly Op[], failure?: readonly Op[]) {
+        this.txns++;
+        return super.txn(compares, success, failure);
+      }
+    }
+    const kv = new CountingKV();
+    const store = new CopyJobStore({ kv, allocId: idAllocator(), viewTasks: true });
+    const job = await createJob({ kv, clock: new FakeClock(), store, options: DEFAULT_COPY_OPTIONS }, mappings(40));
+    const ids = Array.from({ length: 40 }, (_, i) => i + 1);
+    expect(
+      await store.putTasksWhilePending(
+        job.id,
+        ids.map((id) => task(job.id, id)),
+      ),
+    ).toBe(true);
+    await store.listAllTasks();
+    const before = kv.txns;
+    const dispatch = (id: number, expectedVersion = 0) => ({
+      jobId: job.id,
+      taskId: id,
+      expected: 'Pending' as const,
+      expectedVersion,
+      patch: { state: 'InProgress' as const, nodeId: `n${id % 3}`, version: expectedVersion + 1, attempts: 1 },
+    });
+    // 40 updates: 32 per txn (a compare and a put each, under TXN_OPS_MAX = 64), so two txns; a wrong
+    // version and an absent task are refused without a call.
+    const out = await store.updateTasksInState([...ids.map((id) => dispatch(id)), dispatch(1000), { ...dispatch(41), taskId: 41, expectedVersion: 7 }]);
+    expect(out).toEqual([...ids.map(() => true), false, false]);
+    expect(kv.txns - before).toBe(2);
+    const fresh = new CopyJobStore({ kv, allocId: idAllocator() });
+    expect(await fresh.listAllTasks()).toEqual(await store.listAllTasks());
+    expect((await fresh.listAllTasks()).every((t) => t.state === 'InProgress' && t.version === 1)).toBe(true);
+    // A write from outside the store: the batch txn loses, every update is tried on its own, and each
+    // answers as the single CAS would (task 1 moved on: false; task 2 only got a reason: true).
+    expect(await fresh.updateTaskInState(job.id, 1, 'InProgress', 1, { state: 'Pending', nodeId: undefined })).toBe(true);
+    expect(await fresh.updateTaskInState(job.id, 2, 'InProgress', 1, { reason: 'touched' })).toBe(true);
+    const done = (id: number) => ({
+      jobId: job.id,
+      taskId: id,
+      expected: 'InProgress' as const,
+      expectedVersion: 1,
+      patch: { state: 'Completed' as const },
+    });
+    expect(await store.updateTasksInState([done(1), done(2), done(3)])).toEqual([false, true, true]);
+    expect((await fresh.listAllTasks()).slice(0, 3).map((t) => [t.state, t.reason])).toEqual([
+      ['Pending', ''],
+      ['Completed', 'touched'],
+      ['Completed', ''],
+    ]);
+    expect(await fresh.listAllTasks()).toEqual(await store.listAllTasks());
+    await expect(store.updateTasksInState([done(4), done(4)])).rejects.toThrow('updated twice in one batch');
+    expect(await store.updateTasksInState([{ ...done(7), patch: { state: 'Pending', nodeId: undefined } }])).toEqual([true]);
+    // An illegal transition is still a programmer error, before anything is written.
+    const txns = kv.txns;
+    await expect(
+      store.updateTasksInState([done(9), { jobId: job.id, taskId: 7, expected: 'Pending', expectedVersion: 1, patch: { state: 'Completed' } }]),
+    ).rejects.toThrow('illegal copy task transition Pending → Completed');
+    expect(kv.txns).toBe(txns);
+    // Without a view: one CAS each, same answers.
+    const plain = new CopyJobStore({ kv, allocId: idAllocator() });
+    expect(await plain.updateTasksInState([done(9), done(3)])).toEqual([true, false]);
+  });
+
   it('an illegal task transition is a programmer error; so is an InProgress task without a node', async () => {
     const h = harness();
     await seed(h, [task(1, 1)]);

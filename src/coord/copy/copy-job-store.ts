@@ -55,6 +55,15 @@ export const copyTaskKey = (jobId: number, taskId: number): string => `${copyTas
 export type CopyJobPatch = Partial<Omit<CopyJob, 'id'>>;
 export type CopyTaskPatch = Partial<Omit<CopyTask, 'id' | 'jobId'>>;
 
+/** One task CAS of a batch (`updateTasksInState`): the patch applies if the task is in (expected, expectedVersion). */
+export interface TaskUpdate {
+  readonly jobId: number;
+  readonly taskId: number;
+  readonly expected: CopyTaskState;
+  readonly expectedVersion: number;
+  readonly patch: CopyTaskPatch;
+}
+
 export interface CopyJobStoreDeps {
   readonly kv: MetaKV;
   readonly allocId: (count?: number) => Promise<number>;
@@ -233,6 +242,55 @@ export class CopyJobStore {
     return false;
   }
 
+  /**
+   * The same CASes as `updateTaskInState`, one per update (same answers), committed together: with the
+   * task view, the updates the view admits go in as few txns as the size limits allow (one per inspector
+   * pass in practice: every completion it heard and every dispatch it placed), each txn comparing every
+   * record's modRevision. A txn is all or nothing, so one that loses (a writer outside this store) is
+   * retried update by update, where each loser re-reads its own record. Without a view, one CAS each.
+   */
+  async updateTasksInState(updates: readonly TaskUpdate[]): Promise<boolean[]> {
+    const view = await this.#tasksView();
+    const out = new Array<boolean>(updates.length).fill(false);
+    if (view === undefined) {
+      for (const [i, u] of updates.entries()) out[i] = await this.updateTaskInState(u.jobId, u.taskId, u.expected, u.expectedVersion, u.patch);
+      return out;
+    }
+    const keys = new Set<string>();
+    const staged: { readonly i: number; readonly key: string; readonly modRevision: number; readonly value: Uint8Array }[] = [];
+    for (const [i, u] of updates.entries()) {
+      const key = copyTaskKey(u.jobId, u.taskId);
+      if (keys.has(key)) throw new Error(`assertion failed: task ${u.taskId} of job ${u.jobId} updated twice in one batch`);
+      keys.add(key);
+      const cur = view.get(key);
+      // What the single CAS answers on its first look (the view is what it compares against).
+      if (cur === undefined || cur.task.state !== u.expected || cur.task.version !== u.expectedVersion) continue;
+      if (u.patch.state !== undefined && u.patch.state !== u.expected) assertTaskTransition(u.expected, u.patch.state);
+      const next: CopyTask = { ...cur.task, ...u.patch };
+      checkTask(next);
+      staged.push({ i, key, modRevision: cur.modRevision, value: encodeSized(key, encodeTask(next)) });
+    }
+    // Each update is one compare and one put: halve the op limit, and bound the bytes as batchOps does.
+    for (const chunk of chunkStaged(staged)) {
+      const r = await this.#kv.txn(
+        chunk.map((s) => ({ key: s.key, target: 'modRevision' as const, op: '==' as const, value: s.modRevision })),
+        chunk.map((s): Op => ({ type: 'put', key: s.key, value: s.value })),
+      );
+      if (r.succeeded) {
+        for (const s of chunk) {
+          remember(view, s.key, { task: decodeTask(s.key, s.value), modRevision: r.revision });
+          out[s.i] = true;
+        }
+        continue;
+      }
+      for (const s of chunk) {
+        const u = updates[s.i]!;
+        out[s.i] = await this.updateTaskInState(u.jobId, u.taskId, u.expected, u.expectedVersion, u.patch);
+      }
+    }
+    return out;
+  }
+
   async #updateJob(id: number, expected: CopyJobState, patch: CopyJobPatch, exact: CopyJob | undefined): Promise<boolean> {
     const key = copyJobKey(id);
     const e = await this.#kv.get(key);
@@ -348,6 +406,25 @@ export function batchOps(ops: readonly Op[], opsMax = TXN_OPS_MAX, bytesMax = TX
       bytes = 0;
     }
     cur.push(op);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** Staged task CASes in txns of at most TXN_OPS_MAX / 2 updates (a compare and a put each) and TXN_BYTES_MAX bytes. */
+function chunkStaged<T extends { readonly key: string; readonly value: Uint8Array }>(staged: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const s of staged) {
+    const b = 2 * s.key.length + s.value.byteLength;
+    if (cur.length > 0 && (cur.length >= TXN_OPS_MAX / 2 || bytes + b > TXN_BYTES_MAX)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(s);
     bytes += b;
   }
   if (cur.length > 0) out.push(cur);

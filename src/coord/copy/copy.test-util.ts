@@ -245,6 +245,8 @@ export class FakeWorkers implements WorkerClient {
   readonly cancelled: { nodeId: string; taskId: number }[] = [];
   readonly answers = new Map<number, TaskPoll>();
   refuseDispatch = false;
+  /** The message of a refused dispatch (default "node … refuses"). */
+  refusal: ((nodeId: string, task: CopyTask) => string) | undefined;
 
   constructor(nodes: readonly WorkerNodeInfo[] = [{ nodeId: 'node-1', slots: 4, usedSlots: 0 }]) {
     this.nodeList = [...nodes];
@@ -265,7 +267,7 @@ export class FakeWorkers implements WorkerClient {
   }
 
   async dispatch(nodeId: string, task: CopyTask): Promise<void> {
-    if (this.refuseDispatch) throw quiverError('ServiceNotReady', `node ${nodeId} refuses`);
+    if (this.refuseDispatch) throw quiverError('ServiceNotReady', this.refusal?.(nodeId, task) ?? `node ${nodeId} refuses`);
     this.dispatched.push({ nodeId, task });
   }
 

@@ -11,7 +11,7 @@ export {
   TXN_BYTES_MAX,
   TXN_OPS_MAX,
 } from './copy-job-store.js';
-export type { CopyJobStoreDeps, CopyJobPatch, CopyTaskPatch, NewCopyJobInput } from './copy-job-store.js';
+export type { CopyJobStoreDeps, CopyJobPatch, CopyTaskPatch, NewCopyJobInput, TaskUpdate } from './copy-job-store.js';
 export { CopyJobChecker, TargetRefused } from './checker.js';
 export type { CopyJobCheckerDeps } from './checker.js';
 export { TaskInspector, DEFAULT_MAX_DISPATCH_ATTEMPTS } from './inspector.js';

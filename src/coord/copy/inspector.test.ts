@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createJob, FakeWorkers, harness, mappings, resultsFor, SNAPSHOT, TARGET_COLLECTION, type Harness } from './copy.test-util.js';
 import { CopyJobStore } from './copy-job-store.js';
 import { TaskInspector } from './inspector.js';
@@ -181,17 +181,55 @@ describe('TaskInspector', () => {
     const { jobId, tasks } = await executingJob(h, 2);
     workers.refuseDispatch = true;
     await inspector.tick();
-    for (const t of await h.store.listTasks(jobId)) expect(t.state).toBe('Pending');
-    const first = (await byId(h, jobId)).get(tasks[0]!.id)!;
-    expect(first).toMatchObject({ version: 1, attempts: 1, reason: 'dispatch to node-1 failed: node node-1 refuses' });
-    // The refusing node was not offered the second task in the same pass.
-    expect((await byId(h, jobId)).get(tasks[1]!.id)!.attempts).toBe(0);
+    for (const t of await h.store.listTasks(jobId)) {
+      expect(t).toMatchObject({ state: 'Pending', version: 1, attempts: 1, reason: 'dispatch to node-1 failed: node node-1 refuses' });
+    }
     workers.refuseDispatch = false;
     await inspector.tick();
-    expect(workers.dispatched.map((d) => [d.task.id, d.task.version])).toEqual([
-      [tasks[0]!.id, 2],
-      [tasks[1]!.id, 1],
+    expect(workers.dispatched.map((d) => [d.task.id, d.task.version, d.task.attempts])).toEqual([
+      [tasks[0]!.id, 2, 2],
+      [tasks[1]!.id, 2, 2],
     ]);
+  });
+
+  it('a dispatch refused for want of a slot (node busy with other work) re-queues without using up a dispatch', async () => {
+    const { h, workers, inspector, doneKicks } = setup(undefined, 2);
+    const { jobId, tasks } = await executingJob(h, 2);
+    workers.refuseDispatch = true;
+    // The two messages the real workers give: a remote data node, and the in-process pool.
+    const messages = [
+      (n: string) => `data node ${n} is full (4 slots)`,
+      (n: string, t: CopyTask) => `worker node ${n} has no free slot (4 of 4 used) for task ${t.id}`,
+    ];
+    for (let pass = 0; pass < 6; pass++) {
+      workers.refusal = messages[pass % 2];
+      await inspector.tick();
+      for (const t of await h.store.listTasks(jobId)) expect(t).toMatchObject({ state: 'Pending', attempts: 0, version: pass + 1 });
+    }
+    expect(doneKicks()).toBe(0); // far past maxDispatchAttempts (2), nothing failed
+    workers.refuseDispatch = false;
+    await inspector.tick();
+    expect((await h.store.listTasks(jobId)).map((t) => [t.id, t.state, t.attempts])).toEqual(tasks.map((t) => [t.id, 'InProgress', 1]));
+  });
+
+  it('one pass commits what its polls decided in one txn, and its placements in one more', async () => {
+    const { h, workers, inspector, doneKicks } = setup([{ nodeId: 'node-1', slots: 8, usedSlots: 0 }]);
+    const { jobId, tasks } = await executingJob(h, 16);
+    await inspector.tick(); // 8 dispatched
+    const first = tasks.slice(0, 8);
+    for (const t of first) workers.answers.set(t.id, { state: 'Completed', results: resultsFor(t), version: 1 });
+    workers.answers.set(first[0]!.id, { state: 'Failed', reason: 'disk full', version: 1 });
+    const txns = vi.spyOn(h.kv, 'txn');
+    await inspector.tick();
+    expect(txns).toHaveBeenCalledTimes(2);
+    const after = await byId(h, jobId);
+    expect(after.get(first[0]!.id)).toMatchObject({ state: 'Failed', reason: 'disk full' });
+    for (const t of first.slice(1)) expect(after.get(t.id)!.state).toBe('Completed');
+    for (const t of tasks.slice(8)) expect(after.get(t.id)).toMatchObject({ state: 'InProgress', nodeId: 'node-1', version: 1 });
+    expect(doneKicks()).toBe(1);
+    // The kv holds what the view showed.
+    const fresh = new CopyJobStore({ kv: h.kv, allocId: async () => 0 });
+    expect(await fresh.listAllTasks()).toEqual(await h.store.listAllTasks());
   });
 
   it('a task that keeps losing its worker fails after maxDispatchAttempts', async () => {

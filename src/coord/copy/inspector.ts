@@ -10,6 +10,10 @@
  *      (one slot per task; free = slots minus the larger of the node's own count and the InProgress
  *      tasks the store places on it) (1). The dispatch is persisted (nodeId, version + 1) before the
  *      call, so a crash in between leaves an InProgress task its node does not know: step 1 re-queues it.
+ *      A node that refuses for want of a slot gets the task re-queued without using up a dispatch.
+ *
+ * The writes of a pass are batched: what the polls of step 1 decided is one metadata txn, the placements
+ * of step 2 another (`CopyJobStore.updateTasksInState`), and the CreateTask calls then go out at once.
  *
  * Every write is a CAS on (state, version): an answer about an older dispatch, or a task the checker
  * cancelled meanwhile, loses the CAS and is dropped. Everything is derived from the store and the
@@ -18,7 +22,7 @@
 
 import type { Clock } from '../../common/clock.js';
 import { unreachable } from '../../common/errors.js';
-import type { CopyJobStore } from './copy-job-store.js';
+import type { CopyJobStore, CopyTaskPatch, TaskUpdate } from './copy-job-store.js';
 import { LoopRunner } from '../../common/loop.js';
 import {
   DEFAULT_COPY_OPTIONS,
@@ -45,8 +49,6 @@ export interface TaskInspectorDeps {
 }
 
 export const DEFAULT_MAX_DISPATCH_ATTEMPTS = 10;
-
-type PollOutcome = 'done' | 'requeued' | 'unchanged';
 
 /** Task checks of one pass run at once (bounded: each holds a poll RPC and a metadata read). */
 const CHECKS_IN_FLIGHT_MAX = 16;
@@ -99,24 +101,38 @@ export class TaskInspector {
 
   async #pass(): Promise<void> {
     const nodes = new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const));
-    let done = 0;
-    let requeued = 0;
-    // The checks are independent (each a poll of one task and a CAS on its own record), so they run
-    // CHECKS_IN_FLIGHT_MAX at a time: one after the other, a pass cost one poll round trip per running
-    // task, and with more nodes (more tasks in flight) the passes, not the nodes, bounded the throughput.
+    // The checks are independent (each a poll of one task), so they run CHECKS_IN_FLIGHT_MAX at a time;
+    // what they decide is committed together below, in one metadata txn for the whole pass.
     const running = (await this.#store.listAllTasks()).filter((t) => t.state === 'InProgress');
+    const decided: Decision[] = [];
     for (let i = 0; i < running.length; i += CHECKS_IN_FLIGHT_MAX) {
       await Promise.all(
         running.slice(i, i + CHECKS_IN_FLIGHT_MAX).map(async (t) => {
           try {
-            const r = await this.#check(t, nodes);
-            if (r === 'done') done++;
-            if (r === 'requeued') requeued++;
+            const d = await this.#check(t, nodes);
+            if (d !== undefined) decided.push(d);
           } catch (e) {
             this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task check failed; retrying next pass');
           }
         }),
       );
+    }
+    let done = 0;
+    let requeued = 0;
+    if (decided.length > 0) {
+      try {
+        const won = await this.#store.updateTasksInState(decided.map((d) => d.update));
+        for (const [i, d] of decided.entries()) {
+          if (!won[i]) continue; // lost to a newer dispatch or a cancel: the answer was stale
+          if (d.outcome === 'done') done++;
+          else {
+            requeued++;
+            this.#log.warn({ jobId: d.update.jobId, taskId: d.update.taskId, why: d.update.patch.reason }, 'copy task re-queued');
+          }
+        }
+      } catch (e) {
+        this.#log.error({ tasks: decided.length, err: e }, 'copy task updates failed; polling again next pass');
+      }
     }
     // Exhausted tasks also count as done: the checker must hear about them. Node info is read again
     // because the polls above may have freed slots.
@@ -125,7 +141,8 @@ export class TaskInspector {
     if (requeued > 0) this.#log.info({ requeued }, 'copy tasks re-queued');
   }
 
-  async #check(t: CopyTask, nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<PollOutcome> {
+  /** What the node's answer means for the task (transitions 2, 3, 4), or undefined when nothing changes. */
+  async #check(t: CopyTask, nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<Decision | undefined> {
     const nodeId = t.nodeId;
     if (nodeId === undefined) throw new Error(`assertion failed: InProgress task ${t.id} has no nodeId`);
     if (!nodes.has(nodeId)) return this.#requeue(t, `worker ${nodeId} lost (not among the worker nodes)`);
@@ -135,33 +152,31 @@ export class TaskInspector {
     } catch (e) {
       // Unreachable for now; membership (`nodes()`) decides whether the node is lost.
       this.#log.warn({ taskId: t.id, nodeId, err: e }, 'poll of copy task failed');
-      return 'unchanged';
+      return undefined;
     }
     if (ans.state !== 'Unknown' && ans.version !== undefined && ans.version !== t.version) {
       this.#log.info({ taskId: t.id, nodeId, answered: ans.version, current: t.version }, 'stale copy task answer ignored');
-      return 'unchanged';
+      return undefined;
     }
     const nowMs = this.#clock.nowMs();
+    const settle = (patch: CopyTaskPatch): Decision => ({ outcome: 'done', update: inProgressUpdate(t, patch) });
     switch (ans.state) {
       case 'InProgress':
-        return 'unchanged';
+        return undefined;
       case 'Completed': {
         const problem = resultsProblem(t, ans.results);
-        const patch =
-          problem === undefined
-            ? {
-                state: 'Completed' as const,
-                results: ans.results.map((r) => ({ targetSegmentId: r.targetSegmentId, numRows: r.numRows, filesCopied: r.filesCopied })),
-                reason: '',
-                updatedAtMs: nowMs,
-              }
-            : { state: 'Failed' as const, reason: `worker ${nodeId} returned bad results: ${problem}`, updatedAtMs: nowMs };
-        return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
+        return problem === undefined
+          ? settle({
+              state: 'Completed',
+              results: ans.results.map((r) => ({ targetSegmentId: r.targetSegmentId, numRows: r.numRows, filesCopied: r.filesCopied })),
+              reason: '',
+              updatedAtMs: nowMs,
+            })
+          : settle({ state: 'Failed', reason: `worker ${nodeId} returned bad results: ${problem}`, updatedAtMs: nowMs });
       }
       case 'Failed': {
         const reason = ans.reason.length > 0 ? ans.reason : `worker ${nodeId} reported a failure without a reason`;
-        const patch = { state: 'Failed' as const, reason, updatedAtMs: nowMs };
-        return (await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, patch)) ? 'done' : 'unchanged';
+        return settle({ state: 'Failed', reason, updatedAtMs: nowMs });
       }
       case 'Unknown':
         return this.#requeue(t, `worker ${nodeId} does not know task ${t.id} version ${t.version}`);
@@ -170,30 +185,34 @@ export class TaskInspector {
     }
   }
 
-  /** Transition (4), or (3) once the task has used up its dispatches. */
-  async #requeue(t: CopyTask, why: string): Promise<PollOutcome> {
+  /**
+   * Transition (4), or (3) once the task has used up its dispatches. A dispatch the node refused for want
+   * of a free slot (it runs other work, e.g. index builds, on the same slots) does not use one up: the
+   * task waits for a slot, it did not fail.
+   */
+  #requeue(t: CopyTask, why: string, slotRefusal = false): Decision {
     const nowMs = this.#clock.nowMs();
-    if (t.attempts >= this.#maxDispatchAttempts) {
-      const reason = `${why}; gave up after ${t.attempts} dispatches`;
-      const ok = await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, { state: 'Failed', reason, updatedAtMs: nowMs });
-      return ok ? 'done' : 'unchanged';
+    if (slotRefusal) {
+      return {
+        outcome: 'requeued',
+        update: inProgressUpdate(t, { state: 'Pending', nodeId: undefined, attempts: Math.max(0, t.attempts - 1), reason: why, updatedAtMs: nowMs }),
+      };
     }
-    const ok = await this.#store.updateTaskInState(t.jobId, t.id, 'InProgress', t.version, {
-      state: 'Pending',
-      nodeId: undefined,
-      reason: why,
-      updatedAtMs: nowMs,
-    });
-    if (ok) this.#log.warn({ jobId: t.jobId, taskId: t.id, why }, 'copy task re-queued');
-    return ok ? 'requeued' : 'unchanged';
+    if (t.attempts >= this.#maxDispatchAttempts) {
+      return {
+        outcome: 'done',
+        update: inProgressUpdate(t, { state: 'Failed', reason: `${why}; gave up after ${t.attempts} dispatches`, updatedAtMs: nowMs }),
+      };
+    }
+    return { outcome: 'requeued', update: inProgressUpdate(t, { state: 'Pending', nodeId: undefined, reason: why, updatedAtMs: nowMs }) };
   }
 
   /**
    * Step 2; returns how many tasks it failed (dispatch failures that used up the attempts). Tasks are
-   * placed first (oldest first, each on the node with the most free slots), then each node gets its
-   * tasks one after the other while the nodes are served at once: with one node after another, a pass
-   * cost one metadata write and one CreateTask round trip per task, and slots of the nodes served last
-   * stayed idle meanwhile.
+   * placed first (oldest first, each on the node with the most free slots), every placement is
+   * persisted in one metadata txn (transition 1, before any call), then every CreateTask goes out at
+   * once. One txn per pass rather than one per task: the coordinator's turn-around per task, not the
+   * nodes, bounded a restore's throughput (docs/BENCHMARKS.md).
    */
   async #dispatchPending(nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<number> {
     const tasks = await this.#store.listAllTasks();
@@ -211,7 +230,8 @@ export class TaskInspector {
       free.set(n.nodeId, Math.max(0, n.slots - Math.max(n.usedSlots, inProgress.get(n.nodeId) ?? 0)));
     }
     const starved = new Map<number, string>();
-    const placed = new Map<string, CopyTask[]>();
+    const placed: { readonly task: CopyTask; readonly update: TaskUpdate }[] = [];
+    const nowMs = this.#clock.nowMs();
     for (const t of tasks) {
       if (t.state !== 'Pending' || !dispatchable(jobs.get(t.jobId))) continue;
       const nodeId = pickNode(free);
@@ -221,46 +241,57 @@ export class TaskInspector {
         continue;
       }
       free.set(nodeId, free.get(nodeId)! - 1);
-      placed.set(nodeId, [...(placed.get(nodeId) ?? []), t]);
+      const patch = { state: 'InProgress' as const, nodeId, version: t.version + 1, attempts: t.attempts + 1, updatedAtMs: nowMs };
+      placed.push({ task: t, update: { jobId: t.jobId, taskId: t.id, expected: 'Pending', expectedVersion: t.version, patch } });
+    }
+    this.#starved = starved;
+    if (placed.length === 0) return 0;
+    let won: boolean[];
+    try {
+      won = await this.#store.updateTasksInState(placed.map((p) => p.update));
+    } catch (e) {
+      this.#log.error({ tasks: placed.length, err: e }, 'copy task dispatch not persisted; retrying next pass');
+      return 0;
     }
     let failed = 0;
     await Promise.all(
-      [...placed].map(async ([nodeId, onNode]) => {
-        for (const t of onNode) {
+      placed.map(async ({ task, update }, i) => {
+        if (!won[i]) return; // cancelled or moved on meanwhile
+        const dispatched: CopyTask = { ...task, ...update.patch };
+        const nodeId = update.patch.nodeId!;
+        try {
+          await this.#workers.dispatch(nodeId, dispatched);
+        } catch (e) {
+          const why = `dispatch to ${nodeId} failed: ${e instanceof Error ? e.message : String(e)}`;
+          this.#log.warn({ jobId: task.jobId, taskId: task.id, nodeId, err: e }, 'copy task dispatch refused');
+          const d = this.#requeue(dispatched, why, isSlotRefusal(e));
           try {
-            const r = await this.#dispatch(t, nodeId);
-            // A node that refused one task is not offered another in this pass.
-            if (r === 'refused') return;
-            if (r === 'failed') {
-              failed++;
-              return;
-            }
-          } catch (e) {
-            this.#log.error({ jobId: t.jobId, taskId: t.id, err: e }, 'copy task dispatch failed; retrying next pass');
+            const u = d.update;
+            if ((await this.#store.updateTaskInState(u.jobId, u.taskId, u.expected, u.expectedVersion, u.patch)) && d.outcome === 'done') failed++;
+          } catch (e2) {
+            // Stays InProgress on a node that does not run it: the next poll answers Unknown and re-queues it.
+            this.#log.error({ jobId: task.jobId, taskId: task.id, err: e2 }, 'refused copy task not re-queued; the next poll will');
           }
         }
       }),
     );
-    this.#starved = starved;
     return failed;
   }
+}
 
-  async #dispatch(t: CopyTask, nodeId: string): Promise<'dispatched' | 'lost' | 'refused' | 'failed'> {
-    const nowMs = this.#clock.nowMs();
-    const version = t.version + 1;
-    const patch = { state: 'InProgress' as const, nodeId, version, attempts: t.attempts + 1, updatedAtMs: nowMs };
-    if (!(await this.#store.updateTaskInState(t.jobId, t.id, 'Pending', t.version, patch))) return 'lost';
-    const dispatched: CopyTask = { ...t, ...patch };
-    try {
-      await this.#workers.dispatch(nodeId, dispatched);
-      return 'dispatched';
-    } catch (e) {
-      const why = `dispatch to ${nodeId} failed: ${e instanceof Error ? e.message : String(e)}`;
-      this.#log.warn({ jobId: t.jobId, taskId: t.id, nodeId, err: e }, 'copy task dispatch refused');
-      const r = await this.#requeue(dispatched, why);
-      return r === 'done' ? 'failed' : 'refused';
-    }
-  }
+/** What one check decided: a CAS from the task's (InProgress, version), and how to count it. */
+interface Decision {
+  readonly outcome: 'done' | 'requeued';
+  readonly update: TaskUpdate;
+}
+
+function inProgressUpdate(t: CopyTask, patch: CopyTaskPatch): TaskUpdate {
+  return { jobId: t.jobId, taskId: t.id, expected: 'InProgress', expectedVersion: t.version, patch };
+}
+
+/** A node that refused a dispatch only because its slots are taken (remote: "is full", in process: "no free slot"). */
+function isSlotRefusal(e: unknown): boolean {
+  return e instanceof Error && /\bis full \(|\bhas no free slot\b/.test(e.message);
 }
 
 function dispatchable(job: CopyJob | undefined): boolean {
