@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { until } from '../../testing/wait.js';
 import { FakeClock } from '../../common/clock.js';
 import { quiverError } from '../../common/errors.js';
 import { MemoryMetaKV } from '../../meta/memory-kv.js';
@@ -19,6 +20,8 @@ class FakeNodes implements TaskNodes {
   /** Answer per node (default: IN_PROGRESS for the version it got). */
   answer = new Map<string, (taskId: number, version: number) => QueryTaskResponse | Error>();
   refuse = new Set<string>();
+  /** The wait_ms of every QueryTask asked. */
+  readonly waits: number[] = [];
 
   constructor(readonly store: NodeTaskStore) {}
 
@@ -35,6 +38,7 @@ class FakeNodes implements TaskNodes {
         if (this.refuse.has(nodeId)) throw quiverError('ParameterInvalid', `data node ${nodeId} is full`);
       },
       queryTask: async (req) => {
+        this.waits.push(req.wait_ms ?? 0);
         const a = this.answer.get(nodeId)?.(req.task_id, req.version);
         if (a instanceof Error) throw a;
         if (a !== undefined) return a;
@@ -70,7 +74,16 @@ function completed(version: number, buildId: number): QueryTaskResponse {
   };
 }
 
-async function setup(opts: { taskTimeoutMs?: number; jobTimeoutMs?: number; attemptsMax?: number; unclaimedTimeoutMs?: number } = {}) {
+async function setup(
+  opts: {
+    taskTimeoutMs?: number;
+    jobTimeoutMs?: number;
+    attemptsMax?: number;
+    unclaimedTimeoutMs?: number;
+    tickIntervalMs?: number;
+    longPollMs?: number;
+  } = {},
+) {
   const kv = new MemoryMetaKV();
   const store = new NodeTaskStore(kv);
   const nodes = new FakeNodes(store);
@@ -78,7 +91,13 @@ async function setup(opts: { taskTimeoutMs?: number; jobTimeoutMs?: number; atte
   let next = 100;
   const d = new NodeTaskDispatcher(
     { store, nodes, ids: { alloc: async () => next++ }, clock, log: silentLogger },
-    { taskTimeoutMs: opts.taskTimeoutMs ?? 10_000, jobTimeoutMs: opts.jobTimeoutMs ?? 100_000, attemptsMax: opts.attemptsMax ?? 3, tickIntervalMs: 1_000 },
+    {
+      taskTimeoutMs: opts.taskTimeoutMs ?? 10_000,
+      jobTimeoutMs: opts.jobTimeoutMs ?? 100_000,
+      attemptsMax: opts.attemptsMax ?? 3,
+      tickIntervalMs: opts.tickIntervalMs ?? 1_000,
+      longPollMs: opts.longPollMs,
+    },
   );
   await d.init();
   return { kv, store, nodes, clock, d };
@@ -101,6 +120,37 @@ describe('NodeTaskDispatcher', () => {
     const o = await d.wait(id);
     expect(o).toMatchObject({ state: 'Completed', built: { build_id: id, index_version: 1 } });
     expect(await store.list()).toEqual([]);
+  });
+
+  it('a watcher long-polls the dispatched run and collects it the moment it ends, not at the next tick', async () => {
+    // The fallback tick is an hour: only the start pass, the submit's kick and the watcher's kick run passes.
+    const { nodes, clock, d } = await setup({ tickIntervalMs: 3_600_000, longPollMs: 2_000 });
+    nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    d.start();
+    try {
+      const id = await d.submit(BUILD);
+      await until(() => nodes.waits.includes(2_000), { what: 'the watcher asked with wait_ms' });
+      expect(d.outcome(id)).toBeUndefined();
+      // The node (which here answers at once) finishes: the watcher's next question hears it and kicks.
+      nodes.answer.set('datanode-1', (_t, v) => completed(v, id));
+      await until(() => clock.sleeping() > 0, { what: 'the watcher waiting out its least interval' });
+      clock.advance(100);
+      expect(await d.wait(id)).toMatchObject({ state: 'Completed', built: { build_id: id } });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('longPollMs 0: no watcher, the passes alone poll (without wait_ms)', async () => {
+    const { nodes, d } = await setup({ longPollMs: 0 });
+    nodes.live.set('datanode-1', { slots: 1, usedSlots: 0 });
+    const id = await d.submit(BUILD);
+    await d.tick();
+    await d.tick();
+    nodes.answer.set('datanode-1', (_t, v) => completed(v, id));
+    await d.tick();
+    expect(d.outcome(id)).toMatchObject({ state: 'Completed' });
+    expect(nodes.waits.every((w) => w === 0)).toBe(true);
   });
 
   it('waits for a node and says why, then dispatches when one registers', async () => {

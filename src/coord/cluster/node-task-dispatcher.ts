@@ -10,7 +10,9 @@
  *     task with a reason that names it and the node. A transient poll error changes nothing.
  *   - Any state past `jobTimeoutMs` since submit fails.
  * Answers about another version than the record's are ignored (fencing): a node that was frozen past
- * its lease and resumed cannot complete a task that now runs elsewhere.
+ * its lease and resumed cannot complete a task that now runs elsewhere. Each dispatched run has a
+ * watcher that long-polls its node (QueryTask `wait_ms`) and kicks a pass when the run ends, so a
+ * finished build or merge is collected at once rather than at the next fallback tick.
  *
  * Coordinator restart: `init()` re-attaches to the Dispatched records a previous coordinator left (same
  * node, same version: the node may still run that run, and its answer is as good as ever) and polls them
@@ -50,7 +52,16 @@ export interface NodeTaskDispatcherOptions {
   readonly tickIntervalMs: number;
   /** A task adopted at restart that nobody submits again within this is dropped (default 10 min). */
   readonly unclaimedTimeoutMs?: number | undefined;
+  /**
+   * How long a dispatched task's watcher asks its node to hold an IN_PROGRESS answer (QueryTask `wait_ms`;
+   * default 2 s; 0: no watcher, the fallback tick alone collects results).
+   */
+  readonly longPollMs?: number | undefined;
 }
+
+export const NODE_TASK_LONG_POLL_MS_DEFAULT = 2_000;
+/** Least time between two questions of a watcher whose node answers at once (it does not hold answers). */
+const WATCH_INTERVAL_MS_MIN = 100;
 
 export const UNCLAIMED_TIMEOUT_MS_DEFAULT = 10 * 60_000;
 
@@ -109,12 +120,17 @@ export class NodeTaskDispatcher {
   readonly #ready = new Promise<void>((r) => (this.#markInitialized = r));
   #initAtMs = 0;
   #stopping = false;
+  /** Dispatched runs a watcher is asking about, by `taskId/version` (at most one per dispatch). */
+  readonly #watched = new Set<string>();
+  readonly #longPollMs: number;
 
   constructor(deps: { store: NodeTaskStore; nodes: TaskNodes; ids: IdSource; clock: Clock; log: CopyLogger }, opts: NodeTaskDispatcherOptions) {
     for (const [k, v] of Object.entries(opts)) {
+      if (k === 'longPollMs' && v === 0) continue;
       if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`assertion failed: ${k} ${String(v)} must be > 0`);
     }
     this.#unclaimedTimeoutMs = opts.unclaimedTimeoutMs ?? UNCLAIMED_TIMEOUT_MS_DEFAULT;
+    this.#longPollMs = opts.longPollMs ?? NODE_TASK_LONG_POLL_MS_DEFAULT;
     this.#store = deps.store;
     this.#nodes = deps.nodes;
     this.#ids = deps.ids;
@@ -333,6 +349,42 @@ export class NodeTaskDispatcher {
       }
       this.#log.warn({ taskId: rec.id, version: rec.version, nodeId: node, err: e }, `${rec.type} dispatch unconfirmed; polling decides`);
     }
+    this.#watch(rec);
+  }
+
+  /**
+   * Asks the node about one dispatched run with long polls until it is no longer running there, then
+   * kicks a pass (which does the real poll and the CAS): a build or merge that ends is collected at once,
+   * not at the next fallback tick. Ends quietly on any error, when the run is no longer the task's
+   * current one, or at stop: the passes cover those cases.
+   */
+  #watch(rec: NodeTaskRecord): void {
+    const key = `${rec.id}/${rec.version}`;
+    if (this.#longPollMs === 0 || this.#watched.has(key)) return;
+    this.#watched.add(key);
+    const current = (): boolean => {
+      const a = this.#active.get(rec.id);
+      return !this.#stopping && a !== undefined && a.outcome === undefined && a.rec.state === 'Dispatched' && a.rec.version === rec.version;
+    };
+    void (async () => {
+      try {
+        while (current()) {
+          const askedAtMs = this.#clock.nowMs();
+          const { session, rpc } = this.#nodes.client(rec.nodeId);
+          const r = await rpc.queryTask({ node_id: session, task_id: rec.id, version: rec.version, wait_ms: this.#longPollMs });
+          if (r.state !== 'IN_PROGRESS' || r.version !== rec.version) {
+            this.kick();
+            return;
+          }
+          const waitedMs = this.#clock.nowMs() - askedAtMs;
+          if (waitedMs < WATCH_INTERVAL_MS_MIN) await this.#clock.sleep(WATCH_INTERVAL_MS_MIN - waitedMs);
+        }
+      } catch {
+        // Transport error, node gone: the passes poll and decide.
+      } finally {
+        this.#watched.delete(key);
+      }
+    })();
   }
 
   async #poll(a: Active, what: string, now: number): Promise<void> {
@@ -354,7 +406,8 @@ export class NodeTaskDispatcher {
     if (r.state === 'UNKNOWN') return this.#lost(a, what, `data node ${rec.nodeId} does not know it`);
     // Fencing: an answer about another run of this task says nothing about the current one.
     if (r.version !== rec.version) return;
-    if (r.state === 'IN_PROGRESS') return;
+    if (r.state === 'IN_PROGRESS') return this.#watch(rec); // adopted at restart, or its watcher ended
+
     if (r.state === 'FAILED') return this.#finish(a, 'Failed', { reason: `${what} failed on data node ${rec.nodeId}: ${r.reason}` });
     const built = r.built_index ?? undefined;
     const merged = r.merged ?? undefined;
