@@ -13,6 +13,8 @@
  *   BENCH_ONLY=HNSW,HNSW_SQ,IVF_SQ8 ...          only these index types (in-process and SDK; a short run on a busy machine)
  *   BENCH_INPROCESS=0 BENCH_SDK=1 ...           only the SDK part (and hnswlib / LanceDB; BENCH_HNSWLIB=0 skips hnswlib)
  *   BENCH_RECALL=0.95                           the recall the "at equal recall" tables sweep ef / nprobe to (default 0.95)
+ *   BENCH_CASES='^HNSW_SQ SQ8 \+ refine|^IVF'   only the in-process cases whose "label (N build threads)" matches (1M runs: each HNSW build is minutes)
+ *   BENCH_LANCE=0                               skips LanceDB
  *
  * Besides the fixed-parameter table, every system's search parameter (ef, nprobe; LanceDB ef then
  * refineFactor) is swept upward until recall@10 reaches BENCH_RECALL, and the QPS there is printed: the
@@ -120,6 +122,7 @@ interface InProcessCase {
 
 const THREADS = availableParallelism();
 const ONLY = process.env['BENCH_ONLY']?.split(',').map((x) => x.trim().toUpperCase());
+const CASES_RE = process.env['BENCH_CASES'] === undefined ? undefined : new RegExp(process.env['BENCH_CASES']);
 const IN_PROCESS: readonly InProcessCase[] = [
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: THREADS },
   { label: `HNSW M=16 efC=200, ef=${EF}`, type: 'HNSW', params: { M: 16, efConstruction: 200 }, search: { ef: EF }, threads: 1 },
@@ -272,6 +275,7 @@ async function main(): Promise<void> {
   let hnswResident: number | undefined;
   for (const c of process.env['BENCH_INPROCESS'] === '0' ? [] : IN_PROCESS) {
     if (ONLY && !ONLY.includes(c.type)) continue;
+    if (CASES_RE && !CASES_RE.test(`${c.label} (${c.threads} build threads)`)) continue;
     const tb = performance.now();
     const index = buildIndex(base, DIM, 'L2', c.type, c.params, { threads: c.threads });
     const buildSec = (performance.now() - tb) / 1000;
@@ -390,61 +394,63 @@ async function main(): Promise<void> {
   // ---------------------------------------------------------------- LanceDB embedded
   const sdkVsLance: Record<string, string | number>[] = [];
   const ldir = await mkdtemp(join(tmpdir(), 'lancedb-bench-'));
-  try {
-    const db = await lancedb.connect(ldir);
-    const tbl = await db.createTable(
-      't',
-      rowsOf(base, DIM, 0, N).map((v, i) => ({ id: i, vector: v })),
-    );
-    const tb = performance.now();
-    await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: 16, efConstruction: 200 }) });
-    const buildSec = (performance.now() - tb) / 1000;
-    for (let i = 0; i < 20; i++) await tbl.search(qrows[i]!).limit(K).toArray();
-    const got: number[][] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < Q; i++) {
-      const r = await (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(EF).toArray();
-      got.push(r.map((x: { id: number }) => Number(x.id)));
-    }
-    const sec = (performance.now() - t0) / 1000;
-    // LanceDB's SQ codes cap its recall below what ef alone reaches: then refineFactor re-ranks exactly.
-    const lanceSettings = [...EF_SWEEP.map((ef) => ({ ef, refine: 0 })), ...[2, 4, 8].map((refine) => ({ ef: 64, refine }))];
-    const lanceSwept = await sweep(
-      lanceSettings,
-      (p) => (p.refine === 0 ? `ef=${p.ef}` : `ef=${p.ef} refineFactor=${p.refine}`),
-      (p) =>
-        timed(Q, truth, async (i) => {
-          let q = (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(p.ef);
-          if (p.refine > 0) q = q.refineFactor(p.refine);
-          return (await q.toArray()).map((x: { id: number }) => Number(x.id));
-        }),
-    );
-    pushAtRecall('LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process)', lanceSwept, { 'build s': buildSec.toFixed(1), 'resident MiB': '' });
-    for (const s of sdkAtRecall) {
-      sdkVsLance.push({
-        'Quiver (SDK)': s.label.replace(/, (ef|nprobe)=.*$/, ''),
-        'Quiver setting': s.swept.param,
-        'Quiver QPS': Math.round(s.swept.qps),
-        'Quiver recall': s.swept.recall.toFixed(4),
-        'LanceDB setting': lanceSwept.param,
-        'LanceDB QPS': Math.round(lanceSwept.qps),
-        'LanceDB recall': lanceSwept.recall.toFixed(4),
-        'Quiver / LanceDB': (s.swept.qps / lanceSwept.qps).toFixed(2),
+  if (process.env['BENCH_LANCE'] === '0') await rm(ldir, { recursive: true, force: true });
+  else
+    try {
+      const db = await lancedb.connect(ldir);
+      const tbl = await db.createTable(
+        't',
+        rowsOf(base, DIM, 0, N).map((v, i) => ({ id: i, vector: v })),
+      );
+      const tb = performance.now();
+      await tbl.createIndex('vector', { config: lancedb.Index.hnswSq({ distanceType: 'l2', numPartitions: 1, m: 16, efConstruction: 200 }) });
+      const buildSec = (performance.now() - tb) / 1000;
+      for (let i = 0; i < 20; i++) await tbl.search(qrows[i]!).limit(K).toArray();
+      const got: number[][] = [];
+      const t0 = performance.now();
+      for (let i = 0; i < Q; i++) {
+        const r = await (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(EF).toArray();
+        got.push(r.map((x: { id: number }) => Number(x.id)));
+      }
+      const sec = (performance.now() - t0) / 1000;
+      // LanceDB's SQ codes cap its recall below what ef alone reaches: then refineFactor re-ranks exactly.
+      const lanceSettings = [...EF_SWEEP.map((ef) => ({ ef, refine: 0 })), ...[2, 4, 8].map((refine) => ({ ef: 64, refine }))];
+      const lanceSwept = await sweep(
+        lanceSettings,
+        (p) => (p.refine === 0 ? `ef=${p.ef}` : `ef=${p.ef} refineFactor=${p.refine}`),
+        (p) =>
+          timed(Q, truth, async (i) => {
+            let q = (tbl.search(qrows[i]!) as lancedb.VectorQuery).limit(K).ef(p.ef);
+            if (p.refine > 0) q = q.refineFactor(p.refine);
+            return (await q.toArray()).map((x: { id: number }) => Number(x.id));
+          }),
+      );
+      pushAtRecall('LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process)', lanceSwept, { 'build s': buildSec.toFixed(1), 'resident MiB': '' });
+      for (const s of sdkAtRecall) {
+        sdkVsLance.push({
+          'Quiver (SDK)': s.label.replace(/, (ef|nprobe)=.*$/, ''),
+          'Quiver setting': s.swept.param,
+          'Quiver QPS': Math.round(s.swept.qps),
+          'Quiver recall': s.swept.recall.toFixed(4),
+          'LanceDB setting': lanceSwept.param,
+          'LanceDB QPS': Math.round(lanceSwept.qps),
+          'LanceDB recall': lanceSwept.recall.toFixed(4),
+          'Quiver / LanceDB': (s.swept.qps / lanceSwept.qps).toFixed(2),
+        });
+      }
+      push({
+        system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
+        'build s': buildSec.toFixed(1),
+        'index file MiB': `${((await dirBytes(ldir)) / 2 ** 20).toFixed(1)} (table + index)`,
+        'resident MiB (loaded)': '',
+        'vs HNSW': '',
+        QPS: Math.round(Q / sec),
+        'QPS loaded': '',
+        'recall@10': recall(got, truth).toFixed(4),
       });
+    } finally {
+      await rm(ldir, { recursive: true, force: true });
     }
-    push({
-      system: `LanceDB 0.31 IVF_HNSW_SQ (1 partition, m=16, efC=200, in-process), ef=${EF}`,
-      'build s': buildSec.toFixed(1),
-      'index file MiB': `${((await dirBytes(ldir)) / 2 ** 20).toFixed(1)} (table + index)`,
-      'resident MiB (loaded)': '',
-      'vs HNSW': '',
-      QPS: Math.round(Q / sec),
-      'QPS loaded': '',
-      'recall@10': recall(got, truth).toFixed(4),
-    });
-  } finally {
-    await rm(ldir, { recursive: true, force: true });
-  }
   table(`Vector indexes, ${N} x ${DIM} clustered, single client, k=10`, rows);
   table(`At equal recall: the cheapest setting reaching recall@10 ${TARGET}, ${N} x ${DIM}, ${Q} queries`, atRecallRows);
   if (sdkVsLance.length > 0) table(`Quiver through the SDK vs LanceDB embedded at recall@10 >= ${TARGET} (${N} x ${DIM})`, sdkVsLance);
