@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CopyJobChecker, TargetRefused } from './checker.js';
+import { CopyJobChecker, PROGRESS_WRITE_MIN_MS, TargetRefused } from './checker.js';
 import { createJob, FakeWorkers, harness, mappings, mustGetJob, RecordingTargets, resultsFor, sourcesFor, type Harness } from './copy.test-util.js';
 import { jobProgress } from './progress.js';
 import { resolveMappings, targetKeysOf } from '../../storage/snapshot-format/segment-rewrite.js';
@@ -91,6 +91,27 @@ describe('CopyJobChecker', () => {
     expect(finished.map((j) => j.state)).toEqual(['Completed']);
     await checker.tick();
     expect(targets.completed).toHaveLength(1);
+  });
+
+  it('progress is written at most every PROGRESS_WRITE_MIN_MS per job, and never lags past the next pass after it', async () => {
+    const { h, checker } = setup(harness({ maxSegmentsPerTask: 1 }));
+    const job = await createJob(h, mappings(4));
+    await checker.tick();
+    const tasks = await h.store.listTasks(job.id);
+    await complete(h, tasks[0]!);
+    await checker.tick();
+    expect((await mustGetJob(h.store, job.id)).copiedSegments).toBe(1); // the first write is at once
+    await complete(h, tasks[1]!);
+    h.clock.advance(PROGRESS_WRITE_MIN_MS - 1);
+    await checker.tick();
+    expect((await mustGetJob(h.store, job.id)).copiedSegments).toBe(1); // too soon: no write
+    h.clock.advance(1);
+    await checker.tick();
+    expect((await mustGetJob(h.store, job.id)).copiedSegments).toBe(2);
+    await complete(h, tasks[2]!);
+    await complete(h, tasks[3]!);
+    await checker.tick(); // all done: Publishing and Completed are not throttled
+    expect(await mustGetJob(h.store, job.id)).toMatchObject({ state: 'Completed', copiedSegments: 4 });
   });
 
   it('a job with no segments completes in one pass with progress 100', async () => {

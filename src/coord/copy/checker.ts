@@ -68,6 +68,9 @@ export interface CopyJobCheckerDeps {
   readonly onJobFinished?: ((job: CopyJob) => void) | undefined;
 }
 
+/** Least time between two progress writes of one Executing job. */
+export const PROGRESS_WRITE_MIN_MS = 250;
+
 export class CopyJobChecker {
   readonly #store: CopyJobStore;
   readonly #targets: RestoreTargetOps;
@@ -79,6 +82,8 @@ export class CopyJobChecker {
   readonly #onTasksCreated: () => void;
   readonly #onJobFinished: (job: CopyJob) => void;
   readonly #loop: LoopRunner;
+  /** When this checker last wrote each Executing job's progress (bounded: pruned to the jobs of the last pass). */
+  readonly #progressWrittenAtMs = new Map<number, number>();
 
   constructor(deps: CopyJobCheckerDeps) {
     const o = deps.options;
@@ -162,7 +167,10 @@ export class CopyJobChecker {
   }
 
   async #pass(): Promise<void> {
-    for (const job of await this.#store.listJobs()) {
+    const jobs = await this.#store.listJobs();
+    const executing = new Set(jobs.filter((j) => j.state === 'Executing').map((j) => j.id));
+    for (const id of this.#progressWrittenAtMs.keys()) if (!executing.has(id)) this.#progressWrittenAtMs.delete(id);
+    for (const job of jobs) {
       try {
         let cur: Step = { job, entered: false };
         for (let step = 0; step < STEPS_PER_JOB_MAX && cur !== undefined; step++) cur = await this.#step(cur.job, cur.entered);
@@ -261,9 +269,15 @@ export class CopyJobChecker {
       const elapsedMs = nowMs - (job.startedAtMs ?? job.createdAtMs);
       return this.#enter(job, 'RollingBack', `timed out: running for ${elapsedMs} ms, over the timeout of ${job.timeoutMs} ms`);
     }
+    // Progress is written at most every PROGRESS_WRITE_MIN_MS per job: on every finished task it was one
+    // more metadata write competing with the inspector's for each task of a restore. A pass skipped here
+    // is followed by another (the next task done, or the fallback tick), so progress lags by that much at most.
     const copied = tasks.reduce((n, t) => n + (t.state === 'Completed' ? t.results.length : 0), 0);
-    if (copied !== job.copiedSegments) {
-      await this.#store.updateJobInState(job.id, 'Executing', { copiedSegments: Math.min(copied, job.totalSegments) });
+    const lastMs = this.#progressWrittenAtMs.get(job.id);
+    if (copied !== job.copiedSegments && (lastMs === undefined || nowMs - lastMs >= PROGRESS_WRITE_MIN_MS)) {
+      if (await this.#store.updateJobInState(job.id, 'Executing', { copiedSegments: Math.min(copied, job.totalSegments) })) {
+        this.#progressWrittenAtMs.set(job.id, nowMs);
+      }
     }
     return undefined;
   }

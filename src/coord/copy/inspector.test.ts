@@ -176,6 +176,24 @@ describe('TaskInspector', () => {
     expect((await byId(h, jobId)).get(id)!.state).toBe('Completed');
   });
 
+  it('(4) with no other node free, a re-queued task is committed Pending and placed once a slot frees', async () => {
+    const { h, workers, inspector } = setup([{ nodeId: 'a', slots: 1, usedSlots: 0 }]);
+    const { jobId, tasks } = await executingJob(h, 1);
+    await inspector.tick();
+    workers.nodeList.splice(0, 1, { nodeId: 'b', slots: 1, usedSlots: 1 }); // a gone, b busy with other work
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(tasks[0]!.id)).toMatchObject({
+      state: 'Pending',
+      version: 1,
+      attempts: 1,
+      reason: 'worker a lost (not among the worker nodes)',
+    });
+    expect(inspector.waitingReason(jobId)).toMatch(/waiting for a data node with a free slot \(1 registered\)/);
+    workers.nodeList[0] = { nodeId: 'b', slots: 1, usedSlots: 0 };
+    await inspector.tick();
+    expect((await byId(h, jobId)).get(tasks[0]!.id)).toMatchObject({ state: 'InProgress', nodeId: 'b', version: 2, attempts: 2 });
+  });
+
   it('a refused dispatch puts the task back to Pending; it is retried on a later pass', async () => {
     const { h, workers, inspector } = setup();
     const { jobId, tasks } = await executingJob(h, 2);
@@ -212,7 +230,7 @@ describe('TaskInspector', () => {
     expect((await h.store.listTasks(jobId)).map((t) => [t.id, t.state, t.attempts])).toEqual(tasks.map((t) => [t.id, 'InProgress', 1]));
   });
 
-  it('one pass commits what its polls decided in one txn, and its placements in one more', async () => {
+  it('one pass commits what its polls decided and its placements in one txn', async () => {
     const { h, workers, inspector, doneKicks } = setup([{ nodeId: 'node-1', slots: 8, usedSlots: 0 }]);
     const { jobId, tasks } = await executingJob(h, 16);
     await inspector.tick(); // 8 dispatched
@@ -221,7 +239,7 @@ describe('TaskInspector', () => {
     workers.answers.set(first[0]!.id, { state: 'Failed', reason: 'disk full', version: 1 });
     const txns = vi.spyOn(h.kv, 'txn');
     await inspector.tick();
-    expect(txns).toHaveBeenCalledTimes(2);
+    expect(txns).toHaveBeenCalledTimes(1);
     const after = await byId(h, jobId);
     expect(after.get(first[0]!.id)).toMatchObject({ state: 'Failed', reason: 'disk full' });
     for (const t of first.slice(1)) expect(after.get(t.id)!.state).toBe('Completed');

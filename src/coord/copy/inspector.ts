@@ -12,8 +12,8 @@
  *      call, so a crash in between leaves an InProgress task its node does not know: step 1 re-queues it.
  *      A node that refuses for want of a slot gets the task re-queued without using up a dispatch.
  *
- * The writes of a pass are batched: what the polls of step 1 decided is one metadata txn, the placements
- * of step 2 another (`CopyJobStore.updateTasksInState`), and the CreateTask calls then go out at once.
+ * The writes of a pass are batched: what the polls of step 1 decided and the placements of step 2 are one
+ * metadata txn (`CopyJobStore.updateTasksInState`), and the CreateTask calls then go out at once.
  *
  * Every write is a CAS on (state, version): an answer about an older dispatch, or a task the checker
  * cancelled meanwhile, loses the CAS and is dropped. Everything is derived from the store and the
@@ -101,9 +101,13 @@ export class TaskInspector {
 
   async #pass(): Promise<void> {
     const nodes = new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const));
-    // The checks are independent (each a poll of one task), so they run CHECKS_IN_FLIGHT_MAX at a time;
-    // what they decide is committed together below, in one metadata txn for the whole pass.
-    const running = (await this.#store.listAllTasks()).filter((t) => t.state === 'InProgress');
+    const tasks = await this.#store.listAllTasks();
+    // The jobs of unfinished tasks are read while the polls run (only they: not every job the store holds).
+    const liveJobIds = [...new Set(tasks.filter((t) => t.state === 'Pending' || t.state === 'InProgress').map((t) => t.jobId))];
+    const jobsRead = Promise.all(liveJobIds.map(async (id) => [id, await this.#store.getJob(id)] as const));
+    jobsRead.catch(() => {}); // awaited below; a rejection before that must not go unhandled
+    // The checks are independent (each a poll of one task), so they run CHECKS_IN_FLIGHT_MAX at a time.
+    const running = tasks.filter((t) => t.state === 'InProgress');
     const decided: Decision[] = [];
     for (let i = 0; i < running.length; i += CHECKS_IN_FLIGHT_MAX) {
       await Promise.all(
@@ -117,26 +121,40 @@ export class TaskInspector {
         }),
       );
     }
-    let done = 0;
-    let requeued = 0;
-    if (decided.length > 0) {
+    // Node info is read again: the polls may have seen nodes go.
+    const placed = this.#place(tasks, decided, new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const)), new Map(await jobsRead));
+    // One metadata txn for the whole pass: what the polls decided and where the Pending tasks go. A task
+    // re-queued and placed again in this pass is one update (InProgress on its new node, next version).
+    const replaced = new Set(placed.flatMap((p) => (p.requeue === undefined ? [] : [p.requeue])));
+    const kept = decided.filter((d) => !replaced.has(d));
+    const updates = [...kept.map((d) => d.update), ...placed.map((p) => p.update)];
+    let won: boolean[] = [];
+    if (updates.length > 0) {
       try {
-        const won = await this.#store.updateTasksInState(decided.map((d) => d.update));
-        for (const [i, d] of decided.entries()) {
-          if (!won[i]) continue; // lost to a newer dispatch or a cancel: the answer was stale
-          if (d.outcome === 'done') done++;
-          else {
-            requeued++;
-            this.#log.warn({ jobId: d.update.jobId, taskId: d.update.taskId, why: d.update.patch.reason }, 'copy task re-queued');
-          }
-        }
+        won = await this.#store.updateTasksInState(updates);
       } catch (e) {
-        this.#log.error({ tasks: decided.length, err: e }, 'copy task updates failed; polling again next pass');
+        this.#log.error({ tasks: updates.length, err: e }, 'copy task updates failed; polling and dispatching again next pass');
+        return;
       }
     }
-    // Exhausted tasks also count as done: the checker must hear about them. Node info is read again
-    // because the polls above may have freed slots.
-    done += await this.#dispatchPending(new Map(this.#workers.nodes().map((n) => [n.nodeId, n] as const)));
+    let done = 0;
+    let requeued = 0;
+    const requeuedLog = (d: Decision): void => {
+      requeued++;
+      this.#log.warn({ jobId: d.update.jobId, taskId: d.update.taskId, why: d.update.patch.reason }, 'copy task re-queued');
+    };
+    for (const [i, d] of kept.entries()) {
+      if (!won[i]) continue; // lost to a newer dispatch or a cancel: the answer was stale
+      if (d.outcome === 'done') done++;
+      else requeuedLog(d);
+    }
+    const sent = placed.filter((p, i) => {
+      if (!won[kept.length + i]) return false;
+      if (p.requeue !== undefined) requeuedLog(p.requeue);
+      return true;
+    });
+    // Exhausted tasks also count as done: the checker must hear about them.
+    done += await this.#send(sent);
     if (done > 0) this.#onTaskDone();
     if (requeued > 0) this.#log.info({ requeued }, 'copy tasks re-queued');
   }
@@ -208,32 +226,33 @@ export class TaskInspector {
   }
 
   /**
-   * Step 2; returns how many tasks it failed (dispatch failures that used up the attempts). Tasks are
-   * placed first (oldest first, each on the node with the most free slots), every placement is
-   * persisted in one metadata txn (transition 1, before any call), then every CreateTask goes out at
-   * once. One txn per pass rather than one per task: the coordinator's turn-around per task, not the
-   * nodes, bounded a restore's throughput (docs/BENCHMARKS.md).
+   * Step 2's placement: Pending tasks of Executing jobs, oldest first, each on the node with the most free
+   * slots, counting the tasks this pass's polls settled as gone from their nodes. A task the polls just
+   * re-queued is placed like a Pending one; its placement then carries the re-queue (`requeue`) and
+   * replaces it in the txn.
    */
-  async #dispatchPending(nodes: ReadonlyMap<string, WorkerNodeInfo>): Promise<number> {
-    const tasks = await this.#store.listAllTasks();
+  #place(
+    tasks: readonly CopyTask[],
+    decided: readonly Decision[],
+    nodes: ReadonlyMap<string, WorkerNodeInfo>,
+    jobs: ReadonlyMap<number, CopyJob | undefined>,
+  ): Placement[] {
+    const byTask = new Map(decided.map((d) => [d.update.taskId, d] as const));
     const inProgress = new Map<string, number>();
-    const pendingJobs = new Set<number>();
     for (const t of tasks) {
-      if (t.state === 'InProgress' && t.nodeId !== undefined) inProgress.set(t.nodeId, (inProgress.get(t.nodeId) ?? 0) + 1);
-      if (t.state === 'Pending') pendingJobs.add(t.jobId);
+      if (t.state === 'InProgress' && t.nodeId !== undefined && !byTask.has(t.id)) inProgress.set(t.nodeId, (inProgress.get(t.nodeId) ?? 0) + 1);
     }
-    // Only the jobs with Pending tasks are read (not every job the store holds, finished ones included).
-    const jobs = new Map<number, CopyJob | undefined>();
-    for (const id of pendingJobs) jobs.set(id, await this.#store.getJob(id));
     const free = new Map<string, number>();
     for (const n of nodes.values()) {
       free.set(n.nodeId, Math.max(0, n.slots - Math.max(n.usedSlots, inProgress.get(n.nodeId) ?? 0)));
     }
     const starved = new Map<number, string>();
-    const placed: { readonly task: CopyTask; readonly update: TaskUpdate }[] = [];
+    const placed: Placement[] = [];
     const nowMs = this.#clock.nowMs();
     for (const t of tasks) {
-      if (t.state !== 'Pending' || !dispatchable(jobs.get(t.jobId))) continue;
+      const d = byTask.get(t.id);
+      const requeue = d !== undefined && d.update.patch.state === 'Pending' ? d : undefined;
+      if ((t.state !== 'Pending' && requeue === undefined) || !dispatchable(jobs.get(t.jobId))) continue;
       const nodeId = pickNode(free);
       if (nodeId === undefined) {
         // Visible in the job's reason until a node takes its tasks (no node at all, or all busy).
@@ -241,22 +260,26 @@ export class TaskInspector {
         continue;
       }
       free.set(nodeId, free.get(nodeId)! - 1);
-      const patch = { state: 'InProgress' as const, nodeId, version: t.version + 1, attempts: t.attempts + 1, updatedAtMs: nowMs };
-      placed.push({ task: t, update: { jobId: t.jobId, taskId: t.id, expected: 'Pending', expectedVersion: t.version, patch } });
+      const from: CopyTask = requeue === undefined ? t : { ...t, ...requeue.update.patch };
+      const patch = { state: 'InProgress' as const, nodeId, version: t.version + 1, attempts: from.attempts + 1, updatedAtMs: nowMs };
+      placed.push(
+        requeue === undefined
+          ? { task: t, update: { jobId: t.jobId, taskId: t.id, expected: 'Pending', expectedVersion: t.version, patch } }
+          : { task: from, requeue, update: { ...requeue.update, patch: { ...requeue.update.patch, ...patch } } },
+      );
     }
     this.#starved = starved;
-    if (placed.length === 0) return 0;
-    let won: boolean[];
-    try {
-      won = await this.#store.updateTasksInState(placed.map((p) => p.update));
-    } catch (e) {
-      this.#log.error({ tasks: placed.length, err: e }, 'copy task dispatch not persisted; retrying next pass');
-      return 0;
-    }
+    return placed;
+  }
+
+  /**
+   * Step 2's calls, for the placements already persisted (transition 1, before any call), all at once;
+   * returns how many tasks it failed (refusals that used up the attempts).
+   */
+  async #send(placed: readonly Placement[]): Promise<number> {
     let failed = 0;
     await Promise.all(
-      placed.map(async ({ task, update }, i) => {
-        if (!won[i]) return; // cancelled or moved on meanwhile
+      placed.map(async ({ task, update }) => {
         const dispatched: CopyTask = { ...task, ...update.patch };
         const nodeId = update.patch.nodeId!;
         try {
@@ -277,6 +300,14 @@ export class TaskInspector {
     );
     return failed;
   }
+}
+
+/** Where a task goes: the CAS that places it (from Pending, or from InProgress when it carries a re-queue). */
+interface Placement {
+  readonly task: CopyTask;
+  readonly update: TaskUpdate;
+  /** The poll's re-queue of this task, folded into `update`. */
+  readonly requeue?: Decision | undefined;
 }
 
 /** What one check decided: a CAS from the task's (InProgress, version), and how to count it. */
