@@ -255,9 +255,11 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
       expect((await c.insert({ collection_name: COLL, data })).status.error_code).toBe(ErrorCode.SUCCESS);
       await c.flush({ collection_names: [COLL] });
     }
-    // Two sealed segments, each with a BM25 file (sparse) and a text file (text).
+    // Two sealed segments, each with a BM25 file (sparse) and a text file (text), built on the text worker.
     const files = await textIndexFiles(t.dataDir);
     expect(files.length).toBe(4);
+    const workerBuilds = (): number => t!.server.engine.data.textIndexBuilds!.workerTasksDone().text;
+    expect(workerBuilds()).toBe(4);
     await c.loadCollection({ collection_name: COLL });
 
     const queries = ['river storm', 'the OCEAN of glass and paper', 'tower tower garden'];
@@ -309,12 +311,15 @@ describe('full-text search (BM25, text_match, RunAnalyzer)', () => {
     for (const id of gone) docs.delete(id);
     await c.flush({ collection_names: [COLL] });
     before = { ...textIndexCounters };
+    const workerBefore = workerBuilds();
     const comp = await c.compact({ collection_name: COLL });
     await until(async () => String((await c.getCompactionState({ compactionID: comp.compactionID })).state) === 'Completed');
     matchWant.splice(0, matchWant.length, ...matchWant.filter((id) => docs.has(id)));
     phraseWant.splice(0, phraseWant.length, ...phraseWant.filter((id) => docs.has(id)));
     await checkAll(COLL);
     expect(textIndexCounters.builtForFile - before.builtForFile).toBeGreaterThan(0);
+    // The merged segment's files were built on the worker too (two per target segment).
+    expect(workerBuilds() - workerBefore).toBe(textIndexCounters.builtForFile - before.builtForFile);
     expect(textIndexCounters.builtOnFirstUse - before.builtOnFirstUse).toBe(0);
 
     // A torn index file does not fail the load: the index is built in memory from the column instead.

@@ -13,7 +13,7 @@ import { fillMissingColumns, type CollectionRuntime } from '../segcore/collectio
 import { ttlCutTs } from '../segcore/collection-ttl.js';
 import type { MergeResult, MergeTask } from './merge-task.js';
 import { newChunk, recountDeleted, stripToPk, type Chunk, type Segment } from '../segcore/segment.js';
-import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles } from '../segcore/segment-io.js';
+import { readSegment, writeDeltaFile, writeEncodedInsertFiles, writeInsertFiles, type TextIndexBuilds } from '../segcore/segment-io.js';
 import type { CompactionTaskInfo } from './types.js';
 import type { CompactionMergeParams, WireMerged } from '../taskrpc/protocol.js';
 import { insertLogKey, parseSegmentKey } from '../storage/paths.js';
@@ -75,6 +75,8 @@ export interface CompactorHost {
   /** Opens such a file built elsewhere (a data node's merge) into a loaded collection's target chunk. */
   openColumnIndexFile(file: SegmentIndexFile, idx: IndexRecord, field: FieldSchema, into: Chunk): Promise<void>;
   registerLoaded(rec: SegmentRecord, chunk: Chunk): void;
+  /** Where the target's full-text index files are built (a worker); undefined: on the main thread. */
+  readonly textBuilds?: TextIndexBuilds | undefined;
   /** Runs the read-filter-concat-encode half of a merge off the main thread. */
   merge(task: Omit<MergeTask, 'id'>): Promise<MergeResult>;
   /** The in-memory index of a file built elsewhere (a data node's merge), for a loaded collection. */
@@ -329,8 +331,18 @@ export class Compactor {
       const chunk = newChunk(rows, columns, ts);
       // 3. Files first: binlogs, then every index, so the target is published complete.
       const files = encoded
-        ? await writeEncodedInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk, encoded, binlogsFrom)
-        : await writeInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk);
+        ? await writeEncodedInsertFiles(
+            this.#host.store,
+            this.#host.ids,
+            coll,
+            targetId,
+            plan.partitionId,
+            chunk,
+            encoded,
+            binlogsFrom,
+            this.#host.textBuilds,
+          )
+        : await writeInsertFiles(this.#host.store, this.#host.ids, coll, targetId, plan.partitionId, chunk, this.#host.textBuilds);
       const indexes: SegmentIndexFile[] = [];
       for (const idx of this.#host.catalog.indexes(coll.id)) {
         const field = fields.find((f) => f.fieldId === idx.fieldId);

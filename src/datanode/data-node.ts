@@ -58,6 +58,11 @@ export interface DataNodeOptions {
   /** Build indexes and merges on the calling thread (tests); default: a worker thread. */
   readonly indexBuildInline: boolean;
   readonly indexBuildThreads?: number | undefined;
+  /**
+   * Where flushes, compactions and imports build full-text index files: a worker thread (default), or
+   * 'main' (the serving thread, which every request then waits behind: for comparison in bench/ only).
+   */
+  readonly textIndexBuild?: 'worker' | 'main' | undefined;
 }
 
 export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
@@ -81,6 +86,11 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
   readonly #builds: IndexBuildPool;
   /** A second worker for compaction merges, so a long index build never delays a merge. */
   readonly #merges: IndexBuildPool;
+  /**
+   * A third worker for full-text index files: a flush holds its collection's lock while they build, so
+   * they must not queue behind a long vector build or a merge. Undefined: built on the main thread.
+   */
+  readonly #texts: IndexBuildPool | undefined;
   readonly #compactor: Compactor;
   readonly tasks: DataNodeTasks;
   /** Where key merges go (the cluster wiring's router: registered data nodes); unset = merges run here. */
@@ -102,6 +112,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     this.#onFlushed = deps.onFlushed;
     this.#builds = new IndexBuildPool({ inline: opts.indexBuildInline, threads: opts.indexBuildThreads });
     this.#merges = new IndexBuildPool({ inline: opts.indexBuildInline });
+    this.#texts = opts.textIndexBuild === 'main' ? undefined : new IndexBuildPool({ inline: opts.indexBuildInline, threads: 1 });
     const executor = new IndexBuildExecutor({ store: deps.store, ids: deps.ids, pool: this.#builds }, { tmpDir: opts.tmpDir });
     this.tasks = new TaskService({ store: deps.store, builds: executor, merges: this.#merges });
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the compactor host's getter reads a private field of this node
@@ -140,6 +151,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
           attachColumnIndex(into, idx, field, file, await deps.store.get(file.files[0]!));
         },
         registerLoaded: (rec, chunk) => deps.loaded.registerLoaded(rec, chunk),
+        textBuilds: this.#texts,
         merge: async (task) => {
           const id = await this.tasks.createTask({ kind: 'merge', merge: task });
           const outcome = await this.tasks.waitTask(id);
@@ -404,9 +416,14 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }
 
-  /** Stops the build and merge workers (after `drain`). */
+  /** Where this node builds full-text index files (imports use it too); undefined: on the main thread. */
+  get textIndexBuilds(): IndexBuildPool | undefined {
+    return this.#texts;
+  }
+
+  /** Stops the build, merge and text workers (after `drain`). */
   async closePools(): Promise<void> {
-    await Promise.all([this.#builds.close(), this.#merges.close()]);
+    await Promise.all([this.#builds.close(), this.#merges.close(), this.#texts?.close()]);
   }
 
   // ------------------------------------------------------------------ writes
@@ -647,7 +664,7 @@ export class DataNode implements DataNodeApi, SegmentsView, CollectionEvents {
       for (const seg of sealed) {
         const chunk = seg.chunks[0];
         if (!chunk || chunk.numRows === 0) continue;
-        const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk);
+        const files = await writeInsertFiles(this.#store, this.#ids, coll, seg.id, seg.partitionId, chunk, this.#texts);
         const d = deletes.get(seg.id);
         const deltalogs = d ? [await writeDeltaFile(this.#store, this.#ids, coll, seg.id, seg.partitionId, pkField, d)] : [];
         deletes.delete(seg.id);

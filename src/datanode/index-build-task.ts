@@ -5,7 +5,8 @@ import type { IndexRecord } from '../coord/records.js';
 import { isScalarIndexType } from '../index/scalar/scalar-index-params.js';
 import { ScalarIndex, walkPath } from '../index/scalar/scalar-index.js';
 import { buildTypedIndex, hasTypedIndexFile } from '../index/typed-index-file.js';
-import type { Column, ScalarValue, SparseRow } from '../schema/types.js';
+import type { Column, FieldSchema, ScalarValue, SparseRow } from '../schema/types.js';
+import { encodeTextIndexFile, type TextIndexKind } from '../text/text-index-file.js';
 
 /** A build's inputs: small and structured-clone serialisable (it crosses to a worker, or to a remote data node). */
 export interface BuildTask {
@@ -63,6 +64,35 @@ export function runColumnBuildTask(task: ColumnBuildTask): { bytes: Uint8Array }
   // A view into a larger (or pooled) buffer cannot be transferred on its own: copy it out.
   if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
   return { bytes };
+}
+
+/** A full-text index file build's inputs (text/text-index-file.ts): the field (its id and analyzer) and its column. */
+export interface TextBuildTask {
+  readonly id: number;
+  readonly textKind: TextIndexKind;
+  readonly field: FieldSchema;
+  /** A BM25 output field's sparse rows packed (packForTextBuild), an enable_match field's strings as they are. */
+  readonly column: Column | PackedColumn;
+}
+
+/** Builds a full-text index file with the same encoder as the main thread; answers bytes that own their buffer. */
+export function runTextBuildTask(task: TextBuildTask): { bytes: Uint8Array } {
+  let { bytes } = encodeTextIndexFile(task.textKind, task.field, unpack(task.column));
+  if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
+  return { bytes };
+}
+
+/**
+ * A text build's column in a form cheap to copy to the worker: sparse rows packed (as for a column index
+ * build), strings as one array (cloned far faster than the analysis they feed), a validity bitmap that is
+ * a view of a larger buffer copied out (a clone copies a view's whole buffer).
+ */
+export function packForTextBuild(column: Column): Column | PackedColumn {
+  if (column.kind !== 'sparse' && column.kind !== 'string') throw new Error(`assertion failed: a full-text index build over a ${column.kind} column`);
+  const own = (v: Uint8Array | undefined): Uint8Array | undefined => (v && v.byteLength !== v.buffer.byteLength ? v.slice() : v);
+  if (column.kind === 'string') return { kind: 'string', data: column.data, valid: own(column.valid) };
+  const packed = pack(column) as Extract<PackedColumn, { kind: 'sparse-packed' }>;
+  return { ...packed, valid: own(packed.valid) };
 }
 
 /**

@@ -1,5 +1,5 @@
 // Worker-thread entry for CPU-heavy background work (vector, scalar, binary and sparse index builds,
-// compaction merges). Plain JS so that it
+// compaction merges, full-text index files). Plain JS so that it
 // starts without a TypeScript toolchain in the parent's module graph. Copied beside the compiled modules
 // in dist/ (scripts/build.mjs), it imports them; from src/ (tests, no build) it registers tsx and imports
 // the TypeScript sources.
@@ -12,7 +12,7 @@ if (!compiled) {
   register();
 }
 const ext = compiled ? 'js' : 'ts';
-const { runBuildTask, runColumnBuildTask } = await import(`./index-build-task.${ext}`);
+const { runBuildTask, runColumnBuildTask, runTextBuildTask } = await import(`./index-build-task.${ext}`);
 const { runMergeTask } = await import(`./merge-task.${ext}`);
 
 // Set by the pool on close: builds stop at their next check instead of being terminated mid native call.
@@ -25,6 +25,9 @@ parentPort.on('message', (msg) => {
       const result = runMergeTask(msg);
       const transfer = Object.values(result.encoded).map((b) => b.buffer);
       parentPort.postMessage({ id: msg.id, ok: true, result }, transfer);
+    } else if (msg.kind === 'text') {
+      const result = runTextBuildTask(msg);
+      parentPort.postMessage({ id: msg.id, ok: true, result }, [result.bytes.buffer]);
     } else if (msg.kind === 'column') {
       const result = runColumnBuildTask(msg);
       parentPort.postMessage({ id: msg.id, ok: true, result }, [result.bytes.buffer]);

@@ -1,15 +1,17 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { BuildTask, ColumnBuildTask } from './index-build-task.js';
-import { runBuildTask, runColumnBuildTask } from './index-build-task.js';
+import type { BuildTask, ColumnBuildTask, TextBuildTask } from './index-build-task.js';
+import { packForTextBuild, runBuildTask, runColumnBuildTask, runTextBuildTask } from './index-build-task.js';
+import type { Column } from '../schema/types.js';
 import { runMergeTask, type MergeResult, type MergeTask } from './merge-task.js';
 
 /** The kinds of work the pool runs. */
-export type PoolTaskKind = 'build' | 'column' | 'merge';
+export type PoolTaskKind = 'build' | 'column' | 'merge' | 'text';
 
 /**
  * Runs index builds off the main thread (a build of 100k vectors takes seconds and would otherwise stall
- * every request): vector indexes, scalar / binary / sparse indexes over a column, compaction merges. One worker, tasks queued; each build spreads over `threads` native threads (usearch's
+ * every request): vector indexes, scalar / binary / sparse indexes over a column, compaction merges,
+ * full-text index files. One worker, tasks queued; each build spreads over `threads` native threads (usearch's
  * multi-threaded add), so one build at a time already uses every core it is given. `inline: true` builds on
  * the calling thread (tests of tiny indexes).
  */
@@ -24,7 +26,7 @@ export class IndexBuildPool {
   /** Shared with the worker: 1 = stop building (checked between points). */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
   /** Tasks the worker thread completed, by kind (inline runs are not counted). */
-  readonly #workerDone: Record<PoolTaskKind, number> = { build: 0, column: 0, merge: 0 };
+  readonly #workerDone: Record<PoolTaskKind, number> = { build: 0, column: 0, merge: 0, text: 0 };
 
   /** `threads`: native threads per build (QUIVER_INDEX_BUILD_THREADS), default every core. */
   constructor(opts: { inline?: boolean; threads?: number | undefined } = {}) {
@@ -80,6 +82,16 @@ export class IndexBuildPool {
     const id = this.#nextId++;
     if (this.#inline) return runColumnBuildTask({ ...task, id });
     return this.#post<{ bytes: Uint8Array }>({ ...task, id, kind: 'column' });
+  }
+
+  /** Builds a full-text index file (text/text-index-file.ts) off the main thread; answers the file's bytes. */
+  async buildText(task: Omit<TextBuildTask, 'id' | 'column'> & { column: Column }): Promise<{ bytes: Uint8Array }> {
+    if (this.#closed) throw new Error('index build pool is closed');
+    const id = this.#nextId++;
+    // Packed inline too: one path from column to bytes whichever thread runs it.
+    const packed = { ...task, id, column: packForTextBuild(task.column) };
+    if (this.#inline) return runTextBuildTask(packed);
+    return this.#post<{ bytes: Uint8Array }>({ ...packed, kind: 'text' });
   }
 
   /** Runs a compaction merge (read, filter, concatenate, encode) off the main thread. */

@@ -2,7 +2,7 @@ import { isQuiverError, quiverError } from '../common/errors.js';
 import type { CollectionRecord, SegmentRecord } from '../coord/records.js';
 import { concatColumns, takeRows } from '../schema/columns.js';
 import type { Column } from '../schema/types.js';
-import { writeInsertFiles } from '../segcore/segment-io.js';
+import { writeInsertFiles, type TextIndexBuilds } from '../segcore/segment-io.js';
 import { newChunk } from '../segcore/segment.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { partitionKeyOf, keyPartitionName } from '../proxy/partition-key.js';
@@ -26,6 +26,8 @@ export interface ImportExecutorDeps {
   readonly tso: { next(): bigint };
   /** The insert validation (proxy/write-columns.ts): request → columns, or a QuiverError naming the problem. */
   readonly toColumns: (coll: CollectionRecord, req: { fields_data: any[]; num_rows: number }) => { columns: Map<string, Column>; numRows: number };
+  /** Where full-text index files are built (the data node's text worker); undefined: on the calling thread. */
+  readonly textBuilds?: TextIndexBuilds | undefined;
 }
 
 export interface ImportExecutorOptions {
@@ -98,7 +100,7 @@ export class ImportExecutor {
       for (const name of p.parts[0]!.keys()) columns.set(name, concatColumns(p.parts.map((c) => c.get(name)!)));
       const chunk = newChunk(p.rows, columns, new BigInt64Array(p.rows).fill(ts));
       const segmentId = await this.#deps.ids.alloc();
-      const files = await writeInsertFiles(this.#deps.store, this.#deps.ids, coll, segmentId, partitionId, chunk);
+      const files = await writeInsertFiles(this.#deps.store, this.#deps.ids, coll, segmentId, partitionId, chunk, this.#deps.textBuilds);
       records.push({
         id: segmentId,
         collectionId: coll.id,

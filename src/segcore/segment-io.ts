@@ -12,11 +12,21 @@ import { backfillFunctionOutput, functionOf } from '../text/functions.js';
 import { attachPositionalIndex } from '../expr/text-match.js';
 import { attachBm25Index, type Bm25ColumnIndex } from '../text/bm25.js';
 import type { PositionalIndex } from '../text/positional-index.js';
-import { analyzerKeyOf, buildTextIndexFile, textIndexKindOf } from '../text/text-index-file.js';
+import { analyzerKeyOf, buildTextIndexFile, decodeTextIndexFile, textIndexKindOf, type TextIndexKind } from '../text/text-index-file.js';
+import { textIndexCounters } from '../text/index-counters.js';
 
 /** Log ids come from the id allocator (any object with this shape). */
 interface LogIds {
   alloc(count?: number): Promise<number>;
+}
+
+/**
+ * Where full-text index files are built off the main thread (the data node's text build pool,
+ * datanode/index-builder.ts): a positional index of 50k texts takes seconds of analysis, which on the
+ * main thread every request would wait behind. Without one the build runs on the calling thread.
+ */
+export interface TextIndexBuilds {
+  buildText(task: { textKind: TextIndexKind; field: FieldSchema; column: Column }): Promise<{ bytes: Uint8Array }>;
 }
 
 /**
@@ -47,6 +57,7 @@ export async function writeInsertFiles(
   segmentId: number,
   partitionId: number,
   chunk: Chunk,
+  textBuilds?: TextIndexBuilds,
 ): Promise<WrittenFiles> {
   const encoded = new Map<number, Uint8Array>();
   for (const f of coll.schema.fields) {
@@ -55,7 +66,7 @@ export async function writeInsertFiles(
     encoded.set(f.fieldId, encodeColumn(col, { fieldId: f.fieldId }));
   }
   encoded.set(TIMESTAMP_FIELD_ID, encodeColumn({ kind: 'int64', data: chunk.ts }, { fieldId: TIMESTAMP_FIELD_ID }));
-  return writeEncodedInsertFiles(store, ids, coll, segmentId, partitionId, chunk, encoded);
+  return writeEncodedInsertFiles(store, ids, coll, segmentId, partitionId, chunk, encoded, undefined, textBuilds);
 }
 
 /** Writes already-encoded binlogs (fieldId → bytes, timestamps under field 1) plus the stats log. */
@@ -69,6 +80,7 @@ export async function writeEncodedInsertFiles(
   encoded: ReadonlyMap<number, Uint8Array>,
   /** The binlogs are already stored under log ids from this one on (a data node's merge wrote them): write only the stats. */
   writtenFrom?: number,
+  textBuilds?: TextIndexBuilds,
 ): Promise<WrittenFiles> {
   const fields = coll.schema.fields;
   const first = writtenFrom ?? (await ids.alloc(fields.length + 2));
@@ -96,7 +108,7 @@ export async function writeEncodedInsertFiles(
   writes.push(store.put(statsPath, statsBytes));
   const [statsSha256, textLogs] = await Promise.all([
     sha256Of(statsBytes),
-    writeTextIndexFiles(store, ids, coll, segmentId, partitionId, chunk, range),
+    writeTextIndexFiles(store, ids, coll, segmentId, partitionId, chunk, range, textBuilds),
     Promise.all(writes),
   ]);
   // Keys in field order (the hashes above may finish in any order).
@@ -113,8 +125,9 @@ export async function writeEncodedInsertFiles(
 
 /**
  * Builds and writes the segment's full-text index files (BM25 output fields, enable_match fields) as stats
- * logs under each field's id (text/text-index-file.ts), and attaches each built index to the chunk's
- * column so that the segment in memory uses it at once.
+ * logs under each field's id (text/text-index-file.ts), and attaches each index to the chunk's column so
+ * that the segment in memory uses it at once. With `textBuilds` the build runs there (a worker thread) and
+ * the index attached is the one opened from the returned bytes, as a segment load would.
  */
 async function writeTextIndexFiles(
   store: ObjectStore,
@@ -124,6 +137,7 @@ async function writeTextIndexFiles(
   partitionId: number,
   chunk: Chunk,
   range: { tsFrom: string; tsTo: string },
+  textBuilds: TextIndexBuilds | undefined,
 ): Promise<Binlog[]> {
   const fields = coll.schema.fields.filter((f) => textIndexKindOf(coll, f) !== undefined && chunk.columns.has(f.name));
   if (fields.length === 0) return [];
@@ -131,13 +145,24 @@ async function writeTextIndexFiles(
   return Promise.all(
     fields.map(async (f, i) => {
       const col = chunk.columns.get(f.name)!;
-      const built = buildTextIndexFile(coll, f, col)!;
-      if (built.kind === 'bm25') attachBm25Index(col, built.index as Bm25ColumnIndex);
-      else attachPositionalIndex(col, analyzerKeyOf(f), built.index as PositionalIndex);
+      const kind = textIndexKindOf(coll, f)!;
       const logId = first + i;
       const path = statsLogKey(coll.id, partitionId, segmentId, f.fieldId, logId);
-      const [sha256] = await Promise.all([sha256Of(built.bytes), store.put(path, built.bytes)]);
-      return { logId, path, entries: chunk.numRows, ...range, size: built.bytes.byteLength, sha256 };
+      let bytes: Uint8Array;
+      let index: Bm25ColumnIndex | PositionalIndex;
+      if (textBuilds) {
+        ({ bytes } = await textBuilds.buildText({ textKind: kind, field: f, column: col }));
+        textIndexCounters.builtForFile++;
+        const opened = decodeTextIndexFile(bytes, path, kind, f, chunk.numRows);
+        if (!opened) throw new Error(`assertion failed: the text index file built for field ${f.name} does not match its analyzer`);
+        index = opened;
+      } else {
+        ({ bytes, index } = buildTextIndexFile(coll, f, col)!);
+      }
+      if (kind === 'bm25') attachBm25Index(col, index as Bm25ColumnIndex);
+      else attachPositionalIndex(col, analyzerKeyOf(f), index as PositionalIndex);
+      const [sha256] = await Promise.all([sha256Of(bytes), store.put(path, bytes)]);
+      return { logId, path, entries: chunk.numRows, ...range, size: bytes.byteLength, sha256 };
     }),
   );
 }

@@ -4,7 +4,9 @@
  * phrase_match read). Milvus keeps these as a segment's bm25 / text stats logs; Quiver does the same: each
  * is one immutable file listed in the segment record's `statslogs` under the field's id
  * (`stats_log/.../{fieldId}/{logId}`), written when the segment's binlogs are (flush, compaction, import),
- * so snapshots, restores, exports and GC carry it like any other segment file. A loaded segment opens the
+ * so snapshots, restores, exports and GC carry it like any other segment file. The build (mostly analysis:
+ * seconds per 50k texts for a positional index) runs on a build worker thread where the caller has one
+ * (segcore/segment-io.ts), so requests do not wait behind it. A loaded segment opens the
  * file instead of analysing its texts again; a segment written before these files existed (or whose file
  * does not match the field's analyzer) falls back to the in-memory build on first use.
  *
@@ -136,17 +138,16 @@ function section<T extends Uint32Array | Float32Array>(
   return copy;
 }
 
-/** Builds the file of one field's column (sparse term-frequency rows for bm25, texts for text). */
-export function buildTextIndexFile(
-  coll: CollectionRecord,
-  f: FieldSchema,
-  col: Column,
-): { bytes: Uint8Array; index: Bm25ColumnIndex | PositionalIndex; kind: TextIndexKind } | undefined {
-  const kind = textIndexKindOf(coll, f);
+/**
+ * Builds and encodes the index of one field's column (sparse term-frequency rows for bm25, texts for text):
+ * the one encoder of these files, run on the main thread (buildTextIndexFile) or on the build worker
+ * (datanode/index-build-task.ts runTextBuildTask), so both write the same bytes. Counts nothing: the
+ * worker's counters are not this process's main-thread counters, so callers count.
+ */
+export function encodeTextIndexFile(kind: TextIndexKind, f: FieldSchema, col: Column): { bytes: Uint8Array; index: Bm25ColumnIndex | PositionalIndex } {
   if (kind === 'bm25') {
     if (col.kind !== 'sparse') throw new Error(`assertion failed: BM25 output field ${f.name} holds a ${col.kind} column`);
     const index = new Bm25ColumnIndex(col.data);
-    textIndexCounters.builtForFile++;
     const p = index.toArrays();
     const header = { kind, fieldId: f.fieldId, rows: index.numRows, analyzer: '' };
     const bytes = encode(header, [
@@ -156,25 +157,34 @@ export function buildTextIndexFile(
       ['tfs', p.tfs],
       ['docLen', index.docLen],
     ]);
-    return { bytes, index, kind };
+    return { bytes, index };
   }
-  if (kind === 'text') {
-    if (col.kind !== 'string') throw new Error(`assertion failed: text field ${f.name} holds a ${col.kind} column`);
-    const index = PositionalIndex.build(col, analyzerOf(f));
-    textIndexCounters.builtForFile++;
-    const p = index.toArrays();
-    const header = { kind, fieldId: f.fieldId, rows: col.data.length, analyzer: analyzerKeyOf(f) };
-    const bytes = encode(header, [
-      ['termBytes', p.termBytes],
-      ['termEnds', p.termEnds],
-      ['termStarts', p.termStarts],
-      ['rows', p.rows],
-      ['posStarts', p.posStarts],
-      ['positions', p.positions],
-    ]);
-    return { bytes, index, kind };
-  }
-  return undefined;
+  if (col.kind !== 'string') throw new Error(`assertion failed: text field ${f.name} holds a ${col.kind} column`);
+  const index = PositionalIndex.build(col, analyzerOf(f));
+  const p = index.toArrays();
+  const header = { kind, fieldId: f.fieldId, rows: col.data.length, analyzer: analyzerKeyOf(f) };
+  const bytes = encode(header, [
+    ['termBytes', p.termBytes],
+    ['termEnds', p.termEnds],
+    ['termStarts', p.termStarts],
+    ['rows', p.rows],
+    ['posStarts', p.posStarts],
+    ['positions', p.positions],
+  ]);
+  return { bytes, index };
+}
+
+/** Builds the file of one field's column on the calling thread (where no build worker exists). */
+export function buildTextIndexFile(
+  coll: CollectionRecord,
+  f: FieldSchema,
+  col: Column,
+): { bytes: Uint8Array; index: Bm25ColumnIndex | PositionalIndex; kind: TextIndexKind } | undefined {
+  const kind = textIndexKindOf(coll, f);
+  if (!kind) return undefined;
+  const built = encodeTextIndexFile(kind, f, col);
+  textIndexCounters.builtForFile++;
+  return { ...built, kind };
 }
 
 /**
@@ -191,6 +201,19 @@ export function openTextIndexFile(
 ): Bm25ColumnIndex | PositionalIndex | undefined {
   const kind = textIndexKindOf(coll, f);
   if (!kind) return undefined;
+  const index = decodeTextIndexFile(bytes, source, kind, f, rows);
+  if (index) textIndexCounters.loadedFromFile++;
+  return index;
+}
+
+/** openTextIndexFile of a known kind, uncounted (a file the build worker just built is opened, not loaded). */
+export function decodeTextIndexFile(
+  bytes: Uint8Array,
+  source: string,
+  kind: TextIndexKind,
+  f: FieldSchema,
+  rows: number,
+): Bm25ColumnIndex | PositionalIndex | undefined {
   const { header, sections } = decode(bytes, source, { kind, fieldId: f.fieldId, rows });
   if (kind === 'bm25') {
     const index = Bm25ColumnIndex.fromArrays({
@@ -202,13 +225,12 @@ export function openTextIndexFile(
     });
     if (index.numRows !== rows)
       throw quiverError('SegmentLoadFailed', `full-text index file ${source} is not usable: ${index.numRows} document lengths for ${rows} rows`);
-    textIndexCounters.loadedFromFile++;
     return index;
   }
   if (header.analyzer !== analyzerKeyOf(f)) return undefined;
   const termBytes = sections.get('termBytes');
   if (!termBytes) throw quiverError('SegmentLoadFailed', `full-text index file ${source} is not usable: section termBytes is missing`);
-  const index = PositionalIndex.fromArrays(
+  return PositionalIndex.fromArrays(
     {
       termBytes,
       termEnds: section(sections, 'termEnds', Uint32Array, source),
@@ -220,8 +242,6 @@ export function openTextIndexFile(
     rows,
     source,
   );
-  textIndexCounters.loadedFromFile++;
-  return index;
 }
 
 /** The full-text index files a segment record lists: field id → statslog path (pk stats excluded). */

@@ -56,6 +56,8 @@ export interface EngineOptions {
   readonly indexBuildInline?: boolean;
   /** Native threads per index build (default: every core). */
   readonly indexBuildThreads?: number | undefined;
+  /** Where full-text index files are built: a worker (default) or 'main' (comparison in bench/ only). */
+  readonly textIndexBuild?: 'worker' | 'main' | undefined;
   /** Background compaction (manual `compact` works either way). */
   readonly autoCompaction?: boolean;
   /** Deleted fraction at which a segment is rewritten. */
@@ -161,6 +163,7 @@ export class Engine {
         tmpDir: opts.tmpDir,
         indexBuildInline: opts.indexBuildInline ?? false,
         indexBuildThreads: opts.indexBuildThreads,
+        textIndexBuild: opts.textIndexBuild,
       },
     );
     const indexTasks = deps.indexTasks?.(this.data.tasks);

@@ -22,7 +22,7 @@ export async function startImports(
 ): Promise<ImportManager> {
   const { engine, kv, store, clock, log } = deps;
   const executor = new ImportExecutor(
-    { store, ids: engine.ids, tso: engine.tso, toColumns: (coll, req) => requestColumns(coll, req, false) },
+    { store, ids: engine.ids, tso: engine.tso, toColumns: (coll, req) => requestColumns(coll, req, false), textBuilds: engine.data.textIndexBuilds },
     { batchRows: IMPORT_BATCH_ROWS, segmentRowsMax: opts.sealRows },
   );
   const imports = new ImportManager(
