@@ -126,7 +126,7 @@ describe('column index builds on the build worker', () => {
   });
 
   it('every build ran on the worker thread, and wrote what an in-thread build writes', async () => {
-    expect(pool.workerTasksDone()).toEqual({ build: 0, column: builds.length, merge: 0 });
+    expect(pool.workerTasksDone()).toEqual({ build: 0, column: builds.length, merge: 0, text: 0 });
     for (const b of builds) {
       const here = await inThread.buildColumn(b.column, b.idx, 2, 9);
       expect(Buffer.from(files.get(b.idx.id)!).equals(Buffer.from(await inlineStore.get(here.files[0]!))), b.name).toBe(true);
@@ -144,7 +144,7 @@ describe('column index builds on the build worker', () => {
     expect(Buffer.from(files.get(7)!).equals(Buffer.from(buildTypedIndex(sparse, builds.find((b) => b.idx.id === 7)!.idx).toBytes()))).toBe(true);
     expect(Buffer.from(files.get(9)!).equals(Buffer.from(ScalarIndex.build(arrays, { indexType: 'INVERTED' }).toBytes()))).toBe(true);
     // The inline pool ran nothing on a worker.
-    expect(inline.workerTasksDone()).toEqual({ build: 0, column: 0, merge: 0 });
+    expect(inline.workerTasksDone()).toEqual({ build: 0, column: 0, merge: 0, text: 0 });
   });
 
   it('scalar files built on the worker answer lookups exactly as a scan', () => {
